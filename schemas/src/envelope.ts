@@ -1,0 +1,49 @@
+import { z } from 'zod'
+import { clickEventSchema, impressionEventSchema } from './events.js'
+
+/** How the edge's dedupe shard judged the event before forwarding it. */
+export const dedupeOutcomeSchema = z.enum(['new', 'skipped'])
+
+/** Facts the edge observed on the request. */
+export const edgeFactsSchema = z.object({
+  colo: z.string().max(16).optional(),
+  country: z.string().max(2).optional(),
+  asn: z.number().int().nonnegative().optional(),
+  dedupe: dedupeOutcomeSchema,
+  /** How the event arrived. */
+  source: z.enum(['batch', 'beacon', 'pixel', 'redirect', 's2s']),
+  /** Set when the request was HEAD, prefetch/prerender or a link scanner (click redirect). */
+  prefetch: z.boolean().optional(),
+})
+
+/**
+ * Client facts kept for IVT and reprocessing. Raw IPs never leave the edge: only the truncated
+ * prefix (/24 for IPv4, /48 for IPv6) and a salted hash (daily rotating salt).
+ * Absent when the user withheld consent.
+ */
+export const clientFactsSchema = z.object({
+  ua: z.string().max(1024).optional(),
+  ipPrefix: z.string().max(64).optional(),
+  ipHash: z.string().max(64).optional(),
+})
+
+const base = {
+  v: z.literal(1),
+  /** Delivery idempotency key (schemas/keys.ts). */
+  key: z.string().regex(/^[0-9a-f]{32}$/),
+  /** Edge clock, epoch ms. */
+  receivedAt: z.number().int().nonnegative(),
+  edge: edgeFactsSchema,
+  client: clientFactsSchema,
+}
+
+/** The versioned record written to the log (value of a record keyed by impressionId). */
+export const envelopeSchema = z.discriminatedUnion('type', [
+  z.object({ ...base, type: z.literal('impression'), event: impressionEventSchema.omit({ ua: true, ip: true }) }),
+  z.object({ ...base, type: z.literal('click'), event: clickEventSchema.omit({ ua: true, ip: true }) }),
+])
+
+export type Envelope = z.infer<typeof envelopeSchema>
+export type EnvelopeInput = z.input<typeof envelopeSchema>
+export const ENVELOPE_VERSION = 1
+export const EVENTS_TOPIC = 'ad-events'

@@ -1,0 +1,5 @@
+export * from './ids.js'
+export * from './events.js'
+export * from './keys.js'
+export * from './reasons.js'
+export * from './envelope.js'

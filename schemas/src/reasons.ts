@@ -1,0 +1,62 @@
+/**
+ * Every reason code the system emits, in one registry. Adding a code means adding it here:
+ * the type `ReasonCode` is derived from this map, so an unregistered code does not compile.
+ *
+ * - `status`: the HTTP status an edge answer carries for it (per event or per request), if any.
+ * - `billable`: whether an event with this reason is billed (always false: reasons explain why not).
+ * - `emitter`: which part of the system creates it, and when.
+ */
+export interface ReasonMeta {
+  readonly status?: number
+  readonly billable: boolean
+  readonly emitter: 'edge' | 'core' | 'both'
+  readonly description: string
+}
+
+export const REASONS = {
+  // whole-request failures at the edge
+  bad_json: { status: 400, billable: false, emitter: 'edge', description: 'The body is not valid JSON.' },
+  invalid_batch: { status: 400, billable: false, emitter: 'edge', description: 'The body is not {"events":[...]} with 1-500 events.' },
+  unauthorized: { status: 401, billable: false, emitter: 'both', description: 'Missing or unknown API key or signature.' },
+  forbidden: { status: 403, billable: false, emitter: 'both', description: 'The key may not act on this resource.' },
+  not_found: { status: 404, billable: false, emitter: 'both', description: 'No such route or resource.' },
+  payload_too_large: { status: 413, billable: false, emitter: 'edge', description: 'The body exceeds the size limit.' },
+  unsupported_media_type: { status: 415, billable: false, emitter: 'edge', description: 'The Content-Type is not accepted on this route.' },
+  rate_limited: { status: 429, billable: false, emitter: 'edge', description: 'The publisher exceeded its rate limit; see Retry-After.' },
+  signature_stale: { status: 401, billable: false, emitter: 'edge', description: 'The request signature timestamp is outside the allowed window.' },
+  signature_replayed: { status: 401, billable: false, emitter: 'edge', description: 'This request signature was already used.' },
+  invalid_token: { status: 400, billable: false, emitter: 'edge', description: 'The signed token is malformed, tampered or signed by an unknown key.' },
+  token_expired: { status: 410, billable: false, emitter: 'edge', description: 'The signed token has expired.' },
+  upstream_unavailable: { status: 503, billable: false, emitter: 'edge', description: 'Events could neither be forwarded nor spooled.' },
+  invalid_query: { status: 400, billable: false, emitter: 'core', description: 'A query parameter is missing or malformed.' },
+  invalid_range: { status: 400, billable: false, emitter: 'core', description: 'The time range is reversed, too long or in the future.' },
+  internal_error: { status: 500, billable: false, emitter: 'both', description: 'An unexpected failure; the request can be retried.' },
+
+  // per-event outcomes at the edge
+  invalid_event: { status: 400, billable: false, emitter: 'edge', description: 'The event does not match its schema.' },
+  publisher_mismatch: { status: 403, billable: false, emitter: 'edge', description: "The event's publisherId is not the authenticated publisher." },
+  clock_skew: { status: 422, billable: false, emitter: 'edge', description: 'ts is more than 5 minutes ahead of or 24 hours behind the edge clock.' },
+  duplicate_delivery: { status: 409, billable: false, emitter: 'both', description: 'The same idempotency key was already accepted (a retry).' },
+
+  // kept but not billed, in core
+  duplicate_impression: { billable: false, emitter: 'core', description: 'A second impression for an impressionId already counted.' },
+  repeat_click: { billable: false, emitter: 'core', description: 'A later click on an impression that already has a billed click.' },
+  orphan_click: { billable: false, emitter: 'core', description: 'A click whose impression was not seen within the join window (provisional).' },
+  prefetch_click: { billable: false, emitter: 'both', description: 'A HEAD, prefetch/prerender or link-scanner request on the click redirect.' },
+  givt_known_bot: { billable: false, emitter: 'core', description: 'The user agent is a known bot or crawler.' },
+  givt_non_browser: { billable: false, emitter: 'core', description: 'The user agent is not a browser (HTTP library, tool).' },
+  givt_missing_ua: { billable: false, emitter: 'core', description: 'No user agent was sent on a web event.' },
+  givt_datacenter_ip: { billable: false, emitter: 'core', description: 'The IP belongs to a known datacenter range.' },
+  sivt_fast_click: { billable: false, emitter: 'core', description: 'The click came faster than humanly possible after the impression.' },
+  sivt_burst: { billable: false, emitter: 'core', description: 'Burst of activity from one IP prefix, user or publisher in a minute.' },
+
+  // bad rows in core
+  bad_envelope: { billable: false, emitter: 'core', description: 'A log record that is not a valid v1 envelope.' },
+  unknown_version: { billable: false, emitter: 'core', description: 'A log envelope with an unknown version.' },
+} as const satisfies Record<string, ReasonMeta>
+
+export type ReasonCode = keyof typeof REASONS
+
+export function isReasonCode(code: string): code is ReasonCode {
+  return Object.prototype.hasOwnProperty.call(REASONS, code)
+}
