@@ -1,0 +1,153 @@
+/**
+ * ClickHouse tables, written once for chDB (embedded) and a ClickHouse server alike.
+ * Columns are added, never renamed or dropped. Every table a processor insert reaches carries
+ * `non_replicated_deduplication_window`, so a retried insert with the same
+ * `insert_deduplication_token` (topic-partition-minOffset-maxOffset) is dropped by the engine.
+ * For a replicated cluster, swap `MergeTree` for `ReplicatedMergeTree('/clickhouse/tables/{shard}/<table>', '{replica}')`
+ * (and the same for the Aggregating variant); replicated tables deduplicate by default
+ * (`replicated_deduplication_window`).
+ */
+export const DEDUP_WINDOW = 100_000
+
+const dedup = `non_replicated_deduplication_window = ${DEDUP_WINDOW}`
+
+export function ddl(db: string): string[] {
+  return [
+    `CREATE DATABASE IF NOT EXISTS ${db}`,
+    // One row per accepted event as the processor judged it, billable or kept with a reason.
+    `CREATE TABLE IF NOT EXISTS ${db}.events_raw (
+      event_key String,
+      event_type LowCardinality(String),
+      event_id String,
+      impression_id String,
+      click_id String,
+      campaign_id String,
+      ad_id String,
+      publisher_id String,
+      request_id String,
+      ts DateTime64(3, 'UTC'),
+      received_at DateTime64(3, 'UTC'),
+      channel LowCardinality(String),
+      device LowCardinality(String),
+      geo LowCardinality(String),
+      placement String,
+      user_key String,
+      ua String,
+      ip_prefix String,
+      ip_hash String,
+      edge_source LowCardinality(String),
+      edge_dedupe LowCardinality(String),
+      prefetch UInt8,
+      billable UInt8,
+      reason LowCardinality(String),
+      ivt_score Float32,
+      ivt_reasons Array(LowCardinality(String)),
+      model_version LowCardinality(String),
+      joined UInt8,
+      log_partition UInt32,
+      log_offset UInt64,
+      processed_at DateTime64(3, 'UTC')
+    ) ENGINE = MergeTree
+    PARTITION BY toYYYYMMDD(ts)
+    ORDER BY (campaign_id, ts, event_key)
+    SETTINGS ${dedup}`,
+    // Minute rollups with signed counts: a correction (orphan joined, verdict changed) is a delta row.
+    `CREATE TABLE IF NOT EXISTS ${db}.rollup_minute (
+      minute DateTime('UTC'),
+      campaign_id String,
+      ad_id String,
+      publisher_id String,
+      geo LowCardinality(String),
+      device LowCardinality(String),
+      impressions SimpleAggregateFunction(sum, Int64),
+      clicks SimpleAggregateFunction(sum, Int64),
+      ivt_impressions SimpleAggregateFunction(sum, Int64),
+      ivt_clicks SimpleAggregateFunction(sum, Int64),
+      duplicates SimpleAggregateFunction(sum, Int64),
+      orphan_clicks SimpleAggregateFunction(sum, Int64),
+      repeat_clicks SimpleAggregateFunction(sum, Int64),
+      uniques AggregateFunction(uniq, String),
+      last_received_at SimpleAggregateFunction(max, DateTime64(3, 'UTC'))
+    ) ENGINE = AggregatingMergeTree
+    PARTITION BY toYYYYMMDD(minute)
+    ORDER BY (campaign_id, minute, ad_id, publisher_id, geo, device)
+    SETTINGS ${dedup}`,
+    // IVT counts per reason per minute (signed), for breakdowns.
+    `CREATE TABLE IF NOT EXISTS ${db}.rollup_ivt_minute (
+      minute DateTime('UTC'),
+      campaign_id String,
+      publisher_id String,
+      event_type LowCardinality(String),
+      reason LowCardinality(String),
+      events SimpleAggregateFunction(sum, Int64)
+    ) ENGINE = AggregatingMergeTree
+    PARTITION BY toYYYYMMDD(minute)
+    ORDER BY (campaign_id, minute, publisher_id, event_type, reason)
+    SETTINGS ${dedup}`,
+    `CREATE TABLE IF NOT EXISTS ${db}.ivt_decisions (
+      event_key String,
+      event_type LowCardinality(String),
+      campaign_id String,
+      publisher_id String,
+      ts DateTime64(3, 'UTC'),
+      score Float32,
+      reasons Array(LowCardinality(String)),
+      model_version LowCardinality(String),
+      quarantined UInt8,
+      decided_at DateTime64(3, 'UTC')
+    ) ENGINE = MergeTree
+    PARTITION BY toYYYYMMDD(ts)
+    ORDER BY (campaign_id, ts, event_key)
+    SETTINGS ${dedup}`,
+    // Log records that could not be decoded: enough to fix and replay (Snowplow-style bad rows).
+    `CREATE TABLE IF NOT EXISTS ${db}.bad_rows (
+      received_at DateTime64(3, 'UTC'),
+      log_topic String,
+      log_partition UInt32,
+      log_offset UInt64,
+      reason LowCardinality(String),
+      step LowCardinality(String),
+      details String,
+      payload String,
+      processor_artifact LowCardinality(String),
+      processor_version LowCardinality(String)
+    ) ENGINE = MergeTree
+    ORDER BY (received_at, log_partition, log_offset)
+    SETTINGS ${dedup}`,
+    // What the edge saw per publisher and minute (received = accepted + rejected + duplicate).
+    `CREATE TABLE IF NOT EXISTS ${db}.edge_stats_minute (
+      minute DateTime('UTC'),
+      publisher_id String,
+      received SimpleAggregateFunction(sum, Int64),
+      accepted SimpleAggregateFunction(sum, Int64),
+      rejected SimpleAggregateFunction(sum, Int64),
+      duplicate SimpleAggregateFunction(sum, Int64),
+      rejected_by_reason SimpleAggregateFunction(sumMap, Map(String, Int64))
+    ) ENGINE = AggregatingMergeTree
+    ORDER BY (publisher_id, minute)
+    SETTINGS ${dedup}`,
+    // Billing snapshots: each run writes a new version; an old version is never edited.
+    `CREATE TABLE IF NOT EXISTS ${db}.billing_snapshots (
+      day Date,
+      version UInt32,
+      status LowCardinality(String),
+      job_id String,
+      advertiser_id String,
+      campaign_id String,
+      publisher_id String,
+      pricing_model LowCardinality(String),
+      price_micros Int64,
+      impressions Int64,
+      clicks Int64,
+      ivt_impressions Int64,
+      ivt_clicks Int64,
+      ivt_by_reason Map(String, Int64),
+      duplicates Int64,
+      orphan_clicks Int64,
+      spend_micros Int64,
+      model_version LowCardinality(String),
+      created_at DateTime64(3, 'UTC')
+    ) ENGINE = MergeTree
+    ORDER BY (day, version, advertiser_id, campaign_id, publisher_id)`,
+  ]
+}
