@@ -1,0 +1,58 @@
+import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client'
+import { createChdbConnection } from 'chdb/connection'
+import { mkdirSync } from 'node:fs'
+import { ddl } from './ddl.js'
+
+export type { ClickHouseClient }
+
+export interface ClickHouseOptions {
+  /** ClickHouse server HTTP URL (`CLICKHOUSE_URL`); unset means embedded chDB. */
+  url?: string
+  /** chDB data directory (one per process: chDB locks it). Ignored when `url` is set. */
+  dataDir: string
+  username?: string
+  password?: string
+}
+
+/**
+ * Settings pinned on every call so chDB (ClickHouse 26.x defaults) and an older server answer alike.
+ * Client-level settings are re-sent with each call, unlike per-call settings, which chDB applies as a
+ * session `SET` that leaks into later calls (see ENGINES.md): per-insert settings such as
+ * `insert_deduplication_token` therefore go into the INSERT's SQL text, never into `clickhouse_settings`.
+ */
+export const PINNED_SETTINGS = {
+  async_insert: 0,
+  output_format_json_quote_64bit_integers: 0,
+  session_timezone: 'UTC',
+  /** Rollup inserts carry their pre-aggregated rows in the SQL text (`format()` table function). */
+  max_query_size: '268435456',
+} as const
+
+/**
+ * One `@clickhouse/client` client for both engines: a ClickHouse server over HTTP when `url` is set,
+ * otherwise chDB in-process through `chdb/connection` (same API, same SQL).
+ * @example const ch = createClickHouse({ dataDir: path.join(os.tmpdir(), 'adc-chdb') }); await migrate(ch, 'adc')
+ */
+export function createClickHouse(options: ClickHouseOptions): ClickHouseClient {
+  const base: ClickHouseClientConfigOptions = {
+    clickhouse_settings: { ...PINNED_SETTINGS },
+  }
+  if (options.url) {
+    return createClient({ ...base, url: options.url, username: options.username ?? 'default', password: options.password ?? '' })
+  }
+  mkdirSync(options.dataDir, { recursive: true })
+  // The cast: @clickhouse/client bundles its own copy of client-common's Connection type.
+  const connection = createChdbConnection({ path: options.dataDir }) as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>
+  return createClient({ ...base, connection })
+}
+
+/** Creates the database and every table of ddl.ts (idempotent: `IF NOT EXISTS`, columns only added). */
+export async function migrate(client: ClickHouseClient, database: string): Promise<void> {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new RangeError(`invalid database name: ${database}`)
+  for (const statement of ddl(database)) await client.command({ query: statement })
+}
+
+/** Quotes a string literal for ClickHouse SQL text (for settings such as the dedup token). */
+export function sqlString(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`
+}
