@@ -85,3 +85,21 @@ export interface Log {
   endOffsets(topic: string): Promise<Map<number, number>>
   close(): Promise<void>
 }
+
+/** Why a log operation failed. `retriable` false means retrying the same call cannot succeed. */
+export type LogErrorCode = 'unknown_topic' | 'invalid_partition' | 'stale_partition' | 'closed' | 'broker'
+
+/**
+ * A failed log operation. `stale_partition`: a commit for a partition this consumer no longer owns
+ * (a rebalance moved it); the new owner re-reads from the last committed offset.
+ */
+export class LogError extends Error {
+  readonly code: LogErrorCode
+  readonly retriable: boolean
+  constructor(code: LogErrorCode, message: string, options: { retriable?: boolean; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'LogError'
+    this.code = code
+    this.retriable = options.retriable ?? false
+  }
+}

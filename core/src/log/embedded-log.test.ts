@@ -1,0 +1,147 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { pino } from 'pino'
+import { createEmbeddedLog, rangeAssign } from './embedded-log.js'
+import { runLogContract } from './log.contract.js'
+import { LogError, type Batch, type BatchContext } from './log.js'
+
+const dirs: string[] = []
+function freshDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'adc-embedded-log-'))
+  dirs.push(dir)
+  return dir
+}
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+const logger = pino({ level: 'silent' })
+const newLog = (dir = freshDir()) => createEmbeddedLog({ dir, logger, retryBackoffMs: 50 })
+
+runLogContract({ name: 'embedded', newLog: () => newLog(), settleMs: 10_000 })
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+describe('embedded log', () => {
+  it('assigns ranges like Kafka RangeAssignor', () => {
+    expect(rangeAssign(4, 1)).toEqual([[0, 1, 2, 3]])
+    expect(rangeAssign(4, 2)).toEqual([[0, 1], [2, 3]])
+    expect(rangeAssign(5, 2)).toEqual([[0, 1, 2], [3, 4]])
+    expect(rangeAssign(2, 3)).toEqual([[0], [1], []])
+  })
+
+  it('keeps records, offsets and group commits across a restart', async () => {
+    const dir = freshDir()
+    const first = await newLog(dir)
+    await first.ensureTopic('ad-events', 3)
+    const appended = await first.append('ad-events', Array.from({ length: 30 }, (_, i) => ({ key: `k${i}`, value: `v${i}` })))
+    const got: string[] = []
+    const c = await first.consume({
+      groupId: 'g',
+      topic: 'ad-events',
+      onBatch: async (batch, ctx) => {
+        for (const r of batch.records) {
+          got.push(r.value)
+          ctx.resolveOffset(r.offset)
+        }
+        await ctx.commit()
+      },
+    })
+    await waitFor('30 records', () => got.length === 30)
+    await c.stop()
+    const ends = await first.endOffsets('ad-events')
+    await first.close()
+
+    const second = await newLog(dir)
+    expect(await second.partitionCount('ad-events')).toBe(3)
+    expect(await second.endOffsets('ad-events')).toEqual(ends)
+    expect(await second.committedOffsets('g', 'ad-events')).toEqual(ends)
+    // New appends continue the dense offsets where they stopped.
+    const more = await second.append('ad-events', [{ key: 'k0', value: 'again' }])
+    const p = appended[0]!.partition
+    expect(more[0]).toEqual({ partition: p, offset: ends.get(p)! })
+    const after: string[] = []
+    const c2 = await second.consume({
+      groupId: 'g',
+      topic: 'ad-events',
+      onBatch: async (batch, ctx) => {
+        for (const r of batch.records) {
+          after.push(r.value)
+          ctx.resolveOffset(r.offset)
+        }
+        await ctx.commit()
+      },
+    })
+    await waitFor('the new record', () => after.length === 1)
+    expect(after).toEqual(['again'])
+    await c2.stop()
+    await second.close()
+  })
+
+  it('gives concurrent appends distinct dense offsets', async () => {
+    const log = await newLog()
+    await log.ensureTopic('t', 1)
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => log.append('t', [{ key: 'k', value: `a${i}` }, { key: 'k', value: `b${i}` }])))
+    const offsets = results.flat().map((r) => r.offset).sort((a, b) => a - b)
+    expect(offsets).toEqual(Array.from({ length: 40 }, (_, i) => i))
+    await log.close()
+  })
+
+  it('refuses unknown topics and out-of-range partitions with a LogError', async () => {
+    const log = await newLog()
+    await expect(log.append('nope', [{ key: 'k', value: 'v' }])).rejects.toMatchObject({ code: 'unknown_topic' })
+    await log.ensureTopic('t', 2)
+    await expect(log.append('t', [{ key: 'k', value: 'v', partition: 2 }])).rejects.toBeInstanceOf(LogError)
+    await log.close()
+    await expect(log.append('t', [{ key: 'k', value: 'v' }])).rejects.toMatchObject({ code: 'closed' })
+  })
+
+  it('marks an in-flight batch stale when its partition moves, refuses its commit, and revokes after it ends', async () => {
+    const log = await newLog()
+    await log.ensureTopic('t', 2)
+    await log.append('t', [{ key: 'a', value: '1', partition: 1 }])
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    const events: string[] = []
+    let ctxSeen: BatchContext | undefined
+    const a = await log.consume({
+      groupId: 'g',
+      topic: 't',
+      onRevoke: async (ps) => {
+        events.push(`revoke ${ps.join(',')}`)
+      },
+      onBatch: async (batch: Batch, ctx) => {
+        ctxSeen = ctx
+        events.push(`batch ${batch.partition}`)
+        await gate
+        for (const r of batch.records) ctx.resolveOffset(r.offset)
+        await ctx.commit().catch((err: unknown) => events.push(`commit ${(err as LogError).code}`))
+        events.push('batch end')
+      },
+    })
+    await waitFor('batch in flight', () => ctxSeen !== undefined)
+    expect(ctxSeen!.isStale()).toBe(false)
+    const bAssigned: number[][] = []
+    const b = await log.consume({ groupId: 'g', topic: 't', onAssign: async (ps) => void bAssigned.push(ps), onBatch: async () => {} })
+    expect(ctxSeen!.isStale()).toBe(true)
+    // B cannot take partition 1 while A's batch on it is in flight.
+    await new Promise((r) => setTimeout(r, 50))
+    expect(bAssigned).toEqual([])
+    release()
+    await waitFor('B assigned', () => bAssigned.length === 1)
+    expect(bAssigned).toEqual([[1]])
+    expect(events).toEqual(['batch 1', 'commit stale_partition', 'batch end', 'revoke 1'])
+    expect(a.assignment()).toEqual([0])
+    expect((await log.committedOffsets('g', 't')).size).toBe(0)
+    await Promise.all([a.stop(), b.stop()])
+    await log.close()
+  })
+})
