@@ -30,6 +30,10 @@ export const REASONS = {
   upstream_unavailable: { status: 503, billable: false, emitter: 'edge', description: 'Events could neither be forwarded nor spooled.' },
   invalid_query: { status: 400, billable: false, emitter: 'core', description: 'A query parameter is missing or malformed.' },
   invalid_range: { status: 400, billable: false, emitter: 'core', description: 'The time range is reversed, too long or in the future.' },
+  invalid_body: { status: 400, billable: false, emitter: 'core', description: 'The JSON body is missing, malformed or does not match its schema.' },
+  conflict: { status: 409, billable: false, emitter: 'core', description: 'A resource with that id already exists.' },
+  unknown_reference: { status: 422, billable: false, emitter: 'core', description: 'The body refers to a tenant or resource that does not exist.' },
+  job_not_ready: { status: 409, billable: false, emitter: 'core', description: 'The job has not finished (or failed), so this action is not possible yet.' },
   internal_error: { status: 500, billable: false, emitter: 'both', description: 'An unexpected failure; the request can be retried.' },
 
   // per-event outcomes at the edge

@@ -1,0 +1,109 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client'
+import { createChdbConnection } from 'chdb/connection'
+import { ddl } from '../clickhouse/ddl.js'
+
+/**
+ * A real chDB engine for read-side tests, in a temporary directory (one per test process:
+ * chDB allows one data directory per process). Settings pinned as ENGINES.md advises, so answers
+ * look the same as from a ClickHouse server.
+ */
+export async function openTestClickHouse(database = 'adc'): Promise<{ client: ClickHouseClient; database: string; dir: string; close(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'adc-read-ch-'))
+  const client = createClient({
+    connection: createChdbConnection({ path: dir }) as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>,
+    clickhouse_settings: {
+      async_insert: 0,
+      output_format_json_quote_64bit_integers: 0,
+      session_timezone: 'UTC',
+    },
+  })
+  for (const sql of ddl(database)) await client.command({ query: sql })
+  return {
+    client,
+    database,
+    dir,
+    async close() {
+      await client.close().catch(() => undefined)
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** Inserts rows as JSONEachRow; tests fill only the columns they care about (others default). */
+export async function insertRows(client: ClickHouseClient, table: string, rows: Record<string, unknown>[]): Promise<void> {
+  if (rows.length === 0) return
+  await client.insert({ table, values: rows, format: 'JSONEachRow' })
+}
+
+/** A raw event row with sensible defaults; `ts`/`received` are epoch ms. */
+export function rawEvent(e: {
+  key: string
+  type?: 'impression' | 'click'
+  imp: string
+  campaign: string
+  publisher?: string
+  ts: number
+  received?: number
+  billable?: boolean
+  reason?: string
+  ivtScore?: number
+  ivtReasons?: string[]
+  geo?: string
+  device?: string
+}): Record<string, unknown> {
+  const t = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '')
+  return {
+    event_key: e.key,
+    event_type: e.type ?? 'impression',
+    event_id: e.key,
+    impression_id: e.imp,
+    click_id: e.type === 'click' ? `clk_${e.key}` : '',
+    campaign_id: e.campaign,
+    ad_id: 'ad_1',
+    publisher_id: e.publisher ?? 'pub_demo',
+    request_id: `req_${e.imp}`,
+    ts: t(e.ts),
+    received_at: t(e.received ?? e.ts + 1000),
+    channel: 'web',
+    device: e.device ?? 'desktop',
+    geo: e.geo ?? 'US',
+    billable: (e.billable ?? !e.reason) ? 1 : 0,
+    reason: e.reason ?? '',
+    ivt_score: e.ivtScore ?? 0,
+    ivt_reasons: e.ivtReasons ?? [],
+    model_version: 'ivt-1',
+    joined: e.type === 'click' && e.reason !== 'orphan_click' ? 1 : 0,
+    processed_at: t((e.received ?? e.ts + 1000) + 500),
+  }
+}
+
+export const FIXTURE_DAY = '2026-11-20'
+const D = Date.parse(`${FIXTURE_DAY}T00:00:00Z`)
+const H = 3_600_000
+
+/**
+ * One day of raw events with every case the final join must get right (see billing tests):
+ * cmp_demo_cpm: 3 billable impressions, one physical replay of a row, one duplicate impression,
+ * one known bot, one duplicate delivery. cmp_demo_cpc: an impression late on the previous day whose
+ * click the stream called an orphan, a true orphan, a repeat click, and one plain joined click.
+ */
+export function fixtureDay(): Record<string, unknown>[] {
+  return [
+    rawEvent({ key: 'i1', imp: 'imp1', campaign: 'cmp_demo_cpm', ts: D + 1 * H, geo: 'US', device: 'mobile' }),
+    rawEvent({ key: 'i1', imp: 'imp1', campaign: 'cmp_demo_cpm', ts: D + 1 * H, geo: 'US', device: 'mobile' }),
+    rawEvent({ key: 'i2', imp: 'imp2', campaign: 'cmp_demo_cpm', ts: D + 2 * H, geo: 'DE' }),
+    rawEvent({ key: 'i3', imp: 'imp3', campaign: 'cmp_demo_cpm', ts: D + 3 * H, geo: 'DE' }),
+    rawEvent({ key: 'i3b', imp: 'imp3', campaign: 'cmp_demo_cpm', ts: D + 3 * H + 5, reason: 'duplicate_impression' }),
+    rawEvent({ key: 'i4', imp: 'imp4', campaign: 'cmp_demo_cpm', ts: D + 4 * H, reason: 'givt_known_bot', ivtScore: 1, ivtReasons: ['givt_known_bot'] }),
+    rawEvent({ key: 'i5', imp: 'imp5', campaign: 'cmp_demo_cpm', ts: D + 5 * H, reason: 'duplicate_delivery' }),
+    rawEvent({ key: 'j1', imp: 'impj1', campaign: 'cmp_demo_cpc', ts: D - 60_000, received: D + 2 * H }),
+    rawEvent({ key: 'c1', type: 'click', imp: 'impj1', campaign: 'cmp_demo_cpc', ts: D + 60_000, reason: 'orphan_click' }),
+    rawEvent({ key: 'c2', type: 'click', imp: 'impj2', campaign: 'cmp_demo_cpc', ts: D + 2 * H, reason: 'orphan_click' }),
+    rawEvent({ key: 'c3', type: 'click', imp: 'impj1', campaign: 'cmp_demo_cpc', ts: D + 3 * H, reason: 'repeat_click' }),
+    rawEvent({ key: 'j3', imp: 'impj3', campaign: 'cmp_demo_cpc', ts: D + 6 * H }),
+    rawEvent({ key: 'c4', type: 'click', imp: 'impj3', campaign: 'cmp_demo_cpc', ts: D + 6 * H + 10_000 }),
+  ]
+}

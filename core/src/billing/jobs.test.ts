@@ -1,0 +1,100 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pino from 'pino'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { FIXTURE_DAY, fixtureDay, insertRows, openTestClickHouse } from '../api/test-support.js'
+import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
+import { createBillingJobs, type BillingJobs } from './jobs.js'
+
+let ch: Awaited<ReturnType<typeof openTestClickHouse>>
+let tenants: TenantStore
+let jobs: BillingJobs
+const dirs: string[] = []
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'adc-jobs-'))
+  dirs.push(d)
+  return d
+}
+
+beforeAll(async () => {
+  ch = await openTestClickHouse()
+  tenants = openTenantStore({ dir: tmp() })
+  await seedDemoTenant(tenants, DEMO_DEFAULTS)
+  jobs = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger: pino({ level: 'silent' }) })
+  await insertRows(ch.client, 'adc.events_raw', fixtureDay())
+})
+
+afterAll(async () => {
+  await jobs.stop()
+  await tenants.close()
+  await ch.close()
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+describe('billing job (final join)', () => {
+  it('closes a day into a final snapshot: joins late impressions, drops duplicates and IVT by reason, prices spend', async () => {
+    const job = await jobs.submitBilling(FIXTURE_DAY, 'test')
+    await jobs.idle()
+    const done = jobs.get(job.id)!
+    expect(done.status).toBe('done')
+    expect(done.progress).toBe(1)
+    expect(done.versions[FIXTURE_DAY]).toBe(1)
+    const lines = await jobs.snapshots.lines(FIXTURE_DAY, 1)
+    const cpm = lines.find((l) => l.campaignId === 'cmp_demo_cpm')!
+    expect(cpm).toMatchObject({
+      advertiserId: 'adv_demo', impressions: 3, clicks: 0, ivtImpressions: 1, ivtByReason: { givt_known_bot: 1 }, duplicates: 2, spendMicros: 6000,
+    })
+    const cpc = lines.find((l) => l.campaignId === 'cmp_demo_cpc')!
+    // c1 (stream orphan) is joined to j1 from the previous day, c4 is joined, c2 stays orphan, c3 repeats.
+    expect(cpc).toMatchObject({ impressions: 1, clicks: 2, orphanClicks: 1, duplicates: 1, spendMicros: 1_000_000 })
+  })
+
+  it('writes a new version on every run and never edits an old one', async () => {
+    const before = await jobs.snapshots.lines(FIXTURE_DAY, 1)
+    const job = await jobs.submitBilling(FIXTURE_DAY, 'test')
+    await jobs.idle()
+    expect(jobs.get(job.id)!.versions[FIXTURE_DAY]).toBe(2)
+    expect(await jobs.snapshots.lines(FIXTURE_DAY, 1)).toEqual(before)
+    expect((await jobs.snapshots.latestFinal(FIXTURE_DAY))?.version).toBe(2)
+  })
+
+  it('reprocesses with another IVT model into a candidate that becomes final only when promoted', async () => {
+    await insertRows(ch.client, 'adc.ivt_decisions', [
+      { event_key: 'i1', event_type: 'impression', campaign_id: 'cmp_demo_cpm', publisher_id: 'pub_demo', ts: `${FIXTURE_DAY} 01:00:00.000`,
+        score: 0.95, reasons: ['sivt_burst'], model_version: 'ivt-2', quarantined: 1, decided_at: `${FIXTURE_DAY} 01:00:00.000` },
+    ])
+    const job = await jobs.submitReprocess({ from: FIXTURE_DAY, to: FIXTURE_DAY, reason: 'new burst rule', modelVersion: 'ivt-2', requestedBy: 'test' })
+    await jobs.idle()
+    const done = jobs.get(job.id)!
+    expect(done.status).toBe('done')
+    const candidate = done.versions[FIXTURE_DAY]!
+    expect((await jobs.snapshots.latestFinal(FIXTURE_DAY))?.version).toBe(2)
+    const lines = await jobs.snapshots.lines(FIXTURE_DAY, candidate)
+    expect(lines.find((l) => l.campaignId === 'cmp_demo_cpm')).toMatchObject({ impressions: 2, ivtByReason: { givt_known_bot: 1, sivt_burst: 1 } })
+    const promoted = await jobs.promote(job.id, 'test')
+    const finalVersion = promoted.promotedVersions![FIXTURE_DAY]!
+    expect(finalVersion).toBe(candidate + 1)
+    expect((await jobs.snapshots.latestFinal(FIXTURE_DAY))?.version).toBe(finalVersion)
+    expect(await jobs.snapshots.lines(FIXTURE_DAY, finalVersion)).toEqual(lines)
+    await expect(jobs.promote(job.id, 'test')).rejects.toThrow(/already promoted/)
+  })
+
+  it('submits the T+1 job once after the grace period', async () => {
+    let now = Date.parse('2026-11-21T00:10:00Z')
+    const auto = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger: pino({ level: 'silent' }), clock: () => now })
+    try {
+      expect(await auto.dailyTick()).toBeUndefined() // inside the grace period
+      now = Date.parse('2026-11-22T01:00:00Z')
+      const job = await auto.dailyTick()
+      expect(job?.days).toEqual(['2026-11-21'])
+      expect(await auto.dailyTick()).toBeUndefined()
+      await auto.idle()
+      expect(auto.get(job!.id)?.status).toBe('done')
+      expect((await auto.snapshots.latestFinal('2026-11-21'))?.version).toBe(1)
+      expect(await auto.snapshots.lines('2026-11-21', 1)).toEqual([])
+    } finally {
+      await auto.stop()
+    }
+  })
+})
