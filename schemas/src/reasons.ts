@@ -53,10 +53,13 @@ export const REASONS = {
   givt_datacenter_ip: { billable: false, emitter: 'core', description: 'The IP belongs to a known datacenter range.' },
   sivt_fast_click: { billable: false, emitter: 'core', description: 'The click came faster than humanly possible after the impression.' },
   sivt_burst: { billable: false, emitter: 'core', description: 'Burst of activity from one IP prefix, user or publisher in a minute.' },
+  givt_prefetch: { billable: false, emitter: 'core', description: 'The edge marked the request as HEAD, prefetch/prerender or a link scanner (impression).' },
+  join_pending: { billable: false, emitter: 'core', description: 'A click waiting in the processor for its impression; written later as a joined click or an orphan_click.' },
 
   // bad rows in core
   bad_envelope: { billable: false, emitter: 'core', description: 'A log record that is not a valid v1 envelope.' },
   unknown_version: { billable: false, emitter: 'core', description: 'A log envelope with an unknown version.' },
+  bad_edge_stats: { billable: false, emitter: 'core', description: 'An edge-stats log record that is not valid edge_stats JSON.' },
 } as const satisfies Record<string, ReasonMeta>
 
 export type ReasonCode = keyof typeof REASONS
