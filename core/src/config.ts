@@ -1,0 +1,76 @@
+import { z } from 'zod'
+
+/**
+ * Development defaults for the demo tenant. They are printed at start and refused outside
+ * development mode, so a deployment cannot run with publicly known keys.
+ */
+export const DEV_DEFAULTS = {
+  DEMO_PUBLISHER_KEY: 'pk_demo_publisher_dev',
+  DEMO_ADVERTISER_KEY: 'ak_demo_advertiser_dev',
+  DEMO_SIGNING_SECRET: 'demo-signing-secret-dev',
+  DEMO_ADMIN_KEY: 'admin_demo_dev',
+  EDGE_SYNC_KEY: 'edge_sync_dev',
+} as const
+
+const csv = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+
+/** Every environment variable core reads, parsed once. The README's table lists the same names. */
+export const configSchema = z.object({
+  /** `development` allows the demo defaults; anything else refuses them. @default development */
+  ADC_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  /** Port of the core HTTP server (REST proxy gateway, API, dashboard, /metrics). @default 8788 */
+  CORE_PORT: z.coerce.number().int().min(0).max(65535).default(8788),
+  /** Interface to bind. @default 127.0.0.1 */
+  CORE_HOST: z.string().default('127.0.0.1'),
+  /** Directory for the embedded log, LMDB state, chDB data and the Iceberg table. @default .data */
+  DATA_DIR: z.string().default('.data'),
+  /** Comma-separated Kafka bootstrap brokers; unset means the embedded log. */
+  KAFKA_BROKERS: csv.optional(),
+  /** ClickHouse server URL (http://host:8123); unset means embedded chDB in DATA_DIR. */
+  CLICKHOUSE_URL: z.string().url().optional(),
+  /** ClickHouse database name. @default adc */
+  CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('adc'),
+  /** Partitions of the events topic when core creates it. @default 8 */
+  LOG_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(8),
+  /** Consumer group of the processors. @default adc-processor */
+  PROCESSOR_GROUP: z.string().default('adc-processor'),
+  /** Run the processor in this process. @default true */
+  PROCESSOR_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** Run the REST proxy gateway in this process. @default true */
+  GATEWAY_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** pino level. @default info */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DEMO_PUBLISHER_KEY: z.string().min(8).default(DEV_DEFAULTS.DEMO_PUBLISHER_KEY),
+  DEMO_ADVERTISER_KEY: z.string().min(8).default(DEV_DEFAULTS.DEMO_ADVERTISER_KEY),
+  DEMO_SIGNING_SECRET: z.string().min(8).default(DEV_DEFAULTS.DEMO_SIGNING_SECRET),
+  DEMO_ADMIN_KEY: z.string().min(8).default(DEV_DEFAULTS.DEMO_ADMIN_KEY),
+  /** Shared secret the edge uses to pull tenant configuration. */
+  EDGE_SYNC_KEY: z.string().min(8).default(DEV_DEFAULTS.EDGE_SYNC_KEY),
+})
+
+export type Config = z.infer<typeof configSchema>
+
+export class ConfigError extends Error {
+  readonly retriable = false
+  constructor(message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+/** Parses the environment; refuses development defaults outside development mode. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = configSchema.safeParse(env)
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')
+    throw new ConfigError(`invalid configuration: ${detail}`)
+  }
+  const config = parsed.data
+  if (config.ADC_ENV !== 'development') {
+    const leaked = (Object.keys(DEV_DEFAULTS) as (keyof typeof DEV_DEFAULTS)[]).filter((k) => config[k] === DEV_DEFAULTS[k])
+    if (leaked.length > 0) {
+      throw new ConfigError(`refusing to run in ${config.ADC_ENV} with development defaults for: ${leaked.join(', ')}`)
+    }
+  }
+  return config
+}

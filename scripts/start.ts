@@ -1,0 +1,79 @@
+/**
+ * `npm start`: runs the whole system on one machine with the embedded defaults.
+ * Core (REST proxy gateway, embedded log, processor, chDB, API, dashboard) starts first and seeds the
+ * demo tenant; then the edge runs in workerd through `wrangler dev`. Ctrl-C stops both.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { DEV_DEFAULTS } from '../core/src/config.js'
+
+const env = { ...process.env }
+const corePort = Number(env.CORE_PORT ?? 8788)
+const edgePort = Number(env.EDGE_PORT ?? 8787)
+const coreUrl = `http://127.0.0.1:${corePort}`
+const edgeUrl = `http://127.0.0.1:${edgePort}`
+const children: ChildProcess[] = []
+
+function run(name: string, cmd: string, args: string[], extraEnv: Record<string, string>): ChildProcess {
+  const child = spawn(cmd, args, { env: { ...env, ...extraEnv }, stdio: ['ignore', 'inherit', 'inherit'] })
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(`${name} exited (${signal ?? code}); stopping`)
+      void stop(1)
+    }
+  })
+  children.push(child)
+  return child
+}
+
+async function waitFor(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url)
+      if (res.ok) return
+    } catch {
+      // not listening yet
+    }
+    await sleep(250)
+  }
+  throw new Error(`${url} did not become healthy within ${timeoutMs} ms`)
+}
+
+let stopping = false
+async function stop(code: number): Promise<never> {
+  stopping = true
+  for (const c of children) c.kill('SIGTERM')
+  await sleep(1500)
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
+  process.exit(code)
+}
+process.on('SIGINT', () => void stop(0))
+process.on('SIGTERM', () => void stop(0))
+
+const key = (name: keyof typeof DEV_DEFAULTS) => env[name] ?? DEV_DEFAULTS[name]
+
+run('core', process.execPath, ['--import', 'tsx', 'core/src/main.ts'], { CORE_PORT: String(corePort) })
+await waitFor(`${coreUrl}/healthz`, 120_000)
+
+run('edge', process.execPath, [
+  'node_modules/wrangler/bin/wrangler.js', 'dev', '--config', 'wrangler.toml', '--ip', '127.0.0.1', '--port', String(edgePort),
+  '--persist-to', `${env.DATA_DIR ?? '.data'}/wrangler`, '--show-interactive-dev-session=false',
+  '--var', `REST_PROXY_URL:${coreUrl}`, '--var', `CORE_URL:${coreUrl}`, '--var', `EDGE_SYNC_KEY:${key('EDGE_SYNC_KEY')}`,
+], { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' })
+await waitFor(`${edgeUrl}/healthz`, 120_000)
+
+console.log(`
+  ad event collector is running
+
+  edge (workerd)      ${edgeUrl}
+  core API            ${coreUrl}/v1
+  dashboard           ${coreUrl}/dashboard
+  OpenAPI             ${coreUrl}/openapi.json
+  Prometheus          ${coreUrl}/metrics
+
+  demo publisher key  ${key('DEMO_PUBLISHER_KEY')}   (publisher pub_demo)
+  demo advertiser key ${key('DEMO_ADVERTISER_KEY')}   (advertiser adv_demo: cmp_demo_cpm, cmp_demo_cpc)
+  demo signing secret ${key('DEMO_SIGNING_SECRET')}   (key id demo)
+  demo admin key      ${key('DEMO_ADMIN_KEY')}
+`)
