@@ -1,0 +1,116 @@
+import { DurableObject } from 'cloudflare:workers'
+import type { Env } from '../env.js'
+import { RotatingBloom } from '../lib/bloom.js'
+import { settingsFrom } from '../lib/settings.js'
+
+/** Exact keys are remembered for the design's dedupe window. */
+export const DEDUPE_TTL_MS = 24 * 60 * 60_000
+const SWEEP_EVERY_MS = 10 * 60_000
+
+export type DedupeVerdict = 'new' | 'duplicate'
+
+export interface DedupeStats {
+  checks: number
+  bloomMaybe: number
+  exactDuplicates: number
+  bloomFalsePositives: number
+  bloomBytes: number
+  keysKept: number
+}
+
+/**
+ * One dedupe shard: an in-memory two-generation Bloom filter in front of an exact key table in the
+ * object's SQLite storage. "Definitely new" never touches the table for reading; "maybe" is
+ * confirmed there, so only exact repeats are called duplicates. The filter is rebuilt from the
+ * table when the object starts, so a restart does not forget recent keys.
+ */
+export class DedupeShard extends DurableObject<Env> {
+  private readonly bloom: RotatingBloom
+  private lastSweep = 0
+  private readonly counters = { checks: 0, bloomMaybe: 0, exactDuplicates: 0, bloomFalsePositives: 0 }
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    const s = settingsFrom(env)
+    this.bloom = new RotatingBloom({ capacity: s.bloomCapacity, fpRate: s.bloomFpRate, generationMs: DEDUPE_TTL_MS / 2 })
+    void ctx.blockConcurrencyWhile(async () => {
+      const sql = ctx.storage.sql
+      sql.exec('CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, seen_at INTEGER NOT NULL) WITHOUT ROWID')
+      sql.exec('CREATE INDEX IF NOT EXISTS seen_by_time ON seen (seen_at)')
+      sql.exec('CREATE TABLE IF NOT EXISTS signatures (sig TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID')
+      for (const row of sql.exec<{ key: string }>('SELECT key FROM seen WHERE seen_at > ?', Date.now() - DEDUPE_TTL_MS)) {
+        this.bloom.add(row.key)
+      }
+    })
+  }
+
+  /**
+   * Judges each key in order and remembers the new ones, in one transaction: a key repeated inside
+   * the same call is a duplicate the second time.
+   */
+  check(keys: string[]): DedupeVerdict[] {
+    const now = Date.now()
+    const sql = this.ctx.storage.sql
+    const verdicts = this.ctx.storage.transactionSync(() =>
+      keys.map((key): DedupeVerdict => {
+        this.counters.checks++
+        if (this.bloom.has(key)) {
+          this.counters.bloomMaybe++
+          const row = sql.exec<{ seen_at: number }>('SELECT seen_at FROM seen WHERE key = ?', key).toArray()[0]
+          if (row && row.seen_at > now - DEDUPE_TTL_MS) {
+            this.counters.exactDuplicates++
+            return 'duplicate'
+          }
+          this.counters.bloomFalsePositives++
+        }
+        sql.exec('INSERT INTO seen (key, seen_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at', key, now)
+        this.bloom.add(key)
+        return 'new'
+      }),
+    )
+    this.sweep(now)
+    return verdicts
+  }
+
+  /**
+   * Forgets keys whose events could not be made durable (the client was told 503 and will retry):
+   * without this the retry would be judged a duplicate and the event lost. The Bloom filter keeps
+   * them, which only costs an exact lookup on the retry.
+   */
+  release(keys: string[]): number {
+    let n = 0
+    this.ctx.storage.transactionSync(() => {
+      for (const key of keys) n += this.ctx.storage.sql.exec('DELETE FROM seen WHERE key = ?', key).rowsWritten
+    })
+    return n
+  }
+
+  /** Records a request signature; false if it was already used and has not expired (a replay). */
+  rememberSignature(sig: string, expiresAt: number): boolean {
+    const now = Date.now()
+    const sql = this.ctx.storage.sql
+    const row = sql.exec<{ expires_at: number }>('SELECT expires_at FROM signatures WHERE sig = ?', sig).toArray()[0]
+    if (row && row.expires_at > now) return false
+    sql.exec('INSERT INTO signatures (sig, expires_at) VALUES (?, ?) ON CONFLICT (sig) DO UPDATE SET expires_at = excluded.expires_at', sig, expiresAt)
+    return true
+  }
+
+  /** Whether a signature has been used (read-only; for the validate-signature route). */
+  signatureUsed(sig: string): boolean {
+    const row = this.ctx.storage.sql.exec<{ expires_at: number }>('SELECT expires_at FROM signatures WHERE sig = ?', sig).toArray()[0]
+    return row !== undefined && row.expires_at > Date.now()
+  }
+
+  stats(): DedupeStats {
+    const keysKept = this.ctx.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM seen').one().n
+    return { ...this.counters, bloomBytes: this.bloom.byteLength, keysKept }
+  }
+
+  private sweep(now: number): void {
+    if (now - this.lastSweep < SWEEP_EVERY_MS) return
+    this.lastSweep = now
+    const sql = this.ctx.storage.sql
+    sql.exec('DELETE FROM seen WHERE seen_at <= ?', now - DEDUPE_TTL_MS)
+    sql.exec('DELETE FROM signatures WHERE expires_at <= ?', now)
+  }
+}

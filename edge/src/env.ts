@@ -1,0 +1,21 @@
+import type { DedupeShard } from './do/dedupe-shard.js'
+import type { Spool } from './do/spool.js'
+
+/** Bindings and variables of the edge Worker (wrangler.toml). Numbers arrive as strings. */
+export interface Env {
+  DEDUPE_SHARD: DurableObjectNamespace<DedupeShard>
+  SPOOL: DurableObjectNamespace<Spool>
+  REST_PROXY_URL: string
+  CORE_URL: string
+  EDGE_SYNC_KEY: string
+  EDGE_CONFIG_JSON?: string
+  EDGE_CONFIG_TTL_MS?: string
+  DEDUPE_SHARDS?: string
+  DEDUPE_TIMEOUT_MS?: string
+  SPOOL_FIRST_RETRY_MS?: string
+  PROXY_TIMEOUT_MS?: string
+  FORWARD_ATTEMPTS?: string
+  BLOOM_CAPACITY?: string
+  BLOOM_FP_RATE?: string
+  IP_HASH_SECRET: string
+}

@@ -1,0 +1,26 @@
+import { Hono } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+import type { AppEnv } from './lib/context.js'
+import { errorResponse } from './lib/errors.js'
+import events from './routes/events.js'
+import health from './routes/health.js'
+
+export { DedupeShard } from './do/dedupe-shard.js'
+export { Spool } from './do/spool.js'
+
+export const app = new Hono<AppEnv>()
+
+app.route('/', health)
+app.route('/', events)
+
+app.notFound(() => errorResponse('not_found', 'no such route'))
+
+// Every failure answers { error: { code, message } }; an unexpected one is logged and is a 500
+// the client may retry (nothing was acknowledged).
+app.onError((err, c) => {
+  if (err instanceof HTTPException) return err.getResponse()
+  console.error('unhandled edge error', c.req.method, new URL(c.req.url).pathname, err)
+  return errorResponse('internal_error', 'unexpected error; the request can be retried')
+})
+
+export default app

@@ -1,0 +1,61 @@
+import { ENVELOPE_VERSION, type ClickEvent, type EnvelopeInput, type EventType, type ImpressionEvent } from '@adc/schemas'
+import { clientFacts, type ObservedClient } from './privacy.js'
+
+export type EnvelopeSource = 'batch' | 'beacon' | 'pixel' | 'redirect' | 's2s'
+
+export interface EdgeFacts {
+  colo?: string
+  country?: string
+  asn?: number
+}
+
+/** Reads the request's `cf` facts, keeping only well-formed values (they are optional on the wire). */
+export function edgeFactsFrom(cf: unknown): EdgeFacts {
+  const facts: EdgeFacts = {}
+  if (!cf || typeof cf !== 'object') return facts
+  const { colo, country, asn } = cf as { colo?: unknown; country?: unknown; asn?: unknown }
+  if (typeof colo === 'string' && colo.length > 0 && colo.length <= 16) facts.colo = colo
+  if (typeof country === 'string' && /^[A-Z0-9]{2}$/.test(country)) facts.country = country
+  if (typeof asn === 'number' && Number.isInteger(asn) && asn >= 0) facts.asn = asn
+  return facts
+}
+
+export interface EnvelopeContext {
+  source: EnvelopeSource
+  observed: ObservedClient
+  edge: EdgeFacts
+  prefetch?: boolean
+  receivedAt: number
+}
+
+/**
+ * The v1 log envelope (schemas/src/envelope.ts). The event's own `ua`/`ip` (server-to-server
+ * callers) take the place of the observed request values and are treated exactly alike: the raw
+ * IP is reduced to prefix + salted hash and never forwarded. A server-to-server event without
+ * them gets no client facts, because the observed request is the ad server's, not the user's.
+ * `consent: false` keeps no client facts and no user key.
+ */
+export async function buildEnvelope(
+  item: { type: EventType; event: ImpressionEvent | ClickEvent; key: string; dedupe: 'new' | 'skipped' },
+  ctx: EnvelopeContext,
+  ipHashSecret: string,
+): Promise<EnvelopeInput> {
+  const { ua, ip, ...rest } = item.event
+  const event = { ...rest }
+  if (event.consent === false) delete event.userKey
+  const serverToServer = event.channel === 's2s' || ctx.source === 's2s'
+  const observed: ObservedClient = {
+    ua: ua ?? (serverToServer ? undefined : ctx.observed.ua),
+    ip: ip ?? (serverToServer ? undefined : ctx.observed.ip),
+  }
+  const edge = { ...ctx.edge, dedupe: item.dedupe, source: event.channel === 's2s' ? 's2s' as const : ctx.source, ...(ctx.prefetch ? { prefetch: true } : {}) }
+  return {
+    v: ENVELOPE_VERSION as 1,
+    type: item.type,
+    key: item.key,
+    receivedAt: ctx.receivedAt,
+    edge,
+    client: await clientFacts(observed, event.consent, ipHashSecret, ctx.receivedAt),
+    event,
+  } as EnvelopeInput
+}

@@ -1,0 +1,100 @@
+/**
+ * Produce to a Kafka REST Proxy v2 (`POST {base}/topics/{topic}`), honouring every record's
+ * `error_code`. Response shapes follow Confluent's kafka-rest and Karapace: a missing or null
+ * `error_code` is success, 2 is retriable, 1 (or anything else) is not; Karapace answers 422 with
+ * per-record codes when only some records failed, so the offsets array is read whatever the status.
+ */
+export interface ProxyRecord {
+  key: string
+  value: unknown
+}
+
+export type RecordOutcome = 'ok' | 'retriable' | 'fatal'
+
+export interface ProduceOptions {
+  baseUrl: string
+  timeoutMs: number
+  fetcher?: typeof fetch
+}
+
+export const REST_PROXY_CONTENT_TYPE = 'application/vnd.kafka.json.v2+json'
+
+function outcomeOf(code: unknown): RecordOutcome {
+  if (code === null || code === undefined) return 'ok'
+  return code === 2 ? 'retriable' : 'fatal'
+}
+
+/** One produce call; never throws. Transport failures, timeouts and 5xx mark every record retriable. */
+export async function produce(topic: string, records: ProxyRecord[], opts: ProduceOptions): Promise<RecordOutcome[]> {
+  if (records.length === 0) return []
+  const all = (o: RecordOutcome) => records.map(() => o)
+  let res: Response
+  try {
+    res = await (opts.fetcher ?? fetch)(`${opts.baseUrl.replace(/\/$/, '')}/topics/${encodeURIComponent(topic)}`, {
+      method: 'POST',
+      headers: { 'content-type': REST_PROXY_CONTENT_TYPE, accept: 'application/vnd.kafka.v2+json, application/json' },
+      body: JSON.stringify({ records }),
+      signal: AbortSignal.timeout(opts.timeoutMs),
+    })
+  } catch {
+    return all('retriable')
+  }
+  let body: unknown
+  try {
+    body = await res.json()
+  } catch {
+    body = undefined
+  }
+  const offsets = (body as { offsets?: unknown } | undefined)?.offsets
+  if (Array.isArray(offsets) && offsets.length === records.length && (res.ok || res.status === 422)) {
+    return offsets.map((o) => outcomeOf((o as { error_code?: unknown } | null)?.error_code))
+  }
+  if (res.status >= 500 || res.status === 429 || res.status === 408) return all('retriable')
+  // A 2xx without a readable offsets array proves nothing was written: retry it.
+  if (res.ok) return all('retriable')
+  return all('fatal')
+}
+
+export interface ForwardResult<T> {
+  delivered: T[]
+  /** Not delivered after all attempts, each with its last outcome: these go to the Spool. */
+  undelivered: { item: T; outcome: Exclude<RecordOutcome, 'ok'> }[]
+  attempts: number
+}
+
+export interface ForwardOptions extends ProduceOptions {
+  attempts: number
+  /** Delay before attempt n (n ≥ 1); kept short: the client is waiting. @default 50·3^(n-1) ms */
+  backoffMs?: (attempt: number) => number
+}
+
+/**
+ * Sends items as one produce call, then retries only the retriable leftovers, in their order.
+ * Fatal records are not retried here (the Spool keeps them with their reason).
+ */
+export async function forward<T>(topic: string, items: T[], toRecord: (item: T) => ProxyRecord, opts: ForwardOptions): Promise<ForwardResult<T>> {
+  const delivered: T[] = []
+  const fatal: T[] = []
+  let pending = items
+  let attempts = 0
+  while (pending.length > 0 && attempts < opts.attempts) {
+    if (attempts > 0) await new Promise((r) => setTimeout(r, (opts.backoffMs ?? ((n) => 50 * 3 ** (n - 1)))(attempts)))
+    attempts++
+    const outcomes = await produce(topic, pending.map(toRecord), opts)
+    const retry: T[] = []
+    pending.forEach((item, i) => {
+      const o = outcomes[i]
+      if (o === 'ok') delivered.push(item)
+      else if (o === 'fatal') fatal.push(item)
+      else retry.push(item)
+    })
+    pending = retry
+  }
+  // Undelivered items keep their original order, so the Spool replays them in order.
+  const order = new Map(items.map((item, i) => [item, i]))
+  const undelivered = [
+    ...pending.map((item) => ({ item, outcome: 'retriable' as const })),
+    ...fatal.map((item) => ({ item, outcome: 'fatal' as const })),
+  ].sort((a, b) => order.get(a.item)! - order.get(b.item)!)
+  return { delivered, undelivered, attempts }
+}

@@ -1,0 +1,256 @@
+import {
+  checkClock, EVENTS_TOPIC, idempotencyKey, partitionFor, partitionKey, schemaFor,
+  type ClickEvent, type EventType, type ImpressionEvent, type ReasonCode,
+} from '@adc/schemas'
+import { ulid } from 'ulid'
+import type { Env } from '../env.js'
+import { buildEnvelope, type EdgeFacts, type EnvelopeSource } from './envelope.js'
+import { forward, type ProxyRecord } from './forwarder.js'
+import type { ObservedClient } from './privacy.js'
+import type { Settings } from './settings.js'
+import type { PublisherConfig } from './tenants.js'
+
+export const STATS_TOPIC = 'edge-stats'
+
+/** One event's answer. `failed` only appears in a 503 answer: the event is not accepted. */
+export type EventStatus = 'accepted' | 'duplicate' | 'rejected' | 'queued' | 'failed'
+
+export interface EventResult {
+  index: number
+  eventId?: string
+  status: EventStatus
+  code?: ReasonCode
+  httpStatus?: number
+  message?: string
+}
+
+export interface IncomingItem {
+  type: EventType
+  raw: unknown
+}
+
+export interface IngestContext {
+  publisher: PublisherConfig
+  source: EnvelopeSource
+  observed: ObservedClient
+  edge: EdgeFacts
+  prefetch?: boolean
+  receivedAt: number
+}
+
+interface Valid {
+  index: number
+  type: EventType
+  event: ImpressionEvent | ClickEvent
+  key: string
+  shard: number
+}
+
+export interface Prepared {
+  ctx: IngestContext
+  results: EventResult[]
+  valid: Valid[]
+}
+
+function firstIssue(error: { issues: { path: PropertyKey[]; message: string }[] }): string {
+  const issue = error.issues[0]
+  if (!issue) return 'invalid event'
+  const path = issue.path.map(String).join('.')
+  return (path ? `${path}: ${issue.message}` : issue.message).slice(0, 300)
+}
+
+function eventIdOf(raw: unknown): string | undefined {
+  if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
+    const id = (raw as { eventId?: unknown }).eventId
+    if (typeof id === 'string' && id.length <= 64) return id
+  }
+  return undefined
+}
+
+/**
+ * Validates each event on its own (schema, publisher, clock) and computes its idempotency key and
+ * dedupe shard. A bad event gets its own `rejected` result; it never affects the others.
+ */
+export async function prepare(items: IncomingItem[], ctx: IngestContext, settings: Pick<Settings, 'dedupeShards'>): Promise<Prepared> {
+  const results: EventResult[] = []
+  const valid: Valid[] = []
+  for (let index = 0; index < items.length; index++) {
+    const { type, raw } = items[index]!
+    const eventId = eventIdOf(raw)
+    const base: EventResult = eventId === undefined ? { index, status: 'rejected' } : { index, eventId, status: 'rejected' }
+    let parsed
+    try {
+      parsed = schemaFor(type).safeParse(raw)
+    } catch (err) {
+      parsed = { success: false as const, error: { issues: [{ path: [], message: err instanceof Error ? err.message : 'unparseable' }] } }
+    }
+    if (!parsed.success) {
+      results.push({ ...base, code: 'invalid_event', httpStatus: 400, message: firstIssue(parsed.error) })
+      continue
+    }
+    const event = parsed.data
+    if (event.publisherId !== ctx.publisher.id) {
+      results.push({ ...base, code: 'publisher_mismatch', httpStatus: 403, message: `publisherId ${event.publisherId} is not the authenticated publisher` })
+      continue
+    }
+    const clock = checkClock(event.ts, ctx.receivedAt)
+    if (clock !== 'ok') {
+      results.push({
+        ...base, code: 'clock_skew', httpStatus: 422,
+        message: clock === 'clock_skew_future' ? 'ts is more than 5 minutes ahead of the edge clock' : 'ts is more than 24 hours old',
+      })
+      continue
+    }
+    const key = await idempotencyKey(event.publisherId, type, event.eventId)
+    results.push({ index, eventId: event.eventId, status: 'queued' })
+    valid.push({ index, type, event, key, shard: partitionFor(partitionKey(event), settings.dedupeShards) })
+  }
+  return { ctx, results, valid }
+}
+
+export interface CommitOutcome {
+  results: EventResult[]
+  counts: { received: number; accepted: number; duplicate: number; rejected: number }
+  /** false when some events were neither delivered nor spooled (the answer is 503). */
+  durable: boolean
+  delivered: number
+  spooled: number
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)
+    }),
+  ]).finally(() => {
+    if (timer !== undefined) clearTimeout(timer)
+  })
+}
+
+export function spoolFor(env: Env, publisherId: string) {
+  return env.SPOOL.get(env.SPOOL.idFromName(`pub:${publisherId}`))
+}
+
+export function shardFor(env: Env, shard: number) {
+  return env.DEDUPE_SHARD.get(env.DEDUPE_SHARD.idFromName(`shard:${shard}`))
+}
+
+/**
+ * Dedupes (one RPC per shard), forwards the new events as one REST proxy call, spools whatever the
+ * proxy did not take, and only then reports them accepted. When neither works, the keys are
+ * released from the shards (so the client's retry is not called a duplicate) and the events are
+ * reported `failed`.
+ */
+export async function commit(prepared: Prepared, env: Env, settings: Settings): Promise<CommitOutcome> {
+  const { ctx, results, valid } = prepared
+  const byShard = new Map<number, Valid[]>()
+  for (const v of valid) {
+    const list = byShard.get(v.shard)
+    if (list) list.push(v)
+    else byShard.set(v.shard, [v])
+  }
+  const verdict = new Map<Valid, 'new' | 'duplicate' | 'skipped'>()
+  await Promise.all([...byShard].map(async ([shard, list]) => {
+    try {
+      const answers = await withTimeout(shardFor(env, shard).check(list.map((v) => v.key)), settings.dedupeTimeoutMs)
+      list.forEach((v, i) => verdict.set(v, answers[i] === 'duplicate' ? 'duplicate' : 'new'))
+    } catch {
+      // A slow or failing shard must not block the events: core's exact dedupe catches repeats.
+      for (const v of list) verdict.set(v, 'skipped')
+    }
+  }))
+
+  const toSend: { v: Valid; record: ProxyRecord }[] = []
+  for (const v of valid) {
+    const d = verdict.get(v)!
+    if (d === 'duplicate') {
+      results[v.index] = { index: v.index, eventId: v.event.eventId, status: 'duplicate', code: 'duplicate_delivery', httpStatus: 409, message: 'this event was already accepted' }
+      continue
+    }
+    const envelope = await buildEnvelope({ type: v.type, event: v.event, key: v.key, dedupe: d }, ctx, settings.ipHashSecret)
+    toSend.push({ v, record: { key: v.event.impressionId, value: envelope } })
+  }
+
+  const sent = await forward(EVENTS_TOPIC, toSend, (x) => x.record, {
+    baseUrl: settings.restProxyUrl, timeoutMs: settings.proxyTimeoutMs, attempts: settings.forwardAttempts,
+  })
+  let durable = true
+  let spooled = 0
+  const lost = new Set<Valid>()
+  if (sent.undelivered.length > 0) {
+    try {
+      const r = await spoolFor(env, ctx.publisher.id).enqueue(sent.undelivered.map(({ item }) => ({ topic: EVENTS_TOPIC, ...item.record })))
+      spooled = r.spooled
+    } catch {
+      durable = false
+      for (const { item } of sent.undelivered) lost.add(item.v)
+      await releaseKeys(env, [...lost].filter((v) => verdict.get(v) === 'new'))
+    }
+  }
+  for (const { v } of toSend) {
+    results[v.index] = lost.has(v)
+      ? { index: v.index, eventId: v.event.eventId, status: 'failed', code: 'upstream_unavailable', httpStatus: 503, message: 'the event could not be stored; retry it' }
+      : { index: v.index, eventId: v.event.eventId, status: 'accepted' }
+  }
+  const counts = { received: results.length, accepted: 0, duplicate: 0, rejected: 0 }
+  for (const r of results) {
+    if (r.status === 'accepted') counts.accepted++
+    else if (r.status === 'duplicate') counts.duplicate++
+    else if (r.status === 'rejected') counts.rejected++
+  }
+  return { results, counts, durable, delivered: sent.delivered.length, spooled }
+}
+
+async function releaseKeys(env: Env, list: Valid[]): Promise<void> {
+  const byShard = new Map<number, string[]>()
+  for (const v of list) byShard.set(v.shard, [...(byShard.get(v.shard) ?? []), v.key])
+  await Promise.all([...byShard].map(async ([shard, keys]) => {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await shardFor(env, shard).release(keys)
+        return
+      } catch {
+        // retried below; if every attempt fails, core's dedupe still holds and the event was not acked
+      }
+    }
+  }))
+}
+
+/** The edge-stats record of the shared contract, for one batch. */
+export function statsRecord(publisherId: string, results: EventResult[], receivedAt: number): ProxyRecord {
+  const rejectedByReason: Record<string, number> = {}
+  let accepted = 0
+  let duplicate = 0
+  let rejected = 0
+  for (const r of results) {
+    if (r.status === 'accepted') accepted++
+    else if (r.status === 'duplicate') duplicate++
+    else if (r.status === 'rejected') {
+      rejected++
+      if (r.code) rejectedByReason[r.code] = (rejectedByReason[r.code] ?? 0) + 1
+    }
+  }
+  return {
+    key: publisherId,
+    value: {
+      v: 1, kind: 'edge_stats', batchId: ulid(receivedAt), publisherId,
+      minute: Math.floor(receivedAt / 60_000) * 60_000,
+      received: accepted + duplicate + rejected, accepted, duplicate, rejected, rejectedByReason,
+    },
+  }
+}
+
+/** Sends a stats record; on failure it goes to the publisher's Spool like any accepted event. */
+export async function sendStats(env: Env, settings: Settings, publisherId: string, results: EventResult[], receivedAt: number): Promise<void> {
+  const record = statsRecord(publisherId, results, receivedAt)
+  const sent = await forward(STATS_TOPIC, [record], (r) => r, { baseUrl: settings.restProxyUrl, timeoutMs: settings.proxyTimeoutMs, attempts: settings.forwardAttempts })
+  if (sent.undelivered.length > 0) {
+    try {
+      await spoolFor(env, publisherId).enqueue([{ topic: STATS_TOPIC, ...record }])
+    } catch (err) {
+      console.error('edge-stats record could not be delivered or spooled', publisherId, err)
+    }
+  }
+}

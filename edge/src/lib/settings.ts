@@ -1,0 +1,53 @@
+import { z } from 'zod'
+import type { Env } from '../env.js'
+
+const int = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).catch(def).default(def)
+
+const settingsSchema = z.object({
+  restProxyUrl: z.string().url(),
+  coreUrl: z.string().url(),
+  edgeSyncKey: z.string().min(1),
+  /** @default 30_000 how long a pulled tenant config is used before asking core again */
+  configTtlMs: int(30_000, 0, 3_600_000),
+  /** @default 8 number of DedupeShard objects */
+  dedupeShards: int(8, 1, 1024),
+  /** @default 250 a shard slower than this is skipped (events marked dedupe: skipped) */
+  dedupeTimeoutMs: int(250, 1, 30_000),
+  /** @default 1000 first Spool retry delay; doubles per failed attempt up to 5 minutes */
+  spoolFirstRetryMs: int(1000, 1, 3_600_000),
+  /** @default 1500 per REST proxy call */
+  proxyTimeoutMs: int(1500, 1, 60_000),
+  /** @default 3 REST proxy attempts for retriable failures before spooling */
+  forwardAttempts: int(3, 1, 10),
+  /** @default 200_000 keys per Bloom generation */
+  bloomCapacity: int(200_000, 100, 50_000_000),
+  /** @default 0.01 target false-positive rate per Bloom generation at capacity */
+  bloomFpRate: z.coerce.number().gt(0).lt(0.5).catch(0.01).default(0.01),
+  ipHashSecret: z.string().min(1),
+})
+
+export type Settings = z.infer<typeof settingsSchema>
+
+const cache = new WeakMap<object, Settings>()
+
+/** Parses the Worker's variables once per env object; a missing required variable fails loudly. */
+export function settingsFrom(env: Env): Settings {
+  const hit = cache.get(env)
+  if (hit) return hit
+  const parsed = settingsSchema.parse({
+    restProxyUrl: env.REST_PROXY_URL,
+    coreUrl: env.CORE_URL,
+    edgeSyncKey: env.EDGE_SYNC_KEY,
+    configTtlMs: env.EDGE_CONFIG_TTL_MS,
+    dedupeShards: env.DEDUPE_SHARDS,
+    dedupeTimeoutMs: env.DEDUPE_TIMEOUT_MS,
+    spoolFirstRetryMs: env.SPOOL_FIRST_RETRY_MS,
+    proxyTimeoutMs: env.PROXY_TIMEOUT_MS,
+    forwardAttempts: env.FORWARD_ATTEMPTS,
+    bloomCapacity: env.BLOOM_CAPACITY,
+    bloomFpRate: env.BLOOM_FP_RATE,
+    ipHashSecret: env.IP_HASH_SECRET,
+  })
+  cache.set(env, parsed)
+  return parsed
+}

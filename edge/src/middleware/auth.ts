@@ -1,0 +1,57 @@
+import { partitionFor } from '@adc/schemas'
+import { createMiddleware } from 'hono/factory'
+import type { AppEnv } from '../lib/context.js'
+import { sha256Hex } from '../lib/crypto.js'
+import { fail } from '../lib/errors.js'
+import { shardFor } from '../lib/ingest.js'
+import { checkSignature, SIGNATURE_HEADERS, SIGNATURE_WINDOW_SECONDS } from '../lib/signing.js'
+
+export interface AuthenticateOptions {
+  /** Where the API key may come from. @default 'header' (Authorization: Bearer) */
+  keyFrom?: 'header' | 'query'
+  /** Whether HMAC request signing is accepted. @default true */
+  allowSignature?: boolean
+}
+
+/**
+ * Resolves the publisher from an API key (compared by SHA-256 against the tenant config, so the
+ * edge never holds the keys themselves) or from an HMAC request signature, whose signature is then
+ * remembered in a DedupeShard so a replay is refused. Runs after `readBody` (the signature covers
+ * the body).
+ */
+export function authenticate({ keyFrom = 'header', allowSignature = true }: AuthenticateOptions = {}) {
+  return createMiddleware<AppEnv>(async function authenticate(c, next) {
+    const tenants = c.var.tenants
+    const keyId = c.req.header(SIGNATURE_HEADERS.keyId)
+    if (allowSignature && keyId !== undefined) {
+      const now = Date.now()
+      const check = await checkSignature({
+        keyId, timestamp: c.req.header(SIGNATURE_HEADERS.timestamp), signature: c.req.header(SIGNATURE_HEADERS.signature),
+        method: c.req.method, path: new URL(c.req.url).pathname, bodySha256: await sha256Hex(c.var.rawBody),
+      }, tenants, now)
+      if (!check.ok) throw fail(check.code, check.message)
+      const signature = c.req.header(SIGNATURE_HEADERS.signature)!
+      const shard = shardFor(c.env, partitionFor(signature, c.var.settings.dedupeShards))
+      let fresh: boolean
+      try {
+        const expiresAt = (Number(c.req.header(SIGNATURE_HEADERS.timestamp)) + SIGNATURE_WINDOW_SECONDS) * 1000 + 60_000
+        fresh = await shard.rememberSignature(signature, expiresAt)
+      } catch {
+        // Fail closed: without the replay memory a captured request could be replayed.
+        throw fail('upstream_unavailable', 'signature replay check is unavailable; retry with a new signature', { 'retry-after': '1' })
+      }
+      if (!fresh) throw fail('signature_replayed', 'this request signature was already used; sign each request anew')
+      c.set('publisher', check.publisher)
+      c.set('authMethod', 'signature')
+      return next()
+    }
+    const key = keyFrom === 'query' ? c.req.query('k') : /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '')?.[1]
+    if (!key) throw fail('unauthorized', keyFrom === 'query' ? 'the publisher key is missing (?k=)' : 'Authorization: Bearer <publisher key> is required')
+    const publisher = await tenants.byApiKey(key)
+    if (!publisher) throw fail('unauthorized', 'unknown publisher key')
+    if (!publisher.active) throw fail('forbidden', 'the publisher is not active')
+    c.set('publisher', publisher)
+    c.set('authMethod', 'api_key')
+    await next()
+  })
+}

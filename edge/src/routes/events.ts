@@ -1,0 +1,111 @@
+import { batchBodySchema, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, partitionFor, verifyToken, type EventType } from '@adc/schemas'
+import { Hono, type Context } from 'hono'
+import { z } from 'zod'
+import type { AppEnv } from '../lib/context.js'
+import { sha256Hex } from '../lib/crypto.js'
+import { edgeFactsFrom } from '../lib/envelope.js'
+import { errorResponse, fail } from '../lib/errors.js'
+import { commit, prepare, sendStats, shardFor } from '../lib/ingest.js'
+import { checkSignature, SIGNATURE_HEADERS } from '../lib/signing.js'
+import { authenticate } from '../middleware/auth.js'
+import { parseJsonBody, readBody } from '../middleware/body.js'
+import { enforceRateLimit } from '../middleware/rate-limit.js'
+import { loadTenants } from '../middleware/tenants.js'
+
+const BATCH_ROUTES: Record<string, EventType> = { 'impressions:batch': 'impression', 'clicks:batch': 'click' }
+
+/** Parses `{"events":[...]}`: 400 invalid_batch for a wrong shape, 413 for more than 500 events. */
+export function parseBatch(body: unknown): unknown[] {
+  const events = (body as { events?: unknown } | null)?.events
+  if (Array.isArray(events) && events.length > MAX_BATCH_EVENTS) {
+    throw fail('payload_too_large', `a batch holds at most ${MAX_BATCH_EVENTS} events; this one has ${events.length}`)
+  }
+  const parsed = batchBodySchema.safeParse(body)
+  if (!parsed.success) throw fail('invalid_batch', 'the body must be {"events":[...]} with 1 to 500 events')
+  return parsed.data.events
+}
+
+/** The request facts every ingest path records. */
+export function requestFacts(c: Context<AppEnv>) {
+  return {
+    observed: { ua: c.req.header('user-agent'), ip: c.req.header('cf-connecting-ip') },
+    edge: edgeFactsFrom((c.req.raw as { cf?: unknown }).cf),
+  }
+}
+
+const batch = new Hono<AppEnv>()
+
+for (const [action, type] of Object.entries(BATCH_ROUTES)) batch.post(
+  `/v1/events/${action}`,
+  loadTenants(),
+  readBody({ maxBytes: MAX_BATCH_BYTES, mediaTypes: ['application/json'] }),
+  authenticate(),
+  async function batchHandler(c) {
+    const receivedAt = Date.now()
+    const events = parseBatch(parseJsonBody(c.var.rawBody))
+    const publisher = c.var.publisher
+    enforceRateLimit(publisher, events.length)
+    const prepared = await prepare(events.map((raw) => ({ type, raw })), { publisher, source: 'batch', receivedAt, ...requestFacts(c) }, c.var.settings)
+    const outcome = await commit(prepared, c.env, c.var.settings)
+    c.executionCtx.waitUntil(sendStats(c.env, c.var.settings, publisher.id, outcome.results, receivedAt))
+    const body = { ...outcome.counts, results: outcome.results }
+    if (!outcome.durable) {
+      return errorResponse('upstream_unavailable', 'some events could neither be forwarded nor spooled; retry the failed ones', { 'retry-after': '1' }, body)
+    }
+    return c.json(body, 202, { 'cache-control': 'no-store' })
+  },
+)
+
+const validateBodySchema = z.union([
+  z.object({ token: z.string() }),
+  z.object({
+    keyId: z.string(), timestamp: z.union([z.string(), z.number()]), signature: z.string(),
+    method: z.string().max(16), path: z.string().max(2048), bodySha256: z.string().regex(/^[0-9a-f]{64}$/),
+  }),
+])
+
+/**
+ * `POST /v1/events/validate-signature`: lets a publisher check its signing without sending events.
+ * Body `{"token": "v1...."}` checks a pixel/click token; body `{keyId, timestamp, signature, method,
+ * path, bodySha256}` checks a request signature computed for another request; an empty body with
+ * the X-Adc-* headers checks this request's own signature (without using it up). Always 200 with
+ * `{valid, reason?, message}` unless the request itself is malformed.
+ */
+batch.post(
+  '/v1/events/validate-signature',
+  loadTenants(),
+  readBody({ maxBytes: 64 * 1024, mediaTypes: ['application/json', ''] }),
+  async function validateSignature(c) {
+    const tenants = c.var.tenants
+    const now = Date.now()
+    const raw = c.var.rawBody
+    if (raw.byteLength === 0) {
+      const check = await checkSignature({
+        keyId: c.req.header(SIGNATURE_HEADERS.keyId), timestamp: c.req.header(SIGNATURE_HEADERS.timestamp), signature: c.req.header(SIGNATURE_HEADERS.signature),
+        method: c.req.method, path: new URL(c.req.url).pathname, bodySha256: await sha256Hex(raw),
+      }, tenants, now)
+      if (!check.ok) return c.json({ valid: false, reason: check.code, message: check.message })
+      const sig = c.req.header(SIGNATURE_HEADERS.signature)!
+      const used = await shardFor(c.env, partitionFor(sig, c.var.settings.dedupeShards)).signatureUsed(sig).catch(() => false)
+      if (used) return c.json({ valid: false, reason: 'signature_replayed', message: 'this signature was already used' })
+      return c.json({ valid: true, kind: 'request', keyId: check.keyId, publisherId: check.publisher.id, message: 'signature is valid' })
+    }
+    const parsed = validateBodySchema.safeParse(parseJsonBody(raw))
+    if (!parsed.success) throw fail('invalid_batch', 'send {"token": "..."} or {keyId, timestamp, signature, method, path, bodySha256}')
+    const input = parsed.data
+    if ('token' in input) {
+      const result = await verifyToken(input.token, (id) => tenants.secretFor(id), Math.floor(now / 1000))
+      if (!result.ok) return c.json({ valid: false, kind: 'token', reason: result.reason, message: result.message, ...(result.keyId ? { keyId: result.keyId } : {}) })
+      const owner = tenants.bySigningKey.get(result.keyId)!.publisher
+      if (owner.id !== result.payload.publisherId) {
+        return c.json({ valid: false, kind: 'token', reason: 'invalid_token', message: `key ${result.keyId} does not belong to publisher ${result.payload.publisherId}` })
+      }
+      return c.json({ valid: true, kind: 'token', keyId: result.keyId, publisherId: owner.id, payload: result.payload, message: 'token is valid' })
+    }
+    const check = await checkSignature({ ...input, timestamp: String(input.timestamp) }, tenants, now)
+    if (!check.ok) return c.json({ valid: false, kind: 'request', reason: check.code, message: check.message })
+    return c.json({ valid: true, kind: 'request', keyId: check.keyId, publisherId: check.publisher.id, message: 'signature is valid' })
+  },
+)
+
+export default batch

@@ -1,0 +1,118 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+
+/**
+ * A controllable stand-in for the Kafka REST Proxy v2 produce API (and core's edge-config endpoint),
+ * used by the edge tests running in workerd. The real proxy is core's gateway; this one exists so a
+ * test can make the proxy fail in the ways a real one does and then recover.
+ *
+ * Control (JSON bodies):
+ * - `POST /__control` `{ mode, times?, rejectEvery?, rejectCode? }`
+ *   - `ok`: every record is written.
+ *   - `fail500`: answers 500, writes nothing.
+ *   - `hang`: never answers (until the client gives up), writes nothing.
+ *   - `reject`: writes every record except each `rejectEvery`-th (index % rejectEvery === 0), which
+ *     gets `error_code: rejectCode` (2 retriable, 1 not), answered 422 like Karapace.
+ *   `times` makes the mode last that many produce calls, then `ok` again.
+ * - `POST /__config` `{ status?, body? }` sets the edge-config answer.
+ * - `GET /__received?topic=` → `{ records, calls }`: what was written and how many produce calls came for that topic.
+ * - `POST /__reset` clears everything.
+ */
+export interface FakeProxyState {
+  mode: 'ok' | 'fail500' | 'hang' | 'reject'
+  times: number | null
+  rejectEvery: number
+  rejectCode: number
+  calls: Record<string, number>
+  received: Record<string, { key: unknown; value: unknown }[]>
+  config: { status: number; body: unknown }
+  configCalls: number
+}
+
+function freshState(): FakeProxyState {
+  return {
+    mode: 'ok', times: null, rejectEvery: 3, rejectCode: 2, calls: {}, received: {},
+    config: { status: 404, body: { error: 'no config set' } }, configCalls: 0,
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  for await (const c of req) chunks.push(c as Buffer)
+  const text = Buffer.concat(chunks).toString('utf8')
+  return text ? JSON.parse(text) : {}
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' })
+  res.end(JSON.stringify(body))
+}
+
+export async function startFakeProxy(port = 0): Promise<{ url: string; server: Server; state: () => FakeProxyState }> {
+  let state = freshState()
+  const server = createServer((req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', 'http://127.0.0.1')
+      if (req.method === 'POST' && url.pathname === '/__reset') {
+        state = freshState()
+        return send(res, 200, { ok: true })
+      }
+      if (req.method === 'POST' && url.pathname === '/__control') {
+        const body = (await readJson(req)) as Partial<FakeProxyState>
+        state.mode = body.mode ?? 'ok'
+        state.times = body.times ?? null
+        state.rejectEvery = body.rejectEvery ?? 3
+        state.rejectCode = body.rejectCode ?? 2
+        return send(res, 200, { ok: true })
+      }
+      if (req.method === 'POST' && url.pathname === '/__config') {
+        const body = (await readJson(req)) as { status?: number; body?: unknown }
+        state.config = { status: body.status ?? 200, body: body.body ?? {} }
+        return send(res, 200, { ok: true })
+      }
+      if (req.method === 'GET' && url.pathname === '/__received') {
+        const topic = url.searchParams.get('topic') ?? 'ad-events'
+        return send(res, 200, { records: state.received[topic] ?? [], calls: state.calls[topic] ?? 0, configCalls: state.configCalls })
+      }
+      if (req.method === 'GET' && url.pathname === '/v1/internal/edge-config') {
+        state.configCalls++
+        if (req.headers.authorization !== 'Bearer edge_sync_test') return send(res, 401, { error: { code: 'unauthorized' } })
+        return send(res, state.config.status, state.config.body)
+      }
+      const m = /^\/topics\/([^/]+)$/.exec(url.pathname)
+      if (req.method === 'POST' && m) {
+        const topic = decodeURIComponent(m[1]!)
+        if (req.headers['content-type'] !== 'application/vnd.kafka.json.v2+json') {
+          return send(res, 415, { error_code: 415, message: 'wrong content type' })
+        }
+        const body = (await readJson(req)) as { records?: { key: unknown; value: unknown }[] }
+        const records = body.records ?? []
+        state.calls[topic] = (state.calls[topic] ?? 0) + 1
+        const mode = state.mode
+        if (state.times !== null && --state.times <= 0) {
+          state.mode = 'ok'
+          state.times = null
+        }
+        if (mode === 'fail500') return send(res, 500, { error_code: 50001, message: 'broker unavailable' })
+        if (mode === 'hang') {
+          const timer = setTimeout(() => res.destroy(), 10_000)
+          res.on('close', () => clearTimeout(timer))
+          return
+        }
+        const list = (state.received[topic] ??= [])
+        const offsets = records.map((r, i) => {
+          if (mode === 'reject' && i % state.rejectEvery === 0) {
+            return { partition: 0, offset: null, error_code: state.rejectCode, error: 'rejected by test' }
+          }
+          list.push(r)
+          return { partition: 0, offset: list.length - 1, error_code: null, error: null }
+        })
+        return send(res, mode === 'reject' ? 422 : 200, { offsets, key_schema_id: null, value_schema_id: null })
+      }
+      send(res, 404, { error_code: 40401, message: 'not found' })
+    })().catch((err: unknown) => send(res, 500, { error: String(err) }))
+  })
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('fake proxy did not bind')
+  return { url: `http://127.0.0.1:${address.port}`, server, state: () => state }
+}

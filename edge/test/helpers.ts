@@ -1,0 +1,66 @@
+import { SELF } from 'cloudflare:test'
+import { ulid } from 'ulid'
+import { inject } from 'vitest'
+
+/** Worker-side helpers for the edge tests: event factories and the fake REST proxy's controls. */
+export const proxyUrl = (): string => inject('proxyUrl')
+
+export interface ProxyMode {
+  mode: 'ok' | 'fail500' | 'hang' | 'reject'
+  times?: number
+  rejectEvery?: number
+  rejectCode?: number
+}
+
+export async function proxyControl(mode: ProxyMode): Promise<void> {
+  const res = await fetch(`${proxyUrl()}/__control`, { method: 'POST', body: JSON.stringify(mode) })
+  await res.arrayBuffer()
+}
+
+export async function proxyReset(): Promise<void> {
+  const res = await fetch(`${proxyUrl()}/__reset`, { method: 'POST' })
+  await res.arrayBuffer()
+}
+
+export interface ReceivedRecord {
+  key: string
+  value: Record<string, any>
+}
+
+export async function proxyReceived(topic = 'ad-events'): Promise<{ records: ReceivedRecord[]; calls: number; configCalls: number }> {
+  const res = await fetch(`${proxyUrl()}/__received?topic=${encodeURIComponent(topic)}`)
+  return res.json()
+}
+
+let seq = 0
+
+export function impression(over: Record<string, unknown> = {}): Record<string, unknown> {
+  seq++
+  return {
+    eventId: ulid(), ts: Date.now(), adId: 'ad_1', campaignId: 'cmp_1', publisherId: 'pub_test',
+    requestId: `req_${seq}`, impressionId: `imp_${ulid()}`, ...over,
+  }
+}
+
+export function click(over: Record<string, unknown> = {}): Record<string, unknown> {
+  return { ...impression(), clickId: `clk_${ulid()}`, ...over }
+}
+
+export const EDGE = 'https://edge.test'
+
+export function postBatch(kind: 'impressions' | 'clicks', body: unknown, opts: { key?: string | null; headers?: Record<string, string>; raw?: BodyInit } = {}): Promise<Response> {
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'cf-connecting-ip': '203.0.113.77', 'user-agent': 'Mozilla/5.0 test', ...opts.headers }
+  if (opts.key !== null) headers.authorization = `Bearer ${opts.key ?? 'pk_test'}`
+  return SELF.fetch(`${EDGE}/v1/events/${kind}:batch`, { method: 'POST', headers, body: opts.raw ?? JSON.stringify(body) })
+}
+
+/** Polls until `check` passes (waitUntil work finishes after the response). */
+export async function eventually<T>(read: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 3000): Promise<T> {
+  const start = Date.now()
+  for (;;) {
+    const v = await read()
+    if (check(v)) return v
+    if (Date.now() - start > timeoutMs) return v
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}

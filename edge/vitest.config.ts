@@ -1,0 +1,47 @@
+import { createHash } from 'node:crypto'
+import { cloudflareTest } from '@cloudflare/vitest-pool-workers'
+import { defineConfig } from 'vitest/config'
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex')
+
+/** Tenants the workerd tests run against (the same JSON shape core serves at /v1/internal/edge-config). */
+export const TEST_EDGE_CONFIG = {
+  version: 1,
+  publishers: [
+    { id: 'pub_test', apiKeyHashes: [sha256('pk_test')], signingKeys: { k1: 'secret-one', k0: 'secret-old' }, rateLimit: { perSecond: 100_000, burst: 200_000 }, active: true },
+    { id: 'pub_other', apiKeyHashes: [sha256('pk_other')], signingKeys: { k2: 'secret-two' }, rateLimit: { perSecond: 100_000, burst: 200_000 }, active: true },
+    { id: 'pub_noisy', apiKeyHashes: [sha256('pk_noisy')], signingKeys: {}, rateLimit: { perSecond: 2, burst: 4 }, active: true },
+    { id: 'pub_gone', apiKeyHashes: [sha256('pk_gone')], signingKeys: {}, rateLimit: { perSecond: 10, burst: 10 }, active: false },
+  ],
+}
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest(({ inject }) => ({
+      main: './src/index.ts',
+      wrangler: { configPath: '../wrangler.toml' },
+      miniflare: {
+        bindings: {
+          REST_PROXY_URL: inject('proxyUrl'),
+          CORE_URL: inject('proxyUrl'),
+          EDGE_SYNC_KEY: 'edge_sync_test',
+          EDGE_CONFIG_JSON: JSON.stringify(TEST_EDGE_CONFIG),
+          PROXY_TIMEOUT_MS: '300',
+          FORWARD_ATTEMPTS: '2',
+          DEDUPE_TIMEOUT_MS: '2000',
+          // Alarms are driven by the tests (runDurableObjectAlarm), not by the clock.
+          SPOOL_FIRST_RETRY_MS: '600000',
+          BLOOM_CAPACITY: '20000',
+          IP_HASH_SECRET: 'ip-secret-test',
+        },
+      },
+    })),
+  ],
+  test: {
+    globalSetup: ['./test/global-setup.ts'],
+    include: ['src/**/*.test.ts'],
+    // One fake proxy is shared: files run one after another so their proxy modes do not interleave.
+    fileParallelism: false,
+    testTimeout: 20_000,
+  },
+})
