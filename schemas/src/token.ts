@@ -62,7 +62,7 @@ export function base64UrlEncode(bytes: Uint8Array): string {
 }
 
 /** Decodes unpadded base64url; returns null for anything else (padding, bad characters, bad length). */
-export function base64UrlDecode(text: string): Uint8Array | null {
+export function base64UrlDecode(text: string): Uint8Array<ArrayBuffer> | null {
   if (!B64URL.test(text) || text.length % 4 === 1) return null
   const b64 = text.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (text.length % 4)) % 4)
   let bin: string
