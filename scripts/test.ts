@@ -1,0 +1,104 @@
+/**
+ * `npm test`: every test of the project, in one command.
+ *
+ * 1. typecheck (tsc -b)
+ * 2. a real Kafka broker from Apache Kafka's Maven Central jars when Java and Maven are present
+ *    (CI must have them: there a missing broker fails the run; elsewhere Kafka tests skip, saying why)
+ * 3. Node suites (schemas, core with chDB and LMDB, end-to-end with workerd + core)
+ * 4. the edge suite inside workerd
+ * 5. the API fuzzer (schemathesis) against a running core, when Python is present (required in CI)
+ *
+ * Ends with one line `N passed, N failed` over every suite.
+ */
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync, readFileSync, rmSync, mkdirSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+
+const root = resolve(import.meta.dirname, '..')
+const inCi = process.env.CI === 'true'
+const env: NodeJS.ProcessEnv = { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' }
+const reportDir = join(root, '.cache', 'test-reports')
+rmSync(reportDir, { recursive: true, force: true })
+mkdirSync(reportDir, { recursive: true })
+
+let passed = 0
+let failed = 0
+let skipped = 0
+const failures: string[] = []
+
+function has(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
+}
+
+function step(name: string, cmd: string, args: string[], opts: { countAsTest?: boolean } = {}): boolean {
+  console.log(`\n=== ${name}: ${cmd} ${args.join(' ')}`)
+  const r = spawnSync(cmd, args, { cwd: root, env, stdio: 'inherit' })
+  const ok = r.status === 0
+  if (!ok) failures.push(`${name} (exit ${r.status ?? r.signal})`)
+  if (opts.countAsTest) ok ? passed++ : failed++
+  return ok
+}
+
+function countVitest(file: string, suite: string): void {
+  if (!existsSync(file)) {
+    failures.push(`${suite}: no report written`)
+    failed++
+    return
+  }
+  const report = JSON.parse(readFileSync(file, 'utf8')) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; numTodoTests: number }
+  passed += report.numPassedTests
+  failed += report.numFailedTests
+  skipped += report.numPendingTests + report.numTodoTests
+}
+
+// 1. types
+step('typecheck', 'npx', ['tsc', '-b'], { countAsTest: true })
+
+// 2. Kafka broker
+let startedKafka = false
+if (!env.KAFKA_BROKERS) {
+  if (has('java') && has('mvn')) {
+    console.log('\n=== starting a Kafka broker from Maven Central jars')
+    try {
+      const out = execFileSync('bash', [join(root, 'scripts/kafka/start.sh')], { cwd: root, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+      const line = out.split('\n').find((l) => l.startsWith('KAFKA_BROKERS='))
+      if (line) {
+        env.KAFKA_BROKERS = line.slice('KAFKA_BROKERS='.length).trim()
+        startedKafka = true
+      }
+    } catch (err) {
+      console.error(`could not start Kafka: ${(err as Error).message}`)
+      if (inCi) failures.push('kafka broker did not start')
+    }
+  } else if (inCi) {
+    failures.push('CI needs Java and Maven to run the Kafka tests')
+  } else {
+    console.log('\nJava or Maven not found: the Kafka contract tests will skip (CI runs them).')
+  }
+}
+
+try {
+  // 3. Node suites
+  const nodeReport = join(reportDir, 'node.json')
+  step('node suites', 'npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${nodeReport}`])
+  countVitest(nodeReport, 'node suites')
+
+  // 4. edge suite in workerd
+  const edgeReport = join(reportDir, 'edge.json')
+  step('edge suite (workerd)', 'npx', ['vitest', 'run', '--root', 'edge', '--reporter=default', '--reporter=json', `--outputFile.json=${edgeReport}`])
+  countVitest(edgeReport, 'edge suite')
+
+  // 5. API fuzzing
+  if (has('python3') && existsSync(join(root, 'scripts/schemathesis.sh'))) {
+    step('API fuzzing (schemathesis)', 'bash', ['scripts/schemathesis.sh'], { countAsTest: true })
+  } else if (inCi) {
+    failures.push('CI needs python3 for schemathesis')
+    failed++
+  }
+} finally {
+  if (startedKafka) spawnSync('bash', [join(root, 'scripts/kafka/stop.sh')], { cwd: root, env, stdio: 'inherit' })
+}
+
+if (failures.length > 0) console.log(`\nFailed steps:\n  ${failures.join('\n  ')}`)
+console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`)
+process.exit(failures.length > 0 || failed > 0 ? 1 : 0)

@@ -1,0 +1,135 @@
+/**
+ * Starts the real system for end-to-end tests: core (main.ts: gateway, embedded log, processor,
+ * chDB, API) and the edge in workerd through `wrangler dev`, on free loopback ports, with a fresh
+ * data directory. Everything is reached through public HTTP only.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+export const ROOT = resolve(import.meta.dirname, '../..')
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer()
+    srv.once('error', rej)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => res(port))
+    })
+  })
+}
+
+export async function waitHealthy(url: string, timeoutMs: number, child?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null) throw new Error(`${url}: process exited with ${child.exitCode}`)
+    try {
+      const res = await fetch(url)
+      if (res.ok) return
+    } catch {
+      // not up yet
+    }
+    await sleep(200)
+  }
+  throw new Error(`${url} not healthy after ${timeoutMs} ms`)
+}
+
+export interface Proc {
+  child: ChildProcess
+  output: () => string
+  stop(signal?: NodeJS.Signals): Promise<void>
+}
+
+export function startProcess(cmd: string, args: string[], env: Record<string, string>): Proc {
+  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  const keep = (b: Buffer) => {
+    out += b.toString()
+    if (out.length > 200_000) out = out.slice(-100_000)
+  }
+  child.stdout!.on('data', keep)
+  child.stderr!.on('data', keep)
+  return {
+    child,
+    output: () => out,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = new Promise<void>((r) => child.once('exit', () => r()))
+      child.kill(signal)
+      await Promise.race([exited, sleep(10_000)])
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL')
+        await exited
+      }
+    },
+  }
+}
+
+export interface CoreHandle extends Proc {
+  url: string
+  port: number
+  dataDir: string
+}
+
+export async function startCore(env: Record<string, string> = {}, dataDir?: string): Promise<CoreHandle> {
+  const port = await freePort()
+  const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'adc-e2e-core-'))
+  const proc = startProcess(process.execPath, ['--import', 'tsx', 'core/src/main.ts'], {
+    CORE_PORT: String(port), DATA_DIR: dir, LOG_LEVEL: 'warn', ADC_ENV: 'development', ...env,
+  })
+  const url = `http://127.0.0.1:${port}`
+  try {
+    await waitHealthy(`${url}/healthz`, 90_000, proc.child)
+  } catch (err) {
+    await proc.stop('SIGKILL')
+    throw new Error(`${(err as Error).message}\n${proc.output()}`)
+  }
+  return { ...proc, url, port, dataDir: dir }
+}
+
+export interface EdgeHandle extends Proc {
+  url: string
+}
+
+export async function startEdge(coreUrl: string, vars: Record<string, string> = {}): Promise<EdgeHandle> {
+  const port = await freePort()
+  const inspector = await freePort()
+  const persist = mkdtempSync(join(tmpdir(), 'adc-e2e-edge-'))
+  const varArgs = Object.entries({ REST_PROXY_URL: coreUrl, CORE_URL: coreUrl, EDGE_CONFIG_TTL_MS: '1000', ...vars })
+    .flatMap(([k, v]) => ['--var', `${k}:${v}`])
+  const proc = startProcess(process.execPath, [
+    'node_modules/wrangler/bin/wrangler.js', 'dev', '--config', 'wrangler.toml', '--ip', '127.0.0.1', '--port', String(port),
+    '--inspector-port', String(inspector), '--persist-to', persist, '--show-interactive-dev-session=false', '--log-level', 'warn', ...varArgs,
+  ], { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', CI: 'true' })
+  const url = `http://127.0.0.1:${port}`
+  try {
+    await waitHealthy(`${url}/healthz`, 120_000, proc.child)
+  } catch (err) {
+    await proc.stop('SIGKILL')
+    throw new Error(`${(err as Error).message}\n${proc.output()}`)
+  }
+  const stop = proc.stop
+  return {
+    ...proc,
+    url,
+    async stop(signal) {
+      await stop(signal)
+      rmSync(persist, { recursive: true, force: true })
+    },
+  }
+}
+
+/** Polls `read` until `done(value)` or the timeout; returns the last value either way. */
+export async function eventually<T>(read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last = await read()
+  while (!done(last) && Date.now() < deadline) {
+    await sleep(250)
+    last = await read()
+  }
+  return last
+}
