@@ -126,6 +126,9 @@ export function ddl(db: string): string[] {
     ) ENGINE = AggregatingMergeTree
     ORDER BY (publisher_id, minute)
     SETTINGS ${dedup}`,
+    // Added by the processor: +1 for a verdict, -1 for a retraction (an orphan click joined late).
+    // Count events as sum(sign), not count().
+    `ALTER TABLE ${db}.events_raw ADD COLUMN IF NOT EXISTS sign Int8 DEFAULT 1`,
     // Billing snapshots: each run writes a new version; an old version is never edited.
     `CREATE TABLE IF NOT EXISTS ${db}.billing_snapshots (
       day Date,

@@ -1,0 +1,72 @@
+import { isbot } from 'isbot'
+import type { Envelope, ReasonCode } from '@adc/schemas'
+import { datacenterProvider } from './datacenter-ranges.js'
+
+/** Bump when a rule or threshold changes: every decision records the version that made it. */
+export const IVT_MODEL_VERSION = 'ivt-2026.11.1'
+
+/** Above this score an event is quarantined: kept, not billed. */
+export const QUARANTINE_ABOVE = 0.8
+
+export const RULE_SCORES = {
+  givt_known_bot: 1,
+  givt_non_browser: 0.95,
+  givt_missing_ua: 0.9,
+  givt_datacenter_ip: 0.9,
+  givt_prefetch: 1,
+  prefetch_click: 1,
+  sivt_fast_click: 0.85,
+  sivt_burst: 0.85,
+} as const satisfies Partial<Record<ReasonCode, number>>
+
+export type IvtReason = keyof typeof RULE_SCORES
+
+/**
+ * HTTP libraries and tools that identify themselves (isbot covers most; this catches the rest). On the
+ * web channel any agent that does not claim to be a browser (`Mozilla/…`, `Opera/…`) is non-browser;
+ * apps and servers legitimately send SDK agents (`Dalvik/…`, `MyApp/1.0 CFNetwork/…`), so there only
+ * this list applies.
+ */
+const HTTP_LIBRARY = /^(curl|wget|python|go-http-client|java\/|okhttp|axios|node-fetch|node|undici|got|libwww|lwp|httpclient|apache-httpclient|postmanruntime|insomnia|php|ruby|aiohttp|httpx|scrapy|powershell|winhttp|dart|rest-client|faraday|guzzle|http_request|reqwest|hackney|httpie)\b/i
+const BROWSER_PREFIX = /^(mozilla|opera)\//i
+
+/** Per-event GIVT rules on the user agent (also used by the precision/recall test on public lists). */
+export function userAgentReasons(ua: string | undefined, channel: string): IvtReason[] {
+  if (ua === undefined || ua.trim() === '') return channel === 'web' ? ['givt_missing_ua'] : []
+  if (isbot(ua)) return ['givt_known_bot']
+  if (HTTP_LIBRARY.test(ua)) return ['givt_non_browser']
+  if (channel === 'web' && !BROWSER_PREFIX.test(ua)) return ['givt_non_browser']
+  return []
+}
+
+export interface ActivityFacts {
+  /** Event time of the impression a click joined. */
+  impressionTs?: number
+  /** Events from the same IP prefix / user key in the same minute of this partition, this one included. */
+  ipPrefixPerMinute?: number
+  userKeyPerMinute?: number
+}
+
+export interface BurstLimits {
+  /** @default 600 */
+  ipPrefixPerMinute: number
+  /** @default 120 */
+  userKeyPerMinute: number
+  /** A click sooner than this after its impression is not a person. @default 1000 */
+  fastClickMs: number
+}
+
+export const DEFAULT_LIMITS: BurstLimits = { ipPrefixPerMinute: 600, userKeyPerMinute: 120, fastClickMs: 1000 }
+
+/** All rules for one event: reasons sorted by score, the score is the strongest rule's. */
+export function scoreEnvelope(env: Envelope, facts: ActivityFacts, limits: BurstLimits = DEFAULT_LIMITS): { score: number; reasons: IvtReason[] } {
+  const channel = env.event.channel ?? 'web'
+  const withheld = env.event.consent === false && env.client.ua === undefined && env.client.ipPrefix === undefined
+  const reasons: IvtReason[] = withheld ? [] : userAgentReasons(env.client.ua, channel)
+  if (datacenterProvider(env.client.ipPrefix)) reasons.push('givt_datacenter_ip')
+  if (env.edge.prefetch) reasons.push(env.type === 'click' ? 'prefetch_click' : 'givt_prefetch')
+  if (env.type === 'click' && facts.impressionTs !== undefined && env.event.ts - facts.impressionTs < limits.fastClickMs) reasons.push('sivt_fast_click')
+  if ((facts.ipPrefixPerMinute ?? 0) > limits.ipPrefixPerMinute || (facts.userKeyPerMinute ?? 0) > limits.userKeyPerMinute) reasons.push('sivt_burst')
+  reasons.sort((a, b) => RULE_SCORES[b] - RULE_SCORES[a])
+  return { score: reasons.length ? RULE_SCORES[reasons[0]!] : 0, reasons }
+}

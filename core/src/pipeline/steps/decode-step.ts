@@ -1,0 +1,29 @@
+import { envelopeSchema, ENVELOPE_VERSION } from '@adc/schemas'
+import { badRow, ok } from '../result.js'
+import type { Step } from '../step.js'
+import type { Decoded, RawRecord } from '../types.js'
+
+/**
+ * Parses a log record into a v1 envelope. A record that is not JSON, has another version or fails
+ * the schema becomes a bad row (`bad_envelope` / `unknown_version`) with the original payload and the
+ * zod issues: never dropped, never a crash, and the records beside it carry on.
+ */
+export function createDecodeStep(): Step<RawRecord, Decoded> {
+  return async function decodeStep(input) {
+    let json: unknown
+    try {
+      json = JSON.parse(input.payload)
+    } catch (err) {
+      return badRow('bad_envelope', `not JSON: ${(err as Error).message}`, input.payload)
+    }
+    if (typeof json === 'object' && json !== null && 'v' in json && (json as { v: unknown }).v !== ENVELOPE_VERSION) {
+      return badRow('unknown_version', `envelope version ${JSON.stringify((json as { v: unknown }).v)} is not ${ENVELOPE_VERSION}`, input.payload)
+    }
+    const parsed = envelopeSchema.safeParse(json)
+    if (!parsed.success) {
+      const details = parsed.error.issues.slice(0, 10).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
+      return badRow('bad_envelope', details, input.payload)
+    }
+    return ok({ ...input, envelope: parsed.data })
+  }
+}

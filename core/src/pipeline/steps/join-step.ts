@@ -1,0 +1,126 @@
+import type { Channel, Envelope } from '@adc/schemas'
+import { ok, unbilled, type StepResult } from '../result.js'
+import type { Step } from '../step.js'
+import type { Deduped, Joined, RecordRef } from '../types.js'
+import type { PartitionStore } from '../../state/partition-store.js'
+import { impressionKey, joinDeadlineKey, pad, waitingKey, type ImpressionState } from '../../state/keys.js'
+import { advanceWatermark, watermark } from '../../state/expiry.js'
+
+/** Click-to-impression windows per channel (ms). Web and app from the design; CTV and S2S like app. */
+export const JOIN_WINDOWS_MS: Record<Channel, number> = {
+  web: 30 * 60_000,
+  app: 24 * 60 * 60_000,
+  ctv: 24 * 60 * 60_000,
+  s2s: 24 * 60 * 60_000,
+}
+
+export interface JoinDeps {
+  store: PartitionStore
+  windowsMs?: Record<Channel, number>
+  /** How long after its window an orphan click can still be joined by a late impression. @default 24 h */
+  latenessMs?: number
+  /** A click may carry a ts slightly before its impression's (two clocks). @default 60 s */
+  clockSkewMs?: number
+}
+
+/** A click kept in the store until its impression arrives or the watermark passes its window. */
+interface WaitingClick {
+  ref: RecordRef
+  appendedAt: number
+  envelope: Envelope
+  state: 'waiting' | 'orphaned'
+}
+
+export interface JoinStage<T extends Deduped> {
+  step: Step<T, T & Joined>
+  /**
+   * Clicks an impression just released (joined now, or joined late as a correction of an earlier
+   * orphan, or orphaned because they fell outside its window). Drained after each record.
+   */
+  drainReleased(): Array<StepResult<Joined>>
+  /** Clicks whose window the watermark passed: provisional `orphan_click` results. Called per batch. */
+  expire(limit?: number): Array<StepResult<Joined>>
+}
+
+/**
+ * Joins clicks to impressions within the channel window, with a per-partition watermark (max edge
+ * `receivedAt`, replay-stable). A click whose impression is not there yet waits in LMDB
+ * (`join_pending`, not written yet); when the watermark passes its window it becomes a provisional
+ * `orphan_click`; if the impression arrives within the lateness after that, the click is re-emitted
+ * with `correction: true`, and the sinks write a signed correction (-1 orphan, +1 click).
+ */
+export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T> {
+  const { store, windowsMs = JOIN_WINDOWS_MS, latenessMs = 24 * 60 * 60_000, clockSkewMs = 60_000 } = deps
+  const released: Array<StepResult<Joined>> = []
+  const windowOf = (env: Envelope): number => windowsMs[env.event.channel ?? 'web']
+  const within = (impressionTs: number, click: Envelope): boolean => {
+    const d = click.event.ts - impressionTs
+    return d >= -clockSkewMs && d <= windowOf(click)
+  }
+  const rebuild = (w: WaitingClick): Deduped => ({ ref: w.ref, appendedAt: w.appendedAt, payload: '', envelope: w.envelope, firstSeenOffset: w.ref.offset })
+
+  async function joinStep(input: T): Promise<StepResult<T & Joined>> {
+    const env = input.envelope
+    advanceWatermark(store, env.receivedAt)
+    const id = env.event.impressionId
+    if (env.type === 'impression') {
+      const wk = waitingKey(id)
+      const waiting = store.get<WaitingClick[]>(wk)
+      if (waiting) {
+        for (const w of waiting) {
+          const ok_ = within(env.event.ts, w.envelope)
+          const click = rebuild(w)
+          if (w.state === 'waiting') {
+            released.push(ok_ ? ok({ ...click, join: { status: 'joined', impressionTs: env.event.ts } }) : unbilled({ ...click, join: { status: 'none' } }, 'orphan_click'))
+          } else if (ok_) {
+            released.push(ok({ ...click, join: { status: 'joined', impressionTs: env.event.ts, correction: true } }))
+          }
+        }
+        store.remove(wk)
+      }
+      return ok({ ...input, join: { status: 'none' } })
+    }
+    const imp = store.get<ImpressionState>(impressionKey(id))
+    if (imp?.io !== undefined && imp.its !== undefined) {
+      if (within(imp.its, env)) return ok({ ...input, join: { status: 'joined', impressionTs: imp.its } })
+      return unbilled({ ...input, join: { status: 'none' } }, 'orphan_click')
+    }
+    const wk = waitingKey(id)
+    const list = store.get<WaitingClick[]>(wk) ?? []
+    store.put(wk, [...list, { ref: input.ref, appendedAt: input.appendedAt, envelope: env, state: 'waiting' }])
+    store.put(joinDeadlineKey(env.event.ts + windowOf(env), id), null)
+    return unbilled({ ...input, join: { status: 'none' } }, 'join_pending')
+  }
+
+  return {
+    step: joinStep,
+    drainReleased() {
+      return released.splice(0, released.length)
+    },
+    expire(limit = 20_000) {
+      const wm = watermark(store)
+      const out: Array<StepResult<Joined>> = []
+      for (const [k] of store.range<null>('q:', `q:${pad(wm + 1)}`, limit)) {
+        store.remove(k)
+        const id = k.slice(2 + 15 + 1)
+        const wk = waitingKey(id)
+        const list = store.get<WaitingClick[]>(wk)
+        if (!list) continue
+        const keep: WaitingClick[] = []
+        for (const w of list) {
+          const due = w.envelope.event.ts + windowOf(w.envelope)
+          if (w.state === 'waiting' && due <= wm) {
+            out.push(unbilled({ ...rebuild(w), join: { status: 'none' } }, 'orphan_click'))
+            keep.push({ ...w, state: 'orphaned' })
+            store.put(joinDeadlineKey(due + latenessMs, id), null)
+          } else if (!(w.state === 'orphaned' && due + latenessMs <= wm)) {
+            keep.push(w)
+          }
+        }
+        if (keep.length > 0) store.put(wk, keep)
+        else store.remove(wk)
+      }
+      return out
+    },
+  }
+}

@@ -1,0 +1,53 @@
+import type { Envelope } from '@adc/schemas'
+
+/** Where a record sits in the log; the processor's unit of replay. */
+export interface RecordRef {
+  topic: string
+  partition: number
+  offset: number
+}
+
+/** A raw log record as the pipeline receives it. */
+export interface RawRecord {
+  ref: RecordRef
+  /** The record value, byte for byte. */
+  payload: string
+  /** Log append time, epoch ms. */
+  appendedAt: number
+}
+
+/** Added by the decode step: the validated v1 envelope. */
+export interface Decoded extends RawRecord {
+  envelope: Envelope
+}
+
+/** Added by the dedupe step: the offset where this event's delivery key was first seen. */
+export interface Deduped extends Decoded {
+  firstSeenOffset: number
+}
+
+/** Added by the join step. */
+export interface Joined extends Deduped {
+  join: {
+    /** `joined`: a click matched its impression; `none`: an impression (nothing to join). */
+    status: 'joined' | 'none'
+    impressionTs?: number
+    /** A click that was already written as `orphan_click` and is now joined: write a signed correction. */
+    correction?: boolean
+  }
+}
+
+export interface IvtDecision {
+  score: number
+  reasons: string[]
+  modelVersion: string
+  quarantined: boolean
+}
+
+/** Added by the IVT step. */
+export interface Scored extends Joined {
+  ivt: IvtDecision
+}
+
+/** An event that reached the sink in any state: what the sink needs to write a row. */
+export type SinkEvent = Decoded & Partial<Pick<Scored, 'ivt' | 'join' | 'firstSeenOffset'>>

@@ -1,0 +1,154 @@
+import type { PipelineOutcome } from '../pipeline/pipeline.js'
+import type { SinkEvent } from '../pipeline/types.js'
+import { emptyBatch, type EventRow, type RollupIvtRow, type RollupRow, type SinkBatch } from './sink.js'
+
+export const PROCESSOR_ARTIFACT = '@adc/core/processor'
+export const PROCESSOR_VERSION = '0.1.0'
+
+/** How an outcome counts in the minute rollup. */
+type Counter = 'impressions' | 'clicks' | 'ivt_impressions' | 'ivt_clicks' | 'duplicates' | 'orphan_clicks' | 'repeat_clicks'
+
+export interface OutcomeCounts {
+  billable: number
+  unbilled: Record<string, number>
+  badRows: Record<string, number>
+  pending: number
+}
+
+/**
+ * Turns pipeline outcomes of one batch into sink rows: one raw row per event verdict, rollup deltas
+ * pre-aggregated per (minute, campaign, ad, publisher, geo, device) with signed counts, IVT counts
+ * per reason, IVT decisions (score > 0) and bad rows. A click joined after it was written as an
+ * orphan becomes a correction: a -1 row repeating the orphan verdict and a +1 row with the new one.
+ * `join_pending` writes nothing yet: the click is held in the partition store until it is resolved.
+ */
+export class BatchBuilder {
+  private readonly batch: SinkBatch
+  private readonly rollup = new Map<string, RollupRow & { uniqueSet?: Set<string> }>()
+  private readonly rollupIvt = new Map<string, RollupIvtRow>()
+  readonly counts: OutcomeCounts = { billable: 0, unbilled: {}, badRows: {}, pending: 0 }
+  maxReceivedAt = 0
+
+  constructor(topic: string, partition: number, minOffset: number, maxOffset: number, private readonly now = Date.now()) {
+    this.batch = emptyBatch(topic, partition, minOffset, maxOffset)
+  }
+
+  add(outcome: PipelineOutcome<SinkEvent>): void {
+    if (outcome.kind === 'bad_row') {
+      this.counts.badRows[outcome.reason] = (this.counts.badRows[outcome.reason] ?? 0) + 1
+      return // bad rows carry their record through addBadRow (the outcome has no record reference)
+    }
+    const ev = outcome.value
+    if (outcome.kind === 'unbilled' && outcome.reason === 'join_pending') {
+      this.counts.pending++
+      return
+    }
+    const reason = outcome.kind === 'unbilled' ? outcome.reason : ''
+    if (outcome.kind === 'ok') this.counts.billable++
+    else this.counts.unbilled[reason] = (this.counts.unbilled[reason] ?? 0) + 1
+    if (ev.join?.correction) {
+      // Retract the orphan verdict written earlier, then write the new one.
+      this.addVerdict(ev, 'orphan_click', false, -1)
+    }
+    this.addVerdict(ev, reason, outcome.kind === 'ok', 1)
+  }
+
+  addBadRow(ref: { topic: string; partition: number; offset: number }, appendedAt: number, outcome: Extract<PipelineOutcome<unknown>, { kind: 'bad_row' }>): void {
+    this.batch.badRows.push({
+      received_at: appendedAt,
+      log_topic: ref.topic,
+      log_partition: ref.partition,
+      log_offset: ref.offset,
+      reason: outcome.reason,
+      step: outcome.step,
+      details: outcome.error,
+      payload: outcome.payload,
+      processor_artifact: PROCESSOR_ARTIFACT,
+      processor_version: PROCESSOR_VERSION,
+    })
+  }
+
+  private addVerdict(ev: SinkEvent, reason: string, billable: boolean, sign: 1 | -1): void {
+    const env = ev.envelope
+    const e = env.event
+    const isClick = env.type === 'click'
+    const ivt = ev.ivt
+    const quarantined = !!ivt?.quarantined && !billable && sign === 1 && reason === ivt.reasons[0]
+    if (env.receivedAt > this.maxReceivedAt) this.maxReceivedAt = env.receivedAt
+    const row: EventRow = {
+      event_key: env.key,
+      event_type: env.type,
+      event_id: e.eventId,
+      impression_id: e.impressionId,
+      click_id: isClick ? (e as { clickId: string }).clickId : '',
+      campaign_id: e.campaignId,
+      ad_id: e.adId,
+      publisher_id: e.publisherId,
+      request_id: e.requestId,
+      ts: e.ts,
+      received_at: env.receivedAt,
+      channel: e.channel ?? '',
+      device: e.device ?? '',
+      geo: e.geo ?? '',
+      placement: e.placement ?? '',
+      user_key: e.userKey ?? '',
+      ua: env.client.ua ?? '',
+      ip_prefix: env.client.ipPrefix ?? '',
+      ip_hash: env.client.ipHash ?? '',
+      edge_source: env.edge.source,
+      edge_dedupe: env.edge.dedupe,
+      prefetch: env.edge.prefetch ? 1 : 0,
+      billable: billable ? 1 : 0,
+      reason,
+      ivt_score: sign === 1 && ivt ? ivt.score : 0,
+      ivt_reasons: sign === 1 && ivt ? ivt.reasons : [],
+      model_version: sign === 1 && ivt ? ivt.modelVersion : '',
+      joined: ev.join?.status === 'joined' && sign === 1 ? 1 : 0,
+      log_partition: ev.ref.partition,
+      log_offset: ev.ref.offset,
+      processed_at: this.now,
+      sign,
+    }
+    this.batch.events.push(row)
+
+    let counter: Counter | undefined
+    if (billable) counter = isClick ? 'clicks' : 'impressions'
+    else if (quarantined) counter = isClick ? 'ivt_clicks' : 'ivt_impressions'
+    else if (reason === 'duplicate_delivery' || reason === 'duplicate_impression') counter = 'duplicates'
+    else if (reason === 'orphan_click') counter = 'orphan_clicks'
+    else if (reason === 'repeat_click') counter = 'repeat_clicks'
+    const minute = Math.floor(e.ts / 60_000) * 60
+    const key = `${minute}\u001f${e.campaignId}\u001f${e.adId}\u001f${e.publisherId}\u001f${row.geo}\u001f${row.device}`
+    let r = this.rollup.get(key)
+    if (!r) {
+      r = { minute, campaign_id: e.campaignId, ad_id: e.adId, publisher_id: e.publisherId, geo: row.geo, device: row.device, impressions: 0, clicks: 0, ivt_impressions: 0, ivt_clicks: 0, duplicates: 0, orphan_clicks: 0, repeat_clicks: 0, uniques: [], last_received_at: 0 }
+      this.rollup.set(key, r)
+    }
+    if (counter) r[counter] += sign
+    if (env.receivedAt > r.last_received_at) r.last_received_at = env.receivedAt
+    if (billable && !isClick && sign === 1) {
+      const u = e.userKey || env.client.ipHash
+      if (u) (r.uniqueSet ??= new Set()).add(u)
+    }
+    if (quarantined && ivt) {
+      for (const why of ivt.reasons) {
+        const k = `${minute}\u001f${e.campaignId}\u001f${e.publisherId}\u001f${env.type}\u001f${why}`
+        const c = this.rollupIvt.get(k)
+        if (c) c.events += sign
+        else this.rollupIvt.set(k, { minute, campaign_id: e.campaignId, publisher_id: e.publisherId, event_type: env.type, reason: why, events: sign })
+      }
+    }
+    if (ivt && ivt.score > 0 && sign === 1) {
+      this.batch.ivtDecisions.push({ event_key: env.key, event_type: env.type, campaign_id: e.campaignId, publisher_id: e.publisherId, ts: e.ts, score: ivt.score, reasons: ivt.reasons, model_version: ivt.modelVersion, quarantined: ivt.quarantined ? 1 : 0, decided_at: this.now })
+    }
+  }
+
+  build(): SinkBatch {
+    for (const r of this.rollup.values()) {
+      const { uniqueSet, ...row } = r
+      this.batch.rollup.push({ ...row, uniques: uniqueSet ? [...uniqueSet] : [] })
+    }
+    this.batch.rollupIvt.push(...this.rollupIvt.values())
+    return this.batch
+  }
+}

@@ -1,0 +1,74 @@
+import { relative, resolve, isAbsolute } from 'node:path'
+import { Readable } from 'node:stream'
+import type { ClickHouseClient } from '@clickhouse/client'
+import { sqlString } from '../clickhouse/client.js'
+import type { Sink } from './sink.js'
+
+export interface IcebergSinkOptions {
+  client: ClickHouseClient
+  database: string
+  /**
+   * Table directory. chDB only reads and writes files inside its user files path, the process's
+   * working directory, so the directory must lie under it (it is passed to chDB relative to it).
+   */
+  dir: string
+  /** @default 'events_lake' */
+  table?: string
+}
+
+const COLUMNS = `event_key String, event_type String, event_id String, impression_id String, click_id String,
+  campaign_id String, ad_id String, publisher_id String, ts DateTime64(6, 'UTC'), received_at DateTime64(6, 'UTC'),
+  channel String, device String, geo String, user_key String, ua String, ip_prefix String, ip_hash String,
+  billable Int32, reason String, ivt_score Float32, model_version String, joined Int32, sign Int32,
+  log_partition Int32, log_offset Int64`
+
+const micros = (ms: number): string => new Date(ms).toISOString().slice(0, 23).replace('T', ' ')
+
+/** Relative path chDB accepts, or a clear error at start (a missing sink fails at start, never later). */
+export function icebergPath(dir: string): string {
+  const rel = relative(process.cwd(), resolve(dir))
+  if (rel.startsWith('..') || isAbsolute(rel)) throw new RangeError(`Iceberg directory ${dir} must be inside the working directory ${process.cwd()} (chDB user files path)`)
+  return rel || '.'
+}
+
+/**
+ * Raw events as an Iceberg table on local disk (chDB `IcebergLocal`, Parquet), partitioned by
+ * `toRelativeHourNum(ts)` (Iceberg's `hour` transform; `toStartOfHour` is refused). Readable by any
+ * Iceberg reader, e.g. `icebergLocal('<dir>')`.
+ *
+ * Iceberg inserts have no dedup token, so idempotency comes from ordering and a probe: the processor
+ * writes Iceberg only after the ClickHouse sink acknowledged, and the batch's state commit (LMDB)
+ * follows the Iceberg write. Each Iceberg insert is one atomic snapshot commit, so after a crash the
+ * range is either fully in the table or absent: when a batch is written again (`recovering`), the
+ * sink first counts rows with this partition and offset range and skips the insert if any are there.
+ */
+export async function createIcebergSink({ client, database, dir, table = 'events_lake' }: IcebergSinkOptions): Promise<Sink> {
+  const path = icebergPath(dir)
+  await client.command({ query: `CREATE TABLE IF NOT EXISTS ${database}.${table} (${COLUMNS}) ENGINE = IcebergLocal(${sqlString(path)}, 'Parquet') PARTITION BY toRelativeHourNum(ts)` })
+  return {
+    name: 'iceberg',
+    async write(batch, { recovering }) {
+      if (batch.events.length === 0) return
+      if (recovering) {
+        const rs = await client.query({
+          query: `SELECT count() AS n FROM icebergLocal(${sqlString(path)}) WHERE log_partition = ${batch.partition} AND log_offset BETWEEN ${batch.minOffset} AND ${batch.maxOffset}`,
+          format: 'JSONEachRow',
+        })
+        const [row] = await rs.json<{ n: number }>()
+        if (Number(row?.n ?? 0) > 0) return
+      }
+      let body = ''
+      for (const r of batch.events) {
+        body += JSON.stringify({
+          event_key: r.event_key, event_type: r.event_type, event_id: r.event_id, impression_id: r.impression_id, click_id: r.click_id,
+          campaign_id: r.campaign_id, ad_id: r.ad_id, publisher_id: r.publisher_id, ts: micros(r.ts), received_at: micros(r.received_at),
+          channel: r.channel, device: r.device, geo: r.geo, user_key: r.user_key, ua: r.ua, ip_prefix: r.ip_prefix, ip_hash: r.ip_hash,
+          billable: r.billable, reason: r.reason, ivt_score: r.ivt_score, model_version: r.model_version, joined: r.joined, sign: r.sign,
+          log_partition: r.log_partition, log_offset: r.log_offset,
+        }) + '\n'
+      }
+      const res = await client.exec({ query: `INSERT INTO ${database}.${table} SETTINGS allow_insert_into_iceberg = 1 FORMAT JSONEachRow`, values: Readable.from([body]) })
+      res.stream.resume()
+    },
+  }
+}

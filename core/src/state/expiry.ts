@@ -1,0 +1,34 @@
+import { expiryKey, pad, WATERMARK_KEY } from './keys.js'
+import type { PartitionStore } from './partition-store.js'
+
+/**
+ * The partition watermark: the largest edge `receivedAt` seen in the partition. It is event data, not
+ * the wall clock, so a replay of the same records computes the same expiries and the same orphans.
+ */
+export function watermark(store: PartitionStore): number {
+  return store.get<number>(WATERMARK_KEY) ?? 0
+}
+
+export function advanceWatermark(store: PartitionStore, receivedAt: number): void {
+  if (receivedAt > watermark(store)) store.put(WATERMARK_KEY, receivedAt)
+}
+
+/** Schedules `key` for deletion once the watermark passes `dueMs` (minute granularity). */
+export function scheduleExpiry(store: PartitionStore, dueMs: number, key: string): void {
+  store.put(expiryKey(dueMs, key), null)
+}
+
+/**
+ * Deletes keys whose expiry minute the watermark has passed, at most `limit` per call (bounded work
+ * per batch; the rest goes with the next batch). Returns how many keys were deleted.
+ */
+export function sweepExpired(store: PartitionStore, limit = 20_000): number {
+  const end = `x:${pad(watermark(store) / 60_000, 10)}:`
+  let n = 0
+  for (const [k] of store.range<null>('x:', end, limit)) {
+    store.remove(k)
+    store.remove(k.slice(13)) // 'x:' + 10 digits + ':'
+    n++
+  }
+  return n
+}

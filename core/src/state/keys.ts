@@ -1,0 +1,35 @@
+/**
+ * Key layout of a partition store (core/src/state/partition-store.ts). One prefix per family keeps
+ * range scans (expiry) cheap and the byte cost per key visible.
+ *
+ * - `d:<deliveryKey>` → first-seen offset (number). Delivery dedupe (edge idempotency key).
+ * - `i:<impressionId>` → ImpressionState: first impression / first click offsets (business dedupe, join).
+ * - `w:<impressionId>` → WaitingClick[]: clicks waiting for their impression, or orphaned ones that a
+ *   late impression can still join.
+ * - `b:<rule>:<value>:<minute>` → count (IVT burst counters).
+ * - `x:<due minute>:<key>` → null: expiry schedule; swept when the partition watermark passes.
+ * - `q:<due ms>:<impressionId>` → null: join deadlines (window end, then lateness end).
+ * - `~wm` → partition watermark (max edge receivedAt seen, epoch ms).
+ */
+export const WATERMARK_KEY = '~wm'
+
+export function pad(n: number, width = 15): string {
+  return Math.max(0, Math.floor(n)).toString().padStart(width, '0')
+}
+
+export const deliveryKey = (k: string): string => `d:${k}`
+export const impressionKey = (impressionId: string): string => `i:${impressionId}`
+export const waitingKey = (impressionId: string): string => `w:${impressionId}`
+export const expiryKey = (dueMs: number, key: string): string => `x:${pad(dueMs / 60_000, 10)}:${key}`
+export const joinDeadlineKey = (dueMs: number, impressionId: string): string => `q:${pad(dueMs)}:${impressionId}`
+
+export interface ImpressionState {
+  /** Offset of the first (billable) impression, when seen. */
+  io?: number
+  /** Its event time, epoch ms. */
+  its?: number
+  /** Its channel. */
+  ich?: string
+  /** Offset of the first click, when seen. */
+  co?: number
+}

@@ -1,0 +1,124 @@
+import { mkdirSync } from 'node:fs'
+import { open, type RootDatabase } from 'lmdb'
+
+/** The offset range a batch covers; written before its sink writes so a replay re-forms the same batch. */
+export interface BatchIntent {
+  minOffset: number
+  maxOffset: number
+}
+
+const DELETED = Symbol('deleted')
+const META_APPLIED = '~applied'
+const META_INTENT = '~intent'
+
+/**
+ * Partition-local processor state in LMDB (one environment per log partition, so a partition and
+ * its state move together on reassignment).
+ *
+ * Writes made while processing a batch go to an in-memory overlay that reads see first; `commit`
+ * writes the overlay and the batch's last offset (`applied`) in ONE LMDB transaction, and only after
+ * every sink acknowledged the batch. So no state change (a key marked as seen, a click joined) ever
+ * lands without the sink writes it caused, and a crash at any point leaves the state of a batch
+ * boundary: records up to `applied` are done (skipped on replay), the rest is recomputed from the
+ * same state and gives the same verdicts and the same insert tokens.
+ */
+export class PartitionStore {
+  private readonly overlay = new Map<string, unknown>()
+  private applied: number
+  private intent: BatchIntent | undefined
+
+  private constructor(private readonly db: RootDatabase, readonly partition: number, readonly path: string) {
+    this.applied = (db.get(META_APPLIED) as number | undefined) ?? -1
+    this.intent = db.get(META_INTENT) as BatchIntent | undefined
+  }
+
+  static open(path: string, partition: number): PartitionStore {
+    mkdirSync(path, { recursive: true })
+    // compression off: values are a few bytes; the key prefix ordering matters for range scans.
+    const db = open({ path, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3 })
+    return new PartitionStore(db, partition, path)
+  }
+
+  get<T>(key: string): T | undefined {
+    const v = this.overlay.get(key)
+    if (v === DELETED) return undefined
+    if (v !== undefined) return v as T
+    return this.db.get(key) as T | undefined
+  }
+
+  put(key: string, value: unknown): void {
+    this.overlay.set(key, value)
+  }
+
+  remove(key: string): void {
+    this.overlay.set(key, DELETED)
+  }
+
+  /** Entries with `start <= key < end` in key order, committed state merged with this batch's overlay. */
+  range<T>(start: string, end: string, limit: number): Array<[string, T]> {
+    const merged = new Map<string, unknown>()
+    for (const { key, value } of this.db.getRange({ start, end, limit })) merged.set(key as string, value)
+    for (const [k, v] of this.overlay) if (k >= start && k < end) merged.set(k, v)
+    const out: Array<[string, T]> = []
+    for (const k of [...merged.keys()].sort()) {
+      const v = merged.get(k)
+      if (v === DELETED) continue
+      out.push([k, v as T])
+      if (out.length >= limit) break
+    }
+    return out
+  }
+
+  /** Last offset whose effects are in this state (and in every sink); -1 when none. */
+  appliedOffset(): number {
+    return this.applied
+  }
+
+  pendingIntent(): BatchIntent | undefined {
+    return this.intent
+  }
+
+  /** Durably records the range of the batch about to be written (before any sink write). */
+  async writeIntent(intent: BatchIntent): Promise<void> {
+    await this.db.put(META_INTENT, intent)
+    await this.db.flushed
+    this.intent = intent
+  }
+
+  /** Number of buffered writes of the current batch. */
+  pendingWrites(): number {
+    return this.overlay.size
+  }
+
+  /** Forgets the current batch's writes (its sink writes failed; it will be recomputed). */
+  discard(): void {
+    this.overlay.clear()
+  }
+
+  /** Writes the batch's state and marks `maxOffset` applied, atomically and durably. */
+  async commit(maxOffset: number): Promise<void> {
+    const entries = [...this.overlay]
+    await this.db.transaction(() => {
+      for (const [k, v] of entries) {
+        if (v === DELETED) void this.db.remove(k)
+        else void this.db.put(k, v)
+      }
+      void this.db.put(META_APPLIED, maxOffset)
+      void this.db.remove(META_INTENT)
+    })
+    await this.db.flushed
+    this.overlay.clear()
+    this.applied = maxOffset
+    this.intent = undefined
+  }
+
+  /** Keys stored (committed), for measurements. */
+  count(): number {
+    return (this.db.getStats() as { entryCount: number }).entryCount
+  }
+
+  async close(): Promise<void> {
+    this.overlay.clear()
+    await this.db.close()
+  }
+}
