@@ -15,33 +15,43 @@ export const TEST_EDGE_CONFIG = {
   ],
 }
 
+const workerd = cloudflareTest(({ inject }) => ({
+  main: './src/index.ts',
+  wrangler: { configPath: '../wrangler.toml' },
+  miniflare: {
+    bindings: {
+      REST_PROXY_URL: inject('proxyUrl'),
+      CORE_URL: inject('proxyUrl'),
+      EDGE_SYNC_KEY: 'edge_sync_test',
+      EDGE_CONFIG_JSON: JSON.stringify(TEST_EDGE_CONFIG),
+      PROXY_TIMEOUT_MS: '300',
+      FORWARD_ATTEMPTS: '2',
+      DEDUPE_TIMEOUT_MS: '2000',
+      // Alarms are driven by the tests (runDurableObjectAlarm), not by the clock.
+      SPOOL_FIRST_RETRY_MS: '600000',
+      BLOOM_CAPACITY: '20000',
+      IP_HASH_SECRET: 'ip-secret-test',
+    },
+  },
+}))
+
 export default defineConfig({
-  plugins: [
-    cloudflareTest(({ inject }) => ({
-      main: './src/index.ts',
-      wrangler: { configPath: '../wrangler.toml' },
-      miniflare: {
-        bindings: {
-          REST_PROXY_URL: inject('proxyUrl'),
-          CORE_URL: inject('proxyUrl'),
-          EDGE_SYNC_KEY: 'edge_sync_test',
-          EDGE_CONFIG_JSON: JSON.stringify(TEST_EDGE_CONFIG),
-          PROXY_TIMEOUT_MS: '300',
-          FORWARD_ATTEMPTS: '2',
-          DEDUPE_TIMEOUT_MS: '2000',
-          // Alarms are driven by the tests (runDurableObjectAlarm), not by the clock.
-          SPOOL_FIRST_RETRY_MS: '600000',
-          BLOOM_CAPACITY: '20000',
-          IP_HASH_SECRET: 'ip-secret-test',
+  test: {
+    projects: [
+      // Pure modules (Bloom filter, privacy, rate limit): plain Node, no runtime needed.
+      { test: { name: 'edge-node', include: ['src/**/*.node.test.ts'] } },
+      {
+        plugins: [workerd],
+        test: {
+          name: 'edge-workerd',
+          globalSetup: ['./test/global-setup.ts'],
+          include: ['src/**/*.test.ts'],
+          exclude: ['src/**/*.node.test.ts'],
+          // One fake proxy is shared: files run one after another so their proxy modes do not interleave.
+          fileParallelism: false,
+          testTimeout: 20_000,
         },
       },
-    })),
-  ],
-  test: {
-    globalSetup: ['./test/global-setup.ts'],
-    include: ['src/**/*.test.ts'],
-    // One fake proxy is shared: files run one after another so their proxy modes do not interleave.
-    fileParallelism: false,
-    testTimeout: 20_000,
+    ],
   },
 })

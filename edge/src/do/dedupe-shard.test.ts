@@ -1,0 +1,111 @@
+import { abortAllDurableObjects, runInDurableObject } from 'cloudflare:test'
+import { env } from 'cloudflare:workers'
+import { partitionFor } from '@adc/schemas'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { commit, prepare, type IngestContext } from '../lib/ingest.js'
+import { settingsFrom } from '../lib/settings.js'
+import { impression, proxyReceived, proxyReset } from '../../test/helpers.js'
+import { DEDUPE_TTL_MS, type DedupeShard } from './dedupe-shard.js'
+
+let n = 0
+const freshShard = () => env.DEDUPE_SHARD.get(env.DEDUPE_SHARD.idFromName(`test-shard-${++n}-${Math.random()}`))
+const key = (i: number) => i.toString(16).padStart(32, '0')
+
+beforeEach(async () => {
+  await proxyReset()
+})
+
+describe('DedupeShard', () => {
+  it('says new the first time and duplicate after, also inside one call', async () => {
+    const shard = freshShard()
+    expect(await shard.check([key(1), key(2), key(1)])).toEqual(['new', 'new', 'duplicate'])
+    expect(await shard.check([key(2), key(3)])).toEqual(['duplicate', 'new'])
+  })
+
+  it('confirms a Bloom "maybe" against the exact table: a key the table does not hold is new', async () => {
+    const shard = freshShard()
+    await shard.check([key(7)])
+    // The filter still has the key; only the table forgets it (as TTL expiry would).
+    await runInDurableObject(shard, (_i: DedupeShard, state) => {
+      state.storage.sql.exec('DELETE FROM seen')
+    })
+    expect(await shard.check([key(7)])).toEqual(['new'])
+    const stats = await shard.stats()
+    expect(stats).toMatchObject({ bloomMaybe: 1, bloomFalsePositives: 1, exactDuplicates: 0 })
+  })
+
+  it('treats keys older than 24 h as new', async () => {
+    const shard = freshShard()
+    await shard.check([key(9)])
+    await runInDurableObject(shard, (_i: DedupeShard, state) => {
+      state.storage.sql.exec('UPDATE seen SET seen_at = ?', Date.now() - DEDUPE_TTL_MS - 1)
+    })
+    expect(await shard.check([key(9)])).toEqual(['new'])
+  })
+
+  it('remembers keys across a restart (the filter is rebuilt from the table)', async () => {
+    const name = `restart-${Math.random()}`
+    const stub = () => env.DEDUPE_SHARD.get(env.DEDUPE_SHARD.idFromName(name))
+    await stub().check([key(11), key(12)])
+    await abortAllDurableObjects()
+    // A new stub reaches a new instance with an empty filter, rebuilt from SQLite in its constructor.
+    const fresh = stub()
+    expect(await fresh.check([key(11), key(13)])).toEqual(['duplicate', 'new'])
+    expect((await fresh.stats()).exactDuplicates).toBe(1)
+  })
+
+  it('release forgets keys so a retried event is new again', async () => {
+    const shard = freshShard()
+    await shard.check([key(21)])
+    expect(await shard.release([key(21)])).toBe(1)
+    expect(await shard.check([key(21)])).toEqual(['new'])
+  })
+
+  it('remembers a signature once', async () => {
+    const shard = freshShard()
+    expect(await shard.rememberSignature('sig-a', Date.now() + 60_000)).toBe(true)
+    expect(await shard.rememberSignature('sig-a', Date.now() + 60_000)).toBe(false)
+    expect(await shard.signatureUsed('sig-a')).toBe(true)
+    expect(await shard.signatureUsed('sig-b')).toBe(false)
+  })
+})
+
+describe('dedupe in the ingest path', () => {
+  const settings = () => settingsFrom(env)
+  const ctx = (): IngestContext => ({
+    publisher: { id: 'pub_test', apiKeyHashes: [], signingKeys: {}, rateLimit: { perSecond: 1, burst: 1 }, active: true },
+    source: 'batch', receivedAt: Date.now(), observed: {}, edge: {},
+  })
+
+  it('makes one RPC per shard per batch', async () => {
+    const calls: number[] = []
+    const counting = {
+      idFromName: (name: string) => env.DEDUPE_SHARD.idFromName(`count-${name}`),
+      get: (id: DurableObjectId) => {
+        const stub = env.DEDUPE_SHARD.get(id)
+        return { check: (keys: string[]) => { calls.push(keys.length); return stub.check(keys) } }
+      },
+    }
+    const events = Array.from({ length: 40 }, () => impression())
+    const shards = new Set(events.map((e) => partitionFor(e.impressionId as string, settings().dedupeShards)))
+    const out = await commit(await prepare(events.map((raw) => ({ type: 'impression' as const, raw })), ctx(), settings()), { ...env, DEDUPE_SHARD: counting } as unknown as typeof env, settings())
+    expect(out.counts.accepted).toBe(40)
+    expect(calls.length).toBe(shards.size)
+    expect(calls.reduce((a, b) => a + b, 0)).toBe(40)
+  })
+
+  it('forwards anyway, marked dedupe skipped, when a shard errors or is too slow', async () => {
+    const failing = {
+      idFromName: (name: string) => name,
+      get: (name: string) => ({
+        check: () => (name.endsWith(':0') ? Promise.reject(new Error('shard down')) : new Promise(() => {})),
+      }),
+    }
+    const fast = { ...settings(), dedupeTimeoutMs: 50 }
+    const events = Array.from({ length: 6 }, () => impression())
+    const out = await commit(await prepare(events.map((raw) => ({ type: 'impression' as const, raw })), ctx(), fast), { ...env, DEDUPE_SHARD: failing } as unknown as typeof env, fast)
+    expect(out.counts.accepted).toBe(6)
+    const got = await proxyReceived()
+    expect(got.records.map((r) => r.value.edge.dedupe)).toEqual(Array(6).fill('skipped'))
+  })
+})
