@@ -13,7 +13,12 @@ fi
 command -v java >/dev/null || { echo "ensure.sh: java not found (Java 17+ is needed)" >&2; exit 1; }
 command -v mvn >/dev/null || { echo "ensure.sh: mvn not found (apt-get install maven)" >&2; exit 1; }
 rm -rf "$lib.tmp"
-mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$lib.tmp" -DincludeScope=runtime
+mkdir -p "$root/.cache/kafka"
+if ! mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies \
+  -DoutputDirectory="$lib.tmp" -DincludeScope=runtime >"$root/.cache/kafka/mvn.log" 2>&1; then
+  cat "$root/.cache/kafka/mvn.log" >&2
+  exit 1
+fi
 rm -rf "$lib"
 mv "$lib.tmp" "$lib"
 echo "ensure.sh: Kafka $version jars in .cache/kafka/lib ($(ls "$lib" | wc -l) files)"
