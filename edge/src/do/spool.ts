@@ -11,6 +11,8 @@ export interface SpoolRecord extends ProxyRecord {
 export interface SpoolStats {
   depth: number
   dead: number
+  /** depth and dead rows per topic */
+  byTopic: Record<string, { depth: number; dead: number }>
   delivered: number
   deliveryRounds: number
   failStreak: number
@@ -106,7 +108,16 @@ export class Spool extends DurableObject<Env> {
   }
 
   async stats(): Promise<SpoolStats> {
+    const byTopic: Record<string, { depth: number; dead: number }> = {}
+    const sql = this.ctx.storage.sql
+    for (const r of sql.exec<{ topic: string; n: number }>('SELECT topic, count(*) AS n FROM outbox GROUP BY topic')) {
+      byTopic[r.topic] = { depth: r.n, dead: 0 }
+    }
+    for (const r of sql.exec<{ topic: string; n: number }>('SELECT topic, count(*) AS n FROM dead GROUP BY topic')) {
+      byTopic[r.topic] = { depth: byTopic[r.topic]?.depth ?? 0, dead: r.n }
+    }
     return {
+      byTopic,
       depth: this.depth(),
       dead: this.ctx.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM dead').one().n,
       delivered: this.delivered,
