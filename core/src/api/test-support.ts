@@ -107,3 +107,46 @@ export function fixtureDay(): Record<string, unknown>[] {
     rawEvent({ key: 'c4', type: 'click', imp: 'impj3', campaign: 'cmp_demo_cpc', ts: D + 6 * H + 10_000 }),
   ]
 }
+
+export interface RollupFixture {
+  minute: number
+  campaign: string
+  ad?: string
+  publisher?: string
+  geo?: string
+  device?: string
+  impressions?: number
+  clicks?: number
+  ivtImpressions?: number
+  ivtClicks?: number
+  users?: string[]
+  lastReceived?: number
+}
+
+/** Inserts minute rollup rows, building the HLL state in the engine (`uniqState`). */
+export async function insertRollup(client: ClickHouseClient, database: string, rows: RollupFixture[]): Promise<void> {
+  for (const r of rows) {
+    await client.command({
+      query: `INSERT INTO ${database}.rollup_minute
+        (minute, campaign_id, ad_id, publisher_id, geo, device, impressions, clicks, ivt_impressions, ivt_clicks,
+         duplicates, orphan_clicks, repeat_clicks, uniques, last_received_at)
+        SELECT toDateTime({m:UInt32}, 'UTC'), {c:String}, {ad:String}, {pub:String}, {geo:String}, {dev:String},
+          {i:Int64}, {k:Int64}, {ii:Int64}, {ik:Int64}, 0, 0, 0, uniqStateIf(u, u != ''), fromUnixTimestamp64Milli({lr:Int64}, 'UTC')
+        FROM (SELECT arrayJoin(if(empty({users:Array(String)}), [''], {users:Array(String)})) AS u)`,
+      query_params: {
+        m: Math.floor(r.minute / 1000),
+        c: r.campaign,
+        ad: r.ad ?? 'ad_1',
+        pub: r.publisher ?? 'pub_demo',
+        geo: r.geo ?? 'US',
+        dev: r.device ?? 'desktop',
+        i: r.impressions ?? 0,
+        k: r.clicks ?? 0,
+        ii: r.ivtImpressions ?? 0,
+        ik: r.ivtClicks ?? 0,
+        users: r.users ?? [],
+        lr: r.lastReceived ?? r.minute + 30_000,
+      },
+    })
+  }
+}

@@ -5,7 +5,8 @@ import { DAY_MS, chTime, dayStart } from './days.js'
 /**
  * The final, batch verdict for every accepted event of one UTC day, recomputed from `events_raw`:
  *
- * 1. A physical row repeated by a replay counts once (`LIMIT 1 BY event_key`).
+ * 1. One verdict per event key: its latest row (a replayed row counts once; with the processor's
+ *    signed corrections, the latest +1 row is the current stream verdict).
  * 2. Rows the processor marked `duplicate_delivery` stay duplicates.
  * 3. Business uniqueness: the first impression per impressionId is the impression, later ones are
  *    `duplicate_impression`; the first click per impressionId is the click, later ones `repeat_click`.
@@ -45,10 +46,34 @@ export interface ClassifyOptions {
   receivedBefore?: number
 }
 
+const signColumn = new WeakMap<ClickHouseClient, Map<string, boolean>>()
+
+/**
+ * Whether `events_raw` carries the processor's `sign` column. With it, a correction is a -1 row
+ * repeating the old verdict plus a +1 row with the new one, so the current verdict of an event is
+ * its latest +1 row; without it every row is a verdict.
+ */
+export async function hasSignColumn(client: ClickHouseClient, database: string): Promise<boolean> {
+  let perDb = signColumn.get(client)
+  if (!perDb) signColumn.set(client, (perDb = new Map()))
+  const known = perDb.get(database)
+  if (known !== undefined) return known
+  const rs = await client.query({
+    query: `SELECT count() AS n FROM system.columns WHERE database = {db:String} AND table = 'events_raw' AND name = 'sign'`,
+    query_params: { db: database },
+    format: 'JSONEachRow',
+  })
+  const [row] = await rs.json<{ n: number | string }>()
+  const has = Number(row?.n ?? 0) > 0
+  perDb.set(database, has)
+  return has
+}
+
 export async function classifyDay(client: ClickHouseClient, opts: ClassifyOptions): Promise<VerdictGroup[]> {
   const db = opts.database
   const start = dayStart(opts.day)
   const useModel = Boolean(opts.modelVersion)
+  const signed = await hasSignColumn(client, db)
   const query = `
     SELECT campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late, count() AS events
     FROM (
@@ -81,7 +106,8 @@ export async function classifyDay(client: ClickHouseClient, opts: ClassifyOption
             multiIf(reason IN {ivt:Array(String)}, toString(reason),
                     ivt_score > 0.8 AND notEmpty(ivt_reasons), toString(ivt_reasons[1]), '') AS stored_ivt
           FROM ${db}.events_raw
-          WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
+          WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}${signed ? ' AND sign = 1' : ''}
+          ORDER BY processed_at DESC, log_offset DESC
           LIMIT 1 BY event_key
         ) AS e
         ${

@@ -1,0 +1,328 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pino from 'pino'
+import { Registry } from 'prom-client'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
+import { DEMO_DEFAULTS, hashApiKey, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
+import { createApiApp } from './app.js'
+import { FIXTURE_DAY, fixtureDay, insertRollup, insertRows, openTestClickHouse, rawEvent } from './test-support.js'
+
+const NOW = Date.parse('2026-11-22T12:00:00Z')
+const D = Date.parse(`${FIXTURE_DAY}T00:00:00Z`)
+const M = 60_000
+const ADMIN = DEMO_DEFAULTS.adminKey
+const ADV = DEMO_DEFAULTS.advertiserKey
+const PUB = DEMO_DEFAULTS.publisherKey
+
+let ch: Awaited<ReturnType<typeof openTestClickHouse>>
+let tenants: TenantStore
+let billing: BillingJobs
+let app: ReturnType<typeof createApiApp>
+const dirs: string[] = []
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'adc-api-'))
+  dirs.push(d)
+  return d
+}
+
+async function call(path: string, key?: string, init: RequestInit = {}) {
+  const headers = new Headers(init.headers)
+  if (key) headers.set('Authorization', `Bearer ${key}`)
+  const res = await app.request(path, { ...init, headers })
+  const text = await res.text()
+  let body: any = text
+  try {
+    body = JSON.parse(text)
+  } catch {
+    /* CSV or text */
+  }
+  return { status: res.status, body, headers: res.headers }
+}
+const post = (path: string, key: string | undefined, body: unknown) =>
+  call(path, key, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
+
+beforeAll(async () => {
+  ch = await openTestClickHouse()
+  tenants = openTenantStore({ dir: tmp() })
+  await seedDemoTenant(tenants, DEMO_DEFAULTS)
+  const logger = pino({ level: 'silent' })
+  billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger, clock: () => NOW })
+  app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger, registry: new Registry(), clock: () => NOW, edgeSyncKey: 'edge_sync_test' })
+  await insertRows(ch.client, 'adc.events_raw', fixtureDay())
+  // Stream rollups as the processor would have written them for the fixture day (stream verdicts).
+  await insertRollup(ch.client, 'adc', [
+    { minute: D + 60 * M, campaign: 'cmp_demo_cpm', geo: 'US', device: 'mobile', impressions: 1, users: ['u1'] },
+    { minute: D + 120 * M, campaign: 'cmp_demo_cpm', geo: 'DE', device: 'desktop', impressions: 1, users: ['u2'] },
+    { minute: D + 180 * M, campaign: 'cmp_demo_cpm', geo: 'DE', device: 'desktop', impressions: 1, users: ['u2'] },
+    { minute: D + 240 * M, campaign: 'cmp_demo_cpm', geo: 'US', device: 'desktop', ivtImpressions: 1, lastReceived: D + 300 * M },
+    { minute: D + 360 * M, campaign: 'cmp_demo_cpc', impressions: 1, clicks: 1, users: ['u9'] },
+  ])
+  await insertRows(ch.client, 'adc.rollup_ivt_minute', [
+    { minute: `${FIXTURE_DAY} 04:00:00`, campaign_id: 'cmp_demo_cpm', publisher_id: 'pub_demo', event_type: 'impression', reason: 'givt_known_bot', events: 1 },
+  ])
+  await insertRows(ch.client, 'adc.edge_stats_minute', [
+    { minute: `${FIXTURE_DAY} 01:00:00`, publisher_id: 'pub_demo', received: 10, accepted: 8, rejected: 1, duplicate: 1, rejected_by_reason: { invalid_event: 1 } },
+    { minute: `${FIXTURE_DAY} 06:00:00`, publisher_id: 'pub_demo', received: 5, accepted: 4, rejected: 1, duplicate: 0, rejected_by_reason: { clock_skew: 1 } },
+    { minute: `${FIXTURE_DAY} 07:00:00`, publisher_id: 'pub_lost', received: 5, accepted: 5, rejected: 0, duplicate: 0, rejected_by_reason: {} },
+  ])
+})
+
+afterAll(async () => {
+  await billing?.stop()
+  await tenants?.close()
+  await ch?.close()
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+describe('openapi and auth', () => {
+  it('documents every route from the schemas that validate it', async () => {
+    const { status, body } = await call('/openapi.json')
+    expect(status).toBe(200)
+    const paths = Object.keys(body.paths).sort()
+    expect(paths).toEqual(
+      [
+        '/v1/admin/advertisers', '/v1/admin/campaigns', '/v1/admin/publishers', '/v1/billing/daily', '/v1/billing/days',
+        '/v1/billing/jobs', '/v1/billing/jobs/{id}', '/v1/campaigns', '/v1/internal/edge-config', '/v1/me',
+        '/v1/metrics/campaigns/{id}/latency', '/v1/metrics/realtime', '/v1/reports/accounting', '/v1/reports/reconcile/{day}',
+        '/v1/reprocess', '/v1/reprocess/{id}', '/v1/reprocess/{id}/promote', '/v1/settlement/daily',
+      ].sort(),
+    )
+    const dims = body.paths['/v1/metrics/realtime'].get.parameters.find((p: any) => p.name === 'dimensions')
+    expect(dims.schema.pattern).toContain('publisher')
+    expect(body.components.securitySchemes.bearerAuth.scheme).toBe('bearer')
+  })
+
+  it('answers 401 with a reason code without a key or with an unknown one', async () => {
+    expect(await call('/v1/campaigns')).toMatchObject({ status: 401, body: { error: { code: 'unauthorized' } } })
+    expect(await call('/v1/campaigns', 'ak_nope')).toMatchObject({ status: 401, body: { error: { code: 'unauthorized' } } })
+    expect(await call('/v1/nothing-here', ADV)).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } })
+  })
+
+  it('lists only the advertiser its own campaigns', async () => {
+    const { body } = await call('/v1/campaigns', ADV)
+    expect(body.campaigns.map((c: any) => c.id).sort()).toEqual(['cmp_demo_cpc', 'cmp_demo_cpm'])
+    expect((await call('/v1/me', ADV)).body).toEqual({ kind: 'advertiser', id: 'adv_demo', name: 'Demo advertiser' })
+    expect((await call('/v1/campaigns', PUB)).status).toBe(403)
+  })
+})
+
+describe('GET /v1/metrics/realtime', () => {
+  const q = (extra = '') => `/v1/metrics/realtime?campaignId=cmp_demo_cpm&from=${FIXTURE_DAY}T00:00:00Z&to=${FIXTURE_DAY}T12:00:00Z${extra}`
+
+  it('returns impressions, clicks, CTR, uniques, spend and IVT per minute, marked provisional with freshness', async () => {
+    const { status, body } = await call(q(), ADV)
+    expect(status).toBe(200)
+    expect(body.provisional).toBe(true)
+    expect(body.series.map((p: any) => [p.t, p.impressions, p.ivtImpressions])).toEqual([
+      [D + 60 * M, 1, 0], [D + 120 * M, 1, 0], [D + 180 * M, 1, 0], [D + 240 * M, 0, 1],
+    ])
+    expect(body.totals).toEqual({ impressions: 3, clicks: 0, ctr: 0, uniques: 2, spendMicros: 6000, ivtImpressions: 1, ivtClicks: 0 })
+    expect(body.ivtByReason).toEqual([{ reason: 'givt_known_bot', eventType: 'impression', events: 1 }])
+    expect(body.freshness).toEqual({ lastReceivedAt: D + 300 * M, lagMs: NOW - (D + 300 * M), asOf: NOW })
+  })
+
+  it('breaks down by geo and device and rolls minutes into hours', async () => {
+    const { body } = await call(q('&dimensions=geo,device&granularity=hour'), ADV)
+    expect(body.dimensions).toEqual(['geo', 'device'])
+    expect(body.series.map((p: any) => [p.t, p.geo, p.device, p.impressions])).toEqual([
+      [D + 60 * M, 'US', 'mobile', 1], [D + 120 * M, 'DE', 'desktop', 1], [D + 180 * M, 'DE', 'desktop', 1], [D + 240 * M, 'US', 'desktop', 0],
+    ])
+    const cpc = await call(`/v1/metrics/realtime?campaignId=cmp_demo_cpc&from=${D}&to=${D + 86_400_000}&granularity=hour`, ADV)
+    expect(cpc.body.totals).toMatchObject({ impressions: 1, clicks: 1, ctr: 1, spendMicros: 500_000 })
+  })
+
+  it('refuses bad input with a 4xx and a reason code, never a 500', async () => {
+    const cases: Array<[string, number, string]> = [
+      [`/v1/metrics/realtime?campaignId=cmp_demo_cpm&from=${FIXTURE_DAY}T12:00:00Z&to=${FIXTURE_DAY}T00:00:00Z`, 400, 'invalid_range'],
+      [`/v1/metrics/realtime?campaignId=cmp_demo_cpm&from=2026-01-01&to=2026-11-01`, 400, 'invalid_range'],
+      [`/v1/metrics/realtime?campaignId=cmp_demo_cpm&from=2027-01-01&to=2027-01-02`, 400, 'invalid_range'],
+      [q('&dimensions=geo,country'), 400, 'invalid_query'],
+      [q('&granularity=second'), 400, 'invalid_query'],
+      [q('&limit=0'), 400, 'invalid_query'],
+      [q('&limit=9999999'), 400, 'invalid_query'],
+      [`/v1/metrics/realtime?campaignId=cmp%20drop%3B&from=${D}`, 400, 'invalid_query'],
+      [`/v1/metrics/realtime?campaignId=cmp_demo_cpm&from=yesterday`, 400, 'invalid_query'],
+      [`/v1/metrics/realtime?campaignId=cmp_demo_cpm&from=2026-11-20T10:00:00`, 400, 'invalid_query'],
+      ['/v1/metrics/realtime', 400, 'invalid_query'],
+    ]
+    for (const [path, status, code] of cases) {
+      const res = await call(path, ADV)
+      expect({ path, status: res.status, code: res.body?.error?.code }).toEqual({ path, status, code })
+      expect(JSON.stringify(res.body)).not.toContain('"issues"')
+    }
+  })
+
+  it("never shows another tenant's campaign: 403 for the advertiser, the publisher and an unknown id", async () => {
+    const other = await post('/v1/admin/advertisers', ADMIN, { id: 'adv_other', name: 'Other' })
+    expect(other.status).toBe(201)
+    expect((await post('/v1/admin/campaigns', ADMIN, { id: 'cmp_other', advertiserId: 'adv_other', pricing: { model: 'cpc', priceMicros: 1 } })).status).toBe(201)
+    const theirs = await call(`/v1/metrics/realtime?campaignId=cmp_other`, ADV)
+    expect(theirs).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } })
+    expect((await call(q(), other.body.apiKey)).status).toBe(403)
+    expect((await call(q(), PUB)).status).toBe(403)
+    expect((await call('/v1/metrics/realtime?campaignId=cmp_unknown', ADV)).status).toBe(403)
+    expect((await call('/v1/metrics/realtime?campaignId=cmp_unknown', ADMIN)).status).toBe(404)
+    expect((await call('/v1/metrics/campaigns/cmp_other/latency', ADV)).status).toBe(403)
+  })
+})
+
+describe('GET /v1/metrics/campaigns/{id}/latency', () => {
+  it('reports ingest lag and event delay quantiles over the window, with freshness', async () => {
+    await insertRows(ch.client, 'adc.events_raw', [
+      rawEvent({ key: 'lat1', imp: 'impl1', campaign: 'cmp_demo_cpc', ts: NOW - 5 * M, received: NOW - 4 * M }),
+      rawEvent({ key: 'lat2', imp: 'impl2', campaign: 'cmp_demo_cpc', ts: NOW - 3 * M, received: NOW - 2 * M }),
+    ])
+    const { status, body } = await call('/v1/metrics/campaigns/cmp_demo_cpc/latency?windowMinutes=30', ADV)
+    expect(status).toBe(200)
+    expect(body.events).toBe(2)
+    expect(body.ingestLagMs.p50).toBe(500)
+    expect(body.eventDelayMs.p50).toBe(60_000)
+    expect(body.freshness.lastReceivedAt).toBe(D + 360 * M + 30_000)
+    expect((await call('/v1/metrics/campaigns/cmp_demo_cpc/latency?windowMinutes=99999', ADV)).body.error.code).toBe('invalid_query')
+  })
+})
+
+describe('admin and edge config', () => {
+  it('creates tenants with the admin key only, and refuses conflicts and dangling references', async () => {
+    expect((await post('/v1/admin/advertisers', ADV, { id: 'adv_x', name: 'X' })).status).toBe(403)
+    const created = await post('/v1/admin/advertisers', ADMIN, { id: 'adv_x', name: 'X' })
+    expect(created).toMatchObject({ status: 201, body: { id: 'adv_x', apiKey: expect.stringMatching(/^ak_/) } })
+    expect((await post('/v1/admin/advertisers', ADMIN, { id: 'adv_x', name: 'again' })).body.error.code).toBe('conflict')
+    const dangling = await post('/v1/admin/campaigns', ADMIN, { id: 'cmp_x', advertiserId: 'adv_nobody', pricing: { model: 'cpm', priceMicros: 1 } })
+    expect(dangling).toMatchObject({ status: 422, body: { error: { code: 'unknown_reference' } } })
+    const badBody = await post('/v1/admin/campaigns', ADMIN, { id: 'cmp_x', advertiserId: 'adv_x', pricing: { model: 'cpa', priceMicros: -1 } })
+    expect(badBody).toMatchObject({ status: 400, body: { error: { code: 'invalid_body' } } })
+    const malformed = await call('/v1/admin/advertisers', ADMIN, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"id":' })
+    expect(malformed.status).toBe(400)
+    expect(malformed.body.error.code).toBe('invalid_body')
+  })
+
+  it('gives a new publisher a key and signing secret that reach the edge config without a redeploy', async () => {
+    expect((await call('/v1/internal/edge-config', ADV)).status).toBe(401)
+    const before = (await call('/v1/internal/edge-config', 'edge_sync_test')).body
+    const pub = await post('/v1/admin/publishers', ADMIN, { id: 'pub_new', name: 'New', rateLimit: { perSecond: 10, burst: 20 } })
+    expect(pub.status).toBe(201)
+    const after = await call('/v1/internal/edge-config', 'edge_sync_test')
+    expect(after.status).toBe(200)
+    expect(after.body.version).toBeGreaterThan(before.version)
+    expect(after.body.publishers.find((p: any) => p.id === 'pub_new')).toEqual({
+      id: 'pub_new', apiKeyHashes: [hashApiKey(pub.body.apiKey)], signingKeys: { [pub.body.signingKeyId]: pub.body.signingSecret },
+      rateLimit: { perSecond: 10, burst: 20 }, active: true,
+    })
+    expect((await call('/v1/settlement/daily?day=2026-11-20', pub.body.apiKey)).body.publisherId).toBe('pub_new')
+  })
+})
+
+describe('billing, settlement, reconcile, accounting, reprocess', () => {
+  let jobId = ''
+
+  it('says a day without a snapshot is not final', async () => {
+    const { status, body } = await call(`/v1/billing/daily?day=${FIXTURE_DAY}`, ADV)
+    expect(status).toBe(200)
+    expect(body).toMatchObject({ final: false, version: null, campaigns: [] })
+  })
+
+  it('runs a billing job on demand and serves the final snapshot to the advertiser', async () => {
+    const submitted = await post('/v1/billing/jobs', ADMIN, { day: FIXTURE_DAY })
+    expect(submitted.status).toBe(202)
+    jobId = submitted.body.id
+    expect(['queued', 'running', 'done']).toContain(submitted.body.status)
+    await billing.idle()
+    const job = await call(`/v1/billing/jobs/${jobId}`, ADMIN)
+    expect(job.body).toMatchObject({ status: 'done', progress: 1, versions: { [FIXTURE_DAY]: 1 } })
+    const daily = await call(`/v1/billing/daily?day=${FIXTURE_DAY}`, ADV)
+    expect(daily.body).toMatchObject({ advertiserId: 'adv_demo', final: true, version: 1, totals: { impressions: 4, clicks: 2, spendMicros: 1_006_000 } })
+    const cpm = daily.body.campaigns.find((c: any) => c.campaignId === 'cmp_demo_cpm')
+    expect(cpm).toMatchObject({ impressions: 3, ivtImpressions: 1, ivtByReason: { givt_known_bot: 1 }, duplicates: 2, spendMicros: 6000 })
+    const days = await call(`/v1/billing/days?from=2026-11-01&to=2026-11-22`, ADV)
+    expect(days.body.days).toEqual([{ day: FIXTURE_DAY, final: true, versions: [expect.objectContaining({ version: 1, status: 'final' })] }])
+  })
+
+  it('refuses bad billing requests with reason codes', async () => {
+    expect((await post('/v1/billing/jobs', ADMIN, { day: '2026-11-23' })).body.error.code).toBe('invalid_range')
+    expect((await post('/v1/billing/jobs', ADMIN, { day: '2026-02-30' })).body.error.code).toBe('invalid_body')
+    expect((await post('/v1/billing/jobs', ADV, { day: FIXTURE_DAY })).status).toBe(403)
+    expect((await call(`/v1/billing/jobs/01JD0000000000000000000000`, ADMIN)).status).toBe(404)
+    expect((await call(`/v1/billing/jobs/not-a-ulid`, ADMIN)).body.error.code).toBe('invalid_query')
+    expect((await call(`/v1/billing/daily?day=2030-01-01`, ADV)).body.error.code).toBe('invalid_range')
+    expect((await call(`/v1/billing/daily?day=${FIXTURE_DAY}&advertiserId=adv_other`, ADV)).status).toBe(403)
+    expect((await call(`/v1/billing/daily?day=${FIXTURE_DAY}`, PUB)).status).toBe(403)
+    expect((await call(`/v1/billing/daily?day=${FIXTURE_DAY}`, ADMIN)).body.error.code).toBe('invalid_query')
+    expect((await call(`/v1/billing/days?from=2026-11-22&to=2026-11-01`, ADV)).body.error.code).toBe('invalid_range')
+  })
+
+  it('serves a publisher its settlement as JSON and CSV, and nobody else', async () => {
+    const json = await call(`/v1/settlement/daily?day=${FIXTURE_DAY}`, PUB)
+    expect(json.body).toMatchObject({ publisherId: 'pub_demo', final: true, version: 1, totalMicros: 1_006_000 })
+    expect(json.body.lines.map((l: any) => [l.campaignId, l.amountMicros])).toEqual([['cmp_demo_cpc', 1_000_000], ['cmp_demo_cpm', 6000]])
+    const csv = await call(`/v1/settlement/daily?day=${FIXTURE_DAY}`, PUB, { headers: { Accept: 'text/csv' } })
+    expect(csv.headers.get('content-type')).toMatch(/^text\/csv/)
+    const lines = String(csv.body).trim().split('\r\n')
+    expect(lines[0]).toBe('day,version,publisher_id,campaign_id,advertiser_id,pricing_model,price_micros,impressions,clicks,ivt_impressions,ivt_clicks,amount_micros')
+    expect(lines[2]).toBe(`${FIXTURE_DAY},1,pub_demo,cmp_demo_cpm,adv_demo,cpm,2000000,3,0,1,0,6000`)
+    expect((await call(`/v1/settlement/daily?day=${FIXTURE_DAY}&format=csv`, PUB)).body).toBe(csv.body)
+    expect((await call(`/v1/settlement/daily?day=${FIXTURE_DAY}&publisherId=pub_new`, PUB)).status).toBe(403)
+    expect((await call(`/v1/settlement/daily?day=${FIXTURE_DAY}`, ADV)).status).toBe(403)
+  })
+
+  it('reconciles stream rollups with the snapshot and explains each difference by reason', async () => {
+    const { status, body } = await call(`/v1/reports/reconcile/${FIXTURE_DAY}`, ADMIN)
+    expect(status).toBe(200)
+    expect(body.snapshotVersion).toBe(1)
+    const cpc = body.campaigns.find((c: any) => c.campaignId === 'cmp_demo_cpc')
+    // The stream billed c4 only; the final join also found c1's impression from the previous day.
+    expect(cpc.stream).toMatchObject({ impressions: 1, clicks: 1 })
+    expect(cpc.snapshot).toMatchObject({ impressions: 1, clicks: 2 })
+    expect(cpc.difference).toEqual({ impressions: 0, clicks: -1 })
+    expect(cpc.explained.clicks.orphan_resolved).toBe(-1)
+    expect(cpc.unexplained).toEqual({ impressions: 0, clicks: 0 })
+    const cpm = body.campaigns.find((c: any) => c.campaignId === 'cmp_demo_cpm')
+    expect(cpm.difference).toEqual({ impressions: 0, clicks: 0 })
+    expect((await call(`/v1/reports/reconcile/${FIXTURE_DAY}`, ADV)).status).toBe(403)
+    expect((await call(`/v1/reports/reconcile/2026-13-01`, ADMIN)).body.error.code).toBe('invalid_query')
+  })
+
+  it('shows the accounting invariant per publisher and never hides a difference', async () => {
+    const { body } = await call(`/v1/reports/accounting?day=${FIXTURE_DAY}`, ADMIN)
+    const demo = body.publishers.find((p: any) => p.publisherId === 'pub_demo')
+    expect(demo.edge).toEqual({ received: 15, accepted: 12, rejected: 2, duplicate: 1, rejectedByReason: { invalid_event: 1, clock_skew: 1 } })
+    expect(demo.core).toEqual({
+      accepted: 12, billed: 6,
+      keptByReason: { duplicate_impression: 1, givt_known_bot: 1, duplicate_delivery: 1, orphan_click: 2, repeat_click: 1 },
+    })
+    expect(demo.balanced).toBe(true)
+    const lost = body.publishers.find((p: any) => p.publisherId === 'pub_lost')
+    expect(lost).toMatchObject({ balanced: false, differences: { edgeUnbalanced: 0, inFlightOrMissing: 5 } })
+    expect(body.balanced).toBe(false)
+  })
+
+  it('reprocesses with another IVT model into a candidate, compares it, and promotes it explicitly', async () => {
+    await insertRows(ch.client, 'adc.ivt_decisions', [
+      { event_key: 'i2', event_type: 'impression', campaign_id: 'cmp_demo_cpm', publisher_id: 'pub_demo', ts: `${FIXTURE_DAY} 02:00:00.000`,
+        score: 0.9, reasons: ['givt_datacenter_ip'], model_version: 'ivt-2', quarantined: 1, decided_at: `${FIXTURE_DAY} 02:00:00.000` },
+    ])
+    expect((await post('/v1/reprocess', ADMIN, { from: '2026-11-20', to: '2026-11-10', reason: 'x', modelVersion: 'ivt-2' })).body.error.code).toBe('invalid_range')
+    expect((await post('/v1/reprocess', ADMIN, { from: '2026-01-01', to: '2026-11-20', reason: 'x', modelVersion: 'ivt-2' })).body.error.code).toBe('invalid_range')
+    expect((await post('/v1/reprocess', ADMIN, { from: '2026-11-20', to: '2026-11-30', reason: 'x', modelVersion: 'ivt-2' })).body.error.code).toBe('invalid_range')
+    expect((await post('/v1/reprocess', ADMIN, { from: FIXTURE_DAY, to: FIXTURE_DAY, reason: '', modelVersion: 'ivt-2' })).status).toBe(400)
+    const submitted = await post('/v1/reprocess', ADMIN, { from: FIXTURE_DAY, to: FIXTURE_DAY, reason: 'datacenter list update', modelVersion: 'ivt-2' })
+    expect(submitted.status).toBe(202)
+    await billing.idle()
+    const got = await call(`/v1/reprocess/${submitted.body.id}`, ADMIN)
+    expect(got.body.job).toMatchObject({ status: 'done', kind: 'reprocess', versions: { [FIXTURE_DAY]: 2 } })
+    const cpm = got.body.comparison.find((c: any) => c.campaignId === 'cmp_demo_cpm')
+    expect(cpm).toMatchObject({ current: { version: 1, impressions: 3 }, candidate: { version: 2, impressions: 2 }, delta: { impressions: -1, ivtImpressions: 1, spendMicros: -2000 } })
+    // Not final until promoted.
+    expect((await call(`/v1/billing/daily?day=${FIXTURE_DAY}`, ADV)).body.version).toBe(1)
+    const promoted = await post(`/v1/reprocess/${submitted.body.id}/promote`, ADMIN, {})
+    expect(promoted).toMatchObject({ status: 200, body: { promotedVersions: { [FIXTURE_DAY]: 3 } } })
+    expect((await post(`/v1/reprocess/${submitted.body.id}/promote`, ADMIN, {})).body.error.code).toBe('conflict')
+    const daily = await call(`/v1/billing/daily?day=${FIXTURE_DAY}`, ADV)
+    expect(daily.body).toMatchObject({ version: 3, modelVersion: 'ivt-2' })
+    expect(daily.body.versions.map((v: any) => v.version)).toEqual([1, 3])
+    expect((await call(`/v1/reprocess/${jobId}`, ADMIN)).status).toBe(404)
+    expect((await post(`/v1/reprocess/${jobId}/promote`, ADMIN, {})).status).toBe(404)
+  })
+})

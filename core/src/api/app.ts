@@ -1,0 +1,102 @@
+import { OpenAPIHono } from '@hono/zod-openapi'
+import { Histogram } from 'prom-client'
+import { mountDashboard } from '../dashboard/serve.js'
+import { join } from 'node:path'
+import { createBillingJobs } from '../billing/jobs.js'
+import { type ApiDeps, type ApiEnv, type ResolvedApiDeps, authenticate } from './context.js'
+import { ApiError, createErrorHandler, describeZodError } from './errors.js'
+import { registerAdminRoutes, registerEdgeConfigRoute } from './routes/admin.js'
+import { registerBillingRoutes } from './routes/billing.js'
+import { registerMetricsRoutes } from './routes/metrics.js'
+import { registerReportRoutes } from './routes/reports.js'
+import { registerReprocessRoutes } from './routes/reprocess.js'
+
+export type { ApiDeps } from './context.js'
+
+/**
+ * Core's read API: every `/v1` route is defined through `@hono/zod-openapi`, so `/openapi.json`
+ * documents exactly the schemas that validate requests. Errors answer `{ error: { code, message } }`
+ * with a code from `schemas/src/reasons.ts`. Also serves the dashboard at `/dashboard` and, when a
+ * registry is given, records request durations into it (core's main serves `/metrics`).
+ * @example
+ * const app = createApiApp({ clickhouse, database: 'adc', tenants, billing, logger })
+ * serve({ fetch: app.fetch, port: 8788, hostname: '127.0.0.1' })
+ */
+export function createApiApp(options: ApiDeps): OpenAPIHono {
+  const logger = options.logger
+  const clock = options.clock ?? Date.now
+  let billing = options.billing
+  if (!billing) {
+    if (!options.dataDir) throw new Error('createApiApp needs `billing` or a `dataDir` for the billing job records')
+    billing = createBillingJobs({
+      client: options.clickhouse,
+      database: options.database,
+      tenants: options.tenants,
+      dir: join(options.dataDir, 'billing-jobs'),
+      logger: logger.child({ component: 'billing' }),
+      clock,
+    })
+    billing.start()
+  }
+  const deps: ResolvedApiDeps = { ...options, billing, clock }
+  const hook = (result: { success: boolean; target: string; error?: unknown }) => {
+    if (!result.success) {
+      const message = describeZodError(result.error as Parameters<typeof describeZodError>[0])
+      throw new ApiError(result.target === 'json' ? 'invalid_body' : 'invalid_query', message)
+    }
+  }
+  const root = new OpenAPIHono({ defaultHook: hook })
+  const onError = createErrorHandler(logger)
+  root.onError(onError)
+  root.notFound((c) => c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}` } }, 404))
+
+  if (deps.registry) {
+    const registry = deps.registry
+    const name = 'adc_api_request_duration_seconds'
+    const duration = (registry.getSingleMetric(name) as Histogram<'method' | 'route' | 'status'> | undefined) ?? new Histogram({
+      name,
+      help: 'API request duration by route and status',
+      labelNames: ['method', 'route', 'status'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    })
+    root.use('*', async function requestMetrics(c, next) {
+      const start = performance.now()
+      await next()
+      duration.observe({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) }, (performance.now() - start) / 1000)
+    })
+  }
+
+  root.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'An admin, advertiser or publisher API key (the edge config pull uses EDGE_SYNC_KEY).',
+  })
+
+  registerEdgeConfigRoute(root, deps)
+
+  const v1 = new OpenAPIHono<ApiEnv>({ defaultHook: hook })
+  v1.onError(onError)
+  v1.use('/v1/*', async (c, next) => {
+    if (c.req.path === '/v1/internal/edge-config') return next()
+    return authenticate(deps.tenants)(c, next)
+  })
+  registerAdminRoutes(v1, deps)
+  registerMetricsRoutes(v1, deps)
+  registerBillingRoutes(v1, deps)
+  registerReportRoutes(v1, deps)
+  registerReprocessRoutes(v1, deps)
+  root.route('/', v1)
+
+  root.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'Ad event collector: core API',
+      version: '1.0.0',
+      description: 'Realtime metrics (provisional), billing snapshots (final, versioned), settlement, reconciliation, reprocessing and tenant admin.',
+    },
+    security: [{ bearerAuth: [] }],
+  })
+  mountDashboard(root)
+  return root
+}

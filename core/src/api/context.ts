@@ -1,0 +1,130 @@
+import { ID_PATTERN } from '@adc/schemas'
+import type { ClickHouseClient } from '@clickhouse/client'
+import { z } from '@hono/zod-openapi'
+import type { Context, MiddlewareHandler } from 'hono'
+import type { Logger } from 'pino'
+import type { Registry } from 'prom-client'
+import type { BillingJobs } from '../billing/jobs.js'
+import { isValidDay } from '../billing/days.js'
+import type { Principal, TenantStore } from '../tenants/tenant-store.js'
+import { ApiError } from './errors.js'
+
+export interface ApiDeps {
+  clickhouse: ClickHouseClient
+  /** ClickHouse database holding the tables of ddl.ts. @default 'adc' */
+  database: string
+  tenants: TenantStore
+  /**
+   * Billing and reprocess jobs (`createBillingJobs`); the caller starts and stops it. When absent,
+   * `createApiApp` creates and starts one with its job records under `<dataDir>/billing-jobs`.
+   */
+  billing?: BillingJobs
+  /** Core's data directory; needed only when `billing` is not given. */
+  dataDir?: string
+  /** prom-client registry the API registers its request metrics into (and serves at `/metrics`). */
+  registry?: Registry
+  logger: Logger
+  /** Epoch ms. @default Date.now */
+  clock?: () => number
+  /** Bearer key the edge uses to pull its tenant config (`EDGE_SYNC_KEY`). */
+  edgeSyncKey?: string
+}
+
+/** Dependencies after `createApiApp` filled in the defaults. */
+export type ResolvedApiDeps = ApiDeps & { billing: BillingJobs; clock: () => number }
+
+export type ApiEnv = { Variables: { principal: Principal } }
+
+export const idParam = z.string().regex(ID_PATTERN, 'must be 1-128 characters of A-Z a-z 0-9 _ . : -')
+export const dayParam = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a UTC day YYYY-MM-DD')
+  .refine(isValidDay, 'must be a real calendar day')
+  .openapi({ example: '2026-11-20', format: 'date' })
+export const ulidParam = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a job id (ULID)')
+
+export function bearer(c: Context): string | undefined {
+  const h = c.req.header('authorization')
+  if (!h) return undefined
+  const m = /^Bearer\s+(\S{1,512})\s*$/i.exec(h)
+  return m?.[1]
+}
+
+/** Resolves the bearer key to a principal for every `/v1` route except the edge's config pull. */
+export function authenticate(tenants: TenantStore): MiddlewareHandler<ApiEnv> {
+  return async function auth(c, next) {
+    const key = bearer(c)
+    if (!key) throw new ApiError('unauthorized', 'send Authorization: Bearer <key>')
+    const principal = tenants.principalForKey(key)
+    if (!principal) throw new ApiError('unauthorized', 'unknown API key')
+    c.set('principal', principal)
+    await next()
+  }
+}
+
+export function requireAdmin(c: Context<ApiEnv>): Principal {
+  const p = c.get('principal')
+  if (p.kind !== 'admin') throw new ApiError('forbidden', 'this route needs an admin key')
+  return p
+}
+
+/** An advertiser sees only its own campaigns; an admin sees all; a publisher none. */
+export function requireCampaignAccess(c: Context<ApiEnv>, tenants: TenantStore, campaignId: string) {
+  const p = c.get('principal')
+  const campaign = tenants.getCampaign(campaignId)
+  if (p.kind === 'admin') {
+    if (!campaign) throw new ApiError('not_found', `no campaign ${campaignId}`)
+    return campaign
+  }
+  if (p.kind === 'advertiser' && campaign && campaign.advertiserId === p.id) return campaign
+  // Same answer for another tenant's campaign and an unknown one: ids of others are not revealed.
+  throw new ApiError('forbidden', `campaign ${campaignId} is not one of this key's campaigns`)
+}
+
+export function requireAdvertiserAccess(c: Context<ApiEnv>, tenants: TenantStore, advertiserId: string | undefined): string {
+  const p = c.get('principal')
+  if (p.kind === 'advertiser') {
+    if (advertiserId !== undefined && advertiserId !== p.id) throw new ApiError('forbidden', 'an advertiser key sees only its own billing')
+    return p.id
+  }
+  if (p.kind === 'admin') {
+    if (advertiserId === undefined) throw new ApiError('invalid_query', 'advertiserId: required with an admin key')
+    if (!tenants.getAdvertiser(advertiserId)) throw new ApiError('not_found', `no advertiser ${advertiserId}`)
+    return advertiserId
+  }
+  throw new ApiError('forbidden', 'a publisher key cannot read advertiser billing')
+}
+
+export function requirePublisherAccess(c: Context<ApiEnv>, tenants: TenantStore, publisherId: string | undefined): string {
+  const p = c.get('principal')
+  if (p.kind === 'publisher') {
+    if (publisherId !== undefined && publisherId !== p.id) throw new ApiError('forbidden', 'a publisher key sees only its own settlement')
+    return p.id
+  }
+  if (p.kind === 'admin') {
+    if (publisherId === undefined) throw new ApiError('invalid_query', 'publisherId: required with an admin key')
+    if (!tenants.getPublisher(publisherId)) throw new ApiError('not_found', `no publisher ${publisherId}`)
+    return publisherId
+  }
+  throw new ApiError('forbidden', 'an advertiser key cannot read publisher settlement')
+}
+
+/** Days in the future (UTC) cannot be billed or reported yet. */
+export function refuseFutureDay(day: string, now: number): void {
+  if (day > new Date(now).toISOString().slice(0, 10)) throw new ApiError('invalid_range', `day ${day} is in the future (UTC)`)
+}
+
+export const TIME_HELP = 'an ISO 8601 time with zone (2026-11-20T10:00:00Z) or epoch milliseconds'
+
+/** Parses a time query value: epoch ms digits or an ISO 8601 date-time; undefined when malformed. */
+export function parseTime(value: string): number | undefined {
+  if (/^\d{1,15}$/.test(value)) return Number(value)
+  // A time of day needs its zone: without one, JavaScript would read it in the server's local time.
+  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/.test(value)) return undefined
+  const t = Date.parse(value)
+  return Number.isFinite(t) ? t : undefined
+}
+
+export const timeParam = z.string().max(40).refine((v) => parseTime(v) !== undefined, `must be ${TIME_HELP}`)
+
+export const bearerSecurity = [{ bearerAuth: [] as string[] }]

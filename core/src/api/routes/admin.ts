@@ -1,0 +1,184 @@
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
+import { TenantConflictError, TenantReferenceError } from '../../tenants/tenant-store.js'
+import { type ResolvedApiDeps, type ApiEnv, bearer, bearerSecurity, idParam, requireAdmin } from '../context.js'
+import { ApiError, errorResponses } from '../errors.js'
+
+const Pricing = z
+  .object({
+    model: z.enum(['cpm', 'cpc']),
+    priceMicros: z.number().int().min(0).max(1_000_000_000_000).openapi({ description: 'CPM: micros per thousand impressions; CPC: micros per click.' }),
+  })
+  .openapi('Pricing')
+
+const Campaign = z
+  .object({ id: z.string(), advertiserId: z.string(), name: z.string(), pricing: Pricing, createdAt: z.number().int() })
+  .openapi('Campaign')
+
+const RateLimit = z.object({ perSecond: z.number().int().min(1).max(1_000_000), burst: z.number().int().min(1).max(10_000_000) })
+
+const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } }, required: true })
+
+const createAdvertiserRoute = createRoute({
+  method: 'post',
+  path: '/v1/admin/advertisers',
+  summary: 'Create an advertiser (admin key); answers its API key once',
+  security: bearerSecurity,
+  request: { body: json(z.object({ id: idParam, name: z.string().min(1).max(200) })) },
+  responses: {
+    201: {
+      description: 'Created',
+      content: { 'application/json': { schema: z.object({ id: z.string(), name: z.string(), apiKey: z.string() }) } },
+    },
+    ...errorResponses(400, 401, 403, 409),
+  },
+})
+
+const createCampaignRoute = createRoute({
+  method: 'post',
+  path: '/v1/admin/campaigns',
+  summary: 'Create a campaign with its price (admin key)',
+  security: bearerSecurity,
+  request: { body: json(z.object({ id: idParam, advertiserId: idParam, name: z.string().min(1).max(200).optional(), pricing: Pricing })) },
+  responses: {
+    201: { description: 'Created', content: { 'application/json': { schema: Campaign } } },
+    ...errorResponses(400, 401, 403, 409, 422),
+  },
+})
+
+const createPublisherRoute = createRoute({
+  method: 'post',
+  path: '/v1/admin/publishers',
+  summary: 'Create a publisher (admin key); answers its API key and signing secret once',
+  security: bearerSecurity,
+  request: { body: json(z.object({ id: idParam, name: z.string().min(1).max(200), rateLimit: RateLimit.optional() })) },
+  responses: {
+    201: {
+      description: 'Created; the edge picks it up with its next config pull',
+      content: {
+        'application/json': {
+          schema: z.object({ id: z.string(), name: z.string(), apiKey: z.string(), signingKeyId: z.string(), signingSecret: z.string(), rateLimit: RateLimit }),
+        },
+      },
+    },
+    ...errorResponses(400, 401, 403, 409),
+  },
+})
+
+const meRoute = createRoute({
+  method: 'get',
+  path: '/v1/me',
+  summary: 'Who this key is',
+  security: bearerSecurity,
+  responses: {
+    200: {
+      description: 'The principal',
+      content: { 'application/json': { schema: z.object({ kind: z.enum(['admin', 'advertiser', 'publisher']), id: z.string(), name: z.string() }) } },
+    },
+    ...errorResponses(401),
+  },
+})
+
+const campaignsRoute = createRoute({
+  method: 'get',
+  path: '/v1/campaigns',
+  summary: "The key's campaigns (all of them for an admin key)",
+  security: bearerSecurity,
+  responses: {
+    200: { description: 'Campaigns', content: { 'application/json': { schema: z.object({ campaigns: z.array(Campaign) }) } } },
+    ...errorResponses(401, 403),
+  },
+})
+
+const edgeConfigRoute = createRoute({
+  method: 'get',
+  path: '/v1/internal/edge-config',
+  summary: 'Tenant config the edge pulls (EDGE_SYNC_KEY or an admin key)',
+  security: bearerSecurity,
+  responses: {
+    200: {
+      description: 'Publishers with API key hashes, signing keys and rate limits',
+      content: {
+        'application/json': {
+          schema: z
+            .object({
+              version: z.number().int(),
+              publishers: z.array(
+                z.object({
+                  id: z.string(),
+                  apiKeyHashes: z.array(z.string()),
+                  signingKeys: z.record(z.string(), z.string()),
+                  rateLimit: RateLimit,
+                  active: z.boolean(),
+                }),
+              ),
+            })
+            .openapi('EdgeConfig'),
+        },
+      },
+    },
+    ...errorResponses(401),
+  },
+})
+
+function mapTenantError(err: unknown): never {
+  if (err instanceof TenantConflictError) throw new ApiError('conflict', err.message)
+  if (err instanceof TenantReferenceError) throw new ApiError('unknown_reference', err.message)
+  throw err
+}
+
+/** Routes under `/v1` that need a principal (the auth middleware runs before them). */
+export function registerAdminRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiDeps): void {
+  const { tenants, logger } = deps
+
+  app.openapi(createAdvertiserRoute, async (c) => {
+    const admin = requireAdmin(c)
+    const body = c.req.valid('json')
+    const { advertiser, apiKey } = await tenants.createAdvertiser(body).catch(mapTenantError)
+    logger.info({ by: admin.id, advertiserId: advertiser.id }, 'advertiser created')
+    return c.json({ id: advertiser.id, name: advertiser.name, apiKey }, 201)
+  })
+
+  app.openapi(createCampaignRoute, async (c) => {
+    const admin = requireAdmin(c)
+    const campaign = await tenants.createCampaign(c.req.valid('json')).catch(mapTenantError)
+    logger.info({ by: admin.id, campaignId: campaign.id, pricing: campaign.pricing }, 'campaign created')
+    return c.json(campaign, 201)
+  })
+
+  app.openapi(createPublisherRoute, async (c) => {
+    const admin = requireAdmin(c)
+    const body = c.req.valid('json')
+    const r = await tenants.createPublisher(body).catch(mapTenantError)
+    logger.info({ by: admin.id, publisherId: r.publisher.id }, 'publisher created')
+    return c.json(
+      { id: r.publisher.id, name: r.publisher.name, apiKey: r.apiKey, signingKeyId: r.signingKeyId, signingSecret: r.signingSecret, rateLimit: r.publisher.rateLimit },
+      201,
+    )
+  })
+
+  app.openapi(meRoute, (c) => {
+    const p = c.get('principal')
+    const name =
+      p.kind === 'advertiser' ? (tenants.getAdvertiser(p.id)?.name ?? p.id) : p.kind === 'publisher' ? (tenants.getPublisher(p.id)?.name ?? p.id) : p.id
+    return c.json({ kind: p.kind, id: p.id, name }, 200)
+  })
+
+  app.openapi(campaignsRoute, (c) => {
+    const p = c.get('principal')
+    if (p.kind === 'publisher') throw new ApiError('forbidden', 'a publisher key has no campaigns')
+    const campaigns = tenants.listCampaigns(p.kind === 'advertiser' ? { advertiserId: p.id } : undefined)
+    return c.json({ campaigns }, 200)
+  })
+}
+
+/** The edge's config pull authenticates with EDGE_SYNC_KEY (or an admin key), not a tenant key. */
+export function registerEdgeConfigRoute(app: OpenAPIHono, deps: ResolvedApiDeps): void {
+  app.openapi(edgeConfigRoute, (c) => {
+    const key = bearer(c)
+    const ok =
+      key !== undefined && ((deps.edgeSyncKey !== undefined && key === deps.edgeSyncKey) || deps.tenants.principalForKey(key)?.kind === 'admin')
+    if (!ok) throw new ApiError('unauthorized', 'send Authorization: Bearer <EDGE_SYNC_KEY>')
+    c.header('Cache-Control', 'no-store')
+    return c.json(deps.tenants.edgeConfig(), 200)
+  })
+}

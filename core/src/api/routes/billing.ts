@@ -1,0 +1,322 @@
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
+import { addDays, dayOf } from '../../billing/days.js'
+import type { Job } from '../../billing/jobs.js'
+import type { SnapshotLine, SnapshotVersion } from '../../billing/snapshots.js'
+import {
+  type ResolvedApiDeps,
+  type ApiEnv,
+  bearerSecurity,
+  dayParam,
+  idParam,
+  refuseFutureDay,
+  requireAdmin,
+  requireAdvertiserAccess,
+  requirePublisherAccess,
+  ulidParam,
+} from '../context.js'
+import { ApiError, errorResponses } from '../errors.js'
+
+export const JobSchema = z
+  .object({
+    id: z.string(),
+    kind: z.enum(['billing', 'reprocess']),
+    status: z.enum(['queued', 'running', 'done', 'failed']),
+    progress: z.number().min(0).max(1),
+    days: z.array(z.string()),
+    modelVersion: z.string(),
+    reason: z.string(),
+    createdAt: z.number().int(),
+    startedAt: z.number().int().optional(),
+    finishedAt: z.number().int().optional(),
+    error: z.string().optional(),
+    versions: z.record(z.string(), z.number().int()).openapi({ description: 'Snapshot version written per day.' }),
+    promotedVersions: z.record(z.string(), z.number().int()).optional(),
+  })
+  .openapi('Job')
+
+export function jobView(job: Job): z.infer<typeof JobSchema> {
+  const { requestedBy: _by, promotedAt: _at, ...rest } = job
+  return rest
+}
+
+const VersionSchema = z
+  .object({ version: z.number().int(), status: z.enum(['final', 'candidate']), jobId: z.string(), modelVersion: z.string(), createdAt: z.number().int() })
+  .openapi('SnapshotVersion')
+
+const versionView = (v: SnapshotVersion) => ({ version: v.version, status: v.status, jobId: v.jobId, modelVersion: v.modelVersion, createdAt: v.createdAt })
+
+const CampaignBilling = z
+  .object({
+    campaignId: z.string(),
+    pricingModel: z.string(),
+    priceMicros: z.number().int(),
+    impressions: z.number().int(),
+    clicks: z.number().int(),
+    ivtImpressions: z.number().int(),
+    ivtClicks: z.number().int(),
+    ivtByReason: z.record(z.string(), z.number().int()),
+    duplicates: z.number().int(),
+    orphanClicks: z.number().int(),
+    spendMicros: z.number().int(),
+  })
+  .openapi('CampaignBilling')
+
+/** Sums snapshot lines (one per campaign and publisher) into one line per campaign. */
+export function perCampaign(lines: SnapshotLine[]): z.infer<typeof CampaignBilling>[] {
+  const out = new Map<string, z.infer<typeof CampaignBilling>>()
+  for (const l of lines) {
+    let c = out.get(l.campaignId)
+    if (!c) {
+      c = {
+        campaignId: l.campaignId, pricingModel: l.pricingModel, priceMicros: l.priceMicros, impressions: 0, clicks: 0,
+        ivtImpressions: 0, ivtClicks: 0, ivtByReason: {}, duplicates: 0, orphanClicks: 0, spendMicros: 0,
+      }
+      out.set(l.campaignId, c)
+    }
+    c.impressions += l.impressions
+    c.clicks += l.clicks
+    c.ivtImpressions += l.ivtImpressions
+    c.ivtClicks += l.ivtClicks
+    for (const [r, n] of Object.entries(l.ivtByReason)) c.ivtByReason[r] = (c.ivtByReason[r] ?? 0) + n
+    c.duplicates += l.duplicates
+    c.orphanClicks += l.orphanClicks
+    c.spendMicros += l.spendMicros
+  }
+  return [...out.values()]
+}
+
+const submitJobRoute = createRoute({
+  method: 'post',
+  path: '/v1/billing/jobs',
+  summary: 'Recompute a UTC day from raw events into a new final snapshot version (admin key)',
+  security: bearerSecurity,
+  request: { body: { content: { 'application/json': { schema: z.object({ day: dayParam }) } }, required: true } },
+  responses: {
+    202: { description: 'Queued', content: { 'application/json': { schema: JobSchema } } },
+    ...errorResponses(400, 401, 403),
+  },
+})
+
+const getJobRoute = createRoute({
+  method: 'get',
+  path: '/v1/billing/jobs/{id}',
+  summary: 'A billing or reprocess job: status and progress (admin key)',
+  security: bearerSecurity,
+  request: { params: z.object({ id: ulidParam.openapi({ param: { name: 'id', in: 'path' }, example: '01JD0000000000000000000000' }) }) },
+  responses: {
+    200: { description: 'The job', content: { 'application/json': { schema: JobSchema } } },
+    ...errorResponses(400, 401, 403, 404),
+  },
+})
+
+const dailyRoute = createRoute({
+  method: 'get',
+  path: '/v1/billing/daily',
+  summary: "An advertiser's final billing for a UTC day (latest final snapshot version)",
+  security: bearerSecurity,
+  request: {
+    query: z.object({
+      advertiserId: idParam.optional().openapi({ description: "Required with an admin key; an advertiser key defaults to its own.", example: 'adv_demo' }),
+      day: dayParam,
+    }),
+  },
+  responses: {
+    200: {
+      description: 'Billing; `final: false` when the day has no final snapshot yet',
+      content: {
+        'application/json': {
+          schema: z
+            .object({
+              advertiserId: z.string(),
+              day: z.string(),
+              final: z.boolean(),
+              version: z.number().int().nullable(),
+              modelVersion: z.string().nullable(),
+              createdAt: z.number().int().nullable(),
+              versions: z.array(VersionSchema),
+              campaigns: z.array(CampaignBilling),
+              totals: z.object({ impressions: z.number().int(), clicks: z.number().int(), spendMicros: z.number().int() }),
+            })
+            .openapi('DailyBilling'),
+        },
+      },
+    },
+    ...errorResponses(400, 401, 403, 404),
+  },
+})
+
+const daysRoute = createRoute({
+  method: 'get',
+  path: '/v1/billing/days',
+  summary: 'Snapshot versions per UTC day over a range (at most 92 days)',
+  security: bearerSecurity,
+  request: { query: z.object({ from: dayParam, to: dayParam }) },
+  responses: {
+    200: {
+      description: 'Days with their versions',
+      content: {
+        'application/json': {
+          schema: z.object({ days: z.array(z.object({ day: z.string(), final: z.boolean(), versions: z.array(VersionSchema) })) }),
+        },
+      },
+    },
+    ...errorResponses(400, 401, 403),
+  },
+})
+
+const settlementRoute = createRoute({
+  method: 'get',
+  path: '/v1/settlement/daily',
+  summary: "What a publisher is owed for a UTC day, per campaign (JSON, or CSV with Accept: text/csv or format=csv)",
+  security: bearerSecurity,
+  request: {
+    query: z.object({
+      publisherId: idParam.optional().openapi({ description: 'Required with an admin key; a publisher key defaults to its own.', example: 'pub_demo' }),
+      day: dayParam,
+      format: z.enum(['json', 'csv']).optional(),
+    }),
+  },
+  responses: {
+    200: {
+      description: 'Settlement lines from the latest final snapshot',
+      content: {
+        'application/json': {
+          schema: z
+            .object({
+              publisherId: z.string(),
+              day: z.string(),
+              final: z.boolean(),
+              version: z.number().int().nullable(),
+              lines: z.array(
+                z.object({
+                  campaignId: z.string(),
+                  advertiserId: z.string(),
+                  pricingModel: z.string(),
+                  priceMicros: z.number().int(),
+                  impressions: z.number().int(),
+                  clicks: z.number().int(),
+                  ivtImpressions: z.number().int(),
+                  ivtClicks: z.number().int(),
+                  amountMicros: z.number().int(),
+                }),
+              ),
+              totalMicros: z.number().int(),
+            })
+            .openapi('Settlement'),
+        },
+        'text/csv': { schema: z.string() },
+      },
+    },
+    ...errorResponses(400, 401, 403, 404),
+  },
+})
+
+const CSV_COLUMNS = ['day', 'version', 'publisher_id', 'campaign_id', 'advertiser_id', 'pricing_model', 'price_micros', 'impressions', 'clicks', 'ivt_impressions', 'ivt_clicks', 'amount_micros'] as const
+
+function csvCell(v: string | number): string {
+  const s = String(v)
+  // Ids are restricted to a safe alphabet, but quote defensively (RFC 4180) and defuse spreadsheet formulas.
+  const safe = /^[=+\-@]/.test(s) && typeof v === 'string' ? `'${s}` : s
+  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe
+}
+
+export function registerBillingRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiDeps): void {
+  const { billing, tenants } = deps
+  const clock = deps.clock ?? Date.now
+
+  app.openapi(submitJobRoute, async (c) => {
+    const admin = requireAdmin(c)
+    const { day } = c.req.valid('json')
+    refuseFutureDay(day, clock())
+    const job = await billing.submitBilling(day, admin.id)
+    c.header('Location', `/v1/billing/jobs/${job.id}`)
+    return c.json(jobView(job), 202)
+  })
+
+  app.openapi(getJobRoute, (c) => {
+    requireAdmin(c)
+    const job = billing.get(c.req.valid('param').id)
+    if (!job) throw new ApiError('not_found', 'no such job')
+    return c.json(jobView(job), 200)
+  })
+
+  app.openapi(dailyRoute, async (c) => {
+    const q = c.req.valid('query')
+    const advertiserId = requireAdvertiserAccess(c, tenants, q.advertiserId)
+    refuseFutureDay(q.day, clock())
+    const versions = await billing.snapshots.versions(q.day)
+    const latest = versions.filter((v) => v.status === 'final').at(-1)
+    const campaigns = latest ? perCampaign(await billing.snapshots.lines(q.day, latest.version, { advertiserId })) : []
+    const totals = campaigns.reduce(
+      (t, x) => ({ impressions: t.impressions + x.impressions, clicks: t.clicks + x.clicks, spendMicros: t.spendMicros + x.spendMicros }),
+      { impressions: 0, clicks: 0, spendMicros: 0 },
+    )
+    return c.json(
+      {
+        advertiserId,
+        day: q.day,
+        final: latest !== undefined,
+        version: latest?.version ?? null,
+        modelVersion: latest?.modelVersion ?? null,
+        createdAt: latest?.createdAt ?? null,
+        versions: versions.filter((v) => v.status === 'final').map(versionView),
+        campaigns,
+        totals,
+      },
+      200,
+    )
+  })
+
+  app.openapi(daysRoute, async (c) => {
+    const p = c.get('principal')
+    if (p.kind === 'publisher') throw new ApiError('forbidden', 'a publisher key reads its settlement instead')
+    const { from, to } = c.req.valid('query')
+    if (from > to) throw new ApiError('invalid_range', 'from must not be after to')
+    if (addDays(from, 92) <= to) throw new ApiError('invalid_range', 'at most 92 days at a time')
+    refuseFutureDay(from, clock())
+    const all = await billing.snapshots.versionsInRange(from, to < dayOf(clock()) ? to : dayOf(clock()))
+    const byDay = new Map<string, SnapshotVersion[]>()
+    for (const v of all) byDay.set(v.day, [...(byDay.get(v.day) ?? []), v])
+    const days = [...byDay.entries()].map(([day, vs]) => ({
+      day,
+      final: vs.some((v) => v.status === 'final'),
+      versions: vs.filter((v) => v.status === 'final').map(versionView),
+    }))
+    return c.json({ days }, 200)
+  })
+
+  app.openapi(settlementRoute, async (c) => {
+    const q = c.req.valid('query')
+    const publisherId = requirePublisherAccess(c, tenants, q.publisherId)
+    refuseFutureDay(q.day, clock())
+    const latest = await billing.snapshots.latestFinal(q.day)
+    const lines = latest ? await billing.snapshots.lines(q.day, latest.version, { publisherId }) : []
+    const out = lines.map((l) => ({
+      campaignId: l.campaignId,
+      advertiserId: l.advertiserId,
+      pricingModel: l.pricingModel,
+      priceMicros: l.priceMicros,
+      impressions: l.impressions,
+      clicks: l.clicks,
+      ivtImpressions: l.ivtImpressions,
+      ivtClicks: l.ivtClicks,
+      amountMicros: l.spendMicros,
+    }))
+    const wantsCsv = q.format === 'csv' || (q.format === undefined && /\btext\/csv\b/i.test(c.req.header('accept') ?? ''))
+    if (wantsCsv) {
+      const rows = out.map((l) =>
+        [q.day, latest?.version ?? '', publisherId, l.campaignId, l.advertiserId, l.pricingModel, l.priceMicros, l.impressions, l.clicks, l.ivtImpressions, l.ivtClicks, l.amountMicros]
+          .map(csvCell)
+          .join(','),
+      )
+      c.header('Content-Type', 'text/csv; charset=utf-8')
+      c.header('Content-Disposition', `attachment; filename="settlement-${publisherId}-${q.day}.csv"`)
+      c.header('X-Snapshot-Final', latest ? 'true' : 'false')
+      return c.body([CSV_COLUMNS.join(','), ...rows].join('\r\n') + '\r\n', 200)
+    }
+    return c.json(
+      { publisherId, day: q.day, final: latest !== undefined, version: latest?.version ?? null, lines: out, totalMicros: out.reduce((s, l) => s + l.amountMicros, 0) },
+      200,
+    )
+  })
+}
