@@ -1,0 +1,86 @@
+import type { Channel } from '@adc/schemas'
+import type { LogRecord } from '../log/log.js'
+import { createPipeline, type Pipeline, type PipelineOutcome } from '../pipeline/pipeline.js'
+import type { StepResult } from '../pipeline/result.js'
+import { createDecodeStep } from '../pipeline/steps/decode-step.js'
+import { createDedupeStep } from '../pipeline/steps/dedupe-step.js'
+import { createIvtStep } from '../pipeline/steps/ivt-step.js'
+import { createJoinStage, type JoinStage } from '../pipeline/steps/join-step.js'
+import { createSinkStep } from '../pipeline/steps/sink-step.js'
+import type { Decoded, Deduped, Joined, RawRecord, Scored } from '../pipeline/types.js'
+import { BatchBuilder, type OutcomeCounts } from '../sinks/batch-builder.js'
+import type { SinkBatch } from '../sinks/sink.js'
+import { sweepExpired } from '../state/expiry.js'
+import type { PartitionStore } from '../state/partition-store.js'
+import type { BurstLimits } from '../ivt/rules.js'
+
+export interface EventWorkerOptions {
+  /** Dedupe key lifetime after the edge received the event. @default 25 h */
+  dedupeTtlMs?: number
+  joinWindowsMs?: Record<Channel, number>
+  /** @default 24 h */
+  joinLatenessMs?: number
+  ivtLimits?: BurstLimits
+  modelVersion?: string
+}
+
+export interface BuiltBatch {
+  batch: SinkBatch
+  counts: OutcomeCounts
+  maxReceivedAt: number
+}
+
+/** Turns a batch of records of one partition into sink rows, reading and buffering partition state. */
+export interface PartitionWorker {
+  readonly store: PartitionStore
+  build(topic: string, records: LogRecord[]): Promise<BuiltBatch>
+}
+
+/**
+ * The `ad-events` pipeline of one partition: decode → dedupe → join → IVT → sink, plus the join's
+ * released and expired clicks, which continue through IVT → sink (or straight to the sink as
+ * orphans). All state reads and writes go through the partition store's batch overlay.
+ */
+export function createEventWorker(store: PartitionStore, options: EventWorkerOptions = {}): PartitionWorker {
+  let builder: BatchBuilder | undefined
+  const current = (): BatchBuilder => builder!
+  const join: JoinStage<Deduped> = createJoinStage<Deduped>({ store, windowsMs: options.joinWindowsMs, latenessMs: options.joinLatenessMs })
+  const ivt = createIvtStep<Joined>({ store, limits: options.ivtLimits, modelVersion: options.modelVersion })
+  const sink = createSinkStep<Scored>(current)
+  const main: Pipeline<RawRecord, Scored> = createPipeline<RawRecord, Decoded>(createDecodeStep())
+    .pipe(createDedupeStep<Decoded>({ store, ttlMs: options.dedupeTtlMs }))
+    .pipe(join.step)
+    .pipe(ivt)
+    .pipe(sink)
+  const tail: Pipeline<Joined, Scored> = createPipeline<Joined, Scored>(ivt).pipe(sink)
+
+  async function finish(result: StepResult<Joined>): Promise<void> {
+    if (result.kind === 'ok') {
+      const out = await tail.run(result.value)
+      if (out.kind !== 'ok') current().add(out)
+    } else {
+      current().add({ ...result, lastStep: 'joinStep' } as PipelineOutcome<Joined>)
+    }
+  }
+
+  return {
+    store,
+    async build(topic, records) {
+      const first = records[0]!
+      const last = records[records.length - 1]!
+      builder = new BatchBuilder(topic, first.partition, first.offset, last.offset)
+      for (const rec of records) {
+        const raw: RawRecord = { ref: { topic, partition: rec.partition, offset: rec.offset }, payload: rec.value, appendedAt: rec.timestamp }
+        const out = await main.run(raw)
+        if (out.kind === 'bad_row') builder.addBadRow(raw.ref, raw.appendedAt, out)
+        if (out.kind !== 'ok') builder.add(out as PipelineOutcome<Scored>)
+        for (const r of join.drainReleased()) await finish(r)
+      }
+      for (const r of join.expire()) await finish(r)
+      sweepExpired(store)
+      const b = builder
+      builder = undefined
+      return { batch: b.build(), counts: b.counts, maxReceivedAt: b.maxReceivedAt }
+    },
+  }
+}

@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
+import { createEmbeddedLog } from '../log/embedded-log.js'
+import type { Log } from '../log/log.js'
+import { createMetricsRegistry } from '../metrics/registry.js'
+import { createProcessor, type Processor } from './processor.js'
+import { testEnvelope, toRecord, trafficMix } from './fixtures.js'
+
+const root = mkdtempSync(join(tmpdir(), 'adc-processor-'))
+const lakeDir = join('.cache', `test-lake-processor-${process.pid}`)
+let ch: ClickHouseClient
+let log: Log
+let dbSeq = 0
+
+beforeAll(async () => {
+  ch = createClickHouse({ dataDir: join(root, 'chdb') })
+  log = await createEmbeddedLog({ dir: join(root, 'log'), logger: pino({ level: 'silent' }) })
+})
+afterAll(async () => {
+  await log.close()
+  await ch.close()
+  rmSync(root, { recursive: true, force: true })
+  rmSync(lakeDir, { recursive: true, force: true })
+})
+
+const q = async <T>(query: string): Promise<T[]> => (await ch.query({ query, format: 'JSONEachRow' })).json<T>()
+
+async function untilCaughtUp(p: Processor, topic: string, total: number): Promise<void> {
+  const deadline = Date.now() + 30_000
+  while (Date.now() < deadline) {
+    const parts = p.status().topics[topic] ?? {}
+    const applied = Object.values(parts).reduce((a, s) => a + s.applied + 1, 0)
+    if (applied >= total) return
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`processor did not catch up on ${topic}: ${JSON.stringify(p.status())}`)
+}
+
+async function setup(name: string, options: { iceberg?: boolean } = {}) {
+  const db = `adc_proc_${dbSeq++}`
+  await migrate(ch, db)
+  const topicSuffix = db
+  const registry = createMetricsRegistry({ defaultMetrics: false })
+  const p = createProcessor({
+    log, clickhouse: ch, database: db, stateDir: join(root, 'state', name), groupId: `g-${name}`,
+    logger: pino({ level: 'silent' }), registry, maxBatchRecords: 500,
+    ...(options.iceberg ? { icebergDir: join(lakeDir, db) } : {}),
+  })
+  return { db, p, registry, topicSuffix }
+}
+
+describe('processor on the embedded log and chDB', () => {
+  it('counts each distinct event once, keeps duplicates and bad records with reasons, and commits', async () => {
+    await log.ensureTopic('ad-events', 4)
+    await log.ensureTopic('edge-stats', 2)
+    const { db, p, registry } = await setup('basic', { iceberg: true })
+    const { records, expected } = trafficMix(3000)
+    const bad = [{ key: 'imp_bad', value: '{not json' }, { key: 'imp_bad2', value: JSON.stringify({ v: 2, type: 'impression' }) }, { key: 'imp_bad3', value: JSON.stringify({ v: 1, type: 'impression', key: 'x' }) }]
+    const bot = toRecord(testEnvelope({ type: 'impression', n: 99_000_001, impressionId: 'imp_bot', ts: Date.UTC(2026, 10, 23, 12, 0, 0), ua: 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)' }))
+    const all = [...records, ...bad, bot]
+    await log.append('ad-events', all)
+    await log.append('edge-stats', [{ key: 'pub_demo', value: JSON.stringify({ v: 1, kind: 'edge_stats', batchId: 'b1', publisherId: 'pub_demo', minute: Date.UTC(2026, 10, 23, 12, 0), received: 10, accepted: 8, duplicate: 1, rejected: 1, rejectedByReason: { invalid_event: 1 } }) }])
+    await p.start()
+    await untilCaughtUp(p, 'ad-events', all.length)
+    await untilCaughtUp(p, 'edge-stats', 1)
+    await p.stop()
+
+    const [r] = await q<Record<string, number>>(`SELECT sum(impressions) i, sum(clicks) c, sum(duplicates) d, sum(ivt_impressions) ivt, sum(orphan_clicks) o FROM ${db}.rollup_minute`)
+    expect({ i: Number(r!.i), c: Number(r!.c), d: Number(r!.d), ivt: Number(r!.ivt), o: Number(r!.o) }).toEqual({ i: expected.impressions, c: expected.clicks, d: expected.duplicates, ivt: 1, o: 0 })
+    const [raw] = await q<{ n: number }>(`SELECT sum(sign) n FROM ${db}.events_raw`)
+    expect(Number(raw!.n)).toBe(records.length + 1)
+    const badRows = await q<{ reason: string }>(`SELECT reason FROM ${db}.bad_rows ORDER BY reason`)
+    expect(badRows.map((b) => b.reason)).toEqual(['bad_envelope', 'bad_envelope', 'unknown_version'])
+    const [ivt] = await q<{ reasons: string[] }>(`SELECT reasons FROM ${db}.ivt_decisions`)
+    expect(ivt!.reasons).toContain('givt_known_bot')
+    const [es] = await q<{ accepted: number }>(`SELECT sum(accepted) accepted FROM ${db}.edge_stats_minute`)
+    expect(Number(es!.accepted)).toBe(8)
+    const committed = await log.committedOffsets('g-basic', 'ad-events')
+    expect([...committed.values()].reduce((a, b) => a + b, 0)).toBe(all.length)
+    const [lake] = await q<{ n: number }>(`SELECT count() n FROM icebergLocal('${join(lakeDir, db)}')`)
+    expect(Number(lake!.n)).toBe(records.length + 1)
+    const metrics = await registry.metrics()
+    expect(metrics).toMatch(new RegExp(String.raw`adc_processor_events_total\{topic="ad-events",outcome="unbilled",reason="duplicate_delivery"\} ${expected.duplicates}`))
+    expect(metrics).toMatch(/adc_processor_lag_records\{topic="ad-events",partition="\d"\} 0/)
+  })
+
+  it('joins a click that arrives before its impression, orphans one whose impression never comes, and corrects a late one', async () => {
+    const { db, p } = await setup('join')
+    const t = Date.UTC(2026, 10, 23, 14, 0, 0)
+    const recs = [
+      // click first, impression 10 s later: joined when the impression arrives
+      toRecord(testEnvelope({ type: 'click', n: 50_000_001, impressionId: 'imp_j1', ts: t + 5_000, receivedAt: t + 5_050 })),
+      toRecord(testEnvelope({ type: 'impression', n: 50_000_002, impressionId: 'imp_j1', ts: t, receivedAt: t + 10_000 })),
+      // a click whose impression arrives only after the 30 min window passed: orphan, then corrected
+      toRecord(testEnvelope({ type: 'click', n: 50_000_003, impressionId: 'imp_j2', ts: t + 6_000, receivedAt: t + 6_050 })),
+      // a click that stays orphaned
+      toRecord(testEnvelope({ type: 'click', n: 50_000_004, impressionId: 'imp_j3', ts: t + 7_000, receivedAt: t + 7_050 })),
+      // something 40 minutes later moves the watermark past both windows
+      toRecord(testEnvelope({ type: 'impression', n: 50_000_005, impressionId: 'imp_j4', ts: t + 40 * 60_000, receivedAt: t + 40 * 60_000 })),
+      // the late impression of imp_j2 (event time before the click, received 41 min later)
+      toRecord(testEnvelope({ type: 'impression', n: 50_000_006, impressionId: 'imp_j2', ts: t + 1_000, receivedAt: t + 41 * 60_000 })),
+      // a second click on imp_j1: repeat
+      toRecord(testEnvelope({ type: 'click', n: 50_000_007, impressionId: 'imp_j1', ts: t + 9_000, receivedAt: t + 41 * 60_000 })),
+    ]
+    // All in one partition so the order above is the processing order; the late records come in a
+    // second append, after the first batch (whose watermark orphans imp_j2's click) was written.
+    await log.ensureTopic('ad-events', 4)
+    const waitApplied = async (): Promise<void> => {
+      const end = (await log.endOffsets('ad-events')).get(3)!
+      const deadline = Date.now() + 20_000
+      while ((p.status().topics['ad-events']?.[3]?.applied ?? -1) + 1 < end && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    }
+    await log.append('ad-events', recs.slice(0, 5).map((r) => ({ ...r, partition: 3 })))
+    await p.start()
+    await waitApplied()
+    await log.append('ad-events', recs.slice(5).map((r) => ({ ...r, partition: 3 })))
+    await waitApplied()
+    await p.stop()
+    const rows = await q<Record<string, number>>(`SELECT sum(clicks) c, sum(orphan_clicks) o, sum(repeat_clicks) rep, sum(impressions) i FROM ${db}.rollup_minute WHERE minute >= toDateTime(${t / 1000}) AND minute < toDateTime(${t / 1000 + 3600})`)
+    // imp_j1 click joined; imp_j2 orphan then corrected to a click; imp_j3 orphan
+    expect({ c: Number(rows[0]!.c), o: Number(rows[0]!.o), rep: Number(rows[0]!.rep) }).toEqual({ c: 2, o: 1, rep: 1 })
+    const corr = await q<{ sign: number; reason: string }>(`SELECT sign, reason FROM ${db}.events_raw WHERE impression_id = 'imp_j2' AND event_type = 'click' ORDER BY processed_at, sign`)
+    expect(corr).toEqual([{ sign: 1, reason: 'orphan_click' }, { sign: -1, reason: 'orphan_click' }, { sign: 1, reason: '' }])
+  })
+})

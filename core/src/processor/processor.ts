@@ -1,0 +1,260 @@
+import { join as joinPath } from 'node:path'
+import type { ClickHouseClient } from '@clickhouse/client'
+import type { Registry } from 'prom-client'
+import type { Logger } from 'pino'
+import { EVENTS_TOPIC } from '@adc/schemas'
+import type { Batch, BatchContext, Consumer, Log, LogRecord } from '../log/log.js'
+import { processorMetrics, type ProcessorMetrics } from '../metrics/registry.js'
+import { BatchBuilder } from '../sinks/batch-builder.js'
+import { createClickHouseSink } from '../sinks/clickhouse-sink.js'
+import { createIcebergSink } from '../sinks/iceberg-sink.js'
+import { disabledSink, type Sink } from '../sinks/sink.js'
+import { sweepExpired } from '../state/expiry.js'
+import { PartitionStore } from '../state/partition-store.js'
+import { crashPointsFromEnv, type CrashPoint } from './crash-points.js'
+import { decodeEdgeStats, EDGE_STATS_TOPIC } from './edge-stats.js'
+import { createEventWorker, type BuiltBatch, type EventWorkerOptions, type PartitionWorker } from './event-worker.js'
+
+export interface ProcessorDeps extends EventWorkerOptions {
+  log: Log
+  clickhouse: ClickHouseClient
+  /** ClickHouse database (tables from ddl.ts, migrated beforehand). */
+  database: string
+  /** Root of the partition-local LMDB state (`<stateDir>/<topic>/p<partition>`). */
+  stateDir: string
+  groupId: string
+  logger: Logger
+  registry: Registry
+  /** Iceberg raw table directory, inside the working directory (chDB); unset: no Iceberg sink. */
+  icebergDir?: string
+  /** Records per batch (one partition). @default 5000 */
+  maxBatchRecords?: number
+  /** Test-only negative control: INSERTs without dedup tokens. @default true */
+  dedupTokens?: boolean
+  /** Crash-test hook; @default from `ADC_CRASH_AT` */
+  crashPoint?: (point: CrashPoint) => void
+  /** First delay after a failed batch; the log redelivers it. @default 200 */
+  retryDelayMs?: number
+  /** Partitions of the topics if the processor has to create them (existing topics are kept). @default 4 */
+  topicPartitions?: number
+}
+
+export interface PartitionStatus {
+  applied: number
+  lag: number
+}
+
+export interface ProcessorStatus {
+  running: boolean
+  topics: Record<string, Record<number, PartitionStatus>>
+  /** Totals since start. */
+  events: { billable: number; unbilled: number; badRows: number; pending: number }
+  batches: number
+  failures: number
+  /** Edge receivedAt of the newest event written, epoch ms (0 before the first). */
+  lastReceivedAt: number
+  lastWriteAt: number
+}
+
+export interface Processor {
+  start(): Promise<void>
+  /** Stops fetching, lets the in-flight batch finish writing and commit, closes the state. */
+  stop(): Promise<void>
+  status(): ProcessorStatus
+}
+
+interface TopicRuntime {
+  topic: string
+  workers: Map<number, PartitionWorker>
+  makeWorker(store: PartitionStore): PartitionWorker
+}
+
+/**
+ * The processor: consumes `ad-events` through the pipeline and `edge-stats` into edge_stats_minute.
+ *
+ * Per batch (one partition, one offset range), in this order, so a crash at any point replays exactly:
+ * 1. skip records at or below the partition's `applied` offset (their effects are in every sink);
+ * 2. durably record the batch's offset range (the intent), unless an earlier attempt left one: then
+ *    the batch is cut to exactly that range, so a replay re-forms the same batch and the same tokens;
+ * 3. compute verdicts from the committed state (writes go to an in-memory overlay);
+ * 4. write ClickHouse (token per table), then Iceberg (probe on recovery);
+ * 5. commit the state overlay and `applied = max` in one LMDB transaction;
+ * 6. commit the log offset.
+ * A failure before 5 discards the overlay: nothing is marked seen by a write that failed.
+ * Backpressure: one batch at a time per topic; the log is read again only after the batch committed.
+ */
+export function createProcessor(deps: ProcessorDeps): Processor {
+  const { log, clickhouse, database, stateDir, groupId, logger, maxBatchRecords = 5000, retryDelayMs = 200 } = deps
+  const metrics: ProcessorMetrics = processorMetrics(deps.registry)
+  const crash = deps.crashPoint ?? crashPointsFromEnv()
+  const chSink = createClickHouseSink({ client: clickhouse, database, dedupTokens: deps.dedupTokens, afterTable: (t) => t === 'events_raw' && crash('mid_sink') })
+  let iceberg: Sink = disabledSink
+  const consumers: Consumer[] = []
+  const totals: ProcessorStatus = { running: false, topics: {}, events: { billable: 0, unbilled: 0, badRows: 0, pending: 0 }, batches: 0, failures: 0, lastReceivedAt: 0, lastWriteAt: 0 }
+
+  const events: TopicRuntime = { topic: EVENTS_TOPIC, workers: new Map(), makeWorker: (store) => createEventWorker(store, deps) }
+  const edgeStats: TopicRuntime = {
+    topic: EDGE_STATS_TOPIC,
+    workers: new Map(),
+    makeWorker: (store) => ({
+      store,
+      async build(topic, records): Promise<BuiltBatch> {
+        const b = new BatchBuilder(topic, records[0]!.partition, records[0]!.offset, records[records.length - 1]!.offset)
+        const batch = b.build()
+        for (const rec of records) {
+          const ref = { topic, partition: rec.partition, offset: rec.offset }
+          const r = decodeEdgeStats(store, { ref, payload: rec.value, appendedAt: rec.timestamp })
+          if (r.kind === 'ok') batch.edgeStats.push(r.value)
+          else if (r.kind === 'bad_row') {
+            b.addBadRow(ref, rec.timestamp, { ...r, lastStep: r.step })
+            b.counts.badRows[r.reason] = (b.counts.badRows[r.reason] ?? 0) + 1
+          } else b.counts.unbilled[r.reason] = (b.counts.unbilled[r.reason] ?? 0) + 1
+        }
+        sweepExpired(store)
+        return { batch, counts: b.counts, maxReceivedAt: 0 }
+      },
+    }),
+  }
+
+  const statusOf = (topic: string, p: number): PartitionStatus => ((totals.topics[topic] ??= {})[p] ??= { applied: -1, lag: 0 })
+
+  async function writeChunk(rt: TopicRuntime, worker: PartitionWorker, records: LogRecord[], ctx: BatchContext, highWatermark: number): Promise<void> {
+    const store = worker.store
+    const minOffset = records[0]!.offset
+    const maxOffset = records[records.length - 1]!.offset
+    const recovering = store.pendingIntent() !== undefined
+    if (!recovering) await store.writeIntent({ minOffset, maxOffset })
+    crash('after_intent')
+    let built: BuiltBatch
+    try {
+      built = await worker.build(rt.topic, records)
+      crash('before_sink')
+      let t0 = performance.now()
+      await chSink.write(built.batch, { recovering })
+      metrics.sinkLatency.observe({ sink: 'clickhouse' }, (performance.now() - t0) / 1000)
+      crash('after_sink')
+      t0 = performance.now()
+      await iceberg.write(built.batch, { recovering })
+      if (iceberg !== disabledSink) metrics.sinkLatency.observe({ sink: 'iceberg' }, (performance.now() - t0) / 1000)
+      crash('after_iceberg')
+      await store.commit(maxOffset)
+      crash('after_state')
+    } catch (err) {
+      store.discard()
+      throw err
+    }
+    ctx.resolveOffset(maxOffset)
+    if (!ctx.isStale()) await ctx.commit()
+    crash('after_commit')
+
+    const now = Date.now()
+    const { counts } = built
+    metrics.events.inc({ topic: rt.topic, outcome: 'billable', reason: '' }, counts.billable)
+    for (const [reason, n] of Object.entries(counts.unbilled)) metrics.events.inc({ topic: rt.topic, outcome: 'unbilled', reason }, n)
+    for (const [reason, n] of Object.entries(counts.badRows)) metrics.events.inc({ topic: rt.topic, outcome: 'bad_row', reason }, n)
+    if (counts.pending) metrics.events.inc({ topic: rt.topic, outcome: 'pending', reason: 'join_pending' }, counts.pending)
+    metrics.batches.inc({ topic: rt.topic, result: 'written' })
+    metrics.batchRecords.observe({ topic: rt.topic }, records.length)
+    const lag = Math.max(0, highWatermark - (maxOffset + 1))
+    metrics.lag.set({ topic: rt.topic, partition: String(records[0]!.partition) }, lag)
+    if (built.maxReceivedAt > 0) {
+      metrics.freshness.set({ topic: rt.topic }, Math.max(0, now - built.maxReceivedAt) / 1000)
+      totals.lastReceivedAt = Math.max(totals.lastReceivedAt, built.maxReceivedAt)
+    }
+    totals.events.billable += counts.billable
+    totals.events.unbilled += Object.values(counts.unbilled).reduce((a, b) => a + b, 0)
+    totals.events.badRows += Object.values(counts.badRows).reduce((a, b) => a + b, 0)
+    totals.events.pending += counts.pending
+    totals.batches++
+    totals.lastWriteAt = now
+    Object.assign(statusOf(rt.topic, records[0]!.partition), { applied: maxOffset, lag })
+  }
+
+  function onBatch(rt: TopicRuntime) {
+    return async (batch: Batch, ctx: BatchContext): Promise<void> => {
+      const worker = rt.workers.get(batch.partition)
+      if (!worker) throw new Error(`partition ${batch.partition} of ${rt.topic} has no state open`)
+      const applied = worker.store.appliedOffset()
+      let records = batch.records.filter((r) => r.offset > applied)
+      try {
+        if (records.length === 0) {
+          // Already applied (a crash between the state commit and the offset commit): commit only.
+          ctx.resolveOffset(batch.records[batch.records.length - 1]!.offset)
+          if (!ctx.isStale()) await ctx.commit()
+          return
+        }
+        const intent = worker.store.pendingIntent()
+        if (intent) {
+          const head = records.filter((r) => r.offset <= intent.maxOffset)
+          if (head.length === 0 || head[head.length - 1]!.offset !== intent.maxOffset || head[0]!.offset !== intent.minOffset) {
+            throw new Error(`batch ${records[0]!.offset}..${records[records.length - 1]!.offset} of ${rt.topic}/${batch.partition} does not cover the pending range ${intent.minOffset}..${intent.maxOffset} (was maxBatchRecords lowered?)`)
+          }
+          logger.warn({ topic: rt.topic, partition: batch.partition, ...intent }, 'replaying a batch whose writes may have been interrupted')
+          await writeChunk(rt, worker, head, ctx, batch.highWatermark)
+          records = records.filter((r) => r.offset > intent.maxOffset)
+        }
+        if (records.length > 0) await writeChunk(rt, worker, records, ctx, batch.highWatermark)
+      } catch (err) {
+        totals.failures++
+        metrics.batches.inc({ topic: rt.topic, result: 'failed' })
+        logger.error({ err, topic: rt.topic, partition: batch.partition, from: batch.records[0]?.offset }, 'batch failed; it will be delivered again')
+        await new Promise((r) => setTimeout(r, retryDelayMs))
+        throw err
+      }
+    }
+  }
+
+  async function consume(rt: TopicRuntime): Promise<Consumer> {
+    return log.consume({
+      groupId,
+      topic: rt.topic,
+      maxBatchRecords,
+      fromBeginning: true,
+      onBatch: onBatch(rt),
+      async onAssign(partitions) {
+        for (const p of partitions) {
+          if (rt.workers.has(p)) continue
+          const store = PartitionStore.open(joinPath(stateDir, rt.topic, `p${p}`), p)
+          rt.workers.set(p, rt.makeWorker(store))
+          statusOf(rt.topic, p).applied = store.appliedOffset()
+        }
+        logger.info({ topic: rt.topic, partitions }, 'partitions assigned')
+      },
+      async onRevoke(partitions) {
+        for (const p of partitions) {
+          const w = rt.workers.get(p)
+          rt.workers.delete(p)
+          await w?.store.close()
+          delete totals.topics[rt.topic]?.[p]
+        }
+        logger.info({ topic: rt.topic, partitions }, 'partitions revoked')
+      },
+    })
+  }
+
+  return {
+    async start() {
+      if (totals.running) return
+      if (deps.icebergDir) iceberg = await createIcebergSink({ client: clickhouse, database, dir: deps.icebergDir })
+      for (const rt of [events, edgeStats]) await log.ensureTopic(rt.topic, deps.topicPartitions ?? 4)
+      totals.running = true
+      consumers.push(await consume(events), await consume(edgeStats))
+      logger.info({ groupId, database, iceberg: !!deps.icebergDir, maxBatchRecords }, 'processor started')
+    },
+    async stop() {
+      if (!totals.running) return
+      totals.running = false
+      await Promise.all(consumers.splice(0).map((c) => c.stop()))
+      for (const rt of [events, edgeStats]) {
+        for (const [p, w] of rt.workers) {
+          rt.workers.delete(p)
+          await w.store.close()
+        }
+      }
+      logger.info({ groupId }, 'processor stopped')
+    },
+    status() {
+      return structuredClone(totals)
+    },
+  }
+}
