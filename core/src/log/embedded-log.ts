@@ -312,6 +312,10 @@ class EmbeddedConsumer implements Consumer {
   private readonly positions = new Map<number, number>()
   private readonly pausedUntil = new Map<number, number>()
   private readonly failures = new Map<number, number>()
+  /** Taken partitions whose onAssign has not succeeded yet: not delivered, retried with backoff. */
+  private readonly unready = new Set<number>()
+  private assignRetryAt = 0
+  private assignFailures = 0
   private cursor = 0
   private readonly maxBatch: number
 
@@ -375,21 +379,25 @@ class EmbeddedConsumer implements Consumer {
     let ms = this.log.idleWaitMs
     const now = Date.now()
     for (const until of this.pausedUntil.values()) ms = Math.min(ms, until - now)
+    if (this.unready.size > 0) ms = Math.min(ms, this.assignRetryAt - now)
     return Math.max(1, ms)
   }
 
   private async release(partitions: number[]): Promise<void> {
     if (partitions.length === 0) return
+    // onRevoke only for partitions whose onAssign went through.
+    const assigned = partitions.filter((p) => !this.unready.has(p))
     for (const p of partitions) {
       this.active.delete(p)
       this.positions.delete(p)
       this.pausedUntil.delete(p)
       this.failures.delete(p)
+      this.unready.delete(p)
     }
     try {
-      await this.options.onRevoke?.(partitions)
+      if (assigned.length > 0) await this.options.onRevoke?.(assigned)
     } catch (err) {
-      this.log.logger.error({ err, groupId: this.group.groupId, topic: this.group.topic, partitions }, 'onRevoke failed')
+      this.log.logger.error({ err, groupId: this.group.groupId, topic: this.group.topic, partitions: assigned }, 'onRevoke failed')
     }
     for (const p of partitions) {
       if (this.group.owners.get(p) === this) this.group.owners.delete(p)
@@ -409,14 +417,25 @@ class EmbeddedConsumer implements Consumer {
       this.active.set(p, generation)
       taken.push(p)
     }
-    if (taken.length === 0) return
-    taken.sort((a, b) => a - b)
     for (const p of taken) {
       const committed = this.log.committedOffset(this.group.groupId, this.group.topic, p)
       const start = committed ?? (this.options.fromBeginning === false ? this.topic.visible[p]! : 0)
       this.positions.set(p, start)
+      this.unready.add(p)
     }
-    await this.options.onAssign?.(taken)
+    if (this.unready.size === 0 || Date.now() < this.assignRetryAt) return
+    const pending = [...this.unready].sort((a, b) => a - b)
+    try {
+      await this.options.onAssign?.(pending)
+      for (const p of pending) this.unready.delete(p)
+      this.assignFailures = 0
+    } catch (err) {
+      // No batch of these partitions is delivered until onAssign succeeds (e.g. their state loaded).
+      this.assignFailures++
+      const backoff = Math.min(5000, this.log.retryBackoffMs * 2 ** (this.assignFailures - 1))
+      this.assignRetryAt = Date.now() + backoff
+      this.log.logger.error({ err, groupId: this.group.groupId, topic: this.group.topic, partitions: pending, backoffMs: backoff }, 'onAssign failed; retrying before delivering these partitions')
+    }
   }
 
   private pickPartition(): number | undefined {
@@ -425,7 +444,7 @@ class EmbeddedConsumer implements Consumer {
     const now = Date.now()
     for (let i = 0; i < parts.length; i++) {
       const p = parts[(this.cursor + i) % parts.length]!
-      if ((this.pausedUntil.get(p) ?? 0) > now) continue
+      if (this.unready.has(p) || (this.pausedUntil.get(p) ?? 0) > now) continue
       if (this.positions.get(p)! < this.topic.visible[p]!) {
         this.cursor = (this.cursor + i + 1) % parts.length
         return p

@@ -276,6 +276,10 @@ class KafkaLogConsumer implements Consumer {
   private stopping: Promise<void> | undefined
   private readonly committed = new Map<number, number>()
   private readonly failures = new Map<number, number>()
+  /** Assigned partitions whose onAssign has not succeeded yet: not delivered, retried with backoff. */
+  private readonly unready = new Set<number>()
+  private assignRetryAt = 0
+  private assignFailures = 0
   private readonly removeListeners: (() => void)[] = []
   private firstJoin!: () => void
 
@@ -307,17 +311,37 @@ class KafkaLogConsumer implements Consumer {
     const revoked = [...this.assigned].filter((p) => !next.has(p)).sort((a, b) => a - b)
     const added = [...next].filter((p) => !this.assigned.has(p)).sort((a, b) => a - b)
     this.assigned = next
+    // onRevoke only for partitions whose onAssign went through.
+    const wasReady = revoked.filter((p) => !this.unready.has(p))
     for (const p of revoked) {
       this.committed.delete(p)
       this.failures.delete(p)
+      this.unready.delete(p)
     }
-    if (revoked.length > 0 && this.options.onRevoke) {
+    if (wasReady.length > 0 && this.options.onRevoke) {
       const onRevoke = this.options.onRevoke
-      this.enqueue(() => onRevoke(revoked))
+      this.enqueue(() => onRevoke(wasReady))
     }
-    if (added.length > 0 && this.options.onAssign) {
-      const onAssign = this.options.onAssign
-      this.enqueue(() => onAssign(added))
+    for (const p of added) this.unready.add(p)
+    if (added.length > 0) {
+      this.assignRetryAt = 0
+      this.enqueue(() => this.tryAssign())
+    }
+  }
+
+  /** Calls onAssign for the partitions not ready yet; on failure they wait, with backoff. */
+  private async tryAssign(): Promise<void> {
+    if (this.unready.size === 0 || Date.now() < this.assignRetryAt) return
+    const pending = [...this.unready].sort((a, b) => a - b)
+    try {
+      await this.options.onAssign?.(pending)
+      for (const p of pending) this.unready.delete(p)
+      this.assignFailures = 0
+    } catch (err) {
+      this.assignFailures++
+      const backoff = Math.min(5000, (this.log.options.consumer?.retryBackoffMs ?? 200) * 2 ** (this.assignFailures - 1))
+      this.assignRetryAt = Date.now() + backoff
+      this.logger.error({ err, groupId: this.options.groupId, topic: this.options.topic, partitions: pending, backoffMs: backoff }, 'onAssign failed; retrying before delivering these partitions')
     }
   }
 
@@ -364,6 +388,16 @@ class KafkaLogConsumer implements Consumer {
     const { batch } = payload
     const partition = batch.partition
     if (!this.assigned.has(partition) || !this.running) return
+    if (this.unready.has(partition)) {
+      const retry = (): Promise<void> => this.tryAssign()
+      this.transitions = this.transitions.then(retry)
+      await this.transitions
+      if (this.unready.has(partition)) {
+        // Nothing resolved: kafkajs fetches these records again once the pause ends.
+        this.pauseFor(payload, Math.max(50, this.assignRetryAt - Date.now()))
+        return
+      }
+    }
     const epoch = this.epoch
     const maxRecords = this.options.maxBatchRecords ?? 5000
     const all: LogRecord[] = batch.messages.map((m) => ({

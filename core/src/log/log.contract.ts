@@ -247,6 +247,31 @@ export function runLogContract({ name, newLog, settleMs = 30_000 }: LogContractO
       expect((await log.committedOffsets(groupId, topic)).get(0)).toBe(10)
     })
 
+    it('delivers nothing of a partition until onAssign succeeds, and retries onAssign', async () => {
+      const topic = await freshTopic(1)
+      await log.append(topic, [{ key: 'k', value: 'v' }])
+      const events: string[] = []
+      let attempts = 0
+      const consumer = await log.consume({
+        groupId: `g-${suffix()}`,
+        topic,
+        onAssign: async (ps) => {
+          attempts++
+          events.push(`assign ${ps.join(',')} #${attempts}`)
+          if (attempts === 1) throw new Error('state store not ready')
+        },
+        onBatch: async (batch, ctx) => {
+          events.push(`batch ${batch.records.length}`)
+          for (const r of batch.records) ctx.resolveOffset(r.offset)
+          await ctx.commit()
+        },
+      })
+      open.push(consumer)
+      await waitFor('delivery after the retried onAssign', () => events.some((e) => e.startsWith('batch')), settleMs)
+      expect(events.slice(0, 3)).toEqual(['assign 0 #1', 'assign 0 #2', 'batch 1'])
+      await consumer.stop()
+    })
+
     it('starts at the end when fromBeginning is false and the group has no commit', async () => {
       const topic = await freshTopic(1)
       await log.append(topic, [{ key: 'old', value: 'old' }])
