@@ -2,8 +2,12 @@ import { Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { AppEnv } from './lib/context.js'
 import { errorResponse } from './lib/errors.js'
+import beacon from './routes/beacon.js'
+import click from './routes/click.js'
 import events from './routes/events.js'
 import health from './routes/health.js'
+import pixel from './routes/pixel.js'
+import tag from './routes/tag.js'
 
 export { DedupeShard } from './do/dedupe-shard.js'
 export { Spool } from './do/spool.js'
@@ -12,6 +16,10 @@ export const app = new Hono<AppEnv>()
 
 app.route('/', health)
 app.route('/', events)
+app.route('/', beacon)
+app.route('/', pixel)
+app.route('/', click)
+app.route('/', tag)
 
 app.notFound(() => errorResponse('not_found', 'no such route'))
 

@@ -25,7 +25,8 @@ export interface EventResult {
 }
 
 export interface IncomingItem {
-  type: EventType
+  /** null: the event did not say a known type (beacon bodies carry `type` per event). */
+  type: EventType | null
   raw: unknown
 }
 
@@ -78,6 +79,10 @@ export async function prepare(items: IncomingItem[], ctx: IngestContext, setting
     const { type, raw } = items[index]!
     const eventId = eventIdOf(raw)
     const base: EventResult = eventId === undefined ? { index, status: 'rejected' } : { index, eventId, status: 'rejected' }
+    if (type === null) {
+      results.push({ ...base, code: 'invalid_event', httpStatus: 400, message: 'type: must be "impression" or "click"' })
+      continue
+    }
     let parsed
     try {
       parsed = schemaFor(type).safeParse(raw)

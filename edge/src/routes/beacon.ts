@@ -1,0 +1,49 @@
+import type { EventType } from '@adc/schemas'
+import { Hono } from 'hono'
+import type { AppEnv } from '../lib/context.js'
+import { deliverLater } from '../lib/deliver.js'
+import { prepare, type IncomingItem } from '../lib/ingest.js'
+import { authenticate } from '../middleware/auth.js'
+import { parseJsonBody, readBody } from '../middleware/body.js'
+import { enforceRateLimit } from '../middleware/rate-limit.js'
+import { loadTenants } from '../middleware/tenants.js'
+import { parseBatch, requestFacts } from './events.js'
+
+/** sendBeacon bodies are capped by browsers at 64 KiB; the route refuses more. */
+export const MAX_BEACON_BYTES = 64 * 1024
+
+/** Splits `{type, ...event}`: the type picks the schema, the rest is the event. */
+export function typedItem(raw: unknown): IncomingItem {
+  if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
+    const { type, ...event } = raw as { type?: unknown }
+    if (type === 'impression' || type === 'click') return { type: type as EventType, raw: event }
+  }
+  return { type: null, raw }
+}
+
+const beacon = new Hono<AppEnv>()
+
+/**
+ * `POST /v1/beacon?k=<publisher key>`: `navigator.sendBeacon` sends `text/plain` (a CORS-safelisted
+ * type, so no preflight), which the route parses itself. Validation answers at once (202 with
+ * per-event `queued`/`rejected`); delivery runs in waitUntil with the Spool as fallback.
+ */
+beacon.post(
+  '/v1/beacon',
+  loadTenants(),
+  readBody({ maxBytes: MAX_BEACON_BYTES, mediaTypes: ['text/plain', 'application/json'] }),
+  authenticate({ keyFrom: 'query', allowSignature: false }),
+  async function beaconHandler(c) {
+    const receivedAt = Date.now()
+    const events = parseBatch(parseJsonBody(c.var.rawBody))
+    enforceRateLimit(c.var.publisher, events.length)
+    const prepared = await prepare(events.map(typedItem), { publisher: c.var.publisher, source: 'beacon', receivedAt, ...requestFacts(c) }, c.var.settings)
+    deliverLater(c.executionCtx, c.env, c.var.settings, prepared)
+    const queued = prepared.results.filter((r) => r.status === 'queued').length
+    return c.json({ received: events.length, queued, rejected: events.length - queued, results: prepared.results }, 202, {
+      'cache-control': 'no-store', 'access-control-allow-origin': '*',
+    })
+  },
+)
+
+export default beacon

@@ -1,0 +1,55 @@
+import { verifyToken } from '@adc/schemas'
+import { Hono } from 'hono'
+import { ulid } from 'ulid'
+import type { AppEnv } from '../lib/context.js'
+import { deliverLater } from '../lib/deliver.js'
+import { prepare } from '../lib/ingest.js'
+import { prefetchKind } from '../lib/prefetch.js'
+import { eventFromToken } from '../lib/token-events.js'
+import { loadTenants } from '../middleware/tenants.js'
+import { requestFacts } from './events.js'
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
+
+/** The page a bad link shows. It never contains a link or a redirect (no open redirect). */
+function errorPage(status: 400 | 410, title: string, detail: string, code: string): Response {
+  const html = `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="robots" content="noindex">` +
+    `<title>${escapeHtml(title)}</title><body style="font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto">` +
+    `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p><p><small>Reason: ${escapeHtml(code)}</small></p></body></html>`
+  return new Response(html, { status, headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-robots-tag': 'noindex', 'x-adc-reason': code } })
+}
+
+const click = new Hono<AppEnv>()
+
+/**
+ * `GET|HEAD /c/<token>`: 302 to the token's landing URL with `clickId` appended, recording the click
+ * in waitUntil. HEAD, prefetch/prerender and link scanners get the same redirect, but their event is
+ * marked `edge.prefetch = true` so core keeps it as `prefetch_click`, never billed. A redirect is
+ * never rate limited: a person clicking an ad must reach the page.
+ */
+click.get('/c/:token', loadTenants(), async function clickHandler(c) {
+  const tenants = c.var.tenants
+  const token = c.req.param('token')
+  const receivedAt = Date.now()
+  const verified = await verifyToken(token, (id) => tenants.secretFor(id), Math.floor(receivedAt / 1000))
+  if (!verified.ok) {
+    return verified.reason === 'token_expired'
+      ? errorPage(410, 'This link has expired', 'The ad link you followed is no longer valid.', verified.reason)
+      : errorPage(400, 'This link is not valid', 'The ad link you followed is damaged or was not issued by us.', verified.reason)
+  }
+  const { payload, keyId } = verified
+  const publisher = tenants.bySigningKey.get(keyId)!.publisher
+  if (publisher.id !== payload.publisherId || payload.url === undefined) {
+    return errorPage(400, 'This link is not valid', 'The ad link you followed is damaged or was not issued by us.', 'invalid_token')
+  }
+  const clickId = ulid(receivedAt)
+  const location = new URL(payload.url)
+  location.searchParams.set('clickId', clickId)
+  const prefetch = prefetchKind(c.req.raw) !== undefined
+  const raw = eventFromToken(payload, ulid(receivedAt), receivedAt, { clickId })
+  const prepared = await prepare([{ type: 'click', raw }], { publisher, source: 'redirect', receivedAt, prefetch, ...requestFacts(c) }, c.var.settings)
+  deliverLater(c.executionCtx, c.env, c.var.settings, prepared)
+  return new Response(null, { status: 302, headers: { location: location.toString(), 'cache-control': 'no-store', 'referrer-policy': 'no-referrer-when-downgrade' } })
+})
+
+export default click

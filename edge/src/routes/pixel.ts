@@ -1,0 +1,44 @@
+import { verifyToken } from '@adc/schemas'
+import { Hono } from 'hono'
+import type { AppEnv } from '../lib/context.js'
+import { deliverLater } from '../lib/deliver.js'
+import { errorResponse } from '../lib/errors.js'
+import { prepare } from '../lib/ingest.js'
+import { eventFromToken, eventIdFromToken } from '../lib/token-events.js'
+import { enforceRateLimit } from '../middleware/rate-limit.js'
+import { loadTenants } from '../middleware/tenants.js'
+import { requestFacts } from './events.js'
+
+/** The smallest transparent GIF (43 bytes): 1x1, one transparent palette entry. */
+export const GIF_1X1 = Uint8Array.from([
+  0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0x21,
+  0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44,
+  0x01, 0x00, 0x3b,
+])
+
+const NO_STORE = 'no-store, no-cache, must-revalidate, max-age=0'
+
+const pixel = new Hono<AppEnv>()
+
+/**
+ * `GET /v1/pixel.gif?t=<token>[&consent=0]`: answers the GIF at once and records the impression in
+ * waitUntil. The event id comes from the token, so a reload is the same event (counted once).
+ */
+pixel.get('/v1/pixel.gif', loadTenants(), async function pixelHandler(c) {
+  const tenants = c.var.tenants
+  const token = c.req.query('t') ?? ''
+  const receivedAt = Date.now()
+  const verified = await verifyToken(token, (id) => tenants.secretFor(id), Math.floor(receivedAt / 1000))
+  if (!verified.ok) return errorResponse(verified.reason, verified.message, { 'cache-control': NO_STORE })
+  const publisher = tenants.bySigningKey.get(verified.keyId)!.publisher
+  if (publisher.id !== verified.payload.publisherId) return errorResponse('invalid_token', 'the token is signed by another publisher\'s key')
+  enforceRateLimit(publisher, 1)
+  const eventId = await eventIdFromToken(token, 'impression')
+  const consent = c.req.query('consent') === '0' ? { consent: false } : {}
+  const raw = eventFromToken(verified.payload, eventId, receivedAt, consent)
+  const prepared = await prepare([{ type: 'impression', raw }], { publisher, source: 'pixel', receivedAt, ...requestFacts(c) }, c.var.settings)
+  deliverLater(c.executionCtx, c.env, c.var.settings, prepared)
+  return c.body(GIF_1X1, 200, { 'content-type': 'image/gif', 'cache-control': NO_STORE, pragma: 'no-cache', 'content-length': String(GIF_1X1.byteLength) })
+})
+
+export default pixel

@@ -1,0 +1,135 @@
+import { SELF } from 'cloudflare:test'
+import { mintToken, type TokenPayload } from '@adc/schemas'
+import { beforeEach, describe, expect, it } from 'vitest'
+import { EDGE, click, eventually, impression, proxyReceived, proxyReset } from '../../test/helpers.js'
+
+const now = () => Math.floor(Date.now() / 1000)
+let n = 0
+const payload = (over: Partial<TokenPayload> = {}): TokenPayload => ({
+  impressionId: `imp_tok_${++n}_${Math.random().toString(36).slice(2)}`, campaignId: 'cmp_1', adId: 'ad_1', publisherId: 'pub_test', requestId: 'req_1',
+  exp: now() + 600, url: 'https://advertiser.example/landing?utm=x', ...over,
+})
+const token = (over: Partial<TokenPayload> = {}, keyId = 'k1', secret = 'secret-one') => mintToken(payload(over), keyId, secret)
+const get = (path: string, init: RequestInit = {}) => SELF.fetch(`${EDGE}${path}`, { redirect: 'manual', ...init, headers: { 'cf-connecting-ip': '198.51.100.20', 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Chrome/140.0', ...(init.headers as Record<string, string> | undefined) } })
+
+beforeEach(async () => {
+  await proxyReset()
+})
+
+describe('GET /v1/pixel.gif', () => {
+  it('answers a no-store 1x1 GIF and counts the impression once across reloads', async () => {
+    const t = await token()
+    const res = await get(`/v1/pixel.gif?t=${t}`)
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('image/gif')
+    expect(res.headers.get('cache-control')).toContain('no-store')
+    const gif = new Uint8Array(await res.arrayBuffer())
+    expect(gif.byteLength).toBe(43)
+    expect(String.fromCharCode(...gif.subarray(0, 6))).toBe('GIF89a')
+    const got = await eventually(() => proxyReceived(), (v) => v.records.length >= 1)
+    expect(got.records).toHaveLength(1)
+    expect(got.records[0]!.value).toMatchObject({ type: 'impression', edge: { source: 'pixel' }, client: { ipPrefix: '198.51.100.0/24' } })
+    expect(got.records[0]!.value.event.eventId).toMatch(/^[0-7][0-9A-HJKMNP-TV-Z]{25}$/)
+
+    await (await get(`/v1/pixel.gif?t=${t}`)).arrayBuffer()
+    const stats = await eventually(() => proxyReceived('edge-stats'), (v) => v.records.length >= 2)
+    expect(stats.records.map((r) => r.value.duplicate)).toContain(1)
+    expect((await proxyReceived()).records).toHaveLength(1)
+  })
+
+  it('400 for a tampered token, 410 for an expired one, 400 without one', async () => {
+    const t = await token()
+    const tampered = await get(`/v1/pixel.gif?t=${t.slice(0, -3)}AAA`)
+    expect([tampered.status, (await tampered.json<any>()).error.code]).toEqual([400, 'invalid_token'])
+    const expired = await get(`/v1/pixel.gif?t=${await token({ exp: now() - 1 })}`)
+    expect([expired.status, (await expired.json<any>()).error.code]).toEqual([410, 'token_expired'])
+    expect((await get('/v1/pixel.gif')).status).toBe(400)
+  })
+})
+
+describe('GET /c/<token>', () => {
+  it('redirects to the landing URL with clickId appended and records the click', async () => {
+    const res = await get(`/c/${await token()}`)
+    expect(res.status).toBe(302)
+    const location = new URL(res.headers.get('location')!)
+    expect(location.origin + location.pathname).toBe('https://advertiser.example/landing')
+    expect(location.searchParams.get('utm')).toBe('x')
+    const clickId = location.searchParams.get('clickId')!
+    expect(clickId).toMatch(/^[0-9A-Z]{26}$/)
+    const got = await eventually(() => proxyReceived(), (v) => v.records.length >= 1)
+    expect(got.records[0]!.value).toMatchObject({ type: 'click', event: { clickId }, edge: { source: 'redirect' } })
+    expect(got.records[0]!.value.edge.prefetch).toBeUndefined()
+  })
+
+  it.each([
+    ['HEAD', { method: 'HEAD' }],
+    ['Sec-Purpose prefetch', { headers: { 'sec-purpose': 'prefetch' } }],
+    ['Sec-Purpose prerender', { headers: { 'sec-purpose': 'prefetch;prerender' } }],
+    ['a link scanner', { headers: { 'user-agent': 'Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)' } }],
+  ])('%s gets the redirect but is recorded as prefetch, not a click', async (_name, init) => {
+    const res = await get(`/c/${await token()}`, init as RequestInit)
+    expect(res.status).toBe(302)
+    expect(res.headers.get('location')).toContain('https://advertiser.example/landing')
+    const got = await eventually(() => proxyReceived(), (v) => v.records.length >= 1)
+    expect(got.records[0]!.value.edge.prefetch).toBe(true)
+  })
+
+  it('never redirects for a bad, tampered, expired, url-less or foreign-signed token', async () => {
+    const cases: [string, number][] = [
+      ['garbage', 400],
+      [`${(await token()).slice(0, -1)}A`, 400],
+      [await token({ exp: now() - 5 }), 410],
+      [await token({ url: undefined }), 400],
+      [await token({ publisherId: 'pub_test' }, 'k2', 'secret-two'), 400],
+      [await token({ url: 'https://evil.example/' }, 'k1', 'wrong-secret'), 400],
+    ]
+    for (const [t, status] of cases) {
+      const res = await get(`/c/${t}`)
+      expect(res.status).toBe(status)
+      expect(res.headers.get('location')).toBeNull()
+      expect(res.headers.get('content-type')).toContain('text/html')
+      const html = await res.text()
+      expect(html).not.toContain('evil.example')
+    }
+    expect((await proxyReceived()).records).toHaveLength(0)
+  })
+})
+
+describe('POST /v1/beacon', () => {
+  const beacon = (body: string, { key = 'pk_test', type = 'text/plain' } = {}) =>
+    SELF.fetch(`${EDGE}/v1/beacon?k=${key}`, { method: 'POST', headers: { 'content-type': type }, body })
+
+  it('parses a text/plain body of mixed events, answers at once and delivers in the background', async () => {
+    const events = [{ type: 'impression', ...impression() }, { type: 'click', ...click() }, { type: 'conversion', ...impression() }, { ...impression() }]
+    const res = await beacon(JSON.stringify({ events }))
+    expect(res.status).toBe(202)
+    const body = await res.json<any>()
+    expect(body).toMatchObject({ received: 4, queued: 2, rejected: 2 })
+    expect(body.results[2]).toMatchObject({ status: 'rejected', code: 'invalid_event' })
+    const got = await eventually(() => proxyReceived(), (v) => v.records.length >= 2)
+    expect(got.records.map((r) => [r.value.type, r.value.edge.source])).toEqual([['impression', 'beacon'], ['click', 'beacon']])
+  })
+
+  it('refuses more than 64 KiB, other content types and a missing or unknown key', async () => {
+    const big = JSON.stringify({ events: [{ type: 'impression', ...impression({ placement: 'x'.repeat(70_000) }) }] })
+    expect((await beacon(big)).status).toBe(413)
+    expect((await beacon('{}', { type: 'application/x-www-form-urlencoded' })).status).toBe(415)
+    expect((await beacon('{"events":[]}', { key: 'nope' })).status).toBe(401)
+    expect((await beacon('not json')).status).toBe(400)
+  })
+})
+
+describe('GET /tag.js and /healthz', () => {
+  it('serves the browser tag', async () => {
+    const res = await get('/tag.js')
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toContain('javascript')
+    const js = await res.text()
+    for (const needle of ['sendBeacon', 'keepalive', 'IntersectionObserver', 'pagehide', '/v1/beacon', '/c/']) expect(js).toContain(needle)
+    expect(js.length).toBeLessThan(8_000)
+  })
+
+  it('healthz answers ok', async () => {
+    expect(await (await get('/healthz')).json()).toEqual({ ok: true })
+  })
+})
