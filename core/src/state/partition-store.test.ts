@@ -1,0 +1,61 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PartitionStore } from './partition-store.js'
+
+const dirs: string[] = []
+const fresh = (): string => {
+  const d = mkdtempSync(join(tmpdir(), 'adc-store-'))
+  dirs.push(d)
+  return d
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+describe('PartitionStore', () => {
+  it('reads its own batch writes, and keeps nothing of a batch that is discarded', async () => {
+    const dir = fresh()
+    const s = PartitionStore.open(dir, 0)
+    s.put('d:a', 1)
+    expect(s.get('d:a')).toBe(1)
+    s.discard()
+    expect(s.get('d:a')).toBeUndefined()
+    await s.close()
+  })
+
+  it('commits the batch and its applied offset together, durably across reopen; the intent is cleared', async () => {
+    const dir = fresh()
+    let s = PartitionStore.open(dir, 0)
+    await s.writeIntent({ minOffset: 0, maxOffset: 9 })
+    s.put('d:a', 3)
+    s.put('x:0000000001:d:a', null)
+    await s.close()
+    s = PartitionStore.open(dir, 0)
+    expect(s.pendingIntent()).toEqual({ minOffset: 0, maxOffset: 9 })
+    expect(s.get('d:a')).toBeUndefined()
+    expect(s.appliedOffset()).toBe(-1)
+    s.put('d:a', 3)
+    await s.commit(9)
+    await s.close()
+    s = PartitionStore.open(dir, 0)
+    expect(s.get('d:a')).toBe(3)
+    expect(s.appliedOffset()).toBe(9)
+    expect(s.pendingIntent()).toBeUndefined()
+    await s.close()
+  })
+
+  it('ranges merge committed keys with the batch overlay, in key order, without deleted keys', async () => {
+    const dir = fresh()
+    const s = PartitionStore.open(dir, 0)
+    s.put('q:1', null)
+    s.put('q:3', null)
+    await s.commit(0)
+    s.put('q:2', null)
+    s.remove('q:3')
+    s.put('r:1', null)
+    expect(s.range('q:', 'q:~', 10).map(([k]) => k)).toEqual(['q:1', 'q:2'])
+    await s.close()
+  })
+})
