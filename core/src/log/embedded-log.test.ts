@@ -130,6 +130,53 @@ describe('embedded log', () => {
     await log.close()
   })
 
+  it('retention deletes old records only below every group commit, and keeps the last one', async () => {
+    const dir = freshDir()
+    const log = await createEmbeddedLog({ dir, logger, retention: { maxAgeMs: 0, intervalMs: 3_600_000 } })
+    await log.ensureTopic('t', 1)
+    await log.append('t', Array.from({ length: 10 }, (_, i) => ({ key: 'k', value: `v${i}` })))
+    expect(await log.compact()).toBe(0) // no group has committed: nothing is known processed
+    const commitUpTo = async (groupId: string, next: number): Promise<void> => {
+      let done = false
+      const c = await log.consume({
+        groupId,
+        topic: 't',
+        onBatch: async (batch, ctx) => {
+          ctx.resolveOffset(next - 1)
+          await ctx.commit()
+          done = true
+        },
+      })
+      await waitFor('commit', () => done)
+      await c.stop()
+    }
+    await commitUpTo('slow', 3)
+    await commitUpTo('fast', 10)
+    await new Promise((r) => setTimeout(r, 5))
+    expect(await log.compact()).toBe(3) // offsets 0..2: below the slowest group's commit
+    await commitUpTo('slow', 10)
+    expect(await log.compact()).toBe(6) // 3..8: offset 9 stays so offsets continue after a restart
+    await log.close()
+
+    const reopened = await newLog(dir)
+    expect((await reopened.append('t', [{ key: 'k', value: 'v10' }]))[0]!.offset).toBe(10)
+    const seen: number[] = []
+    const c = await reopened.consume({
+      groupId: 'new',
+      topic: 't',
+      onBatch: async (batch, ctx) => {
+        for (const r of batch.records) {
+          seen.push(r.offset)
+          ctx.resolveOffset(r.offset)
+        }
+      },
+    })
+    await waitFor('the kept records', () => seen.length >= 2)
+    expect(seen.slice(0, 2)).toEqual([9, 10])
+    await c.stop()
+    await reopened.close()
+  })
+
   it('gives concurrent appends distinct dense offsets', async () => {
     const log = await newLog()
     await log.ensureTopic('t', 1)

@@ -22,6 +22,13 @@ export interface EmbeddedLogOptions {
   idleWaitMs?: number
   /** First delay before a partition whose batch threw is delivered again; doubles up to 5 s. @default 200 */
   retryBackoffMs?: number
+  /**
+   * Deletes records older than `maxAgeMs` that every group which committed on the partition has
+   * committed past (unlike Kafka's time-only retention, nothing unprocessed is deleted), keeping the
+   * last record of each partition so offsets continue after a restart. `false` keeps everything.
+   * @default { maxAgeMs: 7 days (Kafka's retention.ms default), intervalMs: 60_000 }
+   */
+  retention?: { maxAgeMs?: number; intervalMs?: number } | false
 }
 
 /** Stored record value: [key, value, append time ms]. Arrays keep msgpack small. */
@@ -79,6 +86,12 @@ interface GroupState {
   owners: Map<number, EmbeddedConsumer>
 }
 
+/** The embedded log: the `Log` port plus its retention pass (run on a timer; callable for tests). */
+export interface EmbeddedLogHandle extends Log {
+  /** Runs one retention pass now; resolves to the number of records deleted. */
+  compact(): Promise<number>
+}
+
 /**
  * Kafka's RangeAssignor for one topic: members sorted by id, each gets a contiguous range, the first
  * `n % m` members one partition more.
@@ -106,13 +119,13 @@ export function rangeAssign(partitions: number, memberCount: number): number[][]
  * await log.ensureTopic('ad-events', 4)
  * await log.append('ad-events', [{ key: impressionId, value: JSON.stringify(envelope) }])
  */
-export async function createEmbeddedLog(options: EmbeddedLogOptions): Promise<Log> {
+export async function createEmbeddedLog(options: EmbeddedLogOptions): Promise<EmbeddedLogHandle> {
   const log = new EmbeddedLog(options)
   await log.load()
   return log
 }
 
-class EmbeddedLog implements Log {
+class EmbeddedLog implements EmbeddedLogHandle {
   readonly logger: Logger
   readonly idleWaitMs: number
   readonly retryBackoffMs: number
@@ -125,6 +138,9 @@ class EmbeddedLog implements Log {
   private readonly consumers = new Set<EmbeddedConsumer>()
   private memberSeq = 0
   private closed = false
+  private readonly retentionMs: number | undefined
+  private retentionTimer: NodeJS.Timeout | undefined
+  private compacting: Promise<number> | undefined
   /** A failed write leaves a gap in offsets; the log refuses further appends rather than hide it. */
   private writeFailure: unknown = undefined
 
@@ -139,6 +155,49 @@ class EmbeddedLog implements Log {
     this.meta = this.root.openDB({ name: 'topics' })
     this.records = this.root.openDB({ name: 'records' })
     this.commits = this.root.openDB({ name: 'commits' })
+    if (options.retention !== false) {
+      this.retentionMs = options.retention?.maxAgeMs ?? 7 * 24 * 3600_000
+      this.retentionTimer = setInterval(() => void this.compact(), options.retention?.intervalMs ?? 60_000)
+      this.retentionTimer.unref()
+    }
+  }
+
+  /** One retention pass; returns how many records it deleted. */
+  compact(): Promise<number> {
+    if (this.closed || this.retentionMs === undefined) return Promise.resolve(0)
+    this.compacting ??= this.compactOnce(this.retentionMs)
+      .catch((err: unknown) => {
+        this.logger.error({ err }, 'log retention pass failed')
+        return 0
+      })
+      .finally(() => (this.compacting = undefined))
+    return this.compacting
+  }
+
+  private async compactOnce(maxAgeMs: number): Promise<number> {
+    const cutoff = Date.now() - maxAgeMs
+    const minCommitted = new Map<string, number>()
+    for (const { key, value } of this.commits.getRange({})) {
+      const k = `${key[1]}\u0000${key[2]}`
+      minCommitted.set(k, Math.min(minCommitted.get(k) ?? Number.POSITIVE_INFINITY, value))
+    }
+    let deleted = 0
+    for (const [topic, state] of this.topics) {
+      for (let p = 0; p < state.partitions; p++) {
+        if (this.closed) return deleted
+        const limit = Math.min(minCommitted.get(`${topic}\u0000${p}`) ?? 0, state.visible[p]! - 1)
+        if (limit <= 0) continue
+        let last: Promise<boolean> | undefined
+        for (const { key, value } of this.records.getRange({ start: [topic, p, 0], end: [topic, p, limit], limit: 10_000 })) {
+          if (value[2] >= cutoff) break
+          last = this.records.remove(key)
+          deleted++
+        }
+        if (last) await durable(last)
+      }
+    }
+    if (deleted > 0) this.logger.info({ deleted, maxAgeMs }, 'log retention deleted processed records')
+    return deleted
   }
 
   async load(): Promise<void> {
@@ -284,6 +343,8 @@ class EmbeddedLog implements Log {
   async close(): Promise<void> {
     if (this.closed) return
     await Promise.all([...this.consumers].map((c) => c.stop()))
+    clearInterval(this.retentionTimer)
+    await this.compacting
     this.closed = true
     await this.root.close()
   }

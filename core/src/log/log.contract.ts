@@ -105,6 +105,12 @@ export function runLogContract({ name, newLog, settleMs = 30_000 }: LogContractO
       ])
     })
 
+    it('refuses appends to a topic that does not exist with unknown_topic', async () => {
+      const topic = `contract-missing-${suffix()}`
+      await expect(log.append(topic, [{ key: 'k', value: 'v' }])).rejects.toMatchObject({ name: 'LogError', code: 'unknown_topic' })
+      await expect(log.partitionCount(topic)).rejects.toMatchObject({ code: 'unknown_topic' })
+    })
+
     it('puts each key in partitionFor(key, n) and gives dense offsets from 0 per partition, in input order', async () => {
       const topic = await freshTopic(4)
       const keys = keysFor(60, 'p')
