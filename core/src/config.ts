@@ -38,6 +38,11 @@ export const configSchema = z.object({
   PROCESSOR_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   /** Run the REST proxy gateway in this process. @default true */
   GATEWAY_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /**
+   * Write raw events to the Iceberg table at `<DATA_DIR>/iceberg` (chDB IcebergLocal). chDB only
+   * writes under its working directory, so DATA_DIR must lie inside it when this is on. @default true
+   */
+  ICEBERG_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   /** pino level. @default info */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DEMO_PUBLISHER_KEY: z.string().min(8).default(DEV_DEFAULTS.DEMO_PUBLISHER_KEY),

@@ -4,7 +4,7 @@
  * data directory. Everything is reached through public HTTP only.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -77,7 +77,9 @@ export interface CoreHandle extends Proc {
 
 export async function startCore(env: Record<string, string> = {}, dataDir?: string): Promise<CoreHandle> {
   const port = await freePort()
-  const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'adc-e2e-core-'))
+  // Inside the repository: chDB writes the Iceberg table only under its working directory.
+  mkdirSync(join(ROOT, '.cache', 'e2e'), { recursive: true })
+  const dir = dataDir ?? mkdtempSync(join(ROOT, '.cache', 'e2e', 'core-'))
   const proc = startProcess(process.execPath, ['--import', 'tsx', 'core/src/main.ts'], {
     CORE_PORT: String(port), DATA_DIR: dir, LOG_LEVEL: 'warn', ADC_ENV: 'development', ...env,
   })
