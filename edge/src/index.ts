@@ -6,6 +6,7 @@ import beacon from './routes/beacon.js'
 import click from './routes/click.js'
 import events from './routes/events.js'
 import health from './routes/health.js'
+import internal from './routes/internal.js'
 import pixel from './routes/pixel.js'
 import tag from './routes/tag.js'
 
@@ -20,6 +21,7 @@ app.route('/', beacon)
 app.route('/', pixel)
 app.route('/', click)
 app.route('/', tag)
+app.route('/', internal)
 
 app.notFound(() => errorResponse('not_found', 'no such route'))
 

@@ -1,0 +1,265 @@
+/**
+ * Edge benchmark: the batch route against a hello-world route in the same workerd (`wrangler dev`),
+ * the DedupeShard's checks per second, and the Bloom filter's size and measured false-positive rate.
+ *
+ *   node --import tsx bench/edge-bench.ts            # 10 s per route
+ *   EDGE_BENCH_SECONDS=3 node --import tsx bench/edge-bench.ts
+ *
+ * It starts its own REST proxy stand-in on loopback that accepts every record at once (so the figure
+ * is the edge's own cost, not the log's) and `wrangler dev` on a free loopback port with local
+ * Durable Object storage in a temporary directory. Everything is bounded in time.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import { createServer as createNetServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+
+const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..')
+
+export interface EdgeBenchOptions {
+  /** Seconds of load per route. @default 10 */
+  seconds?: number
+  /** Requests in flight at once. @default 16 */
+  concurrency?: number
+  /** Events per batch request. @default 50 */
+  batchSize?: number
+}
+
+export interface EdgeBenchResult {
+  seconds: number
+  concurrency: number
+  batchSize: number
+  hello: { requests: number; rps: number; p50ms: number; p99ms: number }
+  batch: { requests: number; rps: number; eventsPerSecond: number; p50ms: number; p99ms: number; non202: number }
+  /** batch requests/s divided by hello-world requests/s */
+  ratio: number
+  dedupe: { checks: number; checksPerSecond: number }
+  bloom: { capacity: number; fpRate: number; bits: number; hashes: number; bytesPerKey: number; measuredFpRate: number; probes: number }
+  proxyRecords: number
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createNetServer()
+    s.once('error', rej)
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      const port = typeof a === 'object' && a ? a.port : 0
+      s.close(() => res(port))
+    })
+  })
+}
+
+/** A REST Proxy v2 stand-in that takes everything immediately. */
+function fastProxy(port: number): Promise<{ server: Server; records: () => number }> {
+  let records = 0
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      let n = 0
+      try {
+        n = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { records?: unknown[] }).records?.length ?? 0
+      } catch {
+        n = 0
+      }
+      if (req.url?.startsWith('/topics/ad-events')) records += n
+      res.writeHead(200, { 'content-type': 'application/vnd.kafka.v2+json' })
+      res.end(JSON.stringify({ offsets: Array.from({ length: n }, (_, i) => ({ partition: 0, offset: i, error_code: null, error: null })) }))
+    })
+  })
+  return new Promise((r) => server.listen(port, '127.0.0.1', () => r({ server, records: () => records })))
+}
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+function ulid(): string {
+  let t = Date.now()
+  let time = ''
+  for (let i = 0; i < 10; i++) {
+    time = CROCKFORD[t % 32]! + time
+    t = Math.floor(t / 32)
+  }
+  const bytes = randomBytes(16)
+  let rand = ''
+  for (let i = 0; i < 16; i++) rand += CROCKFORD[bytes[i]! % 32]
+  return time + rand
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! * 100) / 100
+}
+
+async function load(seconds: number, concurrency: number, send: () => Promise<number>): Promise<{ requests: number; latencies: number[]; bad: number }> {
+  const until = Date.now() + seconds * 1000
+  const latencies: number[] = []
+  let bad = 0
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (Date.now() < until) {
+      const t0 = performance.now()
+      const status = await send().catch(() => 0)
+      latencies.push(performance.now() - t0)
+      if (status !== 200 && status !== 202) bad++
+    }
+  }))
+  return { requests: latencies.length, latencies: latencies.sort((a, b) => a - b), bad }
+}
+
+async function waitHealthy(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}`)
+    try {
+      const res = await fetch(`${url}/healthz`)
+      if (res.ok) return
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  throw new Error('wrangler dev did not become healthy in time')
+}
+
+interface BloomModule {
+  bloomSizing(capacity: number, fpRate: number): { bits: number; hashes: number }
+  BloomFilter: new (s: { bits: number; hashes: number }) => { add(k: string): void; has(k: string): boolean; byteLength: number }
+}
+
+/** Fills one generation to capacity with random 32-hex keys (like idempotency keys) and probes fresh ones. */
+async function measureBloom(capacity: number, fpRate: number): Promise<EdgeBenchResult['bloom']> {
+  // Loaded at run time: the edge's module is compiled by the edge's own TypeScript project.
+  const mod = (await import(pathToFileURL(join(ROOT, 'edge/src/lib/bloom.ts')).href)) as BloomModule
+  const sizing = mod.bloomSizing(capacity, fpRate)
+  const f = new mod.BloomFilter(sizing)
+  for (let i = 0; i < capacity; i++) f.add(randomBytes(16).toString('hex'))
+  const probes = Math.max(100_000, capacity)
+  let fp = 0
+  for (let i = 0; i < probes; i++) if (f.has(randomBytes(16).toString('hex'))) fp++
+  return {
+    capacity, fpRate, bits: sizing.bits, hashes: sizing.hashes,
+    bytesPerKey: Math.round((f.byteLength / capacity) * 1000) / 1000,
+    measuredFpRate: Math.round((fp / probes) * 100_000) / 100_000,
+    probes,
+  }
+}
+
+export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBenchResult> {
+  const seconds = opts.seconds ?? 10
+  const concurrency = opts.concurrency ?? 16
+  const batchSize = opts.batchSize ?? 50
+  const bloomCapacity = 200_000
+  const bloomFp = 0.01
+  const [proxyPort, edgePort, inspectorPort] = [await freePort(), await freePort(), await freePort()]
+  const proxy = await fastProxy(proxyPort)
+  const dir = mkdtempSync(join(tmpdir(), 'adc-edge-bench-'))
+  const publisherKey = 'pk_bench'
+  const syncKey = 'edge_sync_bench'
+  const config = {
+    version: 1,
+    publishers: [{
+      id: 'pub_bench', apiKeyHashes: [createHash('sha256').update(publisherKey).digest('hex')], signingKeys: {},
+      rateLimit: { perSecond: 10_000_000, burst: 10_000_000 }, active: true,
+    }],
+  }
+  const envFile = join(dir, 'bench.env')
+  writeFileSync(envFile, [
+    `REST_PROXY_URL=http://127.0.0.1:${proxyPort}`,
+    `CORE_URL=http://127.0.0.1:${proxyPort}`,
+    `EDGE_SYNC_KEY=${syncKey}`,
+    `EDGE_CONFIG_JSON='${JSON.stringify(config)}'`,
+    `BLOOM_CAPACITY=${bloomCapacity}`,
+    `BLOOM_FP_RATE=${bloomFp}`,
+  ].join('\n'))
+  const child = spawn(join(ROOT, 'node_modules/.bin/wrangler'), [
+    'dev', '--config', join(ROOT, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(edgePort),
+    '--inspector-port', String(inspectorPort), '--persist-to', join(dir, 'state'), '--env-file', envFile,
+    '--log-level', 'error', '--show-interactive-dev-session=false',
+  ], {
+    cwd: ROOT,
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  let stderr = ''
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000)
+  })
+  const edge = `http://127.0.0.1:${edgePort}`
+  try {
+    await waitHealthy(edge, child, 60_000).catch((err: unknown) => {
+      throw new Error(`${String(err)}\n${stderr}`)
+    })
+    // Warm up both routes (module load, DO creation).
+    for (let i = 0; i < 20; i++) await (await fetch(`${edge}/healthz`)).arrayBuffer()
+
+    const hello = await load(seconds, concurrency, async () => {
+      const res = await fetch(`${edge}/healthz`)
+      await res.arrayBuffer()
+      return res.status
+    })
+    const batch = await load(seconds, concurrency, async () => {
+      const now = Date.now()
+      const events = Array.from({ length: batchSize }, (_, i) => ({
+        eventId: ulid(), ts: now, adId: 'ad_1', campaignId: 'cmp_1', publisherId: 'pub_bench',
+        requestId: `req_${i}`, impressionId: `imp_${ulid()}`, channel: 'web',
+      }))
+      const res = await fetch(`${edge}/v1/events/impressions:batch`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${publisherKey}`, 'cf-connecting-ip': '203.0.113.9', 'user-agent': 'edge-bench' },
+        body: JSON.stringify({ events }),
+      })
+      await res.arrayBuffer()
+      return res.status
+    })
+
+    const t0 = performance.now()
+    const dedupeRes = await fetch(`${edge}/v1/internal/dedupe-bench`, {
+      method: 'POST', headers: { authorization: `Bearer ${syncKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ rounds: 40, batch: 500, shard: 7 }),
+    })
+    const dedupe = (await dedupeRes.json()) as { checked: number }
+    const dedupeSeconds = (performance.now() - t0) / 1000
+
+    const helloRps = hello.requests / seconds
+    const batchRps = batch.requests / seconds
+    return {
+      seconds, concurrency, batchSize,
+      hello: { requests: hello.requests, rps: Math.round(helloRps), p50ms: percentile(hello.latencies, 50), p99ms: percentile(hello.latencies, 99) },
+      batch: {
+        requests: batch.requests, rps: Math.round(batchRps), eventsPerSecond: Math.round((batch.requests - batch.bad) * batchSize / seconds),
+        p50ms: percentile(batch.latencies, 50), p99ms: percentile(batch.latencies, 99), non202: batch.bad,
+      },
+      ratio: Math.round((batchRps / helloRps) * 1000) / 1000,
+      dedupe: { checks: dedupe.checked, checksPerSecond: Math.round(dedupe.checked / dedupeSeconds) },
+      bloom: await measureBloom(bloomCapacity, bloomFp),
+      proxyRecords: proxy.records(),
+    }
+  } finally {
+    child.kill('SIGTERM')
+    await new Promise<void>((r) => {
+      const t = setTimeout(() => {
+        child.kill('SIGKILL')
+        r()
+      }, 5000)
+      child.once('exit', () => {
+        clearTimeout(t)
+        r()
+      })
+    })
+    await new Promise<void>((r) => proxy.server.close(() => r()))
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const seconds = Number(process.env.EDGE_BENCH_SECONDS ?? 10)
+  runEdgeBench({ seconds }).then((r) => {
+    console.log(JSON.stringify(r, null, 2))
+  }).catch((err: unknown) => {
+    console.error(err)
+    process.exitCode = 1
+  })
+}

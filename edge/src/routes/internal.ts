@@ -1,0 +1,38 @@
+import { Hono } from 'hono'
+import type { AppEnv } from '../lib/context.js'
+import { fail } from '../lib/errors.js'
+import { shardFor, spoolFor } from '../lib/ingest.js'
+import { settingsFrom } from '../lib/settings.js'
+
+const internal = new Hono<AppEnv>()
+
+/** Operator routes, behind `Authorization: Bearer <EDGE_SYNC_KEY>` (the key core and the edge share). */
+internal.use('/v1/internal/*', async function requireSyncKey(c, next) {
+  if (c.req.header('authorization') !== `Bearer ${settingsFrom(c.env).edgeSyncKey}`) throw fail('unauthorized', 'the edge sync key is required')
+  await next()
+})
+
+/** A publisher's Spool: depth per topic, dead rows, backoff state. */
+internal.get('/v1/internal/spool/:publisherId', async (c) => c.json(await spoolFor(c.env, c.req.param('publisherId')).stats()))
+
+/** One dedupe shard's counters. */
+internal.get('/v1/internal/dedupe/:shard', async (c) => c.json(await shardFor(c.env, Number(c.req.param('shard')) || 0).stats()))
+
+/**
+ * For the benchmark: `rounds` RPCs of `batch` fresh random keys against one shard, one after the
+ * other, the way the batch route calls it. Answers how many keys were checked.
+ */
+internal.post('/v1/internal/dedupe-bench', async (c) => {
+  type BenchBody = { rounds?: number; batch?: number; shard?: number }
+  const { rounds = 10, batch = 500, shard = 0 } = await c.req.json<BenchBody>().catch((): BenchBody => ({}))
+  const stub = shardFor(c.env, shard)
+  let checked = 0
+  const started = Date.now()
+  for (let r = 0; r < Math.min(rounds, 1000); r++) {
+    const keys = Array.from({ length: Math.min(batch, 5000) }, () => crypto.randomUUID().replace(/-/g, ''))
+    checked += (await stub.check(keys)).length
+  }
+  return c.json({ checked, elapsedMs: Date.now() - started })
+})
+
+export default internal
