@@ -124,6 +124,9 @@ describe('docker-compose.yml', () => {
     const voterPort = Number(k.KAFKA_CONTROLLER_QUORUM_VOTERS!.split(':').at(-1))
     expect(bound.find((l) => l.name === k.KAFKA_CONTROLLER_LISTENER_NAMES)?.port).toBe(voterPort)
     expect(k.KAFKA_AUTO_CREATE_TOPICS_ENABLE).toBe('false')
+    // KRaft formats storage with CLUSTER_ID, which must be a 16-byte UUID in base64url.
+    expect(Buffer.from(k.CLUSTER_ID!, 'base64url')).toHaveLength(16)
+    expect(k.CLUSTER_ID).toMatch(/^[A-Za-z0-9_-]{22}$/)
     expect(services.core?.depends_on?.kafka?.condition).toBe('service_healthy')
     expect(services['rest-proxy']?.depends_on?.kafka?.condition).toBe('service_healthy')
   })

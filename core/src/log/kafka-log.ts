@@ -108,7 +108,11 @@ class KafkaLog implements Log {
         () =>
         ({ namespace, level, log }: LogEntry) => {
           const { message, ...extra } = log
-          base[toPinoLevel(level)]({ namespace, ...extra }, message)
+          // kafkajs logs every error response of a request at ERROR (e.g. "coordinator is loading"
+          // while __consumer_offsets is created) and then retries; failures that matter reach the
+          // caller as thrown errors, so per-request ones are warnings here.
+          const lvl = namespace === 'Connection' && level === KafkaLogLevel.ERROR ? 'warn' : toPinoLevel(level)
+          base[lvl]({ namespace, ...extra }, message)
         },
     })
     // Idempotent: a retried produce request is de-duplicated by the broker (sequence numbers), so a
@@ -132,6 +136,8 @@ class KafkaLog implements Log {
   async ensureTopic(topic: string, partitions: number): Promise<void> {
     this.checkOpen()
     if (!Number.isInteger(partitions) || partitions < 1) throw new RangeError(`partitions must be a positive integer, got ${partitions}`)
+    // Look first: creating an existing topic is an error response kafkajs would log at every start.
+    if ((await this.admin.listTopics()).includes(topic)) return
     try {
       await this.admin.createTopics({
         waitForLeaders: true,
