@@ -493,7 +493,12 @@ class KafkaLogConsumer implements Consumer {
       target = from
     }
     this.logger.error({ err, groupId: this.options.groupId, topic, partition, offset: from, failures, backoffMs: backoff, seekTo: target }, 'onBatch failed; delivering again from the committed offset')
-    this.consumer.seek({ topic, partition, offset: String(target) })
+    try {
+      this.consumer.seek({ topic, partition, offset: String(target) })
+    } catch (seekErr) {
+      // Only when the consumer is stopping: the group then resumes from the committed offset anyway.
+      this.logger.warn({ err: seekErr, topic, partition }, 'seek after a failed batch was refused')
+    }
     this.pauseFor(payload, backoff)
   }
 
