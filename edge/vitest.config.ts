@@ -39,15 +39,16 @@ const workerd = cloudflareTest(({ inject }) => ({
 export default defineConfig({
   test: {
     projects: [
-      // Pure modules (Bloom filter, privacy, rate limit): plain Node, no runtime needed.
-      { test: { name: 'edge-node', include: ['src/**/*.node.test.ts'] } },
+      // Pure modules (Bloom filter, privacy, rate limit) in plain Node; the browser tag in real
+      // Chromium against the edge under `wrangler dev`.
+      { test: { name: 'edge-node', include: ['src/**/*.node.test.ts', 'src/**/*.browser.test.ts'], testTimeout: 30_000, hookTimeout: 90_000 } },
       {
         plugins: [workerd],
         test: {
           name: 'edge-workerd',
           globalSetup: ['./test/global-setup.ts'],
           include: ['src/**/*.test.ts'],
-          exclude: ['src/**/*.node.test.ts'],
+          exclude: ['src/**/*.node.test.ts', 'src/**/*.browser.test.ts'],
           // One fake proxy is shared: files run one after another so their proxy modes do not interleave.
           fileParallelism: false,
           testTimeout: 20_000,

@@ -1,0 +1,99 @@
+import { existsSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { createServer, type Server } from 'node:http'
+import { mintToken } from '@adc/schemas'
+import { chromium, type Browser } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startFakeProxy } from '../../test/fake-proxy.js'
+import { freePort, startWranglerDev } from '../../test/wrangler-dev.js'
+
+/**
+ * The browser tag in real Chromium against the edge in workerd (`wrangler dev`): viewability after
+ * one continuous second at 50 %, non-viewable impressions flushed on pagehide, clicks through the
+ * redirect. Set CHROMIUM_PATH if Chromium is not at /usr/bin/chromium.
+ */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
+
+describe.skipIf(!existsSync(CHROMIUM))('tag.js in Chromium', () => {
+  let proxy: Awaited<ReturnType<typeof startFakeProxy>>
+  let edge: Awaited<ReturnType<typeof startWranglerDev>>
+  let site: Server
+  let siteUrl: string
+  let browser: Browser
+
+  const records = () => proxy.state().received['ad-events'] ?? []
+  async function until<T>(read: () => T, ok: (v: T) => boolean, ms = 8000): Promise<T> {
+    const end = Date.now() + ms
+    while (!ok(read()) && Date.now() < end) await new Promise((r) => setTimeout(r, 50))
+    return read()
+  }
+
+  beforeAll(async () => {
+    proxy = await startFakeProxy()
+    const config = { version: 1, publishers: [{ id: 'pub_web', apiKeyHashes: [sha256('pk_web')], signingKeys: { kw: 'web-secret' }, rateLimit: { perSecond: 1000, burst: 1000 }, active: true }] }
+    const [startedEdge, sitePort] = await Promise.all([
+      startWranglerDev({ REST_PROXY_URL: proxy.url, CORE_URL: proxy.url, EDGE_CONFIG_JSON: JSON.stringify(config), IP_HASH_SECRET: 'x' }),
+      freePort(),
+    ])
+    edge = startedEdge
+    siteUrl = `http://127.0.0.1:${sitePort}`
+    const clickToken = await mintToken({
+      impressionId: 'imp_web_1', campaignId: 'cmp_1', adId: 'ad_1', publisherId: 'pub_web', requestId: 'req_web',
+      exp: Math.floor(Date.now() / 1000) + 600, url: `${siteUrl}/landing`,
+    }, 'kw', 'web-secret')
+    const page = `<!doctype html><html><body style="margin:0">
+      <div style="height:3000px">top</div>
+      <div id="ad1" style="width:300px;height:250px;background:#ccc" data-adc-impression-id="imp_web_1" data-adc-ad-id="ad_1"
+        data-adc-campaign-id="cmp_1" data-adc-request-id="req_web" data-adc-click-token="${clickToken}"><a id="link" href="#">ad</a></div>
+      <div style="height:3000px"></div>
+      <div id="ad2" style="width:300px;height:250px" data-adc-impression-id="imp_web_2" data-adc-ad-id="ad_2"
+        data-adc-campaign-id="cmp_1" data-adc-request-id="req_web"></div>
+      <script async src="${edge.url}/tag.js" data-key="pk_web" data-publisher="pub_web"></script></body></html>`
+    site = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' })
+      res.end(req.url?.startsWith('/landing') ? '<!doctype html><title>landed</title>landed' : page)
+    })
+    await new Promise<void>((r) => site.listen(sitePort, '127.0.0.1', r))
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] })
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await edge?.stop()
+    await new Promise<void>((r) => (site ? site.close(() => r()) : r()))
+    await new Promise<void>((r) => (proxy ? proxy.server.close(() => r()) : r()))
+  })
+
+  it('sends a viewable impression only after 50 % in view for 1 s, the rest on pagehide, and clicks through the redirect', async () => {
+    const page = await browser.newPage({ viewport: { width: 800, height: 600 } })
+    await page.goto(siteUrl)
+    await page.waitForFunction(() => (window as unknown as { adc?: unknown }).adc !== undefined)
+    await page.waitForTimeout(1300)
+    expect(records()).toHaveLength(0)
+
+    // In view for less than a second, then out: still not viewable.
+    await page.evaluate(() => document.getElementById('ad1')!.scrollIntoView())
+    await page.waitForTimeout(500)
+    await page.evaluate(() => window.scrollTo(0, 0))
+    await page.waitForTimeout(1300)
+    expect(records()).toHaveLength(0)
+
+    await page.evaluate(() => document.getElementById('ad1')!.scrollIntoView())
+    const seen = await until(records, (r) => r.length >= 1)
+    expect(seen).toHaveLength(1)
+    const imp = seen[0]!.value as { type: string; event: Record<string, unknown>; edge: { source: string } }
+    expect(imp).toMatchObject({ type: 'impression', edge: { source: 'beacon' }, event: { impressionId: 'imp_web_1', viewable: true, channel: 'web' } })
+    expect(imp.event.eventId).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/)
+
+    await Promise.all([page.waitForURL(/\/landing\?clickId=/), page.click('#link')])
+    const clickId = new URL(page.url()).searchParams.get('clickId')
+    // Leaving the page flushed ad2 (never in view) as not viewable; the redirect recorded the click.
+    const all = await until(records, (r) => r.length >= 3)
+    const byType = all.map((r) => r.value as { type: string; event: Record<string, unknown> })
+    expect(byType.find((v) => v.type === 'click')?.event.clickId).toBe(clickId)
+    expect(byType.find((v) => v.event.impressionId === 'imp_web_2')).toMatchObject({ type: 'impression', event: { viewable: false } })
+    expect(byType.filter((v) => v.type === 'impression')).toHaveLength(2)
+    await page.close()
+  })
+})

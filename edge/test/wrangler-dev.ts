@@ -1,0 +1,68 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..')
+
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer()
+    s.once('error', rej)
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      const port = typeof a === 'object' && a ? a.port : 0
+      s.close(() => res(port))
+    })
+  })
+}
+
+/**
+ * Starts the edge in workerd through `wrangler dev` on a free loopback port, with the given variables
+ * and a throwaway state directory. For tests that need a real HTTP origin (a browser loading tag.js).
+ */
+export async function startWranglerDev(vars: Record<string, string>, timeoutMs = 60_000): Promise<{ url: string; stop: () => Promise<void> }> {
+  const [port, inspector] = [await freePort(), await freePort()]
+  const dir = mkdtempSync(join(tmpdir(), 'adc-edge-dev-'))
+  const envFile = join(dir, 'dev.env')
+  writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}='${v}'`).join('\n'))
+  const child = spawn(join(ROOT, 'node_modules/.bin/wrangler'), [
+    'dev', '--config', join(ROOT, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
+    '--persist-to', join(dir, 'state'), '--env-file', envFile, '--log-level', 'error', '--show-interactive-dev-session=false',
+  ], { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000)
+  })
+  const url = `http://127.0.0.1:${port}`
+  const stop = async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM')
+      await new Promise<void>((r) => {
+        const t = setTimeout(() => {
+          child.kill('SIGKILL')
+          r()
+        }, 5000)
+        child.once('exit', () => {
+          clearTimeout(t)
+          r()
+        })
+      })
+    }
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const until = Date.now() + timeoutMs
+  while (Date.now() < until) {
+    if (child.exitCode !== null) break
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return { url, stop }
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 150))
+  }
+  await stop()
+  throw new Error(`wrangler dev did not start: ${stderr}`)
+}
