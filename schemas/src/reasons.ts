@@ -31,6 +31,7 @@ export const REASONS = {
   invalid_query: { status: 400, billable: false, emitter: 'core', description: 'A query parameter is missing or malformed.' },
   invalid_range: { status: 400, billable: false, emitter: 'core', description: 'The time range is reversed, too long or in the future.' },
   invalid_body: { status: 400, billable: false, emitter: 'core', description: 'The JSON body is missing, malformed or does not match its schema.' },
+  method_not_allowed: { status: 405, billable: false, emitter: 'core', description: 'The route exists but not for this HTTP method; see Allow.' },
   conflict: { status: 409, billable: false, emitter: 'core', description: 'A resource with that id already exists.' },
   unknown_reference: { status: 422, billable: false, emitter: 'core', description: 'The body refers to a tenant or resource that does not exist.' },
   job_not_ready: { status: 409, billable: false, emitter: 'core', description: 'The job has not finished (or failed), so this action is not possible yet.' },

@@ -100,6 +100,15 @@ describe('openapi and auth', () => {
     expect(await call('/v1/nothing-here', ADV)).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } })
   })
 
+  it('answers 405 with Allow for a known path and another method', async () => {
+    const patch = await call('/v1/metrics/realtime?campaignId=cmp_demo_cpm', ADV, { method: 'PATCH' })
+    expect(patch).toMatchObject({ status: 405, body: { error: { code: 'method_not_allowed' } } })
+    expect(patch.headers.get('allow')).toBe('GET, HEAD')
+    const del = await call('/v1/reprocess/01JD0000000000000000000000/promote', ADMIN, { method: 'DELETE' })
+    expect(del.status).toBe(405)
+    expect(del.headers.get('allow')).toBe('POST')
+  })
+
   it('lists only the advertiser its own campaigns', async () => {
     const { body } = await call('/v1/campaigns', ADV)
     expect(body.campaigns.map((c: any) => c.id).sort()).toEqual(['cmp_demo_cpc', 'cmp_demo_cpm'])

@@ -48,7 +48,18 @@ export function createApiApp(options: ApiDeps): OpenAPIHono {
   const root = new OpenAPIHono({ defaultHook: hook })
   const onError = createErrorHandler(logger)
   root.onError(onError)
-  root.notFound((c) => c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}` } }, 404))
+  // Filled once every route is registered: a known path with another method answers 405 + Allow.
+  let allowed: Array<{ pattern: RegExp; methods: Set<string> }> = []
+  root.notFound((c) => {
+    const methods = new Set<string>()
+    for (const r of allowed) if (r.pattern.test(c.req.path)) for (const m of r.methods) methods.add(m)
+    if (methods.size > 0) {
+      if (methods.has('GET')) methods.add('HEAD')
+      c.header('Allow', [...methods].sort().join(', '))
+      return c.json({ error: { code: 'method_not_allowed', message: `${c.req.method} is not allowed on ${c.req.path}` } }, 405)
+    }
+    return c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}` } }, 404)
+  })
 
   if (deps.registry) {
     const registry = deps.registry
@@ -98,5 +109,14 @@ export function createApiApp(options: ApiDeps): OpenAPIHono {
     security: [{ bearerAuth: [] }],
   })
   mountDashboard(root)
+  const byPath = new Map<string, Set<string>>()
+  for (const r of root.routes) {
+    if (r.method === 'ALL' || r.path.includes('*')) continue
+    byPath.set(r.path, (byPath.get(r.path) ?? new Set()).add(r.method))
+  }
+  allowed = [...byPath.entries()].map(([path, methods]) => ({
+    pattern: new RegExp(`^${path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z0-9_]+/g, '[^/]+')}$`),
+    methods,
+  }))
   return root
 }

@@ -1,26 +1,17 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client'
-import { createChdbConnection } from 'chdb/connection'
-import { ddl } from '../clickhouse/ddl.js'
+import type { ClickHouseClient } from '@clickhouse/client'
+import { createClickHouse, migrate } from '../clickhouse/client.js'
 
 /**
  * A real chDB engine for read-side tests, in a temporary directory (one per test process:
- * chDB allows one data directory per process). Settings pinned as ENGINES.md advises, so answers
- * look the same as from a ClickHouse server.
+ * chDB allows one data directory per process), with core's pinned settings and tables.
  */
 export async function openTestClickHouse(database = 'adc'): Promise<{ client: ClickHouseClient; database: string; dir: string; close(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'adc-read-ch-'))
-  const client = createClient({
-    connection: createChdbConnection({ path: dir }) as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>,
-    clickhouse_settings: {
-      async_insert: 0,
-      output_format_json_quote_64bit_integers: 0,
-      session_timezone: 'UTC',
-    },
-  })
-  for (const sql of ddl(database)) await client.command({ query: sql })
+  const client = createClickHouse({ dataDir: dir })
+  await migrate(client, database)
   return {
     client,
     database,
