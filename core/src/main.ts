@@ -18,15 +18,15 @@ import { openTenantStore, seedDemoTenant } from './tenants/tenant-store.js'
 import { createApiApp } from './api/app.js'
 import { createProcessor } from './processor/processor.js'
 import { createMetricsRegistry } from './metrics/registry.js'
-import { createLogger } from './logger.js'
+import { createLogger, type Logger } from './logger.js'
 
 export const STATS_TOPIC = 'edge-stats'
 
-async function openLog(config: Config, dataDir: string): Promise<Log> {
+async function openLog(config: Config, dataDir: string, logger: Logger): Promise<Log> {
   if (config.KAFKA_BROKERS && config.KAFKA_BROKERS.length > 0) {
-    return createKafkaLog({ brokers: config.KAFKA_BROKERS, clientId: 'adc-core' })
+    return createKafkaLog({ brokers: config.KAFKA_BROKERS, clientId: 'adc-core', logger: logger.child({ component: 'log' }) })
   }
-  return createEmbeddedLog({ dir: join(dataDir, 'log') })
+  return createEmbeddedLog({ dir: join(dataDir, 'log'), logger: logger.child({ component: 'log' }) })
 }
 
 export async function startCore(config: Config) {
@@ -34,7 +34,7 @@ export async function startCore(config: Config) {
   const dataDir = resolve(config.DATA_DIR)
   mkdirSync(dataDir, { recursive: true })
 
-  const log = await openLog(config, dataDir)
+  const log = await openLog(config, dataDir, logger)
   await log.ensureTopic(EVENTS_TOPIC, config.LOG_PARTITIONS)
   await log.ensureTopic(STATS_TOPIC, Math.min(config.LOG_PARTITIONS, 4))
 

@@ -1,0 +1,46 @@
+/**
+ * `npm run bench`: every benchmark in one run, one after another (they would skew each other in
+ * parallel on a small machine). Prints each section's figures as JSON and writes them all to
+ * bench/results/latest.json. Pick sections with `npm run bench -- edge processor`.
+ *
+ * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, edge, read, e2e.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { runLogBench } from './log-bench.js'
+import { runProcessorBench } from './processor-bench.js'
+import { runEdgeBench } from './edge-bench.js'
+import { runReadBench } from './read-bench.js'
+import { runE2eBench } from './e2e-bench.js'
+
+const sections: Record<string, () => Promise<unknown>> = {
+  log: () => runLogBench(),
+  processor: () => runProcessorBench(),
+  edge: () => runEdgeBench(),
+  read: () => runReadBench(),
+  e2e: () => runE2eBench(),
+}
+
+const wanted = process.argv.slice(2).filter((a) => a in sections)
+const chosen = wanted.length > 0 ? wanted : Object.keys(sections)
+const results: Record<string, unknown> = {
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+  at: new Date().toISOString(),
+}
+for (const name of chosen) {
+  const t0 = performance.now()
+  console.log(`\n=== bench: ${name}`)
+  try {
+    results[name] = await sections[name]!()
+  } catch (err) {
+    results[name] = { error: (err as Error).message }
+  }
+  console.log(JSON.stringify(results[name], null, 2))
+  console.log(`(${name}: ${((performance.now() - t0) / 1000).toFixed(1)} s)`)
+}
+const dir = join(import.meta.dirname, 'results')
+mkdirSync(dir, { recursive: true })
+writeFileSync(join(dir, 'latest.json'), JSON.stringify(results, null, 2))
+console.log(`\nwritten to bench/results/latest.json`)
+process.exit(0)
