@@ -64,8 +64,15 @@ const COMPILED = DATACENTER_RANGES_V4.map(([cidr, provider]) => {
  */
 export function datacenterProvider(ipOrPrefix: string | undefined): string | undefined {
   if (!ipOrPrefix) return undefined
+  const cached = cache.get(ipOrPrefix)
+  if (cached !== undefined) return cached || undefined
   const n = ipv4ToInt(ipOrPrefix.split('/')[0]!)
-  if (n === undefined) return undefined
-  for (const r of COMPILED) if (((n & r.mask) >>> 0) === r.net) return r.provider
-  return undefined
+  let found = ''
+  if (n !== undefined) for (const r of COMPILED) if (((n & r.mask) >>> 0) === r.net) { found = r.provider; break }
+  if (cache.size >= 50_000) cache.clear()
+  cache.set(ipOrPrefix, found)
+  return found || undefined
 }
+
+/** Prefix verdicts ('' = none): traffic repeats prefixes; bounded, cleared when full. */
+const cache = new Map<string, string>()

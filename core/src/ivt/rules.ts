@@ -30,13 +30,26 @@ export type IvtReason = keyof typeof RULE_SCORES
 const HTTP_LIBRARY = /^(curl|wget|python|go-http-client|java\/|okhttp|axios|node-fetch|node|undici|got|libwww|lwp|httpclient|apache-httpclient|postmanruntime|insomnia|php|ruby|aiohttp|httpx|scrapy|powershell|winhttp|dart|rest-client|faraday|guzzle|http_request|reqwest|hackney|httpie)\b/i
 const BROWSER_PREFIX = /^(mozilla|opera)\//i
 
+/**
+ * Verdicts per (channel, agent): real traffic repeats a few thousand agents, and isbot's pattern is
+ * the costliest rule. Bounded; cleared when full.
+ */
+const uaCache = new Map<string, IvtReason[]>()
+const UA_CACHE_MAX = 20_000
+
 /** Per-event GIVT rules on the user agent (also used by the precision/recall test on public lists). */
 export function userAgentReasons(ua: string | undefined, channel: string): IvtReason[] {
   if (ua === undefined || ua.trim() === '') return channel === 'web' ? ['givt_missing_ua'] : []
-  if (isbot(ua)) return ['givt_known_bot']
-  if (HTTP_LIBRARY.test(ua)) return ['givt_non_browser']
-  if (channel === 'web' && !BROWSER_PREFIX.test(ua)) return ['givt_non_browser']
-  return []
+  const key = channel === 'web' ? ua : `\u0000${ua}`
+  const hit = uaCache.get(key)
+  if (hit) return hit
+  let out: IvtReason[] = []
+  if (isbot(ua)) out = ['givt_known_bot']
+  else if (HTTP_LIBRARY.test(ua)) out = ['givt_non_browser']
+  else if (channel === 'web' && !BROWSER_PREFIX.test(ua)) out = ['givt_non_browser']
+  if (uaCache.size >= UA_CACHE_MAX) uaCache.clear()
+  uaCache.set(key, out)
+  return out
 }
 
 export interface ActivityFacts {
@@ -62,7 +75,7 @@ export const DEFAULT_LIMITS: BurstLimits = { ipPrefixPerMinute: 600, userKeyPerM
 export function scoreEnvelope(env: Envelope, facts: ActivityFacts, limits: BurstLimits = DEFAULT_LIMITS): { score: number; reasons: IvtReason[] } {
   const channel = env.event.channel ?? 'web'
   const withheld = env.event.consent === false && env.client.ua === undefined && env.client.ipPrefix === undefined
-  const reasons: IvtReason[] = withheld ? [] : userAgentReasons(env.client.ua, channel)
+  const reasons: IvtReason[] = withheld ? [] : [...userAgentReasons(env.client.ua, channel)]
   if (datacenterProvider(env.client.ipPrefix)) reasons.push('givt_datacenter_ip')
   if (env.edge.prefetch) reasons.push(env.type === 'click' ? 'prefetch_click' : 'givt_prefetch')
   if (env.type === 'click' && facts.impressionTs !== undefined && env.event.ts - facts.impressionTs < limits.fastClickMs) reasons.push('sivt_fast_click')

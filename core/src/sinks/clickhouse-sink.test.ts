@@ -94,3 +94,17 @@ describe('iceberg raw table', () => {
     await expect(createIcebergSink({ client: ch, database: 'default', dir: join(tmpdir(), 'elsewhere') })).rejects.toThrow(/inside the working directory/)
   })
 })
+
+describe('events_raw as TabSeparated', () => {
+  it('round-trips agents and placements with tabs, newlines, backslashes and quotes byte for byte', async () => {
+    const db = `adc_sink_${n++}`
+    await migrate(ch, db)
+    const sink = createClickHouseSink({ client: ch, database: db })
+    const b = batchOf('tsv', 0, 0, 0)
+    const ua = "Mozilla/5.0 (X11)\tweird\\agent\n'quoted' \"double\" é"
+    b.events[0] = { ...b.events[0]!, ua, placement: 'a\\tb', ivt_reasons: ['givt_known_bot', 'sivt_burst'] }
+    await sink.write(b, { recovering: false })
+    const [row] = await q<{ ua: string; placement: string; ivt_reasons: string[] }>(`SELECT ua, placement, ivt_reasons FROM ${db}.events_raw`)
+    expect(row).toEqual({ ua, placement: 'a\\tb', ivt_reasons: ['givt_known_bot', 'sivt_burst'] })
+  })
+})

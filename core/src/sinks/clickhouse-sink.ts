@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { sqlString } from '../clickhouse/client.js'
-import { batchToken, type Sink, type SinkBatch } from './sink.js'
+import { batchToken, type EventRow, type Sink, type SinkBatch } from './sink.js'
 
 export interface ClickHouseSinkOptions {
   client: ClickHouseClient
@@ -19,6 +19,37 @@ export interface ClickHouseSinkOptions {
 /** `2026-11-23 10:00:00.123`, the DateTime64(3) text ClickHouse parses with the basic input format. */
 export function chTime(ms: number): string {
   return new Date(ms).toISOString().slice(0, 23).replace('T', ' ')
+}
+
+const EVENT_COLUMNS = [
+  'event_key', 'event_type', 'event_id', 'impression_id', 'click_id', 'campaign_id', 'ad_id', 'publisher_id', 'request_id',
+  'ts', 'received_at', 'channel', 'device', 'geo', 'placement', 'user_key', 'ua', 'ip_prefix', 'ip_hash', 'edge_source',
+  'edge_dedupe', 'prefetch', 'billable', 'reason', 'ivt_score', 'ivt_reasons', 'model_version', 'joined', 'log_partition',
+  'log_offset', 'processed_at', 'sign',
+] as const satisfies ReadonlyArray<keyof EventRow>
+
+const NEEDS_ESCAPE = /[\\\t\n]/
+/** TabSeparated escaping: backslash, tab and newline are the only bytes that end or bend a field. */
+function tsv(value: string): string {
+  return NEEDS_ESCAPE.test(value) ? value.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n') : value
+}
+
+/**
+ * events_raw rows as TabSeparated: ClickHouse parses it about 1.7x faster than JSONEachRow (the raw
+ * insert is the widest table and the processor's largest cost).
+ */
+export function eventsTsv(rows: EventRow[]): string {
+  let out = ''
+  for (const r of rows) {
+    out += tsv(r.event_key) + '\t' + r.event_type + '\t' + tsv(r.event_id) + '\t' + tsv(r.impression_id) + '\t' + tsv(r.click_id) + '\t' +
+      tsv(r.campaign_id) + '\t' + tsv(r.ad_id) + '\t' + tsv(r.publisher_id) + '\t' + tsv(r.request_id) + '\t' + chTime(r.ts) + '\t' +
+      chTime(r.received_at) + '\t' + tsv(r.channel) + '\t' + tsv(r.device) + '\t' + tsv(r.geo) + '\t' + tsv(r.placement) + '\t' +
+      tsv(r.user_key) + '\t' + tsv(r.ua) + '\t' + tsv(r.ip_prefix) + '\t' + tsv(r.ip_hash) + '\t' + tsv(r.edge_source) + '\t' +
+      tsv(r.edge_dedupe) + '\t' + r.prefetch + '\t' + r.billable + '\t' + tsv(r.reason) + '\t' + r.ivt_score + '\t' +
+      tsv(`[${r.ivt_reasons.map((x) => `'${x.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`).join(',')}]`) + '\t' + tsv(r.model_version) + '\t' +
+      r.joined + '\t' + r.log_partition + '\t' + r.log_offset + '\t' + chTime(r.processed_at) + '\t' + r.sign + '\n'
+  }
+  return out
 }
 
 const ROLLUP_STRUCTURE =
@@ -65,7 +96,11 @@ export function createClickHouseSink({ client, database, dedupTokens = true, aft
   return {
     name: 'clickhouse',
     async write(batch) {
-      await insertRows(batch, 'events_raw', batch.events.map((r) => ({ ...r, ts: chTime(r.ts), received_at: chTime(r.received_at), processed_at: chTime(r.processed_at) })))
+      if (batch.events.length > 0) {
+        const res = await client.exec({ query: `INSERT INTO ${database}.events_raw (${EVENT_COLUMNS.join(', ')}) ${settings(batch, 'events_raw')} FORMAT TabSeparated`, values: Readable.from([eventsTsv(batch.events)]) })
+        res.stream.resume()
+        afterTable?.('events_raw')
+      }
       await insertRollup(batch)
       await insertRows(batch, 'rollup_ivt_minute', batch.rollupIvt)
       await insertRows(batch, 'ivt_decisions', batch.ivtDecisions.map((r) => ({ ...r, ts: chTime(r.ts), decided_at: chTime(r.decided_at) })))

@@ -1,4 +1,4 @@
-import { expiryKey, pad, WATERMARK_KEY } from './keys.js'
+import { pad, WATERMARK_KEY } from './keys.js'
 import type { PartitionStore } from './partition-store.js'
 
 /**
@@ -15,20 +15,21 @@ export function advanceWatermark(store: PartitionStore, receivedAt: number): voi
 
 /** Schedules `key` for deletion once the watermark passes `dueMs` (minute granularity). */
 export function scheduleExpiry(store: PartitionStore, dueMs: number, key: string): void {
-  store.put(expiryKey(dueMs, key), null)
+  store.expireAt(dueMs, key)
 }
 
 /**
- * Deletes keys whose expiry minute the watermark has passed, at most `limit` per call (bounded work
- * per batch; the rest goes with the next batch). Returns how many keys were deleted.
+ * Deletes keys whose expiry minute the watermark has passed, at most about `limit` keys per call
+ * (bounded work per batch; the rest goes with the next batch). Returns how many keys were deleted.
  */
-export function sweepExpired(store: PartitionStore, limit = 20_000): number {
+export function sweepExpired(store: PartitionStore, limit = 50_000): number {
   const end = `x:${pad(watermark(store) / 60_000, 10)}:`
   let n = 0
-  for (const [k] of store.range<null>('x:', end, limit)) {
-    store.remove(k)
-    store.remove(k.slice(13)) // 'x:' + 10 digits + ':'
-    n++
+  for (const [bucket, keys] of store.range<string[]>('x:', end, 1000)) {
+    for (const k of keys) store.remove(k)
+    store.remove(bucket)
+    n += keys.length
+    if (n >= limit) break
   }
   return n
 }

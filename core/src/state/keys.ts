@@ -7,7 +7,8 @@
  * - `w:<impressionId>` → WaitingClick[]: clicks waiting for their impression, or orphaned ones that a
  *   late impression can still join.
  * - `b:<rule>:<value>:<minute>` → count (IVT burst counters).
- * - `x:<due minute>:<key>` → null: expiry schedule; swept when the partition watermark passes.
+ * - `x:<due minute>:<batch max offset>` → keys: expiry schedule, one entry per minute and batch; swept
+ *   when the partition watermark passes.
  * - `q:<due ms>:<impressionId>` → null: join deadlines (window end, then lateness end).
  * - `~wm` → partition watermark (max edge receivedAt seen, epoch ms).
  */
@@ -20,7 +21,6 @@ export function pad(n: number, width = 15): string {
 export const deliveryKey = (k: string): string => `d:${k}`
 export const impressionKey = (impressionId: string): string => `i:${impressionId}`
 export const waitingKey = (impressionId: string): string => `w:${impressionId}`
-export const expiryKey = (dueMs: number, key: string): string => `x:${pad(dueMs / 60_000, 10)}:${key}`
 export const joinDeadlineKey = (dueMs: number, impressionId: string): string => `q:${pad(dueMs)}:${impressionId}`
 
 export interface ImpressionState {

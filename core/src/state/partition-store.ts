@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { open, type RootDatabase } from 'lmdb'
+import { pad } from './keys.js'
 
 /** The offset range a batch covers; written before its sink writes so a replay re-forms the same batch. */
 export interface BatchIntent {
@@ -24,6 +25,8 @@ const META_INTENT = '~intent'
  */
 export class PartitionStore {
   private readonly overlay = new Map<string, unknown>()
+  /** Keys this batch scheduled for expiry, by due minute; written as one entry per minute at commit. */
+  private readonly expiries = new Map<number, string[]>()
   private applied: number
   private intent: BatchIntent | undefined
 
@@ -52,6 +55,18 @@ export class PartitionStore {
 
   remove(key: string): void {
     this.overlay.set(key, DELETED)
+  }
+
+  /**
+   * Schedules `key` for deletion once the watermark passes `dueMs` (minute granularity). Stored as
+   * one `x:<minute>:<batch max offset>` entry per minute and batch holding all its keys, so expiry
+   * costs no extra LMDB key per deduplicated key.
+   */
+  expireAt(dueMs: number, key: string): void {
+    const minute = Math.floor(dueMs / 60_000)
+    const list = this.expiries.get(minute)
+    if (list) list.push(key)
+    else this.expiries.set(minute, [key])
   }
 
   /** Entries with `start <= key < end` in key order, committed state merged with this batch's overlay. */
@@ -93,11 +108,13 @@ export class PartitionStore {
   /** Forgets the current batch's writes (its sink writes failed; it will be recomputed). */
   discard(): void {
     this.overlay.clear()
+    this.expiries.clear()
   }
 
   /** Writes the batch's state and marks `maxOffset` applied, atomically and durably. */
   async commit(maxOffset: number): Promise<void> {
     const entries = [...this.overlay]
+    for (const [minute, keys] of this.expiries) entries.push([`x:${pad(minute, 10)}:${pad(maxOffset)}`, keys])
     await this.db.transaction(() => {
       for (const [k, v] of entries) {
         if (v === DELETED) void this.db.remove(k)
@@ -108,13 +125,22 @@ export class PartitionStore {
     })
     await this.db.flushed
     this.overlay.clear()
+    this.expiries.clear()
     this.applied = maxOffset
     this.intent = undefined
   }
 
-  /** Keys stored (committed), for measurements. */
-  count(): number {
-    return (this.db.getStats() as { entryCount: number }).entryCount
+  /** Committed entries and the bytes their B-tree pages use (for bytes-per-key measurements). */
+  stats(): { entries: number; usedBytes: number } {
+    const st = this.db.getStats() as { pageSize: number; entryCount: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
+    return { entries: st.entryCount, usedBytes: st.pageSize * (st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages) }
+  }
+
+  /** Committed keys starting with `prefix` (for measurements and tests; scans). */
+  countPrefix(prefix: string): number {
+    let n = 0
+    for (const _ of this.db.getKeys({ start: prefix, end: prefix + '\uffff' })) n++
+    return n
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,177 @@
+/**
+ * Processor throughput and delay, in one run on this machine:
+ * - events per second per core through the full pipeline (decode, dedupe, join, IVT, ClickHouse
+ *   sinks on chDB), next to a baseline that only JSON-parses the same log records, and their ratio
+ *   ("per core" = events per CPU-second of the whole process, chDB's threads included);
+ * - memory and bytes on disk per deduplicated key (LMDB B-tree pages / keys);
+ * - delay from log append to the rollup being visible in ClickHouse, p50 and p99.
+ *
+ *   node --import tsx bench/processor-bench.ts
+ *
+ * Env: PROCESSOR_BENCH_EVENTS (100000), PROCESSOR_BENCH_PARTITIONS (4), PROCESSOR_BENCH_BATCH (5000),
+ * PROCESSOR_BENCH_ICEBERG=1 also writes the Iceberg raw table, PROCESSOR_BENCH_PROBES (100).
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { pino } from 'pino'
+import { createClickHouse, migrate, type ClickHouseClient } from '../core/src/clickhouse/client.js'
+import { createEmbeddedLog } from '../core/src/log/embedded-log.js'
+import type { Log } from '../core/src/log/log.js'
+import { createMetricsRegistry } from '../core/src/metrics/registry.js'
+import { createProcessor } from '../core/src/processor/processor.js'
+import { testEnvelope, toRecord, trafficMix } from '../core/src/processor/fixtures.js'
+import { PartitionStore } from '../core/src/state/partition-store.js'
+
+export interface ProcessorBenchOptions {
+  /** Log records through the pipeline. @default 100_000 */
+  events?: number
+  /** @default 4 */
+  partitions?: number
+  /** Records per batch. @default 5000 */
+  batch?: number
+  /** Also write the Iceberg raw table. @default false */
+  iceberg?: boolean
+  /** Append-to-visible probes. @default 100 */
+  probes?: number
+}
+
+export interface ProcessorBenchFigures {
+  events: number
+  baseline: { seconds: number; cpuSeconds: number; eventsPerSecond: number; eventsPerCpuSecond: number }
+  pipeline: { seconds: number; cpuSeconds: number; eventsPerSecond: number; eventsPerCpuSecond: number; iceberg: boolean }
+  /** pipeline / baseline, per CPU-second. */
+  ratio: number
+  dedupe: { keys: number; diskBytesPerKey: number; heapBytesPerKey: number; rssBytesPerKey: number }
+  delayMs: { p50: number; p99: number; max: number; probes: number }
+}
+
+const silent = pino({ level: 'silent' })
+const cpuSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? 0
+}
+
+async function sumCommitted(log: Log, group: string, topic: string): Promise<number> {
+  return [...(await log.committedOffsets(group, topic)).values()].reduce((a, b) => a + b, 0)
+}
+
+async function baselineParse(log: Log, total: number, batch: number): Promise<ProcessorBenchFigures['baseline']> {
+  let seen = 0
+  let sink = 0
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  let done!: () => void
+  const finished = new Promise<void>((r) => (done = r))
+  const consumer = await log.consume({
+    groupId: 'bench-baseline', topic: 'ad-events', maxBatchRecords: batch,
+    async onBatch(b, ctx) {
+      for (const r of b.records) sink += (JSON.parse(r.value) as { receivedAt: number }).receivedAt & 1
+      seen += b.records.length
+      ctx.resolveOffset(b.records[b.records.length - 1]!.offset)
+      await ctx.commit()
+      if (seen >= total) done()
+    },
+  })
+  await finished
+  const seconds = (performance.now() - t0) / 1000
+  const cpu = cpuSeconds(process.cpuUsage(cpu0))
+  await consumer.stop()
+  if (sink < 0) console.log(sink)
+  return { seconds, cpuSeconds: cpu, eventsPerSecond: total / seconds, eventsPerCpuSecond: total / cpu }
+}
+
+async function rollupCampaigns(ch: ClickHouseClient, db: string): Promise<Set<string>> {
+  const rows = await (await ch.query({ query: `SELECT DISTINCT campaign_id FROM ${db}.rollup_minute WHERE campaign_id LIKE 'cmp_probe_%'`, format: 'JSONEachRow' })).json<{ campaign_id: string }>()
+  return new Set(rows.map((r) => r.campaign_id))
+}
+
+export async function runProcessorBench(options: ProcessorBenchOptions = {}): Promise<ProcessorBenchFigures> {
+  const { events = 100_000, partitions = 4, batch = 5000, iceberg = false, probes = 100 } = options
+  const root = mkdtempSync(join(tmpdir(), 'adc-processor-bench-'))
+  const lake = join('.cache', `bench-lake-${process.pid}`)
+  const log = await createEmbeddedLog({ dir: join(root, 'log'), logger: silent })
+  const ch = createClickHouse({ dataDir: join(root, 'chdb') })
+  const db = 'adc_bench'
+  try {
+    await migrate(ch, db)
+    await log.ensureTopic('ad-events', partitions)
+    await log.ensureTopic('edge-stats', 1)
+    const { records } = trafficMix(events, { start: Date.now() - 60 * 60_000 })
+    for (let i = 0; i < records.length; i += 5000) await log.append('ad-events', records.slice(i, i + 5000))
+    const total = records.length
+
+    const baseline = await baselineParse(log, total, batch)
+
+    global.gc?.()
+    const heap0 = process.memoryUsage().heapUsed
+    const rss0 = process.memoryUsage().rss
+    const stateDir = join(root, 'state')
+    const processor = createProcessor({
+      log, clickhouse: ch, database: db, stateDir, groupId: 'bench', logger: silent,
+      registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords: batch, ...(iceberg ? { icebergDir: lake } : {}),
+    })
+    const cpu0 = process.cpuUsage()
+    const t0 = performance.now()
+    await processor.start()
+    while ((await sumCommitted(log, 'bench', 'ad-events')) < total) await new Promise((r) => setTimeout(r, 10))
+    const seconds = (performance.now() - t0) / 1000
+    const cpu = cpuSeconds(process.cpuUsage(cpu0))
+    global.gc?.()
+    const heapDelta = process.memoryUsage().heapUsed - heap0
+    const rssDelta = process.memoryUsage().rss - rss0
+
+    // Append → visible: probes with their own campaign, each appended alone, while the processor runs.
+    const delays: number[] = []
+    const t = Date.now()
+    for (let i = 0; i < probes; i++) {
+      const env = testEnvelope({ type: 'impression', n: 90_000_000 + i, impressionId: `imp_probe_${i}`, ts: t, receivedAt: t, campaignId: `cmp_probe_${i}` })
+      const appendedAt = performance.now()
+      await log.append('ad-events', [toRecord(env)])
+      for (;;) {
+        if ((await rollupCampaigns(ch, db)).has(`cmp_probe_${i}`)) break
+        await new Promise((r) => setTimeout(r, 2))
+      }
+      delays.push(performance.now() - appendedAt)
+    }
+    await processor.stop()
+
+    let keys = 0
+    let used = 0
+    for (let p = 0; p < partitions; p++) {
+      const s = PartitionStore.open(join(stateDir, 'ad-events', `p${p}`), p)
+      keys += s.countPrefix('d:')
+      used += s.stats().usedBytes
+      await s.close()
+    }
+    return {
+      events: total,
+      baseline,
+      pipeline: { seconds, cpuSeconds: cpu, eventsPerSecond: total / seconds, eventsPerCpuSecond: total / cpu, iceberg },
+      ratio: total / cpu / baseline.eventsPerCpuSecond,
+      dedupe: { keys, diskBytesPerKey: used / keys, heapBytesPerKey: Math.max(0, heapDelta) / keys, rssBytesPerKey: Math.max(0, rssDelta) / keys },
+      delayMs: { p50: pct(delays, 50), p99: pct(delays, 99), max: Math.max(...delays), probes },
+    }
+  } finally {
+    await log.close()
+    await ch.close()
+    rmSync(root, { recursive: true, force: true })
+    rmSync(lake, { recursive: true, force: true })
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const env = process.env
+  const figures = await runProcessorBench({
+    events: Number(env.PROCESSOR_BENCH_EVENTS ?? 100_000),
+    partitions: Number(env.PROCESSOR_BENCH_PARTITIONS ?? 4),
+    batch: Number(env.PROCESSOR_BENCH_BATCH ?? 5000),
+    iceberg: env.PROCESSOR_BENCH_ICEBERG === '1',
+    probes: Number(env.PROCESSOR_BENCH_PROBES ?? 100),
+  })
+  const r = (n: number): number => Math.round(n)
+  console.log(JSON.stringify(figures, (_k, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 100) / 100 : v), 2))
+  console.log(`pipeline ${r(figures.pipeline.eventsPerCpuSecond)} events/s per core (${r(figures.pipeline.eventsPerSecond)} events/s wall) vs JSON.parse baseline ${r(figures.baseline.eventsPerCpuSecond)} events/s per core: ratio ${figures.ratio.toFixed(3)}; ${figures.dedupe.diskBytesPerKey.toFixed(0)} B on disk per dedupe key; append→rollup visible p50 ${figures.delayMs.p50.toFixed(0)} ms, p99 ${figures.delayMs.p99.toFixed(0)} ms`)
+}
