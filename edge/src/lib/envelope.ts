@@ -1,5 +1,5 @@
 import { ENVELOPE_VERSION, type ClickEvent, type EnvelopeInput, type EventType, type ImpressionEvent } from '@adc/schemas'
-import { clientFacts, type ObservedClient } from './privacy.js'
+import { clientFacts, type ClientFacts, type ObservedClient } from './privacy.js'
 
 export type EnvelopeSource = 'batch' | 'beacon' | 'pixel' | 'redirect' | 's2s'
 
@@ -39,6 +39,8 @@ export async function buildEnvelope(
   item: { type: EventType; event: ImpressionEvent | ClickEvent; key: string; dedupe: 'new' | 'skipped' },
   ctx: EnvelopeContext,
   ipHashSecret: string,
+  /** Per-request memo: events of one batch usually share one client, hashed once. */
+  factsMemo: Map<string, Promise<ClientFacts>> = new Map(),
 ): Promise<EnvelopeInput> {
   const { ua, ip, ...rest } = item.event
   const event = { ...rest }
@@ -55,7 +57,18 @@ export async function buildEnvelope(
     key: item.key,
     receivedAt: ctx.receivedAt,
     edge,
-    client: await clientFacts(observed, event.consent, ipHashSecret, ctx.receivedAt),
+    client: await memoFacts(factsMemo, observed, event.consent, ipHashSecret, ctx.receivedAt),
     event,
   } as EnvelopeInput
+}
+
+function memoFacts(memo: Map<string, Promise<ClientFacts>>, observed: ObservedClient, consent: boolean | undefined, secret: string, nowMs: number): Promise<ClientFacts> {
+  const id = `${consent === false ? 0 : 1}\u001f${observed.ua ?? ''}\u001f${observed.ip ?? ''}`
+  let facts = memo.get(id)
+  if (!facts) {
+    facts = clientFacts(observed, consent, secret, nowMs)
+    memo.set(id, facts)
+  }
+  // A copy per envelope: the records are serialised separately and must not share objects.
+  return facts.then((f) => ({ ...f }))
 }

@@ -168,13 +168,14 @@ export async function commit(prepared: Prepared, env: Env, settings: Settings): 
   }))
 
   const toSend: { v: Valid; record: ProxyRecord }[] = []
+  const factsMemo = new Map()
   for (const v of valid) {
     const d = verdict.get(v)!
     if (d === 'duplicate') {
       results[v.index] = { index: v.index, eventId: v.event.eventId, status: 'duplicate', code: 'duplicate_delivery', httpStatus: 409, message: 'this event was already accepted' }
       continue
     }
-    const envelope = await buildEnvelope({ type: v.type, event: v.event, key: v.key, dedupe: d }, ctx, settings.ipHashSecret)
+    const envelope = await buildEnvelope({ type: v.type, event: v.event, key: v.key, dedupe: d }, ctx, settings.ipHashSecret, factsMemo)
     toSend.push({ v, record: { key: v.event.impressionId, value: envelope } })
   }
 
