@@ -12,6 +12,7 @@ import { FIXTURE_DAY, fixtureDay, insertRollup, insertRows, openTestClickHouse, 
 const NOW = Date.parse('2026-11-22T12:00:00Z')
 const D = Date.parse(`${FIXTURE_DAY}T00:00:00Z`)
 const M = 60_000
+const H = 60 * M
 const ADMIN = DEMO_DEFAULTS.adminKey
 const ADV = DEMO_DEFAULTS.advertiserKey
 const PUB = DEMO_DEFAULTS.publisherKey
@@ -51,6 +52,13 @@ beforeAll(async () => {
   billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger, clock: () => NOW })
   app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger, registry: new Registry(), clock: () => NOW, edgeSyncKey: 'edge_sync_test' })
   await insertRows(ch.client, 'adc.events_raw', fixtureDay())
+  const corr = { campaign: 'cmp_corr', publisher: 'pub_corr', imp: 'impc1' }
+  await insertRows(ch.client, 'adc.events_raw', [
+    rawEvent({ ...corr, key: 'ce2', type: 'click', ts: D + 8 * H, reason: 'orphan_click', processed: D + 8 * H + 60_000 }),
+    rawEvent({ ...corr, key: 'ce2', type: 'click', ts: D + 8 * H, reason: 'orphan_click', sign: -1, processed: D + 8 * H + 120_000 }),
+    rawEvent({ ...corr, key: 'ce2', type: 'click', ts: D + 8 * H, processed: D + 8 * H + 120_000 }),
+    rawEvent({ ...corr, key: 'ce1', ts: D + 8 * H - 1000, received: D + 8 * H + 90_000 }),
+  ])
   // Stream rollups as the processor would have written them for the fixture day (stream verdicts).
   await insertRollup(ch.client, 'adc', [
     { minute: D + 60 * M, campaign: 'cmp_demo_cpm', geo: 'US', device: 'mobile', impressions: 1, users: ['u1'] },
@@ -65,6 +73,7 @@ beforeAll(async () => {
   await insertRows(ch.client, 'adc.edge_stats_minute', [
     { minute: `${FIXTURE_DAY} 01:00:00`, publisher_id: 'pub_demo', received: 10, accepted: 8, rejected: 1, duplicate: 1, rejected_by_reason: { invalid_event: 1 } },
     { minute: `${FIXTURE_DAY} 06:00:00`, publisher_id: 'pub_demo', received: 5, accepted: 4, rejected: 1, duplicate: 0, rejected_by_reason: { clock_skew: 1 } },
+    { minute: `${FIXTURE_DAY} 08:00:00`, publisher_id: 'pub_corr', received: 2, accepted: 2, rejected: 0, duplicate: 0, rejected_by_reason: {} },
     { minute: `${FIXTURE_DAY} 07:00:00`, publisher_id: 'pub_lost', received: 5, accepted: 5, rejected: 0, duplicate: 0, rejected_by_reason: {} },
   ])
 })
@@ -302,6 +311,9 @@ describe('billing, settlement, reconcile, accounting, reprocess', () => {
       keptByReason: { duplicate_impression: 1, givt_known_bot: 1, duplicate_delivery: 1, orphan_click: 2, repeat_click: 1 },
     })
     expect(demo.balanced).toBe(true)
+    // A stream orphan later joined: +1 orphan, then -1 orphan and +1 billed; it nets to one billed click.
+    const corr = body.publishers.find((p: any) => p.publisherId === 'pub_corr')
+    expect(corr).toMatchObject({ core: { accepted: 2, billed: 2, keptByReason: {} }, balanced: true })
     const lost = body.publishers.find((p: any) => p.publisherId === 'pub_lost')
     expect(lost).toMatchObject({ balanced: false, differences: { edgeUnbalanced: 0, inFlightOrMissing: 5 } })
     expect(body.balanced).toBe(false)

@@ -44,6 +44,9 @@ export function rawEvent(e: {
   ivtReasons?: string[]
   geo?: string
   device?: string
+  /** The processor's signed corrections: -1 retracts the verdict the row repeats. */
+  sign?: 1 | -1
+  processed?: number
 }): Record<string, unknown> {
   const t = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '')
   return {
@@ -67,7 +70,8 @@ export function rawEvent(e: {
     ivt_reasons: e.ivtReasons ?? [],
     model_version: 'ivt-1',
     joined: e.type === 'click' && e.reason !== 'orphan_click' ? 1 : 0,
-    processed_at: t((e.received ?? e.ts + 1000) + 500),
+    processed_at: t(e.processed ?? (e.received ?? e.ts + 1000) + 500),
+    ...(e.sign !== undefined ? { sign: e.sign } : {}),
   }
 }
 

@@ -107,7 +107,7 @@ export async function classifyDay(client: ClickHouseClient, opts: ClassifyOption
                     ivt_score > 0.8 AND notEmpty(ivt_reasons), toString(ivt_reasons[1]), '') AS stored_ivt
           FROM ${db}.events_raw
           WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}${signed ? ' AND sign = 1' : ''}
-          ORDER BY processed_at DESC, log_offset DESC
+          ORDER BY processed_at DESC, log_offset DESC, reason = 'orphan_click'
           LIMIT 1 BY event_key
         ) AS e
         ${

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import { TenantConflictError, TenantReferenceError } from '../../tenants/tenant-store.js'
 import { type ResolvedApiDeps, type ApiEnv, bearer, bearerSecurity, idParam, requireAdmin } from '../context.js'
@@ -171,12 +172,18 @@ export function registerAdminRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiD
   })
 }
 
+/** Constant-time comparison (of SHA-256 digests, so lengths never leak through timing). */
+function sameSecret(a: string, b: string): boolean {
+  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest())
+}
+
 /** The edge's config pull authenticates with EDGE_SYNC_KEY (or an admin key), not a tenant key. */
 export function registerEdgeConfigRoute(app: OpenAPIHono, deps: ResolvedApiDeps): void {
   app.openapi(edgeConfigRoute, (c) => {
     const key = bearer(c)
     const ok =
-      key !== undefined && ((deps.edgeSyncKey !== undefined && key === deps.edgeSyncKey) || deps.tenants.principalForKey(key)?.kind === 'admin')
+      key !== undefined &&
+      ((deps.edgeSyncKey !== undefined && sameSecret(key, deps.edgeSyncKey)) || deps.tenants.principalForKey(key)?.kind === 'admin')
     if (!ok) throw new ApiError('unauthorized', 'send Authorization: Bearer <EDGE_SYNC_KEY>')
     c.header('Cache-Control', 'no-store')
     return c.json(deps.tenants.edgeConfig(), 200)
