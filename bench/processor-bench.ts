@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { performance as perf } from 'node:perf_hooks'
 import { pino } from 'pino'
 import { createClickHouse, migrate, type ClickHouseClient } from '../core/src/clickhouse/client.js'
 import { createEmbeddedLog } from '../core/src/log/embedded-log.js'
@@ -115,13 +116,13 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
       registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords: batch, ...(iceberg ? { icebergDir: lake } : {}),
     })
     const cpu0 = process.cpuUsage()
-    const elu0 = performance.eventLoopUtilization()
+    const elu0 = perf.eventLoopUtilization()
     const t0 = performance.now()
     await processor.start()
     while ((await sumCommitted(log, 'bench', 'ad-events')) < total) await new Promise((r) => setTimeout(r, 10))
     const seconds = (performance.now() - t0) / 1000
     const cpu = cpuSeconds(process.cpuUsage(cpu0))
-    const mainThreadSeconds = performance.eventLoopUtilization(elu0).active / 1000
+    const mainThreadSeconds = perf.eventLoopUtilization(elu0).active / 1000
     global.gc?.()
     const heapDelta = process.memoryUsage().heapUsed - heap0
     const rssDelta = process.memoryUsage().rss - rss0
