@@ -1,5 +1,5 @@
 import { SELF } from 'cloudflare:test'
-import { mintToken, type TokenPayload } from '@adc/schemas'
+import { envelopeSchema, mintToken, type TokenPayload } from '@adc/schemas'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { EDGE, click, eventually, impression, proxyReceived, proxyReset } from '../../test/helpers.js'
 
@@ -30,6 +30,7 @@ describe('GET /v1/pixel.gif', () => {
     expect(got.records).toHaveLength(1)
     expect(got.records[0]!.value).toMatchObject({ type: 'impression', edge: { source: 'pixel' }, client: { ipPrefix: '198.51.100.0/24' } })
     expect(got.records[0]!.value.event.eventId).toMatch(/^[0-7][0-9A-HJKMNP-TV-Z]{25}$/)
+    expect(envelopeSchema.safeParse(got.records[0]!.value).success).toBe(true)
 
     await (await get(`/v1/pixel.gif?t=${t}`)).arrayBuffer()
     const stats = await eventually(() => proxyReceived('edge-stats'), (v) => v.records.length >= 2)
@@ -59,6 +60,7 @@ describe('GET /c/<token>', () => {
     const got = await eventually(() => proxyReceived(), (v) => v.records.length >= 1)
     expect(got.records[0]!.value).toMatchObject({ type: 'click', event: { clickId }, edge: { source: 'redirect' } })
     expect(got.records[0]!.value.edge.prefetch).toBeUndefined()
+    expect(envelopeSchema.safeParse(got.records[0]!.value).success).toBe(true)
   })
 
   it.each([
@@ -72,6 +74,7 @@ describe('GET /c/<token>', () => {
     expect(res.headers.get('location')).toContain('https://advertiser.example/landing')
     const got = await eventually(() => proxyReceived(), (v) => v.records.length >= 1)
     expect(got.records[0]!.value.edge.prefetch).toBe(true)
+    expect(envelopeSchema.safeParse(got.records[0]!.value).success).toBe(true)
   })
 
   it('never redirects for a bad, tampered, expired, url-less or foreign-signed token', async () => {

@@ -73,9 +73,14 @@ describe.skipIf(!existsSync(CHROMIUM))('tag.js in Chromium', () => {
     expect(records()).toHaveLength(0)
 
     // In view for less than a second, then out: still not viewable.
-    await page.evaluate(() => document.getElementById('ad1')!.scrollIntoView())
-    await page.waitForTimeout(500)
-    await page.evaluate(() => window.scrollTo(0, 0))
+    // (scrolled back out inside the page itself, so test-runner latency cannot stretch the 200 ms)
+    await page.evaluate(() => new Promise<void>((done) => {
+      document.getElementById('ad1')!.scrollIntoView()
+      setTimeout(() => {
+        window.scrollTo(0, 0)
+        done()
+      }, 200)
+    }))
     await page.waitForTimeout(1300)
     expect(records()).toHaveLength(0)
 
