@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest'
+import { sweepExpired } from '../../state/expiry.js'
+import { decoded, useStores } from './test-support.js'
+import { createDedupeStep } from './dedupe-step.js'
+
+const newStore = useStores()
+
+describe('dedupeStep', () => {
+  it('marks a re-delivered event duplicate_delivery, a second impression duplicate_impression, a second click repeat_click', async () => {
+    const store = newStore()
+    const dedupe = createDedupeStep({ store })
+    const imp = decoded({ type: 'impression', n: 10, impressionId: 'imp_a' })
+    expect((await dedupe(imp)).kind).toBe('ok')
+    expect(await dedupe({ ...imp, ref: { ...imp.ref, offset: imp.ref.offset + 100 } })).toMatchObject({ kind: 'unbilled', reason: 'duplicate_delivery', value: { firstSeenOffset: imp.ref.offset } })
+    expect(await dedupe(decoded({ type: 'impression', n: 11, impressionId: 'imp_a' }))).toMatchObject({ kind: 'unbilled', reason: 'duplicate_impression' })
+    expect((await dedupe(decoded({ type: 'click', n: 12, impressionId: 'imp_a' }))).kind).toBe('ok')
+    expect(await dedupe(decoded({ type: 'click', n: 13, impressionId: 'imp_a' }))).toMatchObject({ kind: 'unbilled', reason: 'repeat_click' })
+  })
+
+  it('does not call a record a duplicate of itself when its own offset is read again', async () => {
+    const store = newStore()
+    const dedupe = createDedupeStep({ store })
+    const imp = decoded({ type: 'impression', n: 20 })
+    await dedupe(imp)
+    await store.commit(imp.ref.offset)
+    expect((await dedupe(imp)).kind).toBe('ok')
+  })
+
+  it('forgets keys once the watermark passes their TTL, and nothing of a discarded batch stays', async () => {
+    const store = newStore()
+    const dedupe = createDedupeStep({ store, ttlMs: 60 * 60_000 })
+    const imp = decoded({ type: 'impression', n: 30 })
+    await dedupe(imp)
+    store.discard()
+    expect(store.get(`d:${imp.envelope.key}`)).toBeUndefined()
+    await dedupe(imp)
+    await store.commit(imp.ref.offset)
+    store.put('~wm', imp.envelope.receivedAt + 2 * 60 * 60_000)
+    expect(sweepExpired(store)).toBe(2)
+    expect(store.get(`d:${imp.envelope.key}`)).toBeUndefined()
+  })
+})
