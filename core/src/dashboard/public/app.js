@@ -57,14 +57,15 @@ function fillTable(id, rows) {
 
 async function signIn(key) {
   state.key = key
-  const me = await api('/v1/me')
+  const [me, list] = await Promise.all([api('/v1/me'), api('/v1/campaigns').catch((err) => err)])
   if (me.kind === 'publisher') throw new ApiError(403, 'forbidden', 'This is a publisher key; the dashboard needs an advertiser key.')
   sessionStorage.setItem(KEY_STORAGE, key)
   $('who').textContent = `${me.name} (${me.id})`
   $('sign-in').hidden = true
   $('app').hidden = false
   $('sign-out').hidden = false
-  const { campaigns } = await api('/v1/campaigns')
+  if (list instanceof Error) throw list
+  const { campaigns } = list
   state.campaigns = campaigns
   renderCampaigns()
   if (campaigns.length) await selectCampaign(campaigns[0].id)
@@ -114,7 +115,9 @@ async function loadMetrics() {
   const from = to - r.ms
   for (const b of document.querySelectorAll('#ranges button')) b.classList.toggle('active', b.dataset.range === state.range)
   const base = `/v1/metrics/realtime?campaignId=${encodeURIComponent(state.campaign)}&from=${from}&to=${to}&granularity=${r.granularity}`
-  const [main, geo, device] = await Promise.all([api(base), api(`${base}&dimensions=geo`), api(`${base}&dimensions=device`)])
+  // Breakdowns are summed over the range here, so hourly buckets are enough (fewer rows).
+  const coarse = base.replace(`granularity=${r.granularity}`, 'granularity=hour')
+  const [main, geo, device] = await Promise.all([api(base), api(`${coarse}&dimensions=geo`), api(`${coarse}&dimensions=device`)])
   if (seq !== state.loadSeq) return // a newer selection won
   state.data = main
   const app = $('app')
