@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { open } from 'lmdb'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FIXTURE_DAY, fixtureDay, insertRows, openTestClickHouse } from '../api/test-support.js'
@@ -95,6 +96,27 @@ describe('billing job (final join)', () => {
       expect(await auto.snapshots.lines('2026-11-21', 1)).toEqual([])
     } finally {
       await auto.stop()
+    }
+  })
+
+  it('resumes a job that was running when the process died, without writing a day twice', async () => {
+    const dir = tmp()
+    const raw = open({ path: dir, compression: false })
+    const base = { kind: 'billing', progress: 0.5, modelVersion: 'current', reason: 'daily close', requestedBy: 'test', createdAt: 1, versions: {} }
+    await raw.put('job:01JD00000000000000000000A1', { ...base, id: '01JD00000000000000000000A1', status: 'running', days: ['2026-11-19'] })
+    await raw.put('job:01JD00000000000000000000A2', { ...base, id: '01JD00000000000000000000A2', status: 'queued', days: ['2026-11-18'] })
+    await raw.close()
+    // The first job had already written its snapshot before the crash.
+    await jobs.snapshots.write('2026-11-19', [], { status: 'final', jobId: '01JD00000000000000000000A1', modelVersion: 'current', createdAt: 1 })
+    const resumed = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir, logger: pino({ level: 'silent' }) })
+    try {
+      resumed.start()
+      await resumed.idle()
+      expect(resumed.get('01JD00000000000000000000A1')).toMatchObject({ status: 'done', versions: { '2026-11-19': 1 } })
+      expect(resumed.get('01JD00000000000000000000A2')).toMatchObject({ status: 'done', versions: { '2026-11-18': 1 } })
+      expect((await resumed.snapshots.versions('2026-11-19')).map((v) => v.version)).toEqual([1])
+    } finally {
+      await resumed.stop()
     }
   })
 })
