@@ -206,7 +206,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
 
   async function consume(rt: TopicRuntime): Promise<Consumer> {
     return log.consume({
-      groupId,
+      // One group per topic: a Kafka group's assignor (kafkajs round-robin) spreads every subscribed
+      // partition over all members whatever each member subscribed to, so two consumers with different
+      // topics in one group would each be handed partitions of the other's topic and never read them.
+      groupId: rt === events ? groupId : `${groupId}.${rt.topic}`,
       topic: rt.topic,
       maxBatchRecords,
       fromBeginning: true,
