@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Hono } from 'hono'
 import pino from 'pino'
 import { Registry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -107,6 +108,20 @@ describe('openapi and auth', () => {
     expect(await call('/v1/campaigns')).toMatchObject({ status: 401, body: { error: { code: 'unauthorized' } } })
     expect(await call('/v1/campaigns', 'ak_nope')).toMatchObject({ status: 401, body: { error: { code: 'unauthorized' } } })
     expect(await call('/v1/nothing-here', ADV)).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } })
+  })
+
+  it('keeps its JSON errors, 404s and 405s when mounted under a parent app, as core main does', async () => {
+    const parent = new Hono()
+    parent.get('/healthz', (c) => c.json({ status: 'ok' }))
+    parent.route('/', app)
+    const req = (path: string, init: RequestInit = {}) => parent.request(path, { ...init, headers: { Authorization: `Bearer ${ADV}` } })
+    expect(await (await req('/healthz')).json()).toEqual({ status: 'ok' })
+    expect(await (await req('/v1/nothing')).json()).toMatchObject({ error: { code: 'not_found' } })
+    const res = await req('/v1/campaigns', { method: 'DELETE' })
+    expect(res.status).toBe(405)
+    expect((await req('/v1/metrics/realtime?campaignId=bad id')).status).toBe(400)
+    expect(await (await req('/v1/billing/daily?day=2026-11-20&advertiserId=adv_other')).json()).toMatchObject({ error: { code: 'forbidden' } })
+    expect((await req('/dashboard')).headers.get('content-type')).toMatch(/^text\/html/)
   })
 
   it('answers 405 with Allow for a known path and another method', async () => {

@@ -1,4 +1,5 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
+import type { Context } from 'hono'
 import { Histogram } from 'prom-client'
 import { mountDashboard } from '../dashboard/serve.js'
 import { join } from 'node:path'
@@ -50,7 +51,7 @@ export function createApiApp(options: ApiDeps): OpenAPIHono {
   root.onError(onError)
   // Filled once every route is registered: a known path with another method answers 405 + Allow.
   let allowed: Array<{ pattern: RegExp; methods: Set<string> }> = []
-  root.notFound((c) => {
+  const notFound = (c: Context) => {
     const methods = new Set<string>()
     for (const r of allowed) if (r.pattern.test(c.req.path)) for (const m of r.methods) methods.add(m)
     if (methods.size > 0) {
@@ -59,7 +60,8 @@ export function createApiApp(options: ApiDeps): OpenAPIHono {
       return c.json({ error: { code: 'method_not_allowed', message: `${c.req.method} is not allowed on ${c.req.path}` } }, 405)
     }
     return c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}` } }, 404)
-  })
+  }
+  root.notFound(notFound)
 
   if (deps.registry) {
     const registry = deps.registry
@@ -98,6 +100,9 @@ export function createApiApp(options: ApiDeps): OpenAPIHono {
   registerReportRoutes(v1, deps)
   registerReprocessRoutes(v1, deps)
   root.route('/', v1)
+  // A parent app that mounts this one (core's main) keeps its own notFound, so unmatched /v1 paths
+  // are caught here to keep the JSON error shape and the 405s.
+  root.all('/v1/*', notFound)
 
   root.doc31('/openapi.json', {
     openapi: '3.1.0',
