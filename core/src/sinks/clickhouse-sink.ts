@@ -18,8 +18,17 @@ export interface ClickHouseSinkOptions {
 
 /** `2026-11-23 10:00:00.123`, the DateTime64(3) text ClickHouse parses with the basic input format. */
 export function chTime(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 23).replace('T', ' ')
+  const second = Math.floor(ms / 1000)
+  if (second !== lastSecond) {
+    lastSecond = second
+    lastSecondText = new Date(second * 1000).toISOString().slice(0, 19).replace('T', ' ')
+  }
+  const milli = ms - second * 1000
+  return lastSecondText + (milli < 10 ? '.00' : milli < 100 ? '.0' : '.') + milli
 }
+// Rows of a batch mostly share their second: format it once.
+let lastSecond = Number.NaN
+let lastSecondText = ''
 
 const EVENT_COLUMNS = [
   'event_key', 'event_type', 'event_id', 'impression_id', 'click_id', 'campaign_id', 'ad_id', 'publisher_id', 'request_id',

@@ -24,6 +24,6 @@ export function createDecodeStep(): Step<RawRecord, Decoded> {
       const details = parsed.error.issues.slice(0, 10).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
       return badRow('bad_envelope', details, input.payload)
     }
-    return ok({ ...input, envelope: parsed.data })
+    return ok(Object.assign(input, { envelope: parsed.data }))
   }
 }

@@ -31,7 +31,7 @@ export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DED
     const offset = ref.offset
     const dk = deliveryKey(envelope.key)
     const first = store.get<number>(dk)
-    if (first !== undefined && first !== offset) return unbilled({ ...input, firstSeenOffset: first }, 'duplicate_delivery')
+    if (first !== undefined && first !== offset) return unbilled(Object.assign(input, { firstSeenOffset: first }), 'duplicate_delivery')
     const expiresAt = envelope.receivedAt + ttlMs
     if (first === undefined) {
       store.put(dk, offset)
@@ -40,13 +40,13 @@ export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DED
     const ik = impressionKey(envelope.event.impressionId)
     const state = store.get<ImpressionState>(ik)
     if (envelope.type === 'impression') {
-      if (state?.io !== undefined && state.io !== offset) return unbilled({ ...input, firstSeenOffset: offset }, 'duplicate_impression')
+      if (state?.io !== undefined && state.io !== offset) return unbilled(Object.assign(input, { firstSeenOffset: offset }), 'duplicate_impression')
       if (state?.io === undefined) store.put(ik, { ...state, io: offset, its: envelope.event.ts, ich: envelope.event.channel ?? 'web' })
     } else {
-      if (state?.co !== undefined && state.co !== offset) return unbilled({ ...input, firstSeenOffset: offset }, 'repeat_click')
+      if (state?.co !== undefined && state.co !== offset) return unbilled(Object.assign(input, { firstSeenOffset: offset }), 'repeat_click')
       if (state?.co === undefined) store.put(ik, { ...state, co: offset })
     }
     if (state === undefined) scheduleExpiry(store, expiresAt, ik)
-    return ok({ ...input, firstSeenOffset: offset })
+    return ok(Object.assign(input, { firstSeenOffset: offset }))
   }
 }

@@ -36,7 +36,7 @@ export function createIvtStep<T extends Joined>({ store, limits = DEFAULT_LIMITS
     const userKeyPerMinute = env.event.userKey ? bump(`b:uk:${env.event.userKey}:${minute}`, minuteMs, count) : 0
     const { score, reasons } = scoreEnvelope(env, { impressionTs: input.join.impressionTs, ipPrefixPerMinute, userKeyPerMinute }, limits)
     const quarantined = score > QUARANTINE_ABOVE
-    const value = { ...input, ivt: { score, reasons, modelVersion, quarantined } }
+    const value = Object.assign(input, { ivt: { score, reasons, modelVersion, quarantined } })
     return quarantined ? unbilled(value, reasons[0]!) : ok(value)
   }
 }

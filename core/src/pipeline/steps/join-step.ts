@@ -78,18 +78,18 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
         }
         store.remove(wk)
       }
-      return ok({ ...input, join: { status: 'none' } })
+      return ok(Object.assign(input, { join: { status: 'none' as const } }))
     }
     const imp = store.get<ImpressionState>(impressionKey(id))
     if (imp?.io !== undefined && imp.its !== undefined) {
-      if (within(imp.its, env)) return ok({ ...input, join: { status: 'joined', impressionTs: imp.its } })
-      return unbilled({ ...input, join: { status: 'none' } }, 'orphan_click')
+      if (within(imp.its, env)) return ok(Object.assign(input, { join: { status: 'joined' as const, impressionTs: imp.its } }))
+      return unbilled(Object.assign(input, { join: { status: 'none' as const } }), 'orphan_click')
     }
     const wk = waitingKey(id)
     const list = store.get<WaitingClick[]>(wk) ?? []
     store.put(wk, [...list, { ref: input.ref, appendedAt: input.appendedAt, envelope: env, state: 'waiting' }])
     store.put(joinDeadlineKey(env.event.ts + windowOf(env), id), null)
-    return unbilled({ ...input, join: { status: 'none' } }, 'join_pending')
+    return unbilled(Object.assign(input, { join: { status: 'none' as const } }), 'join_pending')
   }
 
   return {
