@@ -60,6 +60,7 @@ async function signIn(key) {
   const [me, list] = await Promise.all([api('/v1/me'), api('/v1/campaigns').catch((err) => err)])
   if (me.kind === 'publisher') throw new ApiError(403, 'forbidden', 'This is a publisher key; the dashboard needs an advertiser key.')
   sessionStorage.setItem(KEY_STORAGE, key)
+  state.kind = me.kind
   $('who').textContent = `${me.name} (${me.id})`
   $('sign-in').hidden = true
   $('app').hidden = false
@@ -223,13 +224,14 @@ async function loadBilling() {
   const { days } = await api(`/v1/billing/days?from=${from}&to=${today}`)
   const rows = []
   for (const d of [...days].reverse()) {
-    const daily = d.final ? await api(`/v1/billing/daily?day=${d.day}`) : null
+    // An admin key has no advertiser of its own: it sees versions, not one advertiser's spend.
+    const daily = d.final && state.kind === 'advertiser' ? await api(`/v1/billing/daily?day=${d.day}`) : null
     rows.push(
       el(
         'tr',
         { 'data-day': d.day },
         el('td', {}, d.day),
-        el('td', {}, el('span', { class: `badge ${d.final ? 'final' : 'provisional'}` }, d.final ? `final v${daily.version}` : 'not final')),
+        el('td', {}, el('span', { class: `badge ${d.final ? 'final' : 'provisional'}` }, d.final ? `final v${d.versions.at(-1)?.version}` : 'not final')),
         el('td', {}, d.versions.map((v) => `v${v.version} (${v.modelVersion}, ${new Date(v.createdAt).toISOString().slice(0, 16).replace('T', ' ')})`).join(', ')),
         el('td', { class: 'num', 'data-spend': String(daily?.totals.spendMicros ?? '') }, daily ? fmtMoney(daily.totals.spendMicros) : '–'),
       ),
