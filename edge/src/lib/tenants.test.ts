@@ -44,5 +44,7 @@ describe('TenantSource pulling from core', () => {
   it('uses static JSON without asking core', async () => {
     const source = new TenantSource({ staticJson: JSON.stringify({ version: 9, publishers: [] }), coreUrl: 'http://127.0.0.1:9', syncKey: 'k' })
     expect((await source.get()).config.version).toBe(9)
+    await expect(new TenantSource({ staticJson: '{"version":', coreUrl: 'http://127.0.0.1:9', syncKey: 'k' }).get()).rejects.toBeInstanceOf(ConfigUnavailableError)
+    await expect(new TenantSource({ staticJson: '{"publishers":1}', coreUrl: 'http://127.0.0.1:9', syncKey: 'k' }).get()).rejects.toBeInstanceOf(ConfigUnavailableError)
   })
 })

@@ -77,7 +77,17 @@ export class TenantSource {
   async get(): Promise<TenantIndex> {
     const { staticJson } = this.opts
     if (staticJson) {
-      if (!this.current) this.current = new TenantIndex(edgeConfigSchema.parse(JSON.parse(staticJson)))
+      if (!this.current) {
+        let json: unknown
+        try {
+          json = JSON.parse(staticJson)
+        } catch (cause) {
+          throw new ConfigUnavailableError('EDGE_CONFIG_JSON is not valid JSON', { cause })
+        }
+        const parsed = edgeConfigSchema.safeParse(json)
+        if (!parsed.success) throw new ConfigUnavailableError('EDGE_CONFIG_JSON does not match the edge config schema')
+        this.current = new TenantIndex(parsed.data)
+      }
       return this.current
     }
     const now = (this.opts.now ?? Date.now)()
