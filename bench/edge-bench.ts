@@ -27,6 +27,8 @@ export interface EdgeBenchOptions {
   concurrency?: number
   /** Events per batch request. @default 50 */
   batchSize?: number
+  /** Extra Worker variables (e.g. DEDUPE_SHARDS) to compare settings. */
+  vars?: Record<string, string>
 }
 
 export interface EdgeBenchResult {
@@ -173,6 +175,7 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
     `EDGE_CONFIG_JSON='${JSON.stringify(config)}'`,
     `BLOOM_CAPACITY=${bloomCapacity}`,
     `BLOOM_FP_RATE=${bloomFp}`,
+    ...Object.entries(opts.vars ?? {}).map(([k, v]) => `${k}='${v}'`),
   ].join('\n'))
   const child = spawn(join(ROOT, 'node_modules/.bin/wrangler'), [
     'dev', '--config', join(ROOT, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(edgePort),
@@ -256,7 +259,8 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const seconds = Number(process.env.EDGE_BENCH_SECONDS ?? 10)
-  runEdgeBench({ seconds }).then((r) => {
+  const shards = process.env.EDGE_BENCH_DEDUPE_SHARDS
+  runEdgeBench({ seconds, ...(shards ? { vars: { DEDUPE_SHARDS: shards } } : {}) }).then((r) => {
     console.log(JSON.stringify(r, null, 2))
   }).catch((err: unknown) => {
     console.error(err)

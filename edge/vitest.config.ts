@@ -10,7 +10,7 @@ export const TEST_EDGE_CONFIG = {
   publishers: [
     { id: 'pub_test', apiKeyHashes: [sha256('pk_test')], signingKeys: { k1: 'secret-one', k0: 'secret-old' }, rateLimit: { perSecond: 100_000, burst: 200_000 }, active: true },
     { id: 'pub_other', apiKeyHashes: [sha256('pk_other')], signingKeys: { k2: 'secret-two' }, rateLimit: { perSecond: 100_000, burst: 200_000 }, active: true },
-    { id: 'pub_noisy', apiKeyHashes: [sha256('pk_noisy')], signingKeys: {}, rateLimit: { perSecond: 2, burst: 4 }, active: true },
+    { id: 'pub_noisy', apiKeyHashes: [sha256('pk_noisy')], signingKeys: {}, rateLimit: { perSecond: 0.5, burst: 4 }, active: true },
     { id: 'pub_model', apiKeyHashes: [sha256('pk_model')], signingKeys: {}, rateLimit: { perSecond: 100_000, burst: 200_000 }, active: true },
     { id: 'pub_gone', apiKeyHashes: [sha256('pk_gone')], signingKeys: {}, rateLimit: { perSecond: 10, burst: 10 }, active: false },
   ],

@@ -16,7 +16,7 @@ describe('per-publisher rate limits', () => {
       if (res.status === 429) limited ??= res
       else await res.arrayBuffer()
     }
-    // burst 4 = two batches of 2, then refused until it refills at 2 events/s
+    // burst 4 = two batches of 2, then refused until it refills at 0.5 events/s
     expect(statuses.slice(0, 2)).toEqual([202, 202])
     expect(statuses.slice(2)).toContain(429)
     expect(limited).toBeDefined()
