@@ -25,6 +25,8 @@ export interface ProcessorMetrics {
   batches: Counter<'topic' | 'result'>
   /** Rows per written batch. */
   batchRecords: Histogram<'topic'>
+  /** Clicks waiting for their impression per partition: accepted, held in state, not yet written. */
+  waitingClicks: Gauge<'partition'>
 }
 
 function getOrCreate<T>(registry: Registry, name: string, make: () => T): T {
@@ -40,6 +42,7 @@ export function processorMetrics(registry: Registry): ProcessorMetrics {
     sinkLatency: getOrCreate(registry, 'adc_processor_sink_latency_seconds', () => new Histogram({ name: 'adc_processor_sink_latency_seconds', help: 'Time to write one batch to a sink', labelNames: ['sink'] as const, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers })),
     freshness: getOrCreate(registry, 'adc_processor_freshness_seconds', () => new Gauge({ name: 'adc_processor_freshness_seconds', help: 'Age of the newest event in the last written batch at write time (edge receivedAt to sink ack)', labelNames: ['topic'] as const, registers })),
     batches: getOrCreate(registry, 'adc_processor_batches_total', () => new Counter({ name: 'adc_processor_batches_total', help: 'Batch write attempts by result', labelNames: ['topic', 'result'] as const, registers })),
+    waitingClicks: getOrCreate(registry, 'adc_processor_join_waiting_clicks', () => new Gauge({ name: 'adc_processor_join_waiting_clicks', help: 'Clicks waiting for their impression (accepted, held in partition state, not yet written)', labelNames: ['partition'] as const, registers })),
     batchRecords: getOrCreate(registry, 'adc_processor_batch_records', () => new Histogram({ name: 'adc_processor_batch_records', help: 'Records per written batch', labelNames: ['topic'] as const, buckets: [1, 10, 100, 500, 1000, 2500, 5000, 10000, 50000], registers })),
   }
 }

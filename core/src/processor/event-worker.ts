@@ -28,6 +28,8 @@ export interface BuiltBatch {
   batch: SinkBatch
   counts: OutcomeCounts
   maxReceivedAt: number
+  /** Clicks waiting for their impression after this batch (accepted, not yet written). */
+  waitingClicks?: number
 }
 
 /** Turns a batch of records of one partition into sink rows, reading and buffering partition state. */
@@ -80,7 +82,7 @@ export function createEventWorker(store: PartitionStore, options: EventWorkerOpt
       sweepExpired(store)
       const b = builder
       builder = undefined
-      return { batch: b.build(), counts: b.counts, maxReceivedAt: b.maxReceivedAt }
+      return { batch: b.build(), counts: b.counts, maxReceivedAt: b.maxReceivedAt, waitingClicks: join.waiting() }
     },
   }
 }

@@ -117,6 +117,7 @@ describe('processor on the embedded log and chDB', () => {
     await log.append('ad-events', recs.slice(0, 5).map((r) => ({ ...r, partition: 3 })))
     await p.start()
     await waitApplied()
+    expect(p.status().topics['ad-events']?.[3]?.waitingClicks).toBe(0)
     await log.append('ad-events', recs.slice(5).map((r) => ({ ...r, partition: 3 })))
     await waitApplied()
     await p.stop()

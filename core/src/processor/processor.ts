@@ -42,6 +42,8 @@ export interface ProcessorDeps extends EventWorkerOptions {
 export interface PartitionStatus {
   applied: number
   lag: number
+  /** ad-events only: clicks waiting for their impression (accepted, not yet written). */
+  waitingClicks?: number
 }
 
 export interface ProcessorStatus {
@@ -168,6 +170,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     totals.batches++
     totals.lastWriteAt = now
     Object.assign(statusOf(rt.topic, records[0]!.partition), { applied: maxOffset, lag })
+    if (built.waitingClicks !== undefined) {
+      statusOf(rt.topic, records[0]!.partition).waitingClicks = built.waitingClicks
+      metrics.waitingClicks.set({ partition: String(records[0]!.partition) }, built.waitingClicks)
+    }
   }
 
   function onBatch(rt: TopicRuntime) {

@@ -11,8 +11,11 @@
  *   when the partition watermark passes.
  * - `q:<due ms>:<impressionId>` → null: join deadlines (window end, then lateness end).
  * - `~wm` → partition watermark (max edge receivedAt seen, epoch ms).
+ * - `~waiting` → clicks currently waiting for their impression.
  */
 export const WATERMARK_KEY = '~wm'
+/** Number of clicks waiting for their impression in this partition. */
+export const WAITING_COUNT_KEY = '~waiting'
 
 export function pad(n: number, width = 15): string {
   return Math.max(0, Math.floor(n)).toString().padStart(width, '0')

@@ -27,10 +27,12 @@ describe('joinStep', () => {
     const click = decoded({ type: 'click', n: 50, impressionId: 'imp_k', channel: 'app', ts: T + 3 * 60 * 60_000 })
     expect(await join.step(dd(click))).toMatchObject({ kind: 'unbilled', reason: 'join_pending' })
     expect(join.expire()).toEqual([])
+    expect(join.waiting()).toBe(1)
     const imp = decoded({ type: 'impression', n: 51, impressionId: 'imp_k', channel: 'app' })
     await dedupe(imp)
     await join.step(dd(imp))
     expect(join.drainReleased()).toMatchObject([{ kind: 'ok', value: { ref: click.ref, join: { status: 'joined', impressionTs: T } } }])
+    expect(join.waiting()).toBe(0)
   })
 
   it('orphans a waiting click when the watermark passes its window, then corrects it if the impression arrives within the lateness', async () => {
@@ -40,7 +42,9 @@ describe('joinStep', () => {
     await join.step(dd(click))
     await join.step(dd(decoded({ type: 'impression', n: 61, impressionId: 'imp_other', ts: T + 45 * 60_000, receivedAt: T + 45 * 60_000 })))
     expect(watermark(store)).toBe(T + 45 * 60_000)
+    expect(join.waiting()).toBe(1)
     expect(join.expire()).toMatchObject([{ kind: 'unbilled', reason: 'orphan_click', value: { ref: click.ref } }])
+    expect(join.waiting()).toBe(0)
     await join.step(dd(decoded({ type: 'impression', n: 62, impressionId: 'imp_l', ts: T, receivedAt: T + 50 * 60_000 })))
     expect(join.drainReleased()).toMatchObject([{ kind: 'ok', value: { join: { status: 'joined', correction: true } } }])
   })

@@ -3,7 +3,7 @@ import { ok, unbilled, type StepResult } from '../result.js'
 import type { Step } from '../step.js'
 import type { Deduped, Joined, RecordRef } from '../types.js'
 import type { PartitionStore } from '../../state/partition-store.js'
-import { impressionKey, joinDeadlineKey, pad, waitingKey, type ImpressionState } from '../../state/keys.js'
+import { impressionKey, joinDeadlineKey, pad, waitingKey, WAITING_COUNT_KEY, type ImpressionState } from '../../state/keys.js'
 import { advanceWatermark, watermark } from '../../state/expiry.js'
 
 /** Click-to-impression windows per channel (ms). Web and app from the design; CTV and S2S like app. */
@@ -40,6 +40,8 @@ export interface JoinStage<T extends Deduped> {
   drainReleased(): Array<StepResult<Joined>>
   /** Clicks whose window the watermark passed: provisional `orphan_click` results. Called per batch. */
   expire(limit?: number): Array<StepResult<Joined>>
+  /** Clicks waiting for their impression now (accepted, not yet written as a verdict). */
+  waiting(): number
 }
 
 /**
@@ -57,6 +59,8 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
     const d = click.event.ts - impressionTs
     return d >= -clockSkewMs && d <= windowOf(click)
   }
+  // Clicks accepted but not yet written anywhere but the store (state, so a replay counts the same).
+  const addWaiting = (d: number): void => store.put(WAITING_COUNT_KEY, (store.get<number>(WAITING_COUNT_KEY) ?? 0) + d)
   const rebuild = (w: WaitingClick): Deduped => ({ ref: w.ref, appendedAt: w.appendedAt, payload: '', envelope: w.envelope, firstSeenOffset: w.ref.offset })
 
   async function joinStep(input: T): Promise<StepResult<T & Joined>> {
@@ -72,6 +76,7 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
           const click = rebuild(w)
           if (w.state === 'waiting') {
             released.push(ok_ ? ok({ ...click, join: { status: 'joined', impressionTs: env.event.ts } }) : unbilled({ ...click, join: { status: 'none' } }, 'orphan_click'))
+            addWaiting(-1)
           } else if (ok_) {
             released.push(ok({ ...click, join: { status: 'joined', impressionTs: env.event.ts, correction: true } }))
           }
@@ -88,12 +93,14 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
     const wk = waitingKey(id)
     const list = store.get<WaitingClick[]>(wk) ?? []
     store.put(wk, [...list, { ref: input.ref, appendedAt: input.appendedAt, envelope: env, state: 'waiting' }])
+    addWaiting(1)
     store.put(joinDeadlineKey(env.event.ts + windowOf(env), id), null)
     return unbilled(Object.assign(input, { join: { status: 'none' as const } }), 'join_pending')
   }
 
   return {
     step: joinStep,
+    waiting: () => store.get<number>(WAITING_COUNT_KEY) ?? 0,
     drainReleased() {
       return released.splice(0, released.length)
     },
@@ -111,6 +118,7 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
           const due = w.envelope.event.ts + windowOf(w.envelope)
           if (w.state === 'waiting' && due <= wm) {
             out.push(unbilled({ ...rebuild(w), join: { status: 'none' } }, 'orphan_click'))
+            addWaiting(-1)
             keep.push({ ...w, state: 'orphaned' })
             store.put(joinDeadlineKey(due + latenessMs, id), null)
           } else if (!(w.state === 'orphaned' && due + latenessMs <= wm)) {
