@@ -58,14 +58,15 @@ for who in admin advertiser publisher; do
     publisher) key="${DEMO_PUBLISHER_KEY:-pk_demo_publisher_dev}"; time_budget=$(( (MAX_TIME + 3) / 4 )) ;;
   esac
   echo "schemathesis: fuzzing $CORE_URL/openapi.json as $who (max ${MAX_EXAMPLES} examples per operation, ${time_budget}s, seed $SEED)"
-  # positive_data_acceptance is left out: some rules cannot be said in OpenAPI (from before to, a day
+  # One worker: hypothesis parses lambda sources with `ast`, which races across threads on CPython 3.11
+  # ("AST constructor recursion depth mismatch"). positive_data_acceptance is left out: some rules cannot be said in OpenAPI (from before to, a day
   # not in the future, another tenant's id), so schema-valid requests are rightly refused with a 4xx.
   set +e
   "$VENV/bin/st" run "$CORE_URL/openapi.json" \
     -H "Authorization: Bearer $key" \
     --max-examples "$MAX_EXAMPLES" --max-time "$time_budget" --seed "$SEED" \
     --checks all --exclude-checks positive_data_acceptance \
-    --request-timeout 30 --workers 2 --no-color --generation-database none \
+    --request-timeout 30 --workers 1 --no-color --generation-database none \
     --report ndjson,junit --report-dir "$REPORT_DIR/$who" >"$REPORT_DIR/$who.log" 2>&1
   st_exit=$?
   set -e
