@@ -18,4 +18,6 @@ export interface Env {
   BLOOM_CAPACITY?: string
   BLOOM_FP_RATE?: string
   IP_HASH_SECRET: string
+  /** `development` (default) allows the development secrets; any other value refuses them. */
+  ADC_ENV?: string
 }

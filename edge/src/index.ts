@@ -2,6 +2,7 @@ import { Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { AppEnv } from './lib/context.js'
 import { errorResponse } from './lib/errors.js'
+import { SettingsError } from './lib/settings.js'
 import beacon from './routes/beacon.js'
 import click from './routes/click.js'
 import events from './routes/events.js'
@@ -29,6 +30,10 @@ app.notFound(() => errorResponse('not_found', 'no such route'))
 // the client may retry (nothing was acknowledged).
 app.onError((err, c) => {
   if (err instanceof HTTPException) return err.getResponse()
+  if (err instanceof SettingsError) {
+    console.error('edge misconfigured', err.message)
+    return errorResponse('edge_misconfigured', err.message, { 'retry-after': '30' })
+  }
   console.error('unhandled edge error', c.req.method, new URL(c.req.url).pathname, err)
   return errorResponse('internal_error', 'unexpected error; the request can be retried')
 })

@@ -28,6 +28,7 @@ export const REASONS = {
   invalid_token: { status: 400, billable: false, emitter: 'edge', description: 'The signed token is malformed, tampered or signed by an unknown key.' },
   token_expired: { status: 410, billable: false, emitter: 'edge', description: 'The signed token has expired.' },
   upstream_unavailable: { status: 503, billable: false, emitter: 'edge', description: 'Events could neither be forwarded nor spooled.' },
+  edge_misconfigured: { status: 503, billable: false, emitter: 'edge', description: 'The edge lacks a required variable, or runs with development secrets outside development.' },
   invalid_query: { status: 400, billable: false, emitter: 'core', description: 'A query parameter is missing or malformed.' },
   invalid_range: { status: 400, billable: false, emitter: 'core', description: 'The time range is reversed, too long or in the future.' },
   invalid_body: { status: 400, billable: false, emitter: 'core', description: 'The JSON body is missing, malformed or does not match its schema.' },

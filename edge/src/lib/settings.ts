@@ -28,13 +28,28 @@ const settingsSchema = z.object({
 
 export type Settings = z.infer<typeof settingsSchema>
 
+/** The development defaults of wrangler.toml; outside development the edge refuses to run with them. */
+export const DEVELOPMENT_SECRETS = { EDGE_SYNC_KEY: 'edge_sync_dev', IP_HASH_SECRET: 'ip-hash-secret-dev' } as const
+
+/** The Worker's variables are missing or unsafe: every request answers 503 edge_misconfigured. */
+export class SettingsError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'SettingsError'
+  }
+}
+
 const cache = new WeakMap<object, Settings>()
 
 /** Parses the Worker's variables once per env object; a missing required variable fails loudly. */
 export function settingsFrom(env: Env): Settings {
   const hit = cache.get(env)
   if (hit) return hit
-  const parsed = settingsSchema.parse({
+  if ((env.ADC_ENV ?? 'development') !== 'development') {
+    const unsafe = (Object.keys(DEVELOPMENT_SECRETS) as (keyof typeof DEVELOPMENT_SECRETS)[]).filter((k) => env[k] === DEVELOPMENT_SECRETS[k])
+    if (unsafe.length > 0) throw new SettingsError(`${unsafe.join(', ')} still hold development defaults while ADC_ENV=${env.ADC_ENV}`)
+  }
+  const result = settingsSchema.safeParse({
     restProxyUrl: env.REST_PROXY_URL,
     coreUrl: env.CORE_URL,
     edgeSyncKey: env.EDGE_SYNC_KEY,
@@ -48,6 +63,10 @@ export function settingsFrom(env: Env): Settings {
     bloomFpRate: env.BLOOM_FP_RATE,
     ipHashSecret: env.IP_HASH_SECRET,
   })
-  cache.set(env, parsed)
-  return parsed
+  if (!result.success) {
+    const issue = result.error.issues[0]
+    throw new SettingsError(`invalid edge variable ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`)
+  }
+  cache.set(env, result.data)
+  return result.data
 }
