@@ -10,7 +10,8 @@
  *
  * - One impression per ad element, sent once: with `viewable: true` as soon as at least 50 % of the
  *   element has been in view for one continuous second (IAB/MRC display viewability, measured with
- *   IntersectionObserver at threshold 0.5), or with `viewable: false` when the page is hidden first.
+ *   IntersectionObserver; 30 % for large ads of 242,500 px² or more, per the MRC large-ad rule), or
+ *   with `viewable: false` when the page is hidden first.
  * - Events are batched: sent after 500 ms or at 50 events, with navigator.sendBeacon (text/plain,
  *   no preflight), falling back to fetch with keepalive; the queue is flushed on pagehide and when
  *   the page becomes hidden.
@@ -26,7 +27,7 @@ export const TAG_SOURCE = String.raw`(function () {
   var endpoint = attr('data-endpoint') || (script && script.src ? new URL(script.src).origin : location.origin);
   var key = attr('data-key') || '';
   var defaultPublisher = attr('data-publisher') || '';
-  var MAX_BATCH = 50, DELAY_MS = 500, VIEW_RATIO = 0.5, VIEW_MS = 1000;
+  var MAX_BATCH = 50, DELAY_MS = 500, VIEW_RATIO = 0.5, LARGE_RATIO = 0.3, LARGE_AREA = 242500, VIEW_MS = 1000;
   var B32 = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
   var queue = [], timer = null, tracked = [];
 
@@ -86,16 +87,17 @@ export const TAG_SOURCE = String.raw`(function () {
       for (var i = 0; i < links.length; i++) links[i].href = endpoint + '/c/' + ad.clickToken;
     }
     if (!('IntersectionObserver' in window)) return;
+    var need = el.offsetWidth * el.offsetHeight >= LARGE_AREA ? LARGE_RATIO : VIEW_RATIO;
     state.observer = new IntersectionObserver(function (entries) {
       for (var k = 0; k < entries.length; k++) {
-        var inView = entries[k].isIntersecting && entries[k].intersectionRatio >= VIEW_RATIO;
+        var inView = entries[k].isIntersecting && entries[k].intersectionRatio >= need;
         if (inView && !state.timer && !state.sent && document.visibilityState === 'visible') {
           state.timer = setTimeout(function () { impression(state, true); }, VIEW_MS);
         } else if (!inView && state.timer) {
           clearTimeout(state.timer); state.timer = null;
         }
       }
-    }, { threshold: [0, VIEW_RATIO, 1] });
+    }, { threshold: [0, LARGE_RATIO, VIEW_RATIO, 1] });
     state.observer.observe(el);
   }
 
