@@ -6,13 +6,14 @@ import { deliverLater } from '../lib/deliver.js'
 import { prepare } from '../lib/ingest.js'
 import { prefetchKind } from '../lib/prefetch.js'
 import { eventFromToken } from '../lib/token-events.js'
-import { loadTenants } from '../middleware/tenants.js'
+import { settingsFrom } from '../lib/settings.js'
+import { tenantsFor } from '../middleware/tenants.js'
 import { requestFacts } from './events.js'
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
 
 /** The page a bad link shows. It never contains a link or a redirect (no open redirect). */
-function errorPage(status: 400 | 410, title: string, detail: string, code: string): Response {
+function errorPage(status: 400 | 410 | 503, title: string, detail: string, code: string): Response {
   const html = `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="robots" content="noindex">` +
     `<title>${escapeHtml(title)}</title><body style="font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto">` +
     `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p><p><small>Reason: ${escapeHtml(code)}</small></p></body></html>`
@@ -27,8 +28,15 @@ const click = new Hono<AppEnv>()
  * marked `edge.prefetch = true` so core keeps it as `prefetch_click`, never billed. A redirect is
  * never rate limited: a person clicking an ad must reach the page.
  */
-click.get('/c/:token', loadTenants(), async function clickHandler(c) {
-  const tenants = c.var.tenants
+click.get('/c/:token', async function clickHandler(c) {
+  const settings = settingsFrom(c.env)
+  let tenants
+  try {
+    tenants = await tenantsFor(c.env)
+  } catch {
+    // A person is waiting: an HTML page, not JSON, and still never a redirect to an unverified URL.
+    return errorPage(503, 'Please try again', 'This link cannot be checked right now. Please try again in a moment.', 'upstream_unavailable')
+  }
   const token = c.req.param('token')
   const receivedAt = Date.now()
   const verified = await verifyToken(token, (id) => tenants.secretFor(id), Math.floor(receivedAt / 1000))
@@ -47,8 +55,8 @@ click.get('/c/:token', loadTenants(), async function clickHandler(c) {
   location.searchParams.set('clickId', clickId)
   const prefetch = prefetchKind(c.req.raw) !== undefined
   const raw = eventFromToken(payload, ulid(receivedAt), receivedAt, { clickId })
-  const prepared = await prepare([{ type: 'click', raw }], { publisher, source: 'redirect', receivedAt, prefetch, ...requestFacts(c) }, c.var.settings)
-  deliverLater(c.executionCtx, c.env, c.var.settings, prepared)
+  const prepared = await prepare([{ type: 'click', raw }], { publisher, source: 'redirect', receivedAt, prefetch, ...requestFacts(c) }, settings)
+  deliverLater(c.executionCtx, c.env, settings, prepared)
   return new Response(null, { status: 302, headers: { location: location.toString(), 'cache-control': 'no-store', 'referrer-policy': 'no-referrer-when-downgrade' } })
 })
 

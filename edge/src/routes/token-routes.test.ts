@@ -1,4 +1,6 @@
-import { SELF } from 'cloudflare:test'
+import { createExecutionContext, SELF } from 'cloudflare:test'
+import { env } from 'cloudflare:workers'
+import { app } from '../index.js'
 import { envelopeSchema, mintToken, type TokenPayload } from '@adc/schemas'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { EDGE, click, eventually, impression, proxyReceived, proxyReset } from '../../test/helpers.js'
@@ -95,6 +97,20 @@ describe('GET /c/<token>', () => {
       expect(html).not.toContain('evil.example')
     }
     expect((await proxyReceived()).records).toHaveLength(0)
+  })
+})
+
+describe('when the tenant config is unavailable', () => {
+  it('the redirect shows a 503 page (never a redirect) and the batch route a 503 error', async () => {
+    const broken = { ...env, EDGE_CONFIG_JSON: '{"broken":' }
+    const ctx = createExecutionContext()
+    const res = await app.request(`/c/${await token()}`, {}, broken, ctx)
+    expect(res.status).toBe(503)
+    expect(res.headers.get('location')).toBeNull()
+    expect(res.headers.get('content-type')).toContain('text/html')
+    const batch = await app.request('/v1/events/impressions:batch', { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer pk_test' }, body: '{"events":[]}' }, broken, ctx)
+    expect(batch.status).toBe(503)
+    expect((await batch.json<any>()).error.code).toBe('upstream_unavailable')
   })
 })
 

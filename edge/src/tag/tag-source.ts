@@ -1,5 +1,5 @@
 /**
- * The browser tag served at `GET /tag.js`. Plain ES2017, no dependencies, about 3 KB.
+ * The browser tag served at `GET /tag.js`. Plain ES2017, no dependencies, under 5 KB unminified.
  *
  * Use:
  *   <script async src="https://edge.example/tag.js" data-key="pk_..." data-publisher="pub_..."></script>
