@@ -127,4 +127,45 @@ describe('processor on the embedded log and chDB', () => {
     const corr = await q<{ sign: number; reason: string }>(`SELECT sign, reason FROM ${db}.events_raw WHERE impression_id = 'imp_j2' AND event_type = 'click' ORDER BY processed_at, sign`)
     expect(corr).toEqual([{ sign: 1, reason: 'orphan_click' }, { sign: -1, reason: 'orphan_click' }, { sign: 1, reason: '' }])
   })
+
+  it('after a failed write, gathers the pending range from smaller batches and writes it again with the same tokens', async () => {
+    const log2 = await createEmbeddedLog({ dir: join(root, 'log-gather'), logger: pino({ level: 'silent' }) })
+    const db = `adc_proc_${dbSeq++}`
+    await migrate(ch, db)
+    await log2.ensureTopic('ad-events', 1)
+    await log2.ensureTopic('edge-stats', 1)
+    const { records, expected } = trafficMix(400, { seed: 5 })
+    await log2.append('ad-events', records)
+    const base = { log: log2, clickhouse: ch, database: db, stateDir: join(root, 'state', 'gather'), groupId: 'g-gather', logger: pino({ level: 'silent' }), registry: createMetricsRegistry({ defaultMetrics: false }), retryDelayMs: 500 }
+    // First run: 250-record batches; the first batch's ClickHouse writes land, then the process fails
+    // before its state commit, and stops.
+    let failed = false
+    let first: Processor | undefined
+    first = createProcessor({
+      ...base, maxBatchRecords: 250,
+      crashPoint: (point) => {
+        if (point === 'after_sink' && !failed) {
+          failed = true
+          void first!.stop()
+          throw new Error('simulated failure after the sink write')
+        }
+      },
+    })
+    await first.start()
+    while (!failed) await new Promise((r) => setTimeout(r, 10))
+    await first.stop()
+    const [mid] = await q<{ n: number }>(`SELECT count() n FROM ${db}.events_raw`)
+    expect(Number(mid!.n)).toBeGreaterThan(0)
+    // Second run with smaller batches: the pending range 0..249 arrives in pieces.
+    const second = createProcessor({ ...base, maxBatchRecords: 100 })
+    await second.start()
+    const deadline = Date.now() + 20_000
+    while ((second.status().topics['ad-events']?.[0]?.applied ?? -1) < records.length - 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    await second.stop()
+    const [r] = await q<Record<string, number>>(`SELECT sum(impressions) i, sum(clicks) c, sum(duplicates) d FROM ${db}.rollup_minute`)
+    expect({ i: Number(r!.i), c: Number(r!.c), d: Number(r!.d) }).toEqual({ i: expected.impressions, c: expected.clicks, d: expected.duplicates })
+    const [raw] = await q<{ n: number; rows: number }>(`SELECT sum(sign) n, count() rows FROM ${db}.events_raw`)
+    expect({ n: Number(raw!.n), rows: Number(raw!.rows) }).toEqual({ n: records.length, rows: records.length })
+    await log2.close()
+  })
 })

@@ -68,6 +68,8 @@ export interface Processor {
 interface TopicRuntime {
   topic: string
   workers: Map<number, PartitionWorker>
+  /** Records of a pending range received so far, per partition, while it arrives in pieces. */
+  held: Map<number, LogRecord[]>
   makeWorker(store: PartitionStore): PartitionWorker
 }
 
@@ -94,10 +96,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const consumers: Consumer[] = []
   const totals: ProcessorStatus = { running: false, topics: {}, events: { billable: 0, unbilled: 0, badRows: 0, pending: 0 }, batches: 0, failures: 0, lastReceivedAt: 0, lastWriteAt: 0 }
 
-  const events: TopicRuntime = { topic: EVENTS_TOPIC, workers: new Map(), makeWorker: (store) => createEventWorker(store, deps) }
+  const events: TopicRuntime = { topic: EVENTS_TOPIC, workers: new Map(), held: new Map(), makeWorker: (store) => createEventWorker(store, deps) }
   const edgeStats: TopicRuntime = {
     topic: EDGE_STATS_TOPIC,
     workers: new Map(),
+    held: new Map(),
     makeWorker: (store) => ({
       store,
       async build(topic, records): Promise<BuiltBatch> {
@@ -191,10 +194,22 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         }
         const intent = worker.store.pendingIntent()
         if (intent) {
-          const head = records.filter((r) => r.offset <= intent.maxOffset)
-          if (head.length === 0 || head[head.length - 1]!.offset !== intent.maxOffset || head[0]!.offset !== intent.minOffset) {
-            throw new Error(`batch ${records[0]!.offset}..${records[records.length - 1]!.offset} of ${rt.topic}/${batch.partition} does not cover the pending range ${intent.minOffset}..${intent.maxOffset} (was maxBatchRecords lowered?)`)
+          // The pending range must be written again exactly (same rows, same tokens). If the log hands
+          // it over in pieces (Kafka fetches by bytes; a lowered maxBatchRecords), the pieces are
+          // gathered: resolved, so the log reads on, but not committed, so a crash re-reads them.
+          const held = rt.held.get(batch.partition) ?? []
+          const fresh = held.length > 0 && records[0]!.offset <= held[held.length - 1]!.offset ? [] : held
+          const all = fresh.concat(records)
+          const head = all.filter((r) => r.offset <= intent.maxOffset)
+          if (head.length === 0 || head[0]!.offset !== intent.minOffset) {
+            throw new Error(`batch ${all[0]!.offset}..${all[all.length - 1]!.offset} of ${rt.topic}/${batch.partition} does not start the pending range ${intent.minOffset}..${intent.maxOffset}`)
           }
+          if (head[head.length - 1]!.offset !== intent.maxOffset) {
+            rt.held.set(batch.partition, head)
+            ctx.resolveOffset(head[head.length - 1]!.offset)
+            return
+          }
+          rt.held.delete(batch.partition)
           logger.warn({ topic: rt.topic, partition: batch.partition, ...intent }, 'replaying a batch whose writes may have been interrupted')
           await writeChunk(rt, worker, head, ctx, batch.highWatermark)
           records = records.filter((r) => r.offset > intent.maxOffset)
@@ -233,6 +248,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         for (const p of partitions) {
           const w = rt.workers.get(p)
           rt.workers.delete(p)
+          rt.held.delete(p)
           await w?.store.close()
           delete totals.topics[rt.topic]?.[p]
         }
