@@ -79,7 +79,8 @@ interface TopicRuntime {
  * Per batch (one partition, one offset range), in this order, so a crash at any point replays exactly:
  * 1. skip records at or below the partition's `applied` offset (their effects are in every sink);
  * 2. durably record the batch's offset range (the intent), unless an earlier attempt left one: then
- *    the batch is cut to exactly that range, so a replay re-forms the same batch and the same tokens;
+ *    the batch is re-formed as exactly that range (cut from a longer delivery, or gathered from
+ *    shorter ones), so a replay writes the same rows under the same tokens;
  * 3. compute verdicts from the committed state (writes go to an in-memory overlay);
  * 4. write ClickHouse (token per table), then Iceberg (probe on recovery);
  * 5. commit the state overlay and `applied = max` in one LMDB transaction;
