@@ -1,10 +1,10 @@
 import { abortAllDurableObjects, runInDurableObject } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
-import { partitionFor } from '@adc/schemas'
+import { idempotencyKey, partitionFor } from '@adc/schemas'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { commit, prepare, type IngestContext } from '../lib/ingest.js'
+import { commit, prepare, shardFor, type IngestContext } from '../lib/ingest.js'
 import { settingsFrom } from '../lib/settings.js'
-import { impression, proxyReceived, proxyReset } from '../../test/helpers.js'
+import { impression, postBatch, proxyReceived, proxyReset } from '../../test/helpers.js'
 import { DEDUPE_TTL_MS, type DedupeShard } from './dedupe-shard.js'
 
 let n = 0
@@ -16,18 +16,29 @@ beforeEach(async () => {
 })
 
 describe('DedupeShard', () => {
-  it('says new the first time and duplicate after, also inside one call', async () => {
+  it('says new the first time and duplicate once confirmed, and a repeat inside one call is a duplicate', async () => {
     const shard = freshShard()
     expect(await shard.check([key(1), key(2), key(1)])).toEqual(['new', 'new', 'duplicate'])
+    expect(await shard.confirm([key(1), key(2)])).toBe(2)
     expect(await shard.check([key(2), key(3)])).toEqual(['duplicate', 'new'])
+  })
+
+  it('a key never confirmed (its request died before the event was durable) is new again', async () => {
+    const shard = freshShard()
+    await shard.check([key(4)])
+    expect(await shard.check([key(4)])).toEqual(['new'])
+    expect((await shard.stats()).pendingRetries).toBe(1)
+    await shard.confirm([key(4)])
+    expect(await shard.check([key(4)])).toEqual(['duplicate'])
   })
 
   it('confirms a Bloom "maybe" against the exact table: a key the table does not hold is new', async () => {
     const shard = freshShard()
     await shard.check([key(7)])
+    await shard.confirm([key(7)])
     // The filter still has the key; only the table forgets it (as TTL expiry would).
     await runInDurableObject(shard, (_i: DedupeShard, state) => {
-      state.storage.sql.exec('DELETE FROM seen')
+      state.storage.sql.exec('DELETE FROM dedupe_keys')
     })
     expect(await shard.check([key(7)])).toEqual(['new'])
     const stats = await shard.stats()
@@ -37,8 +48,9 @@ describe('DedupeShard', () => {
   it('treats keys older than 24 h as new', async () => {
     const shard = freshShard()
     await shard.check([key(9)])
+    await shard.confirm([key(9)])
     await runInDurableObject(shard, (_i: DedupeShard, state) => {
-      state.storage.sql.exec('UPDATE seen SET seen_at = ?', Date.now() - DEDUPE_TTL_MS - 1)
+      state.storage.sql.exec('UPDATE dedupe_keys SET seen_at = ?', Date.now() - DEDUPE_TTL_MS - 1)
     })
     expect(await shard.check([key(9)])).toEqual(['new'])
   })
@@ -47,18 +59,12 @@ describe('DedupeShard', () => {
     const name = `restart-${Math.random()}`
     const stub = () => env.DEDUPE_SHARD.get(env.DEDUPE_SHARD.idFromName(name))
     await stub().check([key(11), key(12)])
+    await stub().confirm([key(11), key(12)])
     await abortAllDurableObjects()
     // A new stub reaches a new instance with an empty filter, rebuilt from SQLite in its constructor.
     const fresh = stub()
     expect(await fresh.check([key(11), key(13)])).toEqual(['duplicate', 'new'])
     expect((await fresh.stats()).exactDuplicates).toBe(1)
-  })
-
-  it('release forgets keys so a retried event is new again', async () => {
-    const shard = freshShard()
-    await shard.check([key(21)])
-    expect(await shard.release([key(21)])).toBe(1)
-    expect(await shard.check([key(21)])).toEqual(['new'])
   })
 
   it('remembers a signature once', async () => {
@@ -77,13 +83,17 @@ describe('dedupe in the ingest path', () => {
     source: 'batch', receivedAt: Date.now(), observed: {}, edge: {},
   })
 
-  it('makes one RPC per shard per batch', async () => {
+  it('makes one check and one confirm RPC per shard per batch', async () => {
     const calls: number[] = []
+    const confirms: number[] = []
     const counting = {
       idFromName: (name: string) => env.DEDUPE_SHARD.idFromName(`count-${name}`),
       get: (id: DurableObjectId) => {
         const stub = env.DEDUPE_SHARD.get(id)
-        return { check: (keys: string[]) => { calls.push(keys.length); return stub.check(keys) } }
+        return {
+          check: (keys: string[]) => { calls.push(keys.length); return stub.check(keys) },
+          confirm: (keys: string[]) => { confirms.push(keys.length); return stub.confirm(keys) },
+        }
       },
     }
     const events = Array.from({ length: 40 }, () => impression())
@@ -92,6 +102,19 @@ describe('dedupe in the ingest path', () => {
     expect(out.counts.accepted).toBe(40)
     expect(calls.length).toBe(shards.size)
     expect(calls.reduce((a, b) => a + b, 0)).toBe(40)
+    expect(confirms.length).toBe(shards.size)
+    expect(confirms.reduce((a, b) => a + b, 0)).toBe(40)
+  })
+
+  it('a request that died after the dedupe check does not turn its retry into a duplicate', async () => {
+    const e = impression()
+    const k = await idempotencyKey('pub_test', 'impression', e.eventId as string)
+    // What a request cut off between the check and delivery leaves behind: a pending key.
+    await shardFor(env, partitionFor(e.impressionId as string, settings().dedupeShards)).check([k])
+    const body = await (await postBatch('impressions', { events: [e] })).json<any>()
+    expect(body.results[0].status).toBe('accepted')
+    const again = await (await postBatch('impressions', { events: [e] })).json<any>()
+    expect(again.results[0].status).toBe('duplicate')
   })
 
   it('forwards anyway, marked dedupe skipped, when a shard errors or is too slow', async () => {

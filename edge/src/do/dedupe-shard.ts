@@ -14,20 +14,27 @@ export interface DedupeStats {
   bloomMaybe: number
   exactDuplicates: number
   bloomFalsePositives: number
+  /** Keys checked again before their first request confirmed them: judged new (core dedupes). */
+  pendingRetries: number
   bloomBytes: number
   keysKept: number
 }
 
 /**
  * One dedupe shard: an in-memory two-generation Bloom filter in front of an exact key table in the
- * object's SQLite storage. "Definitely new" never touches the table for reading; "maybe" is
- * confirmed there, so only exact repeats are called duplicates. The filter is rebuilt from the
- * table when the object starts, so a restart does not forget recent keys.
+ * object's SQLite storage. "Definitely new" never reads the table; "maybe" is confirmed there, so
+ * only exact repeats are called duplicates. The filter is rebuilt from the table when the object
+ * starts, so a restart does not forget recent keys.
+ *
+ * A key is first stored *pending* by `check`, and only *confirmed* once its event is durable (in the
+ * log or the Spool). Only confirmed keys make a duplicate: if the request died in between (client
+ * gone, isolate evicted, proxy and Spool down), the client's retry is judged new and forwarded
+ * again, so a 409 always means "this event is stored", never "this event was lost".
  */
 export class DedupeShard extends DurableObject<Env> {
   private readonly bloom: RotatingBloom
   private lastSweep = 0
-  private readonly counters = { checks: 0, bloomMaybe: 0, exactDuplicates: 0, bloomFalsePositives: 0 }
+  private readonly counters = { checks: 0, bloomMaybe: 0, exactDuplicates: 0, bloomFalsePositives: 0, pendingRetries: 0 }
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -35,35 +42,43 @@ export class DedupeShard extends DurableObject<Env> {
     this.bloom = new RotatingBloom({ capacity: s.bloomCapacity, fpRate: s.bloomFpRate, generationMs: DEDUPE_TTL_MS / 2 })
     void ctx.blockConcurrencyWhile(async () => {
       const sql = ctx.storage.sql
-      sql.exec('CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, seen_at INTEGER NOT NULL) WITHOUT ROWID')
-      sql.exec('CREATE INDEX IF NOT EXISTS seen_by_time ON seen (seen_at)')
+      sql.exec('CREATE TABLE IF NOT EXISTS dedupe_keys (key TEXT PRIMARY KEY, seen_at INTEGER NOT NULL, committed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID')
+      sql.exec('CREATE INDEX IF NOT EXISTS dedupe_keys_by_time ON dedupe_keys (seen_at)')
       sql.exec('CREATE TABLE IF NOT EXISTS signatures (sig TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID')
-      for (const row of sql.exec<{ key: string }>('SELECT key FROM seen WHERE seen_at > ?', Date.now() - DEDUPE_TTL_MS)) {
+      for (const row of sql.exec<{ key: string }>('SELECT key FROM dedupe_keys WHERE seen_at > ?', Date.now() - DEDUPE_TTL_MS)) {
         this.bloom.add(row.key)
       }
     })
   }
 
   /**
-   * Judges each key in order and remembers the new ones, in one transaction: a key repeated inside
-   * the same call is a duplicate the second time.
+   * Judges each key in order, in one transaction, and stores the new ones as pending. A key repeated
+   * inside the same call is a duplicate the second time (both travel in the same request).
    */
   check(keys: string[]): DedupeVerdict[] {
     const now = Date.now()
     const sql = this.ctx.storage.sql
+    const inCall = new Set<string>()
     const verdicts = this.ctx.storage.transactionSync(() =>
       keys.map((key): DedupeVerdict => {
         this.counters.checks++
+        if (inCall.has(key)) return 'duplicate'
+        inCall.add(key)
         if (this.bloom.has(key)) {
           this.counters.bloomMaybe++
-          const row = sql.exec<{ seen_at: number }>('SELECT seen_at FROM seen WHERE key = ?', key).toArray()[0]
+          const row = sql.exec<{ seen_at: number; committed: number }>('SELECT seen_at, committed FROM dedupe_keys WHERE key = ?', key).toArray()[0]
           if (row && row.seen_at > now - DEDUPE_TTL_MS) {
-            this.counters.exactDuplicates++
-            return 'duplicate'
+            if (row.committed === 1) {
+              this.counters.exactDuplicates++
+              return 'duplicate'
+            }
+            this.counters.pendingRetries++
+            sql.exec('UPDATE dedupe_keys SET seen_at = ? WHERE key = ?', now, key)
+            return 'new'
           }
           this.counters.bloomFalsePositives++
         }
-        sql.exec('INSERT INTO seen (key, seen_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at', key, now)
+        sql.exec('INSERT INTO dedupe_keys (key, seen_at, committed) VALUES (?, ?, 0) ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at, committed = 0', key, now)
         this.bloom.add(key)
         return 'new'
       }),
@@ -72,15 +87,11 @@ export class DedupeShard extends DurableObject<Env> {
     return verdicts
   }
 
-  /**
-   * Forgets keys whose events could not be made durable (the client was told 503 and will retry):
-   * without this the retry would be judged a duplicate and the event lost. The Bloom filter keeps
-   * them, which only costs an exact lookup on the retry.
-   */
-  release(keys: string[]): number {
+  /** Marks keys whose events are now durable: from here on a repeat is a duplicate. */
+  confirm(keys: string[]): number {
     let n = 0
     this.ctx.storage.transactionSync(() => {
-      for (const key of keys) n += this.ctx.storage.sql.exec('DELETE FROM seen WHERE key = ?', key).rowsWritten
+      for (const key of keys) n += this.ctx.storage.sql.exec('UPDATE dedupe_keys SET committed = 1 WHERE key = ?', key).rowsWritten
     })
     return n
   }
@@ -102,7 +113,7 @@ export class DedupeShard extends DurableObject<Env> {
   }
 
   stats(): DedupeStats {
-    const keysKept = this.ctx.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM seen').one().n
+    const keysKept = this.ctx.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM dedupe_keys').one().n
     return { ...this.counters, bloomBytes: this.bloom.byteLength, keysKept }
   }
 
@@ -110,7 +121,7 @@ export class DedupeShard extends DurableObject<Env> {
     if (now - this.lastSweep < SWEEP_EVERY_MS) return
     this.lastSweep = now
     const sql = this.ctx.storage.sql
-    sql.exec('DELETE FROM seen WHERE seen_at <= ?', now - DEDUPE_TTL_MS)
+    sql.exec('DELETE FROM dedupe_keys WHERE seen_at <= ?', now - DEDUPE_TTL_MS)
     sql.exec('DELETE FROM signatures WHERE expires_at <= ?', now)
   }
 }

@@ -143,10 +143,10 @@ export function shardFor(env: Env, shard: number) {
 }
 
 /**
- * Dedupes (one RPC per shard), forwards the new events as one REST proxy call, spools whatever the
- * proxy did not take, and only then reports them accepted. When neither works, the keys are
- * released from the shards (so the client's retry is not called a duplicate) and the events are
- * reported `failed`.
+ * Dedupes (one check RPC per shard), forwards the new events as one REST proxy call, spools
+ * whatever the proxy did not take, confirms the durable events' keys (one RPC per shard), and only
+ * then reports them accepted. When neither proxy nor Spool works, the events are reported `failed`
+ * and their keys stay unconfirmed, so the client's retry is not called a duplicate.
  */
 export async function commit(prepared: Prepared, env: Env, settings: Settings): Promise<CommitOutcome> {
   const { ctx, results, valid } = prepared
@@ -190,11 +190,12 @@ export async function commit(prepared: Prepared, env: Env, settings: Settings): 
       const r = await spoolFor(env, ctx.publisher.id).enqueue(sent.undelivered.map(({ item }) => ({ topic: EVENTS_TOPIC, ...item.record })))
       spooled = r.spooled
     } catch {
+      // Their keys stay pending in the shards, so the client's retry is judged new, not a duplicate.
       durable = false
       for (const { item } of sent.undelivered) lost.add(item.v)
-      await releaseKeys(env, [...lost].filter((v) => verdict.get(v) === 'new'))
     }
   }
+  await confirmKeys(env, toSend.map((x) => x.v).filter((v) => !lost.has(v) && verdict.get(v) === 'new'), settings.dedupeTimeoutMs)
   for (const { v } of toSend) {
     results[v.index] = lost.has(v)
       ? { index: v.index, eventId: v.event.eventId, status: 'failed', code: 'upstream_unavailable', httpStatus: 503, message: 'the event could not be stored; retry it' }
@@ -209,17 +210,22 @@ export async function commit(prepared: Prepared, env: Env, settings: Settings): 
   return { results, counts, durable, delivered: sent.delivered.length, spooled }
 }
 
-async function releaseKeys(env: Env, list: Valid[]): Promise<void> {
+/**
+ * Confirms durable events' keys (one RPC per shard touched). A failure here is harmless: the keys
+ * stay pending, a retry of those events is forwarded again and core's exact dedupe drops it.
+ */
+async function confirmKeys(env: Env, list: Valid[], timeoutMs: number): Promise<void> {
   const byShard = new Map<number, string[]>()
-  for (const v of list) byShard.set(v.shard, [...(byShard.get(v.shard) ?? []), v.key])
+  for (const v of list) {
+    const keys = byShard.get(v.shard)
+    if (keys) keys.push(v.key)
+    else byShard.set(v.shard, [v.key])
+  }
   await Promise.all([...byShard].map(async ([shard, keys]) => {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        await shardFor(env, shard).release(keys)
-        return
-      } catch {
-        // retried below; if every attempt fails, core's dedupe still holds and the event was not acked
-      }
+    try {
+      await withTimeout(shardFor(env, shard).confirm(keys), timeoutMs)
+    } catch {
+      // pending keys are safe; see above
     }
   }))
 }
