@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
 import { DEMO_DEFAULTS, hashApiKey, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createApiApp } from './app.js'
+import { createErrorHandler } from './errors.js'
 import { FIXTURE_DAY, fixtureDay, insertRollup, insertRows, openTestClickHouse, rawEvent } from './test-support.js'
 
 const NOW = Date.parse('2026-11-22T12:00:00Z')
@@ -122,6 +123,19 @@ describe('openapi and auth', () => {
     expect((await req('/v1/metrics/realtime?campaignId=bad id')).status).toBe(400)
     expect(await (await req('/v1/billing/daily?day=2026-11-20&advertiserId=adv_other')).json()).toMatchObject({ error: { code: 'forbidden' } })
     expect((await req('/dashboard')).headers.get('content-type')).toMatch(/^text\/html/)
+  })
+
+  it('turns a query past its time limit into 503 query_timeout with Retry-After (real engine error)', async () => {
+    const probe = new Hono()
+    probe.onError(createErrorHandler(pino({ level: 'silent' })))
+    probe.get('/slow', async (c) => {
+      await ch.client.query({ query: 'SELECT count() FROM numbers(100000000000) SETTINGS max_execution_time = 0.05', format: 'JSONEachRow' })
+      return c.text('done')
+    })
+    const res = await probe.request('/slow')
+    expect(res.status).toBe(503)
+    expect(res.headers.get('retry-after')).toBe('5')
+    expect(await res.json()).toMatchObject({ error: { code: 'query_timeout' } })
   })
 
   it('answers 405 with Allow for a known path and another method', async () => {

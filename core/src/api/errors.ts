@@ -56,6 +56,12 @@ function codeForHttpException(err: HTTPException): ReasonCode {
   }
 }
 
+/** ClickHouse's TIMEOUT_EXCEEDED (code 159), from `max_execution_time` in the query's SETTINGS. */
+function isQueryTimeout(err: Error): boolean {
+  const code = (err as { code?: unknown }).code
+  return code === '159' || code === 159 || /TIMEOUT_EXCEEDED/.test(err.message)
+}
+
 export function createErrorHandler(logger: Logger) {
   return function onError(err: Error, c: Context): Response {
     if (err instanceof ApiError) {
@@ -64,6 +70,11 @@ export function createErrorHandler(logger: Logger) {
     if (err instanceof HTTPException) {
       const code = codeForHttpException(err)
       return c.json({ error: { code, message: err.message || code } }, err.status as ContentfulStatusCode)
+    }
+    if (isQueryTimeout(err)) {
+      logger.warn({ path: c.req.path, method: c.req.method }, 'query timed out')
+      c.header('Retry-After', '5')
+      return c.json({ error: { code: 'query_timeout', message: 'the query ran past its time limit; narrow the range or retry' } }, 503)
     }
     logger.error({ err, path: c.req.path, method: c.req.method }, 'api request failed')
     return c.json({ error: { code: 'internal_error', message: 'internal error; the request can be retried' } }, 500)

@@ -10,6 +10,8 @@ type Dimension = keyof typeof DIMENSIONS
 
 const MINUTE_RANGE_MAX_MS = 7 * 86_400_000
 const HOUR_RANGE_MAX_MS = 92 * 86_400_000
+/** Bounds every API query in its own SQL (never as a per-call setting, which chDB would keep for the session). */
+export const QUERY_LIMIT = 'SETTINGS max_execution_time = 20'
 const EARLIEST = Date.parse('2000-01-01T00:00:00Z')
 const LATEST = Date.parse('2100-01-01T00:00:00Z')
 
@@ -124,7 +126,7 @@ export function registerMetricsRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
 
   async function freshness(campaignId: string) {
     const rs = await ch.query({
-      query: `SELECT toUnixTimestamp64Milli(max(last_received_at)) AS last FROM ${db}.rollup_minute WHERE campaign_id = {c:String}`,
+      query: `SELECT toUnixTimestamp64Milli(max(last_received_at)) AS last FROM ${db}.rollup_minute WHERE campaign_id = {c:String} ${QUERY_LIMIT}`,
       query_params: { c: campaignId },
       format: 'JSONEachRow',
     })
@@ -160,18 +162,18 @@ export function registerMetricsRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     const seriesRs = await ch.query({
       query: `SELECT toUnixTimestamp(${bucket}) * 1000 AS t${dimCols.map((d) => `, ${d}`).join('')}, ${sums}
         FROM ${db}.rollup_minute WHERE ${where}
-        GROUP BY ${groupCols} ORDER BY ${groupCols} LIMIT ${limit + 1}`,
+        GROUP BY ${groupCols} ORDER BY ${groupCols} LIMIT ${limit + 1} ${QUERY_LIMIT}`,
       query_params: params,
       format: 'JSONEachRow',
     })
     const totalsRs = await ch.query({
-      query: `SELECT ${sums} FROM ${db}.rollup_minute WHERE ${where}`,
+      query: `SELECT ${sums} FROM ${db}.rollup_minute WHERE ${where} ${QUERY_LIMIT}`,
       query_params: params,
       format: 'JSONEachRow',
     })
     const ivtRs = await ch.query({
       query: `SELECT reason, event_type, sum(events) AS events FROM ${db}.rollup_ivt_minute WHERE ${where}
-        GROUP BY reason, event_type HAVING events != 0 ORDER BY events DESC, reason, event_type`,
+        GROUP BY reason, event_type HAVING events != 0 ORDER BY events DESC, reason, event_type ${QUERY_LIMIT}`,
       query_params: params,
       format: 'JSONEachRow',
     })
@@ -227,7 +229,7 @@ export function registerMetricsRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
           quantiles(0.5, 0.99)(toUnixTimestamp64Milli(processed_at) - toUnixTimestamp64Milli(received_at)) AS ingest,
           quantiles(0.5, 0.99)(toUnixTimestamp64Milli(received_at) - toUnixTimestamp64Milli(ts)) AS delay
         FROM ${db}.events_raw
-        WHERE campaign_id = {c:String} AND ts >= {tsFrom:DateTime64(3, 'UTC')} AND received_at >= {since:DateTime64(3, 'UTC')}`,
+        WHERE campaign_id = {c:String} AND ts >= {tsFrom:DateTime64(3, 'UTC')} AND received_at >= {since:DateTime64(3, 'UTC')} ${QUERY_LIMIT}`,
       query_params: { c: id, since: chTime(since), tsFrom: chTime(since - 86_400_000) },
       format: 'JSONEachRow',
     })
