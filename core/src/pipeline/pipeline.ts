@@ -5,8 +5,12 @@ import { stepName, type Step } from './step.js'
 export type PipelineOutcome<T> = StepResult<T> & { lastStep: string }
 
 export interface Pipeline<In, Out> {
-  /** Runs the input through every step until one returns a non-ok result. */
-  run(input: In): Promise<PipelineOutcome<Out>>
+  /**
+   * Runs the input through every step until one returns a non-ok result. Answers synchronously when
+   * every step did (the processor's steps read LMDB synchronously), otherwise with a promise. A step
+   * that throws (synchronously or by rejecting) makes `run` throw or reject: the batch is retried.
+   */
+  run(input: In): PipelineOutcome<Out> | Promise<PipelineOutcome<Out>>
   /** Adds a step at the end, giving a new pipeline (the builder is immutable). */
   pipe<Next>(step: Step<Out, Next>): Pipeline<In, Next>
   readonly stepNames: readonly string[]
@@ -25,23 +29,30 @@ export function createPipeline<In, Out>(first: Step<In, Out>): Pipeline<In, Out>
 
 function build<In, Out>(steps: AnyStep[]): Pipeline<In, Out> {
   const names = steps.map((s) => stepName(s))
+
+  const finish = (result: StepResult<unknown>, i: number): PipelineOutcome<Out> => {
+    if (result.kind === 'bad_row' && !result.step) result.step = names[i]!
+    // Step results are fresh objects: annotate in place rather than copy per event.
+    return Object.assign(result as StepResult<Out>, { lastStep: names[i]! })
+  }
+
+  function runFrom(start: number, input: unknown): PipelineOutcome<Out> | Promise<PipelineOutcome<Out>> {
+    let value = input
+    for (let i = start; i < steps.length; i++) {
+      const r = steps[i]!(value) as StepResult<unknown> | Promise<StepResult<unknown>>
+      if (r instanceof Promise) return r.then((res) => (res.kind !== 'ok' || i === steps.length - 1 ? finish(res, i) : runFrom(i + 1, res.value)))
+      if (r.kind !== 'ok' || i === steps.length - 1) return finish(r, i)
+      value = r.value
+    }
+    throw new RangeError('a pipeline has at least one step')
+  }
   return {
     stepNames: names,
     pipe<Next>(step: Step<Out, Next>): Pipeline<In, Next> {
       return build<In, Next>([...steps, step])
     },
-    async run(input: In): Promise<PipelineOutcome<Out>> {
-      let value: unknown = input
-      let result: StepResult<unknown> | undefined
-      for (let i = 0; i < steps.length; i++) {
-        result = await steps[i]!(value)
-        if (result.kind !== 'ok') {
-          if (result.kind === 'bad_row' && !result.step) result = { ...result, step: names[i]! }
-          return { ...(result as StepResult<Out>), lastStep: names[i]! }
-        }
-        value = result.value
-      }
-      return { ...(result as StepResult<Out>), lastStep: names[names.length - 1]! }
+    run(input: In): PipelineOutcome<Out> | Promise<PipelineOutcome<Out>> {
+      return runFrom(0, input)
     },
   }
 }

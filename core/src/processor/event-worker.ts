@@ -58,7 +58,8 @@ export function createEventWorker(store: PartitionStore, options: EventWorkerOpt
 
   async function finish(result: StepResult<Joined>): Promise<void> {
     if (result.kind === 'ok') {
-      const out = await tail.run(result.value)
+      const ran = tail.run(result.value)
+      const out = ran instanceof Promise ? await ran : ran
       if (out.kind !== 'ok') current().add(out)
     } else {
       current().add({ ...result, lastStep: 'joinStep' } as PipelineOutcome<Joined>)
@@ -73,7 +74,9 @@ export function createEventWorker(store: PartitionStore, options: EventWorkerOpt
       builder = new BatchBuilder(topic, first.partition, first.offset, last.offset)
       for (const rec of records) {
         const raw: RawRecord = { ref: { topic, partition: rec.partition, offset: rec.offset }, payload: rec.value, appendedAt: rec.timestamp }
-        const out = await main.run(raw)
+        // The steps answer synchronously (LMDB reads are synchronous): no await, no tick per event.
+        const ran = main.run(raw)
+        const out = ran instanceof Promise ? await ran : ran
         if (out.kind === 'bad_row') builder.addBadRow(raw.ref, raw.appendedAt, out)
         if (out.kind !== 'ok') builder.add(out as PipelineOutcome<Scored>)
         for (const r of join.drainReleased()) await finish(r)

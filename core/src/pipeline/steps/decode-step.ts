@@ -9,7 +9,7 @@ import type { Decoded, RawRecord } from '../types.js'
  * zod issues: never dropped, never a crash, and the records beside it carry on.
  */
 export function createDecodeStep(): Step<RawRecord, Decoded> {
-  return async function decodeStep(input) {
+  return function decodeStep(input) {
     let json: unknown
     try {
       json = JSON.parse(input.payload)

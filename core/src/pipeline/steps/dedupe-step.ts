@@ -26,7 +26,7 @@ export const DEFAULT_DEDUPE_TTL_MS = 25 * 60 * 60_000
  * offset range gives every record the verdict it had the first time.
  */
 export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DEDUPE_TTL_MS }: DedupeDeps): Step<T, T & Deduped> {
-  return async function dedupeStep(input) {
+  return function dedupeStep(input) {
     const { envelope, ref } = input
     const offset = ref.offset
     const dk = deliveryKey(envelope.key)

@@ -26,7 +26,7 @@ export function createIvtStep<T extends Joined>({ store, limits = DEFAULT_LIMITS
     }
     return n
   }
-  return async function ivtStep(input) {
+  return function ivtStep(input) {
     const env = input.envelope
     // A correction re-scores a click already counted once: read the counters, do not count it again.
     const count = !input.join.correction

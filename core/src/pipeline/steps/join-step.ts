@@ -63,7 +63,7 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
   const addWaiting = (d: number): void => store.put(WAITING_COUNT_KEY, (store.get<number>(WAITING_COUNT_KEY) ?? 0) + d)
   const rebuild = (w: WaitingClick): Deduped => ({ ref: w.ref, appendedAt: w.appendedAt, payload: '', envelope: w.envelope, firstSeenOffset: w.ref.offset })
 
-  async function joinStep(input: T): Promise<StepResult<T & Joined>> {
+  function joinStep(input: T): StepResult<T & Joined> {
     const env = input.envelope
     advanceWatermark(store, env.receivedAt)
     const id = env.event.impressionId

@@ -9,7 +9,7 @@ import type { BatchBuilder } from '../../sinks/batch-builder.js'
  * outcome lands in the sinks of its batch.
  */
 export function createSinkStep<T extends Scored>(builder: () => BatchBuilder): Step<T, T> {
-  return async function sinkStep(input) {
+  return function sinkStep(input) {
     builder().add({ kind: 'ok', value: input, lastStep: 'sinkStep' })
     return ok(input)
   }
