@@ -94,7 +94,9 @@ describe('openapi and auth', () => {
     const paths = Object.keys(body.paths).sort()
     expect(paths).toEqual(
       [
-        '/v1/admin/advertisers', '/v1/admin/campaigns', '/v1/admin/publishers', '/v1/billing/daily', '/v1/billing/days',
+        '/v1/admin/advertisers', '/v1/admin/campaigns', '/v1/admin/publishers', '/v1/admin/publishers/{id}',
+        '/v1/admin/publishers/{id}/api-keys', '/v1/admin/publishers/{id}/api-keys/{keyHash}', '/v1/admin/publishers/{id}/signing-keys',
+        '/v1/billing/daily', '/v1/billing/days',
         '/v1/billing/jobs', '/v1/billing/jobs/{id}', '/v1/campaigns', '/v1/internal/edge-config', '/v1/me',
         '/v1/metrics/campaigns/{id}/latency', '/v1/metrics/realtime', '/v1/reports/accounting', '/v1/reports/reconcile/{day}',
         '/v1/reprocess', '/v1/reprocess/{id}', '/v1/reprocess/{id}/promote', '/v1/settlement/daily',
@@ -260,6 +262,28 @@ describe('admin and edge config', () => {
     })
     expect((await call('/v1/settlement/daily?day=2026-11-20', pub.body.apiKey)).body.publisherId).toBe('pub_new')
   })
+
+  it('rotates a publisher key and signing secret and changes its limits, all reaching the edge config', async () => {
+    const added = await post('/v1/admin/publishers/pub_new/api-keys', ADMIN, {})
+    expect(added).toMatchObject({ status: 201, body: { keyHash: hashApiKey(added.body.apiKey) } })
+    const oldHash = added.body.publisher.apiKeyHashes[0]
+    const revoked = await call(`/v1/admin/publishers/pub_new/api-keys/${oldHash}`, ADMIN, { method: 'DELETE' })
+    expect(revoked.body.apiKeyHashes).toEqual([added.body.keyHash])
+    const last = await call(`/v1/admin/publishers/pub_new/api-keys/${added.body.keyHash}`, ADMIN, { method: 'DELETE' })
+    expect(last).toMatchObject({ status: 409, body: { error: { code: 'conflict' } } })
+    const signing = await post('/v1/admin/publishers/pub_new/signing-keys', ADMIN, { keyId: 'k2' })
+    expect(signing.status).toBe(201)
+    const patched = await call('/v1/admin/publishers/pub_new', ADMIN, {
+      method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ rateLimit: { perSecond: 1, burst: 2 }, active: false }),
+    })
+    expect(patched.body).toMatchObject({ signingKeyIds: ['k1', 'k2'], rateLimit: { perSecond: 1, burst: 2 }, active: false })
+    expect(JSON.stringify(patched.body)).not.toContain(signing.body.signingSecret)
+    const edge = (await call('/v1/internal/edge-config', 'edge_sync_test')).body.publishers.find((p: any) => p.id === 'pub_new')
+    expect(edge).toMatchObject({ apiKeyHashes: [added.body.keyHash], signingKeys: { k2: signing.body.signingSecret }, rateLimit: { perSecond: 1, burst: 2 }, active: false })
+    expect((await post('/v1/admin/publishers/pub_missing/api-keys', ADMIN, {})).status).toBe(404)
+    expect((await post('/v1/admin/publishers/pub_new/api-keys', ADV, {})).status).toBe(403)
+    expect((await call('/v1/admin/publishers/pub_new/api-keys/xyz', ADMIN, { method: 'DELETE' })).body.error.code).toBe('invalid_query')
+  })
 })
 
 describe('billing, settlement, reconcile, accounting, reprocess', () => {
@@ -277,6 +301,8 @@ describe('billing, settlement, reconcile, accounting, reprocess', () => {
     jobId = submitted.body.id
     expect(['queued', 'running', 'done']).toContain(submitted.body.status)
     await billing.idle()
+    const listed = await call('/v1/billing/jobs?limit=5', ADMIN)
+    expect(listed.body.jobs[0]).toMatchObject({ id: jobId, kind: 'billing' })
     const job = await call(`/v1/billing/jobs/${jobId}`, ADMIN)
     expect(job.body).toMatchObject({ status: 'done', progress: 1, versions: { [FIXTURE_DAY]: 1 } })
     const daily = await call(`/v1/billing/daily?day=${FIXTURE_DAY}`, ADV)

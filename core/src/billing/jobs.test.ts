@@ -79,6 +79,8 @@ describe('billing job (final join)', () => {
     expect((await jobs.snapshots.latestFinal(FIXTURE_DAY))?.version).toBe(finalVersion)
     expect(await jobs.snapshots.lines(FIXTURE_DAY, finalVersion)).toEqual(lines)
     await expect(jobs.promote(job.id, 'test')).rejects.toThrow(/already promoted/)
+    expect(jobs.list().map((j) => j.kind)).toEqual(['reprocess', 'billing', 'billing'])
+    expect(jobs.list(1).map((j) => j.id)).toEqual([job.id])
   })
 
   it('submits the T+1 job once after the grace period', async () => {

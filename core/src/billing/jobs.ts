@@ -1,7 +1,7 @@
 import type { ClickHouseClient } from '@clickhouse/client'
 import { open, type RootDatabase } from 'lmdb'
 import type { Logger } from 'pino'
-import { ulid } from 'ulid'
+import { monotonicFactory } from 'ulid'
 import type { TenantStore } from '../tenants/tenant-store.js'
 import { addDays, dayOf, dayStart, daysBetween } from './days.js'
 import { classifyDay } from './final-join.js'
@@ -68,6 +68,8 @@ export function createBillingJobs(options: BillingJobsOptions) {
   const graceMs = options.dailyGraceMs ?? 30 * 60_000
   const db: RootDatabase = open({ path: options.dir, compression: false })
   const snapshots: SnapshotStore = createSnapshotStore({ client, database })
+  // Monotonic, so job ids sort in submission order even within one millisecond (list() relies on it).
+  const nextId = monotonicFactory()
   const queue: string[] = []
   let running: Promise<void> | undefined
   let lock: Promise<unknown> = Promise.resolve()
@@ -92,7 +94,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
 
   async function submit(input: { kind: JobKind; days: string[]; modelVersion?: string; reason?: string; requestedBy: string }): Promise<Job> {
     const job: Job = {
-      id: ulid(clock()),
+      id: nextId(clock()),
       kind: input.kind,
       status: 'queued',
       progress: 0,

@@ -107,6 +107,14 @@ export interface TenantStore {
     signingSecret?: string
     rateLimit?: RateLimit
   }): Promise<{ publisher: Publisher; apiKey: string; signingKeyId: string; signingSecret: string }>
+  /** Changes a publisher's rate limit or active flag; the edge picks it up with its next config pull. */
+  updatePublisher(id: string, patch: { rateLimit?: RateLimit; active?: boolean; name?: string }): Promise<Publisher>
+  /** Adds an API key (rotation: old keys keep working until revoked). Returns the new key once. */
+  addPublisherApiKey(id: string, apiKey?: string): Promise<{ publisher: Publisher; apiKey: string }>
+  /** Removes an API key by its SHA-256 hash; a publisher keeps at least one key. */
+  revokePublisherApiKey(id: string, keyHash: string): Promise<Publisher>
+  /** Adds a signing secret under a new key id (tokens name the key id they were signed with). */
+  addSigningKey(id: string, input?: { keyId?: string; secret?: string }): Promise<{ publisher: Publisher; keyId: string; secret: string }>
   /** Registers an admin key (idempotent for the same key). */
   addAdminKey(id: string, key: string): Promise<void>
   /** Resolves a bearer key by its SHA-256 hash. */
@@ -205,6 +213,70 @@ export function openTenantStore(options: { dir: string }): TenantStore {
     return { publisher: publisher!, apiKey, signingKeyId, signingSecret }
   }
 
+  function mustPublisher(id: string): Publisher {
+    const p = db.get(P.publisher + id) as Publisher | undefined
+    if (!p) throw new TenantReferenceError(`publisher ${id} does not exist`)
+    return p
+  }
+
+  async function updatePublisher(id: string, patch: { rateLimit?: RateLimit; active?: boolean; name?: string }) {
+    let out: Publisher | undefined
+    await db.transaction(() => {
+      const p = mustPublisher(id)
+      out = { ...p, ...(patch.name !== undefined ? { name: patch.name } : {}), ...(patch.rateLimit ? { rateLimit: patch.rateLimit } : {}), ...(patch.active !== undefined ? { active: patch.active } : {}) }
+      db.put(P.publisher + id, out)
+      bump()
+    })
+    return out!
+  }
+
+  async function addPublisherApiKey(id: string, apiKey = generateKey('pk')) {
+    const hash = hashApiKey(apiKey)
+    let out: Publisher | undefined
+    await db.transaction(() => {
+      const p = mustPublisher(id)
+      if (db.get(P.key + hash) !== undefined) throw new TenantConflictError('that API key is already in use')
+      out = { ...p, apiKeyHashes: [...p.apiKeyHashes, hash] }
+      db.put(P.publisher + id, out)
+      db.put(P.key + hash, { kind: 'publisher', id } satisfies Principal)
+      bump()
+    })
+    return { publisher: out!, apiKey }
+  }
+
+  async function revokePublisherApiKey(id: string, keyHash: string) {
+    let out: Publisher | undefined
+    await db.transaction(() => {
+      const p = mustPublisher(id)
+      if (!p.apiKeyHashes.includes(keyHash)) throw new TenantReferenceError('no such key on this publisher')
+      if (p.apiKeyHashes.length === 1) throw new TenantConflictError('a publisher keeps at least one API key; add one first')
+      out = { ...p, apiKeyHashes: p.apiKeyHashes.filter((h) => h !== keyHash) }
+      db.put(P.publisher + id, out)
+      db.remove(P.key + keyHash)
+      bump()
+    })
+    return out!
+  }
+
+  async function addSigningKey(id: string, input: { keyId?: string; secret?: string } = {}) {
+    const secret = input.secret ?? randomBytes(32).toString('base64url')
+    let keyId = input.keyId
+    let out: Publisher | undefined
+    await db.transaction(() => {
+      const p = mustPublisher(id)
+      if (keyId === undefined) {
+        let n = Object.keys(p.signingKeys).length + 1
+        while (`k${n}` in p.signingKeys) n++
+        keyId = `k${n}`
+      }
+      if (keyId in p.signingKeys) throw new TenantConflictError(`signing key ${keyId} already exists`)
+      out = { ...p, signingKeys: { ...p.signingKeys, [keyId]: secret } }
+      db.put(P.publisher + id, out)
+      bump()
+    })
+    return { publisher: out!, keyId: keyId!, secret }
+  }
+
   async function addAdminKey(id: string, key: string) {
     const hash = hashApiKey(key)
     await db.transaction(() => {
@@ -225,6 +297,10 @@ export function openTenantStore(options: { dir: string }): TenantStore {
     getPublisher: (id) => db.get(P.publisher + id) as Publisher | undefined,
     listPublishers: () => list<Publisher>(P.publisher),
     createPublisher,
+    updatePublisher,
+    addPublisherApiKey,
+    revokePublisherApiKey,
+    addSigningKey,
     addAdminKey,
     principalForKey: (key) => db.get(P.key + hashApiKey(key)) as Principal | undefined,
     configVersion: () => (db.get(P.version) as number | undefined) ?? 0,

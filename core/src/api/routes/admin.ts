@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
-import { TenantConflictError, TenantReferenceError } from '../../tenants/tenant-store.js'
+import { TenantConflictError, TenantReferenceError, hashApiKey, type Publisher } from '../../tenants/tenant-store.js'
 import { type ResolvedApiDeps, type ApiEnv, bearer, bearerSecurity, idParam, requireAdmin } from '../context.js'
 import { ApiError, errorResponses } from '../errors.js'
 
@@ -62,6 +62,90 @@ const createPublisherRoute = createRoute({
       },
     },
     ...errorResponses(400, 401, 403, 409),
+  },
+})
+
+const publisherIdParams = z.object({ id: idParam.openapi({ param: { name: 'id', in: 'path' }, example: 'pub_demo' }) })
+
+const PublisherView = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    apiKeyHashes: z.array(z.string()),
+    signingKeyIds: z.array(z.string()),
+    rateLimit: RateLimit,
+    active: z.boolean(),
+  })
+  .openapi('Publisher')
+
+const publisherView = (p: Publisher) => ({
+  id: p.id,
+  name: p.name,
+  apiKeyHashes: p.apiKeyHashes,
+  signingKeyIds: Object.keys(p.signingKeys),
+  rateLimit: p.rateLimit,
+  active: p.active,
+})
+
+const updatePublisherRoute = createRoute({
+  method: 'patch',
+  path: '/v1/admin/publishers/{id}',
+  summary: "Change a publisher's name, rate limit or active flag (admin key); reaches the edge with its next config pull",
+  security: bearerSecurity,
+  request: {
+    params: publisherIdParams,
+    body: json(z.object({ name: z.string().min(1).max(200).optional(), rateLimit: RateLimit.optional(), active: z.boolean().optional() })),
+  },
+  responses: {
+    200: { description: 'Updated', content: { 'application/json': { schema: PublisherView } } },
+    ...errorResponses(400, 401, 403, 404),
+  },
+})
+
+const addApiKeyRoute = createRoute({
+  method: 'post',
+  path: '/v1/admin/publishers/{id}/api-keys',
+  summary: 'Add an API key to a publisher (rotation); answers the key once (admin key)',
+  security: bearerSecurity,
+  request: { params: publisherIdParams },
+  responses: {
+    201: { description: 'Added', content: { 'application/json': { schema: z.object({ apiKey: z.string(), keyHash: z.string(), publisher: PublisherView }) } } },
+    ...errorResponses(400, 401, 403, 404),
+  },
+})
+
+const revokeApiKeyRoute = createRoute({
+  method: 'delete',
+  path: '/v1/admin/publishers/{id}/api-keys/{keyHash}',
+  summary: 'Revoke a publisher API key by its SHA-256 hash (admin key); a publisher keeps at least one key',
+  security: bearerSecurity,
+  request: {
+    params: z.object({
+      id: idParam.openapi({ param: { name: 'id', in: 'path' }, example: 'pub_demo' }),
+      keyHash: z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 hex digest').openapi({ param: { name: 'keyHash', in: 'path' } }),
+    }),
+  },
+  responses: {
+    200: { description: 'Revoked', content: { 'application/json': { schema: PublisherView } } },
+    ...errorResponses(400, 401, 403, 404, 409),
+  },
+})
+
+const addSigningKeyRoute = createRoute({
+  method: 'post',
+  path: '/v1/admin/publishers/{id}/signing-keys',
+  summary: 'Add a token signing secret under a new key id (admin key); answers the secret once',
+  security: bearerSecurity,
+  request: {
+    params: publisherIdParams,
+    body: json(z.object({ keyId: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 characters of A-Z a-z 0-9 _ -').optional() })),
+  },
+  responses: {
+    201: {
+      description: 'Added',
+      content: { 'application/json': { schema: z.object({ keyId: z.string(), signingSecret: z.string(), publisher: PublisherView }) } },
+    },
+    ...errorResponses(400, 401, 403, 404, 409),
   },
 })
 
@@ -155,6 +239,44 @@ export function registerAdminRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiD
       { id: r.publisher.id, name: r.publisher.name, apiKey: r.apiKey, signingKeyId: r.signingKeyId, signingSecret: r.signingSecret, rateLimit: r.publisher.rateLimit },
       201,
     )
+  })
+
+  // A missing publisher is a 404 on these routes: the id is the resource in the path.
+  const notFoundPublisher = (err: unknown): never => {
+    if (err instanceof TenantReferenceError) throw new ApiError('not_found', err.message)
+    return mapTenantError(err)
+  }
+
+  app.openapi(updatePublisherRoute, async (c) => {
+    const admin = requireAdmin(c)
+    const { id } = c.req.valid('param')
+    const p = await tenants.updatePublisher(id, c.req.valid('json')).catch(notFoundPublisher)
+    logger.info({ by: admin.id, publisherId: id, rateLimit: p.rateLimit, active: p.active }, 'publisher updated')
+    return c.json(publisherView(p), 200)
+  })
+
+  app.openapi(addApiKeyRoute, async (c) => {
+    const admin = requireAdmin(c)
+    const { id } = c.req.valid('param')
+    const r = await tenants.addPublisherApiKey(id).catch(notFoundPublisher)
+    logger.info({ by: admin.id, publisherId: id }, 'publisher api key added')
+    return c.json({ apiKey: r.apiKey, keyHash: hashApiKey(r.apiKey), publisher: publisherView(r.publisher) }, 201)
+  })
+
+  app.openapi(revokeApiKeyRoute, async (c) => {
+    const admin = requireAdmin(c)
+    const { id, keyHash } = c.req.valid('param')
+    const p = await tenants.revokePublisherApiKey(id, keyHash).catch(notFoundPublisher)
+    logger.info({ by: admin.id, publisherId: id }, 'publisher api key revoked')
+    return c.json(publisherView(p), 200)
+  })
+
+  app.openapi(addSigningKeyRoute, async (c) => {
+    const admin = requireAdmin(c)
+    const { id } = c.req.valid('param')
+    const r = await tenants.addSigningKey(id, { keyId: c.req.valid('json').keyId }).catch(notFoundPublisher)
+    logger.info({ by: admin.id, publisherId: id, keyId: r.keyId }, 'publisher signing key added')
+    return c.json({ keyId: r.keyId, signingSecret: r.secret, publisher: publisherView(r.publisher) }, 201)
   })
 
   app.openapi(meRoute, (c) => {

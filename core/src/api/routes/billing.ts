@@ -109,6 +109,18 @@ const getJobRoute = createRoute({
   },
 })
 
+const listJobsRoute = createRoute({
+  method: 'get',
+  path: '/v1/billing/jobs',
+  summary: 'Recent billing and reprocess jobs, newest first (admin key)',
+  security: bearerSecurity,
+  request: { query: z.object({ limit: z.coerce.number().int().min(1).max(500).optional().openapi({ description: 'Default 50.' }) }) },
+  responses: {
+    200: { description: 'Jobs', content: { 'application/json': { schema: z.object({ jobs: z.array(JobSchema) }) } } },
+    ...errorResponses(400, 401, 403),
+  },
+})
+
 const dailyRoute = createRoute({
   method: 'get',
   path: '/v1/billing/daily',
@@ -231,6 +243,11 @@ export function registerBillingRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     const job = await billing.submitBilling(day, admin.id)
     c.header('Location', `/v1/billing/jobs/${job.id}`)
     return c.json(jobView(job), 202)
+  })
+
+  app.openapi(listJobsRoute, (c) => {
+    requireAdmin(c)
+    return c.json({ jobs: billing.list(c.req.valid('query').limit ?? 50).map(jobView) }, 200)
   })
 
   app.openapi(getJobRoute, (c) => {
