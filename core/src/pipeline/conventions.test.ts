@@ -70,7 +70,24 @@ describe('2. results are values with string kinds, and none discards', () => {
   })
 })
 
-describe('3. a throw means infrastructure failed', () => {
+describe('3. a step answers synchronously unless it has I/O to wait for', () => {
+  it('the runner answers synchronously for synchronous steps and with a promise as soon as one step is async', async () => {
+    function doubleStep(n: number): StepResult<number> {
+      return ok(n * 2)
+    }
+    async function remoteStep(n: number): Promise<StepResult<number>> {
+      return ok(n + 1)
+    }
+    const sync = createPipeline(doubleStep).pipe(doubleStep).run(1)
+    expect(sync).not.toBeInstanceOf(Promise)
+    expect(sync).toMatchObject({ kind: 'ok', value: 4, lastStep: 'doubleStep' })
+    const mixed = createPipeline(doubleStep).pipe(remoteStep).pipe(doubleStep).run(1)
+    expect(mixed).toBeInstanceOf(Promise)
+    expect(await mixed).toMatchObject({ kind: 'ok', value: 6, lastStep: 'doubleStep' })
+  })
+})
+
+describe('4. a throw means infrastructure failed', () => {
   it('propagates out of the pipeline so the whole batch is retried', async () => {
     async function storageStep(): Promise<StepResult<number>> {
       throw new Error('LMDB unavailable')
