@@ -280,6 +280,8 @@ describe('admin and edge config', () => {
     expect(JSON.stringify(patched.body)).not.toContain(signing.body.signingSecret)
     const edge = (await call('/v1/internal/edge-config', 'edge_sync_test')).body.publishers.find((p: any) => p.id === 'pub_new')
     expect(edge).toMatchObject({ apiKeyHashes: [added.body.keyHash], signingKeys: { k2: signing.body.signingSecret }, rateLimit: { perSecond: 1, burst: 2 }, active: false })
+    expect((await call('/v1/admin/publishers/pub_new', ADMIN, { method: 'PATCH' })).body.error.code).toBe('invalid_body')
+    expect((await call('/v1/admin/publishers/pub_new/signing-keys', ADMIN, { method: 'POST' })).body.error.code).toBe('invalid_body')
     expect((await post('/v1/admin/publishers/pub_missing/api-keys', ADMIN, {})).status).toBe(404)
     expect((await post('/v1/admin/publishers/pub_new/api-keys', ADV, {})).status).toBe(403)
     expect((await call('/v1/admin/publishers/pub_new/api-keys/xyz', ADMIN, { method: 'DELETE' })).body.error.code).toBe('invalid_query')

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
+import type { Context } from 'hono'
 import { TenantConflictError, TenantReferenceError, hashApiKey, type Publisher } from '../../tenants/tenant-store.js'
 import { type ResolvedApiDeps, type ApiEnv, bearer, bearerSecurity, idParam, requireAdmin } from '../context.js'
 import { ApiError, errorResponses } from '../errors.js'
@@ -205,6 +206,16 @@ const edgeConfigRoute = createRoute({
   },
 })
 
+/**
+ * The validator reads an absent body as `{}`, which a body of only optional fields accepts: these
+ * routes declare their body required, so refuse a request without one.
+ */
+function requireJsonBody(c: Context): void {
+  if (!/^application\/([a-z0-9.+-]*\+)?json\b/i.test(c.req.header('content-type') ?? '')) {
+    throw new ApiError('invalid_body', 'send a JSON body with Content-Type: application/json')
+  }
+}
+
 function mapTenantError(err: unknown): never {
   if (err instanceof TenantConflictError) throw new ApiError('conflict', err.message)
   if (err instanceof TenantReferenceError) throw new ApiError('unknown_reference', err.message)
@@ -249,6 +260,7 @@ export function registerAdminRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiD
 
   app.openapi(updatePublisherRoute, async (c) => {
     const admin = requireAdmin(c)
+    requireJsonBody(c)
     const { id } = c.req.valid('param')
     const p = await tenants.updatePublisher(id, c.req.valid('json')).catch(notFoundPublisher)
     logger.info({ by: admin.id, publisherId: id, rateLimit: p.rateLimit, active: p.active }, 'publisher updated')
@@ -273,6 +285,7 @@ export function registerAdminRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiD
 
   app.openapi(addSigningKeyRoute, async (c) => {
     const admin = requireAdmin(c)
+    requireJsonBody(c)
     const { id } = c.req.valid('param')
     const r = await tenants.addSigningKey(id, { keyId: c.req.valid('json').keyId }).catch(notFoundPublisher)
     logger.info({ by: admin.id, publisherId: id, keyId: r.keyId }, 'publisher signing key added')
