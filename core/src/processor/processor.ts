@@ -110,7 +110,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         for (const rec of records) {
           const ref = { topic, partition: rec.partition, offset: rec.offset }
           const r = decodeEdgeStats(store, { ref, payload: rec.value, appendedAt: rec.timestamp })
-          if (r.kind === 'ok') batch.edgeStats.push(r.value)
+          if (r.kind === 'ok') {
+            batch.edgeStats.push(r.value)
+            b.counts.billable++
+          }
           else if (r.kind === 'bad_row') {
             b.addBadRow(ref, rec.timestamp, { ...r, lastStep: r.step })
             b.counts.badRows[r.reason] = (b.counts.badRows[r.reason] ?? 0) + 1
@@ -155,7 +158,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
 
     const now = Date.now()
     const { counts } = built
-    metrics.events.inc({ topic: rt.topic, outcome: 'billable', reason: '' }, counts.billable)
+    // For edge-stats, "written" counts reports stored (they are not events to bill).
+    metrics.events.inc({ topic: rt.topic, outcome: rt === edgeStats ? 'written' : 'billable', reason: '' }, counts.billable)
     for (const [reason, n] of Object.entries(counts.unbilled)) metrics.events.inc({ topic: rt.topic, outcome: 'unbilled', reason }, n)
     for (const [reason, n] of Object.entries(counts.badRows)) metrics.events.inc({ topic: rt.topic, outcome: 'bad_row', reason }, n)
     if (counts.pending) metrics.events.inc({ topic: rt.topic, outcome: 'pending', reason: 'join_pending' }, counts.pending)
@@ -167,7 +171,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       metrics.freshness.set({ topic: rt.topic }, Math.max(0, now - built.maxReceivedAt) / 1000)
       totals.lastReceivedAt = Math.max(totals.lastReceivedAt, built.maxReceivedAt)
     }
-    totals.events.billable += counts.billable
+    if (rt !== edgeStats) totals.events.billable += counts.billable
     totals.events.unbilled += Object.values(counts.unbilled).reduce((a, b) => a + b, 0)
     totals.events.badRows += Object.values(counts.badRows).reduce((a, b) => a + b, 0)
     totals.events.pending += counts.pending
