@@ -14,7 +14,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="$ROOT/.cache/schemathesis-venv"
 REQS="$ROOT/scripts/schemathesis-requirements.txt"
-REPORT_DIR="$ROOT/test-results/schemathesis"
+# One directory per run, so runs started side by side (CI, a developer) never remove each other's reports.
+REPORT_DIR="$ROOT/test-results/schemathesis/$(date -u +%Y%m%dT%H%M%SZ)-$$"
 MAX_EXAMPLES="${ST_MAX_EXAMPLES:-15}"
 MAX_TIME="${ST_MAX_TIME:-60}"
 SEED="${ST_SEED:-$RANDOM}"
@@ -48,7 +49,6 @@ if [ -z "${CORE_URL:-}" ]; then
   echo "schemathesis: started fuzz server at $CORE_URL"
 fi
 
-rm -rf "$REPORT_DIR"
 mkdir -p "$REPORT_DIR"
 status=0
 for who in admin advertiser publisher; do
@@ -58,16 +58,18 @@ for who in admin advertiser publisher; do
     publisher) key="${DEMO_PUBLISHER_KEY:-pk_demo_publisher_dev}"; time_budget=$(( (MAX_TIME + 3) / 4 )) ;;
   esac
   echo "schemathesis: fuzzing $CORE_URL/openapi.json as $who (max ${MAX_EXAMPLES} examples per operation, ${time_budget}s, seed $SEED)"
-  # One worker: hypothesis parses lambda sources with `ast`, which races across threads on CPython 3.11
-  # ("AST constructor recursion depth mismatch"). positive_data_acceptance is left out: some rules cannot be said in OpenAPI (from before to, a day
-  # not in the future, another tenant's id), so schema-valid requests are rightly refused with a 4xx.
+  # One worker: hypothesis parses lambda sources with `ast`, which races across threads on CPython
+  # 3.11 ("AST constructor recursion depth mismatch"). positive_data_acceptance is left out: some
+  # rules cannot be said in OpenAPI (from before to, a day not in the future, another tenant's id),
+  # so schema-valid requests are rightly refused with a 4xx.
   set +e
-  "$VENV/bin/st" run "$CORE_URL/openapi.json" \
+  # Run from .cache/: schemathesis keeps a crash cache (.schemathesis/) in its working directory.
+  (cd "$ROOT/.cache" && "$VENV/bin/st" run "$CORE_URL/openapi.json" \
     -H "Authorization: Bearer $key" \
     --max-examples "$MAX_EXAMPLES" --max-time "$time_budget" --seed "$SEED" \
     --checks all --exclude-checks positive_data_acceptance \
     --request-timeout 30 --workers 1 --no-color --generation-database none \
-    --report ndjson,junit --report-dir "$REPORT_DIR/$who" >"$REPORT_DIR/$who.log" 2>&1
+    --report ndjson,junit --report-dir "$REPORT_DIR/$who") >"$REPORT_DIR/$who.log" 2>&1
   st_exit=$?
   set -e
   summary="$(python3 - "$REPORT_DIR/$who" <<'PY'
