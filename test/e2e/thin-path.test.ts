@@ -30,7 +30,7 @@ interface BatchAnswer {
   results: { index: number; status: string; code?: string }[]
 }
 
-function impression(i: number, ts = Date.now() - 1000) {
+function impression(i: number, ts = Date.now() - 60_000) {
   return {
     eventId: ulid(), ts, adId: 'ad_1', campaignId: 'cmp_demo_cpm', publisherId: 'pub_demo',
     requestId: `req_${i}`, impressionId: `imp_${runId}_${i}`, channel: 'web', device: 'desktop', geo: 'US',
@@ -39,7 +39,8 @@ function impression(i: number, ts = Date.now() - 1000) {
   }
 }
 
-function click(imp: ReturnType<typeof impression>, ts = Date.now() - 500) {
+// A human click comes seconds after the impression; under a second is `sivt_fast_click` (IVT).
+function click(imp: ReturnType<typeof impression>, ts = Date.now() - 1000) {
   return { ...imp, eventId: ulid(), ts, clickId: `clk_${imp.impressionId}` }
 }
 
