@@ -68,8 +68,11 @@ async function signIn(key) {
   if (list instanceof Error) throw list
   const { campaigns } = list
   state.campaigns = campaigns
+  // Numbers first: start the first campaign's queries, then draw the (possibly long) list.
+  state.campaign = campaigns[0]?.id ?? null
+  const first = loadMetrics()
   renderCampaigns()
-  if (campaigns.length) await selectCampaign(campaigns[0].id)
+  await first
   loadBilling().catch(showError)
 }
 
@@ -116,9 +119,9 @@ async function loadMetrics() {
   const from = to - r.ms
   for (const b of document.querySelectorAll('#ranges button')) b.classList.toggle('active', b.dataset.range === state.range)
   const base = `/v1/metrics/realtime?campaignId=${encodeURIComponent(state.campaign)}&from=${from}&to=${to}&granularity=${r.granularity}`
-  // Breakdowns are summed over the range here, so hourly buckets are enough (fewer rows).
+  // Breakdowns are summed over the range here, so one hourly query by geo and device serves both.
   const coarse = base.replace(`granularity=${r.granularity}`, 'granularity=hour')
-  const [main, geo, device] = await Promise.all([api(base), api(`${coarse}&dimensions=geo`), api(`${coarse}&dimensions=device`)])
+  const [main, byGeoDevice] = await Promise.all([api(base), api(`${coarse}&dimensions=geo,device`)])
   if (seq !== state.loadSeq) return // a newer selection won
   state.data = main
   const app = $('app')
@@ -136,8 +139,8 @@ async function loadMetrics() {
   setValue('t-ivt', t.ivtImpressions + t.ivtClicks, fmtInt(t.ivtImpressions + t.ivtClicks))
   renderFreshness(main.freshness)
   renderChart(main, from, to)
-  fillTable('by-geo', breakdown(geo.series, 'geo'))
-  fillTable('by-device', breakdown(device.series, 'device'))
+  fillTable('by-geo', breakdown(byGeoDevice.series, 'geo'))
+  fillTable('by-device', breakdown(byGeoDevice.series, 'device'))
   fillTable(
     'ivt',
     main.ivtByReason.map((x) => el('tr', { 'data-reason': x.reason }, el('td', {}, x.reason), el('td', {}, x.eventType), el('td', { class: 'num' }, fmtInt(x.events)))),
