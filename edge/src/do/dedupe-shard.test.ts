@@ -1,8 +1,8 @@
 import { abortAllDurableObjects, runInDurableObject } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
-import { idempotencyKey, partitionFor } from '@adc/schemas'
+import { idempotencyKey } from '@adc/schemas'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { commit, prepare, shardFor, type IngestContext } from '../lib/ingest.js'
+import { commit, dedupeShardOf, prepare, shardFor, type IngestContext } from '../lib/ingest.js'
 import { settingsFrom } from '../lib/settings.js'
 import { impression, postBatch, proxyReceived, proxyReset } from '../../test/helpers.js'
 import { DEDUPE_TTL_MS, type DedupeShard } from './dedupe-shard.js'
@@ -97,7 +97,7 @@ describe('dedupe in the ingest path', () => {
       },
     }
     const events = Array.from({ length: 40 }, () => impression())
-    const shards = new Set(events.map((e) => partitionFor(e.impressionId as string, settings().dedupeShards)))
+    const shards = new Set(events.map((e) => dedupeShardOf('pub_test', e.eventId as string, settings().dedupeShards)))
     const out = await commit(await prepare(events.map((raw) => ({ type: 'impression' as const, raw })), ctx(), settings()), { ...env, DEDUPE_SHARD: counting } as unknown as typeof env, settings())
     expect(out.counts.accepted).toBe(40)
     expect(calls.length).toBe(shards.size)
@@ -110,7 +110,7 @@ describe('dedupe in the ingest path', () => {
     const e = impression()
     const k = await idempotencyKey('pub_test', 'impression', e.eventId as string)
     // What a request cut off between the check and delivery leaves behind: a pending key.
-    await shardFor(env, partitionFor(e.impressionId as string, settings().dedupeShards)).check([k])
+    await shardFor(env, dedupeShardOf('pub_test', e.eventId as string, settings().dedupeShards)).check([k])
     const body = await (await postBatch('impressions', { events: [e] })).json<any>()
     expect(body.results[0].status).toBe('accepted')
     const again = await (await postBatch('impressions', { events: [e] })).json<any>()

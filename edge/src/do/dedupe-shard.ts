@@ -52,48 +52,87 @@ export class DedupeShard extends DurableObject<Env> {
   }
 
   /**
-   * Judges each key in order, in one transaction, and stores the new ones as pending. A key repeated
-   * inside the same call is a duplicate the second time (both travel in the same request).
+   * Judges each key in order and stores the new ones as pending, in one transaction with two SQL
+   * statements whatever the number of keys (the keys travel as one JSON array through `json_each`,
+   * so there is no per-key statement and no bound-parameter limit). A key repeated inside the same
+   * call is a duplicate the second time (both travel in the same request).
    */
   check(keys: string[]): DedupeVerdict[] {
     const now = Date.now()
     const sql = this.ctx.storage.sql
+    const verdicts: DedupeVerdict[] = new Array<DedupeVerdict>(keys.length)
+    const firsts: { i: number; key: string; maybe: boolean }[] = []
     const inCall = new Set<string>()
-    const verdicts = this.ctx.storage.transactionSync(() =>
-      keys.map((key): DedupeVerdict => {
-        this.counters.checks++
-        if (inCall.has(key)) return 'duplicate'
-        inCall.add(key)
-        if (this.bloom.has(key)) {
+    const maybe: string[] = []
+    keys.forEach((key, i) => {
+      this.counters.checks++
+      if (inCall.has(key)) {
+        verdicts[i] = 'duplicate'
+        return
+      }
+      inCall.add(key)
+      const m = this.bloom.has(key)
+      if (m) maybe.push(key)
+      firsts.push({ i, key, maybe: m })
+    })
+    const fresh: string[] = []
+    this.ctx.storage.transactionSync(() => {
+      const rows = new Map<string, { seen_at: number; committed: number }>()
+      if (maybe.length > 0) {
+        for (const row of sql.exec<{ key: string; seen_at: number; committed: number }>(
+          'SELECT key, seen_at, committed FROM dedupe_keys WHERE key IN (SELECT value FROM json_each(?))', JSON.stringify(maybe),
+        )) rows.set(row.key, row)
+      }
+      for (const { i, key, maybe: m } of firsts) {
+        verdicts[i] = 'new'
+        if (m) {
           this.counters.bloomMaybe++
-          const row = sql.exec<{ seen_at: number; committed: number }>('SELECT seen_at, committed FROM dedupe_keys WHERE key = ?', key).toArray()[0]
+          const row = rows.get(key)
           if (row && row.seen_at > now - DEDUPE_TTL_MS) {
             if (row.committed === 1) {
               this.counters.exactDuplicates++
-              return 'duplicate'
+              verdicts[i] = 'duplicate'
+              continue
             }
+            // Pending: its first request has not confirmed it (yet, or ever). Judged new again.
             this.counters.pendingRetries++
-            sql.exec('UPDATE dedupe_keys SET seen_at = ? WHERE key = ?', now, key)
-            return 'new'
+            fresh.push(key)
+            continue
           }
           this.counters.bloomFalsePositives++
         }
-        sql.exec('INSERT INTO dedupe_keys (key, seen_at, committed) VALUES (?, ?, 0) ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at, committed = 0', key, now)
+        fresh.push(key)
         this.bloom.add(key)
-        return 'new'
-      }),
-    )
+      }
+      if (fresh.length > 0) {
+        sql.exec(
+          'INSERT INTO dedupe_keys (key, seen_at, committed) SELECT value, ?, 0 FROM json_each(?) WHERE true ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at, committed = 0',
+          now, JSON.stringify(fresh),
+        )
+      }
+    })
     this.sweep(now)
     return verdicts
   }
 
-  /** Marks keys whose events are now durable: from here on a repeat is a duplicate. */
+  /** Marks keys whose events are now durable: from here on a repeat is a duplicate. One statement. */
   confirm(keys: string[]): number {
-    let n = 0
-    this.ctx.storage.transactionSync(() => {
-      for (const key of keys) n += this.ctx.storage.sql.exec('UPDATE dedupe_keys SET committed = 1 WHERE key = ?', key).rowsWritten
+    if (keys.length === 0) return 0
+    return this.ctx.storage.sql.exec('UPDATE dedupe_keys SET committed = 1 WHERE key IN (SELECT value FROM json_each(?))', JSON.stringify(keys)).rowsWritten
+  }
+
+  /** Read-only state of each key: never seen (or expired), pending, or confirmed. */
+  peek(keys: string[]): ('absent' | 'pending' | 'confirmed')[] {
+    const rows = new Map<string, { seen_at: number; committed: number }>()
+    for (const row of this.ctx.storage.sql.exec<{ key: string; seen_at: number; committed: number }>(
+      'SELECT key, seen_at, committed FROM dedupe_keys WHERE key IN (SELECT value FROM json_each(?))', JSON.stringify(keys),
+    )) rows.set(row.key, row)
+    const now = Date.now()
+    return keys.map((key) => {
+      const row = rows.get(key)
+      if (!row || row.seen_at <= now - DEDUPE_TTL_MS) return 'absent'
+      return row.committed === 1 ? 'confirmed' : 'pending'
     })
-    return n
   }
 
   /** Records a request signature; false if it was already used and has not expired (a replay). */
