@@ -89,7 +89,7 @@ function renderCampaigns() {
         {},
         el(
           'button',
-          { type: 'button', 'data-campaign': c.id, class: c.id === state.campaign ? 'active' : '', onclick: () => selectCampaign(c.id) },
+          { type: 'button', 'data-campaign': c.id, class: c.id === state.campaign ? 'active' : '', onclick: () => selectCampaign(c.id).catch(showError) },
           c.name,
           el('span', { class: 'price' }, `${c.id} · ${c.pricing.model.toUpperCase()} ${fmtMoney(c.pricing.priceMicros)}`),
         ),
