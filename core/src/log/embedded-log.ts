@@ -283,6 +283,15 @@ class EmbeddedLog implements EmbeddedLogHandle {
     return out
   }
 
+  async readRange(topic: string, partition: number, from: number): Promise<LogRecord[]> {
+    this.checkOpen()
+    const state = this.topicState(topic)
+    if (!Number.isInteger(partition) || partition < 0 || partition >= state.partitions) {
+      throw new LogError('invalid_partition', `partition ${partition} is outside 0..${state.partitions - 1} of ${topic}`)
+    }
+    return this.readBatch(topic, partition, Math.max(0, from), state.visible[partition]!, Number.MAX_SAFE_INTEGER)
+  }
+
   committedOffset(groupId: string, topic: string, partition: number): number | undefined {
     return this.commits.get([groupId, topic, partition])
   }

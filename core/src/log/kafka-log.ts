@@ -9,6 +9,7 @@ import {
   type Producer,
   type RetryOptions,
 } from 'kafkajs'
+import { randomUUID } from 'node:crypto'
 import { pino, type Logger } from 'pino'
 import { partitionFor } from '@adc/schemas'
 import {
@@ -250,6 +251,61 @@ class KafkaLog implements Log {
     this.checkOpen()
     const res = await this.admin.fetchTopicOffsets(topic)
     return new Map(res.map((p) => [p.partition, Number(p.high)]))
+  }
+
+  /**
+   * kafkajs has no group-less fetch, so a one-member group with a unique id reads the partition:
+   * it seeks to `from`, pauses the topic's other partitions, collects records up to the end offset
+   * read before it started, and leaves without committing (an empty group the broker forgets).
+   */
+  async readRange(topic: string, partition: number, from: number): Promise<LogRecord[]> {
+    this.checkOpen()
+    const offsets = await this.admin.fetchTopicOffsets(topic)
+    const at = offsets.find((o) => o.partition === partition)
+    if (!at) throw new LogError('invalid_partition', `partition ${partition} is not in ${topic}`)
+    const end = Number(at.high)
+    const start = Math.max(from, Number(at.low))
+    if (start >= end) return []
+    const out: LogRecord[] = []
+    const consumer = this.kafka.consumer({
+      groupId: `${this.options.clientId ?? 'adc-core'}.read.${randomUUID()}`,
+      maxWaitTimeInMs: 100,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+      allowAutoTopicCreation: false,
+    })
+    let done!: () => void
+    const finished = new Promise<void>((resolve) => (done = resolve))
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await consumer.connect()
+      await consumer.subscribe({ topic, fromBeginning: true })
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch }) => {
+          if (batch.partition !== partition) return
+          for (const m of batch.messages) {
+            const offset = Number(m.offset)
+            if (offset < start || offset >= end || offset <= (out.at(-1)?.offset ?? -1)) continue
+            out.push({ topic, partition, offset, key: m.key?.toString('utf8') ?? '', value: m.value?.toString('utf8') ?? '', timestamp: Number(m.timestamp) })
+          }
+          if (Number(batch.lastOffset()) >= end - 1) done()
+        },
+      })
+      consumer.seek({ topic, partition, offset: String(start) })
+      const others = offsets.map((o) => o.partition).filter((p) => p !== partition)
+      if (others.length > 0) consumer.pause([{ topic, partitions: others }])
+      await Promise.race([
+        finished,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new LogError('broker', `reading ${topic}/${partition} from ${start} to ${end} timed out`, { retriable: true })), 60_000)
+        }),
+      ])
+    } finally {
+      clearTimeout(timer)
+      await consumer.disconnect()
+    }
+    return out
   }
 
   async lowOffset(topic: string, partition: number): Promise<number> {

@@ -83,6 +83,12 @@ export interface Log {
   committedOffsets(groupId: string, topic: string): Promise<Map<number, number>>
   /** Next offset to be written, per partition (for lag). */
   endOffsets(topic: string): Promise<Map<number, number>>
+  /**
+   * Reads one partition outside any group: every record with `offset >= from` up to the partition's
+   * end at the time of the call, in offset order (from the partition's start if `from` was deleted).
+   * Used to restore state from a changelog topic when a partition moves to another processor.
+   */
+  readRange(topic: string, partition: number, from: number): Promise<LogRecord[]>
   close(): Promise<void>
 }
 

@@ -5,7 +5,9 @@
  * events_raw), after_sink, after_iceberg, after_state, after_commit.
  */
 export const CRASH_POINTS = ['after_intent', 'before_sink', 'mid_sink', 'after_sink', 'after_iceberg', 'after_state', 'after_commit'] as const
-export type CrashPoint = (typeof CRASH_POINTS)[number]
+/** With the state changelog on: after the batch's state changes reached the changelog, before the local state commit. */
+export const CHANGELOG_CRASH_POINTS = ['after_changelog'] as const
+export type CrashPoint = (typeof CRASH_POINTS)[number] | (typeof CHANGELOG_CRASH_POINTS)[number]
 
 export function crashPointsFromEnv(env: NodeJS.ProcessEnv = process.env): (point: CrashPoint) => void {
   const spec = env.ADC_CRASH_AT

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { join as joinPath } from 'node:path'
 import type { ClickHouseClient } from '@clickhouse/client'
 import type { Registry } from 'prom-client'
@@ -10,6 +11,7 @@ import { createClickHouseSink } from '../sinks/clickhouse-sink.js'
 import { createIcebergSink } from '../sinks/iceberg-sink.js'
 import { disabledSink, type Sink } from '../sinks/sink.js'
 import { sweepExpired } from '../state/expiry.js'
+import { ChangelogFold, changelogTopicFor, claimedByOther, claimRecord, deltaRecords, intentRecord } from '../state/changelog.js'
 import { PartitionStore } from '../state/partition-store.js'
 import { crashPointsFromEnv, type CrashPoint } from './crash-points.js'
 import { decodeEdgeStats, EDGE_STATS_TOPIC } from './edge-stats.js'
@@ -37,6 +39,32 @@ export interface ProcessorDeps extends EventWorkerOptions {
   retryDelayMs?: number
   /** Partitions of the topics if the processor has to create them (existing topics are kept). @default 4 */
   topicPartitions?: number
+  /**
+   * State changelog, for several processors sharing the partitions (see HANDOFF below): each batch's
+   * intent and state changes go to this topic first, and a processor that takes a partition restores
+   * its state from it before the first batch. Unset: state is local only (one processor).
+   * `adc-state-changelog` for ad-events, `adc-state-changelog.edge-stats` for edge-stats.
+   */
+  changelog?: { topic?: string; restore?: boolean }
+}
+
+/** Default changelog topic; same partition count as ad-events. */
+export const STATE_CHANGELOG_TOPIC = 'adc-state-changelog'
+
+/** Thrown when another processor claimed the partition: this one must not write it any more. */
+export class FencedError extends Error {
+  constructor(topic: string, partition: number) {
+    super(`partition ${partition} of ${topic} was claimed by another processor`)
+    this.name = 'FencedError'
+  }
+}
+
+/** This processor's hold on one partition's changelog. */
+interface Ownership {
+  owner: string
+  /** Changelog offset of this owner's last record; every record up to it was checked for claims. */
+  lastOwn: number
+  fenced: boolean
 }
 
 export interface PartitionStatus {
@@ -68,6 +96,8 @@ export interface Processor {
 interface TopicRuntime {
   topic: string
   workers: Map<number, PartitionWorker>
+  /** Ownership of each assigned partition's changelog (changelog on). */
+  owners: Map<number, Ownership>
   /** Records of a pending range received so far, per partition, while it arrives in pieces. */
   held: Map<number, LogRecord[]>
   makeWorker(store: PartitionStore): PartitionWorker
@@ -97,10 +127,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const consumers: Consumer[] = []
   const totals: ProcessorStatus = { running: false, topics: {}, events: { billable: 0, unbilled: 0, badRows: 0, pending: 0 }, batches: 0, failures: 0, lastReceivedAt: 0, lastWriteAt: 0 }
 
-  const events: TopicRuntime = { topic: EVENTS_TOPIC, workers: new Map(), held: new Map(), makeWorker: (store) => createEventWorker(store, deps) }
+  const events: TopicRuntime = { topic: EVENTS_TOPIC, workers: new Map(), owners: new Map(), held: new Map(), makeWorker: (store) => createEventWorker(store, deps) }
   const edgeStats: TopicRuntime = {
     topic: EDGE_STATS_TOPIC,
     workers: new Map(),
+    owners: new Map(),
     held: new Map(),
     makeWorker: (store) => ({
       store,
@@ -132,7 +163,13 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const minOffset = records[0]!.offset
     const maxOffset = records[records.length - 1]!.offset
     const recovering = store.pendingIntent() !== undefined
-    if (!recovering) await store.writeIntent({ minOffset, maxOffset })
+    const own = rt.owners.get(records[0]!.partition)
+    if (own?.fenced) throw new FencedError(rt.topic, records[0]!.partition)
+    if (!recovering) {
+      const intent = { minOffset, maxOffset }
+      if (own) await store.writeIntent(intent, await appendOwn(rt, own, [intentRecord(records[0]!.partition, own.owner, intent)]))
+      else await store.writeIntent(intent)
+    }
     crash('after_intent')
     let built: BuiltBatch
     try {
@@ -146,7 +183,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       await iceberg.write(built.batch, { recovering })
       if (iceberg !== disabledSink) metrics.sinkLatency.observe({ sink: 'iceberg' }, (performance.now() - t0) / 1000)
       crash('after_iceberg')
-      await store.commit(maxOffset)
+      if (own) {
+        const position = await appendOwn(rt, own, deltaRecords(records[0]!.partition, own.owner, maxOffset, store.pendingEntries(maxOffset)))
+        crash('after_changelog')
+        await store.commit(maxOffset, position)
+      } else await store.commit(maxOffset)
       crash('after_state')
     } catch (err) {
       store.discard()
@@ -182,6 +223,50 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       statusOf(rt.topic, records[0]!.partition).waitingClicks = built.waitingClicks
       metrics.waitingClicks.set({ partition: String(records[0]!.partition) }, built.waitingClicks)
     }
+  }
+
+  const changelogTopic = (rt: TopicRuntime): string => changelogTopicFor(deps.changelog?.topic ?? STATE_CHANGELOG_TOPIC, rt.topic, EVENTS_TOPIC)
+
+  /**
+   * Appends this owner's records to the partition's changelog and checks that no other processor
+   * claimed the partition since this owner's last record: if the records landed right after it
+   * (dense offsets) nothing came between; otherwise what came between is read and looked at.
+   * Returns the changelog position after them. Throws FencedError (and stays fenced) if claimed.
+   */
+  async function appendOwn(rt: TopicRuntime, own: Ownership, recs: Array<{ key: string; value: string; partition?: number }>): Promise<{ next: number; owner: string }> {
+    const partition = recs[0]!.partition!
+    const topic = changelogTopic(rt)
+    const res = await log.append(topic, recs)
+    const first = res[0]!.offset
+    const last = res[res.length - 1]!.offset
+    const dense = first === own.lastOwn + 1 && last === first + res.length - 1
+    if (!dense && claimedByOther((await log.readRange(topic, partition, own.lastOwn + 1)).filter((r) => r.offset <= last), own.owner)) {
+      own.fenced = true
+      throw new FencedError(rt.topic, partition)
+    }
+    own.lastOwn = last
+    return { next: last + 1, owner: own.owner }
+  }
+
+  /**
+   * Takes partition `p`'s changelog: appends a claim (fencing any earlier owner), then folds every
+   * record from the store's changelog position up to and including the claim into the local store.
+   */
+  async function claimAndRestore(rt: TopicRuntime, p: number, store: PartitionStore): Promise<Ownership> {
+    const topic = changelogTopic(rt)
+    const owner = randomUUID()
+    const [claim] = await log.append(topic, [claimRecord(p, owner)])
+    const own: Ownership = { owner, lastOwn: claim!.offset, fenced: false }
+    if (deps.changelog?.restore === false) return own
+    const t0 = performance.now()
+    const fold = new ChangelogFold({ applied: store.appliedOffset(), intent: store.pendingIntent(), position: store.changelogPosition() })
+    const records = await log.readRange(topic, p, fold.next)
+    for (const r of records) fold.add(r)
+    if (fold.next <= claim!.offset) throw new Error(`changelog ${topic}/${p} was read only to ${fold.next}, before the claim at ${claim!.offset}`)
+    if (fold.owner !== owner) own.fenced = true // another processor claimed it right after us
+    await store.restore(fold.result())
+    logger.info({ topic: rt.topic, partition: p, records: records.length, applied: fold.applied, intent: fold.intent, ms: Math.round(performance.now() - t0) }, 'partition state restored from the changelog')
+    return own
   }
 
   function onBatch(rt: TopicRuntime) {
@@ -244,6 +329,14 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         for (const p of partitions) {
           if (rt.workers.has(p)) continue
           const store = PartitionStore.open(joinPath(stateDir, rt.topic, `p${p}`), p)
+          if (deps.changelog) {
+            try {
+              rt.owners.set(p, await claimAndRestore(rt, p, store))
+            } catch (err) {
+              await store.close()
+              throw err // the log retries onAssign before delivering this partition
+            }
+          }
           rt.workers.set(p, rt.makeWorker(store))
           statusOf(rt.topic, p).applied = store.appliedOffset()
         }
@@ -253,6 +346,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         for (const p of partitions) {
           const w = rt.workers.get(p)
           rt.workers.delete(p)
+          rt.owners.delete(p)
           rt.held.delete(p)
           await w?.store.close()
           delete totals.topics[rt.topic]?.[p]
@@ -266,7 +360,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     async start() {
       if (totals.running) return
       if (deps.icebergDir) iceberg = await createIcebergSink({ client: clickhouse, database, dir: deps.icebergDir })
-      for (const rt of [events, edgeStats]) await log.ensureTopic(rt.topic, deps.topicPartitions ?? 4)
+      for (const rt of [events, edgeStats]) {
+        await log.ensureTopic(rt.topic, deps.topicPartitions ?? 4)
+        if (deps.changelog) await log.ensureTopic(changelogTopic(rt), await log.partitionCount(rt.topic))
+      }
       totals.running = true
       consumers.push(await consume(events), await consume(edgeStats))
       logger.info({ groupId, database, iceberg: !!deps.icebergDir, maxBatchRecords }, 'processor started')
@@ -278,6 +375,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       for (const rt of [events, edgeStats]) {
         for (const [p, w] of rt.workers) {
           rt.workers.delete(p)
+          rt.owners.delete(p)
           await w.store.close()
         }
       }

@@ -11,6 +11,18 @@ export interface BatchIntent {
 const DELETED = Symbol('deleted')
 const META_APPLIED = '~applied'
 const META_INTENT = '~intent'
+const META_CHANGELOG = '~changelog'
+
+/** Where this store stands in its partition's changelog (state/changelog.ts). */
+export interface ChangelogPosition {
+  /** Next changelog offset not yet reflected here. */
+  next: number
+  /** Owner whose records the changelog fold accepted last. */
+  owner?: string
+}
+
+/** A state change: `[key, value]` puts, `[key]` deletes. */
+export type StateEntry = [string] | [string, unknown]
 
 /**
  * Partition-local processor state in LMDB (one environment per log partition, so a partition and
@@ -29,10 +41,12 @@ export class PartitionStore {
   private readonly expiries = new Map<number, string[]>()
   private applied: number
   private intent: BatchIntent | undefined
+  private changelog: ChangelogPosition
 
   private constructor(private readonly db: RootDatabase, readonly partition: number, readonly path: string) {
     this.applied = (db.get(META_APPLIED) as number | undefined) ?? -1
     this.intent = db.get(META_INTENT) as BatchIntent | undefined
+    this.changelog = (db.get(META_CHANGELOG) as ChangelogPosition | undefined) ?? { next: 0 }
   }
 
   static open(path: string, partition: number): PartitionStore {
@@ -94,10 +108,51 @@ export class PartitionStore {
   }
 
   /** Durably records the range of the batch about to be written (before any sink write). */
-  async writeIntent(intent: BatchIntent): Promise<void> {
-    await this.db.put(META_INTENT, intent)
+  async writeIntent(intent: BatchIntent, changelog?: ChangelogPosition): Promise<void> {
+    await this.db.transaction(() => {
+      void this.db.put(META_INTENT, intent)
+      if (changelog) void this.db.put(META_CHANGELOG, changelog)
+    })
     await this.db.flushed
     this.intent = intent
+    if (changelog) this.changelog = changelog
+  }
+
+  changelogPosition(): ChangelogPosition {
+    return { ...this.changelog }
+  }
+
+  /**
+   * The batch's state changes as `commit(maxOffset)` will write them (the overlay plus the expiry
+   * schedule entries), for the changelog.
+   */
+  pendingEntries(maxOffset: number): StateEntry[] {
+    const out: StateEntry[] = []
+    for (const [k, v] of this.overlay) out.push(v === DELETED ? [k] : [k, v])
+    for (const [minute, keys] of this.expiries) out.push([`x:${pad(minute, 10)}:${pad(maxOffset)}`, keys])
+    return out
+  }
+
+  /**
+   * Writes state restored from the changelog in one transaction: changed entries, `applied`, the
+   * pending intent (or none) and the new changelog position. Only outside a batch (the overlay is empty).
+   */
+  async restore(r: { entries: Iterable<StateEntry>; applied: number; intent: BatchIntent | undefined; changelog: ChangelogPosition }): Promise<void> {
+    if (this.overlay.size > 0 || this.expiries.size > 0) throw new Error('restore while a batch is open')
+    await this.db.transaction(() => {
+      for (const e of r.entries) {
+        if (e.length === 1) void this.db.remove(e[0])
+        else void this.db.put(e[0], e[1])
+      }
+      void this.db.put(META_APPLIED, r.applied)
+      if (r.intent) void this.db.put(META_INTENT, r.intent)
+      else void this.db.remove(META_INTENT)
+      void this.db.put(META_CHANGELOG, r.changelog)
+    })
+    await this.db.flushed
+    this.applied = r.applied
+    this.intent = r.intent
+    this.changelog = r.changelog
   }
 
   /** Number of buffered writes of the current batch. */
@@ -112,7 +167,7 @@ export class PartitionStore {
   }
 
   /** Writes the batch's state and marks `maxOffset` applied, atomically and durably. */
-  async commit(maxOffset: number): Promise<void> {
+  async commit(maxOffset: number, changelog?: ChangelogPosition): Promise<void> {
     const entries = [...this.overlay]
     for (const [minute, keys] of this.expiries) entries.push([`x:${pad(minute, 10)}:${pad(maxOffset)}`, keys])
     await this.db.transaction(() => {
@@ -122,12 +177,14 @@ export class PartitionStore {
       }
       void this.db.put(META_APPLIED, maxOffset)
       void this.db.remove(META_INTENT)
+      if (changelog) void this.db.put(META_CHANGELOG, changelog)
     })
     await this.db.flushed
     this.overlay.clear()
     this.expiries.clear()
     this.applied = maxOffset
     this.intent = undefined
+    if (changelog) this.changelog = changelog
   }
 
   /** Committed entries and the bytes their B-tree pages use (for bytes-per-key measurements). */
