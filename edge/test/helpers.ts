@@ -1,6 +1,10 @@
+import { idempotencyKey, type EventType } from '@adc/schemas'
 import { SELF } from 'cloudflare:test'
+import { env } from 'cloudflare:workers'
 import { ulid } from 'ulid'
 import { inject } from 'vitest'
+import { dedupeShardOf, shardFor } from '../src/lib/ingest.js'
+import { settingsFrom } from '../src/lib/settings.js'
 
 /** Worker-side helpers for the edge tests: event factories and the fake REST proxy's controls. */
 export const proxyUrl = (): string => inject('proxyUrl')
@@ -63,4 +67,20 @@ export async function eventually<T>(read: () => Promise<T>, check: (v: T) => boo
     if (Date.now() - start > timeoutMs) return v
     await new Promise((r) => setTimeout(r, 25))
   }
+}
+
+/** The dedupe state of events' keys in their shards ('absent' | 'pending' | 'confirmed'). */
+export async function dedupeStates(type: EventType, events: Record<string, unknown>[], publisherId = 'pub_test'): Promise<string[]> {
+  const shards = settingsFrom(env).dedupeShards
+  return Promise.all(events.map(async (e) => {
+    const key = await idempotencyKey(publisherId, type, e.eventId as string)
+    const [state] = await shardFor(env, dedupeShardOf(publisherId, e.eventId as string, shards)).peek([key])
+    return state!
+  }))
+}
+
+/** Waits until the events' keys are confirmed: the batch route confirms them in waitUntil, after its answer. */
+export async function confirmed(type: EventType, events: Record<string, unknown>[], publisherId = 'pub_test'): Promise<void> {
+  const states = await eventually(() => dedupeStates(type, events, publisherId), (s) => s.every((x) => x === 'confirmed'))
+  if (!states.every((x) => x === 'confirmed')) throw new Error(`keys not confirmed: ${states.join(', ')}`)
 }

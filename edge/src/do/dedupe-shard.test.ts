@@ -4,7 +4,7 @@ import { idempotencyKey } from '@adc/schemas'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { commit, dedupeShardOf, prepare, shardFor, type IngestContext } from '../lib/ingest.js'
 import { settingsFrom } from '../lib/settings.js'
-import { impression, postBatch, proxyReceived, proxyReset } from '../../test/helpers.js'
+import { confirmed, dedupeStates, impression, postBatch, proxyReceived, proxyReset } from '../../test/helpers.js'
 import { DEDUPE_TTL_MS, type DedupeShard } from './dedupe-shard.js'
 
 let n = 0
@@ -106,6 +106,37 @@ describe('dedupe in the ingest path', () => {
     expect(confirms.reduce((a, b) => a + b, 0)).toBe(40)
   })
 
+  it('confirms after the answer when deferred: until then a retry is new (forwarded again), and a 409 only once the keys are confirmed', async () => {
+    let open!: () => void
+    const gate = new Promise<void>((r) => { open = r })
+    const gated = {
+      idFromName: (name: string) => env.DEDUPE_SHARD.idFromName(name),
+      get: (id: DurableObjectId) => {
+        const stub = env.DEDUPE_SHARD.get(id)
+        return { check: (keys: string[]) => stub.check(keys), confirm: (keys: string[]) => gate.then(() => stub.confirm(keys)) }
+      },
+    }
+    const events = [impression(), impression()]
+    const items = () => events.map((raw) => ({ type: 'impression' as const, raw }))
+    const deferred: Promise<void>[] = []
+    const first = await commit(await prepare(items(), ctx(), settings()), { ...env, DEDUPE_SHARD: gated } as unknown as typeof env, settings(), { later: (w) => { deferred.push(w) } })
+    expect(first.counts).toMatchObject({ accepted: 2, duplicate: 0 })
+    expect(deferred).toHaveLength(1)
+    // Answered but not confirmed: the events are durable, yet their keys are still pending.
+    expect(await dedupeStates('impression', events)).toEqual(['pending', 'pending'])
+    const early = await commit(await prepare(items(), ctx(), settings()), env, settings())
+    expect(early.counts).toMatchObject({ accepted: 2, duplicate: 0 })
+    open()
+    await Promise.all(deferred)
+    expect(await dedupeStates('impression', events)).toEqual(['confirmed', 'confirmed'])
+    const late = await commit(await prepare(items(), ctx(), settings()), env, settings())
+    expect(late.counts).toMatchObject({ accepted: 0, duplicate: 2 })
+    expect(late.results.map((r) => r.httpStatus)).toEqual([409, 409])
+    // The early retry reached the log a second time; core's exact dedupe keeps one of each.
+    const ids = events.map((e) => e.impressionId)
+    expect((await proxyReceived()).records.map((r) => r.key)).toEqual([...ids, ...ids])
+  })
+
   it('a request that died after the dedupe check does not turn its retry into a duplicate', async () => {
     const e = impression()
     const k = await idempotencyKey('pub_test', 'impression', e.eventId as string)
@@ -113,6 +144,7 @@ describe('dedupe in the ingest path', () => {
     await shardFor(env, dedupeShardOf('pub_test', e.eventId as string, settings().dedupeShards)).check([k])
     const body = await (await postBatch('impressions', { events: [e] })).json<any>()
     expect(body.results[0].status).toBe('accepted')
+    await confirmed('impression', [e])
     const again = await (await postBatch('impressions', { events: [e] })).json<any>()
     expect(again.results[0].status).toBe('duplicate')
   })

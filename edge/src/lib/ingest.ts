@@ -154,13 +154,23 @@ export function shardFor(env: Env, shard: number) {
   return env.DEDUPE_SHARD.get(env.DEDUPE_SHARD.idFromName(`shard:${shard}`))
 }
 
+export interface CommitOptions {
+  /**
+   * Where the confirm RPCs go once the events are durable: given `ctx.waitUntil`, they run after
+   * the answer instead of before it. Safe because an unconfirmed (pending) key is judged new: a
+   * retry that arrives before its confirm lands is forwarded again and core's exact dedupe drops
+   * it, and a 409 still only ever answers an event that is stored. @default awaited inline
+   */
+  later?: (work: Promise<void>) => void
+}
+
 /**
- * Dedupes (one check RPC per shard), forwards the new events as one REST proxy call, spools
- * whatever the proxy did not take, confirms the durable events' keys (one RPC per shard), and only
- * then reports them accepted. When neither proxy nor Spool works, the events are reported `failed`
- * and their keys stay unconfirmed, so the client's retry is not called a duplicate.
+ * Dedupes (one check RPC per shard touched), forwards the new events as one REST proxy call, spools
+ * whatever the proxy did not take, reports the durable ones accepted and confirms their keys (one
+ * RPC per shard, inline or in `opts.later`). When neither proxy nor Spool works, the events are
+ * reported `failed` and their keys stay unconfirmed, so the client's retry is not called a duplicate.
  */
-export async function commit(prepared: Prepared, env: Env, settings: Settings): Promise<CommitOutcome> {
+export async function commit(prepared: Prepared, env: Env, settings: Settings, opts: CommitOptions = {}): Promise<CommitOutcome> {
   const { ctx, results, valid } = prepared
   const byShard = new Map<number, Valid[]>()
   for (const v of valid) {
@@ -207,7 +217,9 @@ export async function commit(prepared: Prepared, env: Env, settings: Settings): 
       for (const { item } of sent.undelivered) lost.add(item.v)
     }
   }
-  await confirmKeys(env, toSend.map((x) => x.v).filter((v) => !lost.has(v) && verdict.get(v) === 'new'), settings.dedupeTimeoutMs)
+  const confirming = confirmKeys(env, toSend.map((x) => x.v).filter((v) => !lost.has(v) && verdict.get(v) === 'new'), settings.dedupeTimeoutMs)
+  if (opts.later) opts.later(confirming)
+  else await confirming
   for (const { v } of toSend) {
     results[v.index] = lost.has(v)
       ? { index: v.index, eventId: v.event.eventId, status: 'failed', code: 'upstream_unavailable', httpStatus: 503, message: 'the event could not be stored; retry it' }

@@ -4,7 +4,7 @@ import { envelopeSchema } from '@adc/schemas'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { commit, prepare } from '../lib/ingest.js'
 import { settingsFrom } from '../lib/settings.js'
-import { EDGE, click, eventually, impression, postBatch, proxyControl, proxyReceived, proxyReset } from '../../test/helpers.js'
+import { EDGE, click, confirmed, eventually, impression, postBatch, proxyControl, proxyReceived, proxyReset } from '../../test/helpers.js'
 
 beforeEach(async () => {
   await proxyReset()
@@ -63,6 +63,7 @@ describe('POST /v1/events/impressions:batch', () => {
   it('a retried batch is reported duplicate (409 per event) and not forwarded again', async () => {
     const events = [impression(), impression()]
     expect((await postBatch('impressions', { events })).status).toBe(202)
+    await confirmed('impression', events)
     const again = await postBatch('impressions', { events: [...events, impression()] })
     const body = await again.json<any>()
     expect(body).toMatchObject({ received: 3, accepted: 1, duplicate: 2 })
