@@ -73,7 +73,7 @@ beforeAll(async () => {
     { minute: `${FIXTURE_DAY} 04:00:00`, campaign_id: 'cmp_demo_cpm', publisher_id: 'pub_demo', event_type: 'impression', reason: 'givt_known_bot', events: 1 },
   ])
   await insertRows(ch.client, 'adc.edge_stats_minute', [
-    { minute: `${FIXTURE_DAY} 01:00:00`, publisher_id: 'pub_demo', received: 10, accepted: 8, rejected: 1, duplicate: 1, rejected_by_reason: { invalid_event: 1 } },
+    { minute: `${FIXTURE_DAY} 01:00:00`, publisher_id: 'pub_demo', received: 11, accepted: 9, rejected: 1, duplicate: 1, rejected_by_reason: { invalid_event: 1 } },
     { minute: `${FIXTURE_DAY} 06:00:00`, publisher_id: 'pub_demo', received: 5, accepted: 4, rejected: 1, duplicate: 0, rejected_by_reason: { clock_skew: 1 } },
     { minute: `${FIXTURE_DAY} 08:00:00`, publisher_id: 'pub_corr', received: 2, accepted: 2, rejected: 0, duplicate: 0, rejected_by_reason: {} },
     { minute: `${FIXTURE_DAY} 07:00:00`, publisher_id: 'pub_lost', received: 5, accepted: 5, rejected: 0, duplicate: 0, rejected_by_reason: {} },
@@ -310,7 +310,7 @@ describe('billing, settlement, reconcile, accounting, reprocess', () => {
     const daily = await call(`/v1/billing/daily?day=${FIXTURE_DAY}`, ADV)
     expect(daily.body).toMatchObject({ advertiserId: 'adv_demo', final: true, version: 1, totals: { impressions: 4, clicks: 2, spendMicros: 1_006_000 } })
     const cpm = daily.body.campaigns.find((c: any) => c.campaignId === 'cmp_demo_cpm')
-    expect(cpm).toMatchObject({ impressions: 3, ivtImpressions: 1, ivtByReason: { givt_known_bot: 1 }, duplicates: 2, spendMicros: 6000 })
+    expect(cpm).toMatchObject({ impressions: 3, ivtImpressions: 1, ivtByReason: { givt_known_bot: 1 }, duplicates: 3, spendMicros: 6000 })
     const days = await call(`/v1/billing/days?from=2026-11-01&to=2026-11-22`, ADV)
     expect(days.body.days).toEqual([{ day: FIXTURE_DAY, final: true, versions: [expect.objectContaining({ version: 1, status: 'final' })] }])
   })
@@ -362,10 +362,10 @@ describe('billing, settlement, reconcile, accounting, reprocess', () => {
   it('shows the accounting invariant per publisher and never hides a difference', async () => {
     const { body } = await call(`/v1/reports/accounting?day=${FIXTURE_DAY}`, ADMIN)
     const demo = body.publishers.find((p: any) => p.publisherId === 'pub_demo')
-    expect(demo.edge).toEqual({ received: 15, accepted: 12, rejected: 2, duplicate: 1, rejectedByReason: { invalid_event: 1, clock_skew: 1 } })
+    expect(demo.edge).toEqual({ received: 16, accepted: 13, rejected: 2, duplicate: 1, rejectedByReason: { invalid_event: 1, clock_skew: 1 } })
     expect(demo.core).toEqual({
-      accepted: 12, billed: 6,
-      keptByReason: { duplicate_impression: 1, givt_known_bot: 1, duplicate_delivery: 1, orphan_click: 2, repeat_click: 1 },
+      accepted: 13, billed: 6,
+      keptByReason: { duplicate_impression: 1, givt_known_bot: 1, duplicate_delivery: 2, orphan_click: 2, repeat_click: 1 },
     })
     expect(demo.balanced).toBe(true)
     // A stream orphan later joined: +1 orphan, then -1 orphan and +1 billed; it nets to one billed click.

@@ -47,6 +47,8 @@ export function rawEvent(e: {
   /** The processor's signed corrections: -1 retracts the verdict the row repeats. */
   sign?: 1 | -1
   processed?: number
+  /** Log position of the record the row came from (a re-delivery is another record). */
+  offset?: number
 }): Record<string, unknown> {
   const t = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '')
   return {
@@ -70,6 +72,7 @@ export function rawEvent(e: {
     ivt_reasons: e.ivtReasons ?? [],
     model_version: 'ivt-1',
     joined: e.type === 'click' && e.reason !== 'orphan_click' ? 1 : 0,
+    log_offset: e.offset ?? 0,
     processed_at: t(e.processed ?? (e.received ?? e.ts + 1000) + 500),
     ...(e.sign !== undefined ? { sign: e.sign } : {}),
   }
@@ -81,8 +84,8 @@ const H = 3_600_000
 
 /**
  * One day of raw events with every case the final join must get right (see billing tests):
- * cmp_demo_cpm: 3 billable impressions, one physical replay of a row, one duplicate impression,
- * one known bot, one duplicate delivery. cmp_demo_cpc: an impression late on the previous day whose
+ * cmp_demo_cpm: 3 billable impressions, one physical replay of a row, one re-delivery of a billed
+ * event, one duplicate impression, one known bot, one duplicate delivery. cmp_demo_cpc: an impression late on the previous day whose
  * click the stream called an orphan, a true orphan, a repeat click, and one plain joined click.
  */
 export function fixtureDay(): Record<string, unknown>[] {
@@ -90,6 +93,8 @@ export function fixtureDay(): Record<string, unknown>[] {
     rawEvent({ key: 'i1', imp: 'imp1', campaign: 'cmp_demo_cpm', ts: D + 1 * H, geo: 'US', device: 'mobile' }),
     rawEvent({ key: 'i1', imp: 'imp1', campaign: 'cmp_demo_cpm', ts: D + 1 * H, geo: 'US', device: 'mobile' }),
     rawEvent({ key: 'i2', imp: 'imp2', campaign: 'cmp_demo_cpm', ts: D + 2 * H, geo: 'DE' }),
+    // The same event delivered again (same key, another log record): kept as a duplicate, i2 stays billed.
+    rawEvent({ key: 'i2', imp: 'imp2', campaign: 'cmp_demo_cpm', ts: D + 2 * H, geo: 'DE', reason: 'duplicate_delivery', offset: 7 }),
     rawEvent({ key: 'i3', imp: 'imp3', campaign: 'cmp_demo_cpm', ts: D + 3 * H, geo: 'DE' }),
     rawEvent({ key: 'i3b', imp: 'imp3', campaign: 'cmp_demo_cpm', ts: D + 3 * H + 5, reason: 'duplicate_impression' }),
     rawEvent({ key: 'i4', imp: 'imp4', campaign: 'cmp_demo_cpm', ts: D + 4 * H, reason: 'givt_known_bot', ivtScore: 1, ivtReasons: ['givt_known_bot'] }),

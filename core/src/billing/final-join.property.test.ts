@@ -7,8 +7,9 @@ import { buildLines } from './snapshots.js'
 /**
  * The final join against a reference model written from the rules in final-join.ts, on random days
  * of events (replayed rows, duplicates, IVT, clicks whose impression is on the previous day or
- * nowhere), and the conservation law billing rests on: every distinct accepted event of the day
- * lands in exactly one bucket (billed, IVT, duplicate or orphan).
+ * nowhere, re-deliveries sharing the event key, signed orphan corrections), and the conservation law
+ * billing rests on: every accepted delivery of the day lands in exactly one bucket (billed, IVT,
+ * duplicate or orphan).
  */
 const DAY = '2026-11-20'
 const D = Date.parse(`${DAY}T00:00:00Z`)
@@ -35,12 +36,15 @@ const evArb = fc.record({
   ),
   reason: fc.constantFrom(...STORED_REASONS),
   replayed: fc.boolean(),
+  // Later deliveries of the same event (same key), kept by the processor as duplicate_delivery.
+  redeliveries: fc.nat({ max: 2 }),
+  // A stream orphan click later joined: -1 orphan_click and +1 joined rows.
+  corrected: fc.boolean(),
 })
 
+/** Live verdicts: one per delivery, corrections applied. */
 function reference(events: Ev[]): Map<string, Map<string, number>> {
-  const byKey = new Map<string, Ev>()
-  for (const e of events) byKey.set(e.key, e)
-  const all = [...byKey.values()]
+  const all = events
   const inDay = all.filter((e) => e.ts >= D && e.ts < D + 86_400_000)
   const impressionsSeen = new Set(all.filter((e) => e.type === 'impression' && e.ts >= D - 86_400_000 && e.ts < D + 86_400_000).map((e) => e.imp))
   const firsts = new Map<string, Ev>()
@@ -80,10 +84,24 @@ describe('final join (property)', () => {
       fc.asyncProperty(fc.array(evArb, { minLength: 1, maxLength: 25 }), async (drawn) => {
         const db = 'adc_prop'
         await ch.client.command({ query: `TRUNCATE TABLE ${db}.events_raw` })
-        const events: Ev[] = drawn.map((d, i) => ({ key: `k${String(i).padStart(2, '0')}`, type: d.type, imp: d.imp, campaign: d.campaign, ts: d.ts, reason: d.reason }))
-        const rows = events.flatMap((e, i) => {
-          const row = rawEvent({ key: e.key, type: e.type, imp: e.imp, campaign: e.campaign, ts: e.ts, reason: e.reason || undefined })
-          return drawn[i]!.replayed ? [row, row] : [row]
+        const live: Ev[] = []
+        const rows = drawn.flatMap((d, i) => {
+          const e: Ev = { key: `k${String(i).padStart(2, '0')}`, type: d.type, imp: d.imp, campaign: d.campaign, ts: d.ts, reason: d.reason }
+          const base = { key: e.key, type: e.type, imp: e.imp, campaign: e.campaign, ts: e.ts, offset: i * 10 }
+          const out = [rawEvent({ ...base, reason: e.reason || undefined })]
+          if (d.replayed) out.push(rawEvent({ ...base, reason: e.reason || undefined, processed: e.ts + 99_000 }))
+          if (d.corrected && e.type === 'click' && e.reason === 'orphan_click') {
+            out.push(rawEvent({ ...base, reason: 'orphan_click', sign: -1, processed: e.ts + 60_000 }))
+            out.push(rawEvent({ ...base, processed: e.ts + 60_000 }))
+            live.push({ ...e, reason: '' })
+          } else {
+            live.push(e)
+          }
+          for (let r = 1; r <= d.redeliveries; r++) {
+            out.push(rawEvent({ ...base, offset: i * 10 + r, reason: 'duplicate_delivery', processed: e.ts + r * 1000 }))
+            live.push({ ...e, reason: 'duplicate_delivery' })
+          }
+          return out
         })
         await insertRows(ch.client, `${db}.events_raw`, rows)
         const groups = await classifyDay(ch.client, { database: db, day: DAY })
@@ -94,12 +112,12 @@ describe('final join (property)', () => {
           m.set(g.verdict, (m.get(g.verdict) ?? 0) + g.events)
           got.set(k, m)
         }
-        expect(got).toEqual(reference(events))
+        expect(got).toEqual(reference(live))
 
         const lines = buildLines(groups, { getCampaign: () => undefined })
         const bucketed = lines.reduce((s, l) => s + l.impressions + l.clicks + l.ivtImpressions + l.ivtClicks + l.duplicates + l.orphanClicks, 0)
-        const distinctInDay = new Set(events.filter((e) => e.ts >= D && e.ts < D + 86_400_000).map((e) => e.key)).size
-        expect(bucketed).toBe(distinctInDay)
+        // Every delivery of the day (originals and re-deliveries, corrections applied) lands in one bucket.
+        expect(bucketed).toBe(live.filter((e) => e.ts >= D && e.ts < D + 86_400_000).length)
         for (const g of groups) expect(g.verdict === 'billable' || DUPLICATE_VERDICTS.has(g.verdict) || g.verdict === 'orphan_click' || IVT_REASONS.includes(g.verdict)).toBe(true)
       }),
       { numRuns: 30 },

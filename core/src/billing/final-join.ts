@@ -5,8 +5,10 @@ import { DAY_MS, chTime, dayStart } from './days.js'
 /**
  * The final, batch verdict for every accepted event of one UTC day, recomputed from `events_raw`:
  *
- * 1. One verdict per event key: its latest row (a replayed row counts once; with the processor's
- *    signed corrections, the latest +1 row is the current stream verdict).
+ * 1. Live verdicts: a log record written twice (a replay) counts once; the processor's signed
+ *    corrections net out (-1 orphan_click cancels the +1 orphan_click, the +1 joined click stays).
+ *    A re-delivery shares the event key but keeps its own `duplicate_delivery` verdict, so the
+ *    original stays billed; several re-deliveries count as many duplicates.
  * 2. Rows the processor marked `duplicate_delivery` stay duplicates.
  * 3. Business uniqueness: the first impression per impressionId is the impression, later ones are
  *    `duplicate_impression`; the first click per impressionId is the click, later ones `repeat_click`.
@@ -75,9 +77,9 @@ export async function classifyDay(client: ClickHouseClient, opts: ClassifyOption
   const useModel = Boolean(opts.modelVersion)
   const signed = await hasSignColumn(client, db)
   const query = `
-    SELECT campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late, count() AS events
+    SELECT campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late, sum(weight) AS events
     FROM (
-      SELECT campaign_id, publisher_id, event_type, stored_billable, stored_reason, late,
+      SELECT campaign_id, publisher_id, event_type, stored_billable, stored_reason, late, weight,
         multiIf(
           stored_reason = 'duplicate_delivery', 'duplicate_delivery',
           rank > 1 AND event_type = 'impression', 'duplicate_impression',
@@ -88,7 +90,7 @@ export async function classifyDay(client: ClickHouseClient, opts: ClassifyOption
       FROM (
         SELECT e.campaign_id AS campaign_id, e.publisher_id AS publisher_id, e.event_type AS event_type,
           e.billable AS stored_billable, e.reason AS stored_reason,
-          e.received_at >= {cutoff:DateTime64(3, 'UTC')} AS late,
+          e.received_at >= {cutoff:DateTime64(3, 'UTC')} AS late, e.weight AS weight,
           row_number() OVER (
             PARTITION BY e.event_type, e.impression_id, e.reason = 'duplicate_delivery'
             ORDER BY e.ts, e.event_key) AS rank,
@@ -102,13 +104,23 @@ export async function classifyDay(client: ClickHouseClient, opts: ClassifyOption
             WHERE event_type = 'impression' AND ts >= {prevStart:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
           ) AS has_impression
         FROM (
-          SELECT event_key, event_type, impression_id, campaign_id, publisher_id, ts, received_at, billable, reason,
-            multiIf(reason IN {ivt:Array(String)}, toString(reason),
-                    ivt_score > 0.8 AND notEmpty(ivt_reasons), toString(ivt_reasons[1]), '') AS stored_ivt
-          FROM ${db}.events_raw
-          WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}${signed ? ' AND sign = 1' : ''}
-          ORDER BY processed_at DESC, log_offset DESC, reason = 'orphan_click'
-          LIMIT 1 BY event_key
+          -- Live verdicts: rows netted by sign per (event key, verdict); weight = how many remain.
+          SELECT event_key, billable, reason, sum(s) AS weight,
+            anyIf(event_type, s = 1) AS event_type, anyIf(impression_id, s = 1) AS impression_id,
+            anyIf(campaign_id, s = 1) AS campaign_id, anyIf(publisher_id, s = 1) AS publisher_id,
+            anyIf(ts, s = 1) AS ts, anyIf(received_at, s = 1) AS received_at, anyIf(row_ivt, s = 1) AS stored_ivt
+          FROM (
+            SELECT event_key, event_type, impression_id, campaign_id, publisher_id, ts, received_at, billable, reason,
+              ${signed ? 'sign' : 'toInt8(1)'} AS s,
+              multiIf(reason IN {ivt:Array(String)}, toString(reason),
+                      ivt_score > 0.8 AND notEmpty(ivt_reasons), toString(ivt_reasons[1]), '') AS row_ivt
+            FROM ${db}.events_raw
+            WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
+            -- A log record written again (replay past the engine's dedup window) counts once.
+            LIMIT 1 BY event_key, log_partition, log_offset, s, billable, reason
+          )
+          GROUP BY event_key, billable, reason
+          HAVING weight > 0
         ) AS e
         ${
           useModel

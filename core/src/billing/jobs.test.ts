@@ -44,7 +44,7 @@ describe('billing job (final join)', () => {
     const lines = await jobs.snapshots.lines(FIXTURE_DAY, 1)
     const cpm = lines.find((l) => l.campaignId === 'cmp_demo_cpm')!
     expect(cpm).toMatchObject({
-      advertiserId: 'adv_demo', impressions: 3, clicks: 0, ivtImpressions: 1, ivtByReason: { givt_known_bot: 1 }, duplicates: 2, spendMicros: 6000,
+      advertiserId: 'adv_demo', impressions: 3, clicks: 0, ivtImpressions: 1, ivtByReason: { givt_known_bot: 1 }, duplicates: 3, spendMicros: 6000,
     })
     const cpc = lines.find((l) => l.campaignId === 'cmp_demo_cpc')!
     // c1 (stream orphan) is joined to j1 from the previous day, c4 is joined, c2 stays orphan, c3 repeats.

@@ -193,15 +193,15 @@ export function registerReportRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApi
       query_params: params,
       format: 'JSONEachRow',
     })
-    // A row replayed past the engine's dedup window counts once; with signed corrections, the -1 row
-    // retracts the verdict it repeats.
+    // A log record written twice (a replay past the engine's dedup window) counts once, while each
+    // re-delivery is its own record; with signed corrections, the -1 row retracts the verdict it repeats.
     const signed = await hasSignColumn(ch, db)
     const coreRs = await ch.query({
       query: `SELECT publisher_id, billable, reason, ${signed ? 'sum(sign)' : 'count()'} AS n FROM (
           SELECT publisher_id, billable, toString(reason) AS reason${signed ? ', sign' : ''} FROM ${db}.events_raw
           WHERE received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {end:DateTime64(3, 'UTC')}
             AND ts >= {tsFrom:DateTime64(3, 'UTC')} AND ts < {tsTo:DateTime64(3, 'UTC')}
-          LIMIT 1 BY event_key, billable, reason${signed ? ', sign' : ''}
+          LIMIT 1 BY event_key, log_partition, log_offset, billable, reason${signed ? ', sign' : ''}
         )
         GROUP BY publisher_id, billable, reason`,
       query_params: params,
