@@ -39,6 +39,10 @@ export interface HandoffOptions {
   /** Impressions per phase. @default 400 */
   perPhase?: number
   timeoutMs?: number
+  /** Topic names, unique per run on a shared broker. @default ad-events, edge-stats, adc-state-changelog */
+  topics?: { events: string; edgeStats: string; changelog: string }
+  /** Consumer group. @default handoff */
+  groupId?: string
 }
 
 export interface HandoffTotals {
@@ -53,7 +57,6 @@ export interface HandoffTotals {
   bad_rows: number
 }
 
-const GROUP = 'handoff'
 const START = Date.UTC(2026, 10, 23, 12, 0, 0)
 
 /** Phases of traffic and the totals they must produce. */
@@ -98,16 +101,18 @@ async function until(what: string, timeoutMs: number, ok: () => boolean | Promis
 export async function runHandoff(o: HandoffOptions): Promise<{ totals: HandoffTotals; expected: HandoffTotals; killed: boolean }> {
   const timeoutMs = o.timeoutMs ?? 30_000
   const { phases, expected } = handoffTraffic(o.perPhase ?? 400)
+  const topics = o.topics ?? { events: 'ad-events', edgeStats: 'edge-stats', changelog: 'adc-state-changelog' }
+  const GROUP = o.groupId ?? 'handoff'
   const producer = await o.newLog('producer')
-  await producer.ensureTopic('ad-events', 4)
-  await producer.ensureTopic('edge-stats', 1)
+  await producer.ensureTopic(topics.events, 4)
+  await producer.ensureTopic(topics.edgeStats, 1)
   await migrate(o.clickhouse, o.database)
   let appended = 0
   const append = async (recs: ProducerRecord[]): Promise<void> => {
-    for (let i = 0; i < recs.length; i += 500) await producer.append('ad-events', recs.slice(i, i + 500))
+    for (let i = 0; i < recs.length; i += 500) await producer.append(topics.events, recs.slice(i, i + 500))
     appended += recs.length
   }
-  const committed = async (): Promise<number> => [...(await producer.committedOffsets(GROUP, 'ad-events')).values()].reduce((a, b) => a + b, 0)
+  const committed = async (): Promise<number> => [...(await producer.committedOffsets(GROUP, topics.events)).values()].reduce((a, b) => a + b, 0)
 
   // A's kill switch: once armed, the 2nd time A reaches `killAt` it dies there, and stays dead.
   let armed = false
@@ -132,10 +137,11 @@ export async function runHandoff(o: HandoffOptions): Promise<{ totals: HandoffTo
       logger: pino({ level: process.env.LOG_LEVEL ?? 'silent' }).child({ processor: name }),
       registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords, retryDelayMs: 20, topicPartitions: 4,
       crashPoint: crashPoint ?? (() => {}),
-      ...(o.changelog ? { changelog: {} } : {}),
+      topics: { events: topics.events, edgeStats: topics.edgeStats },
+      ...(o.changelog ? { changelog: { topic: topics.changelog } } : {}),
     })
   }
-  const owned = (p: Processor): number => Object.keys(p.status().topics['ad-events'] ?? {}).length
+  const owned = (p: Processor): number => Object.keys(p.status().topics[topics.events] ?? {}).length
   const running: Processor[] = []
   try {
     const a = await make('a', killHook)

@@ -46,6 +46,8 @@ export interface ProcessorDeps extends EventWorkerOptions {
    * `adc-state-changelog` for ad-events, `adc-state-changelog.edge-stats` for edge-stats.
    */
   changelog?: { topic?: string; restore?: boolean }
+  /** Source topic names (tests on a shared broker). @default ad-events, edge-stats */
+  topics?: { events?: string; edgeStats?: string }
 }
 
 /** Default changelog topic; same partition count as ad-events. */
@@ -127,9 +129,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const consumers: Consumer[] = []
   const totals: ProcessorStatus = { running: false, topics: {}, events: { billable: 0, unbilled: 0, badRows: 0, pending: 0 }, batches: 0, failures: 0, lastReceivedAt: 0, lastWriteAt: 0 }
 
-  const events: TopicRuntime = { topic: EVENTS_TOPIC, workers: new Map(), owners: new Map(), held: new Map(), makeWorker: (store) => createEventWorker(store, deps) }
+  const events: TopicRuntime = { topic: deps.topics?.events ?? EVENTS_TOPIC, workers: new Map(), owners: new Map(), held: new Map(), makeWorker: (store) => createEventWorker(store, deps) }
   const edgeStats: TopicRuntime = {
-    topic: EDGE_STATS_TOPIC,
+    topic: deps.topics?.edgeStats ?? EDGE_STATS_TOPIC,
     workers: new Map(),
     owners: new Map(),
     held: new Map(),
@@ -225,7 +227,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     }
   }
 
-  const changelogTopic = (rt: TopicRuntime): string => changelogTopicFor(deps.changelog?.topic ?? STATE_CHANGELOG_TOPIC, rt.topic, EVENTS_TOPIC)
+  const changelogTopic = (rt: TopicRuntime): string => changelogTopicFor(deps.changelog?.topic ?? STATE_CHANGELOG_TOPIC, rt.topic, events.topic)
 
   /**
    * Appends this owner's records to the partition's changelog and checks that no other processor
