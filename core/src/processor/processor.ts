@@ -119,6 +119,49 @@ interface TopicRuntime {
  * 6. commit the log offset.
  * A failure before 5 discards the overlay: nothing is marked seen by a write that failed.
  * Backpressure: one batch at a time per topic; the log is read again only after the batch committed.
+ *
+ * HANDOFF between processors (`changelog` set; state/changelog.ts has the record format and fold).
+ * A partition's state is a pure function of its changelog: every local state change is appended
+ * there first. With it on, steps 2 and 5 become:
+ * 2. append `intent{min,max}` to changelog partition p, check it (below), then write it locally;
+ * 5. append the batch's state changes (`part`s + `delta`), check them, then commit locally.
+ * On assignment, before any batch: append `claim{owner}` (a fresh id), read the changelog from the
+ * local store's position (0 for a new machine) up to and past the claim, fold it into the store.
+ * The check after each append: the owner's records must follow its previous one densely, else the
+ * records in between are read; a claim by someone else among them fences this owner (FencedError,
+ * nothing more written; the batch stays uncommitted for the new owner).
+ * The fold ignores every record an owner writes after someone else's claim, and intents or deltas
+ * at or below `applied`.
+ *
+ * Why counts stay exact when p moves from A to B (B's state = the fold up to B's claim):
+ * - A died before its intent reached the changelog: no sink saw the range (sinks come after the
+ *   intent); B forms its own range from the committed offset.
+ * - A's intent is in the changelog, its delta is not (A died after_intent, before/mid/after the
+ *   sinks, after Iceberg): B's fold ends with that intent, so B re-forms exactly that range (gathered
+ *   or cut from what the log hands it, see onBatch) from exactly the state A computed it from (the
+ *   fold up to the intent = A's committed state), so the same rows under the same per-table dedup
+ *   tokens: ClickHouse keeps the first copy of each table's block, whoever wrote it.
+ * - A's delta is in the changelog but A died before its local commit or the log commit
+ *   (after_changelog, after_state): B's fold applied it, `applied` covers the range, B skips it and
+ *   only commits the offset.
+ * - A is alive but lost p (a zombie: kafkajs evicted it after the session timeout while a sink write
+ *   hung, or a network partition); on the embedded log this cannot happen, a partition is only taken
+ *   after its holder released it. Whatever A appends after B's claim is ignored by every fold. If
+ *   A's intent landed before B's claim, B replays that range: A's late sink writes carry the same
+ *   tokens, so only one copy counts. If A's intent landed after B's claim, A's check sees the claim
+ *   and A writes no sink. A's log commit is refused (stale generation); its local state is never
+ *   read again without a new claim and a catch-up fold. One window remains: the dedup tokens of
+ *   non-replicated tables are remembered for the last DEDUP_WINDOW inserts per table (ddl.ts), so a
+ *   zombie's write delayed past that many inserts of other batches would not be recognised.
+ * - B dies while restoring: nothing was written but a claim; the next owner claims again.
+ * - A new machine (no local state): it folds the whole changelog from offset 0 (see bounding below).
+ * Determinism this relies on: verdicts depend only on the state and the records (the watermark is
+ * event data, not the clock), and the changelog carries values as JSON, which the state uses only
+ * for plain numbers, strings, arrays and objects.
+ *
+ * Bounding the changelog: NOT done here yet; see the report / README. Kafka log compaction by state
+ * key cannot be used as is, because the fold needs record order (claims fence later records of
+ * earlier owners, and a late zombie delta must not overwrite a newer value of the same key).
  */
 export function createProcessor(deps: ProcessorDeps): Processor {
   const { log, clickhouse, database, stateDir, groupId, logger, maxBatchRecords = 5000, retryDelayMs = 200 } = deps

@@ -7,7 +7,11 @@ import { createClickHouse, type ClickHouseClient } from '../clickhouse/client.js
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import type { Log } from '../log/log.js'
 import type { CrashPoint } from './crash-points.js'
-import { runHandoff } from './handoff-scenario.js'
+import { createMetricsRegistry } from '../metrics/registry.js'
+import { migrate } from '../clickhouse/client.js'
+import { claimRecord } from '../state/changelog.js'
+import { handoffTraffic, runHandoff } from './handoff-scenario.js'
+import { createProcessor } from './processor.js'
 
 // Two processors in one group on the embedded log (one process, separate state directories), one
 // killed mid-batch: its partitions move to the other with their state, through the changelog.
@@ -62,5 +66,48 @@ describe('partition handoff between processors (embedded log)', () => {
     expect(totals).not.toEqual(expected)
     expect(totals.impressions).toBeGreaterThan(expected.impressions)
     expect(totals.clicks).toBeLessThan(expected.clicks)
+  }, 60_000)
+
+  it('fencing: a processor that lost its partitions to a claim writes nothing more; the claimer counts it all', async () => {
+    const dir = join(root, `run${++seq}`)
+    const db = `adc_handoff_${seq}`
+    await migrate(ch, db)
+    const log = await createEmbeddedLog({ dir: join(dir, 'log'), logger: pino({ level: 'silent' }), retryBackoffMs: 20 })
+    const { phases, expected } = handoffTraffic(200)
+    const make = (name: string) => createProcessor({
+      log, clickhouse: ch, database: db, stateDir: join(dir, name), groupId: 'fence', logger: pino({ level: 'silent' }),
+      registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords: 50, retryDelayMs: 20, topicPartitions: 4, changelog: {},
+    })
+    const rows = async (): Promise<number> => Number((await (await ch.query({ query: `SELECT count() n FROM ${db}.events_raw`, format: 'JSONEachRow' })).json<{ n: string }>())[0]!.n)
+    const committed = async (): Promise<number> => [...(await log.committedOffsets('fence', 'ad-events')).values()].reduce((a, b) => a + b, 0)
+    const until = async (ok: () => Promise<boolean>): Promise<void> => {
+      for (const deadline = Date.now() + 20_000; !(await ok()); await new Promise((r) => setTimeout(r, 25))) if (Date.now() > deadline) throw new Error('timed out')
+    }
+    try {
+      const a = make('a')
+      await a.start()
+      await log.append('ad-events', phases[0]!)
+      await until(async () => (await committed()) === phases[0]!.length)
+      const before = await rows()
+      // Another processor claims every partition (as a Kafka member would after A's eviction), while
+      // A still believes it owns them.
+      for (let p = 0; p < 4; p++) await log.append('adc-state-changelog', [claimRecord(p, 'someone-else')])
+      await log.append('ad-events', phases[1]!)
+      await until(async () => a.status().failures >= 4)
+      expect(await rows()).toBe(before)
+      expect(await committed()).toBe(phases[0]!.length)
+      await a.stop()
+      const b = make('b')
+      await b.start()
+      await log.append('ad-events', phases[2]!)
+      const all = phases.flat().length
+      await until(async () => (await committed()) === all)
+      await b.stop()
+      const [t] = await (await ch.query({ query: `SELECT sum(impressions) impressions, sum(clicks) clicks, sum(duplicates) duplicates FROM ${db}.rollup_minute`, format: 'JSONEachRow' })).json<Record<string, string>>()
+      expect(Object.fromEntries(Object.entries(t!).map(([k, v]) => [k, Number(v)]))).toEqual({ impressions: expected.impressions, clicks: expected.clicks, duplicates: expected.duplicates })
+      expect(await rows()).toBe(all)
+    } finally {
+      await log.close()
+    }
   }, 60_000)
 })
