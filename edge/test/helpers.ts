@@ -69,18 +69,18 @@ export async function eventually<T>(read: () => Promise<T>, check: (v: T) => boo
   }
 }
 
-/** The dedupe state of events' keys in their shards ('absent' | 'pending' | 'confirmed'). */
-export async function dedupeStates(type: EventType, events: Record<string, unknown>[], publisherId = 'pub_test'): Promise<string[]> {
+/** Whether each event's key is confirmed in its shard (a 409 for it from now on). */
+export async function dedupeConfirmed(type: EventType, events: Record<string, unknown>[], publisherId = 'pub_test'): Promise<boolean[]> {
   const shards = settingsFrom(env).dedupeShards
   return Promise.all(events.map(async (e) => {
     const key = await idempotencyKey(publisherId, type, e.eventId as string)
-    const [state] = await shardFor(env, dedupeShardOf(publisherId, e.eventId as string, shards)).peek([key])
-    return state!
+    const [held] = await shardFor(env, dedupeShardOf(publisherId, e.eventId as string, shards)).peek([key])
+    return held!
   }))
 }
 
 /** Waits until the events' keys are confirmed: the batch route confirms them in waitUntil, after its answer. */
 export async function confirmed(type: EventType, events: Record<string, unknown>[], publisherId = 'pub_test'): Promise<void> {
-  const states = await eventually(() => dedupeStates(type, events, publisherId), (s) => s.every((x) => x === 'confirmed'))
-  if (!states.every((x) => x === 'confirmed')) throw new Error(`keys not confirmed: ${states.join(', ')}`)
+  const held = await eventually(() => dedupeConfirmed(type, events, publisherId), (s) => s.every(Boolean))
+  if (!held.every(Boolean)) throw new Error(`keys not confirmed: ${held.join(', ')}`)
 }

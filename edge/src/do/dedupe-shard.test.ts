@@ -4,7 +4,7 @@ import { idempotencyKey } from '@adc/schemas'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { commit, dedupeShardOf, prepare, shardFor, type IngestContext } from '../lib/ingest.js'
 import { settingsFrom } from '../lib/settings.js'
-import { confirmed, dedupeStates, impression, postBatch, proxyReceived, proxyReset } from '../../test/helpers.js'
+import { confirmed, dedupeConfirmed, impression, postBatch, proxyReceived, proxyReset } from '../../test/helpers.js'
 import { DEDUPE_TTL_MS, type DedupeShard } from './dedupe-shard.js'
 
 let n = 0
@@ -25,11 +25,15 @@ describe('DedupeShard', () => {
 
   it('a key never confirmed (its request died before the event was durable) is new again', async () => {
     const shard = freshShard()
-    await shard.check([key(4)])
     expect(await shard.check([key(4)])).toEqual(['new'])
-    expect((await shard.stats()).pendingRetries).toBe(1)
-    await shard.confirm([key(4)])
+    expect(await shard.check([key(4)])).toEqual(['new'])
+    // Checking writes nothing: only confirmed keys are kept.
+    expect(await shard.stats()).toMatchObject({ checks: 2, keysKept: 0, confirms: 0 })
+    expect(await shard.peek([key(4)])).toEqual([false])
+    expect(await shard.confirm([key(4)])).toBe(1)
+    expect(await shard.peek([key(4)])).toEqual([true])
     expect(await shard.check([key(4)])).toEqual(['duplicate'])
+    expect(await shard.stats()).toMatchObject({ keysKept: 1, confirms: 1, exactDuplicates: 1 })
   })
 
   it('confirms a Bloom "maybe" against the exact table: a key the table does not hold is new', async () => {
@@ -53,6 +57,30 @@ describe('DedupeShard', () => {
       state.storage.sql.exec('UPDATE dedupe_keys SET seen_at = ?', Date.now() - DEDUPE_TTL_MS - 1)
     })
     expect(await shard.check([key(9)])).toEqual(['new'])
+  })
+
+  it('judges and confirms hundreds of keys per call (one statement each, no bound-parameter limit)', async () => {
+    const shard = freshShard()
+    const keys = Array.from({ length: 600 }, (_, i) => key(100_000 + i))
+    expect(await shard.check(keys)).toEqual(Array(600).fill('new'))
+    expect(await shard.confirm(keys.slice(0, 300))).toBe(300)
+    const again = await shard.check([...keys, keys[599]!])
+    expect(again.slice(0, 300)).toEqual(Array(300).fill('duplicate'))
+    expect(again.slice(300, 600)).toEqual(Array(300).fill('new'))
+    expect(again[600]).toBe('duplicate')
+  })
+
+  it('an old pending row (written by the earlier two-phase version) is not a duplicate until confirmed', async () => {
+    const shard = freshShard()
+    await shard.confirm([key(22)])
+    // The filter holds the key, so the check reaches the table, where the row is only pending.
+    await runInDurableObject(shard, (_i: DedupeShard, state) => {
+      state.storage.sql.exec('UPDATE dedupe_keys SET committed = 0 WHERE key = ?', key(22))
+    })
+    expect(await shard.check([key(22)])).toEqual(['new'])
+    expect(await shard.stats()).toMatchObject({ bloomMaybe: 1, bloomFalsePositives: 1 })
+    await shard.confirm([key(22)])
+    expect(await shard.check([key(22)])).toEqual(['duplicate'])
   })
 
   it('remembers keys across a restart (the filter is rebuilt from the table)', async () => {
@@ -122,13 +150,13 @@ describe('dedupe in the ingest path', () => {
     const first = await commit(await prepare(items(), ctx(), settings()), { ...env, DEDUPE_SHARD: gated } as unknown as typeof env, settings(), { later: (w) => { deferred.push(w) } })
     expect(first.counts).toMatchObject({ accepted: 2, duplicate: 0 })
     expect(deferred).toHaveLength(1)
-    // Answered but not confirmed: the events are durable, yet their keys are still pending.
-    expect(await dedupeStates('impression', events)).toEqual(['pending', 'pending'])
+    // Answered but not confirmed yet: the events are durable, their keys not yet stored.
+    expect(await dedupeConfirmed('impression', events)).toEqual([false, false])
     const early = await commit(await prepare(items(), ctx(), settings()), env, settings())
     expect(early.counts).toMatchObject({ accepted: 2, duplicate: 0 })
     open()
     await Promise.all(deferred)
-    expect(await dedupeStates('impression', events)).toEqual(['confirmed', 'confirmed'])
+    expect(await dedupeConfirmed('impression', events)).toEqual([true, true])
     const late = await commit(await prepare(items(), ctx(), settings()), env, settings())
     expect(late.counts).toMatchObject({ accepted: 0, duplicate: 2 })
     expect(late.results.map((r) => r.httpStatus)).toEqual([409, 409])
@@ -140,7 +168,7 @@ describe('dedupe in the ingest path', () => {
   it('a request that died after the dedupe check does not turn its retry into a duplicate', async () => {
     const e = impression()
     const k = await idempotencyKey('pub_test', 'impression', e.eventId as string)
-    // What a request cut off between the check and delivery leaves behind: a pending key.
+    // A request cut off between the check and delivery: its key was checked, never confirmed.
     await shardFor(env, dedupeShardOf('pub_test', e.eventId as string, settings().dedupeShards)).check([k])
     const body = await (await postBatch('impressions', { events: [e] })).json<any>()
     expect(body.results[0].status).toBe('accepted')

@@ -14,8 +14,8 @@ export interface DedupeStats {
   bloomMaybe: number
   exactDuplicates: number
   bloomFalsePositives: number
-  /** Keys checked again before their first request confirmed them: judged new (core dedupes). */
-  pendingRetries: number
+  /** Keys confirmed (their events durable); a key confirmed twice counts twice. */
+  confirms: number
   bloomBytes: number
   keysKept: number
 }
@@ -26,15 +26,18 @@ export interface DedupeStats {
  * only exact repeats are called duplicates. The filter is rebuilt from the table when the object
  * starts, so a restart does not forget recent keys.
  *
- * A key is first stored *pending* by `check`, and only *confirmed* once its event is durable (in the
- * log or the Spool). Only confirmed keys make a duplicate: if the request died in between (client
- * gone, isolate evicted, proxy and Spool down), the client's retry is judged new and forwarded
- * again, so a 409 always means "this event is stored", never "this event was lost".
+ * Only *confirmed* keys are stored, and a key is confirmed only once its event is durable (in the
+ * log or the Spool): `check` reads and never writes, `confirm` writes. A key checked but never
+ * confirmed (client gone, isolate evicted, proxy and Spool down, or a retry racing its first
+ * request) is judged new again and forwarded again, where core's exact dedupe drops the repeat;
+ * so a 409 always means "this event is stored", never "this event was lost". (An earlier version
+ * stored such keys as *pending* rows; a pending row judged exactly like an absent one, so it cost a
+ * write per event and bought nothing. Old pending rows are still read as not confirmed.)
  */
 export class DedupeShard extends DurableObject<Env> {
   private readonly bloom: RotatingBloom
   private lastSweep = 0
-  private readonly counters = { checks: 0, bloomMaybe: 0, exactDuplicates: 0, bloomFalsePositives: 0, pendingRetries: 0 }
+  private readonly counters = { checks: 0, bloomMaybe: 0, exactDuplicates: 0, bloomFalsePositives: 0, confirms: 0 }
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -45,25 +48,22 @@ export class DedupeShard extends DurableObject<Env> {
       sql.exec('CREATE TABLE IF NOT EXISTS dedupe_keys (key TEXT PRIMARY KEY, seen_at INTEGER NOT NULL, committed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID')
       sql.exec('CREATE INDEX IF NOT EXISTS dedupe_keys_by_time ON dedupe_keys (seen_at)')
       sql.exec('CREATE TABLE IF NOT EXISTS signatures (sig TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID')
-      for (const row of sql.exec<{ key: string }>('SELECT key FROM dedupe_keys WHERE seen_at > ?', Date.now() - DEDUPE_TTL_MS)) {
+      for (const row of sql.exec<{ key: string }>('SELECT key FROM dedupe_keys WHERE seen_at > ? AND committed = 1', Date.now() - DEDUPE_TTL_MS)) {
         this.bloom.add(row.key)
       }
     })
   }
 
   /**
-   * Judges each key in order and stores the new ones as pending, in one transaction with two SQL
-   * statements whatever the number of keys (the keys travel as one JSON array through `json_each`,
-   * so there is no per-key statement and no bound-parameter limit). A key repeated inside the same
-   * call is a duplicate the second time (both travel in the same request).
+   * Judges each key in order without writing anything: 'duplicate' only for a confirmed key inside
+   * the 24 h window, or for a key repeated inside the same call (both travel in the same request).
+   * The Bloom "maybe" keys are looked up in one statement (a JSON array through `json_each`, so no
+   * per-key statement and no bound-parameter limit).
    */
   check(keys: string[]): DedupeVerdict[] {
-    const now = Date.now()
-    const sql = this.ctx.storage.sql
     const verdicts: DedupeVerdict[] = new Array<DedupeVerdict>(keys.length)
-    const firsts: { i: number; key: string; maybe: boolean }[] = []
     const inCall = new Set<string>()
-    const maybe: string[] = []
+    const maybe: { i: number; key: string }[] = []
     keys.forEach((key, i) => {
       this.counters.checks++
       if (inCall.has(key)) {
@@ -71,68 +71,54 @@ export class DedupeShard extends DurableObject<Env> {
         return
       }
       inCall.add(key)
-      const m = this.bloom.has(key)
-      if (m) maybe.push(key)
-      firsts.push({ i, key, maybe: m })
+      verdicts[i] = 'new'
+      if (this.bloom.has(key)) maybe.push({ i, key })
     })
-    const fresh: string[] = []
-    this.ctx.storage.transactionSync(() => {
-      const rows = new Map<string, { seen_at: number; committed: number }>()
-      if (maybe.length > 0) {
-        for (const row of sql.exec<{ key: string; seen_at: number; committed: number }>(
-          'SELECT key, seen_at, committed FROM dedupe_keys WHERE key IN (SELECT value FROM json_each(?))', JSON.stringify(maybe),
-        )) rows.set(row.key, row)
-      }
-      for (const { i, key, maybe: m } of firsts) {
-        verdicts[i] = 'new'
-        if (m) {
-          this.counters.bloomMaybe++
-          const row = rows.get(key)
-          if (row && row.seen_at > now - DEDUPE_TTL_MS) {
-            if (row.committed === 1) {
-              this.counters.exactDuplicates++
-              verdicts[i] = 'duplicate'
-              continue
-            }
-            // Pending: its first request has not confirmed it (yet, or ever). Judged new again.
-            this.counters.pendingRetries++
-            fresh.push(key)
-            continue
-          }
+    if (maybe.length > 0) {
+      this.counters.bloomMaybe += maybe.length
+      const held = this.confirmedAmong(maybe.map((m) => m.key))
+      for (const { i, key } of maybe) {
+        if (held.has(key)) {
+          this.counters.exactDuplicates++
+          verdicts[i] = 'duplicate'
+        } else {
           this.counters.bloomFalsePositives++
         }
-        fresh.push(key)
-        this.bloom.add(key)
       }
-      if (fresh.length > 0) {
-        sql.exec(
-          'INSERT INTO dedupe_keys (key, seen_at, committed) SELECT value, ?, 0 FROM json_each(?) WHERE true ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at, committed = 0',
-          now, JSON.stringify(fresh),
-        )
-      }
-    })
-    this.sweep(now)
+    }
     return verdicts
   }
 
-  /** Marks keys whose events are now durable: from here on a repeat is a duplicate. One statement. */
+  /**
+   * Stores keys whose events are now durable: from here on a repeat is a duplicate for 24 h. One
+   * statement for all keys; confirming a key again only renews it. Returns the distinct keys.
+   */
   confirm(keys: string[]): number {
-    if (keys.length === 0) return 0
-    return this.ctx.storage.sql.exec('UPDATE dedupe_keys SET committed = 1 WHERE key IN (SELECT value FROM json_each(?))', JSON.stringify(keys)).rowsWritten
+    const distinct = [...new Set(keys)]
+    if (distinct.length === 0) return 0
+    const now = Date.now()
+    this.ctx.storage.sql.exec(
+      'INSERT INTO dedupe_keys (key, seen_at, committed) SELECT value, ?, 1 FROM json_each(?) WHERE true ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at, committed = 1',
+      now, JSON.stringify(distinct),
+    )
+    for (const key of distinct) this.bloom.add(key)
+    this.counters.confirms += distinct.length
+    this.sweep(now)
+    return distinct.length
   }
 
-  /** Read-only state of each key: never seen (or expired), pending, or confirmed. */
-  peek(keys: string[]): ('absent' | 'pending' | 'confirmed')[] {
-    const rows = new Map<string, { seen_at: number; committed: number }>()
-    for (const row of this.ctx.storage.sql.exec<{ key: string; seen_at: number; committed: number }>(
-      'SELECT key, seen_at, committed FROM dedupe_keys WHERE key IN (SELECT value FROM json_each(?))', JSON.stringify(keys),
-    )) rows.set(row.key, row)
-    const now = Date.now()
-    return keys.map((key) => {
-      const row = rows.get(key)
-      if (!row || row.seen_at <= now - DEDUPE_TTL_MS) return 'absent'
-      return row.committed === 1 ? 'confirmed' : 'pending'
-    })
+  /** Read-only: whether each key is confirmed (inside the 24 h window). */
+  peek(keys: string[]): boolean[] {
+    const held = this.confirmedAmong(keys)
+    return keys.map((key) => held.has(key))
+  }
+
+  private confirmedAmong(keys: string[]): Set<string> {
+    const held = new Set<string>()
+    for (const row of this.ctx.storage.sql.exec<{ key: string }>(
+      'SELECT key FROM dedupe_keys WHERE key IN (SELECT value FROM json_each(?)) AND committed = 1 AND seen_at > ?', JSON.stringify(keys), Date.now() - DEDUPE_TTL_MS,
+    )) held.add(row.key)
+    return held
   }
 
   /** Records a request signature; false if it was already used and has not expired (a replay). */

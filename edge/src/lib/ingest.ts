@@ -157,7 +157,7 @@ export function shardFor(env: Env, shard: number) {
 export interface CommitOptions {
   /**
    * Where the confirm RPCs go once the events are durable: given `ctx.waitUntil`, they run after
-   * the answer instead of before it. Safe because an unconfirmed (pending) key is judged new: a
+   * the answer instead of before it. Safe because an unconfirmed key is judged new: a
    * retry that arrives before its confirm lands is forwarded again and core's exact dedupe drops
    * it, and a 409 still only ever answers an event that is stored. @default awaited inline
    */
@@ -212,7 +212,7 @@ export async function commit(prepared: Prepared, env: Env, settings: Settings, o
       const r = await spoolFor(env, ctx.publisher.id).enqueue(sent.undelivered.map(({ item }) => ({ topic: EVENTS_TOPIC, ...item.record })))
       spooled = r.spooled
     } catch {
-      // Their keys stay pending in the shards, so the client's retry is judged new, not a duplicate.
+      // Their keys are never confirmed, so the client's retry is judged new, not a duplicate.
       durable = false
       for (const { item } of sent.undelivered) lost.add(item.v)
     }
@@ -236,7 +236,7 @@ export async function commit(prepared: Prepared, env: Env, settings: Settings, o
 
 /**
  * Confirms durable events' keys (one RPC per shard touched). A failure here is harmless: the keys
- * stay pending, a retry of those events is forwarded again and core's exact dedupe drops it.
+ * stay unconfirmed, a retry of those events is forwarded again and core's exact dedupe drops it.
  */
 async function confirmKeys(env: Env, list: Valid[], timeoutMs: number): Promise<void> {
   const byShard = new Map<number, string[]>()
@@ -249,7 +249,7 @@ async function confirmKeys(env: Env, list: Valid[], timeoutMs: number): Promise<
     try {
       await withTimeout(shardFor(env, shard).confirm(keys), timeoutMs)
     } catch {
-      // pending keys are safe; see above
+      // unconfirmed keys are safe; see above
     }
   }))
 }
