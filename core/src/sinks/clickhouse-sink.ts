@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { sqlString } from '../clickhouse/client.js'
+import { TsvWriter } from './tsv-writer.js'
 import { batchToken, type EventRow, type Sink, type SinkBatch } from './sink.js'
 
 export interface ClickHouseSinkOptions {
@@ -19,16 +20,22 @@ export interface ClickHouseSinkOptions {
 /** `2026-11-23 10:00:00.123`, the DateTime64(3) text ClickHouse parses with the basic input format. */
 export function chTime(ms: number): string {
   const second = Math.floor(ms / 1000)
-  if (second !== lastSecond) {
-    lastSecond = second
-    lastSecondText = new Date(second * 1000).toISOString().slice(0, 19).replace('T', ' ')
+  // Rows of a batch mostly share their seconds: each second is formatted once. A row carries three
+  // times (event, edge, processing) in different seconds, so the cache holds a few, by second.
+  const slot = second & (SECOND_SLOTS - 1)
+  let text: string
+  if (cachedSecond[slot] === second) text = cachedText[slot]!
+  else {
+    text = new Date(second * 1000).toISOString().slice(0, 19).replace('T', ' ')
+    cachedSecond[slot] = second
+    cachedText[slot] = text
   }
   const milli = ms - second * 1000
-  return lastSecondText + (milli < 10 ? '.00' : milli < 100 ? '.0' : '.') + milli
+  return text + (milli < 10 ? '.00' : milli < 100 ? '.0' : '.') + milli
 }
-// Rows of a batch mostly share their second: format it once.
-let lastSecond = Number.NaN
-let lastSecondText = ''
+const SECOND_SLOTS = 16
+const cachedSecond = new Float64Array(SECOND_SLOTS).fill(Number.NaN)
+const cachedText: string[] = new Array<string>(SECOND_SLOTS).fill('')
 
 const EVENT_COLUMNS = [
   'event_key', 'event_type', 'event_id', 'impression_id', 'click_id', 'campaign_id', 'ad_id', 'publisher_id', 'request_id',
@@ -37,32 +44,44 @@ const EVENT_COLUMNS = [
   'log_offset', 'processed_at', 'sign',
 ] as const satisfies ReadonlyArray<keyof EventRow>
 
-const NEEDS_ESCAPE = /[\\\t\n]/
-/** TabSeparated escaping: backslash, tab and newline are the only bytes that end or bend a field. */
-function tsv(value: string): string {
-  return NEEDS_ESCAPE.test(value) ? value.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n') : value
-}
-
 /**
- * events_raw rows as TabSeparated: ClickHouse parses it about 1.7x faster than JSONEachRow (the raw
- * insert is the widest table and the processor's largest cost).
+ * events_raw rows as TabSeparated bytes: ClickHouse parses TabSeparated about 1.7x faster than
+ * JSONEachRow (the raw insert is the widest table and the processor's largest cost), and the bytes
+ * are written directly (see TsvWriter), ready for chDB's raw insert or an HTTP body.
  */
-export function eventsTsv(rows: EventRow[]): string {
-  let out = ''
+export function eventsTsv(rows: EventRow[]): Buffer {
+  const w = new TsvWriter(rows.length * 512)
   for (const r of rows) {
-    out += tsv(r.event_key) + '\t' + r.event_type + '\t' + tsv(r.event_id) + '\t' + tsv(r.impression_id) + '\t' + tsv(r.click_id) + '\t' +
-      tsv(r.campaign_id) + '\t' + tsv(r.ad_id) + '\t' + tsv(r.publisher_id) + '\t' + tsv(r.request_id) + '\t' + chTime(r.ts) + '\t' +
-      chTime(r.received_at) + '\t' + tsv(r.channel) + '\t' + tsv(r.device) + '\t' + tsv(r.geo) + '\t' + tsv(r.placement) + '\t' +
-      tsv(r.user_key) + '\t' + tsv(r.ua) + '\t' + tsv(r.ip_prefix) + '\t' + tsv(r.ip_hash) + '\t' + tsv(r.edge_source) + '\t' +
-      tsv(r.edge_dedupe) + '\t' + r.prefetch + '\t' + r.billable + '\t' + tsv(r.reason) + '\t' + r.ivt_score + '\t' +
-      tsv(`[${r.ivt_reasons.map((x) => `'${x.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`).join(',')}]`) + '\t' + tsv(r.model_version) + '\t' +
-      r.joined + '\t' + r.log_partition + '\t' + r.log_offset + '\t' + chTime(r.processed_at) + '\t' + r.sign + '\n'
+    w.str(r.event_key).tab().str(r.event_type).tab().str(r.event_id).tab().str(r.impression_id).tab().str(r.click_id).tab()
+      .str(r.campaign_id).tab().str(r.ad_id).tab().str(r.publisher_id).tab().str(r.request_id).tab().raw(chTime(r.ts)).tab()
+      .raw(chTime(r.received_at)).tab().str(r.channel).tab().str(r.device).tab().str(r.geo).tab().str(r.placement).tab()
+      .str(r.user_key).tab().str(r.ua).tab().str(r.ip_prefix).tab().str(r.ip_hash).tab().str(r.edge_source).tab()
+      .str(r.edge_dedupe).tab().num(r.prefetch).tab().num(r.billable).tab().str(r.reason).tab().num(r.ivt_score).tab()
+    if (r.ivt_reasons.length === 0) w.raw('[]')
+    else w.str(`[${r.ivt_reasons.map((x) => `'${x.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`).join(',')}]`)
+    w.tab().str(r.model_version).tab().num(r.joined).tab().num(r.log_partition).tab().num(r.log_offset).tab().raw(chTime(r.processed_at)).tab()
+      .num(r.sign).newline()
   }
-  return out
+  return w.bytes()
 }
 
 const ROLLUP_STRUCTURE =
   'minute UInt32, campaign_id String, ad_id String, publisher_id String, geo String, device String, impressions Int64, clicks Int64, ivt_impressions Int64, ivt_clicks Int64, duplicates Int64, orphan_clicks Int64, repeat_clicks Int64, uniques Array(String), last_received_at Int64'
+
+/** chDB's raw insert: the payload handed to the engine as bytes, parsed by its C++ input format. */
+type RawInsert = (params: { table: string; columns?: string[]; values: Buffer; format: 'TabSeparated'; settings?: Record<string, string | number> }) => Promise<unknown>
+
+/**
+ * chDB's raw insert when `client` runs on chDB (`chdb/connection` exposes it as `connection.chdb`),
+ * otherwise undefined (a ClickHouse server: inserts go over HTTP as usual). Through the client,
+ * chDB glues the body to the SQL text and the engine reads it back from the query, about twice the
+ * CPU per events_raw row of the raw path (measured 14 µs vs 6 µs per row for the same 5000 rows).
+ */
+export function chdbRawInsert(client: ClickHouseClient): RawInsert | undefined {
+  const conn = (client as unknown as { connection?: { chdb?: { rawInsert?: RawInsert } } }).connection
+  const raw = conn?.chdb?.rawInsert
+  return typeof raw === 'function' ? raw.bind(conn!.chdb) : undefined
+}
 
 /**
  * Writes a batch to ClickHouse (chDB or a server, same SQL): events_raw, rollup_minute,
@@ -71,11 +90,24 @@ const ROLLUP_STRUCTURE =
  * (never as a per-call setting: chDB keeps per-call settings as a session SET, which would dedupe
  * later unrelated inserts), and every target table has `non_replicated_deduplication_window`, so a
  * batch written again after a crash is dropped by the engine table by table.
+ * On chDB, events_raw goes through the raw insert (same SQL prefix and settings, payload as bytes).
  */
 export function createClickHouseSink({ client, database, dedupTokens = true, afterTable }: ClickHouseSinkOptions): Sink {
   const settings = (batch: SinkBatch, table: string): string =>
     dedupTokens ? `SETTINGS insert_deduplication_token=${sqlString(batchToken(batch, table))}` : 'SETTINGS insert_deduplicate=0'
+  const rawInsert = chdbRawInsert(client)
+  const rawSettings = (batch: SinkBatch, table: string): Record<string, string | number> =>
+    dedupTokens ? { insert_deduplication_token: batchToken(batch, table), async_insert: 0 } : { insert_deduplicate: 0, async_insert: 0 }
 
+  async function insertTsv(batch: SinkBatch, table: string, columns: readonly string[], body: Buffer): Promise<void> {
+    if (rawInsert) {
+      await rawInsert({ table: `${database}.${table}`, columns: [...columns], values: body, format: 'TabSeparated', settings: rawSettings(batch, table) })
+    } else {
+      const res = await client.exec({ query: `INSERT INTO ${database}.${table} (${columns.join(', ')}) ${settings(batch, table)} FORMAT TabSeparated`, values: Readable.from([body]) })
+      res.stream.resume()
+    }
+    afterTable?.(table)
+  }
   async function insertRows(batch: SinkBatch, table: string, rows: unknown[]): Promise<void> {
     if (rows.length === 0) return
     let body = ''
@@ -106,9 +138,7 @@ export function createClickHouseSink({ client, database, dedupTokens = true, aft
     name: 'clickhouse',
     async write(batch) {
       if (batch.events.length > 0) {
-        const res = await client.exec({ query: `INSERT INTO ${database}.events_raw (${EVENT_COLUMNS.join(', ')}) ${settings(batch, 'events_raw')} FORMAT TabSeparated`, values: Readable.from([eventsTsv(batch.events)]) })
-        res.stream.resume()
-        afterTable?.('events_raw')
+        await insertTsv(batch, 'events_raw', EVENT_COLUMNS, eventsTsv(batch.events))
       }
       await insertRollup(batch)
       await insertRows(batch, 'rollup_ivt_minute', batch.rollupIvt)
