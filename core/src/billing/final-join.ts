@@ -6,7 +6,7 @@ import { DAY_MS, chTime, dayStart } from './days.js'
  * The final, batch verdict for every accepted event of one UTC day, recomputed from `events_raw`:
  *
  * 1. Live verdicts: a log record written twice (a replay) counts once; the processor's signed
- *    corrections net out (-1 orphan_click cancels the +1 orphan_click, the +1 joined click stays).
+ *    corrections apply (a -1 orphan_click row retracts the +1 orphan_click, the +1 joined click stays).
  *    A re-delivery shares the event key but keeps its own `duplicate_delivery` verdict, so the
  *    original stays billed; several re-deliveries count as many duplicates.
  * 2. Rows the processor marked `duplicate_delivery` stay duplicates.
@@ -104,23 +104,24 @@ export async function classifyDay(client: ClickHouseClient, opts: ClassifyOption
             WHERE event_type = 'impression' AND ts >= {prevStart:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
           ) AS has_impression
         FROM (
-          -- Live verdicts: rows netted by sign per (event key, verdict); weight = how many remain.
-          SELECT event_key, billable, reason, sum(s) AS weight,
-            anyIf(event_type, s = 1) AS event_type, anyIf(impression_id, s = 1) AS impression_id,
-            anyIf(campaign_id, s = 1) AS campaign_id, anyIf(publisher_id, s = 1) AS publisher_id,
-            anyIf(ts, s = 1) AS ts, anyIf(received_at, s = 1) AS received_at, anyIf(row_ivt, s = 1) AS stored_ivt
-          FROM (
-            SELECT event_key, event_type, impression_id, campaign_id, publisher_id, ts, received_at, billable, reason,
-              ${signed ? 'sign' : 'toInt8(1)'} AS s,
-              multiIf(reason IN {ivt:Array(String)}, toString(reason),
-                      ivt_score > 0.8 AND notEmpty(ivt_reasons), toString(ivt_reasons[1]), '') AS row_ivt
-            FROM ${db}.events_raw
-            WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
-            -- A log record written again (replay past the engine's dedup window) counts once.
-            LIMIT 1 BY event_key, log_partition, log_offset, s, billable, reason
-          )
-          GROUP BY event_key, billable, reason
-          HAVING weight > 0
+          -- Live verdicts: +1 rows whose verdict no -1 row retracted (the processor's signed
+          -- corrections are rare, so the retracted set is small); weight 1 per log record.
+          SELECT event_key, event_type, impression_id, campaign_id, publisher_id, ts, received_at, billable, reason,
+            toInt64(1) AS weight,
+            multiIf(reason IN {ivt:Array(String)}, toString(reason),
+                    ivt_score > 0.8 AND notEmpty(ivt_reasons), toString(ivt_reasons[1]), '') AS stored_ivt
+          FROM ${db}.events_raw
+          WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}${
+            signed
+              ? `
+            AND sign = 1
+            AND (event_key, reason, billable) NOT IN (
+              SELECT event_key, reason, billable FROM ${db}.events_raw
+              WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AND sign = -1)`
+              : ''
+          }
+          -- A log record written twice (a replay past the engine's dedup window) counts once.
+          LIMIT 1 BY event_key, log_partition, log_offset, billable, reason
         ) AS e
         ${
           useModel
