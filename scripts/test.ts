@@ -77,6 +77,11 @@ if (!env.KAFKA_BROKERS) {
   }
 }
 
+// S3 API test server for the Iceberg-on-S3 sink test (moto, from PyPI)
+if (has('python3')) {
+  step('S3 test server install', 'bash', ['scripts/s3/ensure.sh'])
+}
+
 try {
   // 3. Node suites
   const nodeReport = join(reportDir, 'node.json')

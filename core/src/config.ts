@@ -43,6 +43,10 @@ export const configSchema = z.object({
    * writes under its working directory, so DATA_DIR must lie inside it when this is on. @default true
    */
   ICEBERG_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** Iceberg table base URL on S3-compatible storage (`http://minio:9000/warehouse/events_lake/`); set, it replaces the local table. */
+  ICEBERG_S3_URL: z.string().url().optional(),
+  ICEBERG_S3_ACCESS_KEY_ID: z.string().optional(),
+  ICEBERG_S3_SECRET_ACCESS_KEY: z.string().optional(),
   /** pino level. @default info */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DEMO_PUBLISHER_KEY: z.string().min(8).default(DEV_DEFAULTS.DEMO_PUBLISHER_KEY),
@@ -76,6 +80,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     if (leaked.length > 0) {
       throw new ConfigError(`refusing to run in ${config.ADC_ENV} with development defaults for: ${leaked.join(', ')}`)
     }
+  }
+  if (config.ICEBERG_S3_URL && (!config.ICEBERG_S3_ACCESS_KEY_ID || !config.ICEBERG_S3_SECRET_ACCESS_KEY)) {
+    throw new ConfigError('ICEBERG_S3_URL needs ICEBERG_S3_ACCESS_KEY_ID and ICEBERG_S3_SECRET_ACCESS_KEY')
   }
   return config
 }

@@ -55,7 +55,10 @@ export async function startCore(config: Config) {
   const processor = config.PROCESSOR_ENABLED
     ? createProcessor({
       log, clickhouse, database: config.CLICKHOUSE_DATABASE, stateDir: join(dataDir, 'state'),
-      ...(config.ICEBERG_ENABLED ? { icebergDir: join(dataDir, 'iceberg') } : {}), groupId: config.PROCESSOR_GROUP, logger, registry,
+      ...(config.ICEBERG_S3_URL
+        ? { icebergS3: { url: config.ICEBERG_S3_URL, accessKeyId: config.ICEBERG_S3_ACCESS_KEY_ID!, secretAccessKey: config.ICEBERG_S3_SECRET_ACCESS_KEY! } }
+        : config.ICEBERG_ENABLED ? { icebergDir: join(dataDir, 'iceberg') } : {}),
+      groupId: config.PROCESSOR_GROUP, logger, registry,
     })
     : undefined
 

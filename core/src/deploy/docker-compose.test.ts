@@ -147,10 +147,14 @@ describe('docker-compose.yml', () => {
     const ice = env('iceberg-rest')
     const core = env('core')
     expect(ice.CATALOG_S3_ENDPOINT).toBe('http://minio:9000')
-    expect(core.S3_ENDPOINT).toBe('http://minio:9000')
+    const lake = new URL(core.ICEBERG_S3_URL!)
+    expect(lake.origin).toBe('http://minio:9000')
     expect(ice.AWS_ACCESS_KEY_ID).toBe(m.MINIO_ROOT_USER)
     expect(ice.AWS_SECRET_ACCESS_KEY).toBe(m.MINIO_ROOT_PASSWORD)
-    expect(core.AWS_ACCESS_KEY_ID).toBe(m.MINIO_ROOT_USER)
+    expect(core.ICEBERG_S3_ACCESS_KEY_ID).toBe(m.MINIO_ROOT_USER)
+    expect(core.ICEBERG_S3_SECRET_ACCESS_KEY).toBe(m.MINIO_ROOT_PASSWORD)
+    // Core's table lies in the catalog's warehouse bucket.
+    expect(lake.pathname.split('/')[1]).toBe(new URL(ice.CATALOG_WAREHOUSE!).hostname)
     expect(core.ICEBERG_CATALOG_URL).toBe('http://iceberg-rest:8181')
     // The bucket the catalog writes to is the one the init job creates.
     const bucket = new URL(ice.CATALOG_WAREHOUSE!).hostname

@@ -29,6 +29,8 @@ export interface ProcessorDeps extends EventWorkerOptions {
   registry: Registry
   /** Iceberg raw table directory, inside the working directory (chDB); unset: no Iceberg sink. */
   icebergDir?: string
+  /** Iceberg raw table on S3-compatible storage instead (scale-out); see createIcebergSink. */
+  icebergS3?: { url: string; accessKeyId: string; secretAccessKey: string }
   /** Records per batch (one partition). @default 5000 */
   maxBatchRecords?: number
   /** Test-only negative control: INSERTs without dedup tokens. @default true */
@@ -404,14 +406,14 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   return {
     async start() {
       if (totals.running) return
-      if (deps.icebergDir) iceberg = await createIcebergSink({ client: clickhouse, database, dir: deps.icebergDir })
+      if (deps.icebergDir || deps.icebergS3) iceberg = await createIcebergSink({ client: clickhouse, database, dir: deps.icebergDir, s3: deps.icebergS3 })
       for (const rt of [events, edgeStats]) {
         await log.ensureTopic(rt.topic, deps.topicPartitions ?? 4)
         if (deps.changelog) await log.ensureTopic(changelogTopic(rt), await log.partitionCount(rt.topic))
       }
       totals.running = true
       consumers.push(await consume(events), await consume(edgeStats))
-      logger.info({ groupId, database, iceberg: !!deps.icebergDir, maxBatchRecords }, 'processor started')
+      logger.info({ groupId, database, iceberg: deps.icebergS3 ? 's3' : deps.icebergDir ? 'local' : 'off', maxBatchRecords }, 'processor started')
     },
     async stop() {
       if (!totals.running) return

@@ -11,7 +11,13 @@ export interface IcebergSinkOptions {
    * Table directory. chDB only reads and writes files inside its user files path, the process's
    * working directory, so the directory must lie under it (it is passed to chDB relative to it).
    */
-  dir: string
+  dir?: string
+  /**
+   * Iceberg on S3-compatible object storage instead of a local directory (scale-out: MinIO, S3):
+   * the table's base URL (`http://minio:9000/warehouse/events_lake/`) and credentials. ClickHouse
+   * (and chDB) write it with the `IcebergS3` engine; any Iceberg reader reads it from there.
+   */
+  s3?: { url: string; accessKeyId: string; secretAccessKey: string }
   /** @default 'events_lake' */
   table?: string
 }
@@ -42,16 +48,28 @@ export function icebergPath(dir: string): string {
  * range is either fully in the table or absent: when a batch is written again (`recovering`), the
  * sink first counts rows with this partition and offset range and skips the insert if any are there.
  */
-export async function createIcebergSink({ client, database, dir, table = 'events_lake' }: IcebergSinkOptions): Promise<Sink> {
-  const path = icebergPath(dir)
-  await client.command({ query: `CREATE TABLE IF NOT EXISTS ${database}.${table} (${COLUMNS}) ENGINE = IcebergLocal(${sqlString(path)}, 'Parquet') PARTITION BY toRelativeHourNum(ts)` })
+/** Engine and table function arguments for the table's location: local directory or S3. */
+export function icebergLocation(options: Pick<IcebergSinkOptions, 'dir' | 's3'>): { engine: string; reader: string } {
+  if (options.s3) {
+    const { url, accessKeyId, secretAccessKey } = options.s3
+    const args = `${sqlString(url)}, ${sqlString(accessKeyId)}, ${sqlString(secretAccessKey)}`
+    return { engine: `IcebergS3(${args}, 'Parquet')`, reader: `icebergS3(${args})` }
+  }
+  if (!options.dir) throw new RangeError('the Iceberg sink needs a local `dir` or an `s3` location')
+  const path = sqlString(icebergPath(options.dir))
+  return { engine: `IcebergLocal(${path}, 'Parquet')`, reader: `icebergLocal(${path})` }
+}
+
+export async function createIcebergSink({ client, database, dir, s3, table = 'events_lake' }: IcebergSinkOptions): Promise<Sink> {
+  const location = icebergLocation({ dir, s3 })
+  await client.command({ query: `CREATE TABLE IF NOT EXISTS ${database}.${table} (${COLUMNS}) ENGINE = ${location.engine} PARTITION BY toRelativeHourNum(ts)` })
   return {
     name: 'iceberg',
     async write(batch, { recovering }) {
       if (batch.events.length === 0) return
       if (recovering) {
         const rs = await client.query({
-          query: `SELECT count() AS n FROM icebergLocal(${sqlString(path)}) WHERE log_partition = ${batch.partition} AND log_offset BETWEEN ${batch.minOffset} AND ${batch.maxOffset}`,
+          query: `SELECT count() AS n FROM ${location.reader} WHERE log_partition = ${batch.partition} AND log_offset BETWEEN ${batch.minOffset} AND ${batch.maxOffset}`,
           format: 'JSONEachRow',
         })
         const [row] = await rs.json<{ n: number }>()
