@@ -33,7 +33,7 @@ describe('DedupeShard', () => {
     expect(await shard.confirm([key(4)])).toBe(1)
     expect(await shard.peek([key(4)])).toEqual([true])
     expect(await shard.check([key(4)])).toEqual(['duplicate'])
-    expect(await shard.stats()).toMatchObject({ keysKept: 1, confirms: 1, exactDuplicates: 1 })
+    expect(await shard.stats()).toMatchObject({ keysKept: 1, confirms: 1, confirmCalls: 1, exactDuplicates: 1 })
   })
 
   it('confirms a Bloom "maybe" against the exact table: a key the table does not hold is new', async () => {

@@ -16,6 +16,8 @@ export interface DedupeStats {
   bloomFalsePositives: number
   /** Keys confirmed (their events durable); a key confirmed twice counts twice. */
   confirms: number
+  /** Confirm calls: fewer than the batches when the edge coalesces concurrent batches' confirms. */
+  confirmCalls: number
   bloomBytes: number
   keysKept: number
 }
@@ -37,7 +39,7 @@ export interface DedupeStats {
 export class DedupeShard extends DurableObject<Env> {
   private readonly bloom: RotatingBloom
   private lastSweep = 0
-  private readonly counters = { checks: 0, bloomMaybe: 0, exactDuplicates: 0, bloomFalsePositives: 0, confirms: 0 }
+  private readonly counters = { checks: 0, bloomMaybe: 0, exactDuplicates: 0, bloomFalsePositives: 0, confirms: 0, confirmCalls: 0 }
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env)
@@ -103,6 +105,7 @@ export class DedupeShard extends DurableObject<Env> {
     )
     for (const key of distinct) this.bloom.add(key)
     this.counters.confirms += distinct.length
+    this.counters.confirmCalls++
     this.sweep(now)
     return distinct.length
   }
