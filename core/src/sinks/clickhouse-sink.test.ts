@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
-import { createClickHouseSink } from './clickhouse-sink.js'
+import { chdbDirect, createClickHouseSink } from './clickhouse-sink.js'
 import { createIcebergSink } from './iceberg-sink.js'
 import { batchOf, runSinkContract } from './sink.contract.js'
 
@@ -106,5 +106,29 @@ describe('events_raw as TabSeparated', () => {
     await sink.write(b, { recovering: false })
     const [row] = await q<{ ua: string; placement: string; ivt_reasons: string[] }>(`SELECT ua, placement, ivt_reasons FROM ${db}.events_raw`)
     expect(row).toEqual({ ua, placement: 'a\\tb', ivt_reasons: ['givt_known_bot', 'sivt_burst'] })
+  })
+})
+
+describe('chDB direct access', () => {
+  it('is used on the client that owns a chDB connection, not on a wrapper that intercepts its calls', () => {
+    expect(chdbDirect(ch)).toBeDefined()
+    expect(chdbDirect(Object.create(ch) as ClickHouseClient)).toBeUndefined()
+  })
+
+  it('writes every table with its token on chDB, and a replay of the batch counts once', async () => {
+    const db = `adc_sink_${n++}`
+    await migrate(ch, db)
+    const sink = createClickHouseSink({ client: ch, database: db })
+    const b = batchOf('direct', 0, 0, 99)
+    b.rollupIvt.push({ minute: b.rollup[0]!.minute, campaign_id: 'cmp_contract', publisher_id: 'pub1', event_type: 'impression', reason: 'givt_known_bot', events: 2 })
+    b.ivtDecisions.push({ event_key: 'k', event_type: 'impression', campaign_id: 'cmp_contract', publisher_id: 'pub1', ts: Date.UTC(2026, 10, 23), score: 1, reasons: ['givt_known_bot'], model_version: 'm', quarantined: 1, decided_at: Date.UTC(2026, 10, 23) })
+    b.badRows.push({ received_at: Date.UTC(2026, 10, 23), log_topic: 'direct', log_partition: 0, log_offset: 7, reason: 'bad_envelope', step: 'decodeStep', details: 'x', payload: '{"a":"\t\\n"}', processor_artifact: 'a', processor_version: 'v' })
+    b.edgeStats.push({ minute: b.rollup[0]!.minute, publisher_id: 'pub1', received: 3, accepted: 2, rejected: 1, duplicate: 0, rejected_by_reason: { bad_envelope: 1 } })
+    for (const recovering of [false, true]) await sink.write(b, { recovering })
+    const [r] = await q<{ e: number; i: number; u: number; ivt: number; d: number; bad: number; payload: string; es: number }>(`SELECT
+      (SELECT sum(sign) FROM ${db}.events_raw) AS e, (SELECT sum(impressions) FROM ${db}.rollup_minute) AS i, (SELECT uniqMerge(uniques) FROM ${db}.rollup_minute) AS u,
+      (SELECT sum(events) FROM ${db}.rollup_ivt_minute) AS ivt, (SELECT count() FROM ${db}.ivt_decisions) AS d, (SELECT count() FROM ${db}.bad_rows) AS bad,
+      (SELECT any(payload) FROM ${db}.bad_rows) AS payload, (SELECT sum(received) FROM ${db}.edge_stats_minute) AS es`)
+    expect(r).toEqual({ e: 100, i: 100, u: 7, ivt: 2, d: 1, bad: 1, payload: '{"a":"\t\\n"}', es: 3 })
   })
 })

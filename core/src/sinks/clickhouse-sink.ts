@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '@clickhouse/client'
-import { sqlString } from '../clickhouse/client.js'
+import { PINNED_SETTINGS, sqlString } from '../clickhouse/client.js'
 import { TsvWriter } from './tsv-writer.js'
 import { batchToken, type EventRow, type Sink, type SinkBatch } from './sink.js'
 
@@ -69,18 +69,31 @@ const ROLLUP_STRUCTURE =
   'minute UInt32, campaign_id String, ad_id String, publisher_id String, geo String, device String, impressions Int64, clicks Int64, ivt_impressions Int64, ivt_clicks Int64, duplicates Int64, orphan_clicks Int64, repeat_clicks Int64, uniques Array(String), last_received_at Int64'
 
 /** chDB's raw insert: the payload handed to the engine as bytes, parsed by its C++ input format. */
-type RawInsert = (params: { table: string; columns?: string[]; values: Buffer; format: 'TabSeparated'; settings?: Record<string, string | number> }) => Promise<unknown>
+type RawInsert = (params: { table: string; columns?: string[]; values: Buffer; format: 'TabSeparated' | 'JSONEachRow'; settings?: Record<string, string | number> }) => Promise<unknown>
+
+/** chDB's direct access to its engine: what the client's calls and raw inserts go through. */
+export interface ChdbDirect {
+  rawInsert: RawInsert
+  /** One SQL text (may hold several statements), without the client's settings prelude. */
+  queryAsync(sql: string): Promise<unknown>
+}
 
 /**
- * chDB's raw insert when `client` runs on chDB (`chdb/connection` exposes it as `connection.chdb`),
- * otherwise undefined (a ClickHouse server: inserts go over HTTP as usual). Through the client,
- * chDB glues the body to the SQL text and the engine reads it back from the query, about twice the
- * CPU per events_raw row of the raw path (measured 14 µs vs 6 µs per row for the same 5000 rows).
+ * chDB's direct access when `client` runs on chDB (`chdb/connection` exposes it as `connection.chdb`),
+ * otherwise undefined (a ClickHouse server: inserts go over HTTP as usual).
+ *
+ * Why: through the client, chDB glues an insert's body to its SQL text and the engine reads it back
+ * from the query (measured 14 µs vs 6 µs of CPU per events_raw row for the same 5000 rows), and every
+ * call is prefixed with one `SET` per client setting (four statements before the real one, about
+ * 1 ms). Inserts through this path carry the settings they need in their own SQL.
+ * Only the client object that owns the connection qualifies: a wrapper around a client (one that
+ * intercepts exec/command, e.g. to stall writes) keeps its calls going through the client.
  */
-export function chdbRawInsert(client: ClickHouseClient): RawInsert | undefined {
-  const conn = (client as unknown as { connection?: { chdb?: { rawInsert?: RawInsert } } }).connection
-  const raw = conn?.chdb?.rawInsert
-  return typeof raw === 'function' ? raw.bind(conn!.chdb) : undefined
+export function chdbDirect(client: ClickHouseClient): ChdbDirect | undefined {
+  if (!Object.prototype.hasOwnProperty.call(client, 'connection')) return undefined
+  const ext = (client as unknown as { connection?: { chdb?: Partial<ChdbDirect> } }).connection?.chdb
+  if (typeof ext?.rawInsert !== 'function' || typeof ext.queryAsync !== 'function') return undefined
+  return { rawInsert: ext.rawInsert.bind(ext), queryAsync: ext.queryAsync.bind(ext) }
 }
 
 /**
@@ -90,31 +103,32 @@ export function chdbRawInsert(client: ClickHouseClient): RawInsert | undefined {
  * (never as a per-call setting: chDB keeps per-call settings as a session SET, which would dedupe
  * later unrelated inserts), and every target table has `non_replicated_deduplication_window`, so a
  * batch written again after a crash is dropped by the engine table by table.
- * On chDB, events_raw goes through the raw insert (same SQL prefix and settings, payload as bytes).
+ * On chDB the inserts go through its direct access (same SQL, same settings; see chdbDirect).
  */
 export function createClickHouseSink({ client, database, dedupTokens = true, afterTable }: ClickHouseSinkOptions): Sink {
   const settings = (batch: SinkBatch, table: string): string =>
-    dedupTokens ? `SETTINGS insert_deduplication_token=${sqlString(batchToken(batch, table))}` : 'SETTINGS insert_deduplicate=0'
-  const rawInsert = chdbRawInsert(client)
+    dedupTokens ? `SETTINGS insert_deduplication_token=${sqlString(batchToken(batch, table))}, async_insert=0` : 'SETTINGS insert_deduplicate=0, async_insert=0'
+  const direct = chdbDirect(client)
   const rawSettings = (batch: SinkBatch, table: string): Record<string, string | number> =>
     dedupTokens ? { insert_deduplication_token: batchToken(batch, table), async_insert: 0 } : { insert_deduplicate: 0, async_insert: 0 }
 
-  async function insertTsv(batch: SinkBatch, table: string, columns: readonly string[], body: Buffer): Promise<void> {
-    if (rawInsert) {
-      await rawInsert({ table: `${database}.${table}`, columns: [...columns], values: body, format: 'TabSeparated', settings: rawSettings(batch, table) })
+  async function insertBody(batch: SinkBatch, table: string, columns: readonly string[] | undefined, format: 'TabSeparated' | 'JSONEachRow', body: Buffer | string): Promise<void> {
+    if (direct) {
+      const values = typeof body === 'string' ? Buffer.from(body) : body
+      await direct.rawInsert({ table: `${database}.${table}`, ...(columns ? { columns: [...columns] } : {}), values, format, settings: rawSettings(batch, table) })
     } else {
-      const res = await client.exec({ query: `INSERT INTO ${database}.${table} (${columns.join(', ')}) ${settings(batch, table)} FORMAT TabSeparated`, values: Readable.from([body]) })
+      const cols = columns ? ` (${columns.join(', ')})` : ''
+      const res = await client.exec({ query: `INSERT INTO ${database}.${table}${cols} ${settings(batch, table)} FORMAT ${format}`, values: Readable.from([body]) })
       res.stream.resume()
     }
     afterTable?.(table)
   }
+
   async function insertRows(batch: SinkBatch, table: string, rows: unknown[]): Promise<void> {
     if (rows.length === 0) return
     let body = ''
     for (const r of rows) body += JSON.stringify(r) + '\n'
-    const res = await client.exec({ query: `INSERT INTO ${database}.${table} ${settings(batch, table)} FORMAT JSONEachRow`, values: Readable.from([body]) })
-    res.stream.resume()
-    afterTable?.(table)
+    await insertBody(batch, table, undefined, 'JSONEachRow', body)
   }
 
   async function insertRollup(batch: SinkBatch): Promise<void> {
@@ -122,15 +136,17 @@ export function createClickHouseSink({ client, database, dedupTokens = true, aft
     let data = ''
     for (const r of batch.rollup) data += JSON.stringify(r) + '\n'
     // uniqState must be computed by the engine, so the pre-aggregated rows travel inside the SQL
-    // through the format() table function (input() does not reach chDB's in-process engine).
-    await client.command({
-      query: `INSERT INTO ${database}.rollup_minute (minute, campaign_id, ad_id, publisher_id, geo, device, impressions, clicks, ivt_impressions, ivt_clicks, duplicates, orphan_clicks, repeat_clicks, uniques, last_received_at)
+    // through the format() table function (input() does not reach chDB's in-process engine). The
+    // builder made one row per key, so no GROUP BY: arrayReduce turns each row's uniques into its
+    // state (the table sums and merges rows of one key anyway).
+    const insert = `INSERT INTO ${database}.rollup_minute (minute, campaign_id, ad_id, publisher_id, geo, device, impressions, clicks, ivt_impressions, ivt_clicks, duplicates, orphan_clicks, repeat_clicks, uniques, last_received_at)
         ${settings(batch, 'rollup_minute')}
-        SELECT toDateTime(minute, 'UTC'), campaign_id, ad_id, publisher_id, geo, device, sum(impressions), sum(clicks), sum(ivt_impressions), sum(ivt_clicks),
-          sum(duplicates), sum(orphan_clicks), sum(repeat_clicks), uniqArrayState(uniques), max(fromUnixTimestamp64Milli(last_received_at, 'UTC'))
-        FROM format(JSONEachRow, ${sqlString(ROLLUP_STRUCTURE)}, ${sqlString(data)})
-        GROUP BY minute, campaign_id, ad_id, publisher_id, geo, device`,
-    })
+        SELECT toDateTime(minute, 'UTC'), campaign_id, ad_id, publisher_id, geo, device, impressions, clicks, ivt_impressions, ivt_clicks,
+          duplicates, orphan_clicks, repeat_clicks, arrayReduce('uniqState', uniques), fromUnixTimestamp64Milli(last_received_at, 'UTC')
+        FROM format(JSONEachRow, ${sqlString(ROLLUP_STRUCTURE)}, ${sqlString(data)})`
+    // The rows ride in the SQL text: it may exceed the default max_query_size (the client pins it).
+    if (direct) await direct.queryAsync(`SET max_query_size = ${PINNED_SETTINGS.max_query_size}; ${insert}`)
+    else await client.command({ query: insert })
     afterTable?.('rollup_minute')
   }
 
@@ -138,7 +154,7 @@ export function createClickHouseSink({ client, database, dedupTokens = true, aft
     name: 'clickhouse',
     async write(batch) {
       if (batch.events.length > 0) {
-        await insertTsv(batch, 'events_raw', EVENT_COLUMNS, eventsTsv(batch.events))
+        await insertBody(batch, 'events_raw', EVENT_COLUMNS, 'TabSeparated', eventsTsv(batch.events))
       }
       await insertRollup(batch)
       await insertRows(batch, 'rollup_ivt_minute', batch.rollupIvt)
