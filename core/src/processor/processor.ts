@@ -55,6 +55,9 @@ export interface ProcessorDeps extends EventWorkerOptions {
 /** Default changelog topic; same partition count as ad-events. */
 export const STATE_CHANGELOG_TOPIC = 'adc-state-changelog'
 
+/** Characters of changelog records per append (Kafka's default message.max.bytes is 1 MiB per partition batch). */
+const CHANGELOG_APPEND_CHARS = 512 * 1024
+
 /** Thrown when another processor claimed the partition: this one must not write it any more. */
 export class FencedError extends Error {
   constructor(topic: string, partition: number) {
@@ -283,15 +286,23 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   async function appendOwn(rt: TopicRuntime, own: Ownership, recs: Array<{ key: string; value: string; partition?: number }>): Promise<{ next: number; owner: string }> {
     const partition = recs[0]!.partition!
     const topic = changelogTopic(rt)
-    const res = await log.append(topic, recs)
-    const first = res[0]!.offset
-    const last = res[res.length - 1]!.offset
-    const dense = first === own.lastOwn + 1 && last === first + res.length - 1
-    if (!dense && claimedByOther((await log.readRange(topic, partition, own.lastOwn + 1)).filter((r) => r.offset <= last), own.owner)) {
-      own.fenced = true
-      throw new FencedError(rt.topic, partition)
+    // Kafka refuses a partition's record batch over message.max.bytes (1 MiB by default): a large
+    // delta goes out in several appends (the fold applies its parts only once its delta record came).
+    let last = own.lastOwn
+    for (let i = 0; i < recs.length; ) {
+      let j = i
+      for (let size = 0; j < recs.length && (j === i || size + recs[j]!.value.length <= CHANGELOG_APPEND_CHARS); j++) size += recs[j]!.value.length
+      const res = await log.append(topic, recs.slice(i, j))
+      const first = res[0]!.offset
+      last = res[res.length - 1]!.offset
+      const dense = first === own.lastOwn + 1 && last === first + res.length - 1
+      if (!dense && claimedByOther((await log.readRange(topic, partition, own.lastOwn + 1)).filter((r) => r.offset <= last), own.owner)) {
+        own.fenced = true
+        throw new FencedError(rt.topic, partition)
+      }
+      own.lastOwn = last
+      i = j
     }
-    own.lastOwn = last
     return { next: last + 1, owner: own.owner }
   }
 
