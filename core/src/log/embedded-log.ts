@@ -292,6 +292,19 @@ class EmbeddedLog implements EmbeddedLogHandle {
     return this.readBatch(topic, partition, Math.max(0, from), state.visible[partition]!, Number.MAX_SAFE_INTEGER)
   }
 
+  async truncate(topic: string, partition: number, before: number): Promise<void> {
+    this.checkOpen()
+    const state = this.topicState(topic)
+    if (!Number.isInteger(partition) || partition < 0 || partition >= state.partitions) {
+      throw new LogError('invalid_partition', `partition ${partition} is outside 0..${state.partitions - 1} of ${topic}`)
+    }
+    // The last record stays, as in retention: offsets continue from it after a restart.
+    const end = Math.min(before, state.visible[partition]! - 1)
+    let last: Promise<boolean> | undefined
+    for (const key of this.records.getKeys({ start: [topic, partition, 0], end: [topic, partition, Math.max(0, end)] })) last = this.records.remove(key)
+    if (last) await durable(last)
+  }
+
   committedOffset(groupId: string, topic: string, partition: number): number | undefined {
     return this.commits.get([groupId, topic, partition])
   }

@@ -308,6 +308,12 @@ class KafkaLog implements Log {
     return out
   }
 
+  async truncate(topic: string, partition: number, before: number): Promise<void> {
+    this.checkOpen()
+    if (before <= 0) return
+    await this.admin.deleteTopicRecords({ topic, partitions: [{ partition, offset: String(before) }] })
+  }
+
   async lowOffset(topic: string, partition: number): Promise<number> {
     const res = await this.admin.fetchTopicOffsets(topic)
     return Number(res.find((p) => p.partition === partition)?.low ?? 0)

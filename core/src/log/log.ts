@@ -89,6 +89,11 @@ export interface Log {
    * Used to restore state from a changelog topic when a partition moves to another processor.
    */
   readRange(topic: string, partition: number, from: number): Promise<LogRecord[]>
+  /**
+   * Deletes the records of one partition below `before` (Kafka's DeleteRecords); later offsets are
+   * unchanged. Used to bound a changelog once a snapshot made the older records unnecessary.
+   */
+  truncate(topic: string, partition: number, before: number): Promise<void>
   close(): Promise<void>
 }
 

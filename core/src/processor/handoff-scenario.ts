@@ -43,6 +43,8 @@ export interface HandoffOptions {
   topics?: { events: string; edgeStats: string; changelog: string }
   /** Consumer group. @default handoff */
   groupId?: string
+  /** Changelog snapshot threshold (small: snapshots and truncation happen during the run). */
+  snapshotMinChars?: number
 }
 
 export interface HandoffTotals {
@@ -98,7 +100,7 @@ async function until(what: string, timeoutMs: number, ok: () => boolean | Promis
   }
 }
 
-export async function runHandoff(o: HandoffOptions): Promise<{ totals: HandoffTotals; expected: HandoffTotals; killed: boolean }> {
+export async function runHandoff(o: HandoffOptions): Promise<{ totals: HandoffTotals; expected: HandoffTotals; killed: boolean; changelogStart: number[] }> {
   const timeoutMs = o.timeoutMs ?? 30_000
   const { phases, expected } = handoffTraffic(o.perPhase ?? 400)
   const topics = o.topics ?? { events: 'ad-events', edgeStats: 'edge-stats', changelog: 'adc-state-changelog' }
@@ -138,11 +140,13 @@ export async function runHandoff(o: HandoffOptions): Promise<{ totals: HandoffTo
       registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords, retryDelayMs: 20, topicPartitions: 4,
       crashPoint: crashPoint ?? (() => {}),
       topics: { events: topics.events, edgeStats: topics.edgeStats },
-      ...(o.changelog ? { changelog: { topic: topics.changelog } } : {}),
+      ...(o.changelog ? { changelog: { topic: topics.changelog, ...(o.snapshotMinChars ? { snapshotMinChars: o.snapshotMinChars } : {}) } } : {}),
     })
   }
   const owned = (p: Processor): number => Object.keys(p.status().topics[topics.events] ?? {}).length
   const running: Processor[] = []
+  /** First offset left in each changelog partition (above 0 once snapshots truncated it). */
+  const changelogStart: number[] = []
   try {
     const a = await make('a', killHook)
     running.push(a)
@@ -170,6 +174,7 @@ export async function runHandoff(o: HandoffOptions): Promise<{ totals: HandoffTo
     }
     await append(phases[2]!)
     await until('every record to be committed', timeoutMs, async () => (await committed()) >= appended, () => running.map((p) => p.status()))
+    if (o.changelog) for (let p = 0; p < 4; p++) changelogStart.push((await producer.readRange(topics.changelog, p, 0))[0]?.offset ?? -1)
   } finally {
     for (const p of running) await p.stop()
     for (const l of logs) await o.closeLog(l)
@@ -185,5 +190,5 @@ export async function runHandoff(o: HandoffOptions): Promise<{ totals: HandoffTo
     ...(await one(`SELECT sum(sign) raw_events, count() raw_rows FROM ${db}.events_raw`)),
     ...(await one(`SELECT count() bad_rows FROM ${db}.bad_rows`)),
   } as unknown as HandoffTotals
-  return { totals, expected, killed: dead }
+  return { totals, expected, killed: dead, changelogStart }
 }

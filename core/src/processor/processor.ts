@@ -11,7 +11,7 @@ import { createClickHouseSink } from '../sinks/clickhouse-sink.js'
 import { createIcebergSink } from '../sinks/iceberg-sink.js'
 import { disabledSink, type Sink } from '../sinks/sink.js'
 import { sweepExpired } from '../state/expiry.js'
-import { ChangelogFold, changelogTopicFor, claimedByOther, claimRecord, deltaRecords, intentRecord } from '../state/changelog.js'
+import { ChangelogFold, changelogTopicFor, claimedByOther, claimRecord, deltaRecords, intentRecord, snapshotRecords } from '../state/changelog.js'
 import { PartitionStore } from '../state/partition-store.js'
 import { crashPointsFromEnv, type CrashPoint } from './crash-points.js'
 import { decodeEdgeStats, EDGE_STATS_TOPIC } from './edge-stats.js'
@@ -47,7 +47,17 @@ export interface ProcessorDeps extends EventWorkerOptions {
    * its state from it before the first batch. Unset: state is local only (one processor).
    * `adc-state-changelog` for ad-events, `adc-state-changelog.edge-stats` for edge-stats.
    */
-  changelog?: { topic?: string; restore?: boolean }
+  changelog?: {
+    topic?: string
+    /** Test-only negative control: claim but do not restore. @default true */
+    restore?: boolean
+    /**
+     * A partition's owner writes a snapshot of its whole state and truncates the changelog before it
+     * once the changelog records since the last snapshot exceed max(this, 2 × that snapshot).
+     * @default 16 MiB (characters of JSON)
+     */
+    snapshotMinChars?: number
+  }
   /** Source topic names (tests on a shared broker). @default ad-events, edge-stats */
   topics?: { events?: string; edgeStats?: string }
 }
@@ -72,6 +82,9 @@ interface Ownership {
   /** Changelog offset of this owner's last record; every record up to it was checked for claims. */
   lastOwn: number
   fenced: boolean
+  /** Characters of changelog records since the last snapshot (what a restore reads), and that snapshot's. */
+  sinceSnapshot: number
+  snapshotChars: number
 }
 
 export interface PartitionStatus {
@@ -164,9 +177,14 @@ interface TopicRuntime {
  * event data, not the clock), and the changelog carries values as JSON, which the state uses only
  * for plain numbers, strings, arrays and objects.
  *
- * Bounding the changelog: NOT done here yet; see the report / README. Kafka log compaction by state
- * key cannot be used as is, because the fold needs record order (claims fence later records of
- * earlier owners, and a late zombie delta must not overwrite a newer value of the same key).
+ * Bounding the changelog: snapshots plus truncation (maybeSnapshot), not Kafka log compaction: a
+ * compacted topic keeps the last record per key by offset, but the fold needs record order (claims
+ * fence later records of earlier owners, and a zombie's late delta must not overwrite a newer value
+ * of the same key). A snapshot is written through appendOwn (so a fenced owner writes none) and
+ * the records before it are deleted only after it is complete; a store whose position fell
+ * behind the truncation rebuilds from the snapshot (ChangelogFold `reset`). A snapshot by an owner
+ * that is fenced right after its check still holds the state at its `applied`, before the new
+ * claim, which the fold then applies on top.
  */
 export function createProcessor(deps: ProcessorDeps): Processor {
   const { log, clickhouse, database, stateDir, groupId, logger, maxBatchRecords = 5000, retryDelayMs = 200 } = deps
@@ -246,6 +264,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     ctx.resolveOffset(maxOffset)
     if (!ctx.isStale()) await ctx.commit()
     crash('after_commit')
+    if (own) await maybeSnapshot(rt, own, store)
 
     const now = Date.now()
     const { counts } = built
@@ -283,9 +302,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
    * (dense offsets) nothing came between; otherwise what came between is read and looked at.
    * Returns the changelog position after them. Throws FencedError (and stays fenced) if claimed.
    */
-  async function appendOwn(rt: TopicRuntime, own: Ownership, recs: Array<{ key: string; value: string; partition?: number }>): Promise<{ next: number; owner: string }> {
+  async function appendOwn(rt: TopicRuntime, own: Ownership, recs: Array<{ key: string; value: string; partition?: number }>): Promise<{ next: number; owner: string; first: number }> {
     const partition = recs[0]!.partition!
     const topic = changelogTopic(rt)
+    let firstOffset = -1
     // Kafka refuses a partition's record batch over message.max.bytes (1 MiB by default): a large
     // delta goes out in several appends (the fold applies its parts only once its delta record came).
     let last = own.lastOwn
@@ -294,7 +314,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       for (let size = 0; j < recs.length && (j === i || size + recs[j]!.value.length <= CHANGELOG_APPEND_CHARS); j++) size += recs[j]!.value.length
       const res = await log.append(topic, recs.slice(i, j))
       const first = res[0]!.offset
+      if (firstOffset < 0) firstOffset = first
       last = res[res.length - 1]!.offset
+      own.sinceSnapshot += recs.slice(i, j).reduce((n, r) => n + r.value.length, 0)
       const dense = first === own.lastOwn + 1 && last === first + res.length - 1
       if (!dense && claimedByOther((await log.readRange(topic, partition, own.lastOwn + 1)).filter((r) => r.offset <= last), own.owner)) {
         own.fenced = true
@@ -303,7 +325,30 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       own.lastOwn = last
       i = j
     }
-    return { next: last + 1, owner: own.owner }
+    return { next: last + 1, owner: own.owner, first: firstOffset }
+  }
+
+  /**
+   * Bounds the changelog: once the records since the last snapshot outgrow max(snapshotMinChars,
+   * 2 × that snapshot), writes the whole state as a snapshot (right after a commit: no intent is
+   * pending, local state = the fold) and deletes the records before it. A restore then reads at most
+   * one snapshot and what followed it. A failed snapshot only delays this (the next batch retries).
+   */
+  async function maybeSnapshot(rt: TopicRuntime, own: Ownership, store: PartitionStore): Promise<void> {
+    if (own.fenced || own.sinceSnapshot <= Math.max(deps.changelog?.snapshotMinChars ?? 16 * 1024 * 1024, 2 * own.snapshotChars)) return
+    try {
+      const t0 = performance.now()
+      const recs = snapshotRecords(store.partition, own.owner, store.appliedOffset(), store.entries())
+      const before = own.sinceSnapshot
+      const pos = await appendOwn(rt, own, recs)
+      await store.setChangelogPosition({ next: pos.next, owner: pos.owner })
+      await log.truncate(changelogTopic(rt), store.partition, pos.first)
+      own.snapshotChars = own.sinceSnapshot - before
+      own.sinceSnapshot = own.snapshotChars
+      logger.info({ topic: rt.topic, partition: store.partition, applied: store.appliedOffset(), chars: own.snapshotChars, records: recs.length, truncatedBefore: pos.first, ms: Math.round(performance.now() - t0) }, 'state snapshot written; changelog truncated before it')
+    } catch (err) {
+      logger.warn({ err, topic: rt.topic, partition: store.partition }, 'state snapshot failed; retried after the next batch')
+    }
   }
 
   /**
@@ -314,16 +359,19 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const topic = changelogTopic(rt)
     const owner = randomUUID()
     const [claim] = await log.append(topic, [claimRecord(p, owner)])
-    const own: Ownership = { owner, lastOwn: claim!.offset, fenced: false }
+    const own: Ownership = { owner, lastOwn: claim!.offset, fenced: false, sinceSnapshot: 0, snapshotChars: 0 }
     if (deps.changelog?.restore === false) return own
     const t0 = performance.now()
     const fold = new ChangelogFold({ applied: store.appliedOffset(), intent: store.pendingIntent(), position: store.changelogPosition() })
     const records = await log.readRange(topic, p, fold.next)
-    for (const r of records) fold.add(r)
+    for (const r of records) {
+      fold.add(r)
+      own.sinceSnapshot += r.value.length
+    }
     if (fold.next <= claim!.offset) throw new Error(`changelog ${topic}/${p} was read only to ${fold.next}, before the claim at ${claim!.offset}`)
     if (fold.owner !== owner) own.fenced = true // another processor claimed it right after us
     await store.restore(fold.result())
-    logger.info({ topic: rt.topic, partition: p, records: records.length, applied: fold.applied, intent: fold.intent, ms: Math.round(performance.now() - t0) }, 'partition state restored from the changelog')
+    logger.info({ topic: rt.topic, partition: p, records: records.length, fromSnapshot: fold.reset, applied: fold.applied, intent: fold.intent, ms: Math.round(performance.now() - t0) }, 'partition state restored from the changelog')
     return own
   }
 

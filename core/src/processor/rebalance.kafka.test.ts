@@ -34,7 +34,7 @@ if (brokers.length > 0) {
       rmSync(root, { recursive: true, force: true })
     })
 
-    const scenario = (killAt: CrashPoint, { changelog = true, newMachine = false } = {}) => {
+    const scenario = (killAt: CrashPoint, { changelog = true, newMachine = false, snapshotMinChars = 0 } = {}) => {
       const n = ++seq
       const suffix = `${run}-${n}`
       return runHandoff({
@@ -53,6 +53,7 @@ if (brokers.length > 0) {
         changelog,
         killAt,
         newMachine,
+        ...(snapshotMinChars ? { snapshotMinChars } : {}),
         perPhase: 300,
         timeoutMs: 40_000,
         groupId: `handoff-${suffix}`,
@@ -66,8 +67,9 @@ if (brokers.length > 0) {
       expect(totals).toEqual(expected)
     }, 60_000)
 
-    it('A killed mid-sink, B takes every partition: totals exact', async () => {
-      const { totals, expected, killed } = await scenario('mid_sink')
+    it('A killed mid-sink, B takes every partition; snapshots truncate the changelog: totals exact', async () => {
+      const { totals, expected, killed, changelogStart } = await scenario('mid_sink', { snapshotMinChars: 30_000 })
+      expect(changelogStart.every((o) => o > 0)).toBe(true)
       expect(killed).toBe(true)
       expect(totals).toEqual(expected)
     }, 60_000)

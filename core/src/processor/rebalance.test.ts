@@ -27,7 +27,7 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true })
 })
 
-async function scenario(killAt: CrashPoint, { changelog = true, newMachine = false } = {}) {
+async function scenario(killAt: CrashPoint, { changelog = true, newMachine = false, snapshotMinChars = 0 } = {}) {
   const dir = join(root, `run${++seq}`)
   const log = await createEmbeddedLog({ dir: join(dir, 'log'), logger: pino({ level: 'silent' }), retryBackoffMs: 20 })
   try {
@@ -40,6 +40,7 @@ async function scenario(killAt: CrashPoint, { changelog = true, newMachine = fal
       changelog,
       killAt,
       newMachine,
+      ...(snapshotMinChars ? { snapshotMinChars } : {}),
     })
   } finally {
     await log.close()
@@ -55,6 +56,13 @@ describe('partition handoff between processors (embedded log)', () => {
   ])('killed at %s (new machine: %s): the other processor takes over with the state; totals exact', async (killAt, newMachine) => {
     const { totals, expected, killed } = await scenario(killAt, { newMachine })
     expect(killed).toBe(true)
+    expect(totals).toEqual(expected)
+  }, 60_000)
+
+  it('with snapshots every few batches the changelog is truncated, and a new machine restores from a snapshot: totals exact', async () => {
+    const { totals, expected, killed, changelogStart } = await scenario('after_sink', { newMachine: true, snapshotMinChars: 30_000 })
+    expect(killed).toBe(true)
+    expect(changelogStart.every((o) => o > 0)).toBe(true)
     expect(totals).toEqual(expected)
   }, 60_000)
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { LogRecord } from '../log/log.js'
-import { ChangelogFold, claimedByOther, claimRecord, deltaRecords, intentRecord } from './changelog.js'
+import { ChangelogFold, claimedByOther, claimRecord, deltaRecords, intentRecord, snapshotRecords } from './changelog.js'
 
 let offset = 0
 const at = (r: { key: string; value: string }): LogRecord => ({ topic: 'cl', partition: 0, offset: offset++, key: r.key, value: r.value, timestamp: 0 })
@@ -69,5 +69,28 @@ describe('changelog fold', () => {
       at(intentRecord(0, 'A', { minOffset: 10, maxOffset: 19 })),
     ])
     expect(out).toMatchObject({ applied: 19, intent: undefined, entries: { k: 2 } })
+  })
+
+  it('a store behind a truncation rebuilds from the snapshot the changelog starts with; others skip snapshots', () => {
+    offset = 40 // records 0..39 were truncated away
+    const records = [
+      ...snapshotRecords(0, 'A', 29, [['k', 1], ['j', 2]], 8).map(at),
+      ...deltaRecords(0, 'A', 39, [['k', 3]]).map(at),
+      at(claimRecord(0, 'B')),
+    ]
+    const fresh = new ChangelogFold({ applied: -1, intent: undefined, position: { next: 0 } })
+    for (const r of records) fresh.add(r)
+    const res = fresh.result()
+    expect(res.reset).toBe(true)
+    expect(Object.fromEntries([...res.entries].map((e) => [e[0], e[1]]))).toEqual({ k: 3, j: 2 })
+    expect(res).toMatchObject({ applied: 39, changelog: { next: offset, owner: 'B' } })
+    // A store already at offset 40 folds on without the snapshot.
+    const current = new ChangelogFold({ applied: 29, intent: undefined, position: { next: 40, owner: 'A' } })
+    for (const r of records) current.add(r)
+    expect(current.result()).toMatchObject({ reset: false, applied: 39 })
+    expect([...current.result().entries]).toEqual([['k', 3]])
+    // Truncated without a snapshot at the start: refused (the partition is not delivered).
+    const broken = new ChangelogFold({ applied: -1, intent: undefined, position: { next: 0 } })
+    expect(() => broken.add(records[records.length - 1]!)).toThrow(/no snapshot/)
   })
 })

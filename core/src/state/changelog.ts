@@ -13,6 +13,12 @@ import type { BatchIntent, ChangelogPosition, StateEntry } from './partition-sto
  * - `part`   {o, max, i, e}: a chunk of the batch's state changes (`e`: `[key, value]` or `[key]`).
  * - `delta`  {o, max, n}: the batch ending at offset `max` committed its state: its `n` parts apply.
  *
+ * - `snap`   {o, max, i, e} … `snapEnd` {o, max, n}: the whole state after the batch ending at `max`
+ *            (taken right after a commit, so no intent is pending). Once written, the records
+ *            before the first `snap` are deleted (Log.truncate): the changelog holds one snapshot
+ *            plus what came after it, so it stays within about three times the state's size
+ *            (a new snapshot once the records since the last one outgrow twice its size).
+ *
  * The fold below turns a stream of these records into state, `applied` and the pending intent,
  * exactly as the owner's local LMDB store holds them after the same steps.
  */
@@ -21,6 +27,8 @@ export type ChangelogRecord =
   | { t: 'intent'; o: string; min: number; max: number }
   | { t: 'part'; o: string; max: number; i: number; e: StateEntry[] }
   | { t: 'delta'; o: string; max: number; n: number }
+  | { t: 'snap'; o: string; max: number; i: number; e: StateEntry[] }
+  | { t: 'snapEnd'; o: string; max: number; n: number }
 
 /** Changelog topic of a source topic (same partition count). */
 export function changelogTopicFor(base: string, topic: string, eventsTopic: string): string {
@@ -34,26 +42,37 @@ export const claimRecord = (partition: number, owner: string): ProducerRecord =>
 export const intentRecord = (partition: number, owner: string, intent: BatchIntent): ProducerRecord =>
   rec(partition, { t: 'intent', o: owner, min: intent.minOffset, max: intent.maxOffset })
 
+function chunked(entries: Iterable<StateEntry>, chunkChars: number, make: (i: number, e: StateEntry[]) => ProducerRecord): ProducerRecord[] {
+  const out: ProducerRecord[] = []
+  let chunk: StateEntry[] = []
+  let size = 0
+  for (const e of entries) {
+    const n = JSON.stringify(e).length
+    if (size > 0 && size + n > chunkChars) {
+      out.push(make(out.length, chunk))
+      chunk = []
+      size = 0
+    }
+    chunk.push(e)
+    size += n
+  }
+  if (chunk.length > 0) out.push(make(out.length, chunk))
+  return out
+}
+
+/** The whole state of a partition (after the batch ending at `applied`) as `snap` records and their `snapEnd`. */
+export function snapshotRecords(partition: number, owner: string, applied: number, entries: Iterable<StateEntry>, chunkChars = 256 * 1024): ProducerRecord[] {
+  const out = chunked(entries, chunkChars, (i, e) => rec(partition, { t: 'snap', o: owner, max: applied, i, e }))
+  out.push(rec(partition, { t: 'snapEnd', o: owner, max: applied, n: out.length }))
+  return out
+}
+
 /**
  * A batch's state changes as `part` records of at most about `chunkChars` characters each (Kafka's
  * default message limit is 1 MB), then the `delta` record that makes them count.
  */
 export function deltaRecords(partition: number, owner: string, maxOffset: number, entries: StateEntry[], chunkChars = 256 * 1024): ProducerRecord[] {
-  const out: ProducerRecord[] = []
-  let chunk: StateEntry[] = []
-  let size = 0
-  const flush = (): void => {
-    out.push(rec(partition, { t: 'part', o: owner, max: maxOffset, i: out.length, e: chunk }))
-    chunk = []
-    size = 0
-  }
-  for (const e of entries) {
-    const n = JSON.stringify(e).length
-    if (size > 0 && size + n > chunkChars) flush()
-    chunk.push(e)
-    size += n
-  }
-  if (chunk.length > 0) flush()
+  const out = chunked(entries, chunkChars, (i, e) => rec(partition, { t: 'part', o: owner, max: maxOffset, i, e }))
   out.push(rec(partition, { t: 'delta', o: owner, max: maxOffset, n: out.length }))
   return out
 }
@@ -82,15 +101,22 @@ export function claimedByOther(records: LogRecord[], owner: string): boolean {
  * - an intent or delta at or below `applied` is ignored (already in the state);
  * - a delta applies only with all its parts, written after the owner's claim; parts without their
  *   delta (the writer died mid-append) are dropped;
- * - a delta clears the pending intent, an intent replaces it.
+ * - a delta clears the pending intent, an intent replaces it;
+ * - snapshots are skipped, unless the records the store needed next were deleted (`next` is below
+ *   the first record read): then the store is rebuilt from the snapshot the changelog starts with
+ *   (`reset`), and the fold goes on from there.
  */
 export class ChangelogFold {
   owner: string | undefined
   applied: number
   intent: BatchIntent | undefined
   next: number
+  /** The store must be cleared and rebuilt from a snapshot (its records were truncated away). */
+  reset = false
+  private started = false
   private readonly changes = new Map<string, StateEntry>()
   private parts: Array<{ max: number; i: number; e: StateEntry[] }> = []
+  private snap: Array<{ max: number; i: number; e: StateEntry[] }> = []
 
   constructor(start: { applied: number; intent: BatchIntent | undefined; position: ChangelogPosition }) {
     this.owner = start.position.owner
@@ -100,8 +126,20 @@ export class ChangelogFold {
   }
 
   add(record: LogRecord): void {
-    this.next = Math.max(this.next, record.offset + 1)
     const r = parseChangelog(record.value)
+    if (!this.started) {
+      this.started = true
+      if (record.offset > this.next) {
+        // What this store needed was truncated: only a snapshot starting here can rebuild it.
+        if (r?.t !== 'snap' || r.i !== 0) throw new Error(`changelog records ${this.next}..${record.offset - 1} are gone and no snapshot starts at ${record.offset}`)
+        this.reset = true
+        this.owner = r.o
+        this.applied = -1
+        this.intent = undefined
+        this.changes.clear()
+      }
+    }
+    this.next = Math.max(this.next, record.offset + 1)
     if (!r) return
     if (r.t === 'claim') {
       this.owner = r.o
@@ -109,7 +147,15 @@ export class ChangelogFold {
       return
     }
     if (r.o !== this.owner) return
-    if (r.t === 'intent') {
+    if (r.t === 'snap') {
+      if (this.reset && this.applied === -1 && this.snap.length === r.i) this.snap.push({ max: r.max, i: r.i, e: r.e })
+    } else if (r.t === 'snapEnd') {
+      if (this.reset && this.applied === -1 && this.snap.length === r.n && this.snap.every((p) => p.max === r.max)) {
+        for (const p of this.snap) for (const e of p.e) this.changes.set(e[0], e)
+        this.applied = r.max
+      }
+      this.snap = []
+    } else if (r.t === 'intent') {
       if (r.max > this.applied) this.intent = { minOffset: r.min, maxOffset: r.max }
     } else if (r.t === 'part') {
       if (this.parts.length > 0 && this.parts[0]!.max !== r.max) this.parts = []
@@ -124,7 +170,8 @@ export class ChangelogFold {
     }
   }
 
-  result(): { entries: Iterable<StateEntry>; applied: number; intent: BatchIntent | undefined; changelog: ChangelogPosition } {
-    return { entries: this.changes.values(), applied: this.applied, intent: this.intent, changelog: { next: this.next, ...(this.owner ? { owner: this.owner } : {}) } }
+  result(): { entries: Iterable<StateEntry>; applied: number; intent: BatchIntent | undefined; changelog: ChangelogPosition; reset: boolean } {
+    if (this.reset && this.applied === -1) throw new Error('the changelog starts with an incomplete snapshot')
+    return { reset: this.reset, entries: this.changes.values(), applied: this.applied, intent: this.intent, changelog: { next: this.next, ...(this.owner ? { owner: this.owner } : {}) } }
   }
 }

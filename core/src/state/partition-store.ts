@@ -137,9 +137,10 @@ export class PartitionStore {
    * Writes state restored from the changelog in one transaction: changed entries, `applied`, the
    * pending intent (or none) and the new changelog position. Only outside a batch (the overlay is empty).
    */
-  async restore(r: { entries: Iterable<StateEntry>; applied: number; intent: BatchIntent | undefined; changelog: ChangelogPosition }): Promise<void> {
+  async restore(r: { entries: Iterable<StateEntry>; applied: number; intent: BatchIntent | undefined; changelog: ChangelogPosition; reset?: boolean }): Promise<void> {
     if (this.overlay.size > 0 || this.expiries.size > 0) throw new Error('restore while a batch is open')
     await this.db.transaction(() => {
+      if (r.reset) for (const k of this.db.getKeys({})) void this.db.remove(k)
       for (const e of r.entries) {
         if (e.length === 1) void this.db.remove(e[0])
         else void this.db.put(e[0], e[1])
@@ -153,6 +154,22 @@ export class PartitionStore {
     this.applied = r.applied
     this.intent = r.intent
     this.changelog = r.changelog
+  }
+
+  /** Every committed state entry (no metadata), in key order: a snapshot. Outside a batch. */
+  *entries(): Generator<StateEntry> {
+    for (const { key, value } of this.db.getRange({})) {
+      const k = key as string
+      if (k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG) continue
+      yield [k, value]
+    }
+  }
+
+  /** Records a new changelog position without a state change (after writing a snapshot). */
+  async setChangelogPosition(changelog: ChangelogPosition): Promise<void> {
+    await this.db.put(META_CHANGELOG, changelog)
+    await this.db.flushed
+    this.changelog = changelog
   }
 
   /** Number of buffered writes of the current batch. */
