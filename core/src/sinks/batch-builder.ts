@@ -26,6 +26,7 @@ export class BatchBuilder {
   private readonly batch: SinkBatch
   private readonly rollup = new Map<string, RollupRow & { uniqueSet?: Set<string> }>()
   private readonly rollupIvt = new Map<string, RollupIvtRow>()
+  private lastCell: (RollupRow & { uniqueSet?: Set<string> }) | undefined
   readonly counts: OutcomeCounts = { billable: 0, unbilled: {}, badRows: {}, pending: 0 }
   maxReceivedAt = 0
 
@@ -118,11 +119,16 @@ export class BatchBuilder {
     else if (reason === 'orphan_click') counter = 'orphan_clicks'
     else if (reason === 'repeat_click') counter = 'repeat_clicks'
     const minute = Math.floor(e.ts / 60_000) * 60
-    const key = `${minute}\u001f${e.campaignId}\u001f${e.adId}\u001f${e.publisherId}\u001f${row.geo}\u001f${row.device}`
-    let r = this.rollup.get(key)
-    if (!r) {
-      r = { minute, campaign_id: e.campaignId, ad_id: e.adId, publisher_id: e.publisherId, geo: row.geo, device: row.device, impressions: 0, clicks: 0, ivt_impressions: 0, ivt_clicks: 0, duplicates: 0, orphan_clicks: 0, repeat_clicks: 0, uniques: [], last_received_at: 0 }
-      this.rollup.set(key, r)
+    // Consecutive events mostly fall in the same cell: compare with the last one before building a key.
+    let r = this.lastCell
+    if (!r || r.minute !== minute || r.campaign_id !== e.campaignId || r.ad_id !== e.adId || r.publisher_id !== e.publisherId || r.geo !== row.geo || r.device !== row.device) {
+      const key = `${minute}\u001f${e.campaignId}\u001f${e.adId}\u001f${e.publisherId}\u001f${row.geo}\u001f${row.device}`
+      r = this.rollup.get(key)
+      if (!r) {
+        r = { minute, campaign_id: e.campaignId, ad_id: e.adId, publisher_id: e.publisherId, geo: row.geo, device: row.device, impressions: 0, clicks: 0, ivt_impressions: 0, ivt_clicks: 0, duplicates: 0, orphan_clicks: 0, repeat_clicks: 0, uniques: [], last_received_at: 0 }
+        this.rollup.set(key, r)
+      }
+      this.lastCell = r
     }
     if (counter) r[counter] += sign
     if (env.receivedAt > r.last_received_at) r.last_received_at = env.receivedAt

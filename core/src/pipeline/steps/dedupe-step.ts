@@ -25,13 +25,20 @@ export const DEFAULT_DEDUPE_TTL_MS = 25 * 60 * 60_000
  * first sighting itself, re-read after a crash or a reprocess: not a duplicate. So replaying any
  * offset range gives every record the verdict it had the first time.
  */
+/** Adds `firstSeenOffset` in place (no temporary object per event). */
+function annotate<T extends Decoded>(input: T, firstSeenOffset: number): T & Deduped {
+  const out = input as T & Deduped
+  out.firstSeenOffset = firstSeenOffset
+  return out
+}
+
 export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DEDUPE_TTL_MS }: DedupeDeps): Step<T, T & Deduped> {
   return function dedupeStep(input) {
     const { envelope, ref } = input
     const offset = ref.offset
     const dk = deliveryKey(envelope.key)
     const first = store.get<number>(dk)
-    if (first !== undefined && first !== offset) return unbilled(Object.assign(input, { firstSeenOffset: first }), 'duplicate_delivery')
+    if (first !== undefined && first !== offset) return unbilled(annotate(input, first), 'duplicate_delivery')
     const expiresAt = envelope.receivedAt + ttlMs
     if (first === undefined) {
       store.put(dk, offset)
@@ -40,13 +47,13 @@ export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DED
     const ik = impressionKey(envelope.event.impressionId)
     const state = store.get<ImpressionState>(ik)
     if (envelope.type === 'impression') {
-      if (state?.io !== undefined && state.io !== offset) return unbilled(Object.assign(input, { firstSeenOffset: offset }), 'duplicate_impression')
+      if (state?.io !== undefined && state.io !== offset) return unbilled(annotate(input, offset), 'duplicate_impression')
       if (state?.io === undefined) store.put(ik, { ...state, io: offset, its: envelope.event.ts, ich: envelope.event.channel ?? 'web' })
     } else {
-      if (state?.co !== undefined && state.co !== offset) return unbilled(Object.assign(input, { firstSeenOffset: offset }), 'repeat_click')
+      if (state?.co !== undefined && state.co !== offset) return unbilled(annotate(input, offset), 'repeat_click')
       if (state?.co === undefined) store.put(ik, { ...state, co: offset })
     }
     if (state === undefined) scheduleExpiry(store, expiresAt, ik)
-    return ok(Object.assign(input, { firstSeenOffset: offset }))
+    return ok(annotate(input, offset))
   }
 }

@@ -51,6 +51,15 @@ export interface JoinStage<T extends Deduped> {
  * `orphan_click`; if the impression arrives within the lateness after that, the click is re-emitted
  * with `correction: true`, and the sinks write a signed correction (-1 orphan, +1 click).
  */
+/** The join of an impression or an unjoined click: one shared, frozen value (nobody writes it). */
+const JOIN_NONE: Joined['join'] = Object.freeze({ status: 'none' as const })
+
+function withJoin<T extends Deduped>(input: T, join: Joined['join']): T & Joined {
+  const out = input as T & Joined
+  out.join = join
+  return out
+}
+
 export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T> {
   const { store, windowsMs = JOIN_WINDOWS_MS, latenessMs = 24 * 60 * 60_000, clockSkewMs = 60_000 } = deps
   const released: Array<StepResult<Joined>> = []
@@ -83,19 +92,19 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
         }
         store.remove(wk)
       }
-      return ok(Object.assign(input, { join: { status: 'none' as const } }))
+      return ok(withJoin(input, JOIN_NONE))
     }
     const imp = store.get<ImpressionState>(impressionKey(id))
     if (imp?.io !== undefined && imp.its !== undefined) {
-      if (within(imp.its, env)) return ok(Object.assign(input, { join: { status: 'joined' as const, impressionTs: imp.its } }))
-      return unbilled(Object.assign(input, { join: { status: 'none' as const } }), 'orphan_click')
+      if (within(imp.its, env)) return ok(withJoin(input, { status: 'joined', impressionTs: imp.its }))
+      return unbilled(withJoin(input, JOIN_NONE), 'orphan_click')
     }
     const wk = waitingKey(id)
     const list = store.get<WaitingClick[]>(wk) ?? []
     store.put(wk, [...list, { ref: input.ref, appendedAt: input.appendedAt, envelope: env, state: 'waiting' }])
     addWaiting(1)
     store.put(joinDeadlineKey(env.event.ts + windowOf(env), id), null)
-    return unbilled(Object.assign(input, { join: { status: 'none' as const } }), 'join_pending')
+    return unbilled(withJoin(input, JOIN_NONE), 'join_pending')
   }
 
   return {
