@@ -233,15 +233,19 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const recovering = store.pendingIntent() !== undefined
     const own = rt.owners.get(records[0]!.partition)
     if (own?.fenced) throw new FencedError(rt.topic, records[0]!.partition)
+    // The intent only has to be durable before the first sink write: it is written while the batch
+    // is computed (the computation touches only the in-memory overlay).
+    let intentWrite: Promise<void> | undefined
     if (!recovering) {
       const intent = { minOffset, maxOffset }
-      if (own) await store.writeIntent(intent, await appendOwn(rt, own, [intentRecord(records[0]!.partition, own.owner, intent)]))
-      else await store.writeIntent(intent)
+      intentWrite = own ? appendOwn(rt, own, [intentRecord(records[0]!.partition, own.owner, intent)]).then((pos) => store.writeIntent(intent, pos)) : store.writeIntent(intent)
+      intentWrite.catch(() => {}) // awaited below; this only keeps an early failure from being unhandled
     }
-    crash('after_intent')
     let built: BuiltBatch
     try {
       built = await worker.build(rt.topic, records)
+      await intentWrite
+      crash('after_intent')
       crash('before_sink')
       let t0 = performance.now()
       await chSink.write(built.batch, { recovering })
@@ -258,6 +262,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       } else await store.commit(maxOffset)
       crash('after_state')
     } catch (err) {
+      await intentWrite?.catch(() => {})
       store.discard()
       throw err
     }
