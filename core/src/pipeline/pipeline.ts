@@ -33,7 +33,9 @@ function build<In, Out>(steps: AnyStep[]): Pipeline<In, Out> {
   const finish = (result: StepResult<unknown>, i: number): PipelineOutcome<Out> => {
     if (result.kind === 'bad_row' && !result.step) result.step = names[i]!
     // Step results are fresh objects: annotate in place rather than copy per event.
-    return Object.assign(result as StepResult<Out>, { lastStep: names[i]! })
+    const outcome = result as PipelineOutcome<Out>
+    outcome.lastStep = names[i]!
+    return outcome
   }
 
   function runFrom(start: number, input: unknown): PipelineOutcome<Out> | Promise<PipelineOutcome<Out>> {

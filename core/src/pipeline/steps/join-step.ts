@@ -54,6 +54,8 @@ export interface JoinStage<T extends Deduped> {
 /** The join of an impression or an unjoined click: one shared, frozen value (nobody writes it). */
 const JOIN_NONE: Joined['join'] = Object.freeze({ status: 'none' as const })
 
+const NOTHING_RELEASED: Array<StepResult<Joined>> = Object.freeze([]) as unknown as Array<StepResult<Joined>>
+
 function withJoin<T extends Deduped>(input: T, join: Joined['join']): T & Joined {
   const out = input as T & Joined
   out.join = join
@@ -111,7 +113,8 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
     step: joinStep,
     waiting: () => store.get<number>(WAITING_COUNT_KEY) ?? 0,
     drainReleased() {
-      return released.splice(0, released.length)
+      // Most records release nothing: answer without allocating a fresh empty array each time.
+      return released.length === 0 ? NOTHING_RELEASED : released.splice(0, released.length)
     },
     expire(limit = 20_000) {
       const wm = watermark(store)
