@@ -3,7 +3,7 @@
  * parallel on a small machine). Prints each section's figures as JSON and writes them all to
  * bench/results/latest.json. Pick sections with `npm run bench -- edge processor`.
  *
- * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, edge, read, e2e.
+ * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, edge, read, e2e, scale (Kafka).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -13,6 +13,7 @@ import { runProcessorBench } from './processor-bench.js'
 import { runEdgeBench } from './edge-bench.js'
 import { runReadBench } from './read-bench.js'
 import { runE2eBench } from './e2e-bench.js'
+import { runScaleBench } from './scale-bench.js'
 
 const sections: Record<string, () => Promise<unknown>> = {
   log: () => runLogBench(),
@@ -20,6 +21,12 @@ const sections: Record<string, () => Promise<unknown>> = {
   edge: () => runEdgeBench(),
   read: () => runReadBench(),
   e2e: () => runE2eBench(),
+  // processor throughput with one and two consumers on one Kafka broker (needs KAFKA_BROKERS)
+  scale: async () => {
+    const brokers = process.env.KAFKA_BROKERS?.split(',').filter(Boolean)
+    if (!brokers?.length) return { skipped: 'set KAFKA_BROKERS (bash scripts/kafka/start.sh prints it)' }
+    return runScaleBench({ brokers })
+  },
 }
 
 const wanted = process.argv.slice(2).filter((a) => a in sections)

@@ -47,6 +47,12 @@ export const configSchema = z.object({
   ICEBERG_S3_URL: z.string().url().optional(),
   ICEBERG_S3_ACCESS_KEY_ID: z.string().optional(),
   ICEBERG_S3_SECRET_ACCESS_KEY: z.string().optional(),
+  /**
+   * State changelog for several processors sharing partitions (dedupe and join state moves with a
+   * partition on rebalance). `auto` turns it on with Kafka and off on the embedded log, where one
+   * process owns every partition and its local LMDB state. @default auto
+   */
+  STATE_CHANGELOG: z.enum(['auto', 'on', 'off']).default('auto'),
   /** pino level. @default info */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DEMO_PUBLISHER_KEY: z.string().min(8).default(DEV_DEFAULTS.DEMO_PUBLISHER_KEY),

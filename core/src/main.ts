@@ -29,6 +29,11 @@ async function openLog(config: Config, dataDir: string, logger: Logger): Promise
   return createEmbeddedLog({ dir: join(dataDir, 'log'), logger: logger.child({ component: 'log' }) })
 }
 
+function changelogOn(config: Config): boolean {
+  if (config.STATE_CHANGELOG === 'auto') return (config.KAFKA_BROKERS?.length ?? 0) > 0
+  return config.STATE_CHANGELOG === 'on'
+}
+
 export async function startCore(config: Config) {
   const logger = createLogger({ level: config.LOG_LEVEL })
   const dataDir = resolve(config.DATA_DIR)
@@ -59,6 +64,7 @@ export async function startCore(config: Config) {
         ? { icebergS3: { url: config.ICEBERG_S3_URL, accessKeyId: config.ICEBERG_S3_ACCESS_KEY_ID!, secretAccessKey: config.ICEBERG_S3_SECRET_ACCESS_KEY! } }
         : config.ICEBERG_ENABLED ? { icebergDir: join(dataDir, 'iceberg') } : {}),
       groupId: config.PROCESSOR_GROUP, logger, registry,
+      ...(changelogOn(config) ? { changelog: {} } : {}),
     })
     : undefined
 
