@@ -11,7 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -39,6 +39,13 @@ export interface EdgeBenchResult {
   batch: { requests: number; rps: number; eventsPerSecond: number; p50ms: number; p99ms: number; non202: number }
   /** batch requests/s divided by hello-world requests/s */
   ratio: number
+  /**
+   * CPU time the whole `wrangler dev` process tree (workerd and wrangler's own proxy) spent per
+   * request in each phase, from /proc (Linux; absent elsewhere). On a shared machine throughput
+   * swings with other people's load; CPU per request hardly does, so `cpuRatio` (hello CPU per
+   * request / batch CPU per request) is the steadier figure to compare builds by.
+   */
+  cpu?: { helloMsPerRequest: number; batchMsPerRequest: number; batchMsPerEvent: number; cpuRatio: number }
   dedupe: { checks: number; checksPerSecond: number }
   bloom: { capacity: number; fpRate: number; bits: number; hashes: number; bytesPerKey: number; measuredFpRate: number; probes: number }
   proxyRecords: number
@@ -89,6 +96,38 @@ function ulid(): string {
   let rand = ''
   for (let i = 0; i < 16; i++) rand += CROCKFORD[bytes[i]! % 32]
   return time + rand
+}
+
+/** CPU seconds used so far by a process and all its descendants (Linux /proc); undefined elsewhere. */
+function treeCpuSeconds(rootPid: number): number | undefined {
+  let entries: string[]
+  try {
+    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e))
+  } catch {
+    return undefined
+  }
+  const stats = new Map<number, { ppid: number; ticks: number }>()
+  for (const e of entries) {
+    try {
+      const text = readFileSync(`/proc/${e}/stat`, 'utf8')
+      // Fields after the command name (which may hold spaces) in parentheses.
+      const f = text.slice(text.lastIndexOf(')') + 2).split(' ')
+      stats.set(Number(e), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) })
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  if (!stats.has(rootPid)) return undefined
+  const children = new Map<number, number[]>()
+  for (const [pid, st] of stats) children.set(st.ppid, [...(children.get(st.ppid) ?? []), pid])
+  let ticks = 0
+  const todo = [rootPid]
+  while (todo.length > 0) {
+    const pid = todo.pop()!
+    ticks += stats.get(pid)?.ticks ?? 0
+    todo.push(...(children.get(pid) ?? []))
+  }
+  return ticks / 100 // USER_HZ is 100 on Linux
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -198,11 +237,13 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
     // Warm up both routes (module load, DO creation).
     for (let i = 0; i < 20; i++) await (await fetch(`${edge}/healthz`)).arrayBuffer()
 
+    const cpu0 = child.pid === undefined ? undefined : treeCpuSeconds(child.pid)
     const hello = await load(seconds, concurrency, async () => {
       const res = await fetch(`${edge}/healthz`)
       await res.arrayBuffer()
       return res.status
     })
+    const cpu1 = child.pid === undefined ? undefined : treeCpuSeconds(child.pid)
     const batch = await load(seconds, concurrency, async () => {
       const now = Date.now()
       const events = Array.from({ length: batchSize }, (_, i) => ({
@@ -217,6 +258,18 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
       await res.arrayBuffer()
       return res.status
     })
+
+    const cpu2 = child.pid === undefined ? undefined : treeCpuSeconds(child.pid)
+    const cpu = cpu0 !== undefined && cpu1 !== undefined && cpu2 !== undefined && hello.requests > 0 && batch.requests > 0
+      ? (() => {
+          const helloMs = ((cpu1 - cpu0) * 1000) / hello.requests
+          const batchMs = ((cpu2 - cpu1) * 1000) / batch.requests
+          return {
+            helloMsPerRequest: Math.round(helloMs * 100) / 100, batchMsPerRequest: Math.round(batchMs * 100) / 100,
+            batchMsPerEvent: Math.round((batchMs / batchSize) * 1000) / 1000, cpuRatio: Math.round((helloMs / batchMs) * 1000) / 1000,
+          }
+        })()
+      : undefined
 
     const t0 = performance.now()
     const dedupeRes = await fetch(`${edge}/v1/internal/dedupe-bench`, {
@@ -236,6 +289,7 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
         p50ms: percentile(batch.latencies, 50), p99ms: percentile(batch.latencies, 99), non202: batch.bad,
       },
       ratio: Math.round((batchRps / helloRps) * 1000) / 1000,
+      ...(cpu ? { cpu } : {}),
       dedupe: { checks: dedupe.checked, checksPerSecond: Math.round(dedupe.checked / dedupeSeconds) },
       bloom: await measureBloom(bloomCapacity, bloomFp),
       proxyRecords: proxy.records(),
