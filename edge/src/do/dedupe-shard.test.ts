@@ -1,6 +1,7 @@
 import { abortAllDurableObjects, runInDurableObject } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { idempotencyKey } from '@adc/schemas'
+import { ulid } from 'ulid'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { commit, dedupeShardOf, prepare, shardFor, type IngestContext } from '../lib/ingest.js'
 import { settingsFrom } from '../lib/settings.js'
@@ -163,6 +164,30 @@ describe('dedupe in the ingest path', () => {
     // The early retry reached the log a second time; core's exact dedupe keeps one of each.
     const ids = events.map((e) => e.impressionId)
     expect((await proxyReceived()).records.map((r) => r.key)).toEqual([...ids, ...ids])
+  })
+
+  it('a batch whose events were made within one second costs one check and one confirm RPC, and a retry in another batch finds the same shard', async () => {
+    const calls: string[] = []
+    const counting = {
+      idFromName: (name: string) => env.DEDUPE_SHARD.idFromName(name),
+      get: (id: DurableObjectId) => {
+        const stub = env.DEDUPE_SHARD.get(id)
+        return {
+          check: (keys: string[]) => { calls.push(`check ${keys.length}`); return stub.check(keys) },
+          confirm: (keys: string[]) => { calls.push(`confirm ${keys.length}`); return stub.confirm(keys) },
+        }
+      },
+    }
+    const countingEnv = { ...env, DEDUPE_SHARD: counting } as unknown as typeof env
+    const t = Math.floor(Date.now() / 1024) * 1024
+    const events = Array.from({ length: 50 }, (_, i) => impression({ eventId: ulid(t + (i % 1000)) }))
+    const items = (list: Record<string, unknown>[]) => list.map((raw) => ({ type: 'impression' as const, raw }))
+    const first = await commit(await prepare(items(events), ctx(), settings()), countingEnv, settings())
+    expect(first.counts.accepted).toBe(50)
+    expect(calls).toEqual(['check 50', 'confirm 50'])
+    // Retried in a different batch, beside a new event made at another time: still found.
+    const retry = await commit(await prepare(items([impression({ eventId: ulid(t + 5_000_000) }), events[7]!]), ctx(), settings()), countingEnv, settings())
+    expect(retry.results.map((r) => r.status)).toEqual(['accepted', 'duplicate'])
   })
 
   it('a request that died after the dedupe check does not turn its retry into a duplicate', async () => {
