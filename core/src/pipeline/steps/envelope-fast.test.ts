@@ -30,7 +30,7 @@ const arbEnvelope = fc.record({
     extra: field(['stripped']),
   })),
   client: present(fc.record({
-    ua: field(['Mozilla/5.0', 'x'.repeat(1024), 'curl/8 é'], ['x'.repeat(1025)]), ipPrefix: field(['198.51.0.0/24']), ipHash: field(['h1'], ['x'.repeat(65)]), ip: field(['1.2.3.4']),
+    ua: field(['Mozilla/5.0', 'x'.repeat(1024), 'curl/8 é'], ['x'.repeat(1025)]), ipPrefix: field(['198.51.0.0/24', 'x'.repeat(64)], ['x'.repeat(65)]), ipHash: field(['h1'], ['x'.repeat(65)]), ip: field(['1.2.3.4']),
   })),
   event: present(fc.record({
     eventId: field(['01JD0000000000000000000000', '01jd0000000000000000000000'], ['01JD000000000000000000000I', '01JD00000000000000000000000']),
