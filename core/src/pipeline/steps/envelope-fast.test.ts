@@ -30,14 +30,14 @@ const arbEnvelope = fc.record({
     extra: field(['stripped']),
   })),
   client: present(fc.record({
-    ua: field(['Mozilla/5.0', 'x'.repeat(1024), 'curl/8 é'], ['x'.repeat(1025)]), ipPrefix: field(['198.51.0.0/24', 'x'.repeat(64)], ['x'.repeat(65)]), ipHash: field(['h1'], ['x'.repeat(65)]), ip: field(['1.2.3.4']),
+    ua: field(['Mozilla/5.0', 'x'.repeat(1024), 'curl/8 é'], ['x'.repeat(1025)]), ipPrefix: field(['198.51.0.0/24', 'x'.repeat(64)], ['x'.repeat(65)]), ipHash: field(['h1', 'x'.repeat(64)], ['x'.repeat(65)]), ip: field(['1.2.3.4']),
   })),
   event: present(fc.record({
     eventId: field(['01JD0000000000000000000000', '01jd0000000000000000000000'], ['01JD000000000000000000000I', '01JD00000000000000000000000']),
     ts: field([1_795_455_805_000, 0, 8.64e15, '2026-11-23T10:00:00Z'], [8.64e15 + 1, 'not a date', '2026-11-23T10:00:00Z'.repeat(3)]),
-    adId: field(['ad_1', 'a:b.c-d', 'x'.repeat(128)], ['x'.repeat(129), 'a/b']), campaignId: field(['cmp_demo_cpm']), publisherId: field(['pub_demo']), requestId: field(['req_1']),
+    adId: field(['ad_1', 'a:b.c-d', 'x'.repeat(128)], ['x'.repeat(129), 'a/b']), campaignId: field(['cmp_demo_cpm']), publisherId: field(['pub_demo']), requestId: field(['req_1', 'x'.repeat(128)], ['x'.repeat(129)]),
     impressionId: field(['imp_1']), userKey: field(['u1', 'x'.repeat(128), 'é'], ['x'.repeat(129)]), channel: field(['web', 'app', 'ctv', 's2s'], ['tv']),
-    device: field(['desktop', 'mobile', 'tablet', 'ctv', 'other'], ['phone']), geo: field(['US'], ['us', 'USA']), placement: field(['top', ''], ['x'.repeat(129)]),
+    device: field(['desktop', 'mobile', 'tablet', 'ctv', 'other'], ['phone']), geo: field(['US'], ['us', 'USA']), placement: field(['top', '', 'x'.repeat(128)], ['x'.repeat(129)]),
     consent: field([true, false]), viewable: field([true, false]), clickId: field(['clk_1'], ['c/1']), ua: rare('Mozilla/5.0'), ip: rare('1.2.3.4'), other: rare(1),
   })),
 })
