@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe } from 'vitest'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
 import { createClickHouseSink } from './clickhouse-sink.js'
-import { runSinkContract } from './sink.contract.js'
+import { clickhouseProbe, runSinkContract } from './sink.contract.js'
 
 /**
  * The same sink contract against a ClickHouse server over HTTP (`CLICKHOUSE_URL`, e.g. the compose
@@ -33,16 +33,7 @@ if (!url) {
       await migrate(ch, db)
       return {
         sink: createClickHouseSink({ client: ch, database: db }),
-        probe: {
-          async eventTotals(partition) {
-            const [r] = await q<{ events: number; billable: number }>(`SELECT sum(sign) AS events, sumIf(sign, billable = 1) AS billable FROM ${db}.events_raw WHERE log_partition = ${partition}`)
-            return { events: Number(r!.events), billable: Number(r!.billable) }
-          },
-          async rollupTotals(campaignId) {
-            const [r] = await q<{ impressions: number; clicks: number; orphan_clicks: number; uniques: number }>(`SELECT sum(impressions) AS impressions, sum(clicks) AS clicks, sum(orphan_clicks) AS orphan_clicks, uniqMerge(uniques) AS uniques FROM ${db}.rollup_minute WHERE campaign_id = '${campaignId}'`)
-            return { impressions: Number(r!.impressions), clicks: Number(r!.clicks), orphan_clicks: Number(r!.orphan_clicks), uniques: Number(r!.uniques) }
-          },
-        },
+        probe: clickhouseProbe(q, db),
       }
     },
   })

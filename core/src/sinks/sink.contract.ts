@@ -65,3 +65,17 @@ export function runSinkContract({ name, newSink }: SinkContractOptions): void {
     })
   })
 }
+
+/** The probe for a ClickHouse database holding ddl.ts's tables, on chDB or a server alike. */
+export function clickhouseProbe(q: <T>(query: string) => Promise<T[]>, db: string): SinkProbe {
+  return {
+    async eventTotals(partition) {
+      const [r] = await q<{ events: number; billable: number }>(`SELECT sum(sign) AS events, sumIf(sign, billable = 1) AS billable FROM ${db}.events_raw WHERE log_partition = ${partition}`)
+      return { events: Number(r!.events), billable: Number(r!.billable) }
+    },
+    async rollupTotals(campaignId) {
+      const [r] = await q<{ impressions: number; clicks: number; orphan_clicks: number; uniques: number }>(`SELECT sum(impressions) AS impressions, sum(clicks) AS clicks, sum(orphan_clicks) AS orphan_clicks, uniqMerge(uniques) AS uniques FROM ${db}.rollup_minute WHERE campaign_id = '${campaignId}'`)
+      return { impressions: Number(r!.impressions), clicks: Number(r!.clicks), orphan_clicks: Number(r!.orphan_clicks), uniques: Number(r!.uniques) }
+    },
+  }
+}
