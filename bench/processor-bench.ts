@@ -8,7 +8,7 @@
  *
  *   node --import tsx bench/processor-bench.ts
  *
- * Env: PROCESSOR_BENCH_EVENTS (100000), PROCESSOR_BENCH_PARTITIONS (4), PROCESSOR_BENCH_BATCH (5000),
+ * Env: PROCESSOR_BENCH_EVENTS (100000), PROCESSOR_BENCH_PARTITIONS (4), PROCESSOR_BENCH_BATCH (20000, the processor's default),
  * PROCESSOR_BENCH_ICEBERG=1 also writes the Iceberg raw table, PROCESSOR_BENCH_PROBES (100).
  */
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -30,7 +30,7 @@ export interface ProcessorBenchOptions {
   events?: number
   /** @default 4 */
   partitions?: number
-  /** Records per batch. @default 5000 */
+  /** Records per batch. @default 20000 (the processor's default) */
   batch?: number
   /** Also write the Iceberg raw table. @default false */
   iceberg?: boolean
@@ -91,7 +91,7 @@ async function rollupCampaigns(ch: ClickHouseClient, db: string): Promise<Set<st
 }
 
 export async function runProcessorBench(options: ProcessorBenchOptions = {}): Promise<ProcessorBenchFigures> {
-  const { events = 100_000, partitions = 4, batch = 5000, iceberg = false, probes = 100 } = options
+  const { events = 100_000, partitions = 4, batch = 20_000, iceberg = false, probes = 100 } = options
   const root = mkdtempSync(join(tmpdir(), 'adc-processor-bench-'))
   const lake = join('.cache', `bench-lake-${process.pid}`)
   const log = await createEmbeddedLog({ dir: join(root, 'log'), logger: silent })
@@ -171,7 +171,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const figures = await runProcessorBench({
     events: Number(env.PROCESSOR_BENCH_EVENTS ?? 100_000),
     partitions: Number(env.PROCESSOR_BENCH_PARTITIONS ?? 4),
-    batch: Number(env.PROCESSOR_BENCH_BATCH ?? 5000),
+    batch: Number(env.PROCESSOR_BENCH_BATCH ?? 20_000),
     iceberg: env.PROCESSOR_BENCH_ICEBERG === '1',
     probes: Number(env.PROCESSOR_BENCH_PROBES ?? 100),
   })
