@@ -12,7 +12,7 @@
  *   export $(bash scripts/kafka/start.sh | tail -1); node --import tsx bench/scale-bench.ts
  *
  * Env: KAFKA_BROKERS (required), SCALE_BENCH_EVENTS (100000), SCALE_BENCH_PARTITIONS (4),
- * SCALE_BENCH_BATCH (5000).
+ * SCALE_BENCH_BATCH (20000, the processor default).
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -143,7 +143,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     brokers,
     events: Number(env.SCALE_BENCH_EVENTS ?? 100_000),
     partitions: Number(env.SCALE_BENCH_PARTITIONS ?? 4),
-    batch: Number(env.SCALE_BENCH_BATCH ?? 5000),
+    batch: Number(env.SCALE_BENCH_BATCH ?? 20000),
   })
   console.log(JSON.stringify(f, (_k, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 100) / 100 : v), 2))
   const line = (name: string, r: ScaleRun): string => `${name}: ${Math.round(r.eventsPerSecond)} events/s wall, ${Math.round(r.eventsPerCpuSecond)} per CPU-second${r.counted === r.expected ? '' : ` (COUNTED ${r.counted}, expected ${r.expected})`}`
