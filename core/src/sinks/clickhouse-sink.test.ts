@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
 import { chdbDirect, createClickHouseSink } from './clickhouse-sink.js'
 import { createIcebergSink } from './iceberg-sink.js'
-import { batchOf, clickhouseProbe, runSinkContract } from './sink.contract.js'
+import { batchOf, clickhouseProbe, eventRow, runSinkContract } from './sink.contract.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'adc-sink-'))
 // chDB reads and writes Iceberg files only under the working directory.
@@ -104,6 +104,19 @@ describe('chDB direct access', () => {
   it('is used on the client that owns a chDB connection, not on a wrapper that intercepts its calls', () => {
     expect(chdbDirect(ch)).toBeDefined()
     expect(chdbDirect(Object.create(ch) as ClickHouseClient)).toBeUndefined()
+  })
+
+  it('leaves no token behind: later inserts without a token still land after tokened sink writes', async () => {
+    // chDB applies per-call settings as a sticky session SET (ENGINES.md); a leaked token would make
+    // the next tokenless insert into a deduplicating table look like a retry and drop it silently.
+    const db = `adc_sink_${n++}`
+    await migrate(ch, db)
+    await createClickHouseSink({ client: ch, database: db }).write(batchOf('leak', 0, 0, 9), { recovering: false })
+    for (let i = 0; i < 2; i++) {
+      await ch.insert({ table: `${db}.events_raw`, values: [{ ...eventRow(0, 100 + i), event_key: `later-${i}` }], format: 'JSONEachRow' })
+    }
+    const [r] = await q<{ later: number; all: number }>(`SELECT countIf(event_key LIKE 'later-%') AS later, count() AS all FROM ${db}.events_raw`)
+    expect(r).toEqual({ later: 2, all: 12 })
   })
 
   it('writes every table with its token on chDB, and a replay of the batch counts once', async () => {
