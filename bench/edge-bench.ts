@@ -9,14 +9,12 @@
  * is the edge's own cost, not the log's) and `wrangler dev` on a free loopback port with local
  * Durable Object storage in a temporary directory. Everything is bounded in time.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
-import { createServer as createNetServer } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { freePort, startWranglerDev } from '../edge/test/wrangler-dev.js'
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..')
 
@@ -49,18 +47,6 @@ export interface EdgeBenchResult {
   dedupe: { checks: number; checksPerSecond: number }
   bloom: { capacity: number; fpRate: number; bits: number; hashes: number; bytesPerKey: number; measuredFpRate: number; probes: number }
   proxyRecords: number
-}
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createNetServer()
-    s.once('error', rej)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      const port = typeof a === 'object' && a ? a.port : 0
-      s.close(() => res(port))
-    })
-  })
 }
 
 /** A REST Proxy v2 stand-in that takes everything immediately. */
@@ -150,21 +136,6 @@ async function load(seconds: number, concurrency: number, send: () => Promise<nu
   return { requests: latencies.length, latencies: latencies.sort((a, b) => a - b), bad }
 }
 
-async function waitHealthy(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs
-  while (Date.now() < until) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}`)
-    try {
-      const res = await fetch(`${url}/healthz`)
-      if (res.ok) return
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 200))
-  }
-  throw new Error('wrangler dev did not become healthy in time')
-}
-
 interface BloomModule {
   bloomSizing(capacity: number, fpRate: number): { bits: number; hashes: number }
   BloomFilter: new (s: { bits: number; hashes: number }) => { add(k: string): void; has(k: string): boolean; byteLength: number }
@@ -194,9 +165,8 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
   const batchSize = opts.batchSize ?? 50
   const bloomCapacity = 200_000
   const bloomFp = 0.01
-  const [proxyPort, edgePort, inspectorPort] = [await freePort(), await freePort(), await freePort()]
+  const proxyPort = await freePort()
   const proxy = await fastProxy(proxyPort)
-  const dir = mkdtempSync(join(tmpdir(), 'adc-edge-bench-'))
   const publisherKey = 'pk_bench'
   const syncKey = 'edge_sync_bench'
   const config = {
@@ -206,44 +176,27 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
       rateLimit: { perSecond: 10_000_000, burst: 10_000_000 }, active: true,
     }],
   }
-  const envFile = join(dir, 'bench.env')
-  writeFileSync(envFile, [
-    `REST_PROXY_URL=http://127.0.0.1:${proxyPort}`,
-    `CORE_URL=http://127.0.0.1:${proxyPort}`,
-    `EDGE_SYNC_KEY=${syncKey}`,
-    `EDGE_CONFIG_JSON='${JSON.stringify(config)}'`,
-    `BLOOM_CAPACITY=${bloomCapacity}`,
-    `BLOOM_FP_RATE=${bloomFp}`,
-    ...Object.entries(opts.vars ?? {}).map(([k, v]) => `${k}='${v}'`),
-  ].join('\n'))
-  const child = spawn(join(ROOT, 'node_modules/.bin/wrangler'), [
-    'dev', '--config', join(ROOT, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(edgePort),
-    '--inspector-port', String(inspectorPort), '--persist-to', join(dir, 'state'), '--env-file', envFile,
-    '--log-level', 'error', '--show-interactive-dev-session=false',
-  ], {
-    cwd: ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1' },
-    stdio: ['ignore', 'ignore', 'pipe'],
+  const dev = await startWranglerDev({
+    REST_PROXY_URL: `http://127.0.0.1:${proxyPort}`,
+    CORE_URL: `http://127.0.0.1:${proxyPort}`,
+    EDGE_SYNC_KEY: syncKey,
+    EDGE_CONFIG_JSON: JSON.stringify(config),
+    BLOOM_CAPACITY: String(bloomCapacity),
+    BLOOM_FP_RATE: String(bloomFp),
+    ...opts.vars,
   })
-  let stderr = ''
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4000)
-  })
-  const edge = `http://127.0.0.1:${edgePort}`
+  const edge = dev.url
   try {
-    await waitHealthy(edge, child, 60_000).catch((err: unknown) => {
-      throw new Error(`${String(err)}\n${stderr}`)
-    })
     // Warm up both routes (module load, DO creation).
     for (let i = 0; i < 20; i++) await (await fetch(`${edge}/healthz`)).arrayBuffer()
 
-    const cpu0 = child.pid === undefined ? undefined : treeCpuSeconds(child.pid)
+    const cpu0 = dev.pid === undefined ? undefined : treeCpuSeconds(dev.pid)
     const hello = await load(seconds, concurrency, async () => {
       const res = await fetch(`${edge}/healthz`)
       await res.arrayBuffer()
       return res.status
     })
-    const cpu1 = child.pid === undefined ? undefined : treeCpuSeconds(child.pid)
+    const cpu1 = dev.pid === undefined ? undefined : treeCpuSeconds(dev.pid)
     const batch = await load(seconds, concurrency, async () => {
       const now = Date.now()
       const events = Array.from({ length: batchSize }, (_, i) => ({
@@ -259,7 +212,7 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
       return res.status
     })
 
-    const cpu2 = child.pid === undefined ? undefined : treeCpuSeconds(child.pid)
+    const cpu2 = dev.pid === undefined ? undefined : treeCpuSeconds(dev.pid)
     const cpu = cpu0 !== undefined && cpu1 !== undefined && cpu2 !== undefined && hello.requests > 0 && batch.requests > 0
       ? (() => {
           const helloMs = ((cpu1 - cpu0) * 1000) / hello.requests
@@ -295,19 +248,8 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
       proxyRecords: proxy.records(),
     }
   } finally {
-    child.kill('SIGTERM')
-    await new Promise<void>((r) => {
-      const t = setTimeout(() => {
-        child.kill('SIGKILL')
-        r()
-      }, 5000)
-      child.once('exit', () => {
-        clearTimeout(t)
-        r()
-      })
-    })
+    await dev.stop()
     await new Promise<void>((r) => proxy.server.close(() => r()))
-    rmSync(dir, { recursive: true, force: true })
   }
 }
 

@@ -19,11 +19,19 @@ export function freePort(): Promise<number> {
   })
 }
 
+export interface WranglerDev {
+  url: string
+  /** Process id of `wrangler dev` (its process tree includes workerd), for CPU accounting. */
+  pid: number | undefined
+  stop: () => Promise<void>
+}
+
 /**
  * Starts the edge in workerd through `wrangler dev` on a free loopback port, with the given variables
- * and a throwaway state directory. For tests that need a real HTTP origin (a browser loading tag.js).
+ * (through an env file, so JSON values pass unchanged) and a throwaway state directory. Used by the
+ * browser tag test, the end-to-end tests and the edge benchmark.
  */
-export async function startWranglerDev(vars: Record<string, string>, timeoutMs = 60_000): Promise<{ url: string; stop: () => Promise<void> }> {
+export async function startWranglerDev(vars: Record<string, string>, timeoutMs = 60_000): Promise<WranglerDev> {
   const [port, inspector] = [await freePort(), await freePort()]
   const dir = mkdtempSync(join(tmpdir(), 'adc-edge-dev-'))
   const envFile = join(dir, 'dev.env')
@@ -57,7 +65,7 @@ export async function startWranglerDev(vars: Record<string, string>, timeoutMs =
   while (Date.now() < until) {
     if (child.exitCode !== null) break
     try {
-      if ((await fetch(`${url}/healthz`)).ok) return { url, stop }
+      if ((await fetch(`${url}/healthz`)).ok) return { url, pid: child.pid, stop }
     } catch {
       // not listening yet
     }

@@ -4,24 +4,12 @@
  * data directory. Everything is reached through public HTTP only.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+import { mkdirSync, mkdtempSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import { freePort, startWranglerDev, type WranglerDev } from '../../edge/test/wrangler-dev.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export const ROOT = resolve(import.meta.dirname, '../..')
-
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer()
-    srv.once('error', rej)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => res(port))
-    })
-  })
-}
 
 export async function waitHealthy(url: string, timeoutMs: number, child?: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -93,36 +81,11 @@ export async function startCore(env: Record<string, string> = {}, dataDir?: stri
   return { ...proc, url, port, dataDir: dir }
 }
 
-export interface EdgeHandle extends Proc {
-  url: string
-}
+export type EdgeHandle = WranglerDev
 
-export async function startEdge(coreUrl: string, vars: Record<string, string> = {}): Promise<EdgeHandle> {
-  const port = await freePort()
-  const inspector = await freePort()
-  const persist = mkdtempSync(join(tmpdir(), 'adc-e2e-edge-'))
-  const varArgs = Object.entries({ REST_PROXY_URL: coreUrl, CORE_URL: coreUrl, EDGE_CONFIG_TTL_MS: '1000', ...vars })
-    .flatMap(([k, v]) => ['--var', `${k}:${v}`])
-  const proc = startProcess(process.execPath, [
-    'node_modules/wrangler/bin/wrangler.js', 'dev', '--config', 'wrangler.toml', '--ip', '127.0.0.1', '--port', String(port),
-    '--inspector-port', String(inspector), '--persist-to', persist, '--show-interactive-dev-session=false', '--log-level', 'warn', ...varArgs,
-  ], { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', CI: 'true' })
-  const url = `http://127.0.0.1:${port}`
-  try {
-    await waitHealthy(`${url}/healthz`, 120_000, proc.child)
-  } catch (err) {
-    await proc.stop('SIGKILL')
-    throw new Error(`${(err as Error).message}\n${proc.output()}`)
-  }
-  const stop = proc.stop
-  return {
-    ...proc,
-    url,
-    async stop(signal) {
-      await stop(signal)
-      rmSync(persist, { recursive: true, force: true })
-    },
-  }
+/** The edge in workerd (`wrangler dev`), pointed at core for the REST proxy and tenant config. */
+export function startEdge(coreUrl: string, vars: Record<string, string> = {}): Promise<EdgeHandle> {
+  return startWranglerDev({ REST_PROXY_URL: coreUrl, CORE_URL: coreUrl, EDGE_CONFIG_TTL_MS: '1000', ...vars }, 120_000)
 }
 
 /** Polls `read` until `done(value)` or the timeout; returns the last value either way. */
