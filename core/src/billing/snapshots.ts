@@ -159,22 +159,7 @@ export function createSnapshotStore({ client, database }: SnapshotStoreOptions) 
   }
 
   async function versions(day: string): Promise<SnapshotVersion[]> {
-    const rs = await client.query({
-      query: `SELECT toString(day) AS day_text, version, any(status) AS status, any(job_id) AS job_id, any(model_version) AS model_version,
-          toUnixTimestamp64Milli(min(created_at)) AS created_at
-        FROM ${table} WHERE day = {day:Date} GROUP BY day, version ORDER BY version`,
-      query_params: { day },
-      format: 'JSONEachRow',
-    })
-    const rows = await rs.json<Record<string, unknown>>()
-    return rows.map((r) => ({
-      day: String(r.day_text),
-      version: Number(r.version),
-      status: r.status === 'candidate' ? 'candidate' : 'final',
-      jobId: String(r.job_id),
-      modelVersion: String(r.model_version),
-      createdAt: Number(r.created_at),
-    }))
+    return versionsInRange(day, day)
   }
 
   async function latestFinal(day: string): Promise<SnapshotVersion | undefined> {
