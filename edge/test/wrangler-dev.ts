@@ -32,6 +32,18 @@ export interface WranglerDev {
  * browser tag test, the end-to-end tests and the edge benchmark.
  */
 export async function startWranglerDev(vars: Record<string, string>, timeoutMs = 60_000): Promise<WranglerDev> {
+  // freePort's port is free when asked but not reserved: a test running beside this one can take it
+  // before wrangler binds it. That race, and only that, is worth a fresh pair of ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(vars, timeoutMs)
+    } catch (err) {
+      if (attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err
+    }
+  }
+}
+
+async function startOnce(vars: Record<string, string>, timeoutMs: number): Promise<WranglerDev> {
   const [port, inspector] = [await freePort(), await freePort()]
   const dir = mkdtempSync(join(tmpdir(), 'adc-edge-dev-'))
   const envFile = join(dir, 'dev.env')

@@ -64,10 +64,22 @@ export interface CoreHandle extends Proc {
 }
 
 export async function startCore(env: Record<string, string> = {}, dataDir?: string): Promise<CoreHandle> {
-  const port = await freePort()
   // Inside the repository: chDB writes the Iceberg table only under its working directory.
   mkdirSync(join(ROOT, '.cache', 'e2e'), { recursive: true })
   const dir = dataDir ?? mkdtempSync(join(ROOT, '.cache', 'e2e', 'core-'))
+  // freePort's port is not reserved: a test running beside this one can take it first; only that
+  // race is worth another port.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startCoreOnce(env, dir)
+    } catch (err) {
+      if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err
+    }
+  }
+}
+
+async function startCoreOnce(env: Record<string, string>, dir: string): Promise<CoreHandle> {
+  const port = await freePort()
   const proc = startProcess(process.execPath, ['--import', 'tsx', 'core/src/main.ts'], {
     CORE_PORT: String(port), DATA_DIR: dir, LOG_LEVEL: 'warn', ADC_ENV: 'development', ...env,
   })
