@@ -34,6 +34,12 @@ export interface Joined extends Deduped {
     impressionTs?: number
     /** A click that was already written as `orphan_click` and is now joined: write a signed correction. */
     correction?: boolean
+    /**
+     * A click written earlier as `join_pending` and resolved now (joined or orphaned): the sinks
+     * retract that row (-1) before writing the new verdict, so every accepted click is in the raw
+     * table with its current verdict at all times.
+     */
+    retractPending?: boolean
   }
 }
 

@@ -124,8 +124,12 @@ describe('processor on the embedded log and chDB', () => {
     const rows = await q<Record<string, number>>(`SELECT sum(clicks) c, sum(orphan_clicks) o, sum(repeat_clicks) rep, sum(impressions) i FROM ${db}.rollup_minute WHERE minute >= toDateTime(${t / 1000}) AND minute < toDateTime(${t / 1000 + 3600})`)
     // imp_j1 click joined; imp_j2 orphan then corrected to a click; imp_j3 orphan
     expect({ c: Number(rows[0]!.c), o: Number(rows[0]!.o), rep: Number(rows[0]!.rep) }).toEqual({ c: 2, o: 1, rep: 1 })
-    const corr = await q<{ sign: number; reason: string }>(`SELECT sign, reason FROM ${db}.events_raw WHERE impression_id = 'imp_j2' AND event_type = 'click' ORDER BY processed_at, sign`)
-    expect(corr).toEqual([{ sign: 1, reason: 'orphan_click' }, { sign: -1, reason: 'orphan_click' }, { sign: 1, reason: '' }])
+    const corr = await q<{ sign: number; reason: string }>(`SELECT sign, reason FROM ${db}.events_raw WHERE impression_id = 'imp_j2' AND event_type = 'click' ORDER BY processed_at, reason, sign`)
+    // First batch: written as join_pending at once, retracted when orphaned; then the late join.
+    expect(corr).toEqual([
+      { sign: -1, reason: 'join_pending' }, { sign: 1, reason: 'join_pending' }, { sign: 1, reason: 'orphan_click' },
+      { sign: 1, reason: '' }, { sign: -1, reason: 'orphan_click' },
+    ])
   })
 
   it('after a failed write, gathers the pending range from smaller batches and writes it again with the same tokens', async () => {

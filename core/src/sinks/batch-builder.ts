@@ -20,7 +20,8 @@ export interface OutcomeCounts {
  * pre-aggregated per (minute, campaign, ad, publisher, geo, device) with signed counts, IVT counts
  * per reason, IVT decisions (score > 0) and bad rows. A click joined after it was written as an
  * orphan becomes a correction: a -1 row repeating the orphan verdict and a +1 row with the new one.
- * `join_pending` writes nothing yet: the click is held in the partition store until it is resolved.
+ * A `join_pending` click is written at once as kept-not-billed; when it is resolved, a -1 row
+ * retracts it and the resolved verdict follows (+1).
  */
 export class BatchBuilder {
   private readonly batch: SinkBatch
@@ -41,12 +42,16 @@ export class BatchBuilder {
     }
     const ev = outcome.value
     if (outcome.kind === 'unbilled' && outcome.reason === 'join_pending') {
+      // Written at once (kept, not billed), so the books balance while the click waits; its
+      // resolution retracts this row.
       this.counts.pending++
+      this.addVerdict(ev, 'join_pending', false, 1)
       return
     }
     const reason = outcome.kind === 'unbilled' ? outcome.reason : ''
     if (outcome.kind === 'ok') this.counts.billable++
     else this.counts.unbilled[reason] = (this.counts.unbilled[reason] ?? 0) + 1
+    if (ev.join?.retractPending) this.addVerdict(ev, 'join_pending', false, -1)
     if (ev.join?.correction) {
       // Retract the orphan verdict written earlier, then write the new one.
       this.addVerdict(ev, 'orphan_click', false, -1)

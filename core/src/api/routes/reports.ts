@@ -137,7 +137,7 @@ export function registerReportRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApi
       if (delta === 0) continue
       const category: Category = g.late
         ? 'late'
-        : g.storedReason === 'orphan_click'
+        : g.storedReason === 'orphan_click' || g.storedReason === 'join_pending'
           ? 'orphan_resolved'
           : ivtSet.has(g.verdict) || ivtSet.has(g.storedReason)
             ? 'ivt_changed'

@@ -29,6 +29,8 @@ interface WaitingClick {
   appendedAt: number
   envelope: Envelope
   state: 'waiting' | 'orphaned'
+  /** Its `join_pending` row was written (clicks queued before that row existed have none). */
+  written?: boolean
 }
 
 export interface JoinStage<T extends Deduped> {
@@ -47,9 +49,10 @@ export interface JoinStage<T extends Deduped> {
 /**
  * Joins clicks to impressions within the channel window, with a per-partition watermark (max edge
  * `receivedAt`, replay-stable). A click whose impression is not there yet waits in LMDB
- * (`join_pending`, not written yet); when the watermark passes its window it becomes a provisional
+ * and is written at once as `join_pending` (kept, not billed); when the watermark passes its window it becomes a provisional
  * `orphan_click`; if the impression arrives within the lateness after that, the click is re-emitted
- * with `correction: true`, and the sinks write a signed correction (-1 orphan, +1 click).
+ * with `correction: true`, and the sinks write a signed correction (-1 orphan, +1 click). Resolving a
+ * pending click likewise retracts its `join_pending` row (`retractPending`).
  */
 /** The join of an impression or an unjoined click: one shared, frozen value (nobody writes it). */
 const JOIN_NONE: Joined['join'] = Object.freeze({ status: 'none' as const })
@@ -86,7 +89,8 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
           const ok_ = within(env.event.ts, w.envelope)
           const click = rebuild(w)
           if (w.state === 'waiting') {
-            released.push(ok_ ? ok({ ...click, join: { status: 'joined', impressionTs: env.event.ts } }) : unbilled({ ...click, join: { status: 'none' } }, 'orphan_click'))
+            const retract = w.written ? { retractPending: true } : {}
+            released.push(ok_ ? ok({ ...click, join: { status: 'joined', impressionTs: env.event.ts, ...retract } }) : unbilled({ ...click, join: { status: 'none', ...retract } }, 'orphan_click'))
             addWaiting(-1)
           } else if (ok_) {
             released.push(ok({ ...click, join: { status: 'joined', impressionTs: env.event.ts, correction: true } }))
@@ -103,7 +107,7 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
     }
     const wk = waitingKey(id)
     const list = store.get<WaitingClick[]>(wk) ?? []
-    store.put(wk, [...list, { ref: input.ref, appendedAt: input.appendedAt, envelope: env, state: 'waiting' }])
+    store.put(wk, [...list, { ref: input.ref, appendedAt: input.appendedAt, envelope: env, state: 'waiting', written: true }])
     addWaiting(1)
     store.put(joinDeadlineKey(env.event.ts + windowOf(env), id), null)
     return unbilled(withJoin(input, JOIN_NONE), 'join_pending')
@@ -129,7 +133,7 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
         for (const w of list) {
           const due = w.envelope.event.ts + windowOf(w.envelope)
           if (w.state === 'waiting' && due <= wm) {
-            out.push(unbilled({ ...rebuild(w), join: { status: 'none' } }, 'orphan_click'))
+            out.push(unbilled({ ...rebuild(w), join: { status: 'none', ...(w.written ? { retractPending: true } : {}) } }, 'orphan_click'))
             addWaiting(-1)
             keep.push({ ...w, state: 'orphaned' })
             store.put(joinDeadlineKey(due + latenessMs, id), null)
