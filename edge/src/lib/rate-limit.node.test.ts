@@ -119,6 +119,37 @@ describe('GlobalRateLimiter', () => {
     ), { numRuns: 200 })
   })
 
+  it('with round trips taking time, the pre-check refuses only what the global bucket refuses at that moment', async () => {
+    await fc.assert(fc.asyncProperty(
+      fc.array(fc.record({
+        isolate: fc.integer({ min: 0, max: 2 }), cost: fc.integer({ min: 1, max: 12 }),
+        waitMs: fc.integer({ min: 0, max: 600 }), rttMs: fc.integer({ min: 0, max: 400 }),
+      }), { maxLength: 60 }),
+      async (steps) => {
+        let now = 0
+        let rtt = 0
+        const global = new TokenBuckets(() => now)
+        // The question travels rtt/2, the limiter decides, the answer travels rtt/2.
+        const remote = (): LimiterRemote => ({
+          take: async (spec, cost) => {
+            now += rtt / 2
+            const r = global.take('p', spec, cost)
+            now += rtt / 2
+            return r
+          },
+        })
+        const isolates = [0, 1, 2].map(() => new GlobalRateLimiter({ timeoutMs: 1000, now: () => now }))
+        for (const s of steps) {
+          now += s.waitMs
+          rtt = s.rttMs
+          const wouldPass = global.check('p', spec, s.cost).ok
+          const got = await isolates[s.isolate]!.take(remote, 'p', spec, s.cost)
+          if (got.source === 'precheck') expect(wouldPass).toBe(false)
+        }
+      },
+    ), { numRuns: 200 })
+  })
+
   it('fails open to the per-isolate bucket when the limiter is unreachable, waits for it once, and tells once', async () => {
     const told: string[] = []
     let calls = 0

@@ -59,9 +59,9 @@ export class TokenBuckets {
     return judge(this.refilled(id, spec).tokens, spec, cost)
   }
 
-  /** Sets the bucket to a level read elsewhere (the global limiter's answer), as of now. */
-  set(id: string, spec: BucketSpec, tokens: number): void {
-    this.buckets.set(id, { tokens: Math.max(0, Math.min(spec.burst, tokens)), at: this.now(), spec })
+  /** Sets the bucket to a level read elsewhere (the global limiter's answer), as of `at`. */
+  set(id: string, spec: BucketSpec, tokens: number, at: number = this.now()): void {
+    this.buckets.set(id, { tokens: Math.max(0, Math.min(spec.burst, tokens)), at, spec })
   }
 
   private refilled(id: string, spec: BucketSpec): Bucket {
@@ -149,8 +149,11 @@ export class GlobalRateLimiter {
     }
     if ((this.remoteDownUntil.get(publisherId) ?? 0) <= this.now()) {
       try {
+        const sentAt = this.now()
         const r = await withTimeout(remote().take(spec, cost), this.opts.timeoutMs)
-        this.mirror.set(publisherId, spec, r.tokens)
+        // Stamped with the time the question left, not the answer's arrival: the level the
+        // limiter read then has refilled at least since, so the mirror stays an upper bound.
+        this.mirror.set(publisherId, spec, r.tokens, sentAt)
         this.spentLocally.delete(publisherId)
         this.remoteDownUntil.delete(publisherId)
         return { ...r, source: 'global' }

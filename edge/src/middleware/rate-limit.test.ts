@@ -66,6 +66,8 @@ describe('per-publisher rate limits', () => {
     const next = await postBatch('impressions', batchOf('pub_exact', 1), { key: 'pk_exact' })
     expect(next.status).toBe(429)
     expect((await next.json<{ error: { code: string } }>()).error.code).toBe('rate_limited')
+    const stats = await SELF.fetch(`${EDGE}/v1/internal/rate-limit/pub_exact`, { headers: { authorization: 'Bearer edge_sync_test' } })
+    expect(await stats.json()).toMatchObject({ allowedRequests: 2, allowedEvents: 10 })
   })
 
   it('two stubs of one publisher share one budget, and the routes spend it', async () => {
