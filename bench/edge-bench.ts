@@ -50,7 +50,7 @@ export interface EdgeBenchResult {
 }
 
 /** A REST Proxy v2 stand-in that takes everything immediately. */
-function fastProxy(port: number): Promise<{ server: Server; records: () => number }> {
+export function fastProxy(port: number): Promise<{ server: Server; records: () => number }> {
   let records = 0
   const server = createServer((req, res) => {
     const chunks: Buffer[] = []
@@ -71,7 +71,7 @@ function fastProxy(port: number): Promise<{ server: Server; records: () => numbe
 }
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
-function ulid(): string {
+export function ulid(): string {
   let t = Date.now()
   let time = ''
   for (let i = 0; i < 10; i++) {

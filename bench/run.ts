@@ -3,7 +3,7 @@
  * parallel on a small machine). Prints each section's figures as JSON and writes them all to
  * bench/results/latest.json. Pick sections with `npm run bench -- edge processor`.
  *
- * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, edge, read, e2e, scale (Kafka).
+ * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, edge, ratelimit, read, e2e, scale (Kafka).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { runLogBench } from './log-bench.js'
 import { runProcessorBench } from './processor-bench.js'
 import { runEdgeBench } from './edge-bench.js'
+import { runRateLimitBench } from './rate-limit-bench.js'
 import { runReadBench } from './read-bench.js'
 import { runE2eBench } from './e2e-bench.js'
 import { runScaleBench } from './scale-bench.js'
@@ -19,6 +20,7 @@ const sections: Record<string, () => Promise<unknown>> = {
   log: () => runLogBench(),
   processor: () => runProcessorBench(),
   edge: () => runEdgeBench(),
+  ratelimit: () => runRateLimitBench(),
   read: () => runReadBench(),
   e2e: () => runE2eBench(),
   // processor throughput with one and two consumers on one Kafka broker (needs KAFKA_BROKERS)

@@ -13,6 +13,15 @@ export const TEST_EDGE_CONFIG = {
     { id: 'pub_noisy', apiKeyHashes: [sha256('pk_noisy')], signingKeys: {}, rateLimit: { perSecond: 0.5, burst: 4 }, active: true },
     { id: 'pub_model', apiKeyHashes: [sha256('pk_model')], signingKeys: {}, rateLimit: { perSecond: 100_000, burst: 200_000 }, active: true },
     { id: 'pub_gone', apiKeyHashes: [sha256('pk_gone')], signingKeys: {}, rateLimit: { perSecond: 10, burst: 10 }, active: false },
+    // Rate-limit tests: one publisher per test, since limiter state lives as long as the runtime.
+    // 0.01 events/s refills less than one event in a test's lifetime, so counts are exact.
+    { id: 'pub_limited', apiKeyHashes: [sha256('pk_limited')], signingKeys: {}, rateLimit: { perSecond: 5, burst: 10 }, active: true },
+    { id: 'pub_exact', apiKeyHashes: [sha256('pk_exact')], signingKeys: {}, rateLimit: { perSecond: 0.01, burst: 10 }, active: true },
+    { id: 'pub_shared', apiKeyHashes: [sha256('pk_shared')], signingKeys: {}, rateLimit: { perSecond: 0.01, burst: 10 }, active: true },
+    { id: 'pub_iso_a', apiKeyHashes: [sha256('pk_iso_a')], signingKeys: {}, rateLimit: { perSecond: 0.01, burst: 10 }, active: true },
+    { id: 'pub_iso_b', apiKeyHashes: [sha256('pk_iso_b')], signingKeys: {}, rateLimit: { perSecond: 0.01, burst: 10 }, active: true },
+    { id: 'pub_beacon', apiKeyHashes: [sha256('pk_beacon')], signingKeys: {}, rateLimit: { perSecond: 5, burst: 10 }, active: true },
+    { id: 'pub_tokens', apiKeyHashes: [sha256('pk_tokens')], signingKeys: { kt: 'secret-tokens' }, rateLimit: { perSecond: 0.01, burst: 2 }, active: true },
   ],
 }
 

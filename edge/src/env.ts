@@ -1,10 +1,13 @@
 import type { DedupeShard } from './do/dedupe-shard.js'
+import type { RateLimiter } from './do/rate-limiter.js'
 import type { Spool } from './do/spool.js'
 
 /** Bindings and variables of the edge Worker (wrangler.toml). Numbers arrive as strings. */
 export interface Env {
   DEDUPE_SHARD: DurableObjectNamespace<DedupeShard>
   SPOOL: DurableObjectNamespace<Spool>
+  /** One per publisher: its global event budget. */
+  RATE_LIMITER: DurableObjectNamespace<RateLimiter>
   REST_PROXY_URL: string
   CORE_URL: string
   EDGE_SYNC_KEY: string
@@ -17,6 +20,7 @@ export interface Env {
   FORWARD_ATTEMPTS?: string
   BLOOM_CAPACITY?: string
   BLOOM_FP_RATE?: string
+  RATE_LIMIT_TIMEOUT_MS?: string
   IP_HASH_SECRET: string
   /** `development` (default) allows the development secrets; any other value refuses them. */
   ADC_ENV?: string

@@ -12,6 +12,7 @@ import pixel from './routes/pixel.js'
 import tag from './routes/tag.js'
 
 export { DedupeShard } from './do/dedupe-shard.js'
+export { RateLimiter } from './do/rate-limiter.js'
 export { Spool } from './do/spool.js'
 
 export const app = new Hono<AppEnv>()

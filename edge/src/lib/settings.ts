@@ -24,6 +24,8 @@ const settingsSchema = z.object({
   /** @default 0.01 target false-positive rate per Bloom generation at capacity */
   bloomFpRate: z.coerce.number().gt(0).lt(0.5).catch(0.01).default(0.01),
   ipHashSecret: z.string().min(1),
+  /** @default 200 a RateLimiter slower than this is skipped: the isolate's own bucket decides (fail-open) */
+  rateLimitTimeoutMs: int(200, 1, 30_000),
 })
 
 export type Settings = z.infer<typeof settingsSchema>
@@ -62,6 +64,7 @@ export function settingsFrom(env: Env): Settings {
     bloomCapacity: env.BLOOM_CAPACITY,
     bloomFpRate: env.BLOOM_FP_RATE,
     ipHashSecret: env.IP_HASH_SECRET,
+    rateLimitTimeoutMs: env.RATE_LIMIT_TIMEOUT_MS,
   })
   if (!result.success) {
     const issue = result.error.issues[0]

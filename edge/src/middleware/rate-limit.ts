@@ -1,18 +1,50 @@
+import type { Env } from '../env.js'
 import { fail } from '../lib/errors.js'
-import { TokenBuckets } from '../lib/rate-limit.js'
+import { GlobalRateLimiter, limitMessage, type LimitDecision } from '../lib/rate-limit.js'
+import type { Settings } from '../lib/settings.js'
 import type { PublisherConfig } from '../lib/tenants.js'
 
-const buckets = new TokenBuckets()
+/** The publisher's RateLimiter object: one per publisher, the same from every isolate. */
+export function limiterFor(env: Env, publisherId: string) {
+  return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`pub:${publisherId}`))
+}
+
+// One per isolate: its mirror of each publisher's global level, and the fallback bucket.
+const limiters = new Map<number, GlobalRateLimiter>()
+
+function limiter(timeoutMs: number): GlobalRateLimiter {
+  let l = limiters.get(timeoutMs)
+  if (!l) {
+    l = new GlobalRateLimiter({
+      timeoutMs,
+      onFallback: (publisherId, err) => {
+        console.error('rate limiter unreachable; enforcing the per-isolate limit', publisherId, err instanceof Error ? err.message : err)
+      },
+    })
+    limiters.set(timeoutMs, l)
+  }
+  return l
+}
 
 /**
- * Charges `cost` tokens (events) to the publisher's bucket; throws 429 rate_limited with
- * Retry-After when it is empty. Called by handlers once the event count is known.
+ * Charges `cost` events to the publisher's global budget, all or nothing. Never throws: the click
+ * redirect must answer whatever the limit says.
  */
-export function enforceRateLimit(publisher: PublisherConfig, cost: number): void {
-  const r = buckets.take(publisher.id, publisher.rateLimit, Math.max(1, cost))
-  if (!r.ok) {
-    throw fail('rate_limited', `publisher ${publisher.id} exceeded ${publisher.rateLimit.perSecond} events/s (burst ${publisher.rateLimit.burst})`, {
-      'retry-after': String(r.retryAfterSeconds),
-    })
-  }
+export function takeEvents(env: Env, settings: Pick<Settings, 'rateLimitTimeoutMs'>, publisher: PublisherConfig, cost: number): Promise<LimitDecision> {
+  return limiter(settings.rateLimitTimeoutMs).take(() => limiterFor(env, publisher.id), publisher.id, publisher.rateLimit, Math.max(1, cost))
+}
+
+/**
+ * Charges `cost` events (one token per event) to the publisher's global budget; throws 429
+ * rate_limited with Retry-After and the limit in the message when they do not all fit. A request
+ * is never accepted in part: a client retries it whole, and its events' idempotency keys make the
+ * retry safe.
+ */
+export async function enforceRateLimit(env: Env, settings: Pick<Settings, 'rateLimitTimeoutMs'>, publisher: PublisherConfig, cost: number): Promise<void> {
+  const r = await takeEvents(env, settings, publisher, cost)
+  if (!r.ok) throw rateLimited(publisher, Math.max(1, cost), r)
+}
+
+export function rateLimited(publisher: PublisherConfig, cost: number, r: LimitDecision) {
+  return fail('rate_limited', limitMessage(publisher.id, publisher.rateLimit, cost, r), { 'retry-after': String(r.retryAfterSeconds) })
 }

@@ -36,7 +36,7 @@ beacon.post(
   async function beaconHandler(c) {
     const receivedAt = Date.now()
     const events = parseBatch(parseJsonBody(c.var.rawBody))
-    enforceRateLimit(c.var.publisher, events.length)
+    await enforceRateLimit(c.env, c.var.settings, c.var.publisher, events.length)
     const prepared = await prepare(events.map(typedItem), { publisher: c.var.publisher, source: 'beacon', receivedAt, ...requestFacts(c) }, c.var.settings)
     deliverLater(c.executionCtx, c.env, c.var.settings, prepared)
     const queued = prepared.results.filter((r) => r.status === 'queued').length

@@ -7,6 +7,7 @@ import { prepare } from '../lib/ingest.js'
 import { prefetchKind } from '../lib/prefetch.js'
 import { eventFromToken } from '../lib/token-events.js'
 import { settingsFrom } from '../lib/settings.js'
+import { takeEvents } from '../middleware/rate-limit.js'
 import { tenantsFor } from '../middleware/tenants.js'
 import { requestFacts } from './events.js'
 
@@ -25,8 +26,10 @@ const click = new Hono<AppEnv>()
 /**
  * `GET|HEAD /c/<token>`: 302 to the token's landing URL with `clickId` appended, recording the click
  * in waitUntil. HEAD, prefetch/prerender and link scanners get the same redirect, but their event is
- * marked `edge.prefetch = true` so core keeps it as `prefetch_click`, never billed. A redirect is
- * never rate limited: a person clicking an ad must reach the page.
+ * marked `edge.prefetch = true` so core keeps it as `prefetch_click`, never billed. A click spends
+ * one event of the publisher's rate limit; a click over the limit still redirects (a person
+ * clicking an ad must reach the page) but is not recorded, like any refused event, and the
+ * redirect says so in `X-Adc-Reason: rate_limited`.
  */
 click.get('/c/:token', async function clickHandler(c) {
   const settings = settingsFrom(c.env)
@@ -53,11 +56,14 @@ click.get('/c/:token', async function clickHandler(c) {
   const clickId = ulid(receivedAt)
   const location = new URL(payload.url)
   location.searchParams.set('clickId', clickId)
+  const headers: Record<string, string> = { location: location.toString(), 'cache-control': 'no-store', 'referrer-policy': 'no-referrer-when-downgrade' }
+  const limit = await takeEvents(c.env, settings, publisher, 1)
+  if (!limit.ok) return new Response(null, { status: 302, headers: { ...headers, 'x-adc-reason': 'rate_limited' } })
   const prefetch = prefetchKind(c.req.raw) !== undefined
   const raw = eventFromToken(payload, ulid(receivedAt), receivedAt, { clickId })
   const prepared = await prepare([{ type: 'click', raw }], { publisher, source: 'redirect', receivedAt, prefetch, ...requestFacts(c) }, settings)
   deliverLater(c.executionCtx, c.env, settings, prepared)
-  return new Response(null, { status: 302, headers: { location: location.toString(), 'cache-control': 'no-store', 'referrer-policy': 'no-referrer-when-downgrade' } })
+  return new Response(null, { status: 302, headers })
 })
 
 export default click

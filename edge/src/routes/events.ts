@@ -44,7 +44,7 @@ for (const [action, type] of Object.entries(BATCH_ROUTES)) batch.post(
     const receivedAt = Date.now()
     const events = parseBatch(parseJsonBody(c.var.rawBody))
     const publisher = c.var.publisher
-    enforceRateLimit(publisher, events.length)
+    await enforceRateLimit(c.env, c.var.settings, publisher, events.length)
     const prepared = await prepare(events.map((raw) => ({ type, raw })), { publisher, source: 'batch', receivedAt, ...requestFacts(c) }, c.var.settings)
     const outcome = await commit(prepared, c.env, c.var.settings, { later: (work) => c.executionCtx.waitUntil(work) })
     c.executionCtx.waitUntil(sendStats(c.env, c.var.settings, publisher.id, outcome.results, receivedAt))

@@ -3,6 +3,7 @@ import type { AppEnv } from '../lib/context.js'
 import { fail } from '../lib/errors.js'
 import { shardFor, spoolFor } from '../lib/ingest.js'
 import { settingsFrom } from '../lib/settings.js'
+import { limiterFor } from '../middleware/rate-limit.js'
 
 const internal = new Hono<AppEnv>()
 
@@ -14,6 +15,9 @@ internal.use('/v1/internal/*', async function requireSyncKey(c, next) {
 
 /** A publisher's Spool: depth per topic, dead rows, backoff state. */
 internal.get('/v1/internal/spool/:publisherId', async (c) => c.json(await spoolFor(c.env, c.req.param('publisherId')).stats()))
+
+/** A publisher's RateLimiter counters (allowed and refused requests and events since it started). */
+internal.get('/v1/internal/rate-limit/:publisherId', async (c) => c.json(await limiterFor(c.env, c.req.param('publisherId')).stats()))
 
 /** One dedupe shard's counters. */
 internal.get('/v1/internal/dedupe/:shard', async (c) => c.json(await shardFor(c.env, Number(c.req.param('shard')) || 0).stats()))
@@ -37,6 +41,27 @@ internal.post('/v1/internal/dedupe-bench', async (c) => {
     checked += verdicts.length
   }
   return c.json({ checked, elapsedMs: Date.now() - started })
+})
+
+/**
+ * For the benchmark: `calls` take() RPCs to a fresh RateLimiter object, one after the other
+ * (`concurrency` 1, what the rate limit adds to a request) or from `concurrency` loops at once
+ * (one publisher's ceiling). The caller times the request: the Worker's clock does not advance
+ * across calls to an object in the same process. Bounded: at most 20,000 calls and 64 loops.
+ */
+internal.post('/v1/internal/rate-limit-bench', async (c) => {
+  type BenchBody = { calls?: number; concurrency?: number }
+  const body = await c.req.json<BenchBody>().catch((): BenchBody => ({}))
+  const calls = Math.min(Math.max(0, body.calls ?? 1000), 20_000)
+  const concurrency = Math.min(Math.max(1, body.concurrency ?? 1), 64)
+  const stub = limiterFor(c.env, `bench_${crypto.randomUUID()}`)
+  const spec = { perSecond: 1e9, burst: 1e9 }
+  let left = calls
+  let allowed = 0
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (left-- > 0) if ((await stub.take(spec, 1)).ok) allowed++
+  }))
+  return c.json({ calls, concurrency, allowed })
 })
 
 export default internal

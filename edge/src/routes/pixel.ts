@@ -32,7 +32,7 @@ pixel.get('/v1/pixel.gif', loadTenants(), async function pixelHandler(c) {
   if (!verified.ok) return errorResponse(verified.reason, verified.message, { 'cache-control': NO_STORE })
   const publisher = tenants.bySigningKey.get(verified.keyId)!.publisher
   if (publisher.id !== verified.payload.publisherId) return errorResponse('invalid_token', 'the token is signed by another publisher\'s key')
-  enforceRateLimit(publisher, 1)
+  await enforceRateLimit(c.env, c.var.settings, publisher, 1)
   const eventId = await eventIdFromToken(token, 'impression')
   const consent = c.req.query('consent') === '0' ? { consent: false } : {}
   const raw = eventFromToken(verified.payload, eventId, receivedAt, consent)
