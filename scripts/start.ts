@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { DEV_DEFAULTS } from '../core/src/config.js'
+import { DEV_DEFAULTS, OPTIONAL_DEV_DEFAULTS } from '../core/src/config.js'
 
 const env = { ...process.env }
 const corePort = Number(env.CORE_PORT ?? 8788)
