@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { edgeConfigSchema } from '@adc/schemas'
 import {
   DEMO_DEFAULTS,
   TenantConflictError,
@@ -162,6 +163,19 @@ describe('publisher keys', () => {
     expect(store.principalForKey(p.publicKey)).toBeUndefined()
     // A revoked key id stays taken: a token signed with the old secret can never verify again.
     await expect(store.addSigningKey('pub_r', { keyId: p.signingKeyId })).rejects.toBeInstanceOf(TenantConflictError)
+  })
+
+  it('serves exactly the shared edge-config contract the edge parses: nothing missing, nothing it would drop', async () => {
+    const { store } = fresh()
+    await seedDemoTenant(store, DEMO_DEFAULTS)
+    const p = await store.createPublisher({ id: 'pub_c', name: 'C' })
+    await store.addSigningKey('pub_c', { purpose: 'request' })
+    await store.addPublisherApiKey('pub_c', { scope: 'public' })
+    const served = JSON.parse(JSON.stringify(store.edgeConfig()))
+    const parsed = edgeConfigSchema.safeParse(served)
+    expect(parsed.success).toBe(true)
+    expect(parsed.data).toEqual(served)
+    expect(served.publishers.find((x: { id: string }) => x.id === 'pub_c').signingKeys).toEqual({ [p.signingKeyId]: p.signingSecret })
   })
 
   it('lists every booked campaign for the edge', async () => {

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import type { EdgeConfig as EdgeConfigContract } from '@adc/schemas'
 import { open, type RootDatabase } from 'lmdb'
 
 /**
@@ -72,29 +73,10 @@ export interface Principal {
 }
 
 /**
- * The tenant config the edge pulls (shared contract: `GET /v1/internal/edge-config`, parsed by
- * edge/src/lib/tenants.ts). The fields older edges know keep their meaning for what they may
- * accept: `apiKeyHashes` are server keys, `signingKeys` are token keys; public keys and request
- * signing keys are in fields an older edge ignores, so it refuses them (fails closed).
+ * The tenant config the edge pulls: the shared contract `edgeConfigSchema` of @adc/schemas
+ * (`GET /v1/internal/edge-config`, indexed by edge/src/lib/tenants.ts).
  */
-export interface EdgeConfig {
-  version: number
-  /** Booked campaigns: the edge refuses events for any other (`unknown_campaign`). */
-  campaignIds: string[]
-  publishers: Array<{
-    id: string
-    /** Server-scope API keys (SHA-256). */
-    apiKeyHashes: string[]
-    /** Public-scope API keys (SHA-256): impressions, and clicks with a signed click token. */
-    publicKeyHashes: string[]
-    /** Token signing secrets by key id: click and pixel tokens. */
-    signingKeys: Record<string, string>
-    /** Request signing secrets by key id: `X-Adc-Signature`. */
-    requestSigningKeys: Record<string, string>
-    rateLimit: RateLimit
-    active: boolean
-  }>
-}
+export type EdgeConfig = EdgeConfigContract
 
 export class TenantConflictError extends Error {
   constructor(message: string) {

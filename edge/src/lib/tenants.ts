@@ -1,33 +1,7 @@
-import { z } from 'zod'
+import { edgeConfigSchema, publisherConfigSchema, type EdgeConfig, type PublisherConfig } from '@adc/schemas'
 import { sha256Hex } from './crypto.js'
 
-const keyHash = z.string().regex(/^[0-9a-f]{64}$/)
-
-/**
- * One publisher as core serves it at `GET /v1/internal/edge-config` (shared contract with
- * core/src/tenants/tenant-store.ts `EdgeConfig`). Keys by kind: `apiKeyHashes` are server keys
- * (anything), `publicKeyHashes` public keys (impressions, and clicks with a signed click token);
- * `signingKeys` mint click and pixel tokens, `requestSigningKeys` sign requests.
- */
-export const publisherConfigSchema = z.object({
-  id: z.string().min(1),
-  apiKeyHashes: z.array(keyHash),
-  publicKeyHashes: z.array(keyHash).default([]),
-  signingKeys: z.record(z.string(), z.string().min(1)),
-  requestSigningKeys: z.record(z.string(), z.string().min(1)).default({}),
-  rateLimit: z.object({ perSecond: z.number().positive(), burst: z.number().positive() }),
-  active: z.boolean(),
-})
-
-export const edgeConfigSchema = z.object({
-  version: z.number().int(),
-  /** Booked campaigns; events for any other are refused (`unknown_campaign`). */
-  campaignIds: z.array(z.string().min(1)),
-  publishers: z.array(publisherConfigSchema),
-})
-
-export type PublisherConfig = z.infer<typeof publisherConfigSchema>
-export type EdgeConfig = z.infer<typeof edgeConfigSchema>
+export { edgeConfigSchema, publisherConfigSchema, type EdgeConfig, type PublisherConfig }
 
 /** What an API key may do: `public` keys sit in page HTML, `server` keys stay on servers. */
 export type KeyScope = 'public' | 'server'
