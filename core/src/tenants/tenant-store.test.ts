@@ -178,6 +178,21 @@ describe('publisher keys', () => {
     expect(served.publishers.find((x: { id: string }) => x.id === 'pub_c').signingKeys).toEqual({ [p.signingKeyId]: p.signingSecret })
   })
 
+  it('gives a demo publisher seeded without the public key and request secret both, once they are configured', async () => {
+    const { store } = fresh()
+    const { publicKey: _p, requestSigningSecret: _r, ...older } = DEMO_DEFAULTS
+    await seedDemoTenant(store, older)
+    expect(store.principalForKey(DEMO_DEFAULTS.publicKey)).toBeUndefined()
+    await seedDemoTenant(store, DEMO_DEFAULTS)
+    const v = store.configVersion()
+    await seedDemoTenant(store, DEMO_DEFAULTS)
+    expect(store.configVersion()).toBe(v)
+    const edge = store.edgeConfig().publishers.find((x) => x.id === 'pub_demo')!
+    expect(edge.publicKeyHashes).toContain(hashApiKey(DEMO_DEFAULTS.publicKey))
+    expect(edge.requestSigningKeys.demo_request).toBe(DEMO_DEFAULTS.requestSigningSecret)
+    expect(edge.signingKeys.demo).toBe(DEMO_DEFAULTS.signingSecret)
+  })
+
   it('lists every booked campaign for the edge', async () => {
     const { store } = fresh()
     await seedDemoTenant(store, DEMO_DEFAULTS)

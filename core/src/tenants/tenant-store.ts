@@ -461,13 +461,14 @@ export async function seedDemoTenant(store: TenantStore, seed: DemoSeed): Promis
       apiKey: seed.publisherKey,
       signingKeyId: DEMO_IDS.signingKeyId,
       signingSecret: seed.signingSecret,
-      requestSigningKeyId: DEMO_IDS.requestSigningKeyId,
       ...(seed.publicKey !== undefined ? { publicKey: seed.publicKey } : {}),
-      ...(seed.requestSigningSecret !== undefined ? { requestSigningSecret: seed.requestSigningSecret } : {}),
+      ...(seed.requestSigningSecret !== undefined
+        ? { requestSigningKeyId: DEMO_IDS.requestSigningKeyId, requestSigningSecret: seed.requestSigningSecret }
+        : {}),
       rateLimit: DEFAULT_RATE_LIMIT,
     })
   }
-  // A demo publisher stored before key kinds existed gets its public and request keys once.
+  // A demo publisher stored before these keys were configured gets them once.
   if (seed.publicKey !== undefined && !store.principalForKey(seed.publicKey)) {
     await store.addPublisherApiKey(DEMO_IDS.publisher, { apiKey: seed.publicKey, scope: 'public' })
   }
