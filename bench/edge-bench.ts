@@ -171,6 +171,7 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
   const syncKey = 'edge_sync_bench'
   const config = {
     version: 1,
+    campaignIds: ['cmp_1'],
     publishers: [{
       id: 'pub_bench', apiKeyHashes: [createHash('sha256').update(publisherKey).digest('hex')], signingKeys: {},
       rateLimit: { perSecond: 10_000_000, burst: 10_000_000 }, active: true,

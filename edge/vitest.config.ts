@@ -7,9 +7,17 @@ const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex
 /** Tenants the workerd tests run against (the same JSON shape core serves at /v1/internal/edge-config). */
 export const TEST_EDGE_CONFIG = {
   version: 1,
+  campaignIds: ['cmp_1', 'cmp_demo_cpm', 'cmp_demo_cpc'],
   publishers: [
-    { id: 'pub_test', apiKeyHashes: [sha256('pk_test')], signingKeys: { k1: 'secret-one', k0: 'secret-old' }, rateLimit: { perSecond: 100_000, burst: 200_000 }, active: true },
-    { id: 'pub_other', apiKeyHashes: [sha256('pk_other')], signingKeys: { k2: 'secret-two' }, rateLimit: { perSecond: 100_000, burst: 200_000 }, active: true },
+    {
+      id: 'pub_test', apiKeyHashes: [sha256('pk_test')], publicKeyHashes: [sha256('pkpub_test')],
+      signingKeys: { k1: 'secret-one', k0: 'secret-old' }, requestSigningKeys: { r1: 'rsecret-one', r0: 'rsecret-old' },
+      rateLimit: { perSecond: 100_000, burst: 200_000 }, active: true,
+    },
+    {
+      id: 'pub_other', apiKeyHashes: [sha256('pk_other')], publicKeyHashes: [], signingKeys: { k2: 'secret-two' }, requestSigningKeys: { r2: 'rsecret-two' },
+      rateLimit: { perSecond: 100_000, burst: 200_000 }, active: true,
+    },
     { id: 'pub_noisy', apiKeyHashes: [sha256('pk_noisy')], signingKeys: {}, rateLimit: { perSecond: 0.5, burst: 4 }, active: true },
     { id: 'pub_model', apiKeyHashes: [sha256('pk_model')], signingKeys: {}, rateLimit: { perSecond: 100_000, burst: 200_000 }, active: true },
     { id: 'pub_gone', apiKeyHashes: [sha256('pk_gone')], signingKeys: {}, rateLimit: { perSecond: 10, burst: 10 }, active: false },

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { DEV_DEFAULTS } from '../core/src/config.js'
+import { DEV_DEFAULTS, OPTIONAL_DEV_DEFAULTS } from '../core/src/config.js'
 
 const env = { ...process.env }
 const corePort = Number(env.CORE_PORT ?? 8788)
@@ -51,7 +51,8 @@ async function stop(code: number): Promise<never> {
 process.on('SIGINT', () => void stop(0))
 process.on('SIGTERM', () => void stop(0))
 
-const key = (name: keyof typeof DEV_DEFAULTS) => env[name] ?? DEV_DEFAULTS[name]
+const key = (name: keyof typeof DEV_DEFAULTS | keyof typeof OPTIONAL_DEV_DEFAULTS) =>
+  env[name] ?? (name in DEV_DEFAULTS ? DEV_DEFAULTS[name as keyof typeof DEV_DEFAULTS] : OPTIONAL_DEV_DEFAULTS[name as keyof typeof OPTIONAL_DEV_DEFAULTS])
 
 run('core', process.execPath, ['--import', 'tsx', 'core/src/main.ts'], { CORE_PORT: String(corePort) })
 await waitFor(`${coreUrl}/healthz`, 120_000)
@@ -72,8 +73,10 @@ console.log(`
   OpenAPI             ${coreUrl}/openapi.json
   Prometheus          ${coreUrl}/metrics
 
-  demo publisher key  ${key('DEMO_PUBLISHER_KEY')}   (publisher pub_demo)
+  demo publisher key  ${key('DEMO_PUBLISHER_KEY')}   (publisher pub_demo, server scope: batch routes)
+  demo public key     ${key('DEMO_PUBLIC_KEY')}   (public scope: tag data-key, beacon ?k=)
   demo advertiser key ${key('DEMO_ADVERTISER_KEY')}   (advertiser adv_demo: cmp_demo_cpm, cmp_demo_cpc)
-  demo signing secret ${key('DEMO_SIGNING_SECRET')}   (key id demo)
+  demo signing secret ${key('DEMO_SIGNING_SECRET')}   (token key id demo: click and pixel tokens)
+  demo request secret ${key('DEMO_REQUEST_SIGNING_SECRET')}   (request key id demo_request: X-Adc-Signature)
   demo admin key      ${key('DEMO_ADMIN_KEY')}
 `)

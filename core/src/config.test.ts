@@ -22,6 +22,13 @@ describe('loadConfig', () => {
       DEMO_SIGNING_SECRET: 's'.repeat(20), DEMO_ADMIN_KEY: 'x'.repeat(20), EDGE_SYNC_KEY: 'e'.repeat(20),
     })
     expect(ok.ADC_ENV).toBe('production')
+    expect(ok.DEMO_PUBLIC_KEY).toBeUndefined()
+    const base = {
+      ADC_ENV: 'production', DEMO_PUBLISHER_KEY: 'p'.repeat(20), DEMO_ADVERTISER_KEY: 'a'.repeat(20),
+      DEMO_SIGNING_SECRET: 's'.repeat(20), DEMO_ADMIN_KEY: 'x'.repeat(20), EDGE_SYNC_KEY: 'e'.repeat(20),
+    }
+    expect(() => loadConfig({ ...base, DEMO_PUBLIC_KEY: 'pkpub_demo_publisher_dev' })).toThrow(/DEMO_PUBLIC_KEY/)
+    expect(() => loadConfig({ ...base, DEMO_REQUEST_SIGNING_SECRET: 'demo-request-secret-dev' })).toThrow(/DEMO_REQUEST_SIGNING_SECRET/)
   })
 
   it('explains invalid values', () => {

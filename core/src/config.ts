@@ -12,6 +12,12 @@ export const DEV_DEFAULTS = {
   EDGE_SYNC_KEY: 'edge_sync_dev',
 } as const
 
+/** Demo keys that development fills in when unset; elsewhere they are generated unless given. */
+export const OPTIONAL_DEV_DEFAULTS = {
+  DEMO_PUBLIC_KEY: 'pkpub_demo_publisher_dev',
+  DEMO_REQUEST_SIGNING_SECRET: 'demo-request-secret-dev',
+} as const
+
 const csv = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
 
 /** Every environment variable core reads, parsed once. The README's table lists the same names. */
@@ -59,6 +65,10 @@ export const configSchema = z.object({
   DEMO_ADVERTISER_KEY: z.string().min(8).default(DEV_DEFAULTS.DEMO_ADVERTISER_KEY),
   DEMO_SIGNING_SECRET: z.string().min(8).default(DEV_DEFAULTS.DEMO_SIGNING_SECRET),
   DEMO_ADMIN_KEY: z.string().min(8).default(DEV_DEFAULTS.DEMO_ADMIN_KEY),
+  /** Demo publisher's public-scope key (tag, beacon). @default pkpub_demo_publisher_dev in development */
+  DEMO_PUBLIC_KEY: z.string().min(8).optional(),
+  /** Demo request signing secret, key id `demo_request`. @default demo-request-secret-dev in development */
+  DEMO_REQUEST_SIGNING_SECRET: z.string().min(8).optional(),
   /** Shared secret the edge uses to pull tenant configuration. */
   EDGE_SYNC_KEY: z.string().min(8).default(DEV_DEFAULTS.EDGE_SYNC_KEY),
 })
@@ -82,7 +92,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const config = parsed.data
   if (config.ADC_ENV !== 'development') {
-    const leaked = (Object.keys(DEV_DEFAULTS) as (keyof typeof DEV_DEFAULTS)[]).filter((k) => config[k] === DEV_DEFAULTS[k])
+    const leaked = [
+      ...(Object.keys(DEV_DEFAULTS) as (keyof typeof DEV_DEFAULTS)[]).filter((k) => config[k] === DEV_DEFAULTS[k]),
+      ...(Object.keys(OPTIONAL_DEV_DEFAULTS) as (keyof typeof OPTIONAL_DEV_DEFAULTS)[]).filter((k) => config[k] === OPTIONAL_DEV_DEFAULTS[k]),
+    ]
     if (leaked.length > 0) {
       throw new ConfigError(`refusing to run in ${config.ADC_ENV} with development defaults for: ${leaked.join(', ')}`)
     }

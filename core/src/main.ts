@@ -8,7 +8,7 @@ import { Hono } from 'hono'
 import { mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { EVENTS_TOPIC } from '@adc/schemas'
-import { loadConfig, type Config } from './config.js'
+import { loadConfig, OPTIONAL_DEV_DEFAULTS, type Config } from './config.js'
 import { createClickHouse, migrate } from './clickhouse/client.js'
 import { createEmbeddedLog } from './log/embedded-log.js'
 import { createKafkaLog } from './log/kafka-log.js'
@@ -34,6 +34,14 @@ function changelogOn(config: Config): boolean {
   return config.STATE_CHANGELOG === 'on'
 }
 
+/** The demo's public key and request signing secret: configured, or the development defaults. */
+function demoKeyKinds(config: Config): { publicKey?: string; requestSigningSecret?: string } {
+  const dev = config.ADC_ENV === 'development'
+  const publicKey = config.DEMO_PUBLIC_KEY ?? (dev ? OPTIONAL_DEV_DEFAULTS.DEMO_PUBLIC_KEY : undefined)
+  const requestSigningSecret = config.DEMO_REQUEST_SIGNING_SECRET ?? (dev ? OPTIONAL_DEV_DEFAULTS.DEMO_REQUEST_SIGNING_SECRET : undefined)
+  return { ...(publicKey ? { publicKey } : {}), ...(requestSigningSecret ? { requestSigningSecret } : {}) }
+}
+
 export async function startCore(config: Config) {
   const logger = createLogger({ level: config.LOG_LEVEL })
   const dataDir = resolve(config.DATA_DIR)
@@ -53,6 +61,7 @@ export async function startCore(config: Config) {
       advertiserKey: config.DEMO_ADVERTISER_KEY,
       signingSecret: config.DEMO_SIGNING_SECRET,
       adminKey: config.DEMO_ADMIN_KEY,
+      ...demoKeyKinds(config),
     })
   }
 
@@ -64,6 +73,8 @@ export async function startCore(config: Config) {
         ? { icebergS3: { url: config.ICEBERG_S3_URL, accessKeyId: config.ICEBERG_S3_ACCESS_KEY_ID!, secretAccessKey: config.ICEBERG_S3_SECRET_ACCESS_KEY! } }
         : config.ICEBERG_ENABLED ? { icebergDir: join(dataDir, 'iceberg') } : {}),
       groupId: config.PROCESSOR_GROUP, logger, registry,
+      // Campaigns are never deleted, so the verdict on an event's campaign is stable on replay.
+      isBookedCampaign: (id) => tenants.getCampaign(id) !== undefined,
       ...(changelogOn(config) ? { changelog: {} } : {}),
     })
     : undefined

@@ -40,7 +40,7 @@ const base = {
 /** The versioned record written to the log (value of a record keyed by impressionId). */
 export const envelopeSchema = z.discriminatedUnion('type', [
   z.object({ ...base, type: z.literal('impression'), event: impressionEventSchema.omit({ ua: true, ip: true }) }),
-  z.object({ ...base, type: z.literal('click'), event: clickEventSchema.omit({ ua: true, ip: true }) }),
+  z.object({ ...base, type: z.literal('click'), event: clickEventSchema.omit({ ua: true, ip: true, clickToken: true }) }),
 ])
 
 export type Envelope = z.infer<typeof envelopeSchema>

@@ -41,6 +41,12 @@ export const impressionEventSchema = z.object({
 export const clickEventSchema = z.object({
   ...commonFields,
   clickId: idSchema,
+  /**
+   * The signed click token of the ad (`v1.<keyId>.<payload>.<sig>`, schemas/src/token.ts). Required
+   * when the click is sent with a public API key; checked against impressionId, campaignId and
+   * publisherId. The edge strips it before the event goes to the log.
+   */
+  clickToken: z.string().max(4096).optional(),
 }).strict()
 
 export type ImpressionEvent = z.infer<typeof impressionEventSchema>

@@ -25,7 +25,7 @@ export const REASONS = {
   rate_limited: { status: 429, billable: false, emitter: 'edge', description: 'The publisher exceeded its rate limit; see Retry-After.' },
   signature_stale: { status: 401, billable: false, emitter: 'edge', description: 'The request signature timestamp is outside the allowed window.' },
   signature_replayed: { status: 401, billable: false, emitter: 'edge', description: 'This request signature was already used.' },
-  invalid_token: { status: 400, billable: false, emitter: 'edge', description: 'The signed token is malformed, tampered or signed by an unknown key.' },
+  invalid_token: { status: 400, billable: false, emitter: 'edge', description: 'The signed token is malformed, tampered, signed by an unknown or non-token key, or does not match its event.' },
   token_expired: { status: 410, billable: false, emitter: 'edge', description: 'The signed token has expired.' },
   upstream_unavailable: { status: 503, billable: false, emitter: 'edge', description: 'Events could neither be forwarded nor spooled.' },
   edge_misconfigured: { status: 503, billable: false, emitter: 'edge', description: 'The edge lacks a required variable, or runs with development secrets outside development.' },
@@ -42,6 +42,8 @@ export const REASONS = {
   // per-event outcomes at the edge
   invalid_event: { status: 400, billable: false, emitter: 'edge', description: 'The event does not match its schema.' },
   publisher_mismatch: { status: 403, billable: false, emitter: 'edge', description: "The event's publisherId is not the authenticated publisher." },
+  unknown_campaign: { status: 422, billable: false, emitter: 'both', description: 'The campaignId is not a booked campaign: refused at the edge, kept unbilled in core if one gets through.' },
+  click_token_required: { status: 403, billable: false, emitter: 'edge', description: 'A click sent with a public API key carries no clickToken; send the signed click token, or use a server key or a request signature.' },
   clock_skew: { status: 422, billable: false, emitter: 'edge', description: 'ts is more than 5 minutes ahead of or 24 hours behind the edge clock.' },
   duplicate_delivery: { status: 409, billable: false, emitter: 'both', description: 'The same idempotency key was already accepted (a retry).' },
 

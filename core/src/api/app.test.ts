@@ -54,12 +54,18 @@ beforeAll(async () => {
   billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger, clock: () => NOW })
   app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger, registry: new Registry(), clock: () => NOW, edgeSyncKey: 'edge_sync_test' })
   await insertRows(ch.client, 'adc.events_raw', fixtureDay())
+  // Only booked campaigns bill: the correction fixture's campaign is booked (at no price).
+  await tenants.createAdvertiser({ id: 'adv_corr', name: 'Corrections' })
+  await tenants.createCampaign({ id: 'cmp_corr', advertiserId: 'adv_corr', pricing: { model: 'cpc', priceMicros: 0 } })
   const corr = { campaign: 'cmp_corr', publisher: 'pub_corr', imp: 'impc1' }
   await insertRows(ch.client, 'adc.events_raw', [
     rawEvent({ ...corr, key: 'ce2', type: 'click', ts: D + 8 * H, reason: 'orphan_click', processed: D + 8 * H + 60_000 }),
     rawEvent({ ...corr, key: 'ce2', type: 'click', ts: D + 8 * H, reason: 'orphan_click', sign: -1, processed: D + 8 * H + 120_000 }),
     rawEvent({ ...corr, key: 'ce2', type: 'click', ts: D + 8 * H, processed: D + 8 * H + 120_000 }),
     rawEvent({ ...corr, key: 'ce1', ts: D + 8 * H - 1000, received: D + 8 * H + 90_000 }),
+    // Stored billable for a campaign nobody booked (as an older processor wrote it): never billed.
+    rawEvent({ campaign: 'cmp_ghost', publisher: 'pub_ghost', imp: 'impg1', key: 'ge1', ts: D + 9 * H }),
+    rawEvent({ campaign: 'cmp_ghost', publisher: 'pub_ghost', imp: 'impg2', key: 'ge2', ts: D + 9 * H, reason: 'unknown_campaign' }),
   ])
   // Stream rollups as the processor would have written them for the fixture day (stream verdicts).
   await insertRollup(ch.client, 'adc', [
@@ -95,7 +101,7 @@ describe('openapi and auth', () => {
     expect(paths).toEqual(
       [
         '/v1/admin/advertisers', '/v1/admin/campaigns', '/v1/admin/publishers', '/v1/admin/publishers/{id}',
-        '/v1/admin/publishers/{id}/api-keys', '/v1/admin/publishers/{id}/api-keys/{keyHash}', '/v1/admin/publishers/{id}/signing-keys',
+        '/v1/admin/publishers/{id}/api-keys', '/v1/admin/publishers/{id}/api-keys/{keyHash}', '/v1/admin/publishers/{id}/signing-keys', '/v1/admin/publishers/{id}/signing-keys/{keyId}',
         '/v1/billing/daily', '/v1/billing/days',
         '/v1/billing/jobs', '/v1/billing/jobs/{id}', '/v1/campaigns', '/v1/internal/edge-config', '/v1/me',
         '/v1/metrics/campaigns/{id}/latency', '/v1/metrics/realtime', '/v1/reports/accounting', '/v1/reports/reconcile/{day}',
@@ -257,29 +263,55 @@ describe('admin and edge config', () => {
     expect(after.status).toBe(200)
     expect(after.body.version).toBeGreaterThan(before.version)
     expect(after.body.publishers.find((p: any) => p.id === 'pub_new')).toEqual({
-      id: 'pub_new', apiKeyHashes: [hashApiKey(pub.body.apiKey)], signingKeys: { [pub.body.signingKeyId]: pub.body.signingSecret },
+      id: 'pub_new', apiKeyHashes: [hashApiKey(pub.body.apiKey)], publicKeyHashes: [hashApiKey(pub.body.publicKey)],
+      signingKeys: { [pub.body.signingKeyId]: pub.body.signingSecret },
+      requestSigningKeys: { [pub.body.requestSigningKeyId]: pub.body.requestSigningSecret },
       rateLimit: { perSecond: 10, burst: 20 }, active: true,
     })
+    expect(after.body.campaignIds).toEqual(expect.arrayContaining(['cmp_demo_cpm', 'cmp_demo_cpc']))
+    // A second publisher gets key ids of its own (they were all `k1`, so only one publisher's worked).
+    const other = await post('/v1/admin/publishers', ADMIN, { id: 'pub_new2', name: 'New 2' })
+    expect(other.body.signingKeyId).not.toBe(pub.body.signingKeyId)
+    expect(other.body.requestSigningKeyId).not.toBe(pub.body.requestSigningKeyId)
+    const clash = await post('/v1/admin/publishers', ADMIN, { id: 'pub_new3', name: 'New 3', signingKeyId: pub.body.signingKeyId })
+    expect(clash).toMatchObject({ status: 409, body: { error: { code: 'conflict' } } })
+    expect((await post('/v1/admin/publishers/pub_new2/signing-keys', ADMIN, { keyId: pub.body.requestSigningKeyId })).status).toBe(409)
     expect((await call('/v1/settlement/daily?day=2026-11-20', pub.body.apiKey)).body.publisherId).toBe('pub_new')
   })
 
   it('rotates a publisher key and signing secret and changes its limits, all reaching the edge config', async () => {
     const added = await post('/v1/admin/publishers/pub_new/api-keys', ADMIN, {})
-    expect(added).toMatchObject({ status: 201, body: { keyHash: hashApiKey(added.body.apiKey) } })
-    const oldHash = added.body.publisher.apiKeyHashes[0]
-    const revoked = await call(`/v1/admin/publishers/pub_new/api-keys/${oldHash}`, ADMIN, { method: 'DELETE' })
+    expect(added).toMatchObject({ status: 201, body: { keyHash: hashApiKey(added.body.apiKey), scope: 'server' } })
+    const publicAdded = await post('/v1/admin/publishers/pub_new/api-keys', ADMIN, { scope: 'public' })
+    expect(publicAdded).toMatchObject({ status: 201, body: { scope: 'public', apiKey: expect.stringMatching(/^pkpub_/) } })
+    for (const { keyHash } of (added.body.publisher.apiKeys as { keyHash: string }[]).filter((k) => k.keyHash !== added.body.keyHash)) {
+      expect((await call(`/v1/admin/publishers/pub_new/api-keys/${keyHash}`, ADMIN, { method: 'DELETE' })).status).toBe(200)
+    }
+    const revoked = await call(`/v1/admin/publishers/pub_new/api-keys/${publicAdded.body.keyHash}`, ADMIN, { method: 'DELETE' })
     expect(revoked.body.apiKeyHashes).toEqual([added.body.keyHash])
     const last = await call(`/v1/admin/publishers/pub_new/api-keys/${added.body.keyHash}`, ADMIN, { method: 'DELETE' })
     expect(last).toMatchObject({ status: 409, body: { error: { code: 'conflict' } } })
     const signing = await post('/v1/admin/publishers/pub_new/signing-keys', ADMIN, { keyId: 'k2' })
-    expect(signing.status).toBe(201)
+    expect(signing).toMatchObject({ status: 201, body: { purpose: 'token' } })
+    const requestKey = await post('/v1/admin/publishers/pub_new/signing-keys', ADMIN, { purpose: 'request' })
+    expect(requestKey).toMatchObject({ status: 201, body: { purpose: 'request', keyId: expect.stringMatching(/^k_/) } })
+    const firstIds = (signing.body.publisher.signingKeyIds as string[]).filter((k) => k !== 'k2')
+    for (const keyId of firstIds) {
+      expect((await call(`/v1/admin/publishers/pub_new/signing-keys/${keyId}`, ADMIN, { method: 'DELETE' })).status).toBe(200)
+    }
+    expect((await call('/v1/admin/publishers/pub_new/signing-keys/nope', ADMIN, { method: 'DELETE' })).status).toBe(404)
     const patched = await call('/v1/admin/publishers/pub_new', ADMIN, {
       method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ rateLimit: { perSecond: 1, burst: 2 }, active: false }),
     })
-    expect(patched.body).toMatchObject({ signingKeyIds: ['k1', 'k2'], rateLimit: { perSecond: 1, burst: 2 }, active: false })
+    expect(patched.body).toMatchObject({
+      signingKeys: [{ keyId: 'k2', purpose: 'token' }, { keyId: requestKey.body.keyId, purpose: 'request' }], rateLimit: { perSecond: 1, burst: 2 }, active: false,
+    })
     expect(JSON.stringify(patched.body)).not.toContain(signing.body.signingSecret)
     const edge = (await call('/v1/internal/edge-config', 'edge_sync_test')).body.publishers.find((p: any) => p.id === 'pub_new')
-    expect(edge).toMatchObject({ apiKeyHashes: [added.body.keyHash], signingKeys: { k2: signing.body.signingSecret }, rateLimit: { perSecond: 1, burst: 2 }, active: false })
+    expect(edge).toMatchObject({
+      apiKeyHashes: [added.body.keyHash], publicKeyHashes: [], signingKeys: { k2: signing.body.signingSecret },
+      requestSigningKeys: { [requestKey.body.keyId]: requestKey.body.signingSecret }, rateLimit: { perSecond: 1, burst: 2 }, active: false,
+    })
     expect((await call('/v1/admin/publishers/pub_new', ADMIN, { method: 'PATCH' })).body.error.code).toBe('invalid_body')
     expect((await call('/v1/admin/publishers/pub_new/signing-keys', ADMIN, { method: 'POST' })).body.error.code).toBe('invalid_body')
     expect((await post('/v1/admin/publishers/pub_missing/api-keys', ADMIN, {})).status).toBe(404)
@@ -373,6 +405,8 @@ describe('billing, settlement, reconcile, accounting, reprocess', () => {
     expect(corr).toMatchObject({ core: { accepted: 2, billed: 2, keptByReason: {} }, balanced: true })
     const lost = body.publishers.find((p: any) => p.publisherId === 'pub_lost')
     expect(lost).toMatchObject({ balanced: false, differences: { edgeUnbalanced: 0, inFlightOrMissing: 5 } })
+    const ghost = body.publishers.find((p: any) => p.publisherId === 'pub_ghost')
+    expect(ghost.core).toEqual({ accepted: 2, billed: 0, keptByReason: { unknown_campaign: 2 } })
     expect(body.balanced).toBe(false)
   })
 

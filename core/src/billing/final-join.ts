@@ -9,7 +9,8 @@ import { DAY_MS, chTime, dayStart } from './days.js'
  *    corrections apply (a -1 orphan_click row retracts the +1 orphan_click, the +1 joined click stays).
  *    A re-delivery shares the event key but keeps its own `duplicate_delivery` verdict, so the
  *    original stays billed; several re-deliveries count as many duplicates.
- * 2. Rows the processor marked `duplicate_delivery` stay duplicates.
+ * 2. Rows the processor marked `duplicate_delivery` stay duplicates; rows it marked
+ *    `unknown_campaign` (no booked campaign) stay unbilled and never take an impression's place.
  * 3. Business uniqueness: the first impression per impressionId is the impression, later ones are
  *    `duplicate_impression`; the first click per impressionId is the click, later ones `repeat_click`.
  * 4. IVT: the verdict of `modelVersion` in `ivt_decisions` when that model decided the event, else the
@@ -82,6 +83,7 @@ export async function classifyDay(client: ClickHouseClient, opts: ClassifyOption
       SELECT campaign_id, publisher_id, event_type, stored_billable, stored_reason, late, weight,
         multiIf(
           stored_reason = 'duplicate_delivery', 'duplicate_delivery',
+          stored_reason = 'unknown_campaign', 'unknown_campaign',
           rank > 1 AND event_type = 'impression', 'duplicate_impression',
           rank > 1, 'repeat_click',
           ivt_reason != '', ivt_reason,
@@ -92,7 +94,7 @@ export async function classifyDay(client: ClickHouseClient, opts: ClassifyOption
           e.billable AS stored_billable, e.reason AS stored_reason,
           e.received_at >= {cutoff:DateTime64(3, 'UTC')} AS late, e.weight AS weight,
           row_number() OVER (
-            PARTITION BY e.event_type, e.impression_id, e.reason = 'duplicate_delivery'
+            PARTITION BY e.event_type, e.impression_id, e.reason IN ('duplicate_delivery', 'unknown_campaign')
             ORDER BY e.ts, e.event_key) AS rank,
           ${
             useModel

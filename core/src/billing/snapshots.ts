@@ -50,16 +50,19 @@ export function buildLines(groups: VerdictGroup[], tenants: Pick<TenantStore, 'g
   const lines = new Map<string, SnapshotLine>()
   for (const g of groups) {
     if (g.late) continue
+    // Only booked campaigns bill: events for any other have no advertiser to bill and no price; the
+    // accounting report shows them kept as unknown_campaign.
+    const campaign = tenants.getCampaign(g.campaignId)
+    if (!campaign) continue
     const key = `${g.campaignId}\u001f${g.publisherId}`
     let line = lines.get(key)
     if (!line) {
-      const campaign = tenants.getCampaign(g.campaignId)
       line = {
-        advertiserId: campaign?.advertiserId ?? '',
+        advertiserId: campaign.advertiserId,
         campaignId: g.campaignId,
         publisherId: g.publisherId,
-        pricingModel: campaign?.pricing.model ?? 'unknown',
-        priceMicros: campaign?.pricing.priceMicros ?? 0,
+        pricingModel: campaign.pricing.model,
+        priceMicros: campaign.pricing.priceMicros,
         impressions: 0,
         clicks: 0,
         ivtImpressions: 0,

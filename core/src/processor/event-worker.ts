@@ -3,6 +3,7 @@ import type { LogRecord } from '../log/log.js'
 import { createPipeline, type Pipeline, type PipelineOutcome } from '../pipeline/pipeline.js'
 import type { StepResult } from '../pipeline/result.js'
 import { createDecodeStep } from '../pipeline/steps/decode-step.js'
+import { createCampaignStep } from '../pipeline/steps/campaign-step.js'
 import { createDedupeStep } from '../pipeline/steps/dedupe-step.js'
 import { createIvtStep } from '../pipeline/steps/ivt-step.js'
 import { createJoinStage, type JoinStage } from '../pipeline/steps/join-step.js'
@@ -22,6 +23,11 @@ export interface EventWorkerOptions {
   joinLatenessMs?: number
   ivtLimits?: BurstLimits
   modelVersion?: string
+  /**
+   * Whether a campaign is booked; events for any other are kept unbilled as `unknown_campaign`.
+   * core/src/main.ts answers from the tenant store. @default every campaign is booked
+   */
+  isBookedCampaign?: (campaignId: string) => boolean
 }
 
 export interface BuiltBatch {
@@ -39,7 +45,7 @@ export interface PartitionWorker {
 }
 
 /**
- * The `ad-events` pipeline of one partition: decode → dedupe → join → IVT → sink, plus the join's
+ * The `ad-events` pipeline of one partition: decode → dedupe → campaign → join → IVT → sink, plus the join's
  * released and expired clicks, which continue through IVT → sink (or straight to the sink as
  * orphans). All state reads and writes go through the partition store's batch overlay.
  */
@@ -51,6 +57,7 @@ export function createEventWorker(store: PartitionStore, options: EventWorkerOpt
   const sink = createSinkStep<Scored>(current)
   const main: Pipeline<RawRecord, Scored> = createPipeline<RawRecord, Decoded>(createDecodeStep())
     .pipe(createDedupeStep<Decoded>({ store, ttlMs: options.dedupeTtlMs }))
+    .pipe(createCampaignStep<Deduped>({ isBooked: options.isBookedCampaign ?? (() => true) }))
     .pipe(join.step)
     .pipe(ivt)
     .pipe(sink)

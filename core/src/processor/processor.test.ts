@@ -8,6 +8,7 @@ import { createEmbeddedLog } from '../log/embedded-log.js'
 import type { Log } from '../log/log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
 import { createProcessor, type Processor } from './processor.js'
+import { classifyDay } from '../billing/final-join.js'
 import { testEnvelope, toRecord, trafficMix } from './fixtures.js'
 
 const root = mkdtempSync(join(tmpdir(), 'adc-processor-'))
@@ -171,5 +172,48 @@ describe('processor on the embedded log and chDB', () => {
     const [raw] = await q<{ n: number; rows: number }>(`SELECT sum(sign) n, count() rows FROM ${db}.events_raw`)
     expect({ n: Number(raw!.n), rows: Number(raw!.rows) }).toEqual({ n: records.length, rows: records.length })
     await log2.close()
+  })
+
+  it('keeps an event for a campaign nobody booked unbilled as unknown_campaign, in the stream and in the billing verdict', async () => {
+    const log3 = await createEmbeddedLog({ dir: join(root, 'log-unknown'), logger: pino({ level: 'silent' }) })
+    const db = `adc_proc_${dbSeq++}`
+    await migrate(ch, db)
+    await log3.ensureTopic('ad-events', 1)
+    await log3.ensureTopic('edge-stats', 1)
+    const t = Date.UTC(2026, 10, 23, 15, 0, 0)
+    const browser = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15'
+    // As if injected straight into the log, past the edge: one booked impression, an unbooked impression and its click.
+    const recs = [
+      toRecord(testEnvelope({ type: 'impression', n: 60_000_001, impressionId: 'imp_u1', ts: t, ua: browser })),
+      toRecord(testEnvelope({ type: 'impression', n: 60_000_002, impressionId: 'imp_u2', ts: t, campaignId: 'cmp_ghost', ua: browser })),
+      toRecord(testEnvelope({ type: 'click', n: 60_000_003, impressionId: 'imp_u2', ts: t + 5_000, campaignId: 'cmp_ghost', ua: browser })),
+    ]
+    await log3.append('ad-events', recs)
+    const booked = new Set(['cmp_demo_cpm', 'cmp_demo_cpc'])
+    const p = createProcessor({
+      log: log3, clickhouse: ch, database: db, stateDir: join(root, 'state', 'unknown'), groupId: 'g-unknown',
+      logger: pino({ level: 'silent' }), registry: createMetricsRegistry({ defaultMetrics: false }),
+      isBookedCampaign: (id) => booked.has(id),
+    })
+    await p.start()
+    const deadline = Date.now() + 20_000
+    while ((p.status().topics['ad-events']?.[0]?.applied ?? -1) < recs.length - 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    await p.stop()
+    const raw = await q<{ campaign_id: string; event_type: string; billable: number; reason: string }>(
+      `SELECT campaign_id, event_type, billable, toString(reason) reason FROM ${db}.events_raw ORDER BY campaign_id, event_type`)
+    expect(raw).toEqual([
+      { campaign_id: 'cmp_demo_cpm', event_type: 'impression', billable: 1, reason: '' },
+      { campaign_id: 'cmp_ghost', event_type: 'click', billable: 0, reason: 'unknown_campaign' },
+      { campaign_id: 'cmp_ghost', event_type: 'impression', billable: 0, reason: 'unknown_campaign' },
+    ])
+    const [r] = await q<Record<string, number>>(`SELECT sum(impressions) i, sum(clicks) c, sum(orphan_clicks) o FROM ${db}.rollup_minute WHERE campaign_id = 'cmp_ghost'`)
+    expect({ i: Number(r!.i), c: Number(r!.c), o: Number(r!.o) }).toEqual({ i: 0, c: 0, o: 0 })
+    // The billing job's recomputed verdict keeps them out too.
+    const groups = await classifyDay(ch, { database: db, day: '2026-11-23' })
+    expect(groups.filter((g) => g.campaignId === 'cmp_ghost').map((g) => [g.eventType, g.verdict, g.events])).toEqual([
+      ['click', 'unknown_campaign', 1],
+      ['impression', 'unknown_campaign', 1],
+    ])
+    await log3.close()
   })
 })

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import type { EdgeConfig as EdgeConfigContract } from '@adc/schemas'
 import { open, type RootDatabase } from 'lmdb'
 
 /**
@@ -35,12 +36,30 @@ export interface RateLimit {
   burst: number
 }
 
+/**
+ * What a publisher API key may do. `public` keys sit in page HTML (the tag's `data-key`, the
+ * beacon's `?k=`): they send impressions, and clicks only with a valid signed click token.
+ * `server` keys stay on the publisher's servers (`Authorization: Bearer`) and may send anything.
+ */
+export type ApiKeyScope = 'public' | 'server'
+
+/**
+ * What a signing secret may sign. `token` secrets mint click and pixel tokens and stay on the ad
+ * server; `request` secrets sign HTTP requests (apps, servers) and can never mint a token.
+ */
+export type SigningKeyPurpose = 'token' | 'request'
+
 export interface Publisher {
   id: string
   name: string
+  /** Every API key of the publisher, any scope (SHA-256 hashes). */
   apiKeyHashes: string[]
-  /** Token and request signing secrets by key id; secrets rotate by adding a key id. */
+  /** Scope per key hash; a hash not listed is a `server` key (publishers stored before scopes). */
+  apiKeyScopes?: Record<string, ApiKeyScope>
+  /** Signing secrets by key id, any purpose; secrets rotate by adding a key id, then revoking the old. */
   signingKeys: Record<string, string>
+  /** Purpose per key id; a key id not listed is a `token` key (publishers stored before purposes). */
+  signingKeyPurposes?: Record<string, SigningKeyPurpose>
   rateLimit: RateLimit
   active: boolean
   createdAt: number
@@ -53,17 +72,11 @@ export interface Principal {
   id: string
 }
 
-/** The tenant config the edge pulls (shared contract: `GET /v1/internal/edge-config`). */
-export interface EdgeConfig {
-  version: number
-  publishers: Array<{
-    id: string
-    apiKeyHashes: string[]
-    signingKeys: Record<string, string>
-    rateLimit: RateLimit
-    active: boolean
-  }>
-}
+/**
+ * The tenant config the edge pulls: the shared contract `edgeConfigSchema` of @adc/schemas
+ * (`GET /v1/internal/edge-config`, indexed by edge/src/lib/tenants.ts).
+ */
+export type EdgeConfig = EdgeConfigContract
 
 export class TenantConflictError extends Error {
   constructor(message: string) {
@@ -89,6 +102,26 @@ export function generateKey(prefix: string): string {
   return `${prefix}_${randomBytes(24).toString('base64url')}`
 }
 
+/** Prefix of generated API keys by scope; server keys keep the original `pk_`. */
+export const API_KEY_PREFIX: Record<ApiKeyScope, string> = { server: 'pk', public: 'pkpub' }
+
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567'
+
+/** A globally unique signing key id: `k_` and 80 random bits in lower-case base32 (16 characters). */
+export function generateKeyId(): string {
+  let out = 'k_'
+  for (const b of randomBytes(16)) out += BASE32[b & 31]
+  return out
+}
+
+const scopesOf = (p: Publisher): Record<string, ApiKeyScope> =>
+  p.apiKeyScopes ?? Object.fromEntries(p.apiKeyHashes.map((h) => [h, 'server' as const]))
+const purposesOf = (p: Publisher): Record<string, SigningKeyPurpose> =>
+  p.signingKeyPurposes ?? Object.fromEntries(Object.keys(p.signingKeys).map((k) => [k, 'token' as const]))
+
+export const scopeOf = (p: Publisher, hash: string): ApiKeyScope => p.apiKeyScopes?.[hash] ?? 'server'
+export const purposeOf = (p: Publisher, keyId: string): SigningKeyPurpose => p.signingKeyPurposes?.[keyId] ?? 'token'
+
 export interface TenantStore {
   getAdvertiser(id: string): Advertiser | undefined
   listAdvertisers(): Advertiser[]
@@ -99,22 +132,25 @@ export interface TenantStore {
   createCampaign(input: { id: string; advertiserId: string; name?: string; pricing: Pricing }): Promise<Campaign>
   getPublisher(id: string): Publisher | undefined
   listPublishers(): Publisher[]
-  createPublisher(input: {
-    id: string
-    name: string
-    apiKey?: string
-    signingKeyId?: string
-    signingSecret?: string
-    rateLimit?: RateLimit
-  }): Promise<{ publisher: Publisher; apiKey: string; signingKeyId: string; signingSecret: string }>
+  /**
+   * Creates a publisher with one key of each kind: a server API key, a public API key, a token
+   * signing key and a request signing key (generated unless given). Key ids are unique across all
+   * publishers: a given one that exists anywhere is a conflict.
+   */
+  createPublisher(input: CreatePublisherInput): Promise<CreatedPublisher>
   /** Changes a publisher's rate limit or active flag; the edge picks it up with its next config pull. */
   updatePublisher(id: string, patch: { rateLimit?: RateLimit; active?: boolean; name?: string }): Promise<Publisher>
   /** Adds an API key (rotation: old keys keep working until revoked). Returns the new key once. */
-  addPublisherApiKey(id: string, apiKey?: string): Promise<{ publisher: Publisher; apiKey: string }>
-  /** Removes an API key by its SHA-256 hash; a publisher keeps at least one key. */
+  addPublisherApiKey(id: string, input?: { apiKey?: string; scope?: ApiKeyScope }): Promise<{ publisher: Publisher; apiKey: string; scope: ApiKeyScope }>
+  /** Removes an API key (any scope) by its SHA-256 hash; a publisher keeps at least one key. */
   revokePublisherApiKey(id: string, keyHash: string): Promise<Publisher>
-  /** Adds a signing secret under a new key id (tokens name the key id they were signed with). */
-  addSigningKey(id: string, input?: { keyId?: string; secret?: string }): Promise<{ publisher: Publisher; keyId: string; secret: string }>
+  /**
+   * Adds a signing secret under a new, globally unique key id (tokens and signatures name the key id
+   * they were signed with); `purpose` defaults to `token`. Old keys keep working until revoked.
+   */
+  addSigningKey(id: string, input?: { keyId?: string; secret?: string; purpose?: SigningKeyPurpose }): Promise<{ publisher: Publisher; keyId: string; secret: string; purpose: SigningKeyPurpose }>
+  /** Removes a signing key; its id stays taken, so nothing signed with it verifies again. */
+  revokeSigningKey(id: string, keyId: string): Promise<Publisher>
   /** Registers an admin key (idempotent for the same key). */
   addAdminKey(id: string, key: string): Promise<void>
   /** Resolves a bearer key by its SHA-256 hash. */
@@ -125,11 +161,38 @@ export interface TenantStore {
   close(): Promise<void>
 }
 
+export interface CreatePublisherInput {
+  id: string
+  name: string
+  /** Server-scope API key. */
+  apiKey?: string
+  /** Public-scope API key. */
+  publicKey?: string
+  /** Token signing key. */
+  signingKeyId?: string
+  signingSecret?: string
+  requestSigningKeyId?: string
+  requestSigningSecret?: string
+  rateLimit?: RateLimit
+}
+
+export interface CreatedPublisher {
+  publisher: Publisher
+  apiKey: string
+  publicKey: string
+  signingKeyId: string
+  signingSecret: string
+  requestSigningKeyId: string
+  requestSigningSecret: string
+}
+
 const P = {
   advertiser: 'adv:',
   campaign: 'cmp:',
   publisher: 'pub:',
   key: 'key:',
+  /** Signing key id → publisher id; never removed, so a revoked key id is never given out again. */
+  signingKeyId: 'skid:',
   version: 'meta:version',
 } as const
 
@@ -181,36 +244,52 @@ export function openTenantStore(options: { dir: string }): TenantStore {
     return campaign!
   }
 
-  async function createPublisher(input: {
-    id: string
-    name: string
-    apiKey?: string
-    signingKeyId?: string
-    signingSecret?: string
-    rateLimit?: RateLimit
-  }) {
-    const apiKey = input.apiKey ?? generateKey('pk')
-    const signingKeyId = input.signingKeyId ?? 'k1'
-    const signingSecret = input.signingSecret ?? randomBytes(32).toString('base64url')
+  /** Refuses a key id held (or once held) by any publisher. Runs inside the caller's transaction. */
+  function claimKeyId(keyId: string, publisherId: string): void {
+    if (db.get(P.signingKeyId + keyId) !== undefined || list<Publisher>(P.publisher).some((p) => keyId in p.signingKeys)) {
+      throw new TenantConflictError(`signing key ${keyId} already exists`)
+    }
+    db.put(P.signingKeyId + keyId, publisherId)
+  }
+
+  function newSecret(): string {
+    return randomBytes(32).toString('base64url')
+  }
+
+  async function createPublisher(input: CreatePublisherInput): Promise<CreatedPublisher> {
+    const apiKey = input.apiKey ?? generateKey(API_KEY_PREFIX.server)
+    const publicKey = input.publicKey ?? generateKey(API_KEY_PREFIX.public)
+    const signingKeyId = input.signingKeyId ?? generateKeyId()
+    const signingSecret = input.signingSecret ?? newSecret()
+    const requestSigningKeyId = input.requestSigningKeyId ?? generateKeyId()
+    const requestSigningSecret = input.requestSigningSecret ?? newSecret()
     const hash = hashApiKey(apiKey)
+    const publicHash = hashApiKey(publicKey)
+    if (hash === publicHash) throw new TenantConflictError('the public and the server API key must differ')
+    if (signingKeyId === requestSigningKeyId) throw new TenantConflictError('the token and the request signing key ids must differ')
     let publisher: Publisher | undefined
     await db.transaction(() => {
       if (db.get(P.publisher + input.id) !== undefined) throw new TenantConflictError(`publisher ${input.id} already exists`)
-      if (db.get(P.key + hash) !== undefined) throw new TenantConflictError('that API key is already in use')
+      if (db.get(P.key + hash) !== undefined || db.get(P.key + publicHash) !== undefined) throw new TenantConflictError('that API key is already in use')
+      claimKeyId(signingKeyId, input.id)
+      claimKeyId(requestSigningKeyId, input.id)
       publisher = {
         id: input.id,
         name: input.name,
-        apiKeyHashes: [hash],
-        signingKeys: { [signingKeyId]: signingSecret },
+        apiKeyHashes: [hash, publicHash],
+        apiKeyScopes: { [hash]: 'server', [publicHash]: 'public' },
+        signingKeys: { [signingKeyId]: signingSecret, [requestSigningKeyId]: requestSigningSecret },
+        signingKeyPurposes: { [signingKeyId]: 'token', [requestSigningKeyId]: 'request' },
         rateLimit: input.rateLimit ?? DEFAULT_RATE_LIMIT,
         active: true,
         createdAt: Date.now(),
       }
       db.put(P.publisher + input.id, publisher)
       db.put(P.key + hash, { kind: 'publisher', id: input.id } satisfies Principal)
+      db.put(P.key + publicHash, { kind: 'publisher', id: input.id } satisfies Principal)
       bump()
     })
-    return { publisher: publisher!, apiKey, signingKeyId, signingSecret }
+    return { publisher: publisher!, apiKey, publicKey, signingKeyId, signingSecret, requestSigningKeyId, requestSigningSecret }
   }
 
   function mustPublisher(id: string): Publisher {
@@ -230,18 +309,20 @@ export function openTenantStore(options: { dir: string }): TenantStore {
     return out!
   }
 
-  async function addPublisherApiKey(id: string, apiKey = generateKey('pk')) {
+  async function addPublisherApiKey(id: string, input: { apiKey?: string; scope?: ApiKeyScope } = {}) {
+    const scope = input.scope ?? 'server'
+    const apiKey = input.apiKey ?? generateKey(API_KEY_PREFIX[scope])
     const hash = hashApiKey(apiKey)
     let out: Publisher | undefined
     await db.transaction(() => {
       const p = mustPublisher(id)
       if (db.get(P.key + hash) !== undefined) throw new TenantConflictError('that API key is already in use')
-      out = { ...p, apiKeyHashes: [...p.apiKeyHashes, hash] }
+      out = { ...p, apiKeyHashes: [...p.apiKeyHashes, hash], apiKeyScopes: { ...scopesOf(p), [hash]: scope } }
       db.put(P.publisher + id, out)
       db.put(P.key + hash, { kind: 'publisher', id } satisfies Principal)
       bump()
     })
-    return { publisher: out!, apiKey }
+    return { publisher: out!, apiKey, scope }
   }
 
   async function revokePublisherApiKey(id: string, keyHash: string) {
@@ -250,7 +331,8 @@ export function openTenantStore(options: { dir: string }): TenantStore {
       const p = mustPublisher(id)
       if (!p.apiKeyHashes.includes(keyHash)) throw new TenantReferenceError('no such key on this publisher')
       if (p.apiKeyHashes.length === 1) throw new TenantConflictError('a publisher keeps at least one API key; add one first')
-      out = { ...p, apiKeyHashes: p.apiKeyHashes.filter((h) => h !== keyHash) }
+      const { [keyHash]: _gone, ...scopes } = scopesOf(p)
+      out = { ...p, apiKeyHashes: p.apiKeyHashes.filter((h) => h !== keyHash), apiKeyScopes: scopes }
       db.put(P.publisher + id, out)
       db.remove(P.key + keyHash)
       bump()
@@ -258,23 +340,35 @@ export function openTenantStore(options: { dir: string }): TenantStore {
     return out!
   }
 
-  async function addSigningKey(id: string, input: { keyId?: string; secret?: string } = {}) {
-    const secret = input.secret ?? randomBytes(32).toString('base64url')
-    let keyId = input.keyId
+  async function addSigningKey(id: string, input: { keyId?: string; secret?: string; purpose?: SigningKeyPurpose } = {}) {
+    const secret = input.secret ?? newSecret()
+    const keyId = input.keyId ?? generateKeyId()
+    const purpose = input.purpose ?? 'token'
     let out: Publisher | undefined
     await db.transaction(() => {
       const p = mustPublisher(id)
-      if (keyId === undefined) {
-        let n = Object.keys(p.signingKeys).length + 1
-        while (`k${n}` in p.signingKeys) n++
-        keyId = `k${n}`
-      }
-      if (keyId in p.signingKeys) throw new TenantConflictError(`signing key ${keyId} already exists`)
-      out = { ...p, signingKeys: { ...p.signingKeys, [keyId]: secret } }
+      claimKeyId(keyId, id)
+      out = { ...p, signingKeys: { ...p.signingKeys, [keyId]: secret }, signingKeyPurposes: { ...purposesOf(p), [keyId]: purpose } }
       db.put(P.publisher + id, out)
       bump()
     })
-    return { publisher: out!, keyId: keyId!, secret }
+    return { publisher: out!, keyId, secret, purpose }
+  }
+
+  async function revokeSigningKey(id: string, keyId: string) {
+    let out: Publisher | undefined
+    await db.transaction(() => {
+      const p = mustPublisher(id)
+      if (!(keyId in p.signingKeys)) throw new TenantReferenceError('no such signing key on this publisher')
+      const { [keyId]: _secret, ...signingKeys } = p.signingKeys
+      const { [keyId]: _purpose, ...purposes } = purposesOf(p)
+      out = { ...p, signingKeys, signingKeyPurposes: purposes }
+      db.put(P.publisher + id, out)
+      // Legacy key ids (stored before the index) are claimed now, so they stay taken.
+      if (db.get(P.signingKeyId + keyId) === undefined) db.put(P.signingKeyId + keyId, id)
+      bump()
+    })
+    return out!
   }
 
   async function addAdminKey(id: string, key: string) {
@@ -301,34 +395,50 @@ export function openTenantStore(options: { dir: string }): TenantStore {
     addPublisherApiKey,
     revokePublisherApiKey,
     addSigningKey,
+    revokeSigningKey,
     addAdminKey,
     principalForKey: (key) => db.get(P.key + hashApiKey(key)) as Principal | undefined,
     configVersion: () => (db.get(P.version) as number | undefined) ?? 0,
     edgeConfig: () => ({
       version: (db.get(P.version) as number | undefined) ?? 0,
-      publishers: list<Publisher>(P.publisher).map((p) => ({
-        id: p.id,
-        apiKeyHashes: p.apiKeyHashes,
-        signingKeys: p.signingKeys,
-        rateLimit: p.rateLimit,
-        active: p.active,
-      })),
+      // Campaigns are never deleted, so this set only grows (a verdict on it is stable on replay).
+      campaignIds: list<Campaign>(P.campaign).map((c) => c.id),
+      publishers: list<Publisher>(P.publisher).map((p) => {
+        const keysOf = (purpose: SigningKeyPurpose) =>
+          Object.fromEntries(Object.entries(p.signingKeys).filter(([keyId]) => purposeOf(p, keyId) === purpose))
+        return {
+          id: p.id,
+          apiKeyHashes: p.apiKeyHashes.filter((h) => scopeOf(p, h) === 'server'),
+          publicKeyHashes: p.apiKeyHashes.filter((h) => scopeOf(p, h) === 'public'),
+          signingKeys: keysOf('token'),
+          requestSigningKeys: keysOf('request'),
+          rateLimit: p.rateLimit,
+          active: p.active,
+        }
+      }),
     }),
     close: () => db.close(),
   }
 }
 
 export interface DemoSeed {
+  /** Server-scope publisher key (batch routes, `Authorization: Bearer`). */
   publisherKey: string
   advertiserKey: string
+  /** Token signing secret, key id `demo`. */
   signingSecret: string
   adminKey: string
+  /** Public-scope publisher key (the tag's `data-key`, the beacon's `?k=`); generated when absent. */
+  publicKey?: string
+  /** Request signing secret, key id `demo_request`; generated when absent. */
+  requestSigningSecret?: string
 }
 
 export const DEMO_IDS = {
   publisher: 'pub_demo',
   advertiser: 'adv_demo',
   signingKeyId: 'demo',
+  requestSigningKeyId: 'demo_request',
   campaignCpm: 'cmp_demo_cpm',
   campaignCpc: 'cmp_demo_cpc',
   admin: 'admin_demo',
@@ -351,8 +461,19 @@ export async function seedDemoTenant(store: TenantStore, seed: DemoSeed): Promis
       apiKey: seed.publisherKey,
       signingKeyId: DEMO_IDS.signingKeyId,
       signingSecret: seed.signingSecret,
+      ...(seed.publicKey !== undefined ? { publicKey: seed.publicKey } : {}),
+      ...(seed.requestSigningSecret !== undefined
+        ? { requestSigningKeyId: DEMO_IDS.requestSigningKeyId, requestSigningSecret: seed.requestSigningSecret }
+        : {}),
       rateLimit: DEFAULT_RATE_LIMIT,
     })
+  }
+  // A demo publisher stored before these keys were configured gets them once.
+  if (seed.publicKey !== undefined && !store.principalForKey(seed.publicKey)) {
+    await store.addPublisherApiKey(DEMO_IDS.publisher, { apiKey: seed.publicKey, scope: 'public' })
+  }
+  if (seed.requestSigningSecret !== undefined && !(DEMO_IDS.requestSigningKeyId in (store.getPublisher(DEMO_IDS.publisher)?.signingKeys ?? {}))) {
+    await store.addSigningKey(DEMO_IDS.publisher, { keyId: DEMO_IDS.requestSigningKeyId, secret: seed.requestSigningSecret, purpose: 'request' })
   }
   if (!store.getCampaign(DEMO_IDS.campaignCpm)) {
     await store.createCampaign({
@@ -373,9 +494,11 @@ export async function seedDemoTenant(store: TenantStore, seed: DemoSeed): Promis
 }
 
 /** The development defaults of the shared contract (refused outside development by the config). */
-export const DEMO_DEFAULTS: DemoSeed = {
+export const DEMO_DEFAULTS: Required<DemoSeed> = {
   publisherKey: 'pk_demo_publisher_dev',
   advertiserKey: 'ak_demo_advertiser_dev',
   signingSecret: 'demo-signing-secret-dev',
   adminKey: 'admin_demo_dev',
+  publicKey: 'pkpub_demo_publisher_dev',
+  requestSigningSecret: 'demo-request-secret-dev',
 }

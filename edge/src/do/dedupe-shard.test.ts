@@ -5,8 +5,11 @@ import { ulid } from 'ulid'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { commit, dedupeShardOf, prepare, shardFor, type IngestContext } from '../lib/ingest.js'
 import { settingsFrom } from '../lib/settings.js'
+import { TenantIndex } from '../lib/tenants.js'
 import { confirmed, dedupeConfirmed, impression, postBatch, proxyReceived, proxyReset } from '../../test/helpers.js'
 import { DEDUPE_TTL_MS, type DedupeShard } from './dedupe-shard.js'
+
+const TEST_CONFIG = { version: 1, campaignIds: ['cmp_1'], publishers: [] }
 
 let n = 0
 const freshShard = () => env.DEDUPE_SHARD.get(env.DEDUPE_SHARD.idFromName(`test-shard-${++n}-${Math.random()}`))
@@ -108,8 +111,8 @@ describe('DedupeShard', () => {
 describe('dedupe in the ingest path', () => {
   const settings = () => settingsFrom(env)
   const ctx = (): IngestContext => ({
-    publisher: { id: 'pub_test', apiKeyHashes: [], signingKeys: {}, rateLimit: { perSecond: 1, burst: 1 }, active: true },
-    source: 'batch', receivedAt: Date.now(), observed: {}, edge: {},
+    publisher: { id: 'pub_test', apiKeyHashes: [], publicKeyHashes: [], signingKeys: {}, requestSigningKeys: {}, rateLimit: { perSecond: 1, burst: 1 }, active: true },
+    credential: 'server_key', tenants: new TenantIndex(TEST_CONFIG), source: 'batch', receivedAt: Date.now(), observed: {}, edge: {},
   })
 
   it('makes one check and one confirm RPC per shard per batch', async () => {

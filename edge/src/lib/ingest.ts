@@ -8,7 +8,9 @@ import { buildEnvelope, type EdgeFacts, type EnvelopeSource } from './envelope.j
 import { forward, type ProxyRecord } from './forwarder.js'
 import type { ObservedClient } from './privacy.js'
 import type { Settings } from './settings.js'
-import type { PublisherConfig } from './tenants.js'
+import type { Credential } from './context.js'
+import type { PublisherConfig, TenantIndex } from './tenants.js'
+import { checkToken } from './token-check.js'
 
 export const STATS_TOPIC = 'edge-stats'
 
@@ -32,6 +34,10 @@ export interface IncomingItem {
 
 export interface IngestContext {
   publisher: PublisherConfig
+  /** What the request's credential may send (see `Credential`). */
+  credential: Credential
+  /** Booked campaigns and token keys (for a click's `clickToken`). */
+  tenants: TenantIndex
   source: EnvelopeSource
   observed: ObservedClient
   edge: EdgeFacts
@@ -81,8 +87,9 @@ export function dedupeShardOf(publisherId: string, eventId: string, shards: numb
 }
 
 /**
- * Validates each event on its own (schema, publisher, clock) and computes its idempotency key and
- * dedupe shard. A bad event gets its own `rejected` result; it never affects the others.
+ * Validates each event on its own (schema, publisher, booked campaign, what the credential may
+ * send, clock) and computes its idempotency key and dedupe shard. A bad event gets its own
+ * `rejected` result; it never affects the others.
  */
 export async function prepare(items: IncomingItem[], ctx: IngestContext, settings: Pick<Settings, 'dedupeShards'>): Promise<Prepared> {
   const results: EventResult[] = []
@@ -105,10 +112,24 @@ export async function prepare(items: IncomingItem[], ctx: IngestContext, setting
       results.push({ ...base, code: 'invalid_event', httpStatus: 400, message: firstIssue(parsed.error) })
       continue
     }
-    const event = parsed.data
+    let event: ImpressionEvent | ClickEvent = parsed.data
     if (event.publisherId !== ctx.publisher.id) {
       results.push({ ...base, code: 'publisher_mismatch', httpStatus: 403, message: `publisherId ${event.publisherId} is not the authenticated publisher` })
       continue
+    }
+    if (!ctx.tenants.isBooked(event.campaignId)) {
+      results.push({ ...base, code: 'unknown_campaign', httpStatus: 422, message: `campaign ${event.campaignId} is not booked` })
+      continue
+    }
+    if (type === 'click') {
+      const refused = await clickTokenRefusal(event as ClickEvent, ctx)
+      if (refused) {
+        results.push({ ...base, ...refused })
+        continue
+      }
+      // The token has done its job; it does not travel to the log.
+      const { clickToken: _token, ...rest } = event as ClickEvent
+      event = rest
     }
     const clock = checkClock(event.ts, ctx.receivedAt)
     if (clock !== 'ok') {
@@ -123,6 +144,29 @@ export async function prepare(items: IncomingItem[], ctx: IngestContext, setting
     valid.push({ index, type, event, key, shard: dedupeShardOf(event.publisherId, event.eventId, settings.dedupeShards) })
   }
   return { ctx, results, valid }
+}
+
+/**
+ * A click from a public key (its key sits in page HTML, so anyone can send with it) is billable
+ * only with the ad's signed click token, which only the ad server can mint: a valid token by a
+ * token signing key, for this impression, campaign and publisher. A token sent with any other
+ * credential is checked the same way. Answers why the click is refused, or undefined.
+ */
+async function clickTokenRefusal(event: ClickEvent, ctx: IngestContext): Promise<Pick<EventResult, 'code' | 'httpStatus' | 'message'> | undefined> {
+  if (event.clickToken === undefined) {
+    if (ctx.credential !== 'public_key') return undefined
+    return { code: 'click_token_required', httpStatus: 403, message: 'a click sent with a public key needs its signed clickToken; or send it with a server key or a request signature' }
+  }
+  const check = await checkToken(event.clickToken, ctx.tenants, Math.floor(ctx.receivedAt / 1000))
+  if (!check.ok) {
+    const code = check.code === 'unknown_campaign' ? 'invalid_token' : check.code
+    return { code, httpStatus: code === 'token_expired' ? 410 : 400, message: `clickToken: ${check.message}` }
+  }
+  const p = check.payload
+  if (p.impressionId !== event.impressionId || p.campaignId !== event.campaignId || p.publisherId !== event.publisherId || check.publisher.id !== ctx.publisher.id) {
+    return { code: 'invalid_token', httpStatus: 400, message: 'clickToken was issued for another impression, campaign or publisher' }
+  }
+  return undefined
 }
 
 export interface CommitOutcome {

@@ -9,10 +9,10 @@ const PATH = '/v1/events/impressions:batch'
 
 async function signedPost(body: string, opts: { keyId?: string; secret?: string; ts?: number; signature?: string } = {}): Promise<Response> {
   const ts = opts.ts ?? Math.floor(Date.now() / 1000)
-  const signature = opts.signature ?? (await signRequest(opts.secret ?? 'secret-one', ts, 'POST', PATH, body))
+  const signature = opts.signature ?? (await signRequest(opts.secret ?? 'rsecret-one', ts, 'POST', PATH, body))
   return SELF.fetch(`${EDGE}${PATH}`, {
     method: 'POST', body,
-    headers: { 'content-type': 'application/json', 'x-adc-key-id': opts.keyId ?? 'k1', 'x-adc-timestamp': String(ts), 'x-adc-signature': signature },
+    headers: { 'content-type': 'application/json', 'x-adc-key-id': opts.keyId ?? 'r1', 'x-adc-timestamp': String(ts), 'x-adc-signature': signature },
   })
 }
 
@@ -30,13 +30,13 @@ describe('HMAC request signing', () => {
   })
 
   it('accepts a rotated (older) key id of the same publisher', async () => {
-    expect((await signedPost(JSON.stringify({ events: [impression()] }), { keyId: 'k0', secret: 'secret-old' })).status).toBe(202)
+    expect((await signedPost(JSON.stringify({ events: [impression()] }), { keyId: 'r0', secret: 'rsecret-old' })).status).toBe(202)
   })
 
   it('refuses a replayed signature', async () => {
     const body = JSON.stringify({ events: [impression()] })
     const ts = Math.floor(Date.now() / 1000)
-    const signature = await signRequest('secret-one', ts, 'POST', PATH, body)
+    const signature = await signRequest('rsecret-one', ts, 'POST', PATH, body)
     expect((await signedPost(body, { ts, signature })).status).toBe(202)
     expect(await code(await signedPost(body, { ts, signature }))).toEqual([401, 'signature_replayed'])
   })
@@ -47,10 +47,16 @@ describe('HMAC request signing', () => {
     expect(await code(await signedPost(body, { ts: Math.floor(Date.now() / 1000) + 301 }))).toEqual([401, 'signature_stale'])
     expect(await code(await signedPost(body, { secret: 'guess' }))).toEqual([401, 'unauthorized'])
     const ts = Math.floor(Date.now() / 1000)
-    const signature = await signRequest('secret-one', ts, 'POST', PATH, body)
+    const signature = await signRequest('rsecret-one', ts, 'POST', PATH, body)
     expect(await code(await signedPost(body.replace('ad_1', 'ad_2'), { ts, signature }))).toEqual([401, 'unauthorized'])
     expect(await code(await signedPost(body, { keyId: 'nope' }))).toEqual([401, 'unauthorized'])
     expect(await code(await signedPost(body, { signature: 'not base64!' }))).toEqual([401, 'unauthorized'])
+  })
+
+  it('refuses a request signed with a token signing key: token secrets stay on the ad server', async () => {
+    const res = await signedPost(JSON.stringify({ events: [impression()] }), { keyId: 'k1', secret: 'secret-one' })
+    expect(res.status).toBe(401)
+    expect((await res.json<any>()).error).toMatchObject({ code: 'unauthorized', message: expect.stringContaining('token signing key') })
   })
 })
 
@@ -61,17 +67,17 @@ describe('POST /v1/events/validate-signature', () => {
   it('explains a request signature computed for another request', async () => {
     const body = '{"events":[]}'
     const ts = Math.floor(Date.now() / 1000)
-    const input = { keyId: 'k1', timestamp: ts, method: 'POST', path: PATH, bodySha256: await sha256Hex(body), signature: await signRequest('secret-one', ts, 'POST', PATH, body) }
-    expect(await (await validate(input)).json()).toMatchObject({ valid: true, publisherId: 'pub_test', keyId: 'k1' })
+    const input = { keyId: 'r1', timestamp: ts, method: 'POST', path: PATH, bodySha256: await sha256Hex(body), signature: await signRequest('rsecret-one', ts, 'POST', PATH, body) }
+    expect(await (await validate(input)).json()).toMatchObject({ valid: true, publisherId: 'pub_test', keyId: 'r1' })
     expect(await (await validate({ ...input, signature: await signRequest('x', ts, 'POST', PATH, body) })).json()).toMatchObject({ valid: false, reason: 'unauthorized', message: 'signature does not match' })
     const old = ts - 600
-    expect(await (await validate({ ...input, timestamp: old, signature: await signRequest('secret-one', old, 'POST', PATH, body) })).json()).toMatchObject({ valid: false, reason: 'signature_stale' })
+    expect(await (await validate({ ...input, timestamp: old, signature: await signRequest('rsecret-one', old, 'POST', PATH, body) })).json()).toMatchObject({ valid: false, reason: 'signature_stale' })
   })
 
   it('checks its own headers when the body is empty', async () => {
     const ts = Math.floor(Date.now() / 1000)
-    const sig = await signRequest('secret-two', ts, 'POST', '/v1/events/validate-signature', '')
-    const res = await SELF.fetch(`${EDGE}/v1/events/validate-signature`, { method: 'POST', headers: { 'x-adc-key-id': 'k2', 'x-adc-timestamp': String(ts), 'x-adc-signature': sig } })
+    const sig = await signRequest('rsecret-two', ts, 'POST', '/v1/events/validate-signature', '')
+    const res = await SELF.fetch(`${EDGE}/v1/events/validate-signature`, { method: 'POST', headers: { 'x-adc-key-id': 'r2', 'x-adc-timestamp': String(ts), 'x-adc-signature': sig } })
     expect(await res.json()).toMatchObject({ valid: true, publisherId: 'pub_other' })
   })
 
@@ -84,6 +90,11 @@ describe('POST /v1/events/validate-signature', () => {
     expect(await (await validate({ token: expired })).json()).toMatchObject({ valid: false, reason: 'token_expired' })
     const foreign = await mintToken(payload, 'k2', 'secret-two')
     expect(await (await validate({ token: foreign })).json()).toMatchObject({ valid: false, reason: 'invalid_token' })
+    // A request signing secret (held by apps) cannot mint a token, even for its own publisher.
+    const byRequestKey = await mintToken(payload, 'r1', 'rsecret-one')
+    expect(await (await validate({ token: byRequestKey })).json()).toMatchObject({ valid: false, reason: 'invalid_token', message: expect.stringContaining('request signing key') })
+    const unbooked = await mintToken({ ...payload, campaignId: 'cmp_nobody' }, 'k1', 'secret-one')
+    expect(await (await validate({ token: unbooked })).json()).toMatchObject({ valid: false, reason: 'unknown_campaign' })
   })
 
   it('answers 400 for a body that is neither', async () => {

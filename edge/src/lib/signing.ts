@@ -41,8 +41,12 @@ export async function checkSignature(input: SignatureInput, tenants: TenantIndex
   const { keyId, timestamp, signature } = input
   if (!keyId || !timestamp || !signature) return { ok: false, code: 'unauthorized', message: 'X-Adc-Key-Id, X-Adc-Timestamp and X-Adc-Signature are all required' }
   if (!/^\d{1,12}$/.test(timestamp)) return { ok: false, code: 'unauthorized', message: 'X-Adc-Timestamp must be Unix seconds' }
-  const owner = tenants.bySigningKey.get(keyId)
-  if (!owner) return { ok: false, code: 'unauthorized', message: 'unknown signing key id' }
+  const owner = tenants.signingKey(keyId, 'request')
+  if (!owner) {
+    // A token signing key never signs requests (and a request key never mints tokens).
+    const tokenKey = tenants.signingKey(keyId, 'token') !== undefined
+    return { ok: false, code: 'unauthorized', message: tokenKey ? 'this key id is a token signing key; sign requests with a request signing key' : 'unknown signing key id' }
+  }
   const sig = base64UrlDecode(signature)
   if (!sig || sig.length !== 32) return { ok: false, code: 'unauthorized', message: 'X-Adc-Signature must be base64url HMAC-SHA256' }
   const valid = await hmacVerify(owner.secret, signingString(timestamp, input.method, input.path, input.bodySha256), sig)

@@ -1,45 +1,87 @@
-import { z } from 'zod'
+import { edgeConfigSchema, publisherConfigSchema, type EdgeConfig, type PublisherConfig } from '@adc/schemas'
 import { sha256Hex } from './crypto.js'
 
-/** One publisher as core serves it at `GET /v1/internal/edge-config` (shared contract). */
-export const publisherConfigSchema = z.object({
-  id: z.string().min(1),
-  apiKeyHashes: z.array(z.string().regex(/^[0-9a-f]{64}$/)),
-  signingKeys: z.record(z.string(), z.string().min(1)),
-  rateLimit: z.object({ perSecond: z.number().positive(), burst: z.number().positive() }),
-  active: z.boolean(),
-})
+export { edgeConfigSchema, publisherConfigSchema, type EdgeConfig, type PublisherConfig }
 
-export const edgeConfigSchema = z.object({
-  version: z.number().int(),
-  publishers: z.array(publisherConfigSchema),
-})
+/** What an API key may do: `public` keys sit in page HTML, `server` keys stay on servers. */
+export type KeyScope = 'public' | 'server'
+/** What a signing secret may sign: `token` (click and pixel tokens) or `request` (X-Adc-Signature). */
+export type KeyPurpose = 'token' | 'request'
 
-export type PublisherConfig = z.infer<typeof publisherConfigSchema>
-export type EdgeConfig = z.infer<typeof edgeConfigSchema>
+export interface SigningKey {
+  publisher: PublisherConfig
+  secret: string
+  purpose: KeyPurpose
+}
 
-/** The config with lookups built once: API key hash → publisher, signing key id → publisher + secret. */
+/**
+ * The config with lookups built once: API key hash → publisher and scope, signing key id →
+ * publisher, secret and purpose, and the booked campaigns. A key id or API key hash that two
+ * publishers (or two purposes) claim is refused for all of them and logged: core gives out
+ * unique ids, so a collision is a configuration error, and guessing an owner would let one
+ * publisher's secret sign for another.
+ */
 export class TenantIndex {
-  readonly byKeyHash = new Map<string, PublisherConfig>()
-  readonly bySigningKey = new Map<string, { publisher: PublisherConfig; secret: string }>()
+  readonly byKeyHash = new Map<string, { publisher: PublisherConfig; scope: KeyScope }>()
+  readonly bySigningKey = new Map<string, SigningKey>()
   readonly byId = new Map<string, PublisherConfig>()
+  readonly campaigns: ReadonlySet<string>
+  /** Key ids and key hashes refused because more than one owner claims them. */
+  readonly collisions: { keyIds: string[]; keyHashes: string[] }
 
-  constructor(readonly config: EdgeConfig) {
+  constructor(readonly config: EdgeConfig, log: (message: string, detail: unknown) => void = (m, d) => console.error(m, JSON.stringify(d))) {
+    this.campaigns = new Set(config.campaignIds)
+    const keyOwners = new Map<string, string[]>()
+    const hashOwners = new Map<string, string[]>()
+    const claim = (owners: Map<string, string[]>, id: string, who: string) => {
+      const list = owners.get(id)
+      if (list) list.push(who)
+      else owners.set(id, [who])
+    }
     for (const p of config.publishers) {
       this.byId.set(p.id, p)
-      for (const h of p.apiKeyHashes) this.byKeyHash.set(h, p)
-      for (const [keyId, secret] of Object.entries(p.signingKeys)) this.bySigningKey.set(keyId, { publisher: p, secret })
+      for (const h of p.apiKeyHashes) claim(hashOwners, h, `${p.id}:server`)
+      for (const h of p.publicKeyHashes) claim(hashOwners, h, `${p.id}:public`)
+      for (const keyId of Object.keys(p.signingKeys)) claim(keyOwners, keyId, `${p.id}:token`)
+      for (const keyId of Object.keys(p.requestSigningKeys)) claim(keyOwners, keyId, `${p.id}:request`)
+    }
+    const keyIds = [...keyOwners].filter(([, o]) => o.length > 1)
+    const keyHashes = [...hashOwners].filter(([, o]) => o.length > 1)
+    this.collisions = { keyIds: keyIds.map(([k]) => k), keyHashes: keyHashes.map(([h]) => h) }
+    for (const [keyId, owners] of keyIds) log('edge config: signing key id claimed more than once; refused for every claimant', { code: 'key_collision', keyId, owners })
+    for (const [, owners] of keyHashes) log('edge config: API key hash claimed more than once; refused for every claimant', { code: 'key_collision', owners })
+    for (const p of config.publishers) {
+      for (const h of p.apiKeyHashes) if (hashOwners.get(h)!.length === 1) this.byKeyHash.set(h, { publisher: p, scope: 'server' })
+      for (const h of p.publicKeyHashes) if (hashOwners.get(h)!.length === 1) this.byKeyHash.set(h, { publisher: p, scope: 'public' })
+      for (const [keyId, secret] of Object.entries(p.signingKeys)) {
+        if (keyOwners.get(keyId)!.length === 1) this.bySigningKey.set(keyId, { publisher: p, secret, purpose: 'token' })
+      }
+      for (const [keyId, secret] of Object.entries(p.requestSigningKeys)) {
+        if (keyOwners.get(keyId)!.length === 1) this.bySigningKey.set(keyId, { publisher: p, secret, purpose: 'request' })
+      }
     }
   }
 
-  async byApiKey(apiKey: string): Promise<PublisherConfig | undefined> {
+  /** The publisher and scope of an API key, or undefined for an unknown (or revoked) key. */
+  async byApiKey(apiKey: string): Promise<{ publisher: PublisherConfig; scope: KeyScope } | undefined> {
     return this.byKeyHash.get(await sha256Hex(apiKey))
   }
 
-  /** A signing secret for a token key id, only if the publisher is active. */
-  secretFor(keyId: string): string | undefined {
+  /** A signing key of the given purpose; a key of the other purpose is not found. */
+  signingKey(keyId: string, purpose: KeyPurpose): SigningKey | undefined {
     const hit = this.bySigningKey.get(keyId)
+    return hit && hit.purpose === purpose ? hit : undefined
+  }
+
+  /** The secret of a token key id, only if the publisher is active; request keys never verify a token. */
+  secretFor(keyId: string): string | undefined {
+    const hit = this.signingKey(keyId, 'token')
     return hit && hit.publisher.active ? hit.secret : undefined
+  }
+
+  /** Whether events for this campaign may be accepted. */
+  isBooked(campaignId: string): boolean {
+    return this.campaigns.has(campaignId)
   }
 }
 

@@ -14,7 +14,8 @@ export interface AuthenticateOptions {
 }
 
 /**
- * Resolves the publisher from an API key (compared by SHA-256 against the tenant config, so the
+ * Resolves the publisher and the credential's scope (`server_key`, `public_key` or
+ * `request_signature`; what each may send is decided per event in `prepare`) from an API key (compared by SHA-256 against the tenant config, so the
  * edge never holds the keys themselves) or from an HMAC request signature, whose signature is then
  * remembered in a DedupeShard so a replay is refused. Runs after `readBody` (the signature covers
  * the body).
@@ -43,15 +44,17 @@ export function authenticate({ keyFrom = 'header', allowSignature = true }: Auth
       if (!fresh) throw fail('signature_replayed', 'this request signature was already used; sign each request anew')
       c.set('publisher', check.publisher)
       c.set('authMethod', 'signature')
+      c.set('credential', 'request_signature')
       return next()
     }
     const key = keyFrom === 'query' ? c.req.query('k') : /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '')?.[1]
     if (!key) throw fail('unauthorized', keyFrom === 'query' ? 'the publisher key is missing (?k=)' : 'Authorization: Bearer <publisher key> is required')
-    const publisher = await tenants.byApiKey(key)
-    if (!publisher) throw fail('unauthorized', 'unknown publisher key')
-    if (!publisher.active) throw fail('forbidden', 'the publisher is not active')
-    c.set('publisher', publisher)
+    const found = await tenants.byApiKey(key)
+    if (!found) throw fail('unauthorized', 'unknown publisher key')
+    if (!found.publisher.active) throw fail('forbidden', 'the publisher is not active')
+    c.set('publisher', found.publisher)
     c.set('authMethod', 'api_key')
+    c.set('credential', found.scope === 'public' ? 'public_key' : 'server_key')
     await next()
   })
 }

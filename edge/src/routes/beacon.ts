@@ -37,7 +37,7 @@ beacon.post(
     const receivedAt = Date.now()
     const events = parseBatch(parseJsonBody(c.var.rawBody))
     await enforceRateLimit(c.env, c.var.settings, c.var.publisher, events.length)
-    const prepared = await prepare(events.map(typedItem), { publisher: c.var.publisher, source: 'beacon', receivedAt, ...requestFacts(c) }, c.var.settings)
+    const prepared = await prepare(events.map(typedItem), { publisher: c.var.publisher, credential: c.var.credential, tenants: c.var.tenants, source: 'beacon', receivedAt, ...requestFacts(c) }, c.var.settings)
     deliverLater(c.executionCtx, c.env, c.var.settings, prepared)
     const queued = prepared.results.filter((r) => r.status === 'queued').length
     return c.json({ received: events.length, queued, rejected: events.length - queued, results: prepared.results }, 202, {

@@ -1,9 +1,9 @@
-import { verifyToken } from '@adc/schemas'
 import { Hono } from 'hono'
 import { ulid } from 'ulid'
 import type { AppEnv } from '../lib/context.js'
 import { deliverLater } from '../lib/deliver.js'
 import { prepare } from '../lib/ingest.js'
+import { checkToken } from '../lib/token-check.js'
 import { prefetchKind } from '../lib/prefetch.js'
 import { eventFromToken } from '../lib/token-events.js'
 import { settingsFrom } from '../lib/settings.js'
@@ -14,7 +14,7 @@ import { requestFacts } from './events.js'
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
 
 /** The page a bad link shows. It never contains a link or a redirect (no open redirect). */
-function errorPage(status: 400 | 410 | 503, title: string, detail: string, code: string): Response {
+function errorPage(status: 400 | 410 | 422 | 503, title: string, detail: string, code: string): Response {
   const html = `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="robots" content="noindex">` +
     `<title>${escapeHtml(title)}</title><body style="font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto">` +
     `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p><p><small>Reason: ${escapeHtml(code)}</small></p></body></html>`
@@ -42,15 +42,15 @@ click.get('/c/:token', async function clickHandler(c) {
   }
   const token = c.req.param('token')
   const receivedAt = Date.now()
-  const verified = await verifyToken(token, (id) => tenants.secretFor(id), Math.floor(receivedAt / 1000))
+  const verified = await checkToken(token, tenants, Math.floor(receivedAt / 1000))
   if (!verified.ok) {
-    return verified.reason === 'token_expired'
-      ? errorPage(410, 'This link has expired', 'The ad link you followed is no longer valid.', verified.reason)
-      : errorPage(400, 'This link is not valid', 'The ad link you followed is damaged or was not issued by us.', verified.reason)
+    if (verified.code === 'token_expired') return errorPage(410, 'This link has expired', 'The ad link you followed is no longer valid.', verified.code)
+    // A validly signed link for a campaign nobody booked: no redirect (its URL was never paid for).
+    if (verified.code === 'unknown_campaign') return errorPage(422, 'This ad is not running', 'The ad you clicked is not running, so this link leads nowhere.', verified.code)
+    return errorPage(400, 'This link is not valid', 'The ad link you followed is damaged or was not issued by us.', verified.code)
   }
-  const { payload, keyId } = verified
-  const publisher = tenants.bySigningKey.get(keyId)!.publisher
-  if (publisher.id !== payload.publisherId || payload.url === undefined) {
+  const { payload, publisher } = verified
+  if (payload.url === undefined) {
     return errorPage(400, 'This link is not valid', 'The ad link you followed is damaged or was not issued by us.', 'invalid_token')
   }
   const clickId = ulid(receivedAt)
@@ -61,7 +61,7 @@ click.get('/c/:token', async function clickHandler(c) {
   if (!limit.ok) return new Response(null, { status: 302, headers: { ...headers, 'x-adc-reason': 'rate_limited' } })
   const prefetch = prefetchKind(c.req.raw) !== undefined
   const raw = eventFromToken(payload, ulid(receivedAt), receivedAt, { clickId })
-  const prepared = await prepare([{ type: 'click', raw }], { publisher, source: 'redirect', receivedAt, prefetch, ...requestFacts(c) }, settings)
+  const prepared = await prepare([{ type: 'click', raw }], { publisher, credential: 'token', tenants, source: 'redirect', receivedAt, prefetch, ...requestFacts(c) }, settings)
   deliverLater(c.executionCtx, c.env, settings, prepared)
   return new Response(null, { status: 302, headers })
 })

@@ -4,7 +4,10 @@ import { envelopeSchema } from '@adc/schemas'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { commit, prepare } from '../lib/ingest.js'
 import { settingsFrom } from '../lib/settings.js'
+import { TenantIndex } from '../lib/tenants.js'
 import { EDGE, click, confirmed, eventually, impression, postBatch, proxyControl, proxyReceived, proxyReset } from '../../test/helpers.js'
+
+const TEST_CONFIG = { version: 1, campaignIds: ['cmp_1'], publishers: [] }
 
 beforeEach(async () => {
   await proxyReset()
@@ -172,8 +175,8 @@ describe('delivery', () => {
     const settings = settingsFrom(env)
     const brokenSpool = { idFromName: () => ({}), get: () => ({ enqueue: () => Promise.reject(new Error('spool down')) }) }
     const events = [impression(), impression()]
-    const publisher = { id: 'pub_test', apiKeyHashes: [], signingKeys: {}, rateLimit: { perSecond: 1, burst: 1 }, active: true }
-    const ctx = { publisher, source: 'batch' as const, receivedAt: Date.now(), observed: {}, edge: {} }
+    const publisher = { id: 'pub_test', apiKeyHashes: [], publicKeyHashes: [], signingKeys: {}, requestSigningKeys: {}, rateLimit: { perSecond: 1, burst: 1 }, active: true }
+    const ctx = { publisher, credential: 'server_key' as const, tenants: new TenantIndex(TEST_CONFIG), source: 'batch' as const, receivedAt: Date.now(), observed: {}, edge: {} }
     const brokenEnv = { ...env, SPOOL: brokenSpool } as unknown as typeof env
     const first = await commit(await prepare(events.map((raw) => ({ type: 'impression' as const, raw })), ctx, settings), brokenEnv, settings)
     expect(first.durable).toBe(false)

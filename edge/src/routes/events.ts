@@ -1,4 +1,4 @@
-import { batchBodySchema, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, partitionFor, verifyToken, type EventType } from '@adc/schemas'
+import { batchBodySchema, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, partitionFor, type EventType } from '@adc/schemas'
 import { Hono, type Context } from 'hono'
 import { z } from 'zod'
 import type { AppEnv } from '../lib/context.js'
@@ -7,6 +7,7 @@ import { edgeFactsFrom } from '../lib/envelope.js'
 import { errorResponse, fail } from '../lib/errors.js'
 import { commit, prepare, sendStats, shardFor } from '../lib/ingest.js'
 import { checkSignature, SIGNATURE_HEADERS } from '../lib/signing.js'
+import { checkToken } from '../lib/token-check.js'
 import { authenticate } from '../middleware/auth.js'
 import { parseJsonBody, readBody } from '../middleware/body.js'
 import { enforceRateLimit } from '../middleware/rate-limit.js'
@@ -45,7 +46,7 @@ for (const [action, type] of Object.entries(BATCH_ROUTES)) batch.post(
     const events = parseBatch(parseJsonBody(c.var.rawBody))
     const publisher = c.var.publisher
     await enforceRateLimit(c.env, c.var.settings, publisher, events.length)
-    const prepared = await prepare(events.map((raw) => ({ type, raw })), { publisher, source: 'batch', receivedAt, ...requestFacts(c) }, c.var.settings)
+    const prepared = await prepare(events.map((raw) => ({ type, raw })), { publisher, credential: c.var.credential, tenants: c.var.tenants, source: 'batch', receivedAt, ...requestFacts(c) }, c.var.settings)
     const outcome = await commit(prepared, c.env, c.var.settings, { later: (work) => c.executionCtx.waitUntil(work) })
     c.executionCtx.waitUntil(sendStats(c.env, c.var.settings, publisher.id, outcome.results, receivedAt))
     const body = { ...outcome.counts, results: outcome.results }
@@ -94,13 +95,9 @@ batch.post(
     if (!parsed.success) throw fail('invalid_batch', 'send {"token": "..."} or {keyId, timestamp, signature, method, path, bodySha256}')
     const input = parsed.data
     if ('token' in input) {
-      const result = await verifyToken(input.token, (id) => tenants.secretFor(id), Math.floor(now / 1000))
-      if (!result.ok) return c.json({ valid: false, kind: 'token', reason: result.reason, message: result.message, ...(result.keyId ? { keyId: result.keyId } : {}) })
-      const owner = tenants.bySigningKey.get(result.keyId)!.publisher
-      if (owner.id !== result.payload.publisherId) {
-        return c.json({ valid: false, kind: 'token', reason: 'invalid_token', message: `key ${result.keyId} does not belong to publisher ${result.payload.publisherId}` })
-      }
-      return c.json({ valid: true, kind: 'token', keyId: result.keyId, publisherId: owner.id, payload: result.payload, message: 'token is valid' })
+      const result = await checkToken(input.token, tenants, Math.floor(now / 1000))
+      if (!result.ok) return c.json({ valid: false, kind: 'token', reason: result.code, message: result.message, ...(result.keyId ? { keyId: result.keyId } : {}) })
+      return c.json({ valid: true, kind: 'token', keyId: result.keyId, publisherId: result.publisher.id, payload: result.payload, message: 'token is valid' })
     }
     const check = await checkSignature({ ...input, timestamp: String(input.timestamp) }, tenants, now)
     if (!check.ok) return c.json({ valid: false, kind: 'request', reason: check.code, message: check.message })

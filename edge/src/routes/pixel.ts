@@ -1,9 +1,9 @@
-import { verifyToken } from '@adc/schemas'
 import { Hono } from 'hono'
 import type { AppEnv } from '../lib/context.js'
 import { deliverLater } from '../lib/deliver.js'
 import { errorResponse } from '../lib/errors.js'
 import { prepare } from '../lib/ingest.js'
+import { checkToken } from '../lib/token-check.js'
 import { eventFromToken, eventIdFromToken } from '../lib/token-events.js'
 import { enforceRateLimit } from '../middleware/rate-limit.js'
 import { loadTenants } from '../middleware/tenants.js'
@@ -28,15 +28,14 @@ pixel.get('/v1/pixel.gif', loadTenants(), async function pixelHandler(c) {
   const tenants = c.var.tenants
   const token = c.req.query('t') ?? ''
   const receivedAt = Date.now()
-  const verified = await verifyToken(token, (id) => tenants.secretFor(id), Math.floor(receivedAt / 1000))
-  if (!verified.ok) return errorResponse(verified.reason, verified.message, { 'cache-control': NO_STORE })
-  const publisher = tenants.bySigningKey.get(verified.keyId)!.publisher
-  if (publisher.id !== verified.payload.publisherId) return errorResponse('invalid_token', 'the token is signed by another publisher\'s key')
+  const verified = await checkToken(token, tenants, Math.floor(receivedAt / 1000))
+  if (!verified.ok) return errorResponse(verified.code, verified.message, { 'cache-control': NO_STORE })
+  const { publisher } = verified
   await enforceRateLimit(c.env, c.var.settings, publisher, 1)
   const eventId = await eventIdFromToken(token, 'impression')
   const consent = c.req.query('consent') === '0' ? { consent: false } : {}
   const raw = eventFromToken(verified.payload, eventId, receivedAt, consent)
-  const prepared = await prepare([{ type: 'impression', raw }], { publisher, source: 'pixel', receivedAt, ...requestFacts(c) }, c.var.settings)
+  const prepared = await prepare([{ type: 'impression', raw }], { publisher, credential: 'token', tenants, source: 'pixel', receivedAt, ...requestFacts(c) }, c.var.settings)
   deliverLater(c.executionCtx, c.env, c.var.settings, prepared)
   return c.body(GIF_1X1, 200, { 'content-type': 'image/gif', 'cache-control': NO_STORE, pragma: 'no-cache', 'content-length': String(GIF_1X1.byteLength) })
 })

@@ -82,7 +82,8 @@ describe('GET /c/<token>', () => {
   it('never redirects for a bad, tampered, expired, url-less or foreign-signed token', async () => {
     const cases: [string, number][] = [
       ['garbage', 400],
-      [`${(await token()).slice(0, -1)}A`, 400],
+      // Another last character (the same one would leave the token intact, 1 time in 16).
+      [await token().then((t) => `${t.slice(0, -1)}${t.endsWith('A') ? 'Q' : 'A'}`), 400],
       [await token({ exp: now() - 5 }), 410],
       [await token({ url: undefined }), 400],
       [await token({ publisherId: 'pub_test' }, 'k2', 'secret-two'), 400],

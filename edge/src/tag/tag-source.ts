@@ -2,7 +2,7 @@
  * The browser tag served at `GET /tag.js`. Plain ES2017, no dependencies, under 5 KB unminified.
  *
  * Use:
- *   <script async src="https://edge.example/tag.js" data-key="pk_..." data-publisher="pub_..."></script>
+ *   <script async src="https://edge.example/tag.js" data-key="pkpub_..." data-publisher="pub_..."></script>
  *   <div data-adc-impression-id="imp_1" data-adc-ad-id="ad_1" data-adc-campaign-id="cmp_1"
  *        data-adc-request-id="req_1" data-adc-click-token="v1.demo....">
  *     <a href="https://advertiser.example/">...</a>
@@ -16,7 +16,11 @@
  *   no preflight), falling back to fetch with keepalive; the queue is flushed on pagehide and when
  *   the page becomes hidden.
  * - Event ids are ULIDs (48-bit time + 80 random bits from crypto.getRandomValues).
- * - Clicks go through the edge's redirect: links inside an ad with a click token point to /c/<token>.
+ * - `data-key` is the publisher's *public* key (scope `public`): it is in the page for anyone to read,
+ *   so the edge takes only impressions from it, and clicks only with their signed click token. Never
+ *   put a server key (`pk_...`) in a page.
+ * - Clicks go through the edge's redirect: links inside an ad with a click token point to /c/<token>;
+ *   the token is minted on the ad server with a *token* signing key (request signing keys cannot).
  * - `window.adc.track(el, ad)` tracks elements added later; `window.adc.flush()` sends at once.
  */
 export const TAG_SOURCE = String.raw`(function () {

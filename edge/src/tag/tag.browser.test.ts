@@ -31,7 +31,11 @@ describe.skipIf(!existsSync(CHROMIUM))('tag.js in Chromium', () => {
 
   beforeAll(async () => {
     proxy = await startFakeProxy()
-    const config = { version: 1, publishers: [{ id: 'pub_web', apiKeyHashes: [sha256('pk_web')], signingKeys: { kw: 'web-secret' }, rateLimit: { perSecond: 1000, burst: 1000 }, active: true }] }
+    // The tag carries the publisher's public key: it sits in the page, so it may send impressions only.
+    const config = {
+      version: 1, campaignIds: ['cmp_1'],
+      publishers: [{ id: 'pub_web', apiKeyHashes: [sha256('pk_web')], publicKeyHashes: [sha256('pkpub_web')], signingKeys: { kw: 'web-secret' }, requestSigningKeys: {}, rateLimit: { perSecond: 1000, burst: 1000 }, active: true }],
+    }
     const [startedEdge, sitePort] = await Promise.all([
       startWranglerDev({ REST_PROXY_URL: proxy.url, CORE_URL: proxy.url, EDGE_CONFIG_JSON: JSON.stringify(config), IP_HASH_SECRET: 'x' }),
       freePort(),
@@ -49,7 +53,7 @@ describe.skipIf(!existsSync(CHROMIUM))('tag.js in Chromium', () => {
       <div style="height:3000px"></div>
       <div id="ad2" style="width:300px;height:250px" data-adc-impression-id="imp_web_2" data-adc-ad-id="ad_2"
         data-adc-campaign-id="cmp_1" data-adc-request-id="req_web"></div>
-      <script async src="${edge.url}/tag.js" data-key="pk_web" data-publisher="pub_web"></script></body></html>`
+      <script async src="${edge.url}/tag.js" data-key="pkpub_web" data-publisher="pub_web"></script></body></html>`
     site = createServer((req, res) => {
       res.writeHead(200, { 'content-type': 'text/html' })
       res.end(req.url?.startsWith('/landing') ? '<!doctype html><title>landed</title>landed' : page)

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { TenantConflictError, TenantReferenceError, hashApiKey, type Publisher } from '../../tenants/tenant-store.js'
+import { TenantConflictError, TenantReferenceError, hashApiKey, purposeOf, scopeOf, type Publisher } from '../../tenants/tenant-store.js'
 import { type ResolvedApiDeps, type ApiEnv, bearer, bearerSecurity, idParam, requireAdmin } from '../context.js'
 import { ApiError, errorResponses } from '../errors.js'
 
@@ -19,6 +19,14 @@ const Campaign = z
 const RateLimit = z.object({ perSecond: z.number().int().min(1).max(1_000_000), burst: z.number().int().min(1).max(10_000_000) })
 
 const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } }, required: true })
+
+const KeyId = z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 characters of A-Z a-z 0-9 _ -')
+const Scope = z.enum(['public', 'server']).openapi({
+  description: '`public`: may sit in page HTML (tag, beacon); impressions, and clicks only with a signed click token. `server`: Authorization: Bearer from servers; anything.',
+})
+const Purpose = z.enum(['token', 'request']).openapi({
+  description: '`token`: mints click and pixel tokens (stays on the ad server). `request`: signs HTTP requests (X-Adc-Signature); never accepted on a token.',
+})
 
 const createAdvertiserRoute = createRoute({
   method: 'post',
@@ -50,15 +58,31 @@ const createCampaignRoute = createRoute({
 const createPublisherRoute = createRoute({
   method: 'post',
   path: '/v1/admin/publishers',
-  summary: 'Create a publisher (admin key); answers its API key and signing secret once',
+  summary: 'Create a publisher (admin key); answers its keys and signing secrets once',
   security: bearerSecurity,
-  request: { body: json(z.object({ id: idParam, name: z.string().min(1).max(200), rateLimit: RateLimit.optional() })) },
+  request: {
+    body: json(z.object({
+      id: idParam, name: z.string().min(1).max(200), rateLimit: RateLimit.optional(),
+      signingKeyId: KeyId.optional().openapi({ description: 'Token signing key id; generated (unique) when absent; 409 if any publisher has it' }),
+      requestSigningKeyId: KeyId.optional().openapi({ description: 'Request signing key id; generated (unique) when absent; 409 if any publisher has it' }),
+    })),
+  },
   responses: {
     201: {
       description: 'Created; the edge picks it up with its next config pull',
       content: {
         'application/json': {
-          schema: z.object({ id: z.string(), name: z.string(), apiKey: z.string(), signingKeyId: z.string(), signingSecret: z.string(), rateLimit: RateLimit }),
+          schema: z.object({
+            id: z.string(),
+            name: z.string(),
+            apiKey: z.string().openapi({ description: 'Server-scope API key (Authorization: Bearer on the batch routes)' }),
+            publicKey: z.string().openapi({ description: "Public-scope API key (the tag's data-key, the beacon's ?k=)" }),
+            signingKeyId: z.string().openapi({ description: 'Token signing key id (click and pixel tokens)' }),
+            signingSecret: z.string(),
+            requestSigningKeyId: z.string().openapi({ description: 'Request signing key id (X-Adc-Key-Id)' }),
+            requestSigningSecret: z.string(),
+            rateLimit: RateLimit,
+          }),
         },
       },
     },
@@ -73,7 +97,9 @@ const PublisherView = z
     id: z.string(),
     name: z.string(),
     apiKeyHashes: z.array(z.string()),
+    apiKeys: z.array(z.object({ keyHash: z.string(), scope: Scope })),
     signingKeyIds: z.array(z.string()),
+    signingKeys: z.array(z.object({ keyId: z.string(), purpose: Purpose })),
     rateLimit: RateLimit,
     active: z.boolean(),
   })
@@ -83,7 +109,9 @@ const publisherView = (p: Publisher) => ({
   id: p.id,
   name: p.name,
   apiKeyHashes: p.apiKeyHashes,
+  apiKeys: p.apiKeyHashes.map((keyHash) => ({ keyHash, scope: scopeOf(p, keyHash) })),
   signingKeyIds: Object.keys(p.signingKeys),
+  signingKeys: Object.keys(p.signingKeys).map((keyId) => ({ keyId, purpose: purposeOf(p, keyId) })),
   rateLimit: p.rateLimit,
   active: p.active,
 })
@@ -106,11 +134,17 @@ const updatePublisherRoute = createRoute({
 const addApiKeyRoute = createRoute({
   method: 'post',
   path: '/v1/admin/publishers/{id}/api-keys',
-  summary: 'Add an API key to a publisher (rotation); answers the key once (admin key)',
+  summary: 'Add an API key to a publisher (rotation: old keys keep working until revoked); answers the key once (admin key)',
   security: bearerSecurity,
-  request: { params: publisherIdParams },
+  request: {
+    params: publisherIdParams,
+    body: { content: { 'application/json': { schema: z.object({ scope: Scope.optional().openapi({ description: 'default server' }) }) } }, required: false },
+  },
   responses: {
-    201: { description: 'Added', content: { 'application/json': { schema: z.object({ apiKey: z.string(), keyHash: z.string(), publisher: PublisherView }) } } },
+    201: {
+      description: 'Added',
+      content: { 'application/json': { schema: z.object({ apiKey: z.string(), keyHash: z.string(), scope: Scope, publisher: PublisherView }) } },
+    },
     ...errorResponses(400, 401, 403, 404),
   },
 })
@@ -135,18 +169,38 @@ const revokeApiKeyRoute = createRoute({
 const addSigningKeyRoute = createRoute({
   method: 'post',
   path: '/v1/admin/publishers/{id}/signing-keys',
-  summary: 'Add a token signing secret under a new key id (admin key); answers the secret once',
+  summary: 'Add a signing secret under a new key id, unique across publishers (admin key); answers the secret once',
   security: bearerSecurity,
   request: {
     params: publisherIdParams,
-    body: json(z.object({ keyId: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 characters of A-Z a-z 0-9 _ -').optional() })),
+    body: json(z.object({
+      keyId: KeyId.optional().openapi({ description: 'generated (unique) when absent; 409 if any publisher has or had it' }),
+      purpose: Purpose.optional().openapi({ description: 'default token' }),
+    })),
   },
   responses: {
     201: {
-      description: 'Added',
-      content: { 'application/json': { schema: z.object({ keyId: z.string(), signingSecret: z.string(), publisher: PublisherView }) } },
+      description: 'Added; old keys keep working until revoked',
+      content: { 'application/json': { schema: z.object({ keyId: z.string(), purpose: Purpose, signingSecret: z.string(), publisher: PublisherView }) } },
     },
     ...errorResponses(400, 401, 403, 404, 409),
+  },
+})
+
+const revokeSigningKeyRoute = createRoute({
+  method: 'delete',
+  path: '/v1/admin/publishers/{id}/signing-keys/{keyId}',
+  summary: 'Revoke a signing key (admin key); the edge refuses it after its next config pull, and its id is never given out again',
+  security: bearerSecurity,
+  request: {
+    params: z.object({
+      id: idParam.openapi({ param: { name: 'id', in: 'path' }, example: 'pub_demo' }),
+      keyId: KeyId.openapi({ param: { name: 'keyId', in: 'path' } }),
+    }),
+  },
+  responses: {
+    200: { description: 'Revoked', content: { 'application/json': { schema: PublisherView } } },
+    ...errorResponses(400, 401, 403, 404),
   },
 })
 
@@ -182,17 +236,20 @@ const edgeConfigRoute = createRoute({
   security: bearerSecurity,
   responses: {
     200: {
-      description: 'Publishers with API key hashes, signing keys and rate limits',
+      description: 'Booked campaigns, and publishers with API key hashes by scope, signing keys by purpose and rate limits',
       content: {
         'application/json': {
           schema: z
             .object({
               version: z.number().int(),
+              campaignIds: z.array(z.string()).openapi({ description: 'booked campaigns; the edge refuses events for any other' }),
               publishers: z.array(
                 z.object({
                   id: z.string(),
-                  apiKeyHashes: z.array(z.string()),
-                  signingKeys: z.record(z.string(), z.string()),
+                  apiKeyHashes: z.array(z.string()).openapi({ description: 'server-scope keys' }),
+                  publicKeyHashes: z.array(z.string()).openapi({ description: 'public-scope keys' }),
+                  signingKeys: z.record(z.string(), z.string()).openapi({ description: 'token signing secrets by key id' }),
+                  requestSigningKeys: z.record(z.string(), z.string()).openapi({ description: 'request signing secrets by key id' }),
                   rateLimit: RateLimit,
                   active: z.boolean(),
                 }),
@@ -247,7 +304,12 @@ export function registerAdminRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiD
     const r = await tenants.createPublisher(body).catch(mapTenantError)
     logger.info({ by: admin.id, publisherId: r.publisher.id }, 'publisher created')
     return c.json(
-      { id: r.publisher.id, name: r.publisher.name, apiKey: r.apiKey, signingKeyId: r.signingKeyId, signingSecret: r.signingSecret, rateLimit: r.publisher.rateLimit },
+      {
+        id: r.publisher.id, name: r.publisher.name, apiKey: r.apiKey, publicKey: r.publicKey,
+        signingKeyId: r.signingKeyId, signingSecret: r.signingSecret,
+        requestSigningKeyId: r.requestSigningKeyId, requestSigningSecret: r.requestSigningSecret,
+        rateLimit: r.publisher.rateLimit,
+      },
       201,
     )
   })
@@ -270,9 +332,11 @@ export function registerAdminRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiD
   app.openapi(addApiKeyRoute, async (c) => {
     const admin = requireAdmin(c)
     const { id } = c.req.valid('param')
-    const r = await tenants.addPublisherApiKey(id).catch(notFoundPublisher)
-    logger.info({ by: admin.id, publisherId: id }, 'publisher api key added')
-    return c.json({ apiKey: r.apiKey, keyHash: hashApiKey(r.apiKey), publisher: publisherView(r.publisher) }, 201)
+    // The body is optional here (a server key by default), so an empty or non-JSON body is no scope.
+    const scope = /^application\/([a-z0-9.+-]*\+)?json\b/i.test(c.req.header('content-type') ?? '') ? c.req.valid('json').scope : undefined
+    const r = await tenants.addPublisherApiKey(id, scope ? { scope } : {}).catch(notFoundPublisher)
+    logger.info({ by: admin.id, publisherId: id, scope: r.scope }, 'publisher api key added')
+    return c.json({ apiKey: r.apiKey, keyHash: hashApiKey(r.apiKey), scope: r.scope, publisher: publisherView(r.publisher) }, 201)
   })
 
   app.openapi(revokeApiKeyRoute, async (c) => {
@@ -287,9 +351,18 @@ export function registerAdminRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiD
     const admin = requireAdmin(c)
     requireJsonBody(c)
     const { id } = c.req.valid('param')
-    const r = await tenants.addSigningKey(id, { keyId: c.req.valid('json').keyId }).catch(notFoundPublisher)
-    logger.info({ by: admin.id, publisherId: id, keyId: r.keyId }, 'publisher signing key added')
-    return c.json({ keyId: r.keyId, signingSecret: r.secret, publisher: publisherView(r.publisher) }, 201)
+    const { keyId, purpose } = c.req.valid('json')
+    const r = await tenants.addSigningKey(id, { ...(keyId ? { keyId } : {}), ...(purpose ? { purpose } : {}) }).catch(notFoundPublisher)
+    logger.info({ by: admin.id, publisherId: id, keyId: r.keyId, purpose: r.purpose }, 'publisher signing key added')
+    return c.json({ keyId: r.keyId, purpose: r.purpose, signingSecret: r.secret, publisher: publisherView(r.publisher) }, 201)
+  })
+
+  app.openapi(revokeSigningKeyRoute, async (c) => {
+    const admin = requireAdmin(c)
+    const { id, keyId } = c.req.valid('param')
+    const p = await tenants.revokeSigningKey(id, keyId).catch(notFoundPublisher)
+    logger.info({ by: admin.id, publisherId: id, keyId }, 'publisher signing key revoked')
+    return c.json(publisherView(p), 200)
   })
 
   app.openapi(meRoute, (c) => {

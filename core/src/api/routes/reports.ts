@@ -98,7 +98,7 @@ const accountingRoute = createRoute({
 })
 
 export function registerReportRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiDeps): void {
-  const { clickhouse: ch, database: db, billing } = deps
+  const { clickhouse: ch, database: db, billing, tenants } = deps
   const clock = deps.clock ?? Date.now
 
   app.openapi(reconcileRoute, async (c) => {
@@ -197,13 +197,13 @@ export function registerReportRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApi
     // re-delivery is its own record; with signed corrections, the -1 row retracts the verdict it repeats.
     const signed = await hasSignColumn(ch, db)
     const coreRs = await ch.query({
-      query: `SELECT publisher_id, billable, reason, ${signed ? 'sum(sign)' : 'count()'} AS n FROM (
-          SELECT publisher_id, billable, toString(reason) AS reason${signed ? ', sign' : ''} FROM ${db}.events_raw
+      query: `SELECT publisher_id, campaign_id, billable, reason, ${signed ? 'sum(sign)' : 'count()'} AS n FROM (
+          SELECT publisher_id, campaign_id, billable, toString(reason) AS reason${signed ? ', sign' : ''} FROM ${db}.events_raw
           WHERE received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {end:DateTime64(3, 'UTC')}
             AND ts >= {tsFrom:DateTime64(3, 'UTC')} AND ts < {tsTo:DateTime64(3, 'UTC')}
           LIMIT 1 BY event_key, log_partition, log_offset, billable, reason${signed ? ', sign' : ''}
         )
-        GROUP BY publisher_id, billable, reason`,
+        GROUP BY publisher_id, campaign_id, billable, reason`,
       query_params: params,
       format: 'JSONEachRow',
     })
@@ -233,9 +233,12 @@ export function registerReportRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApi
       if (n === 0) continue
       const row = get(String(r.publisher_id))
       row.core.accepted += n
-      if (Number(r.billable) === 1) row.core.billed += n
+      // Only booked campaigns bill: a row stored billable for any other campaign (written before the
+      // processor checked campaigns) is shown kept as unknown_campaign, never billed.
+      const booked = tenants.getCampaign(String(r.campaign_id)) !== undefined
+      if (Number(r.billable) === 1 && booked) row.core.billed += n
       else {
-        const reason = String(r.reason) || 'unspecified'
+        const reason = Number(r.billable) === 1 ? 'unknown_campaign' : String(r.reason) || 'unspecified'
         row.core.keptByReason[reason] = (row.core.keptByReason[reason] ?? 0) + n
       }
     }
