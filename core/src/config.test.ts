@@ -14,14 +14,29 @@ describe('loadConfig', () => {
     expect(loadConfig({ KAFKA_BROKERS: '127.0.0.1:9092, 127.0.0.1:9093' }).KAFKA_BROKERS).toEqual(['127.0.0.1:9092', '127.0.0.1:9093'])
   })
 
-  it('refuses development defaults in production, naming them', () => {
-    expect(() => loadConfig({ ADC_ENV: 'production' })).toThrow(ConfigError)
-    expect(() => loadConfig({ ADC_ENV: 'production' })).toThrow(/DEMO_ADMIN_KEY/)
+  it('refuses development defaults outside development, naming them', () => {
+    expect(() => loadConfig({ ADC_ENV: 'test' })).toThrow(ConfigError)
+    expect(() => loadConfig({ ADC_ENV: 'test' })).toThrow(/DEMO_ADMIN_KEY/)
+    expect(() => loadConfig({ ADC_ENV: 'production' })).toThrow(/EDGE_SYNC_KEY, REST_PROXY_USER, REST_PROXY_PASSWORD/)
+    const secrets = { EDGE_SYNC_KEY: 'e'.repeat(20), REST_PROXY_USER: 'edge', REST_PROXY_PASSWORD: 'r'.repeat(20) }
+    expect(() => loadConfig({ ADC_ENV: 'production', ...secrets, REST_PROXY_PASSWORD: DEV_DEFAULTS.REST_PROXY_PASSWORD })).toThrow(/REST_PROXY_PASSWORD/)
     const ok = loadConfig({
-      ADC_ENV: 'production', DEMO_PUBLISHER_KEY: 'p'.repeat(20), DEMO_ADVERTISER_KEY: 'a'.repeat(20),
-      DEMO_SIGNING_SECRET: 's'.repeat(20), DEMO_ADMIN_KEY: 'x'.repeat(20), EDGE_SYNC_KEY: 'e'.repeat(20),
+      ADC_ENV: 'test', DEMO_PUBLISHER_KEY: 'p'.repeat(20), DEMO_ADVERTISER_KEY: 'a'.repeat(20),
+      DEMO_SIGNING_SECRET: 's'.repeat(20), DEMO_ADMIN_KEY: 'x'.repeat(20), ...secrets,
     })
-    expect(ok.ADC_ENV).toBe('production')
+    expect(ok.ADC_ENV).toBe('test')
+  })
+
+  it('production seeds no demo tenant, so it does not ask for DEMO_* keys', () => {
+    const c = loadConfig({ ADC_ENV: 'production', EDGE_SYNC_KEY: 'e'.repeat(20), REST_PROXY_USER: 'edge', REST_PROXY_PASSWORD: 'r'.repeat(20) })
+    expect(c.ADC_ENV).toBe('production')
+  })
+
+  it('gives the internal server its own port and loopback host', () => {
+    const c = loadConfig({})
+    expect(c.INTERNAL_PORT).toBe(8789)
+    expect(c.INTERNAL_HOST).toBe('127.0.0.1')
+    expect(c.REST_PROXY_USER).toBe(DEV_DEFAULTS.REST_PROXY_USER)
   })
 
   it('explains invalid values', () => {

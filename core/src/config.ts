@@ -10,18 +10,31 @@ export const DEV_DEFAULTS = {
   DEMO_SIGNING_SECRET: 'demo-signing-secret-dev',
   DEMO_ADMIN_KEY: 'admin_demo_dev',
   EDGE_SYNC_KEY: 'edge_sync_dev',
+  REST_PROXY_USER: 'adc_edge_dev',
+  REST_PROXY_PASSWORD: 'rest-proxy-secret-dev',
 } as const
 
 const csv = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
 
 /** Every environment variable core reads, parsed once. The README's table lists the same names. */
 export const configSchema = z.object({
-  /** `development` allows the demo defaults; anything else refuses them. @default development */
+  /**
+   * `development` seeds the demo tenant from DEMO_* on every start and allows the development
+   * defaults; `test` seeds it too but refuses the defaults; `production` seeds nothing, refuses the
+   * defaults, and refuses a store holding any development key. @default development
+   */
   ADC_ENV: z.enum(['development', 'test', 'production']).default('development'),
-  /** Port of the core HTTP server (REST proxy gateway, API, dashboard, /metrics). @default 8788 */
+  /** Port of the public HTTP server (API, dashboard, OpenAPI, /healthz). @default 8788 */
   CORE_PORT: z.coerce.number().int().min(0).max(65535).default(8788),
-  /** Interface to bind. @default 127.0.0.1 */
+  /** Interface to bind the public server to. @default 127.0.0.1 */
   CORE_HOST: z.string().default('127.0.0.1'),
+  /**
+   * Port of the internal HTTP server: the REST proxy gateway (HTTP Basic), the edge's config pull
+   * (EDGE_SYNC_KEY), /metrics and /healthz. Only the edge and monitoring reach it. @default 8789
+   */
+  INTERNAL_PORT: z.coerce.number().int().min(0).max(65535).default(8789),
+  /** Interface to bind the internal server to. @default 127.0.0.1 */
+  INTERNAL_HOST: z.string().default('127.0.0.1'),
   /** Directory for the embedded log, LMDB state, chDB data and the Iceberg table. @default .data */
   DATA_DIR: z.string().default('.data'),
   /** Comma-separated Kafka bootstrap brokers; unset means the embedded log. */
@@ -61,6 +74,15 @@ export const configSchema = z.object({
   DEMO_ADMIN_KEY: z.string().min(8).default(DEV_DEFAULTS.DEMO_ADMIN_KEY),
   /** Shared secret the edge uses to pull tenant configuration. */
   EDGE_SYNC_KEY: z.string().min(8).default(DEV_DEFAULTS.EDGE_SYNC_KEY),
+  /** HTTP Basic user the REST proxy gateway requires (Confluent's `authentication.method=BASIC`). */
+  REST_PROXY_USER: z.string().min(1).regex(/^[^:]+$/, 'must not contain ":"').default(DEV_DEFAULTS.REST_PROXY_USER),
+  /** HTTP Basic password the REST proxy gateway requires. */
+  REST_PROXY_PASSWORD: z.string().min(12).default(DEV_DEFAULTS.REST_PROXY_PASSWORD),
+  /**
+   * First admin key of a store that has none (production's only way in besides `npm run admin --
+   * create-key`). Read at start; ignored, with a warning, once the store holds an admin key.
+   */
+  ADC_BOOTSTRAP_ADMIN_KEY: z.string().min(24).optional(),
 })
 
 export type Config = z.infer<typeof configSchema>
@@ -82,7 +104,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const config = parsed.data
   if (config.ADC_ENV !== 'development') {
-    const leaked = (Object.keys(DEV_DEFAULTS) as (keyof typeof DEV_DEFAULTS)[]).filter((k) => config[k] === DEV_DEFAULTS[k])
+    // Production seeds no demo tenant, so it does not read the DEMO_* keys at all.
+    const checked = (Object.keys(DEV_DEFAULTS) as (keyof typeof DEV_DEFAULTS)[])
+      .filter((k) => config.ADC_ENV !== 'production' || !k.startsWith('DEMO_'))
+    const leaked = checked.filter((k) => config[k] === DEV_DEFAULTS[k])
     if (leaked.length > 0) {
       throw new ConfigError(`refusing to run in ${config.ADC_ENV} with development defaults for: ${leaked.join(', ')}`)
     }

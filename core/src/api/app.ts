@@ -86,7 +86,8 @@ export function createApiApp(options: ApiDeps): OpenAPIHono {
     description: 'An admin, advertiser or publisher API key (the edge config pull uses EDGE_SYNC_KEY).',
   })
 
-  registerEdgeConfigRoute(root, deps)
+  // Core's main serves the edge's config pull on the internal port only (it passes no edgeSyncKey here).
+  if (deps.edgeSyncKey !== undefined) registerEdgeConfigRoute(root, deps)
 
   const v1 = new OpenAPIHono<ApiEnv>({ defaultHook: hook })
   v1.onError(onError)

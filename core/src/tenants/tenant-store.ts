@@ -119,6 +119,16 @@ export interface TenantStore {
   addAdminKey(id: string, key: string): Promise<void>
   /** Resolves a bearer key by its SHA-256 hash. */
   principalForKey(key: string): Principal | undefined
+  /** Hashes of every key that resolves to this principal. */
+  keyHashesOf(principal: Principal): string[]
+  /** Adds a key for any principal (idempotent for the same principal); publishers list it in their edge config. */
+  addKey(principal: Principal, key: string): Promise<void>
+  /** Removes a key by its hash, whoever holds it (a publisher may be left with none: it then cannot send). */
+  removeKey(keyHash: string): Promise<void>
+  /** Sets (adds or replaces) the signing secret under a key id. */
+  setSigningKey(publisherId: string, keyId: string, secret: string): Promise<void>
+  /** Whether any admin key exists (a production store without one needs the bootstrap). */
+  hasAdminKey(): boolean
   /** Monotonic number bumped on every change, so the edge can tell configs apart. */
   configVersion(): number
   edgeConfig(): EdgeConfig
@@ -286,7 +296,63 @@ export function openTenantStore(options: { dir: string }): TenantStore {
     })
   }
 
+  function samePrincipal(a: Principal, b: Principal): boolean {
+    return a.kind === b.kind && a.id === b.id
+  }
+
+  function keyHashesOf(principal: Principal): string[] {
+    const out: string[] = []
+    for (const { key, value } of db.getRange({ start: P.key, end: `${P.key}\uffff` })) {
+      if (samePrincipal(value as Principal, principal)) out.push(String(key).slice(P.key.length))
+    }
+    return out
+  }
+
+  async function addKey(principal: Principal, key: string) {
+    const hash = hashApiKey(key)
+    await db.transaction(() => {
+      const existing = db.get(P.key + hash) as Principal | undefined
+      if (existing && samePrincipal(existing, principal)) return
+      if (existing) throw new TenantConflictError('that key is already in use')
+      if (principal.kind === 'publisher') {
+        const p = mustPublisher(principal.id)
+        db.put(P.publisher + p.id, { ...p, apiKeyHashes: [...p.apiKeyHashes, hash] })
+      } else if (principal.kind === 'advertiser' && db.get(P.advertiser + principal.id) === undefined) {
+        throw new TenantReferenceError(`advertiser ${principal.id} does not exist`)
+      }
+      db.put(P.key + hash, { kind: principal.kind, id: principal.id } satisfies Principal)
+      bump()
+    })
+  }
+
+  async function removeKey(keyHash: string) {
+    await db.transaction(() => {
+      const existing = db.get(P.key + keyHash) as Principal | undefined
+      if (!existing) return
+      if (existing.kind === 'publisher') {
+        const p = db.get(P.publisher + existing.id) as Publisher | undefined
+        if (p) db.put(P.publisher + p.id, { ...p, apiKeyHashes: p.apiKeyHashes.filter((h) => h !== keyHash) })
+      }
+      db.remove(P.key + keyHash)
+      bump()
+    })
+  }
+
+  async function setSigningKey(publisherId: string, keyId: string, secret: string) {
+    await db.transaction(() => {
+      const p = mustPublisher(publisherId)
+      if (p.signingKeys[keyId] === secret) return
+      db.put(P.publisher + publisherId, { ...p, signingKeys: { ...p.signingKeys, [keyId]: secret } })
+      bump()
+    })
+  }
+
   return {
+    keyHashesOf,
+    addKey,
+    removeKey,
+    setSigningKey,
+    hasAdminKey: () => list<Principal>(P.key).some((p) => p.kind === 'admin'),
     getAdvertiser: (id) => db.get(P.advertiser + id) as Advertiser | undefined,
     listAdvertisers: () => list<Advertiser>(P.advertiser),
     createAdvertiser,
@@ -336,11 +402,12 @@ export const DEMO_IDS = {
 
 /**
  * Seeds the demo tenant of the design (publisher `pub_demo`, advertiser `adv_demo`, campaigns
- * `cmp_demo_cpm` at 2 USD CPM and `cmp_demo_cpc` at 0.50 USD CPC). Idempotent: whatever exists is
- * left as is, so restarting with the same keys changes nothing.
+ * `cmp_demo_cpm` at 2 USD CPM and `cmp_demo_cpc` at 0.50 USD CPC) and makes its keys exactly the
+ * configured ones: a key of the demo principals that is not in `seed` is revoked, and the `demo`
+ * signing secret is replaced. Core's main calls it on every development start, so changing a
+ * DEMO_* variable and restarting retires the old key. Restarting with the same keys changes nothing.
  */
 export async function seedDemoTenant(store: TenantStore, seed: DemoSeed): Promise<void> {
-  await store.addAdminKey(DEMO_IDS.admin, seed.adminKey)
   if (!store.getAdvertiser(DEMO_IDS.advertiser)) {
     await store.createAdvertiser({ id: DEMO_IDS.advertiser, name: 'Demo advertiser', apiKey: seed.advertiserKey })
   }
@@ -354,6 +421,17 @@ export async function seedDemoTenant(store: TenantStore, seed: DemoSeed): Promis
       rateLimit: DEFAULT_RATE_LIMIT,
     })
   }
+  const wanted: Array<[Principal, string]> = [
+    [{ kind: 'admin', id: DEMO_IDS.admin }, seed.adminKey],
+    [{ kind: 'advertiser', id: DEMO_IDS.advertiser }, seed.advertiserKey],
+    [{ kind: 'publisher', id: DEMO_IDS.publisher }, seed.publisherKey],
+  ]
+  for (const [principal, key] of wanted) {
+    // Add before removing, so the publisher is never left without a key.
+    await store.addKey(principal, key)
+    for (const hash of store.keyHashesOf(principal)) if (hash !== hashApiKey(key)) await store.removeKey(hash)
+  }
+  await store.setSigningKey(DEMO_IDS.publisher, DEMO_IDS.signingKeyId, seed.signingSecret)
   if (!store.getCampaign(DEMO_IDS.campaignCpm)) {
     await store.createCampaign({
       id: DEMO_IDS.campaignCpm,
