@@ -6,6 +6,9 @@ export interface Env {
   DEDUPE_SHARD: DurableObjectNamespace<DedupeShard>
   SPOOL: DurableObjectNamespace<Spool>
   REST_PROXY_URL: string
+  /** HTTP Basic credentials for the REST proxy (core's gateway or Confluent's with BASIC auth); secrets. */
+  REST_PROXY_USER: string
+  REST_PROXY_PASSWORD: string
   CORE_URL: string
   EDGE_SYNC_KEY: string
   EDGE_CONFIG_JSON?: string
