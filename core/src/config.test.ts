@@ -37,6 +37,12 @@ describe('loadConfig', () => {
     expect(c.INTERNAL_PORT).toBe(8789)
     expect(c.INTERNAL_HOST).toBe('127.0.0.1')
     expect(c.REST_PROXY_USER).toBe(DEV_DEFAULTS.REST_PROXY_USER)
+    expect(() => loadConfig({ CORE_PORT: '9000', INTERNAL_PORT: '9000' })).toThrow(/INTERNAL_PORT and CORE_PORT/)
+  })
+
+  it('does not ask a processor without the gateway for REST proxy credentials', () => {
+    const c = loadConfig({ ADC_ENV: 'production', EDGE_SYNC_KEY: 'e'.repeat(20), GATEWAY_ENABLED: 'false' })
+    expect(c.GATEWAY_ENABLED).toBe(false)
   })
 
   it('explains invalid values', () => {

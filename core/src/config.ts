@@ -104,13 +104,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const config = parsed.data
   if (config.ADC_ENV !== 'development') {
-    // Production seeds no demo tenant, so it does not read the DEMO_* keys at all.
+    // Production seeds no demo tenant, so it does not read the DEMO_* keys at all; a process
+    // without the gateway does not read the REST proxy credentials.
     const checked = (Object.keys(DEV_DEFAULTS) as (keyof typeof DEV_DEFAULTS)[])
       .filter((k) => config.ADC_ENV !== 'production' || !k.startsWith('DEMO_'))
+      .filter((k) => config.GATEWAY_ENABLED || !k.startsWith('REST_PROXY_'))
     const leaked = checked.filter((k) => config[k] === DEV_DEFAULTS[k])
     if (leaked.length > 0) {
       throw new ConfigError(`refusing to run in ${config.ADC_ENV} with development defaults for: ${leaked.join(', ')}`)
     }
+  }
+  if (config.INTERNAL_PORT !== 0 && config.INTERNAL_PORT === config.CORE_PORT) {
+    throw new ConfigError(`INTERNAL_PORT and CORE_PORT are both ${config.CORE_PORT}: the internal server (REST proxy, /metrics) needs its own port`)
   }
   if (config.ICEBERG_S3_URL && (!config.ICEBERG_S3_ACCESS_KEY_ID || !config.ICEBERG_S3_SECRET_ACCESS_KEY)) {
     throw new ConfigError('ICEBERG_S3_URL needs ICEBERG_S3_ACCESS_KEY_ID and ICEBERG_S3_SECRET_ACCESS_KEY')
