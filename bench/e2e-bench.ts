@@ -25,7 +25,7 @@ export async function runE2eBench(opts: { events?: number; probes?: number; conc
   const probes = opts.probes ?? Number(process.env.BENCH_PROBES ?? 40)
   const concurrency = opts.concurrency ?? 4
   const core = await startCore({ LOG_LEVEL: 'error' })
-  const edge = await startEdge(core.url)
+  const edge = await startEdge(core)
   try {
     const runId = Math.random().toString(36).slice(2, 8)
     const adv = await (await post(`${core.url}/v1/admin/advertisers`, ADMIN, { id: `adv_bench_${runId}`, name: 'bench' })).json() as { apiKey: string }

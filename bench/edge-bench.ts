@@ -14,7 +14,12 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+
 import { freePort, startWranglerDev } from '../edge/test/wrangler-dev.js'
+
+/** Credentials the bench's proxy stand-in checks, as core's gateway does. */
+const PROXY_USER = 'edge_bench'
+const PROXY_PASSWORD = 'proxy-secret-bench'
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..')
 
@@ -61,6 +66,12 @@ export function fastProxy(port: number): Promise<{ server: Server; records: () =
         n = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { records?: unknown[] }).records?.length ?? 0
       } catch {
         n = 0
+      }
+      // Like core's gateway: a produce call without the edge's credentials is refused.
+      if (req.headers.authorization !== `Basic ${Buffer.from(`${PROXY_USER}:${PROXY_PASSWORD}`).toString('base64')}`) {
+        res.writeHead(401, { 'content-type': 'application/vnd.kafka.v2+json' })
+        res.end(JSON.stringify({ error_code: 40101, message: 'Unauthorized' }))
+        return
       }
       if (req.url?.startsWith('/topics/ad-events')) records += n
       res.writeHead(200, { 'content-type': 'application/vnd.kafka.v2+json' })
@@ -181,6 +192,8 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
     REST_PROXY_URL: `http://127.0.0.1:${proxyPort}`,
     CORE_URL: `http://127.0.0.1:${proxyPort}`,
     EDGE_SYNC_KEY: syncKey,
+    REST_PROXY_USER: PROXY_USER,
+    REST_PROXY_PASSWORD: PROXY_PASSWORD,
     EDGE_CONFIG_JSON: JSON.stringify(config),
     BLOOM_CAPACITY: String(bloomCapacity),
     BLOOM_FP_RATE: String(bloomFp),

@@ -41,6 +41,9 @@ const workerd = cloudflareTest(({ inject }) => ({
       REST_PROXY_URL: inject('proxyUrl'),
       CORE_URL: inject('proxyUrl'),
       EDGE_SYNC_KEY: 'edge_sync_test',
+      // The fake proxy answers 401 to anything but these (test/fake-proxy.ts).
+      REST_PROXY_USER: 'edge_proxy_test',
+      REST_PROXY_PASSWORD: 'proxy-secret-test',
       EDGE_CONFIG_JSON: JSON.stringify(TEST_EDGE_CONFIG),
       PROXY_TIMEOUT_MS: '300',
       FORWARD_ATTEMPTS: '2',

@@ -1,7 +1,9 @@
 /**
  * `npm start`: runs the whole system on one machine with the embedded defaults.
- * Core (REST proxy gateway, embedded log, processor, chDB, API, dashboard) starts first and seeds the
- * demo tenant; then the edge runs in workerd through `wrangler dev`. Ctrl-C stops both.
+ * Core (embedded log, processor, chDB, API, dashboard on its public port; REST proxy gateway, edge
+ * config and /metrics on its internal port) starts first and seeds the demo tenant; then the edge
+ * runs in workerd through `wrangler dev`, pointed at the internal port with the proxy credentials.
+ * Ctrl-C stops both.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -9,8 +11,10 @@ import { DEV_DEFAULTS, OPTIONAL_DEV_DEFAULTS } from '../core/src/config.js'
 
 const env = { ...process.env }
 const corePort = Number(env.CORE_PORT ?? 8788)
+const internalPort = Number(env.INTERNAL_PORT ?? 8789)
 const edgePort = Number(env.EDGE_PORT ?? 8787)
 const coreUrl = `http://127.0.0.1:${corePort}`
+const internalUrl = `http://127.0.0.1:${internalPort}`
 const edgeUrl = `http://127.0.0.1:${edgePort}`
 const children: ChildProcess[] = []
 
@@ -54,13 +58,15 @@ process.on('SIGTERM', () => void stop(0))
 const key = (name: keyof typeof DEV_DEFAULTS | keyof typeof OPTIONAL_DEV_DEFAULTS) =>
   env[name] ?? (name in DEV_DEFAULTS ? DEV_DEFAULTS[name as keyof typeof DEV_DEFAULTS] : OPTIONAL_DEV_DEFAULTS[name as keyof typeof OPTIONAL_DEV_DEFAULTS])
 
-run('core', process.execPath, ['--import', 'tsx', 'core/src/main.ts'], { CORE_PORT: String(corePort) })
+run('core', process.execPath, ['--import', 'tsx', 'core/src/main.ts'], { CORE_PORT: String(corePort), INTERNAL_PORT: String(internalPort) })
 await waitFor(`${coreUrl}/healthz`, 120_000)
+await waitFor(`${internalUrl}/healthz`, 10_000)
 
 run('edge', process.execPath, [
   'node_modules/wrangler/bin/wrangler.js', 'dev', '--config', 'wrangler.toml', '--ip', '127.0.0.1', '--port', String(edgePort),
   '--persist-to', `${env.DATA_DIR ?? '.data'}/wrangler`, '--show-interactive-dev-session=false',
-  '--var', `REST_PROXY_URL:${coreUrl}`, '--var', `CORE_URL:${coreUrl}`, '--var', `EDGE_SYNC_KEY:${key('EDGE_SYNC_KEY')}`,
+  '--var', `REST_PROXY_URL:${internalUrl}`, '--var', `CORE_URL:${internalUrl}`, '--var', `EDGE_SYNC_KEY:${key('EDGE_SYNC_KEY')}`,
+  '--var', `REST_PROXY_USER:${key('REST_PROXY_USER')}`, '--var', `REST_PROXY_PASSWORD:${key('REST_PROXY_PASSWORD')}`,
 ], { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' })
 await waitFor(`${edgeUrl}/healthz`, 120_000)
 
@@ -71,7 +77,10 @@ console.log(`
   core API            ${coreUrl}/v1
   dashboard           ${coreUrl}/dashboard
   OpenAPI             ${coreUrl}/openapi.json
-  Prometheus          ${coreUrl}/metrics
+  REST proxy          ${internalUrl}/topics   (internal port: the edge's front door to the log)
+  proxy credentials   ${key('REST_PROXY_USER')} / ${key('REST_PROXY_PASSWORD')}   (HTTP Basic)
+  edge config         ${internalUrl}/v1/internal/edge-config   (Bearer ${key('EDGE_SYNC_KEY')})
+  Prometheus          ${internalUrl}/metrics
 
   demo publisher key  ${key('DEMO_PUBLISHER_KEY')}   (publisher pub_demo, server scope: batch routes)
   demo public key     ${key('DEMO_PUBLIC_KEY')}   (public scope: tag data-key, beacon ?k=)

@@ -14,21 +14,39 @@ describe('loadConfig', () => {
     expect(loadConfig({ KAFKA_BROKERS: '127.0.0.1:9092, 127.0.0.1:9093' }).KAFKA_BROKERS).toEqual(['127.0.0.1:9092', '127.0.0.1:9093'])
   })
 
-  it('refuses development defaults in production, naming them', () => {
-    expect(() => loadConfig({ ADC_ENV: 'production' })).toThrow(ConfigError)
-    expect(() => loadConfig({ ADC_ENV: 'production' })).toThrow(/DEMO_ADMIN_KEY/)
+  it('refuses development defaults outside development, naming them', () => {
+    expect(() => loadConfig({ ADC_ENV: 'test' })).toThrow(ConfigError)
+    expect(() => loadConfig({ ADC_ENV: 'test' })).toThrow(/DEMO_ADMIN_KEY/)
+    expect(() => loadConfig({ ADC_ENV: 'production' })).toThrow(/EDGE_SYNC_KEY, REST_PROXY_USER, REST_PROXY_PASSWORD/)
+    const secrets = { EDGE_SYNC_KEY: 'e'.repeat(20), REST_PROXY_USER: 'edge', REST_PROXY_PASSWORD: 'r'.repeat(20) }
+    expect(() => loadConfig({ ADC_ENV: 'production', ...secrets, REST_PROXY_PASSWORD: DEV_DEFAULTS.REST_PROXY_PASSWORD })).toThrow(/REST_PROXY_PASSWORD/)
     const ok = loadConfig({
-      ADC_ENV: 'production', DEMO_PUBLISHER_KEY: 'p'.repeat(20), DEMO_ADVERTISER_KEY: 'a'.repeat(20),
-      DEMO_SIGNING_SECRET: 's'.repeat(20), DEMO_ADMIN_KEY: 'x'.repeat(20), EDGE_SYNC_KEY: 'e'.repeat(20),
+      ADC_ENV: 'test', DEMO_PUBLISHER_KEY: 'p'.repeat(20), DEMO_ADVERTISER_KEY: 'a'.repeat(20),
+      DEMO_SIGNING_SECRET: 's'.repeat(20), DEMO_ADMIN_KEY: 'x'.repeat(20), ...secrets,
     })
-    expect(ok.ADC_ENV).toBe('production')
+    expect(ok.ADC_ENV).toBe('test')
     expect(ok.DEMO_PUBLIC_KEY).toBeUndefined()
-    const base = {
-      ADC_ENV: 'production', DEMO_PUBLISHER_KEY: 'p'.repeat(20), DEMO_ADVERTISER_KEY: 'a'.repeat(20),
-      DEMO_SIGNING_SECRET: 's'.repeat(20), DEMO_ADMIN_KEY: 'x'.repeat(20), EDGE_SYNC_KEY: 'e'.repeat(20),
-    }
+    const base = { ADC_ENV: 'test', DEMO_PUBLISHER_KEY: 'p'.repeat(20), DEMO_ADVERTISER_KEY: 'a'.repeat(20), DEMO_SIGNING_SECRET: 's'.repeat(20), DEMO_ADMIN_KEY: 'x'.repeat(20), ...secrets }
     expect(() => loadConfig({ ...base, DEMO_PUBLIC_KEY: 'pkpub_demo_publisher_dev' })).toThrow(/DEMO_PUBLIC_KEY/)
     expect(() => loadConfig({ ...base, DEMO_REQUEST_SIGNING_SECRET: 'demo-request-secret-dev' })).toThrow(/DEMO_REQUEST_SIGNING_SECRET/)
+  })
+
+  it('production seeds no demo tenant, so it does not ask for DEMO_* keys', () => {
+    const c = loadConfig({ ADC_ENV: 'production', EDGE_SYNC_KEY: 'e'.repeat(20), REST_PROXY_USER: 'edge', REST_PROXY_PASSWORD: 'r'.repeat(20) })
+    expect(c.ADC_ENV).toBe('production')
+  })
+
+  it('gives the internal server its own port and loopback host', () => {
+    const c = loadConfig({})
+    expect(c.INTERNAL_PORT).toBe(8789)
+    expect(c.INTERNAL_HOST).toBe('127.0.0.1')
+    expect(c.REST_PROXY_USER).toBe(DEV_DEFAULTS.REST_PROXY_USER)
+    expect(() => loadConfig({ CORE_PORT: '9000', INTERNAL_PORT: '9000' })).toThrow(/INTERNAL_PORT and CORE_PORT/)
+  })
+
+  it('does not ask a processor without the gateway for REST proxy credentials', () => {
+    const c = loadConfig({ ADC_ENV: 'production', EDGE_SYNC_KEY: 'e'.repeat(20), GATEWAY_ENABLED: 'false' })
+    expect(c.GATEWAY_ENABLED).toBe(false)
   })
 
   it('explains invalid values', () => {

@@ -10,6 +10,8 @@ export const DEV_DEFAULTS = {
   DEMO_SIGNING_SECRET: 'demo-signing-secret-dev',
   DEMO_ADMIN_KEY: 'admin_demo_dev',
   EDGE_SYNC_KEY: 'edge_sync_dev',
+  REST_PROXY_USER: 'adc_edge_dev',
+  REST_PROXY_PASSWORD: 'rest-proxy-secret-dev',
 } as const
 
 /** Demo keys that development fills in when unset; elsewhere they are generated unless given. */
@@ -22,12 +24,23 @@ const csv = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter
 
 /** Every environment variable core reads, parsed once. The README's table lists the same names. */
 export const configSchema = z.object({
-  /** `development` allows the demo defaults; anything else refuses them. @default development */
+  /**
+   * `development` seeds the demo tenant from DEMO_* on every start and allows the development
+   * defaults; `test` seeds it too but refuses the defaults; `production` seeds nothing, refuses the
+   * defaults, and refuses a store holding any development key. @default development
+   */
   ADC_ENV: z.enum(['development', 'test', 'production']).default('development'),
-  /** Port of the core HTTP server (REST proxy gateway, API, dashboard, /metrics). @default 8788 */
+  /** Port of the public HTTP server (API, dashboard, OpenAPI, /healthz). @default 8788 */
   CORE_PORT: z.coerce.number().int().min(0).max(65535).default(8788),
-  /** Interface to bind. @default 127.0.0.1 */
+  /** Interface to bind the public server to. @default 127.0.0.1 */
   CORE_HOST: z.string().default('127.0.0.1'),
+  /**
+   * Port of the internal HTTP server: the REST proxy gateway (HTTP Basic), the edge's config pull
+   * (EDGE_SYNC_KEY), /metrics and /healthz. Only the edge and monitoring reach it. @default 8789
+   */
+  INTERNAL_PORT: z.coerce.number().int().min(0).max(65535).default(8789),
+  /** Interface to bind the internal server to. @default 127.0.0.1 */
+  INTERNAL_HOST: z.string().default('127.0.0.1'),
   /** Directory for the embedded log, LMDB state, chDB data and the Iceberg table. @default .data */
   DATA_DIR: z.string().default('.data'),
   /** Comma-separated Kafka bootstrap brokers; unset means the embedded log. */
@@ -71,6 +84,15 @@ export const configSchema = z.object({
   DEMO_REQUEST_SIGNING_SECRET: z.string().min(8).optional(),
   /** Shared secret the edge uses to pull tenant configuration. */
   EDGE_SYNC_KEY: z.string().min(8).default(DEV_DEFAULTS.EDGE_SYNC_KEY),
+  /** HTTP Basic user the REST proxy gateway requires (Confluent's `authentication.method=BASIC`). */
+  REST_PROXY_USER: z.string().min(1).regex(/^[^:]+$/, 'must not contain ":"').default(DEV_DEFAULTS.REST_PROXY_USER),
+  /** HTTP Basic password the REST proxy gateway requires. */
+  REST_PROXY_PASSWORD: z.string().min(12).default(DEV_DEFAULTS.REST_PROXY_PASSWORD),
+  /**
+   * First admin key of a store that has none (production's only way in besides `npm run admin --
+   * create-key`). Read at start; ignored, with a warning, once the store holds an admin key.
+   */
+  ADC_BOOTSTRAP_ADMIN_KEY: z.string().min(24).optional(),
 })
 
 export type Config = z.infer<typeof configSchema>
@@ -92,13 +114,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const config = parsed.data
   if (config.ADC_ENV !== 'development') {
-    const leaked = [
-      ...(Object.keys(DEV_DEFAULTS) as (keyof typeof DEV_DEFAULTS)[]).filter((k) => config[k] === DEV_DEFAULTS[k]),
-      ...(Object.keys(OPTIONAL_DEV_DEFAULTS) as (keyof typeof OPTIONAL_DEV_DEFAULTS)[]).filter((k) => config[k] === OPTIONAL_DEV_DEFAULTS[k]),
-    ]
+    // Production seeds no demo tenant, so it does not read the DEMO_* keys at all; a process
+    // without the gateway does not read the REST proxy credentials.
+    const defaults: Record<string, string> = { ...DEV_DEFAULTS, ...OPTIONAL_DEV_DEFAULTS }
+    const leaked = (Object.keys(defaults) as (keyof Config)[])
+      .filter((k) => config.ADC_ENV !== 'production' || !k.startsWith('DEMO_'))
+      .filter((k) => config.GATEWAY_ENABLED || !k.startsWith('REST_PROXY_'))
+      .filter((k) => config[k] === defaults[k])
     if (leaked.length > 0) {
       throw new ConfigError(`refusing to run in ${config.ADC_ENV} with development defaults for: ${leaked.join(', ')}`)
     }
+  }
+  if (config.INTERNAL_PORT !== 0 && config.INTERNAL_PORT === config.CORE_PORT) {
+    throw new ConfigError(`INTERNAL_PORT and CORE_PORT are both ${config.CORE_PORT}: the internal server (REST proxy, /metrics) needs its own port`)
   }
   if (config.ICEBERG_S3_URL && (!config.ICEBERG_S3_ACCESS_KEY_ID || !config.ICEBERG_S3_SECRET_ACCESS_KEY)) {
     throw new ConfigError('ICEBERG_S3_URL needs ICEBERG_S3_ACCESS_KEY_ID and ICEBERG_S3_SECRET_ACCESS_KEY')

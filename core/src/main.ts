@@ -1,26 +1,44 @@
 /**
- * Composition root: reads the configuration, picks the adapters (embedded log or Kafka, chDB or a
- * ClickHouse server), seeds the demo tenant in development, and starts the REST proxy gateway, the
- * processor, the API and the dashboard on one HTTP port. Nothing else chooses an adapter.
+ * Composition root: reads the configuration, prepares the tenant store (demo tenant in development,
+ * refusal of development keys and the bootstrap admin key in production), picks the adapters
+ * (embedded log or Kafka, chDB or a ClickHouse server), and starts two HTTP servers: the public one
+ * (API, dashboard, OpenAPI, /healthz) and the internal one (REST proxy gateway behind HTTP Basic,
+ * the edge's config pull, /metrics, /healthz). Nothing else chooses an adapter.
  */
 import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { EVENTS_TOPIC } from '@adc/schemas'
-import { loadConfig, OPTIONAL_DEV_DEFAULTS, type Config } from './config.js'
+import { ConfigError, loadConfig, type Config } from './config.js'
 import { createClickHouse, migrate } from './clickhouse/client.js'
 import { createEmbeddedLog } from './log/embedded-log.js'
 import { createKafkaLog } from './log/kafka-log.js'
 import type { Log } from './log/log.js'
-import { createRestProxy } from './gateway/rest-proxy.js'
-import { openTenantStore, seedDemoTenant } from './tenants/tenant-store.js'
+import { createInternalApp } from './gateway/internal-app.js'
+import { openTenantStore } from './tenants/tenant-store.js'
+import { prepareTenantStore } from './tenants/bootstrap.js'
 import { createApiApp } from './api/app.js'
 import { createProcessor } from './processor/processor.js'
 import { createMetricsRegistry } from './metrics/registry.js'
 import { createLogger, type Logger } from './logger.js'
 
 export const STATS_TOPIC = 'edge-stats'
+
+type Server = ReturnType<typeof serve>
+
+/** Starts a server and resolves once it listens, so a port in use fails the start instead of later. */
+function listen(fetch: (req: Request) => Response | Promise<Response>, port: number, hostname: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, port, hostname }, () => resolve(server))
+    server.once('error', reject)
+  })
+}
+
+function boundPort(server: Server): number {
+  const a = server.address()
+  return typeof a === 'object' && a ? a.port : 0
+}
 
 async function openLog(config: Config, dataDir: string, logger: Logger): Promise<Log> {
   if (config.KAFKA_BROKERS && config.KAFKA_BROKERS.length > 0) {
@@ -34,18 +52,20 @@ function changelogOn(config: Config): boolean {
   return config.STATE_CHANGELOG === 'on'
 }
 
-/** The demo's public key and request signing secret: configured, or the development defaults. */
-function demoKeyKinds(config: Config): { publicKey?: string; requestSigningSecret?: string } {
-  const dev = config.ADC_ENV === 'development'
-  const publicKey = config.DEMO_PUBLIC_KEY ?? (dev ? OPTIONAL_DEV_DEFAULTS.DEMO_PUBLIC_KEY : undefined)
-  const requestSigningSecret = config.DEMO_REQUEST_SIGNING_SECRET ?? (dev ? OPTIONAL_DEV_DEFAULTS.DEMO_REQUEST_SIGNING_SECRET : undefined)
-  return { ...(publicKey ? { publicKey } : {}), ...(requestSigningSecret ? { requestSigningSecret } : {}) }
-}
-
 export async function startCore(config: Config) {
   const logger = createLogger({ level: config.LOG_LEVEL })
   const dataDir = resolve(config.DATA_DIR)
   mkdirSync(dataDir, { recursive: true })
+
+  // The tenant store is checked first: a production start on a development store stops here,
+  // before the log or ClickHouse are opened.
+  const tenants = openTenantStore({ dir: join(dataDir, 'tenants') })
+  try {
+    await prepareTenantStore(tenants, config, logger)
+  } catch (err) {
+    await tenants.close()
+    throw err
+  }
 
   const log = await openLog(config, dataDir, logger)
   await log.ensureTopic(EVENTS_TOPIC, config.LOG_PARTITIONS)
@@ -53,17 +73,6 @@ export async function startCore(config: Config) {
 
   const clickhouse = createClickHouse({ url: config.CLICKHOUSE_URL, dataDir: join(dataDir, 'chdb') })
   await migrate(clickhouse, config.CLICKHOUSE_DATABASE)
-
-  const tenants = openTenantStore({ dir: join(dataDir, 'tenants') })
-  if (config.ADC_ENV === 'development' || config.ADC_ENV === 'test') {
-    await seedDemoTenant(tenants, {
-      publisherKey: config.DEMO_PUBLISHER_KEY,
-      advertiserKey: config.DEMO_ADVERTISER_KEY,
-      signingSecret: config.DEMO_SIGNING_SECRET,
-      adminKey: config.DEMO_ADMIN_KEY,
-      ...demoKeyKinds(config),
-    })
-  }
 
   const registry = createMetricsRegistry()
   const processor = config.PROCESSOR_ENABLED
@@ -81,22 +90,28 @@ export async function startCore(config: Config) {
 
   const app = new Hono()
   app.get('/healthz', (c) => c.json({ status: 'ok' }))
-  app.get('/metrics', async (c) => c.text(await registry.metrics(), 200, { 'content-type': registry.contentType }))
-  if (config.GATEWAY_ENABLED) app.route('/', createRestProxy({ log, topics: [EVENTS_TOPIC, STATS_TOPIC] }))
-  app.route('/', createApiApp({
-    clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger,
-    edgeSyncKey: config.EDGE_SYNC_KEY, dataDir,
-  }))
+  app.route('/', createApiApp({ clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir }))
+  const internalApp = createInternalApp({
+    ...(config.GATEWAY_ENABLED
+      ? { gateway: { log, topics: [EVENTS_TOPIC, STATS_TOPIC], credentials: { user: config.REST_PROXY_USER, password: config.REST_PROXY_PASSWORD } } }
+      : {}),
+    tenants, edgeSyncKey: config.EDGE_SYNC_KEY, registry, logger: logger.child({ component: 'internal' }),
+  })
 
   await processor?.start()
-  const server = serve({ fetch: app.fetch, port: config.CORE_PORT, hostname: config.CORE_HOST })
-  logger.info({ port: config.CORE_PORT, log: config.KAFKA_BROKERS ? 'kafka' : 'embedded', clickhouse: config.CLICKHOUSE_URL ? 'server' : 'chdb' }, 'core started')
+  const server = await listen(app.fetch, config.CORE_PORT, config.CORE_HOST)
+  const internalServer = await listen(internalApp.fetch, config.INTERNAL_PORT, config.INTERNAL_HOST)
+  const port = boundPort(server)
+  const internalPort = boundPort(internalServer)
+  logger.info({
+    port, internalPort, gateway: config.GATEWAY_ENABLED, log: config.KAFKA_BROKERS ? 'kafka' : 'embedded', clickhouse: config.CLICKHOUSE_URL ? 'server' : 'chdb',
+  }, 'core started')
 
   let stopping: Promise<void> | undefined
   async function stop(): Promise<void> {
     stopping ??= (async () => {
       logger.info('core stopping: flushing and committing')
-      await new Promise<void>((r) => server.close(() => r()))
+      await Promise.all([server, internalServer].map((srv) => new Promise<void>((r) => srv.close(() => r()))))
       await processor?.stop()
       await log.close()
       await clickhouse.close()
@@ -104,12 +119,21 @@ export async function startCore(config: Config) {
     })()
     return stopping
   }
-  return { app, stop, logger }
+  return { app, internalApp, port, internalPort, stop, logger }
 }
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('core/src/main.ts')) {
-  const config = loadConfig()
-  const core = await startCore(config)
+  let core: Awaited<ReturnType<typeof startCore>>
+  try {
+    core = await startCore(loadConfig())
+  } catch (err) {
+    // A refused configuration or store is the operator's to fix: say what, without a stack trace.
+    if (err instanceof ConfigError) {
+      createLogger({ level: 'info' }).fatal({ err: { name: err.name, message: err.message } }, err.message)
+      process.exit(1)
+    }
+    throw err
+  }
   const shutdown = (signal: string) => {
     core.logger.info({ signal }, 'shutdown requested')
     core.stop().then(() => process.exit(0), (err) => {

@@ -9,6 +9,9 @@ export interface Env {
   /** One per publisher: its global event budget. */
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>
   REST_PROXY_URL: string
+  /** HTTP Basic credentials for the REST proxy (core's gateway or Confluent's with BASIC auth); secrets. */
+  REST_PROXY_USER: string
+  REST_PROXY_PASSWORD: string
   CORE_URL: string
   EDGE_SYNC_KEY: string
   EDGE_CONFIG_JSON?: string

@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
  * Control (JSON bodies):
  * - `POST /__control` `{ mode, times?, rejectEvery?, rejectCode? }`
  *   - `ok`: every record is written.
+ *   - `unauthorized`: answers 401 like a proxy whose credentials were rotated, writes nothing.
  *   - `fail500`: answers 500, writes nothing.
  *   - `hang`: never answers (until the client gives up), writes nothing.
  *   - `reject`: writes every record except each `rejectEvery`-th (index % rejectEvery === 0), which
@@ -16,9 +17,16 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
  * - `POST /__config` `{ status?, body? }` sets the edge-config answer.
  * - `GET /__received?topic=` → `{ records, calls }`: what was written and how many produce calls came for that topic.
  * - `POST /__reset` clears everything.
+ *
+ * Like core's gateway and Confluent's proxy with BASIC auth, produce calls need
+ * `Authorization: Basic` with `PROXY_USER:PROXY_PASSWORD` (the workerd tests' bindings); anything
+ * else answers 401 `{ error_code: 40101 }` and is counted in `unauthorized`.
  */
+export const PROXY_USER = 'edge_proxy_test'
+export const PROXY_PASSWORD = 'proxy-secret-test'
+
 export interface FakeProxyState {
-  mode: 'ok' | 'fail500' | 'hang' | 'reject'
+  mode: 'ok' | 'fail500' | 'hang' | 'reject' | 'unauthorized'
   times: number | null
   rejectEvery: number
   rejectCode: number
@@ -26,12 +34,13 @@ export interface FakeProxyState {
   received: Record<string, { key: unknown; value: unknown }[]>
   config: { status: number; body: unknown }
   configCalls: number
+  unauthorized: number
 }
 
 function freshState(): FakeProxyState {
   return {
     mode: 'ok', times: null, rejectEvery: 3, rejectCode: 2, calls: {}, received: {},
-    config: { status: 404, body: { error: 'no config set' } }, configCalls: 0,
+    config: { status: 404, body: { error: 'no config set' } }, configCalls: 0, unauthorized: 0,
   }
 }
 
@@ -71,7 +80,7 @@ export async function startFakeProxy(port = 0): Promise<{ url: string; server: S
       }
       if (req.method === 'GET' && url.pathname === '/__received') {
         const topic = url.searchParams.get('topic') ?? 'ad-events'
-        return send(res, 200, { records: state.received[topic] ?? [], calls: state.calls[topic] ?? 0, configCalls: state.configCalls })
+        return send(res, 200, { records: state.received[topic] ?? [], calls: state.calls[topic] ?? 0, configCalls: state.configCalls, unauthorized: state.unauthorized })
       }
       if (req.method === 'GET' && url.pathname === '/v1/internal/edge-config') {
         state.configCalls++
@@ -81,6 +90,12 @@ export async function startFakeProxy(port = 0): Promise<{ url: string; server: S
       const m = /^\/topics\/([^/]+)$/.exec(url.pathname)
       if (req.method === 'POST' && m) {
         const topic = decodeURIComponent(m[1]!)
+        const expected = `Basic ${Buffer.from(`${PROXY_USER}:${PROXY_PASSWORD}`).toString('base64')}`
+        if (req.headers.authorization !== expected || state.mode === 'unauthorized') {
+          state.unauthorized++
+          res.writeHead(401, { 'content-type': 'application/vnd.kafka.v2+json', 'www-authenticate': 'Basic realm="fake"' })
+          return res.end(JSON.stringify({ error_code: 40101, message: 'Unauthorized' }))
+        }
         if (req.headers['content-type'] !== 'application/vnd.kafka.json.v2+json') {
           return send(res, 415, { error_code: 415, message: 'wrong content type' })
         }

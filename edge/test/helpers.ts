@@ -10,7 +10,7 @@ import { settingsFrom } from '../src/lib/settings.js'
 export const proxyUrl = (): string => inject('proxyUrl')
 
 export interface ProxyMode {
-  mode: 'ok' | 'fail500' | 'hang' | 'reject'
+  mode: 'ok' | 'fail500' | 'hang' | 'reject' | 'unauthorized'
   times?: number
   rejectEvery?: number
   rejectCode?: number
@@ -31,7 +31,7 @@ export interface ReceivedRecord {
   value: Record<string, any>
 }
 
-export async function proxyReceived(topic = 'ad-events'): Promise<{ records: ReceivedRecord[]; calls: number; configCalls: number }> {
+export async function proxyReceived(topic = 'ad-events'): Promise<{ records: ReceivedRecord[]; calls: number; configCalls: number; unauthorized: number }> {
   const res = await fetch(`${proxyUrl()}/__received?topic=${encodeURIComponent(topic)}`)
   return res.json()
 }

@@ -24,7 +24,7 @@ let edge: EdgeHandle
 
 beforeAll(async () => {
   core = await startCore({ LOG_PARTITIONS: String(PARTITIONS) })
-  edge = await startEdge(core.url)
+  edge = await startEdge(core)
 }, 240_000)
 
 afterAll(async () => {

@@ -30,7 +30,7 @@ if (!brokers && process.env.CI === 'true') {
 
     beforeAll(async () => {
       core = await startCore({ KAFKA_BROKERS: brokers, PROCESSOR_GROUP: `adc-e2e-${runId}`, LOG_PARTITIONS: '4' })
-      edge = await startEdge(core.url)
+      edge = await startEdge(core)
     }, 240_000)
 
     afterAll(async () => {

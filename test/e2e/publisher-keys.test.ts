@@ -19,7 +19,7 @@ let edge: EdgeHandle
 
 beforeAll(async () => {
   core = await startCore()
-  edge = await startEdge(core.url)
+  edge = await startEdge(core)
 }, 240_000)
 
 afterAll(async () => {

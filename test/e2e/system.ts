@@ -1,13 +1,15 @@
 /**
  * Starts the real system for end-to-end tests: core (main.ts: gateway, embedded log, processor,
  * chDB, API) and the edge in workerd through `wrangler dev`, on free loopback ports, with a fresh
- * data directory. Everything is reached through public HTTP only.
+ * data directory. Everything is reached over HTTP only: core's public port (API) and its internal
+ * port (REST proxy gateway with HTTP Basic, the edge's config pull, /metrics).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { freePort, startWranglerDev, type WranglerDev } from '../../edge/test/wrangler-dev.js'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { DEV_DEFAULTS } from '../../core/src/config.js'
 
 export const ROOT = resolve(import.meta.dirname, '../..')
 
@@ -58,9 +60,19 @@ export function startProcess(cmd: string, args: string[], env: Record<string, st
 }
 
 export interface CoreHandle extends Proc {
+  /** Public port: API, dashboard, /healthz. */
   url: string
   port: number
+  /** Internal port: REST proxy gateway (HTTP Basic), edge config pull, /metrics, /healthz. */
+  internalUrl: string
+  /** The REST proxy credentials core was started with. */
+  proxyAuth: { user: string; password: string }
   dataDir: string
+}
+
+/** `Authorization: Basic` for the REST proxy gateway. */
+export function basicAuth({ user, password }: { user: string; password: string }): string {
+  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
 }
 
 export async function startCore(env: Record<string, string> = {}, dataDir?: string): Promise<CoreHandle> {
@@ -79,25 +91,32 @@ export async function startCore(env: Record<string, string> = {}, dataDir?: stri
 }
 
 async function startCoreOnce(env: Record<string, string>, dir: string): Promise<CoreHandle> {
-  const port = await freePort()
+  const [port, internalPort] = [await freePort(), await freePort()]
   const proc = startProcess(process.execPath, ['--import', 'tsx', 'core/src/main.ts'], {
-    CORE_PORT: String(port), DATA_DIR: dir, LOG_LEVEL: 'warn', ADC_ENV: 'development', ...env,
+    CORE_PORT: String(port), INTERNAL_PORT: String(internalPort), DATA_DIR: dir, LOG_LEVEL: 'warn', ADC_ENV: 'development', ...env,
   })
   const url = `http://127.0.0.1:${port}`
+  const internalUrl = `http://127.0.0.1:${internalPort}`
   try {
     await waitHealthy(`${url}/healthz`, 90_000, proc.child)
+    await waitHealthy(`${internalUrl}/healthz`, 10_000, proc.child)
   } catch (err) {
     await proc.stop('SIGKILL')
     throw new Error(`${(err as Error).message}\n${proc.output()}`)
   }
-  return { ...proc, url, port, dataDir: dir }
+  const proxyAuth = { user: env.REST_PROXY_USER ?? DEV_DEFAULTS.REST_PROXY_USER, password: env.REST_PROXY_PASSWORD ?? DEV_DEFAULTS.REST_PROXY_PASSWORD }
+  return { ...proc, url, port, internalUrl, proxyAuth, dataDir: dir }
 }
 
 export type EdgeHandle = WranglerDev
 
-/** The edge in workerd (`wrangler dev`), pointed at core for the REST proxy and tenant config. */
-export function startEdge(coreUrl: string, vars: Record<string, string> = {}): Promise<EdgeHandle> {
-  return startWranglerDev({ REST_PROXY_URL: coreUrl, CORE_URL: coreUrl, EDGE_CONFIG_TTL_MS: '1000', ...vars }, 120_000)
+/** The edge in workerd (`wrangler dev`), pointed at core's internal port for the REST proxy and tenant config. */
+export function startEdge(core: Pick<CoreHandle, 'internalUrl' | 'proxyAuth'>, vars: Record<string, string> = {}): Promise<EdgeHandle> {
+  return startWranglerDev({
+    REST_PROXY_URL: core.internalUrl, CORE_URL: core.internalUrl,
+    REST_PROXY_USER: core.proxyAuth.user, REST_PROXY_PASSWORD: core.proxyAuth.password,
+    EDGE_CONFIG_TTL_MS: '1000', ...vars,
+  }, 120_000)
 }
 
 /** Polls `read` until `done(value)` or the timeout; returns the last value either way. */

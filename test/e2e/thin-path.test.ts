@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { monotonicFactory } from 'ulid'
-import { startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } from './system.js'
+import { basicAuth, startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } from './system.js'
 
 /**
  * The walking skeleton through real components: edge in workerd (wrangler dev) → core's REST proxy
- * gateway → embedded log → processor → chDB → metrics API. Public HTTP only.
+ * gateway (internal port, HTTP Basic) → embedded log → processor → chDB → metrics API.
  */
 const PUB_KEY = 'pk_demo_publisher_dev'
 const ADV_KEY = 'ak_demo_advertiser_dev'
@@ -15,7 +15,7 @@ let edge: EdgeHandle
 
 beforeAll(async () => {
   core = await startCore()
-  edge = await startEdge(core.url)
+  edge = await startEdge(core)
 }, 240_000)
 
 afterAll(async () => {
@@ -149,5 +149,45 @@ describe('an impression sent to the edge shows up in the realtime metrics', () =
   it('refuses the metrics API without an advertiser key', async () => {
     const res = await fetch(`${core.url}/v1/metrics/realtime?campaignId=cmp_demo_cpm&from=${new Date(Date.now() - 60_000).toISOString()}&to=${new Date().toISOString()}`)
     expect(res.status).toBe(401)
+  })
+})
+
+describe("core's front door to the log", () => {
+  const forged = () => ({
+    method: 'POST',
+    headers: { 'content-type': 'application/vnd.kafka.json.v2+json' },
+    body: JSON.stringify({ records: [{ key: 'pub_demo', value: { v: 1, kind: 'edge_stats', forged: true } }] }),
+  })
+
+  it('the public port serves no REST proxy, no /metrics and no edge config', async () => {
+    for (const topic of ['ad-events', 'edge-stats']) {
+      expect((await fetch(`${core.url}/topics/${topic}`, forged())).status).toBe(404)
+      const withCreds = forged()
+      expect((await fetch(`${core.url}/topics/${topic}`, { ...withCreds, headers: { ...withCreds.headers, authorization: basicAuth(core.proxyAuth) } })).status).toBe(404)
+    }
+    expect((await fetch(`${core.url}/metrics`)).status).toBe(404)
+    expect((await fetch(`${core.url}/v1/internal/edge-config`, { headers: { authorization: 'Bearer edge_sync_dev' } })).status).toBe(404)
+    expect((await fetch(`${core.url}/healthz`)).status).toBe(200)
+  })
+
+  it('the internal port needs the REST proxy credentials: none or wrong 401, right 200', async () => {
+    const none = await fetch(`${core.internalUrl}/topics/edge-stats`, forged())
+    expect(none.status).toBe(401)
+    expect(none.headers.get('www-authenticate')).toMatch(/^Basic/)
+    expect(await none.json()).toMatchObject({ error_code: 40101 })
+    const wrong = forged()
+    const wrongRes = await fetch(`${core.internalUrl}/topics/edge-stats`, { ...wrong, headers: { ...wrong.headers, authorization: basicAuth({ ...core.proxyAuth, password: 'guessed-password' }) } })
+    expect(wrongRes.status).toBe(401)
+    const right = forged()
+    const rightRes = await fetch(`${core.internalUrl}/topics/edge-stats`, { ...right, headers: { ...right.headers, authorization: basicAuth(core.proxyAuth) } })
+    expect(rightRes.status).toBe(200)
+  })
+
+  it('the internal port serves /metrics and the edge config', async () => {
+    const metrics = await fetch(`${core.internalUrl}/metrics`)
+    expect(metrics.status).toBe(200)
+    expect(await metrics.text()).toContain('adc_')
+    expect((await fetch(`${core.internalUrl}/v1/internal/edge-config`, { headers: { authorization: 'Bearer edge_sync_dev' } })).status).toBe(200)
+    expect((await fetch(`${core.internalUrl}/v1/internal/edge-config`)).status).toBe(401)
   })
 })

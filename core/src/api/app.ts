@@ -18,7 +18,7 @@ export type { ApiDeps } from './context.js'
  * Core's read API: every `/v1` route is defined through `@hono/zod-openapi`, so `/openapi.json`
  * documents exactly the schemas that validate requests. Errors answer `{ error: { code, message } }`
  * with a code from `schemas/src/reasons.ts`. Also serves the dashboard at `/dashboard` and, when a
- * registry is given, records request durations into it (core's main serves `/metrics`).
+ * registry is given, records request durations into it (core's main serves `/metrics` on its internal port).
  * @example
  * const app = createApiApp({ clickhouse, database: 'adc', tenants, billing, logger })
  * serve({ fetch: app.fetch, port: 8788, hostname: '127.0.0.1' })
@@ -86,7 +86,8 @@ export function createApiApp(options: ApiDeps): OpenAPIHono {
     description: 'An admin, advertiser or publisher API key (the edge config pull uses EDGE_SYNC_KEY).',
   })
 
-  registerEdgeConfigRoute(root, deps)
+  // Core's main serves the edge's config pull on the internal port only (it passes no edgeSyncKey here).
+  if (deps.edgeSyncKey !== undefined) registerEdgeConfigRoute(root, deps)
 
   const v1 = new OpenAPIHono<ApiEnv>({ defaultHook: hook })
   v1.onError(onError)

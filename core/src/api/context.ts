@@ -26,7 +26,10 @@ export interface ApiDeps {
   logger: Logger
   /** Epoch ms. @default Date.now */
   clock?: () => number
-  /** Bearer key the edge uses to pull its tenant config (`EDGE_SYNC_KEY`). */
+  /**
+   * Bearer key the edge uses to pull its tenant config (`EDGE_SYNC_KEY`). When given, this app also
+   * serves `/v1/internal/edge-config`; core's main leaves it out and serves that on the internal port.
+   */
   edgeSyncKey?: string
 }
 

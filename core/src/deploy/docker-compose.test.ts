@@ -24,10 +24,12 @@ interface Service {
   restart?: string
   volumes?: string[]
   command?: string[]
+  configs?: { source: string; target: string }[]
 }
 interface Compose {
   services: Record<string, Service>
   volumes?: Record<string, unknown>
+  configs?: Record<string, { content: string }>
 }
 const compose = doc.toJS() as Compose
 const services = compose.services
@@ -104,6 +106,32 @@ describe('docker-compose.yml', () => {
     }
     expect(new Set(hostPorts).size).toBe(hostPorts.length)
     expect(services.core?.ports).toContain('127.0.0.1:8788:8788')
+    expect(services.core?.ports).toContain('127.0.0.1:8789:8789')
+  })
+
+  it("puts Confluent's REST proxy behind HTTP Basic with the same credentials as core's gateway", () => {
+    const rp = env('rest-proxy')
+    const core = env('core')
+    expect(rp.KAFKA_REST_AUTHENTICATION_METHOD).toBe('BASIC')
+    const mounted = new Map((services['rest-proxy']?.configs ?? []).map((c) => [c.source, c.target]))
+    // KAFKAREST_OPTS points the JVM at the mounted JAAS file, whose section is named after the realm.
+    const jaasPath = /-Djava\.security\.auth\.login\.config=(\S+)/.exec(rp.KAFKAREST_OPTS ?? '')?.[1]
+    expect(jaasPath).toBe(mounted.get('rest-proxy-jaas'))
+    const jaas = compose.configs?.['rest-proxy-jaas']?.content ?? ''
+    expect(jaas).toMatch(new RegExp(`^${rp.KAFKA_REST_AUTHENTICATION_REALM}\\s*\\{`))
+    // cp-kafka-rest 8.0 runs Jetty 9.4: its property-file login module's package.
+    expect(jaas).toContain('org.eclipse.jetty.jaas.spi.PropertyFileLoginModule required')
+    expect(jaas.trim().endsWith('};')).toBe(true)
+    // The login module reads the mounted users file; the user's role is one the proxy admits.
+    expect(/file="([^"]+)"/.exec(jaas)?.[1]).toBe(mounted.get('rest-proxy-users'))
+    const line = /^([^:\s]+):\s*([^,\s]+),(\S+)\s*$/m.exec(compose.configs?.['rest-proxy-users']?.content ?? '')
+    expect(line).not.toBeNull()
+    const [, user, password, roles] = line!
+    expect(rp.KAFKA_REST_AUTHENTICATION_ROLES!.split(',')).toEqual(expect.arrayContaining(roles!.split(',')))
+    // One pair of credentials for both proxies, so the edge works with either unchanged.
+    expect(core.REST_PROXY_USER).toBe(user)
+    expect(core.REST_PROXY_PASSWORD).toBe(password)
+    expect(JSON.stringify(services['rest-proxy']?.healthcheck?.test)).toContain(`${user}:${password}`)
   })
 
   it("wires core's KAFKA_BROKERS and the REST proxy to Kafka's internal listener", () => {
@@ -170,6 +198,8 @@ describe('docker-compose.yml', () => {
     expect(parsed.CORE_HOST).toBe('0.0.0.0')
     expect(parsed.KAFKA_BROKERS).toEqual(['kafka:9092'])
     expect(parsed.CORE_PORT).toBe(8788)
+    expect(parsed.INTERNAL_HOST).toBe('0.0.0.0')
+    expect(parsed.INTERNAL_PORT).toBe(8789)
     const healthUrl = JSON.stringify(services.core?.healthcheck?.test)
     expect(healthUrl).toContain(`127.0.0.1:${parsed.CORE_PORT}/healthz`)
   })

@@ -155,6 +155,19 @@ export interface TenantStore {
   addAdminKey(id: string, key: string): Promise<void>
   /** Resolves a bearer key by its SHA-256 hash. */
   principalForKey(key: string): Principal | undefined
+  /** Hashes of every key that resolves to this principal. */
+  keyHashesOf(principal: Principal): string[]
+  /**
+   * Adds a key for any principal (idempotent for the same principal); publishers list it in their
+   * edge config with `scope` (@default server).
+   */
+  addKey(principal: Principal, key: string, scope?: ApiKeyScope): Promise<void>
+  /** Removes a key by its hash, whoever holds it (a publisher may be left with none: it then cannot send). */
+  removeKey(keyHash: string): Promise<void>
+  /** Sets (adds or replaces) the signing secret under a key id, for `purpose` (@default token). */
+  setSigningKey(publisherId: string, keyId: string, secret: string, purpose?: SigningKeyPurpose): Promise<void>
+  /** Whether any admin key exists (a production store without one needs the bootstrap). */
+  hasAdminKey(): boolean
   /** Monotonic number bumped on every change, so the edge can tell configs apart. */
   configVersion(): number
   edgeConfig(): EdgeConfig
@@ -380,7 +393,72 @@ export function openTenantStore(options: { dir: string }): TenantStore {
     })
   }
 
+  function samePrincipal(a: Principal, b: Principal): boolean {
+    return a.kind === b.kind && a.id === b.id
+  }
+
+  function keyHashesOf(principal: Principal): string[] {
+    const out: string[] = []
+    for (const { key, value } of db.getRange({ start: P.key, end: `${P.key}\uffff` })) {
+      if (samePrincipal(value as Principal, principal)) out.push(String(key).slice(P.key.length))
+    }
+    return out
+  }
+
+  async function addKey(principal: Principal, key: string, scope: ApiKeyScope = 'server') {
+    const hash = hashApiKey(key)
+    await db.transaction(() => {
+      const existing = db.get(P.key + hash) as Principal | undefined
+      if (existing && !samePrincipal(existing, principal)) throw new TenantConflictError('that key is already in use')
+      if (principal.kind === 'publisher') {
+        const p = mustPublisher(principal.id)
+        if (existing && scopeOf(p, hash) === scope) return
+        const hashes = p.apiKeyHashes.includes(hash) ? p.apiKeyHashes : [...p.apiKeyHashes, hash]
+        db.put(P.publisher + p.id, { ...p, apiKeyHashes: hashes, apiKeyScopes: { ...scopesOf(p), [hash]: scope } })
+      } else if (existing) {
+        return
+      } else if (principal.kind === 'advertiser' && db.get(P.advertiser + principal.id) === undefined) {
+        throw new TenantReferenceError(`advertiser ${principal.id} does not exist`)
+      }
+      db.put(P.key + hash, { kind: principal.kind, id: principal.id } satisfies Principal)
+      bump()
+    })
+  }
+
+  async function removeKey(keyHash: string) {
+    await db.transaction(() => {
+      const existing = db.get(P.key + keyHash) as Principal | undefined
+      if (!existing) return
+      if (existing.kind === 'publisher') {
+        const p = db.get(P.publisher + existing.id) as Publisher | undefined
+        if (p) {
+          const { [keyHash]: _gone, ...scopes } = scopesOf(p)
+          db.put(P.publisher + p.id, { ...p, apiKeyHashes: p.apiKeyHashes.filter((h) => h !== keyHash), apiKeyScopes: scopes })
+        }
+      }
+      db.remove(P.key + keyHash)
+      bump()
+    })
+  }
+
+  async function setSigningKey(publisherId: string, keyId: string, secret: string, purpose: SigningKeyPurpose = 'token') {
+    await db.transaction(() => {
+      const p = mustPublisher(publisherId)
+      if (p.signingKeys[keyId] === secret && purposeOf(p, keyId) === purpose) return
+      const owner = db.get(P.signingKeyId + keyId) as string | undefined
+      if (owner !== undefined && owner !== publisherId) throw new TenantConflictError(`signing key id ${keyId} belongs to another publisher`)
+      if (owner === undefined) db.put(P.signingKeyId + keyId, publisherId)
+      db.put(P.publisher + publisherId, { ...p, signingKeys: { ...p.signingKeys, [keyId]: secret }, signingKeyPurposes: { ...purposesOf(p), [keyId]: purpose } })
+      bump()
+    })
+  }
+
   return {
+    keyHashesOf,
+    addKey,
+    removeKey,
+    setSigningKey,
+    hasAdminKey: () => list<Principal>(P.key).some((p) => p.kind === 'admin'),
     getAdvertiser: (id) => db.get(P.advertiser + id) as Advertiser | undefined,
     listAdvertisers: () => list<Advertiser>(P.advertiser),
     createAdvertiser,
@@ -446,11 +524,12 @@ export const DEMO_IDS = {
 
 /**
  * Seeds the demo tenant of the design (publisher `pub_demo`, advertiser `adv_demo`, campaigns
- * `cmp_demo_cpm` at 2 USD CPM and `cmp_demo_cpc` at 0.50 USD CPC). Idempotent: whatever exists is
- * left as is, so restarting with the same keys changes nothing.
+ * `cmp_demo_cpm` at 2 USD CPM and `cmp_demo_cpc` at 0.50 USD CPC) and makes its keys exactly the
+ * configured ones: a key of the demo principals that is not in `seed` is revoked, and the `demo`
+ * signing secret is replaced. Core's main calls it on every development start, so changing a
+ * DEMO_* variable and restarting retires the old key. Restarting with the same keys changes nothing.
  */
 export async function seedDemoTenant(store: TenantStore, seed: DemoSeed): Promise<void> {
-  await store.addAdminKey(DEMO_IDS.admin, seed.adminKey)
   if (!store.getAdvertiser(DEMO_IDS.advertiser)) {
     await store.createAdvertiser({ id: DEMO_IDS.advertiser, name: 'Demo advertiser', apiKey: seed.advertiserKey })
   }
@@ -468,12 +547,28 @@ export async function seedDemoTenant(store: TenantStore, seed: DemoSeed): Promis
       rateLimit: DEFAULT_RATE_LIMIT,
     })
   }
-  // A demo publisher stored before these keys were configured gets them once.
-  if (seed.publicKey !== undefined && !store.principalForKey(seed.publicKey)) {
-    await store.addPublisherApiKey(DEMO_IDS.publisher, { apiKey: seed.publicKey, scope: 'public' })
+  // The demo principals' keys become exactly the configured ones: add first (a publisher is never
+  // left without a key), then revoke the rest. A public key that was not configured (generated at
+  // creation) is kept.
+  const publisher: Principal = { kind: 'publisher', id: DEMO_IDS.publisher }
+  const wanted: Array<[Principal, string, ApiKeyScope | undefined]> = [
+    [{ kind: 'admin', id: DEMO_IDS.admin }, seed.adminKey, undefined],
+    [{ kind: 'advertiser', id: DEMO_IDS.advertiser }, seed.advertiserKey, undefined],
+    [publisher, seed.publisherKey, 'server'],
+    ...(seed.publicKey !== undefined ? [[publisher, seed.publicKey, 'public'] as [Principal, string, ApiKeyScope]] : []),
+  ]
+  for (const [principal, key, scope] of wanted) await store.addKey(principal, key, scope)
+  const keep = new Set(wanted.map(([, key]) => hashApiKey(key)))
+  const demoPublisher = store.getPublisher(DEMO_IDS.publisher)
+  for (const principal of [wanted[0]![0], wanted[1]![0], publisher]) {
+    for (const hash of store.keyHashesOf(principal)) {
+      const unconfiguredPublic = principal.kind === 'publisher' && seed.publicKey === undefined && demoPublisher !== undefined && scopeOf(demoPublisher, hash) === 'public'
+      if (!keep.has(hash) && !unconfiguredPublic) await store.removeKey(hash)
+    }
   }
-  if (seed.requestSigningSecret !== undefined && !(DEMO_IDS.requestSigningKeyId in (store.getPublisher(DEMO_IDS.publisher)?.signingKeys ?? {}))) {
-    await store.addSigningKey(DEMO_IDS.publisher, { keyId: DEMO_IDS.requestSigningKeyId, secret: seed.requestSigningSecret, purpose: 'request' })
+  await store.setSigningKey(DEMO_IDS.publisher, DEMO_IDS.signingKeyId, seed.signingSecret, 'token')
+  if (seed.requestSigningSecret !== undefined) {
+    await store.setSigningKey(DEMO_IDS.publisher, DEMO_IDS.requestSigningKeyId, seed.requestSigningSecret, 'request')
   }
   if (!store.getCampaign(DEMO_IDS.campaignCpm)) {
     await store.createCampaign({

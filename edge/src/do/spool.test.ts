@@ -1,6 +1,6 @@
 import { runDurableObjectAlarm } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
-import { beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { MAX_RETRY_DELAY_MS } from '../lib/spool-policy.js'
 import { impression, postBatch, proxyControl, proxyReceived, proxyReset } from '../../test/helpers.js'
 
@@ -95,6 +95,29 @@ describe('Spool', () => {
     expect(stats.depth).toBe(0)
     expect(stats.byTopic['ad-events']).toEqual({ depth: 0, dead: 1 })
     expect((await proxyReceived()).records.length).toBe(3)
+  })
+
+  it('spools events the proxy refuses for credentials (401) without retrying them, logs it, and redelivers with credentials', async () => {
+    const logged = vi.spyOn(console, 'error')
+    try {
+      await proxyControl({ mode: 'unauthorized' })
+      const a = await send(3)
+      expect(a.accepted).toBe(3)
+      // A 401 is fatal: one produce call, no retries within the request, then the Spool holds them.
+      expect((await proxyReceived()).unauthorized).toBeGreaterThanOrEqual(1)
+      expect(await eventsDepth()).toBe(3)
+      const line = logged.mock.calls.map((c) => String(c[0])).find((l) => l.includes('proxy_unauthorized'))
+      expect(line).toBeDefined()
+      expect(JSON.parse(line!)).toMatchObject({ reason: 'proxy_unauthorized', status: 401, topic: 'ad-events' })
+
+      // Credentials fixed: the Spool's redelivery sends them too (the fake proxy checks every call).
+      await proxyControl({ mode: 'ok' })
+      await drain('pub_other')
+      expect(await eventsDepth()).toBe(0)
+      expect((await proxyReceived()).records.map((r) => r.key)).toEqual(a.ids)
+    } finally {
+      logged.mockRestore()
+    }
   })
 
   it('spools the edge-stats record too when the proxy is down', async () => {

@@ -1,6 +1,6 @@
 import { DurableObject } from 'cloudflare:workers'
 import type { Env } from '../env.js'
-import { forward, type ProxyRecord } from '../lib/forwarder.js'
+import { forward, proxyOptions, type ProxyRecord } from '../lib/forwarder.js'
 import { nextRetryDelay } from '../lib/spool-policy.js'
 import { settingsFrom } from '../lib/settings.js'
 
@@ -78,9 +78,7 @@ export class Spool extends DurableObject<Env> {
     let failed = 0
     for (const topic of topics) {
       const batch = rows.filter((r) => r.topic === topic)
-      const result = await forward(topic, batch, (r) => ({ key: r.key, value: JSON.parse(r.value) as unknown }), {
-        baseUrl: s.restProxyUrl, timeoutMs: s.proxyTimeoutMs, attempts: 1,
-      })
+      const result = await forward(topic, batch, (r) => ({ key: r.key, value: JSON.parse(r.value) as unknown }), { ...proxyOptions(s), attempts: 1 })
       this.ctx.storage.transactionSync(() => {
         for (const r of result.delivered) sql.exec('DELETE FROM outbox WHERE id = ?', r.id)
         for (const { item: r, outcome } of result.undelivered) {

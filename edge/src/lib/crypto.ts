@@ -37,3 +37,12 @@ export async function hmacBase64Url(secret: string, message: string): Promise<st
 export async function hmacVerify(secret: string, message: string, signature: Uint8Array<ArrayBuffer>): Promise<boolean> {
   return crypto.subtle.verify('HMAC', await hmacKey(secret), signature, enc.encode(message))
 }
+
+/**
+ * Constant-time equality of two secrets: SHA-256 first, so both sides have the same length and the
+ * comparison (workerd's `crypto.subtle.timingSafeEqual`) leaks neither length nor content.
+ */
+export async function sameSecret(given: string, expected: string): Promise<boolean> {
+  const [a, b] = await Promise.all([given, expected].map((s) => crypto.subtle.digest('SHA-256', enc.encode(s))))
+  return crypto.subtle.timingSafeEqual(a!, b!)
+}

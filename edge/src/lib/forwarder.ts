@@ -4,6 +4,9 @@
  * `error_code` is success, 2 is retriable, 1 (or anything else) is not; Karapace answers 422 with
  * per-record codes when only some records failed, so the offsets array is read whatever the status.
  */
+import type { ReasonCode } from '@adc/schemas'
+import type { Settings } from './settings.js'
+
 export interface ProxyRecord {
   key: string
   value: unknown
@@ -14,7 +17,21 @@ export type RecordOutcome = 'ok' | 'retriable' | 'fatal'
 export interface ProduceOptions {
   baseUrl: string
   timeoutMs: number
+  /** HTTP Basic credentials, sent on every call (core's gateway and Confluent's proxy with BASIC auth). */
+  auth: { user: string; password: string }
   fetcher?: typeof fetch
+}
+
+/** The proxy options of the Worker's settings: every caller (routes and the Spool) sends the same credentials. */
+export function proxyOptions(s: Pick<Settings, 'restProxyUrl' | 'restProxyUser' | 'restProxyPassword' | 'proxyTimeoutMs'>): ProduceOptions {
+  return { baseUrl: s.restProxyUrl, timeoutMs: s.proxyTimeoutMs, auth: { user: s.restProxyUser, password: s.restProxyPassword } }
+}
+
+/** `Basic base64(user:password)` over the UTF-8 bytes (RFC 7617 with charset="UTF-8"). */
+export function basicAuthorization({ user, password }: { user: string; password: string }): string {
+  let binary = ''
+  for (const b of new TextEncoder().encode(`${user}:${password}`)) binary += String.fromCharCode(b)
+  return `Basic ${btoa(binary)}`
 }
 
 export const REST_PROXY_CONTENT_TYPE = 'application/vnd.kafka.json.v2+json'
@@ -32,7 +49,11 @@ export async function produce(topic: string, records: ProxyRecord[], opts: Produ
   try {
     res = await (opts.fetcher ?? fetch)(`${opts.baseUrl.replace(/\/$/, '')}/topics/${encodeURIComponent(topic)}`, {
       method: 'POST',
-      headers: { 'content-type': REST_PROXY_CONTENT_TYPE, accept: 'application/vnd.kafka.v2+json, application/json' },
+      headers: {
+        'content-type': REST_PROXY_CONTENT_TYPE,
+        accept: 'application/vnd.kafka.v2+json, application/json',
+        authorization: basicAuthorization(opts.auth),
+      },
       body: JSON.stringify({ records }),
       signal: AbortSignal.timeout(opts.timeoutMs),
     })
@@ -48,6 +69,15 @@ export async function produce(topic: string, records: ProxyRecord[], opts: Produ
   const offsets = (body as { offsets?: unknown } | undefined)?.offsets
   if (Array.isArray(offsets) && offsets.length === records.length && (res.ok || res.status === 422)) {
     return offsets.map((o) => outcomeOf((o as { error_code?: unknown } | null)?.error_code))
+  }
+  if (res.status === 401 || res.status === 403) {
+    // Wrong or missing credentials will not fix themselves within this request: the records are
+    // fatal here (they go to the Spool, which keeps retrying them), and an operator must see it.
+    console.error(JSON.stringify({
+      level: 'error', reason: 'proxy_unauthorized' satisfies ReasonCode, status: res.status, topic, records: records.length,
+      message: 'the REST proxy refused the edge credentials: check REST_PROXY_USER and REST_PROXY_PASSWORD',
+    }))
+    return all('fatal')
   }
   if (res.status >= 500 || res.status === 429 || res.status === 408) return all('retriable')
   // A 2xx without a readable offsets array proves nothing was written: retry it.

@@ -5,7 +5,7 @@ import {
 import { ulid } from 'ulid'
 import type { Env } from '../env.js'
 import { buildEnvelope, type EdgeFacts, type EnvelopeSource } from './envelope.js'
-import { forward, type ProxyRecord } from './forwarder.js'
+import { forward, proxyOptions, type ProxyRecord } from './forwarder.js'
 import type { ObservedClient } from './privacy.js'
 import type { Settings } from './settings.js'
 import type { Credential } from './context.js'
@@ -245,9 +245,7 @@ export async function commit(prepared: Prepared, env: Env, settings: Settings, o
     toSend.push({ v, record: { key: v.event.impressionId, value: envelope } })
   }
 
-  const sent = await forward(EVENTS_TOPIC, toSend, (x) => x.record, {
-    baseUrl: settings.restProxyUrl, timeoutMs: settings.proxyTimeoutMs, attempts: settings.forwardAttempts,
-  })
+  const sent = await forward(EVENTS_TOPIC, toSend, (x) => x.record, { ...proxyOptions(settings), attempts: settings.forwardAttempts })
   let durable = true
   let spooled = 0
   const lost = new Set<Valid>()
@@ -325,7 +323,7 @@ export function statsRecord(publisherId: string, results: EventResult[], receive
 /** Sends a stats record; on failure it goes to the publisher's Spool like any accepted event. */
 export async function sendStats(env: Env, settings: Settings, publisherId: string, results: EventResult[], receivedAt: number): Promise<void> {
   const record = statsRecord(publisherId, results, receivedAt)
-  const sent = await forward(STATS_TOPIC, [record], (r) => r, { baseUrl: settings.restProxyUrl, timeoutMs: settings.proxyTimeoutMs, attempts: settings.forwardAttempts })
+  const sent = await forward(STATS_TOPIC, [record], (r) => r, { ...proxyOptions(settings), attempts: settings.forwardAttempts })
   if (sent.undelivered.length > 0) {
     try {
       await spoolFor(env, publisherId).enqueue([{ topic: STATS_TOPIC, ...record }])

@@ -5,6 +5,9 @@ const int = (def: number, min: number, max: number) => z.coerce.number().int().m
 
 const settingsSchema = z.object({
   restProxyUrl: z.string().url(),
+  /** HTTP Basic user and password for every REST proxy call (`wrangler secret put REST_PROXY_USER`). */
+  restProxyUser: z.string().min(1).regex(/^[^:]+$/, 'must not contain ":"'),
+  restProxyPassword: z.string().min(1),
   coreUrl: z.string().url(),
   edgeSyncKey: z.string().min(1),
   /** @default 30_000 how long a pulled tenant config is used before asking core again */
@@ -31,7 +34,12 @@ const settingsSchema = z.object({
 export type Settings = z.infer<typeof settingsSchema>
 
 /** The development defaults of wrangler.toml; outside development the edge refuses to run with them. */
-export const DEVELOPMENT_SECRETS = { EDGE_SYNC_KEY: 'edge_sync_dev', IP_HASH_SECRET: 'ip-hash-secret-dev' } as const
+export const DEVELOPMENT_SECRETS = {
+  EDGE_SYNC_KEY: 'edge_sync_dev',
+  IP_HASH_SECRET: 'ip-hash-secret-dev',
+  REST_PROXY_USER: 'adc_edge_dev',
+  REST_PROXY_PASSWORD: 'rest-proxy-secret-dev',
+} as const
 
 /** The Worker's variables are missing or unsafe: every request answers 503 edge_misconfigured. */
 export class SettingsError extends Error {
@@ -53,6 +61,8 @@ export function settingsFrom(env: Env): Settings {
   }
   const result = settingsSchema.safeParse({
     restProxyUrl: env.REST_PROXY_URL,
+    restProxyUser: env.REST_PROXY_USER,
+    restProxyPassword: env.REST_PROXY_PASSWORD,
     coreUrl: env.CORE_URL,
     edgeSyncKey: env.EDGE_SYNC_KEY,
     configTtlMs: env.EDGE_CONFIG_TTL_MS,

@@ -7,6 +7,11 @@ describe('internal routes', () => {
     const res = await SELF.fetch(`${EDGE}/v1/internal/spool/pub_test`)
     expect(res.status).toBe(401)
     expect((await res.json<any>()).error.code).toBe('unauthorized')
+    for (const authorization of ['Bearer edge_sync_tes', 'Bearer edge_sync_test_', 'Basic edge_sync_test', 'edge_sync_test']) {
+      const wrong = await SELF.fetch(`${EDGE}/v1/internal/spool/pub_test`, { headers: { authorization } })
+      expect(wrong.status, authorization).toBe(401)
+      await wrong.arrayBuffer()
+    }
   })
 
   it('report spool stats and run the dedupe benchmark against one shard', async () => {

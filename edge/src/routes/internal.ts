@@ -1,5 +1,6 @@
 import { Hono } from 'hono'
 import type { AppEnv } from '../lib/context.js'
+import { sameSecret } from '../lib/crypto.js'
 import { fail } from '../lib/errors.js'
 import { shardFor, spoolFor } from '../lib/ingest.js'
 import { settingsFrom } from '../lib/settings.js'
@@ -9,7 +10,8 @@ const internal = new Hono<AppEnv>()
 
 /** Operator routes, behind `Authorization: Bearer <EDGE_SYNC_KEY>` (the key core and the edge share). */
 internal.use('/v1/internal/*', async function requireSyncKey(c, next) {
-  if (c.req.header('authorization') !== `Bearer ${settingsFrom(c.env).edgeSyncKey}`) throw fail('unauthorized', 'the edge sync key is required')
+  const given = /^Bearer\s+(\S{1,512})\s*$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? ''
+  if (!(await sameSecret(given, settingsFrom(c.env).edgeSyncKey))) throw fail('unauthorized', 'the edge sync key is required')
   await next()
 })
 

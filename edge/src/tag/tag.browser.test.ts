@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http'
 import { mintToken } from '@adc/schemas'
 import { chromium, type Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startFakeProxy } from '../../test/fake-proxy.js'
+import { PROXY_PASSWORD, PROXY_USER, startFakeProxy } from '../../test/fake-proxy.js'
 import { freePort, startWranglerDev } from '../../test/wrangler-dev.js'
 
 /**
@@ -37,7 +37,10 @@ describe.skipIf(!existsSync(CHROMIUM))('tag.js in Chromium', () => {
       publishers: [{ id: 'pub_web', apiKeyHashes: [sha256('pk_web')], publicKeyHashes: [sha256('pkpub_web')], signingKeys: { kw: 'web-secret' }, requestSigningKeys: {}, rateLimit: { perSecond: 1000, burst: 1000 }, active: true }],
     }
     const [startedEdge, sitePort] = await Promise.all([
-      startWranglerDev({ REST_PROXY_URL: proxy.url, CORE_URL: proxy.url, EDGE_CONFIG_JSON: JSON.stringify(config), IP_HASH_SECRET: 'x' }),
+      startWranglerDev({
+        REST_PROXY_URL: proxy.url, CORE_URL: proxy.url, REST_PROXY_USER: PROXY_USER, REST_PROXY_PASSWORD: PROXY_PASSWORD,
+        EDGE_CONFIG_JSON: JSON.stringify(config), IP_HASH_SECRET: 'x',
+      }),
       freePort(),
     ])
     edge = startedEdge

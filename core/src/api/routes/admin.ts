@@ -386,7 +386,7 @@ function sameSecret(a: string, b: string): boolean {
 }
 
 /** The edge's config pull authenticates with EDGE_SYNC_KEY (or an admin key), not a tenant key. */
-export function registerEdgeConfigRoute(app: OpenAPIHono, deps: ResolvedApiDeps): void {
+export function registerEdgeConfigRoute(app: OpenAPIHono, deps: Pick<ResolvedApiDeps, 'tenants' | 'edgeSyncKey'>): void {
   app.openapi(edgeConfigRoute, (c) => {
     const key = bearer(c)
     const ok =
