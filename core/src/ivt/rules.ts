@@ -100,7 +100,9 @@ export const DEFAULT_LIMITS: BurstLimits = { ipPrefixPerMinute: 600, userKeyPerM
 export function scoreEnvelope(env: Envelope, facts: ActivityFacts, limits: BurstLimits = DEFAULT_LIMITS): { score: number; reasons: IvtReason[] } {
   const channel = env.event.channel ?? 'web'
   const withheld = env.event.consent === false && env.client.ua === undefined && env.client.ipPrefix === undefined
-  const reasons: IvtReason[] = withheld ? [] : [...userAgentReasons(env.client.ua, channel)]
+  // A sender-side `uaHash` says an agent was there; it is opaque, so no agent rule can judge it.
+  const hashedOnly = env.client.ua === undefined && env.client.uaHash !== undefined
+  const reasons: IvtReason[] = withheld || hashedOnly ? [] : [...userAgentReasons(env.client.ua, channel)]
   if (datacenterProvider(env.client.ipPrefix)) reasons.push('givt_datacenter_ip')
   if (env.edge.prefetch) reasons.push(env.type === 'click' ? 'prefetch_click' : 'givt_prefetch')
   if (env.type === 'click' && facts.impressionTs !== undefined && env.event.ts - facts.impressionTs < limits.fastClickMs) reasons.push('sivt_fast_click')
