@@ -5,7 +5,7 @@ import { eventIdSchema, eventIdTimeMs } from './ids.js'
 import { impressionEventSchema } from './events.js'
 
 /** A UUIDv7 (RFC 9562): 48-bit Unix ms, version 7, 12 + 62 random bits, variant 10. */
-export function uuidv7(ms: number, rand: () => number = Math.random): string {
+function uuidv7(ms: number, rand: () => number = Math.random): string {
   const hex = (n: number, width: number) => Math.floor(n).toString(16).padStart(width, '0')
   const t = hex(ms, 12)
   const r = (digits: number) => Array.from({ length: digits }, () => hex(rand() * 16, 1)).join('')
