@@ -37,7 +37,8 @@ describe('event ids', () => {
   })
 
   it('reads the creation time of either form to the millisecond', () => {
-    fc.assert(fc.property(fc.integer({ min: 0, max: 2 ** 48 - 1 }), (ms) => {
+    // From 1: `ulid(0)` takes 0 as "no time given" and uses the clock.
+    fc.assert(fc.property(fc.integer({ min: 1, max: 2 ** 48 - 1 }), (ms) => {
       expect(eventIdTimeMs(ulid(ms))).toBe(ms)
       expect(eventIdTimeMs(ulid(ms).toLowerCase())).toBe(ms)
       expect(eventIdTimeMs(uuidv7(ms))).toBe(ms)
