@@ -18,13 +18,16 @@ export const edgeFactsSchema = z.object({
 
 /**
  * Client facts kept for IVT and reprocessing. Raw IPs never leave the edge: only the truncated
- * prefix (/24 for IPv4, /48 for IPv6) and a salted hash (daily rotating salt).
+ * prefix (/24 for IPv4, /48 for IPv6) and a salted hash (daily rotating salt; 32 hex digits), or the
+ * sender's own SHA-256 (`ipHash` of a batch event, 64 hex digits) when it hashed on its side.
  * Absent when the user withheld consent.
  */
 export const clientFactsSchema = z.object({
   ua: z.string().max(1024).optional(),
   ipPrefix: z.string().max(64).optional(),
   ipHash: z.string().max(64).optional(),
+  /** A sender-side hex SHA-256 of the agent (`uaHash` of a batch event), kept as given; opaque. */
+  uaHash: z.string().max(64).optional(),
 })
 
 const base = {
@@ -39,8 +42,8 @@ const base = {
 
 /** The versioned record written to the log (value of a record keyed by impressionId). */
 export const envelopeSchema = z.discriminatedUnion('type', [
-  z.object({ ...base, type: z.literal('impression'), event: impressionEventSchema.omit({ ua: true, ip: true }) }),
-  z.object({ ...base, type: z.literal('click'), event: clickEventSchema.omit({ ua: true, ip: true, clickToken: true }) }),
+  z.object({ ...base, type: z.literal('impression'), event: impressionEventSchema.omit({ ua: true, ip: true, uaHash: true, ipHash: true }) }),
+  z.object({ ...base, type: z.literal('click'), event: clickEventSchema.omit({ ua: true, ip: true, uaHash: true, ipHash: true, clickToken: true }) }),
 ])
 
 export type Envelope = z.infer<typeof envelopeSchema>

@@ -88,3 +88,32 @@ describe('reason registry', () => {
     expect(isReasonCode('nope')).toBe(false)
   })
 })
+
+describe('hashed client facts and viewability', () => {
+  const base = { eventId: ulid(), ts: now, adId: 'a', campaignId: 'c', publisherId: 'p', requestId: 'r', impressionId: 'i' }
+  const sha = 'ab'.repeat(32)
+
+  it('accepts hex SHA-256 ipHash and uaHash instead of raw ip and ua, and nothing else there', () => {
+    expect(impressionEventSchema.safeParse({ ...base, ipHash: sha, uaHash: sha.toUpperCase() }).success).toBe(true)
+    expect(clickEventSchema.safeParse({ ...base, clickId: 'k', ipHash: sha, uaHash: sha }).success).toBe(true)
+    for (const bad of ['ab'.repeat(31), 'zz'.repeat(32), '203.0.113.9', `${sha}00`]) {
+      expect(impressionEventSchema.safeParse({ ...base, ipHash: bad }).success).toBe(false)
+      expect(impressionEventSchema.safeParse({ ...base, uaHash: bad }).success).toBe(false)
+    }
+  })
+
+  it('keeps a sender-side uaHash as a client fact of the envelope, and no hash inside its event', () => {
+    const event = impressionEventSchema.parse({ ...base, viewable: true, viewMethod: 'mrc_50_1s' })
+    const env = { v: 1, type: 'impression', key: 'c'.repeat(32), receivedAt: now, event, edge: { dedupe: 'new', source: 'batch' }, client: { ipHash: sha, uaHash: sha } }
+    expect(envelopeSchema.parse(env)).toEqual(env)
+    expect(envelopeSchema.safeParse({ ...env, event: { ...event, uaHash: sha } }).success).toBe(false)
+  })
+
+  it('names how viewability was measured with a known method only', () => {
+    for (const viewMethod of ['mrc_50_1s', 'mrc_30_1s', 'mrc_50_2s', 'client']) {
+      expect(impressionEventSchema.safeParse({ ...base, viewable: false, viewMethod }).success).toBe(true)
+    }
+    expect(impressionEventSchema.safeParse({ ...base, viewable: true, viewMethod: 'guess' }).success).toBe(false)
+    expect(clickEventSchema.safeParse({ ...base, clickId: 'k', viewMethod: 'client' }).success).toBe(false)
+  })
+})

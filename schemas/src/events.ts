@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { idSchema, ulidSchema } from './ids.js'
+import { eventIdSchema, idSchema } from './ids.js'
 
 /** Event time: Unix epoch milliseconds or an ISO-8601 string; normalised to epoch ms. */
 export const eventTimeSchema = z.union([
@@ -10,10 +10,23 @@ export const eventTimeSchema = z.union([
 export const channelSchema = z.enum(['web', 'app', 'ctv', 's2s'])
 export type Channel = z.infer<typeof channelSchema>
 
+/** A hex SHA-256 digest (64 hex digits, either case). */
+export const sha256HexSchema = z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be a hex SHA-256 digest')
+
+/**
+ * How `viewable` was measured: `mrc_50_1s` (IAB/MRC display: 50 % of pixels for one continuous
+ * second; what the tag measures), `mrc_30_1s` (the MRC large-ad rule, 242,500 px² or more),
+ * `mrc_50_2s` (MRC video), `client` (the SDK's own measurement; the default when `viewable` is
+ * given without a method). An impression without `viewable` is unmeasured.
+ */
+export const viewMethodSchema = z.enum(['mrc_50_1s', 'mrc_30_1s', 'mrc_50_2s', 'client'])
+export type ViewMethod = z.infer<typeof viewMethodSchema>
+
 export const deviceSchema = z.enum(['desktop', 'mobile', 'tablet', 'ctv', 'other'])
 
 const commonFields = {
-  eventId: ulidSchema,
+  /** A ULID or a UUIDv7 made by the client; a retry sends the same id. */
+  eventId: eventIdSchema,
   ts: eventTimeSchema,
   adId: idSchema,
   campaignId: idSchema,
@@ -31,11 +44,19 @@ const commonFields = {
   /** End-user agent and IP, sent by server-to-server callers; treated like observed request values. */
   ua: z.string().max(1024).optional(),
   ip: z.union([z.ipv4(), z.ipv6()]).optional(),
+  /**
+   * For senders that hash on their side: hex SHA-256 of the end user's IP and agent, sent instead of
+   * `ip`/`ua`. Kept as given (lower-cased) and treated as opaque: a raw `ip` or `ua` in the same
+   * event wins.
+   */
+  ipHash: sha256HexSchema.optional(),
+  uaHash: sha256HexSchema.optional(),
 }
 
 export const impressionEventSchema = z.object({
   ...commonFields,
   viewable: z.boolean().optional(),
+  viewMethod: viewMethodSchema.optional(),
 }).strict()
 
 export const clickEventSchema = z.object({

@@ -11,3 +11,21 @@ export const idSchema = z.string().regex(ID_PATTERN, 'must be 1-128 characters o
 
 /** A client-generated ULID (Crockford base32, 26 characters). */
 export const ulidSchema = z.string().regex(/^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$/, 'must be a ULID')
+
+/** A UUIDv7 (RFC 9562): 48-bit Unix ms time, version 7, variant 10, in the 8-4-4-4-12 hex form. */
+export const UUIDV7_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-7[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$/
+export const ULID_PATTERN = /^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$/
+
+/** A client-generated event id: a ULID, or a UUIDv7 (what mobile SDKs generate). Both start with their creation time. */
+export const eventIdSchema = z.string().refine((s) => ULID_PATTERN.test(s) || UUIDV7_PATTERN.test(s), 'must be a ULID or a UUIDv7')
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+
+/** The creation time (epoch ms) an event id carries: a ULID's first 10 characters, a UUIDv7's first 48 bits. */
+export function eventIdTimeMs(id: string): number | undefined {
+  if (UUIDV7_PATTERN.test(id)) return parseInt(id.slice(0, 8) + id.slice(9, 13), 16)
+  if (!ULID_PATTERN.test(id)) return undefined
+  let ms = 0
+  for (const ch of id.slice(0, 10).toUpperCase()) ms = ms * 32 + CROCKFORD.indexOf(ch)
+  return ms
+}

@@ -173,7 +173,7 @@ describe('GET /v1/metrics/realtime', () => {
     expect(body.series.map((p: any) => [p.t, p.impressions, p.ivtImpressions])).toEqual([
       [D + 60 * M, 1, 0], [D + 120 * M, 1, 0], [D + 180 * M, 1, 0], [D + 240 * M, 0, 1],
     ])
-    expect(body.totals).toEqual({ impressions: 3, clicks: 0, ctr: 0, uniques: 2, spendMicros: 6000, ivtImpressions: 1, ivtClicks: 0 })
+    expect(body.totals).toEqual({ impressions: 3, clicks: 0, ctr: 0, uniques: 2, spendMicros: 6000, ivtImpressions: 1, ivtClicks: 0, measuredImpressions: 0, viewableImpressions: 0, viewabilityRate: null })
     expect(body.ivtByReason).toEqual([{ reason: 'givt_known_bot', eventType: 'impression', events: 1 }])
     expect(body.freshness).toEqual({ lastReceivedAt: D + 300 * M, lagMs: NOW - (D + 300 * M), asOf: NOW })
   })

@@ -49,6 +49,9 @@ export function rawEvent(e: {
   processed?: number
   /** Log position of the record the row came from (a re-delivery is another record). */
   offset?: number
+  /** Viewability as the processor stores it: unmeasured when `viewMethod` is absent. */
+  viewable?: boolean
+  viewMethod?: string
 }): Record<string, unknown> {
   const t = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '')
   return {
@@ -75,6 +78,7 @@ export function rawEvent(e: {
     log_offset: e.offset ?? 0,
     processed_at: t(e.processed ?? (e.received ?? e.ts + 1000) + 500),
     ...(e.sign !== undefined ? { sign: e.sign } : {}),
+    ...(e.viewMethod !== undefined ? { viewable: e.viewable ? 1 : 0, view_method: e.viewMethod } : {}),
   }
 }
 
@@ -121,6 +125,8 @@ export interface RollupFixture {
   ivtClicks?: number
   users?: string[]
   lastReceived?: number
+  measured?: number
+  viewable?: number
 }
 
 /** Inserts minute rollup rows, building the HLL state in the engine (`uniqState`). */
@@ -129,9 +135,9 @@ export async function insertRollup(client: ClickHouseClient, database: string, r
     await client.command({
       query: `INSERT INTO ${database}.rollup_minute
         (minute, campaign_id, ad_id, publisher_id, geo, device, impressions, clicks, ivt_impressions, ivt_clicks,
-         duplicates, orphan_clicks, repeat_clicks, uniques, last_received_at)
+         duplicates, orphan_clicks, repeat_clicks, measured_impressions, viewable_impressions, uniques, last_received_at)
         SELECT toDateTime({m:UInt32}, 'UTC'), {c:String}, {ad:String}, {pub:String}, {geo:String}, {dev:String},
-          {i:Int64}, {k:Int64}, {ii:Int64}, {ik:Int64}, 0, 0, 0, uniqStateIf(u, u != ''), fromUnixTimestamp64Milli({lr:Int64}, 'UTC')
+          {i:Int64}, {k:Int64}, {ii:Int64}, {ik:Int64}, 0, 0, 0, {mi:Int64}, {vi:Int64}, uniqStateIf(u, u != ''), fromUnixTimestamp64Milli({lr:Int64}, 'UTC')
         FROM (SELECT arrayJoin(if(empty({users:Array(String)}), [''], {users:Array(String)})) AS u)`,
       query_params: {
         m: Math.floor(r.minute / 1000),
@@ -146,6 +152,8 @@ export async function insertRollup(client: ClickHouseClient, database: string, r
         ik: r.ivtClicks ?? 0,
         users: r.users ?? [],
         lr: r.lastReceived ?? r.minute + 30_000,
+        mi: r.measured ?? 0,
+        vi: r.viewable ?? 0,
       },
     })
   }

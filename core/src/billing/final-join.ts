@@ -38,6 +38,9 @@ export interface VerdictGroup {
   /** Received after `receivedBefore` (the snapshot's cut-off). */
   late: boolean
   events: number
+  /** Of `events`: those with a viewability measurement, and those measured viewable. */
+  measured: number
+  viewable: number
 }
 
 export interface ClassifyOptions {
@@ -78,9 +81,10 @@ export async function classifyDay(client: ClickHouseClient, opts: ClassifyOption
   const useModel = Boolean(opts.modelVersion)
   const signed = await hasSignColumn(client, db)
   const query = `
-    SELECT campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late, sum(weight) AS events
+    SELECT campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late, sum(weight) AS events,
+      sumIf(weight, view_method != '') AS measured, sumIf(weight, view_method != '' AND viewable = 1) AS viewable
     FROM (
-      SELECT campaign_id, publisher_id, event_type, stored_billable, stored_reason, late, weight,
+      SELECT campaign_id, publisher_id, event_type, stored_billable, stored_reason, late, weight, view_method, viewable,
         multiIf(
           stored_reason = 'duplicate_delivery', 'duplicate_delivery',
           stored_reason = 'unknown_campaign', 'unknown_campaign',
@@ -92,7 +96,7 @@ export async function classifyDay(client: ClickHouseClient, opts: ClassifyOption
       FROM (
         SELECT e.campaign_id AS campaign_id, e.publisher_id AS publisher_id, e.event_type AS event_type,
           e.billable AS stored_billable, e.reason AS stored_reason,
-          e.received_at >= {cutoff:DateTime64(3, 'UTC')} AS late, e.weight AS weight,
+          e.received_at >= {cutoff:DateTime64(3, 'UTC')} AS late, e.weight AS weight, e.view_method AS view_method, e.viewable AS viewable,
           row_number() OVER (
             PARTITION BY e.event_type, e.impression_id, e.reason IN ('duplicate_delivery', 'unknown_campaign')
             ORDER BY e.ts, e.event_key) AS rank,
@@ -109,7 +113,7 @@ export async function classifyDay(client: ClickHouseClient, opts: ClassifyOption
           -- Live verdicts: +1 rows whose verdict no -1 row retracted (the processor's signed
           -- corrections are rare, so the retracted set is small); weight 1 per log record.
           SELECT event_key, event_type, impression_id, campaign_id, publisher_id, ts, received_at, billable, reason,
-            toInt64(1) AS weight,
+            view_method, viewable, toInt64(1) AS weight,
             multiIf(reason IN {ivt:Array(String)}, toString(reason),
                     ivt_score > 0.8 AND notEmpty(ivt_reasons), toString(ivt_reasons[1]), '') AS stored_ivt
           FROM ${db}.events_raw
@@ -161,5 +165,7 @@ export async function classifyDay(client: ClickHouseClient, opts: ClassifyOption
     storedReason: String(r.stored_reason),
     late: Number(r.late) === 1,
     events: Number(r.events),
+    measured: Number(r.measured),
+    viewable: Number(r.viewable),
   }))
 }

@@ -18,6 +18,9 @@ export interface SnapshotLine {
   pricingModel: string
   priceMicros: number
   impressions: number
+  /** Of the billable impressions: those whose viewability was measured, and those measured viewable. */
+  measuredImpressions: number
+  viewableImpressions: number
   clicks: number
   ivtImpressions: number
   ivtClicks: number
@@ -36,11 +39,20 @@ export interface SnapshotVersion {
   createdAt: number
 }
 
-/** Spend in integer micros: CPM is per thousand impressions (rounded down per line), CPC per click. */
-export function spendMicros(model: string, priceMicros: number, impressions: number, clicks: number): number {
+/**
+ * Spend in integer micros: CPM is per thousand impressions (rounded down per line), vCPM per thousand
+ * viewable impressions (measured viewable; an unmeasured impression is not billed), CPC per click.
+ */
+export function spendMicros(model: string, priceMicros: number, impressions: number, clicks: number, viewableImpressions = 0): number {
   if (model === 'cpm') return Math.floor((impressions * priceMicros) / 1000)
+  if (model === 'vcpm') return Math.floor((viewableImpressions * priceMicros) / 1000)
   if (model === 'cpc') return clicks * priceMicros
   return 0
+}
+
+/** Viewable share of the measured impressions; null when none was measured (unknown, not 0 %). */
+export function viewabilityRate(measured: number, viewable: number): number | null {
+  return measured > 0 ? viewable / measured : null
 }
 
 const ivtSet = new Set(IVT_REASONS)
@@ -64,6 +76,8 @@ export function buildLines(groups: VerdictGroup[], tenants: Pick<TenantStore, 'g
         pricingModel: campaign.pricing.model,
         priceMicros: campaign.pricing.priceMicros,
         impressions: 0,
+        measuredImpressions: 0,
+        viewableImpressions: 0,
         clicks: 0,
         ivtImpressions: 0,
         ivtClicks: 0,
@@ -77,7 +91,11 @@ export function buildLines(groups: VerdictGroup[], tenants: Pick<TenantStore, 'g
     const click = g.eventType === 'click'
     if (g.verdict === 'billable') {
       if (click) line.clicks += g.events
-      else line.impressions += g.events
+      else {
+        line.impressions += g.events
+        line.measuredImpressions += g.measured
+        line.viewableImpressions += g.viewable
+      }
     } else if (DUPLICATE_VERDICTS.has(g.verdict)) {
       line.duplicates += g.events
     } else if (g.verdict === 'orphan_click') {
@@ -89,10 +107,16 @@ export function buildLines(groups: VerdictGroup[], tenants: Pick<TenantStore, 'g
     }
   }
   for (const line of lines.values()) {
-    line.spendMicros = spendMicros(line.pricingModel, line.priceMicros, line.impressions, line.clicks)
+    line.spendMicros = spendMicros(line.pricingModel, line.priceMicros, line.impressions, line.clicks, line.viewableImpressions)
   }
   return [...lines.values()]
 }
+
+const SNAPSHOT_COLUMNS = [
+  'day', 'version', 'status', 'job_id', 'advertiser_id', 'campaign_id', 'publisher_id', 'pricing_model', 'price_micros', 'impressions',
+  'clicks', 'ivt_impressions', 'ivt_clicks', 'ivt_by_reason', 'duplicates', 'orphan_clicks', 'spend_micros', 'model_version', 'created_at',
+  'measured_impressions', 'viewable_impressions',
+] as const
 
 export interface SnapshotStoreOptions {
   client: ClickHouseClient
@@ -123,6 +147,7 @@ export function createSnapshotStore({ client, database }: SnapshotStoreOptions) 
     const marker = {
       ...base, advertiser_id: '', campaign_id: '', publisher_id: '', pricing_model: '', price_micros: 0, impressions: 0, clicks: 0,
       ivt_impressions: 0, ivt_clicks: 0, ivt_by_reason: {}, duplicates: 0, orphan_clicks: 0, spend_micros: 0,
+      measured_impressions: 0, viewable_impressions: 0,
     }
     const values = [
       marker,
@@ -141,6 +166,8 @@ export function createSnapshotStore({ client, database }: SnapshotStoreOptions) 
         duplicates: l.duplicates,
         orphan_clicks: l.orphanClicks,
         spend_micros: l.spendMicros,
+        measured_impressions: l.measuredImpressions,
+        viewable_impressions: l.viewableImpressions,
       })),
     ]
     await client.insert({ table, values, format: 'JSONEachRow' })
@@ -151,10 +178,11 @@ export function createSnapshotStore({ client, database }: SnapshotStoreOptions) 
   async function promote(day: string, fromVersion: number, jobId: string, createdAt: number): Promise<number> {
     const version = (await maxVersion(day)) + 1
     await client.command({
-      query: `INSERT INTO ${table}
+      // Columns by name: migrations add columns at the end of the table.
+      query: `INSERT INTO ${table} (${SNAPSHOT_COLUMNS.join(', ')})
         SELECT day, {version:UInt32}, 'final', {jobId:String}, advertiser_id, campaign_id, publisher_id, pricing_model,
           price_micros, impressions, clicks, ivt_impressions, ivt_clicks, ivt_by_reason, duplicates, orphan_clicks,
-          spend_micros, model_version, {createdAt:DateTime64(3, 'UTC')}
+          spend_micros, model_version, {createdAt:DateTime64(3, 'UTC')}, measured_impressions, viewable_impressions
         FROM ${table} WHERE day = {day:Date} AND version = {from:UInt32}`,
       query_params: { version, jobId, createdAt: chTime(createdAt), day, from: fromVersion },
     })
@@ -206,6 +234,8 @@ export function createSnapshotStore({ client, database }: SnapshotStoreOptions) 
       pricingModel: String(r.pricing_model),
       priceMicros: Number(r.price_micros),
       impressions: Number(r.impressions),
+      measuredImpressions: Number(r.measured_impressions ?? 0),
+      viewableImpressions: Number(r.viewable_impressions ?? 0),
       clicks: Number(r.clicks),
       ivtImpressions: Number(r.ivt_impressions),
       ivtClicks: Number(r.ivt_clicks),

@@ -129,6 +129,11 @@ export function ddl(db: string): string[] {
     // Added by the processor: +1 for a verdict, -1 for a retraction (an orphan click joined late).
     // Count events as sum(sign), not count().
     `ALTER TABLE ${db}.events_raw ADD COLUMN IF NOT EXISTS sign Int8 DEFAULT 1`,
+    // Viewability per impression: `viewable` (0 when not viewable or unmeasured) and how it was
+    // measured (`mrc_50_1s` from the tag, `client` from SDKs, '' when unmeasured).
+    `ALTER TABLE ${db}.events_raw ADD COLUMN IF NOT EXISTS viewable UInt8 DEFAULT 0, ADD COLUMN IF NOT EXISTS view_method LowCardinality(String) DEFAULT ''`,
+    // Of the billable impressions: how many were measured, and how many of those were viewable.
+    `ALTER TABLE ${db}.rollup_minute ADD COLUMN IF NOT EXISTS measured_impressions SimpleAggregateFunction(sum, Int64) DEFAULT 0, ADD COLUMN IF NOT EXISTS viewable_impressions SimpleAggregateFunction(sum, Int64) DEFAULT 0`,
     // Billing snapshots: each run writes a new version; an old version is never edited.
     `CREATE TABLE IF NOT EXISTS ${db}.billing_snapshots (
       day Date,
@@ -152,5 +157,6 @@ export function ddl(db: string): string[] {
       created_at DateTime64(3, 'UTC')
     ) ENGINE = MergeTree
     ORDER BY (day, version, advertiser_id, campaign_id, publisher_id)`,
+    `ALTER TABLE ${db}.billing_snapshots ADD COLUMN IF NOT EXISTS measured_impressions Int64 DEFAULT 0, ADD COLUMN IF NOT EXISTS viewable_impressions Int64 DEFAULT 0`,
   ]
 }

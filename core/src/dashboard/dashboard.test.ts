@@ -44,7 +44,7 @@ describe.skipIf(!hasChromium && process.env.CI !== 'true')('dashboard in headles
     const app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger })
     // Inside the last hour, and a few hours back (only in the 24 h view).
     await insertRollup(ch.client, 'adc', [
-      { minute: minute - 5 * 60_000, campaign: 'cmp_demo_cpm', geo: 'US', device: 'mobile', impressions: 120, clicks: 6, users: ['a', 'b', 'c'], lastReceived: now - 20_000 },
+      { minute: minute - 5 * 60_000, campaign: 'cmp_demo_cpm', geo: 'US', device: 'mobile', impressions: 120, clicks: 6, users: ['a', 'b', 'c'], lastReceived: now - 20_000, measured: 100, viewable: 60 },
       { minute: minute - 20 * 60_000, campaign: 'cmp_demo_cpm', geo: 'DE', device: 'desktop', impressions: 80, clicks: 2, ivtImpressions: 7, users: ['d'] },
       { minute: minute - 5 * 3_600_000, campaign: 'cmp_demo_cpm', geo: 'FR', device: 'tablet', impressions: 300, clicks: 9, users: ['e'] },
     ])
@@ -104,6 +104,8 @@ describe.skipIf(!hasChromium && process.env.CI !== 'true')('dashboard in headles
     expect(await shown('t-clicks')).toBe(api.clicks)
     expect(await shown('t-uniques')).toBe(api.uniques)
     expect(await shown('t-spend')).toBe(api.spendMicros)
+    expect(await shown('t-viewable')).toBe(api.viewabilityRate)
+    expect(await page.textContent('#t-viewable')).toBe('60.00% of 100')
     expect(await page.textContent('#t-impressions')).toBe('200')
     expect(await page.textContent('#t-spend')).toBe('$0.40')
     expect(await page.getAttribute('#by-geo tbody tr[data-key="US"]', 'data-impressions')).toBe('120')

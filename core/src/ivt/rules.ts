@@ -1,4 +1,4 @@
-import { isbot } from 'isbot'
+import { isbot, isbotMatches } from 'isbot'
 import type { Envelope, ReasonCode } from '@adc/schemas'
 import { datacenterProvider } from './datacenter-ranges.js'
 
@@ -31,6 +31,31 @@ const HTTP_LIBRARY = /^(curl|wget|python|go-http-client|java\/|okhttp|axios|node
 const BROWSER_PREFIX = /^(mozilla|opera)\//i
 
 /**
+ * The HTTP stacks of mobile and TV apps: Android (OkHttp, Dalvik's HttpURLConnection, Ktor), iOS
+ * (CFNetwork/Darwin, Alamofire) and Flutter (`Dart/3.3 (dart:io)`). isbot and the list above call most
+ * of them tools (`okhttp/4.12.0` alone matches both), which quarantined every event of an ordinary
+ * Android or Flutter app. Outside the web channel these tokens (with the comment that follows one, e.g.
+ * `Dalvik/2.1.0 (Linux; U; Android 14; …)`) are cut out of the agent and what is left is judged,
+ * so `okhttp/4.12.0 curl/8.5.0` or `Dart/3.3 Googlebot/2.1` stay invalid. README: "Invalid user
+ * agents per channel".
+ */
+const APP_SDK_TOKEN = /\b(?:okhttp\/[\w.-]+|dart\/[\d.]+|cfnetwork\/[\d.]+|darwin\/[\d.]+|dalvik\/[\d.]+|ktor[- ]client(?:\/[\w.-]+)?|alamofire\/[\d.]+)(?:\s*\([^()]*\))?/gi
+
+/** The rules outside the web channel: known bots and the tool list, on what is left after SDK tokens. */
+function appAgentReasons(ua: string): IvtReason[] {
+  const rest = ua.replace(APP_SDK_TOKEN, ' ').replace(/\s+/g, ' ').trim()
+  if (rest === ua.trim()) {
+    if (isbot(ua)) return ['givt_known_bot']
+    return HTTP_LIBRARY.test(ua) ? ['givt_non_browser'] : []
+  }
+  if (rest === '') return []
+  // The app's own product token (`MyApp/2.1.0` before `CFNetwork/…`) is what isbot calls a bare
+  // `name/version` agent; with an SDK token beside it, it is the app naming itself, not a tool.
+  if (isbotMatches(rest).some((m) => m !== rest)) return ['givt_known_bot']
+  return HTTP_LIBRARY.test(rest) ? ['givt_non_browser'] : []
+}
+
+/**
  * Verdicts per (channel, agent): real traffic repeats a few thousand agents, and isbot's pattern is
  * the costliest rule. Bounded; cleared when full.
  */
@@ -44,9 +69,9 @@ export function userAgentReasons(ua: string | undefined, channel: string): IvtRe
   const hit = uaCache.get(key)
   if (hit) return hit
   let out: IvtReason[] = []
-  if (isbot(ua)) out = ['givt_known_bot']
-  else if (HTTP_LIBRARY.test(ua)) out = ['givt_non_browser']
-  else if (channel === 'web' && !BROWSER_PREFIX.test(ua)) out = ['givt_non_browser']
+  if (channel !== 'web') out = appAgentReasons(ua)
+  else if (isbot(ua)) out = ['givt_known_bot']
+  else if (HTTP_LIBRARY.test(ua) || !BROWSER_PREFIX.test(ua)) out = ['givt_non_browser']
   if (uaCache.size >= UA_CACHE_MAX) uaCache.clear()
   uaCache.set(key, out)
   return out
@@ -75,7 +100,9 @@ export const DEFAULT_LIMITS: BurstLimits = { ipPrefixPerMinute: 600, userKeyPerM
 export function scoreEnvelope(env: Envelope, facts: ActivityFacts, limits: BurstLimits = DEFAULT_LIMITS): { score: number; reasons: IvtReason[] } {
   const channel = env.event.channel ?? 'web'
   const withheld = env.event.consent === false && env.client.ua === undefined && env.client.ipPrefix === undefined
-  const reasons: IvtReason[] = withheld ? [] : [...userAgentReasons(env.client.ua, channel)]
+  // A sender-side `uaHash` says an agent was there; it is opaque, so no agent rule can judge it.
+  const hashedOnly = env.client.ua === undefined && env.client.uaHash !== undefined
+  const reasons: IvtReason[] = withheld || hashedOnly ? [] : [...userAgentReasons(env.client.ua, channel)]
   if (datacenterProvider(env.client.ipPrefix)) reasons.push('givt_datacenter_ip')
   if (env.edge.prefetch) reasons.push(env.type === 'click' ? 'prefetch_click' : 'givt_prefetch')
   if (env.type === 'click' && facts.impressionTs !== undefined && env.event.ts - facts.impressionTs < limits.fastClickMs) reasons.push('sivt_fast_click')

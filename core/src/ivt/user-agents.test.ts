@@ -57,3 +57,58 @@ describe('IVT user-agent rules on public agent lists', () => {
     expect(userAgentReasons(undefined, 's2s')).toEqual([])
   })
 })
+
+/**
+ * Real agent strings per channel, as the README's "Invalid user agents per channel" table states
+ * them: `[]` means valid traffic, otherwise the reasons the rules must give.
+ */
+const APP_SDK_AGENTS = [
+  'okhttp/4.12.0',
+  'okhttp/3.14.9',
+  'Dart/3.3 (dart:io)',
+  'Dart/2.19 (dart:io)',
+  'CFNetwork/1494 Darwin/23.4.0',
+  'MyApp/2.1.0 CFNetwork/1494.0.7 Darwin/23.4.0',
+  'Dalvik/2.1.0 (Linux; U; Android 14; Pixel 8 Build/UQ1A.240205.004)',
+  'ktor-client',
+  'Ktor client',
+  'Alamofire/5.9',
+  'MyApp/1.0 (com.example.app; build:42; iOS 17.4.1) Alamofire/5.9.1',
+  'Mozilla/5.0 (Linux; Android 14; Pixel 8 Build/UQ1A.240205.004; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/124.0.6367.82 Mobile Safari/537.36',
+]
+const TOOLS = [
+  'curl/8.5.0',
+  'python-requests/2.31.0',
+  'Python-urllib/3.12',
+  'Go-http-client/2.0',
+  'Go-http-client/1.1',
+  'Wget/1.21.4',
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/124.0.6367.60 Safari/537.36',
+]
+const BOTS = [
+  'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)',
+  'Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)',
+  'facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)',
+]
+
+describe('IVT user-agent rules per channel (the README table)', () => {
+  it.each(['app', 's2s', 'ctv'])('accepts mobile SDK agents on the %s channel', (channel) => {
+    for (const ua of APP_SDK_AGENTS) expect({ ua, reasons: userAgentReasons(ua, channel) }).toEqual({ ua, reasons: [] })
+  })
+
+  it('calls the SDK agents that do not claim a browser non-browser on the web channel', () => {
+    for (const ua of APP_SDK_AGENTS.filter((a) => !a.startsWith('Mozilla/'))) {
+      expect({ ua, reasons: userAgentReasons(ua, 'web') }).toEqual({ ua, reasons: [expect.stringMatching(/^givt_(non_browser|known_bot)$/)] })
+    }
+  })
+
+  it.each(['web', 'app', 'ctv', 's2s'])('keeps HTTP tools, headless browsers and known bots invalid on the %s channel', (channel) => {
+    for (const ua of [...TOOLS, ...BOTS]) expect({ ua, invalid: userAgentReasons(ua, channel).length > 0 }).toEqual({ ua, invalid: true })
+  })
+
+  it('does not let an SDK token launder a tool or a bot that names it too', () => {
+    for (const ua of ['okhttp/4.12.0 curl/8.5.0', 'Dart/3.3 (dart:io) Googlebot/2.1', 'python-requests/2.31.0 Alamofire/5.9', 'ktor-client HeadlessChrome/124.0']) {
+      expect({ ua, invalid: userAgentReasons(ua, 'app').length > 0 }).toEqual({ ua, invalid: true })
+    }
+  })
+})

@@ -1,3 +1,4 @@
+import type { Envelope } from '@adc/schemas'
 import type { PipelineOutcome } from '../pipeline/pipeline.js'
 import type { SinkEvent } from '../pipeline/types.js'
 import { emptyBatch, type EventRow, type RollupIvtRow, type RollupRow, type SinkBatch } from './sink.js'
@@ -114,6 +115,7 @@ export class BatchBuilder {
       log_offset: ev.ref.offset,
       processed_at: this.now,
       sign,
+      ...viewabilityOf(env),
     }
     this.batch.events.push(row)
 
@@ -130,12 +132,16 @@ export class BatchBuilder {
       const key = `${minute}\u001f${e.campaignId}\u001f${e.adId}\u001f${e.publisherId}\u001f${row.geo}\u001f${row.device}`
       r = this.rollup.get(key)
       if (!r) {
-        r = { minute, campaign_id: e.campaignId, ad_id: e.adId, publisher_id: e.publisherId, geo: row.geo, device: row.device, impressions: 0, clicks: 0, ivt_impressions: 0, ivt_clicks: 0, duplicates: 0, orphan_clicks: 0, repeat_clicks: 0, uniques: [], last_received_at: 0 }
+        r = { minute, campaign_id: e.campaignId, ad_id: e.adId, publisher_id: e.publisherId, geo: row.geo, device: row.device, impressions: 0, clicks: 0, ivt_impressions: 0, ivt_clicks: 0, duplicates: 0, orphan_clicks: 0, repeat_clicks: 0, measured_impressions: 0, viewable_impressions: 0, uniques: [], last_received_at: 0 }
         this.rollup.set(key, r)
       }
       this.lastCell = r
     }
     if (counter) r[counter] += sign
+    if (counter === 'impressions' && row.view_method !== '') {
+      r.measured_impressions += sign
+      r.viewable_impressions += sign * row.viewable
+    }
     if (env.receivedAt > r.last_received_at) r.last_received_at = env.receivedAt
     if (billable && !isClick && sign === 1) {
       const u = e.userKey || env.client.ipHash
@@ -162,4 +168,14 @@ export class BatchBuilder {
     this.batch.rollupIvt.push(...this.rollupIvt.values())
     return this.batch
   }
+}
+
+/**
+ * An impression's viewability as stored: measured when the event says `viewable` (true or false),
+ * by its `viewMethod`, else `client` (an SDK's own measurement); unmeasured ('') without `viewable`.
+ * Clicks carry none.
+ */
+export function viewabilityOf(env: Envelope): Pick<EventRow, 'viewable' | 'view_method'> {
+  if (env.type !== 'impression' || env.event.viewable === undefined) return { viewable: 0, view_method: '' }
+  return { viewable: env.event.viewable ? 1 : 0, view_method: env.event.viewMethod ?? 'client' }
 }

@@ -41,7 +41,7 @@ const EVENT_COLUMNS = [
   'event_key', 'event_type', 'event_id', 'impression_id', 'click_id', 'campaign_id', 'ad_id', 'publisher_id', 'request_id',
   'ts', 'received_at', 'channel', 'device', 'geo', 'placement', 'user_key', 'ua', 'ip_prefix', 'ip_hash', 'edge_source',
   'edge_dedupe', 'prefetch', 'billable', 'reason', 'ivt_score', 'ivt_reasons', 'model_version', 'joined', 'log_partition',
-  'log_offset', 'processed_at', 'sign',
+  'log_offset', 'processed_at', 'sign', 'viewable', 'view_method',
 ] as const satisfies ReadonlyArray<keyof EventRow>
 
 /**
@@ -60,13 +60,13 @@ export function eventsTsv(rows: EventRow[]): Buffer {
     if (r.ivt_reasons.length === 0) w.raw('[]')
     else w.str(`[${r.ivt_reasons.map((x) => `'${x.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`).join(',')}]`)
     w.tab().str(r.model_version).tab().num(r.joined).tab().num(r.log_partition).tab().num(r.log_offset).tab().raw(chTime(r.processed_at)).tab()
-      .num(r.sign).newline()
+      .num(r.sign).tab().num(r.viewable).tab().str(r.view_method).newline()
   }
   return w.bytes()
 }
 
 const ROLLUP_STRUCTURE =
-  'minute UInt32, campaign_id String, ad_id String, publisher_id String, geo String, device String, impressions Int64, clicks Int64, ivt_impressions Int64, ivt_clicks Int64, duplicates Int64, orphan_clicks Int64, repeat_clicks Int64, uniques Array(String), last_received_at Int64'
+  'minute UInt32, campaign_id String, ad_id String, publisher_id String, geo String, device String, impressions Int64, clicks Int64, ivt_impressions Int64, ivt_clicks Int64, duplicates Int64, orphan_clicks Int64, repeat_clicks Int64, measured_impressions Int64, viewable_impressions Int64, uniques Array(String), last_received_at Int64'
 
 /** chDB's raw insert: the payload handed to the engine as bytes, parsed by its C++ input format. */
 type RawInsert = (params: { table: string; columns?: string[]; values: Buffer; format: 'TabSeparated' | 'JSONEachRow'; settings?: Record<string, string | number> }) => Promise<unknown>
@@ -139,10 +139,11 @@ export function createClickHouseSink({ client, database, dedupTokens = true, aft
     // through the format() table function (input() does not reach chDB's in-process engine). The
     // builder made one row per key, so no GROUP BY: arrayReduce turns each row's uniques into its
     // state (the table sums and merges rows of one key anyway).
-    const insert = `INSERT INTO ${database}.rollup_minute (minute, campaign_id, ad_id, publisher_id, geo, device, impressions, clicks, ivt_impressions, ivt_clicks, duplicates, orphan_clicks, repeat_clicks, uniques, last_received_at)
+    const insert = `INSERT INTO ${database}.rollup_minute (minute, campaign_id, ad_id, publisher_id, geo, device, impressions, clicks, ivt_impressions, ivt_clicks, duplicates, orphan_clicks, repeat_clicks, measured_impressions, viewable_impressions, uniques, last_received_at)
         ${settings(batch, 'rollup_minute')}
         SELECT toDateTime(minute, 'UTC'), campaign_id, ad_id, publisher_id, geo, device, impressions, clicks, ivt_impressions, ivt_clicks,
-          duplicates, orphan_clicks, repeat_clicks, arrayReduce('uniqState', uniques), fromUnixTimestamp64Milli(last_received_at, 'UTC')
+          duplicates, orphan_clicks, repeat_clicks, measured_impressions, viewable_impressions, arrayReduce('uniqState', uniques),
+          fromUnixTimestamp64Milli(last_received_at, 'UTC')
         FROM format(JSONEachRow, ${sqlString(ROLLUP_STRUCTURE)}, ${sqlString(data)})`
     // The rows ride in the SQL text: it may exceed the default max_query_size (the client pins it).
     if (direct) await direct.queryAsync(`SET max_query_size = ${PINNED_SETTINGS.max_query_size}; ${insert}`)

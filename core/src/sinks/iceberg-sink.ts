@@ -26,7 +26,7 @@ const COLUMNS = `event_key String, event_type String, event_id String, impressio
   campaign_id String, ad_id String, publisher_id String, ts DateTime64(6, 'UTC'), received_at DateTime64(6, 'UTC'),
   channel String, device String, geo String, user_key String, ua String, ip_prefix String, ip_hash String,
   billable Int32, reason String, ivt_score Float32, model_version String, joined Int32, sign Int32,
-  log_partition Int32, log_offset Int64`
+  log_partition Int32, log_offset Int64, viewable Int32, view_method String`
 
 const micros = (ms: number): string => new Date(ms).toISOString().slice(0, 23).replace('T', ' ')
 
@@ -82,7 +82,7 @@ export async function createIcebergSink({ client, database, dir, s3, table = 'ev
           campaign_id: r.campaign_id, ad_id: r.ad_id, publisher_id: r.publisher_id, ts: micros(r.ts), received_at: micros(r.received_at),
           channel: r.channel, device: r.device, geo: r.geo, user_key: r.user_key, ua: r.ua, ip_prefix: r.ip_prefix, ip_hash: r.ip_hash,
           billable: r.billable, reason: r.reason, ivt_score: r.ivt_score, model_version: r.model_version, joined: r.joined, sign: r.sign,
-          log_partition: r.log_partition, log_offset: r.log_offset,
+          log_partition: r.log_partition, log_offset: r.log_offset, viewable: r.viewable, view_method: r.view_method,
         }) + '\n'
       }
       const res = await client.exec({ query: `INSERT INTO ${database}.${table} SETTINGS allow_insert_into_iceberg = 1 FORMAT JSONEachRow`, values: Readable.from([body]) })

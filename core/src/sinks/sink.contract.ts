@@ -22,7 +22,7 @@ export function eventRow(partition: number, offset: number, overrides: Partial<E
     campaign_id: 'cmp_contract', ad_id: 'ad1', publisher_id: 'pub1', request_id: 'r1', ts, received_at: ts + 10, channel: 'web', device: 'desktop',
     geo: 'US', placement: '', user_key: `u${offset % 7}`, ua: 'Mozilla/5.0', ip_prefix: '203.0.113.0/24', ip_hash: 'h', edge_source: 'batch',
     edge_dedupe: 'new', prefetch: 0, billable: 1, reason: '', ivt_score: 0, ivt_reasons: [], model_version: 'm1', joined: 0, log_partition: partition,
-    log_offset: offset, processed_at: ts + 20, sign: 1, ...overrides,
+    log_offset: offset, processed_at: ts + 20, sign: 1, viewable: 0, view_method: '', ...overrides,
   }
 }
 
@@ -30,7 +30,7 @@ export function batchOf(topic: string, partition: number, min: number, max: numb
   const b = emptyBatch(topic, partition, min, max)
   for (let o = min; o <= max; o++) b.events.push(eventRow(partition, o, { campaign_id: campaignId }))
   const minute = Math.floor(Date.UTC(2026, 10, 23, 10, 0, 0) / 1000)
-  b.rollup.push({ minute, campaign_id: campaignId, ad_id: 'ad1', publisher_id: 'pub1', geo: 'US', device: 'desktop', impressions: max - min + 1, clicks: 0, ivt_impressions: 0, ivt_clicks: 0, duplicates: 0, orphan_clicks: 0, repeat_clicks: 0, uniques: b.events.map((e) => e.user_key), last_received_at: Date.UTC(2026, 10, 23, 10, 0, 1) })
+  b.rollup.push({ minute, campaign_id: campaignId, ad_id: 'ad1', publisher_id: 'pub1', geo: 'US', device: 'desktop', impressions: max - min + 1, clicks: 0, ivt_impressions: 0, ivt_clicks: 0, duplicates: 0, orphan_clicks: 0, repeat_clicks: 0, measured_impressions: 0, viewable_impressions: 0, uniques: b.events.map((e) => e.user_key), last_received_at: Date.UTC(2026, 10, 23, 10, 0, 1) })
   return b
 }
 

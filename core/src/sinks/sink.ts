@@ -69,6 +69,10 @@ export interface EventRow {
   processed_at: number
   /** +1 for a verdict, -1 for the retraction of an earlier verdict (a correction). */
   sign: 1 | -1
+  /** 1 when the impression was measured viewable; 0 when not viewable, unmeasured, or a click. */
+  viewable: 0 | 1
+  /** How viewability was measured (`mrc_50_1s`, `client`, …); '' when unmeasured. */
+  view_method: string
 }
 
 export interface RollupRow {
@@ -85,6 +89,9 @@ export interface RollupRow {
   duplicates: number
   orphan_clicks: number
   repeat_clicks: number
+  /** Billable impressions whose viewability was measured, and those measured viewable. */
+  measured_impressions: number
+  viewable_impressions: number
   /** Distinct user keys (or IP hashes) of billable impressions, folded into `uniqState` by the sink. */
   uniques: string[]
   last_received_at: number

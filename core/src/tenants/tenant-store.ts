@@ -9,11 +9,11 @@ import { open, type RootDatabase } from 'lmdb'
  * `GET /v1/internal/edge-config` without a redeploy.
  */
 
-export type PricingModel = 'cpm' | 'cpc'
+export type PricingModel = 'cpm' | 'cpc' | 'vcpm'
 
 export interface Pricing {
   model: PricingModel
-  /** CPM: micros per thousand impressions; CPC: micros per click. */
+  /** CPM: micros per thousand impressions; CPC: micros per click; vCPM: micros per thousand viewable impressions. */
   priceMicros: number
 }
 

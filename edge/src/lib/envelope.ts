@@ -1,4 +1,5 @@
 import { ENVELOPE_VERSION, type ClickEvent, type EnvelopeInput, type EventType, type ImpressionEvent } from '@adc/schemas'
+import { countryOf, deviceClassOf } from './device.js'
 import { clientFacts, type ClientFacts, type ObservedClient } from './privacy.js'
 
 export type EnvelopeSource = 'batch' | 'beacon' | 'pixel' | 'redirect' | 's2s'
@@ -33,7 +34,13 @@ export interface EnvelopeContext {
  * callers) take the place of the observed request values and are treated exactly alike: the raw
  * IP is reduced to prefix + salted hash and never forwarded. A server-to-server event without
  * them gets no client facts, because the observed request is the ad server's, not the user's.
+ * A sender that hashed on its side sends `ipHash`/`uaHash` instead: they are kept as given
+ * (lower-cased) in place of the request's values; a raw `ip`/`ua` in the same event wins.
  * `consent: false` keeps no client facts and no user key.
+ *
+ * Geo and device the client did not send come from the edge: the country of `request.cf` and the
+ * device class of the user's agent; the client's own (schema-valid) values always win. A
+ * server-to-server request's country is the ad server's, so there only a forwarded agent counts.
  */
 export async function buildEnvelope(
   item: { type: EventType; event: ImpressionEvent | ClickEvent; key: string; dedupe: 'new' | 'skipped' },
@@ -42,13 +49,26 @@ export async function buildEnvelope(
   /** Per-request memo: events of one batch usually share one client, hashed once. */
   factsMemo: Map<string, Promise<ClientFacts>> = new Map(),
 ): Promise<EnvelopeInput> {
-  const { ua, ip, ...rest } = item.event
-  const event = { ...rest }
+  const { ua, ip, ipHash, uaHash, ...rest } = item.event
+  const event: typeof rest = { ...rest }
   if (event.consent === false) delete event.userKey
   const serverToServer = event.channel === 's2s' || ctx.source === 's2s'
   const observed: ObservedClient = {
-    ua: ua ?? (serverToServer ? undefined : ctx.observed.ua),
-    ip: ip ?? (serverToServer ? undefined : ctx.observed.ip),
+    ua: ua ?? (serverToServer || uaHash !== undefined ? undefined : ctx.observed.ua),
+    ip: ip ?? (serverToServer || ipHash !== undefined ? undefined : ctx.observed.ip),
+  }
+  if (event.geo === undefined && !serverToServer) {
+    const geo = countryOf(ctx.edge.country)
+    if (geo) event.geo = geo
+  }
+  if (event.device === undefined) {
+    const device = deviceClassOf(observed.ua)
+    if (device) event.device = device
+  }
+  const client = await memoFacts(factsMemo, observed, event.consent, ipHashSecret, ctx.receivedAt)
+  if (event.consent !== false) {
+    if (ip === undefined && ipHash !== undefined) client.ipHash = ipHash.toLowerCase()
+    if (ua === undefined && uaHash !== undefined) client.uaHash = uaHash.toLowerCase()
   }
   const edge = { ...ctx.edge, dedupe: item.dedupe, source: event.channel === 's2s' ? 's2s' as const : ctx.source, ...(ctx.prefetch ? { prefetch: true } : {}) }
   return {
@@ -57,7 +77,7 @@ export async function buildEnvelope(
     key: item.key,
     receivedAt: ctx.receivedAt,
     edge,
-    client: await memoFacts(factsMemo, observed, event.consent, ipHashSecret, ctx.receivedAt),
+    client,
     event,
   } as EnvelopeInput
 }

@@ -1,5 +1,5 @@
 import {
-  checkClock, EVENTS_TOPIC, idempotencyKey, partitionFor, schemaFor,
+  checkClock, eventIdTimeMs, EVENTS_TOPIC, idempotencyKey, partitionFor, schemaFor, UUIDV7_PATTERN,
   type ClickEvent, type EventType, type ImpressionEvent, type ReasonCode,
 } from '@adc/schemas'
 import { ulid } from 'ulid'
@@ -74,16 +74,31 @@ function eventIdOf(raw: unknown): string | undefined {
   return undefined
 }
 
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+
 /**
- * The DedupeShard that judges an event: Kafka's murmur2 partitioner over the publisher and the first
- * 8 characters of the event's ULID id, i.e. its creation time to 1.024 s. Both are inputs of the
- * idempotency key, so a retry reaches the same shard whatever batch it travels in; and the events a
- * client batches together were made within a second or two, so a batch usually costs one shard
- * RPC, not one per shard (hashing the impressionId spread every batch over all N shards). A
- * publisher's load moves to another shard every second, and publishers spread over the shards.
+ * The DedupeShard that judges an event: Kafka's murmur2 partitioner over the publisher and the event
+ * id's creation time to 1.024 s, written as a ULID's first 8 characters (for a ULID, exactly those
+ * characters; for a UUIDv7, its 48-bit time encoded the same way, so both forms made in one second
+ * meet on one shard). Both are inputs of the idempotency key, so a retry reaches the same shard
+ * whatever batch it travels in; and the events a client batches together were made within a second
+ * or two, so a batch usually costs one shard RPC, not one per shard (hashing the impressionId spread
+ * every batch over all N shards). A publisher's load moves to another shard every second, and
+ * publishers spread over the shards.
  */
 export function dedupeShardOf(publisherId: string, eventId: string, shards: number): number {
-  return partitionFor(`${publisherId}\u001f${eventId.slice(0, 8).toUpperCase()}`, shards)
+  return partitionFor(`${publisherId}\u001f${timeBucketOf(eventId)}`, shards)
+}
+
+function timeBucketOf(eventId: string): string {
+  if (!UUIDV7_PATTERN.test(eventId)) return eventId.slice(0, 8).toUpperCase()
+  let bucket = Math.floor(eventIdTimeMs(eventId)! / 1024)
+  let out = ''
+  for (let i = 0; i < 8; i++) {
+    out = CROCKFORD[bucket % 32] + out
+    bucket = Math.floor(bucket / 32)
+  }
+  return out
 }
 
 /**

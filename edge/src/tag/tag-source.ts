@@ -11,7 +11,9 @@
  * - One impression per ad element, sent once: with `viewable: true` as soon as at least 50 % of the
  *   element has been in view for one continuous second (IAB/MRC display viewability, measured with
  *   IntersectionObserver; 30 % for large ads of 242,500 px² or more, per the MRC large-ad rule), or
- *   with `viewable: false` when the page is hidden first.
+ *   with `viewable: false` when the page is hidden first; `viewMethod` names the rule (`mrc_50_1s`,
+ *   `mrc_30_1s`). A browser without IntersectionObserver cannot measure: its impressions are sent on
+ *   page hide without `viewable` (unmeasured, never counted as not viewable).
  * - Events are batched: sent after 500 ms or at 50 events, with navigator.sendBeacon (text/plain,
  *   no preflight), falling back to fetch with keepalive; the queue is flushed on pagehide and when
  *   the page becomes hidden.
@@ -73,18 +75,19 @@ export const TAG_SOURCE = String.raw`(function () {
     ad.sent = true;
     if (ad.timer) { clearTimeout(ad.timer); ad.timer = null; }
     if (ad.observer) ad.observer.disconnect();
-    enqueue({
+    var ev = {
       type: 'impression', eventId: ulid(), ts: Date.now(), channel: 'web',
       impressionId: ad.impressionId, adId: ad.adId, campaignId: ad.campaignId,
-      publisherId: ad.publisherId || defaultPublisher, requestId: ad.requestId,
-      viewable: viewable
-    });
+      publisherId: ad.publisherId || defaultPublisher, requestId: ad.requestId
+    };
+    if (ad.method) { ev.viewable = viewable; ev.viewMethod = ad.method; }
+    enqueue(ev);
   }
 
   function track(el, ad) {
     if (!el || el.__adcTracked) return;
     el.__adcTracked = true;
-    var state = { impressionId: ad.impressionId, adId: ad.adId, campaignId: ad.campaignId, requestId: ad.requestId, publisherId: ad.publisherId, sent: false, timer: null, observer: null };
+    var state = { impressionId: ad.impressionId, adId: ad.adId, campaignId: ad.campaignId, requestId: ad.requestId, publisherId: ad.publisherId, sent: false, timer: null, observer: null, method: '' };
     tracked.push(state);
     if (ad.clickToken) {
       var links = el.tagName === 'A' ? [el] : el.querySelectorAll('a');
@@ -92,6 +95,7 @@ export const TAG_SOURCE = String.raw`(function () {
     }
     if (!('IntersectionObserver' in window)) return;
     var need = el.offsetWidth * el.offsetHeight >= LARGE_AREA ? LARGE_RATIO : VIEW_RATIO;
+    state.method = need === LARGE_RATIO ? 'mrc_30_1s' : 'mrc_50_1s';
     state.observer = new IntersectionObserver(function (entries) {
       for (var k = 0; k < entries.length; k++) {
         var inView = entries[k].isIntersecting && entries[k].intersectionRatio >= need;
@@ -114,7 +118,8 @@ export const TAG_SOURCE = String.raw`(function () {
   }
 
   function pageHidden() {
-    // A second of continuous view cannot complete while hidden: ads not yet viewable are reported as not viewable.
+    // A second of continuous view cannot complete while hidden: measured ads not yet viewable are reported
+    // as not viewable; ads it could not measure, without viewable.
     for (var i = 0; i < tracked.length; i++) impression(tracked[i], false);
     flush();
   }

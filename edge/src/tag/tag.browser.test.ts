@@ -95,7 +95,7 @@ describe.skipIf(!existsSync(CHROMIUM))('tag.js in Chromium', () => {
     const seen = await until(records, (r) => r.length >= 1)
     expect(seen).toHaveLength(1)
     const imp = seen[0]!.value as { type: string; event: Record<string, unknown>; edge: { source: string } }
-    expect(imp).toMatchObject({ type: 'impression', edge: { source: 'beacon' }, event: { impressionId: 'imp_web_1', viewable: true, channel: 'web' } })
+    expect(imp).toMatchObject({ type: 'impression', edge: { source: 'beacon' }, event: { impressionId: 'imp_web_1', viewable: true, viewMethod: 'mrc_50_1s', channel: 'web' } })
     expect(imp.event.eventId).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/)
 
     await Promise.all([page.waitForURL(/\/landing\?clickId=/), page.click('#link')])
@@ -104,8 +104,29 @@ describe.skipIf(!existsSync(CHROMIUM))('tag.js in Chromium', () => {
     const all = await until(records, (r) => r.length >= 3)
     const byType = all.map((r) => r.value as { type: string; event: Record<string, unknown> })
     expect(byType.find((v) => v.type === 'click')?.event.clickId).toBe(clickId)
-    expect(byType.find((v) => v.event.impressionId === 'imp_web_2')).toMatchObject({ type: 'impression', event: { viewable: false } })
+    expect(byType.find((v) => v.event.impressionId === 'imp_web_2')).toMatchObject({ type: 'impression', event: { viewable: false, viewMethod: 'mrc_50_1s' } })
     expect(byType.filter((v) => v.type === 'impression')).toHaveLength(2)
+    await page.close()
+  })
+
+  it('reports an impression it cannot measure (no IntersectionObserver) as unmeasured, not as not viewable', async () => {
+    const before = records().length
+    const page = await browser.newPage({ viewport: { width: 800, height: 600 } })
+    await page.addInitScript(() => {
+      delete (window as unknown as { IntersectionObserver?: unknown }).IntersectionObserver
+    })
+    await page.goto(siteUrl)
+    await page.waitForFunction(() => (window as unknown as { adc?: unknown }).adc !== undefined)
+    await page.evaluate(() => document.getElementById('ad1')!.scrollIntoView())
+    await page.waitForTimeout(1300)
+    await page.goto('about:blank')
+    const all = await until(records, (r) => r.length >= before + 2)
+    const events = all.slice(before).map((r) => (r.value as { event: Record<string, unknown> }).event)
+    expect(events).toHaveLength(2)
+    for (const e of events) {
+      expect(e.viewable).toBeUndefined()
+      expect(e.viewMethod).toBeUndefined()
+    }
     await page.close()
   })
 })

@@ -7,8 +7,8 @@ import { ApiError, errorResponses } from '../errors.js'
 
 const Pricing = z
   .object({
-    model: z.enum(['cpm', 'cpc']),
-    priceMicros: z.number().int().min(0).max(1_000_000_000_000).openapi({ description: 'CPM: micros per thousand impressions; CPC: micros per click.' }),
+    model: z.enum(['cpm', 'cpc', 'vcpm']).openapi({ description: '`vcpm` bills viewable impressions only (measured viewable, IAB/MRC).' }),
+    priceMicros: z.number().int().min(0).max(1_000_000_000_000).openapi({ description: 'CPM: micros per thousand impressions; CPC: micros per click; vCPM: micros per thousand viewable impressions.' }),
   })
   .openapi('Pricing')
 

@@ -1,7 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import { addDays, dayOf } from '../../billing/days.js'
 import type { Job } from '../../billing/jobs.js'
-import type { SnapshotLine, SnapshotVersion } from '../../billing/snapshots.js'
+import { viewabilityRate, type SnapshotLine, type SnapshotVersion } from '../../billing/snapshots.js'
 import {
   type ResolvedApiDeps,
   type ApiEnv,
@@ -51,6 +51,9 @@ const CampaignBilling = z
     pricingModel: z.string(),
     priceMicros: z.number().int(),
     impressions: z.number().int(),
+    measuredImpressions: z.number().int().openapi({ description: 'Billable impressions whose viewability was measured.' }),
+    viewableImpressions: z.number().int().openapi({ description: 'Measured viewable billable impressions; a vcpm campaign is billed on these.' }),
+    viewabilityRate: z.number().nullable().openapi({ description: 'viewableImpressions / measuredImpressions; null when nothing was measured.' }),
     clicks: z.number().int(),
     ivtImpressions: z.number().int(),
     ivtClicks: z.number().int(),
@@ -68,12 +71,16 @@ export function perCampaign(lines: SnapshotLine[]): z.infer<typeof CampaignBilli
     let c = out.get(l.campaignId)
     if (!c) {
       c = {
-        campaignId: l.campaignId, pricingModel: l.pricingModel, priceMicros: l.priceMicros, impressions: 0, clicks: 0,
-        ivtImpressions: 0, ivtClicks: 0, ivtByReason: {}, duplicates: 0, orphanClicks: 0, spendMicros: 0,
+        campaignId: l.campaignId, pricingModel: l.pricingModel, priceMicros: l.priceMicros, impressions: 0, measuredImpressions: 0,
+        viewableImpressions: 0, viewabilityRate: null, clicks: 0, ivtImpressions: 0, ivtClicks: 0, ivtByReason: {}, duplicates: 0, orphanClicks: 0,
+        spendMicros: 0,
       }
       out.set(l.campaignId, c)
     }
     c.impressions += l.impressions
+    c.measuredImpressions += l.measuredImpressions
+    c.viewableImpressions += l.viewableImpressions
+    c.viewabilityRate = viewabilityRate(c.measuredImpressions, c.viewableImpressions)
     c.clicks += l.clicks
     c.ivtImpressions += l.ivtImpressions
     c.ivtClicks += l.ivtClicks
@@ -147,7 +154,13 @@ const dailyRoute = createRoute({
               createdAt: z.number().int().nullable(),
               versions: z.array(VersionSchema),
               campaigns: z.array(CampaignBilling),
-              totals: z.object({ impressions: z.number().int(), clicks: z.number().int(), spendMicros: z.number().int() }),
+              totals: z.object({
+                impressions: z.number().int(),
+                measuredImpressions: z.number().int(),
+                viewableImpressions: z.number().int(),
+                clicks: z.number().int(),
+                spendMicros: z.number().int(),
+              }),
             })
             .openapi('DailyBilling'),
         },
@@ -206,6 +219,7 @@ const settlementRoute = createRoute({
                   pricingModel: z.string(),
                   priceMicros: z.number().int(),
                   impressions: z.number().int(),
+                  viewableImpressions: z.number().int().openapi({ description: 'Measured viewable impressions (what a vcpm line is paid on).' }),
                   clicks: z.number().int(),
                   ivtImpressions: z.number().int(),
                   ivtClicks: z.number().int(),
@@ -265,8 +279,14 @@ export function registerBillingRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     const latest = versions.filter((v) => v.status === 'final').at(-1)
     const campaigns = latest ? perCampaign(await billing.snapshots.lines(q.day, latest.version, { advertiserId })) : []
     const totals = campaigns.reduce(
-      (t, x) => ({ impressions: t.impressions + x.impressions, clicks: t.clicks + x.clicks, spendMicros: t.spendMicros + x.spendMicros }),
-      { impressions: 0, clicks: 0, spendMicros: 0 },
+      (t, x) => ({
+        impressions: t.impressions + x.impressions,
+        measuredImpressions: t.measuredImpressions + x.measuredImpressions,
+        viewableImpressions: t.viewableImpressions + x.viewableImpressions,
+        clicks: t.clicks + x.clicks,
+        spendMicros: t.spendMicros + x.spendMicros,
+      }),
+      { impressions: 0, measuredImpressions: 0, viewableImpressions: 0, clicks: 0, spendMicros: 0 },
     )
     return c.json(
       {
@@ -314,6 +334,7 @@ export function registerBillingRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
       pricingModel: l.pricingModel,
       priceMicros: l.priceMicros,
       impressions: l.impressions,
+      viewableImpressions: l.viewableImpressions,
       clicks: l.clicks,
       ivtImpressions: l.ivtImpressions,
       ivtClicks: l.ivtClicks,

@@ -1,6 +1,6 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import { chTime } from '../../billing/days.js'
-import { spendMicros } from '../../billing/snapshots.js'
+import { spendMicros, viewabilityRate } from '../../billing/snapshots.js'
 import { type ResolvedApiDeps, type ApiEnv, bearerSecurity, idParam, parseTime, requireCampaignAccess, timeParam } from '../context.js'
 import { ApiError, errorResponses } from '../errors.js'
 
@@ -23,6 +23,9 @@ const Counts = {
   spendMicros: z.number().int().nullable().openapi({ description: 'Provisional spend from the campaign price; null if the price is unknown.' }),
   ivtImpressions: z.number().int(),
   ivtClicks: z.number().int(),
+  measuredImpressions: z.number().int().openapi({ description: 'Billable impressions whose viewability was measured (tag: IAB/MRC 50 % for 1 s; SDKs: their own).' }),
+  viewableImpressions: z.number().int().openapi({ description: 'Measured impressions that were viewable; what a vCPM campaign pays for.' }),
+  viewabilityRate: z.number().nullable().openapi({ description: 'viewableImpressions / measuredImpressions; null when nothing was measured.' }),
 }
 
 const SeriesPoint = z
@@ -53,7 +56,7 @@ const RealtimeResponse = z
     dimensions: z.array(z.enum(['ad', 'publisher', 'geo', 'device'])),
     provisional: z.literal(true),
     freshness: Freshness,
-    pricing: z.object({ model: z.enum(['cpm', 'cpc']), priceMicros: z.number().int() }).nullable(),
+    pricing: z.object({ model: z.enum(['cpm', 'cpc', 'vcpm']), priceMicros: z.number().int() }).nullable(),
     totals: z.object(Counts),
     ivtByReason: z.array(z.object({ reason: z.string(), eventType: z.string(), events: z.number().int() })),
     series: z.array(SeriesPoint),
@@ -110,6 +113,10 @@ const latencyRoute = createRoute({
               events: z.number().int(),
               freshness: Freshness,
               ingestLagMs: z.object({ p50: z.number().nullable(), p99: z.number().nullable() }).openapi({ description: 'processed_at - received_at' }),
+              ingestP95Ms: z.number().nullable().openapi({ description: '95th percentile of processed_at - received_at over the window (edge receipt to ClickHouse); null without events.' }),
+              pipelineLagSeconds: z.number().nullable().openapi({
+                description: 'How far the counts trail the present: now minus the edge receive time of the newest event in the rollups, in seconds; null before any event.',
+              }),
               eventDelayMs: z.object({ p50: z.number().nullable(), p99: z.number().nullable() }).openapi({ description: 'received_at - ts' }),
             })
             .openapi('Latency'),
@@ -157,7 +164,8 @@ export function registerMetricsRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     const where = `campaign_id = {c:String} AND minute >= {from:DateTime64(3, 'UTC')} AND minute < {to:DateTime64(3, 'UTC')}`
     const params = { c: q.campaignId, from: chTime(from), to: chTime(to) }
     const sums = `sum(impressions) AS impressions, sum(clicks) AS clicks, sum(ivt_impressions) AS ivt_impressions,
-      sum(ivt_clicks) AS ivt_clicks, uniqMerge(uniques) AS uniques`
+      sum(ivt_clicks) AS ivt_clicks, uniqMerge(uniques) AS uniques, sum(measured_impressions) AS measured_impressions,
+      sum(viewable_impressions) AS viewable_impressions`
     const groupCols = ['t', ...dimCols].join(', ')
     const seriesRs = await ch.query({
       query: `SELECT toUnixTimestamp(${bucket}) * 1000 AS t${dimCols.map((d) => `, ${d}`).join('')}, ${sums}
@@ -183,14 +191,19 @@ export function registerMetricsRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     const counts = (r: Record<string, unknown> | undefined) => {
       const impressions = Number(r?.impressions ?? 0)
       const clicks = Number(r?.clicks ?? 0)
+      const measured = Number(r?.measured_impressions ?? 0)
+      const viewable = Number(r?.viewable_impressions ?? 0)
       return {
         impressions,
         clicks,
         ctr: impressions > 0 ? clicks / impressions : 0,
         uniques: Number(r?.uniques ?? 0),
-        spendMicros: spendMicros(campaign.pricing.model, campaign.pricing.priceMicros, impressions, clicks),
+        spendMicros: spendMicros(campaign.pricing.model, campaign.pricing.priceMicros, impressions, clicks, viewable),
         ivtImpressions: Number(r?.ivt_impressions ?? 0),
         ivtClicks: Number(r?.ivt_clicks ?? 0),
+        measuredImpressions: measured,
+        viewableImpressions: viewable,
+        viewabilityRate: viewabilityRate(measured, viewable),
       }
     }
     const truncated = rows.length > limit
@@ -226,7 +239,7 @@ export function registerMetricsRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     const since = now - windowMinutes * 60_000
     const rs = await ch.query({
       query: `SELECT count() AS n,
-          quantiles(0.5, 0.99)(toUnixTimestamp64Milli(processed_at) - toUnixTimestamp64Milli(received_at)) AS ingest,
+          quantiles(0.5, 0.99, 0.95)(toUnixTimestamp64Milli(processed_at) - toUnixTimestamp64Milli(received_at)) AS ingest,
           quantiles(0.5, 0.99)(toUnixTimestamp64Milli(received_at) - toUnixTimestamp64Milli(ts)) AS delay
         FROM ${db}.events_raw
         WHERE campaign_id = {c:String} AND ts >= {tsFrom:DateTime64(3, 'UTC')} AND received_at >= {since:DateTime64(3, 'UTC')} ${QUERY_LIMIT}`,
@@ -236,13 +249,16 @@ export function registerMetricsRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     const [row] = await rs.json<{ n: number | string; ingest: Array<number | string>; delay: Array<number | string> }>()
     const n = Number(row?.n ?? 0)
     const q = (arr: Array<number | string> | undefined, i: number) => (n > 0 && arr ? Math.round(Number(arr[i])) : null)
+    const fresh = await freshness(id)
     return c.json(
       {
         campaignId: id,
         windowMinutes,
         events: n,
-        freshness: await freshness(id),
+        freshness: fresh,
         ingestLagMs: { p50: q(row?.ingest, 0), p99: q(row?.ingest, 1) },
+        ingestP95Ms: q(row?.ingest, 2),
+        pipelineLagSeconds: fresh.lagMs === null ? null : Math.round(fresh.lagMs / 1000),
         eventDelayMs: { p50: q(row?.delay, 0), p99: q(row?.delay, 1) },
       },
       200,

@@ -136,6 +136,7 @@ async function loadMetrics() {
   setValue('t-ctr', t.ctr, fmtPct(t.ctr))
   setValue('t-uniques', t.uniques, fmtInt(t.uniques))
   setValue('t-spend', t.spendMicros ?? '', fmtMoney(t.spendMicros))
+  setValue('t-viewable', t.viewabilityRate ?? '', t.viewabilityRate === null ? 'not measured' : `${fmtPct(t.viewabilityRate)} of ${fmtInt(t.measuredImpressions)}`)
   setValue('t-ivt', t.ivtImpressions + t.ivtClicks, fmtInt(t.ivtImpressions + t.ivtClicks))
   renderFreshness(main.freshness)
   renderChart(main, from, to)

@@ -30,15 +30,15 @@ const arbEnvelope = fc.record({
     extra: field(['stripped']),
   })),
   client: present(fc.record({
-    ua: field(['Mozilla/5.0', 'x'.repeat(1024), 'curl/8 é'], ['x'.repeat(1025)]), ipPrefix: field(['198.51.0.0/24', 'x'.repeat(64)], ['x'.repeat(65)]), ipHash: field(['h1', 'x'.repeat(64)], ['x'.repeat(65)]), ip: field(['1.2.3.4']),
+    ua: field(['Mozilla/5.0', 'x'.repeat(1024), 'curl/8 é'], ['x'.repeat(1025)]), ipPrefix: field(['198.51.0.0/24', 'x'.repeat(64)], ['x'.repeat(65)]), ipHash: field(['h1', 'x'.repeat(64)], ['x'.repeat(65)]), uaHash: field(['ab'.repeat(32)], ['x'.repeat(65)]), ip: field(['1.2.3.4']),
   })),
   event: present(fc.record({
-    eventId: field(['01JD0000000000000000000000', '01jd0000000000000000000000'], ['01JD000000000000000000000I', '01JD00000000000000000000000']),
+    eventId: field(['01JD0000000000000000000000', '01jd0000000000000000000000', '019371a2-7c4e-7d3f-9a1b-2c3d4e5f6a7b', '019371A2-7C4E-7D3F-BA1B-2C3D4E5F6A7B'], ['01JD000000000000000000000I', '01JD00000000000000000000000', '019371a2-7c4e-4d3f-9a1b-2c3d4e5f6a7b', '019371a27c4e7d3f9a1b2c3d4e5f6a7b']),
     ts: field([1_795_455_805_000, 0, 8.64e15, '2026-11-23T10:00:00Z'], [8.64e15 + 1, 'not a date', '2026-11-23T10:00:00Z'.repeat(3)]),
     adId: field(['ad_1', 'a:b.c-d', 'x'.repeat(128)], ['x'.repeat(129), 'a/b']), campaignId: field(['cmp_demo_cpm']), publisherId: field(['pub_demo']), requestId: field(['req_1', 'x'.repeat(128)], ['x'.repeat(129)]),
     impressionId: field(['imp_1']), userKey: field(['u1', 'x'.repeat(128), 'é'], ['x'.repeat(129)]), channel: field(['web', 'app', 'ctv', 's2s'], ['tv']),
     device: field(['desktop', 'mobile', 'tablet', 'ctv', 'other'], ['phone']), geo: field(['US'], ['us', 'USA']), placement: field(['top', '', 'x'.repeat(128)], ['x'.repeat(129)]),
-    consent: field([true, false]), viewable: field([true, false]), clickId: field(['clk_1'], ['c/1']), ua: rare('Mozilla/5.0'), ip: rare('1.2.3.4'), other: rare(1),
+    consent: field([true, false]), viewable: field([true, false]), viewMethod: field(['mrc_50_1s', 'client'], ['MRC']), clickId: field(['clk_1'], ['c/1']), ua: rare('Mozilla/5.0'), ip: rare('1.2.3.4'), ipHash: rare('ab'.repeat(32)), other: rare(1),
   })),
 })
 
@@ -65,7 +65,12 @@ describe('fastEnvelope', () => {
       fc.property(arbEnvelope, fc.integer({ min: 0, max: 19 }), (raw, dice) => {
         // Each type has its own key (clickId, viewable); now and then the other type's key stays.
         const ev = raw.event as Record<string, unknown> | undefined
-        if (ev && dice > 0) delete ev[raw.type === 'click' ? 'viewable' : 'clickId']
+        if (ev && dice > 0) {
+          if (raw.type === 'click') {
+            delete ev.viewable
+            delete ev.viewMethod
+          } else delete ev.clickId
+        }
         const json = asJson(raw)
         const fast = fastEnvelope(json)
         const parsed = envelopeSchema.safeParse(json)
@@ -90,6 +95,18 @@ describe('fastEnvelope', () => {
       expect(fast).toBeDefined()
       expect(fast).toStrictEqual(envelopeSchema.parse(json))
     }
+  })
+
+  it('takes the fast path for UUIDv7 ids, a viewability method and a sender-side agent hash', () => {
+    const base = asJson(testEnvelope({ type: 'impression', n: 1, impressionId: 'imp_1', ts: 1_795_455_805_000 })) as { client: Record<string, unknown>; event: Record<string, unknown> }
+    const json = {
+      ...base,
+      client: { ipHash: 'cd'.repeat(32), uaHash: 'ab'.repeat(32) },
+      event: { ...base.event, eventId: '019371a2-7c4e-7d3f-9a1b-2c3d4e5f6a7b', viewable: true, viewMethod: 'mrc_50_1s' },
+    }
+    const fast = fastEnvelope(json)
+    expect(fast).toBeDefined()
+    expect(fast).toStrictEqual(envelopeSchema.parse(json))
   })
 
   it('leaves to zod what zod transforms or refuses', () => {

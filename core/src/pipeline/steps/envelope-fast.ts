@@ -1,4 +1,4 @@
-import { ID_PATTERN, type Envelope } from '@adc/schemas'
+import { ID_PATTERN, ULID_PATTERN, UUIDV7_PATTERN, type Envelope } from '@adc/schemas'
 
 /**
  * A conservative fast path for `envelopeSchema.safeParse`: answers the very envelope zod would
@@ -33,7 +33,6 @@ export function fastEnvelope(json: unknown): Envelope | undefined {
 export const ENVELOPE_KEYS = ['v', 'key', 'receivedAt', 'edge', 'client', 'type', 'event'] as const
 
 const DELIVERY_KEY = /^[0-9a-f]{32}$/
-const ULID = /^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$/
 const GEO = /^[A-Z]{2}$/
 const MAX_TS = 8.64e15
 
@@ -71,32 +70,34 @@ function fastEdge(x: unknown): Rec | undefined {
   return out
 }
 
-export const CLIENT_KEYS = ['ua', 'ipPrefix', 'ipHash'] as const
+export const CLIENT_KEYS = ['ua', 'ipPrefix', 'ipHash', 'uaHash'] as const
 
 function fastClient(x: unknown): Rec | undefined {
   if (!isRecord(x)) return undefined
-  if (!optString(x.ua, 1024) || !optString(x.ipPrefix, 64) || !optString(x.ipHash, 64)) return undefined
+  if (!optString(x.ua, 1024) || !optString(x.ipPrefix, 64) || !optString(x.ipHash, 64) || !optString(x.uaHash, 64)) return undefined
   const out: Rec = {}
   if (x.ua !== undefined) out.ua = x.ua
   if (x.ipPrefix !== undefined) out.ipPrefix = x.ipPrefix
   if (x.ipHash !== undefined) out.ipHash = x.ipHash
+  if (x.uaHash !== undefined) out.uaHash = x.uaHash
   return out
 }
 
 const COMMON_KEYS = ['eventId', 'ts', 'adId', 'campaignId', 'publisherId', 'requestId', 'impressionId', 'userKey', 'channel', 'device', 'geo', 'placement', 'consent']
-export const IMPRESSION_KEYS: readonly string[] = [...COMMON_KEYS, 'viewable']
+export const IMPRESSION_KEYS: readonly string[] = [...COMMON_KEYS, 'viewable', 'viewMethod']
 export const CLICK_KEYS: readonly string[] = [...COMMON_KEYS, 'clickId']
 const IMPRESSION_KEY_SET = new Set(IMPRESSION_KEYS)
 const CLICK_KEY_SET = new Set(CLICK_KEYS)
 const CHANNELS = new Set(['web', 'app', 'ctv', 's2s'])
 const DEVICES = new Set(['desktop', 'mobile', 'tablet', 'ctv', 'other'])
+const VIEW_METHODS = new Set(['mrc_50_1s', 'mrc_30_1s', 'mrc_50_2s', 'client'])
 
 function fastEvent(x: unknown, type: 'impression' | 'click'): Rec | undefined {
   if (!isRecord(x)) return undefined
   const allowed = type === 'impression' ? IMPRESSION_KEY_SET : CLICK_KEY_SET
   // The event schemas are strict: any other key (ua and ip included, which the envelope omits) is zod's to refuse.
   for (const k of Object.keys(x)) if (!allowed.has(k)) return undefined
-  if (typeof x.eventId !== 'string' || !ULID.test(x.eventId)) return undefined
+  if (typeof x.eventId !== 'string' || !(ULID_PATTERN.test(x.eventId) || UUIDV7_PATTERN.test(x.eventId))) return undefined
   // ISO-8601 times are transformed by zod: only epoch-ms numbers take the fast path.
   if (!isNonNegativeInt(x.ts) || x.ts > MAX_TS) return undefined
   if (!isId(x.adId) || !isId(x.campaignId) || !isId(x.publisherId) || !isId(x.requestId) || !isId(x.impressionId)) return undefined
@@ -106,6 +107,7 @@ function fastEvent(x: unknown, type: 'impression' | 'click'): Rec | undefined {
   if (x.geo !== undefined && !(typeof x.geo === 'string' && GEO.test(x.geo))) return undefined
   if (type === 'impression') {
     if (!optBoolean(x.viewable)) return undefined
+    if (x.viewMethod !== undefined && !(typeof x.viewMethod === 'string' && VIEW_METHODS.has(x.viewMethod))) return undefined
   } else if (!isId(x.clickId)) return undefined
   // Written out in the schema's key order (zod's output order); envelope-fast.test.ts checks it.
   const out: Rec = { eventId: x.eventId, ts: x.ts, adId: x.adId, campaignId: x.campaignId, publisherId: x.publisherId, requestId: x.requestId, impressionId: x.impressionId }
@@ -117,6 +119,7 @@ function fastEvent(x: unknown, type: 'impression' | 'click'): Rec | undefined {
   if (x.consent !== undefined) out.consent = x.consent
   if (type === 'impression') {
     if (x.viewable !== undefined) out.viewable = x.viewable
+    if (x.viewMethod !== undefined) out.viewMethod = x.viewMethod
   } else out.clickId = x.clickId
   return out
 }
