@@ -114,7 +114,7 @@ describe('final join (property)', () => {
         }
         expect(got).toEqual(reference(live))
 
-        const lines = buildLines(groups, { getCampaign: () => undefined })
+        const lines = buildLines(groups, { getCampaign: (id) => ({ id, advertiserId: 'adv_t', name: id, pricing: { model: 'cpm', priceMicros: 0 }, createdAt: 0 }) })
         const bucketed = lines.reduce((s, l) => s + l.impressions + l.clicks + l.ivtImpressions + l.ivtClicks + l.duplicates + l.orphanClicks, 0)
         // Every delivery of the day (originals and re-deliveries, corrections applied) lands in one bucket.
         expect(bucketed).toBe(live.filter((e) => e.ts >= D && e.ts < D + 86_400_000).length)
