@@ -1,13 +1,14 @@
 import { z } from 'zod'
 import { clickEventSchema, impressionEventSchema } from './events.js'
+import { text } from './text.js'
 
 /** How the edge's dedupe shard judged the event before forwarding it. */
 export const dedupeOutcomeSchema = z.enum(['new', 'skipped'])
 
 /** Facts the edge observed on the request. */
 export const edgeFactsSchema = z.object({
-  colo: z.string().max(16).optional(),
-  country: z.string().max(2).optional(),
+  colo: text().max(16).optional(),
+  country: text().max(2).optional(),
   asn: z.number().int().nonnegative().optional(),
   dedupe: dedupeOutcomeSchema,
   /** How the event arrived. */
@@ -22,9 +23,9 @@ export const edgeFactsSchema = z.object({
  * Absent when the user withheld consent.
  */
 export const clientFactsSchema = z.object({
-  ua: z.string().max(1024).optional(),
-  ipPrefix: z.string().max(64).optional(),
-  ipHash: z.string().max(64).optional(),
+  ua: text().max(1024).optional(),
+  ipPrefix: text().max(64).optional(),
+  ipHash: text().max(64).optional(),
 })
 
 const base = {

@@ -12,7 +12,7 @@ const shape = (x: unknown): unknown =>
 const field = (valid: unknown[], invalid: unknown[] = []) => fc.oneof(
   { arbitrary: fc.constantFrom(...valid), weight: 150 },
   { arbitrary: fc.constant(undefined), weight: 1 },
-  { arbitrary: fc.constantFrom(null, '', 'x'.repeat(200), -1, 1.5, 2 ** 60, true, [], {}, 'ÄB', ' ab', 'a b', ...invalid), weight: 2 },
+  { arbitrary: fc.constantFrom(null, '', 'x'.repeat(200), -1, 1.5, 2 ** 60, true, [], {}, 'ÄB', ' ab', 'a b', 'a\ud800', '\udc00b', 'a\u0000', '\t', 'x\u007f', 'x\u0085', ...invalid), weight: 2 },
 )
 /** Usually absent: keys the event schema refuses. */
 const rare = (v: unknown) => fc.oneof({ arbitrary: fc.constant(undefined), weight: 60 }, { arbitrary: fc.constant(v), weight: 1 })
@@ -99,5 +99,13 @@ describe('fastEnvelope', () => {
     expect(fastEnvelope({ ...base, event: { ...base.event, geo: 'us' } })).toBeUndefined()
     expect(fastEnvelope(JSON.parse('{"__proto__":{"v":1}}'))).toBeUndefined()
     expect(fastEnvelope([base])).toBeUndefined()
+    // Ill-formed text or control characters in any client string (schemas/src/text.ts).
+    const withClient = asJson(testEnvelope({ type: 'impression', n: 1, impressionId: 'imp_1', ts: 1_795_455_805_000 })) as { client: Record<string, unknown>; event: Record<string, unknown> }
+    for (const bad of ['\ud800', 'Mozilla\u0000', '\u009b']) {
+      for (const json of [{ ...withClient, client: { ...withClient.client, ua: bad } }, { ...withClient, event: { ...withClient.event, userKey: bad } }]) {
+        expect(fastEnvelope(asJson(json))).toBeUndefined()
+        expect(envelopeSchema.safeParse(asJson(json)).success).toBe(false)
+      }
+    }
   })
 })

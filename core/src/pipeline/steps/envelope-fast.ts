@@ -1,4 +1,4 @@
-import { ID_PATTERN, type Envelope } from '@adc/schemas'
+import { ID_PATTERN, isCleanText, type Envelope } from '@adc/schemas'
 
 /**
  * A conservative fast path for `envelopeSchema.safeParse`: answers the very envelope zod would
@@ -47,7 +47,8 @@ function isNonNegativeInt(x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
 }
 
-const optString = (x: unknown, max: number): boolean => x === undefined || (typeof x === 'string' && x.length <= max)
+/** Client text (schemas/src/text.ts): a lone surrogate or a control character is zod's to refuse. */
+const optString = (x: unknown, max: number): boolean => x === undefined || (typeof x === 'string' && x.length <= max && isCleanText(x))
 const optBoolean = (x: unknown): boolean => x === undefined || typeof x === 'boolean'
 const isId = (x: unknown): x is string => typeof x === 'string' && ID_PATTERN.test(x)
 
