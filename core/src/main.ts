@@ -69,7 +69,7 @@ export async function startCore(config: Config) {
     : undefined
 
   const app = new Hono()
-  app.get('/healthz', (c) => c.json({ status: 'ok' }))
+  app.get('/healthz', (c) => { const h = processor?.health() ?? { status: 'ok', stalled: [] }; return c.json(h, h.status === 'ok' ? 200 : 503) })
   app.get('/metrics', async (c) => c.text(await registry.metrics(), 200, { 'content-type': registry.contentType }))
   if (config.GATEWAY_ENABLED) app.route('/', createRestProxy({ log, topics: [EVENTS_TOPIC, STATS_TOPIC] }))
   app.route('/', createApiApp({
