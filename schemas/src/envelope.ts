@@ -32,8 +32,8 @@ const base = {
   v: z.literal(1),
   /** Delivery idempotency key (schemas/keys.ts). */
   key: z.string().regex(/^[0-9a-f]{32}$/),
-  /** Edge clock, epoch ms. */
-  receivedAt: z.number().int().nonnegative(),
+  /** Edge clock, epoch ms; bounded like event times (8.64e15 is the last instant a Date holds). */
+  receivedAt: z.number().int().nonnegative().max(8.64e15),
   edge: edgeFactsSchema,
   client: clientFactsSchema,
 }

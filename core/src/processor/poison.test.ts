@@ -67,7 +67,9 @@ describe('poison records never block a partition', () => {
     // A lone surrogate in ua (valid JSON): refused by the schema in core, and its bad row must store.
     const loneSurrogate = toRecord(testEnvelope({ type: 'impression', n: 71_900_002, impressionId: 'imp_pz_ua', ts: T0 + 6_000, ua: '\ud800' }))
     expect(loneSurrogate.value).toContain('\\ud800')
-    const first = [...range(0, 100).map(good), yearTooFar, ...range(100, 150).map(good), loneSurrogate, ...range(150, 200).map(good)]
+    // An edge clock past the last representable Date: no time can be written for it anywhere.
+    const receivedTooFar = toRecord(testEnvelope({ type: 'impression', n: 71_900_003, impressionId: 'imp_pz_recv', ts: T0 + 7_000, receivedAt: 9e15 }))
+    const first = [...range(0, 100).map(good), yearTooFar, ...range(100, 150).map(good), loneSurrogate, ...range(150, 175).map(good), receivedTooFar, ...range(175, 200).map(good)]
     await log.append('ad-events', first)
     await p.start()
     try {
@@ -84,11 +86,12 @@ describe('poison records never block a partition', () => {
       (SELECT count() FROM icebergLocal('${join(lakeDir, 'content')}')) lake`)
     expect({ raw: Number(r!.raw), imps: Number(r!.imps), lake: Number(r!.lake) }).toEqual({ raw: 250, imps: 250, lake: 250 })
     const bad = await q<{ reason: string; log_offset: number; step: string; details: string; payload: string; payload_original: string }>(`SELECT reason, log_offset, step, details, payload, payload_original FROM ${db}.bad_rows ORDER BY log_offset`)
-    expect(bad.map((b) => [b.reason, Number(b.log_offset), b.step])).toEqual([['sink_rejected', 100, 'sinkStep'], ['bad_envelope', 151, 'decodeStep']])
+    expect(bad.map((b) => [b.reason, Number(b.log_offset), b.step])).toEqual([['sink_rejected', 100, 'sinkStep'], ['bad_envelope', 151, 'decodeStep'], ['bad_envelope', 177, 'decodeStep']])
     expect(bad[0]!.details).toMatch(/^clickhouse: CANNOT_PARSE_DATETIME: .*DateTime/)
     expect(bad[0]!.payload).toBe(yearTooFar.value)
     expect(bad[1]!.details).toContain('client.ua')
     expect(bad[1]!.payload).toBe(loneSurrogate.value)
+    expect(bad[2]!.details).toContain('receivedAt')
     const metrics = await registry.metrics()
     expect(metrics).toMatch(/adc_processor_events_total\{topic="ad-events",outcome="bad_row",reason="sink_rejected"\} 1/)
     expect(metrics).toMatch(/adc_partition_stalled\{topic="ad-events",partition="0"\} 0/)

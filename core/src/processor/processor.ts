@@ -352,7 +352,12 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           await iceberg.write(built.batch, { recovering })
           if (iceberg !== disabledSink) metrics.sinkLatency.observe({ sink: 'iceberg' }, (performance.now() - t0) / 1000)
         } catch (err) {
-          if (!(err instanceof SinkWriteError) || err.failure.kind !== 'content' || rejected) throw err
+          // Only a refusal by ClickHouse, written first and leaving nothing stored when it refuses
+          // (clickhouse-sink.ts), can be rebuilt: once it acknowledged the batch, its rows stand
+          // under these tokens, and a rebuilt batch would leave state and lake disagreeing with them.
+          // Iceberg takes the same values as events_raw, which refuses every time Iceberg would; if
+          // it ever refuses alone, the partition stalls, visibly (health, lag), rather than miscount.
+          if (!(err instanceof SinkWriteError) || err.failure.kind !== 'content' || err.sink !== chSink.name || rejected) throw err
           store.discard()
           logger.warn({ topic: rt.topic, partition: records[0]!.partition, from: minOffset, to: maxOffset, sink: err.sink, engineCode: err.failure.code, engineType: err.failure.type, reason: 'content' }, 'a sink refused the batch for its content; isolating the records behind it')
           rejected = await isolateRejected(rt, worker, records)

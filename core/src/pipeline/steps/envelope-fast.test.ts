@@ -23,7 +23,7 @@ const arbEnvelope = fc.record({
   v: fc.constantFrom(1, 1, 1, 1, 1, 1, 1, 1, 2, '1'),
   type: fc.constantFrom('impression', 'click', 'impression', 'click', 'impression', 'click', 'other'),
   key: field(['0123456789abcdef0123456789abcdef'], ['0123456789ABCDEF0123456789ABCDEF', '0123456789abcdef']),
-  receivedAt: field([1_795_455_805_257, 0]),
+  receivedAt: field([1_795_455_805_257, 0, 8.64e15], [8.64e15 + 1]),
   edge: present(fc.record({
     colo: field(['AMS', 'x'.repeat(16)], ['x'.repeat(17)]), country: field(['NL'], ['NLD']), asn: field([13335, 0]),
     dedupe: field(['new', 'skipped'], ['NEW']), source: field(['batch', 'beacon', 'pixel', 'redirect', 's2s'], ['api']), prefetch: field([true, false]),

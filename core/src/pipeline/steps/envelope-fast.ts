@@ -19,7 +19,7 @@ export function fastEnvelope(json: unknown): Envelope | undefined {
   const key = json.key
   if (typeof key !== 'string' || !DELIVERY_KEY.test(key)) return undefined
   const receivedAt = json.receivedAt
-  if (!isNonNegativeInt(receivedAt)) return undefined
+  if (!isNonNegativeInt(receivedAt) || receivedAt > MAX_TS) return undefined
   const edge = fastEdge(json.edge)
   if (!edge) return undefined
   const client = fastClient(json.client)
