@@ -71,8 +71,12 @@ describe('poison records never block a partition', () => {
     const receivedTooFar = toRecord(testEnvelope({ type: 'impression', n: 71_900_003, impressionId: 'imp_pz_recv', ts: T0 + 7_000, receivedAt: 9e15 }))
     const first = [...range(0, 100).map(good), yearTooFar, ...range(100, 150).map(good), loneSurrogate, ...range(150, 175).map(good), receivedTooFar, ...range(175, 200).map(good)]
     await log.append('ad-events', first)
+    // Edge-stats reports take the same path: one whose publisher id ClickHouse's JSON input refuses.
+    const report = (batchId: string, publisherId: string) => ({ key: 'pub', value: JSON.stringify({ v: 1, kind: 'edge_stats', batchId, publisherId, minute: T0, received: 3, accepted: 2, duplicate: 0, rejected: 1, rejectedByReason: { invalid_event: 1 } }) })
+    await log.append('edge-stats', [report('b1', 'pub_demo'), report('b2', 'pub\ud800'), report('b3', 'pub_demo')])
     await p.start()
     try {
+      await until('the edge-stats reports', () => (p.status().topics['edge-stats']?.[0]?.applied ?? -1) >= 2)
       await until('the first batch', appliedTo(p, log))
       await log.append('ad-events', range(200, 250).map(good))
       await until('the later records', appliedTo(p, log))
@@ -85,15 +89,20 @@ describe('poison records never block a partition', () => {
     const [r] = await q<{ raw: number; imps: number; lake: number }>(`SELECT (SELECT sum(sign) FROM ${db}.events_raw) raw, (SELECT sum(impressions) FROM ${db}.rollup_minute) imps,
       (SELECT count() FROM icebergLocal('${join(lakeDir, 'content')}')) lake`)
     expect({ raw: Number(r!.raw), imps: Number(r!.imps), lake: Number(r!.lake) }).toEqual({ raw: 250, imps: 250, lake: 250 })
-    const bad = await q<{ reason: string; log_offset: number; step: string; details: string; payload: string; payload_original: string }>(`SELECT reason, log_offset, step, details, payload, payload_original FROM ${db}.bad_rows ORDER BY log_offset`)
+    const bad = await q<{ reason: string; log_offset: number; step: string; details: string; payload: string; payload_original: string }>(`SELECT reason, log_offset, step, details, payload, payload_original FROM ${db}.bad_rows WHERE log_topic = 'ad-events' ORDER BY log_offset`)
     expect(bad.map((b) => [b.reason, Number(b.log_offset), b.step])).toEqual([['sink_rejected', 100, 'sinkStep'], ['bad_envelope', 151, 'decodeStep'], ['bad_envelope', 177, 'decodeStep']])
     expect(bad[0]!.details).toMatch(/^clickhouse: CANNOT_PARSE_DATETIME: .*DateTime/)
     expect(bad[0]!.payload).toBe(yearTooFar.value)
     expect(bad[1]!.details).toContain('client.ua')
     expect(bad[1]!.payload).toBe(loneSurrogate.value)
     expect(bad[2]!.details).toContain('receivedAt')
+    const [es] = await q<{ accepted: number; bad: string }>(`SELECT (SELECT sum(accepted) FROM ${db}.edge_stats_minute) accepted,
+      (SELECT groupArray(concat(reason, ':', toString(log_offset), ':', substring(details, 1, 40))) FROM ${db}.bad_rows WHERE log_topic = 'edge-stats') bad`)
+    expect(Number(es!.accepted)).toBe(4)
+    expect(es!.bad).toEqual(['sink_rejected:1:clickhouse: CANNOT_PARSE_ESCAPE_SEQUENCE'])
     const metrics = await registry.metrics()
     expect(metrics).toMatch(/adc_processor_events_total\{topic="ad-events",outcome="bad_row",reason="sink_rejected"\} 1/)
+    expect(metrics).toMatch(/adc_processor_events_total\{topic="edge-stats",outcome="bad_row",reason="sink_rejected"\} 1/)
     expect(metrics).toMatch(/adc_partition_stalled\{topic="ad-events",partition="0"\} 0/)
     expect(lines.some((l) => l.msg === 'a sink refused the batch for its content; isolating the records behind it' && l.engineCode === 41 && l.reason === 'content')).toBe(true)
   })
