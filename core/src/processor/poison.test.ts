@@ -107,6 +107,26 @@ describe('poison records never block a partition', () => {
     expect(lines.some((l) => l.msg === 'a sink refused the batch for its content; isolating the records behind it' && l.engineCode === 41 && l.reason === 'content')).toBe(true)
   })
 
+  it('several refused records in one batch are each set aside, adjacent ones and the last one included', async () => {
+    const { db, log, p } = await setup('several')
+    const poisonAt = new Set([0, 37, 38, 150, 299])
+    const recs = range(0, 300).map((i) => poisonAt.has(i)
+      ? toRecord(testEnvelope({ type: 'impression', n: 72_000_000 + i, impressionId: `imp_many${i}`, ts: 6e15 + i, receivedAt: T0 + i }))
+      : good(1000 + i))
+    await log.append('ad-events', recs)
+    await p.start()
+    try {
+      await until('the batch', appliedTo(p, log))
+    } finally {
+      await p.stop()
+      await log.close()
+    }
+    const bad = await q<{ log_offset: number }>(`SELECT log_offset FROM ${db}.bad_rows WHERE reason = 'sink_rejected' ORDER BY log_offset`)
+    expect(bad.map((b) => Number(b.log_offset))).toEqual([...poisonAt])
+    const [r] = await q<{ raw: number }>(`SELECT sum(sign) raw FROM ${db}.events_raw`)
+    expect(Number(r!.raw)).toBe(300 - poisonAt.size)
+  })
+
   it('an infrastructure failure retries the whole batch: the partition shows stalled with growing lag, then recovers', async () => {
     let down = true
     const refused = (): Error => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8123'), { code: 'ECONNREFUSED' })

@@ -272,6 +272,30 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     metrics.stalled.set({ topic, partition: String(p) }, 0)
   }
 
+  /**
+   * Marks the partition stalled after a failed attempt, until a batch of it is written: its lag
+   * keeps growing with the log (the high watermark of each redelivery), so a batch that keeps
+   * failing shows on /metrics and /healthz instead of reading as caught up.
+   */
+  function recordStall(rt: TopicRuntime, batch: Batch, err: unknown, applied: number): StalledPartition {
+    const failure: SinkFailure = err instanceof SinkWriteError ? err.failure : { kind: 'infrastructure', message: err instanceof Error ? err.message : String(err) }
+    const key = stallKey(rt.topic, batch.partition)
+    const prev = stalls.get(key)
+    const stall: StalledPartition = {
+      topic: rt.topic, partition: batch.partition, since: prev?.since ?? Date.now(), attempts: (prev?.attempts ?? 0) + 1, cause: failure.kind,
+      ...(err instanceof SinkWriteError ? { sink: err.sink } : {}),
+      ...(failure.code !== undefined ? { code: failure.code } : {}),
+      ...(failure.type !== undefined ? { type: failure.type } : {}),
+      message: failure.message.slice(0, 300),
+    }
+    stalls.set(key, stall)
+    metrics.stalled.set({ topic: rt.topic, partition: String(batch.partition) }, 1)
+    const lag = Math.max(0, batch.highWatermark - (applied + 1))
+    metrics.lag.set({ topic: rt.topic, partition: String(batch.partition) }, lag)
+    statusOf(rt.topic, batch.partition).lag = lag
+    return stall
+  }
+
   /** Every sink's probe: rejects (SinkWriteError) as a write would for the batch's content; stores nothing. */
   async function probeSinks(batch: BuiltBatch['batch']): Promise<void> {
     await chSink.probe!(batch)
@@ -289,9 +313,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
    */
   async function isolateRejected(rt: TopicRuntime, worker: PartitionWorker, records: LogRecord[]): Promise<Map<number, string>> {
     const rejected = new Map<number, string>()
-    const refusedAt = async (n: number): Promise<SinkWriteError | undefined> => {
+    const refusedAt = async (n: number, aside: ReadonlyMap<number, string> = rejected): Promise<SinkWriteError | undefined> => {
       try {
-        await probeSinks((await worker.build(rt.topic, records.slice(0, n), rejected)).batch)
+        await probeSinks((await worker.build(rt.topic, records.slice(0, n), aside)).batch)
         return undefined
       } catch (err) {
         if (err instanceof SinkWriteError && err.failure.kind === 'content') return err
@@ -300,8 +324,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         worker.store.discard()
       }
     }
+    // Refused even with every record set aside: the rows come from state (e.g. a waiting click
+    // expiring), not from these records. Nothing to set aside; the partition stalls, visibly.
+    if (await refusedAt(records.length, new Map(records.map((r) => [r.offset, ''])))) return rejected
     let clean = 0 // a prefix length known to probe clean (set-aside records lie beyond it)
-    for (let failed = await refusedAt(records.length); failed && rejected.size < records.length; failed = await refusedAt(records.length)) {
+    for (let failed = await refusedAt(records.length); failed; failed = await refusedAt(records.length)) {
       let refused = records.length
       while (refused - clean > 1) {
         const mid = (clean + refused) >>> 1
@@ -313,6 +340,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       }
       const { failure } = failed
       rejected.set(records[refused - 1]!.offset, `${failed.sink}: ${failure.type ? `${failure.type}: ` : ''}${failure.message}`.slice(0, 1000))
+      // The next offending record lies further on: start there once that is checked.
+      if (refused < records.length && !(await refusedAt(refused))) clean = refused
     }
     return rejected
   }
@@ -534,29 +563,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       } catch (err) {
         totals.failures++
         metrics.batches.inc({ topic: rt.topic, result: 'failed' })
-        // The partition is stalled until a batch of it is written: its lag keeps growing with the
-        // log (the high watermark of each redelivery), so a poison batch shows on /metrics and /healthz.
-        const failure: SinkFailure = err instanceof SinkWriteError ? err.failure : { kind: 'infrastructure', message: err instanceof Error ? err.message : String(err) }
-        const key = stallKey(rt.topic, batch.partition)
-        const stall = stalls.get(key) ?? { topic: rt.topic, partition: batch.partition, since: Date.now(), attempts: 0, cause: failure.kind, message: '' }
-        stall.attempts++
-        stall.cause = failure.kind
-        stall.message = failure.message.slice(0, 300)
-        if (err instanceof SinkWriteError) stall.sink = err.sink
-        else delete stall.sink
-        if (failure.code !== undefined) stall.code = failure.code
-        else delete stall.code
-        if (failure.type !== undefined) stall.type = failure.type
-        else delete stall.type
-        stalls.set(key, stall)
-        metrics.stalled.set({ topic: rt.topic, partition: String(batch.partition) }, 1)
-        const applied = worker?.store.appliedOffset() ?? batch.records[0]!.offset - 1
-        const lag = Math.max(0, batch.highWatermark - (applied + 1))
-        metrics.lag.set({ topic: rt.topic, partition: String(batch.partition) }, lag)
-        if (totals.topics[rt.topic]?.[batch.partition]) statusOf(rt.topic, batch.partition).lag = lag
+        const stall = recordStall(rt, batch, err, worker?.store.appliedOffset() ?? batch.records[0]!.offset - 1)
         logger.error({
           err, topic: rt.topic, partition: batch.partition, from: batch.records[0]?.offset, to: batch.records[batch.records.length - 1]?.offset,
-          attempt: stall.attempts, cause: failure.kind, sink: stall.sink, engineCode: failure.code, engineType: failure.type, lag,
+          attempt: stall.attempts, cause: stall.cause, sink: stall.sink, engineCode: stall.code, engineType: stall.type, lag: statusOf(rt.topic, batch.partition).lag,
         }, 'batch failed; it will be delivered again')
         await new Promise((r) => setTimeout(r, retryDelayMs))
         throw err
