@@ -1,7 +1,7 @@
 import type { Channel } from '@adc/schemas'
 import type { LogRecord } from '../log/log.js'
 import { createPipeline, type Pipeline, type PipelineOutcome } from '../pipeline/pipeline.js'
-import type { StepResult } from '../pipeline/result.js'
+import type { BadRowResult, StepResult } from '../pipeline/result.js'
 import { createDecodeStep } from '../pipeline/steps/decode-step.js'
 import { createDedupeStep } from '../pipeline/steps/dedupe-step.js'
 import { createIvtStep } from '../pipeline/steps/ivt-step.js'
@@ -44,8 +44,8 @@ export interface PartitionWorker {
 }
 
 /** The bad row of a record a sink refused (see PartitionWorker.build). */
-export function sinkRejected(rec: LogRecord, message: string): Extract<PipelineOutcome<never>, { kind: 'bad_row' }> {
-  return { kind: 'bad_row', reason: 'sink_rejected', error: message, payload: rec.value, step: 'sinkStep', lastStep: 'sinkStep' } as Extract<PipelineOutcome<never>, { kind: 'bad_row' }>
+export function sinkRejected(rec: LogRecord, message: string): BadRowResult & { lastStep: string } {
+  return { kind: 'bad_row', reason: 'sink_rejected', error: message, payload: rec.value, step: 'sinkStep', lastStep: 'sinkStep' }
 }
 
 /**
