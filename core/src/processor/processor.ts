@@ -127,10 +127,12 @@ export interface StalledPartition {
   cause: SinkFailure['kind']
   /** The sink that failed, if a sink did. */
   sink?: string
-  /** ClickHouse error code and name, when the engine answered one. */
+  /**
+   * ClickHouse error code and name, when the engine answered one. The engine's message is only in
+   * the log line of each attempt: it can quote row content, and /healthz answers anyone.
+   */
   code?: number
   type?: string
-  message: string
 }
 
 export interface ProcessorHealth {
@@ -286,7 +288,6 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       ...(err instanceof SinkWriteError ? { sink: err.sink } : {}),
       ...(failure.code !== undefined ? { code: failure.code } : {}),
       ...(failure.type !== undefined ? { type: failure.type } : {}),
-      message: failure.message.slice(0, 300),
     }
     stalls.set(key, stall)
     metrics.stalled.set({ topic: rt.topic, partition: String(batch.partition) }, 1)
