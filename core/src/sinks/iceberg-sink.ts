@@ -2,6 +2,7 @@ import { relative, resolve, isAbsolute } from 'node:path'
 import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { sqlString } from '../clickhouse/client.js'
+import { probeTable } from '../clickhouse/ddl.js'
 import { SinkWriteError } from './sink-errors.js'
 import type { Sink, SinkBatch } from './sink.js'
 
@@ -80,7 +81,7 @@ export async function createIcebergSink({ client, database, dir, s3, table = 'ev
   const location = icebergLocation({ dir, s3 })
   await client.command({ query: `CREATE TABLE IF NOT EXISTS ${database}.${table} (${COLUMNS}) ENGINE = ${location.engine} PARTITION BY toRelativeHourNum(ts)` })
   // Same columns, ENGINE = Null: parses the rows and keeps nothing (see Sink.probe).
-  await client.command({ query: `CREATE TABLE IF NOT EXISTS ${database}.${table}_probe (${COLUMNS}) ENGINE = Null` })
+  await client.command({ query: `CREATE TABLE IF NOT EXISTS ${database}.${probeTable(table)} (${COLUMNS}) ENGINE = Null` })
   return {
     name: 'iceberg',
     async write(batch, { recovering }) {
@@ -103,7 +104,7 @@ export async function createIcebergSink({ client, database, dir, s3, table = 'ev
     async probe(batch) {
       if (batch.events.length === 0) return
       try {
-        const res = await client.exec({ query: `INSERT INTO ${database}.${table}_probe SETTINGS async_insert = 0 FORMAT JSONEachRow`, values: Readable.from([lakeRows(batch)]) })
+        const res = await client.exec({ query: `INSERT INTO ${database}.${probeTable(table)} SETTINGS async_insert = 0 FORMAT JSONEachRow`, values: Readable.from([lakeRows(batch)]) })
         res.stream.resume()
       } catch (err) {
         throw new SinkWriteError('iceberg', err)
