@@ -89,13 +89,17 @@ export async function startCore(config: Config) {
     : undefined
 
   const app = new Hono()
-  app.get('/healthz', (c) => c.json({ status: 'ok' }))
+  const health = () => processor?.health() ?? { status: 'ok' as const, stalled: [] }
+  app.get('/healthz', (c) => {
+    const h = health()
+    return c.json(h, h.status === 'ok' ? 200 : 503)
+  })
   app.route('/', createApiApp({ clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir }))
   const internalApp = createInternalApp({
     ...(config.GATEWAY_ENABLED
       ? { gateway: { log, topics: [EVENTS_TOPIC, STATS_TOPIC], credentials: { user: config.REST_PROXY_USER, password: config.REST_PROXY_PASSWORD } } }
       : {}),
-    tenants, edgeSyncKey: config.EDGE_SYNC_KEY, registry, logger: logger.child({ component: 'internal' }),
+    tenants, edgeSyncKey: config.EDGE_SYNC_KEY, registry, logger: logger.child({ component: 'internal' }), health,
   })
 
   await processor?.start()

@@ -1,13 +1,14 @@
 import { z } from 'zod'
 import { clickEventSchema, impressionEventSchema } from './events.js'
+import { text } from './text.js'
 
 /** How the edge's dedupe shard judged the event before forwarding it. */
 export const dedupeOutcomeSchema = z.enum(['new', 'skipped'])
 
 /** Facts the edge observed on the request. */
 export const edgeFactsSchema = z.object({
-  colo: z.string().max(16).optional(),
-  country: z.string().max(2).optional(),
+  colo: text().max(16).optional(),
+  country: text().max(2).optional(),
   asn: z.number().int().nonnegative().optional(),
   dedupe: dedupeOutcomeSchema,
   /** How the event arrived. */
@@ -23,19 +24,19 @@ export const edgeFactsSchema = z.object({
  * Absent when the user withheld consent.
  */
 export const clientFactsSchema = z.object({
-  ua: z.string().max(1024).optional(),
-  ipPrefix: z.string().max(64).optional(),
-  ipHash: z.string().max(64).optional(),
+  ua: text().max(1024).optional(),
+  ipPrefix: text().max(64).optional(),
+  ipHash: text().max(64).optional(),
   /** A sender-side hex SHA-256 of the agent (`uaHash` of a batch event), kept as given; opaque. */
-  uaHash: z.string().max(64).optional(),
+  uaHash: text().max(64).optional(),
 })
 
 const base = {
   v: z.literal(1),
   /** Delivery idempotency key (schemas/keys.ts). */
   key: z.string().regex(/^[0-9a-f]{32}$/),
-  /** Edge clock, epoch ms. */
-  receivedAt: z.number().int().nonnegative(),
+  /** Edge clock, epoch ms; bounded like event times (8.64e15 is the last instant a Date holds). */
+  receivedAt: z.number().int().nonnegative().max(8.64e15),
   edge: edgeFactsSchema,
   client: clientFactsSchema,
 }

@@ -1,10 +1,11 @@
 import { z } from 'zod'
 import { eventIdSchema, idSchema } from './ids.js'
+import { text } from './text.js'
 
 /** Event time: Unix epoch milliseconds or an ISO-8601 string; normalised to epoch ms. */
 export const eventTimeSchema = z.union([
   z.number().int().nonnegative().max(8.64e15),
-  z.string().max(40).refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 timestamp'),
+  text().max(40).refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO-8601 timestamp'),
 ]).transform((v) => (typeof v === 'number' ? v : Date.parse(v)))
 
 export const channelSchema = z.enum(['web', 'app', 'ctv', 's2s'])
@@ -33,16 +34,16 @@ const commonFields = {
   publisherId: idSchema,
   requestId: idSchema,
   impressionId: idSchema,
-  userKey: z.string().max(128).optional(),
+  userKey: text().max(128).optional(),
   channel: channelSchema.optional(),
   device: deviceSchema.optional(),
   /** ISO 3166-1 alpha-2 country, upper case. */
   geo: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code').optional(),
-  placement: z.string().max(128).optional(),
+  placement: text().max(128).optional(),
   /** false means the user opted out: the event is counted but no user key or IP facts are kept. */
   consent: z.boolean().optional(),
   /** End-user agent and IP, sent by server-to-server callers; treated like observed request values. */
-  ua: z.string().max(1024).optional(),
+  ua: text().max(1024).optional(),
   ip: z.union([z.ipv4(), z.ipv6()]).optional(),
   /**
    * For senders that hash on their side: hex SHA-256 of the end user's IP and agent, sent instead of

@@ -158,5 +158,25 @@ export function ddl(db: string): string[] {
     ) ENGINE = MergeTree
     ORDER BY (day, version, advertiser_id, campaign_id, publisher_id)`,
     `ALTER TABLE ${db}.billing_snapshots ADD COLUMN IF NOT EXISTS measured_impressions Int64 DEFAULT 0, ADD COLUMN IF NOT EXISTS viewable_impressions Int64 DEFAULT 0`,
+    // Set only when a bad row's payload was not well-formed text (a lone UTF-16 surrogate): the
+    // original as a JSON string literal (lossless through JSON.parse), while `payload` holds it with
+    // U+FFFD in place of each lone surrogate, so writing a bad row can never fail on its content.
+    `ALTER TABLE ${db}.bad_rows ADD COLUMN IF NOT EXISTS payload_original String DEFAULT ''`,
+    // Side-effect-free twins of the processor's tables (ENGINE = Null parses and discards): the
+    // processor probes rows there to find which records the engine refuses (clickhouse-sink.ts).
+    // A column added to a table above is added to its twin too.
+    ...SINK_TABLES.map((t) => `CREATE TABLE IF NOT EXISTS ${db}.${probeTable(t)} AS ${db}.${t} ENGINE = Null`),
+    `ALTER TABLE ${db}.${probeTable('bad_rows')} ADD COLUMN IF NOT EXISTS payload_original String DEFAULT ''`,
+    `ALTER TABLE ${db}.${probeTable('events_raw')} ADD COLUMN IF NOT EXISTS sign Int8 DEFAULT 1, ADD COLUMN IF NOT EXISTS viewable UInt8 DEFAULT 0, ADD COLUMN IF NOT EXISTS view_method LowCardinality(String) DEFAULT ''`,
+    `ALTER TABLE ${db}.${probeTable('rollup_minute')} ADD COLUMN IF NOT EXISTS measured_impressions SimpleAggregateFunction(sum, Int64) DEFAULT 0, ADD COLUMN IF NOT EXISTS viewable_impressions SimpleAggregateFunction(sum, Int64) DEFAULT 0`,
   ]
+}
+
+/** The tables the processor's ClickHouse sink writes, in its write order. */
+export const SINK_TABLES = ['events_raw', 'rollup_minute', 'rollup_ivt_minute', 'ivt_decisions', 'bad_rows', 'edge_stats_minute'] as const
+export type SinkTable = (typeof SINK_TABLES)[number]
+
+/** The Null-engine twin of a table. */
+export function probeTable(table: string): string {
+  return `${table}_probe`
 }

@@ -16,6 +16,8 @@ export interface InternalAppOptions {
   edgeSyncKey: string
   registry: Registry
   logger: Logger
+  /** The processor's health (503 while a partition is stalled); absent: always ok. */
+  health?: () => { status: 'ok' | 'degraded' }
 }
 
 /**
@@ -24,10 +26,13 @@ export interface InternalAppOptions {
  * (EDGE_SYNC_KEY), Prometheus `/metrics` and `/healthz`. The public port serves none of these but
  * `/healthz`, so a forged record or a scrape needs this port and its credentials.
  */
-export function createInternalApp({ gateway, tenants, edgeSyncKey, registry, logger }: InternalAppOptions): OpenAPIHono {
+export function createInternalApp({ gateway, tenants, edgeSyncKey, registry, logger, health }: InternalAppOptions): OpenAPIHono {
   const app = new OpenAPIHono()
   app.onError(createErrorHandler(logger))
-  app.get('/healthz', (c) => c.json({ status: 'ok' }))
+  app.get('/healthz', (c) => {
+    const h = health?.() ?? { status: 'ok' as const }
+    return c.json(h, h.status === 'ok' ? 200 : 503)
+  })
   app.get('/metrics', async (c) => c.text(await registry.metrics(), 200, { 'content-type': registry.contentType }))
   if (gateway) {
     const auth = restProxyBasicAuth(gateway.credentials)

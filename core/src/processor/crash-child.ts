@@ -42,7 +42,7 @@ const one = async (query: string): Promise<Record<string, number>> => {
 const totals = {
   ...(await one(`SELECT sum(impressions) impressions, sum(clicks) clicks, sum(duplicates) duplicates, sum(orphan_clicks) orphans, sum(repeat_clicks) repeats, sum(ivt_impressions) + sum(ivt_clicks) ivt, uniqMerge(uniques) uniques FROM ${db}.rollup_minute`)),
   ...(await one(`SELECT sum(sign) raw_events, count() raw_rows FROM ${db}.events_raw`)),
-  ...(await one(`SELECT count() bad_rows FROM ${db}.bad_rows`)),
+  ...(await one(`SELECT count() bad_rows, countIf(reason = 'sink_rejected') sink_rejected FROM ${db}.bad_rows`)),
   ...(lake ? await one(`SELECT count() lake_rows FROM icebergLocal('${lake}')`) : {}),
   committed: total,
 }

@@ -8,7 +8,7 @@ import { pino } from 'pino'
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import type { ProducerRecord } from '../log/log.js'
 import { CRASH_POINTS, type CrashPoint } from './crash-points.js'
-import { trafficMix } from './fixtures.js'
+import { testEnvelope, toRecord, trafficMix } from './fixtures.js'
 
 const CHILD = fileURLToPath(new URL('./crash-child.ts', import.meta.url))
 
@@ -49,12 +49,21 @@ async function append(root: string, records: ProducerRecord[]): Promise<void> {
  * appended, the run is killed with SIGKILL the 2nd time it reaches its point, and a final run
  * without a crash finishes. Returns the totals of the final run and what each crash run did.
  */
-async function crashSequence(points: readonly CrashPoint[], extraEnv: Record<string, string> = {}) {
+async function crashSequence(points: readonly CrashPoint[], extraEnv: Record<string, string> = {}, { poisonEvery = 0 } = {}) {
   const root = mkdtempSync(join(tmpdir(), 'adc-crash-'))
   // chDB writes Iceberg only under the working directory.
   const lake = relative(process.cwd(), join(process.cwd(), '.cache', `crash-lake-${process.pid}-${Date.now()}`))
   const slices = points.length + 1
   const { records, expected } = trafficMix(400 * slices, { seed: 7 })
+  // Poison: impressions dated past year 9999, which the envelope schema lets through and ClickHouse
+  // refuses (DateTime64); each must end as one sink_rejected bad row, whatever the kills.
+  let poison = 0
+  if (poisonEvery > 0) {
+    for (let i = poisonEvery; i < records.length; i += poisonEvery + 1) {
+      records.splice(i, 0, toRecord(testEnvelope({ type: 'impression', n: 99_500_000 + poison, impressionId: `imp_poison_${poison}`, ts: 6e15 + poison, receivedAt: Date.UTC(2026, 10, 23, 12, 0, 0) })))
+      poison++
+    }
+  }
   const per = Math.ceil(records.length / slices)
   const kills: Array<{ point: string; signal: string | null; code: number | null; stderr: string }> = []
   try {
@@ -66,7 +75,7 @@ async function crashSequence(points: readonly CrashPoint[], extraEnv: Record<str
     await append(root, records.slice(points.length * per))
     const final = await runChild({ CRASH_ROOT: root, CRASH_LAKE: lake, ...extraEnv })
     if (!final.totals) throw new Error(`final run failed (${final.code} ${final.signal}): ${final.stderr.slice(-3000)}`)
-    return { totals: final.totals, kills, expected, records: records.length }
+    return { totals: final.totals, kills, expected, records: records.length, poison }
   } finally {
     rmSync(root, { recursive: true, force: true })
     rmSync(lake, { recursive: true, force: true })
@@ -91,6 +100,23 @@ describe('crash safety: SIGKILL at every point of the batch write sequence', () 
       committed: records,
     })
   }, 90_000)
+
+  it('with records ClickHouse refuses in every batch, kills at every point (isolation and rebuilt writes included) still count each good event once and each refused one as one bad row', async () => {
+    const { totals, kills, expected, records, poison } = await crashSequence(CRASH_POINTS, {}, { poisonEvery: 150 })
+    for (const k of kills) expect(k, `crash at ${k.point}: ${k.stderr}`).toMatchObject({ signal: 'SIGKILL' })
+    expect(poison).toBeGreaterThan(CRASH_POINTS.length)
+    expect(totals).toMatchObject({
+      impressions: expected.impressions,
+      clicks: expected.clicks,
+      duplicates: expected.duplicates,
+      raw_events: records - poison,
+      raw_rows: records - poison,
+      lake_rows: records - poison,
+      bad_rows: poison,
+      sink_rejected: poison,
+      committed: records,
+    })
+  }, 120_000)
 
   it('negative control: without the dedup token, a kill between the sink write and the state commit double counts', async () => {
     const { totals, kills, expected } = await crashSequence(['after_sink', 'after_iceberg'], { CRASH_NO_DEDUP: '1' })

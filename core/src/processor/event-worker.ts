@@ -1,7 +1,7 @@
 import type { Channel } from '@adc/schemas'
 import type { LogRecord } from '../log/log.js'
 import { createPipeline, type Pipeline, type PipelineOutcome } from '../pipeline/pipeline.js'
-import type { StepResult } from '../pipeline/result.js'
+import type { BadRowResult, StepResult } from '../pipeline/result.js'
 import { createDecodeStep } from '../pipeline/steps/decode-step.js'
 import { createCampaignStep } from '../pipeline/steps/campaign-step.js'
 import { createDedupeStep } from '../pipeline/steps/dedupe-step.js'
@@ -41,7 +41,17 @@ export interface BuiltBatch {
 /** Turns a batch of records of one partition into sink rows, reading and buffering partition state. */
 export interface PartitionWorker {
   readonly store: PartitionStore
-  build(topic: string, records: LogRecord[]): Promise<BuiltBatch>
+  /**
+   * `rejected`: records a sink refused for their content (offset → the engine's message). They
+   * become `sink_rejected` bad rows, touch no state, and the rest of the batch is built as if they
+   * had never been there, so state, rollups and raw rows agree.
+   */
+  build(topic: string, records: LogRecord[], rejected?: ReadonlyMap<number, string>): Promise<BuiltBatch>
+}
+
+/** The bad row of a record a sink refused (see PartitionWorker.build). */
+export function sinkRejected(rec: LogRecord, message: string): BadRowResult & { lastStep: string } {
+  return { kind: 'bad_row', reason: 'sink_rejected', error: message, payload: rec.value, step: 'sinkStep', lastStep: 'sinkStep' }
 }
 
 /**
@@ -75,11 +85,18 @@ export function createEventWorker(store: PartitionStore, options: EventWorkerOpt
 
   return {
     store,
-    async build(topic, records) {
+    async build(topic, records, rejected) {
       const first = records[0]!
       const last = records[records.length - 1]!
       builder = new BatchBuilder(topic, first.partition, first.offset, last.offset)
       for (const rec of records) {
+        const refused = rejected?.get(rec.offset)
+        if (refused !== undefined) {
+          const out = sinkRejected(rec, refused)
+          builder.addBadRow({ topic, partition: rec.partition, offset: rec.offset }, rec.timestamp, out)
+          builder.add(out as PipelineOutcome<Scored>)
+          continue
+        }
         const raw: RawRecord = { ref: { topic, partition: rec.partition, offset: rec.offset }, payload: rec.value, appendedAt: rec.timestamp }
         // The steps answer synchronously (LMDB reads are synchronous): no await, no tick per event.
         const ran = main.run(raw)

@@ -10,12 +10,13 @@ import { BatchBuilder } from '../sinks/batch-builder.js'
 import { createClickHouseSink } from '../sinks/clickhouse-sink.js'
 import { createIcebergSink } from '../sinks/iceberg-sink.js'
 import { disabledSink, type Sink } from '../sinks/sink.js'
+import { SinkWriteError, type SinkFailure } from '../sinks/sink-errors.js'
 import { sweepExpired } from '../state/expiry.js'
 import { ChangelogFold, changelogTopicFor, claimedByOther, claimRecord, deltaRecords, intentRecord, snapshotRecords } from '../state/changelog.js'
 import { PartitionStore } from '../state/partition-store.js'
 import { crashPointsFromEnv, type CrashPoint } from './crash-points.js'
 import { decodeEdgeStats, EDGE_STATS_TOPIC } from './edge-stats.js'
-import { createEventWorker, type BuiltBatch, type EventWorkerOptions, type PartitionWorker } from './event-worker.js'
+import { createEventWorker, sinkRejected, type BuiltBatch, type EventWorkerOptions, type PartitionWorker } from './event-worker.js'
 
 export interface ProcessorDeps extends EventWorkerOptions {
   log: Log
@@ -115,11 +116,37 @@ export interface ProcessorStatus {
   lastWriteAt: number
 }
 
+/** A partition whose batch failed and has not been written since (its lag grows). */
+export interface StalledPartition {
+  topic: string
+  partition: number
+  /** Epoch ms of the first failed attempt in a row. */
+  since: number
+  attempts: number
+  /** `content`: a sink refused rows that could not be isolated; otherwise infrastructure. */
+  cause: SinkFailure['kind']
+  /** The sink that failed, if a sink did. */
+  sink?: string
+  /**
+   * ClickHouse error code and name, when the engine answered one. The engine's message is only in
+   * the log line of each attempt: it can quote row content, and /healthz answers anyone.
+   */
+  code?: number
+  type?: string
+}
+
+export interface ProcessorHealth {
+  /** `degraded` while any partition is stalled. */
+  status: 'ok' | 'degraded'
+  stalled: StalledPartition[]
+}
+
 export interface Processor {
   start(): Promise<void>
   /** Stops fetching, lets the in-flight batch finish writing and commit, closes the state. */
   stop(): Promise<void>
   status(): ProcessorStatus
+  health(): ProcessorHealth
 }
 
 interface TopicRuntime {
@@ -212,11 +239,17 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     held: new Map(),
     makeWorker: (store) => ({
       store,
-      async build(topic, records): Promise<BuiltBatch> {
+      async build(topic, records, rejected): Promise<BuiltBatch> {
         const b = new BatchBuilder(topic, records[0]!.partition, records[0]!.offset, records[records.length - 1]!.offset)
         const batch = b.build()
         for (const rec of records) {
           const ref = { topic, partition: rec.partition, offset: rec.offset }
+          const refused = rejected?.get(rec.offset)
+          if (refused !== undefined) {
+            b.addBadRow(ref, rec.timestamp, sinkRejected(rec, refused))
+            b.counts.badRows.sink_rejected = (b.counts.badRows.sink_rejected ?? 0) + 1
+            continue
+          }
           const r = decodeEdgeStats(store, { ref, payload: rec.value, appendedAt: rec.timestamp })
           if (r.kind === 'ok') {
             batch.edgeStats.push(r.value)
@@ -234,6 +267,85 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   }
 
   const statusOf = (topic: string, p: number): PartitionStatus => ((totals.topics[topic] ??= {})[p] ??= { applied: -1, lag: 0 })
+  const stalls = new Map<string, StalledPartition>()
+  const stallKey = (topic: string, p: number): string => `${topic}\u001f${p}`
+  function clearStall(topic: string, p: number): void {
+    if (stalls.delete(stallKey(topic, p))) logger.info({ topic, partition: p }, 'partition written again after failed attempts')
+    metrics.stalled.set({ topic, partition: String(p) }, 0)
+  }
+
+  /**
+   * Marks the partition stalled after a failed attempt, until a batch of it is written: its lag
+   * keeps growing with the log (the high watermark of each redelivery), so a batch that keeps
+   * failing shows on /metrics and /healthz instead of reading as caught up.
+   */
+  function recordStall(rt: TopicRuntime, batch: Batch, err: unknown, applied: number): StalledPartition {
+    const failure: SinkFailure = err instanceof SinkWriteError ? err.failure : { kind: 'infrastructure', message: err instanceof Error ? err.message : String(err) }
+    const key = stallKey(rt.topic, batch.partition)
+    const prev = stalls.get(key)
+    const stall: StalledPartition = {
+      topic: rt.topic, partition: batch.partition, since: prev?.since ?? Date.now(), attempts: (prev?.attempts ?? 0) + 1, cause: failure.kind,
+      ...(err instanceof SinkWriteError ? { sink: err.sink } : {}),
+      ...(failure.code !== undefined ? { code: failure.code } : {}),
+      ...(failure.type !== undefined ? { type: failure.type } : {}),
+    }
+    stalls.set(key, stall)
+    metrics.stalled.set({ topic: rt.topic, partition: String(batch.partition) }, 1)
+    const lag = Math.max(0, batch.highWatermark - (applied + 1))
+    metrics.lag.set({ topic: rt.topic, partition: String(batch.partition) }, lag)
+    statusOf(rt.topic, batch.partition).lag = lag
+    return stall
+  }
+
+  /** Every sink's probe: rejects (SinkWriteError) as a write would for the batch's content; stores nothing. */
+  async function probeSinks(batch: BuiltBatch['batch']): Promise<void> {
+    await chSink.probe!(batch)
+    await iceberg.probe?.(batch)
+  }
+
+  /**
+   * Finds the records whose rows a sink refuses for their content (offset → engine message), by
+   * probing prefixes of the batch: the shortest refused prefix ends with an offending record, which
+   * is set aside (a `sink_rejected` bad row) before the search goes on, until the whole batch probes
+   * clean. Each probe builds its prefix from the committed state (the overlay is discarded after)
+   * and stores nothing, so the answer depends only on the records, the state and the engine: a
+   * replay after a crash sets aside the same records and writes the same rows under the same
+   * tokens. Costs about log2(n) probe builds per offending record, and only after a failure.
+   */
+  async function isolateRejected(rt: TopicRuntime, worker: PartitionWorker, records: LogRecord[]): Promise<Map<number, string>> {
+    const rejected = new Map<number, string>()
+    const refusedAt = async (n: number, aside: ReadonlyMap<number, string> = rejected): Promise<SinkWriteError | undefined> => {
+      try {
+        await probeSinks((await worker.build(rt.topic, records.slice(0, n), aside)).batch)
+        return undefined
+      } catch (err) {
+        if (err instanceof SinkWriteError && err.failure.kind === 'content') return err
+        throw err
+      } finally {
+        worker.store.discard()
+      }
+    }
+    // Refused even with every record set aside: the rows come from state (e.g. a waiting click
+    // expiring), not from these records. Nothing to set aside; the partition stalls, visibly.
+    if (await refusedAt(records.length, new Map(records.map((r) => [r.offset, ''])))) return rejected
+    let clean = 0 // a prefix length known to probe clean (set-aside records lie beyond it)
+    for (let failed = await refusedAt(records.length); failed; failed = await refusedAt(records.length)) {
+      let refused = records.length
+      while (refused - clean > 1) {
+        const mid = (clean + refused) >>> 1
+        const f = await refusedAt(mid)
+        if (f) {
+          refused = mid
+          failed = f
+        } else clean = mid
+      }
+      const { failure } = failed
+      rejected.set(records[refused - 1]!.offset, `${failed.sink}: ${failure.type ? `${failure.type}: ` : ''}${failure.message}`.slice(0, 1000))
+      // The next offending record lies further on: start there once that is checked.
+      if (refused < records.length && !(await refusedAt(refused))) clean = refused
+    }
+    return rejected
+  }
 
   async function writeChunk(rt: TopicRuntime, worker: PartitionWorker, records: LogRecord[], ctx: BatchContext, highWatermark: number): Promise<void> {
     const store = worker.store
@@ -252,17 +364,39 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     }
     let built: BuiltBatch
     try {
-      built = await worker.build(rt.topic, records)
-      await intentWrite
-      crash('after_intent')
-      crash('before_sink')
-      let t0 = performance.now()
-      await chSink.write(built.batch, { recovering })
-      metrics.sinkLatency.observe({ sink: 'clickhouse' }, (performance.now() - t0) / 1000)
-      crash('after_sink')
-      t0 = performance.now()
-      await iceberg.write(built.batch, { recovering })
-      if (iceberg !== disabledSink) metrics.sinkLatency.observe({ sink: 'iceberg' }, (performance.now() - t0) / 1000)
+      // A sink that refuses the batch for its content would refuse it on every retry: the records
+      // behind the refusal are isolated (set aside as bad rows) and the batch is built again from
+      // the committed state without them. Any other failure is thrown: the whole batch is retried.
+      let rejected: Map<number, string> | undefined
+      for (;;) {
+        built = await worker.build(rt.topic, records, rejected)
+        await intentWrite
+        crash('after_intent')
+        crash('before_sink')
+        try {
+          let t0 = performance.now()
+          await chSink.write(built.batch, { recovering })
+          metrics.sinkLatency.observe({ sink: 'clickhouse' }, (performance.now() - t0) / 1000)
+          crash('after_sink')
+          t0 = performance.now()
+          await iceberg.write(built.batch, { recovering })
+          if (iceberg !== disabledSink) metrics.sinkLatency.observe({ sink: 'iceberg' }, (performance.now() - t0) / 1000)
+        } catch (err) {
+          // Only a refusal by ClickHouse, written first and leaving nothing stored when it refuses
+          // (clickhouse-sink.ts), can be rebuilt: once it acknowledged the batch, its rows stand
+          // under these tokens, and a rebuilt batch would leave state and lake disagreeing with them.
+          // Iceberg takes the same values as events_raw, which refuses every time Iceberg would; if
+          // it ever refuses alone, the partition stalls, visibly (health, lag), rather than miscount.
+          if (!(err instanceof SinkWriteError) || err.failure.kind !== 'content' || err.sink !== chSink.name || rejected) throw err
+          store.discard()
+          logger.warn({ topic: rt.topic, partition: records[0]!.partition, from: minOffset, to: maxOffset, sink: err.sink, engineCode: err.failure.code, engineType: err.failure.type, reason: 'content' }, 'a sink refused the batch for its content; isolating the records behind it')
+          rejected = await isolateRejected(rt, worker, records)
+          if (rejected.size === 0) throw err // the probes took every row: nothing to set aside, retry as is
+          logger.warn({ topic: rt.topic, partition: records[0]!.partition, offsets: [...rejected.keys()] }, 'records refused by a sink set aside as sink_rejected bad rows')
+          continue
+        }
+        break
+      }
       crash('after_iceberg')
       if (own) {
         const position = await appendOwn(rt, own, deltaRecords(records[0]!.partition, own.owner, maxOffset, store.pendingEntries(maxOffset)))
@@ -306,6 +440,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       statusOf(rt.topic, records[0]!.partition).waitingClicks = built.waitingClicks
       metrics.waitingClicks.set({ partition: String(records[0]!.partition) }, built.waitingClicks)
     }
+    clearStall(rt.topic, records[0]!.partition)
   }
 
   const changelogTopic = (rt: TopicRuntime): string => changelogTopicFor(deps.changelog?.topic ?? STATE_CHANGELOG_TOPIC, rt.topic, events.topic)
@@ -400,6 +535,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           // Already applied (a crash between the state commit and the offset commit): commit only.
           ctx.resolveOffset(batch.records[batch.records.length - 1]!.offset)
           if (!ctx.isStale()) await ctx.commit()
+          clearStall(rt.topic, batch.partition)
           return
         }
         const intent = worker.store.pendingIntent()
@@ -428,7 +564,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       } catch (err) {
         totals.failures++
         metrics.batches.inc({ topic: rt.topic, result: 'failed' })
-        logger.error({ err, topic: rt.topic, partition: batch.partition, from: batch.records[0]?.offset }, 'batch failed; it will be delivered again')
+        const stall = recordStall(rt, batch, err, worker?.store.appliedOffset() ?? batch.records[0]!.offset - 1)
+        logger.error({
+          err, topic: rt.topic, partition: batch.partition, from: batch.records[0]?.offset, to: batch.records[batch.records.length - 1]?.offset,
+          attempt: stall.attempts, cause: stall.cause, sink: stall.sink, engineCode: stall.code, engineType: stall.type, lag: statusOf(rt.topic, batch.partition).lag,
+        }, 'batch failed; it will be delivered again')
         await new Promise((r) => setTimeout(r, retryDelayMs))
         throw err
       }
@@ -470,6 +610,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           rt.held.delete(p)
           await w?.store.close()
           delete totals.topics[rt.topic]?.[p]
+          stalls.delete(stallKey(rt.topic, p))
+          metrics.stalled.set({ topic: rt.topic, partition: String(p) }, 0)
         }
         logger.info({ topic: rt.topic, partitions }, 'partitions revoked')
       },
@@ -503,6 +645,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     },
     status() {
       return structuredClone(totals)
+    },
+    health() {
+      const stalled = [...stalls.values()].map((s) => ({ ...s }))
+      return { status: stalled.length > 0 ? 'degraded' : 'ok', stalled }
     },
   }
 }

@@ -3,8 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
+import fc from 'fast-check'
 import { chdbDirect, createClickHouseSink } from './clickhouse-sink.js'
 import { createIcebergSink } from './iceberg-sink.js'
+import { classifySinkError, SinkWriteError } from './sink-errors.js'
 import { batchOf, clickhouseProbe, eventRow, runSinkContract } from './sink.contract.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'adc-sink-'))
@@ -134,5 +136,67 @@ describe('chDB direct access', () => {
       (SELECT sum(events) FROM ${db}.rollup_ivt_minute) AS ivt, (SELECT count() FROM ${db}.ivt_decisions) AS d, (SELECT count() FROM ${db}.bad_rows) AS bad,
       (SELECT any(payload) FROM ${db}.bad_rows) AS payload, (SELECT sum(received) FROM ${db}.edge_stats_minute) AS es`)
     expect(r).toEqual({ e: 100, i: 100, u: 7, ivt: 2, d: 1, bad: 1, payload: '{"a":"\t\\n"}', es: 3 })
+  })
+})
+
+describe('content the engine refuses', () => {
+  const badRow = (payload: string, details = 'x') => ({ received_at: Date.UTC(2026, 10, 23), log_topic: 't', log_partition: 0, log_offset: 7, reason: 'bad_envelope', step: 'decodeStep', details, payload, processor_artifact: 'a', processor_version: 'v' })
+
+  it('a bad row is stored whatever its payload holds: ill-formed text made well-formed, the original kept escaped', async () => {
+    const db = `adc_sink_${n++}`
+    await migrate(ch, db)
+    const sink = createClickHouseSink({ client: ch, database: db })
+    const payloads: string[] = []
+    await fc.assert(fc.asyncProperty(
+      fc.array(fc.string({ unit: fc.oneof(fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), fc.constantFrom('\ud800', '\udc00', '\u0000', '"', '\\', '😀')), maxLength: 30 }), { minLength: 1, maxLength: 5 }),
+      async (ps) => {
+        const b = batchOf(`bad-${payloads.length}`, 0, payloads.length, payloads.length)
+        b.events = []
+        b.rollup = []
+        b.badRows = ps.map((p, i) => ({ ...badRow(p, `details ${p}`), log_offset: payloads.length + i }))
+        payloads.push(...ps)
+        await sink.write(b, { recovering: false })
+      },
+    ), { numRuns: 25 })
+    const rows = await q<{ payload: string; payload_original: string; details: string }>(`SELECT payload, payload_original, details FROM ${db}.bad_rows ORDER BY log_offset`)
+    expect(rows).toHaveLength(payloads.length)
+    rows.forEach((r, i) => {
+      const original = r.payload_original === '' ? r.payload : JSON.parse(r.payload_original) as string
+      expect(original).toBe(payloads[i])
+      expect(r.details.length).toBeGreaterThan(7)
+    })
+    // Not vacuous: some payloads were ill-formed.
+    expect(rows.some((r) => r.payload_original !== '')).toBe(true)
+  })
+
+  it('a batch refused for its content leaves nothing stored in any table, and the probe stores nothing either', async () => {
+    const db = `adc_sink_${n++}`
+    await migrate(ch, db)
+    const sink = createClickHouseSink({ client: ch, database: db })
+    const b = batchOf('refused', 0, 0, 9)
+    // A user key with a lone surrogate reaches rollup_minute's uniques as a JSON escape the engine refuses.
+    b.rollup[0]!.uniques.push('u\ud800')
+    const err = await sink.write(b, { recovering: false }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(SinkWriteError)
+    expect((err as SinkWriteError).failure).toMatchObject({ kind: 'content', code: 25, type: 'CANNOT_PARSE_ESCAPE_SEQUENCE' })
+    await expect(sink.probe!(b)).rejects.toMatchObject({ failure: { kind: 'content', code: 25 } })
+    await sink.probe!(batchOf('refused', 0, 0, 9))
+    // A year past 9999 cannot be a DateTime64: refused in events_raw, the first table written.
+    const late = batchOf('late', 0, 20, 29)
+    late.events[3] = { ...late.events[3]!, ts: 6e15 }
+    await expect(sink.write(late, { recovering: false })).rejects.toMatchObject({ failure: { kind: 'content', code: 41 } })
+    const [r] = await q<{ e: number; r: number }>(`SELECT (SELECT count() FROM ${db}.events_raw) AS e, (SELECT count() FROM ${db}.rollup_minute) AS r`)
+    expect(r).toEqual({ e: 0, r: 0 })
+  })
+
+  it('tells content from infrastructure failures', async () => {
+    expect(classifySinkError(new Error('connect ECONNREFUSED 127.0.0.1:8123'))).toMatchObject({ kind: 'infrastructure' })
+    expect(classifySinkError(Object.assign(new Error('Memory limit exceeded'), { code: '241', type: 'MEMORY_LIMIT_EXCEEDED' }))).toMatchObject({ kind: 'infrastructure', code: 241 })
+    expect(classifySinkError(Object.assign(new Error('Timeout exceeded'), { code: '159' }))).toMatchObject({ kind: 'infrastructure' })
+    expect(classifySinkError(Object.assign(new Error('Code: 25. DB::Exception: Cannot parse escape sequence'), { clickhouseCode: 25 }))).toMatchObject({ kind: 'content', code: 25, type: 'CANNOT_PARSE_ESCAPE_SEQUENCE' })
+    const db = `adc_sink_${n++}`
+    await migrate(ch, db)
+    const gone = await createClickHouseSink({ client: ch, database: 'no_such_db' }).write(batchOf('x', 0, 0, 0), { recovering: false }).catch((e: unknown) => e)
+    expect((gone as SinkWriteError).failure.kind).toBe('infrastructure')
   })
 })

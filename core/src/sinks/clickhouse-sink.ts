@@ -1,8 +1,11 @@
 import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '@clickhouse/client'
+import { isWellFormed, toWellFormed } from '@adc/schemas'
 import { PINNED_SETTINGS, sqlString } from '../clickhouse/client.js'
+import { probeTable } from '../clickhouse/ddl.js'
 import { TsvWriter } from './tsv-writer.js'
-import { batchToken, type EventRow, type Sink, type SinkBatch } from './sink.js'
+import { SinkWriteError } from './sink-errors.js'
+import { batchToken, type BadRowRow, type EventRow, type Sink, type SinkBatch } from './sink.js'
 
 export interface ClickHouseSinkOptions {
   client: ClickHouseClient
@@ -68,6 +71,28 @@ export function eventsTsv(rows: EventRow[]): Buffer {
 const ROLLUP_STRUCTURE =
   'minute UInt32, campaign_id String, ad_id String, publisher_id String, geo String, device String, impressions Int64, clicks Int64, ivt_impressions Int64, ivt_clicks Int64, duplicates Int64, orphan_clicks Int64, repeat_clicks Int64, measured_impressions Int64, viewable_impressions Int64, uniques Array(String), last_received_at Int64'
 
+/**
+ * A bad row as bad_rows stores it: every text field made well-formed, so the row that records why
+ * a record could not be written can never itself be refused for its content (a lone surrogate
+ * becomes a `\\ud800` escape in JSON, which ClickHouse's JSON formats refuse). When the payload was
+ * not well-formed, `payload_original` keeps it exactly, as a JSON string literal.
+ */
+export function storableBadRow(r: BadRowRow): Omit<BadRowRow, 'received_at'> & { received_at: string; payload_original: string } {
+  return {
+    received_at: chTime(r.received_at),
+    log_topic: toWellFormed(r.log_topic),
+    log_partition: r.log_partition,
+    log_offset: r.log_offset,
+    reason: toWellFormed(r.reason),
+    step: toWellFormed(r.step),
+    details: toWellFormed(r.details),
+    payload: toWellFormed(r.payload),
+    payload_original: isWellFormed(r.payload) ? '' : JSON.stringify(r.payload),
+    processor_artifact: toWellFormed(r.processor_artifact),
+    processor_version: toWellFormed(r.processor_version),
+  }
+}
+
 /** chDB's raw insert: the payload handed to the engine as bytes, parsed by its C++ input format. */
 type RawInsert = (params: { table: string; columns?: string[]; values: Buffer; format: 'TabSeparated' | 'JSONEachRow'; settings?: Record<string, string | number> }) => Promise<unknown>
 
@@ -106,32 +131,38 @@ export function chdbDirect(client: ClickHouseClient): ChdbDirect | undefined {
  * On chDB the inserts go through its direct access (same SQL, same settings; see chdbDirect).
  */
 export function createClickHouseSink({ client, database, dedupTokens = true, afterTable }: ClickHouseSinkOptions): Sink {
-  const settings = (batch: SinkBatch, table: string): string =>
-    dedupTokens ? `SETTINGS insert_deduplication_token=${sqlString(batchToken(batch, table))}, async_insert=0` : 'SETTINGS insert_deduplicate=0, async_insert=0'
+  /** Where a table's rows go: the table itself, or its Null-engine twin when probing (no token, nothing stored). */
+  interface Target { probe: boolean }
+  const REAL: Target = { probe: false }
+  const PROBE: Target = { probe: true }
+  const tableOf = (table: string, to: Target): string => `${database}.${to.probe ? probeTable(table) : table}`
+  const settings = (batch: SinkBatch, table: string, to: Target): string =>
+    to.probe ? 'SETTINGS async_insert=0'
+      : dedupTokens ? `SETTINGS insert_deduplication_token=${sqlString(batchToken(batch, table))}, async_insert=0` : 'SETTINGS insert_deduplicate=0, async_insert=0'
   const direct = chdbDirect(client)
-  const rawSettings = (batch: SinkBatch, table: string): Record<string, string | number> =>
-    dedupTokens ? { insert_deduplication_token: batchToken(batch, table), async_insert: 0 } : { insert_deduplicate: 0, async_insert: 0 }
+  const rawSettings = (batch: SinkBatch, table: string, to: Target): Record<string, string | number> =>
+    to.probe ? { async_insert: 0 } : dedupTokens ? { insert_deduplication_token: batchToken(batch, table), async_insert: 0 } : { insert_deduplicate: 0, async_insert: 0 }
 
-  async function insertBody(batch: SinkBatch, table: string, columns: readonly string[] | undefined, format: 'TabSeparated' | 'JSONEachRow', body: Buffer | string): Promise<void> {
+  async function insertBody(batch: SinkBatch, table: string, to: Target, columns: readonly string[] | undefined, format: 'TabSeparated' | 'JSONEachRow', body: Buffer | string): Promise<void> {
     if (direct) {
       const values = typeof body === 'string' ? Buffer.from(body) : body
-      await direct.rawInsert({ table: `${database}.${table}`, ...(columns ? { columns: [...columns] } : {}), values, format, settings: rawSettings(batch, table) })
+      await direct.rawInsert({ table: tableOf(table, to), ...(columns ? { columns: [...columns] } : {}), values, format, settings: rawSettings(batch, table, to) })
     } else {
       const cols = columns ? ` (${columns.join(', ')})` : ''
-      const res = await client.exec({ query: `INSERT INTO ${database}.${table}${cols} ${settings(batch, table)} FORMAT ${format}`, values: Readable.from([body]) })
+      const res = await client.exec({ query: `INSERT INTO ${tableOf(table, to)}${cols} ${settings(batch, table, to)} FORMAT ${format}`, values: Readable.from([body]) })
       res.stream.resume()
     }
-    afterTable?.(table)
+    if (!to.probe) afterTable?.(table)
   }
 
-  async function insertRows(batch: SinkBatch, table: string, rows: unknown[]): Promise<void> {
+  async function insertRows(batch: SinkBatch, table: string, to: Target, rows: unknown[]): Promise<void> {
     if (rows.length === 0) return
     let body = ''
     for (const r of rows) body += JSON.stringify(r) + '\n'
-    await insertBody(batch, table, undefined, 'JSONEachRow', body)
+    await insertBody(batch, table, to, undefined, 'JSONEachRow', body)
   }
 
-  async function insertRollup(batch: SinkBatch): Promise<void> {
+  async function insertRollup(batch: SinkBatch, to: Target): Promise<void> {
     if (batch.rollup.length === 0) return
     let data = ''
     for (const r of batch.rollup) data += JSON.stringify(r) + '\n'
@@ -139,8 +170,8 @@ export function createClickHouseSink({ client, database, dedupTokens = true, aft
     // through the format() table function (input() does not reach chDB's in-process engine). The
     // builder made one row per key, so no GROUP BY: arrayReduce turns each row's uniques into its
     // state (the table sums and merges rows of one key anyway).
-    const insert = `INSERT INTO ${database}.rollup_minute (minute, campaign_id, ad_id, publisher_id, geo, device, impressions, clicks, ivt_impressions, ivt_clicks, duplicates, orphan_clicks, repeat_clicks, measured_impressions, viewable_impressions, uniques, last_received_at)
-        ${settings(batch, 'rollup_minute')}
+    const insert = `INSERT INTO ${tableOf('rollup_minute', to)} (minute, campaign_id, ad_id, publisher_id, geo, device, impressions, clicks, ivt_impressions, ivt_clicks, duplicates, orphan_clicks, repeat_clicks, measured_impressions, viewable_impressions, uniques, last_received_at)
+        ${settings(batch, 'rollup_minute', to)}
         SELECT toDateTime(minute, 'UTC'), campaign_id, ad_id, publisher_id, geo, device, impressions, clicks, ivt_impressions, ivt_clicks,
           duplicates, orphan_clicks, repeat_clicks, measured_impressions, viewable_impressions, arrayReduce('uniqState', uniques),
           fromUnixTimestamp64Milli(last_received_at, 'UTC')
@@ -148,20 +179,46 @@ export function createClickHouseSink({ client, database, dedupTokens = true, aft
     // The rows ride in the SQL text: it may exceed the default max_query_size (the client pins it).
     if (direct) await direct.queryAsync(`SET max_query_size = ${PINNED_SETTINGS.max_query_size}; ${insert}`)
     else await client.command({ query: insert })
-    afterTable?.('rollup_minute')
+    if (!to.probe) afterTable?.('rollup_minute')
+  }
+
+  /** Every table but events_raw: few rows per batch (aggregates, IVT decisions, bad rows). */
+  async function writeSmall(batch: SinkBatch, to: Target): Promise<void> {
+    await insertRollup(batch, to)
+    await insertRows(batch, 'rollup_ivt_minute', to, batch.rollupIvt)
+    await insertRows(batch, 'ivt_decisions', to, batch.ivtDecisions.map((r) => ({ ...r, ts: chTime(r.ts), decided_at: chTime(r.decided_at) })))
+    await insertRows(batch, 'bad_rows', to, batch.badRows.map(storableBadRow))
+    await insertRows(batch, 'edge_stats_minute', to, batch.edgeStats)
   }
 
   return {
     name: 'clickhouse',
+    /**
+     * A batch the engine refuses for its content must leave nothing stored, or a rebuilt batch
+     * (without the refused records) would meet its own first copy under the same tokens. So the
+     * small tables are probed into their Null twins first (one call per non-empty table, no
+     * parts written); events_raw, the one large insert, is written first and is atomic itself; the
+     * small tables then take rows the engine already parsed once.
+     */
     async write(batch) {
-      if (batch.events.length > 0) {
-        await insertBody(batch, 'events_raw', EVENT_COLUMNS, 'TabSeparated', eventsTsv(batch.events))
+      try {
+        await writeSmall(batch, PROBE)
+        if (batch.events.length > 0) {
+          await insertBody(batch, 'events_raw', REAL, EVENT_COLUMNS, 'TabSeparated', eventsTsv(batch.events))
+        }
+        await writeSmall(batch, REAL)
+      } catch (err) {
+        throw new SinkWriteError('clickhouse', err)
       }
-      await insertRollup(batch)
-      await insertRows(batch, 'rollup_ivt_minute', batch.rollupIvt)
-      await insertRows(batch, 'ivt_decisions', batch.ivtDecisions.map((r) => ({ ...r, ts: chTime(r.ts), decided_at: chTime(r.decided_at) })))
-      await insertRows(batch, 'bad_rows', batch.badRows.map((r) => ({ ...r, received_at: chTime(r.received_at) })))
-      await insertRows(batch, 'edge_stats_minute', batch.edgeStats)
+    },
+    /** Parses the batch's rows into the Null twins: throws what `write` would for their content, stores nothing. */
+    async probe(batch) {
+      try {
+        if (batch.events.length > 0) await insertBody(batch, 'events_raw', PROBE, EVENT_COLUMNS, 'TabSeparated', eventsTsv(batch.events))
+        await writeSmall(batch, PROBE)
+      } catch (err) {
+        throw new SinkWriteError('clickhouse', err)
+      }
     },
   }
 }

@@ -2,7 +2,9 @@ import { relative, resolve, isAbsolute } from 'node:path'
 import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { sqlString } from '../clickhouse/client.js'
-import type { Sink } from './sink.js'
+import { probeTable } from '../clickhouse/ddl.js'
+import { SinkWriteError } from './sink-errors.js'
+import type { Sink, SinkBatch } from './sink.js'
 
 export interface IcebergSinkOptions {
   client: ClickHouseClient
@@ -60,33 +62,53 @@ export function icebergLocation(options: Pick<IcebergSinkOptions, 'dir' | 's3'>)
   return { engine: `IcebergLocal(${path}, 'Parquet')`, reader: `icebergLocal(${path})` }
 }
 
+/** The batch's raw rows as the Iceberg table's JSONEachRow. */
+function lakeRows(batch: SinkBatch): string {
+  let body = ''
+  for (const r of batch.events) {
+    body += JSON.stringify({
+      event_key: r.event_key, event_type: r.event_type, event_id: r.event_id, impression_id: r.impression_id, click_id: r.click_id,
+      campaign_id: r.campaign_id, ad_id: r.ad_id, publisher_id: r.publisher_id, ts: micros(r.ts), received_at: micros(r.received_at),
+      channel: r.channel, device: r.device, geo: r.geo, user_key: r.user_key, ua: r.ua, ip_prefix: r.ip_prefix, ip_hash: r.ip_hash,
+      billable: r.billable, reason: r.reason, ivt_score: r.ivt_score, model_version: r.model_version, joined: r.joined, sign: r.sign,
+      log_partition: r.log_partition, log_offset: r.log_offset, viewable: r.viewable, view_method: r.view_method,
+    }) + '\n'
+  }
+  return body
+}
+
 export async function createIcebergSink({ client, database, dir, s3, table = 'events_lake' }: IcebergSinkOptions): Promise<Sink> {
   const location = icebergLocation({ dir, s3 })
   await client.command({ query: `CREATE TABLE IF NOT EXISTS ${database}.${table} (${COLUMNS}) ENGINE = ${location.engine} PARTITION BY toRelativeHourNum(ts)` })
+  // Same columns, ENGINE = Null: parses the rows and keeps nothing (see Sink.probe).
+  await client.command({ query: `CREATE TABLE IF NOT EXISTS ${database}.${probeTable(table)} (${COLUMNS}) ENGINE = Null` })
   return {
     name: 'iceberg',
     async write(batch, { recovering }) {
       if (batch.events.length === 0) return
-      if (recovering) {
-        const rs = await client.query({
-          query: `SELECT count() AS n FROM ${location.reader} WHERE log_partition = ${batch.partition} AND log_offset BETWEEN ${batch.minOffset} AND ${batch.maxOffset}`,
-          format: 'JSONEachRow',
-        })
-        const [row] = await rs.json<{ n: number }>()
-        if (Number(row?.n ?? 0) > 0) return
+      try {
+        if (recovering) {
+          const rs = await client.query({
+            query: `SELECT count() AS n FROM ${location.reader} WHERE log_partition = ${batch.partition} AND log_offset BETWEEN ${batch.minOffset} AND ${batch.maxOffset}`,
+            format: 'JSONEachRow',
+          })
+          const [row] = await rs.json<{ n: number }>()
+          if (Number(row?.n ?? 0) > 0) return
+        }
+        const res = await client.exec({ query: `INSERT INTO ${database}.${table} SETTINGS allow_insert_into_iceberg = 1 FORMAT JSONEachRow`, values: Readable.from([lakeRows(batch)]) })
+        res.stream.resume()
+      } catch (err) {
+        throw new SinkWriteError('iceberg', err)
       }
-      let body = ''
-      for (const r of batch.events) {
-        body += JSON.stringify({
-          event_key: r.event_key, event_type: r.event_type, event_id: r.event_id, impression_id: r.impression_id, click_id: r.click_id,
-          campaign_id: r.campaign_id, ad_id: r.ad_id, publisher_id: r.publisher_id, ts: micros(r.ts), received_at: micros(r.received_at),
-          channel: r.channel, device: r.device, geo: r.geo, user_key: r.user_key, ua: r.ua, ip_prefix: r.ip_prefix, ip_hash: r.ip_hash,
-          billable: r.billable, reason: r.reason, ivt_score: r.ivt_score, model_version: r.model_version, joined: r.joined, sign: r.sign,
-          log_partition: r.log_partition, log_offset: r.log_offset, viewable: r.viewable, view_method: r.view_method,
-        }) + '\n'
+    },
+    async probe(batch) {
+      if (batch.events.length === 0) return
+      try {
+        const res = await client.exec({ query: `INSERT INTO ${database}.${probeTable(table)} SETTINGS async_insert = 0 FORMAT JSONEachRow`, values: Readable.from([lakeRows(batch)]) })
+        res.stream.resume()
+      } catch (err) {
+        throw new SinkWriteError('iceberg', err)
       }
-      const res = await client.exec({ query: `INSERT INTO ${database}.${table} SETTINGS allow_insert_into_iceberg = 1 FORMAT JSONEachRow`, values: Readable.from([body]) })
-      res.stream.resume()
     },
   }
 }

@@ -63,6 +63,17 @@ export function runSinkContract({ name, newSink }: SinkContractOptions): void {
         expect(t.uniques).toBe(7)
       }
     })
+
+    it('a probe stores nothing, and rows the engine cannot take are refused as content, leaving nothing stored', async () => {
+      const { sink, probe } = await newSink()
+      await sink.probe?.(batchOf('contract-c', 3, 0, 9))
+      const refused = batchOf('contract-c', 3, 10, 19)
+      refused.events[4] = { ...refused.events[4]!, ts: 6e15 } // past year 9999: no DateTime64
+      await expect(sink.probe?.(refused)).rejects.toMatchObject({ failure: { kind: 'content' } })
+      await expect(sink.write(refused, { recovering: false })).rejects.toMatchObject({ failure: { kind: 'content' } })
+      expect((await probe.eventTotals(3)).events).toBe(0)
+      if (probe.rollupTotals) expect((await probe.rollupTotals('cmp_contract')).impressions).toBe(0)
+    })
   })
 }
 

@@ -8,6 +8,13 @@
 export interface Sink {
   readonly name: string
   write(batch: SinkBatch, options: SinkWriteOptions): Promise<void>
+  /**
+   * Sends the batch's rows where they are parsed exactly as `write` would but stored nowhere (e.g.
+   * ClickHouse `ENGINE = Null` twins): rejects as `write` would for the rows' content (a
+   * SinkWriteError of kind `content`), writes nothing. The processor probes sub-batches to find the
+   * records a sink refuses. A sink without it cannot refuse content.
+   */
+  probe?(batch: SinkBatch): Promise<void>
   close?(): Promise<void>
 }
 
@@ -146,6 +153,7 @@ export interface EdgeStatsRow {
 export const disabledSink: Sink = {
   name: 'disabled',
   async write() {},
+  async probe() {},
 }
 
 export function emptyBatch(topic: string, partition: number, minOffset: number, maxOffset: number): SinkBatch {

@@ -1,4 +1,4 @@
-import { ENVELOPE_VERSION, type ClickEvent, type EnvelopeInput, type EventType, type ImpressionEvent } from '@adc/schemas'
+import { ENVELOPE_VERSION, isCleanText, type ClickEvent, type EnvelopeInput, type EventType, type ImpressionEvent } from '@adc/schemas'
 import { countryOf, deviceClassOf } from './device.js'
 import { clientFacts, type ClientFacts, type ObservedClient } from './privacy.js'
 
@@ -15,7 +15,7 @@ export function edgeFactsFrom(cf: unknown): EdgeFacts {
   const facts: EdgeFacts = {}
   if (!cf || typeof cf !== 'object') return facts
   const { colo, country, asn } = cf as { colo?: unknown; country?: unknown; asn?: unknown }
-  if (typeof colo === 'string' && colo.length > 0 && colo.length <= 16) facts.colo = colo
+  if (typeof colo === 'string' && colo.length > 0 && colo.length <= 16 && isCleanText(colo)) facts.colo = colo
   if (typeof country === 'string' && /^[A-Z0-9]{2}$/.test(country)) facts.country = country
   if (typeof asn === 'number' && Number.isInteger(asn) && asn >= 0) facts.asn = asn
   return facts

@@ -1,5 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { clientFactsSchema } from '@adc/schemas'
 import { clientFacts, ipHash, parseIp, truncateIp } from './privacy.js'
 
 const DAY = 86_400_000
@@ -55,5 +56,16 @@ describe('clientFacts', () => {
     const facts = await clientFacts({ ua: 'x', ip: '203.0.113.77' }, undefined, 's', 0)
     expect(Object.keys(facts).sort()).toEqual(['ipHash', 'ipPrefix', 'ua'])
     expect(JSON.stringify(facts)).not.toContain('113.77')
+  })
+
+  it('keeps any observed user agent as text the envelope accepts: controls replaced, cut without splitting a pair', async () => {
+    await fc.assert(fc.asyncProperty(fc.string({ unit: fc.oneof(fc.constantFrom('a', '😀', '\u0085', '\u0000', '\u007f', 'é'), fc.integer({ min: 0, max: 0xff }).map((c) => String.fromCharCode(c))), maxLength: 1100 }), async (ua) => {
+      fc.pre(ua.length > 0)
+      const facts = await clientFacts({ ua }, undefined, 's', 0)
+      expect(clientFactsSchema.safeParse(facts).success).toBe(true)
+      expect(facts.ua!.length).toBeGreaterThanOrEqual(Math.min(ua.length, 1023))
+    }), { numRuns: 200 })
+    const facts = await clientFacts({ ua: 'a'.repeat(1023) + '😀' }, undefined, 's', 0)
+    expect(facts.ua).toBe('a'.repeat(1023))
   })
 })

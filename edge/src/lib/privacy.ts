@@ -1,5 +1,5 @@
 import type { z } from 'zod'
-import type { clientFactsSchema } from '@adc/schemas'
+import { cleanText, truncateText, type clientFactsSchema } from '@adc/schemas'
 import { hmacSha256, toHex } from './crypto.js'
 
 export type ClientFacts = z.infer<typeof clientFactsSchema>
@@ -105,7 +105,8 @@ export interface ObservedClient {
 export async function clientFacts(observed: ObservedClient, consent: boolean | undefined, secret: string, nowMs: number): Promise<ClientFacts> {
   if (consent === false) return {}
   const facts: ClientFacts = {}
-  if (observed.ua) facts.ua = observed.ua.slice(0, 1024)
+  // A header may carry controls (obs-text read as Latin-1 gives C1); cut without splitting a pair.
+  if (observed.ua) facts.ua = cleanText(truncateText(observed.ua, 1024))
   if (observed.ip) {
     const prefix = truncateIp(observed.ip)
     const hash = await ipHash(observed.ip, secret, nowMs)

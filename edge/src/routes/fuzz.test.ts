@@ -50,6 +50,9 @@ describe('fuzzing the batch route', () => {
       (e: Record<string, unknown>) => ({ ...e, nested: { a: [1, { b: 2 }] } }),
       (e: Record<string, unknown>) => ({ ...e, geo: 'us' }),
       (e: Record<string, unknown>) => ({ ...e, ip: '999.1.1.1' }),
+      (e: Record<string, unknown>) => ({ ...e, channel: 's2s', ua: 'Mozilla/5.0 \ud800' }),
+      (e: Record<string, unknown>) => ({ ...e, placement: 'top\u0000' }),
+      (e: Record<string, unknown>) => ({ ...e, userKey: 'u\u009b' }),
     )
     const slot = fc.oneof(fc.constant(null), breakEvent)
     await fc.assert(fc.asyncProperty(fc.array(slot, { minLength: 1, maxLength: 30 }), async (slots) => {

@@ -1,4 +1,5 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
+import { EVENTS_TOPIC } from '@adc/schemas'
 import { DAY_MS, chTime, dayStart } from '../../billing/days.js'
 import { DUPLICATE_VERDICTS, IVT_REASONS, classifyDay, hasSignColumn } from '../../billing/final-join.js'
 import { STREAM_MODEL } from '../../billing/jobs.js'
@@ -207,6 +208,17 @@ export function registerReportRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApi
       query_params: params,
       format: 'JSONEachRow',
     })
+    // Accepted events core could not store as a verdict are kept in bad_rows with their reason
+    // (sink_rejected, bad_envelope): still accepted, never billed, and named by their publisher.
+    const badRs = await ch.query({
+      query: `SELECT JSONExtractString(payload, 'event', 'publisherId') AS publisher_id, toString(reason) AS reason, count() AS n
+        FROM (SELECT payload, reason FROM ${db}.bad_rows
+          WHERE log_topic = {topic:String} AND received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {end:DateTime64(3, 'UTC')}
+          LIMIT 1 BY log_partition, log_offset)
+        GROUP BY publisher_id, reason`,
+      query_params: { ...params, topic: EVENTS_TOPIC },
+      format: 'JSONEachRow',
+    })
     type Row = {
       edge: { received: number; accepted: number; rejected: number; duplicate: number; rejectedByReason: Record<string, number> }
       core: { accepted: number; billed: number; keptByReason: Record<string, number> }
@@ -241,6 +253,12 @@ export function registerReportRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApi
         const reason = Number(r.billable) === 1 ? 'unknown_campaign' : String(r.reason) || 'unspecified'
         row.core.keptByReason[reason] = (row.core.keptByReason[reason] ?? 0) + n
       }
+    }
+    for (const r of await badRs.json<Record<string, unknown>>()) {
+      const n = Number(r.n)
+      const row = get(String(r.publisher_id))
+      row.core.accepted += n
+      row.core.keptByReason[String(r.reason)] = (row.core.keptByReason[String(r.reason)] ?? 0) + n
     }
     const publishers = [...pubs.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))

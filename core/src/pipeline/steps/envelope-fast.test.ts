@@ -12,7 +12,7 @@ const shape = (x: unknown): unknown =>
 const field = (valid: unknown[], invalid: unknown[] = []) => fc.oneof(
   { arbitrary: fc.constantFrom(...valid), weight: 150 },
   { arbitrary: fc.constant(undefined), weight: 1 },
-  { arbitrary: fc.constantFrom(null, '', 'x'.repeat(200), -1, 1.5, 2 ** 60, true, [], {}, 'ÄB', ' ab', 'a b', ...invalid), weight: 2 },
+  { arbitrary: fc.constantFrom(null, '', 'x'.repeat(200), -1, 1.5, 2 ** 60, true, [], {}, 'ÄB', ' ab', 'a b', 'a\ud800', '\udc00b', 'a\u0000', '\t', 'x\u007f', 'x\u0085', ...invalid), weight: 2 },
 )
 /** Usually absent: keys the event schema refuses. */
 const rare = (v: unknown) => fc.oneof({ arbitrary: fc.constant(undefined), weight: 60 }, { arbitrary: fc.constant(v), weight: 1 })
@@ -23,7 +23,7 @@ const arbEnvelope = fc.record({
   v: fc.constantFrom(1, 1, 1, 1, 1, 1, 1, 1, 2, '1'),
   type: fc.constantFrom('impression', 'click', 'impression', 'click', 'impression', 'click', 'other'),
   key: field(['0123456789abcdef0123456789abcdef'], ['0123456789ABCDEF0123456789ABCDEF', '0123456789abcdef']),
-  receivedAt: field([1_795_455_805_257, 0]),
+  receivedAt: field([1_795_455_805_257, 0, 8.64e15], [8.64e15 + 1]),
   edge: present(fc.record({
     colo: field(['AMS', 'x'.repeat(16)], ['x'.repeat(17)]), country: field(['NL'], ['NLD']), asn: field([13335, 0]),
     dedupe: field(['new', 'skipped'], ['NEW']), source: field(['batch', 'beacon', 'pixel', 'redirect', 's2s'], ['api']), prefetch: field([true, false]),
@@ -116,5 +116,13 @@ describe('fastEnvelope', () => {
     expect(fastEnvelope({ ...base, event: { ...base.event, geo: 'us' } })).toBeUndefined()
     expect(fastEnvelope(JSON.parse('{"__proto__":{"v":1}}'))).toBeUndefined()
     expect(fastEnvelope([base])).toBeUndefined()
+    // Ill-formed text or control characters in any client string (schemas/src/text.ts).
+    const withClient = asJson(testEnvelope({ type: 'impression', n: 1, impressionId: 'imp_1', ts: 1_795_455_805_000 })) as { client: Record<string, unknown>; event: Record<string, unknown> }
+    for (const bad of ['\ud800', 'Mozilla\u0000', '\u009b']) {
+      for (const json of [{ ...withClient, client: { ...withClient.client, ua: bad } }, { ...withClient, event: { ...withClient.event, userKey: bad } }]) {
+        expect(fastEnvelope(asJson(json))).toBeUndefined()
+        expect(envelopeSchema.safeParse(asJson(json)).success).toBe(false)
+      }
+    }
   })
 })

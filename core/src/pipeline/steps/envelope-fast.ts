@@ -1,4 +1,4 @@
-import { ID_PATTERN, ULID_PATTERN, UUIDV7_PATTERN, type Envelope } from '@adc/schemas'
+import { ID_PATTERN, ULID_PATTERN, UUIDV7_PATTERN, isCleanText, type Envelope } from '@adc/schemas'
 
 /**
  * A conservative fast path for `envelopeSchema.safeParse`: answers the very envelope zod would
@@ -19,7 +19,7 @@ export function fastEnvelope(json: unknown): Envelope | undefined {
   const key = json.key
   if (typeof key !== 'string' || !DELIVERY_KEY.test(key)) return undefined
   const receivedAt = json.receivedAt
-  if (!isNonNegativeInt(receivedAt)) return undefined
+  if (!isNonNegativeInt(receivedAt) || receivedAt > MAX_TS) return undefined
   const edge = fastEdge(json.edge)
   if (!edge) return undefined
   const client = fastClient(json.client)
@@ -46,7 +46,8 @@ function isNonNegativeInt(x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
 }
 
-const optString = (x: unknown, max: number): boolean => x === undefined || (typeof x === 'string' && x.length <= max)
+/** Client text (schemas/src/text.ts): a lone surrogate or a control character is zod's to refuse. */
+const optString = (x: unknown, max: number): boolean => x === undefined || (typeof x === 'string' && x.length <= max && isCleanText(x))
 const optBoolean = (x: unknown): boolean => x === undefined || typeof x === 'boolean'
 const isId = (x: unknown): x is string => typeof x === 'string' && ID_PATTERN.test(x)
 
