@@ -13,6 +13,7 @@ import { startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } fr
  * report balances afterwards.
  */
 const SERVER_KEY = process.env.E2E_SERVER_KEY ?? 'pk_demo_publisher_dev'
+const PUBLIC_KEY = 'pkpub_demo_publisher_dev'
 const ADMIN_KEY = 'admin_demo_dev'
 const ADV_KEY = 'ak_demo_advertiser_dev'
 const PARTITIONS = 8
@@ -94,8 +95,17 @@ interface BatchAnswer {
   results: { index: number; status: string; code?: string; message?: string }[]
 }
 
+/** A well-behaved client: a 429 is retried whole after its Retry-After (the demo limit is 500/s). */
+async function send(url: string, init: RequestInit): Promise<Response> {
+  for (;;) {
+    const res = await fetch(url, init)
+    if (res.status !== 429) return res
+    await new Promise((r) => setTimeout(r, 1000 * Number(res.headers.get('retry-after') ?? 1)))
+  }
+}
+
 async function post(path: string, body: string, key = SERVER_KEY): Promise<{ status: number; body: BatchAnswer }> {
-  const res = await fetch(`${edge.url}${path}`, {
+  const res = await send(`${edge.url}${path}`, {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
     body,
@@ -153,6 +163,26 @@ describe('hostile input through the whole path', () => {
         edgeAccepted += answer.body.accepted
       }
     }
+    // The beacon (public key, text/plain, the browser's own user agent header): the same fields,
+    // plus agents with C1 controls and Latin-1 bytes in the header itself.
+    const agents = [UA, 'Mozilla/5.0 \u0085\u009b[31m', 'Mozilla/5.0 (\u00ff\u00fe)', 'x'.repeat(2000)]
+    for (let start = 0; start < explicit.length; start += 100) {
+      const chunk = explicit.slice(start, start + 100)
+      const body = `{"events":[${chunk.map((m, j) => hostileJson(m, 100_000 + start + j).replace(/^\{/, `{"type":${m.click ? '"click"' : '"impression"'},`)).join(',')}]}`
+      const res = await send(`${edge.url}/v1/beacon?k=${PUBLIC_KEY}`, {
+        method: 'POST', headers: { 'content-type': 'text/plain', 'user-agent': agents[(start / 100) % agents.length]! }, body,
+      })
+      expect(res.status).toBe(202)
+      const answer = (await res.json()) as { results: { status: string; code?: string }[] }
+      expect(answer.results).toHaveLength(chunk.length)
+      for (const r of answer.results) {
+        expect(['queued', 'rejected']).toContain(r.status)
+        if (r.status === 'rejected') rejectedCodes.add(r.code!)
+      }
+    }
+    // A public key may not send a click without a signed click token.
+    expect(rejectedCodes.has('click_token_required')).toBe(true)
+
     // The generator is strong enough to be refused, and mild enough to be accepted at times.
     expect(rejectedCodes.has('invalid_event')).toBe(true)
     expect(edgeAccepted).toBeGreaterThan(0)
