@@ -1,4 +1,4 @@
-import { Hono } from 'hono'
+import { Hono, type Context, type Next } from 'hono'
 import type { AppEnv } from '../lib/context.js'
 import { sameSecret } from '../lib/crypto.js'
 import { fail } from '../lib/errors.js'
@@ -14,6 +14,17 @@ internal.use('/v1/internal/*', async function requireSyncKey(c, next) {
   if (!(await sameSecret(given, settingsFrom(c.env).edgeSyncKey))) throw fail('unauthorized', 'the edge sync key is required')
   await next()
 })
+
+/**
+ * The benchmark routes write throwaway keys into a production dedupe shard and spin up limiter
+ * objects: they exist in development only, whoever holds the sync key.
+ */
+async function developmentOnly(c: Context<AppEnv>, next: Next): Promise<void> {
+  if ((c.env.ADC_ENV ?? 'development') !== 'development') throw fail('not_found', 'no such route')
+  await next()
+}
+internal.use('/v1/internal/dedupe-bench', developmentOnly)
+internal.use('/v1/internal/rate-limit-bench', developmentOnly)
 
 /** A publisher's Spool: depth per topic, dead rows, backoff state. */
 internal.get('/v1/internal/spool/:publisherId', async (c) => c.json(await spoolFor(c.env, c.req.param('publisherId')).stats()))
