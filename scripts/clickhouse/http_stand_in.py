@@ -97,7 +97,7 @@ class Handler(BaseHTTPRequestHandler):
                     if not SETTING_NAME.match(name):
                         raise RuntimeError(f"Code: 115. DB::Exception: Unknown setting '{name}'. (UNKNOWN_SETTING)")
                     engine.query(f"SET {name} = {quote(value)}")
-                result = engine.query(sql, "TabSeparated", params=query_params or None)
+                result = engine.query(sql, "TabSeparated", params=query_params) if query_params else engine.query(sql, "TabSeparated")
             data = result.bytes() if result is not None else b""
         except Exception as err:  # chDB raises the engine's error text
             message = str(err)
