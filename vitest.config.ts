@@ -9,9 +9,24 @@ export default defineConfig({
         test: {
           name: 'core',
           include: ['core/src/**/*.test.ts'],
-          exclude: ['**/*.contract.ts', '**/node_modules/**'],
+          exclude: ['**/*.contract.ts', '**/*.pinned.test.ts', '**/node_modules/**'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
+        },
+      },
+      {
+        // Core's SQL on the ClickHouse version docker-compose.yml pins, over the HTTP interface: the
+        // DDL, every sink insert with its settings, and the API and billing suites (core/src/clickhouse/pinned/).
+        test: {
+          name: 'core-clickhouse-pinned',
+          include: [
+            'core/src/**/*.pinned.test.ts', 'core/src/sinks/clickhouse-server-sink.test.ts',
+            'core/src/api/app.test.ts', 'core/src/api/viewability.test.ts', 'core/src/billing/jobs.test.ts',
+          ],
+          globalSetup: ['core/src/clickhouse/pinned/global-setup.ts'],
+          setupFiles: ['core/src/clickhouse/pinned/setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 180_000,
         },
       },
       { test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], testTimeout: 180_000, hookTimeout: 240_000, fileParallelism: false } },

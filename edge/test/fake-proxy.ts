@@ -96,11 +96,16 @@ export async function startFakeProxy(port = 0): Promise<{ url: string; server: S
           res.writeHead(401, { 'content-type': 'application/vnd.kafka.v2+json', 'www-authenticate': 'Basic realm="fake"' })
           return res.end(JSON.stringify({ error_code: 40101, message: 'Unauthorized' }))
         }
-        if (req.headers['content-type'] !== 'application/vnd.kafka.json.v2+json') {
+        // The edge produces in the binary embedded format: base64 key and value bytes, decoded here
+        // as Confluent's proxy decodes them (the key as UTF-8 text, the value as UTF-8 JSON).
+        if (req.headers['content-type'] !== 'application/vnd.kafka.binary.v2+json') {
           return send(res, 415, { error_code: 415, message: 'wrong content type' })
         }
-        const body = (await readJson(req)) as { records?: { key: unknown; value: unknown }[] }
-        const records = body.records ?? []
+        const body = (await readJson(req)) as { records?: { key: string; value: string }[] }
+        const records = (body.records ?? []).map((r) => ({
+          key: Buffer.from(r.key, 'base64').toString('utf8'),
+          value: JSON.parse(Buffer.from(r.value, 'base64').toString('utf8')) as unknown,
+        }))
         state.calls[topic] = (state.calls[topic] ?? 0) + 1
         const mode = state.mode
         if (state.times !== null && --state.times <= 0) {

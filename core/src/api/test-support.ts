@@ -7,10 +7,13 @@ import { createClickHouse, migrate } from '../clickhouse/client.js'
 /**
  * A real chDB engine for read-side tests, in a temporary directory (one per test process:
  * chDB allows one data directory per process), with core's pinned settings and tables.
+ * With `ADC_TEST_CLICKHOUSE_URL` (the pinned-ClickHouse test project sets it) the same tests talk to
+ * that server over HTTP instead.
  */
 export async function openTestClickHouse(database = 'adc'): Promise<{ client: ClickHouseClient; database: string; dir: string; close(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'adc-read-ch-'))
-  const client = createClickHouse({ dataDir: dir })
+  const url = process.env.ADC_TEST_CLICKHOUSE_URL
+  const client = url ? createClickHouse({ url, dataDir: dir }) : createClickHouse({ dataDir: dir })
   await migrate(client, database)
   return {
     client,

@@ -1,7 +1,26 @@
 import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client'
-import { createChdbConnection } from 'chdb/connection'
+import type { createChdbConnection as CreateChdbConnection } from 'chdb/connection'
 import { mkdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { ConfigError } from '../config.js'
 import { ddl } from './ddl.js'
+
+const require = createRequire(import.meta.url)
+
+/**
+ * chDB, loaded on first use only: its native library (about 550 MB, published for x64 Linux and
+ * macOS only) is never mapped into a process that talks to a ClickHouse server, so core runs with
+ * `CLICKHOUSE_URL` on any platform, and an image built without chDB still starts.
+ */
+function loadChdb(): typeof CreateChdbConnection {
+  try {
+    return (require('chdb/connection') as { createChdbConnection: typeof CreateChdbConnection }).createChdbConnection
+  } catch (err) {
+    throw new ConfigError(
+      `embedded ClickHouse (chDB) cannot be loaded on ${process.platform}-${process.arch} (${(err as Error).message.split('\n')[0]}): set CLICKHOUSE_URL to a ClickHouse server`,
+    )
+  }
+}
 
 export type { ClickHouseClient }
 
@@ -42,7 +61,7 @@ export function createClickHouse(options: ClickHouseOptions): ClickHouseClient {
   }
   mkdirSync(options.dataDir, { recursive: true })
   // The cast: @clickhouse/client bundles its own copy of client-common's Connection type.
-  const connection = createChdbConnection({ path: options.dataDir }) as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>
+  const connection = loadChdb()({ path: options.dataDir }) as unknown as NonNullable<ClickHouseClientConfigOptions['connection']>
   return createClient({ ...base, connection })
 }
 

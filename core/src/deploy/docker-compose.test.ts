@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { isMap, isScalar, parseDocument, type Pair } from 'yaml'
-import { configSchema } from '../config.js'
+import { configSchema, loadConfig } from '../config.js'
 
 // No Docker daemon in CI: this checks the compose file's structure and wiring statically.
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
@@ -16,9 +16,9 @@ interface Healthcheck {
 }
 interface Service {
   image?: string
-  build?: { context: string; dockerfile: string }
+  build?: { context: string; dockerfile: string; args?: Record<string, string> }
   ports?: string[]
-  environment?: Record<string, string | number>
+  environment?: Record<string, string | number | null>
   depends_on?: Record<string, { condition: string }>
   healthcheck?: Healthcheck
   restart?: string
@@ -33,8 +33,38 @@ interface Compose {
 }
 const compose = doc.toJS() as Compose
 const services = compose.services
-const env = (name: string): Record<string, string> =>
-  Object.fromEntries(Object.entries(services[name]?.environment ?? {}).map(([k, v]) => [k, String(v)]))
+
+/**
+ * Compose's interpolation of `${NAME}`, `${NAME:-default}` and `$$`, with the variables an operator
+ * sets in `.env` (none: the development defaults).
+ */
+function interpolate(value: string, vars: Record<string, string> = {}): string {
+  return value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}/g, (m, name: string | undefined, fallback: string | undefined) =>
+    m === '$$' ? '$' : (vars[name!] || (fallback ?? '')))
+}
+
+/** A service's environment as the container gets it: interpolated, pass-through keys (no value) taken from `vars` or left out. */
+const env = (name: string, vars: Record<string, string> = {}): Record<string, string> =>
+  Object.fromEntries(Object.entries(services[name]?.environment ?? {}).flatMap(([k, v]) =>
+    v === null ? (vars[k] !== undefined ? [[k, vars[k]!]] : []) : [[k, interpolate(String(v), vars)]]))
+const config = (name: string, vars: Record<string, string> = {}) => interpolate(compose.configs?.[name]?.content ?? '', vars)
+
+/** What a production `.env` beside docker-compose.yml sets (README "Deploy"). */
+const PRODUCTION_ENV = {
+  ADC_ENV: 'production', ADC_PUBLIC_HOST: 'collector.example.com', REST_PROXY_USER: 'edge_prod',
+  REST_PROXY_PASSWORD: 'a-long-random-proxy-password', EDGE_SYNC_KEY: 'a-long-random-edge-sync-key',
+  ADC_BOOTSTRAP_ADMIN_KEY: 'a-long-random-first-admin-key-0001',
+}
+
+/** `registry/repository:tag` as Docker resolves a reference: Docker Hub's names get docker.io (and library/). */
+function qualified(image: string): string {
+  const first = image.split('/')[0]!
+  const hasRegistry = image.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost')
+  if (hasRegistry) return image
+  return `docker.io/${image.includes('/') ? image : `library/${image}`}`
+}
+const knownImages = readFileSync(join(root, 'deploy/images.txt'), 'utf8').split('\n')
+  .map((l) => l.replace(/#.*/, '').trim()).filter(Boolean)
 
 /** `host:port` → [host, port]; `PLAINTEXT://kafka:9092` → listener name, host, port. */
 function listeners(value: string): { name: string; host: string; port: number }[] {
@@ -52,7 +82,7 @@ describe('docker-compose.yml', () => {
   })
 
   it('has the scale-out services, each introduced by a comment', () => {
-    expect(Object.keys(services).sort()).toEqual(['clickhouse', 'core', 'iceberg-rest', 'kafka', 'minio', 'minio-init', 'rest-proxy'])
+    expect(Object.keys(services).sort()).toEqual(['clickhouse', 'core', 'front-door', 'iceberg-rest', 'kafka', 'minio', 'minio-init', 'rest-proxy'])
     const node = doc.get('services', true)
     expect(isMap(node)).toBe(true)
     if (!isMap(node)) return
@@ -64,16 +94,29 @@ describe('docker-compose.yml', () => {
     })
   })
 
-  it('pins every image to an exact tag', () => {
-    for (const [name, s] of Object.entries(services)) {
-      expect(s.image ?? s.build, `${name} has an image or a build`).toBeTruthy()
-      if (s.image && !s.build) {
-        expect(s.image, name).toMatch(/^[\w./-]+:[\w.-]+$/)
-        expect(s.image, name).not.toMatch(/:(latest|stable|main)$/)
-        // A tag like 25.8 floats; at least major.minor.patch (or a dated release) is pinned.
-        expect(s.image.split(':')[1], name).toMatch(/^(\d+\.\d+\.\d+|RELEASE\.\d{4}-\d\d-\d\dT[\d-]+Z)/)
-      }
+  it('pins every image to an exact tag of a registry and tag listed in deploy/images.txt', () => {
+    const dockerfile = readFileSync(join(root, 'core/Dockerfile'), 'utf8')
+    const references = [
+      ...Object.entries(services).filter(([, s]) => !s.build).map(([name, s]) => [name, s.image!] as const),
+      ...[...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => ['core/Dockerfile', m[1]!] as const),
+    ]
+    expect(references.length).toBeGreaterThan(6)
+    for (const [where, image] of references) {
+      expect(image, `${where} has an image`).toBeTruthy()
+      expect(image, where).toMatch(/^[\w./-]+:[\w.-]+$/)
+      expect(image, where).not.toMatch(/:(latest|stable|main|lts|current)$/)
+      // A tag like 26.3 floats; at least major.minor.patch (or a dated release) is pinned.
+      expect(image.split(':').at(-1), where).toMatch(/^(\d+\.\d+\.\d+|RELEASE\.\d{4}-\d\d-\d\dT[\d-]+Z)/)
+      expect(knownImages, `${where}: ${image} is not in deploy/images.txt`).toContain(qualified(image))
     }
+    // The list itself: fully qualified, from registries that serve these images, each entry used.
+    for (const entry of knownImages) {
+      expect(entry).toMatch(/^(docker\.io|quay\.io)\/[\w.-]+\/[\w.-]+:[\w.-]+$/)
+      expect(references.map(([, i]) => qualified(i)), `${entry} is listed but used nowhere`).toContain(entry)
+    }
+    expect(new Set(knownImages).size).toBe(knownImages.length)
+    expect(qualified('minio/minio:RELEASE.2025-04-22T22-12-26Z')).toBe('docker.io/minio/minio:RELEASE.2025-04-22T22-12-26Z')
+    expect(knownImages).not.toContain('docker.io/minio/minio:RELEASE.2025-04-22T22-12-26Z')
   })
 
   it('points every depends_on at an existing service that is healthy or a finished job', () => {
@@ -96,17 +139,42 @@ describe('docker-compose.yml', () => {
     }
   })
 
-  it('publishes host ports on loopback only, without clashes', () => {
+  it('publishes only the front door beyond loopback, on 80 and 443, without clashes', () => {
     const hostPorts: string[] = []
     for (const [name, s] of Object.entries(services)) {
       for (const p of s.ports ?? []) {
-        expect(p, `${name} port ${p}`).toMatch(/^127\.0\.0\.1:\d+:\d+$/)
-        hostPorts.push(p.split(':')[1]!)
+        if (name === 'front-door') expect(p, `${name} port ${p}`).toMatch(/^(80:80|443:443)$/)
+        else expect(p, `${name} port ${p}`).toMatch(/^127\.0\.0\.1:\d+:\d+$/)
+        hostPorts.push(p.split(':').at(-2)!)
       }
     }
     expect(new Set(hostPorts).size).toBe(hostPorts.length)
+    expect(services['front-door']?.ports).toEqual(['80:80', '443:443'])
     expect(services.core?.ports).toContain('127.0.0.1:8788:8788')
     expect(services.core?.ports).toContain('127.0.0.1:8789:8789')
+  })
+
+  it("routes only the edge's calls through the front door, over HTTPS, to core's internal port", () => {
+    const fd = services['front-door']!
+    expect(fd.depends_on?.core?.condition).toBe('service_healthy')
+    expect(fd.configs).toEqual([{ source: 'caddyfile', target: '/etc/caddy/Caddyfile' }])
+    for (const vars of [{}, PRODUCTION_ENV]) {
+      const caddyfile = config('caddyfile', vars)
+      // The site address is a bare host name: Caddy serves it over HTTPS (redirecting 80), never plain HTTP.
+      const site = /^(\S+) \{$/m.exec(caddyfile)?.[1]
+      expect(site).toBe((vars as Record<string, string>).ADC_PUBLIC_HOST ?? 'localhost')
+      expect(site).not.toMatch(/^http:/)
+      const handles = [...caddyfile.matchAll(/^\s*handle(?: (\S+))? \{$/gm)].map((m) => m[1] ?? '*')
+      expect(handles).toEqual(['/topics/*', '/v1/internal/edge-config', '/healthz', '*'])
+      const upstreams = [...caddyfile.matchAll(/reverse_proxy (\S+)/g)].map((m) => m[1])
+      const internal = `core:${env('core').INTERNAL_PORT}`
+      expect(upstreams).toEqual([internal, internal, internal])
+      expect(caddyfile).toMatch(/handle \{\s*respond "not found" 404\s*\}/)
+      expect(caddyfile).not.toContain('/metrics')
+    }
+    // Confluent's proxy instead of core's gateway: one variable, the same credentials.
+    const confluent = config('caddyfile', { ADC_LOG_PROXY: 'rest-proxy:8082' })
+    expect([...confluent.matchAll(/reverse_proxy (\S+)/g)][0]![1]).toBe(`rest-proxy:${new URL(env('rest-proxy').KAFKA_REST_LISTENERS!).port}`)
   })
 
   it("puts Confluent's REST proxy behind HTTP Basic with the same credentials as core's gateway", () => {
@@ -119,19 +187,25 @@ describe('docker-compose.yml', () => {
     expect(jaasPath).toBe(mounted.get('rest-proxy-jaas'))
     const jaas = compose.configs?.['rest-proxy-jaas']?.content ?? ''
     expect(jaas).toMatch(new RegExp(`^${rp.KAFKA_REST_AUTHENTICATION_REALM}\\s*\\{`))
-    // cp-kafka-rest 8.0 runs Jetty 9.4: its property-file login module's package.
-    expect(jaas).toContain('org.eclipse.jetty.jaas.spi.PropertyFileLoginModule required')
+    // cp-kafka-rest 8.0 runs rest-utils 8.0 on Jetty 12: its property-file login module's package.
+    expect(jaas).toContain('org.eclipse.jetty.security.jaas.spi.PropertyFileLoginModule required')
     expect(jaas.trim().endsWith('};')).toBe(true)
     // The login module reads the mounted users file; the user's role is one the proxy admits.
     expect(/file="([^"]+)"/.exec(jaas)?.[1]).toBe(mounted.get('rest-proxy-users'))
-    const line = /^([^:\s]+):\s*([^,\s]+),(\S+)\s*$/m.exec(compose.configs?.['rest-proxy-users']?.content ?? '')
-    expect(line).not.toBeNull()
-    const [, user, password, roles] = line!
-    expect(rp.KAFKA_REST_AUTHENTICATION_ROLES!.split(',')).toEqual(expect.arrayContaining(roles!.split(',')))
-    // One pair of credentials for both proxies, so the edge works with either unchanged.
-    expect(core.REST_PROXY_USER).toBe(user)
-    expect(core.REST_PROXY_PASSWORD).toBe(password)
-    expect(JSON.stringify(services['rest-proxy']?.healthcheck?.test)).toContain(`${user}:${password}`)
+    // One pair of credentials for both proxies, so the edge works with either unchanged: in
+    // development and with the operator's own.
+    for (const vars of [{}, PRODUCTION_ENV]) {
+      const line = /^([^:\s]+):\s*([^,\s]+),(\S+)\s*$/m.exec(config('rest-proxy-users', vars))
+      expect(line).not.toBeNull()
+      const [, user, password, roles] = line!
+      expect(rp.KAFKA_REST_AUTHENTICATION_ROLES!.split(',')).toEqual(expect.arrayContaining(roles!.split(',')))
+      expect(env('core', vars).REST_PROXY_USER).toBe(user)
+      expect(env('core', vars).REST_PROXY_PASSWORD).toBe(password)
+      expect(interpolate(JSON.stringify(services['rest-proxy']?.healthcheck?.test), vars)).toContain(`${user}:${password}`)
+    }
+    expect(core.REST_PROXY_USER).toBe('adc_edge_dev')
+    // kafka-rest forces enable.idempotence=false and ignores a setting asking otherwise.
+    expect(Object.keys(rp).some((k) => /IDEMPOTENCE/.test(k))).toBe(false)
   })
 
   it("wires core's KAFKA_BROKERS and the REST proxy to Kafka's internal listener", () => {
@@ -183,7 +257,6 @@ describe('docker-compose.yml', () => {
     expect(core.ICEBERG_S3_SECRET_ACCESS_KEY).toBe(m.MINIO_ROOT_PASSWORD)
     // Core's table lies in the catalog's warehouse bucket.
     expect(lake.pathname.split('/')[1]).toBe(new URL(ice.CATALOG_WAREHOUSE!).hostname)
-    expect(core.ICEBERG_CATALOG_URL).toBe('http://iceberg-rest:8181')
     // The bucket the catalog writes to is the one the init job creates.
     const bucket = new URL(ice.CATALOG_WAREHOUSE!).hostname
     const init = services['minio-init']?.['entrypoint' as keyof Service] as unknown as string[]
@@ -191,34 +264,45 @@ describe('docker-compose.yml', () => {
     expect(init.join(' ')).toContain(`${m.MINIO_ROOT_USER} ${m.MINIO_ROOT_PASSWORD}`)
   })
 
-  it("gives core only settings its config accepts, listening on all interfaces in the container", () => {
-    const core = env('core')
+  it('gives core only settings its config knows, valid in development and, with a production .env, in production', () => {
     const known = new Set(Object.keys(configSchema.shape))
-    const parsed = configSchema.parse(Object.fromEntries(Object.entries(core).filter(([k]) => known.has(k))))
-    expect(parsed.CORE_HOST).toBe('0.0.0.0')
-    expect(parsed.KAFKA_BROKERS).toEqual(['kafka:9092'])
-    expect(parsed.CORE_PORT).toBe(8788)
-    expect(parsed.INTERNAL_HOST).toBe('0.0.0.0')
-    expect(parsed.INTERNAL_PORT).toBe(8789)
-    const healthUrl = JSON.stringify(services.core?.healthcheck?.test)
-    expect(healthUrl).toContain(`127.0.0.1:${parsed.CORE_PORT}/healthz`)
+    const keys = Object.keys(services.core?.environment ?? {})
+    expect(keys.filter((k) => !known.has(k)), 'environment keys core does not read').toEqual([])
+    const dev = loadConfig(env('core'))
+    expect(dev.ADC_ENV).toBe('development')
+    expect(dev.CORE_HOST).toBe('0.0.0.0')
+    expect(dev.KAFKA_BROKERS).toEqual(['kafka:9092'])
+    expect(dev.CORE_PORT).toBe(8788)
+    expect(dev.INTERNAL_HOST).toBe('0.0.0.0')
+    expect(dev.INTERNAL_PORT).toBe(8789)
+    expect(dev.ADC_BOOTSTRAP_ADMIN_KEY).toBeUndefined()
+    // Production refuses development defaults: the compose file must let an .env replace every one.
+    const prod = loadConfig(env('core', PRODUCTION_ENV))
+    expect(prod).toMatchObject({ ADC_ENV: 'production', REST_PROXY_USER: 'edge_prod', EDGE_SYNC_KEY: PRODUCTION_ENV.EDGE_SYNC_KEY, ADC_BOOTSTRAP_ADMIN_KEY: PRODUCTION_ENV.ADC_BOOTSTRAP_ADMIN_KEY })
+    expect(() => loadConfig(env('core', { ADC_ENV: 'production' }))).toThrow(/development defaults/)
   })
 
-  it('builds core from core/Dockerfile at the repository root, and the Dockerfile runs core', () => {
+  it("checks core's health with its /healthz, which turns the container unhealthy when core is not", () => {
+    const healthUrl = JSON.stringify(services.core?.healthcheck?.test)
+    expect(healthUrl).toContain(`127.0.0.1:${env('core').CORE_PORT}/healthz`)
+    expect(healthUrl).toContain('r.ok ? 0 : 1')
+  })
+
+  it('builds core from core/Dockerfile at the repository root, without chDB (ClickHouse is the server)', () => {
     const build = services.core?.build
-    expect(build).toEqual({ context: '.', dockerfile: 'core/Dockerfile' })
+    expect(build).toEqual({ context: '.', dockerfile: 'core/Dockerfile', args: { CHDB: 'false' } })
     const dockerfile = readFileSync(join(root, build!.dockerfile), 'utf8')
-    expect(dockerfile).toMatch(/^FROM node:20\.\d+\.\d+-/m)
-    expect(dockerfile).toContain('EXPOSE 8788')
-    expect(dockerfile).toMatch(/CMD \["node", "--import", "tsx", "core\/src\/main\.ts"\]/)
-    // Every manifest the lockfile's workspaces need is copied before `npm ci`.
-    for (const ws of ['schemas', 'core', 'edge']) expect(dockerfile).toContain(`COPY ${ws}/package.json ${ws}/`)
+    expect(dockerfile).toContain('EXPOSE 8788 8789')
+    expect(dockerfile).toMatch(/^ARG CHDB=true$/m)
     expect(existsSync(join(root, 'core/Dockerfile.dockerignore'))).toBe(true)
+    // The data volume is where the image keeps DATA_DIR.
+    expect(services.core?.volumes).toEqual([`core-data:${env('core').DATA_DIR}`])
+    expect(dockerfile).toContain(`DATA_DIR=${env('core').DATA_DIR}`)
   })
 
   it('keeps each stateful service on a named volume', () => {
     const declared = Object.keys(compose.volumes ?? {})
-    for (const name of ['kafka', 'clickhouse', 'minio', 'core']) {
+    for (const name of ['kafka', 'clickhouse', 'minio', 'core', 'front-door']) {
       const vols = services[name]?.volumes ?? []
       expect(vols.length, name).toBeGreaterThan(0)
       for (const v of vols) expect(declared).toContain(v.split(':')[0])

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { partitionFor } from '@adc/schemas'
+import { BINARY_V2_CONTENT_TYPE, binaryRecord, partitionFor } from '@adc/schemas'
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import type { Log } from '../log/log.js'
 import { createRestProxy } from './rest-proxy.js'
@@ -28,8 +28,9 @@ function produce(app: ReturnType<typeof createRestProxy>, topic: string, body: u
 describe('REST proxy v2 produce', () => {
   it('appends every record durably, partitioned by key, and answers Confluent-shaped offsets', async () => {
     const app = createRestProxy({ log, topics: ['ad-events'] })
-    const records = Array.from({ length: 20 }, (_, i) => ({ key: `imp_${i}`, value: { n: i } }))
-    const res = await produce(app, 'ad-events', { records })
+    // The edge's format: binary embedded (base64 key bytes), so the key is the raw impression id.
+    const records = Array.from({ length: 20 }, (_, i) => binaryRecord(`imp_${i}`, { n: i }))
+    const res = await produce(app, 'ad-events', { records }, BINARY_V2_CONTENT_TYPE)
     expect(res.status).toBe(200)
     const body = await res.json() as { offsets: { partition: number; offset: number; error_code: null }[] }
     expect(body.offsets).toHaveLength(20)

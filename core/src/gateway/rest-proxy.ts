@@ -1,5 +1,6 @@
 import { Hono } from 'hono'
 import { z } from 'zod'
+import { base64Decode, BINARY_V2_CONTENT_TYPE, JSON_V2_CONTENT_TYPE } from '@adc/schemas'
 import type { Log } from '../log/log.js'
 
 /**
@@ -18,19 +19,86 @@ export interface RestProxyOptions {
   maxBodyBytes?: number
 }
 
-const V2_JSON = 'application/vnd.kafka.json.v2+json'
-const ACCEPTED_TYPES = [V2_JSON, 'application/vnd.kafka.v2+json', 'application/json']
+const V2_JSON = JSON_V2_CONTENT_TYPE
+const V2 = 'application/vnd.kafka.v2+json'
 
-const produceBodySchema = z.object({
+/**
+ * Embedded formats, as Confluent's v2 produce endpoint takes them (content types it does not
+ * consume answer 415). Both end in the same record bytes as Confluent's NoSchemaRecordSerializer:
+ * - binary: key and value are base64 of the record's bytes (what the edge sends);
+ * - json: key and value are JSON, stored as their JSON text, so a string key `abc` is the 5 bytes
+ *   `"abc"` and partitions by murmur2 over them, exactly as behind Confluent's proxy.
+ */
+type EmbeddedFormat = 'binary' | 'json'
+const FORMATS: Record<string, EmbeddedFormat> = { [BINARY_V2_CONTENT_TYPE]: 'binary', [V2_JSON]: 'json' }
+
+const jsonBodySchema = z.object({
   records: z.array(z.object({
-    key: z.union([z.string(), z.number(), z.record(z.string(), z.unknown())]).nullable().optional(),
+    key: z.unknown().optional(),
     value: z.unknown(),
     partition: z.number().int().nonnegative().optional(),
   })).min(1),
 })
 
+const binaryBodySchema = z.object({
+  records: z.array(z.object({
+    key: z.string().nullable().optional(),
+    value: z.string(),
+    partition: z.number().int().nonnegative().optional(),
+  })).min(1),
+})
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** base64 → UTF-8 text; null when the text is not base64 or the bytes are not UTF-8 (the Log port stores text). */
+function decodeBinary(text: string): string | null {
+  const bytes = base64Decode(text)
+  if (bytes === null) return null
+  try {
+    return utf8.decode(bytes)
+  } catch {
+    return null
+  }
+}
+
+interface LogRecord {
+  key: string
+  value: string
+  partition?: number
+}
+
+/** The records as the log stores them, or the index and message of the first one that cannot be. */
+function toLogRecords(format: EmbeddedFormat, json: unknown): { records: LogRecord[] } | { error: string } {
+  if (format === 'binary') {
+    const body = binaryBodySchema.safeParse(json)
+    if (!body.success) return { error: invalid(body.error.issues[0]) }
+    const records: LogRecord[] = []
+    for (const [i, r] of body.data.records.entries()) {
+      const key = r.key === null || r.key === undefined ? '' : decodeBinary(r.key)
+      const value = decodeBinary(r.value)
+      if (key === null) return { error: `records.${i}.key is not base64 of UTF-8 bytes.` }
+      if (value === null) return { error: `records.${i}.value is not base64 of UTF-8 bytes.` }
+      records.push({ key, value, ...(r.partition !== undefined ? { partition: r.partition } : {}) })
+    }
+    return { records }
+  }
+  const body = jsonBodySchema.safeParse(json)
+  if (!body.success) return { error: invalid(body.error.issues[0]) }
+  return {
+    records: body.data.records.map((r) => ({
+      key: r.key === null || r.key === undefined ? '' : JSON.stringify(r.key),
+      value: JSON.stringify(r.value ?? null),
+      ...(r.partition !== undefined ? { partition: r.partition } : {}),
+    })),
+  }
+}
+
+function invalid(issue: z.core.$ZodIssue | undefined): string {
+  return `Invalid produce request at ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`
+}
+
 function proxyError(status: 404 | 413 | 415 | 422 | 500, code: number, message: string) {
-  return new Response(JSON.stringify({ error_code: code, message }), { status, headers: { 'content-type': V2_JSON } })
+  return new Response(JSON.stringify({ error_code: code, message }), { status, headers: { 'content-type': V2 } })
 }
 
 export function createRestProxy({ log, topics, maxBodyBytes = 8 * 1024 * 1024 }: RestProxyOptions): Hono {
@@ -50,7 +118,8 @@ export function createRestProxy({ log, topics, maxBodyBytes = 8 * 1024 * 1024 }:
     const topic = c.req.param('topic')
     if (!known.has(topic)) return proxyError(404, 40401, 'Topic not found.')
     const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase()
-    if (!ACCEPTED_TYPES.includes(type)) return proxyError(415, 41501, `Content-Type must be ${V2_JSON}.`)
+    const format = FORMATS[type]
+    if (!format) return proxyError(415, 41501, `Content-Type must be ${BINARY_V2_CONTENT_TYPE} or ${V2_JSON}.`)
     const declared = Number(c.req.header('content-length') ?? '0')
     if (declared > maxBodyBytes) return proxyError(413, 41301, 'Request body too large.')
     const text = await c.req.text()
@@ -61,32 +130,25 @@ export function createRestProxy({ log, topics, maxBodyBytes = 8 * 1024 * 1024 }:
     } catch {
       return proxyError(422, 42201, 'Request body is not valid JSON.')
     }
-    const body = produceBodySchema.safeParse(json)
-    if (!body.success) {
-      const issue = body.error.issues[0]
-      return proxyError(422, 42201, `Invalid produce request at ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`)
-    }
+    const parsed = toLogRecords(format, json)
+    if ('error' in parsed) return proxyError(422, 42201, parsed.error)
+    const { records } = parsed
     let partitions: number
     try {
       partitions = await log.partitionCount(topic)
     } catch (err) {
       return proxyError(500, 50001, `Produce failed: ${(err as Error).message}`)
     }
-    const badPartition = body.data.records.findIndex((r) => r.partition !== undefined && r.partition >= partitions)
+    const badPartition = records.findIndex((r) => r.partition !== undefined && r.partition >= partitions)
     if (badPartition >= 0) return proxyError(422, 42202, `records.${badPartition}.partition is out of range (topic has ${partitions}).`)
 
-    const records = body.data.records.map((r) => ({
-      key: r.key === null || r.key === undefined ? '' : typeof r.key === 'string' ? r.key : JSON.stringify(r.key),
-      value: JSON.stringify(r.value ?? null),
-      ...(r.partition !== undefined ? { partition: r.partition } : {}),
-    }))
     try {
       const results = await log.append(topic, records)
       return c.json({
         offsets: results.map((r) => ({ partition: r.partition, offset: r.offset, error_code: null, error: null })),
         key_schema_id: null,
         value_schema_id: null,
-      }, 200, { 'content-type': V2_JSON })
+      }, 200, { 'content-type': V2 })
     } catch (err) {
       // The append is all-or-nothing: none of the records is durable, so the caller retries them all.
       return proxyError(500, 50001, `Produce failed: ${(err as Error).message}`)

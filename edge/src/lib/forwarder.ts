@@ -4,7 +4,7 @@
  * `error_code` is success, 2 is retriable, 1 (or anything else) is not; Karapace answers 422 with
  * per-record codes when only some records failed, so the offsets array is read whatever the status.
  */
-import type { ReasonCode } from '@adc/schemas'
+import { BINARY_V2_CONTENT_TYPE, binaryRecord, type ReasonCode } from '@adc/schemas'
 import type { Settings } from './settings.js'
 
 export interface ProxyRecord {
@@ -34,7 +34,16 @@ export function basicAuthorization({ user, password }: { user: string; password:
   return `Basic ${btoa(binary)}`
 }
 
-export const REST_PROXY_CONTENT_TYPE = 'application/vnd.kafka.json.v2+json'
+/**
+ * The binary embedded format: key and value travel as base64 of their exact bytes, so Confluent's
+ * proxy and core's gateway write the same key bytes and partition alike (schemas/src/rest-proxy-wire.ts).
+ */
+export const REST_PROXY_CONTENT_TYPE = BINARY_V2_CONTENT_TYPE
+
+/** The produce body: `{ records: [{ key, value }] }` with base64 keys (UTF-8) and values (UTF-8 JSON). */
+export function produceBody(records: ProxyRecord[]): string {
+  return JSON.stringify({ records: records.map((r) => binaryRecord(r.key, r.value)) })
+}
 
 function outcomeOf(code: unknown): RecordOutcome {
   if (code === null || code === undefined) return 'ok'
@@ -54,7 +63,7 @@ export async function produce(topic: string, records: ProxyRecord[], opts: Produ
         accept: 'application/vnd.kafka.v2+json, application/json',
         authorization: basicAuthorization(opts.auth),
       },
-      body: JSON.stringify({ records }),
+      body: produceBody(records),
       signal: AbortSignal.timeout(opts.timeoutMs),
     })
   } catch {
