@@ -215,12 +215,23 @@ export function createClient(options: ClientOptions): Client {
     return result
   }
 
+  let nextFlush: Promise<FlushResult> | null = null
+
+  /** One pass at a time; a call during a pass gets the next pass, which sees events added meanwhile. */
   function flush(urgent = false): Promise<FlushResult> {
-    if (flushing) return flushing
-    flushing = flushOnce(urgent).finally(() => {
-      flushing = null
-    })
-    return flushing
+    if (!flushing) {
+      flushing = flushOnce(urgent).finally(() => {
+        flushing = null
+      })
+      return flushing
+    }
+    if (!nextFlush) {
+      nextFlush = flushing.catch(() => undefined).then(() => {
+        nextFlush = null
+        return flush(urgent)
+      })
+    }
+    return nextFlush
   }
 
   let interval: ReturnType<typeof setInterval> | undefined
