@@ -188,6 +188,19 @@ describe('createClient', () => {
     }
   })
 
+  it('re-signs and resends after signature_replayed (a restart within the same second) instead of dropping', async () => {
+    let n = 0
+    const { client, dropped, edge, advance } = setup((req) => (n++ === 0 ? { status: 401, body: { error: { code: 'signature_replayed' } } } : allAccepted(req)), { auth: { keyId: 'k1', secret: 's' } })
+    await client.impression(imp(1))
+    const r = await client.flush()
+    expect(r).toMatchObject({ delivered: 0, dropped: 0, pending: 1 })
+    expect(r.retryInMs).toBeGreaterThanOrEqual(1000)
+    advance(r.retryInMs!)
+    expect(await client.flush()).toMatchObject({ delivered: 1 })
+    expect(dropped).toEqual([])
+    expect(edge.sent[1]!.headers['x-adc-signature']).not.toBe(edge.sent[0]!.headers['x-adc-signature'])
+  })
+
   it('drops an event larger than any body the route takes, with event_too_large', async () => {
     const { client, dropped, edge } = setup(allAccepted, { auth: { publicKey: 'pk' } })
     await client.impression({ ...imp(1), placement: 'p', ua: 'x'.repeat(70_000) })

@@ -68,6 +68,11 @@ export async function sendBatch(
     return out
   }
   if (res.status >= 200 && res.status < 300) return { ...base, done: batch.events, dropped: [], retry: [] }
+  // The edge saw these exact signed bytes before (a resend within the same second, perhaps by a
+  // previous run of this app): signing again with a later timestamp makes a new, valid request.
+  if (res.status === 401 && body?.error?.code === 'signature_replayed') {
+    return { ...base, retryAfterMs: Math.max(retryAfter ?? 0, 1000), done: [], dropped: [], retry: batch.events }
+  }
   if (NOT_RETRIED.has(res.status)) {
     const code = body?.error?.code ?? `http_${res.status}`
     const message = body?.error?.message
