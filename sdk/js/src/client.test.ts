@@ -212,7 +212,7 @@ describe('createClient', () => {
   })
 
   it('restores the queue from storage: what a previous run left is sent with its original ids', async () => {
-    const storage = memoryStorage()
+    const storage = memoryStorage(null)
     const first = setup(() => 'network', { storage })
     const id = await first.client.impression(imp(1))
     await first.client.flush()

@@ -61,7 +61,7 @@ describe('queue', () => {
   })
 
   it('reloads what a previous run stored, minus what was removed', async () => {
-    const store = memoryStorage()
+    const store = memoryStorage(null)
     const a = createQueue(store)
     await a.load()
     await a.push([ev(1), ev(2), ev(3)])

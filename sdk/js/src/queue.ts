@@ -51,15 +51,26 @@ export function createQueue(storage: QueueStorage, { maxEvents = 1000, onShed }:
   let shed = 0
   let writing: Promise<void> | null = null
   let queued: Promise<void> | null = null
+  // Each event's snapshot record, serialized once: a snapshot is then one join, not a deep stringify.
+  const records = new Map<string, string>()
+  const recordOf = (e: QueuedEvent) => {
+    let r = records.get(e.eventId)
+    if (r === undefined) {
+      r = JSON.stringify(e)
+      records.set(e.eventId, r)
+    }
+    return r
+  }
 
   function persist(): Promise<void> {
+    if (storage.durable === false) return Promise.resolve()
     if (queued) return queued
     const previous = writing
     const next = (async () => {
       // Always yields first, so `queued` is set before it is cleared below.
       await previous?.catch(() => undefined)
       queued = null
-      const write = storage.write(JSON.stringify({ v: 1, events } satisfies Snapshot))
+      const write = storage.write(`{"v":1,"events":[${events.map(recordOf).join(',')}]}`)
       writing = write
       await write
     })()
@@ -82,6 +93,7 @@ export function createQueue(storage: QueueStorage, { maxEvents = 1000, onShed }:
       while (events.length > maxEvents) {
         const dropped = events.shift()!
         bytes -= dropped.bytes
+        records.delete(dropped.eventId)
         shed++
         onShed?.(dropped)
       }
@@ -94,6 +106,7 @@ export function createQueue(storage: QueueStorage, { maxEvents = 1000, onShed }:
       const gone = new Set(eventIds)
       if (gone.size === 0) return Promise.resolve()
       events = events.filter((e) => !gone.has(e.eventId))
+      for (const id of gone) records.delete(id)
       bytes = events.reduce((n, e) => n + e.bytes, 0)
       return persist()
     },

@@ -6,12 +6,19 @@
 export interface QueueStorage {
   read(): Promise<string | null>
   write(snapshot: string): Promise<void>
+  /** false: nothing outlives the process, so the queue skips building snapshots. @default true */
+  readonly durable?: boolean
 }
 
-/** The in-process store (tests, short-lived scripts): nothing survives a restart. */
-export function memoryStorage(initial: string | null = null): QueueStorage {
-  let value = initial
+/**
+ * The in-process store (servers that accept losing the queue on a crash, tests): nothing survives
+ * a restart. Without `initial` it is not durable and costs nothing per event; with it, it keeps
+ * snapshots like a real store (tests of restarts).
+ */
+export function memoryStorage(initial?: string | null): QueueStorage {
+  let value = initial ?? null
   return {
+    durable: initial !== undefined,
     read: async () => value,
     write: async (snapshot) => {
       value = snapshot
