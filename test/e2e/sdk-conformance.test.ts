@@ -228,7 +228,11 @@ describe('JS SDK conformance against the real edge and core', () => {
   it('malformed input from the app: each bad event comes back to onRejected with its code, the rest are delivered', async () => {
     const t = await tenant('malformed')
     const { c, dropped } = client(t, { flushAt: 1000 })
-    const good = await Promise.all(Array.from({ length: 30 }, (_, i) => c.impression(impression(t, i))))
+    // An app's own events carry no `ua`: the edge judges the SDK's User-Agent, which must pass the IVT rules.
+    const good = await Promise.all(Array.from({ length: 30 }, (_, i) => {
+      const { ua: _ua, ...fields } = impression(t, i)
+      return c.impression(fields)
+    }))
     const badGeo = await c.impression({ ...impression(t, 100), geo: 'usa' })
     const badId = await c.impression({ ...impression(t, 101), adId: 'has spaces' })
     const stale = await c.impression({ ...impression(t, 102), ts: Date.now() - 25 * 3600_000 })
@@ -241,6 +245,8 @@ describe('JS SDK conformance against the real edge and core', () => {
     ].sort())
     expect(c.stats()).toMatchObject({ delivered: 30, dropped: 4, queued: 0 })
     await expectExactlyOnce(t, 30)
+    const billed = await books(t.publisherId)
+    expect(billed?.core.billed, JSON.stringify(billed)).toBe(30)
   })
 
   it('a browser-style public key goes through the beacon route and is counted once, resends included', async () => {

@@ -51,7 +51,7 @@ describe('createClient', () => {
     expect(await client.flush()).toEqual({ delivered: 2, dropped: 0, pending: 0 })
     expect(edge.sent.map((s) => s.url)).toEqual(['http://127.0.0.1:9/v1/events/impressions:batch', 'http://127.0.0.1:9/v1/events/clicks:batch'])
     expect(edge.sent[0]!.headers.authorization).toBe('Bearer sk_1')
-    expect(edge.sent[0]!.headers['user-agent']).toMatch(/^adc-js\//)
+    expect(edge.sent[0]!.headers['user-agent']).toMatch(/^adc-js\/\d+\.\d+\.\d+ \(\w+ \w+\)$/)
     expect(edge.sent[0]!.events[0]).toMatchObject({ eventId: id, ts: 1_800_000_000_000, publisherId: 'pub_1', impressionId: 'imp_1' })
     expect(id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/)
   })

@@ -39,7 +39,7 @@ export interface ClientOptions {
   onRejected?: (dropped: Dropped) => void
   /** Told of failures that do not lose events (a storage write failed; events stay in memory). */
   onError?: (error: unknown) => void
-  /** `User-Agent` outside browsers, so the edge sees an SDK rather than a bare HTTP library. @default `adc-js/<version>` */
+  /** `User-Agent` outside browsers, so the edge sees an SDK rather than a bare HTTP library. @default `adc-js/<version> (<platform>)` */
   userAgent?: string
   fetch?: FetchLike
   now?: () => number
@@ -79,6 +79,16 @@ export interface Client {
 }
 
 const utf8 = new TextEncoder()
+
+/**
+ * `adc-js/<version> (<platform>)`: the SDK says what it is, and in a shape bot lists accept (isbot
+ * flags a bare `name/version`, and any agent naming Node, as a bot).
+ */
+export function defaultUserAgent(): string {
+  const g = globalThis as { navigator?: { product?: string }; process?: { platform?: string; arch?: string } }
+  const platform = g.navigator?.product === 'ReactNative' ? 'react-native' : g.process?.platform ? `${g.process.platform} ${g.process.arch ?? ''}`.trim() : 'js'
+  return `adc-js/${SDK_VERSION} (${platform})`
+}
 const hasDocument = () => typeof (globalThis as { document?: unknown }).document !== 'undefined'
 
 export function createClient(options: ClientOptions): Client {
@@ -90,7 +100,7 @@ export function createClient(options: ClientOptions): Client {
   const fetchImpl: FetchLike = options.fetch ?? ((url, init) => globalThis.fetch(url, init))
   const authorizer = createAuthorizer(auth, now)
   const newId = monotonicFactory()
-  const headers: Record<string, string> = hasDocument() ? {} : { 'user-agent': options.userAgent ?? `adc-js/${SDK_VERSION}` }
+  const headers: Record<string, string> = hasDocument() ? {} : { 'user-agent': options.userAgent ?? defaultUserAgent() }
   let consent = options.consent ?? true
   let stopped = false
   let attempt = 0
