@@ -222,6 +222,15 @@ describe('createClient', () => {
     expect(second.edge.sent[0]!.body).toBe(first.edge.sent[0]!.body)
   })
 
+  it('a failing background flush goes to onError, never to an unhandled rejection', async () => {
+    const errors: unknown[] = []
+    const { client } = setup(allAccepted, { endpoint: 'not a url', auth: { keyId: 'k', secret: 's' }, flushAt: 1, onError: (e) => errors.push(e) })
+    await client.impression(imp(1))
+    await new Promise((r) => setTimeout(r, 20))
+    expect(errors).toHaveLength(1)
+    expect(client.stats().queued).toBe(1)
+  })
+
   it('shutdown flushes, then refuses new events', async () => {
     const { client, edge } = setup(allAccepted)
     await client.impression(imp(1))

@@ -148,7 +148,7 @@ export function createClient(options: ClientOptions): Client {
       } catch (err) {
         onError?.(err)
       }
-      if (queue.size >= flushAt || queue.bytes >= flushBytes) void flush()
+      if (queue.size >= flushAt || queue.bytes >= flushBytes) background()
       return event.eventId
     })()
   }
@@ -173,7 +173,7 @@ export function createClient(options: ClientOptions): Client {
     if (!stopped) {
       retryTimer = setTimeout(() => {
         retryTimer = undefined
-        void flush()
+        background()
       }, delay)
       ;(retryTimer as { unref?: () => void }).unref?.()
     }
@@ -227,6 +227,11 @@ export function createClient(options: ClientOptions): Client {
 
   let nextFlush: Promise<FlushResult> | null = null
 
+  /** A flush nobody awaits (timers, thresholds, hooks): a failure goes to onError, never unhandled. */
+  function background(urgent = false): void {
+    flush(urgent).catch((err) => onError?.(err))
+  }
+
   /** One pass at a time; a call during a pass gets the next pass, which sees events added meanwhile. */
   function flush(urgent = false): Promise<FlushResult> {
     if (!flushing) {
@@ -246,11 +251,11 @@ export function createClient(options: ClientOptions): Client {
 
   let interval: ReturnType<typeof setInterval> | undefined
   if (flushIntervalMs > 0) {
-    interval = setInterval(() => void flush(), flushIntervalMs)
+    interval = setInterval(background, flushIntervalMs)
     ;(interval as { unref?: () => void }).unref?.()
   }
   const hooks = options.lifecycle ?? (hasDocument() ? [browserLifecycle()] : [])
-  const unsubscribe = hooks.map((hook) => hook((urgent) => void flush(urgent)))
+  const unsubscribe = hooks.map((hook) => hook((urgent) => background(urgent)))
 
   return {
     impression: (fields) => enqueue('impression', fields),
