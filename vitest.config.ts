@@ -5,6 +5,7 @@ export default defineConfig({
   test: {
     projects: [
       { test: { name: 'schemas', include: ['schemas/src/**/*.test.ts'] } },
+      { test: { name: 'sdk-js', include: ['sdk/js/src/**/*.test.ts'], testTimeout: 30_000 } },
       {
         test: {
           name: 'core',

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { eventIdSchema, idSchema } from './ids.js'
 import { text } from './text.js'
+import { MAX_BATCH_EVENTS } from './limits.js'
 
 /** Event time: Unix epoch milliseconds or an ISO-8601 string; normalised to epoch ms. */
 export const eventTimeSchema = z.union([
@@ -81,8 +82,7 @@ export const typedEventSchema = z.discriminatedUnion('type', [
   clickEventSchema.extend({ type: z.literal('click') }),
 ])
 
-export const MAX_BATCH_EVENTS = 500
-export const MAX_BATCH_BYTES = 1024 * 1024
+export { MAX_BATCH_BYTES, MAX_BATCH_EVENTS } from './limits.js'
 
 /** The batch envelope only; each event is parsed on its own so one bad event never fails the rest. */
 export const batchBodySchema = z.object({

@@ -9,7 +9,7 @@
 export interface ReasonMeta {
   readonly status?: number
   readonly billable: boolean
-  readonly emitter: 'edge' | 'core' | 'both'
+  readonly emitter: 'edge' | 'core' | 'both' | 'sdk'
   readonly description: string
 }
 
@@ -61,6 +61,10 @@ export const REASONS = {
   sivt_burst: { billable: false, emitter: 'core', description: 'Burst of activity from one IP prefix, user or publisher in a minute.' },
   givt_prefetch: { billable: false, emitter: 'core', description: 'The edge marked the request as HEAD, prefetch/prerender or a link scanner (impression).' },
   join_pending: { billable: false, emitter: 'core', description: 'A click waiting in the processor for its impression; written later as a joined click or an orphan_click.' },
+
+  // client-side drops in the SDKs (sdk/js), reported to the app's callbacks, never sent
+  queue_full: { billable: false, emitter: 'sdk', description: 'The SDK queue reached its cap and shed its oldest event to make room.' },
+  event_too_large: { billable: false, emitter: 'sdk', description: 'One event alone exceeds the largest body its route accepts, so it can never be sent.' },
 
   // bad rows in core
   bad_envelope: { billable: false, emitter: 'core', description: 'A log record that is not a valid v1 envelope.' },

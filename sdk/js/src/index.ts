@@ -1,0 +1,6 @@
+export { createClient, SDK_VERSION, type Client, type ClientOptions, type ClientStats, type FlushResult } from './client.js'
+export type { Auth } from './auth.js'
+export type { BackoffOptions } from './backoff.js'
+export { appStateLifecycle, browserLifecycle, type AppStateLike, type Lifecycle } from './lifecycle.js'
+export { asyncStorageStorage, localStorageStorage, memoryStorage, type AsyncStorageLike, type LocalStorageLike, type QueueStorage } from './storage/storage.js'
+export type { ClickFields, Dropped, ImpressionFields } from './types.js'

@@ -1,0 +1,74 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { createClient } from './client.js'
+import { appStateLifecycle, browserLifecycle } from './lifecycle.js'
+
+const imp = { adId: 'ad_1', campaignId: 'cmp_1', requestId: 'req_1', impressionId: 'imp_1' }
+const g = globalThis as { navigator?: unknown }
+const original = Object.getOwnPropertyDescriptor(globalThis, 'navigator')
+
+afterEach(() => {
+  if (original) Object.defineProperty(globalThis, 'navigator', original)
+  else delete g.navigator
+})
+
+describe('lifecycle hooks', () => {
+  it('a hidden page hands the queue to sendBeacon with the key in the URL; nothing goes through fetch', async () => {
+    const beacons: Array<{ url: string; body: string }> = []
+    Object.defineProperty(globalThis, 'navigator', { configurable: true, value: { sendBeacon: (url: string, body: string) => beacons.push({ url, body }) > 0 } })
+    const win = new EventTarget() as EventTarget & { document: EventTarget & { visibilityState: string } }
+    win.document = Object.assign(new EventTarget(), { visibilityState: 'visible' })
+    let fetched = 0
+    const client = createClient({
+      endpoint: 'http://127.0.0.1:9', publisherId: 'pub_1', auth: { publicKey: 'pk_1' }, flushIntervalMs: 0,
+      lifecycle: [browserLifecycle(win as never)], fetch: async () => { fetched++; return new Response(null, { status: 500 }) },
+    })
+    await client.impression(imp)
+    win.document.visibilityState = 'hidden'
+    win.document.dispatchEvent(new Event('visibilitychange'))
+    await new Promise((r) => setTimeout(r, 10))
+    expect(fetched).toBe(0)
+    expect(beacons).toHaveLength(1)
+    expect(beacons[0]!.url).toBe('http://127.0.0.1:9/v1/beacon?k=pk_1')
+    expect(JSON.parse(beacons[0]!.body).events[0]).toMatchObject({ type: 'impression', impressionId: 'imp_1' })
+    expect(client.stats()).toMatchObject({ queued: 0, delivered: 1 })
+    await client.shutdown()
+  })
+
+  it('React Native: going to the background flushes; the subscription is removed on shutdown', async () => {
+    let listener: ((s: string) => void) | undefined
+    let removed = false
+    const appState = { addEventListener: (_: 'change', l: (s: string) => void) => { listener = l; return { remove: () => { removed = true } } } }
+    const sent: string[] = []
+    const client = createClient({
+      endpoint: 'http://127.0.0.1:9', publisherId: 'pub_1', auth: { serverKey: 'sk' }, flushIntervalMs: 0, lifecycle: [appStateLifecycle(appState)],
+      fetch: async (_url, init) => {
+        sent.push(init.body)
+        return new Response(JSON.stringify({ results: [{ index: 0, status: 'accepted' }] }), { status: 202 })
+      },
+    })
+    await client.impression(imp)
+    listener!('active')
+    await new Promise((r) => setTimeout(r, 10))
+    expect(sent).toHaveLength(0)
+    listener!('background')
+    await new Promise((r) => setTimeout(r, 10))
+    expect(sent).toHaveLength(1)
+    await client.shutdown()
+    expect(removed).toBe(true)
+  })
+})
+
+describe('Node process hooks', () => {
+  it('beforeExit flushes once', async () => {
+    const { EventEmitter } = await import('node:events')
+    const { processLifecycle } = await import('./node.js')
+    const proc = new EventEmitter() as unknown as NodeJS.Process
+    const calls: boolean[] = []
+    const off = processLifecycle(proc)((urgent) => calls.push(urgent))
+    proc.emit('beforeExit', 0)
+    proc.emit('beforeExit', 0)
+    expect(calls).toEqual([false])
+    off()
+    expect((proc as unknown as InstanceType<typeof EventEmitter>).listenerCount('beforeExit')).toBe(0)
+  })
+})
