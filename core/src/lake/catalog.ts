@@ -47,11 +47,13 @@ export function createSqlCatalog({ path, name = 'adc', io }: { path: string; nam
   db.pragma('busy_timeout = 5000')
   db.exec(`CREATE TABLE IF NOT EXISTS iceberg_tables (
       catalog_name VARCHAR(255) NOT NULL, table_namespace VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL,
-      metadata_location VARCHAR(1000), previous_metadata_location VARCHAR(1000),
+      metadata_location VARCHAR(1000), previous_metadata_location VARCHAR(1000), iceberg_type VARCHAR(5),
       PRIMARY KEY (catalog_name, table_namespace, table_name));
     CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (
       catalog_name VARCHAR(255) NOT NULL, namespace VARCHAR(255) NOT NULL, property_key VARCHAR(255) NOT NULL,
       property_value VARCHAR(1000), PRIMARY KEY (catalog_name, namespace, property_key));`)
+  // Catalogs created by older pyiceberg versions lack the JDBC catalog's v1 column.
+  if (!(db.prepare('PRAGMA table_info(iceberg_tables)').all() as { name: string }[]).some((c) => c.name === 'iceberg_type')) db.exec('ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)')
   const ns = (id: TableIdent) => id.namespace.join('.')
   const row = (id: TableIdent) =>
     db.prepare('SELECT metadata_location AS loc FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?').get(name, ns(id), id.name) as { loc: string | null } | undefined
@@ -84,7 +86,7 @@ export function createSqlCatalog({ path, name = 'adc', io }: { path: string; nam
       const location = await writeMetadata(metadata, undefined)
       db.transaction(() => {
         db.prepare(`INSERT OR IGNORE INTO iceberg_namespace_properties VALUES (?, ?, 'exists', 'true')`).run(name, ns(id))
-        db.prepare('INSERT OR IGNORE INTO iceberg_tables VALUES (?, ?, ?, ?, NULL)').run(name, ns(id), id.name, location)
+        db.prepare(`INSERT OR IGNORE INTO iceberg_tables (catalog_name, table_namespace, table_name, metadata_location, previous_metadata_location, iceberg_type) VALUES (?, ?, ?, ?, NULL, 'TABLE')`).run(name, ns(id), id.name, location)
       })()
       // Another writer may have created it first: theirs stands.
       const created = await this.load(id)

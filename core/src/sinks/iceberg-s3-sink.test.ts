@@ -5,12 +5,13 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
+import { lakeReader } from '../lake/restore.js'
 import { createIcebergSink } from './iceberg-sink.js'
 import { runSinkContract } from './sink.contract.js'
 
 /**
- * The scale-out raw lake: the Iceberg table on S3-compatible object storage (IcebergS3), written
- * and read back through the same sink contract as the local table. The S3 endpoint is a real
+ * The raw lake on S3-compatible object storage: data files, manifests and metadata written as S3
+ * objects (SigV4), read back by chDB's icebergS3 through the same sink contract as the local table. The S3 endpoint is a real
  * S3-API server on loopback (moto's standalone server, installed by scripts/s3/ensure.sh: MinIO
  * itself is not in a registry CI reaches). npm test installs it when python3 is present; in CI a
  * missing server fails, elsewhere the suite skips.
@@ -74,16 +75,18 @@ if (!available && process.env.CI === 'true') {
   const q = async <T>(query: string): Promise<T[]> => (await ch.query({ query, format: 'JSONEachRow' })).json<T>()
 
   runSinkContract({
-    name: 'iceberg (IcebergS3 on an S3 API server)',
+    name: 'iceberg (Iceberg v2 table on an S3 API server)',
     async newSink() {
       const db = `adc_s3_${n++}`
       await migrate(ch, db)
-      const url = `${endpoint}/warehouse/${db}/events_lake/`
+      const s3 = { endpoint, accessKeyId: 'adc', secretAccessKey: 'adc_secret' }
+      const sink = await createIcebergSink({ client: ch, dir: join(dataDir, db), warehouse: `s3://warehouse/${db}`, s3 })
+      const reader = lakeReader(sink.lake.current()!.metadata.location, s3)
       return {
-        sink: await createIcebergSink({ client: ch, database: db, s3: { url, accessKeyId: 'adc', secretAccessKey: 'adc_secret' } }),
+        sink,
         probe: {
           async eventTotals(partition) {
-            const [r] = await q<{ events: number; billable: number }>(`SELECT sum(sign) AS events, sumIf(sign, billable = 1) AS billable FROM icebergS3('${url}', 'adc', 'adc_secret') WHERE log_partition = ${partition}`)
+            const [r] = await q<{ events: number; billable: number }>(`SELECT sum(sign) AS events, sumIf(sign, billable = 1) AS billable FROM ${reader} WHERE log_partition = ${partition}`)
             return { events: Number(r!.events), billable: Number(r!.billable) }
           },
         },
@@ -94,8 +97,9 @@ if (!available && process.env.CI === 'true') {
   describe('iceberg on S3', () => {
     it('stores Parquet data files and Iceberg metadata as objects in the bucket', async () => {
       const list = await (await fetch(`${endpoint}/warehouse?list-type=2`)).text()
-      expect(list).toMatch(/events_lake\/metadata\/[^<]*\.metadata\.json/)
-      expect(list).toMatch(/events_lake\/data\/[^<]*\.parquet/)
+      expect(list).toMatch(/events_raw\/metadata\/[^<]*\.metadata\.json/)
+      expect(list).toMatch(/events_raw\/metadata\/snap-[^<]*\.avro/)
+      expect(list).toMatch(/events_raw\/data\/ts_hour=2026-11-23-10\/[^<]*\.parquet/)
     })
   })
 }

@@ -19,6 +19,8 @@ export interface IcebergSinkOptions {
    * Created on first start. Ignored when `catalog` (a REST catalog) is set.
    */
   dir?: string
+  /** Warehouse location for the embedded catalog's tables instead of `<dir>/warehouse` (`s3://bucket/prefix`). */
+  warehouse?: string
   /** Iceberg REST catalog (scale-out); the table lives where the catalog's warehouse says. */
   catalog?: RestCatalogOptions & { /** Table location on create; unset: the catalog's default. */ location?: string }
   /** S3-compatible storage for `s3://` locations (MinIO, S3). */
@@ -46,7 +48,7 @@ export function lakeSetup(options: Omit<IcebergSinkOptions, 'client'>): { catalo
   return {
     catalog: createSqlCatalog({ path: resolve(root, 'catalog.db'), io }),
     io,
-    location: `${pathToFileURL(resolve(root, 'warehouse')).href}/${namespace.join('.')}.db/${table}`,
+    location: `${(options.warehouse ?? pathToFileURL(resolve(root, 'warehouse')).href).replace(/\/$/, '')}/${namespace.join('.')}.db/${table}`,
   }
 }
 
