@@ -1,5 +1,6 @@
 import type { ClickHouseClient } from '@clickhouse/client'
-import { isAbsolute, relative } from 'node:path'
+import { isAbsolute, relative, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { sqlString } from '../clickhouse/client.js'
 import { DAY_MS, chTime, dayStart } from '../billing/days.js'
 import { localPath, type S3Options } from './io.js'
@@ -45,4 +46,10 @@ export async function restoreDayFromLake(client: ClickHouseClient, opts: { reade
   const rs = await client.query({ query: `SELECT count() AS n FROM ${opts.database}.events_raw`, format: 'JSONEachRow' })
   const [r] = await rs.json<{ n: number | string }>()
   return { rows: Number(r?.n ?? 0) }
+}
+
+/** The table function reading the embedded lake under `dir` (the sink's `dir`, e.g. `<DATA_DIR>/iceberg`). */
+export function localLakeReader(dir: string, table = 'adc.events_raw'): string {
+  const [ns, name] = table.split('.')
+  return lakeReader(pathToFileURL(resolve(dir, 'warehouse', `${ns}.db`, name!)).href)
 }

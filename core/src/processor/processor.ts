@@ -30,7 +30,7 @@ export interface ProcessorDeps extends EventWorkerOptions {
   /** Iceberg raw table: the embedded catalog and warehouse directory; unset (and no `iceberg.catalog`): no Iceberg sink. */
   icebergDir?: string
   /** Scale-out Iceberg instead: REST catalog and S3 storage; see createIcebergSink. */
-  iceberg?: Pick<IcebergSinkOptions, 'catalog' | 's3' | 'namespace' | 'table'>
+  iceberg?: Pick<IcebergSinkOptions, 'catalog' | 's3' | 'warehouse' | 'namespace' | 'table'>
   /**
    * Records per batch (one partition). Each batch pays a fixed cost per ClickHouse table it inserts
    * into (a part written, then merged: about 5-15 ms of CPU on chDB even for one row), so larger
