@@ -1,3 +1,4 @@
+import type { ReasonCode } from '@adc/schemas'
 import Database from 'better-sqlite3'
 import { randomUUID } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
@@ -126,6 +127,7 @@ export interface RestCatalogOptions {
 }
 
 export class CatalogError extends Error {
+  readonly reason: ReasonCode = 'lake_catalog_error'
   constructor(message: string, readonly status: number) {
     super(message)
   }

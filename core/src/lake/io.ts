@@ -1,3 +1,4 @@
+import type { ReasonCode } from '@adc/schemas'
 import { createHash, createHmac } from 'node:crypto'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
@@ -7,6 +8,10 @@ import { fileURLToPath } from 'node:url'
 export interface FileIO {
   write(location: string, body: Buffer): Promise<void>
   read(location: string): Promise<Buffer>
+}
+
+export class LakeStorageError extends Error {
+  readonly reason: ReasonCode = 'lake_storage_error'
 }
 
 export interface S3Options {
@@ -75,6 +80,6 @@ export async function s3Request(s3: S3Options, method: 'GET' | 'PUT', location: 
     ...(body ? { body: new Uint8Array(body) } : {}),
   })
   const out = Buffer.from(await res.arrayBuffer())
-  if (!res.ok) throw new Error(`S3 ${method} ${location}: ${res.status} ${out.toString().slice(0, 200)}`)
+  if (!res.ok) throw new LakeStorageError(`S3 ${method} ${location}: ${res.status} ${out.toString().slice(0, 200)}`)
   return out
 }

@@ -1,3 +1,4 @@
+import type { ReasonCode } from '@adc/schemas'
 import { randomUUID, randomInt } from 'node:crypto'
 import type { IcebergSchema } from './schema.js'
 
@@ -101,7 +102,7 @@ export function newTableMetadata(location: string, schema: IcebergSchema, lastCo
 }
 
 export class CommitConflictError extends Error {
-  readonly code = 'lake_commit_conflict'
+  readonly reason: ReasonCode = 'lake_commit_conflict'
 }
 
 /** Checks `requirements` against `base`; throws CommitConflictError when one does not hold. */
