@@ -16,7 +16,11 @@ import { createIcebergSink } from '../sinks/iceberg-sink.js'
 import { batchOf, runSinkContract } from '../sinks/sink.contract.js'
 import { addColumnWithPyiceberg, PYTHON, pyicebergAvailable, scanLake, startRestCatalog } from './pyiceberg.js'
 import { lakeReader, restoreDayFromLake } from './restore.js'
+import { createSqlCatalog, type Catalog } from './catalog.js'
+import { createFileIO } from './io.js'
+import { CommitConflictError } from './metadata.js'
 import { LAKE_COLUMNS } from './schema.js'
+import { createLakeTable } from './table.js'
 
 /**
  * The raw-event lake as its readers see it: pyiceberg (pinned, scripts/iceberg/ensure.sh) scans what
@@ -73,6 +77,44 @@ describe('lake commits', () => {
     ])
     const [r] = await q<{ n: number }>(`SELECT count() n FROM ${lakeReader(tableOf(dir))}`)
     expect(Number(r!.n)).toBe(15)
+  })
+  it('a commit whose answer was lost is found by its snapshot id, not written twice', async () => {
+    const dir = join(lakes, `lost-${n++}`)
+    const io = createFileIO()
+    const inner = createSqlCatalog({ path: join(dir, 'catalog.db'), io })
+    let lose = true
+    const flaky: Catalog = {
+      ...inner,
+      async commit(id, base, req, upd) {
+        const r = await inner.commit(id, base, req, upd)
+        if (upd.some((u) => u.action === 'add-snapshot') && lose) {
+          lose = false
+          throw new Error('connection reset after the commit landed')
+        }
+        return r
+      },
+    }
+    const table = createLakeTable({ client: ch, catalog: flaky, io, ident: { namespace: ['adc'], name: 'events_raw' }, location: tableOf(dir) })
+    await table.open()
+    expect((await table.append(batchOf('ad-events', 0, 0, 9))).status).toBe('committed')
+    expect((await table.append(batchOf('ad-events', 0, 0, 9), { refresh: true })).status).toBe('already')
+    expect(table.current()!.metadata.snapshots).toHaveLength(1)
+  })
+
+  it('gives up with lake_commit_conflict when every attempt conflicts', async () => {
+    const dir = join(lakes, `conflict-${n++}`)
+    const io = createFileIO()
+    const inner = createSqlCatalog({ path: join(dir, 'catalog.db'), io })
+    const busy: Catalog = {
+      ...inner,
+      async commit(id, base, req, upd) {
+        if (upd.some((u) => u.action === 'add-snapshot')) throw new CommitConflictError('another writer won')
+        return inner.commit(id, base, req, upd)
+      },
+    }
+    const table = createLakeTable({ client: ch, catalog: busy, io, ident: { namespace: ['adc'], name: 'events_raw' }, location: tableOf(dir), maxAttempts: 3 })
+    await table.open()
+    await expect(table.append(batchOf('ad-events', 0, 0, 4))).rejects.toMatchObject({ reason: 'lake_commit_conflict' })
   })
 })
 
