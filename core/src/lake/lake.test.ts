@@ -17,6 +17,7 @@ import { batchOf, runSinkContract } from '../sinks/sink.contract.js'
 import { addColumnWithPyiceberg, PYTHON, pyicebergAvailable, scanLake, startRestCatalog } from './pyiceberg.js'
 import { lakeReader, restoreDayFromLake } from './restore.js'
 import { createSqlCatalog, type Catalog } from './catalog.js'
+import { readAvroFile } from './avro.js'
 import { createFileIO } from './io.js'
 import { CommitConflictError } from './metadata.js'
 import { LAKE_COLUMNS } from './schema.js'
@@ -234,20 +235,49 @@ if (!pyicebergAvailable && process.env.CI === 'true') {
     }, 60_000)
   })
 
+  describe('table upkeep', () => {
+    it('merges small manifests and expires old snapshots at commit; a replay is still recognised and every row stays readable', async () => {
+      const dir = join(lakes, `upkeep-${n++}`)
+      const sink = await createIcebergSink({
+        client: ch, dir,
+        properties: { 'commit.manifest.min-count-to-merge': '3', 'history.expire.max-snapshot-age-ms': '0', 'history.expire.min-snapshots-to-keep': '2' },
+      })
+      for (let o = 0; o < 40; o += 5) await sink.write(batchOf('ad-events', 0, o, o + 4), { recovering: false })
+      // The first batch's snapshot has expired: the partition's watermark still marks it committed.
+      await sink.write(batchOf('ad-events', 0, 0, 4), { recovering: true })
+      const m = sink.lake.current()!.metadata
+      expect(m.snapshots).toHaveLength(2)
+      expect(m.properties['adc.log-committed.ad-events.0']).toBe('39')
+      const head = m.snapshots!.find((s) => String(s['snapshot-id']) === String(m['current-snapshot-id']))!
+      const manifests = readAvroFile(await createFileIO().read(head['manifest-list'])).records
+      expect(manifests.length).toBeLessThan(4)
+      expect(manifests.reduce((a, r) => a + Number(r.added_files_count) + Number(r.existing_files_count), 0)).toBe(8)
+
+      const scan = await scanLake({ root: dir })
+      expect(scan.rows.map((r) => Number(r.log_offset)).sort((a, b) => a - b)).toEqual([...Array(40).keys()])
+      const [r] = await q<{ n: number }>(`SELECT count() n FROM ${lakeReader(tableOf(dir))}`)
+      expect(Number(r!.n)).toBe(40)
+    }, 60_000)
+  })
+
   describe('REST catalog', () => {
     it('commits through the REST protocol with optimistic concurrency; pyiceberg reads through the same catalog', async () => {
       const dir = resolve(lakes, `rest-${n++}`)
       const rest = await startRestCatalog(dir)
       try {
         const location = pathToFileURL(resolve(dir, 'warehouse')).href
-        const a = await createIcebergSink({ client: ch, catalog: { url: rest.url, location } })
+        const upkeep = { 'commit.manifest.min-count-to-merge': '2', 'history.expire.max-snapshot-age-ms': '0', 'history.expire.min-snapshots-to-keep': '2' }
+        const a = await createIcebergSink({ client: ch, catalog: { url: rest.url, location }, properties: upkeep })
         const b = await createIcebergSink({ client: ch, catalog: { url: rest.url, location } })
         // Two writers commit at once: one of them conflicts (409), reloads and commits on top.
         await Promise.all([a.write(batchOf('ad-events', 1, 0, 9), { recovering: false }), b.write(batchOf('ad-events', 2, 0, 9), { recovering: false })])
         await b.write(batchOf('ad-events', 1, 0, 9), { recovering: true })
+        await a.write(batchOf('ad-events', 1, 10, 14), { recovering: false })
         const scan = await scanLake({ rest: rest.url })
-        expect(scan.rows.length).toBe(20)
-        expect(scan.snapshots.map((s) => s['adc.log-partition']).sort()).toEqual(['1', '2'])
+        expect(scan.rows.length).toBe(25)
+        // Expiry and merging go through the REST protocol too (remove-snapshots; a merged manifest).
+        expect(scan.snapshots).toHaveLength(2)
+        expect(scan.snapshots.map((s) => s['adc.log-min-offset'])).toContain('10')
         expect(scan.location).toBe(`${location}/adc/events_raw`)
       } finally {
         rest.stop()

@@ -106,30 +106,51 @@ const intBound = (n: number) => {
   return b
 }
 
+/** A `manifest_entry` record as written (status 0 existing, 1 added, 2 deleted). */
+export interface ManifestEntry {
+  status: number
+  snapshot_id: Id | null
+  sequence_number: number | bigint | null
+  file_sequence_number: number | bigint | null
+  data_file: { content: number; file_path: string; file_format: string; partition: Record<string, number | null>; record_count: number | bigint; file_size_in_bytes: number | bigint }
+}
+
+function encodeManifest(records: ManifestEntry[], schema: IcebergSchema, spec: PartitionSpec): Buffer {
+  return writeAvroFile(manifestEntrySchema(spec), records, {
+    schema: JSON.stringify(schema),
+    'schema-id': String(schema['schema-id']),
+    'partition-spec': JSON.stringify(spec.fields),
+    'partition-spec-id': String(spec['spec-id']),
+    'format-version': '2',
+    content: 'data',
+  })
+}
+
+/** The manifest list's per-partition-field summary of some partition tuples. */
+function partitionSummaries(spec: PartitionSpec, tuples: Record<string, number | null | undefined>[]): ManifestFile['partitions'] {
+  return spec.fields.map((p) => {
+    const values = tuples.map((t) => t[p.name]).filter((v): v is number => typeof v === 'number')
+    return values.length === 0
+      ? { contains_null: true, contains_nan: null, lower_bound: null, upper_bound: null }
+      : { contains_null: values.length < tuples.length, contains_nan: false, lower_bound: intBound(Math.min(...values)), upper_bound: intBound(Math.max(...values)) }
+  })
+}
+
+/** Suffix of the manifests this writer creates (the only ones it merges: it knows their whole content). */
+export const OWN_MANIFEST = /-adc-(m0|merged)\.avro$/
+
 /** A manifest of added data files for one snapshot, and its manifest-list record (sequence numbers set at commit). */
 export function buildManifest(opts: { location: string; files: DataFile[]; snapshotId: Id; schema: IcebergSchema; spec: PartitionSpec }): { bytes: Buffer; entry: Omit<ManifestFile, 'sequence_number' | 'min_sequence_number'> } {
   const { files, spec } = opts
-  const records = files.map((f) => ({
+  const records: ManifestEntry[] = files.map((f) => ({
     status: 1, // ADDED; sequence numbers are inherited from the manifest list
     snapshot_id: opts.snapshotId,
     sequence_number: null,
     file_sequence_number: null,
     data_file: { content: 0, file_path: f.path, file_format: 'PARQUET', partition: Object.fromEntries(spec.fields.map((p) => [p.name, f.partition[p.name] ?? null])), record_count: f.recordCount, file_size_in_bytes: f.sizeBytes },
   }))
-  const bytes = writeAvroFile(manifestEntrySchema(spec), records, {
-    schema: JSON.stringify(opts.schema),
-    'schema-id': String(opts.schema['schema-id']),
-    'partition-spec': JSON.stringify(spec.fields),
-    'partition-spec-id': String(spec['spec-id']),
-    'format-version': '2',
-    content: 'data',
-  })
-  const partitions = spec.fields.map((p) => {
-    const values = files.map((f) => f.partition[p.name]).filter((v): v is number => v !== undefined)
-    return values.length === 0
-      ? { contains_null: true, contains_nan: null, lower_bound: null, upper_bound: null }
-      : { contains_null: values.length < files.length, contains_nan: false, lower_bound: intBound(Math.min(...values)), upper_bound: intBound(Math.max(...values)) }
-  })
+  const bytes = encodeManifest(records, opts.schema, spec)
+  const partitions = partitionSummaries(spec, files.map((f) => f.partition))
   return {
     bytes,
     entry: {
@@ -179,5 +200,49 @@ export function normaliseManifestFile(r: Record<string, unknown>): ManifestFile 
     deleted_rows_count: pick<bigint | number | undefined>('deleted_rows_count') ?? 0,
     partitions: pick<ManifestFile['partitions'] | undefined>('partitions') ?? null,
     key_metadata: pick<Buffer | null | undefined>('key_metadata') ?? null,
+  }
+}
+
+/**
+ * Merges manifests (read back as `sources`, each with its manifest-list record) into one: their live
+ * entries become EXISTING with explicit snapshot ids and sequence numbers, so readers see the same
+ * files with the same sequence numbers through one manifest instead of many.
+ */
+export function mergeManifests(opts: { location: string; sources: { file: ManifestFile; entries: Record<string, unknown>[] }[]; snapshotId: Id; sequenceNumber: number; schema: IcebergSchema; spec: PartitionSpec }): { bytes: Buffer; entry: ManifestFile } {
+  const records: ManifestEntry[] = []
+  for (const { file, entries } of opts.sources) {
+    for (const e of entries as unknown as ManifestEntry[]) {
+      if (e.status === 2) continue // DELETED entries end with the manifest that recorded them
+      records.push({
+        status: 0,
+        snapshot_id: e.snapshot_id ?? file.added_snapshot_id,
+        sequence_number: e.sequence_number ?? file.sequence_number,
+        file_sequence_number: e.file_sequence_number ?? e.sequence_number ?? file.sequence_number,
+        data_file: e.data_file,
+      })
+    }
+  }
+  const bytes = encodeManifest(records, opts.schema, opts.spec)
+  const seqs = records.map((r) => BigInt(r.sequence_number!))
+  const minSeq = seqs.reduce((a, b) => (b < a ? b : a), BigInt(opts.sequenceNumber))
+  return {
+    bytes,
+    entry: {
+      manifest_path: opts.location,
+      manifest_length: bytes.length,
+      partition_spec_id: opts.spec['spec-id'],
+      content: 0,
+      sequence_number: opts.sequenceNumber,
+      min_sequence_number: Number.isSafeInteger(Number(minSeq)) ? Number(minSeq) : minSeq,
+      added_snapshot_id: opts.snapshotId,
+      added_files_count: 0,
+      existing_files_count: records.length,
+      deleted_files_count: 0,
+      added_rows_count: 0,
+      existing_rows_count: records.reduce((n, r) => n + Number(r.data_file.record_count), 0),
+      deleted_rows_count: 0,
+      partitions: partitionSummaries(opts.spec, records.map((r) => r.data_file.partition)),
+      key_metadata: null,
+    },
   }
 }

@@ -49,6 +49,7 @@ export type TableUpdate =
   | { action: 'add-schema'; schema: IcebergSchema; 'last-column-id': number }
   | { action: 'set-current-schema'; 'schema-id': number }
   | { action: 'set-properties'; updates: Record<string, string> }
+  | { action: 'remove-snapshots'; 'snapshot-ids': Id[] }
 
 export type TableRequirement =
   | { type: 'assert-ref-snapshot-id'; ref: string; 'snapshot-id': Id | null }
@@ -144,6 +145,12 @@ export function applyUpdates(base: TableMetadata, updates: TableUpdate[], previo
       case 'set-properties':
         m.properties = { ...m.properties, ...u.updates }
         break
+      case 'remove-snapshots': {
+        const gone = new Set(u['snapshot-ids'].map(String))
+        m.snapshots = (m.snapshots ?? []).filter((s) => !gone.has(String(s['snapshot-id'])))
+        m['snapshot-log'] = (m['snapshot-log'] ?? []).filter((s) => !gone.has(String(s['snapshot-id'])))
+        break
+      }
     }
   }
   return m

@@ -5,12 +5,32 @@ import type { EventRow, SinkBatch } from '../sinks/sink.js'
 import { readAvroFile } from './avro.js'
 import type { Catalog, LoadedTable, TableIdent } from './catalog.js'
 import type { FileIO } from './io.js'
-import { buildManifest, buildManifestList, normaliseManifestFile, type DataFile, type ManifestFile } from './manifest.js'
+import { buildManifest, buildManifestList, mergeManifests, normaliseManifestFile, OWN_MANIFEST, type DataFile, type ManifestFile } from './manifest.js'
 import { CommitConflictError, currentSchema, currentSnapshotId, defaultSpec, newSnapshotId, sameId, type Id, type Snapshot, type TableMetadata, type TableRequirement, type TableUpdate } from './metadata.js'
 import { addFields, clickhouseType, hourOf, LAKE_COLUMNS, nameMapping, type IcebergSchema, type LakeColumn } from './schema.js'
 
 /** Snapshot summary keys that record which log range a commit holds (how a replay finds it). */
 export const SUMMARY = { topic: 'adc.log-topic', partition: 'adc.log-partition', minOffset: 'adc.log-min-offset', maxOffset: 'adc.log-max-offset' } as const
+
+/**
+ * Table property holding the highest log offset committed per topic and partition, set in the same
+ * commit as the snapshot: a replay is recognised even after its snapshot expired (a partition's
+ * ranges are committed in offset order).
+ */
+export const watermarkKey = (topic: string, partition: number) => `adc.log-committed.${topic}.${partition}`
+
+/** Table properties set on create (Iceberg's standard names; change them with any engine). */
+export const DEFAULT_PROPERTIES: Record<string, string> = {
+  'write.format.default': 'parquet',
+  'write.parquet.compression-codec': 'zstd',
+  // One snapshot per processor batch: merge small manifests and expire old snapshots at commit, or
+  // the manifest list and the metadata file would grow with every batch.
+  'commit.manifest-merge.enabled': 'true',
+  'commit.manifest.min-count-to-merge': '100',
+  'commit.manifest.target-size-bytes': String(8 * 1024 * 1024),
+  'history.expire.max-snapshot-age-ms': String(24 * 3_600_000),
+  'history.expire.min-snapshots-to-keep': '100',
+}
 
 export interface LakeTableOptions {
   /** chDB (or a ClickHouse server): writes the Parquet data files. */
@@ -24,6 +44,8 @@ export interface LakeTableOptions {
   columns?: readonly LakeColumn[]
   /** Commit attempts on conflicts with other writers. @default 10 */
   maxAttempts?: number
+  /** Table properties on create, over DEFAULT_PROPERTIES. */
+  properties?: Record<string, string>
 }
 
 export interface AppendResult {
@@ -40,13 +62,37 @@ const hourName = (h: number) => {
 }
 const chTime = (ms: number) => new Date(ms).toISOString().slice(0, 23).replace('T', ' ')
 
+type Range = Pick<SinkBatch, 'topic' | 'partition' | 'minOffset' | 'maxOffset'>
+
 /** The snapshot (if any) in `metadata` that committed a log range overlapping this one. */
-export function committedSnapshot(metadata: TableMetadata, range: Pick<SinkBatch, 'topic' | 'partition' | 'minOffset' | 'maxOffset'>): Snapshot | undefined {
+export function committedSnapshot(metadata: TableMetadata, range: Range): Snapshot | undefined {
   return (metadata.snapshots ?? []).find((s) => {
     const m = s.summary
     return m[SUMMARY.topic] === range.topic && Number(m[SUMMARY.partition]) === range.partition &&
       Number(m[SUMMARY.minOffset]) <= range.maxOffset && Number(m[SUMMARY.maxOffset]) >= range.minOffset
   })
+}
+
+/** Whether the range was committed: by a snapshot still in the metadata, or below the partition's watermark. */
+export function alreadyCommitted(metadata: TableMetadata, range: Range): { snapshotId?: Id } | undefined {
+  const snap = committedSnapshot(metadata, range)
+  if (snap) return { snapshotId: snap['snapshot-id'] }
+  const mark = metadata.properties[watermarkKey(range.topic, range.partition)]
+  return mark !== undefined && Number(mark) >= range.minOffset ? {} : undefined
+}
+
+const prop = (m: TableMetadata, key: string): number => Number(m.properties[key] ?? DEFAULT_PROPERTIES[key])
+
+/**
+ * Snapshots past `history.expire.max-snapshot-age-ms`, beyond the newest `min-snapshots-to-keep`
+ * (counting the `adding` snapshots of the commit) and never a referenced one.
+ */
+export function expiredSnapshots(m: TableMetadata, now: number, adding = 0): Id[] {
+  const keep = Math.max(0, prop(m, 'history.expire.min-snapshots-to-keep') - adding)
+  const cutoff = now - prop(m, 'history.expire.max-snapshot-age-ms')
+  const refs = new Set(Object.values(m.refs ?? {}).map((r) => String(r['snapshot-id'])))
+  const byAge = [...(m.snapshots ?? [])].sort((a, b) => b['timestamp-ms'] - a['timestamp-ms'])
+  return byAge.slice(keep).filter((s) => s['timestamp-ms'] < cutoff && !refs.has(String(s['snapshot-id']))).map((s) => s['snapshot-id'])
 }
 
 /**
@@ -73,12 +119,7 @@ export function createLakeTable(options: LakeTableOptions) {
         schema,
         lastColumnId,
         spec: { 'spec-id': 0, fields: [{ 'source-id': ts.id, 'field-id': 1000, name: 'ts_hour', transform: 'hour' }] },
-        properties: {
-          'schema.name-mapping.default': JSON.stringify(nameMapping(fields)),
-          'write.format.default': 'parquet',
-          'write.parquet.compression-codec': 'zstd',
-          'format-version': '2',
-        },
+        properties: { ...DEFAULT_PROPERTIES, ...options.properties, 'schema.name-mapping.default': JSON.stringify(nameMapping(fields)) },
       })
       // A REST catalog assigns its own field ids: the name mapping must carry those.
       const mapping = JSON.stringify(nameMapping(currentSchema(t.metadata).fields))
@@ -150,6 +191,32 @@ export function createLakeTable(options: LakeTableOptions) {
     return readAvroFile(await io.read(snap['manifest-list'])).records.map(normaliseManifestFile)
   }
 
+  /**
+   * The manifest list for a new snapshot: the new manifest, then the previous ones, with this
+   * writer's small manifests merged into one once there are `commit.manifest.min-count-to-merge`.
+   */
+  async function manifestList(t: LoadedTable, added: ManifestFile, snapshotId: Id, sequenceNumber: number): Promise<ManifestFile[]> {
+    const previous = await previousManifests(t)
+    const m = t.metadata
+    const spec = defaultSpec(m)
+    const target = prop(m, 'commit.manifest.target-size-bytes')
+    const small = previous.filter((f) => f.content === 0 && f.partition_spec_id === spec['spec-id'] && OWN_MANIFEST.test(f.manifest_path) && f.manifest_length < target)
+    if (m.properties['commit.manifest-merge.enabled'] === 'false' || previous.length + 1 < prop(m, 'commit.manifest.min-count-to-merge') || small.length < 2) return [added, ...previous]
+    const pick: ManifestFile[] = []
+    let size = 0
+    for (const f of small) {
+      if (size >= target) break
+      pick.push(f)
+      size += f.manifest_length
+    }
+    const sources = await Promise.all(pick.map(async (file) => ({ file, entries: readAvroFile(await io.read(file.manifest_path)).records })))
+    const location = `${m.location.replace(/\/$/, '')}/metadata/${randomUUID()}-adc-merged.avro`
+    const merged = mergeManifests({ location, sources, snapshotId, sequenceNumber, schema: currentSchema(m), spec })
+    await io.write(location, merged.bytes)
+    const picked = new Set(pick.map((f) => f.manifest_path))
+    return [added, merged.entry, ...previous.filter((f) => !picked.has(f.manifest_path))]
+  }
+
   function totals(t: LoadedTable, files: DataFile[]): Record<string, string> {
     const id = currentSnapshotId(t.metadata)
     const prev = id === null ? undefined : (t.metadata.snapshots ?? []).find((s) => sameId(s['snapshot-id'], id))?.summary
@@ -188,18 +255,18 @@ export function createLakeTable(options: LakeTableOptions) {
     async append(batch: Pick<SinkBatch, 'topic' | 'partition' | 'minOffset' | 'maxOffset' | 'events'>, { refresh = false } = {}): Promise<AppendResult> {
       let t = table && !refresh ? table : await this.refresh()
       if (batch.events.length === 0) return { status: 'empty' }
-      const seen = committedSnapshot(t.metadata, batch)
-      if (seen) return { status: 'already', snapshotId: seen['snapshot-id'] }
+      const seen = alreadyCommitted(t.metadata, batch)
+      if (seen) return { status: 'already', ...seen }
       const snapshotId = newSnapshotId()
       const files = await writeDataFiles(t, batch.events)
       const spec = defaultSpec(t.metadata)
-      const manifestLocation = `${t.metadata.location.replace(/\/$/, '')}/metadata/${randomUUID()}-m0.avro`
+      const manifestLocation = `${t.metadata.location.replace(/\/$/, '')}/metadata/${randomUUID()}-adc-m0.avro`
       const manifest = buildManifest({ location: manifestLocation, files, snapshotId, schema: currentSchema(t.metadata), spec })
       await io.write(manifestLocation, manifest.bytes)
       for (let attempt = 1; ; attempt++) {
         const parentId = currentSnapshotId(t.metadata)
         const sequenceNumber = t.metadata['last-sequence-number'] + 1
-        const list = [{ ...manifest.entry, sequence_number: sequenceNumber, min_sequence_number: sequenceNumber }, ...(await previousManifests(t))]
+        const list = await manifestList(t, { ...manifest.entry, sequence_number: sequenceNumber, min_sequence_number: sequenceNumber }, snapshotId, sequenceNumber)
         const listLocation = `${t.metadata.location.replace(/\/$/, '')}/metadata/snap-${snapshotId}-${attempt}-${randomUUID()}.avro`
         await io.write(listLocation, buildManifestList(list, { snapshotId, parentId, sequenceNumber }))
         const snapshot: Snapshot = {
@@ -219,9 +286,12 @@ export function createLakeTable(options: LakeTableOptions) {
           'schema-id': t.metadata['current-schema-id'],
         }
         const requirements: TableRequirement[] = [{ type: 'assert-ref-snapshot-id', ref: 'main', 'snapshot-id': parentId }]
+        const expired = expiredSnapshots(t.metadata, snapshot['timestamp-ms'], 1)
         const updates: TableUpdate[] = [
           { action: 'add-snapshot', snapshot },
           { action: 'set-snapshot-ref', 'ref-name': 'main', type: 'branch', 'snapshot-id': snapshotId },
+          { action: 'set-properties', updates: { [watermarkKey(batch.topic, batch.partition)]: String(batch.maxOffset) } },
+          ...(expired.length > 0 ? [{ action: 'remove-snapshots' as const, 'snapshot-ids': expired }] : []),
         ]
         try {
           table = await catalog.commit(ident, t, requirements, updates)
@@ -231,8 +301,8 @@ export function createLakeTable(options: LakeTableOptions) {
           // have landed. Either way reload; our snapshot id tells whether it did.
           t = await this.refresh()
           if ((t.metadata.snapshots ?? []).some((s) => sameId(s['snapshot-id'], snapshotId))) return { status: 'committed', snapshotId }
-          const other = committedSnapshot(t.metadata, batch)
-          if (other) return { status: 'already', snapshotId: other['snapshot-id'] }
+          const other = alreadyCommitted(t.metadata, batch)
+          if (other) return { status: 'already', ...other }
           if (!(err instanceof CommitConflictError) || attempt >= maxAttempts) throw err
         }
       }

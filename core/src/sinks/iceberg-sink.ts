@@ -31,6 +31,8 @@ export interface IcebergSinkOptions {
   table?: string
   /** Columns written (tests narrow it to exercise schema evolution). @default LAKE_COLUMNS */
   columns?: readonly LakeColumn[]
+  /** Table properties when the table is created (manifest merging, snapshot expiry; see DEFAULT_PROPERTIES). */
+  properties?: Record<string, string>
   logger?: Logger
 }
 
@@ -64,7 +66,7 @@ export function lakeSetup(options: Omit<IcebergSinkOptions, 'client'>): { catalo
  */
 export async function createIcebergSink(options: IcebergSinkOptions): Promise<Sink & { lake: LakeTable }> {
   const { catalog, io, location } = lakeSetup(options)
-  const lake = createLakeTable({ client: options.client, catalog, io, ident: { namespace: options.namespace ?? ['adc'], name: options.table ?? 'events_raw' }, location, ...(options.columns ? { columns: options.columns } : {}) })
+  const lake = createLakeTable({ client: options.client, catalog, io, ident: { namespace: options.namespace ?? ['adc'], name: options.table ?? 'events_raw' }, location, ...(options.columns ? { columns: options.columns } : {}), ...(options.properties ? { properties: options.properties } : {}) })
   await lake.open()
   const log = options.logger?.child({ component: 'iceberg-sink' })
   return {
@@ -72,7 +74,11 @@ export async function createIcebergSink(options: IcebergSinkOptions): Promise<Si
     lake,
     async write(batch, { recovering }) {
       const r = await lake.append(batch, { refresh: recovering })
-      if (r.status === 'already') log?.info({ topic: batch.topic, partition: batch.partition, minOffset: batch.minOffset, maxOffset: batch.maxOffset, snapshotId: String(r.snapshotId) }, 'iceberg batch already committed')
+      if (r.status !== 'already') return
+      const fields = { topic: batch.topic, partition: batch.partition, minOffset: batch.minOffset, maxOffset: batch.maxOffset, snapshotId: r.snapshotId === undefined ? null : String(r.snapshotId) }
+      // Outside a replay this means the log's offsets went back (a log reset) while the lake kept its table.
+      if (recovering) log?.info(fields, 'iceberg batch already committed')
+      else log?.warn(fields, 'iceberg range already committed outside a replay: batch not written to the lake (was the log reset?)')
     },
     async close() {
       catalog.close?.()
