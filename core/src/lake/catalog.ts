@@ -101,13 +101,20 @@ export function createSqlCatalog({ path, name = 'adc', io }: { path: string; nam
       if (now !== base.metadataLocation) current = await readMetadata(now)
       checkRequirements(current.metadata, requirements)
       const next = applyUpdates(current.metadata, updates, current.metadataLocation)
-      next['metadata-log'] = (next['metadata-log'] ?? []).slice(-METADATA_LOG_MAX)
+      const keep = Number(next.properties['write.metadata.previous-versions-max'] ?? METADATA_LOG_MAX)
+      const log = next['metadata-log'] ?? []
+      const dropped = log.slice(0, Math.max(0, log.length - keep))
+      next['metadata-log'] = log.slice(log.length - Math.min(keep, log.length))
       const location = await writeMetadata(next, current.metadataLocation)
       const swapped = db
         .prepare('UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? AND metadata_location = ?')
         .run(location, current.metadataLocation, name, ns(id), id.name, current.metadataLocation)
       if (swapped.changes !== 1) throw new CommitConflictError('the table was committed by another writer')
       await hint(next, location)
+      // Iceberg's write.metadata.delete-after-commit.enabled: metadata files that left the log go.
+      if (next.properties['write.metadata.delete-after-commit.enabled'] === 'true') {
+        await Promise.all(dropped.map((d) => io.delete(d['metadata-file']).catch(() => undefined)))
+      }
       return { metadataLocation: location, metadata: next }
     },
     close() {

@@ -1,6 +1,6 @@
 import type { ReasonCode } from '@adc/schemas'
 import { createHash, createHmac } from 'node:crypto'
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url'
 export interface FileIO {
   write(location: string, body: Buffer): Promise<void>
   read(location: string): Promise<Buffer>
+  /** Removes an object; a missing one is not an error. */
+  delete(location: string): Promise<void>
 }
 
 export class LakeStorageError extends Error {
@@ -39,6 +41,10 @@ export function createFileIO(s3?: S3Options): FileIO {
       if (location.startsWith('s3://')) return s3Request(need(s3), 'GET', location)
       return readFile(localPath(location))
     },
+    async delete(location) {
+      if (location.startsWith('s3://')) return s3Request(need(s3), 'DELETE', location).then(() => undefined)
+      await rm(localPath(location), { force: true })
+    },
   }
 }
 
@@ -58,7 +64,7 @@ const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).u
 const encodeKey = (key: string) => key.split('/').map((p) => encodeURIComponent(p).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)).join('/')
 
 /** One path-style S3 request signed with AWS Signature Version 4. */
-export async function s3Request(s3: S3Options, method: 'GET' | 'PUT', location: string, body?: Buffer): Promise<Buffer> {
+export async function s3Request(s3: S3Options, method: 'GET' | 'PUT' | 'DELETE', location: string, body?: Buffer): Promise<Buffer> {
   const m = /^s3a?:\/\/([^/]+)\/(.+)$/.exec(location)
   if (!m) throw new RangeError(`not an s3 location: ${location}`)
   const url = new URL(`${s3.endpoint.replace(/\/$/, '')}/${m[1]}/${encodeKey(m[2]!)}`)

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -240,7 +240,7 @@ if (!pyicebergAvailable && process.env.CI === 'true') {
       const dir = join(lakes, `upkeep-${n++}`)
       const sink = await createIcebergSink({
         client: ch, dir,
-        properties: { 'commit.manifest.min-count-to-merge': '3', 'history.expire.max-snapshot-age-ms': '0', 'history.expire.min-snapshots-to-keep': '2' },
+        properties: { 'commit.manifest.min-count-to-merge': '3', 'history.expire.max-snapshot-age-ms': '0', 'history.expire.min-snapshots-to-keep': '2', 'write.metadata.previous-versions-max': '3' },
       })
       for (let o = 0; o < 40; o += 5) await sink.write(batchOf('ad-events', 0, o, o + 4), { recovering: false })
       // The first batch's snapshot has expired: the partition's watermark still marks it committed.
@@ -252,6 +252,11 @@ if (!pyicebergAvailable && process.env.CI === 'true') {
       const manifests = readAvroFile(await createFileIO().read(head['manifest-list'])).records
       expect(manifests.length).toBeLessThan(4)
       expect(manifests.reduce((a, r) => a + Number(r.added_files_count) + Number(r.existing_files_count), 0)).toBe(8)
+
+      // Expired snapshots' manifest lists and metadata files beyond write.metadata.previous-versions-max are deleted.
+      const metaDir = join(dir, 'warehouse/adc.db/events_raw/metadata')
+      expect(readdirSync(metaDir).filter((f) => f.startsWith('snap-'))).toHaveLength(2)
+      expect(readdirSync(metaDir).filter((f) => f.endsWith('.metadata.json')).length).toBe(4)
 
       const scan = await scanLake({ root: dir })
       expect(scan.rows.map((r) => Number(r.log_offset)).sort((a, b) => a - b)).toEqual([...Array(40).keys()])

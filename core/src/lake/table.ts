@@ -30,6 +30,9 @@ export const DEFAULT_PROPERTIES: Record<string, string> = {
   'commit.manifest.target-size-bytes': String(8 * 1024 * 1024),
   'history.expire.max-snapshot-age-ms': String(24 * 3_600_000),
   'history.expire.min-snapshots-to-keep': '100',
+  // Each commit writes a metadata file: keep the last 100, delete older ones.
+  'write.metadata.delete-after-commit.enabled': 'true',
+  'write.metadata.previous-versions-max': '100',
 }
 
 export interface LakeTableOptions {
@@ -90,7 +93,8 @@ const prop = (m: TableMetadata, key: string): number => Number(m.properties[key]
 export function expiredSnapshots(m: TableMetadata, now: number, adding = 0): Id[] {
   const keep = Math.max(0, prop(m, 'history.expire.min-snapshots-to-keep') - adding)
   const cutoff = now - prop(m, 'history.expire.max-snapshot-age-ms')
-  const refs = new Set(Object.values(m.refs ?? {}).map((r) => String(r['snapshot-id'])))
+  // The commit moves `main` to the added snapshot: its current head may expire like any other.
+  const refs = new Set(Object.entries(m.refs ?? {}).filter(([name]) => !(adding > 0 && name === 'main')).map(([, r]) => String(r['snapshot-id'])))
   const byAge = [...(m.snapshots ?? [])].sort((a, b) => b['timestamp-ms'] - a['timestamp-ms'])
   return byAge.slice(keep).filter((s) => s['timestamp-ms'] < cutoff && !refs.has(String(s['snapshot-id']))).map((s) => s['snapshot-id'])
 }
@@ -295,6 +299,10 @@ export function createLakeTable(options: LakeTableOptions) {
         ]
         try {
           table = await catalog.commit(ident, t, requirements, updates)
+          // An expired snapshot's manifest list is referenced by nothing any more.
+          const gone = new Set(expired.map(String))
+          const lists = (t.metadata.snapshots ?? []).filter((s) => gone.has(String(s['snapshot-id']))).map((s) => s['manifest-list'])
+          await Promise.all(lists.map((l) => io.delete(l).catch(() => undefined)))
           return { status: 'committed', snapshotId }
         } catch (err) {
           // Conflict: another writer committed first. Unknown outcome (timeout, 5xx): the commit may

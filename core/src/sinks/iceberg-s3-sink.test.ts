@@ -80,7 +80,9 @@ if (!available && process.env.CI === 'true') {
       const db = `adc_s3_${n++}`
       await migrate(ch, db)
       const s3 = { endpoint, accessKeyId: 'adc', secretAccessKey: 'adc_secret' }
-      const sink = await createIcebergSink({ client: ch, dir: join(dataDir, db), warehouse: `s3://warehouse/${db}`, s3 })
+      // Expiry and metadata clean-up on every commit, so S3 DELETE is exercised too.
+      const properties = { 'write.metadata.previous-versions-max': '1', 'history.expire.max-snapshot-age-ms': '0', 'history.expire.min-snapshots-to-keep': '1' }
+      const sink = await createIcebergSink({ client: ch, dir: join(dataDir, db), warehouse: `s3://warehouse/${db}`, s3, properties })
       const reader = lakeReader(sink.lake.current()!.metadata.location, s3)
       return {
         sink,
@@ -100,6 +102,10 @@ if (!available && process.env.CI === 'true') {
       expect(list).toMatch(/events_raw\/metadata\/[^<]*\.metadata\.json/)
       expect(list).toMatch(/events_raw\/metadata\/snap-[^<]*\.avro/)
       expect(list).toMatch(/events_raw\/data\/ts_hour=2026-11-23-10\/[^<]*\.parquet/)
+      // Per table: the current metadata file and one previous; one live manifest list (the rest deleted).
+      const table = (t: string) => [...list.matchAll(new RegExp(`<Key>adc_s3_1/adc\\.db/events_raw/metadata/([^<]*)</Key>`, 'g'))].map((m) => m[1]!).filter((k) => k.endsWith(t))
+      expect(table('.metadata.json')).toHaveLength(2)
+      expect(table('.avro').filter((k) => k.startsWith('snap-'))).toHaveLength(1)
     })
   })
 }
