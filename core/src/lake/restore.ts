@@ -31,8 +31,9 @@ export interface RestoreResult { rows: number }
  * replayable source of truth, ClickHouse a rebuildable view. Columns a file predates (schema
  * evolution) read as their ClickHouse default.
  */
-export async function restoreDayFromLake(client: ClickHouseClient, opts: { reader: string; database: string; day: string }): Promise<RestoreResult> {
+export async function restoreDayFromLake(client: ClickHouseClient, opts: { reader: string; database: string; day: string; /** Also the day before. @default true */ lookBack?: boolean }): Promise<RestoreResult> {
   const start = dayStart(opts.day)
+  const from = opts.lookBack === false ? start : start - DAY_MS
   const cols = LAKE_COLUMNS.map((c) => c.name)
   const select = LAKE_COLUMNS.map((c) => {
     const d = c.type === 'string' ? "''" : c.type === 'list<string>' ? 'CAST([] AS Array(String))' : c.type === 'timestamptz' ? "toDateTime64(0, 6, 'UTC')" : '0'
@@ -41,7 +42,7 @@ export async function restoreDayFromLake(client: ClickHouseClient, opts: { reade
   await client.command({
     query: `INSERT INTO ${opts.database}.events_raw (${cols.join(', ')})
       SELECT ${select.join(', ')} FROM ${opts.reader}
-      WHERE ts >= toDateTime64(${sqlString(chTime(start - DAY_MS))}, 6, 'UTC') AND ts < toDateTime64(${sqlString(chTime(start + DAY_MS))}, 6, 'UTC')`,
+      WHERE ts >= toDateTime64(${sqlString(chTime(from))}, 6, 'UTC') AND ts < toDateTime64(${sqlString(chTime(start + DAY_MS))}, 6, 'UTC')`,
   })
   const rs = await client.query({ query: `SELECT count() AS n FROM ${opts.database}.events_raw`, format: 'JSONEachRow' })
   const [r] = await rs.json<{ n: number | string }>()
@@ -52,4 +53,13 @@ export async function restoreDayFromLake(client: ClickHouseClient, opts: { reade
 export function localLakeReader(dir: string, table = 'adc.events_raw'): string {
   const [ns, name] = table.split('.')
   return lakeReader(pathToFileURL(resolve(dir, 'warehouse', `${ns}.db`, name!)).href)
+}
+
+/**
+ * Rebuilds one day of `events_raw` in place: drops the day's partition (events_raw is partitioned by
+ * `toYYYYMMDD(ts)`) and loads the day again from the lake. Run with the processor stopped.
+ */
+export async function replaceDayFromLake(client: ClickHouseClient, opts: { reader: string; database: string; day: string }): Promise<RestoreResult> {
+  await client.command({ query: `ALTER TABLE ${opts.database}.events_raw DROP PARTITION ${Number(opts.day.replaceAll('-', ''))}` })
+  return restoreDayFromLake(client, { ...opts, lookBack: false })
 }
