@@ -147,6 +147,13 @@ export function createLakeTable(options: LakeTableOptions) {
         t = (await catalog.load(ident))!
       }
     }
+    // Data files are cut per hour(ts): a spec changed by another engine to anything else is refused
+    // at start rather than written with wrong partition values.
+    const spec = defaultSpec(t.metadata)
+    const ts = currentSchema(t.metadata).fields.find((f) => f.name === 'ts')
+    if (spec.fields.length !== 1 || spec.fields[0]!.transform !== 'hour' || spec.fields[0]!['source-id'] !== ts?.id || spec.fields[0]!.name !== 'ts_hour') {
+      throw new RangeError(`lake table ${ident.namespace.join('.')}.${ident.name}: partition spec ${JSON.stringify(spec.fields)} is not [hour(ts) AS ts_hour]`)
+    }
     table = t
     return t
   }
