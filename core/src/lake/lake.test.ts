@@ -186,7 +186,9 @@ if (!pyicebergAvailable && process.env.CI === 'true') {
       for (const s of scan.snapshots) expect(s).toMatchObject({ operation: 'append', 'adc.log-topic': 'ad-events' })
     }, 60_000)
 
-    it('chDB reads the same table through icebergLocal', async () => {
+    it('chDB reads the same table through icebergLocal, found through the catalog file', async () => {
+      const [row] = await q<{ loc: string }>(`SELECT metadata_location AS loc FROM sqlite('${join(dir, 'catalog.db')}', 'iceberg_tables') WHERE table_namespace = 'adc' AND table_name = 'events_raw'`)
+      expect(row!.loc.startsWith(`${tableOf(dir)}/metadata/`)).toBe(true)
       const [lake] = await q<{ n: number; s: number }>(`SELECT count() n, sum(sign) s FROM ${lakeReader(tableOf(dir))}`)
       const [raw] = await q<{ n: number; s: number }>(`SELECT count() n, sum(sign) s FROM ${db}.events_raw`)
       expect({ n: Number(lake!.n), s: Number(lake!.s) }).toEqual({ n: Number(raw!.n), s: Number(raw!.s) })
