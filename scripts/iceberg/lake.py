@@ -46,7 +46,10 @@ def scan(args):
     if args.start_ms is not None:
         iso = lambda ms: datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat()
         row_filter = f"ts >= '{iso(args.start_ms)}' AND ts < '{iso(args.end_ms)}'"
-    arrow = table.scan(row_filter=row_filter).to_arrow()
+    if args.filter:
+        row_filter = args.filter if row_filter == "True" else f"({row_filter}) AND ({args.filter})"
+    scan = table.scan(row_filter=row_filter)
+    arrow = scan.to_arrow()
     rows = [{k: plain(v) for k, v in r.items()} for r in arrow.to_pylist()]
     out = {
         "rows": rows,
@@ -54,6 +57,8 @@ def scan(args):
         "spec": [{"name": f.name, "transform": str(f.transform)} for f in table.spec().fields],
         "snapshots": [dict(s.summary.additional_properties, operation=s.summary.operation.value) for s in table.snapshots()],
         "location": table.location(),
+        "files": len(list(scan.plan_files())),
+        "total_files": len(list(table.scan().plan_files())),
     }
     json.dump(out, sys.stdout)
 
@@ -157,6 +162,7 @@ def main():
         s.add_argument("--start-ms", type=int)
         s.add_argument("--end-ms", type=int)
         s.add_argument("--name")
+        s.add_argument("--filter")
         s.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     {"scan": scan, "add-column": add_column, "rest-server": rest_server}[args.cmd](args)

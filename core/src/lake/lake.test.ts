@@ -186,6 +186,14 @@ if (!pyicebergAvailable && process.env.CI === 'true') {
       for (const s of scan.snapshots) expect(s).toMatchObject({ operation: 'append', 'adc.log-topic': 'ad-events' })
     }, 60_000)
 
+    it('readers skip data files by the column bounds in the manifests', async () => {
+      const scan = await scanLake({ root: dir }, undefined, "log_partition = 0 AND log_offset < 5 AND campaign_id >= 'cmp'")
+      const raw = await q<Record<string, unknown>>(`SELECT ${EVENTS_RAW_SELECT} FROM (SELECT * FROM ${db}.events_raw WHERE log_partition = 0 AND log_offset < 5)`)
+      expect(scan.rows.map(canon).sort()).toEqual(raw.map(canon).sort())
+      expect(scan.files).toBe(1)
+      expect(scan.total_files).toBeGreaterThan(4)
+    }, 60_000)
+
     it('chDB reads the same table through icebergLocal, found through the catalog file', async () => {
       const [row] = await q<{ loc: string }>(`SELECT metadata_location AS loc FROM sqlite('${join(dir, 'catalog.db')}', 'iceberg_tables') WHERE table_namespace = 'adc' AND table_name = 'events_raw'`)
       expect(row!.loc.startsWith(`${tableOf(dir)}/metadata/`)).toBe(true)

@@ -9,7 +9,18 @@ export interface DataFile {
   sizeBytes: number
   /** Partition tuple by partition field name (`ts_hour`: hours since the epoch). */
   partition: Record<string, number>
+  /** Column metrics by field id: value and null counts, lower and upper bounds (single-value serialised). */
+  metrics?: { valueCounts: Map<number, number>; nullCounts: Map<number, number>; lower: Map<number, Buffer>; upper: Map<number, Buffer> }
 }
+
+/** Iceberg's Avro form of a map with int keys: an array of key/value records. */
+const intMap = (field: string, id: number, keyId: number, valueId: number, value: string) => ({
+  name: field,
+  'field-id': id,
+  default: null,
+  type: opt({ type: 'array', logicalType: 'map', items: { type: 'record', name: `k${keyId}_v${valueId}`, fields: [{ name: 'key', type: 'int', 'field-id': keyId }, { name: 'value', type: value, 'field-id': valueId }] } }),
+})
+const toEntries = <V>(m: Map<number, V> | undefined) => (m ? [...m].map(([key, value]) => ({ key, value })) : null)
 
 const opt = (type: unknown) => ['null', type]
 
@@ -40,6 +51,10 @@ function manifestEntrySchema(spec: PartitionSpec): object {
             },
             { name: 'record_count', type: 'long', 'field-id': 103 },
             { name: 'file_size_in_bytes', type: 'long', 'field-id': 104 },
+            intMap('value_counts', 109, 119, 120, 'long'),
+            intMap('null_value_counts', 110, 121, 122, 'long'),
+            intMap('lower_bounds', 125, 126, 127, 'bytes'),
+            intMap('upper_bounds', 128, 129, 130, 'bytes'),
           ],
         },
       },
@@ -112,7 +127,11 @@ export interface ManifestEntry {
   snapshot_id: Id | null
   sequence_number: number | bigint | null
   file_sequence_number: number | bigint | null
-  data_file: { content: number; file_path: string; file_format: string; partition: Record<string, number | null>; record_count: number | bigint; file_size_in_bytes: number | bigint }
+  data_file: {
+    content: number; file_path: string; file_format: string; partition: Record<string, number | null>; record_count: number | bigint; file_size_in_bytes: number | bigint
+    value_counts?: { key: number; value: number | bigint }[] | null; null_value_counts?: { key: number; value: number | bigint }[] | null
+    lower_bounds?: { key: number; value: Buffer }[] | null; upper_bounds?: { key: number; value: Buffer }[] | null
+  }
 }
 
 function encodeManifest(records: ManifestEntry[], schema: IcebergSchema, spec: PartitionSpec): Buffer {
@@ -147,7 +166,8 @@ export function buildManifest(opts: { location: string; files: DataFile[]; snaps
     snapshot_id: opts.snapshotId,
     sequence_number: null,
     file_sequence_number: null,
-    data_file: { content: 0, file_path: f.path, file_format: 'PARQUET', partition: Object.fromEntries(spec.fields.map((p) => [p.name, f.partition[p.name] ?? null])), record_count: f.recordCount, file_size_in_bytes: f.sizeBytes },
+    data_file: { content: 0, file_path: f.path, file_format: 'PARQUET', partition: Object.fromEntries(spec.fields.map((p) => [p.name, f.partition[p.name] ?? null])), record_count: f.recordCount, file_size_in_bytes: f.sizeBytes,
+      value_counts: toEntries(f.metrics?.valueCounts), null_value_counts: toEntries(f.metrics?.nullCounts), lower_bounds: toEntries(f.metrics?.lower), upper_bounds: toEntries(f.metrics?.upper) },
   }))
   const bytes = encodeManifest(records, opts.schema, spec)
   const partitions = partitionSummaries(spec, files.map((f) => f.partition))

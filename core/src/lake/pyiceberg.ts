@@ -19,12 +19,16 @@ export interface ScanResult {
   spec: { name: string; transform: string }[]
   snapshots: Record<string, string>[]
   location: string
+  /** Data files the scan planned (after pruning by partition and column bounds), and in the table. */
+  files: number
+  total_files: number
 }
 
 /** Scans `adc.events_raw` through the lake's SQLite catalog (`root`) or a REST catalog (`rest`). */
-export async function scanLake(where: { root: string } | { rest: string }, range?: { startMs: number; endMs: number }): Promise<ScanResult> {
+export async function scanLake(where: { root: string } | { rest: string }, range?: { startMs: number; endMs: number }, filter?: string): Promise<ScanResult> {
   const args = [SCRIPT, 'scan', ...('root' in where ? ['--root', resolve(where.root)] : ['--rest', where.rest])]
   if (range) args.push('--start-ms', String(range.startMs), '--end-ms', String(range.endMs))
+  if (filter) args.push('--filter', filter)
   const { stdout } = await run(PYTHON, args, { maxBuffer: 256 * 1024 * 1024, timeout: 50_000 })
   return JSON.parse(stdout) as ScanResult
 }

@@ -7,6 +7,7 @@ import type { Catalog, LoadedTable, TableIdent } from './catalog.js'
 import type { FileIO } from './io.js'
 import { buildManifest, buildManifestList, mergeManifests, normaliseManifestFile, OWN_MANIFEST, type DataFile, type ManifestFile } from './manifest.js'
 import { CommitConflictError, currentSchema, currentSnapshotId, defaultSpec, newSnapshotId, sameId, type Id, type Snapshot, type TableMetadata, type TableRequirement, type TableUpdate } from './metadata.js'
+import { columnMetrics } from './metrics.js'
 import { addFields, clickhouseType, hourOf, LAKE_COLUMNS, nameMapping, type IcebergSchema, type LakeColumn } from './schema.js'
 
 /** Snapshot summary keys that record which log range a commit holds (how a replay finds it). */
@@ -189,7 +190,7 @@ export function createLakeTable(options: LakeTableOptions) {
       const body = Buffer.concat(chunks)
       const path = `${t.metadata.location.replace(/\/$/, '')}/data/ts_hour=${hourName(hour)}/${randomUUID()}.parquet`
       await io.write(path, body)
-      files.push({ path, recordCount: group.length, sizeBytes: body.length, partition: { ts_hour: hour } })
+      files.push({ path, recordCount: group.length, sizeBytes: body.length, partition: { ts_hour: hour }, metrics: columnMetrics(group, columns, currentSchema(t.metadata).fields) })
     }
     return files
   }
