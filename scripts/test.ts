@@ -82,6 +82,11 @@ if (has('python3')) {
   step('S3 test server install', 'bash', ['scripts/s3/ensure.sh'])
 }
 
+// pyiceberg (pinned, from PyPI) for the lake tests: reads the Iceberg table as a data engineer does
+if (has('python3')) {
+  step('pyiceberg install', 'bash', ['scripts/iceberg/ensure.sh'])
+}
+
 try {
   // 3. Node suites
   const nodeReport = join(reportDir, 'node.json')

@@ -58,14 +58,26 @@ export const configSchema = z.object({
   /** Run the REST proxy gateway in this process. @default true */
   GATEWAY_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   /**
-   * Write raw events to the Iceberg table at `<DATA_DIR>/iceberg` (chDB IcebergLocal). chDB only
-   * writes under its working directory, so DATA_DIR must lie inside it when this is on. @default true
+   * Write raw events to the Iceberg table `<ICEBERG_NAMESPACE>.<ICEBERG_TABLE>`: by default in the
+   * embedded SQLite catalog `<DATA_DIR>/iceberg/catalog.db` with its warehouse beside it (created on
+   * first start); with ICEBERG_CATALOG_URL in that REST catalog. @default true
    */
   ICEBERG_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
-  /** Iceberg table base URL on S3-compatible storage (`http://minio:9000/warehouse/events_lake/`); set, it replaces the local table. */
-  ICEBERG_S3_URL: z.string().url().optional(),
+  /** Iceberg REST catalog base URL (`http://iceberg-rest:8181`, without /v1); set, it replaces the embedded catalog. */
+  ICEBERG_CATALOG_URL: z.string().url().optional(),
+  /** Bearer token for the REST catalog, when it requires one. */
+  ICEBERG_CATALOG_TOKEN: z.string().optional(),
+  /** Root location of new tables (`s3://warehouse`); unset: the REST catalog's default, or `<DATA_DIR>/iceberg/warehouse`. */
+  ICEBERG_WAREHOUSE: z.string().optional(),
+  /** Iceberg namespace and table of the raw events. @default adc, events_raw */
+  ICEBERG_NAMESPACE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('adc'),
+  ICEBERG_TABLE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('events_raw'),
+  /** S3 API endpoint for `s3://` locations (`http://minio:9000`), path-style, with its credentials. */
+  ICEBERG_S3_ENDPOINT: z.string().url().optional(),
   ICEBERG_S3_ACCESS_KEY_ID: z.string().optional(),
   ICEBERG_S3_SECRET_ACCESS_KEY: z.string().optional(),
+  /** @default us-east-1 */
+  ICEBERG_S3_REGION: z.string().default('us-east-1'),
   /**
    * State changelog for several processors sharing partitions (dedupe and join state moves with a
    * partition on rebalance). `auto` turns it on with Kafka and off on the embedded log, where one
@@ -128,8 +140,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (config.INTERNAL_PORT !== 0 && config.INTERNAL_PORT === config.CORE_PORT) {
     throw new ConfigError(`INTERNAL_PORT and CORE_PORT are both ${config.CORE_PORT}: the internal server (REST proxy, /metrics) needs its own port`)
   }
-  if (config.ICEBERG_S3_URL && (!config.ICEBERG_S3_ACCESS_KEY_ID || !config.ICEBERG_S3_SECRET_ACCESS_KEY)) {
-    throw new ConfigError('ICEBERG_S3_URL needs ICEBERG_S3_ACCESS_KEY_ID and ICEBERG_S3_SECRET_ACCESS_KEY')
+  if (config.ICEBERG_S3_ENDPOINT && (!config.ICEBERG_S3_ACCESS_KEY_ID || !config.ICEBERG_S3_SECRET_ACCESS_KEY)) {
+    throw new ConfigError('ICEBERG_S3_ENDPOINT needs ICEBERG_S3_ACCESS_KEY_ID and ICEBERG_S3_SECRET_ACCESS_KEY')
+  }
+  if (config.ICEBERG_WAREHOUSE?.startsWith('s3://') && !config.ICEBERG_S3_ENDPOINT) {
+    throw new ConfigError('an s3:// ICEBERG_WAREHOUSE needs ICEBERG_S3_ENDPOINT and its credentials')
   }
   return config
 }

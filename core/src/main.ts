@@ -20,6 +20,7 @@ import { openTenantStore } from './tenants/tenant-store.js'
 import { prepareTenantStore } from './tenants/bootstrap.js'
 import { createApiApp } from './api/app.js'
 import { createProcessor } from './processor/processor.js'
+import { icebergDeps } from './lake/config.js'
 import { createMetricsRegistry } from './metrics/registry.js'
 import { createLogger, type Logger } from './logger.js'
 
@@ -78,9 +79,7 @@ export async function startCore(config: Config) {
   const processor = config.PROCESSOR_ENABLED
     ? createProcessor({
       log, clickhouse, database: config.CLICKHOUSE_DATABASE, stateDir: join(dataDir, 'state'),
-      ...(config.ICEBERG_S3_URL
-        ? { icebergS3: { url: config.ICEBERG_S3_URL, accessKeyId: config.ICEBERG_S3_ACCESS_KEY_ID!, secretAccessKey: config.ICEBERG_S3_SECRET_ACCESS_KEY! } }
-        : config.ICEBERG_ENABLED ? { icebergDir: join(dataDir, 'iceberg') } : {}),
+      ...icebergDeps(config, dataDir),
       groupId: config.PROCESSOR_GROUP, logger, registry,
       // Campaigns are never deleted, so the verdict on an event's campaign is stable on replay.
       isBookedCampaign: (id) => tenants.getCampaign(id) !== undefined,

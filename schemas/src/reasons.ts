@@ -71,6 +71,11 @@ export const REASONS = {
   unknown_version: { billable: false, emitter: 'core', description: 'A log envelope with an unknown version.' },
   bad_edge_stats: { billable: false, emitter: 'core', description: 'An edge-stats log record that is not valid edge_stats JSON.' },
   sink_rejected: { billable: false, emitter: 'core', description: "A sink (ClickHouse, Iceberg) refused this record's rows for their content (a parse or type error); kept as a bad row with the engine's message, the rest of its batch written." },
+
+  // Iceberg lake writes in core: the batch is retried (nothing is dropped), the error is logged
+  lake_commit_conflict: { billable: false, emitter: 'core', description: 'The Iceberg commit kept conflicting with other writers past the retry limit.' },
+  lake_catalog_error: { billable: false, emitter: 'core', description: 'The Iceberg catalog refused or failed a call (load, create or commit).' },
+  lake_storage_error: { billable: false, emitter: 'core', description: 'Writing or reading an Iceberg data, manifest or metadata file failed.' },
 } as const satisfies Record<string, ReasonMeta>
 
 export type ReasonCode = keyof typeof REASONS

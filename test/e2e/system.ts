@@ -76,7 +76,7 @@ export function basicAuth({ user, password }: { user: string; password: string }
 }
 
 export async function startCore(env: Record<string, string> = {}, dataDir?: string): Promise<CoreHandle> {
-  // Inside the repository: chDB writes the Iceberg table only under its working directory.
+  // Inside the repository: chDB reads the Iceberg table (icebergLocal) only under its working directory.
   mkdirSync(join(ROOT, '.cache', 'e2e'), { recursive: true })
   const dir = dataDir ?? mkdtempSync(join(ROOT, '.cache', 'e2e', 'core-'))
   // freePort's port is not reserved: a test running beside this one can take it first; only that

@@ -249,14 +249,16 @@ describe('docker-compose.yml', () => {
     const ice = env('iceberg-rest')
     const core = env('core')
     expect(ice.CATALOG_S3_ENDPOINT).toBe('http://minio:9000')
-    const lake = new URL(core.ICEBERG_S3_URL!)
-    expect(lake.origin).toBe('http://minio:9000')
+    expect(new URL(core.ICEBERG_S3_ENDPOINT!).origin).toBe('http://minio:9000')
     expect(ice.AWS_ACCESS_KEY_ID).toBe(m.MINIO_ROOT_USER)
     expect(ice.AWS_SECRET_ACCESS_KEY).toBe(m.MINIO_ROOT_PASSWORD)
     expect(core.ICEBERG_S3_ACCESS_KEY_ID).toBe(m.MINIO_ROOT_USER)
     expect(core.ICEBERG_S3_SECRET_ACCESS_KEY).toBe(m.MINIO_ROOT_PASSWORD)
-    // Core's table lies in the catalog's warehouse bucket.
-    expect(lake.pathname.split('/')[1]).toBe(new URL(ice.CATALOG_WAREHOUSE!).hostname)
+    // Core's table lies in the catalog's warehouse bucket; the catalog keeps its JDBC store on a volume.
+    expect(new URL(core.ICEBERG_WAREHOUSE!).hostname).toBe(new URL(ice.CATALOG_WAREHOUSE!).hostname)
+    expect(ice.CATALOG_URI).toMatch(/^jdbc:sqlite:file:\/home\/iceberg\/catalog\//)
+    expect((services['iceberg-rest']?.['volumes' as keyof Service] as unknown as string[]).join(' ')).toContain(':/home/iceberg/catalog')
+    expect(core.ICEBERG_CATALOG_URL).toBe('http://iceberg-rest:8181')
     // The bucket the catalog writes to is the one the init job creates.
     const bucket = new URL(ice.CATALOG_WAREHOUSE!).hostname
     const init = services['minio-init']?.['entrypoint' as keyof Service] as unknown as string[]

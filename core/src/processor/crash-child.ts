@@ -9,6 +9,7 @@ import { pino } from 'pino'
 import { createClickHouse, migrate } from '../clickhouse/client.js'
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
+import { localLakeReader } from '../lake/restore.js'
 import { createProcessor } from './processor.js'
 
 const root = process.env.CRASH_ROOT
@@ -43,7 +44,7 @@ const totals = {
   ...(await one(`SELECT sum(impressions) impressions, sum(clicks) clicks, sum(duplicates) duplicates, sum(orphan_clicks) orphans, sum(repeat_clicks) repeats, sum(ivt_impressions) + sum(ivt_clicks) ivt, uniqMerge(uniques) uniques FROM ${db}.rollup_minute`)),
   ...(await one(`SELECT sum(sign) raw_events, count() raw_rows FROM ${db}.events_raw`)),
   ...(await one(`SELECT count() bad_rows, countIf(reason = 'sink_rejected') sink_rejected FROM ${db}.bad_rows`)),
-  ...(lake ? await one(`SELECT count() lake_rows FROM icebergLocal('${lake}')`) : {}),
+  ...(lake ? await one(`SELECT count() lake_rows FROM ${localLakeReader(lake)}`) : {}),
   committed: total,
 }
 process.stdout.write(JSON.stringify(totals) + '\n')

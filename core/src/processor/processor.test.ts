@@ -7,6 +7,7 @@ import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import type { Log } from '../log/log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
+import { localLakeReader } from '../lake/restore.js'
 import { createProcessor, type Processor } from './processor.js'
 import { classifyDay } from '../billing/final-join.js'
 import { testEnvelope, toRecord, trafficMix } from './fixtures.js'
@@ -82,7 +83,7 @@ describe('processor on the embedded log and chDB', () => {
     expect(Number(es!.accepted)).toBe(8)
     const committed = await log.committedOffsets('g-basic', 'ad-events')
     expect([...committed.values()].reduce((a, b) => a + b, 0)).toBe(all.length)
-    const [lake] = await q<{ n: number }>(`SELECT count() n FROM icebergLocal('${join(lakeDir, db)}')`)
+    const [lake] = await q<{ n: number }>(`SELECT count() n FROM ${localLakeReader(join(lakeDir, db))}`)
     expect(Number(lake!.n)).toBe(records.length + 1)
     const metrics = await registry.metrics()
     expect(metrics).toMatch(new RegExp(String.raw`adc_processor_events_total\{topic="ad-events",outcome="unbilled",reason="duplicate_delivery"\} ${expected.duplicates}`))

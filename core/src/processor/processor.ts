@@ -8,7 +8,7 @@ import type { Batch, BatchContext, Consumer, Log, LogRecord } from '../log/log.j
 import { processorMetrics, type ProcessorMetrics } from '../metrics/registry.js'
 import { BatchBuilder } from '../sinks/batch-builder.js'
 import { createClickHouseSink } from '../sinks/clickhouse-sink.js'
-import { createIcebergSink } from '../sinks/iceberg-sink.js'
+import { createIcebergSink, type IcebergSinkOptions } from '../sinks/iceberg-sink.js'
 import { disabledSink, type Sink } from '../sinks/sink.js'
 import { SinkWriteError, type SinkFailure } from '../sinks/sink-errors.js'
 import { sweepExpired } from '../state/expiry.js'
@@ -28,10 +28,10 @@ export interface ProcessorDeps extends EventWorkerOptions {
   groupId: string
   logger: Logger
   registry: Registry
-  /** Iceberg raw table directory, inside the working directory (chDB); unset: no Iceberg sink. */
+  /** Iceberg raw table: the embedded catalog and warehouse directory; unset (and no `iceberg.catalog`): no Iceberg sink. */
   icebergDir?: string
-  /** Iceberg raw table on S3-compatible storage instead (scale-out); see createIcebergSink. */
-  icebergS3?: { url: string; accessKeyId: string; secretAccessKey: string }
+  /** Scale-out Iceberg instead: REST catalog and S3 storage; see createIcebergSink. */
+  iceberg?: Pick<IcebergSinkOptions, 'catalog' | 's3' | 'warehouse' | 'namespace' | 'table'>
   /**
    * Records per batch (one partition). Each batch pays a fixed cost per ClickHouse table it inserts
    * into (a part written, then merged: about 5-15 ms of CPU on chDB even for one row), so larger
@@ -621,14 +621,14 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   return {
     async start() {
       if (totals.running) return
-      if (deps.icebergDir || deps.icebergS3) iceberg = await createIcebergSink({ client: clickhouse, database, dir: deps.icebergDir, s3: deps.icebergS3 })
+      if (deps.icebergDir || deps.iceberg?.catalog) iceberg = await createIcebergSink({ client: clickhouse, dir: deps.icebergDir, ...deps.iceberg, logger })
       for (const rt of [events, edgeStats]) {
         await log.ensureTopic(rt.topic, deps.topicPartitions ?? 4)
         if (deps.changelog) await log.ensureTopic(changelogTopic(rt), await log.partitionCount(rt.topic))
       }
       totals.running = true
       consumers.push(await consume(events), await consume(edgeStats))
-      logger.info({ groupId, database, iceberg: deps.icebergS3 ? 's3' : deps.icebergDir ? 'local' : 'off', maxBatchRecords }, 'processor started')
+      logger.info({ groupId, database, iceberg: deps.iceberg?.catalog ? 'rest' : deps.icebergDir ? 'local' : 'off', maxBatchRecords }, 'processor started')
     },
     async stop() {
       if (!totals.running) return

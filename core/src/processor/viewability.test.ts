@@ -8,6 +8,7 @@ import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import type { Log } from '../log/log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
+import { localLakeReader } from '../lake/restore.js'
 import { createProcessor } from './processor.js'
 import { testEnvelope, toRecord, type TestEventInput } from './fixtures.js'
 
@@ -78,7 +79,7 @@ describe('viewability through the processor', () => {
     const [r] = await q<Record<string, string>>(`SELECT sum(impressions) i, sum(measured_impressions) m, sum(viewable_impressions) v FROM ${db}.rollup_minute WHERE campaign_id = 'cmp_view'`)
     expect({ i: Number(r!.i), m: Number(r!.m), v: Number(r!.v) }).toEqual({ i: 4, m: 3, v: 2 })
     const lake = await q<{ impression_id: string; viewable: number; view_method: string }>(
-      `SELECT impression_id, viewable, view_method FROM icebergLocal('${join(lakeDir, db)}') WHERE event_type = 'impression' AND reason = '' ORDER BY impression_id`)
+      `SELECT impression_id, viewable, view_method FROM ${localLakeReader(join(lakeDir, db))} WHERE event_type = 'impression' AND reason = '' ORDER BY impression_id`)
     expect(lake.map((x) => [x.impression_id, Number(x.viewable), x.view_method])).toEqual([
       ['imp_va', 1, 'mrc_50_1s'], ['imp_vb', 0, 'client'], ['imp_vc', 0, ''], ['imp_vd', 1, 'client'],
     ])

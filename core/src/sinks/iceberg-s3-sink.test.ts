@@ -5,12 +5,13 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
+import { lakeReader } from '../lake/restore.js'
 import { createIcebergSink } from './iceberg-sink.js'
 import { runSinkContract } from './sink.contract.js'
 
 /**
- * The scale-out raw lake: the Iceberg table on S3-compatible object storage (IcebergS3), written
- * and read back through the same sink contract as the local table. The S3 endpoint is a real
+ * The raw lake on S3-compatible object storage: data files, manifests and metadata written as S3
+ * objects (SigV4), read back by chDB's icebergS3 through the same sink contract as the local table. The S3 endpoint is a real
  * S3-API server on loopback (moto's standalone server, installed by scripts/s3/ensure.sh: MinIO
  * itself is not in a registry CI reaches). npm test installs it when python3 is present; in CI a
  * missing server fails, elsewhere the suite skips.
@@ -74,16 +75,20 @@ if (!available && process.env.CI === 'true') {
   const q = async <T>(query: string): Promise<T[]> => (await ch.query({ query, format: 'JSONEachRow' })).json<T>()
 
   runSinkContract({
-    name: 'iceberg (IcebergS3 on an S3 API server)',
+    name: 'iceberg (Iceberg v2 table on an S3 API server)',
     async newSink() {
       const db = `adc_s3_${n++}`
       await migrate(ch, db)
-      const url = `${endpoint}/warehouse/${db}/events_lake/`
+      const s3 = { endpoint, accessKeyId: 'adc', secretAccessKey: 'adc_secret' }
+      // Expiry and metadata clean-up on every commit, so S3 DELETE is exercised too.
+      const properties = { 'write.metadata.previous-versions-max': '1', 'history.expire.max-snapshot-age-ms': '0', 'history.expire.min-snapshots-to-keep': '1' }
+      const sink = await createIcebergSink({ client: ch, dir: join(dataDir, db), warehouse: `s3://warehouse/${db}`, s3, properties })
+      const reader = lakeReader(sink.lake.current()!.metadata.location, s3)
       return {
-        sink: await createIcebergSink({ client: ch, database: db, s3: { url, accessKeyId: 'adc', secretAccessKey: 'adc_secret' } }),
+        sink,
         probe: {
           async eventTotals(partition) {
-            const [r] = await q<{ events: number; billable: number }>(`SELECT sum(sign) AS events, sumIf(sign, billable = 1) AS billable FROM icebergS3('${url}', 'adc', 'adc_secret') WHERE log_partition = ${partition}`)
+            const [r] = await q<{ events: number; billable: number }>(`SELECT sum(sign) AS events, sumIf(sign, billable = 1) AS billable FROM ${reader} WHERE log_partition = ${partition}`)
             return { events: Number(r!.events), billable: Number(r!.billable) }
           },
         },
@@ -94,8 +99,13 @@ if (!available && process.env.CI === 'true') {
   describe('iceberg on S3', () => {
     it('stores Parquet data files and Iceberg metadata as objects in the bucket', async () => {
       const list = await (await fetch(`${endpoint}/warehouse?list-type=2`)).text()
-      expect(list).toMatch(/events_lake\/metadata\/[^<]*\.metadata\.json/)
-      expect(list).toMatch(/events_lake\/data\/[^<]*\.parquet/)
+      expect(list).toMatch(/events_raw\/metadata\/[^<]*\.metadata\.json/)
+      expect(list).toMatch(/events_raw\/metadata\/snap-[^<]*\.avro/)
+      expect(list).toMatch(/events_raw\/data\/ts_hour=2026-11-23-10\/[^<]*\.parquet/)
+      // Per table: the current metadata file and one previous; one live manifest list (the rest deleted).
+      const table = (t: string) => [...list.matchAll(new RegExp(`<Key>adc_s3_1/adc\\.db/events_raw/metadata/([^<]*)</Key>`, 'g'))].map((m) => m[1]!).filter((k) => k.endsWith(t))
+      expect(table('.metadata.json')).toHaveLength(2)
+      expect(table('.avro').filter((k) => k.startsWith('snap-'))).toHaveLength(1)
     })
   })
 }

@@ -1,114 +1,94 @@
-import { relative, resolve, isAbsolute } from 'node:path'
-import { Readable } from 'node:stream'
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import type { ClickHouseClient } from '@clickhouse/client'
-import { sqlString } from '../clickhouse/client.js'
-import { probeTable } from '../clickhouse/ddl.js'
+import type { Logger } from '../logger.js'
+import { createRestCatalog, createSqlCatalog, type Catalog, type RestCatalogOptions } from '../lake/catalog.js'
+import { createFileIO, type S3Options } from '../lake/io.js'
+import type { LakeColumn } from '../lake/schema.js'
+import { createLakeTable, type LakeTable } from '../lake/table.js'
 import { SinkWriteError } from './sink-errors.js'
-import type { Sink, SinkBatch } from './sink.js'
+import type { Sink } from './sink.js'
 
 export interface IcebergSinkOptions {
+  /** chDB (or a ClickHouse server) that encodes the Parquet data files. */
   client: ClickHouseClient
-  database: string
+  /** Unused (kept for the processor's call); the table is named by `namespace` and `table`. */
+  database?: string
   /**
-   * Table directory. chDB only reads and writes files inside its user files path, the process's
-   * working directory, so the directory must lie under it (it is passed to chDB relative to it).
+   * Embedded lake root (`<DATA_DIR>/iceberg`): the SQLite catalog `catalog.db` (Iceberg's JDBC
+   * catalog layout, opened by pyiceberg's SqlCatalog) and the warehouse `warehouse/` beside it.
+   * Created on first start. Ignored when `catalog` (a REST catalog) is set.
    */
   dir?: string
-  /**
-   * Iceberg on S3-compatible object storage instead of a local directory (scale-out: MinIO, S3):
-   * the table's base URL (`http://minio:9000/warehouse/events_lake/`) and credentials. ClickHouse
-   * (and chDB) write it with the `IcebergS3` engine; any Iceberg reader reads it from there.
-   */
-  s3?: { url: string; accessKeyId: string; secretAccessKey: string }
-  /** @default 'events_lake' */
+  /** Warehouse location for the embedded catalog's tables instead of `<dir>/warehouse` (`s3://bucket/prefix`). */
+  warehouse?: string
+  /** Iceberg REST catalog (scale-out); the table lives where the catalog's warehouse says. */
+  catalog?: RestCatalogOptions & { /** Table location on create; unset: the catalog's default. */ location?: string }
+  /** S3-compatible storage for `s3://` locations (MinIO, S3). */
+  s3?: S3Options
+  /** @default ['adc'] */
+  namespace?: string[]
+  /** @default 'events_raw' */
   table?: string
+  /** Columns written (tests narrow it to exercise schema evolution). @default LAKE_COLUMNS */
+  columns?: readonly LakeColumn[]
+  /** Table properties when the table is created (manifest merging, snapshot expiry; see DEFAULT_PROPERTIES). */
+  properties?: Record<string, string>
+  logger?: Logger
 }
 
-const COLUMNS = `event_key String, event_type String, event_id String, impression_id String, click_id String,
-  campaign_id String, ad_id String, publisher_id String, ts DateTime64(6, 'UTC'), received_at DateTime64(6, 'UTC'),
-  channel String, device String, geo String, user_key String, ua String, ip_prefix String, ip_hash String,
-  billable Int32, reason String, ivt_score Float32, model_version String, joined Int32, sign Int32,
-  log_partition Int32, log_offset Int64, viewable Int32, view_method String`
-
-const micros = (ms: number): string => new Date(ms).toISOString().slice(0, 23).replace('T', ' ')
-
-/** Relative path chDB accepts, or a clear error at start (a missing sink fails at start, never later). */
-export function icebergPath(dir: string): string {
-  const rel = relative(process.cwd(), resolve(dir))
-  if (rel.startsWith('..') || isAbsolute(rel)) throw new RangeError(`Iceberg directory ${dir} must be inside the working directory ${process.cwd()} (chDB user files path)`)
-  return rel || '.'
+/** The catalog, file IO and table location a sink's options describe. */
+export function lakeSetup(options: Omit<IcebergSinkOptions, 'client'>): { catalog: Catalog; location: string; io: ReturnType<typeof createFileIO> } {
+  const namespace = options.namespace ?? ['adc']
+  const table = options.table ?? 'events_raw'
+  const io = createFileIO(options.s3)
+  if (options.catalog) {
+    const base = (options.catalog.location ?? '').replace(/\/$/, '')
+    return { catalog: createRestCatalog(options.catalog), io, location: base ? `${base}/${namespace.join('/')}/${table}` : '' }
+  }
+  if (!options.dir) throw new RangeError('the Iceberg sink needs a local `dir` or a REST `catalog`')
+  const root = resolve(options.dir)
+  return {
+    catalog: createSqlCatalog({ path: resolve(root, 'catalog.db'), io }),
+    io,
+    location: `${(options.warehouse ?? pathToFileURL(resolve(root, 'warehouse')).href).replace(/\/$/, '')}/${namespace.join('.')}.db/${table}`,
+  }
 }
 
 /**
- * Raw events as an Iceberg table on local disk (chDB `IcebergLocal`, Parquet), partitioned by
- * `toRelativeHourNum(ts)` (Iceberg's `hour` transform; `toStartOfHour` is refused). Readable by any
- * Iceberg reader, e.g. `icebergLocal('<dir>')`.
+ * Raw events as an Iceberg v2 table (`adc.events_raw`, partitioned by `hour(ts)`), registered in a
+ * catalog: the embedded SQLite catalog by default, the REST catalog in scale-out. Readable by
+ * pyiceberg, Spark, Trino, DuckDB and ClickHouse (see README, "The raw-event lake").
  *
- * Iceberg inserts have no dedup token, so idempotency comes from ordering and a probe: the processor
- * writes Iceberg only after the ClickHouse sink acknowledged, and the batch's state commit (LMDB)
- * follows the Iceberg write. Each Iceberg insert is one atomic snapshot commit, so after a crash the
- * range is either fully in the table or absent: when a batch is written again (`recovering`), the
- * sink first counts rows with this partition and offset range and skips the insert if any are there.
+ * Exactly once with the processor: it writes Iceberg only after ClickHouse acknowledged and before
+ * the batch's state commit; each batch is one atomic snapshot whose summary records its log topic,
+ * partition and offset range. A batch written again finds that snapshot and writes nothing, so after
+ * a crash the range is either fully in the table, once, or absent.
  */
-/** Engine and table function arguments for the table's location: local directory or S3. */
-export function icebergLocation(options: Pick<IcebergSinkOptions, 'dir' | 's3'>): { engine: string; reader: string } {
-  if (options.s3) {
-    const { url, accessKeyId, secretAccessKey } = options.s3
-    const args = `${sqlString(url)}, ${sqlString(accessKeyId)}, ${sqlString(secretAccessKey)}`
-    return { engine: `IcebergS3(${args}, 'Parquet')`, reader: `icebergS3(${args})` }
-  }
-  if (!options.dir) throw new RangeError('the Iceberg sink needs a local `dir` or an `s3` location')
-  const path = sqlString(icebergPath(options.dir))
-  return { engine: `IcebergLocal(${path}, 'Parquet')`, reader: `icebergLocal(${path})` }
-}
-
-/** The batch's raw rows as the Iceberg table's JSONEachRow. */
-function lakeRows(batch: SinkBatch): string {
-  let body = ''
-  for (const r of batch.events) {
-    body += JSON.stringify({
-      event_key: r.event_key, event_type: r.event_type, event_id: r.event_id, impression_id: r.impression_id, click_id: r.click_id,
-      campaign_id: r.campaign_id, ad_id: r.ad_id, publisher_id: r.publisher_id, ts: micros(r.ts), received_at: micros(r.received_at),
-      channel: r.channel, device: r.device, geo: r.geo, user_key: r.user_key, ua: r.ua, ip_prefix: r.ip_prefix, ip_hash: r.ip_hash,
-      billable: r.billable, reason: r.reason, ivt_score: r.ivt_score, model_version: r.model_version, joined: r.joined, sign: r.sign,
-      log_partition: r.log_partition, log_offset: r.log_offset, viewable: r.viewable, view_method: r.view_method,
-    }) + '\n'
-  }
-  return body
-}
-
-export async function createIcebergSink({ client, database, dir, s3, table = 'events_lake' }: IcebergSinkOptions): Promise<Sink> {
-  const location = icebergLocation({ dir, s3 })
-  await client.command({ query: `CREATE TABLE IF NOT EXISTS ${database}.${table} (${COLUMNS}) ENGINE = ${location.engine} PARTITION BY toRelativeHourNum(ts)` })
-  // Same columns, ENGINE = Null: parses the rows and keeps nothing (see Sink.probe).
-  await client.command({ query: `CREATE TABLE IF NOT EXISTS ${database}.${probeTable(table)} (${COLUMNS}) ENGINE = Null` })
+export async function createIcebergSink(options: IcebergSinkOptions): Promise<Sink & { lake: LakeTable }> {
+  const { catalog, io, location } = lakeSetup(options)
+  const lake = createLakeTable({ client: options.client, catalog, io, ident: { namespace: options.namespace ?? ['adc'], name: options.table ?? 'events_raw' }, location, ...(options.columns ? { columns: options.columns } : {}), ...(options.properties ? { properties: options.properties } : {}) })
+  await lake.open()
+  const log = options.logger?.child({ component: 'iceberg-sink' })
   return {
     name: 'iceberg',
+    lake,
     async write(batch, { recovering }) {
-      if (batch.events.length === 0) return
+      let r: Awaited<ReturnType<LakeTable['append']>>
       try {
-        if (recovering) {
-          const rs = await client.query({
-            query: `SELECT count() AS n FROM ${location.reader} WHERE log_partition = ${batch.partition} AND log_offset BETWEEN ${batch.minOffset} AND ${batch.maxOffset}`,
-            format: 'JSONEachRow',
-          })
-          const [row] = await rs.json<{ n: number }>()
-          if (Number(row?.n ?? 0) > 0) return
-        }
-        const res = await client.exec({ query: `INSERT INTO ${database}.${table} SETTINGS allow_insert_into_iceberg = 1 FORMAT JSONEachRow`, values: Readable.from([lakeRows(batch)]) })
-        res.stream.resume()
+        r = await lake.append(batch, { refresh: recovering })
       } catch (err) {
+        // Sorted like ClickHouse's refusals: content (the Parquet encoder refused rows) or infrastructure.
         throw new SinkWriteError('iceberg', err)
       }
+      if (r.status !== 'already') return
+      const fields = { topic: batch.topic, partition: batch.partition, minOffset: batch.minOffset, maxOffset: batch.maxOffset, snapshotId: r.snapshotId === undefined ? null : String(r.snapshotId) }
+      // Outside a replay this means the log's offsets went back (a log reset) while the lake kept its table.
+      if (recovering) log?.info(fields, 'iceberg batch already committed')
+      else log?.warn(fields, 'iceberg range already committed outside a replay: batch not written to the lake (was the log reset?)')
     },
-    async probe(batch) {
-      if (batch.events.length === 0) return
-      try {
-        const res = await client.exec({ query: `INSERT INTO ${database}.${probeTable(table)} SETTINGS async_insert = 0 FORMAT JSONEachRow`, values: Readable.from([lakeRows(batch)]) })
-        res.stream.resume()
-      } catch (err) {
-        throw new SinkWriteError('iceberg', err)
-      }
+    async close() {
+      catalog.close?.()
     },
   }
 }

@@ -1,0 +1,329 @@
+import type { ClickHouseClient } from '@clickhouse/client'
+import { randomUUID } from 'node:crypto'
+import { sqlString } from '../clickhouse/client.js'
+import type { EventRow, SinkBatch } from '../sinks/sink.js'
+import { readAvroFile } from './avro.js'
+import type { Catalog, LoadedTable, TableIdent } from './catalog.js'
+import type { FileIO } from './io.js'
+import { buildManifest, buildManifestList, mergeManifests, normaliseManifestFile, OWN_MANIFEST, type DataFile, type ManifestFile } from './manifest.js'
+import { CommitConflictError, currentSchema, currentSnapshotId, defaultSpec, newSnapshotId, sameId, type Id, type Snapshot, type TableMetadata, type TableRequirement, type TableUpdate } from './metadata.js'
+import { columnMetrics } from './metrics.js'
+import { addFields, clickhouseType, hourOf, LAKE_COLUMNS, nameMapping, type IcebergSchema, type LakeColumn } from './schema.js'
+
+/** Snapshot summary keys that record which log range a commit holds (how a replay finds it). */
+export const SUMMARY = { topic: 'adc.log-topic', partition: 'adc.log-partition', minOffset: 'adc.log-min-offset', maxOffset: 'adc.log-max-offset' } as const
+
+/**
+ * Table property holding the highest log offset committed per topic and partition, set in the same
+ * commit as the snapshot: a replay is recognised even after its snapshot expired (a partition's
+ * ranges are committed in offset order).
+ */
+export const watermarkKey = (topic: string, partition: number) => `adc.log-committed.${topic}.${partition}`
+
+/** Table properties set on create (Iceberg's standard names; change them with any engine). */
+export const DEFAULT_PROPERTIES: Record<string, string> = {
+  'write.format.default': 'parquet',
+  'write.parquet.compression-codec': 'zstd',
+  // One snapshot per processor batch: merge small manifests and expire old snapshots at commit, or
+  // the manifest list and the metadata file would grow with every batch.
+  'commit.manifest-merge.enabled': 'true',
+  'commit.manifest.min-count-to-merge': '100',
+  'commit.manifest.target-size-bytes': String(8 * 1024 * 1024),
+  'history.expire.max-snapshot-age-ms': String(24 * 3_600_000),
+  'history.expire.min-snapshots-to-keep': '100',
+  // Each commit writes a metadata file: keep the last 100, delete older ones.
+  'write.metadata.delete-after-commit.enabled': 'true',
+  'write.metadata.previous-versions-max': '100',
+}
+
+export interface LakeTableOptions {
+  /** chDB (or a ClickHouse server): writes the Parquet data files. */
+  client: ClickHouseClient
+  catalog: Catalog
+  io: FileIO
+  ident: TableIdent
+  /** Table location used when the table is created (`file:///…/adc.db/events_raw`, `s3://warehouse/adc/events_raw`). */
+  location: string
+  /** Columns written; new ones are added to the table schema as optional columns. @default LAKE_COLUMNS */
+  columns?: readonly LakeColumn[]
+  /** Commit attempts on conflicts with other writers. @default 10 */
+  maxAttempts?: number
+  /** Table properties on create, over DEFAULT_PROPERTIES. */
+  properties?: Record<string, string>
+}
+
+export interface AppendResult {
+  /** `committed`: a new snapshot; `already`: a snapshot with an overlapping log range exists (a replay). */
+  status: 'committed' | 'already' | 'empty'
+  snapshotId?: Id
+}
+
+const pad = (n: number) => String(n).padStart(2, '0')
+/** Iceberg's human-readable hour partition value (`2026-11-23-10`), used in data file paths. */
+const hourName = (h: number) => {
+  const d = new Date(h * 3_600_000)
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}-${pad(d.getUTCHours())}`
+}
+const chTime = (ms: number) => new Date(ms).toISOString().slice(0, 23).replace('T', ' ')
+
+type Range = Pick<SinkBatch, 'topic' | 'partition' | 'minOffset' | 'maxOffset'>
+
+/** The snapshot (if any) in `metadata` that committed a log range overlapping this one. */
+export function committedSnapshot(metadata: TableMetadata, range: Range): Snapshot | undefined {
+  return (metadata.snapshots ?? []).find((s) => {
+    const m = s.summary
+    return m[SUMMARY.topic] === range.topic && Number(m[SUMMARY.partition]) === range.partition &&
+      Number(m[SUMMARY.minOffset]) <= range.maxOffset && Number(m[SUMMARY.maxOffset]) >= range.minOffset
+  })
+}
+
+/** Whether the range was committed: by a snapshot still in the metadata, or below the partition's watermark. */
+export function alreadyCommitted(metadata: TableMetadata, range: Range): { snapshotId?: Id } | undefined {
+  const snap = committedSnapshot(metadata, range)
+  if (snap) return { snapshotId: snap['snapshot-id'] }
+  const mark = metadata.properties[watermarkKey(range.topic, range.partition)]
+  return mark !== undefined && Number(mark) >= range.minOffset ? {} : undefined
+}
+
+const prop = (m: TableMetadata, key: string): number => Number(m.properties[key] ?? DEFAULT_PROPERTIES[key])
+
+/**
+ * Snapshots past `history.expire.max-snapshot-age-ms`, beyond the newest `min-snapshots-to-keep`
+ * (counting the `adding` snapshots of the commit) and never a referenced one.
+ */
+export function expiredSnapshots(m: TableMetadata, now: number, adding = 0): Id[] {
+  const keep = Math.max(0, prop(m, 'history.expire.min-snapshots-to-keep') - adding)
+  const cutoff = now - prop(m, 'history.expire.max-snapshot-age-ms')
+  // The commit moves `main` to the added snapshot: its current head may expire like any other.
+  const refs = new Set(Object.entries(m.refs ?? {}).filter(([name]) => !(adding > 0 && name === 'main')).map(([, r]) => String(r['snapshot-id'])))
+  const byAge = [...(m.snapshots ?? [])].sort((a, b) => b['timestamp-ms'] - a['timestamp-ms'])
+  return byAge.slice(keep).filter((s) => s['timestamp-ms'] < cutoff && !refs.has(String(s['snapshot-id']))).map((s) => s['snapshot-id'])
+}
+
+/**
+ * The raw-event Iceberg table: Parquet data files written by chDB, Iceberg v2 metadata (Avro
+ * manifests and manifest lists with field ids, `hour(ts)` partitioning, absolute locations) written
+ * here, and one atomic catalog commit per append whose summary records the log range.
+ */
+export function createLakeTable(options: LakeTableOptions) {
+  const { client, catalog, io, ident } = options
+  const columns = options.columns ?? LAKE_COLUMNS
+  const maxAttempts = options.maxAttempts ?? 10
+  let table: LoadedTable | undefined
+
+  /** Loads the table, creating it or adding missing columns (schema evolution) as needed. */
+  async function open(): Promise<LoadedTable> {
+    let t = await catalog.load(ident)
+    if (!t) {
+      const { fields, lastColumnId } = addFields(columns, [], 0)
+      const schema: IcebergSchema = { type: 'struct', 'schema-id': 0, fields }
+      const ts = fields.find((f) => f.name === 'ts')!
+      t = await catalog.create(ident, {
+        name: ident.name,
+        location: options.location,
+        schema,
+        lastColumnId,
+        spec: { 'spec-id': 0, fields: [{ 'source-id': ts.id, 'field-id': 1000, name: 'ts_hour', transform: 'hour' }] },
+        properties: { ...DEFAULT_PROPERTIES, ...options.properties, 'schema.name-mapping.default': JSON.stringify(nameMapping(fields)) },
+      })
+      // A REST catalog assigns its own field ids: the name mapping must carry those.
+      const mapping = JSON.stringify(nameMapping(currentSchema(t.metadata).fields))
+      if (t.metadata.properties['schema.name-mapping.default'] !== mapping) {
+        t = await catalog.commit(ident, t, [], [{ action: 'set-properties', updates: { 'schema.name-mapping.default': mapping } }])
+      }
+    }
+    for (let attempt = 1; ; attempt++) {
+      const schema = currentSchema(t.metadata)
+      const { fields, lastColumnId } = addFields(columns, schema.fields, t.metadata['last-column-id'])
+      if (fields.length === schema.fields.length) break
+      const next: IcebergSchema = { type: 'struct', 'schema-id': Math.max(...t.metadata.schemas.map((s) => s['schema-id'])) + 1, fields }
+      try {
+        t = await catalog.commit(ident, t, [{ type: 'assert-current-schema-id', 'current-schema-id': schema['schema-id'] }], [
+          { action: 'add-schema', schema: next, 'last-column-id': lastColumnId },
+          { action: 'set-current-schema', 'schema-id': -1 },
+          { action: 'set-properties', updates: { 'schema.name-mapping.default': JSON.stringify(nameMapping(fields)) } },
+        ])
+      } catch (err) {
+        if (!(err instanceof CommitConflictError) || attempt >= maxAttempts) throw err
+        t = (await catalog.load(ident))!
+      }
+    }
+    // Data files are cut per hour(ts): a spec changed by another engine to anything else is refused
+    // at start rather than written with wrong partition values.
+    const spec = defaultSpec(t.metadata)
+    const ts = currentSchema(t.metadata).fields.find((f) => f.name === 'ts')
+    if (spec.fields.length !== 1 || spec.fields[0]!.transform !== 'hour' || spec.fields[0]!['source-id'] !== ts?.id || spec.fields[0]!.name !== 'ts_hour') {
+      throw new RangeError(`lake table ${ident.namespace.join('.')}.${ident.name}: partition spec ${JSON.stringify(spec.fields)} is not [hour(ts) AS ts_hour]`)
+    }
+    table = t
+    return t
+  }
+
+  /** One Parquet file per hour of `rows`, written by chDB and stored at the table's data location. */
+  async function writeDataFiles(t: LoadedTable, rows: EventRow[]): Promise<DataFile[]> {
+    const byHour = new Map<number, EventRow[]>()
+    for (const r of rows) {
+      const h = hourOf(r.ts)
+      const list = byHour.get(h)
+      if (list) list.push(r)
+      else byHour.set(h, [r])
+    }
+    const structure = columns.map((c) => `${c.name} ${clickhouseType(c.type)}`).join(', ')
+    const files: DataFile[] = []
+    for (const [hour, group] of [...byHour].sort((a, b) => a[0] - b[0])) {
+      let data = ''
+      for (const r of group) {
+        const o: Record<string, unknown> = {}
+        for (const c of columns) {
+          const v = c.value(r)
+          o[c.name] = c.type === 'timestamptz' ? chTime(v as number) : v
+        }
+        data += JSON.stringify(o) + '\n'
+      }
+      // Inline data through format(): chDB's in-process engine has no input() (see ENGINES.md).
+      const rs = await client.exec({
+        query: `SELECT * FROM format(JSONEachRow, ${sqlString(structure)}, ${sqlString(data)}) ORDER BY ts, event_key
+          SETTINGS output_format_parquet_compression_method = 'zstd', output_format_parquet_string_as_string = 1 FORMAT Parquet`,
+      })
+      const chunks: Buffer[] = []
+      for await (const chunk of rs.stream) chunks.push(chunk as Buffer)
+      const body = Buffer.concat(chunks)
+      const path = `${t.metadata.location.replace(/\/$/, '')}/data/ts_hour=${hourName(hour)}/${randomUUID()}.parquet`
+      await io.write(path, body)
+      files.push({ path, recordCount: group.length, sizeBytes: body.length, partition: { ts_hour: hour }, metrics: columnMetrics(group, columns, currentSchema(t.metadata).fields) })
+    }
+    return files
+  }
+
+  async function previousManifests(t: LoadedTable): Promise<ManifestFile[]> {
+    const id = currentSnapshotId(t.metadata)
+    if (id === null) return []
+    const snap = (t.metadata.snapshots ?? []).find((s) => sameId(s['snapshot-id'], id))
+    if (!snap) throw new RangeError(`current snapshot ${id} is missing from the table metadata`)
+    return readAvroFile(await io.read(snap['manifest-list'])).records.map(normaliseManifestFile)
+  }
+
+  /**
+   * The manifest list for a new snapshot: the new manifest, then the previous ones, with this
+   * writer's small manifests merged into one once there are `commit.manifest.min-count-to-merge`.
+   */
+  async function manifestList(t: LoadedTable, added: ManifestFile, snapshotId: Id, sequenceNumber: number): Promise<ManifestFile[]> {
+    const previous = await previousManifests(t)
+    const m = t.metadata
+    const spec = defaultSpec(m)
+    const target = prop(m, 'commit.manifest.target-size-bytes')
+    const small = previous.filter((f) => f.content === 0 && f.partition_spec_id === spec['spec-id'] && OWN_MANIFEST.test(f.manifest_path) && f.manifest_length < target)
+    if (m.properties['commit.manifest-merge.enabled'] === 'false' || previous.length + 1 < prop(m, 'commit.manifest.min-count-to-merge') || small.length < 2) return [added, ...previous]
+    const pick: ManifestFile[] = []
+    let size = 0
+    for (const f of small) {
+      if (size >= target) break
+      pick.push(f)
+      size += f.manifest_length
+    }
+    const sources = await Promise.all(pick.map(async (file) => ({ file, entries: readAvroFile(await io.read(file.manifest_path)).records })))
+    const location = `${m.location.replace(/\/$/, '')}/metadata/${randomUUID()}-adc-merged.avro`
+    const merged = mergeManifests({ location, sources, snapshotId, sequenceNumber, schema: currentSchema(m), spec })
+    await io.write(location, merged.bytes)
+    const picked = new Set(pick.map((f) => f.manifest_path))
+    return [added, merged.entry, ...previous.filter((f) => !picked.has(f.manifest_path))]
+  }
+
+  function totals(t: LoadedTable, files: DataFile[]): Record<string, string> {
+    const id = currentSnapshotId(t.metadata)
+    const prev = id === null ? undefined : (t.metadata.snapshots ?? []).find((s) => sameId(s['snapshot-id'], id))?.summary
+    const n = (k: string) => Number(prev?.[k] ?? 0)
+    const records = files.reduce((s, f) => s + f.recordCount, 0)
+    const size = files.reduce((s, f) => s + f.sizeBytes, 0)
+    return {
+      'added-data-files': String(files.length),
+      'added-records': String(records),
+      'added-files-size': String(size),
+      'changed-partition-count': String(new Set(files.map((f) => f.partition.ts_hour)).size),
+      'total-data-files': String(n('total-data-files') + files.length),
+      'total-records': String(n('total-records') + records),
+      'total-files-size': String(n('total-files-size') + size),
+      'total-delete-files': String(n('total-delete-files')),
+      'total-position-deletes': String(n('total-position-deletes')),
+      'total-equality-deletes': String(n('total-equality-deletes')),
+    }
+  }
+
+  return {
+    ident,
+    open,
+    /** The table as last loaded or committed by this writer. */
+    current: () => table,
+    /** Reloads the table from the catalog (after another writer's commit). */
+    async refresh(): Promise<LoadedTable> {
+      table = (await catalog.load(ident)) ?? (await open())
+      return table
+    },
+
+    /**
+     * Appends a processed batch's events as one snapshot, unless a snapshot already holds an
+     * overlapping log range (the batch is a replay): then nothing is written.
+     */
+    async append(batch: Pick<SinkBatch, 'topic' | 'partition' | 'minOffset' | 'maxOffset' | 'events'>, { refresh = false } = {}): Promise<AppendResult> {
+      let t = table && !refresh ? table : await this.refresh()
+      if (batch.events.length === 0) return { status: 'empty' }
+      const seen = alreadyCommitted(t.metadata, batch)
+      if (seen) return { status: 'already', ...seen }
+      const snapshotId = newSnapshotId()
+      const files = await writeDataFiles(t, batch.events)
+      const spec = defaultSpec(t.metadata)
+      const manifestLocation = `${t.metadata.location.replace(/\/$/, '')}/metadata/${randomUUID()}-adc-m0.avro`
+      const manifest = buildManifest({ location: manifestLocation, files, snapshotId, schema: currentSchema(t.metadata), spec })
+      await io.write(manifestLocation, manifest.bytes)
+      for (let attempt = 1; ; attempt++) {
+        const parentId = currentSnapshotId(t.metadata)
+        const sequenceNumber = t.metadata['last-sequence-number'] + 1
+        const list = await manifestList(t, { ...manifest.entry, sequence_number: sequenceNumber, min_sequence_number: sequenceNumber }, snapshotId, sequenceNumber)
+        const listLocation = `${t.metadata.location.replace(/\/$/, '')}/metadata/snap-${snapshotId}-${attempt}-${randomUUID()}.avro`
+        await io.write(listLocation, buildManifestList(list, { snapshotId, parentId, sequenceNumber }))
+        const snapshot: Snapshot = {
+          'snapshot-id': snapshotId,
+          ...(parentId === null ? {} : { 'parent-snapshot-id': parentId }),
+          'sequence-number': sequenceNumber,
+          'timestamp-ms': Date.now(),
+          'manifest-list': listLocation,
+          summary: {
+            operation: 'append',
+            ...totals(t, files),
+            [SUMMARY.topic]: batch.topic,
+            [SUMMARY.partition]: String(batch.partition),
+            [SUMMARY.minOffset]: String(batch.minOffset),
+            [SUMMARY.maxOffset]: String(batch.maxOffset),
+          },
+          'schema-id': t.metadata['current-schema-id'],
+        }
+        const requirements: TableRequirement[] = [{ type: 'assert-ref-snapshot-id', ref: 'main', 'snapshot-id': parentId }]
+        const expired = expiredSnapshots(t.metadata, snapshot['timestamp-ms'], 1)
+        const updates: TableUpdate[] = [
+          { action: 'add-snapshot', snapshot },
+          { action: 'set-snapshot-ref', 'ref-name': 'main', type: 'branch', 'snapshot-id': snapshotId },
+          { action: 'set-properties', updates: { [watermarkKey(batch.topic, batch.partition)]: String(batch.maxOffset) } },
+          ...(expired.length > 0 ? [{ action: 'remove-snapshots' as const, 'snapshot-ids': expired }] : []),
+        ]
+        try {
+          table = await catalog.commit(ident, t, requirements, updates)
+          // An expired snapshot's manifest list is referenced by nothing any more.
+          const gone = new Set(expired.map(String))
+          const lists = (t.metadata.snapshots ?? []).filter((s) => gone.has(String(s['snapshot-id']))).map((s) => s['manifest-list'])
+          await Promise.all(lists.map((l) => io.delete(l).catch(() => undefined)))
+          return { status: 'committed', snapshotId }
+        } catch (err) {
+          // Conflict: another writer committed first. Unknown outcome (timeout, 5xx): the commit may
+          // have landed. Either way reload; our snapshot id tells whether it did.
+          t = await this.refresh()
+          if ((t.metadata.snapshots ?? []).some((s) => sameId(s['snapshot-id'], snapshotId))) return { status: 'committed', snapshotId }
+          const other = alreadyCommitted(t.metadata, batch)
+          if (other) return { status: 'already', ...other }
+          if (!(err instanceof CommitConflictError) || attempt >= maxAttempts) throw err
+        }
+      }
+    },
+  }
+}
+
+export type LakeTable = ReturnType<typeof createLakeTable>
