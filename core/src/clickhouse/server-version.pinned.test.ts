@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { batchOf, eventRow } from '../sinks/sink.contract.js'
 import { createClickHouseSink } from '../sinks/clickhouse-sink.js'
 import { createClickHouse, migrate, type ClickHouseClient } from './client.js'
+import { SINK_TABLES, probeTable } from './ddl.js'
 
 /**
  * Runs in the `core-clickhouse-pinned` project (vitest.config.ts), whose setup serves chDB of the
@@ -46,7 +47,9 @@ describe('core on the ClickHouse version the compose stack pins', () => {
     await migrate(ch, 'adc_ddl')
     const tables = async () => (await q<{ name: string }>("SELECT name FROM system.tables WHERE database = 'adc_ddl' ORDER BY name")).map((t) => t.name)
     const first = await tables()
-    expect(first).toEqual(['bad_rows', 'billing_snapshots', 'edge_stats_minute', 'events_raw', 'ivt_decisions', 'rollup_ivt_minute', 'rollup_minute'])
+    // The processor's tables, each with its Null-engine probe twin, and the billing snapshots.
+    const expected = ['billing_snapshots', ...SINK_TABLES, ...SINK_TABLES.map(probeTable)].sort()
+    expect(first).toEqual(expected)
     await migrate(ch, 'adc_ddl')
     expect(await tables()).toEqual(first)
   })

@@ -159,6 +159,21 @@ export function createLakeTable(options: LakeTableOptions) {
     return t
   }
 
+  /** The rows as the engine reads them for a data file (inline through format(): chDB has no input()). */
+  function selectRows(rows: EventRow[]): string {
+    const structure = columns.map((c) => `${c.name} ${clickhouseType(c.type)}`).join(', ')
+    let data = ''
+    for (const r of rows) {
+      const o: Record<string, unknown> = {}
+      for (const c of columns) {
+        const v = c.value(r)
+        o[c.name] = c.type === 'timestamptz' ? chTime(v as number) : v
+      }
+      data += JSON.stringify(o) + '\n'
+    }
+    return `SELECT * FROM format(JSONEachRow, ${sqlString(structure)}, ${sqlString(data)})`
+  }
+
   /** One Parquet file per hour of `rows`, written by chDB and stored at the table's data location. */
   async function writeDataFiles(t: LoadedTable, rows: EventRow[]): Promise<DataFile[]> {
     const byHour = new Map<number, EventRow[]>()
@@ -168,21 +183,10 @@ export function createLakeTable(options: LakeTableOptions) {
       if (list) list.push(r)
       else byHour.set(h, [r])
     }
-    const structure = columns.map((c) => `${c.name} ${clickhouseType(c.type)}`).join(', ')
     const files: DataFile[] = []
     for (const [hour, group] of [...byHour].sort((a, b) => a[0] - b[0])) {
-      let data = ''
-      for (const r of group) {
-        const o: Record<string, unknown> = {}
-        for (const c of columns) {
-          const v = c.value(r)
-          o[c.name] = c.type === 'timestamptz' ? chTime(v as number) : v
-        }
-        data += JSON.stringify(o) + '\n'
-      }
-      // Inline data through format(): chDB's in-process engine has no input() (see ENGINES.md).
       const rs = await client.exec({
-        query: `SELECT * FROM format(JSONEachRow, ${sqlString(structure)}, ${sqlString(data)}) ORDER BY ts, event_key
+        query: `${selectRows(group)} ORDER BY ts, event_key
           SETTINGS output_format_parquet_compression_method = 'zstd', output_format_parquet_string_as_string = 1 FORMAT Parquet`,
       })
       const chunks: Buffer[] = []
@@ -264,6 +268,12 @@ export function createLakeTable(options: LakeTableOptions) {
      * Appends a processed batch's events as one snapshot, unless a snapshot already holds an
      * overlapping log range (the batch is a replay): then nothing is written.
      */
+    async probe(rows: EventRow[]): Promise<void> {
+      if (rows.length === 0) return
+      // The same rows through the same engine parse as a data file, output discarded: a row the
+      // engine refuses fails here, and nothing is written anywhere.
+      await client.command({ query: `${selectRows(rows)} FORMAT Null` })
+    },
     async append(batch: Pick<SinkBatch, 'topic' | 'partition' | 'minOffset' | 'maxOffset' | 'events'>, { refresh = false } = {}): Promise<AppendResult> {
       let t = table && !refresh ? table : await this.refresh()
       if (batch.events.length === 0) return { status: 'empty' }

@@ -9,6 +9,7 @@ import type { Log, ProducerRecord } from '../log/log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
 import { createProcessor, type Processor, type ProcessorDeps } from './processor.js'
 import { testEnvelope, toRecord } from './fixtures.js'
+import { localLakeReader } from '../lake/restore.js'
 
 const root = mkdtempSync(join(tmpdir(), 'adc-poison-'))
 const lakeDir = join('.cache', `test-lake-poison-${process.pid}`)
@@ -87,7 +88,7 @@ describe('poison records never block a partition', () => {
     }
 
     const [r] = await q<{ raw: number; imps: number; lake: number }>(`SELECT (SELECT sum(sign) FROM ${db}.events_raw) raw, (SELECT sum(impressions) FROM ${db}.rollup_minute) imps,
-      (SELECT count() FROM icebergLocal('${join(lakeDir, 'content')}')) lake`)
+      (SELECT count() FROM ${localLakeReader(join(lakeDir, 'content'))}) lake`)
     expect({ raw: Number(r!.raw), imps: Number(r!.imps), lake: Number(r!.lake) }).toEqual({ raw: 250, imps: 250, lake: 250 })
     const bad = await q<{ reason: string; log_offset: number; step: string; details: string; payload: string; payload_original: string }>(`SELECT reason, log_offset, step, details, payload, payload_original FROM ${db}.bad_rows WHERE log_topic = 'ad-events' ORDER BY log_offset`)
     expect(bad.map((b) => [b.reason, Number(b.log_offset), b.step])).toEqual([['sink_rejected', 100, 'sinkStep'], ['bad_envelope', 151, 'decodeStep'], ['bad_envelope', 177, 'decodeStep']])

@@ -87,6 +87,13 @@ export async function createIcebergSink(options: IcebergSinkOptions): Promise<Si
       if (recovering) log?.info(fields, 'iceberg batch already committed')
       else log?.warn(fields, 'iceberg range already committed outside a replay: batch not written to the lake (was the log reset?)')
     },
+    async probe(batch) {
+      try {
+        await lake.probe(batch.events)
+      } catch (err) {
+        throw new SinkWriteError('iceberg', err)
+      }
+    },
     async close() {
       catalog.close?.()
     },
