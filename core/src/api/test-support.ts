@@ -98,7 +98,8 @@ export function fixtureDay(): Record<string, unknown>[] {
     rawEvent({ key: 'i3', imp: 'imp3', campaign: 'cmp_demo_cpm', ts: D + 3 * H, geo: 'DE' }),
     rawEvent({ key: 'i3b', imp: 'imp3', campaign: 'cmp_demo_cpm', ts: D + 3 * H + 5, reason: 'duplicate_impression' }),
     rawEvent({ key: 'i4', imp: 'imp4', campaign: 'cmp_demo_cpm', ts: D + 4 * H, reason: 'givt_known_bot', ivtScore: 1, ivtReasons: ['givt_known_bot'] }),
-    rawEvent({ key: 'i5', imp: 'imp5', campaign: 'cmp_demo_cpm', ts: D + 5 * H, reason: 'duplicate_delivery' }),
+    // A later re-delivery of i1 (another log record with its key).
+    rawEvent({ key: 'i1', imp: 'imp1', campaign: 'cmp_demo_cpm', ts: D + 5 * H, reason: 'duplicate_delivery', offset: 5 }),
     rawEvent({ key: 'j1', imp: 'impj1', campaign: 'cmp_demo_cpc', ts: D - 60_000, received: D + 2 * H }),
     rawEvent({ key: 'c1', type: 'click', imp: 'impj1', campaign: 'cmp_demo_cpc', ts: D + 60_000, reason: 'orphan_click' }),
     rawEvent({ key: 'c2', type: 'click', imp: 'impj2', campaign: 'cmp_demo_cpc', ts: D + 2 * H, reason: 'orphan_click' }),
