@@ -20,7 +20,8 @@ import { CLICK_BEFORE_IMPRESSION_SKEW_MS, DEDUPE_HORIZON_MS, JOIN_LATENESS_MS, J
  *    the lateness; it is joined when it came after that impression (within the skew) and within its
  *    channel window (web 30 min, app 24 h), else `orphan_click`.
  * 5. IVT (impressions and joined clicks, as in the stream where an orphan never reaches the IVT step):
- *    the decision of `modelVersion` in `ivt_decisions` when given (else the stored one), else the
+ *    the decision of `modelVersion` in `ivt_decisions` when given (a reprocess scored every event of the day, and
+ *    wrote the ones scored above 0: no decision is clean), else the
  *    decision stored on the row by the stream's model.
  *
  * Results are grouped, never per event, so a day of 10M events comes back as a few thousand rows.
@@ -133,11 +134,11 @@ export function verdictsSql(db: string, useModel: boolean): string {
                 SELECT e.*, ${windowSql('e.channel')} AS win,
                   ${
                     useModel
-                      ? `if(dec.found = 1, if(dec.q = 1, if(notEmpty(dec.reasons), toString(dec.reasons[1]), 'ivt_quarantined'), ''), e.stored_ivt)`
+                      ? `if(dec.found = 1 AND dec.q = 1, if(notEmpty(dec.reasons), toString(dec.reasons[1]), 'ivt_quarantined'), '')`
                       : 'e.stored_ivt'
                   } AS ivt_reason
                 FROM (
-                  SELECT event_key, event_type, impression_id, campaign_id, publisher_id, channel, ua, ip_prefix, prefetch, log_partition, log_offset,
+                  SELECT event_key, event_type, impression_id, campaign_id, publisher_id, channel, ua, ip_prefix, user_key, prefetch, log_partition, log_offset,
                     ${ms('ts')} AS ts_ms, ${ms('received_at')} AS r,
                     ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AS in_day,
                     received_at >= {cutoff:DateTime64(3, 'UTC')} AS late,

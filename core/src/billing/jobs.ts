@@ -5,6 +5,8 @@ import { monotonicFactory } from 'ulid'
 import type { TenantStore } from '../tenants/tenant-store.js'
 import { addDays, dayOf, dayStart, daysBetween } from './days.js'
 import { classifyDay } from './final-join.js'
+import { countDayEvents, scoreDay } from './reprocess.js'
+import { ivtModel } from '../ivt/models/index.js'
 import { buildLines, createSnapshotStore, type SnapshotStore } from './snapshots.js'
 
 /**
@@ -36,6 +38,8 @@ export interface Job {
   /** Reprocess only: final versions created by promotion, per day. */
   promotedVersions?: Record<string, number>
   promotedAt?: number
+  /** Reprocess only: raw events scored by the model so far, and the events of the range when it started. */
+  events?: { scored: number; total: number }
 }
 
 /** The IVT model the stream applied (the verdict stored on each raw row). */
@@ -60,6 +64,8 @@ export interface BillingJobsOptions {
   dailyGraceMs?: number
   /** How often the automatic T+1 check runs once `start()`ed. @default 5 min */
   dailyCheckMs?: number
+  /** Raw events scored per written batch of a reprocess. @default 50_000 */
+  reprocessBatchSize?: number
 }
 
 export function createBillingJobs(options: BillingJobsOptions) {
@@ -146,13 +152,29 @@ export function createBillingJobs(options: BillingJobsOptions) {
         if (done !== undefined) {
           job.versions[day] = done
         } else {
+          const model = job.kind === 'reprocess' ? ivtModel(job.modelVersion) : undefined
+          if (job.kind === 'reprocess' && !model) throw new JobStateError(`no IVT model ${job.modelVersion}`)
+          if (model) {
+            // Score the day's stored raw events with the model, in bounded batches (progress per batch).
+            const total = await countDayEvents(client, database, day)
+            const before = job.events?.scored ?? 0
+            job.events = { scored: before, total: (job.events?.total ?? 0) + total }
+            await scoreDay({
+              client, database, day, model, jobId: job.id, batchSize: options.reprocessBatchSize, clock,
+              onBatch: async (scored) => {
+                job.events = { scored: before + scored, total: job.events!.total }
+                job.progress = (i + 0.9 * Math.min(1, scored / Math.max(1, total))) / job.days.length
+                await save(job)
+              },
+            })
+          }
           const groups = await classifyDay(client, {
             database,
             day,
-            modelVersion: job.modelVersion === STREAM_MODEL ? undefined : job.modelVersion,
+            modelVersion: model ? model.version : undefined,
             receivedBefore: started,
           })
-          job.progress = (i + 0.5) / job.days.length
+          job.progress = (i + 0.95) / job.days.length
           await save(job)
           const lines = buildLines(groups, tenants)
           job.versions[day] = await snapshots.write(day, lines, {

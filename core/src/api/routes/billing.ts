@@ -31,6 +31,10 @@ export const JobSchema = z
     error: z.string().optional(),
     versions: z.record(z.string(), z.number().int()).openapi({ description: 'Snapshot version written per day.' }),
     promotedVersions: z.record(z.string(), z.number().int()).optional(),
+    events: z
+      .object({ scored: z.number().int(), total: z.number().int() })
+      .optional()
+      .openapi({ description: 'Reprocess: raw events scored by the model so far, of the events in the range.' }),
   })
   .openapi('Job')
 

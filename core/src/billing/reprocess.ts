@@ -1,0 +1,141 @@
+import { Readable } from 'node:stream'
+import type { ClickHouseClient } from '@clickhouse/client'
+import { sqlString } from '../clickhouse/client.js'
+import type { Channel } from '@adc/schemas'
+import { chTime } from './days.js'
+import { verdictParams, verdictsSql } from './final-join.js'
+import type { IvtModel } from '../ivt/models/index.js'
+
+/**
+ * Runs an IVT model over the stored raw events of one UTC day and writes its decisions to
+ * `ivt_decisions` under the model's version, for the final join to read (billing/final-join.ts).
+ *
+ * It scores what the stream scores (rules/rules.ts: counted impressions and joined clicks, with the
+ * impression time of the join for the fast-click rule), in log order, counting bursts per partition,
+ * IP prefix or user key and minute of edge receive time as the processor's counters do. Rows stream
+ * from the engine and decisions are written every `batchSize` events, so memory stays flat over a
+ * day of any size. Each write carries a deduplication token (job, day, batch number) in its SQL, so a
+ * job resumed after a crash rewrites the same batches without doubling a decision. Only events the
+ * model scores above 0 get a row, as in the stream; no row means clean for that model.
+ */
+export interface ScoreDayOptions {
+  client: ClickHouseClient
+  database: string
+  day: string
+  model: IvtModel
+  jobId: string
+  /** @default 50_000 */
+  batchSize?: number
+  /** Called after each written batch with the events scored so far. */
+  onBatch?: (scored: number) => Promise<void> | void
+  clock?: () => number
+}
+
+interface Row {
+  event_key: string
+  event_type: 'impression' | 'click'
+  campaign_id: string
+  publisher_id: string
+  ts_ms: number
+  r: number
+  channel: string
+  ua: string
+  ip_prefix: string
+  user_key: string
+  prefetch: number
+  imp_ts: number | null
+  log_partition: number
+}
+
+export async function countDayEvents(client: ClickHouseClient, database: string, day: string): Promise<number> {
+  const p = verdictParams({ day })
+  const rs = await client.query({
+    query: `SELECT count() AS n FROM ${database}.events_raw WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AND sign = 1`,
+    query_params: p,
+    format: 'JSONEachRow',
+  })
+  const [row] = await rs.json<{ n: number | string }>()
+  return Number(row?.n ?? 0)
+}
+
+export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number; flagged: number }> {
+  const { client, database, day, model, jobId } = opts
+  const batchSize = opts.batchSize ?? 50_000
+  const clock = opts.clock ?? Date.now
+  const rs = await client.query({
+    query: `SELECT event_key, event_type, campaign_id, publisher_id, ts_ms, r, channel, ua, ip_prefix, user_key, prefetch, imp_ts, log_partition
+      FROM (${verdictsSql(database, false)}) WHERE reaches_ivt ORDER BY log_partition, log_offset, r, event_key`,
+    query_params: verdictParams({ day }),
+    format: 'JSONEachRow',
+  })
+  // Burst counters per minute of one partition (rows come partition by partition, in log order);
+  // minutes an hour behind the newest are dropped, so memory stays bounded.
+  const counters = new Map<number, Map<string, number>>()
+  let partition = -1
+  let newest = 0
+  const bump = (m: number, k: string): number => {
+    let c = counters.get(m)
+    if (!c) counters.set(m, (c = new Map()))
+    const n = (c.get(k) ?? 0) + 1
+    c.set(k, n)
+    return n
+  }
+  let pending: Record<string, unknown>[] = []
+  let scored = 0
+  let flagged = 0
+  let batchNo = 0
+  const decidedAt = chTime(clock())
+  const flush = async (): Promise<void> => {
+    if (pending.length > 0) {
+      const token = `reprocess-${jobId}-${day}-${batchNo}`
+      let body = ''
+      for (const v of pending) body += JSON.stringify(v) + '\n'
+      // The token in the SQL, not as a client setting: chDB keeps per-call settings for later inserts.
+      const res = await client.exec({
+        query: `INSERT INTO ${database}.ivt_decisions SETTINGS insert_deduplication_token=${sqlString(`reprocess-${jobId}-${day}-${batchNo}`)}, async_insert=0 FORMAT JSONEachRow`,
+        values: Readable.from([body]),
+      })
+      res.stream.resume()
+    }
+    batchNo++
+    pending = []
+    await opts.onBatch?.(scored)
+  }
+  for await (const chunk of rs.stream<Row>()) {
+    for (const raw of chunk) {
+      const row = raw.json<Row>()
+      const m = Math.floor(Number(row.r) / 60_000)
+      if (row.log_partition !== partition) {
+        partition = row.log_partition
+        counters.clear()
+        newest = m
+      } else if (m > newest + 60) {
+        newest = m
+        for (const k of counters.keys()) if (k < newest - 60) counters.delete(k)
+      }
+      const ipCount = row.ip_prefix ? bump(m, `ip|${row.ip_prefix}`) : 0
+      const ukCount = row.user_key ? bump(m, `uk|${row.user_key}`) : 0
+      const { score, reasons } = model.score(
+        {
+          type: row.event_type,
+          event: { ts: Number(row.ts_ms), channel: (row.channel || 'web') as Channel, userKey: row.user_key || undefined },
+          client: { ua: row.ua || undefined, ipPrefix: row.ip_prefix || undefined },
+          edge: { prefetch: Number(row.prefetch) === 1 ? true : undefined },
+        },
+        { impressionTs: row.event_type === 'click' && row.imp_ts !== null ? Number(row.imp_ts) : undefined, ipPrefixPerMinute: ipCount, userKeyPerMinute: ukCount },
+      )
+      scored++
+      if (score > 0) {
+        const quarantined = score > model.quarantineAbove
+        if (quarantined) flagged++
+        pending.push({
+          event_key: row.event_key, event_type: row.event_type, campaign_id: row.campaign_id, publisher_id: row.publisher_id,
+          ts: chTime(Number(row.ts_ms)), score, reasons, model_version: model.version, quarantined: quarantined ? 1 : 0, decided_at: decidedAt,
+        })
+      }
+      if (scored % batchSize === 0) await flush()
+    }
+  }
+  await flush()
+  return { scored, flagged }
+}
