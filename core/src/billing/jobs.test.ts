@@ -62,7 +62,7 @@ describe('billing job (final join)', () => {
 
   it('submits the T+1 job once after the grace period', async () => {
     let now = Date.parse('2026-11-21T00:10:00Z')
-    const auto = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger: pino({ level: 'silent' }), clock: () => now })
+    const auto = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger: pino({ level: 'silent' }), clock: () => now, closeLookbackDays: 1 })
     try {
       expect(await auto.dailyTick()).toBeUndefined() // inside the grace period
       now = Date.parse('2026-11-22T01:00:00Z')

@@ -152,5 +152,9 @@ export function ddl(db: string): string[] {
       created_at DateTime64(3, 'UTC')
     ) ENGINE = MergeTree
     ORDER BY (day, version, advertiser_id, campaign_id, publisher_id)`,
+    // Why a version exists and what it covers: the version it supersedes, the receive-time cut-off,
+    // and whether the day was complete (watermark past its end plus the lateness horizon).
+    `ALTER TABLE ${db}.billing_snapshots ADD COLUMN IF NOT EXISTS reason String DEFAULT '', ADD COLUMN IF NOT EXISTS supersedes UInt32 DEFAULT 0,
+      ADD COLUMN IF NOT EXISTS received_before DateTime64(3, 'UTC') DEFAULT 0, ADD COLUMN IF NOT EXISTS complete UInt8 DEFAULT 0`,
   ]
 }
