@@ -12,9 +12,9 @@ import type { IvtModel } from '../ivt/models/index.js'
  *
  * It scores what the stream scores (rules/rules.ts: counted impressions and joined clicks, with the
  * impression time of the join for the fast-click rule), in log order, counting bursts per partition,
- * IP prefix or user key and minute of edge receive time as the processor's counters do. Rows stream
- * from the engine and decisions are written every `batchSize` events, so memory stays flat over a
- * day of any size. Each write carries a deduplication token (job, day, batch number) in its SQL, so a
+ * IP prefix or user key and minute of edge receive time as the processor's counters do. The day's
+ * rows are read from a work table in pages of `batchSize` events, each page's decisions written
+ * before the next page is read, so Node's memory stays flat over a day of any size. Each write carries a deduplication token (job, day, batch number) in its SQL, so a
  * job resumed after a crash rewrites the same batches without doubling a decision. Only events the
  * model scores above 0 get a row, as in the stream; no row means clean for that model.
  */
@@ -62,14 +62,17 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
   const { client, database, day, model, jobId } = opts
   const batchSize = opts.batchSize ?? 50_000
   const clock = opts.clock ?? Date.now
-  const rs = await client.query({
-    query: `SELECT event_key, event_type, campaign_id, publisher_id, ts_ms, r, channel, ua, ip_prefix, user_key, prefetch, imp_ts, log_partition
-      FROM (${verdictsSql(database, false)}) WHERE reaches_ivt ORDER BY log_partition, log_offset, r, event_key`,
+  // The rules' verdicts for the day are computed once into a work table, then read in pages of
+  // `batchSize` by log position: chDB hands a query's whole result over at once, so one streaming
+  // query over a day would hold the day in memory.
+  const work = `${database}.reprocess_${jobId.toLowerCase()}_${day.replaceAll('-', '')}`
+  await client.command({ query: `DROP TABLE IF EXISTS ${work}` })
+  await client.command({
+    query: `CREATE TABLE ${work} ENGINE = MergeTree ORDER BY (log_partition, log_offset, event_key) AS
+      SELECT event_key, event_type, campaign_id, publisher_id, ts_ms, r, channel, ua, ip_prefix, user_key, prefetch, imp_ts, log_partition, log_offset
+      FROM (${verdictsSql(database, false)}) WHERE reaches_ivt`,
     query_params: verdictParams({ day }),
-    format: 'JSONEachRow',
   })
-  // Burst counters per minute of one partition (rows come partition by partition, in log order);
-  // minutes an hour behind the newest are dropped, so memory stays bounded.
   const counters = new Map<number, Map<string, number>>()
   let partition = -1
   let newest = 0
@@ -87,7 +90,6 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
   const decidedAt = chTime(clock())
   const flush = async (): Promise<void> => {
     if (pending.length > 0) {
-      const token = `reprocess-${jobId}-${day}-${batchNo}`
       let body = ''
       for (const v of pending) body += JSON.stringify(v) + '\n'
       // The token in the SQL, not as a client setting: chDB keeps per-call settings for later inserts.
@@ -101,9 +103,20 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
     pending = []
     await opts.onBatch?.(scored)
   }
-  for await (const chunk of rs.stream<Row>()) {
-    for (const raw of chunk) {
-      const row = raw.json<Row>()
+  let after: [number, number, string] = [-1, -1, '']
+  for (;;) {
+    const page = await (
+      await client.query({
+        query: `SELECT * FROM ${work} WHERE (log_partition, log_offset, event_key) > ({p:UInt32}, {o:Int64}, {k:String})
+          ORDER BY log_partition, log_offset, event_key LIMIT {n:UInt32}`,
+        query_params: { p: Math.max(0, after[0]), o: after[1], k: after[2], n: batchSize },
+        format: 'JSONEachRow',
+      })
+    ).json<Row & { log_offset: number }>()
+    if (page.length === 0) break
+    const last = page[page.length - 1]!
+    after = [Number(last.log_partition), Number(last.log_offset), last.event_key]
+    for (const row of page) {
       const m = Math.floor(Number(row.r) / 60_000)
       if (row.log_partition !== partition) {
         partition = row.log_partition
@@ -133,9 +146,9 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
           ts: chTime(Number(row.ts_ms)), score, reasons, model_version: model.version, quarantined: quarantined ? 1 : 0, decided_at: decidedAt,
         })
       }
-      if (scored % batchSize === 0) await flush()
     }
+    await flush()
   }
-  await flush()
+  await client.command({ query: `DROP TABLE IF EXISTS ${work}` })
   return { scored, flagged }
 }

@@ -5,6 +5,9 @@ import { JOIN_LATENESS_MS, joinWindowMs, seenWithinHorizon, withinJoinWindow } f
  * no SQL: what the processor and the billing job must both compute. Used by the property tests
  * (rules/two-engines.property.test.ts) as the oracle.
  */
+/** Generated days per run of the two-engine property test (override with RULES_PROPERTY_RUNS). */
+export const PROPERTY_RUNS_DEFAULT = 25
+
 export interface ModelEvent {
   /** Unique per log record (a re-delivery is another record with the same key). */
   id: string

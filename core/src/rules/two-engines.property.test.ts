@@ -8,7 +8,7 @@ import { classifyDay, recordVerdicts } from '../billing/final-join.js'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
 import { scoreEnvelope, QUARANTINE_ABOVE } from '../ivt/rules.js'
 import { BROWSER_UA, testEnvelope, toRecord } from '../processor/fixtures.js'
-import { referenceVerdicts, type ModelEvent } from './reference-model.js'
+import { PROPERTY_RUNS_DEFAULT, referenceVerdicts, type ModelEvent } from './reference-model.js'
 import { runStream } from './stream-run.test-support.js'
 
 /**
@@ -24,7 +24,7 @@ const MIN = 60_000
 const HOUR = 60 * MIN
 const PARTITIONS = 2
 const BOT_UA = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)'
-export const RUNS = Number(process.env.RULES_PROPERTY_RUNS ?? 25)
+const RUNS = Number(process.env.RULES_PROPERTY_RUNS ?? PROPERTY_RUNS_DEFAULT)
 
 const eventArb = fc.record({
   type: fc.constantFrom<'impression' | 'click'>('impression', 'click', 'click'),
