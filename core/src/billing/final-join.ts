@@ -90,10 +90,11 @@ function windowSql(channelCol: string): string {
 
 /**
  * One row per log record with a `ts` in the day: its final verdict and what the stream wrote, plus
- * the facts an IVT model needs (`reaches_ivt`, `imp_ts`). Parameters: start, end, lookStart,
+ * what an IVT model needs (`reaches_ivt`, `imp_ts`; with `withFacts` the agent, IP prefix, user key
+ * and prefetch flag, left out otherwise: every column rides through five window sorts). Parameters: start, end, lookStart,
  * lookEnd, cutoff, ivt, mv (see `verdictParams`).
  */
-export function verdictsSql(db: string, useModel: boolean): string {
+export function verdictsSql(db: string, useModel: boolean, withFacts = false): string {
   const H = DEDUPE_HORIZON_MS
   const arrival = 'log_partition, log_offset, r, event_key'
   return `
@@ -138,7 +139,7 @@ export function verdictsSql(db: string, useModel: boolean): string {
                       : 'e.stored_ivt'
                   } AS ivt_reason
                 FROM (
-                  SELECT event_key, event_type, impression_id, campaign_id, publisher_id, channel, ua, ip_prefix, user_key, prefetch, log_partition, log_offset,
+                  SELECT event_key, event_type, impression_id, campaign_id, publisher_id, channel, log_partition, log_offset,${withFacts ? ' ua, ip_prefix, user_key, prefetch,' : ''}
                     ${ms('ts')} AS ts_ms, ${ms('received_at')} AS r,
                     ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AS in_day,
                     received_at >= {cutoff:DateTime64(3, 'UTC')} AS late,
