@@ -378,6 +378,7 @@ describe('billing, settlement, reconcile, accounting, reprocess', () => {
 
   it('reprocesses with another IVT model into a candidate, compares it, and promotes it explicitly', async () => {
     expect((await post('/v1/reprocess', ADMIN, { from: FIXTURE_DAY, to: FIXTURE_DAY, reason: 'x', modelVersion: 'ivt-0' })).body.error.code).toBe('unknown_reference')
+    expect((await post('/v1/reprocess', ADMIN, { from: FIXTURE_DAY, to: FIXTURE_DAY, reason: 'x', modelVersion: 'ivt-2026.12.1', attributionVersion: 'attr-0' })).body.error.code).toBe('unknown_reference')
     expect((await post('/v1/reprocess', ADMIN, { from: '2026-11-20', to: '2026-11-10', reason: 'x', modelVersion: 'ivt-2026.12.1' })).body.error.code).toBe('invalid_range')
     expect((await post('/v1/reprocess', ADMIN, { from: '2026-01-01', to: '2026-11-20', reason: 'x', modelVersion: 'ivt-2026.12.1' })).body.error.code).toBe('invalid_range')
     expect((await post('/v1/reprocess', ADMIN, { from: '2026-11-20', to: '2026-11-30', reason: 'x', modelVersion: 'ivt-2026.12.1' })).body.error.code).toBe('invalid_range')

@@ -1,5 +1,6 @@
 import { REASONS } from '@adc/schemas'
 import type { ClickHouseClient } from '@clickhouse/client'
+import type { Channel } from '@adc/schemas'
 import { DAY_MS, chTime, dayStart } from './days.js'
 import { CLICK_BEFORE_IMPRESSION_SKEW_MS, DEDUPE_HORIZON_MS, JOIN_LATENESS_MS, JOIN_WINDOWS_MS } from '../rules/rules.js'
 
@@ -53,6 +54,8 @@ export interface ClassifyOptions {
   modelVersion?: string
   /** Events received at or after this time are flagged `late` (epoch ms). */
   receivedBefore?: number
+  /** Attribution windows (a reprocess with another rule version). @default JOIN_WINDOWS_MS */
+  windowsMs?: Readonly<Record<Channel, number>>
 }
 
 const signColumn = new WeakMap<ClickHouseClient, Map<string, boolean>>()
@@ -83,8 +86,7 @@ const LOOK_AROUND_MS = 3 * DAY_MS
 
 const ms = (col: string) => `toUnixTimestamp64Milli(${col})`
 
-function windowSql(channelCol: string): string {
-  const w = JOIN_WINDOWS_MS
+function windowSql(channelCol: string, w: Readonly<Record<Channel, number>>): string {
   return `multiIf(${channelCol} = 'app', ${w.app}, ${channelCol} = 'ctv', ${w.ctv}, ${channelCol} = 's2s', ${w.s2s}, ${w.web})`
 }
 
@@ -94,7 +96,7 @@ function windowSql(channelCol: string): string {
  * and prefetch flag, left out otherwise: every column rides through five window sorts). Parameters: start, end, lookStart,
  * lookEnd, cutoff, ivt, mv (see `verdictParams`).
  */
-export function verdictsSql(db: string, useModel: boolean, withFacts = false): string {
+export function verdictsSql(db: string, useModel: boolean, withFacts = false, windowsMs: Readonly<Record<Channel, number>> = JOIN_WINDOWS_MS): string {
   const H = DEDUPE_HORIZON_MS
   const arrival = 'log_partition, log_offset, r, event_key'
   return `
@@ -132,7 +134,7 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false): s
               SELECT *,
                 coalesce(r - lagInFrame(toNullable(r)) OVER (PARTITION BY event_key ORDER BY ${arrival} ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) <= ${H}, false) AS dd
               FROM (
-                SELECT e.*, ${windowSql('e.channel')} AS win,
+                SELECT e.*, ${windowSql('e.channel', windowsMs)} AS win,
                   ${
                     useModel
                       ? `if(dec.found = 1 AND dec.q = 1, if(notEmpty(dec.reasons), toString(dec.reasons[1]), 'ivt_quarantined'), '')`
@@ -193,7 +195,7 @@ export function verdictParams(opts: Pick<ClassifyOptions, 'day' | 'modelVersion'
 export async function classifyDay(client: ClickHouseClient, opts: ClassifyOptions): Promise<VerdictGroup[]> {
   const query = `
     SELECT campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late, count() AS events
-    FROM (${verdictsSql(opts.database, Boolean(opts.modelVersion))})
+    FROM (${verdictsSql(opts.database, Boolean(opts.modelVersion), false, opts.windowsMs)})
     GROUP BY campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late
     ORDER BY campaign_id, publisher_id, event_type, verdict`
   const rs = await client.query({ query, format: 'JSONEachRow', query_params: verdictParams(opts) })
@@ -213,7 +215,7 @@ export async function classifyDay(client: ClickHouseClient, opts: ClassifyOption
 /** Per-record final verdicts of a day, keyed `partition:offset:eventKey` (property tests, audits). */
 export async function recordVerdicts(client: ClickHouseClient, opts: ClassifyOptions): Promise<Map<string, string>> {
   const rs = await client.query({
-    query: `SELECT log_partition, log_offset, event_key, verdict FROM (${verdictsSql(opts.database, Boolean(opts.modelVersion))})`,
+    query: `SELECT log_partition, log_offset, event_key, verdict FROM (${verdictsSql(opts.database, Boolean(opts.modelVersion), false, opts.windowsMs)})`,
     format: 'JSONEachRow',
     query_params: verdictParams(opts),
   })

@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import { monotonicFactory } from 'ulid'
 import type { TenantStore } from '../tenants/tenant-store.js'
 import { addDays, chTime, DAY_MS, dayOf, dayStart, daysBetween } from './days.js'
-import { DAY_CLOSE_HORIZON_MS } from '../rules/rules.js'
+import { ATTRIBUTION_RULES, DAY_CLOSE_HORIZON_MS } from '../rules/rules.js'
 import { classifyDay } from './final-join.js'
 import { countDayEvents, scoreDay } from './reprocess.js'
 import { ivtModel } from '../ivt/models/index.js'
@@ -39,6 +39,8 @@ export interface Job {
   /** Reprocess only: final versions created by promotion, per day. */
   promotedVersions?: Record<string, number>
   promotedAt?: number
+  /** Reprocess only: the attribution rule version the days are rebuilt with (rules/rules.ts). */
+  attributionVersion?: string
   /** Events received at or after this time (epoch ms) are left for a later version: the watermark when the job started. */
   receivedBefore?: number
   /** Reprocess only: raw events scored by the model so far, and the events of the range when it started. */
@@ -135,7 +137,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
     return out
   }
 
-  async function submit(input: { kind: JobKind; days: string[]; modelVersion?: string; reason?: string; requestedBy: string }): Promise<Job> {
+  async function submit(input: { kind: JobKind; days: string[]; modelVersion?: string; attributionVersion?: string; reason?: string; requestedBy: string }): Promise<Job> {
     const job: Job = {
       id: nextId(clock()),
       kind: input.kind,
@@ -145,6 +147,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
       modelVersion: input.modelVersion ?? STREAM_MODEL,
       reason: input.reason ?? (input.kind === 'billing' ? `manual close by ${input.requestedBy}` : ''),
       requestedBy: input.requestedBy,
+      ...(input.attributionVersion ? { attributionVersion: input.attributionVersion } : {}),
       createdAt: clock(),
       versions: {},
     }
@@ -199,13 +202,16 @@ export function createBillingJobs(options: BillingJobsOptions) {
         } else {
           const model = job.kind === 'reprocess' ? ivtModel(job.modelVersion) : undefined
           if (job.kind === 'reprocess' && !model) throw new JobStateError(`no IVT model ${job.modelVersion}`)
+          const attribution = job.attributionVersion ? ATTRIBUTION_RULES.get(job.attributionVersion) : undefined
+          if (job.attributionVersion && !attribution) throw new JobStateError(`no attribution rules ${job.attributionVersion}`)
+          const windowsMs = attribution?.windowsMs
           if (model) {
             // Score the day's stored raw events with the model, in bounded batches (progress per batch).
             const total = await countDayEvents(client, database, day)
             const before = job.events?.scored ?? 0
             job.events = { scored: before, total: (job.events?.total ?? 0) + total }
             await scoreDay({
-              client, database, day, model, jobId: job.id, batchSize: options.reprocessBatchSize, clock,
+              client, database, day, model, jobId: job.id, batchSize: options.reprocessBatchSize, clock, windowsMs,
               onBatch: async (scored) => {
                 job.events = { scored: before + scored, total: job.events!.total }
                 job.progress = (i + 0.9 * Math.min(1, scored / Math.max(1, total))) / job.days.length
@@ -218,6 +224,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
             day,
             modelVersion: model ? model.version : undefined,
             receivedBefore: cutoff,
+            windowsMs,
           })
           job.progress = (i + 0.95) / job.days.length
           await save(job)
@@ -262,7 +269,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
         if (from === undefined) continue
         const current = await snapshots.latestFinal(day)
         promoted[day] = await snapshots.promote(day, from, job.id, clock(), {
-          reason: `promoted reprocess ${job.id} (${job.modelVersion}): ${job.reason}`,
+          reason: `promoted reprocess ${job.id} (${job.modelVersion}${job.attributionVersion ? `, ${job.attributionVersion}` : ''}): ${job.reason}`,
           supersedes: current?.version ?? 0,
         })
       }
@@ -347,8 +354,11 @@ export function createBillingJobs(options: BillingJobsOptions) {
     get,
     list,
     submitBilling: (day: string, requestedBy: string) => submit({ kind: 'billing', days: [day], requestedBy }),
-    submitReprocess: (input: { from: string; to: string; reason: string; modelVersion: string; requestedBy: string }) =>
-      submit({ kind: 'reprocess', days: daysBetween(input.from, input.to), modelVersion: input.modelVersion, reason: input.reason, requestedBy: input.requestedBy }),
+    submitReprocess: (input: { from: string; to: string; reason: string; modelVersion: string; attributionVersion?: string; requestedBy: string }) =>
+      submit({
+        kind: 'reprocess', days: daysBetween(input.from, input.to), modelVersion: input.modelVersion,
+        attributionVersion: input.attributionVersion, reason: input.reason, requestedBy: input.requestedBy,
+      }),
     promote,
     dailyTick,
     /** Resumes queued or interrupted jobs and starts the T+1 schedule. */

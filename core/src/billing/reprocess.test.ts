@@ -34,6 +34,9 @@ const envs = [
   ...Array.from({ length: 150 }, (_, i) =>
     testEnvelope({ type: 'impression', n: 2000 + i, impressionId: `burst_${i}`, ts: T + 2 * 3_600_000 + i * 100, receivedAt: T + 2 * 3_600_000 + i * 100, ipPrefix: '192.0.2.0/24' }),
   ),
+  // A click 45 min after its impression: an orphan under the web window of 30 min, joined under 60 min.
+  testEnvelope({ type: 'impression', n: 3000, impressionId: 'imp_w', ts: T + 5 * 3_600_000 }),
+  testEnvelope({ type: 'click', n: 3001, impressionId: 'imp_w', ts: T + 5 * 3_600_000 + 45 * 60_000 }),
   // Past the day on every partition, so every click is resolved.
   ...['x0', 'x1', 'x2', 'x3', 'x4', 'x5', 'x6', 'x7'].map((id, i) => testEnvelope({ type: 'impression', n: 9000 + i, impressionId: id, ts: T + 3 * 86_400_000, campaignId: 'cmp_x' })),
 ]
@@ -61,16 +64,16 @@ describe('reprocess with another IVT model version', () => {
     const liveLines = await jobs.snapshots.lines(DAY, jobs.get(live.id)!.versions[DAY]!)
     const cpm = () => liveLines.find((l) => l.campaignId === 'cmp_demo_cpm')!
     const cpc = () => liveLines.find((l) => l.campaignId === 'cmp_demo_cpc')!
-    expect(cpm()).toMatchObject({ impressions: 190, ivtImpressions: 0 })
-    expect(cpc()).toMatchObject({ clicks: 35, ivtClicks: 5, ivtByReason: { sivt_fast_click: 5 } })
+    expect(cpm()).toMatchObject({ impressions: 191, ivtImpressions: 0 })
+    expect(cpc()).toMatchObject({ clicks: 35, ivtClicks: 5, ivtByReason: { sivt_fast_click: 5 }, orphanClicks: 1 })
 
     const job = await jobs.submitReprocess({ from: DAY, to: DAY, reason: 'stricter thresholds', modelVersion: 'ivt-2026.12.1', requestedBy: 'test' })
     await jobs.idle()
     const done = jobs.get(job.id)!
-    expect(done).toMatchObject({ status: 'done', progress: 1, events: { scored: 230, total: 230 } })
+    expect(done).toMatchObject({ status: 'done', progress: 1, events: { scored: 231, total: 232 } })
     const cand = await jobs.snapshots.lines(DAY, done.versions[DAY]!)
     expect(cand.find((l) => l.campaignId === 'cmp_demo_cpc')).toMatchObject({ clicks: 25, ivtClicks: 15, ivtByReason: { sivt_fast_click: 15 } })
-    expect(cand.find((l) => l.campaignId === 'cmp_demo_cpm')).toMatchObject({ impressions: 140, ivtImpressions: 50, ivtByReason: { sivt_burst: 50 } })
+    expect(cand.find((l) => l.campaignId === 'cmp_demo_cpm')).toMatchObject({ impressions: 141, ivtImpressions: 50, ivtByReason: { sivt_burst: 50 } })
     const decisions = await (await ch.query({ query: `SELECT count() AS n FROM adc.ivt_decisions WHERE model_version = 'ivt-2026.12.1'`, format: 'JSONEachRow' })).json<{ n: number }>()
     expect(Number(decisions[0]!.n)).toBe(65)
     // The live final version is untouched until the candidate is promoted.
@@ -84,5 +87,14 @@ describe('reprocess with another IVT model version', () => {
     await jobs.idle()
     const cand = await jobs.snapshots.lines(DAY, jobs.get(again.id)!.versions[DAY]!)
     expect(cand.find((l) => l.campaignId === 'cmp_demo_cpc')).toMatchObject({ clicks: 25, ivtClicks: 15 })
+  })
+
+  it('rebuilds a day with another attribution rule version: the click 45 min after its impression joins under a 60 min web window', async () => {
+    const job = await jobs.submitReprocess({ from: DAY, to: DAY, reason: 'web window 60 min', modelVersion: 'ivt-2026.11.1', attributionVersion: 'attr-2026.12.1', requestedBy: 'test' })
+    await jobs.idle()
+    const done = jobs.get(job.id)!
+    expect(done).toMatchObject({ status: 'done', attributionVersion: 'attr-2026.12.1' })
+    const cand = await jobs.snapshots.lines(DAY, done.versions[DAY]!)
+    expect(cand.find((l) => l.campaignId === 'cmp_demo_cpc')).toMatchObject({ clicks: 36, orphanClicks: 0, ivtClicks: 5 })
   })
 })

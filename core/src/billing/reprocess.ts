@@ -24,6 +24,8 @@ export interface ScoreDayOptions {
   day: string
   model: IvtModel
   jobId: string
+  /** Attribution windows the day is judged with (a reprocess with another rule version). */
+  windowsMs?: Readonly<Record<Channel, number>>
   /** @default 50_000 */
   batchSize?: number
   /** Called after each written batch with the events scored so far. */
@@ -70,7 +72,7 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
   await client.command({
     query: `CREATE TABLE ${work} ENGINE = MergeTree ORDER BY (log_partition, log_offset, event_key) AS
       SELECT event_key, event_type, campaign_id, publisher_id, ts_ms, r, channel, ua, ip_prefix, user_key, prefetch, imp_ts, log_partition, log_offset
-      FROM (${verdictsSql(database, false, true)}) WHERE reaches_ivt`,
+      FROM (${verdictsSql(database, false, true, opts.windowsMs)}) WHERE reaches_ivt`,
     query_params: verdictParams({ day }),
   })
   const counters = new Map<number, Map<string, number>>()

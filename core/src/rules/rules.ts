@@ -77,3 +77,31 @@ export function seenWithinHorizon(receivedAt: number, previousReceivedAt: number
 export function lateImpressionJoins(clickTs: number, channel: string | undefined, impressionReceivedAt: number, windows = JOIN_WINDOWS_MS, latenessMs = JOIN_LATENESS_MS): boolean {
   return impressionReceivedAt <= clickTs + joinWindowMs(channel, windows) + latenessMs
 }
+
+/**
+ * A versioned set of attribution windows. The stream runs CURRENT_ATTRIBUTION; a reprocess can
+ * rebuild a day with another version (the final join is generated from the windows it is given) into
+ * a candidate snapshot, promoted only on request. Never change a released version; add one.
+ */
+export interface AttributionRules {
+  version: string
+  description: string
+  windowsMs: Readonly<Record<Channel, number>>
+}
+
+export const CURRENT_ATTRIBUTION: AttributionRules = {
+  version: 'attr-2026.11.1',
+  description: 'web 30 min, app/ctv/s2s 24 h',
+  windowsMs: JOIN_WINDOWS_MS,
+}
+
+export const ATTRIBUTION_RULES: ReadonlyMap<string, AttributionRules> = new Map(
+  [
+    CURRENT_ATTRIBUTION,
+    {
+      version: 'attr-2026.12.1',
+      description: 'web 60 min, app/ctv/s2s 24 h',
+      windowsMs: Object.freeze({ web: 60 * 60_000, app: 24 * 60 * 60_000, ctv: 24 * 60 * 60_000, s2s: 24 * 60 * 60_000 }),
+    },
+  ].map((r) => [r.version, r]),
+)

@@ -24,6 +24,7 @@ export const JobSchema = z
     progress: z.number().min(0).max(1),
     days: z.array(z.string()),
     modelVersion: z.string(),
+    attributionVersion: z.string().optional(),
     reason: z.string(),
     createdAt: z.number().int(),
     startedAt: z.number().int().optional(),

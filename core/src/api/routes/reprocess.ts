@@ -5,6 +5,7 @@ import { type ResolvedApiDeps, type ApiEnv, bearerSecurity, dayParam, refuseFutu
 import { ApiError, errorResponses } from '../errors.js'
 import { JobSchema, jobView, perCampaign } from './billing.js'
 import { IVT_MODELS } from '../../ivt/models/index.js'
+import { ATTRIBUTION_RULES } from '../../rules/rules.js'
 
 const MAX_DAYS = 31
 
@@ -47,6 +48,11 @@ const submitRoute = createRoute({
               .string()
               .regex(/^[A-Za-z0-9_.:\-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . : -')
               .openapi({ example: 'ivt-2026.12.1', description: `A registered IVT model (core/src/ivt/models): ${[...IVT_MODELS.keys()].join(', ')}.` }),
+            attributionVersion: z
+              .string()
+              .regex(/^[A-Za-z0-9_.:\-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . : -')
+              .optional()
+              .openapi({ example: 'attr-2026.12.1', description: `Attribution windows to rebuild the days with (core/src/rules/rules.ts): ${[...ATTRIBUTION_RULES.keys()].join(', ')}; default the stream's.` }),
           }),
         },
       },
@@ -102,6 +108,9 @@ export function registerReprocessRoutes(app: OpenAPIHono<ApiEnv>, deps: Resolved
     if (addDays(body.from, MAX_DAYS) <= body.to) throw new ApiError('invalid_range', `at most ${MAX_DAYS} days per reprocess`)
     refuseFutureDay(body.to, clock())
     if (!IVT_MODELS.has(body.modelVersion)) throw new ApiError('unknown_reference', `no IVT model ${body.modelVersion}; known: ${[...IVT_MODELS.keys()].join(', ')}`)
+    if (body.attributionVersion !== undefined && !ATTRIBUTION_RULES.has(body.attributionVersion)) {
+      throw new ApiError('unknown_reference', `no attribution rules ${body.attributionVersion}; known: ${[...ATTRIBUTION_RULES.keys()].join(', ')}`)
+    }
     const job = await billing.submitReprocess({ ...body, requestedBy: admin.id })
     c.header('Location', `/v1/reprocess/${job.id}`)
     return c.json(jobView(job), 202)
