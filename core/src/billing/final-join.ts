@@ -91,10 +91,12 @@ function windowSql(channelCol: string, w: Readonly<Record<Channel, number>>): st
 }
 
 /**
- * One row per log record with a `ts` in the day: its final verdict and what the stream wrote, plus
+ * One log partition's records with a `ts` in the day, one row each: its final verdict and what the stream wrote, plus
  * what an IVT model needs (`reaches_ivt`, `imp_ts`; with `withFacts` the agent, IP prefix, user key
- * and prefetch flag, left out otherwise: every column rides through five window sorts). Parameters: start, end, lookStart,
- * lookEnd, cutoff, ivt, mv (see `verdictParams`).
+ * and prefetch flag, left out otherwise: every column rides through five window sorts). Every
+ * event of an impressionId (and every delivery of a key) sits in one log partition, so the rules
+ * run partition by partition: the engine sorts one partition at a time, and memory is bounded by the
+ * largest partition's day, not the day. Parameters: see `verdictParams`.
  */
 export function verdictsSql(db: string, useModel: boolean, withFacts = false, windowsMs: Readonly<Record<Channel, number>> = JOIN_WINDOWS_MS): string {
   const H = DEDUPE_HORIZON_MS
@@ -150,12 +152,13 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
                             ivt_score > 0.8 AND notEmpty(ivt_reasons), toString(ivt_reasons[1]), '') AS stored_ivt
                   FROM ${db}.events_raw
                   WHERE ts >= {lookStart:DateTime64(3, 'UTC')} AND ts < {lookEnd:DateTime64(3, 'UTC')}
-                    AND sign = 1
+                    AND log_partition = {part:UInt32} AND sign = 1
                     AND (ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
-                      OR impression_id IN (SELECT impression_id FROM ${db}.events_raw WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}))
+                      OR impression_id IN (SELECT impression_id FROM ${db}.events_raw
+                        WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AND log_partition = {part:UInt32}))
                     AND (event_key, reason, billable) NOT IN (
                       SELECT event_key, reason, billable FROM ${db}.events_raw
-                      WHERE ts >= {lookStart:DateTime64(3, 'UTC')} AND ts < {lookEnd:DateTime64(3, 'UTC')} AND sign = -1)
+                      WHERE ts >= {lookStart:DateTime64(3, 'UTC')} AND ts < {lookEnd:DateTime64(3, 'UTC')} AND log_partition = {part:UInt32} AND sign = -1)
                   -- The current verdict row of each record; a record written twice counts once.
                   ORDER BY processed_at DESC
                   LIMIT 1 BY event_key, log_partition, log_offset
@@ -179,9 +182,10 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
     WHERE in_day`
 }
 
-export function verdictParams(opts: Pick<ClassifyOptions, 'day' | 'modelVersion' | 'receivedBefore'>): Record<string, unknown> {
+export function verdictParams(opts: Pick<ClassifyOptions, 'day' | 'modelVersion' | 'receivedBefore'>, partition: number): Record<string, unknown> {
   const start = dayStart(opts.day)
   return {
+    part: partition,
     start: chTime(start),
     end: chTime(start + DAY_MS),
     lookStart: chTime(start - LOOK_AROUND_MS),
@@ -192,34 +196,56 @@ export function verdictParams(opts: Pick<ClassifyOptions, 'day' | 'modelVersion'
   }
 }
 
+/** Log partitions with records whose `ts` falls in the day. */
+export async function dayPartitions(client: ClickHouseClient, database: string, day: string): Promise<number[]> {
+  const start = dayStart(day)
+  const rs = await client.query({
+    query: `SELECT DISTINCT log_partition AS p FROM ${database}.events_raw WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} ORDER BY p`,
+    query_params: { start: chTime(start), end: chTime(start + DAY_MS) },
+    format: 'JSONEachRow',
+  })
+  return (await rs.json<{ p: number }>()).map((r) => Number(r.p))
+}
+
 export async function classifyDay(client: ClickHouseClient, opts: ClassifyOptions): Promise<VerdictGroup[]> {
   const query = `
     SELECT campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late, count() AS events
     FROM (${verdictsSql(opts.database, Boolean(opts.modelVersion), false, opts.windowsMs)})
-    GROUP BY campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late
-    ORDER BY campaign_id, publisher_id, event_type, verdict`
-  const rs = await client.query({ query, format: 'JSONEachRow', query_params: verdictParams(opts) })
-  const rows = await rs.json<Record<string, unknown>>()
-  return rows.map((r) => ({
-    campaignId: String(r.campaign_id),
-    publisherId: String(r.publisher_id),
-    eventType: r.event_type === 'click' ? 'click' : 'impression',
-    verdict: String(r.verdict),
-    storedBillable: Number(r.stored_billable) === 1,
-    storedReason: String(r.stored_reason),
-    late: Number(r.late) === 1,
-    events: Number(r.events),
-  }))
+    GROUP BY campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late`
+  const merged = new Map<string, VerdictGroup>()
+  for (const partition of await dayPartitions(client, opts.database, opts.day)) {
+    const rs = await client.query({ query, format: 'JSONEachRow', query_params: verdictParams(opts, partition) })
+    for (const r of await rs.json<Record<string, unknown>>()) {
+      const g: VerdictGroup = {
+        campaignId: String(r.campaign_id),
+        publisherId: String(r.publisher_id),
+        eventType: r.event_type === 'click' ? 'click' : 'impression',
+        verdict: String(r.verdict),
+        storedBillable: Number(r.stored_billable) === 1,
+        storedReason: String(r.stored_reason),
+        late: Number(r.late) === 1,
+        events: Number(r.events),
+      }
+      const key = [g.campaignId, g.publisherId, g.eventType, g.verdict, g.storedBillable, g.storedReason, g.late].join('\u001f')
+      const had = merged.get(key)
+      if (had) had.events += g.events
+      else merged.set(key, g)
+    }
+  }
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+  return [...merged.values()].sort((a, b) => cmp(a.campaignId, b.campaignId) || cmp(a.publisherId, b.publisherId) || cmp(a.eventType, b.eventType) || cmp(a.verdict, b.verdict))
 }
 
 /** Per-record final verdicts of a day, keyed `partition:offset:eventKey` (property tests, audits). */
 export async function recordVerdicts(client: ClickHouseClient, opts: ClassifyOptions): Promise<Map<string, string>> {
-  const rs = await client.query({
-    query: `SELECT log_partition, log_offset, event_key, verdict FROM (${verdictsSql(opts.database, Boolean(opts.modelVersion), false, opts.windowsMs)})`,
-    format: 'JSONEachRow',
-    query_params: verdictParams(opts),
-  })
   const out = new Map<string, string>()
-  for (const r of await rs.json<Record<string, unknown>>()) out.set(`${r.log_partition}:${r.log_offset}:${r.event_key}`, String(r.verdict))
+  for (const partition of await dayPartitions(client, opts.database, opts.day)) {
+    const rs = await client.query({
+      query: `SELECT log_partition, log_offset, event_key, verdict FROM (${verdictsSql(opts.database, Boolean(opts.modelVersion), false, opts.windowsMs)})`,
+      format: 'JSONEachRow',
+      query_params: verdictParams(opts, partition),
+    })
+    for (const r of await rs.json<Record<string, unknown>>()) out.set(`${r.log_partition}:${r.log_offset}:${r.event_key}`, String(r.verdict))
+  }
   return out
 }

@@ -3,7 +3,7 @@ import type { ClickHouseClient } from '@clickhouse/client'
 import { sqlString } from '../clickhouse/client.js'
 import type { Channel } from '@adc/schemas'
 import { chTime } from './days.js'
-import { verdictParams, verdictsSql } from './final-join.js'
+import { dayPartitions, verdictParams, verdictsSql } from './final-join.js'
 import type { IvtModel } from '../ivt/models/index.js'
 
 /**
@@ -50,10 +50,9 @@ interface Row {
 }
 
 export async function countDayEvents(client: ClickHouseClient, database: string, day: string): Promise<number> {
-  const p = verdictParams({ day })
   const rs = await client.query({
     query: `SELECT count() AS n FROM ${database}.events_raw WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AND sign = 1`,
-    query_params: p,
+    query_params: verdictParams({ day }, 0),
     format: 'JSONEachRow',
   })
   const [row] = await rs.json<{ n: number | string }>()
@@ -69,12 +68,15 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
   // query over a day would hold the day in memory.
   const work = `${database}.reprocess_${jobId.toLowerCase()}_${day.replaceAll('-', '')}`
   await client.command({ query: `DROP TABLE IF EXISTS ${work}` })
+  const select = `SELECT event_key, event_type, campaign_id, publisher_id, ts_ms, r, channel, ua, ip_prefix, user_key, prefetch, imp_ts, log_partition, log_offset
+      FROM (${verdictsSql(database, false, true, opts.windowsMs)}) WHERE reaches_ivt`
   await client.command({
-    query: `CREATE TABLE ${work} ENGINE = MergeTree ORDER BY (log_partition, log_offset, event_key) AS
-      SELECT event_key, event_type, campaign_id, publisher_id, ts_ms, r, channel, ua, ip_prefix, user_key, prefetch, imp_ts, log_partition, log_offset
-      FROM (${verdictsSql(database, false, true, opts.windowsMs)}) WHERE reaches_ivt`,
-    query_params: verdictParams({ day }),
+    query: `CREATE TABLE ${work} ENGINE = MergeTree ORDER BY (log_partition, log_offset, event_key) AS ${select} LIMIT 0`,
+    query_params: verdictParams({ day }, 0),
   })
+  for (const partition of await dayPartitions(client, database, day)) {
+    await client.command({ query: `INSERT INTO ${work} ${select}`, query_params: verdictParams({ day }, partition) })
+  }
   const counters = new Map<number, Map<string, number>>()
   let partition = -1
   let newest = 0
