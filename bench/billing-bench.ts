@@ -52,7 +52,8 @@ export async function runBillingBench(options: { events?: number } = {}) {
     const dayStart = Math.floor(Date.now() / 86_400_000) * 86_400_000 - 2 * 86_400_000
     const day = new Date(dayStart).toISOString().slice(0, 10)
     // Every 50th event a click on the impression 7 events earlier (2 s later: fast only for the
-    // stricter model), 1% bots, 0.5% re-deliveries of the previous event; 8 log partitions by impression.
+    // stricter model), 1% bots, 0.5% re-deliveries of the previous event (same key, impression and
+    // partition, a later offset); 8 log partitions by impression.
     const t0 = performance.now()
     const chunk = 2_000_000
     for (let offset = 0; offset < events; offset += chunk) {
@@ -61,17 +62,17 @@ export async function runBillingBench(options: { events?: number } = {}) {
         query: `INSERT INTO adc.events_raw (event_key, event_type, event_id, impression_id, click_id, campaign_id, ad_id, publisher_id,
             request_id, ts, received_at, channel, device, geo, ua, ip_prefix, billable, reason, ivt_score, ivt_reasons, model_version, joined,
             log_partition, log_offset, processed_at)
-          SELECT concat('k', toString(if(n % 200 = 17, n - 1, n))) AS key, if(n % 50 = 49, 'click', 'impression') AS et, key,
-            concat('imp', toString(if(et = 'click', n - 7, n))) AS impid, if(et = 'click', concat('clk', toString(n)), ''),
-            concat('cmp_b', toString(n % ${campaigns})), 'ad_1', 'pub_demo', concat('r', toString(n)),
-            fromUnixTimestamp64Milli(toInt64(${dayStart} + intDiv(n * 86399000, ${events}) + if(et = 'click', 2000, 0)), 'UTC') AS t, t + 1, 'web', 'desktop', 'US',
-            if(n % 100 = 13, 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)', 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'),
-            concat('198.51.', toString(n % 200), '.0/24'),
-            if(n % 100 = 13 OR n % 200 = 17, 0, 1),
-            multiIf(n % 200 = 17, 'duplicate_delivery', n % 100 = 13, 'givt_known_bot', ''),
-            if(n % 100 = 13, 1.0, 0.0), if(n % 100 = 13, ['givt_known_bot'], []), 'ivt-2026.11.1', toUInt8(et = 'click'),
-            toUInt32(if(et = 'click', n - 7, n) % 8), n, t + 2
-          FROM (SELECT number + ${offset} AS n FROM numbers(${n}))`,
+          SELECT concat('k', toString(b)) AS key, if(b % 50 = 49, 'click', 'impression') AS et, key,
+            concat('imp', toString(if(et = 'click', b - 7, b))) AS impid, if(et = 'click', concat('clk', toString(b)), ''),
+            concat('cmp_b', toString(b % ${campaigns})), 'ad_1', 'pub_demo', concat('r', toString(b)),
+            fromUnixTimestamp64Milli(toInt64(${dayStart} + intDiv(b * 86399000, ${events}) + if(et = 'click', 2000, 0)), 'UTC') AS t, t + 1, 'web', 'desktop', 'US',
+            if(b % 100 = 13, 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)', 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'),
+            concat('198.51.', toString(b % 200), '.0/24'),
+            if(b % 100 = 13 OR n != b, 0, 1),
+            multiIf(n != b, 'duplicate_delivery', b % 100 = 13, 'givt_known_bot', ''),
+            if(b % 100 = 13 AND n = b, 1.0, 0.0), if(b % 100 = 13 AND n = b, ['givt_known_bot'], []), 'ivt-2026.11.1', toUInt8(et = 'click'),
+            toUInt32(if(et = 'click', b - 7, b) % 8), n, t + 2
+          FROM (SELECT number + ${offset} AS n, if(n % 200 = 17, n - 1, n) AS b FROM numbers(${n}))`,
       })
     }
     const insertSeconds = round((performance.now() - t0) / 1000)
