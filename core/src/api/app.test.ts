@@ -411,28 +411,29 @@ describe('billing, settlement, reconcile, accounting, reprocess', () => {
   })
 
   it('reprocesses with another IVT model into a candidate, compares it, and promotes it explicitly', async () => {
-    await insertRows(ch.client, 'adc.ivt_decisions', [
-      { event_key: 'i2', event_type: 'impression', campaign_id: 'cmp_demo_cpm', publisher_id: 'pub_demo', ts: `${FIXTURE_DAY} 02:00:00.000`,
-        score: 0.9, reasons: ['givt_datacenter_ip'], model_version: 'ivt-2', quarantined: 1, decided_at: `${FIXTURE_DAY} 02:00:00.000` },
-    ])
-    expect((await post('/v1/reprocess', ADMIN, { from: '2026-11-20', to: '2026-11-10', reason: 'x', modelVersion: 'ivt-2' })).body.error.code).toBe('invalid_range')
-    expect((await post('/v1/reprocess', ADMIN, { from: '2026-01-01', to: '2026-11-20', reason: 'x', modelVersion: 'ivt-2' })).body.error.code).toBe('invalid_range')
-    expect((await post('/v1/reprocess', ADMIN, { from: '2026-11-20', to: '2026-11-30', reason: 'x', modelVersion: 'ivt-2' })).body.error.code).toBe('invalid_range')
-    expect((await post('/v1/reprocess', ADMIN, { from: FIXTURE_DAY, to: FIXTURE_DAY, reason: '', modelVersion: 'ivt-2' })).status).toBe(400)
-    const submitted = await post('/v1/reprocess', ADMIN, { from: FIXTURE_DAY, to: FIXTURE_DAY, reason: 'datacenter list update', modelVersion: 'ivt-2' })
+    expect((await post('/v1/reprocess', ADMIN, { from: FIXTURE_DAY, to: FIXTURE_DAY, reason: 'x', modelVersion: 'ivt-0' })).body.error.code).toBe('unknown_reference')
+    expect((await post('/v1/reprocess', ADMIN, { from: FIXTURE_DAY, to: FIXTURE_DAY, reason: 'x', modelVersion: 'ivt-2026.12.1', attributionVersion: 'attr-0' })).body.error.code).toBe('unknown_reference')
+    expect((await post('/v1/reprocess', ADMIN, { from: '2026-11-20', to: '2026-11-10', reason: 'x', modelVersion: 'ivt-2026.12.1' })).body.error.code).toBe('invalid_range')
+    expect((await post('/v1/reprocess', ADMIN, { from: '2026-01-01', to: '2026-11-20', reason: 'x', modelVersion: 'ivt-2026.12.1' })).body.error.code).toBe('invalid_range')
+    expect((await post('/v1/reprocess', ADMIN, { from: '2026-11-20', to: '2026-11-30', reason: 'x', modelVersion: 'ivt-2026.12.1' })).body.error.code).toBe('invalid_range')
+    expect((await post('/v1/reprocess', ADMIN, { from: FIXTURE_DAY, to: FIXTURE_DAY, reason: '', modelVersion: 'ivt-2026.12.1' })).status).toBe(400)
+    const submitted = await post('/v1/reprocess', ADMIN, { from: FIXTURE_DAY, to: FIXTURE_DAY, reason: 'stricter thresholds', modelVersion: 'ivt-2026.12.1' })
     expect(submitted.status).toBe(202)
     await billing.idle()
     const got = await call(`/v1/reprocess/${submitted.body.id}`, ADMIN)
     expect(got.body.job).toMatchObject({ status: 'done', kind: 'reprocess', versions: { [FIXTURE_DAY]: 2 } })
-    const cpm = got.body.comparison.find((c: any) => c.campaignId === 'cmp_demo_cpm')
-    expect(cpm).toMatchObject({ current: { version: 1, impressions: 3 }, candidate: { version: 2, impressions: 2 }, delta: { impressions: -1, ivtImpressions: 1, spendMicros: -2000 } })
+    // Scored from the stored raw rows: c4 came 2 s after its impression, a fast click for this model.
+    const cpc = got.body.comparison.find((c: any) => c.campaignId === 'cmp_demo_cpc')
+    expect(cpc).toMatchObject({ current: { version: 1, clicks: 2 }, candidate: { version: 2, clicks: 1 }, delta: { clicks: -1, ivtClicks: 1, spendMicros: -500_000 } })
+    expect(got.body.comparison.find((c: any) => c.campaignId === 'cmp_demo_cpm').delta).toEqual({ impressions: 0, clicks: 0, ivtImpressions: 0, ivtClicks: 0, spendMicros: 0 })
+    expect(got.body.job.events).toEqual({ scored: expect.any(Number), total: expect.any(Number) })
     // Not final until promoted.
     expect((await call(`/v1/billing/daily?day=${FIXTURE_DAY}`, ADV)).body.version).toBe(1)
     const promoted = await post(`/v1/reprocess/${submitted.body.id}/promote`, ADMIN, {})
     expect(promoted).toMatchObject({ status: 200, body: { promotedVersions: { [FIXTURE_DAY]: 3 } } })
     expect((await post(`/v1/reprocess/${submitted.body.id}/promote`, ADMIN, {})).body.error.code).toBe('conflict')
     const daily = await call(`/v1/billing/daily?day=${FIXTURE_DAY}`, ADV)
-    expect(daily.body).toMatchObject({ version: 3, modelVersion: 'ivt-2' })
+    expect(daily.body).toMatchObject({ version: 3, modelVersion: 'ivt-2026.12.1' })
     expect(daily.body.versions.map((v: any) => v.version)).toEqual([1, 3])
     expect((await call(`/v1/reprocess/${jobId}`, ADMIN)).status).toBe(404)
     expect((await post(`/v1/reprocess/${jobId}/promote`, ADMIN, {})).status).toBe(404)

@@ -55,6 +55,8 @@ export function rawEvent(e: {
   /** Viewability as the processor stores it: unmeasured when `viewMethod` is absent. */
   viewable?: boolean
   viewMethod?: string
+  /** The end user's agent, as a model reprocessing the row reads it. @default a desktop Chrome */
+  ua?: string
 }): Record<string, unknown> {
   const t = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '')
   return {
@@ -70,6 +72,7 @@ export function rawEvent(e: {
     ts: t(e.ts),
     received_at: t(e.received ?? e.ts + 1000),
     channel: 'web',
+    ua: e.ua ?? 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
     device: e.device ?? 'desktop',
     geo: e.geo ?? 'US',
     billable: (e.billable ?? !e.reason) ? 1 : 0,
@@ -104,14 +107,16 @@ export function fixtureDay(): Record<string, unknown>[] {
     rawEvent({ key: 'i2', imp: 'imp2', campaign: 'cmp_demo_cpm', ts: D + 2 * H, geo: 'DE', reason: 'duplicate_delivery', offset: 7 }),
     rawEvent({ key: 'i3', imp: 'imp3', campaign: 'cmp_demo_cpm', ts: D + 3 * H, geo: 'DE' }),
     rawEvent({ key: 'i3b', imp: 'imp3', campaign: 'cmp_demo_cpm', ts: D + 3 * H + 5, reason: 'duplicate_impression' }),
-    rawEvent({ key: 'i4', imp: 'imp4', campaign: 'cmp_demo_cpm', ts: D + 4 * H, reason: 'givt_known_bot', ivtScore: 1, ivtReasons: ['givt_known_bot'] }),
-    rawEvent({ key: 'i5', imp: 'imp5', campaign: 'cmp_demo_cpm', ts: D + 5 * H, reason: 'duplicate_delivery' }),
+    rawEvent({ key: 'i4', imp: 'imp4', campaign: 'cmp_demo_cpm', ts: D + 4 * H, reason: 'givt_known_bot', ivtScore: 1, ivtReasons: ['givt_known_bot'], ua: 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)' }),
+    // A later re-delivery of i1 (another log record with its key).
+    rawEvent({ key: 'i1', imp: 'imp1', campaign: 'cmp_demo_cpm', ts: D + 5 * H, reason: 'duplicate_delivery', offset: 5 }),
     rawEvent({ key: 'j1', imp: 'impj1', campaign: 'cmp_demo_cpc', ts: D - 60_000, received: D + 2 * H }),
     rawEvent({ key: 'c1', type: 'click', imp: 'impj1', campaign: 'cmp_demo_cpc', ts: D + 60_000, reason: 'orphan_click' }),
     rawEvent({ key: 'c2', type: 'click', imp: 'impj2', campaign: 'cmp_demo_cpc', ts: D + 2 * H, reason: 'orphan_click' }),
     rawEvent({ key: 'c3', type: 'click', imp: 'impj1', campaign: 'cmp_demo_cpc', ts: D + 3 * H, reason: 'repeat_click' }),
     rawEvent({ key: 'j3', imp: 'impj3', campaign: 'cmp_demo_cpc', ts: D + 6 * H }),
-    rawEvent({ key: 'c4', type: 'click', imp: 'impj3', campaign: 'cmp_demo_cpc', ts: D + 6 * H + 10_000 }),
+    // 2 s after its impression: a person for ivt-2026.11.1 (1 s), a fast click for ivt-2026.12.1 (3 s).
+    rawEvent({ key: 'c4', type: 'click', imp: 'impj3', campaign: 'cmp_demo_cpc', ts: D + 6 * H + 2_000 }),
   ]
 }
 

@@ -1,22 +1,31 @@
 import { REASONS } from '@adc/schemas'
 import type { ClickHouseClient } from '@clickhouse/client'
+import type { Channel } from '@adc/schemas'
 import { DAY_MS, chTime, dayStart } from './days.js'
+import { CLICK_BEFORE_IMPRESSION_SKEW_MS, DEDUPE_HORIZON_MS, JOIN_LATENESS_MS, JOIN_WINDOWS_MS } from '../rules/rules.js'
 
 /**
- * The final, batch verdict for every accepted event of one UTC day, recomputed from `events_raw`:
+ * The final, batch verdict for every accepted event of one UTC day, recomputed from `events_raw` with
+ * the stream's rules (rules/rules.ts), in the stream's order (log order: an impressionId's events all
+ * sit in one partition, so (partition, offset) is the order the processor saw them in):
  *
- * 1. Live verdicts: a log record written twice (a replay) counts once; the processor's signed
- *    corrections apply (a -1 orphan_click row retracts the +1 orphan_click, the +1 joined click stays).
- *    A re-delivery shares the event key but keeps its own `duplicate_delivery` verdict, so the
- *    original stays billed; several re-deliveries count as many duplicates.
- * 2. Rows the processor marked `duplicate_delivery` stay duplicates; rows it marked
- *    `unknown_campaign` (no booked campaign) stay unbilled and never take an impression's place.
- * 3. Business uniqueness: the first impression per impressionId is the impression, later ones are
- *    `duplicate_impression`; the first click per impressionId is the click, later ones `repeat_click`.
- * 4. IVT: the verdict of `modelVersion` in `ivt_decisions` when that model decided the event, else the
- *    verdict stored on the row (its reason, or its IVT reasons when the score is above 0.8).
- * 5. Final join: a click whose impression exists anywhere in that day or the previous one is joined
- *    (late impressions found, orphans resolved); otherwise it stays an `orphan_click`.
+ * 1. One row per log record: a record written twice (a replay) counts once; of the processor's signed
+ *    corrections the current verdict row is kept (a -1 orphan_click retracts the +1 orphan_click).
+ *    An event for a campaign nobody booked (`unknown_campaign`) keeps that verdict and is inert: the
+ *    stream sets it aside before dedupe and join, so it is no delivery, impression or click for any other.
+ * 2. Delivery: a record whose key was seen before, at most the dedupe horizon earlier (edge receive
+ *    time), is `duplicate_delivery`.
+ * 3. Business: an impression whose impressionId had an impression at most the horizon before it is
+ *    `duplicate_impression`; a click likewise `repeat_click`. The look-back crosses midnight: rows of
+ *    the neighbouring days are read for the day's impressionIds.
+ * 4. Join: a click takes the last counted impression before it when one was seen within the horizon,
+ *    else the next counted impression after it if that reached the edge within the click's window plus
+ *    the lateness; it is joined when it came after that impression (within the skew) and within its
+ *    channel window (web 30 min, app 24 h), else `orphan_click`.
+ * 5. IVT (impressions and joined clicks, as in the stream where an orphan never reaches the IVT step):
+ *    the decision of `modelVersion` in `ivt_decisions` when given (a reprocess scored every event of the day, and
+ *    wrote the ones scored above 0: no decision is clean), else the
+ *    decision stored on the row by the stream's model.
  *
  * Results are grouped, never per event, so a day of 10M events comes back as a few thousand rows.
  */
@@ -50,6 +59,8 @@ export interface ClassifyOptions {
   modelVersion?: string
   /** Events received at or after this time are flagged `late` (epoch ms). */
   receivedBefore?: number
+  /** Attribution windows (a reprocess with another rule version). @default JOIN_WINDOWS_MS */
+  windowsMs?: Readonly<Record<Channel, number>>
 }
 
 const signColumn = new WeakMap<ClickHouseClient, Map<string, boolean>>()
@@ -75,97 +86,181 @@ export async function hasSignColumn(client: ClickHouseClient, database: string):
   return has
 }
 
-export async function classifyDay(client: ClickHouseClient, opts: ClassifyOptions): Promise<VerdictGroup[]> {
-  const db = opts.database
-  const start = dayStart(opts.day)
-  const useModel = Boolean(opts.modelVersion)
-  const signed = await hasSignColumn(client, db)
-  const query = `
-    SELECT campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late, sum(weight) AS events,
-      sumIf(weight, view_method != '') AS measured, sumIf(weight, view_method != '' AND viewable = 1) AS viewable
+/** Neighbouring days read for the day's impressionIds: the horizon, the 24 h late edge and the lateness. */
+const LOOK_AROUND_MS = 3 * DAY_MS
+
+const ms = (col: string) => `toUnixTimestamp64Milli(${col})`
+
+function windowSql(channelCol: string, w: Readonly<Record<Channel, number>>): string {
+  return `multiIf(${channelCol} = 'app', ${w.app}, ${channelCol} = 'ctv', ${w.ctv}, ${channelCol} = 's2s', ${w.s2s}, ${w.web})`
+}
+
+/**
+ * One log partition's records with a `ts` in the day, one row each: its final verdict and what the stream wrote, plus
+ * what an IVT model needs (`reaches_ivt`, `imp_ts`; with `withFacts` the agent, IP prefix, user key
+ * and prefetch flag, left out otherwise: every column rides through five window sorts). Every
+ * event of an impressionId (and every delivery of a key) sits in one log partition, so the rules
+ * run partition by partition: the engine sorts one partition at a time, and memory is bounded by the
+ * largest partition's day, not the day. Parameters: see `verdictParams`.
+ */
+export function verdictsSql(db: string, useModel: boolean, withFacts = false, windowsMs: Readonly<Record<Channel, number>> = JOIN_WINDOWS_MS): string {
+  const H = DEDUPE_HORIZON_MS
+  const arrival = 'log_partition, log_offset, r, event_key'
+  return `
+    SELECT *,
+      multiIf(
+        unbooked, 'unknown_campaign',
+        dd, 'duplicate_delivery',
+        dup AND event_type = 'impression', 'duplicate_impression',
+        dup, 'repeat_click',
+        event_type = 'click' AND NOT joined, 'orphan_click',
+        ivt_reason != '', ivt_reason,
+        'billable') AS verdict
     FROM (
-      SELECT campaign_id, publisher_id, event_type, stored_billable, stored_reason, late, weight, view_method, viewable,
-        multiIf(
-          stored_reason = 'duplicate_delivery', 'duplicate_delivery',
-          stored_reason = 'unknown_campaign', 'unknown_campaign',
-          rank > 1 AND event_type = 'impression', 'duplicate_impression',
-          rank > 1, 'repeat_click',
-          ivt_reason != '', ivt_reason,
-          event_type = 'click' AND NOT has_impression, 'orphan_click',
-          'billable') AS verdict
+      SELECT *,
+        event_type = 'click' AND NOT unbooked AND NOT dd AND NOT dup AND (
+          if(imp_before, head_before_ts IS NOT NULL AND ts_ms - head_before_ts >= -${CLICK_BEFORE_IMPRESSION_SKEW_MS} AND ts_ms - head_before_ts <= win,
+             head_after_ts IS NOT NULL AND ts_ms - head_after_ts >= -${CLICK_BEFORE_IMPRESSION_SKEW_MS} AND ts_ms - head_after_ts <= win
+               AND head_after_r <= ts_ms + win + ${JOIN_LATENESS_MS})) AS joined,
+        if(imp_before, head_before_ts, head_after_ts) AS imp_ts,
+        NOT unbooked AND NOT dd AND NOT dup AND (event_type = 'impression' OR joined) AS reaches_ivt
       FROM (
-        SELECT e.campaign_id AS campaign_id, e.publisher_id AS publisher_id, e.event_type AS event_type,
-          e.billable AS stored_billable, e.reason AS stored_reason,
-          e.received_at >= {cutoff:DateTime64(3, 'UTC')} AS late, e.weight AS weight, e.view_method AS view_method, e.viewable AS viewable,
-          row_number() OVER (
-            PARTITION BY e.event_type, e.impression_id, e.reason IN ('duplicate_delivery', 'unknown_campaign')
-            ORDER BY e.ts, e.event_key) AS rank,
-          ${
-            useModel
-              ? `if(dec.found = 1, if(dec.q = 1, if(notEmpty(dec.r), dec.r[1], 'ivt_quarantined'), ''), e.stored_ivt)`
-              : 'e.stored_ivt'
-          } AS ivt_reason,
-          e.event_type = 'click' AND e.impression_id IN (
-            SELECT impression_id FROM ${db}.events_raw
-            WHERE event_type = 'impression' AND ts >= {prevStart:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
-          ) AS has_impression
+        SELECT *,
+          anyLast(if(is_head, ts_ms, NULL)) OVER (PARTITION BY impression_id ORDER BY ${arrival} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS head_before_ts,
+          anyLast(if(is_head, ts_ms, NULL)) OVER (PARTITION BY impression_id ORDER BY ${arrival.split(', ').map((c) => `${c} DESC`).join(', ')} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS head_after_ts,
+          anyLast(if(is_head, r, NULL)) OVER (PARTITION BY impression_id ORDER BY ${arrival.split(', ').map((c) => `${c} DESC`).join(', ')} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS head_after_r
         FROM (
-          -- Live verdicts: +1 rows whose verdict no -1 row retracted (the processor's signed
-          -- corrections are rare, so the retracted set is small); weight 1 per log record.
-          SELECT event_key, event_type, impression_id, campaign_id, publisher_id, ts, received_at, billable, reason,
-            view_method, viewable, toInt64(1) AS weight,
-            multiIf(reason IN {ivt:Array(String)}, toString(reason),
-                    ivt_score > 0.8 AND notEmpty(ivt_reasons), toString(ivt_reasons[1]), '') AS stored_ivt
-          FROM ${db}.events_raw
-          WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}${
-            signed
-              ? `
-            AND sign = 1
-            AND (event_key, reason, billable) NOT IN (
-              SELECT event_key, reason, billable FROM ${db}.events_raw
-              WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AND sign = -1)`
-              : ''
-          }
-          -- A log record written twice (a replay past the engine's dedup window) counts once.
-          LIMIT 1 BY event_key, log_partition, log_offset, billable, reason
-        ) AS e
-        ${
-          useModel
-            ? `LEFT JOIN (
-            SELECT event_key, 1 AS found, argMax(quarantined, decided_at) AS q, argMax(reasons, decided_at) AS r
-            FROM ${db}.ivt_decisions
-            WHERE model_version = {mv:String} AND ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
-            GROUP BY event_key
-          ) AS dec ON dec.event_key = e.event_key`
-            : ''
-        }
+          SELECT *,
+            prev_imp_r IS NOT NULL AND r - prev_imp_r <= ${H} AS imp_before,
+            NOT dd AND if(event_type = 'impression', imp_before, prev_click_r IS NOT NULL AND r - prev_click_r <= ${H}) AS dup,
+            event_type = 'impression' AND NOT unbooked AND NOT dd AND NOT dup AS is_head
+          FROM (
+            SELECT *,
+              anyLast(if(event_type = 'impression' AND NOT unbooked AND NOT dd, r, NULL)) OVER (PARTITION BY impression_id ORDER BY ${arrival} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_imp_r,
+              anyLast(if(event_type = 'click' AND NOT unbooked AND NOT dd, r, NULL)) OVER (PARTITION BY impression_id ORDER BY ${arrival} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_click_r
+            FROM (
+              SELECT *,
+                coalesce(r - lagInFrame(toNullable(r)) OVER (PARTITION BY event_key, unbooked ORDER BY ${arrival} ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) <= ${H}, false) AS dd
+              FROM (
+                SELECT e.*, ${windowSql('e.channel', windowsMs)} AS win,
+                  ${
+                    useModel
+                      ? `if(dec.found = 1 AND dec.q = 1, if(notEmpty(dec.reasons), toString(dec.reasons[1]), 'ivt_quarantined'), '')`
+                      : 'e.stored_ivt'
+                  } AS ivt_reason
+                FROM (
+                  SELECT event_key, event_type, impression_id, campaign_id, publisher_id, channel, log_partition, log_offset,${withFacts ? ' ua, ip_prefix, user_key, prefetch,' : ''}
+                    ${ms('ts')} AS ts_ms, ${ms('received_at')} AS r,
+                    ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AS in_day,
+                    received_at >= {cutoff:DateTime64(3, 'UTC')} AS late,
+                    billable AS stored_billable, reason AS stored_reason, view_method, viewable,
+                    -- An event for a campaign nobody booked is inert: the stream sets it aside before
+                    -- dedupe and join, so it is no delivery, impression or click for any other event.
+                    reason = 'unknown_campaign' AS unbooked,
+                    multiIf(reason IN {ivt:Array(String)}, toString(reason),
+                            ivt_score > 0.8 AND notEmpty(ivt_reasons), toString(ivt_reasons[1]), '') AS stored_ivt
+                  FROM ${db}.events_raw
+                  WHERE ts >= {lookStart:DateTime64(3, 'UTC')} AND ts < {lookEnd:DateTime64(3, 'UTC')}
+                    AND log_partition = {part:UInt32} AND sign = 1
+                    AND (ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
+                      OR impression_id IN (SELECT impression_id FROM ${db}.events_raw
+                        WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AND log_partition = {part:UInt32}))
+                    AND (event_key, reason, billable) NOT IN (
+                      SELECT event_key, reason, billable FROM ${db}.events_raw
+                      WHERE ts >= {lookStart:DateTime64(3, 'UTC')} AND ts < {lookEnd:DateTime64(3, 'UTC')} AND log_partition = {part:UInt32} AND sign = -1)
+                  -- The current verdict row of each record; a record written twice counts once.
+                  ORDER BY processed_at DESC
+                  LIMIT 1 BY event_key, log_partition, log_offset
+                ) AS e
+                ${
+                  useModel
+                    ? `LEFT JOIN (
+                  SELECT event_key, 1 AS found, argMax(quarantined, decided_at) AS q, argMax(reasons, decided_at) AS reasons
+                  FROM ${db}.ivt_decisions
+                  WHERE model_version = {mv:String} AND ts >= {lookStart:DateTime64(3, 'UTC')} AND ts < {lookEnd:DateTime64(3, 'UTC')}
+                  GROUP BY event_key
+                ) AS dec ON dec.event_key = e.event_key`
+                    : ''
+                }
+              )
+            )
+          )
+        )
       )
     )
-    GROUP BY campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late
-    ORDER BY campaign_id, publisher_id, event_type, verdict`
+    WHERE in_day`
+}
+
+export function verdictParams(opts: Pick<ClassifyOptions, 'day' | 'modelVersion' | 'receivedBefore'>, partition: number): Record<string, unknown> {
+  const start = dayStart(opts.day)
+  return {
+    part: partition,
+    start: chTime(start),
+    end: chTime(start + DAY_MS),
+    lookStart: chTime(start - LOOK_AROUND_MS),
+    lookEnd: chTime(start + DAY_MS + LOOK_AROUND_MS),
+    cutoff: chTime(opts.receivedBefore ?? 253_402_300_799_000),
+    ivt: IVT_REASONS,
+    mv: opts.modelVersion ?? '',
+  }
+}
+
+/** Log partitions with records whose `ts` falls in the day. */
+export async function dayPartitions(client: ClickHouseClient, database: string, day: string): Promise<number[]> {
+  const start = dayStart(day)
   const rs = await client.query({
-    query,
+    query: `SELECT DISTINCT log_partition AS p FROM ${database}.events_raw WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} ORDER BY p`,
+    query_params: { start: chTime(start), end: chTime(start + DAY_MS) },
     format: 'JSONEachRow',
-    query_params: {
-      start: chTime(start),
-      end: chTime(start + DAY_MS),
-      prevStart: chTime(start - DAY_MS),
-      cutoff: chTime(opts.receivedBefore ?? 253_402_300_799_000),
-      ivt: IVT_REASONS,
-      mv: opts.modelVersion ?? '',
-    },
   })
-  const rows = await rs.json<Record<string, unknown>>()
-  return rows.map((r) => ({
-    campaignId: String(r.campaign_id),
-    publisherId: String(r.publisher_id),
-    eventType: r.event_type === 'click' ? 'click' : 'impression',
-    verdict: String(r.verdict),
-    storedBillable: Number(r.stored_billable) === 1,
-    storedReason: String(r.stored_reason),
-    late: Number(r.late) === 1,
-    events: Number(r.events),
-    measured: Number(r.measured),
-    viewable: Number(r.viewable),
-  }))
+  return (await rs.json<{ p: number }>()).map((r) => Number(r.p))
+}
+
+export async function classifyDay(client: ClickHouseClient, opts: ClassifyOptions): Promise<VerdictGroup[]> {
+  const query = `
+    SELECT campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late, count() AS events,
+      countIf(view_method != '') AS measured, countIf(view_method != '' AND viewable = 1) AS viewable
+    FROM (${verdictsSql(opts.database, Boolean(opts.modelVersion), false, opts.windowsMs)})
+    GROUP BY campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late`
+  const merged = new Map<string, VerdictGroup>()
+  for (const partition of await dayPartitions(client, opts.database, opts.day)) {
+    const rs = await client.query({ query, format: 'JSONEachRow', query_params: verdictParams(opts, partition) })
+    for (const r of await rs.json<Record<string, unknown>>()) {
+      const g: VerdictGroup = {
+        campaignId: String(r.campaign_id),
+        publisherId: String(r.publisher_id),
+        eventType: r.event_type === 'click' ? 'click' : 'impression',
+        verdict: String(r.verdict),
+        storedBillable: Number(r.stored_billable) === 1,
+        storedReason: String(r.stored_reason),
+        late: Number(r.late) === 1,
+        events: Number(r.events),
+        measured: Number(r.measured),
+        viewable: Number(r.viewable),
+      }
+      const key = [g.campaignId, g.publisherId, g.eventType, g.verdict, g.storedBillable, g.storedReason, g.late].join('\u001f')
+      const had = merged.get(key)
+      if (had) {
+        had.events += g.events
+        had.measured += g.measured
+        had.viewable += g.viewable
+      } else merged.set(key, g)
+    }
+  }
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+  return [...merged.values()].sort((a, b) => cmp(a.campaignId, b.campaignId) || cmp(a.publisherId, b.publisherId) || cmp(a.eventType, b.eventType) || cmp(a.verdict, b.verdict))
+}
+
+/** Per-record final verdicts of a day, keyed `partition:offset:eventKey` (property tests, audits). */
+export async function recordVerdicts(client: ClickHouseClient, opts: ClassifyOptions): Promise<Map<string, string>> {
+  const out = new Map<string, string>()
+  for (const partition of await dayPartitions(client, opts.database, opts.day)) {
+    const rs = await client.query({
+      query: `SELECT log_partition, log_offset, event_key, verdict FROM (${verdictsSql(opts.database, Boolean(opts.modelVersion), false, opts.windowsMs)})`,
+      format: 'JSONEachRow',
+      query_params: verdictParams(opts, partition),
+    })
+    for (const r of await rs.json<Record<string, unknown>>()) out.set(`${r.log_partition}:${r.log_offset}:${r.event_key}`, String(r.verdict))
+  }
+  return out
 }

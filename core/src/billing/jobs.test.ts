@@ -60,32 +60,9 @@ describe('billing job (final join)', () => {
     expect((await jobs.snapshots.latestFinal(FIXTURE_DAY))?.version).toBe(2)
   })
 
-  it('reprocesses with another IVT model into a candidate that becomes final only when promoted', async () => {
-    await insertRows(ch.client, 'adc.ivt_decisions', [
-      { event_key: 'i1', event_type: 'impression', campaign_id: 'cmp_demo_cpm', publisher_id: 'pub_demo', ts: `${FIXTURE_DAY} 01:00:00.000`,
-        score: 0.95, reasons: ['sivt_burst'], model_version: 'ivt-2', quarantined: 1, decided_at: `${FIXTURE_DAY} 01:00:00.000` },
-    ])
-    const job = await jobs.submitReprocess({ from: FIXTURE_DAY, to: FIXTURE_DAY, reason: 'new burst rule', modelVersion: 'ivt-2', requestedBy: 'test' })
-    await jobs.idle()
-    const done = jobs.get(job.id)!
-    expect(done.status).toBe('done')
-    const candidate = done.versions[FIXTURE_DAY]!
-    expect((await jobs.snapshots.latestFinal(FIXTURE_DAY))?.version).toBe(2)
-    const lines = await jobs.snapshots.lines(FIXTURE_DAY, candidate)
-    expect(lines.find((l) => l.campaignId === 'cmp_demo_cpm')).toMatchObject({ impressions: 2, ivtByReason: { givt_known_bot: 1, sivt_burst: 1 } })
-    const promoted = await jobs.promote(job.id, 'test')
-    const finalVersion = promoted.promotedVersions![FIXTURE_DAY]!
-    expect(finalVersion).toBe(candidate + 1)
-    expect((await jobs.snapshots.latestFinal(FIXTURE_DAY))?.version).toBe(finalVersion)
-    expect(await jobs.snapshots.lines(FIXTURE_DAY, finalVersion)).toEqual(lines)
-    await expect(jobs.promote(job.id, 'test')).rejects.toThrow(/already promoted/)
-    expect(jobs.list().map((j) => j.kind)).toEqual(['reprocess', 'billing', 'billing'])
-    expect(jobs.list(1).map((j) => j.id)).toEqual([job.id])
-  })
-
   it('submits the T+1 job once after the grace period', async () => {
     let now = Date.parse('2026-11-21T00:10:00Z')
-    const auto = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger: pino({ level: 'silent' }), clock: () => now })
+    const auto = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger: pino({ level: 'silent' }), clock: () => now, closeLookbackDays: 1 })
     try {
       expect(await auto.dailyTick()).toBeUndefined() // inside the grace period
       now = Date.parse('2026-11-22T01:00:00Z')

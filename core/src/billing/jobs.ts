@@ -3,8 +3,11 @@ import { open, type RootDatabase } from 'lmdb'
 import type { Logger } from 'pino'
 import { monotonicFactory } from 'ulid'
 import type { TenantStore } from '../tenants/tenant-store.js'
-import { addDays, dayOf, dayStart, daysBetween } from './days.js'
+import { addDays, chTime, DAY_MS, dayOf, dayStart, daysBetween } from './days.js'
+import { ATTRIBUTION_RULES, DAY_CLOSE_HORIZON_MS } from '../rules/rules.js'
 import { classifyDay } from './final-join.js'
+import { countDayEvents, scoreDay } from './reprocess.js'
+import { ivtModel } from '../ivt/models/index.js'
 import { buildLines, createSnapshotStore, type SnapshotStore } from './snapshots.js'
 
 /**
@@ -36,10 +39,34 @@ export interface Job {
   /** Reprocess only: final versions created by promotion, per day. */
   promotedVersions?: Record<string, number>
   promotedAt?: number
+  /** Reprocess only: the attribution rule version the days are rebuilt with (rules/rules.ts). */
+  attributionVersion?: string
+  /** Events received at or after this time (epoch ms) are left for a later version: the watermark when the job started. */
+  receivedBefore?: number
+  /** Reprocess only: raw events scored by the model so far, and the events of the range when it started. */
+  events?: { scored: number; total: number }
 }
 
 /** The IVT model the stream applied (the verdict stored on each raw row). */
 export const STREAM_MODEL = 'current'
+
+/**
+ * The smallest of each log partition's newest edge receive time in events_raw over the last three
+ * days (partitions silent that long do not hold it back; none at all: `now`): every event received
+ * before it is written.
+ */
+export async function processedWatermark(client: ClickHouseClient, database: string, now: number): Promise<number> {
+  const rs = await client.query({
+    query: `SELECT toUnixTimestamp64Milli(min(m)) AS wm, count() AS parts FROM (
+        SELECT log_partition, max(received_at) AS m FROM ${database}.events_raw
+        WHERE received_at >= {since:DateTime64(3, 'UTC')} AND received_at <= {now:DateTime64(3, 'UTC')} GROUP BY log_partition)`,
+    query_params: { since: chTime(now - 3 * DAY_MS), now: chTime(now) },
+    format: 'JSONEachRow',
+  })
+  const [row] = await rs.json<{ wm: number | string; parts: number | string }>()
+  // Nothing received for three days: nothing is in flight either.
+  return Number(row?.parts ?? 0) > 0 ? Number(row!.wm) : now
+}
 
 export class JobStateError extends Error {
   constructor(message: string) {
@@ -56,16 +83,34 @@ export interface BillingJobsOptions {
   dir: string
   logger: Logger
   clock?: () => number
-  /** How long after UTC midnight the automatic T+1 job waits for late events. @default 30 min */
+  /**
+   * How long after UTC midnight the scheduled close of the previous day runs (a version marked
+   * incomplete); the day is closed again once the watermark passed its end plus `closeHorizonMs`, and
+   * again whenever events of it arrive or change after that. @default 30 min
+   */
   dailyGraceMs?: number
+  /** @default DAY_CLOSE_HORIZON_MS (24 h of edge lateness plus the log-delay margin) */
+  closeHorizonMs?: number
+  /** How many past days the automatic close watches for late events. @default 3 */
+  closeLookbackDays?: number
+  /**
+   * The processing watermark (epoch ms): every event received before it is in events_raw.
+   * @default the smallest of each log partition's newest receive time in events_raw over the last days, capped by the clock
+   */
+  watermark?: () => Promise<number>
   /** How often the automatic T+1 check runs once `start()`ed. @default 5 min */
   dailyCheckMs?: number
+  /** Raw events scored per written batch of a reprocess. @default 50_000 */
+  reprocessBatchSize?: number
 }
 
 export function createBillingJobs(options: BillingJobsOptions) {
   const { client, database, tenants, logger } = options
   const clock = options.clock ?? Date.now
   const graceMs = options.dailyGraceMs ?? 30 * 60_000
+  const horizonMs = options.closeHorizonMs ?? DAY_CLOSE_HORIZON_MS
+  const lookbackDays = options.closeLookbackDays ?? 3
+  const watermark = async (): Promise<number> => Math.min(clock(), await (options.watermark ?? (() => processedWatermark(client, database, clock())))())
   const db: RootDatabase = open({ path: options.dir, compression: false })
   const snapshots: SnapshotStore = createSnapshotStore({ client, database })
   // Monotonic, so job ids sort in submission order even within one millisecond (list() relies on it).
@@ -92,7 +137,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
     return out
   }
 
-  async function submit(input: { kind: JobKind; days: string[]; modelVersion?: string; reason?: string; requestedBy: string }): Promise<Job> {
+  async function submit(input: { kind: JobKind; days: string[]; modelVersion?: string; attributionVersion?: string; reason?: string; requestedBy: string }): Promise<Job> {
     const job: Job = {
       id: nextId(clock()),
       kind: input.kind,
@@ -100,8 +145,9 @@ export function createBillingJobs(options: BillingJobsOptions) {
       progress: 0,
       days: input.days,
       modelVersion: input.modelVersion ?? STREAM_MODEL,
-      reason: input.reason ?? (input.kind === 'billing' ? 'daily close' : ''),
+      reason: input.reason ?? (input.kind === 'billing' ? `manual close by ${input.requestedBy}` : ''),
       requestedBy: input.requestedBy,
+      ...(input.attributionVersion ? { attributionVersion: input.attributionVersion } : {}),
       createdAt: clock(),
       versions: {},
     }
@@ -135,6 +181,14 @@ export function createBillingJobs(options: BillingJobsOptions) {
     await save(job)
     const log = logger.child({ jobId: job.id, kind: job.kind })
     try {
+      // The cut-off is fixed once per job (a resumed job keeps it); whatever is written after it
+      // makes the schedule close the day again (changedSince).
+      if (job.receivedBefore === undefined) {
+        job.receivedBefore = started
+        await save(job)
+      }
+      const cutoff = job.receivedBefore
+      const wm = await watermark()
       const existing = new Map<string, number>()
       for (const day of job.days) {
         // A job resumed after a crash may already have written some days: keep those versions.
@@ -146,13 +200,33 @@ export function createBillingJobs(options: BillingJobsOptions) {
         if (done !== undefined) {
           job.versions[day] = done
         } else {
+          const model = job.kind === 'reprocess' ? ivtModel(job.modelVersion) : undefined
+          if (job.kind === 'reprocess' && !model) throw new JobStateError(`no IVT model ${job.modelVersion}`)
+          const attribution = job.attributionVersion ? ATTRIBUTION_RULES.get(job.attributionVersion) : undefined
+          if (job.attributionVersion && !attribution) throw new JobStateError(`no attribution rules ${job.attributionVersion}`)
+          const windowsMs = attribution?.windowsMs
+          if (model) {
+            // Score the day's stored raw events with the model, in bounded batches (progress per batch).
+            const total = await countDayEvents(client, database, day)
+            const before = job.events?.scored ?? 0
+            job.events = { scored: before, total: (job.events?.total ?? 0) + total }
+            await scoreDay({
+              client, database, day, model, jobId: job.id, batchSize: options.reprocessBatchSize, clock, windowsMs,
+              onBatch: async (scored) => {
+                job.events = { scored: before + scored, total: job.events!.total }
+                job.progress = (i + 0.9 * Math.min(1, scored / Math.max(1, total))) / job.days.length
+                await save(job)
+              },
+            })
+          }
           const groups = await classifyDay(client, {
             database,
             day,
-            modelVersion: job.modelVersion === STREAM_MODEL ? undefined : job.modelVersion,
-            receivedBefore: started,
+            modelVersion: model ? model.version : undefined,
+            receivedBefore: cutoff,
+            windowsMs,
           })
-          job.progress = (i + 0.5) / job.days.length
+          job.progress = (i + 0.95) / job.days.length
           await save(job)
           const lines = buildLines(groups, tenants)
           job.versions[day] = await snapshots.write(day, lines, {
@@ -160,6 +234,10 @@ export function createBillingJobs(options: BillingJobsOptions) {
             jobId: job.id,
             modelVersion: job.modelVersion,
             createdAt: started,
+            reason: job.reason,
+            supersedes: job.kind === 'billing' ? ((await snapshots.latestFinal(day))?.version ?? 0) : 0,
+            receivedBefore: cutoff,
+            complete: isComplete(day, wm, started),
           })
         }
         job.progress = (i + 1) / job.days.length
@@ -189,7 +267,11 @@ export function createBillingJobs(options: BillingJobsOptions) {
       for (const day of job.days) {
         const from = job.versions[day]
         if (from === undefined) continue
-        promoted[day] = await snapshots.promote(day, from, job.id, clock())
+        const current = await snapshots.latestFinal(day)
+        promoted[day] = await snapshots.promote(day, from, job.id, clock(), {
+          reason: `promoted reprocess ${job.id} (${job.modelVersion}${job.attributionVersion ? `, ${job.attributionVersion}` : ''}): ${job.reason}`,
+          supersedes: current?.version ?? 0,
+        })
       }
       job.promotedVersions = promoted
       job.promotedAt = clock()
@@ -199,19 +281,72 @@ export function createBillingJobs(options: BillingJobsOptions) {
     })
   }
 
-  /** Submits yesterday's billing job once the grace period after UTC midnight passed (T+1). */
+  /**
+   * Closes past days, one job per call (the schedule calls it every few minutes):
+   * - a day without a final version, once `dailyGraceMs` after its end: the scheduled close, marked
+   *   incomplete unless the watermark already passed the day's end plus the lateness horizon;
+   * - an incomplete version, once the watermark passed that horizon: the complete close;
+   * - a complete version, when events of the day were written after it, or received after its
+   *   cut-off, and the watermark has reached them: a re-close.
+   * Each close is a new version with the version it supersedes and its reason; none is edited.
+   */
   async function dailyTick(): Promise<Job | undefined> {
     const now = clock()
-    const yesterday = addDays(dayOf(now), -1)
-    if (now - dayStart(dayOf(now)) < graceMs) return undefined
-    if (db.get(`auto:${yesterday}`) !== undefined) return undefined
-    if ((await snapshots.latestFinal(yesterday)) !== undefined) {
-      await db.put(`auto:${yesterday}`, 'existing')
-      return undefined
+    const today = dayOf(now)
+    let wm: number | undefined
+    for (let back = lookbackDays; back >= 1; back--) {
+      const day = addDays(today, -back)
+      const end = dayStart(day) + DAY_MS
+      if (now < end + graceMs) continue
+      // A close of this day already queued or running: wait for it.
+      const last = db.get(`auto:${day}`) as string | undefined
+      const lastJob = last ? get(last) : undefined
+      if (lastJob && (lastJob.status === 'queued' || lastJob.status === 'running')) continue
+      const latest = await snapshots.latestFinal(day)
+      if (!latest) {
+        wm ??= await watermark()
+        const complete = isComplete(day, wm, now)
+        return closeJob(day, complete ? 'close: the watermark passed the day end plus the lateness horizon' : 'scheduled close (T+1): incomplete until the watermark passes the day end plus the lateness horizon')
+      }
+      wm ??= await watermark()
+      if (!latest.complete) {
+        if (isComplete(day, wm, now)) return closeJob(day, `close: the watermark passed the day end plus the lateness horizon; supersedes the scheduled close v${latest.version}`)
+        continue
+      }
+      const changed = await changedSince(day, latest.receivedBefore, latest.createdAt, wm)
+      if (changed > 0) return closeJob(day, `re-close: ${changed} events of the day were received or judged after v${latest.version}`)
     }
-    const job = await submit({ kind: 'billing', days: [yesterday], requestedBy: 'scheduler', reason: 'daily close (T+1)' })
-    await db.put(`auto:${yesterday}`, job.id)
+    return undefined
+  }
+
+  async function closeJob(day: string, reason: string): Promise<Job> {
+    const job = await submit({ kind: 'billing', days: [day], requestedBy: 'scheduler', reason })
+    await db.put(`auto:${day}`, job.id)
     return job
+  }
+
+  /**
+   * A day is complete once the watermark passed its end plus the horizon, or, as a backstop for
+   * partitions that went silent (their newest event holds the watermark back), a day after that.
+   */
+  function isComplete(day: string, wm: number, now: number): boolean {
+    const due = dayStart(day) + DAY_MS + horizonMs
+    return wm >= due || now >= due + DAY_MS
+  }
+
+  /** Rows of the day written after a version was computed, or received after its cut-off, that the watermark has reached. */
+  async function changedSince(day: string, receivedBefore: number, createdAt: number, wm: number): Promise<number> {
+    const start = dayStart(day)
+    const rs = await client.query({
+      query: `SELECT count() AS n FROM ${database}.events_raw
+        WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
+          AND (received_at >= {cutoff:DateTime64(3, 'UTC')} OR processed_at >= {created:DateTime64(3, 'UTC')})
+          AND received_at < {wm:DateTime64(3, 'UTC')}`,
+      query_params: { start: chTime(start), end: chTime(start + DAY_MS), cutoff: chTime(receivedBefore), created: chTime(createdAt), wm: chTime(wm) },
+      format: 'JSONEachRow',
+    })
+    const [row] = await rs.json<{ n: number | string }>()
+    return Number(row?.n ?? 0)
   }
 
   return {
@@ -219,8 +354,11 @@ export function createBillingJobs(options: BillingJobsOptions) {
     get,
     list,
     submitBilling: (day: string, requestedBy: string) => submit({ kind: 'billing', days: [day], requestedBy }),
-    submitReprocess: (input: { from: string; to: string; reason: string; modelVersion: string; requestedBy: string }) =>
-      submit({ kind: 'reprocess', days: daysBetween(input.from, input.to), modelVersion: input.modelVersion, reason: input.reason, requestedBy: input.requestedBy }),
+    submitReprocess: (input: { from: string; to: string; reason: string; modelVersion: string; attributionVersion?: string; requestedBy: string }) =>
+      submit({
+        kind: 'reprocess', days: daysBetween(input.from, input.to), modelVersion: input.modelVersion,
+        attributionVersion: input.attributionVersion, reason: input.reason, requestedBy: input.requestedBy,
+      }),
     promote,
     dailyTick,
     /** Resumes queued or interrupted jobs and starts the T+1 schedule. */

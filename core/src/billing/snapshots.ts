@@ -37,6 +37,25 @@ export interface SnapshotVersion {
   jobId: string
   modelVersion: string
   createdAt: number
+  /** Why this version was written (scheduled close, watermark close, late events, promotion, manual). */
+  reason: string
+  /** The final version this one replaces (0: none). */
+  supersedes: number
+  /** Events received at or after this time (epoch ms) are not in this version. */
+  receivedBefore: number
+  /** Written after the watermark passed the day's end plus the lateness horizon. */
+  complete: boolean
+}
+
+export interface VersionMeta {
+  status: SnapshotStatus
+  jobId: string
+  modelVersion: string
+  createdAt: number
+  reason?: string
+  supersedes?: number
+  receivedBefore?: number
+  complete?: boolean
 }
 
 /**
@@ -112,12 +131,6 @@ export function buildLines(groups: VerdictGroup[], tenants: Pick<TenantStore, 'g
   return [...lines.values()]
 }
 
-const SNAPSHOT_COLUMNS = [
-  'day', 'version', 'status', 'job_id', 'advertiser_id', 'campaign_id', 'publisher_id', 'pricing_model', 'price_micros', 'impressions',
-  'clicks', 'ivt_impressions', 'ivt_clicks', 'ivt_by_reason', 'duplicates', 'orphan_clicks', 'spend_micros', 'model_version', 'created_at',
-  'measured_impressions', 'viewable_impressions',
-] as const
-
 export interface SnapshotStoreOptions {
   client: ClickHouseClient
   database: string
@@ -140,10 +153,13 @@ export function createSnapshotStore({ client, database }: SnapshotStoreOptions) 
   async function write(
     day: string,
     lines: SnapshotLine[],
-    meta: { status: SnapshotStatus; jobId: string; modelVersion: string; createdAt: number },
+    meta: VersionMeta,
   ): Promise<number> {
     const version = (await maxVersion(day)) + 1
-    const base = { day, version, status: meta.status, job_id: meta.jobId, model_version: meta.modelVersion, created_at: chTime(meta.createdAt) }
+    const base = {
+      day, version, status: meta.status, job_id: meta.jobId, model_version: meta.modelVersion, created_at: chTime(meta.createdAt),
+      reason: meta.reason ?? '', supersedes: meta.supersedes ?? 0, received_before: chTime(meta.receivedBefore ?? meta.createdAt), complete: meta.complete ? 1 : 0,
+    }
     const marker = {
       ...base, advertiser_id: '', campaign_id: '', publisher_id: '', pricing_model: '', price_micros: 0, impressions: 0, clicks: 0,
       ivt_impressions: 0, ivt_clicks: 0, ivt_by_reason: {}, duplicates: 0, orphan_clicks: 0, spend_micros: 0,
@@ -175,16 +191,15 @@ export function createSnapshotStore({ client, database }: SnapshotStoreOptions) 
   }
 
   /** Copies a version (e.g. a reprocess candidate) into a new final version; the source stays as it was. */
-  async function promote(day: string, fromVersion: number, jobId: string, createdAt: number): Promise<number> {
+  async function promote(day: string, fromVersion: number, jobId: string, createdAt: number, meta: { reason: string; supersedes: number }): Promise<number> {
     const version = (await maxVersion(day)) + 1
+    // Columns by name: migrations add columns at the end of the table.
+    const cols = 'advertiser_id, campaign_id, publisher_id, pricing_model, price_micros, impressions, clicks, ivt_impressions, ivt_clicks, ivt_by_reason, duplicates, orphan_clicks, spend_micros, model_version, received_before, complete, measured_impressions, viewable_impressions'
     await client.command({
-      // Columns by name: migrations add columns at the end of the table.
-      query: `INSERT INTO ${table} (${SNAPSHOT_COLUMNS.join(', ')})
-        SELECT day, {version:UInt32}, 'final', {jobId:String}, advertiser_id, campaign_id, publisher_id, pricing_model,
-          price_micros, impressions, clicks, ivt_impressions, ivt_clicks, ivt_by_reason, duplicates, orphan_clicks,
-          spend_micros, model_version, {createdAt:DateTime64(3, 'UTC')}, measured_impressions, viewable_impressions
+      query: `INSERT INTO ${table} (day, version, status, job_id, created_at, reason, supersedes, ${cols})
+        SELECT day, {version:UInt32}, 'final', {jobId:String}, {createdAt:DateTime64(3, 'UTC')}, {reason:String}, {supersedes:UInt32}, ${cols}
         FROM ${table} WHERE day = {day:Date} AND version = {from:UInt32}`,
-      query_params: { version, jobId, createdAt: chTime(createdAt), day, from: fromVersion },
+      query_params: { version, jobId, createdAt: chTime(createdAt), day, from: fromVersion, reason: meta.reason, supersedes: meta.supersedes },
     })
     return version
   }
@@ -201,7 +216,8 @@ export function createSnapshotStore({ client, database }: SnapshotStoreOptions) 
   async function versionsInRange(from: string, to: string): Promise<SnapshotVersion[]> {
     const rs = await client.query({
       query: `SELECT toString(day) AS day_text, version, any(status) AS status, any(job_id) AS job_id, any(model_version) AS model_version,
-          toUnixTimestamp64Milli(min(created_at)) AS created_at
+          toUnixTimestamp64Milli(min(created_at)) AS created_at, any(reason) AS reason, any(supersedes) AS supersedes,
+          toUnixTimestamp64Milli(min(received_before)) AS received_before, max(complete) AS complete
         FROM ${table} WHERE day >= {from:Date} AND day <= {to:Date} GROUP BY day, version ORDER BY day, version`,
       query_params: { from, to },
       format: 'JSONEachRow',
@@ -214,6 +230,10 @@ export function createSnapshotStore({ client, database }: SnapshotStoreOptions) 
       jobId: String(r.job_id),
       modelVersion: String(r.model_version),
       createdAt: Number(r.created_at),
+      reason: String(r.reason ?? ''),
+      supersedes: Number(r.supersedes ?? 0),
+      receivedBefore: Number(r.received_before ?? 0),
+      complete: Number(r.complete ?? 0) === 1,
     }))
   }
 

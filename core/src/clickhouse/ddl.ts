@@ -169,6 +169,10 @@ export function ddl(db: string): string[] {
     `ALTER TABLE ${db}.${probeTable('bad_rows')} ADD COLUMN IF NOT EXISTS payload_original String DEFAULT ''`,
     `ALTER TABLE ${db}.${probeTable('events_raw')} ADD COLUMN IF NOT EXISTS sign Int8 DEFAULT 1, ADD COLUMN IF NOT EXISTS viewable UInt8 DEFAULT 0, ADD COLUMN IF NOT EXISTS view_method LowCardinality(String) DEFAULT ''`,
     `ALTER TABLE ${db}.${probeTable('rollup_minute')} ADD COLUMN IF NOT EXISTS measured_impressions SimpleAggregateFunction(sum, Int64) DEFAULT 0, ADD COLUMN IF NOT EXISTS viewable_impressions SimpleAggregateFunction(sum, Int64) DEFAULT 0`,
+    // Why a version exists and what it covers: the version it supersedes, the receive-time cut-off,
+    // and whether the day was complete (watermark past its end plus the lateness horizon).
+    `ALTER TABLE ${db}.billing_snapshots ADD COLUMN IF NOT EXISTS reason String DEFAULT '', ADD COLUMN IF NOT EXISTS supersedes UInt32 DEFAULT 0,
+      ADD COLUMN IF NOT EXISTS received_before DateTime64(3, 'UTC') DEFAULT 0, ADD COLUMN IF NOT EXISTS complete UInt8 DEFAULT 0`,
   ]
 }
 

@@ -55,7 +55,7 @@ export function sinkRejected(rec: LogRecord, message: string): BadRowResult & { 
 }
 
 /**
- * The `ad-events` pipeline of one partition: decode → dedupe → campaign → join → IVT → sink, plus the join's
+ * The `ad-events` pipeline of one partition: decode → campaign → dedupe → join → IVT → sink, plus the join's
  * released and expired clicks, which continue through IVT → sink (or straight to the sink as
  * orphans). All state reads and writes go through the partition store's batch overlay.
  */
@@ -65,9 +65,11 @@ export function createEventWorker(store: PartitionStore, options: EventWorkerOpt
   const join: JoinStage<Deduped> = createJoinStage<Deduped>({ store, windowsMs: options.joinWindowsMs, latenessMs: options.joinLatenessMs })
   const ivt = createIvtStep<Joined>({ store, limits: options.ivtLimits, modelVersion: options.modelVersion })
   const sink = createSinkStep<Scored>(current)
+  // Campaign before dedupe: an event for a campaign nobody booked is set aside before it touches any
+  // state, so it is no delivery, impression or click for another event (the final join does the same).
   const main: Pipeline<RawRecord, Scored> = createPipeline<RawRecord, Decoded>(createDecodeStep())
+    .pipe(createCampaignStep<Decoded>({ isBooked: options.isBookedCampaign ?? (() => true) }))
     .pipe(createDedupeStep<Decoded>({ store, ttlMs: options.dedupeTtlMs }))
-    .pipe(createCampaignStep<Deduped>({ isBooked: options.isBookedCampaign ?? (() => true) }))
     .pipe(join.step)
     .pipe(ivt)
     .pipe(sink)

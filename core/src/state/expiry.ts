@@ -23,10 +23,18 @@ export function scheduleExpiry(store: PartitionStore, dueMs: number, key: string
  * (bounded work per batch; the rest goes with the next batch). Returns how many keys were deleted.
  */
 export function sweepExpired(store: PartitionStore, limit = 50_000): number {
-  const end = `x:${pad(watermark(store) / 60_000, 10)}:`
+  const wm = watermark(store)
+  const end = `x:${pad(wm / 60_000, 10)}:`
   let n = 0
   for (const [bucket, keys] of store.range<string[]>('x:', end, 1000)) {
-    for (const k of keys) store.remove(k)
+    for (const k of keys) {
+      // A key seen again after this schedule carries its later expiry (`ex`) and was scheduled again.
+      if (k.startsWith('i:')) {
+        const ex = store.get<{ ex?: number }>(k)?.ex
+        if (ex !== undefined && ex > wm) continue
+      }
+      store.remove(k)
+    }
     store.remove(bucket)
     n += keys.length
     if (n >= limit) break

@@ -35,4 +35,9 @@ export interface ImpressionState {
   ich?: string
   /** Offset of the first click, when seen. */
   co?: number
+  /** Edge receive time of the last impression / click sighting (dedupe horizon, rules/rules.ts). */
+  il?: number
+  cl?: number
+  /** When the key may be swept: the last sighting plus the state TTL (expiry.ts skips it before). */
+  ex?: number
 }

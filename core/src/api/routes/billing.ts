@@ -24,6 +24,7 @@ export const JobSchema = z
     progress: z.number().min(0).max(1),
     days: z.array(z.string()),
     modelVersion: z.string(),
+    attributionVersion: z.string().optional(),
     reason: z.string(),
     createdAt: z.number().int(),
     startedAt: z.number().int().optional(),
@@ -31,6 +32,10 @@ export const JobSchema = z
     error: z.string().optional(),
     versions: z.record(z.string(), z.number().int()).openapi({ description: 'Snapshot version written per day.' }),
     promotedVersions: z.record(z.string(), z.number().int()).optional(),
+    events: z
+      .object({ scored: z.number().int(), total: z.number().int() })
+      .optional()
+      .openapi({ description: 'Reprocess: raw events scored by the model so far, of the events in the range.' }),
   })
   .openapi('Job')
 
@@ -40,10 +45,51 @@ export function jobView(job: Job): z.infer<typeof JobSchema> {
 }
 
 const VersionSchema = z
-  .object({ version: z.number().int(), status: z.enum(['final', 'candidate']), jobId: z.string(), modelVersion: z.string(), createdAt: z.number().int() })
+  .object({
+    version: z.number().int(),
+    status: z.enum(['final', 'candidate']),
+    jobId: z.string(),
+    modelVersion: z.string(),
+    createdAt: z.number().int(),
+    reason: z.string().openapi({ description: 'Why this version was written: scheduled close, close after the lateness horizon, re-close for late events, promotion, manual.' }),
+    supersedes: z.number().int().nullable().openapi({ description: 'The final version this one replaced.' }),
+    receivedBefore: z.number().int().openapi({ description: 'Events received at or after this time (epoch ms) are not in this version; a later version takes them.' }),
+    complete: z.boolean().openapi({ description: 'Written after the watermark passed the day end plus the lateness horizon: no event of the day is expected any more.' }),
+  })
   .openapi('SnapshotVersion')
 
-const versionView = (v: SnapshotVersion) => ({ version: v.version, status: v.status, jobId: v.jobId, modelVersion: v.modelVersion, createdAt: v.createdAt })
+const versionView = (v: SnapshotVersion) => ({
+  version: v.version, status: v.status, jobId: v.jobId, modelVersion: v.modelVersion, createdAt: v.createdAt,
+  reason: v.reason, supersedes: v.supersedes > 0 ? v.supersedes : null, receivedBefore: v.receivedBefore, complete: v.complete,
+})
+
+const Adjustment = z
+  .object({
+    campaignId: z.string(),
+    impressions: z.number().int(),
+    clicks: z.number().int(),
+    ivtImpressions: z.number().int(),
+    ivtClicks: z.number().int(),
+    duplicates: z.number().int(),
+    orphanClicks: z.number().int(),
+    spendMicros: z.number().int(),
+  })
+  .openapi('BillingAdjustment', { description: 'This version minus the version it supersedes, per campaign (only campaigns that changed).' })
+
+const ADJUSTED = ['impressions', 'clicks', 'ivtImpressions', 'ivtClicks', 'duplicates', 'orphanClicks', 'spendMicros'] as const
+
+/** Per campaign, `next - prev` of every billed figure; campaigns with no change are left out. */
+export function adjustments(prev: ReturnType<typeof perCampaign>, next: ReturnType<typeof perCampaign>): z.infer<typeof Adjustment>[] {
+  const a = new Map(prev.map((l) => [l.campaignId, l]))
+  const b = new Map(next.map((l) => [l.campaignId, l]))
+  const out: z.infer<typeof Adjustment>[] = []
+  for (const campaignId of [...new Set([...a.keys(), ...b.keys()])].sort()) {
+    const row = { campaignId } as z.infer<typeof Adjustment>
+    for (const k of ADJUSTED) row[k] = (b.get(campaignId)?.[k] ?? 0) - (a.get(campaignId)?.[k] ?? 0)
+    if (ADJUSTED.some((k) => row[k] !== 0)) out.push(row)
+  }
+  return out
+}
 
 const CampaignBilling = z
   .object({
@@ -152,6 +198,12 @@ const dailyRoute = createRoute({
               version: z.number().int().nullable(),
               modelVersion: z.string().nullable(),
               createdAt: z.number().int().nullable(),
+              complete: z.boolean().openapi({ description: 'The shown version was written after the watermark passed the day end plus the lateness horizon.' }),
+              finalAt: z.number().int().nullable().openapi({ description: 'When the shown version became final (epoch ms).' }),
+              reason: z.string().nullable().openapi({ description: 'Why the shown version was written.' }),
+              supersedes: z.number().int().nullable().openapi({ description: 'The final version the shown one replaced.' }),
+              receivedBefore: z.number().int().nullable().openapi({ description: 'Events received at or after this time are not in the shown version yet.' }),
+              adjustments: z.array(Adjustment),
               versions: z.array(VersionSchema),
               campaigns: z.array(CampaignBilling),
               totals: z.object({
@@ -278,6 +330,7 @@ export function registerBillingRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     const versions = await billing.snapshots.versions(q.day)
     const latest = versions.filter((v) => v.status === 'final').at(-1)
     const campaigns = latest ? perCampaign(await billing.snapshots.lines(q.day, latest.version, { advertiserId })) : []
+    const previous = latest && latest.supersedes > 0 ? perCampaign(await billing.snapshots.lines(q.day, latest.supersedes, { advertiserId })) : undefined
     const totals = campaigns.reduce(
       (t, x) => ({
         impressions: t.impressions + x.impressions,
@@ -296,6 +349,12 @@ export function registerBillingRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
         version: latest?.version ?? null,
         modelVersion: latest?.modelVersion ?? null,
         createdAt: latest?.createdAt ?? null,
+        complete: latest?.complete ?? false,
+        finalAt: latest?.createdAt ?? null,
+        reason: latest?.reason ?? null,
+        supersedes: latest && latest.supersedes > 0 ? latest.supersedes : null,
+        receivedBefore: latest?.receivedBefore ?? null,
+        adjustments: previous ? adjustments(previous, campaigns) : [],
         versions: versions.filter((v) => v.status === 'final').map(versionView),
         campaigns,
         totals,

@@ -128,7 +128,7 @@ export function registerReportRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApi
       database: db,
       day,
       modelVersion: latest && latest.modelVersion !== STREAM_MODEL ? latest.modelVersion : undefined,
-      receivedBefore: latest?.createdAt ?? clock(),
+      receivedBefore: latest ? latest.receivedBefore || latest.createdAt : clock(),
     })
     const zero = () => Object.fromEntries(CATEGORIES.map((k) => [k, 0])) as Record<Category, number>
     const explained = new Map<string, { impressions: Record<Category, number>; clicks: Record<Category, number> }>()

@@ -4,6 +4,8 @@ import { JobStateError, type Job } from '../../billing/jobs.js'
 import { type ResolvedApiDeps, type ApiEnv, bearerSecurity, dayParam, refuseFutureDay, requireAdmin, ulidParam } from '../context.js'
 import { ApiError, errorResponses } from '../errors.js'
 import { JobSchema, jobView, perCampaign } from './billing.js'
+import { IVT_MODELS } from '../../ivt/models/index.js'
+import { ATTRIBUTION_RULES } from '../../rules/rules.js'
 
 const MAX_DAYS = 31
 
@@ -31,7 +33,7 @@ const idParams = z.object({ id: ulidParam.openapi({ param: { name: 'id', in: 'pa
 const submitRoute = createRoute({
   method: 'post',
   path: '/v1/reprocess',
-  summary: 'Rerun UTC days from raw events with another IVT model into candidate snapshots (admin key)',
+  summary: 'Score the stored raw events of UTC days with an IVT model version, in bounded batches, into candidate snapshots (admin key)',
   security: bearerSecurity,
   request: {
     body: {
@@ -42,7 +44,15 @@ const submitRoute = createRoute({
             from: dayParam,
             to: dayParam,
             reason: z.string().min(1).max(500),
-            modelVersion: z.string().regex(/^[A-Za-z0-9_.:\-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . : -').openapi({ example: 'ivt-2' }),
+            modelVersion: z
+              .string()
+              .regex(/^[A-Za-z0-9_.:\-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . : -')
+              .openapi({ example: 'ivt-2026.12.1', description: `A registered IVT model (core/src/ivt/models): ${[...IVT_MODELS.keys()].join(', ')}.` }),
+            attributionVersion: z
+              .string()
+              .regex(/^[A-Za-z0-9_.:\-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . : -')
+              .optional()
+              .openapi({ example: 'attr-2026.12.1', description: `Attribution windows to rebuild the days with (core/src/rules/rules.ts): ${[...ATTRIBUTION_RULES.keys()].join(', ')}; default the stream's.` }),
           }),
         },
       },
@@ -50,7 +60,7 @@ const submitRoute = createRoute({
   },
   responses: {
     202: { description: 'Queued', content: { 'application/json': { schema: JobSchema } } },
-    ...errorResponses(400, 401, 403),
+    ...errorResponses(400, 401, 403, 422),
   },
 })
 
@@ -97,6 +107,10 @@ export function registerReprocessRoutes(app: OpenAPIHono<ApiEnv>, deps: Resolved
     if (body.from > body.to) throw new ApiError('invalid_range', 'from must not be after to')
     if (addDays(body.from, MAX_DAYS) <= body.to) throw new ApiError('invalid_range', `at most ${MAX_DAYS} days per reprocess`)
     refuseFutureDay(body.to, clock())
+    if (!IVT_MODELS.has(body.modelVersion)) throw new ApiError('unknown_reference', `no IVT model ${body.modelVersion}; known: ${[...IVT_MODELS.keys()].join(', ')}`)
+    if (body.attributionVersion !== undefined && !ATTRIBUTION_RULES.has(body.attributionVersion)) {
+      throw new ApiError('unknown_reference', `no attribution rules ${body.attributionVersion}; known: ${[...ATTRIBUTION_RULES.keys()].join(', ')}`)
+    }
     const job = await billing.submitReprocess({ ...body, requestedBy: admin.id })
     c.header('Location', `/v1/reprocess/${job.id}`)
     return c.json(jobView(job), 202)

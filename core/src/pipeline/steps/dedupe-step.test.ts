@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { sweepExpired } from '../../state/expiry.js'
-import { decoded, useStores } from './test-support.js'
+import { decoded, T, useStores } from './test-support.js'
 import { createDedupeStep } from './dedupe-step.js'
 
 const newStore = useStores()
@@ -38,5 +38,20 @@ describe('dedupeStep', () => {
     store.put('~wm', imp.envelope.receivedAt + 2 * 60 * 60_000)
     expect(sweepExpired(store)).toBe(2)
     expect(store.get(`d:${imp.envelope.key}`)).toBeUndefined()
+  })
+
+  it('judges a repeat against the previous sighting across midnight and days, and keeps the key while sightings continue', async () => {
+    const store = newStore()
+    const dedupe = createDedupeStep({ store })
+    const H = 60 * 60_000
+    const at = (n: number, hours: number) => decoded({ type: 'impression', n, impressionId: 'imp_h', ts: T + hours * H, receivedAt: T + hours * H })
+    expect((await dedupe(at(70, 0))).kind).toBe('ok')
+    expect(await dedupe(at(71, 20))).toMatchObject({ reason: 'duplicate_impression' })
+    await store.commit(1_000_000)
+    // Past the first sighting's TTL (25 h) but within 24 h of the last one: the key must survive the sweep.
+    store.put('~wm', T + 26 * H)
+    sweepExpired(store)
+    expect(await dedupe(at(72, 30))).toMatchObject({ reason: 'duplicate_impression' })
+    expect((await dedupe(at(73, 60))).kind).toBe('ok')
   })
 })

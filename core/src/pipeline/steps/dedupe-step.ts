@@ -4,22 +4,25 @@ import type { Decoded, Deduped } from '../types.js'
 import type { PartitionStore } from '../../state/partition-store.js'
 import { deliveryKey, impressionKey, type ImpressionState } from '../../state/keys.js'
 import { scheduleExpiry } from '../../state/expiry.js'
+import { seenWithinHorizon, STATE_TTL_MS } from '../../rules/rules.js'
 
 export interface DedupeDeps {
   store: PartitionStore
-  /** How long keys are remembered after the edge received the event: 24 h plus lateness. @default 25 h */
+  /** How long keys are remembered after the edge received the event: the dedupe horizon plus the log-delay margin. @default 25 h */
   ttlMs?: number
 }
 
-export const DEFAULT_DEDUPE_TTL_MS = 25 * 60 * 60_000
+export const DEFAULT_DEDUPE_TTL_MS = STATE_TTL_MS
 
 /**
  * Exact dedupe, partition-local (records are keyed by impressionId, so every key of an event family
  * lives in one partition).
  *
  * - Delivery: the edge idempotency key. A later record with the same key is `duplicate_delivery`.
- * - Business: a second impression for an impressionId is `duplicate_impression`; a second click on
- *   one impression is `repeat_click`.
+ * - Business: an impression is `duplicate_impression` when the previous impression of its
+ *   impressionId reached the edge at most the dedupe horizon before it (rules/rules.ts); a click is
+ *   `repeat_click` likewise. The horizon slides with each sighting, whatever UTC day it falls on:
+ *   the billing job applies the same rule to raw rows (billing/final-join.ts).
  *
  * Each key stores the offset where it was first seen. A record whose own offset is stored is the
  * first sighting itself, re-read after a crash or a reprocess: not a duplicate. So replaying any
@@ -46,14 +49,26 @@ export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DED
     }
     const ik = impressionKey(envelope.event.impressionId)
     const state = store.get<ImpressionState>(ik)
-    if (envelope.type === 'impression') {
-      if (state?.io !== undefined && state.io !== offset) return unbilled(annotate(input, offset), 'duplicate_impression')
-      if (state?.io === undefined) store.put(ik, { ...state, io: offset, its: envelope.event.ts, ich: envelope.event.channel ?? 'web' })
-    } else {
-      if (state?.co !== undefined && state.co !== offset) return unbilled(annotate(input, offset), 'repeat_click')
-      if (state?.co === undefined) store.put(ik, { ...state, co: offset })
+    const r = envelope.receivedAt
+    // State written before sightings carried their receive time counts as within the horizon.
+    const ex = Math.max(state?.ex ?? 0, expiresAt)
+    const keep = (next: ImpressionState): void => {
+      store.put(ik, next)
+      if (state === undefined || Math.floor(ex / 60_000) !== Math.floor((state.ex ?? 0) / 60_000)) scheduleExpiry(store, ex, ik)
     }
-    if (state === undefined) scheduleExpiry(store, expiresAt, ik)
+    if (envelope.type === 'impression') {
+      if (state?.io !== undefined && state.io !== offset && seenWithinHorizon(r, state.il ?? r)) {
+        keep({ ...state, il: r, ex })
+        return unbilled(annotate(input, offset), 'duplicate_impression')
+      }
+      if (state?.io !== offset) keep({ ...state, io: offset, its: envelope.event.ts, ich: envelope.event.channel ?? 'web', il: r, ex })
+    } else {
+      if (state?.co !== undefined && state.co !== offset && seenWithinHorizon(r, state.cl ?? r)) {
+        keep({ ...state, cl: r, ex })
+        return unbilled(annotate(input, offset), 'repeat_click')
+      }
+      if (state?.co !== offset) keep({ ...state, co: offset, cl: r, ex })
+    }
     return ok(annotate(input, offset))
   }
 }

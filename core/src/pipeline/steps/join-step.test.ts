@@ -48,4 +48,16 @@ describe('joinStep', () => {
     await join.step(dd(decoded({ type: 'impression', n: 62, impressionId: 'imp_l', ts: T, receivedAt: T + 50 * 60_000 })))
     expect(join.drainReleased()).toMatchObject([{ kind: 'ok', value: { join: { status: 'joined', correction: true } } }])
   })
+
+  it('leaves an orphan alone when its impression reaches the edge after the window plus the lateness', async () => {
+    const store = newStore()
+    const join = createJoinStage({ store })
+    const click = decoded({ type: 'click', n: 80, impressionId: 'imp_m', ts: T + 10_000 })
+    await join.step(dd(click))
+    await join.step(dd(decoded({ type: 'impression', n: 81, impressionId: 'imp_other2', ts: T + 45 * 60_000, receivedAt: T + 45 * 60_000 })))
+    expect(join.expire()).toMatchObject([{ reason: 'orphan_click' }])
+    const late = T + 10_000 + 30 * 60_000 + 24 * 60 * 60_000 + 10 * 60_000
+    await join.step(dd(decoded({ type: 'impression', n: 82, impressionId: 'imp_m', ts: T, receivedAt: late })))
+    expect(join.drainReleased()).toEqual([])
+  })
 })

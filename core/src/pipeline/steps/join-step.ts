@@ -5,18 +5,22 @@ import type { Deduped, Joined, RecordRef } from '../types.js'
 import type { PartitionStore } from '../../state/partition-store.js'
 import { impressionKey, joinDeadlineKey, pad, waitingKey, WAITING_COUNT_KEY, type ImpressionState } from '../../state/keys.js'
 import { advanceWatermark, watermark } from '../../state/expiry.js'
+import {
+  CLICK_BEFORE_IMPRESSION_SKEW_MS,
+  JOIN_LATENESS_MS,
+  JOIN_WINDOWS_MS,
+  LOG_DELAY_MARGIN_MS,
+  joinWindowMs,
+  lateImpressionJoins,
+  seenWithinHorizon,
+  withinJoinWindow,
+} from '../../rules/rules.js'
 
-/** Click-to-impression windows per channel (ms). Web and app from the design; CTV and S2S like app. */
-export const JOIN_WINDOWS_MS: Record<Channel, number> = {
-  web: 30 * 60_000,
-  app: 24 * 60 * 60_000,
-  ctv: 24 * 60 * 60_000,
-  s2s: 24 * 60 * 60_000,
-}
+export { JOIN_WINDOWS_MS }
 
 export interface JoinDeps {
   store: PartitionStore
-  windowsMs?: Record<Channel, number>
+  windowsMs?: Readonly<Record<Channel, number>>
   /** How long after its window an orphan click can still be joined by a late impression. @default 24 h */
   latenessMs?: number
   /** A click may carry a ts slightly before its impression's (two clocks). @default 60 s */
@@ -66,13 +70,16 @@ function withJoin<T extends Deduped>(input: T, join: Joined['join']): T & Joined
 }
 
 export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T> {
-  const { store, windowsMs = JOIN_WINDOWS_MS, latenessMs = 24 * 60 * 60_000, clockSkewMs = 60_000 } = deps
+  const { store, windowsMs = JOIN_WINDOWS_MS, latenessMs = JOIN_LATENESS_MS, clockSkewMs = CLICK_BEFORE_IMPRESSION_SKEW_MS } = deps
   const released: Array<StepResult<Joined>> = []
-  const windowOf = (env: Envelope): number => windowsMs[env.event.channel ?? 'web']
-  const within = (impressionTs: number, click: Envelope): boolean => {
-    const d = click.event.ts - impressionTs
-    return d >= -clockSkewMs && d <= windowOf(click)
-  }
+  const windowOf = (env: Envelope): number => joinWindowMs(env.event.channel, windowsMs)
+  const within = (impressionTs: number, click: Envelope): boolean =>
+    clockSkewMs === CLICK_BEFORE_IMPRESSION_SKEW_MS
+      ? withinJoinWindow(click.event.ts, impressionTs, click.event.channel, windowsMs)
+      : click.event.ts - impressionTs >= -clockSkewMs && click.event.ts - impressionTs <= windowOf(click)
+  // Kept past the lateness by the log-delay margin, so a late impression that trails the watermark
+  // still finds the click; whether it joins is the rule's call (lateImpressionJoins), not the sweep's.
+  const keepOrphanMs = latenessMs + LOG_DELAY_MARGIN_MS
   // Clicks accepted but not yet written anywhere but the store (state, so a replay counts the same).
   const addWaiting = (d: number): void => store.put(WAITING_COUNT_KEY, (store.get<number>(WAITING_COUNT_KEY) ?? 0) + d)
   const rebuild = (w: WaitingClick): Deduped => ({ ref: w.ref, appendedAt: w.appendedAt, payload: '', envelope: w.envelope, firstSeenOffset: w.ref.offset })
@@ -86,7 +93,7 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
       const waiting = store.get<WaitingClick[]>(wk)
       if (waiting) {
         for (const w of waiting) {
-          const ok_ = within(env.event.ts, w.envelope)
+          const ok_ = within(env.event.ts, w.envelope) && lateImpressionJoins(w.envelope.event.ts, w.envelope.event.channel, env.receivedAt, windowsMs, latenessMs)
           const click = rebuild(w)
           if (w.state === 'waiting') {
             const retract = w.written ? { retractPending: true } : {}
@@ -101,7 +108,8 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
       return ok(withJoin(input, JOIN_NONE))
     }
     const imp = store.get<ImpressionState>(impressionKey(id))
-    if (imp?.io !== undefined && imp.its !== undefined) {
+    // The impression counts if one was seen within the dedupe horizon before this click (rules/rules.ts).
+    if (imp?.io !== undefined && imp.its !== undefined && seenWithinHorizon(env.receivedAt, imp.il ?? env.receivedAt)) {
       if (within(imp.its, env)) return ok(withJoin(input, { status: 'joined', impressionTs: imp.its }))
       return unbilled(withJoin(input, JOIN_NONE), 'orphan_click')
     }
@@ -136,8 +144,8 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
             out.push(unbilled({ ...rebuild(w), join: { status: 'none', ...(w.written ? { retractPending: true } : {}) } }, 'orphan_click'))
             addWaiting(-1)
             keep.push({ ...w, state: 'orphaned' })
-            store.put(joinDeadlineKey(due + latenessMs, id), null)
-          } else if (!(w.state === 'orphaned' && due + latenessMs <= wm)) {
+            store.put(joinDeadlineKey(due + keepOrphanMs, id), null)
+          } else if (!(w.state === 'orphaned' && due + keepOrphanMs <= wm)) {
             keep.push(w)
           }
         }

@@ -1,0 +1,106 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pino from 'pino'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createApiApp } from '../api/app.js'
+import { insertRows, openTestClickHouse, rawEvent } from '../api/test-support.js'
+import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
+import { createBillingJobs, type BillingJobs } from './jobs.js'
+
+/**
+ * Closing a day: a scheduled close at T+1 is marked incomplete; the day is closed again once the
+ * processing watermark passed its end plus the lateness horizon (24 h + 1 h), taking the late events
+ * in as a new version with its adjustments; and again whenever events of the day arrive after that.
+ * No version is ever edited, and the billing API says which version is shown, why, and what changed.
+ */
+const DAY = '2026-11-10'
+const X = Date.parse(`${DAY}T00:00:00Z`)
+const H = 3_600_000
+const dirs: string[] = []
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'adc-close-'))
+  dirs.push(d)
+  return d
+}
+let ch: Awaited<ReturnType<typeof openTestClickHouse>>
+let tenants: TenantStore
+let jobs: BillingJobs
+let now = 0
+let n = 0
+
+const imp = (ts: number, received: number, partition = 0, processed?: number) => ({
+  ...rawEvent({ key: `k${++n}`, imp: `imp${n}`, campaign: 'cmp_demo_cpm', ts, received, offset: n, processed }),
+  log_partition: partition,
+})
+/** The processor has read both partitions up to `at` (traffic of another campaign, the next day). */
+const progress = (at: number) => insertRows(ch.client, 'adc.events_raw', [0, 1].map((p) => ({ ...imp(at, at, p), campaign_id: 'cmp_other' })))
+
+beforeAll(async () => {
+  ch = await openTestClickHouse()
+  tenants = openTenantStore({ dir: tmp() })
+  await seedDemoTenant(tenants, DEMO_DEFAULTS)
+  jobs = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger: pino({ level: 'silent' }), clock: () => now })
+})
+afterAll(async () => {
+  await jobs.stop()
+  await tenants.close()
+  await ch.close()
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+/** Runs the schedule until it has nothing to do; returns the close of DAY, if any (empty earlier days close too). */
+async function tick() {
+  let ours
+  for (let job = await jobs.dailyTick(); job; job = await jobs.dailyTick()) {
+    await jobs.idle()
+    if (job.days[0] === DAY) ours = job
+  }
+  return ours
+}
+
+describe('closing a day', () => {
+  it('closes at T+1 as incomplete, again after the lateness horizon with the late events as adjustments, and again for events later still', async () => {
+    await insertRows(ch.client, 'adc.events_raw', [imp(X + 1 * H, X + 1 * H), imp(X + 2 * H, X + 2 * H, 1)])
+    now = X + 24 * H + 40 * 60_000
+    await progress(now - 5 * 60_000)
+    const first = await tick()
+    expect(first?.days).toEqual([DAY])
+    let versions = await jobs.snapshots.versions(DAY)
+    expect(versions).toMatchObject([{ version: 1, status: 'final', complete: false, supersedes: 0 }])
+    expect(versions[0]!.reason).toMatch(/scheduled close/)
+    expect((await jobs.snapshots.lines(DAY, 1))[0]).toMatchObject({ impressions: 2 })
+
+    // An event of the day reaches the edge 20 h late; the watermark is not past the horizon yet.
+    now = X + 45 * H
+    await insertRows(ch.client, 'adc.events_raw', [imp(X + 23 * H, X + 44 * H)])
+    await progress(now - 60_000)
+    expect(await tick()).toBeUndefined()
+
+    // The watermark passes the day end + 25 h: the complete close takes the late event in.
+    now = X + 50 * H
+    await progress(X + 49 * H)
+    expect((await tick())?.days).toEqual([DAY])
+    versions = await jobs.snapshots.versions(DAY)
+    expect(versions.at(-1)).toMatchObject({ version: 2, complete: true, supersedes: 1 })
+    expect((await jobs.snapshots.lines(DAY, 2))[0]).toMatchObject({ impressions: 3 })
+    expect((await jobs.snapshots.lines(DAY, 1))[0]).toMatchObject({ impressions: 2 })
+    expect(await tick()).toBeUndefined()
+
+    // An event of the day written later still (a spool delivered it late): a re-close, never an edit.
+    now = X + 52 * H
+    await insertRows(ch.client, 'adc.events_raw', [imp(X + 23 * H + 30 * 60_000, X + 49 * H + 30 * 60_000, 1, X + 51 * H)])
+    await progress(X + 51 * H)
+    const again = await tick()
+    expect(again?.reason).toMatch(/re-close: 1 events/)
+    expect((await jobs.snapshots.versions(DAY)).at(-1)).toMatchObject({ version: 3, complete: true, supersedes: 2 })
+    expect(await tick()).toBeUndefined()
+
+    const app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing: jobs, logger: pino({ level: 'silent' }), clock: () => now })
+    const res = await app.request(`/v1/billing/daily?day=${DAY}`, { headers: { Authorization: `Bearer ${DEMO_DEFAULTS.advertiserKey}` } })
+    const body = (await res.json()) as any
+    expect(body).toMatchObject({ final: true, version: 3, complete: true, supersedes: 2, finalAt: expect.any(Number), reason: expect.stringMatching(/re-close/) })
+    expect(body.adjustments).toEqual([{ campaignId: 'cmp_demo_cpm', impressions: 1, clicks: 0, ivtImpressions: 0, ivtClicks: 0, duplicates: 0, orphanClicks: 0, spendMicros: 2000 }])
+    expect(body.versions.map((v: any) => [v.version, v.supersedes, v.complete])).toEqual([[1, null, false], [2, 1, true], [3, 2, true]])
+  })
+})

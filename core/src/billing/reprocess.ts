@@ -1,0 +1,158 @@
+import { Readable } from 'node:stream'
+import type { ClickHouseClient } from '@clickhouse/client'
+import { sqlString } from '../clickhouse/client.js'
+import type { Channel } from '@adc/schemas'
+import { chTime } from './days.js'
+import { dayPartitions, verdictParams, verdictsSql } from './final-join.js'
+import type { IvtModel } from '../ivt/models/index.js'
+
+/**
+ * Runs an IVT model over the stored raw events of one UTC day and writes its decisions to
+ * `ivt_decisions` under the model's version, for the final join to read (billing/final-join.ts).
+ *
+ * It scores what the stream scores (rules/rules.ts: counted impressions and joined clicks, with the
+ * impression time of the join for the fast-click rule), in log order, counting bursts per partition,
+ * IP prefix or user key and minute of edge receive time as the processor's counters do. The day's
+ * rows are read from a work table in pages of `batchSize` events, each page's decisions written
+ * before the next page is read, so Node's memory stays flat over a day of any size. Each write carries a deduplication token (job, day, batch number) in its SQL, so a
+ * job resumed after a crash rewrites the same batches without doubling a decision. Only events the
+ * model scores above 0 get a row, as in the stream; no row means clean for that model.
+ */
+export interface ScoreDayOptions {
+  client: ClickHouseClient
+  database: string
+  day: string
+  model: IvtModel
+  jobId: string
+  /** Attribution windows the day is judged with (a reprocess with another rule version). */
+  windowsMs?: Readonly<Record<Channel, number>>
+  /** @default 50_000 */
+  batchSize?: number
+  /** Called after each written batch with the events scored so far. */
+  onBatch?: (scored: number) => Promise<void> | void
+  clock?: () => number
+}
+
+interface Row {
+  event_key: string
+  event_type: 'impression' | 'click'
+  campaign_id: string
+  publisher_id: string
+  ts_ms: number
+  r: number
+  channel: string
+  ua: string
+  ip_prefix: string
+  user_key: string
+  prefetch: number
+  imp_ts: number | null
+  log_partition: number
+}
+
+export async function countDayEvents(client: ClickHouseClient, database: string, day: string): Promise<number> {
+  const rs = await client.query({
+    query: `SELECT count() AS n FROM ${database}.events_raw WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AND sign = 1`,
+    query_params: verdictParams({ day }, 0),
+    format: 'JSONEachRow',
+  })
+  const [row] = await rs.json<{ n: number | string }>()
+  return Number(row?.n ?? 0)
+}
+
+export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number; flagged: number }> {
+  const { client, database, day, model, jobId } = opts
+  const batchSize = opts.batchSize ?? 50_000
+  const clock = opts.clock ?? Date.now
+  // The rules' verdicts for the day are computed once into a work table, then read in pages of
+  // `batchSize` by log position: chDB hands a query's whole result over at once, so one streaming
+  // query over a day would hold the day in memory.
+  const work = `${database}.reprocess_${jobId.toLowerCase()}_${day.replaceAll('-', '')}`
+  await client.command({ query: `DROP TABLE IF EXISTS ${work}` })
+  const select = `SELECT event_key, event_type, campaign_id, publisher_id, ts_ms, r, channel, ua, ip_prefix, user_key, prefetch, imp_ts, log_partition, log_offset
+      FROM (${verdictsSql(database, false, true, opts.windowsMs)}) WHERE reaches_ivt`
+  await client.command({
+    query: `CREATE TABLE ${work} ENGINE = MergeTree ORDER BY (log_partition, log_offset, event_key) AS ${select} LIMIT 0`,
+    query_params: verdictParams({ day }, 0),
+  })
+  for (const partition of await dayPartitions(client, database, day)) {
+    await client.command({ query: `INSERT INTO ${work} ${select}`, query_params: verdictParams({ day }, partition) })
+  }
+  const counters = new Map<number, Map<string, number>>()
+  let partition = -1
+  let newest = 0
+  const bump = (m: number, k: string): number => {
+    let c = counters.get(m)
+    if (!c) counters.set(m, (c = new Map()))
+    const n = (c.get(k) ?? 0) + 1
+    c.set(k, n)
+    return n
+  }
+  let pending: Record<string, unknown>[] = []
+  let scored = 0
+  let flagged = 0
+  let batchNo = 0
+  const decidedAt = chTime(clock())
+  const flush = async (): Promise<void> => {
+    if (pending.length > 0) {
+      let body = ''
+      for (const v of pending) body += JSON.stringify(v) + '\n'
+      // The token in the SQL, not as a client setting: chDB keeps per-call settings for later inserts.
+      const res = await client.exec({
+        query: `INSERT INTO ${database}.ivt_decisions SETTINGS insert_deduplication_token=${sqlString(`reprocess-${jobId}-${day}-${batchNo}`)}, async_insert=0 FORMAT JSONEachRow`,
+        values: Readable.from([body]),
+      })
+      res.stream.resume()
+    }
+    batchNo++
+    pending = []
+    await opts.onBatch?.(scored)
+  }
+  let after: [number, number, string] = [-1, -1, '']
+  for (;;) {
+    const page = await (
+      await client.query({
+        query: `SELECT * FROM ${work} WHERE (log_partition, log_offset, event_key) > ({p:UInt32}, {o:Int64}, {k:String})
+          ORDER BY log_partition, log_offset, event_key LIMIT {n:UInt32}`,
+        query_params: { p: Math.max(0, after[0]), o: after[1], k: after[2], n: batchSize },
+        format: 'JSONEachRow',
+      })
+    ).json<Row & { log_offset: number }>()
+    if (page.length === 0) break
+    const last = page[page.length - 1]!
+    after = [Number(last.log_partition), Number(last.log_offset), last.event_key]
+    for (const row of page) {
+      const m = Math.floor(Number(row.r) / 60_000)
+      if (row.log_partition !== partition) {
+        partition = row.log_partition
+        counters.clear()
+        newest = m
+      } else if (m > newest + 60) {
+        newest = m
+        for (const k of counters.keys()) if (k < newest - 60) counters.delete(k)
+      }
+      const ipCount = row.ip_prefix ? bump(m, `ip|${row.ip_prefix}`) : 0
+      const ukCount = row.user_key ? bump(m, `uk|${row.user_key}`) : 0
+      const { score, reasons } = model.score(
+        {
+          type: row.event_type,
+          event: { ts: Number(row.ts_ms), channel: (row.channel || 'web') as Channel, userKey: row.user_key || undefined },
+          client: { ua: row.ua || undefined, ipPrefix: row.ip_prefix || undefined },
+          edge: { prefetch: Number(row.prefetch) === 1 ? true : undefined },
+        },
+        { impressionTs: row.event_type === 'click' && row.imp_ts !== null ? Number(row.imp_ts) : undefined, ipPrefixPerMinute: ipCount, userKeyPerMinute: ukCount },
+      )
+      scored++
+      if (score > 0) {
+        const quarantined = score > model.quarantineAbove
+        if (quarantined) flagged++
+        pending.push({
+          event_key: row.event_key, event_type: row.event_type, campaign_id: row.campaign_id, publisher_id: row.publisher_id,
+          ts: chTime(Number(row.ts_ms)), score, reasons, model_version: model.version, quarantined: quarantined ? 1 : 0, decided_at: decidedAt,
+        })
+      }
+    }
+    await flush()
+  }
+  await client.command({ query: `DROP TABLE IF EXISTS ${work}` })
+  return { scored, flagged }
+}
