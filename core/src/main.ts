@@ -16,7 +16,8 @@ import { createEmbeddedLog } from './log/embedded-log.js'
 import { createKafkaLog } from './log/kafka-log.js'
 import type { Log } from './log/log.js'
 import { createInternalApp } from './gateway/internal-app.js'
-import { openTenantStore } from './tenants/tenant-store.js'
+import type { TenantStore } from './tenants/tenant-store.js'
+import { openSharedTenantStore } from './tenants/shared-tenant-store.js'
 import { prepareTenantStore } from './tenants/bootstrap.js'
 import { createApiApp } from './api/app.js'
 import { createProcessor } from './processor/processor.js'
@@ -57,17 +58,21 @@ export async function startCore(config: Config) {
   const dataDir = resolve(config.DATA_DIR)
   mkdirSync(dataDir, { recursive: true })
 
-  // The tenant store is checked first: a production start on a development store stops here,
-  // before the log or ClickHouse are opened.
-  const tenants = openTenantStore({ dir: join(dataDir, 'tenants') })
+  // Tenants live on the log (the shared tenant topic; this replica's LMDB view in DATA_DIR/tenants),
+  // so every replica serves the same tenants. The store is prepared before anything else opens: a
+  // production start on a development store stops here.
+  const log = await openLog(config, dataDir, logger)
+  let opened: TenantStore | undefined
   try {
-    await prepareTenantStore(tenants, config, logger)
+    opened = await openSharedTenantStore({ dir: join(dataDir, 'tenants'), log, logger: logger.child({ component: 'tenants' }) })
+    await prepareTenantStore(opened, config, logger)
   } catch (err) {
-    await tenants.close()
+    await opened?.close()
+    await log.close()
     throw err
   }
+  const tenants = opened
 
-  const log = await openLog(config, dataDir, logger)
   await log.ensureTopic(EVENTS_TOPIC, config.LOG_PARTITIONS)
   await log.ensureTopic(STATS_TOPIC, Math.min(config.LOG_PARTITIONS, 4))
 
@@ -117,9 +122,9 @@ export async function startCore(config: Config) {
       logger.info('core stopping: flushing and committing')
       await Promise.all([server, internalServer].map((srv) => new Promise<void>((r) => srv.close(() => r()))))
       await processor?.stop()
+      await tenants.close()
       await log.close()
       await clickhouse.close()
-      await tenants.close()
     })()
     return stopping
   }

@@ -12,6 +12,7 @@ import {
   type Log,
   type LogRecord,
   type ProducerRecord,
+  type TopicConfig,
 } from './log.js'
 
 export interface EmbeddedLogOptions {
@@ -69,6 +70,8 @@ class Signal {
 
 interface TopicState {
   partitions: number
+  /** A source-of-truth topic: retention never deletes from it. */
+  compacted: boolean
   /** Next offset to assign, per partition (includes appends not yet durable). */
   next: number[]
   /** End of the durable, readable records, per partition. */
@@ -130,7 +133,7 @@ class EmbeddedLog implements EmbeddedLogHandle {
   readonly idleWaitMs: number
   readonly retryBackoffMs: number
   private readonly root: RootDatabase
-  private readonly meta: Database<{ partitions: number }, string>
+  private readonly meta: Database<{ partitions: number; compacted?: boolean }, string>
   private readonly records: Database<StoredRecord, RecordKey>
   private readonly commits: Database<number, CommitKey>
   private readonly topics = new Map<string, TopicState>()
@@ -183,6 +186,7 @@ class EmbeddedLog implements EmbeddedLogHandle {
     }
     let deleted = 0
     for (const [topic, state] of this.topics) {
+      if (state.compacted) continue
       for (let p = 0; p < state.partitions; p++) {
         if (this.closed) return deleted
         const limit = Math.min(minCommitted.get(`${topic}\u0000${p}`) ?? 0, state.visible[p]! - 1)
@@ -204,7 +208,7 @@ class EmbeddedLog implements EmbeddedLogHandle {
     for (const { key, value } of this.meta.getRange({})) {
       const next: number[] = []
       for (let p = 0; p < value.partitions; p++) next.push(this.lastOffset(key, p) + 1)
-      this.topics.set(key, { partitions: value.partitions, next, visible: [...next], subscribers: new Set() })
+      this.topics.set(key, { partitions: value.partitions, compacted: value.compacted === true, next, visible: [...next], subscribers: new Set() })
     }
   }
 
@@ -225,12 +229,13 @@ class EmbeddedLog implements EmbeddedLogHandle {
     return state
   }
 
-  async ensureTopic(topic: string, partitions: number): Promise<void> {
+  async ensureTopic(topic: string, partitions: number, config: TopicConfig = {}): Promise<void> {
     this.checkOpen()
     if (!Number.isInteger(partitions) || partitions < 1) throw new RangeError(`partitions must be a positive integer, got ${partitions}`)
     if (this.topics.has(topic)) return
-    this.topics.set(topic, { partitions, next: Array(partitions).fill(0), visible: Array(partitions).fill(0), subscribers: new Set() })
-    await durable(this.meta.put(topic, { partitions }))
+    const compacted = config.compacted === true
+    this.topics.set(topic, { partitions, compacted, next: Array(partitions).fill(0), visible: Array(partitions).fill(0), subscribers: new Set() })
+    await durable(this.meta.put(topic, { partitions, ...(compacted ? { compacted } : {}) }))
   }
 
   async partitionCount(topic: string): Promise<number> {
