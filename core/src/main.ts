@@ -20,6 +20,8 @@ import type { TenantStore } from './tenants/tenant-store.js'
 import { openSharedTenantStore } from './tenants/shared-tenant-store.js'
 import { prepareTenantStore } from './tenants/bootstrap.js'
 import { createApiApp } from './api/app.js'
+import { createBillingJobs } from './billing/jobs.js'
+import { acquireLogLease, BILLING_LEASE } from './billing/lease.js'
 import { createProcessor } from './processor/processor.js'
 import { createMetricsRegistry } from './metrics/registry.js'
 import { createLogger, type Logger } from './logger.js'
@@ -99,7 +101,14 @@ export async function startCore(config: Config) {
     const h = health()
     return c.json(h, h.status === 'ok' ? 200 : 503)
   })
-  app.route('/', createApiApp({ clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir }))
+  // One T+1 scheduler across replicas: the holder of the billing lease on the log (billing/lease.ts).
+  const billingLease = await acquireLogLease({ log, name: BILLING_LEASE, logger: logger.child({ component: 'lease' }) })
+  const billing = createBillingJobs({
+    client: clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, dir: join(dataDir, 'billing-jobs'),
+    logger: logger.child({ component: 'billing' }), lease: billingLease,
+  })
+  billing.start()
+  app.route('/', createApiApp({ clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing }))
   const internalApp = createInternalApp({
     ...(config.GATEWAY_ENABLED
       ? { gateway: { log, topics: [EVENTS_TOPIC, STATS_TOPIC], credentials: { user: config.REST_PROXY_USER, password: config.REST_PROXY_PASSWORD } } }
@@ -122,6 +131,8 @@ export async function startCore(config: Config) {
       logger.info('core stopping: flushing and committing')
       await Promise.all([server, internalServer].map((srv) => new Promise<void>((r) => srv.close(() => r()))))
       await processor?.stop()
+      await billing.stop()
+      await billingLease.release()
       await tenants.close()
       await log.close()
       await clickhouse.close()

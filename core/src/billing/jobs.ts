@@ -5,6 +5,7 @@ import { monotonicFactory } from 'ulid'
 import type { TenantStore } from '../tenants/tenant-store.js'
 import { addDays, dayOf, dayStart, daysBetween } from './days.js'
 import { classifyDay } from './final-join.js'
+import { scheduledJobId, SOLE_LEASE, type Lease } from './lease.js'
 import { buildLines, createSnapshotStore, type SnapshotStore } from './snapshots.js'
 
 /**
@@ -60,6 +61,8 @@ export interface BillingJobsOptions {
   dailyGraceMs?: number
   /** How often the automatic T+1 check runs once `start()`ed. @default 5 min */
   dailyCheckMs?: number
+  /** Only the holder runs the T+1 scheduler (one replica among several, lease.ts). @default always held */
+  lease?: Lease
 }
 
 export function createBillingJobs(options: BillingJobsOptions) {
@@ -92,9 +95,9 @@ export function createBillingJobs(options: BillingJobsOptions) {
     return out
   }
 
-  async function submit(input: { kind: JobKind; days: string[]; modelVersion?: string; reason?: string; requestedBy: string }): Promise<Job> {
+  async function submit(input: { kind: JobKind; days: string[]; modelVersion?: string; reason?: string; requestedBy: string; id?: string }): Promise<Job> {
     const job: Job = {
-      id: nextId(clock()),
+      id: input.id ?? nextId(clock()),
       kind: input.kind,
       status: 'queued',
       progress: 0,
@@ -199,8 +202,20 @@ export function createBillingJobs(options: BillingJobsOptions) {
     })
   }
 
-  /** Submits yesterday's billing job once the grace period after UTC midnight passed (T+1). */
-  async function dailyTick(): Promise<Job | undefined> {
+  let ticking: Promise<unknown> = Promise.resolve()
+  /** Serialised, so two ticks of one process cannot both submit. */
+  function dailyTick(): Promise<Job | undefined> {
+    const next = ticking.then(dailyTickOnce, dailyTickOnce)
+    ticking = next.catch(() => undefined)
+    return next
+  }
+
+  /**
+   * Submits yesterday's billing job once the grace period after UTC midnight passed (T+1), on the
+   * lease holder only, under the day's deterministic job id (lease.ts).
+   */
+  async function dailyTickOnce(): Promise<Job | undefined> {
+    if (!(options.lease ?? SOLE_LEASE).held()) return undefined
     const now = clock()
     const yesterday = addDays(dayOf(now), -1)
     if (now - dayStart(dayOf(now)) < graceMs) return undefined
@@ -209,7 +224,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
       await db.put(`auto:${yesterday}`, 'existing')
       return undefined
     }
-    const job = await submit({ kind: 'billing', days: [yesterday], requestedBy: 'scheduler', reason: 'daily close (T+1)' })
+    const job = await submit({ kind: 'billing', days: [yesterday], requestedBy: 'scheduler', reason: 'daily close (T+1)', id: scheduledJobId(yesterday) })
     await db.put(`auto:${yesterday}`, job.id)
     return job
   }

@@ -1,0 +1,95 @@
+import { createHash } from 'node:crypto'
+import type { Logger } from 'pino'
+import type { Consumer, Log } from '../log/log.js'
+import { addDays, dayStart } from './days.js'
+
+/**
+ * A lease on the log: the member of a consumer group that owns the single partition of a lease
+ * topic holds the lease. The log's group protocol (Kafka's group coordinator, or the embedded log's
+ * in-process groups) gives that partition to exactly one live member, moves it when the member stops
+ * or misses its session timeout, and needs no clock agreement between replicas.
+ *
+ * Used by billing so the T+1 scheduler runs on one core replica: every replica calls `dailyTick`,
+ * only the holder submits. The holder can lose the lease mid-job (session timeout under a long GC
+ * pause or a partition); the job it submits has a deterministic id (`scheduledJobId`), so whichever
+ * replica closes the day later reuses the snapshot version that id already wrote.
+ */
+export interface Lease {
+  /** Whether this replica holds the lease now. */
+  held(): boolean
+  /** Resolves once this replica holds the lease (tests, waiting for fail-over). */
+  whenHeld(): Promise<void>
+  /** Leaves the group: the lease moves to another member. */
+  release(): Promise<void>
+}
+
+export const BILLING_LEASE = 'billing-scheduler'
+
+export interface LogLeaseOptions {
+  log: Log
+  /** Lease name: topic `adc-lease.<name>`, group `adc-lease.<name>`. */
+  name: string
+  logger: Logger
+}
+
+/** Joins the lease group; resolves at once (holding or not). */
+export async function acquireLogLease(options: LogLeaseOptions): Promise<Lease> {
+  const { log, name, logger } = options
+  const topic = `adc-lease.${name}`
+  await log.ensureTopic(topic, 1, { compacted: true })
+  let holding = false
+  let waiters: Array<() => void> = []
+  const consumer: Consumer = await log.consume({
+    groupId: `adc-lease.${name}`,
+    topic,
+    onAssign: async (partitions) => {
+      if (!partitions.includes(0)) return
+      holding = true
+      logger.info({ lease: name }, 'lease acquired')
+      for (const w of waiters.splice(0)) w()
+    },
+    onRevoke: async (partitions) => {
+      if (!partitions.includes(0)) return
+      holding = false
+      logger.info({ lease: name }, 'lease lost')
+    },
+    // Nothing is written to the lease topic; the partition is only something to own.
+    onBatch: async () => undefined,
+  })
+  let released = false
+  return {
+    held: () => holding && !released,
+    whenHeld: () => (holding && !released ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
+    release: async () => {
+      if (released) return
+      released = true
+      holding = false
+      waiters = []
+      await consumer.stop()
+    },
+  }
+}
+
+/** A lease that is always held: one core process, or tests. */
+export const SOLE_LEASE: Lease = { held: () => true, whenHeld: () => Promise.resolve(), release: async () => undefined }
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+
+/**
+ * The id of the scheduler's billing job for `day`: a ULID whose time is the end of the day and whose
+ * random part is a hash of the day, so every replica, and every retry, names the same job and the
+ * job resumes the snapshot version it already wrote instead of writing a second one. It sorts with
+ * the other job ids by when the day closed.
+ */
+export function scheduledJobId(day: string): string {
+  let time = dayStart(addDays(day, 1))
+  let head = ''
+  for (let i = 0; i < 10; i++) {
+    head = CROCKFORD[time % 32] + head
+    time = Math.floor(time / 32)
+  }
+  const digest = createHash('sha256').update(`scheduled-billing:${day}`).digest()
+  let tail = ''
+  for (let i = 0; i < 16; i++) tail += CROCKFORD[digest[i]! & 31]
+  return head + tail
+}
