@@ -72,6 +72,14 @@ export const configSchema = z.object({
    * process owns every partition and its local LMDB state. @default auto
    */
   STATE_CHANGELOG: z.enum(['auto', 'on', 'off']).default('auto'),
+  /**
+   * Name of this deployment on its log: core replicas with the same FLEET_ID on one log share
+   * tenants (topic `<FLEET_ID>-tenants`) and one T+1 billing scheduler (lease `<FLEET_ID>.billing-scheduler`).
+   * @default adc
+   */
+  FLEET_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default('adc'),
+  /** How often each replica checks whether yesterday needs its T+1 billing close (the lease holder acts). @default 300000 (5 min) */
+  BILLING_CHECK_MS: z.coerce.number().int().min(100).default(300_000),
   /** pino level. @default info */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DEMO_PUBLISHER_KEY: z.string().min(8).default(DEV_DEFAULTS.DEMO_PUBLISHER_KEY),

@@ -66,7 +66,9 @@ export async function startCore(config: Config) {
   const log = await openLog(config, dataDir, logger)
   let opened: TenantStore | undefined
   try {
-    opened = await openSharedTenantStore({ dir: join(dataDir, 'tenants'), log, logger: logger.child({ component: 'tenants' }) })
+    opened = await openSharedTenantStore({
+      dir: join(dataDir, 'tenants'), log, topic: `${config.FLEET_ID}-tenants`, logger: logger.child({ component: 'tenants' }),
+    })
     await prepareTenantStore(opened, config, logger)
   } catch (err) {
     await opened?.close()
@@ -102,10 +104,10 @@ export async function startCore(config: Config) {
     return c.json(h, h.status === 'ok' ? 200 : 503)
   })
   // One T+1 scheduler across replicas: the holder of the billing lease on the log (billing/lease.ts).
-  const billingLease = await acquireLogLease({ log, name: BILLING_LEASE, logger: logger.child({ component: 'lease' }) })
+  const billingLease = await acquireLogLease({ log, name: `${config.FLEET_ID}.${BILLING_LEASE}`, logger: logger.child({ component: 'lease' }) })
   const billing = createBillingJobs({
     client: clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, dir: join(dataDir, 'billing-jobs'),
-    logger: logger.child({ component: 'billing' }), lease: billingLease,
+    logger: logger.child({ component: 'billing' }), lease: billingLease, dailyCheckMs: config.BILLING_CHECK_MS,
   })
   billing.start()
   app.route('/', createApiApp({ clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing }))

@@ -599,6 +599,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           }
           rt.workers.set(p, rt.makeWorker(store))
           statusOf(rt.topic, p).applied = store.appliedOffset()
+          metrics.assigned.set({ topic: rt.topic, partition: String(p) }, 1)
         }
         logger.info({ topic: rt.topic, partitions }, 'partitions assigned')
       },
@@ -612,6 +613,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           delete totals.topics[rt.topic]?.[p]
           stalls.delete(stallKey(rt.topic, p))
           metrics.stalled.set({ topic: rt.topic, partition: String(p) }, 0)
+          metrics.assigned.set({ topic: rt.topic, partition: String(p) }, 0)
         }
         logger.info({ topic: rt.topic, partitions }, 'partitions revoked')
       },
