@@ -47,7 +47,10 @@ async function openLog(config: Config, dataDir: string, logger: Logger): Promise
   if (config.KAFKA_BROKERS && config.KAFKA_BROKERS.length > 0) {
     return createKafkaLog({ brokers: config.KAFKA_BROKERS, clientId: 'adc-core', logger: logger.child({ component: 'log' }) })
   }
-  return createEmbeddedLog({ dir: join(dataDir, 'log'), logger: logger.child({ component: 'log' }) })
+  return createEmbeddedLog({
+    dir: join(dataDir, 'log'), logger: logger.child({ component: 'log' }),
+    retention: { maxAgeMs: config.EMBEDDED_LOG_MAX_AGE_DAYS * 86_400_000, maxBytes: config.EMBEDDED_LOG_MAX_MB * 1024 * 1024 },
+  })
 }
 
 function changelogOn(config: Config): boolean {
@@ -81,7 +84,10 @@ export async function startCore(config: Config) {
   await log.ensureTopic(STATS_TOPIC, Math.min(config.LOG_PARTITIONS, 4))
 
   const clickhouse = createClickHouse({ url: config.CLICKHOUSE_URL, dataDir: join(dataDir, 'chdb') })
-  await migrate(clickhouse, config.CLICKHOUSE_DATABASE)
+  await migrate(clickhouse, config.CLICKHOUSE_DATABASE, {
+    rawDays: config.RETENTION_RAW_DAYS, minuteRollupDays: config.RETENTION_MINUTE_ROLLUP_DAYS, hourlyRollupDays: config.RETENTION_HOURLY_ROLLUP_DAYS,
+    badRowsDays: config.RETENTION_BAD_ROWS_DAYS, ivtDecisionsDays: config.RETENTION_IVT_DAYS,
+  })
 
   const registry = createMetricsRegistry()
   const processor = config.PROCESSOR_ENABLED

@@ -2,6 +2,7 @@ import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions
 import { createChdbConnection } from 'chdb/connection'
 import { mkdirSync } from 'node:fs'
 import { ddl } from './ddl.js'
+import { DEFAULT_RETENTION, hourlyBackfill, hourlyRollupDdl, retentionStatements, type RetentionConfig } from './retention.js'
 
 export type { ClickHouseClient }
 
@@ -47,9 +48,20 @@ export function createClickHouse(options: ClickHouseOptions): ClickHouseClient {
 }
 
 /** Creates the database and every table of ddl.ts (idempotent: `IF NOT EXISTS`, columns only added). */
-export async function migrate(client: ClickHouseClient, database: string): Promise<void> {
+export async function migrate(client: ClickHouseClient, database: string, retention: RetentionConfig = DEFAULT_RETENTION): Promise<void> {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new RangeError(`invalid database name: ${database}`)
   for (const statement of ddl(database)) await client.command({ query: statement })
+  const tables = async () => new Map(
+    (await (await client.query({ query: `SELECT name, engine_full FROM system.tables WHERE database = {db:String}`, query_params: { db: database }, format: 'JSONEachRow' }))
+      .json<{ name: string; engine_full: string }>()).map((t) => [t.name, t.engine_full]),
+  )
+  const [createHour, createView] = hourlyRollupDdl(database)
+  const hadHourly = (await tables()).has('rollup_hour')
+  await client.command({ query: createHour! })
+  // Minute rows written before the hourly view existed are rolled up once (nothing writes during migrate).
+  if (!hadHourly) await client.command({ query: hourlyBackfill(database) })
+  await client.command({ query: createView! })
+  for (const statement of retentionStatements(database, retention, await tables())) await client.command({ query: statement })
 }
 
 /** Quotes a string literal for ClickHouse SQL text (for settings such as the dedup token). */

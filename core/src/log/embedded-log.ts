@@ -29,7 +29,16 @@ export interface EmbeddedLogOptions {
    * last record of each partition so offsets continue after a restart. `false` keeps everything.
    * @default { maxAgeMs: 7 days (Kafka's retention.ms default), intervalMs: 60_000 }
    */
-  retention?: { maxAgeMs?: number; intervalMs?: number } | false
+  retention?: {
+    maxAgeMs?: number
+    intervalMs?: number
+    /**
+     * Past this many bytes of records (LMDB pages in use), the oldest processed records are deleted
+     * whatever their age, in proportion per partition, until the log fits; unprocessed records and
+     * compacted topics are never deleted. @default unbounded
+     */
+    maxBytes?: number
+  } | false
 }
 
 /** Stored record value: [key, value, append time ms]. Arrays keep msgpack small. */
@@ -142,6 +151,7 @@ class EmbeddedLog implements EmbeddedLogHandle {
   private memberSeq = 0
   private closed = false
   private readonly retentionMs: number | undefined
+  private readonly retentionBytes: number | undefined
   private retentionTimer: NodeJS.Timeout | undefined
   private compacting: Promise<number> | undefined
   /** A failed write leaves a gap in offsets; the log refuses further appends rather than hide it. */
@@ -160,6 +170,7 @@ class EmbeddedLog implements EmbeddedLogHandle {
     this.commits = this.root.openDB({ name: 'commits' })
     if (options.retention !== false) {
       this.retentionMs = options.retention?.maxAgeMs ?? 7 * 24 * 3600_000
+      this.retentionBytes = options.retention?.maxBytes
       this.retentionTimer = setInterval(() => void this.compact(), options.retention?.intervalMs ?? 60_000)
       this.retentionTimer.unref()
     }
@@ -200,7 +211,43 @@ class EmbeddedLog implements EmbeddedLogHandle {
         if (last) await durable(last)
       }
     }
-    if (deleted > 0) this.logger.info({ deleted, maxAgeMs }, 'log retention deleted processed records')
+    deleted += await this.boundSize(minCommitted)
+    if (deleted > 0) this.logger.info({ deleted, maxAgeMs, maxBytes: this.retentionBytes }, 'log retention deleted processed records')
+    return deleted
+  }
+
+  /** Bytes the records database occupies (pages in use). */
+  private recordBytes(): number {
+    const s = this.records.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
+    return s.pageSize * (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages)
+  }
+
+  /** Size bound: deletes the oldest processed records, the same share of each partition's, until under maxBytes. */
+  private async boundSize(minCommitted: Map<string, number>): Promise<number> {
+    const max = this.retentionBytes
+    if (max === undefined) return 0
+    let deleted = 0
+    for (let round = 0; round < 8; round++) {
+      const bytes = this.recordBytes()
+      if (bytes <= max || this.closed) return deleted
+      const share = Math.min(1, (bytes - max) / bytes + 0.05)
+      let progress = 0
+      for (const [topic, state] of this.topics) {
+        if (state.compacted) continue
+        for (let p = 0; p < state.partitions; p++) {
+          const limit = Math.min(minCommitted.get(`${topic}\u0000${p}`) ?? 0, state.visible[p]! - 1)
+          if (limit <= 0) continue
+          const keys = [...this.records.getKeys({ start: [topic, p, 0], end: [topic, p, limit] })]
+          const n = Math.min(keys.length, Math.ceil(keys.length * share))
+          let last: Promise<boolean> | undefined
+          for (const key of keys.slice(0, n)) last = this.records.remove(key)
+          if (last) await durable(last)
+          progress += n
+        }
+      }
+      deleted += progress
+      if (progress === 0) return deleted
+    }
     return deleted
   }
 
