@@ -224,6 +224,9 @@ export function createBillingJobs(options: BillingJobsOptions) {
       await db.put(`auto:${yesterday}`, 'existing')
       return undefined
     }
+    // Recorded on the log first: a replica that gets the lease later (with or without this one's
+    // ClickHouse) does not close the day a second time.
+    if (!(await (options.lease ?? SOLE_LEASE).claim(`close:${yesterday}`, now))) return undefined
     const job = await submit({ kind: 'billing', days: [yesterday], requestedBy: 'scheduler', reason: 'daily close (T+1)', id: scheduledJobId(yesterday) })
     await db.put(`auto:${yesterday}`, job.id)
     return job

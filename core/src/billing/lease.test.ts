@@ -5,6 +5,7 @@ import { open } from 'lmdb'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openTestClickHouse } from '../api/test-support.js'
+import { migrate } from '../clickhouse/client.js'
 import { createEmbeddedLog, type EmbeddedLogHandle } from '../log/embedded-log.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createBillingJobs } from './jobs.js'
@@ -78,6 +79,11 @@ describe('the T+1 scheduler on two replicas', () => {
     await holder.jobs.stop()
     await other.lease.whenHeld()
     expect(await other.jobs.dailyTick()).toBeUndefined()
+    // Even a replica whose ClickHouse lacks that close does not close the day again: the claim is on the log.
+    await migrate(ch.client, 'adc_elsewhere')
+    const elsewhere = createBillingJobs({ client: ch.client, database: 'adc_elsewhere', tenants, dir: tmp(), logger, clock: () => now, lease: other.lease })
+    expect(await elsewhere.dailyTick()).toBeUndefined()
+    await elsewhere.stop()
 
     // A replica that had the same scheduled job running when it died resumes it: same version, none added.
     const dir = tmp()

@@ -19,6 +19,14 @@ export interface Lease {
   held(): boolean
   /** Resolves once this replica holds the lease (tests, waiting for fail-over). */
   whenHeld(): Promise<void>
+  /**
+   * Claims `key` (e.g. `close:2026-10-01`) for this holder: true when the lease is held, this
+   * holder has read the lease topic to its end, and no claim of `key` younger than `staleMs` is in
+   * it (then the claim is appended first). A claim older than `staleMs` may be taken again: its
+   * holder died before finishing, and the deterministic job id makes the retry reuse its version.
+   * Claims live in the lease topic itself, so they survive the lease moving between replicas.
+   */
+  claim(key: string, now: number, staleMs?: number): Promise<boolean>
   /** Leaves the group: the lease moves to another member. */
   release(): Promise<void>
 }
@@ -39,6 +47,9 @@ export async function acquireLogLease(options: LogLeaseOptions): Promise<Lease> 
   await log.ensureTopic(topic, 1, { compacted: true })
   let holding = false
   let waiters: Array<() => void> = []
+  /** Claims read from the lease topic (key → claim time), and the next offset to read. */
+  const claims = new Map<string, number>()
+  let readTo = 0
   const consumer: Consumer = await log.consume({
     groupId: `adc-lease.${name}`,
     topic,
@@ -53,13 +64,37 @@ export async function acquireLogLease(options: LogLeaseOptions): Promise<Lease> 
       holding = false
       logger.info({ lease: name }, 'lease lost')
     },
-    // Nothing is written to the lease topic; the partition is only something to own.
-    onBatch: async () => undefined,
+    // The holder reads every claim (the group never commits: each new holder reads from the start).
+    onBatch: async (batch) => {
+      for (const r of batch.records) {
+        const at = Number(JSON.parse(r.value).at)
+        claims.set(r.key, Math.max(claims.get(r.key) ?? 0, Number.isFinite(at) ? at : 0))
+        readTo = Math.max(readTo, r.offset + 1)
+      }
+    },
   })
+  async function caughtUp(timeoutMs: number): Promise<boolean> {
+    const end = (await log.endOffsets(topic)).get(0) ?? 0
+    const deadline = Date.now() + timeoutMs
+    while (readTo < end) {
+      if (Date.now() > deadline || !holding) return false
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    return true
+  }
   let released = false
   return {
     held: () => holding && !released,
     whenHeld: () => (holding && !released ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
+    claim: async (key, now, staleMs = 6 * 3600_000) => {
+      if (!holding || released || !(await caughtUp(10_000))) return false
+      const at = claims.get(key)
+      if (at !== undefined && now - at < staleMs) return false
+      await log.append(topic, [{ key, value: JSON.stringify({ at: now }), partition: 0 }])
+      claims.set(key, now)
+      logger.info({ lease: name, key }, 'lease claim recorded')
+      return holding
+    },
     release: async () => {
       if (released) return
       released = true
@@ -71,7 +106,7 @@ export async function acquireLogLease(options: LogLeaseOptions): Promise<Lease> 
 }
 
 /** A lease that is always held: one core process, or tests. */
-export const SOLE_LEASE: Lease = { held: () => true, whenHeld: () => Promise.resolve(), release: async () => undefined }
+export const SOLE_LEASE: Lease = { held: () => true, whenHeld: () => Promise.resolve(), claim: async () => true, release: async () => undefined }
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
 
