@@ -92,6 +92,11 @@ export const configSchema = z.object({
   EMBEDDED_LOG_MAX_AGE_DAYS: z.coerce.number().min(0).default(7),
   /** The embedded log: past this many MiB, the oldest processed records are deleted whatever their age. @default 10240 */
   EMBEDDED_LOG_MAX_MB: z.coerce.number().int().min(1).default(10_240),
+  /**
+   * The edge's base URL, for its operator routes (Bearer EDGE_SYNC_KEY): the lease holder exports each
+   * publisher's Spool depth and dead rows as metrics. Unset: not polled.
+   */
+  EDGE_URL: z.string().url().optional(),
   /** How often each replica checks whether yesterday needs its T+1 billing close (the lease holder acts). @default 300000 (5 min) */
   BILLING_CHECK_MS: z.coerce.number().int().min(100).default(300_000),
   /** pino level. @default info */

@@ -24,6 +24,8 @@ import { createBillingJobs } from './billing/jobs.js'
 import { acquireLogLease, BILLING_LEASE } from './billing/lease.js'
 import { createProcessor } from './processor/processor.js'
 import { createMetricsRegistry } from './metrics/registry.js'
+import { createCloseReports } from './metrics/close-reports.js'
+import { createSpoolWatch } from './metrics/spool-watch.js'
 import { createLogger, type Logger } from './logger.js'
 
 export const STATS_TOPIC = 'edge-stats'
@@ -116,6 +118,16 @@ export async function startCore(config: Config) {
     logger: logger.child({ component: 'billing' }), lease: billingLease, dailyCheckMs: config.BILLING_CHECK_MS,
   })
   billing.start()
+  // After each close the lease holder runs the reconcile and accounting reports into metrics.
+  const closeReports = createCloseReports({
+    deps: { clickhouse, database: config.CLICKHOUSE_DATABASE, billing, tenants }, registry, lease: billingLease,
+    logger: logger.child({ component: 'close-reports' }),
+  })
+  closeReports.start()
+  const spoolWatch = config.EDGE_URL
+    ? createSpoolWatch({ edgeUrl: config.EDGE_URL, syncKey: config.EDGE_SYNC_KEY, tenants, registry, lease: billingLease, logger: logger.child({ component: 'spool-watch' }) })
+    : undefined
+  spoolWatch?.start()
   app.route('/', createApiApp({ clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing }))
   const internalApp = createInternalApp({
     ...(config.GATEWAY_ENABLED
@@ -139,6 +151,8 @@ export async function startCore(config: Config) {
       logger.info('core stopping: flushing and committing')
       await Promise.all([server, internalServer].map((srv) => new Promise<void>((r) => srv.close(() => r()))))
       await processor?.stop()
+      spoolWatch?.stop()
+      await closeReports.stop()
       await billing.stop()
       await billingLease.release()
       await tenants.close()
