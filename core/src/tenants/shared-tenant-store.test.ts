@@ -85,6 +85,16 @@ describe('shared tenant store (tenant changes on the log, LMDB as each replica v
     expect(a.getAdvertiser('adv_same')?.name).toBe(winner)
   })
 
+  it('skips a record that is not a tenant command on every replica, and goes on applying', async () => {
+    const log = await sharedLog()
+    const a = await replica(log)
+    await log.append(TENANTS_TOPIC, [{ key: 'garbage', value: '{not json', partition: 0 }])
+    await a.createAdvertiser({ id: 'adv_after', name: 'After' })
+    const b = await replica(log)
+    expect(b.getAdvertiser('adv_after')?.name).toBe('After')
+    expect(b.configVersion()).toBe(a.configVersion())
+  })
+
   it('rebuilds a new replica view from the topic, and a restarted one catches up on what it missed', async () => {
     const log = await sharedLog()
     const a = await replica(log)

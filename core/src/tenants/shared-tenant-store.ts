@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { open, type RootDatabase } from 'lmdb'
 import type { Logger } from 'pino'
+import type { ReasonCode } from '@adc/schemas'
 import type { Consumer, Log, LogRecord } from '../log/log.js'
 import { applyTenantCommand, hasTenantData, P, tenantEntries, type TenantCommand } from './tenant-state.js'
 import { createTenantStore, TenantConflictError, TenantReferenceError, type TenantStore } from './tenant-store.js'
@@ -82,7 +83,7 @@ export async function openSharedTenantStore(options: SharedTenantStoreOptions): 
     try {
       cmd = JSON.parse(rec.value) as TenantCommand
     } catch (err) {
-      logger.error({ reason: 'bad_tenant_record', offset: rec.offset, err }, 'tenant topic record is not a command; skipped')
+      logger.error({ reason: 'bad_tenant_record' satisfies ReasonCode, offset: rec.offset, err }, 'tenant topic record is not a command; skipped')
     }
     let result: unknown
     let refusal: unknown
@@ -96,7 +97,7 @@ export async function openSharedTenantStore(options: SharedTenantStoreOptions): 
       } catch (err) {
         refusal = err
         if (!(err instanceof TenantConflictError || err instanceof TenantReferenceError)) {
-          logger.error({ reason: 'bad_tenant_record', offset: rec.offset, op: cmd.op, err }, 'tenant command failed to apply; skipped on every replica')
+          logger.error({ reason: 'bad_tenant_record' satisfies ReasonCode, offset: rec.offset, op: cmd.op, err }, 'tenant command failed to apply; skipped on every replica')
         }
       }
     }
