@@ -2,7 +2,7 @@ import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions
 import { createChdbConnection } from 'chdb/connection'
 import { mkdirSync } from 'node:fs'
 import { ddl } from './ddl.js'
-import { DEFAULT_RETENTION, hourlyBackfill, hourlyRollupDdl, retentionStatements, type RetentionConfig } from './retention.js'
+import { hourlyBackfill, hourlyRollupDdl, retentionStatements, type RetentionConfig } from './retention.js'
 
 export type { ClickHouseClient }
 
@@ -48,7 +48,12 @@ export function createClickHouse(options: ClickHouseOptions): ClickHouseClient {
 }
 
 /** Creates the database and every table of ddl.ts (idempotent: `IF NOT EXISTS`, columns only added). */
-export async function migrate(client: ClickHouseClient, database: string, retention: RetentionConfig = DEFAULT_RETENTION): Promise<void> {
+/**
+ * Creates or upgrades core's tables. `retention` sets the tables' TTLs (core's main passes the
+ * configured ones, DEFAULT_RETENTION unless changed); without it no TTL is set or changed, so tests
+ * on fixed dates are not expired by the wall clock.
+ */
+export async function migrate(client: ClickHouseClient, database: string, retention?: RetentionConfig): Promise<void> {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new RangeError(`invalid database name: ${database}`)
   for (const statement of ddl(database)) await client.command({ query: statement })
   const tables = async () => new Map(
@@ -61,7 +66,7 @@ export async function migrate(client: ClickHouseClient, database: string, retent
   // Minute rows written before the hourly view existed are rolled up once (nothing writes during migrate).
   if (!hadHourly) await client.command({ query: hourlyBackfill(database) })
   await client.command({ query: createView! })
-  for (const statement of retentionStatements(database, retention, await tables())) await client.command({ query: statement })
+  if (retention) for (const statement of retentionStatements(database, retention, await tables())) await client.command({ query: statement })
 }
 
 /** Quotes a string literal for ClickHouse SQL text (for settings such as the dedup token). */

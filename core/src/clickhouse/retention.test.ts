@@ -19,8 +19,13 @@ const ttlOf = async (db: string, table: string) =>
   (await q<{ engine_full: string }>(`SELECT engine_full FROM system.tables WHERE database = '${db}' AND name = '${table}'`))[0]?.engine_full ?? ''
 
 describe('retention (ClickHouse TTLs)', () => {
+  it('sets no TTL unless a retention is given (tests on fixed dates stay)', async () => {
+    await migrate(ch, 'adc_ret0')
+    expect(await ttlOf('adc_ret0', 'events_raw')).not.toMatch(/TTL/)
+  })
+
   it('puts the default TTL on every raw and rollup table, and none on billing snapshots', async () => {
-    await migrate(ch, 'adc_ret')
+    await migrate(ch, 'adc_ret', DEFAULT_RETENTION)
     expect(await ttlOf('adc_ret', 'events_raw')).toMatch(/TTL toDateTime\(ts\) \+ toIntervalDay\(90\)/)
     expect(await ttlOf('adc_ret', 'rollup_minute')).toMatch(/TTL minute \+ toIntervalDay\(35\)/)
     expect(await ttlOf('adc_ret', 'rollup_hour')).toMatch(new RegExp(`TTL hour \\+ toIntervalDay\\(${DEFAULT_RETENTION.hourlyRollupDays}\\)`))
@@ -30,7 +35,7 @@ describe('retention (ClickHouse TTLs)', () => {
   })
 
   it('changes the TTL of existing tables when the configuration changes, and removes it for 0 (keep forever)', async () => {
-    await migrate(ch, 'adc_ret2')
+    await migrate(ch, 'adc_ret2', DEFAULT_RETENTION)
     await migrate(ch, 'adc_ret2', { ...DEFAULT_RETENTION, rawDays: 30, badRowsDays: 0 })
     expect(await ttlOf('adc_ret2', 'events_raw')).toMatch(/toIntervalDay\(30\)/)
     expect(await ttlOf('adc_ret2', 'bad_rows')).not.toMatch(/TTL/)
@@ -38,7 +43,7 @@ describe('retention (ClickHouse TTLs)', () => {
 
   it('drops expired raw rows and keeps hourly totals past the minute rollups', async () => {
     const db = 'adc_ret3'
-    await migrate(ch, db)
+    await migrate(ch, db, DEFAULT_RETENTION)
     const old = new Date(Date.now() - 60 * 86_400_000).toISOString().slice(0, 19).replace('T', ' ')
     const ancient = new Date(Date.now() - 100 * 86_400_000).toISOString().slice(0, 19).replace('T', ' ')
     await ch.insert({ table: `${db}.events_raw`, values: [{ event_key: 'gone', campaign_id: 'c', ts: `${ancient}.000` }, { event_key: 'kept', campaign_id: 'c', ts: `${old}.000` }], format: 'JSONEachRow' })
