@@ -12,6 +12,7 @@ import { registerMetricsRoutes } from './routes/metrics.js'
 import { registerReportRoutes } from './routes/reports.js'
 import { registerReprocessRoutes } from './routes/reprocess.js'
 import { registerPrivacyRoutes } from './routes/privacy.js'
+import { registerExportRoutes } from './routes/exports.js'
 
 export type { ApiDeps } from './context.js'
 
@@ -102,6 +103,7 @@ export function createApiApp(options: ApiDeps): OpenAPIHono {
   registerReportRoutes(v1, deps)
   registerReprocessRoutes(v1, deps)
   registerPrivacyRoutes(v1, deps)
+  registerExportRoutes(v1, deps)
   root.route('/', v1)
   // A parent app that mounts this one (core's main) keeps its own notFound, so unmatched /v1 paths
   // are caught here to keep the JSON error shape and the 405s.
