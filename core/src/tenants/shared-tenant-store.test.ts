@@ -2,10 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { afterEach, describe, expect, it } from 'vitest'
+import { basename } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createEmbeddedLog, type EmbeddedLogHandle } from '../log/embedded-log.js'
 import { openSharedTenantStore, TENANTS_TOPIC } from './shared-tenant-store.js'
 import { DEMO_DEFAULTS, TenantConflictError, hashApiKey, openTenantStore, seedDemoTenant, type TenantStore } from './tenant-store.js'
+import { tenantStoreSuite } from './tenant-store.case.js'
 
 const dirs: string[] = []
 const closers: Array<() => Promise<void>> = []
@@ -126,4 +128,19 @@ describe('shared tenant store (tenant changes on the log, LMDB as each replica v
     expect(hashApiKey(apiKey)).not.toBe(apiKey)
     expect(JSON.stringify(await log.readRange(TENANTS_TOPIC, 0, 0))).not.toContain(apiKey)
   })
+})
+
+describe('the TenantStore contract on the shared store', () => {
+  // One embedded log for the suite; each store (view directory) has its own tenant topic, so a
+  // reopened store finds its own history.
+  let log: EmbeddedLogHandle
+  const suiteDir = mkdtempSync(join(tmpdir(), 'adc-shared-suite-'))
+  beforeAll(async () => {
+    log = await createEmbeddedLog({ dir: suiteDir, logger, idleWaitMs: 50 })
+  })
+  afterAll(async () => {
+    await log.close()
+    rmSync(suiteDir, { recursive: true, force: true })
+  })
+  tenantStoreSuite((dir) => openSharedTenantStore({ dir, log, logger, topic: `tenants-${basename(dir)}` }))
 })
