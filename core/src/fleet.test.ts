@@ -11,6 +11,7 @@ import { acquireLogLease, BILLING_LEASE, type Lease } from './billing/lease.js'
 import { createEmbeddedLog, type EmbeddedLogHandle } from './log/embedded-log.js'
 import { createMetricsRegistry } from './metrics/registry.js'
 import { createProcessor, type Processor } from './processor/processor.js'
+import { testEnvelope, toRecord } from './processor/fixtures.js'
 import { openSharedTenantStore } from './tenants/shared-tenant-store.js'
 import { DEMO_DEFAULTS, seedDemoTenant, type TenantStore } from './tenants/tenant-store.js'
 
@@ -95,6 +96,9 @@ afterAll(async () => {
 describe('two core replicas on one embedded log', () => {
   it('show an admin write on A through B, run one billing close per day, and share the event partitions', async () => {
     const a = await startReplica()
+    // A alone owns every partition and reports lag for each, before B joins.
+    await log.append(EVENTS_TOPIC, Array.from({ length: 40 }, (_, n) => toRecord(testEnvelope({ type: 'impression', n, impressionId: `imp_f${n}`, ts: now }))))
+    expect(await until(async () => a.processor.status().events.billable, (n) => n >= 40)).toBe(40)
     const b = await startReplica()
 
     const created = await a.app.request('/v1/admin/advertisers', { method: 'POST', headers: ADMIN, body: JSON.stringify({ id: 'adv_fleet', name: 'Fleet' }) })
@@ -119,5 +123,12 @@ describe('two core replicas on one embedded log', () => {
     expect(pa.length).toBe(2)
     expect(pb.length).toBe(2)
     expect([...pa, ...pb].sort()).toEqual([0, 1, 2, 3])
+    // A replica reports lag only for partitions it owns (a revoked partition's last value would
+    // otherwise stay and be summed by the lag alert next to its new owner's).
+    for (const [r, owned] of [[a, pa], [b, pb]] as const) {
+      const lag = await r.registry.getSingleMetric('adc_processor_lag_records')!.get()
+      const parts = lag.values.filter((v) => v.labels.topic === EVENTS_TOPIC).map((v) => Number(v.labels.partition))
+      for (const p of parts) expect(owned).toContain(p)
+    }
   })
 })

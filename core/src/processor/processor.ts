@@ -626,6 +626,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           stalls.delete(stallKey(rt.topic, p))
           metrics.stalled.set({ topic: rt.topic, partition: String(p) }, 0)
           metrics.assigned.set({ topic: rt.topic, partition: String(p) }, 0)
+          // Its new owner reports its lag now; a stale value here would be summed next to it.
+          metrics.lag.remove({ topic: rt.topic, partition: String(p) })
         }
         logger.info({ topic: rt.topic, partitions }, 'partitions revoked')
       },
