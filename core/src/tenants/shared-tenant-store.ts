@@ -63,11 +63,13 @@ export async function openSharedTenantStore(options: SharedTenantStoreOptions): 
   const waiters = new Map<string, Waiter>()
   const offsetWaiters = new Set<{ offset: number; resolve(): void }>()
   let applied = (db.get(P.offset) as number | undefined) ?? 0
-  const end = (await log.endOffsets(topic)).get(0) ?? 0
+  /** Where the view must be before the store is handed out: the topic's end at start. */
+  let end = (await log.endOffsets(topic)).get(0) ?? 0
 
   if (db.get(P.offset) === undefined && hasTenantData(db)) {
     const entries = tenantEntries(db)
-    await log.append(topic, [{ key: `import-${randomUUID()}`, value: JSON.stringify({ op: 'import', entries } satisfies TenantCommand), partition: 0 }])
+    const [imported] = await log.append(topic, [{ key: `import-${randomUUID()}`, value: JSON.stringify({ op: 'import', entries } satisfies TenantCommand), partition: 0 }])
+    end = Math.max(end, imported!.offset + 1)
     db.clearSync()
     applied = 0
     logger.warn({ event: 'tenant_store_imported', entries: entries.length }, 'tenant store written before the shared topic: imported into the topic, view rebuilt from it')
