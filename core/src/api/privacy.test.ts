@@ -102,3 +102,19 @@ describe('POST /v1/admin/privacy/delete', () => {
     expect((await q(`SELECT count() AS n FROM adc.events_raw WHERE user_key = 'user-2'`))).toEqual([{ n: 1 }])
   })
 })
+
+describe('raw stores erased elsewhere', () => {
+  it('asks each configured eraser (the hook the Iceberg writer plugs into) and records its answer', async () => {
+    const asked: unknown[] = []
+    const hooked = createApiApp({
+      clickhouse: ch.client, database: 'adc', tenants, billing, logger: pino({ level: 'silent' }), registry: new Registry(), clock: () => NOW,
+      rawErasers: [{ name: 'iceberg', erase: async (s) => (asked.push(s), 'done') }],
+    })
+    const res = await hooked.request('/v1/admin/privacy/delete', {
+      method: 'POST', headers: { authorization: `Bearer ${DEMO_DEFAULTS.adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ publisherId: 'pub_demo', userKey: 'user-9' }),
+    })
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as { external: Record<string, string> }).external).toEqual({ iceberg: 'done' })
+    expect(asked).toEqual([{ publisherId: 'pub_demo', userKey: 'user-9' }])
+  })
+})

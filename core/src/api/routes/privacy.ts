@@ -1,5 +1,5 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
-import { eraseSubject, type PrivacySubject, type RawEraser } from '../../privacy/erase.js'
+import { eraseSubject, type PrivacySubject } from '../../privacy/erase.js'
 import { type ApiEnv, type ResolvedApiDeps, bearerSecurity, idParam, requireAdmin } from '../context.js'
 import { ApiError, errorResponses } from '../errors.js'
 
@@ -35,7 +35,7 @@ const deleteRoute = createRoute({
   },
 })
 
-export function registerPrivacyRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiDeps & { rawErasers?: RawEraser[] }): void {
+export function registerPrivacyRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiDeps): void {
   const clock = deps.clock ?? Date.now
   app.openapi(deleteRoute, async (c) => {
     const admin = requireAdmin(c)
