@@ -1,6 +1,7 @@
 /**
- * `npm run admin -- <command>`: operations on core's tenant store in DATA_DIR, run while core is
- * stopped (the store is an LMDB file core keeps open).
+ * `npm run admin -- <command>`: operations on core's tenant store, written through the shared tenant
+ * topic like any replica's. With KAFKA_BROKERS it may run while core runs; with the embedded log
+ * (DATA_DIR/log, an LMDB file core keeps open) stop core first.
  *
  *   npm run admin -- create-key [--id <admin id>]   prints a new admin key once; only its hash is kept
  *
@@ -11,7 +12,10 @@ import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createAdminKey, BOOTSTRAP_ADMIN_ID } from '../core/src/tenants/bootstrap.js'
-import { openTenantStore } from '../core/src/tenants/tenant-store.js'
+import { pino } from 'pino'
+import { createEmbeddedLog } from '../core/src/log/embedded-log.js'
+import { createKafkaLog } from '../core/src/log/kafka-log.js'
+import { openSharedTenantStore } from '../core/src/tenants/shared-tenant-store.js'
 
 const USAGE = 'usage: npm run admin -- create-key [--id <admin id>]   (DATA_DIR selects the store; stop core first)'
 
@@ -34,7 +38,12 @@ async function main(argv: string[]): Promise<number> {
   const dataDir = resolve(process.env.DATA_DIR ?? '.data')
   const dir = join(dataDir, 'tenants')
   if (!existsSync(dataDir)) console.error(`note: ${dataDir} does not exist yet; creating a new store there`)
-  const store = openTenantStore({ dir })
+  const logger = pino({ level: 'warn' })
+  const brokers = process.env.KAFKA_BROKERS?.split(',').map((b) => b.trim()).filter(Boolean) ?? []
+  const log = brokers.length > 0
+    ? await createKafkaLog({ brokers, clientId: 'adc-admin', logger })
+    : await createEmbeddedLog({ dir: join(dataDir, 'log'), logger })
+  const store = await openSharedTenantStore({ dir, log, logger })
   try {
     const key = await createAdminKey(store, id)
     console.error(`admin key created for "${id}" in ${dir}; it is shown once, store it now:`)
@@ -42,6 +51,7 @@ async function main(argv: string[]): Promise<number> {
     return 0
   } finally {
     await store.close()
+    await log.close()
   }
 }
 

@@ -84,6 +84,33 @@ export const configSchema = z.object({
    * process owns every partition and its local LMDB state. @default auto
    */
   STATE_CHANGELOG: z.enum(['auto', 'on', 'off']).default('auto'),
+  /**
+   * Name of this deployment on its log: core replicas with the same FLEET_ID on one log share
+   * tenants (topic `<FLEET_ID>-tenants`) and one T+1 billing scheduler (lease `<FLEET_ID>.billing-scheduler`).
+   * @default adc
+   */
+  FLEET_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default('adc'),
+  /** ClickHouse retention in days after the event time (0 keeps forever; billing snapshots are always kept). @default 90 */
+  RETENTION_RAW_DAYS: z.coerce.number().int().min(0).default(90),
+  /** Minute rollups (rollup_minute, rollup_ivt_minute, edge_stats_minute). @default 35 */
+  RETENTION_MINUTE_ROLLUP_DAYS: z.coerce.number().int().min(0).default(35),
+  /** The hourly rollup (rollup_hour). @default 731 */
+  RETENTION_HOURLY_ROLLUP_DAYS: z.coerce.number().int().min(0).default(731),
+  /** bad_rows. @default 90 */
+  RETENTION_BAD_ROWS_DAYS: z.coerce.number().int().min(0).default(90),
+  /** ivt_decisions. @default 90 */
+  RETENTION_IVT_DAYS: z.coerce.number().int().min(0).default(90),
+  /** The embedded log: processed records older than this are deleted. @default 7 */
+  EMBEDDED_LOG_MAX_AGE_DAYS: z.coerce.number().min(0).default(7),
+  /** The embedded log: past this many MiB, the oldest processed records are deleted whatever their age. @default 10240 */
+  EMBEDDED_LOG_MAX_MB: z.coerce.number().int().min(1).default(10_240),
+  /**
+   * The edge's base URL, for its operator routes (Bearer EDGE_SYNC_KEY): the lease holder exports each
+   * publisher's Spool depth and dead rows as metrics. Unset: not polled.
+   */
+  EDGE_URL: z.string().url().optional(),
+  /** How often each replica checks whether yesterday needs its T+1 billing close (the lease holder acts). @default 300000 (5 min) */
+  BILLING_CHECK_MS: z.coerce.number().int().min(100).default(300_000),
   /** pino level. @default info */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DEMO_PUBLISHER_KEY: z.string().min(8).default(DEV_DEFAULTS.DEMO_PUBLISHER_KEY),

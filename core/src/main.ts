@@ -16,12 +16,17 @@ import { createEmbeddedLog } from './log/embedded-log.js'
 import { createKafkaLog } from './log/kafka-log.js'
 import type { Log } from './log/log.js'
 import { createInternalApp } from './gateway/internal-app.js'
-import { openTenantStore } from './tenants/tenant-store.js'
+import type { TenantStore } from './tenants/tenant-store.js'
+import { openSharedTenantStore } from './tenants/shared-tenant-store.js'
 import { prepareTenantStore } from './tenants/bootstrap.js'
 import { createApiApp } from './api/app.js'
+import { createBillingJobs } from './billing/jobs.js'
+import { acquireLogLease, BILLING_LEASE } from './billing/lease.js'
 import { createProcessor } from './processor/processor.js'
 import { icebergDeps } from './lake/config.js'
 import { createMetricsRegistry } from './metrics/registry.js'
+import { createCloseReports } from './metrics/close-reports.js'
+import { createSpoolWatch } from './metrics/spool-watch.js'
 import { createLogger, type Logger } from './logger.js'
 
 export const STATS_TOPIC = 'edge-stats'
@@ -45,7 +50,10 @@ async function openLog(config: Config, dataDir: string, logger: Logger): Promise
   if (config.KAFKA_BROKERS && config.KAFKA_BROKERS.length > 0) {
     return createKafkaLog({ brokers: config.KAFKA_BROKERS, clientId: 'adc-core', logger: logger.child({ component: 'log' }) })
   }
-  return createEmbeddedLog({ dir: join(dataDir, 'log'), logger: logger.child({ component: 'log' }) })
+  return createEmbeddedLog({
+    dir: join(dataDir, 'log'), logger: logger.child({ component: 'log' }),
+    retention: { maxAgeMs: config.EMBEDDED_LOG_MAX_AGE_DAYS * 86_400_000, maxBytes: config.EMBEDDED_LOG_MAX_MB * 1024 * 1024 },
+  })
 }
 
 function changelogOn(config: Config): boolean {
@@ -58,22 +66,31 @@ export async function startCore(config: Config) {
   const dataDir = resolve(config.DATA_DIR)
   mkdirSync(dataDir, { recursive: true })
 
-  // The tenant store is checked first: a production start on a development store stops here,
-  // before the log or ClickHouse are opened.
-  const tenants = openTenantStore({ dir: join(dataDir, 'tenants') })
+  // Tenants live on the log (the shared tenant topic; this replica's LMDB view in DATA_DIR/tenants),
+  // so every replica serves the same tenants. The store is prepared before anything else opens: a
+  // production start on a development store stops here.
+  const log = await openLog(config, dataDir, logger)
+  let opened: TenantStore | undefined
   try {
-    await prepareTenantStore(tenants, config, logger)
+    opened = await openSharedTenantStore({
+      dir: join(dataDir, 'tenants'), log, topic: `${config.FLEET_ID}-tenants`, logger: logger.child({ component: 'tenants' }),
+    })
+    await prepareTenantStore(opened, config, logger)
   } catch (err) {
-    await tenants.close()
+    await opened?.close()
+    await log.close()
     throw err
   }
+  const tenants = opened
 
-  const log = await openLog(config, dataDir, logger)
   await log.ensureTopic(EVENTS_TOPIC, config.LOG_PARTITIONS)
   await log.ensureTopic(STATS_TOPIC, Math.min(config.LOG_PARTITIONS, 4))
 
   const clickhouse = createClickHouse({ url: config.CLICKHOUSE_URL, dataDir: join(dataDir, 'chdb') })
-  await migrate(clickhouse, config.CLICKHOUSE_DATABASE)
+  await migrate(clickhouse, config.CLICKHOUSE_DATABASE, {
+    rawDays: config.RETENTION_RAW_DAYS, minuteRollupDays: config.RETENTION_MINUTE_ROLLUP_DAYS, hourlyRollupDays: config.RETENTION_HOURLY_ROLLUP_DAYS,
+    badRowsDays: config.RETENTION_BAD_ROWS_DAYS, ivtDecisionsDays: config.RETENTION_IVT_DAYS,
+  })
 
   const registry = createMetricsRegistry()
   const processor = config.PROCESSOR_ENABLED
@@ -93,7 +110,24 @@ export async function startCore(config: Config) {
     const h = health()
     return c.json(h, h.status === 'ok' ? 200 : 503)
   })
-  app.route('/', createApiApp({ clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir }))
+  // One T+1 scheduler across replicas: the holder of the billing lease on the log (billing/lease.ts).
+  const billingLease = await acquireLogLease({ log, name: `${config.FLEET_ID}.${BILLING_LEASE}`, logger: logger.child({ component: 'lease' }) })
+  const billing = createBillingJobs({
+    client: clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, dir: join(dataDir, 'billing-jobs'),
+    logger: logger.child({ component: 'billing' }), lease: billingLease, dailyCheckMs: config.BILLING_CHECK_MS,
+  })
+  billing.start()
+  // After each close the lease holder runs the reconcile and accounting reports into metrics.
+  const closeReports = createCloseReports({
+    deps: { clickhouse, database: config.CLICKHOUSE_DATABASE, billing, tenants }, registry, lease: billingLease,
+    logger: logger.child({ component: 'close-reports' }),
+  })
+  closeReports.start()
+  const spoolWatch = config.EDGE_URL
+    ? createSpoolWatch({ edgeUrl: config.EDGE_URL, syncKey: config.EDGE_SYNC_KEY, tenants, registry, lease: billingLease, logger: logger.child({ component: 'spool-watch' }) })
+    : undefined
+  spoolWatch?.start()
+  app.route('/', createApiApp({ clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing }))
   const internalApp = createInternalApp({
     ...(config.GATEWAY_ENABLED
       ? { gateway: { log, topics: [EVENTS_TOPIC, STATS_TOPIC], credentials: { user: config.REST_PROXY_USER, password: config.REST_PROXY_PASSWORD } } }
@@ -116,9 +150,13 @@ export async function startCore(config: Config) {
       logger.info('core stopping: flushing and committing')
       await Promise.all([server, internalServer].map((srv) => new Promise<void>((r) => srv.close(() => r()))))
       await processor?.stop()
+      spoolWatch?.stop()
+      await closeReports.stop()
+      await billing.stop()
+      await billingLease.release()
+      await tenants.close()
       await log.close()
       await clickhouse.close()
-      await tenants.close()
     })()
     return stopping
   }

@@ -11,6 +11,8 @@ import { registerBillingRoutes } from './routes/billing.js'
 import { registerMetricsRoutes } from './routes/metrics.js'
 import { registerReportRoutes } from './routes/reports.js'
 import { registerReprocessRoutes } from './routes/reprocess.js'
+import { registerPrivacyRoutes } from './routes/privacy.js'
+import { registerExportRoutes } from './routes/exports.js'
 
 export type { ApiDeps } from './context.js'
 
@@ -100,6 +102,8 @@ export function createApiApp(options: ApiDeps): OpenAPIHono {
   registerBillingRoutes(v1, deps)
   registerReportRoutes(v1, deps)
   registerReprocessRoutes(v1, deps)
+  registerPrivacyRoutes(v1, deps)
+  registerExportRoutes(v1, deps)
   root.route('/', v1)
   // A parent app that mounts this one (core's main) keeps its own notFound, so unmatched /v1 paths
   // are caught here to keep the JSON error shape and the 405s.

@@ -5,6 +5,7 @@ import type { Context, MiddlewareHandler } from 'hono'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { BillingJobs } from '../billing/jobs.js'
+import type { RawEraser } from '../privacy/erase.js'
 import { isValidDay } from '../billing/days.js'
 import type { Principal, TenantStore } from '../tenants/tenant-store.js'
 import { ApiError } from './errors.js'
@@ -31,6 +32,11 @@ export interface ApiDeps {
    * serves `/v1/internal/edge-config`; core's main leaves it out and serves that on the internal port.
    */
   edgeSyncKey?: string
+  /**
+   * Raw stores erased outside ClickHouse by `POST /v1/admin/privacy/delete` (privacy/erase.ts).
+   * @default the Iceberg table, recorded as pending until its eraser exists
+   */
+  rawErasers?: RawEraser[]
 }
 
 /** Dependencies after `createApiApp` filled in the defaults. */

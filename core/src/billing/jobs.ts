@@ -8,6 +8,7 @@ import { ATTRIBUTION_RULES, DAY_CLOSE_HORIZON_MS } from '../rules/rules.js'
 import { classifyDay } from './final-join.js'
 import { countDayEvents, scoreDay } from './reprocess.js'
 import { ivtModel } from '../ivt/models/index.js'
+import { scheduledJobId, SOLE_LEASE, type Lease } from './lease.js'
 import { buildLines, createSnapshotStore, type SnapshotStore } from './snapshots.js'
 
 /**
@@ -102,6 +103,8 @@ export interface BillingJobsOptions {
   dailyCheckMs?: number
   /** Raw events scored per written batch of a reprocess. @default 50_000 */
   reprocessBatchSize?: number
+  /** Only the holder runs the T+1 scheduler (one replica among several, lease.ts). @default always held */
+  lease?: Lease
 }
 
 export function createBillingJobs(options: BillingJobsOptions) {
@@ -137,9 +140,9 @@ export function createBillingJobs(options: BillingJobsOptions) {
     return out
   }
 
-  async function submit(input: { kind: JobKind; days: string[]; modelVersion?: string; attributionVersion?: string; reason?: string; requestedBy: string }): Promise<Job> {
+  async function submit(input: { kind: JobKind; days: string[]; modelVersion?: string; attributionVersion?: string; reason?: string; requestedBy: string; id?: string }): Promise<Job> {
     const job: Job = {
-      id: nextId(clock()),
+      id: input.id ?? nextId(clock()),
       kind: input.kind,
       status: 'queued',
       progress: 0,
@@ -290,7 +293,17 @@ export function createBillingJobs(options: BillingJobsOptions) {
    *   cut-off, and the watermark has reached them: a re-close.
    * Each close is a new version with the version it supersedes and its reason; none is edited.
    */
-  async function dailyTick(): Promise<Job | undefined> {
+  let ticking: Promise<unknown> = Promise.resolve()
+  /** Serialised, so two ticks of one process cannot both submit. */
+  function dailyTick(): Promise<Job | undefined> {
+    const next = ticking.then(dailyTickOnce, dailyTickOnce)
+    ticking = next.catch(() => undefined)
+    return next
+  }
+
+  /** One pass of the schedule, on the lease holder only (one replica among several, lease.ts). */
+  async function dailyTickOnce(): Promise<Job | undefined> {
+    if (!(options.lease ?? SOLE_LEASE).held()) return undefined
     const now = clock()
     const today = dayOf(now)
     let wm: number | undefined
@@ -306,21 +319,28 @@ export function createBillingJobs(options: BillingJobsOptions) {
       if (!latest) {
         wm ??= await watermark()
         const complete = isComplete(day, wm, now)
-        return closeJob(day, complete ? 'close: the watermark passed the day end plus the lateness horizon' : 'scheduled close (T+1): incomplete until the watermark passes the day end plus the lateness horizon')
+        return closeJob(day, complete ? 'close: the watermark passed the day end plus the lateness horizon' : 'scheduled close (T+1): incomplete until the watermark passes the day end plus the lateness horizon', 0)
       }
       wm ??= await watermark()
       if (!latest.complete) {
-        if (isComplete(day, wm, now)) return closeJob(day, `close: the watermark passed the day end plus the lateness horizon; supersedes the scheduled close v${latest.version}`)
+        if (isComplete(day, wm, now)) return closeJob(day, `close: the watermark passed the day end plus the lateness horizon; supersedes the scheduled close v${latest.version}`, latest.version)
         continue
       }
       const changed = await changedSince(day, latest.receivedBefore, latest.createdAt, wm)
-      if (changed > 0) return closeJob(day, `re-close: ${changed} events of the day were received or judged after v${latest.version}`)
+      if (changed > 0) return closeJob(day, `re-close: ${changed} events of the day were received or judged after v${latest.version}`, latest.version)
     }
     return undefined
   }
 
-  async function closeJob(day: string, reason: string): Promise<Job> {
-    const job = await submit({ kind: 'billing', days: [day], requestedBy: 'scheduler', reason })
+  /**
+   * Submits one close of `day`, the one that supersedes version `supersedes` (0: the first): recorded
+   * on the log first and under a job id fixed by (day, supersedes), so a replica that gets the lease
+   * later, with or without this one's ClickHouse, or a retry, never closes the same state twice.
+   */
+  async function closeJob(day: string, reason: string, supersedes: number): Promise<Job | undefined> {
+    const key = supersedes === 0 ? day : `${day}:v${supersedes}`
+    if (!(await (options.lease ?? SOLE_LEASE).claim(`close:${key}`, clock()))) return undefined
+    const job = await submit({ kind: 'billing', days: [day], requestedBy: 'scheduler', reason, id: scheduledJobId(day, supersedes === 0 ? '' : `v${supersedes}`) })
     await db.put(`auto:${day}`, job.id)
     return job
   }

@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { ConfigError } from '../config.js'
 import { ddl } from './ddl.js'
+import { hourlyBackfill, hourlyRollupDdl, retentionStatements, type RetentionConfig } from './retention.js'
 
 const require = createRequire(import.meta.url)
 
@@ -66,9 +67,25 @@ export function createClickHouse(options: ClickHouseOptions): ClickHouseClient {
 }
 
 /** Creates the database and every table of ddl.ts (idempotent: `IF NOT EXISTS`, columns only added). */
-export async function migrate(client: ClickHouseClient, database: string): Promise<void> {
+/**
+ * Creates or upgrades core's tables. `retention` sets the tables' TTLs (core's main passes the
+ * configured ones, DEFAULT_RETENTION unless changed); without it no TTL is set or changed, so tests
+ * on fixed dates are not expired by the wall clock.
+ */
+export async function migrate(client: ClickHouseClient, database: string, retention?: RetentionConfig): Promise<void> {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new RangeError(`invalid database name: ${database}`)
   for (const statement of ddl(database)) await client.command({ query: statement })
+  const tables = async () => new Map(
+    (await (await client.query({ query: `SELECT name, engine_full FROM system.tables WHERE database = {db:String}`, query_params: { db: database }, format: 'JSONEachRow' }))
+      .json<{ name: string; engine_full: string }>()).map((t) => [t.name, t.engine_full]),
+  )
+  const [createHour, createView] = hourlyRollupDdl(database)
+  const hadHourly = (await tables()).has('rollup_hour')
+  await client.command({ query: createHour! })
+  // Minute rows written before the hourly view existed are rolled up once (nothing writes during migrate).
+  if (!hadHourly) await client.command({ query: hourlyBackfill(database) })
+  await client.command({ query: createView! })
+  if (retention) for (const statement of retentionStatements(database, retention, await tables())) await client.command({ query: statement })
 }
 
 /** Quotes a string literal for ClickHouse SQL text (for settings such as the dedup token). */

@@ -162,6 +162,20 @@ export function ddl(db: string): string[] {
     // original as a JSON string literal (lossless through JSON.parse), while `payload` holds it with
     // U+FFFD in place of each lone surrogate, so writing a bad row can never fail on its content.
     `ALTER TABLE ${db}.bad_rows ADD COLUMN IF NOT EXISTS payload_original String DEFAULT ''`,
+    // Privacy requests (core/src/privacy/erase.ts): one audit row per erasure, kept forever. Holds the
+    // SHA-256 of the identifier, never the identifier; `external` names raw stores erased elsewhere
+    // (Iceberg) and whether that is done or pending.
+    `CREATE TABLE IF NOT EXISTS ${db}.privacy_requests (
+      request_id String,
+      requested_at DateTime64(3, 'UTC'),
+      requested_by String,
+      publisher_id String,
+      subject LowCardinality(String),
+      subject_sha256 String,
+      deleted Map(String, Int64),
+      external Map(String, String)
+    ) ENGINE = MergeTree
+    ORDER BY (requested_at, request_id)`,
     // Side-effect-free twins of the processor's tables (ENGINE = Null parses and discards): the
     // processor probes rows there to find which records the engine refuses (clickhouse-sink.ts).
     // A column added to a table above is added to its twin too.

@@ -26,7 +26,10 @@ describe('migrate on tables that already exist', () => {
   it('adds the viewability columns to tables made before them, keeping their rows', async () => {
     const db = 'adc_old'
     await migrate(ch, db)
-    // The tables as an earlier release left them: without the columns, with a row each.
+    // The tables as an earlier release left them: without the columns (nor the hourly rollup that
+    // reads them), with a row each.
+    await ch.command({ query: `DROP VIEW IF EXISTS ${db}.rollup_hour_mv` })
+    await ch.command({ query: `DROP TABLE IF EXISTS ${db}.rollup_hour` })
     for (const [table, cols] of Object.entries(ADDED)) {
       await ch.command({ query: `ALTER TABLE ${db}.${table} ${cols.map((c) => `DROP COLUMN IF EXISTS ${c}`).join(', ')}` })
     }

@@ -82,7 +82,7 @@ describe('docker-compose.yml', () => {
   })
 
   it('has the scale-out services, each introduced by a comment', () => {
-    expect(Object.keys(services).sort()).toEqual(['clickhouse', 'core', 'front-door', 'iceberg-rest', 'kafka', 'minio', 'minio-init', 'rest-proxy'])
+    expect(Object.keys(services).sort()).toEqual(['clickhouse', 'core', 'core-2', 'front-door', 'iceberg-rest', 'kafka', 'lb', 'minio', 'minio-init', 'rest-proxy'])
     const node = doc.get('services', true)
     expect(isMap(node)).toBe(true)
     if (!isMap(node)) return
@@ -96,8 +96,10 @@ describe('docker-compose.yml', () => {
 
   it('pins every image to an exact tag of a registry and tag listed in deploy/images.txt', () => {
     const dockerfile = readFileSync(join(root, 'core/Dockerfile'), 'utf8')
+    // A replica runs the image another service builds (core-2 runs core's): that one is ours, not pulled.
+    const built = new Set(Object.values(services).filter((s) => s.build).map((s) => s.image))
     const references = [
-      ...Object.entries(services).filter(([, s]) => !s.build).map(([name, s]) => [name, s.image!] as const),
+      ...Object.entries(services).filter(([, s]) => !s.build && !built.has(s.image)).map(([name, s]) => [name, s.image!] as const),
       ...[...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => ['core/Dockerfile', m[1]!] as const),
     ]
     expect(references.length).toBeGreaterThan(6)
@@ -302,9 +304,19 @@ describe('docker-compose.yml', () => {
     expect(dockerfile).toContain(`DATA_DIR=${env('core').DATA_DIR}`)
   })
 
+  it('runs two core replicas of one fleet behind the load balancer, each on its own volume', () => {
+    const [a, b] = [env('core'), env('core-2')]
+    for (const k of ['KAFKA_BROKERS', 'CLICKHOUSE_URL', 'PROCESSOR_GROUP', 'LOG_PARTITIONS', 'REST_PROXY_USER', 'REST_PROXY_PASSWORD']) expect(b[k], k).toBe(a[k])
+    expect(b.FLEET_ID ?? 'adc').toBe(a.FLEET_ID ?? 'adc')
+    expect(services['core-2']?.volumes?.[0]?.split(':')[0]).not.toBe(services.core?.volumes?.[0]?.split(':')[0])
+    const nginx = compose.configs?.['lb-nginx']?.content ?? ''
+    for (const host of ['core:8788', 'core-2:8788', 'core:8789', 'core-2:8789']) expect(nginx).toContain(`server ${host}`)
+    expect(services.lb?.configs?.[0]?.source).toBe('lb-nginx')
+  })
+
   it('keeps each stateful service on a named volume', () => {
     const declared = Object.keys(compose.volumes ?? {})
-    for (const name of ['kafka', 'clickhouse', 'minio', 'core', 'front-door']) {
+    for (const name of ['kafka', 'clickhouse', 'minio', 'core', 'core-2', 'front-door']) {
       const vols = services[name]?.volumes ?? []
       expect(vols.length, name).toBeGreaterThan(0)
       for (const v of vols) expect(declared).toContain(v.split(':')[0])

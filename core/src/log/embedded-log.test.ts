@@ -130,6 +130,38 @@ describe('embedded log', () => {
     await log.close()
   })
 
+  it('retention by size deletes the oldest processed records of a log over its bound, never unprocessed ones nor a compacted topic', async () => {
+    const dir = freshDir()
+    const log = await createEmbeddedLog({ dir, logger, retention: { maxAgeMs: 3_600_000, maxBytes: 256 * 1024, intervalMs: 3_600_000 } })
+    await log.ensureTopic('big', 1)
+    await log.ensureTopic('truth', 1, { compacted: true })
+    const value = 'x'.repeat(4000)
+    await log.append('big', Array.from({ length: 200 }, (_, i) => ({ key: `k${i}`, value })))
+    await log.append('truth', Array.from({ length: 50 }, (_, i) => ({ key: `t${i}`, value })))
+    expect(await log.compact()).toBe(0) // young, and nothing committed: nothing is known processed
+    let done = false
+    const c = await log.consume({
+      groupId: 'g',
+      topic: 'big',
+      onBatch: async (batch, ctx) => {
+        ctx.resolveOffset(149)
+        await ctx.commit()
+        done = true
+      },
+    })
+    await waitFor('commit', () => done)
+    await c.stop()
+    const deleted = await log.compact()
+    // About 1 MiB of records over a 256 KiB bound: the oldest processed ones go, up to the commit.
+    expect(deleted).toBeGreaterThan(100)
+    expect(deleted).toBeLessThanOrEqual(150)
+    const left = await log.readRange('big', 0, 0)
+    expect(left[0]!.offset).toBe(deleted)
+    expect(left.at(-1)!.offset).toBe(199)
+    expect(await log.readRange('truth', 0, 0)).toHaveLength(50)
+    await log.close()
+  })
+
   it('retention deletes old records only below every group commit, and keeps the last one', async () => {
     const dir = freshDir()
     const log = await createEmbeddedLog({ dir, logger, retention: { maxAgeMs: 0, intervalMs: 3_600_000 } })

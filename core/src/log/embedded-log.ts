@@ -12,6 +12,7 @@ import {
   type Log,
   type LogRecord,
   type ProducerRecord,
+  type TopicConfig,
 } from './log.js'
 
 export interface EmbeddedLogOptions {
@@ -28,7 +29,16 @@ export interface EmbeddedLogOptions {
    * last record of each partition so offsets continue after a restart. `false` keeps everything.
    * @default { maxAgeMs: 7 days (Kafka's retention.ms default), intervalMs: 60_000 }
    */
-  retention?: { maxAgeMs?: number; intervalMs?: number } | false
+  retention?: {
+    maxAgeMs?: number
+    intervalMs?: number
+    /**
+     * Past this many bytes of records (LMDB pages in use), the oldest processed records are deleted
+     * whatever their age, in proportion per partition, until the log fits; unprocessed records and
+     * compacted topics are never deleted. @default unbounded
+     */
+    maxBytes?: number
+  } | false
 }
 
 /** Stored record value: [key, value, append time ms]. Arrays keep msgpack small. */
@@ -69,6 +79,8 @@ class Signal {
 
 interface TopicState {
   partitions: number
+  /** A source-of-truth topic: retention never deletes from it. */
+  compacted: boolean
   /** Next offset to assign, per partition (includes appends not yet durable). */
   next: number[]
   /** End of the durable, readable records, per partition. */
@@ -130,7 +142,7 @@ class EmbeddedLog implements EmbeddedLogHandle {
   readonly idleWaitMs: number
   readonly retryBackoffMs: number
   private readonly root: RootDatabase
-  private readonly meta: Database<{ partitions: number }, string>
+  private readonly meta: Database<{ partitions: number; compacted?: boolean }, string>
   private readonly records: Database<StoredRecord, RecordKey>
   private readonly commits: Database<number, CommitKey>
   private readonly topics = new Map<string, TopicState>()
@@ -139,6 +151,7 @@ class EmbeddedLog implements EmbeddedLogHandle {
   private memberSeq = 0
   private closed = false
   private readonly retentionMs: number | undefined
+  private readonly retentionBytes: number | undefined
   private retentionTimer: NodeJS.Timeout | undefined
   private compacting: Promise<number> | undefined
   /** A failed write leaves a gap in offsets; the log refuses further appends rather than hide it. */
@@ -157,6 +170,7 @@ class EmbeddedLog implements EmbeddedLogHandle {
     this.commits = this.root.openDB({ name: 'commits' })
     if (options.retention !== false) {
       this.retentionMs = options.retention?.maxAgeMs ?? 7 * 24 * 3600_000
+      this.retentionBytes = options.retention?.maxBytes
       this.retentionTimer = setInterval(() => void this.compact(), options.retention?.intervalMs ?? 60_000)
       this.retentionTimer.unref()
     }
@@ -183,6 +197,7 @@ class EmbeddedLog implements EmbeddedLogHandle {
     }
     let deleted = 0
     for (const [topic, state] of this.topics) {
+      if (state.compacted) continue
       for (let p = 0; p < state.partitions; p++) {
         if (this.closed) return deleted
         const limit = Math.min(minCommitted.get(`${topic}\u0000${p}`) ?? 0, state.visible[p]! - 1)
@@ -196,7 +211,43 @@ class EmbeddedLog implements EmbeddedLogHandle {
         if (last) await durable(last)
       }
     }
-    if (deleted > 0) this.logger.info({ deleted, maxAgeMs }, 'log retention deleted processed records')
+    deleted += await this.boundSize(minCommitted)
+    if (deleted > 0) this.logger.info({ deleted, maxAgeMs, maxBytes: this.retentionBytes }, 'log retention deleted processed records')
+    return deleted
+  }
+
+  /** Bytes the records database occupies (pages in use). */
+  private recordBytes(): number {
+    const s = this.records.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
+    return s.pageSize * (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages)
+  }
+
+  /** Size bound: deletes the oldest processed records, the same share of each partition's, until under maxBytes. */
+  private async boundSize(minCommitted: Map<string, number>): Promise<number> {
+    const max = this.retentionBytes
+    if (max === undefined) return 0
+    let deleted = 0
+    for (let round = 0; round < 8; round++) {
+      const bytes = this.recordBytes()
+      if (bytes <= max || this.closed) return deleted
+      const share = Math.min(1, (bytes - max) / bytes + 0.05)
+      let progress = 0
+      for (const [topic, state] of this.topics) {
+        if (state.compacted) continue
+        for (let p = 0; p < state.partitions; p++) {
+          const limit = Math.min(minCommitted.get(`${topic}\u0000${p}`) ?? 0, state.visible[p]! - 1)
+          if (limit <= 0) continue
+          const keys = [...this.records.getKeys({ start: [topic, p, 0], end: [topic, p, limit] })]
+          const n = Math.min(keys.length, Math.ceil(keys.length * share))
+          let last: Promise<boolean> | undefined
+          for (const key of keys.slice(0, n)) last = this.records.remove(key)
+          if (last) await durable(last)
+          progress += n
+        }
+      }
+      deleted += progress
+      if (progress === 0) return deleted
+    }
     return deleted
   }
 
@@ -204,7 +255,7 @@ class EmbeddedLog implements EmbeddedLogHandle {
     for (const { key, value } of this.meta.getRange({})) {
       const next: number[] = []
       for (let p = 0; p < value.partitions; p++) next.push(this.lastOffset(key, p) + 1)
-      this.topics.set(key, { partitions: value.partitions, next, visible: [...next], subscribers: new Set() })
+      this.topics.set(key, { partitions: value.partitions, compacted: value.compacted === true, next, visible: [...next], subscribers: new Set() })
     }
   }
 
@@ -225,12 +276,13 @@ class EmbeddedLog implements EmbeddedLogHandle {
     return state
   }
 
-  async ensureTopic(topic: string, partitions: number): Promise<void> {
+  async ensureTopic(topic: string, partitions: number, config: TopicConfig = {}): Promise<void> {
     this.checkOpen()
     if (!Number.isInteger(partitions) || partitions < 1) throw new RangeError(`partitions must be a positive integer, got ${partitions}`)
     if (this.topics.has(topic)) return
-    this.topics.set(topic, { partitions, next: Array(partitions).fill(0), visible: Array(partitions).fill(0), subscribers: new Set() })
-    await durable(this.meta.put(topic, { partitions }))
+    const compacted = config.compacted === true
+    this.topics.set(topic, { partitions, compacted, next: Array(partitions).fill(0), visible: Array(partitions).fill(0), subscribers: new Set() })
+    await durable(this.meta.put(topic, { partitions, ...(compacted ? { compacted } : {}) }))
   }
 
   async partitionCount(topic: string): Promise<number> {

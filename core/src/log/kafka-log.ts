@@ -22,6 +22,7 @@ import {
   type Log,
   type LogRecord,
   type ProducerRecord,
+  type TopicConfig,
 } from './log.js'
 
 export interface KafkaLogOptions {
@@ -144,7 +145,7 @@ class KafkaLog implements Log {
     if (this.closed) throw new LogError('closed', 'the log is closed')
   }
 
-  async ensureTopic(topic: string, partitions: number): Promise<void> {
+  async ensureTopic(topic: string, partitions: number, config: TopicConfig = {}): Promise<void> {
     this.checkOpen()
     if (!Number.isInteger(partitions) || partitions < 1) throw new RangeError(`partitions must be a positive integer, got ${partitions}`)
     // Look first: creating an existing topic is an error response kafkajs would log at every start.
@@ -152,7 +153,10 @@ class KafkaLog implements Log {
     try {
       await this.admin.createTopics({
         waitForLeaders: true,
-        topics: [{ topic, numPartitions: partitions, replicationFactor: this.options.replicationFactor ?? -1 }],
+        topics: [{
+          topic, numPartitions: partitions, replicationFactor: this.options.replicationFactor ?? -1,
+          ...(config.compacted ? { configEntries: [{ name: 'cleanup.policy', value: 'compact' }] } : {}),
+        }],
       })
     } catch (err) {
       if (errorType(err) !== 'TOPIC_ALREADY_EXISTS') throw err

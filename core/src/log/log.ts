@@ -72,9 +72,19 @@ export interface Consumer {
   stop(): Promise<void>
 }
 
+/** How a topic keeps its records. */
+export interface TopicConfig {
+  /**
+   * Keep the latest record of every key, with no time or size limit (Kafka `cleanup.policy=compact`;
+   * the embedded log's retention never deletes from it). For topics that are a source of truth.
+   * @default false
+   */
+  compacted?: boolean
+}
+
 export interface Log {
-  /** Creates the topic if it does not exist (idempotent). */
-  ensureTopic(topic: string, partitions: number): Promise<void>
+  /** Creates the topic if it does not exist (idempotent; an existing topic keeps its config). */
+  ensureTopic(topic: string, partitions: number, config?: TopicConfig): Promise<void>
   partitionCount(topic: string): Promise<number>
   /** Appends durably (fsync / acks=all) before resolving; results are in input order. */
   append(topic: string, records: ProducerRecord[]): Promise<AppendResult[]>

@@ -29,6 +29,8 @@ export interface ProcessorMetrics {
   waitingClicks: Gauge<'partition'>
   /** 1 while a partition's batch keeps failing (retried, nothing written), 0 once it is written. */
   stalled: Gauge<'topic' | 'partition'>
+  /** 1 while this process owns the partition (after onAssign), 0 once revoked: which replica reads what. */
+  assigned: Gauge<'topic' | 'partition'>
 }
 
 function getOrCreate<T>(registry: Registry, name: string, make: () => T): T {
@@ -46,6 +48,7 @@ export function processorMetrics(registry: Registry): ProcessorMetrics {
     batches: getOrCreate(registry, 'adc_processor_batches_total', () => new Counter({ name: 'adc_processor_batches_total', help: 'Batch write attempts by result', labelNames: ['topic', 'result'] as const, registers })),
     waitingClicks: getOrCreate(registry, 'adc_processor_join_waiting_clicks', () => new Gauge({ name: 'adc_processor_join_waiting_clicks', help: 'Clicks waiting for their impression (accepted, held in partition state, not yet written)', labelNames: ['partition'] as const, registers })),
     stalled: getOrCreate(registry, 'adc_partition_stalled', () => new Gauge({ name: 'adc_partition_stalled', help: 'Partitions whose last batch attempt failed (1) until one is written (0)', labelNames: ['topic', 'partition'] as const, registers })),
+    assigned: getOrCreate(registry, 'adc_processor_partition_assigned', () => new Gauge({ name: 'adc_processor_partition_assigned', help: 'Partitions this process owns (1) or owned and gave up (0)', labelNames: ['topic', 'partition'] as const, registers })),
     batchRecords: getOrCreate(registry, 'adc_processor_batch_records', () => new Histogram({ name: 'adc_processor_batch_records', help: 'Records per written batch', labelNames: ['topic'] as const, buckets: [1, 10, 100, 500, 1000, 2500, 5000, 10000, 50000], registers })),
   }
 }

@@ -45,6 +45,7 @@ export interface HandoffOptions {
   groupId?: string
   /** Changelog snapshot threshold (small: snapshots and truncation happen during the run). */
   snapshotMinChars?: number
+  snapshotMaxAgeMs?: number
 }
 
 export interface HandoffTotals {
@@ -140,7 +141,7 @@ export async function runHandoff(o: HandoffOptions): Promise<{ totals: HandoffTo
       registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords, retryDelayMs: 20, topicPartitions: 4,
       crashPoint: crashPoint ?? (() => {}),
       topics: { events: topics.events, edgeStats: topics.edgeStats },
-      ...(o.changelog ? { changelog: { topic: topics.changelog, ...(o.snapshotMinChars ? { snapshotMinChars: o.snapshotMinChars } : {}) } } : {}),
+      ...(o.changelog ? { changelog: { topic: topics.changelog, ...(o.snapshotMinChars ? { snapshotMinChars: o.snapshotMinChars } : {}), ...(o.snapshotMaxAgeMs !== undefined ? { snapshotMaxAgeMs: o.snapshotMaxAgeMs } : {}) } } : {}),
     })
   }
   const owned = (p: Processor): number => Object.keys(p.status().topics[topics.events] ?? {}).length

@@ -67,6 +67,12 @@ export interface ProcessorDeps extends EventWorkerOptions {
      * @default 16 MiB (characters of JSON)
      */
     snapshotMinChars?: number
+    /**
+     * Also writes a snapshot (and truncates) once the last one is this old and records followed it,
+     * so a quiet partition's changelog is bounded in age too (nothing older than the state lingers).
+     * @default 24 h
+     */
+    snapshotMaxAgeMs?: number
   }
   /** Source topic names (tests on a shared broker). @default ad-events, edge-stats */
   topics?: { events?: string; edgeStats?: string }
@@ -95,6 +101,8 @@ interface Ownership {
   /** Characters of changelog records since the last snapshot (what a restore reads), and that snapshot's. */
   sinceSnapshot: number
   snapshotChars: number
+  /** When the last snapshot was written (or the partition claimed), epoch ms. */
+  snapshotAt: number
 }
 
 export interface PartitionStatus {
@@ -484,7 +492,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
    * one snapshot and what followed it. A failed snapshot only delays this (the next batch retries).
    */
   async function maybeSnapshot(rt: TopicRuntime, own: Ownership, store: PartitionStore): Promise<void> {
-    if (own.fenced || own.sinceSnapshot <= Math.max(deps.changelog?.snapshotMinChars ?? 16 * 1024 * 1024, 2 * own.snapshotChars)) return
+    if (own.fenced) return
+    const bySize = own.sinceSnapshot > Math.max(deps.changelog?.snapshotMinChars ?? 16 * 1024 * 1024, 2 * own.snapshotChars)
+    const byAge = own.sinceSnapshot > own.snapshotChars && Date.now() - own.snapshotAt >= (deps.changelog?.snapshotMaxAgeMs ?? 24 * 3600_000)
+    if (!bySize && !byAge) return
     try {
       const t0 = performance.now()
       const recs = snapshotRecords(store.partition, own.owner, store.appliedOffset(), store.entries())
@@ -494,6 +505,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       await log.truncate(changelogTopic(rt), store.partition, pos.first)
       own.snapshotChars = own.sinceSnapshot - before
       own.sinceSnapshot = own.snapshotChars
+      own.snapshotAt = Date.now()
       logger.info({ topic: rt.topic, partition: store.partition, applied: store.appliedOffset(), chars: own.snapshotChars, records: recs.length, truncatedBefore: pos.first, ms: Math.round(performance.now() - t0) }, 'state snapshot written; changelog truncated before it')
     } catch (err) {
       logger.warn({ err, topic: rt.topic, partition: store.partition }, 'state snapshot failed; retried after the next batch')
@@ -508,7 +520,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const topic = changelogTopic(rt)
     const owner = randomUUID()
     const [claim] = await log.append(topic, [claimRecord(p, owner)])
-    const own: Ownership = { owner, lastOwn: claim!.offset, fenced: false, sinceSnapshot: 0, snapshotChars: 0 }
+    const own: Ownership = { owner, lastOwn: claim!.offset, fenced: false, sinceSnapshot: 0, snapshotChars: 0, snapshotAt: Date.now() }
     if (deps.changelog?.restore === false) return own
     const t0 = performance.now()
     const fold = new ChangelogFold({ applied: store.appliedOffset(), intent: store.pendingIntent(), position: store.changelogPosition() })
@@ -599,6 +611,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           }
           rt.workers.set(p, rt.makeWorker(store))
           statusOf(rt.topic, p).applied = store.appliedOffset()
+          metrics.assigned.set({ topic: rt.topic, partition: String(p) }, 1)
         }
         logger.info({ topic: rt.topic, partitions }, 'partitions assigned')
       },
@@ -612,6 +625,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           delete totals.topics[rt.topic]?.[p]
           stalls.delete(stallKey(rt.topic, p))
           metrics.stalled.set({ topic: rt.topic, partition: String(p) }, 0)
+          metrics.assigned.set({ topic: rt.topic, partition: String(p) }, 0)
+          // Its new owner reports its lag now; a stale value here would be summed next to it.
+          metrics.lag.remove({ topic: rt.topic, partition: String(p) })
         }
         logger.info({ topic: rt.topic, partitions }, 'partitions revoked')
       },

@@ -27,7 +27,7 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true })
 })
 
-async function scenario(killAt: CrashPoint, { changelog = true, newMachine = false, snapshotMinChars = 0 } = {}) {
+async function scenario(killAt: CrashPoint, { changelog = true, newMachine = false, snapshotMinChars = 0, snapshotMaxAgeMs = undefined as number | undefined } = {}) {
   const dir = join(root, `run${++seq}`)
   const log = await createEmbeddedLog({ dir: join(dir, 'log'), logger: pino({ level: 'silent' }), retryBackoffMs: 20 })
   try {
@@ -41,6 +41,7 @@ async function scenario(killAt: CrashPoint, { changelog = true, newMachine = fal
       killAt,
       newMachine,
       ...(snapshotMinChars ? { snapshotMinChars } : {}),
+      ...(snapshotMaxAgeMs !== undefined ? { snapshotMaxAgeMs } : {}),
     })
   } finally {
     await log.close()
@@ -61,6 +62,13 @@ describe('partition handoff between processors (embedded log)', () => {
 
   it('with snapshots every few batches the changelog is truncated, and a new machine restores from a snapshot: totals exact', async () => {
     const { totals, expected, killed, changelogStart } = await scenario('after_sink', { newMachine: true, snapshotMinChars: 30_000 })
+    expect(killed).toBe(true)
+    expect(changelogStart.every((o) => o > 0)).toBe(true)
+    expect(totals).toEqual(expected)
+  }, 60_000)
+
+  it('with a snapshot age bound and no size trigger the changelog is still truncated, and a new machine restores: totals exact', async () => {
+    const { totals, expected, killed, changelogStart } = await scenario('after_sink', { newMachine: true, snapshotMinChars: 1e12, snapshotMaxAgeMs: 0 })
     expect(killed).toBe(true)
     expect(changelogStart.every((o) => o > 0)).toBe(true)
     expect(totals).toEqual(expected)

@@ -1,12 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { EdgeConfig as EdgeConfigContract } from '@adc/schemas'
 import { open, type RootDatabase } from 'lmdb'
+import { applyTenantCommand, listPrefix, P, type TenantCommand } from './tenant-state.js'
 
 /**
  * Durable tenants: advertisers, campaigns with their price, publishers with API keys (stored as
- * SHA-256 hashes only), signing secrets by key id and rate limits, and admin keys. Backed by LMDB,
- * so whatever the admin API created survives a restart and reaches the edge through
- * `GET /v1/internal/edge-config` without a redeploy.
+ * SHA-256 hashes only), signing secrets by key id and rate limits, and admin keys. Read from an LMDB
+ * view, so whatever the admin API created survives a restart and reaches the edge through
+ * `GET /v1/internal/edge-config` without a redeploy. Every write is a command of the tenant state
+ * machine (tenant-state.ts): applied at once here, or through the shared tenant topic when several
+ * core replicas run (shared-tenant-store.ts).
  */
 
 export type PricingModel = 'cpm' | 'cpc' | 'vcpm'
@@ -114,11 +117,6 @@ export function generateKeyId(): string {
   return out
 }
 
-const scopesOf = (p: Publisher): Record<string, ApiKeyScope> =>
-  p.apiKeyScopes ?? Object.fromEntries(p.apiKeyHashes.map((h) => [h, 'server' as const]))
-const purposesOf = (p: Publisher): Record<string, SigningKeyPurpose> =>
-  p.signingKeyPurposes ?? Object.fromEntries(Object.keys(p.signingKeys).map((k) => [k, 'token' as const]))
-
 export const scopeOf = (p: Publisher, hash: string): ApiKeyScope => p.apiKeyScopes?.[hash] ?? 'server'
 export const purposeOf = (p: Publisher, keyId: string): SigningKeyPurpose => p.signingKeyPurposes?.[keyId] ?? 'token'
 
@@ -199,75 +197,26 @@ export interface CreatedPublisher {
   requestSigningSecret: string
 }
 
-const P = {
-  advertiser: 'adv:',
-  campaign: 'cmp:',
-  publisher: 'pub:',
-  key: 'key:',
-  /** Signing key id → publisher id; never removed, so a revoked key id is never given out again. */
-  signingKeyId: 'skid:',
-  version: 'meta:version',
-} as const
+/**
+ * How a store's writes reach its view: applied at once (one process), or appended to the shared
+ * tenant topic and applied when read back (shared-tenant-store.ts). Resolves to what
+ * `applyTenantCommand` returned, or rejects with its refusal.
+ */
+export type SubmitTenantCommand = (cmd: TenantCommand) => Promise<unknown>
 
+/** A tenant store of one process: each write is applied to the LMDB view in its own transaction. */
 export function openTenantStore(options: { dir: string }): TenantStore {
   const db: RootDatabase = open({ path: options.dir, compression: false })
+  return createTenantStore(db, async (cmd) => db.transactionSync(() => applyTenantCommand(db, cmd)))
+}
 
-  function list<T>(prefix: string): T[] {
-    const out: T[] = []
-    for (const { value } of db.getRange({ start: prefix, end: `${prefix}\uffff` })) out.push(value as T)
-    return out
-  }
-
-  function bump(): void {
-    db.put(P.version, ((db.get(P.version) as number | undefined) ?? 0) + 1)
-  }
-
-  async function createAdvertiser(input: { id: string; name: string; apiKey?: string }) {
-    const apiKey = input.apiKey ?? generateKey('ak')
-    const hash = hashApiKey(apiKey)
-    let advertiser: Advertiser | undefined
-    await db.transaction(() => {
-      if (db.get(P.advertiser + input.id) !== undefined) throw new TenantConflictError(`advertiser ${input.id} already exists`)
-      if (db.get(P.key + hash) !== undefined) throw new TenantConflictError('that API key is already in use')
-      advertiser = { id: input.id, name: input.name, createdAt: Date.now() }
-      db.put(P.advertiser + input.id, advertiser)
-      db.put(P.key + hash, { kind: 'advertiser', id: input.id } satisfies Principal)
-      bump()
-    })
-    return { advertiser: advertiser!, apiKey }
-  }
-
-  async function createCampaign(input: { id: string; advertiserId: string; name?: string; pricing: Pricing }) {
-    let campaign: Campaign | undefined
-    await db.transaction(() => {
-      if (db.get(P.campaign + input.id) !== undefined) throw new TenantConflictError(`campaign ${input.id} already exists`)
-      if (db.get(P.advertiser + input.advertiserId) === undefined) {
-        throw new TenantReferenceError(`advertiser ${input.advertiserId} does not exist`)
-      }
-      campaign = {
-        id: input.id,
-        advertiserId: input.advertiserId,
-        name: input.name ?? input.id,
-        pricing: { model: input.pricing.model, priceMicros: input.pricing.priceMicros },
-        createdAt: Date.now(),
-      }
-      db.put(P.campaign + input.id, campaign)
-      bump()
-    })
-    return campaign!
-  }
-
-  /** Refuses a key id held (or once held) by any publisher. Runs inside the caller's transaction. */
-  function claimKeyId(keyId: string, publisherId: string): void {
-    if (db.get(P.signingKeyId + keyId) !== undefined || list<Publisher>(P.publisher).some((p) => keyId in p.signingKeys)) {
-      throw new TenantConflictError(`signing key ${keyId} already exists`)
-    }
-    db.put(P.signingKeyId + keyId, publisherId)
-  }
-
-  function newSecret(): string {
-    return randomBytes(32).toString('base64url')
-  }
+/**
+ * The `TenantStore` over an LMDB view: reads are synchronous lookups in the view; writes choose
+ * their keys, secrets and timestamps here, then go through `submit` as commands.
+ */
+export function createTenantStore(db: RootDatabase, submit: SubmitTenantCommand, onClose: () => Promise<void> = () => db.close()): TenantStore {
+  const list = <T>(prefix: string): T[] => listPrefix<T>(db, prefix)
+  const newSecret = (): string => randomBytes(32).toString('base64url')
 
   async function createPublisher(input: CreatePublisherInput): Promise<CreatedPublisher> {
     const apiKey = input.apiKey ?? generateKey(API_KEY_PREFIX.server)
@@ -280,205 +229,78 @@ export function openTenantStore(options: { dir: string }): TenantStore {
     const publicHash = hashApiKey(publicKey)
     if (hash === publicHash) throw new TenantConflictError('the public and the server API key must differ')
     if (signingKeyId === requestSigningKeyId) throw new TenantConflictError('the token and the request signing key ids must differ')
-    let publisher: Publisher | undefined
-    await db.transaction(() => {
-      if (db.get(P.publisher + input.id) !== undefined) throw new TenantConflictError(`publisher ${input.id} already exists`)
-      if (db.get(P.key + hash) !== undefined || db.get(P.key + publicHash) !== undefined) throw new TenantConflictError('that API key is already in use')
-      claimKeyId(signingKeyId, input.id)
-      claimKeyId(requestSigningKeyId, input.id)
-      publisher = {
-        id: input.id,
-        name: input.name,
-        apiKeyHashes: [hash, publicHash],
-        apiKeyScopes: { [hash]: 'server', [publicHash]: 'public' },
-        signingKeys: { [signingKeyId]: signingSecret, [requestSigningKeyId]: requestSigningSecret },
-        signingKeyPurposes: { [signingKeyId]: 'token', [requestSigningKeyId]: 'request' },
-        rateLimit: input.rateLimit ?? DEFAULT_RATE_LIMIT,
-        active: true,
-        createdAt: Date.now(),
-      }
-      db.put(P.publisher + input.id, publisher)
-      db.put(P.key + hash, { kind: 'publisher', id: input.id } satisfies Principal)
-      db.put(P.key + publicHash, { kind: 'publisher', id: input.id } satisfies Principal)
-      bump()
-    })
-    return { publisher: publisher!, apiKey, publicKey, signingKeyId, signingSecret, requestSigningKeyId, requestSigningSecret }
-  }
-
-  function mustPublisher(id: string): Publisher {
-    const p = db.get(P.publisher + id) as Publisher | undefined
-    if (!p) throw new TenantReferenceError(`publisher ${id} does not exist`)
-    return p
-  }
-
-  async function updatePublisher(id: string, patch: { rateLimit?: RateLimit; active?: boolean; name?: string }) {
-    let out: Publisher | undefined
-    await db.transaction(() => {
-      const p = mustPublisher(id)
-      out = { ...p, ...(patch.name !== undefined ? { name: patch.name } : {}), ...(patch.rateLimit ? { rateLimit: patch.rateLimit } : {}), ...(patch.active !== undefined ? { active: patch.active } : {}) }
-      db.put(P.publisher + id, out)
-      bump()
-    })
-    return out!
-  }
-
-  async function addPublisherApiKey(id: string, input: { apiKey?: string; scope?: ApiKeyScope } = {}) {
-    const scope = input.scope ?? 'server'
-    const apiKey = input.apiKey ?? generateKey(API_KEY_PREFIX[scope])
-    const hash = hashApiKey(apiKey)
-    let out: Publisher | undefined
-    await db.transaction(() => {
-      const p = mustPublisher(id)
-      if (db.get(P.key + hash) !== undefined) throw new TenantConflictError('that API key is already in use')
-      out = { ...p, apiKeyHashes: [...p.apiKeyHashes, hash], apiKeyScopes: { ...scopesOf(p), [hash]: scope } }
-      db.put(P.publisher + id, out)
-      db.put(P.key + hash, { kind: 'publisher', id } satisfies Principal)
-      bump()
-    })
-    return { publisher: out!, apiKey, scope }
-  }
-
-  async function revokePublisherApiKey(id: string, keyHash: string) {
-    let out: Publisher | undefined
-    await db.transaction(() => {
-      const p = mustPublisher(id)
-      if (!p.apiKeyHashes.includes(keyHash)) throw new TenantReferenceError('no such key on this publisher')
-      if (p.apiKeyHashes.length === 1) throw new TenantConflictError('a publisher keeps at least one API key; add one first')
-      const { [keyHash]: _gone, ...scopes } = scopesOf(p)
-      out = { ...p, apiKeyHashes: p.apiKeyHashes.filter((h) => h !== keyHash), apiKeyScopes: scopes }
-      db.put(P.publisher + id, out)
-      db.remove(P.key + keyHash)
-      bump()
-    })
-    return out!
-  }
-
-  async function addSigningKey(id: string, input: { keyId?: string; secret?: string; purpose?: SigningKeyPurpose } = {}) {
-    const secret = input.secret ?? newSecret()
-    const keyId = input.keyId ?? generateKeyId()
-    const purpose = input.purpose ?? 'token'
-    let out: Publisher | undefined
-    await db.transaction(() => {
-      const p = mustPublisher(id)
-      claimKeyId(keyId, id)
-      out = { ...p, signingKeys: { ...p.signingKeys, [keyId]: secret }, signingKeyPurposes: { ...purposesOf(p), [keyId]: purpose } }
-      db.put(P.publisher + id, out)
-      bump()
-    })
-    return { publisher: out!, keyId, secret, purpose }
-  }
-
-  async function revokeSigningKey(id: string, keyId: string) {
-    let out: Publisher | undefined
-    await db.transaction(() => {
-      const p = mustPublisher(id)
-      if (!(keyId in p.signingKeys)) throw new TenantReferenceError('no such signing key on this publisher')
-      const { [keyId]: _secret, ...signingKeys } = p.signingKeys
-      const { [keyId]: _purpose, ...purposes } = purposesOf(p)
-      out = { ...p, signingKeys, signingKeyPurposes: purposes }
-      db.put(P.publisher + id, out)
-      // Legacy key ids (stored before the index) are claimed now, so they stay taken.
-      if (db.get(P.signingKeyId + keyId) === undefined) db.put(P.signingKeyId + keyId, id)
-      bump()
-    })
-    return out!
-  }
-
-  async function addAdminKey(id: string, key: string) {
-    const hash = hashApiKey(key)
-    await db.transaction(() => {
-      const existing = db.get(P.key + hash) as Principal | undefined
-      if (existing && !(existing.kind === 'admin' && existing.id === id)) throw new TenantConflictError('that key is already in use')
-      if (!existing) db.put(P.key + hash, { kind: 'admin', id } satisfies Principal)
-    })
-  }
-
-  function samePrincipal(a: Principal, b: Principal): boolean {
-    return a.kind === b.kind && a.id === b.id
+    const publisher = (await submit({
+      op: 'createPublisher', id: input.id, name: input.name, hash, publicHash,
+      signingKeyId, signingSecret, requestSigningKeyId, requestSigningSecret,
+      rateLimit: input.rateLimit ?? DEFAULT_RATE_LIMIT, at: Date.now(),
+    })) as Publisher
+    return { publisher, apiKey, publicKey, signingKeyId, signingSecret, requestSigningKeyId, requestSigningSecret }
   }
 
   function keyHashesOf(principal: Principal): string[] {
     const out: string[] = []
     for (const { key, value } of db.getRange({ start: P.key, end: `${P.key}\uffff` })) {
-      if (samePrincipal(value as Principal, principal)) out.push(String(key).slice(P.key.length))
+      const v = value as Principal
+      if (v.kind === principal.kind && v.id === principal.id) out.push(String(key).slice(P.key.length))
     }
     return out
   }
 
-  async function addKey(principal: Principal, key: string, scope: ApiKeyScope = 'server') {
-    const hash = hashApiKey(key)
-    await db.transaction(() => {
-      const existing = db.get(P.key + hash) as Principal | undefined
-      if (existing && !samePrincipal(existing, principal)) throw new TenantConflictError('that key is already in use')
-      if (principal.kind === 'publisher') {
-        const p = mustPublisher(principal.id)
-        if (existing && scopeOf(p, hash) === scope) return
-        const hashes = p.apiKeyHashes.includes(hash) ? p.apiKeyHashes : [...p.apiKeyHashes, hash]
-        db.put(P.publisher + p.id, { ...p, apiKeyHashes: hashes, apiKeyScopes: { ...scopesOf(p), [hash]: scope } })
-      } else if (existing) {
-        return
-      } else if (principal.kind === 'advertiser' && db.get(P.advertiser + principal.id) === undefined) {
-        throw new TenantReferenceError(`advertiser ${principal.id} does not exist`)
-      }
-      db.put(P.key + hash, { kind: principal.kind, id: principal.id } satisfies Principal)
-      bump()
-    })
-  }
-
-  async function removeKey(keyHash: string) {
-    await db.transaction(() => {
-      const existing = db.get(P.key + keyHash) as Principal | undefined
-      if (!existing) return
-      if (existing.kind === 'publisher') {
-        const p = db.get(P.publisher + existing.id) as Publisher | undefined
-        if (p) {
-          const { [keyHash]: _gone, ...scopes } = scopesOf(p)
-          db.put(P.publisher + p.id, { ...p, apiKeyHashes: p.apiKeyHashes.filter((h) => h !== keyHash), apiKeyScopes: scopes })
-        }
-      }
-      db.remove(P.key + keyHash)
-      bump()
-    })
-  }
-
-  async function setSigningKey(publisherId: string, keyId: string, secret: string, purpose: SigningKeyPurpose = 'token') {
-    await db.transaction(() => {
-      const p = mustPublisher(publisherId)
-      if (p.signingKeys[keyId] === secret && purposeOf(p, keyId) === purpose) return
-      const owner = db.get(P.signingKeyId + keyId) as string | undefined
-      if (owner !== undefined && owner !== publisherId) throw new TenantConflictError(`signing key id ${keyId} belongs to another publisher`)
-      if (owner === undefined) db.put(P.signingKeyId + keyId, publisherId)
-      db.put(P.publisher + publisherId, { ...p, signingKeys: { ...p.signingKeys, [keyId]: secret }, signingKeyPurposes: { ...purposesOf(p), [keyId]: purpose } })
-      bump()
-    })
-  }
+  const version = (): number => (db.get(P.version) as number | undefined) ?? 0
 
   return {
     keyHashesOf,
-    addKey,
-    removeKey,
-    setSigningKey,
+    addKey: async (principal, key, scope = 'server') => {
+      await submit({ op: 'addKey', principal: { kind: principal.kind, id: principal.id }, hash: hashApiKey(key), scope })
+    },
+    removeKey: async (keyHash) => {
+      await submit({ op: 'removeKey', hash: keyHash })
+    },
+    setSigningKey: async (publisherId, keyId, secret, purpose = 'token') => {
+      await submit({ op: 'setSigningKey', publisherId, keyId, secret, purpose })
+    },
     hasAdminKey: () => list<Principal>(P.key).some((p) => p.kind === 'admin'),
     getAdvertiser: (id) => db.get(P.advertiser + id) as Advertiser | undefined,
     listAdvertisers: () => list<Advertiser>(P.advertiser),
-    createAdvertiser,
+    createAdvertiser: async (input) => {
+      const apiKey = input.apiKey ?? generateKey('ak')
+      const advertiser = (await submit({ op: 'createAdvertiser', id: input.id, name: input.name, keyHash: hashApiKey(apiKey), at: Date.now() })) as Advertiser
+      return { advertiser, apiKey }
+    },
     getCampaign: (id) => db.get(P.campaign + id) as Campaign | undefined,
     listCampaigns: (filter) =>
       list<Campaign>(P.campaign).filter((c) => filter?.advertiserId === undefined || c.advertiserId === filter.advertiserId),
-    createCampaign,
+    createCampaign: async (input) =>
+      (await submit({
+        op: 'createCampaign', id: input.id, advertiserId: input.advertiserId, name: input.name ?? input.id,
+        pricing: { model: input.pricing.model, priceMicros: input.pricing.priceMicros }, at: Date.now(),
+      })) as Campaign,
     getPublisher: (id) => db.get(P.publisher + id) as Publisher | undefined,
     listPublishers: () => list<Publisher>(P.publisher),
     createPublisher,
-    updatePublisher,
-    addPublisherApiKey,
-    revokePublisherApiKey,
-    addSigningKey,
-    revokeSigningKey,
-    addAdminKey,
+    updatePublisher: async (id, patch) => (await submit({ op: 'updatePublisher', id, patch })) as Publisher,
+    addPublisherApiKey: async (id, input = {}) => {
+      const scope = input.scope ?? 'server'
+      const apiKey = input.apiKey ?? generateKey(API_KEY_PREFIX[scope])
+      const publisher = (await submit({ op: 'addPublisherApiKey', id, hash: hashApiKey(apiKey), scope })) as Publisher
+      return { publisher, apiKey, scope }
+    },
+    revokePublisherApiKey: async (id, keyHash) => (await submit({ op: 'revokePublisherApiKey', id, keyHash })) as Publisher,
+    addSigningKey: async (id, input = {}) => {
+      const secret = input.secret ?? newSecret()
+      const keyId = input.keyId ?? generateKeyId()
+      const purpose = input.purpose ?? 'token'
+      const publisher = (await submit({ op: 'addSigningKey', id, keyId, secret, purpose })) as Publisher
+      return { publisher, keyId, secret, purpose }
+    },
+    revokeSigningKey: async (id, keyId) => (await submit({ op: 'revokeSigningKey', id, keyId })) as Publisher,
+    addAdminKey: async (id, key) => {
+      await submit({ op: 'addAdminKey', id, hash: hashApiKey(key) })
+    },
     principalForKey: (key) => db.get(P.key + hashApiKey(key)) as Principal | undefined,
-    configVersion: () => (db.get(P.version) as number | undefined) ?? 0,
+    configVersion: version,
     edgeConfig: () => ({
-      version: (db.get(P.version) as number | undefined) ?? 0,
+      version: version(),
       // Campaigns are never deleted, so this set only grows (a verdict on it is stable on replay).
       campaignIds: list<Campaign>(P.campaign).map((c) => c.id),
       publishers: list<Publisher>(P.publisher).map((p) => {
@@ -495,7 +317,7 @@ export function openTenantStore(options: { dir: string }): TenantStore {
         }
       }),
     }),
-    close: () => db.close(),
+    close: onClose,
   }
 }
 
@@ -522,6 +344,15 @@ export const DEMO_IDS = {
   admin: 'admin_demo',
 } as const
 
+/** A create another replica won meanwhile (two replicas seeding at once) is as good as our own. */
+async function unlessCreatedMeanwhile(create: Promise<unknown>): Promise<void> {
+  try {
+    await create
+  } catch (err) {
+    if (!(err instanceof TenantConflictError)) throw err
+  }
+}
+
 /**
  * Seeds the demo tenant of the design (publisher `pub_demo`, advertiser `adv_demo`, campaigns
  * `cmp_demo_cpm` at 2 USD CPM and `cmp_demo_cpc` at 0.50 USD CPC) and makes its keys exactly the
@@ -531,10 +362,10 @@ export const DEMO_IDS = {
  */
 export async function seedDemoTenant(store: TenantStore, seed: DemoSeed): Promise<void> {
   if (!store.getAdvertiser(DEMO_IDS.advertiser)) {
-    await store.createAdvertiser({ id: DEMO_IDS.advertiser, name: 'Demo advertiser', apiKey: seed.advertiserKey })
+    await unlessCreatedMeanwhile(store.createAdvertiser({ id: DEMO_IDS.advertiser, name: 'Demo advertiser', apiKey: seed.advertiserKey }))
   }
   if (!store.getPublisher(DEMO_IDS.publisher)) {
-    await store.createPublisher({
+    await unlessCreatedMeanwhile(store.createPublisher({
       id: DEMO_IDS.publisher,
       name: 'Demo publisher',
       apiKey: seed.publisherKey,
@@ -545,7 +376,7 @@ export async function seedDemoTenant(store: TenantStore, seed: DemoSeed): Promis
         ? { requestSigningKeyId: DEMO_IDS.requestSigningKeyId, requestSigningSecret: seed.requestSigningSecret }
         : {}),
       rateLimit: DEFAULT_RATE_LIMIT,
-    })
+    }))
   }
   // The demo principals' keys become exactly the configured ones: add first (a publisher is never
   // left without a key), then revoke the rest. A public key that was not configured (generated at
@@ -571,20 +402,20 @@ export async function seedDemoTenant(store: TenantStore, seed: DemoSeed): Promis
     await store.setSigningKey(DEMO_IDS.publisher, DEMO_IDS.requestSigningKeyId, seed.requestSigningSecret, 'request')
   }
   if (!store.getCampaign(DEMO_IDS.campaignCpm)) {
-    await store.createCampaign({
+    await unlessCreatedMeanwhile(store.createCampaign({
       id: DEMO_IDS.campaignCpm,
       advertiserId: DEMO_IDS.advertiser,
       name: 'Demo CPM campaign',
       pricing: { model: 'cpm', priceMicros: 2_000_000 },
-    })
+    }))
   }
   if (!store.getCampaign(DEMO_IDS.campaignCpc)) {
-    await store.createCampaign({
+    await unlessCreatedMeanwhile(store.createCampaign({
       id: DEMO_IDS.campaignCpc,
       advertiserId: DEMO_IDS.advertiser,
       name: 'Demo CPC campaign',
       pricing: { model: 'cpc', priceMicros: 500_000 },
-    })
+    }))
   }
 }
 

@@ -19,6 +19,49 @@ const Totals = z.object({
 })
 const ByCategory = z.object(Object.fromEntries(CATEGORIES.map((k) => [k, z.number().int()])) as Record<Category, z.ZodNumber>)
 
+const ReconcileSchema = z
+  .object({
+    day: z.string(),
+    final: z.boolean(),
+    snapshotVersion: z.number().int().nullable(),
+    campaigns: z.array(
+      z.object({
+        campaignId: z.string(),
+        stream: Totals,
+        snapshot: Totals.nullable(),
+        difference: z.object({ impressions: z.number().int(), clicks: z.number().int() }),
+        explained: z.object({ impressions: ByCategory, clicks: ByCategory }),
+        unexplained: z.object({ impressions: z.number().int(), clicks: z.number().int() }),
+      }),
+    ),
+  })
+  .openapi('Reconcile')
+
+const AccountingSchema = z
+  .object({
+    day: z.string(),
+    balanced: z.boolean(),
+    publishers: z.array(
+      z.object({
+        publisherId: z.string(),
+        edge: z.object({
+          received: z.number().int(),
+          accepted: z.number().int(),
+          rejected: z.number().int(),
+          duplicate: z.number().int(),
+          rejectedByReason: z.record(z.string(), z.number().int()),
+        }),
+        core: z.object({ accepted: z.number().int(), billed: z.number().int(), keptByReason: z.record(z.string(), z.number().int()) }),
+        differences: z.object({
+          edgeUnbalanced: z.number().int().openapi({ description: 'received - (accepted + rejected + duplicate)' }),
+          inFlightOrMissing: z.number().int().openapi({ description: 'edge accepted - core accepted' }),
+        }),
+        balanced: z.boolean(),
+      }),
+    ),
+  })
+  .openapi('Accounting')
+
 const reconcileRoute = createRoute({
   method: 'get',
   path: '/v1/reports/reconcile/{day}',
@@ -31,23 +74,7 @@ const reconcileRoute = createRoute({
         'Per campaign: stream and snapshot totals, their difference (stream minus snapshot), the part explained by each reason and what stays unexplained',
       content: {
         'application/json': {
-          schema: z
-            .object({
-              day: z.string(),
-              final: z.boolean(),
-              snapshotVersion: z.number().int().nullable(),
-              campaigns: z.array(
-                z.object({
-                  campaignId: z.string(),
-                  stream: Totals,
-                  snapshot: Totals.nullable(),
-                  difference: z.object({ impressions: z.number().int(), clicks: z.number().int() }),
-                  explained: z.object({ impressions: ByCategory, clicks: ByCategory }),
-                  unexplained: z.object({ impressions: z.number().int(), clicks: z.number().int() }),
-                }),
-              ),
-            })
-            .openapi('Reconcile'),
+          schema: ReconcileSchema,
         },
       },
     },
@@ -67,30 +94,7 @@ const accountingRoute = createRoute({
         'edge: received = accepted + rejected + duplicate; core: edge accepted = billed + kept with a reason. Differences are shown as they are (events still in the log show as a positive inFlightOrMissing).',
       content: {
         'application/json': {
-          schema: z
-            .object({
-              day: z.string(),
-              balanced: z.boolean(),
-              publishers: z.array(
-                z.object({
-                  publisherId: z.string(),
-                  edge: z.object({
-                    received: z.number().int(),
-                    accepted: z.number().int(),
-                    rejected: z.number().int(),
-                    duplicate: z.number().int(),
-                    rejectedByReason: z.record(z.string(), z.number().int()),
-                  }),
-                  core: z.object({ accepted: z.number().int(), billed: z.number().int(), keptByReason: z.record(z.string(), z.number().int()) }),
-                  differences: z.object({
-                    edgeUnbalanced: z.number().int().openapi({ description: 'received - (accepted + rejected + duplicate)' }),
-                    inFlightOrMissing: z.number().int().openapi({ description: 'edge accepted - core accepted' }),
-                  }),
-                  balanced: z.boolean(),
-                }),
-              ),
-            })
-            .openapi('Accounting'),
+          schema: AccountingSchema,
         },
       },
     },
@@ -98,175 +102,196 @@ const accountingRoute = createRoute({
   },
 })
 
+/** What the reports read: ClickHouse, the snapshots, the tenants (which campaigns are booked). */
+export type ReportDeps = Pick<ResolvedApiDeps, 'clickhouse' | 'database' | 'billing' | 'tenants'>
+
+export type ReconcileReport = z.infer<typeof ReconcileSchema>
+export type AccountingReport = z.infer<typeof AccountingSchema>
+
+/**
+ * Stream (minute rollups) against the day's latest final snapshot per campaign, the difference
+ * explained by category. `now` bounds the events of a day that has no final snapshot yet.
+ */
+export async function reconcileReport(deps: ReportDeps, day: string, now: number): Promise<ReconcileReport> {
+  const { clickhouse: ch, database: db, billing } = deps
+  const clock = () => now
+  const start = dayStart(day)
+  const streamRs = await ch.query({
+    query: `SELECT campaign_id, sum(impressions) AS impressions, sum(clicks) AS clicks, sum(ivt_impressions) AS ivt_impressions, sum(ivt_clicks) AS ivt_clicks
+      FROM ${db}.rollup_minute WHERE minute >= {start:DateTime64(3, 'UTC')} AND minute < {end:DateTime64(3, 'UTC')}
+      GROUP BY campaign_id ORDER BY campaign_id`,
+    query_params: { start: chTime(start), end: chTime(start + DAY_MS) },
+    format: 'JSONEachRow',
+  })
+  const stream = new Map(
+    (await streamRs.json<Record<string, unknown>>()).map((r) => [
+      String(r.campaign_id),
+      { impressions: Number(r.impressions), clicks: Number(r.clicks), ivtImpressions: Number(r.ivt_impressions), ivtClicks: Number(r.ivt_clicks) },
+    ]),
+  )
+  const latest = await billing.snapshots.latestFinal(day)
+  const snapshot = new Map(
+    latest ? perCampaign(await billing.snapshots.lines(day, latest.version)).map((l) => [l.campaignId, l] as const) : [],
+  )
+  const groups = await classifyDay(ch, {
+    database: db,
+    day,
+    modelVersion: latest && latest.modelVersion !== STREAM_MODEL ? latest.modelVersion : undefined,
+    receivedBefore: latest ? latest.receivedBefore || latest.createdAt : clock(),
+  })
+  const zero = () => Object.fromEntries(CATEGORIES.map((k) => [k, 0])) as Record<Category, number>
+  const explained = new Map<string, { impressions: Record<Category, number>; clicks: Record<Category, number> }>()
+  for (const g of groups) {
+    // Each event adds (counted by the stream) - (counted by the snapshot) to the difference.
+    const delta = (g.storedBillable ? 1 : 0) - (g.verdict === 'billable' && !g.late ? 1 : 0)
+    if (delta === 0) continue
+    const category: Category = g.late
+      ? 'late'
+      : g.storedReason === 'orphan_click' || g.storedReason === 'join_pending'
+        ? 'orphan_resolved'
+        : ivtSet.has(g.verdict) || ivtSet.has(g.storedReason)
+          ? 'ivt_changed'
+          : DUPLICATE_VERDICTS.has(g.verdict) || DUPLICATE_VERDICTS.has(g.storedReason)
+            ? 'duplicate'
+            : 'other'
+    let e = explained.get(g.campaignId)
+    if (!e) explained.set(g.campaignId, (e = { impressions: zero(), clicks: zero() }))
+    e[g.eventType === 'click' ? 'clicks' : 'impressions'][category] += delta * g.events
+  }
+  const ids = [...new Set([...stream.keys(), ...snapshot.keys(), ...explained.keys()])].filter(Boolean).sort()
+  const empty = { impressions: 0, clicks: 0, ivtImpressions: 0, ivtClicks: 0 }
+  const sum = (r: Record<Category, number>) => CATEGORIES.reduce((s, k) => s + r[k], 0)
+  const campaigns = ids.map((campaignId) => {
+    const s = stream.get(campaignId) ?? empty
+    const snap = snapshot.get(campaignId)
+    const snapTotals = snap
+      ? { impressions: snap.impressions, clicks: snap.clicks, ivtImpressions: snap.ivtImpressions, ivtClicks: snap.ivtClicks }
+      : latest
+        ? empty
+        : null
+    const e = explained.get(campaignId) ?? { impressions: zero(), clicks: zero() }
+    const difference = { impressions: s.impressions - (snapTotals?.impressions ?? 0), clicks: s.clicks - (snapTotals?.clicks ?? 0) }
+    return {
+      campaignId,
+      stream: s,
+      snapshot: snapTotals,
+      difference,
+      explained: e,
+      unexplained: { impressions: difference.impressions - sum(e.impressions), clicks: difference.clicks - sum(e.clicks) },
+    }
+  })
+  return { day, final: latest !== undefined, snapshotVersion: latest?.version ?? null, campaigns }
+}
+
+/** The accounting invariant per publisher for a UTC day (edge counts against core's verdicts). */
+export async function accountingReport(deps: ReportDeps, day: string): Promise<AccountingReport> {
+  const { clickhouse: ch, database: db, tenants } = deps
+  const start = dayStart(day)
+  const params = {
+    start: chTime(start),
+    end: chTime(start + DAY_MS),
+    // Event time is within 24 h before and 5 min after receipt (edge clock rules): prunes partitions.
+    tsFrom: chTime(start - DAY_MS - 3_600_000),
+    tsTo: chTime(start + DAY_MS + 3_600_000),
+  }
+  const edgeRs = await ch.query({
+    query: `SELECT publisher_id, sum(received) AS received, sum(accepted) AS accepted, sum(rejected) AS rejected, sum(duplicate) AS duplicate,
+        sumMap(rejected_by_reason) AS by_reason
+      FROM ${db}.edge_stats_minute WHERE minute >= {start:DateTime64(3, 'UTC')} AND minute < {end:DateTime64(3, 'UTC')}
+      GROUP BY publisher_id`,
+    query_params: params,
+    format: 'JSONEachRow',
+  })
+  // A log record written twice (a replay past the engine's dedup window) counts once, while each
+  // re-delivery is its own record; with signed corrections, the -1 row retracts the verdict it repeats.
+  const signed = await hasSignColumn(ch, db)
+  const coreRs = await ch.query({
+    query: `SELECT publisher_id, campaign_id, billable, reason, ${signed ? 'sum(sign)' : 'count()'} AS n FROM (
+        SELECT publisher_id, campaign_id, billable, toString(reason) AS reason${signed ? ', sign' : ''} FROM ${db}.events_raw
+        WHERE received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {end:DateTime64(3, 'UTC')}
+          AND ts >= {tsFrom:DateTime64(3, 'UTC')} AND ts < {tsTo:DateTime64(3, 'UTC')}
+        LIMIT 1 BY event_key, log_partition, log_offset, billable, reason${signed ? ', sign' : ''}
+      )
+      GROUP BY publisher_id, campaign_id, billable, reason`,
+    query_params: params,
+    format: 'JSONEachRow',
+  })
+  // Accepted events core could not store as a verdict are kept in bad_rows with their reason
+  // (sink_rejected, bad_envelope): still accepted, never billed, and named by their publisher.
+  const badRs = await ch.query({
+    query: `SELECT JSONExtractString(payload, 'event', 'publisherId') AS publisher_id, toString(reason) AS reason, count() AS n
+      FROM (SELECT payload, reason FROM ${db}.bad_rows
+        WHERE log_topic = {topic:String} AND received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {end:DateTime64(3, 'UTC')}
+        LIMIT 1 BY log_partition, log_offset)
+      GROUP BY publisher_id, reason`,
+    query_params: { ...params, topic: EVENTS_TOPIC },
+    format: 'JSONEachRow',
+  })
+  type Row = {
+    edge: { received: number; accepted: number; rejected: number; duplicate: number; rejectedByReason: Record<string, number> }
+    core: { accepted: number; billed: number; keptByReason: Record<string, number> }
+  }
+  const pubs = new Map<string, Row>()
+  const get = (id: string) => {
+    let r = pubs.get(id)
+    if (!r) {
+      r = { edge: { received: 0, accepted: 0, rejected: 0, duplicate: 0, rejectedByReason: {} }, core: { accepted: 0, billed: 0, keptByReason: {} } }
+      pubs.set(id, r)
+    }
+    return r
+  }
+  for (const r of await edgeRs.json<Record<string, unknown>>()) {
+    const row = get(String(r.publisher_id))
+    row.edge.received = Number(r.received)
+    row.edge.accepted = Number(r.accepted)
+    row.edge.rejected = Number(r.rejected)
+    row.edge.duplicate = Number(r.duplicate)
+    for (const [k, v] of Object.entries((r.by_reason ?? {}) as Record<string, unknown>)) if (Number(v) !== 0) row.edge.rejectedByReason[k] = Number(v)
+  }
+  for (const r of await coreRs.json<Record<string, unknown>>()) {
+    const n = Number(r.n)
+    if (n === 0) continue
+    const row = get(String(r.publisher_id))
+    row.core.accepted += n
+    // Only booked campaigns bill: a row stored billable for any other campaign (written before the
+    // processor checked campaigns) is shown kept as unknown_campaign, never billed.
+    const booked = tenants.getCampaign(String(r.campaign_id)) !== undefined
+    if (Number(r.billable) === 1 && booked) row.core.billed += n
+    else {
+      const reason = Number(r.billable) === 1 ? 'unknown_campaign' : String(r.reason) || 'unspecified'
+      row.core.keptByReason[reason] = (row.core.keptByReason[reason] ?? 0) + n
+    }
+  }
+  for (const r of await badRs.json<Record<string, unknown>>()) {
+    const n = Number(r.n)
+    const row = get(String(r.publisher_id))
+    row.core.accepted += n
+    row.core.keptByReason[String(r.reason)] = (row.core.keptByReason[String(r.reason)] ?? 0) + n
+  }
+  const publishers = [...pubs.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([publisherId, r]) => {
+      const edgeUnbalanced = r.edge.received - (r.edge.accepted + r.edge.rejected + r.edge.duplicate)
+      const inFlightOrMissing = r.edge.accepted - r.core.accepted
+      return { publisherId, ...r, differences: { edgeUnbalanced, inFlightOrMissing }, balanced: edgeUnbalanced === 0 && inFlightOrMissing === 0 }
+    })
+  return { day, balanced: publishers.every((p) => p.balanced), publishers }
+}
+
 export function registerReportRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiDeps): void {
-  const { clickhouse: ch, database: db, billing, tenants } = deps
   const clock = deps.clock ?? Date.now
 
   app.openapi(reconcileRoute, async (c) => {
     requireAdmin(c)
     const { day } = c.req.valid('param')
     refuseFutureDay(day, clock())
-    const start = dayStart(day)
-    const streamRs = await ch.query({
-      query: `SELECT campaign_id, sum(impressions) AS impressions, sum(clicks) AS clicks, sum(ivt_impressions) AS ivt_impressions, sum(ivt_clicks) AS ivt_clicks
-        FROM ${db}.rollup_minute WHERE minute >= {start:DateTime64(3, 'UTC')} AND minute < {end:DateTime64(3, 'UTC')}
-        GROUP BY campaign_id ORDER BY campaign_id`,
-      query_params: { start: chTime(start), end: chTime(start + DAY_MS) },
-      format: 'JSONEachRow',
-    })
-    const stream = new Map(
-      (await streamRs.json<Record<string, unknown>>()).map((r) => [
-        String(r.campaign_id),
-        { impressions: Number(r.impressions), clicks: Number(r.clicks), ivtImpressions: Number(r.ivt_impressions), ivtClicks: Number(r.ivt_clicks) },
-      ]),
-    )
-    const latest = await billing.snapshots.latestFinal(day)
-    const snapshot = new Map(
-      latest ? perCampaign(await billing.snapshots.lines(day, latest.version)).map((l) => [l.campaignId, l] as const) : [],
-    )
-    const groups = await classifyDay(ch, {
-      database: db,
-      day,
-      modelVersion: latest && latest.modelVersion !== STREAM_MODEL ? latest.modelVersion : undefined,
-      receivedBefore: latest ? latest.receivedBefore || latest.createdAt : clock(),
-    })
-    const zero = () => Object.fromEntries(CATEGORIES.map((k) => [k, 0])) as Record<Category, number>
-    const explained = new Map<string, { impressions: Record<Category, number>; clicks: Record<Category, number> }>()
-    for (const g of groups) {
-      // Each event adds (counted by the stream) - (counted by the snapshot) to the difference.
-      const delta = (g.storedBillable ? 1 : 0) - (g.verdict === 'billable' && !g.late ? 1 : 0)
-      if (delta === 0) continue
-      const category: Category = g.late
-        ? 'late'
-        : g.storedReason === 'orphan_click' || g.storedReason === 'join_pending'
-          ? 'orphan_resolved'
-          : ivtSet.has(g.verdict) || ivtSet.has(g.storedReason)
-            ? 'ivt_changed'
-            : DUPLICATE_VERDICTS.has(g.verdict) || DUPLICATE_VERDICTS.has(g.storedReason)
-              ? 'duplicate'
-              : 'other'
-      let e = explained.get(g.campaignId)
-      if (!e) explained.set(g.campaignId, (e = { impressions: zero(), clicks: zero() }))
-      e[g.eventType === 'click' ? 'clicks' : 'impressions'][category] += delta * g.events
-    }
-    const ids = [...new Set([...stream.keys(), ...snapshot.keys(), ...explained.keys()])].filter(Boolean).sort()
-    const empty = { impressions: 0, clicks: 0, ivtImpressions: 0, ivtClicks: 0 }
-    const sum = (r: Record<Category, number>) => CATEGORIES.reduce((s, k) => s + r[k], 0)
-    const campaigns = ids.map((campaignId) => {
-      const s = stream.get(campaignId) ?? empty
-      const snap = snapshot.get(campaignId)
-      const snapTotals = snap
-        ? { impressions: snap.impressions, clicks: snap.clicks, ivtImpressions: snap.ivtImpressions, ivtClicks: snap.ivtClicks }
-        : latest
-          ? empty
-          : null
-      const e = explained.get(campaignId) ?? { impressions: zero(), clicks: zero() }
-      const difference = { impressions: s.impressions - (snapTotals?.impressions ?? 0), clicks: s.clicks - (snapTotals?.clicks ?? 0) }
-      return {
-        campaignId,
-        stream: s,
-        snapshot: snapTotals,
-        difference,
-        explained: e,
-        unexplained: { impressions: difference.impressions - sum(e.impressions), clicks: difference.clicks - sum(e.clicks) },
-      }
-    })
-    return c.json({ day, final: latest !== undefined, snapshotVersion: latest?.version ?? null, campaigns }, 200)
+    return c.json(await reconcileReport(deps, day, clock()), 200)
   })
 
   app.openapi(accountingRoute, async (c) => {
     requireAdmin(c)
     const { day } = c.req.valid('query')
     refuseFutureDay(day, clock())
-    const start = dayStart(day)
-    const params = {
-      start: chTime(start),
-      end: chTime(start + DAY_MS),
-      // Event time is within 24 h before and 5 min after receipt (edge clock rules): prunes partitions.
-      tsFrom: chTime(start - DAY_MS - 3_600_000),
-      tsTo: chTime(start + DAY_MS + 3_600_000),
-    }
-    const edgeRs = await ch.query({
-      query: `SELECT publisher_id, sum(received) AS received, sum(accepted) AS accepted, sum(rejected) AS rejected, sum(duplicate) AS duplicate,
-          sumMap(rejected_by_reason) AS by_reason
-        FROM ${db}.edge_stats_minute WHERE minute >= {start:DateTime64(3, 'UTC')} AND minute < {end:DateTime64(3, 'UTC')}
-        GROUP BY publisher_id`,
-      query_params: params,
-      format: 'JSONEachRow',
-    })
-    // A log record written twice (a replay past the engine's dedup window) counts once, while each
-    // re-delivery is its own record; with signed corrections, the -1 row retracts the verdict it repeats.
-    const signed = await hasSignColumn(ch, db)
-    const coreRs = await ch.query({
-      query: `SELECT publisher_id, campaign_id, billable, reason, ${signed ? 'sum(sign)' : 'count()'} AS n FROM (
-          SELECT publisher_id, campaign_id, billable, toString(reason) AS reason${signed ? ', sign' : ''} FROM ${db}.events_raw
-          WHERE received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {end:DateTime64(3, 'UTC')}
-            AND ts >= {tsFrom:DateTime64(3, 'UTC')} AND ts < {tsTo:DateTime64(3, 'UTC')}
-          LIMIT 1 BY event_key, log_partition, log_offset, billable, reason${signed ? ', sign' : ''}
-        )
-        GROUP BY publisher_id, campaign_id, billable, reason`,
-      query_params: params,
-      format: 'JSONEachRow',
-    })
-    // Accepted events core could not store as a verdict are kept in bad_rows with their reason
-    // (sink_rejected, bad_envelope): still accepted, never billed, and named by their publisher.
-    const badRs = await ch.query({
-      query: `SELECT JSONExtractString(payload, 'event', 'publisherId') AS publisher_id, toString(reason) AS reason, count() AS n
-        FROM (SELECT payload, reason FROM ${db}.bad_rows
-          WHERE log_topic = {topic:String} AND received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {end:DateTime64(3, 'UTC')}
-          LIMIT 1 BY log_partition, log_offset)
-        GROUP BY publisher_id, reason`,
-      query_params: { ...params, topic: EVENTS_TOPIC },
-      format: 'JSONEachRow',
-    })
-    type Row = {
-      edge: { received: number; accepted: number; rejected: number; duplicate: number; rejectedByReason: Record<string, number> }
-      core: { accepted: number; billed: number; keptByReason: Record<string, number> }
-    }
-    const pubs = new Map<string, Row>()
-    const get = (id: string) => {
-      let r = pubs.get(id)
-      if (!r) {
-        r = { edge: { received: 0, accepted: 0, rejected: 0, duplicate: 0, rejectedByReason: {} }, core: { accepted: 0, billed: 0, keptByReason: {} } }
-        pubs.set(id, r)
-      }
-      return r
-    }
-    for (const r of await edgeRs.json<Record<string, unknown>>()) {
-      const row = get(String(r.publisher_id))
-      row.edge.received = Number(r.received)
-      row.edge.accepted = Number(r.accepted)
-      row.edge.rejected = Number(r.rejected)
-      row.edge.duplicate = Number(r.duplicate)
-      for (const [k, v] of Object.entries((r.by_reason ?? {}) as Record<string, unknown>)) if (Number(v) !== 0) row.edge.rejectedByReason[k] = Number(v)
-    }
-    for (const r of await coreRs.json<Record<string, unknown>>()) {
-      const n = Number(r.n)
-      if (n === 0) continue
-      const row = get(String(r.publisher_id))
-      row.core.accepted += n
-      // Only booked campaigns bill: a row stored billable for any other campaign (written before the
-      // processor checked campaigns) is shown kept as unknown_campaign, never billed.
-      const booked = tenants.getCampaign(String(r.campaign_id)) !== undefined
-      if (Number(r.billable) === 1 && booked) row.core.billed += n
-      else {
-        const reason = Number(r.billable) === 1 ? 'unknown_campaign' : String(r.reason) || 'unspecified'
-        row.core.keptByReason[reason] = (row.core.keptByReason[reason] ?? 0) + n
-      }
-    }
-    for (const r of await badRs.json<Record<string, unknown>>()) {
-      const n = Number(r.n)
-      const row = get(String(r.publisher_id))
-      row.core.accepted += n
-      row.core.keptByReason[String(r.reason)] = (row.core.keptByReason[String(r.reason)] ?? 0) + n
-    }
-    const publishers = [...pubs.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([publisherId, r]) => {
-        const edgeUnbalanced = r.edge.received - (r.edge.accepted + r.edge.rejected + r.edge.duplicate)
-        const inFlightOrMissing = r.edge.accepted - r.core.accepted
-        return { publisherId, ...r, differences: { edgeUnbalanced, inFlightOrMissing }, balanced: edgeUnbalanced === 0 && inFlightOrMissing === 0 }
-      })
-    return c.json({ day, balanced: publishers.every((p) => p.balanced), publishers }, 200)
+    return c.json(await accountingReport(deps, day), 200)
   })
 }

@@ -1,0 +1,120 @@
+import { createHash } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pino from 'pino'
+import { Registry } from 'prom-client'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
+import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
+import { createApiApp } from './app.js'
+import { insertRollup, insertRows, openTestClickHouse, rawEvent } from './test-support.js'
+
+const DAY = '2026-10-10'
+const D = Date.parse(`${DAY}T00:00:00Z`)
+const NOW = D + 2 * 86_400_000
+const IP = 'ab'.repeat(32)
+let ch: Awaited<ReturnType<typeof openTestClickHouse>>
+let tenants: TenantStore
+let billing: BillingJobs
+let app: ReturnType<typeof createApiApp>
+const dirs: string[] = []
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'adc-privacy-'))
+  dirs.push(d)
+  return d
+}
+const q = async <T>(query: string): Promise<T[]> => (await ch.client.query({ query, format: 'JSONEachRow' })).json<T>()
+const del = (body: unknown, key = DEMO_DEFAULTS.adminKey) =>
+  app.request('/v1/admin/privacy/delete', { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+const raw = (e: Parameters<typeof rawEvent>[0], user: string, ip = '') => ({ ...rawEvent(e), user_key: user, ip_hash: ip })
+
+beforeAll(async () => {
+  ch = await openTestClickHouse()
+  tenants = openTenantStore({ dir: tmp() })
+  await seedDemoTenant(tenants, DEMO_DEFAULTS)
+  const logger = pino({ level: 'silent' })
+  billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger, clock: () => NOW })
+  app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger, registry: new Registry(), clock: () => NOW })
+  await insertRows(ch.client, 'adc.events_raw', [
+    raw({ key: 'u1a', imp: 'imp_u1a', campaign: 'cmp_demo_cpm', ts: D + 3_600_000 }, 'user-1'),
+    raw({ key: 'u1b', imp: 'imp_u1b', campaign: 'cmp_demo_cpm', ts: D + 7_200_000, reason: 'givt_known_bot' }, 'user-1'),
+    raw({ key: 'u2a', imp: 'imp_u2a', campaign: 'cmp_demo_cpm', ts: D + 3_600_000 }, 'user-2'),
+    raw({ key: 'o1a', imp: 'imp_o1a', campaign: 'cmp_demo_cpm', ts: D + 3_600_000, publisher: 'pub_other' }, 'user-1'),
+    raw({ key: 'ip1', imp: 'imp_ip1', campaign: 'cmp_demo_cpm', ts: D + 3_600_000 }, '', IP),
+  ])
+  await insertRows(ch.client, 'adc.ivt_decisions', [
+    { event_key: 'u1b', event_type: 'impression', campaign_id: 'cmp_demo_cpm', publisher_id: 'pub_demo', ts: '2026-10-10 02:00:00.000', score: 1, reasons: ['givt_known_bot'] },
+    { event_key: 'u2a', event_type: 'impression', campaign_id: 'cmp_demo_cpm', publisher_id: 'pub_demo', ts: '2026-10-10 01:00:00.000', score: 0, reasons: [] },
+  ])
+  await insertRows(ch.client, 'adc.bad_rows', [
+    { received_at: '2026-10-10 01:00:00.000', log_topic: 'ad-events', reason: 'sink_rejected', payload: JSON.stringify({ event: { publisherId: 'pub_demo', userKey: 'user-1' }, client: {} }) },
+    { received_at: '2026-10-10 01:00:00.000', log_topic: 'ad-events', reason: 'sink_rejected', payload: JSON.stringify({ event: { publisherId: 'pub_demo', userKey: 'user-2' }, client: {} }) },
+  ])
+  await insertRollup(ch.client, 'adc', [{ minute: D + 3_600_000, campaign: 'cmp_demo_cpm', geo: 'US', device: 'desktop', impressions: 3, users: ['user-1', 'user-2'] }])
+  await billing.submitBilling(DAY, 'test')
+  await billing.idle()
+})
+
+afterAll(async () => {
+  await billing.stop()
+  await tenants.close()
+  await ch.close()
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+describe('POST /v1/admin/privacy/delete', () => {
+  it("erases a user's raw rows of that publisher, keeps billed aggregates and snapshots, and leaves an audit record", async () => {
+    const snapshotBefore = await billing.snapshots.lines(DAY, 1)
+    const rollupBefore = await q(`SELECT sum(impressions) AS i, uniqMerge(uniques) AS u FROM adc.rollup_minute`)
+    const res = await del({ publisherId: 'pub_demo', userKey: 'user-1' })
+    expect(res.status).toBe(200)
+    const audit = (await res.json()) as { requestId: string; deleted: Record<string, number>; external: Record<string, string>; subjectSha256: string }
+    expect(audit.deleted).toEqual({ events_raw: 2, ivt_decisions: 1, bad_rows: 1 })
+    expect(audit.external).toEqual({ iceberg: 'pending' })
+    expect(audit.subjectSha256).toBe(createHash('sha256').update('user-1').digest('hex'))
+
+    const left = await q<{ event_key: string }>(`SELECT event_key FROM adc.events_raw ORDER BY event_key`)
+    expect(left.map((r) => r.event_key)).toEqual(['ip1', 'o1a', 'u2a'])
+    expect((await q<{ event_key: string }>(`SELECT event_key FROM adc.ivt_decisions`)).map((r) => r.event_key)).toEqual(['u2a'])
+    expect(JSON.stringify(await q(`SELECT payload FROM adc.bad_rows`))).not.toContain('user-1')
+    expect(await billing.snapshots.lines(DAY, 1)).toEqual(snapshotBefore)
+    expect(await q(`SELECT sum(impressions) AS i, uniqMerge(uniques) AS u FROM adc.rollup_minute`)).toEqual(rollupBefore)
+
+    const rows = await q<{ request_id: string; subject: string; subject_sha256: string; requested_by: string; external: Record<string, string> }>(
+      `SELECT request_id, subject, subject_sha256, requested_by, external FROM adc.privacy_requests`,
+    )
+    expect(rows).toEqual([{ request_id: audit.requestId, subject: 'userKey', subject_sha256: audit.subjectSha256, requested_by: 'admin_demo', external: { iceberg: 'pending' } }])
+    expect(JSON.stringify(await q(`SELECT * FROM adc.privacy_requests`))).not.toContain('user-1')
+  })
+
+  it('erases by IP hash', async () => {
+    const res = await del({ publisherId: 'pub_demo', ipHash: IP.toUpperCase() })
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as { deleted: Record<string, number> }).deleted.events_raw).toBe(1)
+    expect((await q(`SELECT event_key FROM adc.events_raw WHERE ip_hash = '${IP}'`))).toEqual([])
+  })
+
+  it('needs exactly one identifier and an admin key', async () => {
+    expect((await del({ publisherId: 'pub_demo' })).status).toBe(400)
+    expect((await del({ publisherId: 'pub_demo', userKey: 'x', ipHash: IP })).status).toBe(400)
+    expect((await del({ publisherId: 'pub_demo', userKey: 'user-2' }, DEMO_DEFAULTS.publisherKey)).status).toBe(403)
+    expect((await q(`SELECT count() AS n FROM adc.events_raw WHERE user_key = 'user-2'`))).toEqual([{ n: 1 }])
+  })
+})
+
+describe('raw stores erased elsewhere', () => {
+  it('asks each configured eraser (the hook the Iceberg writer plugs into) and records its answer', async () => {
+    const asked: unknown[] = []
+    const hooked = createApiApp({
+      clickhouse: ch.client, database: 'adc', tenants, billing, logger: pino({ level: 'silent' }), registry: new Registry(), clock: () => NOW,
+      rawErasers: [{ name: 'iceberg', erase: async (s) => (asked.push(s), 'done') }],
+    })
+    const res = await hooked.request('/v1/admin/privacy/delete', {
+      method: 'POST', headers: { authorization: `Bearer ${DEMO_DEFAULTS.adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ publisherId: 'pub_demo', userKey: 'user-9' }),
+    })
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as { external: Record<string, string> }).external).toEqual({ iceberg: 'done' })
+    expect(asked).toEqual([{ publisherId: 'pub_demo', userKey: 'user-9' }])
+  })
+})

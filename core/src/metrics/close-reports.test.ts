@@ -1,0 +1,79 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pino from 'pino'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { FIXTURE_DAY, fixtureDay, insertRows, openTestClickHouse } from '../api/test-support.js'
+import { accountingReport, reconcileReport } from '../api/routes/reports.js'
+import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
+import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
+import { createCloseReports } from './close-reports.js'
+import { createMetricsRegistry } from './registry.js'
+
+const logger = pino({ level: 'silent' })
+let ch: Awaited<ReturnType<typeof openTestClickHouse>>
+let tenants: TenantStore
+let billing: BillingJobs
+const dirs: string[] = []
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'adc-close-reports-'))
+  dirs.push(d)
+  return d
+}
+const now = Date.parse(`${FIXTURE_DAY}T00:00:00Z`) + 86_400_000 + 3_600_000
+
+beforeAll(async () => {
+  ch = await openTestClickHouse()
+  tenants = openTenantStore({ dir: tmp() })
+  await seedDemoTenant(tenants, DEMO_DEFAULTS)
+  billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger, clock: () => now })
+  await insertRows(ch.client, 'adc.events_raw', fixtureDay())
+})
+
+afterAll(async () => {
+  await billing.stop()
+  await tenants.close()
+  await ch.close()
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+const value = async (registry: ReturnType<typeof createMetricsRegistry>, name: string, day?: string) => {
+  const m = await registry.getSingleMetric(name)?.get()
+  return m?.values.find((v) => day === undefined || v.labels.day === day)?.value
+}
+
+describe('reports after each close', () => {
+  it('run once per new final version and export the reports as gauges', async () => {
+    const registry = createMetricsRegistry({ defaultMetrics: false })
+    const deps = { clickhouse: ch.client, database: 'adc', billing, tenants }
+    const reports = createCloseReports({ deps, registry, logger, clock: () => now })
+    expect(await reports.check()).toEqual([]) // not closed yet: nothing to report
+    expect(await value(registry, 'adc_close_report_last_success_timestamp_seconds')).toBe(0) // never: the alert counts from 1970
+
+    await billing.submitBilling(FIXTURE_DAY, 'test')
+    await billing.idle()
+    expect(await reports.check()).toEqual([FIXTURE_DAY])
+    const acc = await accountingReport(deps, FIXTURE_DAY)
+    const rec = await reconcileReport(deps, FIXTURE_DAY, now)
+    expect(await value(registry, 'adc_accounting_unbalanced_publishers', FIXTURE_DAY)).toBe(acc.publishers.filter((p) => !p.balanced).length)
+    expect(await value(registry, 'adc_accounting_unbalanced_publishers', FIXTURE_DAY)).toBeGreaterThan(0) // the fixture has no edge stats
+    const diff = rec.campaigns.reduce((n, c) => n + Math.abs(c.difference.impressions) + Math.abs(c.difference.clicks), 0)
+    const base = rec.campaigns.reduce((n, c) => n + (c.snapshot?.impressions ?? 0) + (c.snapshot?.clicks ?? 0), 0)
+    expect(await value(registry, 'adc_reconcile_drift_ratio', FIXTURE_DAY)).toBeCloseTo(diff / base)
+    expect(await value(registry, 'adc_close_report_snapshot_version', FIXTURE_DAY)).toBe(1)
+    expect(await value(registry, 'adc_close_report_last_success_timestamp_seconds')).toBe(now / 1000)
+
+    expect(await reports.check()).toEqual([]) // same version: not run again
+    await billing.submitBilling(FIXTURE_DAY, 'test') // a re-close
+    await billing.idle()
+    expect(await reports.check()).toEqual([FIXTURE_DAY])
+    expect(await value(registry, 'adc_close_report_snapshot_version', FIXTURE_DAY)).toBe(2)
+  })
+
+  it('runs only on the replica holding the billing lease', async () => {
+    const registry = createMetricsRegistry({ defaultMetrics: false })
+    const notHeld = { held: () => false, whenHeld: () => new Promise<void>(() => {}), claim: async () => false, release: async () => {} }
+    const reports = createCloseReports({ deps: { clickhouse: ch.client, database: 'adc', billing, tenants }, registry, logger, clock: () => now, lease: notHeld })
+    expect(await reports.check()).toEqual([])
+  })
+})

@@ -1,0 +1,269 @@
+import type { RootDatabase } from 'lmdb'
+import {
+  TenantConflictError,
+  TenantReferenceError,
+  purposeOf,
+  scopeOf,
+  type Advertiser,
+  type ApiKeyScope,
+  type Campaign,
+  type Pricing,
+  type Principal,
+  type Publisher,
+  type RateLimit,
+  type SigningKeyPurpose,
+} from './tenant-store.js'
+
+/**
+ * The tenant state machine: every change to tenants is a command, and `applyTenantCommand` turns
+ * a command into writes on an LMDB view, or refuses it. It reads nothing but the view and the
+ * command (no clock, no randomness: keys, secrets and timestamps are chosen by the writer and travel
+ * in the command), so every replica that applies the same commands in the same order holds the same
+ * view and gives the same verdict on each command.
+ */
+
+/** Key prefixes of the view. */
+export const P = {
+  advertiser: 'adv:',
+  campaign: 'cmp:',
+  publisher: 'pub:',
+  key: 'key:',
+  /** Signing key id → publisher id; never removed, so a revoked key id is never given out again. */
+  signingKeyId: 'skid:',
+  version: 'meta:version',
+  /** Next offset of the tenant topic this view has applied (shared stores only). */
+  offset: 'meta:offset',
+} as const
+
+export type TenantCommand =
+  | { op: 'createAdvertiser'; id: string; name: string; keyHash: string; at: number }
+  | { op: 'createCampaign'; id: string; advertiserId: string; name: string; pricing: Pricing; at: number }
+  | {
+    op: 'createPublisher'; id: string; name: string; hash: string; publicHash: string
+    signingKeyId: string; signingSecret: string; requestSigningKeyId: string; requestSigningSecret: string
+    rateLimit: RateLimit; at: number
+  }
+  | { op: 'updatePublisher'; id: string; patch: { rateLimit?: RateLimit; active?: boolean; name?: string } }
+  | { op: 'addPublisherApiKey'; id: string; hash: string; scope: ApiKeyScope }
+  | { op: 'revokePublisherApiKey'; id: string; keyHash: string }
+  | { op: 'addSigningKey'; id: string; keyId: string; secret: string; purpose: SigningKeyPurpose }
+  | { op: 'revokeSigningKey'; id: string; keyId: string }
+  | { op: 'addAdminKey'; id: string; hash: string }
+  | { op: 'addKey'; principal: Principal; hash: string; scope: ApiKeyScope }
+  | { op: 'removeKey'; hash: string }
+  | { op: 'setSigningKey'; publisherId: string; keyId: string; secret: string; purpose: SigningKeyPurpose }
+  /** Entries of a store written before the shared topic existed (upgrade); applied only to keys not yet present. */
+  | { op: 'import'; entries: Array<[string, unknown]> }
+
+const scopesOf = (p: Publisher): Record<string, ApiKeyScope> =>
+  p.apiKeyScopes ?? Object.fromEntries(p.apiKeyHashes.map((h) => [h, 'server' as const]))
+const purposesOf = (p: Publisher): Record<string, SigningKeyPurpose> =>
+  p.signingKeyPurposes ?? Object.fromEntries(Object.keys(p.signingKeys).map((k) => [k, 'token' as const]))
+
+export function listPrefix<T>(db: RootDatabase, prefix: string): T[] {
+  const out: T[] = []
+  for (const { value } of db.getRange({ start: prefix, end: `${prefix}\uffff` })) out.push(value as T)
+  return out
+}
+
+/** Whether the view holds any tenant data (anything but its meta keys). */
+export function hasTenantData(db: RootDatabase): boolean {
+  for (const { key } of db.getRange({})) if (!String(key).startsWith('meta:')) return true
+  return false
+}
+
+/** Every tenant entry of the view (for the upgrade import). */
+export function tenantEntries(db: RootDatabase): Array<[string, unknown]> {
+  const out: Array<[string, unknown]> = []
+  for (const { key, value } of db.getRange({})) if (!String(key).startsWith('meta:')) out.push([String(key), value])
+  return out
+}
+
+/**
+ * Applies one command to the view. Must run inside an LMDB transaction: a refusal throws
+ * (TenantConflictError, TenantReferenceError) and the caller's transaction rolls back any write.
+ * Returns what the store method hands back to its caller.
+ */
+export function applyTenantCommand(db: RootDatabase, cmd: TenantCommand): unknown {
+  const bump = (): void => void db.put(P.version, ((db.get(P.version) as number | undefined) ?? 0) + 1)
+  const mustPublisher = (id: string): Publisher => {
+    const p = db.get(P.publisher + id) as Publisher | undefined
+    if (!p) throw new TenantReferenceError(`publisher ${id} does not exist`)
+    return p
+  }
+  /** Refuses a key id held (or once held) by any publisher. */
+  const claimKeyId = (keyId: string, publisherId: string): void => {
+    if (db.get(P.signingKeyId + keyId) !== undefined || listPrefix<Publisher>(db, P.publisher).some((p) => keyId in p.signingKeys)) {
+      throw new TenantConflictError(`signing key ${keyId} already exists`)
+    }
+    db.put(P.signingKeyId + keyId, publisherId)
+  }
+  const samePrincipal = (a: Principal, b: Principal): boolean => a.kind === b.kind && a.id === b.id
+
+  switch (cmd.op) {
+    case 'createAdvertiser': {
+      if (db.get(P.advertiser + cmd.id) !== undefined) throw new TenantConflictError(`advertiser ${cmd.id} already exists`)
+      if (db.get(P.key + cmd.keyHash) !== undefined) throw new TenantConflictError('that API key is already in use')
+      const advertiser: Advertiser = { id: cmd.id, name: cmd.name, createdAt: cmd.at }
+      db.put(P.advertiser + cmd.id, advertiser)
+      db.put(P.key + cmd.keyHash, { kind: 'advertiser', id: cmd.id } satisfies Principal)
+      bump()
+      return advertiser
+    }
+    case 'createCampaign': {
+      if (db.get(P.campaign + cmd.id) !== undefined) throw new TenantConflictError(`campaign ${cmd.id} already exists`)
+      if (db.get(P.advertiser + cmd.advertiserId) === undefined) throw new TenantReferenceError(`advertiser ${cmd.advertiserId} does not exist`)
+      const campaign: Campaign = {
+        id: cmd.id,
+        advertiserId: cmd.advertiserId,
+        name: cmd.name,
+        pricing: { model: cmd.pricing.model, priceMicros: cmd.pricing.priceMicros },
+        createdAt: cmd.at,
+      }
+      db.put(P.campaign + cmd.id, campaign)
+      bump()
+      return campaign
+    }
+    case 'createPublisher': {
+      if (db.get(P.publisher + cmd.id) !== undefined) throw new TenantConflictError(`publisher ${cmd.id} already exists`)
+      if (db.get(P.key + cmd.hash) !== undefined || db.get(P.key + cmd.publicHash) !== undefined) throw new TenantConflictError('that API key is already in use')
+      claimKeyId(cmd.signingKeyId, cmd.id)
+      claimKeyId(cmd.requestSigningKeyId, cmd.id)
+      const publisher: Publisher = {
+        id: cmd.id,
+        name: cmd.name,
+        apiKeyHashes: [cmd.hash, cmd.publicHash],
+        apiKeyScopes: { [cmd.hash]: 'server', [cmd.publicHash]: 'public' },
+        signingKeys: { [cmd.signingKeyId]: cmd.signingSecret, [cmd.requestSigningKeyId]: cmd.requestSigningSecret },
+        signingKeyPurposes: { [cmd.signingKeyId]: 'token', [cmd.requestSigningKeyId]: 'request' },
+        rateLimit: cmd.rateLimit,
+        active: true,
+        createdAt: cmd.at,
+      }
+      db.put(P.publisher + cmd.id, publisher)
+      db.put(P.key + cmd.hash, { kind: 'publisher', id: cmd.id } satisfies Principal)
+      db.put(P.key + cmd.publicHash, { kind: 'publisher', id: cmd.id } satisfies Principal)
+      bump()
+      return publisher
+    }
+    case 'updatePublisher': {
+      const p = mustPublisher(cmd.id)
+      const { patch } = cmd
+      const out: Publisher = {
+        ...p,
+        ...(patch.name !== undefined ? { name: patch.name } : {}),
+        ...(patch.rateLimit ? { rateLimit: patch.rateLimit } : {}),
+        ...(patch.active !== undefined ? { active: patch.active } : {}),
+      }
+      db.put(P.publisher + cmd.id, out)
+      bump()
+      return out
+    }
+    case 'addPublisherApiKey': {
+      const p = mustPublisher(cmd.id)
+      if (db.get(P.key + cmd.hash) !== undefined) throw new TenantConflictError('that API key is already in use')
+      const out: Publisher = { ...p, apiKeyHashes: [...p.apiKeyHashes, cmd.hash], apiKeyScopes: { ...scopesOf(p), [cmd.hash]: cmd.scope } }
+      db.put(P.publisher + cmd.id, out)
+      db.put(P.key + cmd.hash, { kind: 'publisher', id: cmd.id } satisfies Principal)
+      bump()
+      return out
+    }
+    case 'revokePublisherApiKey': {
+      const p = mustPublisher(cmd.id)
+      if (!p.apiKeyHashes.includes(cmd.keyHash)) throw new TenantReferenceError('no such key on this publisher')
+      if (p.apiKeyHashes.length === 1) throw new TenantConflictError('a publisher keeps at least one API key; add one first')
+      const { [cmd.keyHash]: _gone, ...scopes } = scopesOf(p)
+      const out: Publisher = { ...p, apiKeyHashes: p.apiKeyHashes.filter((h) => h !== cmd.keyHash), apiKeyScopes: scopes }
+      db.put(P.publisher + cmd.id, out)
+      db.remove(P.key + cmd.keyHash)
+      bump()
+      return out
+    }
+    case 'addSigningKey': {
+      const p = mustPublisher(cmd.id)
+      claimKeyId(cmd.keyId, cmd.id)
+      const out: Publisher = {
+        ...p,
+        signingKeys: { ...p.signingKeys, [cmd.keyId]: cmd.secret },
+        signingKeyPurposes: { ...purposesOf(p), [cmd.keyId]: cmd.purpose },
+      }
+      db.put(P.publisher + cmd.id, out)
+      bump()
+      return out
+    }
+    case 'revokeSigningKey': {
+      const p = mustPublisher(cmd.id)
+      if (!(cmd.keyId in p.signingKeys)) throw new TenantReferenceError('no such signing key on this publisher')
+      const { [cmd.keyId]: _secret, ...signingKeys } = p.signingKeys
+      const { [cmd.keyId]: _purpose, ...purposes } = purposesOf(p)
+      const out: Publisher = { ...p, signingKeys, signingKeyPurposes: purposes }
+      db.put(P.publisher + cmd.id, out)
+      // Legacy key ids (stored before the index) are claimed now, so they stay taken.
+      if (db.get(P.signingKeyId + cmd.keyId) === undefined) db.put(P.signingKeyId + cmd.keyId, cmd.id)
+      bump()
+      return out
+    }
+    case 'addAdminKey': {
+      const existing = db.get(P.key + cmd.hash) as Principal | undefined
+      if (existing && !(existing.kind === 'admin' && existing.id === cmd.id)) throw new TenantConflictError('that key is already in use')
+      if (!existing) db.put(P.key + cmd.hash, { kind: 'admin', id: cmd.id } satisfies Principal)
+      return undefined
+    }
+    case 'addKey': {
+      const { principal, hash, scope } = cmd
+      const existing = db.get(P.key + hash) as Principal | undefined
+      if (existing && !samePrincipal(existing, principal)) throw new TenantConflictError('that key is already in use')
+      if (principal.kind === 'publisher') {
+        const p = mustPublisher(principal.id)
+        if (existing && scopeOf(p, hash) === scope) return undefined
+        const hashes = p.apiKeyHashes.includes(hash) ? p.apiKeyHashes : [...p.apiKeyHashes, hash]
+        db.put(P.publisher + p.id, { ...p, apiKeyHashes: hashes, apiKeyScopes: { ...scopesOf(p), [hash]: scope } })
+      } else if (existing) {
+        return undefined
+      } else if (principal.kind === 'advertiser' && db.get(P.advertiser + principal.id) === undefined) {
+        throw new TenantReferenceError(`advertiser ${principal.id} does not exist`)
+      }
+      db.put(P.key + hash, { kind: principal.kind, id: principal.id } satisfies Principal)
+      bump()
+      return undefined
+    }
+    case 'removeKey': {
+      const existing = db.get(P.key + cmd.hash) as Principal | undefined
+      if (!existing) return undefined
+      if (existing.kind === 'publisher') {
+        const p = db.get(P.publisher + existing.id) as Publisher | undefined
+        if (p) {
+          const { [cmd.hash]: _gone, ...scopes } = scopesOf(p)
+          db.put(P.publisher + p.id, { ...p, apiKeyHashes: p.apiKeyHashes.filter((h) => h !== cmd.hash), apiKeyScopes: scopes })
+        }
+      }
+      db.remove(P.key + cmd.hash)
+      bump()
+      return undefined
+    }
+    case 'setSigningKey': {
+      const p = mustPublisher(cmd.publisherId)
+      if (p.signingKeys[cmd.keyId] === cmd.secret && purposeOf(p, cmd.keyId) === cmd.purpose) return undefined
+      const owner = db.get(P.signingKeyId + cmd.keyId) as string | undefined
+      if (owner !== undefined && owner !== cmd.publisherId) throw new TenantConflictError(`signing key id ${cmd.keyId} belongs to another publisher`)
+      if (owner === undefined) db.put(P.signingKeyId + cmd.keyId, cmd.publisherId)
+      db.put(P.publisher + cmd.publisherId, {
+        ...p,
+        signingKeys: { ...p.signingKeys, [cmd.keyId]: cmd.secret },
+        signingKeyPurposes: { ...purposesOf(p), [cmd.keyId]: cmd.purpose },
+      })
+      bump()
+      return undefined
+    }
+    case 'import': {
+      let changed = false
+      for (const [key, value] of cmd.entries) {
+        if (key.startsWith('meta:') || db.get(key) !== undefined) continue
+        db.put(key, value)
+        changed = true
+      }
+      if (changed) bump()
+      return undefined
+    }
+  }
+}

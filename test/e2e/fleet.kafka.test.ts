@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { addDays, dayOf, dayStart } from '../../core/src/billing/days.js'
+import { startCore, eventually, type CoreHandle } from './system.js'
+
+/**
+ * Two core processes on one Kafka broker, as the compose file runs them behind its load balancer:
+ * an admin write on A is served by B within seconds, the T+1 billing close runs once for both, and
+ * their processors split the event partitions. Each process has its own chDB here (one process per
+ * chDB directory); a deployment points both at one ClickHouse server. Needs KAFKA_BROKERS (npm test
+ * starts a broker); in CI a missing broker is a failure, elsewhere the suite skips.
+ * The embedded equivalent (two replicas on one embedded log, in one process) is core/src/fleet.test.ts.
+ */
+const brokers = process.env.KAFKA_BROKERS
+const ADMIN = { authorization: 'Bearer admin_demo_dev', 'content-type': 'application/json' }
+
+if (!brokers && process.env.CI === 'true') {
+  describe('fleet on kafka', () => {
+    it('needs KAFKA_BROKERS in CI', () => {
+      throw new Error('KAFKA_BROKERS is not set: CI must run the Kafka fleet test')
+    })
+  })
+} else if (!brokers) {
+  describe.skip('fleet on kafka (set KAFKA_BROKERS or run npm test with Java and Maven present)', () => {
+    it('skipped', () => {})
+  })
+} else {
+  describe('two core processes on one Kafka broker', () => {
+    const run = Math.random().toString(36).slice(2, 8)
+    const env = {
+      KAFKA_BROKERS: brokers, FLEET_ID: `fleet-${run}`, PROCESSOR_GROUP: `adc-fleet-${run}`, LOG_PARTITIONS: '4',
+      BILLING_CHECK_MS: '500', ICEBERG_ENABLED: 'false',
+    }
+    let a: CoreHandle
+    let b: CoreHandle
+
+    beforeAll(async () => {
+      a = await startCore(env)
+      b = await startCore(env)
+    }, 240_000)
+
+    afterAll(async () => {
+      await b?.stop()
+      await a?.stop()
+    })
+
+    it('serves an admin write on A from B within seconds, and refuses the same id on B', async () => {
+      const res = await fetch(`${a.url}/v1/admin/advertisers`, { method: 'POST', headers: ADMIN, body: JSON.stringify({ id: `adv_${run}`, name: 'fleet' }) })
+      expect(res.status).toBe(201)
+      const { apiKey } = (await res.json()) as { apiKey: string }
+      const started = Date.now()
+      const status = await eventually(async () => (await fetch(`${b.url}/v1/me`, { headers: { authorization: `Bearer ${apiKey}` } })).status, (s) => s === 200, 10_000)
+      expect(status).toBe(200)
+      expect(Date.now() - started).toBeLessThan(10_000)
+      const again = await fetch(`${b.url}/v1/admin/advertisers`, { method: 'POST', headers: ADMIN, body: JSON.stringify({ id: `adv_${run}`, name: 'again' }) })
+      expect(again.status).toBe(409)
+    })
+
+    it('closes yesterday once across both processes', async () => {
+      const now = Date.now()
+      const yesterday = addDays(dayOf(now), -1)
+      // The scheduler waits 30 minutes after UTC midnight for late events.
+      const expected = now - dayStart(dayOf(now)) >= 30 * 60_000 ? 1 : 0
+      const scheduled = async () => {
+        const lists = await Promise.all([a, b].map(async (c) => {
+          const r = await fetch(`${c.url}/v1/billing/jobs?limit=500`, { headers: ADMIN })
+          return ((await r.json()) as { jobs: Array<{ reason: string; days: string[] }> }).jobs
+        }))
+        return lists.flat().filter((j) => j.reason === 'daily close (T+1)' && j.days.includes(yesterday)).length
+      }
+      expect(await eventually(scheduled, (n) => n >= expected, 20_000)).toBe(expected)
+      // Several more check intervals on both replicas: still one.
+      await new Promise((r) => setTimeout(r, 3_000))
+      expect(await scheduled()).toBe(expected)
+    })
+
+    it('splits the event partitions between the two processors', async () => {
+      const owned = async (c: CoreHandle) => {
+        const text = await (await fetch(`${c.internalUrl}/metrics`)).text()
+        return [...text.matchAll(/^adc_processor_partition_assigned\{topic="ad-events",partition="(\d+)"\} 1$/gm)].map((m) => Number(m[1])).sort()
+      }
+      const both = async () => [await owned(a), await owned(b)]
+      const [pa, pb] = await eventually(both, ([x, y]) => x!.length === 2 && y!.length === 2, 60_000)
+      expect(pa).toHaveLength(2)
+      expect(pb).toHaveLength(2)
+      expect([...pa!, ...pb!].sort()).toEqual([0, 1, 2, 3])
+    })
+  })
+}
