@@ -7,13 +7,16 @@ import { commit, dedupeShardOf, prepare, shardFor, type IngestContext } from '..
 import { settingsFrom } from '../lib/settings.js'
 import { TenantIndex } from '../lib/tenants.js'
 import { confirmed, dedupeConfirmed, impression, postBatch, proxyReceived, proxyReset } from '../../test/helpers.js'
-import { DEDUPE_TTL_MS, type DedupeShard } from './dedupe-shard.js'
+import { dedupeKeyOf, timeBucketOfMs } from '../lib/dedupe-key.js'
+import { DEDUPE_FUTURE_MS, DEDUPE_TTL_MS, type DedupeShard } from './dedupe-shard.js'
 
 const TEST_CONFIG = { version: 1, campaignIds: ['cmp_1'], publishers: [] }
 
 let n = 0
 const freshShard = () => env.DEDUPE_SHARD.get(env.DEDUPE_SHARD.idFromName(`test-shard-${++n}-${Math.random()}`))
-const key = (i: number) => i.toString(16).padStart(32, '0')
+/** A dedupe key as the ingest path makes it: the event id's time bucket, then a 32-hex idempotency key. */
+const T0 = Date.now()
+const key = (i: number, at = T0) => timeBucketOfMs(at) + i.toString(16).padStart(32, '0')
 
 beforeEach(async () => {
   await proxyReset()
@@ -46,21 +49,44 @@ describe('DedupeShard', () => {
     await shard.confirm([key(7)])
     // The filter still has the key; only the table forgets it (as TTL expiry would).
     await runInDurableObject(shard, (_i: DedupeShard, state) => {
-      state.storage.sql.exec('DELETE FROM dedupe_keys')
+      state.storage.sql.exec('DELETE FROM dedupe_keys_v2')
     })
     expect(await shard.check([key(7)])).toEqual(['new'])
     const stats = await shard.stats()
     expect(stats).toMatchObject({ bloomMaybe: 1, bloomFalsePositives: 1, exactDuplicates: 0 })
   })
 
-  it('treats keys older than 24 h as new', async () => {
+  it('keeps a key for 24 h after its event id\'s time: an older one, or one filed over an hour ahead, is not kept', async () => {
     const shard = freshShard()
-    await shard.check([key(9)])
-    await shard.confirm([key(9)])
+    const now = Date.now()
+    const old = key(9, now - DEDUPE_TTL_MS - 5_000)
+    const ahead = key(10, now + DEDUPE_FUTURE_MS + 60_000)
+    const plain = (11).toString(16).padStart(32, '0')
+    expect(await shard.confirm([old, ahead, plain, key(12, now - DEDUPE_TTL_MS + 60_000)])).toBe(1)
+    expect(await shard.check([old, ahead, plain, key(12, now - DEDUPE_TTL_MS + 60_000)])).toEqual(['new', 'new', 'new', 'duplicate'])
+    expect(await shard.stats()).toMatchObject({ keysKept: 1 })
+  })
+
+  it('expires by the key\'s time prefix: the sweep deletes the range older than 24 h', async () => {
+    const shard = freshShard()
     await runInDurableObject(shard, (_i: DedupeShard, state) => {
-      state.storage.sql.exec('UPDATE dedupe_keys SET seen_at = ?', Date.now() - DEDUPE_TTL_MS - 1)
+      state.storage.sql.exec('INSERT INTO dedupe_keys_v2 (k) VALUES (?), (?)', key(1, Date.now() - DEDUPE_TTL_MS - 5_000), key(2, T0 - 60_000))
     })
-    expect(await shard.check([key(9)])).toEqual(['new'])
+    // The first confirm of an instance sweeps.
+    await shard.confirm([key(3)])
+    const left = await runInDurableObject(shard, (_i: DedupeShard, state) => state.storage.sql.exec<{ k: string }>('SELECT k FROM dedupe_keys_v2 ORDER BY k').toArray().map((r) => r.k))
+    expect(left).toEqual([key(2, T0 - 60_000), key(3)].sort())
+  })
+
+  it('stores the key alone, time-prefixed, without a time index (an insert touches one B-tree)', async () => {
+    const shard = freshShard()
+    await shard.confirm([key(1)])
+    const schema = await runInDurableObject(shard, (_i: DedupeShard, state) => state.storage.sql.exec<{ type: string; name: string; sql: string | null }>(
+      "SELECT type, name, sql FROM sqlite_master WHERE name LIKE 'dedupe%'",
+    ).toArray())
+    expect(schema.filter((r) => r.type === 'index')).toEqual([])
+    expect(schema).toHaveLength(1)
+    expect(schema[0]!.sql).toMatch(/\(k TEXT PRIMARY KEY\) WITHOUT ROWID/)
   })
 
   it('judges and confirms hundreds of keys per call (one statement each, no bound-parameter limit)', async () => {
@@ -74,17 +100,29 @@ describe('DedupeShard', () => {
     expect(again[600]).toBe('duplicate')
   })
 
-  it('an old pending row (written by the earlier two-phase version) is not a duplicate until confirmed', async () => {
-    const shard = freshShard()
-    await shard.confirm([key(22)])
-    // The filter holds the key, so the check reaches the table, where the row is only pending.
-    await runInDurableObject(shard, (_i: DedupeShard, state) => {
-      state.storage.sql.exec('UPDATE dedupe_keys SET committed = 0 WHERE key = ?', key(22))
+  it('still reads the earlier table (un-prefixed keys with seen_at) after an upgrade, and drops it once its rows expired', async () => {
+    const name = `legacy-${Math.random()}`
+    const stub = () => env.DEDUPE_SHARD.get(env.DEDUPE_SHARD.idFromName(name))
+    const plain = (i: number) => i.toString(16).padStart(32, '0')
+    await stub().stats()
+    // The earlier schema and its rows: a confirmed key, a pending one, an expired one.
+    await runInDurableObject(stub(), (_i: DedupeShard, state) => {
+      const sql = state.storage.sql
+      sql.exec('CREATE TABLE dedupe_keys (key TEXT PRIMARY KEY, seen_at INTEGER NOT NULL, committed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID')
+      sql.exec('CREATE INDEX dedupe_keys_by_time ON dedupe_keys (seen_at)')
+      sql.exec('INSERT INTO dedupe_keys VALUES (?, ?, 1), (?, ?, 0), (?, ?, 1)', plain(21), Date.now() - 60_000, plain(22), Date.now(), plain(23), Date.now() - DEDUPE_TTL_MS - 1)
     })
-    expect(await shard.check([key(22)])).toEqual(['new'])
-    expect(await shard.stats()).toMatchObject({ bloomMaybe: 1, bloomFalsePositives: 1 })
-    await shard.confirm([key(22)])
-    expect(await shard.check([key(22)])).toEqual(['duplicate'])
+    await abortAllDurableObjects()
+    expect(await stub().check([key(21), key(22), key(23), key(24)])).toEqual(['duplicate', 'new', 'new', 'new'])
+    expect(await stub().peek([key(21), key(22)])).toEqual([true, false])
+    // Once no live row is left, the next start drops the earlier table.
+    await runInDurableObject(stub(), (_i: DedupeShard, state) => {
+      state.storage.sql.exec('UPDATE dedupe_keys SET seen_at = ?', Date.now() - DEDUPE_TTL_MS - 1)
+    })
+    await abortAllDurableObjects()
+    expect(await stub().check([key(21)])).toEqual(['new'])
+    const tables = await runInDurableObject(stub(), (_i: DedupeShard, state) => state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE name LIKE 'dedupe%'").toArray().map((r) => r.name))
+    expect(tables).toEqual(['dedupe_keys_v2'])
   })
 
   it('remembers keys across a restart (the filter is rebuilt from the table)', async () => {
@@ -195,7 +233,7 @@ describe('dedupe in the ingest path', () => {
 
   it('a request that died after the dedupe check does not turn its retry into a duplicate', async () => {
     const e = impression()
-    const k = await idempotencyKey('pub_test', 'impression', e.eventId as string)
+    const k = dedupeKeyOf(e.eventId as string, await idempotencyKey('pub_test', 'impression', e.eventId as string))
     // A request cut off between the check and delivery: its key was checked, never confirmed.
     await shardFor(env, dedupeShardOf('pub_test', e.eventId as string, settings().dedupeShards)).check([k])
     const body = await (await postBatch('impressions', { events: [e] })).json<any>()

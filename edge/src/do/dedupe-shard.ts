@@ -1,11 +1,14 @@
 import { DurableObject } from 'cloudflare:workers'
 import type { Env } from '../env.js'
-import { RotatingBloom } from '../lib/bloom.js'
+import { BloomFilter, bloomSizing, RotatingBloom } from '../lib/bloom.js'
+import { dedupeKeyTimeMs, timeBucketOfMs } from '../lib/dedupe-key.js'
 import { settingsFrom } from '../lib/settings.js'
 
 /** Exact keys are remembered for the design's dedupe window. */
 export const DEDUPE_TTL_MS = 24 * 60 * 60_000
 const SWEEP_EVERY_MS = 10 * 60_000
+/** Keys filed further ahead than this (an event id minted by a clock far in the future) are not kept. */
+export const DEDUPE_FUTURE_MS = 60 * 60_000
 
 export type DedupeVerdict = 'new' | 'duplicate'
 
@@ -32,12 +35,20 @@ export interface DedupeStats {
  * log or the Spool): `check` reads and never writes, `confirm` writes. A key checked but never
  * confirmed (client gone, isolate evicted, proxy and Spool down, or a retry racing its first
  * request) is judged new again and forwarded again, where core's exact dedupe drops the repeat;
- * so a 409 always means "this event is stored", never "this event was lost". (An earlier version
- * stored such keys as *pending* rows; a pending row judged exactly like an absent one, so it cost a
- * write per event and bought nothing. Old pending rows are still read as not confirmed.)
+ * so a 409 always means "this event is stored", never "this event was lost".
+ *
+ * Keys are time-prefixed (`dedupeKeyOf`: the event id's 1.024 s bucket, then the idempotency key),
+ * and the table is the key alone (`dedupe_keys_v2`, WITHOUT ROWID, no index): inserts append near
+ * the B-tree's right edge instead of scattering over its pages, and expiry deletes the key range
+ * older than 24 h. A key is kept for 24 h after its event id's time; a key without the prefix, or
+ * filed more than 24 h back or an hour ahead, is not kept (judged new each time: core's exact
+ * dedupe has the last word). Rows of the earlier table (`dedupe_keys`: un-prefixed key, seen_at,
+ * committed, with a time index) are still read until they expire, then the table is dropped.
  */
 export class DedupeShard extends DurableObject<Env> {
   private readonly bloom: RotatingBloom
+  /** Un-prefixed keys of the earlier table while it still holds live rows; undefined once dropped. */
+  private legacy: BloomFilter | undefined
   private lastSweep = 0
   private readonly counters = { checks: 0, bloomMaybe: 0, exactDuplicates: 0, bloomFalsePositives: 0, confirms: 0, confirmCalls: 0 }
 
@@ -47,13 +58,27 @@ export class DedupeShard extends DurableObject<Env> {
     this.bloom = new RotatingBloom({ capacity: s.bloomCapacity, fpRate: s.bloomFpRate, generationMs: DEDUPE_TTL_MS / 2 })
     void ctx.blockConcurrencyWhile(async () => {
       const sql = ctx.storage.sql
-      sql.exec('CREATE TABLE IF NOT EXISTS dedupe_keys (key TEXT PRIMARY KEY, seen_at INTEGER NOT NULL, committed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID')
-      sql.exec('CREATE INDEX IF NOT EXISTS dedupe_keys_by_time ON dedupe_keys (seen_at)')
+      sql.exec('CREATE TABLE IF NOT EXISTS dedupe_keys_v2 (k TEXT PRIMARY KEY) WITHOUT ROWID')
       sql.exec('CREATE TABLE IF NOT EXISTS signatures (sig TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID')
-      for (const row of sql.exec<{ key: string }>('SELECT key FROM dedupe_keys WHERE seen_at > ? AND committed = 1', Date.now() - DEDUPE_TTL_MS)) {
-        this.bloom.add(row.key)
-      }
+      const now = Date.now()
+      for (const row of sql.exec<{ k: string }>('SELECT k FROM dedupe_keys_v2 WHERE k >= ?', timeBucketOfMs(now - DEDUPE_TTL_MS))) this.bloom.add(row.k)
+      this.openLegacy(now, s.bloomFpRate)
     })
+  }
+
+  /** Loads the earlier table's live keys into their own filter, or drops the table when none are left. */
+  private openLegacy(now: number, fpRate: number): void {
+    const sql = this.ctx.storage.sql
+    const exists = sql.exec<{ n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'dedupe_keys'").one().n > 0
+    if (!exists) return
+    const live = sql.exec<{ key: string }>('SELECT key FROM dedupe_keys WHERE seen_at > ? AND committed = 1', now - DEDUPE_TTL_MS).toArray()
+    if (live.length === 0) {
+      sql.exec('DROP TABLE dedupe_keys')
+      this.legacy = undefined
+      return
+    }
+    this.legacy = new BloomFilter(bloomSizing(Math.max(100, live.length), fpRate))
+    for (const row of live) this.legacy.add(row.key)
   }
 
   /**
@@ -74,7 +99,7 @@ export class DedupeShard extends DurableObject<Env> {
       }
       inCall.add(key)
       verdicts[i] = 'new'
-      if (this.bloom.has(key)) maybe.push({ i, key })
+      if (this.bloom.has(key) || this.legacy?.has(key.slice(8))) maybe.push({ i, key })
     })
     if (maybe.length > 0) {
       this.counters.bloomMaybe += maybe.length
@@ -92,20 +117,21 @@ export class DedupeShard extends DurableObject<Env> {
   }
 
   /**
-   * Stores keys whose events are now durable: from here on a repeat is a duplicate for 24 h. One
-   * statement for all keys; confirming a key again only renews it. Returns the distinct keys.
+   * Stores keys whose events are now durable: from here on a repeat is a duplicate until 24 h after
+   * the event id's time. One statement for all keys; a key already held stays as it is. Keys outside
+   * the window (see the class) are not kept. Returns the distinct keys kept.
    */
   confirm(keys: string[]): number {
-    const distinct = [...new Set(keys)]
-    if (distinct.length === 0) return 0
     const now = Date.now()
-    this.ctx.storage.sql.exec(
-      'INSERT INTO dedupe_keys (key, seen_at, committed) SELECT value, ?, 1 FROM json_each(?) WHERE true ON CONFLICT (key) DO UPDATE SET seen_at = excluded.seen_at, committed = 1',
-      now, JSON.stringify(distinct),
-    )
+    const distinct = [...new Set(keys)].filter((k) => {
+      const t = dedupeKeyTimeMs(k)
+      return t !== undefined && t > now - DEDUPE_TTL_MS && t <= now + DEDUPE_FUTURE_MS
+    })
+    this.counters.confirmCalls++
+    if (distinct.length === 0) return 0
+    this.ctx.storage.sql.exec('INSERT INTO dedupe_keys_v2 (k) SELECT value FROM json_each(?) WHERE true ON CONFLICT (k) DO NOTHING', JSON.stringify(distinct))
     for (const key of distinct) this.bloom.add(key)
     this.counters.confirms += distinct.length
-    this.counters.confirmCalls++
     this.sweep(now)
     return distinct.length
   }
@@ -117,13 +143,23 @@ export class DedupeShard extends DurableObject<Env> {
   }
 
   private confirmedAmong(keys: string[]): Set<string> {
+    const now = Date.now()
+    const sql = this.ctx.storage.sql
     const held = new Set<string>()
-    for (const row of this.ctx.storage.sql.exec<{ key: string }>(
-      'SELECT key FROM dedupe_keys WHERE key IN (SELECT value FROM json_each(?)) AND committed = 1 AND seen_at > ?', JSON.stringify(keys), Date.now() - DEDUPE_TTL_MS,
-    )) held.add(row.key)
+    for (const row of sql.exec<{ k: string }>(
+      'SELECT k FROM dedupe_keys_v2 WHERE k IN (SELECT value FROM json_each(?)) AND k >= ?', JSON.stringify(keys), timeBucketOfMs(now - DEDUPE_TTL_MS),
+    )) held.add(row.k)
+    if (this.legacy) {
+      const byPlain = new Map<string, string>()
+      for (const k of keys) if (!held.has(k) && this.legacy.has(k.slice(8))) byPlain.set(k.slice(8), k)
+      if (byPlain.size > 0) {
+        for (const row of sql.exec<{ key: string }>(
+          'SELECT key FROM dedupe_keys WHERE key IN (SELECT value FROM json_each(?)) AND committed = 1 AND seen_at > ?', JSON.stringify([...byPlain.keys()]), now - DEDUPE_TTL_MS,
+        )) held.add(byPlain.get(row.key)!)
+      }
+    }
     return held
   }
-
   /** Records a request signature; false if it was already used and has not expired (a replay). */
   rememberSignature(sig: string, expiresAt: number): boolean {
     const now = Date.now()
@@ -141,7 +177,9 @@ export class DedupeShard extends DurableObject<Env> {
   }
 
   stats(): DedupeStats {
-    const keysKept = this.ctx.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM dedupe_keys').one().n
+    const sql = this.ctx.storage.sql
+    const legacyKept = this.legacy ? sql.exec<{ n: number }>('SELECT count(*) AS n FROM dedupe_keys').one().n : 0
+    const keysKept = sql.exec<{ n: number }>('SELECT count(*) AS n FROM dedupe_keys_v2').one().n + legacyKept
     return { ...this.counters, bloomBytes: this.bloom.byteLength, keysKept }
   }
 
@@ -149,7 +187,14 @@ export class DedupeShard extends DurableObject<Env> {
     if (now - this.lastSweep < SWEEP_EVERY_MS) return
     this.lastSweep = now
     const sql = this.ctx.storage.sql
-    sql.exec('DELETE FROM dedupe_keys WHERE seen_at <= ?', now - DEDUPE_TTL_MS)
+    sql.exec('DELETE FROM dedupe_keys_v2 WHERE k < ?', timeBucketOfMs(now - DEDUPE_TTL_MS))
+    if (this.legacy) {
+      sql.exec('DELETE FROM dedupe_keys WHERE seen_at <= ?', now - DEDUPE_TTL_MS)
+      if (sql.exec<{ n: number }>('SELECT count(*) AS n FROM dedupe_keys WHERE committed = 1').one().n === 0) {
+        sql.exec('DROP TABLE dedupe_keys')
+        this.legacy = undefined
+      }
+    }
     sql.exec('DELETE FROM signatures WHERE expires_at <= ?', now)
   }
 }

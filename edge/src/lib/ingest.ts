@@ -1,9 +1,10 @@
 import {
-  checkClock, eventIdTimeMs, EVENTS_TOPIC, idempotencyKey, partitionFor, schemaFor, UUIDV7_PATTERN,
+  checkClock, EVENTS_TOPIC, idempotencyKey, partitionFor, schemaFor,
   type ClickEvent, type EventType, type ImpressionEvent, type ReasonCode,
 } from '@adc/schemas'
 import { ulid } from 'ulid'
 import type { Env } from '../env.js'
+import { dedupeKeyOf, timeBucketOf } from './dedupe-key.js'
 import { buildEnvelope, type EdgeFacts, type EnvelopeSource } from './envelope.js'
 import { forward, proxyOptions, type ProxyRecord } from './forwarder.js'
 import type { ObservedClient } from './privacy.js'
@@ -49,7 +50,10 @@ interface Valid {
   index: number
   type: EventType
   event: ImpressionEvent | ClickEvent
+  /** The idempotency key (in the envelope; core's dedupe key). */
   key: string
+  /** What the DedupeShard stores: the key behind its event id's time bucket (`dedupeKeyOf`). */
+  dedupeKey: string
   shard: number
 }
 
@@ -74,8 +78,6 @@ function eventIdOf(raw: unknown): string | undefined {
   return undefined
 }
 
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
-
 /**
  * The DedupeShard that judges an event: Kafka's murmur2 partitioner over the publisher and the event
  * id's creation time to 1.024 s, written as a ULID's first 8 characters (for a ULID, exactly those
@@ -90,17 +92,6 @@ export function dedupeShardOf(publisherId: string, eventId: string, shards: numb
   return partitionFor(`${publisherId}\u001f${timeBucketOf(eventId)}`, shards)
 }
 
-function timeBucketOf(eventId: string): string {
-  if (!UUIDV7_PATTERN.test(eventId)) return eventId.slice(0, 8).toUpperCase()
-  let bucket = Math.floor(eventIdTimeMs(eventId)! / 1024)
-  let out = ''
-  for (let i = 0; i < 8; i++) {
-    out = CROCKFORD[bucket % 32] + out
-    bucket = Math.floor(bucket / 32)
-  }
-  return out
-}
-
 /**
  * Validates each event on its own (schema, publisher, booked campaign, what the credential may
  * send, clock) and computes its idempotency key and dedupe shard. A bad event gets its own
@@ -109,6 +100,8 @@ function timeBucketOf(eventId: string): string {
 export async function prepare(items: IncomingItem[], ctx: IngestContext, settings: Pick<Settings, 'dedupeShards'>): Promise<Prepared> {
   const results: EventResult[] = []
   const valid: Valid[] = []
+  // Digests start as each event passes and are awaited together at the end, not one at a time.
+  const keys: Promise<string>[] = []
   for (let index = 0; index < items.length; index++) {
     const { type, raw } = items[index]!
     const eventId = eventIdOf(raw)
@@ -154,10 +147,15 @@ export async function prepare(items: IncomingItem[], ctx: IngestContext, setting
       })
       continue
     }
-    const key = await idempotencyKey(event.publisherId, type, event.eventId)
+    keys.push(idempotencyKey(event.publisherId, type, event.eventId))
     results.push({ index, eventId: event.eventId, status: 'queued' })
-    valid.push({ index, type, event, key, shard: dedupeShardOf(event.publisherId, event.eventId, settings.dedupeShards) })
+    valid.push({ index, type, event, key: '', dedupeKey: '', shard: dedupeShardOf(event.publisherId, event.eventId, settings.dedupeShards) })
   }
+  const digests = await Promise.all(keys)
+  valid.forEach((v, i) => {
+    v.key = digests[i]!
+    v.dedupeKey = dedupeKeyOf(v.event.eventId, v.key)
+  })
   return { ctx, results, valid }
 }
 
@@ -240,7 +238,7 @@ export async function commit(prepared: Prepared, env: Env, settings: Settings, o
   const verdict = new Map<Valid, 'new' | 'duplicate' | 'skipped'>()
   await Promise.all([...byShard].map(async ([shard, list]) => {
     try {
-      const answers = await withTimeout(shardFor(env, shard).check(list.map((v) => v.key)), settings.dedupeTimeoutMs)
+      const answers = await withTimeout(shardFor(env, shard).check(list.map((v) => v.dedupeKey)), settings.dedupeTimeoutMs)
       list.forEach((v, i) => verdict.set(v, answers[i] === 'duplicate' ? 'duplicate' : 'new'))
     } catch {
       // A slow or failing shard must not block the events: core's exact dedupe catches repeats.
@@ -299,8 +297,8 @@ async function confirmKeys(env: Env, list: Valid[], timeoutMs: number): Promise<
   const byShard = new Map<number, string[]>()
   for (const v of list) {
     const keys = byShard.get(v.shard)
-    if (keys) keys.push(v.key)
-    else byShard.set(v.shard, [v.key])
+    if (keys) keys.push(v.dedupeKey)
+    else byShard.set(v.shard, [v.dedupeKey])
   }
   await Promise.all([...byShard].map(async ([shard, keys]) => {
     try {
