@@ -56,15 +56,23 @@ describe('DedupeShard', () => {
     expect(stats).toMatchObject({ bloomMaybe: 1, bloomFalsePositives: 1, exactDuplicates: 0 })
   })
 
-  it('keeps a key for 24 h after its event id\'s time: an older one, or one filed over an hour ahead, is not kept', async () => {
+  it('files a key by its event id\'s time; one without a usable time (token-derived ids, far-off clocks) is kept 24 h from its confirm', async () => {
     const shard = freshShard()
-    const now = Date.now()
-    const old = key(9, now - DEDUPE_TTL_MS - 5_000)
-    const ahead = key(10, now + DEDUPE_FUTURE_MS + 60_000)
-    const plain = (11).toString(16).padStart(32, '0')
-    expect(await shard.confirm([old, ahead, plain, key(12, now - DEDUPE_TTL_MS + 60_000)])).toBe(1)
-    expect(await shard.check([old, ahead, plain, key(12, now - DEDUPE_TTL_MS + 60_000)])).toEqual(['new', 'new', 'new', 'duplicate'])
-    expect(await shard.stats()).toMatchObject({ keysKept: 1 })
+    const old = key(9, T0 - DEDUPE_TTL_MS - 5_000)
+    const ahead = key(10, T0 + DEDUPE_FUTURE_MS + 60_000)
+    const timed = key(12, T0 - DEDUPE_TTL_MS + 60_000)
+    expect(await shard.confirm([old, ahead, timed])).toBe(3)
+    expect(await shard.check([old, ahead, timed, key(13)])).toEqual(['duplicate', 'duplicate', 'duplicate', 'new'])
+    const tables = await runInDurableObject(shard, (_i: DedupeShard, state) => ({
+      v2: state.storage.sql.exec<{ k: string }>('SELECT k FROM dedupe_keys_v2').toArray().map((r) => r.k),
+      untimed: state.storage.sql.exec<{ key: string }>('SELECT key FROM dedupe_keys ORDER BY key').toArray().map((r) => r.key),
+    }))
+    expect(tables).toEqual({ v2: [timed], untimed: [old.slice(8), ahead.slice(8)].sort() })
+    // An untimed key older than 24 h since its confirm is new again.
+    await runInDurableObject(shard, (_i: DedupeShard, state) => {
+      state.storage.sql.exec('UPDATE dedupe_keys SET seen_at = ?', Date.now() - DEDUPE_TTL_MS - 1)
+    })
+    expect(await shard.check([old, ahead])).toEqual(['new', 'new'])
   })
 
   it('expires by the key\'s time prefix: the sweep deletes the range older than 24 h', async () => {
@@ -78,15 +86,17 @@ describe('DedupeShard', () => {
     expect(left).toEqual([key(2, T0 - 60_000), key(3)].sort())
   })
 
-  it('stores the key alone, time-prefixed, without a time index (an insert touches one B-tree)', async () => {
+  it('stores a timed key alone, time-prefixed, in a table without a time index (an insert touches one B-tree)', async () => {
     const shard = freshShard()
     await shard.confirm([key(1)])
-    const schema = await runInDurableObject(shard, (_i: DedupeShard, state) => state.storage.sql.exec<{ type: string; name: string; sql: string | null }>(
-      "SELECT type, name, sql FROM sqlite_master WHERE name LIKE 'dedupe%'",
-    ).toArray())
-    expect(schema.filter((r) => r.type === 'index')).toEqual([])
-    expect(schema).toHaveLength(1)
-    expect(schema[0]!.sql).toMatch(/\(k TEXT PRIMARY KEY\) WITHOUT ROWID/)
+    const got = await runInDurableObject(shard, (_i: DedupeShard, state) => ({
+      schema: state.storage.sql.exec<{ type: string; sql: string | null }>("SELECT type, sql FROM sqlite_master WHERE tbl_name = 'dedupe_keys_v2'").toArray(),
+      untimed: state.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM dedupe_keys').one().n,
+    }))
+    expect(got.schema.filter((r) => r.type === 'index')).toEqual([])
+    expect(got.schema).toHaveLength(1)
+    expect(got.schema[0]!.sql).toMatch(/\(k TEXT PRIMARY KEY\) WITHOUT ROWID/)
+    expect(got.untimed).toBe(0)
   })
 
   it('judges and confirms hundreds of keys per call (one statement each, no bound-parameter limit)', async () => {
@@ -100,29 +110,20 @@ describe('DedupeShard', () => {
     expect(again[600]).toBe('duplicate')
   })
 
-  it('still reads the earlier table (un-prefixed keys with seen_at) after an upgrade, and drops it once its rows expired', async () => {
+  it('still reads rows written before the time-prefixed table (un-prefixed key, seen_at, committed) after an upgrade', async () => {
     const name = `legacy-${Math.random()}`
     const stub = () => env.DEDUPE_SHARD.get(env.DEDUPE_SHARD.idFromName(name))
     const plain = (i: number) => i.toString(16).padStart(32, '0')
-    await stub().stats()
-    // The earlier schema and its rows: a confirmed key, a pending one, an expired one.
+    // The earlier version's rows: a confirmed key, a pending one, an expired one.
     await runInDurableObject(stub(), (_i: DedupeShard, state) => {
-      const sql = state.storage.sql
-      sql.exec('CREATE TABLE dedupe_keys (key TEXT PRIMARY KEY, seen_at INTEGER NOT NULL, committed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID')
-      sql.exec('CREATE INDEX dedupe_keys_by_time ON dedupe_keys (seen_at)')
-      sql.exec('INSERT INTO dedupe_keys VALUES (?, ?, 1), (?, ?, 0), (?, ?, 1)', plain(21), Date.now() - 60_000, plain(22), Date.now(), plain(23), Date.now() - DEDUPE_TTL_MS - 1)
+      state.storage.sql.exec('INSERT INTO dedupe_keys VALUES (?, ?, 1), (?, ?, 0), (?, ?, 1)', plain(21), Date.now() - 60_000, plain(22), Date.now(), plain(23), Date.now() - DEDUPE_TTL_MS - 1)
     })
     await abortAllDurableObjects()
     expect(await stub().check([key(21), key(22), key(23), key(24)])).toEqual(['duplicate', 'new', 'new', 'new'])
     expect(await stub().peek([key(21), key(22)])).toEqual([true, false])
-    // Once no live row is left, the next start drops the earlier table.
-    await runInDurableObject(stub(), (_i: DedupeShard, state) => {
-      state.storage.sql.exec('UPDATE dedupe_keys SET seen_at = ?', Date.now() - DEDUPE_TTL_MS - 1)
-    })
-    await abortAllDurableObjects()
-    expect(await stub().check([key(21)])).toEqual(['new'])
-    const tables = await runInDurableObject(stub(), (_i: DedupeShard, state) => state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE name LIKE 'dedupe%'").toArray().map((r) => r.name))
-    expect(tables).toEqual(['dedupe_keys_v2'])
+    // A pending row turns confirmed when its event is confirmed again.
+    await stub().confirm([key(22)])
+    expect(await stub().check([key(22)])).toEqual(['duplicate'])
   })
 
   it('remembers keys across a restart (the filter is rebuilt from the table)', async () => {

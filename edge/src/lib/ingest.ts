@@ -2,13 +2,13 @@ import {
   checkClock, EVENTS_TOPIC, idempotencyKey, partitionFor, schemaFor,
   type ClickEvent, type EventType, type ImpressionEvent, type ReasonCode,
 } from '@adc/schemas'
-import { ulid } from 'ulid'
 import type { Env } from '../env.js'
 import { dedupeKeyOf, timeBucketOf } from './dedupe-key.js'
 import { buildEnvelope, type EdgeFacts, type EnvelopeSource } from './envelope.js'
 import { forward, proxyOptions, type ProxyRecord } from './forwarder.js'
 import type { ObservedClient } from './privacy.js'
 import type { Settings } from './settings.js'
+import { StatsBatcher } from './stats-batcher.js'
 import type { Credential } from './context.js'
 import type { PublisherConfig, TenantIndex } from './tenants.js'
 import { checkToken } from './token-check.js'
@@ -309,39 +309,28 @@ async function confirmKeys(env: Env, list: Valid[], timeoutMs: number): Promise<
   }))
 }
 
-/** The edge-stats record of the shared contract, for one batch. */
-export function statsRecord(publisherId: string, results: EventResult[], receivedAt: number): ProxyRecord {
-  const rejectedByReason: Record<string, number> = {}
-  let accepted = 0
-  let duplicate = 0
-  let rejected = 0
-  for (const r of results) {
-    if (r.status === 'accepted') accepted++
-    else if (r.status === 'duplicate') duplicate++
-    else if (r.status === 'rejected') {
-      rejected++
-      if (r.code) rejectedByReason[r.code] = (rejectedByReason[r.code] ?? 0) + 1
-    }
-  }
-  return {
-    key: publisherId,
-    value: {
-      v: 1, kind: 'edge_stats', batchId: ulid(receivedAt), publisherId,
-      minute: Math.floor(receivedAt / 60_000) * 60_000,
-      received: accepted + duplicate + rejected, accepted, duplicate, rejected, rejectedByReason,
-    },
-  }
+/** This isolate's edge-stats, summed per publisher and minute (see `StatsBatcher`). */
+const edgeStats = new StatsBatcher()
+
+/**
+ * Counts a request's outcomes in edge-stats: each accepted, duplicate and rejected event exactly
+ * once. For `waitUntil`: the counts leave in this isolate's next stats call (at most
+ * `statsFlushMs` later); what the proxy does not take goes to the publisher's Spool like any event.
+ */
+export function sendStats(env: Env, settings: Settings, publisherId: string, results: EventResult[], receivedAt: number): Promise<void> {
+  edgeStats.add(publisherId, results, receivedAt)
+  return edgeStats.flush(settings.statsFlushMs, (records) => deliverStats(env, settings, records))
 }
 
-/** Sends a stats record; on failure it goes to the publisher's Spool like any accepted event. */
-export async function sendStats(env: Env, settings: Settings, publisherId: string, results: EventResult[], receivedAt: number): Promise<void> {
-  const record = statsRecord(publisherId, results, receivedAt)
-  const sent = await forward(STATS_TOPIC, [record], (r) => r, { ...proxyOptions(settings), attempts: settings.forwardAttempts })
-  if (sent.undelivered.length > 0) {
+async function deliverStats(env: Env, settings: Settings, records: ProxyRecord[]): Promise<void> {
+  const sent = await forward(STATS_TOPIC, records, (r) => r, { ...proxyOptions(settings), attempts: settings.forwardAttempts })
+  const byPublisher = new Map<string, ProxyRecord[]>()
+  for (const { item } of sent.undelivered) byPublisher.set(item.key, [...(byPublisher.get(item.key) ?? []), item])
+  await Promise.all([...byPublisher].map(async ([publisherId, list]) => {
     try {
-      await spoolFor(env, publisherId).enqueue([{ topic: STATS_TOPIC, ...record }])
+      await spoolFor(env, publisherId).enqueue(list.map((record) => ({ topic: STATS_TOPIC, ...record })))
     } catch (err) {
       console.error('edge-stats record could not be delivered or spooled', publisherId, err)
     }
-  }
+  }))
 }
