@@ -1,6 +1,8 @@
 import { Hono } from 'hono'
 import { z } from 'zod'
 import type { Log } from '../log/log.js'
+import { AppendCoalescer } from './append-coalescer.js'
+import { recordValueTexts } from './raw-values.js'
 
 /**
  * The produce side of the Kafka REST Proxy v2 API (Confluent's wire format), over the `Log` port.
@@ -36,6 +38,8 @@ function proxyError(status: 404 | 413 | 415 | 422 | 500, code: number, message: 
 export function createRestProxy({ log, topics, maxBodyBytes = 8 * 1024 * 1024 }: RestProxyOptions): Hono {
   const app = new Hono()
   const known = new Set(topics)
+  // Concurrent produce calls share one append (one LMDB transaction, one Kafka request).
+  const appender = new AppendCoalescer(log)
 
   app.get('/topics', (c) => c.json([...known]))
 
@@ -75,13 +79,16 @@ export function createRestProxy({ log, topics, maxBodyBytes = 8 * 1024 * 1024 }:
     const badPartition = body.data.records.findIndex((r) => r.partition !== undefined && r.partition >= partitions)
     if (badPartition >= 0) return proxyError(422, 42202, `records.${badPartition}.partition is out of range (topic has ${partitions}).`)
 
-    const records = body.data.records.map((r) => ({
+    // Each value as the client wrote it (JSON.parse accepted it above), not parsed and re-stringified.
+    const texts = recordValueTexts(text)
+    const raw = texts?.length === body.data.records.length ? texts : undefined
+    const records = body.data.records.map((r, i) => ({
       key: r.key === null || r.key === undefined ? '' : typeof r.key === 'string' ? r.key : JSON.stringify(r.key),
-      value: JSON.stringify(r.value ?? null),
+      value: raw?.[i] ?? JSON.stringify(r.value ?? null),
       ...(r.partition !== undefined ? { partition: r.partition } : {}),
     }))
     try {
-      const results = await log.append(topic, records)
+      const results = await appender.append(topic, records)
       return c.json({
         offsets: results.map((r) => ({ partition: r.partition, offset: r.offset, error_code: null, error: null })),
         key_schema_id: null,
