@@ -1,5 +1,5 @@
 import { pad, WATERMARK_KEY } from './keys.js'
-import type { PartitionStore } from './partition-store.js'
+import { expiryKeys, type PartitionStore } from './partition-store.js'
 
 /**
  * The partition watermark: the largest edge `receivedAt` seen in the partition. It is event data, not
@@ -25,7 +25,8 @@ export function scheduleExpiry(store: PartitionStore, dueMs: number, key: string
 export function sweepExpired(store: PartitionStore, limit = 50_000): number {
   const end = `x:${pad(watermark(store) / 60_000, 10)}:`
   let n = 0
-  for (const [bucket, keys] of store.range<string[]>('x:', end, 1000)) {
+  for (const [bucket, value] of store.range<string | string[]>('x:', end, 1000)) {
+    const keys = expiryKeys(value)
     for (const k of keys) store.remove(k)
     store.remove(bucket)
     n += keys.length
