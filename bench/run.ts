@@ -3,7 +3,7 @@
  * parallel on a small machine). Prints each section's figures as JSON and writes them all to
  * bench/results/latest.json. Pick sections with `npm run bench -- edge processor`.
  *
- * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, edge, ratelimit, read, e2e, scale (Kafka).
+ * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, edge, ratelimit, read, e2e, sustained, scale (Kafka).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -15,6 +15,7 @@ import { runRateLimitBench } from './rate-limit-bench.js'
 import { runReadBench } from './read-bench.js'
 import { runE2eBench } from './e2e-bench.js'
 import { runScaleBench } from './scale-bench.js'
+import { runSustainedBench } from './sustained-bench.js'
 
 const sections: Record<string, () => Promise<unknown>> = {
   log: () => runLogBench(),
@@ -23,6 +24,8 @@ const sections: Record<string, () => Promise<unknown>> = {
   ratelimit: () => runRateLimitBench(),
   read: () => runReadBench(),
   e2e: () => runE2eBench(),
+  // the whole system at 80 % of its capacity for SUSTAINED_SECONDS (120; 3600 for an hour), plot in bench/results/
+  sustained: () => runSustainedBench(),
   // processor throughput with one and two consumers on one Kafka broker (needs KAFKA_BROKERS)
   scale: async () => {
     const brokers = process.env.KAFKA_BROKERS?.split(',').filter(Boolean)
