@@ -1,6 +1,7 @@
 /**
  * Sustained load: the whole embedded system (core: gateway, log, processor, chDB, API; the edge in
- * workerd) driven through the edge, first at full speed to measure its capacity for the mix, then
+ * workerd) driven through the edge, first at full speed to measure its capacity for the mix (events
+ * sent over the time until core has counted them all), then
  * at a fraction of it (80 %) for a bounded time, with a realistic mix:
  *   - batches of 50 (server key), beacons of 10 (public key, `text/plain`), pixels and click
  *     redirects with tokens signed by the demo token key;
@@ -143,8 +144,13 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
   const core = await startCore({ LOG_LEVEL: 'error' })
   const edge = await startEdge(core)
   const errors: Record<string, number> = {}
+  /** The first answer seen for each error code (what a plain status code was about). */
+  const errorSamples: Record<string, string> = {}
   const rejectedByCode: Record<string, number> = {}
-  const err = (code: string) => { errors[code] = (errors[code] ?? 0) + 1 }
+  const err = (code: string, sample?: string) => {
+    errors[code] = (errors[code] ?? 0) + 1
+    if (sample !== undefined && !(code in errorSamples)) errorSamples[code] = sample.slice(0, 300)
+  }
   try {
     const admin = (method: string, path: string, body?: unknown) => fetch(`${core.url}${path}`, {
       method, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}),
@@ -174,11 +180,17 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
     let requests = 0
     const sentBatches: unknown[][] = []
     const readJson = async (res: Response): Promise<Record<string, unknown> | undefined> => {
+      const text = await res.text()
       try {
-        return await res.json() as Record<string, unknown>
+        return JSON.parse(text) as Record<string, unknown>
       } catch {
+        if (res.status >= 300) err(`http_${res.status}`, text)
         return undefined
       }
+    }
+    const failed = (res: Response, body: Record<string, unknown> | undefined) => {
+      const e = body?.error as { code?: string; message?: string } | undefined
+      if (e?.code) err(e.code, e.message)
     }
     const countResults = (body: Record<string, unknown> | undefined) => {
       for (const r of (body?.results as { status: string; code?: string }[] | undefined) ?? []) {
@@ -202,7 +214,7 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
           method: 'POST', headers: { authorization: `Bearer ${SERVER_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ events }),
         })
         const body = await readJson(res)
-        if (res.status !== 202) err(String((body?.error as { code?: string } | undefined)?.code ?? res.status))
+        if (res.status !== 202) failed(res, body)
         accepted += Number(body?.accepted ?? 0)
         duplicates += Number(body?.duplicate ?? 0)
         countResults(body)
@@ -216,7 +228,7 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
         const events = Array.from({ length: 10 }, () => ({ type: 'impression', ...mixEvent(), viewable: true, viewMethod: 'mrc_50_1s' }))
         const res = await fetch(`${edge.url}/v1/beacon?k=${PUBLIC_KEY}`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ events }) })
         const body = await readJson(res)
-        if (res.status !== 202) err(String((body?.error as { code?: string } | undefined)?.code ?? res.status))
+        if (res.status !== 202) failed(res, body)
         countResults(body)
         return events.length
       }
@@ -236,7 +248,22 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
       return 1
     }
 
-    // 1. Capacity: the mix at full speed.
+    type Accounting = { balanced: boolean; publishers: { publisherId: string; edge: { received: number; accepted: number; rejected: number; duplicate: number }; core: { accepted: number; billed: number; keptByReason: Record<string, number> } }[] }
+    const day = new Date().toISOString().slice(0, 10)
+    const accounting = async (): Promise<Accounting> => (await admin('GET', `/v1/reports/accounting?day=${day}`)).json() as Promise<Accounting>
+    /** Until core has counted everything the edge accepted (and at least `atLeast`); false on timeout. */
+    const drained = async (atLeast: number, timeoutMs: number): Promise<Accounting> => {
+      const until = Date.now() + timeoutMs
+      for (;;) {
+        const report = await accounting()
+        const pub = report.publishers.find((p) => p.publisherId === PUBLISHER)
+        if ((report.balanced && pub && pub.edge.accepted >= atLeast && pub.core.accepted === pub.edge.accepted) || Date.now() > until) return report
+        await sleep(500)
+      }
+    }
+
+    // 1. Capacity of the whole system: the mix at full speed through the edge, until the processor
+    // has counted all of it (the edge alone accepts faster than the processor beside it counts).
     let sent = 0
     const c0 = performance.now()
     await Promise.all(Array.from({ length: concurrency }, async () => {
@@ -245,6 +272,8 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
         sent += n
       }
     }))
+    const edgeCapacity = sent / ((performance.now() - c0) / 1000)
+    await drained(accepted, 300_000)
     const capacity = sent / ((performance.now() - c0) / 1000)
     const target = capacity * loadFactor
 
@@ -255,11 +284,13 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
     let loadSent = 0
     const acceptedAt0 = accepted
     const t0 = performance.now()
-    const paced = Promise.all(Array.from({ length: concurrency }, async () => {
+    // Twice the senders: pacing, not the senders' round trips, sets the rate.
+    const paced = Promise.all(Array.from({ length: concurrency * 2 }, async () => {
       while (!stop) {
-        const due = t0 + (loadSent / target) * 1000
-        const now = performance.now()
-        if (due > now) await sleep(Math.min(200, due - now))
+        // Wait until the events sent so far are due at the target rate.
+        for (let wait = t0 + (loadSent / target) * 1000 - performance.now(); wait > 0 && !stop; wait = t0 + (loadSent / target) * 1000 - performance.now()) {
+          await sleep(Math.min(200, wait))
+        }
         if (stop) break
         // Counted before the request, so the pacing sees what is in flight.
         const kind = pick()
@@ -317,16 +348,7 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
     const loadSeconds = (performance.now() - t0) / 1000
 
     // 3. The books: the edge's accepted against core's counted, for the demo publisher, exact.
-    const day = new Date().toISOString().slice(0, 10)
-    type Accounting = { balanced: boolean; publishers: { publisherId: string; edge: { received: number; accepted: number; rejected: number; duplicate: number }; core: { accepted: number; billed: number; keptByReason: Record<string, number> } }[] }
-    let report: Accounting | undefined
-    const until = Date.now() + 180_000
-    for (;;) {
-      report = await (await admin('GET', `/v1/reports/accounting?day=${day}`)).json() as Accounting
-      const pub = report.publishers.find((p) => p.publisherId === PUBLISHER)
-      if ((report.balanced && pub && pub.edge.accepted >= accepted) || Date.now() > until) break
-      await sleep(1000)
-    }
+    const report = await drained(accepted, 300_000)
     const pub = report.publishers.find((p) => p.publisherId === PUBLISHER)
     const first = samples[0]
     const last = samples.at(-1)
@@ -337,7 +359,7 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
       return a === undefined || b === undefined || events === 0 ? undefined : Math.round(((b - a) / events) * 1e6 * 10) / 10
     }
     const result = {
-      seconds: Math.round(loadSeconds), capacityEventsPerSecond: Math.round(capacity), load: loadFactor, targetEventsPerSecond: Math.round(target),
+      seconds: Math.round(loadSeconds), edgeCapacityEventsPerSecond: Math.round(edgeCapacity), capacityEventsPerSecond: Math.round(capacity), load: loadFactor, targetEventsPerSecond: Math.round(target),
       achievedEventsPerSecond: Math.round(loadSent / loadSeconds), requests,
       batchAccepted: accepted, batchDuplicates: duplicates,
       accounting: pub ? {
@@ -352,7 +374,7 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
         coreRssGrowthMiBPerMillionEvents: growth((s) => s.rssMiB['core:node']),
         workerdRssGrowthMiBPerMillionEvents: growth((s) => s.rssMiB['edge:workerd']),
       },
-      errors, rejectedByCode, samples,
+      errors, errorSamples, rejectedByCode, samples,
     }
     const names = [...new Set(samples.flatMap((s) => Object.keys(s.rssMiB)))]
     const svg = svgPlot(`sustained load: ${result.achievedEventsPerSecond} events/s (${Math.round(loadFactor * 100)} % of ${result.capacityEventsPerSecond}), ${result.seconds} s`, [
