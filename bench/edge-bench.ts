@@ -1,5 +1,6 @@
 /**
- * Edge benchmark: the batch route against a hello-world route in the same workerd (`wrangler dev`),
+ * Edge benchmark: the batch route against a hello-world route and a validate-only route (auth, parse,
+ * validate: the floor) in the same workerd (scripts/edge-dev.ts, no inspector),
  * the DedupeShard's checks per second, and the Bloom filter's size and measured false-positive rate.
  *
  *   node --import tsx bench/edge-bench.ts            # 10 s per route
@@ -39,6 +40,8 @@ export interface EdgeBenchResult {
   concurrency: number
   batchSize: number
   hello: { requests: number; rps: number; p50ms: number; p99ms: number }
+  /** The same batches through a route that only authenticates, parses and validates (BENCH_ROUTES=1). */
+  validate: { requests: number; rps: number; p50ms: number; p99ms: number; non200: number }
   batch: { requests: number; rps: number; eventsPerSecond: number; p50ms: number; p99ms: number; non202: number }
   /** batch requests/s divided by hello-world requests/s */
   ratio: number
@@ -48,7 +51,11 @@ export interface EdgeBenchResult {
    * swings with other people's load; CPU per request hardly does, so `cpuRatio` (hello CPU per
    * request / batch CPU per request) is the steadier figure to compare builds by.
    */
-  cpu?: { helloMsPerRequest: number; batchMsPerRequest: number; batchMsPerEvent: number; cpuRatio: number }
+  cpu?: {
+    helloMsPerRequest: number; validateMsPerRequest: number; batchMsPerRequest: number; batchMsPerEvent: number; cpuRatio: number
+    /** batch CPU per request over validate-only CPU per request (target ≤ 3) */
+    batchOverValidate: number
+  }
   dedupe: { checks: number; checksPerSecond: number }
   bloom: { capacity: number; fpRate: number; bits: number; hashes: number; bytesPerKey: number; measuredFpRate: number; probes: number }
   proxyRecords: number
@@ -197,6 +204,7 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
     EDGE_CONFIG_JSON: JSON.stringify(config),
     BLOOM_CAPACITY: String(bloomCapacity),
     BLOOM_FP_RATE: String(bloomFp),
+    BENCH_ROUTES: '1',
     ...opts.vars,
   })
   const edge = dev.url
@@ -210,30 +218,35 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
       await res.arrayBuffer()
       return res.status
     })
-    const cpu1 = dev.pid === undefined ? undefined : treeCpuSeconds(dev.pid)
-    const batch = await load(seconds, concurrency, async () => {
+    const post = async (path: string) => {
       const now = Date.now()
       const events = Array.from({ length: batchSize }, (_, i) => ({
         eventId: ulid(), ts: now, adId: 'ad_1', campaignId: 'cmp_1', publisherId: 'pub_bench',
         requestId: `req_${i}`, impressionId: `imp_${ulid()}`, channel: 'web',
       }))
-      const res = await fetch(`${edge}/v1/events/impressions:batch`, {
+      const res = await fetch(`${edge}${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${publisherKey}`, 'cf-connecting-ip': '203.0.113.9', 'user-agent': 'edge-bench' },
         body: JSON.stringify({ events }),
       })
       await res.arrayBuffer()
       return res.status
-    })
-
+    }
+    const cpu1 = dev.pid === undefined ? undefined : treeCpuSeconds(dev.pid)
+    // The floor: authenticate, parse and validate the same batch (edge/src/routes/bench.ts).
+    const validate = await load(seconds, concurrency, () => post('/v1/bench/validate/impressions'))
     const cpu2 = dev.pid === undefined ? undefined : treeCpuSeconds(dev.pid)
-    const cpu = cpu0 !== undefined && cpu1 !== undefined && cpu2 !== undefined && hello.requests > 0 && batch.requests > 0
+    const batch = await load(seconds, concurrency, () => post('/v1/events/impressions:batch'))
+    const cpu3 = dev.pid === undefined ? undefined : treeCpuSeconds(dev.pid)
+    const cpu = cpu0 !== undefined && cpu1 !== undefined && cpu2 !== undefined && cpu3 !== undefined && hello.requests > 0 && batch.requests > 0 && validate.requests > 0
       ? (() => {
           const helloMs = ((cpu1 - cpu0) * 1000) / hello.requests
-          const batchMs = ((cpu2 - cpu1) * 1000) / batch.requests
+          const validateMs = ((cpu2 - cpu1) * 1000) / validate.requests
+          const batchMs = ((cpu3 - cpu2) * 1000) / batch.requests
           return {
-            helloMsPerRequest: Math.round(helloMs * 100) / 100, batchMsPerRequest: Math.round(batchMs * 100) / 100,
-            batchMsPerEvent: Math.round((batchMs / batchSize) * 1000) / 1000, cpuRatio: Math.round((helloMs / batchMs) * 1000) / 1000,
+            helloMsPerRequest: Math.round(helloMs * 100) / 100, validateMsPerRequest: Math.round(validateMs * 100) / 100,
+            batchMsPerRequest: Math.round(batchMs * 100) / 100, batchMsPerEvent: Math.round((batchMs / batchSize) * 1000) / 1000,
+            cpuRatio: Math.round((helloMs / batchMs) * 1000) / 1000, batchOverValidate: Math.round((batchMs / validateMs) * 100) / 100,
           }
         })()
       : undefined
@@ -255,6 +268,7 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
         requests: batch.requests, rps: Math.round(batchRps), eventsPerSecond: Math.round((batch.requests - batch.bad) * batchSize / seconds),
         p50ms: percentile(batch.latencies, 50), p99ms: percentile(batch.latencies, 99), non202: batch.bad,
       },
+      validate: { requests: validate.requests, rps: Math.round(validate.requests / seconds), p50ms: percentile(validate.latencies, 50), p99ms: percentile(validate.latencies, 99), non200: validate.bad },
       ratio: Math.round((batchRps / helloRps) * 1000) / 1000,
       ...(cpu ? { cpu } : {}),
       dedupe: { checks: dedupe.checked, checksPerSecond: Math.round(dedupe.checked / dedupeSeconds) },

@@ -17,6 +17,7 @@ import { ulid } from 'ulid'
 import { createEmbeddedLog } from '../core/src/log/embedded-log.js'
 import { createKafkaLog } from '../core/src/log/kafka-log.js'
 import type { Log, ProducerRecord } from '../core/src/log/log.js'
+import { createRestProxy } from '../core/src/gateway/rest-proxy.js'
 
 export interface LogBenchOptions {
   /** @default 100_000 */
@@ -43,12 +44,26 @@ export interface LogFigures {
   consumeRecordsPerSecond: number
 }
 
+/**
+ * Core's REST proxy gateway (in process, no sockets: its own parsing, validation and append) against
+ * `log.append` of the same records, both at the same batch size and concurrency, by CPU time.
+ */
+export interface GatewayFigures {
+  records: number
+  gatewayRecordsPerCpuSecond: number
+  directRecordsPerCpuSecond: number
+  /** gateway / direct (1 = the gateway costs nothing beyond the append) */
+  ratio: number
+  gatewayRecordsPerSecond: number
+}
+
 export interface LogBenchResult {
   records: number
   valueBytes: number
   partitions: number
   embedded: LogFigures
   kafka?: LogFigures
+  gateway: { embedded: GatewayFigures; kafka?: GatewayFigures }
   /** embedded / kafka, per direction (above 1: the embedded log is faster). */
   ratio?: { produce: number; consume: number }
 }
@@ -112,6 +127,43 @@ async function measure(log: Log, records: ProducerRecord[], o: Required<Omit<Log
 
 const round = (x: number): number => Math.round(x * 1000) / 1000
 
+async function runBatches(records: ProducerRecord[], o: { batchSize: number; concurrency: number }, send: (batch: ProducerRecord[]) => Promise<void>): Promise<{ cpuSeconds: number; seconds: number }> {
+  const c0 = process.cpuUsage()
+  const t0 = performance.now()
+  let next = 0
+  await Promise.all(Array.from({ length: o.concurrency }, async () => {
+    while (next < records.length) {
+      const start = next
+      next += o.batchSize
+      await send(records.slice(start, start + o.batchSize))
+    }
+  }))
+  const c = process.cpuUsage(c0)
+  return { cpuSeconds: (c.user + c.system) / 1e6, seconds: (performance.now() - t0) / 1000 }
+}
+
+async function measureGateway(log: Log, records: ProducerRecord[], o: Required<Omit<LogBenchOptions, 'brokers'>>): Promise<GatewayFigures> {
+  const topic = `gw-${randomBytes(4).toString('hex')}`
+  await log.ensureTopic(topic, o.partitions)
+  const app = createRestProxy({ log, topics: [topic] })
+  // The edge's produce bodies: the values are JSON objects inside the request.
+  const bodyOf = (batch: ProducerRecord[]) => `{"records":[${batch.map((r) => `{"key":${JSON.stringify(r.key)},"value":${r.value}}`).join(',')}]}`
+  const direct = await runBatches(records, o, async (batch) => {
+    await log.append(topic, batch)
+  })
+  const gw = await runBatches(records, o, async (batch) => {
+    const res = await app.request(`/topics/${topic}`, { method: 'POST', headers: { 'content-type': 'application/vnd.kafka.json.v2+json' }, body: bodyOf(batch) })
+    if (res.status !== 200) throw new Error(`gateway answered ${res.status}`)
+    await res.arrayBuffer()
+  })
+  const gwRate = records.length / gw.cpuSeconds
+  const directRate = records.length / direct.cpuSeconds
+  return {
+    records: records.length, gatewayRecordsPerCpuSecond: Math.round(gwRate), directRecordsPerCpuSecond: Math.round(directRate),
+    ratio: round(gwRate / directRate), gatewayRecordsPerSecond: Math.round(records.length / gw.seconds),
+  }
+}
+
 export async function runLogBench(options: LogBenchOptions = {}): Promise<LogBenchResult> {
   const o = {
     records: options.records ?? 100_000,
@@ -124,13 +176,14 @@ export async function runLogBench(options: LogBenchOptions = {}): Promise<LogBen
   const brokers = options.brokers ?? process.env.KAFKA_BROKERS?.split(',').map((b) => b.trim()).filter(Boolean) ?? []
   const logger = pino({ level: 'warn' })
   const records = makeRecords(o.records, o.valueBytes)
-  const result: LogBenchResult = { records: o.records, valueBytes: Buffer.byteLength(records[0]!.value), partitions: o.partitions, embedded: undefined as unknown as LogFigures }
+  const result: LogBenchResult = { records: o.records, valueBytes: Buffer.byteLength(records[0]!.value), partitions: o.partitions, embedded: undefined as unknown as LogFigures, gateway: undefined as unknown as LogBenchResult['gateway'] }
 
   const dir = mkdtempSync(join(tmpdir(), 'adc-log-bench-'))
   try {
     const embedded = await createEmbeddedLog({ dir, logger })
     try {
       result.embedded = await measure(embedded, records, o)
+      result.gateway = { embedded: await measureGateway(embedded, records, o) }
     } finally {
       await embedded.close()
     }
@@ -142,6 +195,7 @@ export async function runLogBench(options: LogBenchOptions = {}): Promise<LogBen
     const kafka = await createKafkaLog({ brokers, clientId: 'adc-log-bench', logger })
     try {
       result.kafka = await measure(kafka, records, o)
+      result.gateway.kafka = await measureGateway(kafka, records, o)
     } finally {
       await kafka.close()
     }

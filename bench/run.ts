@@ -3,7 +3,7 @@
  * parallel on a small machine). Prints each section's figures as JSON and writes them all to
  * bench/results/latest.json. Pick sections with `npm run bench -- edge processor`.
  *
- * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, edge, ratelimit, read, e2e, sdk, billing, scale (Kafka).
+ * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, edge, ratelimit, read, e2e, sdk, billing, sustained, scale (Kafka).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -17,6 +17,7 @@ import { runE2eBench } from './e2e-bench.js'
 import { runScaleBench } from './scale-bench.js'
 import { runSdkBench } from './sdk-bench.js'
 import { runBillingBench } from './billing-bench.js'
+import { runSustainedBench } from './sustained-bench.js'
 
 const sections: Record<string, () => Promise<unknown>> = {
   log: () => runLogBench(),
@@ -29,6 +30,8 @@ const sections: Record<string, () => Promise<unknown>> = {
   sdk: () => runSdkBench(),
   // billing job and a reprocess over one day of raw events (BENCH_BILLING_EVENTS, default 10M)
   billing: () => runBillingBench(),
+  // the whole system at 80 % of its capacity for SUSTAINED_SECONDS (120; 3600 for an hour), plot in bench/results/
+  sustained: () => runSustainedBench(),
   // processor throughput with one and two consumers on one Kafka broker (needs KAFKA_BROKERS)
   scale: async () => {
     const brokers = process.env.KAFKA_BROKERS?.split(',').filter(Boolean)

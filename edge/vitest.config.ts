@@ -52,6 +52,8 @@ const workerd = cloudflareTest(({ inject }) => ({
       SPOOL_FIRST_RETRY_MS: '600000',
       BLOOM_CAPACITY: '20000',
       IP_HASH_SECRET: 'ip-secret-test',
+      // One edge-stats call per request, as most tests count them; stats.test.ts sums them on purpose.
+      STATS_FLUSH_MS: '0',
     },
   },
 }))

@@ -2,7 +2,7 @@
  * `npm start`: runs the whole system on one machine with the embedded defaults.
  * Core (embedded log, processor, chDB, API, dashboard on its public port; REST proxy gateway, edge
  * config and /metrics on its internal port) starts first and seeds the demo tenant; then the edge
- * runs in workerd through `wrangler dev`, pointed at the internal port with the proxy credentials.
+ * runs in workerd (scripts/edge-dev.ts, wrangler without the inspector), pointed at the internal port with the proxy credentials.
  * Ctrl-C stops both.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -62,9 +62,10 @@ run('core', process.execPath, ['--import', 'tsx', 'core/src/main.ts'], { CORE_PO
 await waitFor(`${coreUrl}/healthz`, 120_000)
 await waitFor(`${internalUrl}/healthz`, 10_000)
 
+// scripts/edge-dev.ts: workerd without the devtools inspector (ADC_EDGE_INSPECT=1 keeps it, for debugging).
 run('edge', process.execPath, [
-  'node_modules/wrangler/bin/wrangler.js', 'dev', '--config', 'wrangler.toml', '--ip', '127.0.0.1', '--port', String(edgePort),
-  '--persist-to', `${env.DATA_DIR ?? '.data'}/wrangler`, '--show-interactive-dev-session=false',
+  '--import', 'tsx', 'scripts/edge-dev.ts', '--config', 'wrangler.toml', '--ip', '127.0.0.1', '--port', String(edgePort),
+  '--persist-to', `${env.DATA_DIR ?? '.data'}/wrangler`,
   '--var', `REST_PROXY_URL:${internalUrl}`, '--var', `CORE_URL:${internalUrl}`, '--var', `EDGE_SYNC_KEY:${key('EDGE_SYNC_KEY')}`,
   '--var', `REST_PROXY_USER:${key('REST_PROXY_USER')}`, '--var', `REST_PROXY_PASSWORD:${key('REST_PROXY_PASSWORD')}`,
 ], { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' })

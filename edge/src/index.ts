@@ -4,6 +4,7 @@ import type { AppEnv } from './lib/context.js'
 import { errorResponse } from './lib/errors.js'
 import { SettingsError } from './lib/settings.js'
 import beacon from './routes/beacon.js'
+import bench from './routes/bench.js'
 import click from './routes/click.js'
 import events from './routes/events.js'
 import health from './routes/health.js'
@@ -24,6 +25,7 @@ app.route('/', pixel)
 app.route('/', click)
 app.route('/', tag)
 app.route('/', internal)
+app.route('/', bench)
 
 app.notFound(() => errorResponse('not_found', 'no such route'))
 

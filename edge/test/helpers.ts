@@ -4,6 +4,7 @@ import { env } from 'cloudflare:workers'
 import { ulid } from 'ulid'
 import { inject } from 'vitest'
 import { dedupeShardOf, shardFor } from '../src/lib/ingest.js'
+import { dedupeKeyOf } from '../src/lib/dedupe-key.js'
 import { settingsFrom } from '../src/lib/settings.js'
 
 /** Worker-side helpers for the edge tests: event factories and the fake REST proxy's controls. */
@@ -73,7 +74,7 @@ export async function eventually<T>(read: () => Promise<T>, check: (v: T) => boo
 export async function dedupeConfirmed(type: EventType, events: Record<string, unknown>[], publisherId = 'pub_test'): Promise<boolean[]> {
   const shards = settingsFrom(env).dedupeShards
   return Promise.all(events.map(async (e) => {
-    const key = await idempotencyKey(publisherId, type, e.eventId as string)
+    const key = dedupeKeyOf(e.eventId as string, await idempotencyKey(publisherId, type, e.eventId as string))
     const [held] = await shardFor(env, dedupeShardOf(publisherId, e.eventId as string, shards)).peek([key])
     return held!
   }))

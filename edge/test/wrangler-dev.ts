@@ -21,15 +21,15 @@ export function freePort(): Promise<number> {
 
 export interface WranglerDev {
   url: string
-  /** Process id of `wrangler dev` (its process tree includes workerd), for CPU accounting. */
+  /** Process id of the runner (its process tree includes workerd), for CPU accounting. */
   pid: number | undefined
   stop: () => Promise<void>
 }
 
 /**
- * Starts the edge in workerd through `wrangler dev` on a free loopback port, with the given variables
- * (through an env file, so JSON values pass unchanged) and a throwaway state directory. Used by the
- * browser tag test, the end-to-end tests and the edge benchmark.
+ * Starts the edge in workerd (scripts/edge-dev.ts: wrangler's `unstable_startWorker`, no inspector) on a
+ * free loopback port, with the given variables (through a JSON file, so values pass unchanged) and a
+ * throwaway state directory. Used by the browser tag test, the end-to-end tests and the benchmarks.
  */
 export async function startWranglerDev(vars: Record<string, string>, timeoutMs = 60_000): Promise<WranglerDev> {
   // freePort's port is free when asked but not reserved: a test running beside this one can take it
@@ -44,13 +44,15 @@ export async function startWranglerDev(vars: Record<string, string>, timeoutMs =
 }
 
 async function startOnce(vars: Record<string, string>, timeoutMs: number): Promise<WranglerDev> {
-  const [port, inspector] = [await freePort(), await freePort()]
+  const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'adc-edge-dev-'))
-  const envFile = join(dir, 'dev.env')
-  writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}='${v}'`).join('\n'))
-  const child = spawn(join(ROOT, 'node_modules/.bin/wrangler'), [
-    'dev', '--config', join(ROOT, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
-    '--persist-to', join(dir, 'state'), '--env-file', envFile, '--log-level', 'error', '--show-interactive-dev-session=false',
+  const varsFile = join(dir, 'vars.json')
+  writeFileSync(varsFile, JSON.stringify(vars))
+  // scripts/edge-dev.ts: workerd through wrangler without the devtools inspector (it relays every
+  // outbound fetch and costs about half the edge's CPU); ADC_EDGE_INSPECT=1 keeps it for debugging.
+  const child = spawn(process.execPath, [
+    '--import', 'tsx', join(ROOT, 'scripts/edge-dev.ts'), '--config', join(ROOT, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port),
+    '--persist-to', join(dir, 'state'), '--vars-file', varsFile, '--log-level', 'error',
   ], { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr?.on('data', (d: Buffer) => {
@@ -84,5 +86,5 @@ async function startOnce(vars: Record<string, string>, timeoutMs: number): Promi
     await new Promise((r) => setTimeout(r, 150))
   }
   await stop()
-  throw new Error(`wrangler dev did not start: ${stderr}`)
+  throw new Error(`the edge (workerd) did not start: ${stderr}`)
 }

@@ -21,6 +21,10 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true })
 })
 
+/** What one partition holds, read straight from the embedded log. */
+const stored_ = (partition: number) =>
+  (log as unknown as { readBatch(t: string, p: number, from: number, end: number, limit: number): { value: string }[] }).readBatch('ad-events', partition, 0, 1000, 1000)
+
 function produce(app: ReturnType<typeof createRestProxy>, topic: string, body: unknown, type = V2) {
   return app.request(`/topics/${topic}`, { method: 'POST', headers: { 'content-type': type }, body: typeof body === 'string' ? body : JSON.stringify(body) })
 }
@@ -85,5 +89,37 @@ describe('REST proxy v2 produce', () => {
     expect(res.status).toBe(500)
     expect(await res.json()).toMatchObject({ error_code: 50001 })
     log = await createEmbeddedLog({ dir })
+  })
+
+  it('stores each value as the client wrote it, without parsing and re-serialising it', async () => {
+    const app = createRestProxy({ log, topics: ['ad-events'] })
+    const body = '{"records":[{"key":"k1","value":{"b": 1,  "a":"\\u00e9"}},{"key":"k2","value":[1, 2]}]}'
+    expect((await produce(app, 'ad-events', body)).status).toBe(200)
+    const stored: string[] = []
+    for (let p = 0; p < 4; p++) for (const r of stored_(p)) stored.push(r.value)
+    expect(stored.sort()).toEqual(['[1, 2]', '{"b": 1,  "a":"\\u00e9"}'])
+  })
+
+  it('folds produce calls that arrive during an append into one append, each answered with its own offsets', async () => {
+    let appends = 0
+    const counting: Log = Object.assign(Object.create(log) as Log, {
+      append: (topic: string, records: Parameters<Log['append']>[1]) => {
+        appends++
+        return log.append(topic, records)
+      },
+    })
+    const app = createRestProxy({ log: counting, topics: ['ad-events'] })
+    const calls = Array.from({ length: 6 }, (_, c) => produce(app, 'ad-events', { records: Array.from({ length: 5 }, (_, i) => ({ key: 'same', value: { c, i } })) }))
+    const bodies = await Promise.all(calls.map(async (r) => (await r).json() as Promise<{ offsets: { partition: number; offset: number }[] }>))
+    expect(appends).toBeLessThan(6)
+    const offsets = bodies.flatMap((b) => b.offsets.map((o) => o.offset))
+    expect(new Set(offsets).size).toBe(30)
+    for (const b of bodies) expect(b.offsets.map((o) => o.offset)).toEqual(Array.from({ length: 5 }, (_, i) => b.offsets[0]!.offset + i))
+    const p = partitionFor('same', 4)
+    const stored = (stored_(p)).map((r) => JSON.parse(r.value) as { c: number; i: number })
+    for (const b of bodies) {
+      const c = stored[b.offsets[0]!.offset]!.c
+      expect(b.offsets.map((o) => stored[o.offset])).toEqual(Array.from({ length: 5 }, (_, i) => ({ c, i })))
+    }
   })
 })

@@ -2,6 +2,8 @@ import { Hono } from 'hono'
 import { z } from 'zod'
 import { base64Decode, BINARY_V2_CONTENT_TYPE, JSON_V2_CONTENT_TYPE } from '@adc/schemas'
 import type { Log } from '../log/log.js'
+import { AppendCoalescer } from './append-coalescer.js'
+import { recordValueTexts } from './raw-values.js'
 
 /**
  * The produce side of the Kafka REST Proxy v2 API (Confluent's wire format), over the `Log` port.
@@ -68,7 +70,7 @@ interface LogRecord {
 }
 
 /** The records as the log stores them, or the index and message of the first one that cannot be. */
-function toLogRecords(format: EmbeddedFormat, json: unknown): { records: LogRecord[] } | { error: string } {
+function toLogRecords(format: EmbeddedFormat, json: unknown, text: string): { records: LogRecord[] } | { error: string } {
   if (format === 'binary') {
     const body = binaryBodySchema.safeParse(json)
     if (!body.success) return { error: invalid(body.error.issues[0]) }
@@ -84,10 +86,13 @@ function toLogRecords(format: EmbeddedFormat, json: unknown): { records: LogReco
   }
   const body = jsonBodySchema.safeParse(json)
   if (!body.success) return { error: invalid(body.error.issues[0]) }
+  // Each value as the client wrote it (JSON.parse accepted it above), not parsed and re-stringified.
+  const texts = recordValueTexts(text)
+  const raw = texts?.length === body.data.records.length ? texts : undefined
   return {
-    records: body.data.records.map((r) => ({
+    records: body.data.records.map((r, i) => ({
       key: r.key === null || r.key === undefined ? '' : JSON.stringify(r.key),
-      value: JSON.stringify(r.value ?? null),
+      value: raw?.[i] ?? JSON.stringify(r.value ?? null),
       ...(r.partition !== undefined ? { partition: r.partition } : {}),
     })),
   }
@@ -104,6 +109,8 @@ function proxyError(status: 404 | 413 | 415 | 422 | 500, code: number, message: 
 export function createRestProxy({ log, topics, maxBodyBytes = 8 * 1024 * 1024 }: RestProxyOptions): Hono {
   const app = new Hono()
   const known = new Set(topics)
+  // Concurrent produce calls share one append (one LMDB transaction, one Kafka request).
+  const appender = new AppendCoalescer(log)
 
   app.get('/topics', (c) => c.json([...known]))
 
@@ -130,7 +137,7 @@ export function createRestProxy({ log, topics, maxBodyBytes = 8 * 1024 * 1024 }:
     } catch {
       return proxyError(422, 42201, 'Request body is not valid JSON.')
     }
-    const parsed = toLogRecords(format, json)
+    const parsed = toLogRecords(format, json, text)
     if ('error' in parsed) return proxyError(422, 42201, parsed.error)
     const { records } = parsed
     let partitions: number
@@ -143,7 +150,7 @@ export function createRestProxy({ log, topics, maxBodyBytes = 8 * 1024 * 1024 }:
     if (badPartition >= 0) return proxyError(422, 42202, `records.${badPartition}.partition is out of range (topic has ${partitions}).`)
 
     try {
-      const results = await log.append(topic, records)
+      const results = await appender.append(topic, records)
       return c.json({
         offsets: results.map((r) => ({ partition: r.partition, offset: r.offset, error_code: null, error: null })),
         key_schema_id: null,

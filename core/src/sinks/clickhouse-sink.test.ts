@@ -99,6 +99,22 @@ describe('events_raw as TabSeparated', () => {
   })
 })
 
+describe('events_raw through file()', () => {
+  it('lands every column in its own place, and leaves no scratch file behind', async () => {
+    const db = `adc_sink_${n++}`
+    await migrate(ch, db)
+    const sink = createClickHouseSink({ client: ch, database: db })
+    const b = batchOf('cols', 3, 40, 41)
+    const e = b.events[0]!
+    await sink.write(b, { recovering: false })
+    const [row] = await q<Record<string, unknown>>(`SELECT event_key, impression_id, campaign_id, log_partition, log_offset, sign, view_method, toUnixTimestamp64Milli(ts) AS ts FROM ${db}.events_raw WHERE event_key = '${e.event_key}'`)
+    expect(row).toEqual({ event_key: e.event_key, impression_id: e.impression_id, campaign_id: e.campaign_id, log_partition: e.log_partition, log_offset: e.log_offset, sign: e.sign, view_method: e.view_method, ts: e.ts })
+    await sink.close?.()
+    const { readdirSync } = await import('node:fs')
+    expect(readdirSync(tmpdir()).filter((f) => f.startsWith('adc-chdb-insert-') && readdirSync(join(tmpdir(), f)).some((x) => x.startsWith(`${process.pid}-`)))).toEqual([])
+  })
+})
+
 describe('chDB direct access', () => {
   it('is used on the client that owns a chDB connection, not on a wrapper that intercepts its calls', () => {
     expect(chdbDirect(ch)).toBeDefined()

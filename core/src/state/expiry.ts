@@ -1,5 +1,5 @@
 import { pad, WATERMARK_KEY } from './keys.js'
-import type { PartitionStore } from './partition-store.js'
+import { expiryKeys, type PartitionStore } from './partition-store.js'
 
 /**
  * The partition watermark: the largest edge `receivedAt` seen in the partition. It is event data, not
@@ -26,7 +26,8 @@ export function sweepExpired(store: PartitionStore, limit = 50_000): number {
   const wm = watermark(store)
   const end = `x:${pad(wm / 60_000, 10)}:`
   let n = 0
-  for (const [bucket, keys] of store.range<string[]>('x:', end, 1000)) {
+  for (const [bucket, value] of store.range<string | string[]>('x:', end, 1000)) {
+    const keys = expiryKeys(value)
     for (const k of keys) {
       // A key seen again after this schedule carries its later expiry (`ex`) and was scheduled again.
       if (k.startsWith('i:')) {

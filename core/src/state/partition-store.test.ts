@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { advanceWatermark, sweepExpired } from './expiry.js'
 import { PartitionStore } from './partition-store.js'
 
 const dirs: string[] = []
@@ -56,6 +57,32 @@ describe('PartitionStore', () => {
     s.remove('q:3')
     s.put('r:1', null)
     expect(s.range('q:', 'q:~', 10).map(([k]) => k)).toEqual(['q:1', 'q:2'])
+    await s.close()
+  })
+
+  it('writes a batch\'s expiry schedule as one string per minute, and sweeps it, an earlier array entry and a key holding a newline alike', async () => {
+    const s = PartitionStore.open(fresh(), 0)
+    const minute = 60_000
+    s.put('d:a', 1)
+    s.put('d:b', 2)
+    s.put('i:x\ny', 3)
+    s.expireAt(5 * minute, 'd:a')
+    s.expireAt(5 * minute, 'd:b')
+    s.expireAt(6 * minute, 'i:x\ny')
+    expect(s.pendingEntries(9).filter(([k]) => k.startsWith('x:'))).toEqual([
+      ['x:0000000005:000000000000009', 'd:a\nd:b'],
+      ['x:0000000006:000000000000009', ['i:x\ny']],
+    ])
+    await s.commit(9)
+    // An entry as the earlier version wrote it: an array of keys.
+    s.put('d:c', 4)
+    s.put('x:0000000004:000000000000001', ['d:c'])
+    await s.commit(10)
+    advanceWatermark(s, 7 * minute)
+    expect(sweepExpired(s)).toBe(4)
+    await s.commit(11)
+    expect(['d:a', 'd:b', 'd:c', 'i:x\ny'].map((k) => s.get(k))).toEqual([undefined, undefined, undefined, undefined])
+    expect(s.range('x:', 'x;', 10)).toEqual([])
     await s.close()
   })
 })

@@ -21,6 +21,21 @@ export interface ChangelogPosition {
   owner?: string
 }
 
+/**
+ * An expiry schedule entry's value: its keys joined by newlines (one string for msgpack to copy,
+ * instead of one string per key: about a quarter of the commit's CPU), or the array when a key
+ * holds a newline itself. Entries written before hold arrays; `expiryKeys` reads both.
+ */
+export function expiryValue(keys: string[]): string | string[] {
+  for (const k of keys) if (k.includes('\n')) return keys
+  return keys.join('\n')
+}
+
+/** The keys of an expiry schedule entry, whichever form it was written in. */
+export function expiryKeys(value: string | string[]): string[] {
+  return typeof value === 'string' ? (value === '' ? [] : value.split('\n')) : value
+}
+
 /** A state change: `[key, value]` puts, `[key]` deletes. */
 export type StateEntry = [string] | [string, unknown]
 
@@ -129,7 +144,7 @@ export class PartitionStore {
   pendingEntries(maxOffset: number): StateEntry[] {
     const out: StateEntry[] = []
     for (const [k, v] of this.overlay) out.push(v === DELETED ? [k] : [k, v])
-    for (const [minute, keys] of this.expiries) out.push([`x:${pad(minute, 10)}:${pad(maxOffset)}`, keys])
+    for (const [minute, keys] of this.expiries) out.push([`x:${pad(minute, 10)}:${pad(maxOffset)}`, expiryValue(keys)])
     return out
   }
 
@@ -186,7 +201,7 @@ export class PartitionStore {
   /** Writes the batch's state and marks `maxOffset` applied, atomically and durably. */
   async commit(maxOffset: number, changelog?: ChangelogPosition): Promise<void> {
     const entries = [...this.overlay]
-    for (const [minute, keys] of this.expiries) entries.push([`x:${pad(minute, 10)}:${pad(maxOffset)}`, keys])
+    for (const [minute, keys] of this.expiries) entries.push([`x:${pad(minute, 10)}:${pad(maxOffset)}`, expiryValue(keys)])
     await this.db.transaction(() => {
       for (const [k, v] of entries) {
         if (v === DELETED) void this.db.remove(k)

@@ -7,13 +7,16 @@ import { commit, dedupeShardOf, prepare, shardFor, type IngestContext } from '..
 import { settingsFrom } from '../lib/settings.js'
 import { TenantIndex } from '../lib/tenants.js'
 import { confirmed, dedupeConfirmed, impression, postBatch, proxyReceived, proxyReset } from '../../test/helpers.js'
-import { DEDUPE_TTL_MS, type DedupeShard } from './dedupe-shard.js'
+import { dedupeKeyOf, timeBucketOfMs } from '../lib/dedupe-key.js'
+import { DEDUPE_FUTURE_MS, DEDUPE_TTL_MS, type DedupeShard } from './dedupe-shard.js'
 
 const TEST_CONFIG = { version: 1, campaignIds: ['cmp_1'], publishers: [] }
 
 let n = 0
 const freshShard = () => env.DEDUPE_SHARD.get(env.DEDUPE_SHARD.idFromName(`test-shard-${++n}-${Math.random()}`))
-const key = (i: number) => i.toString(16).padStart(32, '0')
+/** A dedupe key as the ingest path makes it: the event id's time bucket, then a 32-hex idempotency key. */
+const T0 = Date.now()
+const key = (i: number, at = T0) => timeBucketOfMs(at) + i.toString(16).padStart(32, '0')
 
 beforeEach(async () => {
   await proxyReset()
@@ -46,21 +49,54 @@ describe('DedupeShard', () => {
     await shard.confirm([key(7)])
     // The filter still has the key; only the table forgets it (as TTL expiry would).
     await runInDurableObject(shard, (_i: DedupeShard, state) => {
-      state.storage.sql.exec('DELETE FROM dedupe_keys')
+      state.storage.sql.exec('DELETE FROM dedupe_keys_v2')
     })
     expect(await shard.check([key(7)])).toEqual(['new'])
     const stats = await shard.stats()
     expect(stats).toMatchObject({ bloomMaybe: 1, bloomFalsePositives: 1, exactDuplicates: 0 })
   })
 
-  it('treats keys older than 24 h as new', async () => {
+  it('files a key by its event id\'s time; one without a usable time (token-derived ids, far-off clocks) is kept 24 h from its confirm', async () => {
     const shard = freshShard()
-    await shard.check([key(9)])
-    await shard.confirm([key(9)])
+    const old = key(9, T0 - DEDUPE_TTL_MS - 5_000)
+    const ahead = key(10, T0 + DEDUPE_FUTURE_MS + 60_000)
+    const timed = key(12, T0 - DEDUPE_TTL_MS + 60_000)
+    expect(await shard.confirm([old, ahead, timed])).toBe(3)
+    expect(await shard.check([old, ahead, timed, key(13)])).toEqual(['duplicate', 'duplicate', 'duplicate', 'new'])
+    const tables = await runInDurableObject(shard, (_i: DedupeShard, state) => ({
+      v2: state.storage.sql.exec<{ k: string }>('SELECT k FROM dedupe_keys_v2').toArray().map((r) => r.k),
+      untimed: state.storage.sql.exec<{ key: string }>('SELECT key FROM dedupe_keys ORDER BY key').toArray().map((r) => r.key),
+    }))
+    expect(tables).toEqual({ v2: [timed], untimed: [old.slice(8), ahead.slice(8)].sort() })
+    // An untimed key older than 24 h since its confirm is new again.
     await runInDurableObject(shard, (_i: DedupeShard, state) => {
       state.storage.sql.exec('UPDATE dedupe_keys SET seen_at = ?', Date.now() - DEDUPE_TTL_MS - 1)
     })
-    expect(await shard.check([key(9)])).toEqual(['new'])
+    expect(await shard.check([old, ahead])).toEqual(['new', 'new'])
+  })
+
+  it('expires by the key\'s time prefix: the sweep deletes the range older than 24 h', async () => {
+    const shard = freshShard()
+    await runInDurableObject(shard, (_i: DedupeShard, state) => {
+      state.storage.sql.exec('INSERT INTO dedupe_keys_v2 (k) VALUES (?), (?)', key(1, Date.now() - DEDUPE_TTL_MS - 5_000), key(2, T0 - 60_000))
+    })
+    // The first confirm of an instance sweeps.
+    await shard.confirm([key(3)])
+    const left = await runInDurableObject(shard, (_i: DedupeShard, state) => state.storage.sql.exec<{ k: string }>('SELECT k FROM dedupe_keys_v2 ORDER BY k').toArray().map((r) => r.k))
+    expect(left).toEqual([key(2, T0 - 60_000), key(3)].sort())
+  })
+
+  it('stores a timed key alone, time-prefixed, in a table without a time index (an insert touches one B-tree)', async () => {
+    const shard = freshShard()
+    await shard.confirm([key(1)])
+    const got = await runInDurableObject(shard, (_i: DedupeShard, state) => ({
+      schema: state.storage.sql.exec<{ type: string; sql: string | null }>("SELECT type, sql FROM sqlite_master WHERE tbl_name = 'dedupe_keys_v2'").toArray(),
+      untimed: state.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM dedupe_keys').one().n,
+    }))
+    expect(got.schema.filter((r) => r.type === 'index')).toEqual([])
+    expect(got.schema).toHaveLength(1)
+    expect(got.schema[0]!.sql).toMatch(/\(k TEXT PRIMARY KEY\) WITHOUT ROWID/)
+    expect(got.untimed).toBe(0)
   })
 
   it('judges and confirms hundreds of keys per call (one statement each, no bound-parameter limit)', async () => {
@@ -74,17 +110,20 @@ describe('DedupeShard', () => {
     expect(again[600]).toBe('duplicate')
   })
 
-  it('an old pending row (written by the earlier two-phase version) is not a duplicate until confirmed', async () => {
-    const shard = freshShard()
-    await shard.confirm([key(22)])
-    // The filter holds the key, so the check reaches the table, where the row is only pending.
-    await runInDurableObject(shard, (_i: DedupeShard, state) => {
-      state.storage.sql.exec('UPDATE dedupe_keys SET committed = 0 WHERE key = ?', key(22))
+  it('still reads rows written before the time-prefixed table (un-prefixed key, seen_at, committed) after an upgrade', async () => {
+    const name = `legacy-${Math.random()}`
+    const stub = () => env.DEDUPE_SHARD.get(env.DEDUPE_SHARD.idFromName(name))
+    const plain = (i: number) => i.toString(16).padStart(32, '0')
+    // The earlier version's rows: a confirmed key, a pending one, an expired one.
+    await runInDurableObject(stub(), (_i: DedupeShard, state) => {
+      state.storage.sql.exec('INSERT INTO dedupe_keys VALUES (?, ?, 1), (?, ?, 0), (?, ?, 1)', plain(21), Date.now() - 60_000, plain(22), Date.now(), plain(23), Date.now() - DEDUPE_TTL_MS - 1)
     })
-    expect(await shard.check([key(22)])).toEqual(['new'])
-    expect(await shard.stats()).toMatchObject({ bloomMaybe: 1, bloomFalsePositives: 1 })
-    await shard.confirm([key(22)])
-    expect(await shard.check([key(22)])).toEqual(['duplicate'])
+    await abortAllDurableObjects()
+    expect(await stub().check([key(21), key(22), key(23), key(24)])).toEqual(['duplicate', 'new', 'new', 'new'])
+    expect(await stub().peek([key(21), key(22)])).toEqual([true, false])
+    // A pending row turns confirmed when its event is confirmed again.
+    await stub().confirm([key(22)])
+    expect(await stub().check([key(22)])).toEqual(['duplicate'])
   })
 
   it('remembers keys across a restart (the filter is rebuilt from the table)', async () => {
@@ -195,7 +234,7 @@ describe('dedupe in the ingest path', () => {
 
   it('a request that died after the dedupe check does not turn its retry into a duplicate', async () => {
     const e = impression()
-    const k = await idempotencyKey('pub_test', 'impression', e.eventId as string)
+    const k = dedupeKeyOf(e.eventId as string, await idempotencyKey('pub_test', 'impression', e.eventId as string))
     // A request cut off between the check and delivery: its key was checked, never confirmed.
     await shardFor(env, dedupeShardOf('pub_test', e.eventId as string, settings().dedupeShards)).check([k])
     const body = await (await postBatch('impressions', { events: [e] })).json<any>()

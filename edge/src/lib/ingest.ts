@@ -1,13 +1,14 @@
 import {
-  checkClock, eventIdTimeMs, EVENTS_TOPIC, idempotencyKey, partitionFor, schemaFor, UUIDV7_PATTERN,
+  checkClock, EVENTS_TOPIC, idempotencyKey, partitionFor, schemaFor,
   type ClickEvent, type EventType, type ImpressionEvent, type ReasonCode,
 } from '@adc/schemas'
-import { ulid } from 'ulid'
 import type { Env } from '../env.js'
+import { dedupeKeyOf, timeBucketOf } from './dedupe-key.js'
 import { buildEnvelope, type EdgeFacts, type EnvelopeSource } from './envelope.js'
 import { forward, proxyOptions, type ProxyRecord } from './forwarder.js'
 import type { ObservedClient } from './privacy.js'
 import type { Settings } from './settings.js'
+import { StatsBatcher } from './stats-batcher.js'
 import type { Credential } from './context.js'
 import type { PublisherConfig, TenantIndex } from './tenants.js'
 import { checkToken } from './token-check.js'
@@ -49,7 +50,10 @@ interface Valid {
   index: number
   type: EventType
   event: ImpressionEvent | ClickEvent
+  /** The idempotency key (in the envelope; core's dedupe key). */
   key: string
+  /** What the DedupeShard stores: the key behind its event id's time bucket (`dedupeKeyOf`). */
+  dedupeKey: string
   shard: number
 }
 
@@ -74,8 +78,6 @@ function eventIdOf(raw: unknown): string | undefined {
   return undefined
 }
 
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
-
 /**
  * The DedupeShard that judges an event: Kafka's murmur2 partitioner over the publisher and the event
  * id's creation time to 1.024 s, written as a ULID's first 8 characters (for a ULID, exactly those
@@ -90,17 +92,6 @@ export function dedupeShardOf(publisherId: string, eventId: string, shards: numb
   return partitionFor(`${publisherId}\u001f${timeBucketOf(eventId)}`, shards)
 }
 
-function timeBucketOf(eventId: string): string {
-  if (!UUIDV7_PATTERN.test(eventId)) return eventId.slice(0, 8).toUpperCase()
-  let bucket = Math.floor(eventIdTimeMs(eventId)! / 1024)
-  let out = ''
-  for (let i = 0; i < 8; i++) {
-    out = CROCKFORD[bucket % 32] + out
-    bucket = Math.floor(bucket / 32)
-  }
-  return out
-}
-
 /**
  * Validates each event on its own (schema, publisher, booked campaign, what the credential may
  * send, clock) and computes its idempotency key and dedupe shard. A bad event gets its own
@@ -109,6 +100,8 @@ function timeBucketOf(eventId: string): string {
 export async function prepare(items: IncomingItem[], ctx: IngestContext, settings: Pick<Settings, 'dedupeShards'>): Promise<Prepared> {
   const results: EventResult[] = []
   const valid: Valid[] = []
+  // Digests start as each event passes and are awaited together at the end, not one at a time.
+  const keys: Promise<string>[] = []
   for (let index = 0; index < items.length; index++) {
     const { type, raw } = items[index]!
     const eventId = eventIdOf(raw)
@@ -154,10 +147,15 @@ export async function prepare(items: IncomingItem[], ctx: IngestContext, setting
       })
       continue
     }
-    const key = await idempotencyKey(event.publisherId, type, event.eventId)
+    keys.push(idempotencyKey(event.publisherId, type, event.eventId))
     results.push({ index, eventId: event.eventId, status: 'queued' })
-    valid.push({ index, type, event, key, shard: dedupeShardOf(event.publisherId, event.eventId, settings.dedupeShards) })
+    valid.push({ index, type, event, key: '', dedupeKey: '', shard: dedupeShardOf(event.publisherId, event.eventId, settings.dedupeShards) })
   }
+  const digests = await Promise.all(keys)
+  valid.forEach((v, i) => {
+    v.key = digests[i]!
+    v.dedupeKey = dedupeKeyOf(v.event.eventId, v.key)
+  })
   return { ctx, results, valid }
 }
 
@@ -240,7 +238,7 @@ export async function commit(prepared: Prepared, env: Env, settings: Settings, o
   const verdict = new Map<Valid, 'new' | 'duplicate' | 'skipped'>()
   await Promise.all([...byShard].map(async ([shard, list]) => {
     try {
-      const answers = await withTimeout(shardFor(env, shard).check(list.map((v) => v.key)), settings.dedupeTimeoutMs)
+      const answers = await withTimeout(shardFor(env, shard).check(list.map((v) => v.dedupeKey)), settings.dedupeTimeoutMs)
       list.forEach((v, i) => verdict.set(v, answers[i] === 'duplicate' ? 'duplicate' : 'new'))
     } catch {
       // A slow or failing shard must not block the events: core's exact dedupe catches repeats.
@@ -299,8 +297,8 @@ async function confirmKeys(env: Env, list: Valid[], timeoutMs: number): Promise<
   const byShard = new Map<number, string[]>()
   for (const v of list) {
     const keys = byShard.get(v.shard)
-    if (keys) keys.push(v.key)
-    else byShard.set(v.shard, [v.key])
+    if (keys) keys.push(v.dedupeKey)
+    else byShard.set(v.shard, [v.dedupeKey])
   }
   await Promise.all([...byShard].map(async ([shard, keys]) => {
     try {
@@ -311,39 +309,28 @@ async function confirmKeys(env: Env, list: Valid[], timeoutMs: number): Promise<
   }))
 }
 
-/** The edge-stats record of the shared contract, for one batch. */
-export function statsRecord(publisherId: string, results: EventResult[], receivedAt: number): ProxyRecord {
-  const rejectedByReason: Record<string, number> = {}
-  let accepted = 0
-  let duplicate = 0
-  let rejected = 0
-  for (const r of results) {
-    if (r.status === 'accepted') accepted++
-    else if (r.status === 'duplicate') duplicate++
-    else if (r.status === 'rejected') {
-      rejected++
-      if (r.code) rejectedByReason[r.code] = (rejectedByReason[r.code] ?? 0) + 1
-    }
-  }
-  return {
-    key: publisherId,
-    value: {
-      v: 1, kind: 'edge_stats', batchId: ulid(receivedAt), publisherId,
-      minute: Math.floor(receivedAt / 60_000) * 60_000,
-      received: accepted + duplicate + rejected, accepted, duplicate, rejected, rejectedByReason,
-    },
-  }
+/** This isolate's edge-stats, summed per publisher and minute (see `StatsBatcher`). */
+const edgeStats = new StatsBatcher()
+
+/**
+ * Counts a request's outcomes in edge-stats: each accepted, duplicate and rejected event exactly
+ * once. For `waitUntil`: the counts leave in this isolate's next stats call (at most
+ * `statsFlushMs` later); what the proxy does not take goes to the publisher's Spool like any event.
+ */
+export function sendStats(env: Env, settings: Settings, publisherId: string, results: EventResult[], receivedAt: number): Promise<void> {
+  edgeStats.add(publisherId, results, receivedAt)
+  return edgeStats.flush(settings.statsFlushMs, (records) => deliverStats(env, settings, records))
 }
 
-/** Sends a stats record; on failure it goes to the publisher's Spool like any accepted event. */
-export async function sendStats(env: Env, settings: Settings, publisherId: string, results: EventResult[], receivedAt: number): Promise<void> {
-  const record = statsRecord(publisherId, results, receivedAt)
-  const sent = await forward(STATS_TOPIC, [record], (r) => r, { ...proxyOptions(settings), attempts: settings.forwardAttempts })
-  if (sent.undelivered.length > 0) {
+async function deliverStats(env: Env, settings: Settings, records: ProxyRecord[]): Promise<void> {
+  const sent = await forward(STATS_TOPIC, records, (r) => r, { ...proxyOptions(settings), attempts: settings.forwardAttempts })
+  const byPublisher = new Map<string, ProxyRecord[]>()
+  for (const { item } of sent.undelivered) byPublisher.set(item.key, [...(byPublisher.get(item.key) ?? []), item])
+  await Promise.all([...byPublisher].map(async ([publisherId, list]) => {
     try {
-      await spoolFor(env, publisherId).enqueue([{ topic: STATS_TOPIC, ...record }])
+      await spoolFor(env, publisherId).enqueue(list.map((record) => ({ topic: STATS_TOPIC, ...record })))
     } catch (err) {
       console.error('edge-stats record could not be delivered or spooled', publisherId, err)
     }
-  }
+  }))
 }

@@ -29,6 +29,8 @@ const settingsSchema = z.object({
   ipHashSecret: z.string().min(1),
   /** @default 200 a RateLimiter slower than this is skipped: the isolate's own bucket decides (fail-open) */
   rateLimitTimeoutMs: int(200, 1, 30_000),
+  /** @default 500 an isolate sums its edge-stats this long and sends them as one REST proxy call (0: at once) */
+  statsFlushMs: int(500, 0, 10_000),
 })
 
 export type Settings = z.infer<typeof settingsSchema>
@@ -75,6 +77,7 @@ export function settingsFrom(env: Env): Settings {
     bloomFpRate: env.BLOOM_FP_RATE,
     ipHashSecret: env.IP_HASH_SECRET,
     rateLimitTimeoutMs: env.RATE_LIMIT_TIMEOUT_MS,
+    statsFlushMs: env.STATS_FLUSH_MS,
   })
   if (!result.success) {
     const issue = result.error.issues[0]

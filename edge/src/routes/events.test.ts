@@ -2,7 +2,7 @@ import { SELF } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { envelopeSchema } from '@adc/schemas'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { commit, prepare } from '../lib/ingest.js'
+import { commit, prepare, sendStats } from '../lib/ingest.js'
 import { settingsFrom } from '../lib/settings.js'
 import { TenantIndex } from '../lib/tenants.js'
 import { EDGE, click, confirmed, eventually, impression, postBatch, proxyControl, proxyReceived, proxyReset } from '../../test/helpers.js'
@@ -113,6 +113,23 @@ describe('POST /v1/events/impressions:batch', () => {
       value: { v: 1, kind: 'edge_stats', publisherId: 'pub_test', received: 2, accepted: 1, duplicate: 0, rejected: 1, rejectedByReason: { invalid_event: 1 } },
     })
     expect(stats.records[0]!.value.minute % 60_000).toBe(0)
+  })
+
+  it('sums the edge-stats of requests inside one flush window into one REST proxy call, each event counted once', async () => {
+    const s = { ...settingsFrom(env), statsFlushMs: 150 }
+    const now = Date.now()
+    const flushes = [
+      sendStats(env, s, 'pub_test', [{ index: 0, status: 'accepted' }, { index: 1, status: 'rejected', code: 'invalid_event' }], now),
+      sendStats(env, s, 'pub_test', [{ index: 0, status: 'duplicate', code: 'duplicate_delivery' }], now),
+      sendStats(env, s, 'pub_other', [{ index: 0, status: 'accepted' }, { index: 1, status: 'failed', code: 'upstream_unavailable' }], now),
+    ]
+    await Promise.all(flushes)
+    const stats = await proxyReceived('edge-stats')
+    expect(stats.calls).toBe(1)
+    expect(stats.records.map((r) => r.value)).toEqual([
+      expect.objectContaining({ publisherId: 'pub_test', received: 3, accepted: 1, duplicate: 1, rejected: 1, rejectedByReason: { invalid_event: 1 } }),
+      expect.objectContaining({ publisherId: 'pub_other', received: 1, accepted: 1, duplicate: 0, rejected: 0 }),
+    ])
   })
 
   it('clicks:batch validates clicks (clickId required)', async () => {

@@ -2,6 +2,7 @@ import { Hono, type Context, type Next } from 'hono'
 import type { AppEnv } from '../lib/context.js'
 import { sameSecret } from '../lib/crypto.js'
 import { fail } from '../lib/errors.js'
+import { timeBucketOfMs } from '../lib/dedupe-key.js'
 import { shardFor, spoolFor } from '../lib/ingest.js'
 import { settingsFrom } from '../lib/settings.js'
 import { limiterFor } from '../middleware/rate-limit.js'
@@ -47,7 +48,8 @@ internal.post('/v1/internal/dedupe-bench', async (c) => {
   let checked = 0
   const started = Date.now()
   for (let r = 0; r < Math.min(rounds, 1000); r++) {
-    const keys = Array.from({ length: Math.min(batch, 5000) }, () => crypto.randomUUID().replace(/-/g, ''))
+    const prefix = timeBucketOfMs(Date.now())
+    const keys = Array.from({ length: Math.min(batch, 5000) }, () => prefix + crypto.randomUUID().replace(/-/g, ''))
     const verdicts = await stub.check(keys)
     // What the ingest path costs per event: a check, then a confirm of the new keys.
     await stub.confirm(keys.filter((_, i) => verdicts[i] === 'new'))
