@@ -48,7 +48,8 @@ describe('core on the ClickHouse version the compose stack pins', () => {
     const tables = async () => (await q<{ name: string }>("SELECT name FROM system.tables WHERE database = 'adc_ddl' ORDER BY name")).map((t) => t.name)
     const first = await tables()
     // The processor's tables, each with its Null-engine probe twin, and the billing snapshots.
-    const expected = ['billing_snapshots', ...SINK_TABLES, ...SINK_TABLES.map(probeTable)].sort()
+    // Plus the hourly rollup (and its view) kept past the minute rollup's retention, and the audit of privacy requests.
+    const expected = ['billing_snapshots', 'privacy_requests', 'rollup_hour', 'rollup_hour_mv', ...SINK_TABLES, ...SINK_TABLES.map(probeTable)].sort()
     expect(first).toEqual(expected)
     await migrate(ch, 'adc_ddl')
     expect(await tables()).toEqual(first)

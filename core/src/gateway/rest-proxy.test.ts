@@ -115,7 +115,8 @@ describe('REST proxy v2 produce', () => {
     const offsets = bodies.flatMap((b) => b.offsets.map((o) => o.offset))
     expect(new Set(offsets).size).toBe(30)
     for (const b of bodies) expect(b.offsets.map((o) => o.offset)).toEqual(Array.from({ length: 5 }, (_, i) => b.offsets[0]!.offset + i))
-    const p = partitionFor('same', 4)
+    // The JSON embedded format keeps a string key as its JSON text, as Confluent's proxy does.
+    const p = partitionFor(JSON.stringify('same'), 4)
     const stored = (stored_(p)).map((r) => JSON.parse(r.value) as { c: number; i: number })
     for (const b of bodies) {
       const c = stored[b.offsets[0]!.offset]!.c
