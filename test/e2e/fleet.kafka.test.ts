@@ -65,7 +65,7 @@ if (!brokers && process.env.CI === 'true') {
           const r = await fetch(`${c.url}/v1/billing/jobs?limit=500`, { headers: ADMIN })
           return ((await r.json()) as { jobs: Array<{ reason: string; days: string[] }> }).jobs
         }))
-        return lists.flat().filter((j) => j.reason === 'daily close (T+1)' && j.days.includes(yesterday)).length
+        return lists.flat().filter((j) => j.reason.startsWith('scheduled close (T+1)') && j.days.includes(yesterday)).length
       }
       expect(await eventually(scheduled, (n) => n >= expected, 20_000)).toBe(expected)
       // Several more check intervals on both replicas: still one.

@@ -56,7 +56,7 @@ describe('a production start', () => {
     await core!.stop()
     core = undefined
     const proc = startProcess(process.execPath, ['--import', 'tsx', 'core/src/main.ts'], {
-      ADC_ENV: 'production', DATA_DIR: dir, CORE_PORT: '0', INTERNAL_PORT: '0', ...PROD_SECRETS,
+      ADC_ENV: 'production', DATA_DIR: dir, CORE_PORT: '0', INTERNAL_PORT: '0', KAFKA_BROKERS: '', ...PROD_SECRETS,
     })
     const code = await new Promise<number | null>((r) => proc.child.once('exit', (c) => r(c)))
     expect(code).toBe(1)
@@ -74,7 +74,7 @@ describe('a production start', () => {
     await core!.stop()
     core = undefined
 
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/admin.ts', 'create-key'], { cwd: ROOT, env: { ...process.env, DATA_DIR: dir } })
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/admin.ts', 'create-key'], { cwd: ROOT, env: { ...process.env, DATA_DIR: dir, KAFKA_BROKERS: '' } })
     const created = stdout.trim()
     expect(created).toMatch(/^admin_[A-Za-z0-9_-]{32}$/)
 
