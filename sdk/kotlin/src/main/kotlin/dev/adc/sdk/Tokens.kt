@@ -148,5 +148,5 @@ object Tokens {
         return if (Signing.base64Url(out) == text) out else null
     }
 
-    private fun encode(s: String): String = java.net.URLEncoder.encode(s, Charsets.UTF_8).replace("+", "%20")
+    private fun encode(s: String): String = java.net.URLEncoder.encode(s, "UTF-8").replace("+", "%20")
 }
