@@ -40,7 +40,7 @@ data class AdcOptions(
     /** Fields added to every event, e.g. `mapOf("channel" to JsonPrimitive("app"), "device" to JsonPrimitive("mobile"))`. */
     val defaults: Map<String, JsonElement> = emptyMap(),
     /** Hooks that flush when the app goes away (see [AppBackgroundLifecycle]). */
-    val lifecycle: List<Lifecycle> = emptyList(),
+    val lifecycle: List<LifecycleHook> = emptyList(),
     /** Told of every event given up: rejected by the edge, refused with its request, or shed by the cap. */
     val onRejected: ((Dropped) -> Unit)? = null,
     /** Told of failures that do not lose events (a store write failed; the event stays in memory). */

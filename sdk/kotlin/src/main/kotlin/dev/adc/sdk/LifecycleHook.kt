@@ -11,12 +11,12 @@ package dev.adc.sdk
  * })
  * ```
  */
-fun interface Lifecycle {
+fun interface LifecycleHook {
     fun subscribe(flush: () -> Unit): AutoCloseable
 }
 
 /** A hook the app drives: call [background] when the app goes to the background. */
-class AppBackgroundLifecycle : Lifecycle {
+class AppBackgroundLifecycle : LifecycleHook {
     private val listeners = java.util.concurrent.CopyOnWriteArrayList<() -> Unit>()
 
     fun background() {
