@@ -7,11 +7,12 @@
  * 3. Node suites (schemas, core with chDB and LMDB, end-to-end with workerd + core)
  * 4. the edge suite inside workerd
  * 5. the API fuzzer (schemathesis) against a running core, when Python is present (required in CI)
+ * 6. the Kotlin SDK (sdk/kotlin, Maven + JUnit) when Java and Maven are present (required in CI)
  *
  * Ends with one line `N passed, N failed` over every suite.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, readFileSync, rmSync, mkdirSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, rmSync, mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 
 const root = resolve(import.meta.dirname, '..')
@@ -49,6 +50,24 @@ function countVitest(file: string, suite: string): void {
   passed += report.numPassedTests
   failed += report.numFailedTests
   skipped += report.numPendingTests + report.numTodoTests
+}
+
+/** Sums the `<testsuite tests= failures= errors= skipped=>` counts of Surefire's XML reports. */
+function countSurefire(dir: string, suite: string): void {
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.startsWith('TEST-') && f.endsWith('.xml')) : []
+  if (files.length === 0) {
+    failures.push(`${suite}: no report written`)
+    failed++
+    return
+  }
+  for (const f of files) {
+    const head = /<testsuite\b[^>]*>/.exec(readFileSync(join(dir, f), 'utf8'))?.[0] ?? ''
+    const n = (name: string) => Number(new RegExp(`\\b${name}="(\\d+)"`).exec(head)?.[1] ?? 0)
+    const bad = n('failures') + n('errors')
+    passed += n('tests') - bad - n('skipped')
+    failed += bad
+    skipped += n('skipped')
+  }
 }
 
 // 1. types
@@ -107,6 +126,20 @@ try {
   }
 } finally {
   if (startedKafka) spawnSync('bash', [join(root, 'scripts/kafka/stop.sh')], { cwd: root, env, stdio: 'inherit' })
+}
+
+// 6. Kotlin SDK: counted from Surefire's reports
+if (has('java') && has('mvn')) {
+  const kotlinDir = join(root, 'sdk/kotlin')
+  const reports = join(kotlinDir, 'target/surefire-reports')
+  rmSync(reports, { recursive: true, force: true })
+  step('Kotlin SDK (maven)', 'mvn', ['-q', '-B', '-Dstyle.color=never', '-f', join(kotlinDir, 'pom.xml'), 'test'])
+  countSurefire(reports, 'Kotlin SDK')
+} else if (inCi) {
+  failures.push('CI needs Java and Maven for the Kotlin SDK tests')
+  failed++
+} else {
+  console.log('\nJava or Maven not found: the Kotlin SDK tests skip (CI runs them).')
 }
 
 if (failures.length > 0) console.log(`\nFailed steps:\n  ${failures.join('\n  ')}`)
