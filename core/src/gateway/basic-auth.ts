@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { MiddlewareHandler } from 'hono'
+import { V2_CONTENT_TYPE } from '@adc/schemas'
 
 export interface BasicCredentials {
   user: string
@@ -38,7 +39,7 @@ export function restProxyBasicAuth(expected: BasicCredentials, { realm = 'adc-re
     if (given === undefined || !(userOk && passwordOk)) {
       return new Response(JSON.stringify({ error_code: 40101, message: 'Unauthorized: send Authorization: Basic with the REST proxy credentials.' }), {
         status: 401,
-        headers: { 'content-type': 'application/vnd.kafka.v2+json', 'www-authenticate': `Basic realm="${realm}", charset="UTF-8"` },
+        headers: { 'content-type': V2_CONTENT_TYPE, 'www-authenticate': `Basic realm="${realm}", charset="UTF-8"` },
       })
     }
     await next()

@@ -4,6 +4,7 @@
  * `ADC_CRASH_AT=<point>:<n>` kills it with SIGKILL at a named point; `CRASH_NO_DEDUP=1` removes the
  * insert dedup tokens (the negative control).
  */
+import { EVENTS_TOPIC } from '@adc/schemas'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { createClickHouse, migrate } from '../clickhouse/client.js'
@@ -26,11 +27,11 @@ const processor = createProcessor({
   dedupTokens: process.env.CRASH_NO_DEDUP !== '1', retryDelayMs: 20, ...(lake ? { icebergDir: lake } : {}),
 })
 await processor.start()
-const end = await log.endOffsets('ad-events')
+const end = await log.endOffsets(EVENTS_TOPIC)
 const total = [...end.values()].reduce((a, b) => a + b, 0)
 const deadline = Date.now() + 30_000
 for (;;) {
-  const committed = await log.committedOffsets('crash', 'ad-events')
+  const committed = await log.committedOffsets('crash', EVENTS_TOPIC)
   if ([...committed.values()].reduce((a, b) => a + b, 0) >= total) break
   if (Date.now() > deadline) throw new Error(`not caught up: ${JSON.stringify(processor.status())}`)
   await new Promise((r) => setTimeout(r, 20))

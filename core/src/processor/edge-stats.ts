@@ -1,25 +1,9 @@
-import { z } from 'zod'
+import { edgeStatsSchema } from '@adc/schemas'
 import { ok, badRow, unbilled, type StepResult } from '../pipeline/result.js'
 import type { RawRecord } from '../pipeline/types.js'
 import type { PartitionStore } from '../state/partition-store.js'
 import { scheduleExpiry, advanceWatermark } from '../state/expiry.js'
 import type { EdgeStatsRow } from '../sinks/sink.js'
-
-export const EDGE_STATS_TOPIC = 'edge-stats'
-
-/** What the edge reports per publisher and minute (shared contract). */
-export const edgeStatsSchema = z.object({
-  v: z.literal(1),
-  kind: z.literal('edge_stats'),
-  batchId: z.string().min(1).max(64),
-  publisherId: z.string().min(1).max(128),
-  minute: z.number().int().nonnegative(),
-  received: z.number().int().nonnegative(),
-  accepted: z.number().int().nonnegative(),
-  duplicate: z.number().int().nonnegative(),
-  rejected: z.number().int().nonnegative(),
-  rejectedByReason: z.record(z.string(), z.number().int().nonnegative()).default({}),
-})
 
 /**
  * Decodes one edge-stats record and drops a report the edge sent twice (same batchId, e.g. a spool

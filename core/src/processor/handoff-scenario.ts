@@ -12,6 +12,7 @@
  * 4. Phase 3 (re-sent phase-2 impressions, clicks for phase-2 impressions).
  * The totals a correct processor ends with are computed from the generated traffic.
  */
+import { EVENTS_TOPIC, EDGE_STATS_TOPIC, STATE_CHANGELOG_TOPIC } from '@adc/schemas'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { pino } from 'pino'
@@ -104,7 +105,7 @@ async function until(what: string, timeoutMs: number, ok: () => boolean | Promis
 export async function runHandoff(o: HandoffOptions): Promise<{ totals: HandoffTotals; expected: HandoffTotals; killed: boolean; changelogStart: number[] }> {
   const timeoutMs = o.timeoutMs ?? 30_000
   const { phases, expected } = handoffTraffic(o.perPhase ?? 400)
-  const topics = o.topics ?? { events: 'ad-events', edgeStats: 'edge-stats', changelog: 'adc-state-changelog' }
+  const topics = o.topics ?? { events: EVENTS_TOPIC, edgeStats: EDGE_STATS_TOPIC, changelog: STATE_CHANGELOG_TOPIC }
   const GROUP = o.groupId ?? 'handoff'
   const producer = await o.newLog('producer')
   await producer.ensureTopic(topics.events, 4)

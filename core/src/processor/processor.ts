@@ -3,7 +3,7 @@ import { join as joinPath } from 'node:path'
 import type { ClickHouseClient } from '@clickhouse/client'
 import type { Registry } from 'prom-client'
 import type { Logger } from 'pino'
-import { EVENTS_TOPIC } from '@adc/schemas'
+import { EDGE_STATS_TOPIC, EVENTS_TOPIC, STATE_CHANGELOG_TOPIC } from '@adc/schemas'
 import type { Batch, BatchContext, Consumer, Log, LogRecord } from '../log/log.js'
 import { processorMetrics, type ProcessorMetrics } from '../metrics/registry.js'
 import { BatchBuilder } from '../sinks/batch-builder.js'
@@ -15,7 +15,7 @@ import { sweepExpired } from '../state/expiry.js'
 import { ChangelogFold, changelogTopicFor, claimedByOther, claimRecord, deltaRecords, intentRecord, snapshotRecords } from '../state/changelog.js'
 import { PartitionStore } from '../state/partition-store.js'
 import { crashPointsFromEnv, type CrashPoint } from './crash-points.js'
-import { decodeEdgeStats, EDGE_STATS_TOPIC } from './edge-stats.js'
+import { decodeEdgeStats } from './edge-stats.js'
 import { createEventWorker, sinkRejected, type BuiltBatch, type EventWorkerOptions, type PartitionWorker } from './event-worker.js'
 
 export interface ProcessorDeps extends EventWorkerOptions {
@@ -77,9 +77,6 @@ export interface ProcessorDeps extends EventWorkerOptions {
   /** Source topic names (tests on a shared broker). @default ad-events, edge-stats */
   topics?: { events?: string; edgeStats?: string }
 }
-
-/** Default changelog topic; same partition count as ad-events. */
-export const STATE_CHANGELOG_TOPIC = 'adc-state-changelog'
 
 /** Characters of changelog records per append (Kafka's default message.max.bytes is 1 MiB per partition batch). */
 const CHANGELOG_APPEND_CHARS = 512 * 1024

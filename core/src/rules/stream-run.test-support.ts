@@ -1,3 +1,4 @@
+import { EVENTS_TOPIC, EDGE_STATS_TOPIC } from '@adc/schemas'
 import { join } from 'node:path'
 import pino from 'pino'
 import type { ClickHouseClient } from '../clickhouse/client.js'
@@ -13,16 +14,16 @@ import { createProcessor } from '../processor/processor.js'
 export async function runStream(opts: { ch: ClickHouseClient; database: string; dir: string; records: ProducerRecord[]; partitions?: number; maxBatchRecords?: number }): Promise<void> {
   const log = await createEmbeddedLog({ dir: join(opts.dir, 'log'), logger: pino({ level: 'silent' }) })
   try {
-    await log.ensureTopic('ad-events', opts.partitions ?? 2)
-    await log.ensureTopic('edge-stats', 1)
-    await log.append('ad-events', opts.records)
+    await log.ensureTopic(EVENTS_TOPIC, opts.partitions ?? 2)
+    await log.ensureTopic(EDGE_STATS_TOPIC, 1)
+    await log.append(EVENTS_TOPIC, opts.records)
     const processor = createProcessor({
       log, clickhouse: opts.ch, database: opts.database, stateDir: join(opts.dir, 'state'), groupId: 'g-rules',
       logger: pino({ level: 'silent' }), registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords: opts.maxBatchRecords ?? 7,
     })
     await processor.start()
     const deadline = Date.now() + 60_000
-    const applied = () => Object.values(processor.status().topics['ad-events'] ?? {}).reduce((a, s) => a + s.applied + 1, 0)
+    const applied = () => Object.values(processor.status().topics[EVENTS_TOPIC] ?? {}).reduce((a, s) => a + s.applied + 1, 0)
     while (applied() < opts.records.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
     const done = applied()
     await processor.stop()

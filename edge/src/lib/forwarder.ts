@@ -4,7 +4,7 @@
  * `error_code` is success, 2 is retriable, 1 (or anything else) is not; Karapace answers 422 with
  * per-record codes when only some records failed, so the offsets array is read whatever the status.
  */
-import { BINARY_V2_CONTENT_TYPE, binaryRecord, type ReasonCode } from '@adc/schemas'
+import { BINARY_V2_CONTENT_TYPE, binaryRecord, V2_CONTENT_TYPE, type ReasonCode } from '@adc/schemas'
 import type { Settings } from './settings.js'
 
 export interface ProxyRecord {
@@ -60,7 +60,7 @@ export async function produce(topic: string, records: ProxyRecord[], opts: Produ
       method: 'POST',
       headers: {
         'content-type': REST_PROXY_CONTENT_TYPE,
-        accept: 'application/vnd.kafka.v2+json, application/json',
+        accept: `${V2_CONTENT_TYPE}, application/json`,
         authorization: basicAuthorization(opts.auth),
       },
       body: produceBody(records),

@@ -1,5 +1,5 @@
 import {
-  checkClock, EVENTS_TOPIC, idempotencyKey, partitionFor, schemaFor,
+  checkClock, EDGE_STATS_TOPIC, EVENTS_TOPIC, idempotencyKey, partitionFor, schemaFor,
   type ClickEvent, type EventType, type ImpressionEvent, type ReasonCode,
 } from '@adc/schemas'
 import type { Env } from '../env.js'
@@ -12,8 +12,6 @@ import { StatsBatcher } from './stats-batcher.js'
 import type { Credential } from './context.js'
 import type { PublisherConfig, TenantIndex } from './tenants.js'
 import { checkToken } from './token-check.js'
-
-export const STATS_TOPIC = 'edge-stats'
 
 /** One event's answer. `failed` only appears in a 503 answer: the event is not accepted. */
 export type EventStatus = 'accepted' | 'duplicate' | 'rejected' | 'queued' | 'failed'
@@ -323,12 +321,12 @@ export function sendStats(env: Env, settings: Settings, publisherId: string, res
 }
 
 async function deliverStats(env: Env, settings: Settings, records: ProxyRecord[]): Promise<void> {
-  const sent = await forward(STATS_TOPIC, records, (r) => r, { ...proxyOptions(settings), attempts: settings.forwardAttempts })
+  const sent = await forward(EDGE_STATS_TOPIC, records, (r) => r, { ...proxyOptions(settings), attempts: settings.forwardAttempts })
   const byPublisher = new Map<string, ProxyRecord[]>()
   for (const { item } of sent.undelivered) byPublisher.set(item.key, [...(byPublisher.get(item.key) ?? []), item])
   await Promise.all([...byPublisher].map(async ([publisherId, list]) => {
     try {
-      await spoolFor(env, publisherId).enqueue(list.map((record) => ({ topic: STATS_TOPIC, ...record })))
+      await spoolFor(env, publisherId).enqueue(list.map((record) => ({ topic: EDGE_STATS_TOPIC, ...record })))
     } catch (err) {
       console.error('edge-stats record could not be delivered or spooled', publisherId, err)
     }

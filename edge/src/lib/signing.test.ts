@@ -1,9 +1,8 @@
 import { SELF } from 'cloudflare:test'
-import { mintToken } from '@adc/schemas'
+import { mintToken, signRequest } from '@adc/schemas'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { EDGE, impression, proxyReset } from '../../test/helpers.js'
 import { sha256Hex } from './crypto.js'
-import { signRequest } from './signing.js'
 
 const PATH = '/v1/events/impressions:batch'
 

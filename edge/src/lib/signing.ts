@@ -1,27 +1,17 @@
-import { base64UrlDecode } from '@adc/schemas'
-import { hmacBase64Url, hmacVerify, sha256Hex } from './crypto.js'
+import { base64UrlDecode, SIGNATURE_WINDOW_SECONDS, signingString } from '@adc/schemas'
+import { hmacVerify } from './crypto.js'
 import type { PublisherConfig, TenantIndex } from './tenants.js'
 
 /**
- * HMAC request signing for SDKs and servers that cannot keep an API key secret in a header alone.
+ * The edge's check of HMAC request signing (the signing string and headers: schemas/src/signing.ts),
+ * for SDKs and servers that cannot keep an API key secret in a header alone.
  *
  * Headers: `X-Adc-Key-Id` (signing key id), `X-Adc-Timestamp` (Unix seconds), `X-Adc-Signature`:
  * base64url (no padding) of HMAC-SHA256(secret, `${timestamp}.${METHOD}.${path}.${sha256hex(body)}`),
  * where `path` is the URL path without the query. A timestamp more than 5 minutes from the edge
  * clock is `signature_stale`; a signature seen before is `signature_replayed`.
  */
-export const SIGNATURE_WINDOW_SECONDS = 300
-
-export const SIGNATURE_HEADERS = { keyId: 'x-adc-key-id', timestamp: 'x-adc-timestamp', signature: 'x-adc-signature' } as const
-
-export function signingString(timestamp: string | number, method: string, path: string, bodySha256Hex: string): string {
-  return `${timestamp}.${method.toUpperCase()}.${path}.${bodySha256Hex}`
-}
-
-/** What an SDK computes; exported for tests, the bench and documentation. */
-export async function signRequest(secret: string, timestamp: number, method: string, path: string, body: Uint8Array<ArrayBuffer> | string): Promise<string> {
-  return hmacBase64Url(secret, signingString(timestamp, method, path, await sha256Hex(body)))
-}
+export { SIGNATURE_HEADERS, SIGNATURE_WINDOW_SECONDS } from '@adc/schemas'
 
 export interface SignatureInput {
   keyId: string | undefined

@@ -1,4 +1,5 @@
 import { ulid } from 'ulid'
+import type { EdgeStatsRecord } from '@adc/schemas'
 import type { ProxyRecord } from './forwarder.js'
 
 /** The outcome of one event, as far as edge-stats counts it (`failed`/`queued` are not counted). */
@@ -57,14 +58,12 @@ export class StatsBatcher {
   take(now = Date.now()): ProxyRecord[] {
     const records: ProxyRecord[] = []
     for (const t of this.pending.values()) {
-      records.push({
-        key: t.publisherId,
-        value: {
-          v: 1, kind: 'edge_stats', batchId: ulid(now), publisherId: t.publisherId, minute: t.minute,
-          received: t.accepted + t.duplicate + t.rejected, accepted: t.accepted, duplicate: t.duplicate, rejected: t.rejected,
-          rejectedByReason: t.rejectedByReason,
-        },
-      })
+      const value: EdgeStatsRecord = {
+        v: 1, kind: 'edge_stats', batchId: ulid(now), publisherId: t.publisherId, minute: t.minute,
+        received: t.accepted + t.duplicate + t.rejected, accepted: t.accepted, duplicate: t.duplicate, rejected: t.rejected,
+        rejectedByReason: t.rejectedByReason,
+      }
+      records.push({ key: t.publisherId, value })
     }
     this.pending = new Map()
     return records

@@ -1,4 +1,4 @@
-import { idempotencyKey, partitionFor, verifyToken } from '@adc/schemas'
+import { idempotencyKey, partitionFor, signRequest, verifyToken } from '@adc/schemas'
 import { describe, expect, it } from 'vitest'
 import ids from '../../../schemas/vectors/idempotency-keys.json'
 import partitions from '../../../schemas/vectors/partitions.json'
@@ -6,7 +6,7 @@ import signatures from '../../../schemas/vectors/request-signatures.json'
 import tokens from '../../../schemas/vectors/tokens.json'
 import { sha256Hex } from './crypto.js'
 import { dedupeShardOf } from './ingest.js'
-import { checkSignature, signRequest } from './signing.js'
+import { checkSignature } from './signing.js'
 import { TenantIndex } from './tenants.js'
 
 /** The shared vectors (schemas/vectors), checked inside workerd: its WebCrypto, its TextEncoder, the edge's own code. */

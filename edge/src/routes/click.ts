@@ -1,3 +1,4 @@
+import { REASON_HEADER } from '@adc/schemas'
 import { Hono } from 'hono'
 import { ulid } from 'ulid'
 import type { AppEnv } from '../lib/context.js'
@@ -18,7 +19,7 @@ function errorPage(status: 400 | 410 | 422 | 503, title: string, detail: string,
   const html = `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="robots" content="noindex">` +
     `<title>${escapeHtml(title)}</title><body style="font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto">` +
     `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p><p><small>Reason: ${escapeHtml(code)}</small></p></body></html>`
-  return new Response(html, { status, headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-robots-tag': 'noindex', 'x-adc-reason': code } })
+  return new Response(html, { status, headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-robots-tag': 'noindex', [REASON_HEADER]: code } })
 }
 
 const click = new Hono<AppEnv>()
@@ -58,7 +59,7 @@ click.get('/c/:token', async function clickHandler(c) {
   location.searchParams.set('clickId', clickId)
   const headers: Record<string, string> = { location: location.toString(), 'cache-control': 'no-store', 'referrer-policy': 'no-referrer-when-downgrade' }
   const limit = await takeEvents(c.env, settings, publisher, 1)
-  if (!limit.ok) return new Response(null, { status: 302, headers: { ...headers, 'x-adc-reason': 'rate_limited' } })
+  if (!limit.ok) return new Response(null, { status: 302, headers: { ...headers, [REASON_HEADER]: 'rate_limited' } })
   const prefetch = prefetchKind(c.req.raw) !== undefined
   const raw = eventFromToken(payload, ulid(receivedAt), receivedAt, { clickId })
   const prepared = await prepare([{ type: 'click', raw }], { publisher, credential: 'token', tenants, source: 'redirect', receivedAt, prefetch, ...requestFacts(c) }, settings)

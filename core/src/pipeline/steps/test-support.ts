@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach } from 'vitest'
-import { envelopeSchema, type Envelope } from '@adc/schemas'
+import { envelopeSchema, type Envelope, EVENTS_TOPIC } from '@adc/schemas'
 import { PartitionStore } from '../../state/partition-store.js'
 import { testEnvelope, type TestEventInput } from '../../processor/fixtures.js'
 import type { Decoded } from '../types.js'
@@ -30,5 +30,5 @@ let offset = 0
 /** A decoded event at the next offset (or `at`). */
 export function decoded(i: Partial<TestEventInput> & Pick<TestEventInput, 'type' | 'n'>, at = offset++): Decoded {
   const env: Envelope = envelopeSchema.parse(testEnvelope({ impressionId: `imp_${i.n}`, ts: T, ...i }))
-  return { ref: { topic: 'ad-events', partition: 0, offset: at }, payload: JSON.stringify(env), appendedAt: env.receivedAt, envelope: env }
+  return { ref: { topic: EVENTS_TOPIC, partition: 0, offset: at }, payload: JSON.stringify(env), appendedAt: env.receivedAt, envelope: env }
 }
