@@ -65,3 +65,17 @@ describe('contracts live in schemas/ only', () => {
     expect(offenders(SIDES, shapes)).toEqual([])
   })
 })
+
+describe('test-only code lives under core/src/testing/', () => {
+  it('no suite, fixture or scenario sits among production files', () => {
+    const testish = /\.(contract|case)\.ts$|test-support|fixtures?[./]|scenario|crash-child|append-and-die/
+    const misplaced = SIDES.filter((f) => !f.startsWith('core/src/testing/') && testish.test(f))
+    expect(misplaced).toEqual([])
+  })
+
+  it('no production module imports core/src/testing/', () => {
+    const production = SIDES.filter((f) => !f.startsWith('core/src/testing/'))
+    expect(production.length).toBeGreaterThan(50)
+    expect(offenders(production, /from\s+['"][^'"]*\/testing\/|import\(['"][^'"]*\/testing\//)).toEqual([])
+  })
+})

@@ -6,7 +6,7 @@ import { pino } from 'pino'
 import { createClickHouse, type ClickHouseClient } from '../clickhouse/client.js'
 import { createKafkaLog } from '../log/kafka-log.js'
 import type { CrashPoint } from './crash-points.js'
-import { runHandoff } from './handoff-scenario.js'
+import { runHandoff } from '../testing/handoff-scenario.js'
 
 // The handoff scenario on a real Kafka broker: `export $(scripts/kafka/start.sh | tail -1)`.
 //

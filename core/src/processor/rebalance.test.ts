@@ -10,7 +10,7 @@ import type { CrashPoint } from './crash-points.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
 import { migrate } from '../clickhouse/client.js'
 import { claimRecord } from '../state/changelog.js'
-import { handoffTraffic, runHandoff } from './handoff-scenario.js'
+import { handoffTraffic, runHandoff } from '../testing/handoff-scenario.js'
 import { createProcessor } from './processor.js'
 
 // Two processors in one group on the embedded log (one process, separate state directories), one

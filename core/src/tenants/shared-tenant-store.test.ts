@@ -8,7 +8,7 @@ import { createEmbeddedLog, type EmbeddedLogHandle } from '../log/embedded-log.j
 import { TENANTS_TOPIC } from '@adc/schemas'
 import { openSharedTenantStore } from './shared-tenant-store.js'
 import { DEMO_DEFAULTS, TenantConflictError, hashApiKey, openTenantStore, seedDemoTenant, type TenantStore } from './tenant-store.js'
-import { tenantStoreSuite } from './tenant-store.case.js'
+import { tenantStoreSuite } from '../testing/tenant-store.contract.js'
 
 const dirs: string[] = []
 const closers: Array<() => Promise<void>> = []

@@ -1,3 +1,8 @@
+/**
+ * Test events: deterministic ids, envelopes and log records for any test or benchmark that feeds the
+ * processor, and a traffic mix with its expected totals.
+ * Imported by tests and benchmarks only.
+ */
 import { createHash } from 'node:crypto'
 import type { EnvelopeInput } from '@adc/schemas'
 import type { ProducerRecord } from '../log/log.js'

@@ -1,3 +1,8 @@
+/**
+ * Test support for the read side: an embedded ClickHouse with the migrations applied, and fixture rows
+ * (events_raw, a billed day, hourly rollups) inserted the way the processor writes them.
+ * Imported by tests and benchmarks only.
+ */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

@@ -1,7 +1,11 @@
+/**
+ * The Log port's contract suite: every adapter (embedded LMDB log, Kafka) runs the same tests.
+ * Imported by tests and benchmarks only.
+ */
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { partitionFor } from '@adc/schemas'
-import type { Batch, BatchContext, ConsumeOptions, Consumer, Log, LogRecord } from './log.js'
+import type { Batch, BatchContext, ConsumeOptions, Consumer, Log, LogRecord } from '../log/log.js'
 
 export interface LogContractOptions {
   name: string

@@ -1,3 +1,8 @@
+/**
+ * Runs the streaming processor over a list of records on an embedded log and waits until all are
+ * applied: the stream side of the tests that hold both billing engines against each other.
+ * Imported by tests and benchmarks only.
+ */
 import { EVENTS_TOPIC, EDGE_STATS_TOPIC } from '@adc/schemas'
 import { join } from 'node:path'
 import pino from 'pino'

@@ -20,9 +20,9 @@ import type { ClickHouseClient } from '../clickhouse/client.js'
 import { migrate } from '../clickhouse/client.js'
 import type { Log, ProducerRecord } from '../log/log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
-import type { CrashPoint } from './crash-points.js'
-import { testEnvelope, toRecord } from './fixtures.js'
-import { createProcessor, type Processor } from './processor.js'
+import type { CrashPoint } from '../processor/crash-points.js'
+import { testEnvelope, toRecord } from './events.js'
+import { createProcessor, type Processor } from '../processor/processor.js'
 
 export interface HandoffOptions {
   /** A log client for the producer and for each processor (the embedded log returns one shared instance). */

@@ -11,7 +11,7 @@ import { createClickHouse, migrate } from '../clickhouse/client.js'
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
 import { localLakeReader } from '../lake/restore.js'
-import { createProcessor } from './processor.js'
+import { createProcessor } from '../processor/processor.js'
 
 const root = process.env.CRASH_ROOT
 if (!root) throw new Error('CRASH_ROOT is required')

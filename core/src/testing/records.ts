@@ -1,11 +1,16 @@
+/**
+ * Test support for pipeline steps: partition stores that are removed after each test, and decoded
+ * records as the decode step hands them on.
+ * Imported by tests and benchmarks only.
+ */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach } from 'vitest'
 import { envelopeSchema, type Envelope, EVENTS_TOPIC } from '@adc/schemas'
-import { PartitionStore } from '../../state/partition-store.js'
-import { testEnvelope, type TestEventInput } from '../../processor/fixtures.js'
-import type { Decoded } from '../types.js'
+import { PartitionStore } from '../state/partition-store.js'
+import { testEnvelope, type TestEventInput } from './events.js'
+import type { Decoded } from '../pipeline/types.js'
 
 /** Test support for the step tests: real LMDB partition stores in temp dirs, closed after each test. */
 export function useStores(): () => PartitionStore {

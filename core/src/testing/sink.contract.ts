@@ -1,5 +1,10 @@
+/**
+ * The Sink port's contract suite: every adapter (ClickHouse embedded or server, Iceberg) runs the
+ * same tests, reading back through a probe.
+ * Imported by tests and benchmarks only.
+ */
 import { describe, expect, it } from 'vitest'
-import { emptyBatch, type EventRow, type Sink, type SinkBatch } from './sink.js'
+import { emptyBatch, type EventRow, type Sink, type SinkBatch } from '../sinks/sink.js'
 
 /** Reads back what a sink holds for one test topic, so the same suite runs against every adapter. */
 export interface SinkProbe {

@@ -1,3 +1,7 @@
+/**
+ * The TenantStore contract suite: the local store and the fleet's shared store run the same tests.
+ * Imported by tests and benchmarks only.
+ */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,7 +14,7 @@ import {
   hashApiKey,
   seedDemoTenant,
   type TenantStore,
-} from './tenant-store.js'
+} from '../tenants/tenant-store.js'
 
 /**
  * The TenantStore contract, run against every implementation: the store of one process
