@@ -79,3 +79,18 @@ describe('test-only code lives under core/src/testing/', () => {
     expect(offenders(production, /from\s+['"][^'"]*\/testing\/|import\(['"][^'"]*\/testing\//)).toEqual([])
   })
 })
+
+describe('the edge is arranged by concern', () => {
+  const edge = sources('edge/src', { tests: false })
+
+  it('a route never imports another route; only index.ts imports routes', () => {
+    const routes = edge.filter((f) => f.startsWith('edge/src/routes/'))
+    expect(routes).toContain('edge/src/routes/events.ts')
+    expect(offenders(routes, /from '\.\/[^']+\.js'/)).toEqual([])
+    expect(offenders(edge.filter((f) => f !== 'edge/src/index.ts' && !f.startsWith('edge/src/routes/')), /from '[^']*\/routes\//)).toEqual([])
+  })
+
+  it('no grab-bag folder: no edge/src/lib/ or edge/src/do/', () => {
+    expect(edge.filter((f) => /^edge\/src\/(lib|do)\//.test(f))).toEqual([])
+  })
+})

@@ -1,13 +1,13 @@
 import type { EventType } from '@adc/schemas'
 import { Hono } from 'hono'
-import type { AppEnv } from '../lib/context.js'
-import { deliverLater } from '../lib/deliver.js'
-import { prepare, type IncomingItem } from '../lib/ingest.js'
+import type { AppEnv } from '../context.js'
+import { deliverLater } from '../ingest/deliver.js'
+import { prepare, type IncomingItem } from '../ingest/prepare.js'
 import { authenticate } from '../middleware/auth.js'
 import { parseJsonBody, readBody } from '../middleware/body.js'
-import { enforceRateLimit } from '../middleware/rate-limit.js'
+import { enforceRateLimit } from '../rate-limit/budget.js'
 import { loadTenants } from '../middleware/tenants.js'
-import { parseBatch, requestFacts } from './events.js'
+import { parseBatch, requestFacts } from '../ingest/request.js'
 
 /** sendBeacon bodies are capped by browsers at 64 KiB; the route refuses more. */
 export const MAX_BEACON_BYTES = 64 * 1024

@@ -1,16 +1,19 @@
+/**
+ * `GET|HEAD /c/<token>`: the click redirect; records the click and sends the browser on.
+ */
 import { REASON_HEADER } from '@adc/schemas'
 import { Hono } from 'hono'
 import { ulid } from 'ulid'
-import type { AppEnv } from '../lib/context.js'
-import { deliverLater } from '../lib/deliver.js'
-import { prepare } from '../lib/ingest.js'
-import { checkToken } from '../lib/token-check.js'
-import { prefetchKind } from '../lib/prefetch.js'
-import { eventFromToken } from '../lib/token-events.js'
-import { settingsFrom } from '../lib/settings.js'
-import { takeEvents } from '../middleware/rate-limit.js'
-import { tenantsFor } from '../middleware/tenants.js'
-import { requestFacts } from './events.js'
+import type { AppEnv } from '../context.js'
+import { deliverLater } from '../ingest/deliver.js'
+import { prepare } from '../ingest/prepare.js'
+import { checkToken } from '../tokens/token-check.js'
+import { prefetchKind } from '../tokens/prefetch.js'
+import { eventFromToken } from '../tokens/token-events.js'
+import { settingsFrom } from '../settings.js'
+import { takeEvents } from '../rate-limit/budget.js'
+import { tenantsFor } from '../tenants/tenants.js'
+import { requestFacts } from '../ingest/request.js'
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
 
