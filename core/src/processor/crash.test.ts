@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import type { ProducerRecord } from '../log/log.js'
-import { CRASH_POINTS, type CrashPoint } from './crash-points.js'
+import { CRASH_POINTS, type CrashPoint } from './batch-write.js'
 import { testEnvelope, toRecord, trafficMix } from '../testing/events.js'
 
 const CHILD = fileURLToPath(new URL('../testing/crash-child.ts', import.meta.url))

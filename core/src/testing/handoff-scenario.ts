@@ -20,7 +20,7 @@ import type { ClickHouseClient } from '../clickhouse/client.js'
 import { migrate } from '../clickhouse/client.js'
 import type { Log, ProducerRecord } from '../log/log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
-import type { CrashPoint } from '../processor/crash-points.js'
+import type { CrashPoint } from '../processor/batch-write.js'
 import { testEnvelope, toRecord } from './events.js'
 import { createProcessor, type Processor } from '../processor/processor.js'
 
