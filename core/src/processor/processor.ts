@@ -1,5 +1,5 @@
 /**
- * The processor's consumer lifecycle (createProcessor, below). The rooms it calls: event-worker.ts and
+ * The processor's consumer lifecycle (createProcessor, below). The modules it calls: event-worker.ts and
  * edge-stats-worker.ts build a partition's rows, batch-write.ts writes a batch exactly once,
  * state/ownership.ts claims, fences and snapshots a partition's changelog, status.ts reports.
  */
