@@ -1,15 +1,10 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
 import type { MiddlewareHandler } from 'hono'
 import { V2_CONTENT_TYPE } from '@adc/schemas'
+import { sameSecret } from '../secrets.js'
 
 export interface BasicCredentials {
   user: string
   password: string
-}
-
-/** SHA-256 first, so both sides have the same length and the comparison leaks neither length nor content. */
-function sameSecret(a: string, b: string): boolean {
-  return timingSafeEqual(createHash('sha256').update(a, 'utf8').digest(), createHash('sha256').update(b, 'utf8').digest())
 }
 
 /** Reads `Authorization: Basic base64(user:password)` (RFC 7617); undefined when absent or malformed. */

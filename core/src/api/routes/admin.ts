@@ -1,7 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { edgeConfigSchema } from '@adc/schemas'
+import { sameSecret } from '../../secrets.js'
 import { TenantConflictError, TenantReferenceError, hashApiKey, purposeOf, scopeOf, type Publisher } from '../../tenants/tenant-store.js'
 import { type ResolvedApiDeps, type ApiEnv, bearer, bearerSecurity, idParam, requireAdmin } from '../context.js'
 import { ApiError, errorResponses } from '../errors.js'
@@ -364,11 +364,6 @@ export function registerAdminRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiD
     const campaigns = tenants.listCampaigns(p.kind === 'advertiser' ? { advertiserId: p.id } : undefined)
     return c.json({ campaigns }, 200)
   })
-}
-
-/** Constant-time comparison (of SHA-256 digests, so lengths never leak through timing). */
-function sameSecret(a: string, b: string): boolean {
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest())
 }
 
 /** The edge's config pull authenticates with EDGE_SYNC_KEY (or an admin key), not a tenant key. */
