@@ -22,7 +22,7 @@ import { createEmbeddedLog } from '../core/src/log/embedded-log.js'
 import type { Log } from '../core/src/log/log.js'
 import { createMetricsRegistry } from '../core/src/metrics/registry.js'
 import { createProcessor } from '../core/src/processor/processor.js'
-import { testEnvelope, toRecord, trafficMix } from '../core/src/processor/fixtures.js'
+import { testEnvelope, toRecord, trafficMix } from '../core/src/testing/events.js'
 import { PartitionStore } from '../core/src/state/partition-store.js'
 
 export interface ProcessorBenchOptions {

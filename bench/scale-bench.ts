@@ -24,7 +24,7 @@ import { createKafkaLog } from '../core/src/log/kafka-log.js'
 import type { Log } from '../core/src/log/log.js'
 import { createMetricsRegistry } from '../core/src/metrics/registry.js'
 import { createProcessor, type Processor } from '../core/src/processor/processor.js'
-import { trafficMix } from '../core/src/processor/fixtures.js'
+import { trafficMix } from '../core/src/testing/events.js'
 
 export interface ScaleBenchOptions {
   brokers: string[]

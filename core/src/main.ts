@@ -9,7 +9,7 @@ import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { EVENTS_TOPIC } from '@adc/schemas'
+import { EVENTS_TOPIC, EDGE_STATS_TOPIC, fleetTenantsTopic } from '@adc/schemas'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { createClickHouse, migrate } from './clickhouse/client.js'
 import { createEmbeddedLog } from './log/embedded-log.js'
@@ -28,8 +28,6 @@ import { createMetricsRegistry } from './metrics/registry.js'
 import { createCloseReports } from './metrics/close-reports.js'
 import { createSpoolWatch } from './metrics/spool-watch.js'
 import { createLogger, type Logger } from './logger.js'
-
-export const STATS_TOPIC = 'edge-stats'
 
 type Server = ReturnType<typeof serve>
 
@@ -73,7 +71,7 @@ export async function startCore(config: Config) {
   let opened: TenantStore | undefined
   try {
     opened = await openSharedTenantStore({
-      dir: join(dataDir, 'tenants'), log, topic: `${config.FLEET_ID}-tenants`, logger: logger.child({ component: 'tenants' }),
+      dir: join(dataDir, 'tenants'), log, topic: fleetTenantsTopic(config.FLEET_ID), logger: logger.child({ component: 'tenants' }),
     })
     await prepareTenantStore(opened, config, logger)
   } catch (err) {
@@ -84,7 +82,7 @@ export async function startCore(config: Config) {
   const tenants = opened
 
   await log.ensureTopic(EVENTS_TOPIC, config.LOG_PARTITIONS)
-  await log.ensureTopic(STATS_TOPIC, Math.min(config.LOG_PARTITIONS, 4))
+  await log.ensureTopic(EDGE_STATS_TOPIC, Math.min(config.LOG_PARTITIONS, 4))
 
   const clickhouse = createClickHouse({ url: config.CLICKHOUSE_URL, dataDir: join(dataDir, 'chdb') })
   await migrate(clickhouse, config.CLICKHOUSE_DATABASE, {
@@ -130,7 +128,7 @@ export async function startCore(config: Config) {
   app.route('/', createApiApp({ clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing }))
   const internalApp = createInternalApp({
     ...(config.GATEWAY_ENABLED
-      ? { gateway: { log, topics: [EVENTS_TOPIC, STATS_TOPIC], credentials: { user: config.REST_PROXY_USER, password: config.REST_PROXY_PASSWORD } } }
+      ? { gateway: { log, topics: [EVENTS_TOPIC, EDGE_STATS_TOPIC], credentials: { user: config.REST_PROXY_USER, password: config.REST_PROXY_PASSWORD } } }
       : {}),
     tenants, edgeSyncKey: config.EDGE_SYNC_KEY, registry, logger: logger.child({ component: 'internal' }), health,
   })

@@ -1,6 +1,6 @@
-import type { DedupeShard } from './do/dedupe-shard.js'
-import type { RateLimiter } from './do/rate-limiter.js'
-import type { Spool } from './do/spool.js'
+import type { DedupeShard } from './dedupe/dedupe-shard.js'
+import type { RateLimiter } from './rate-limit/rate-limiter.js'
+import type { Spool } from './ingest/spool.js'
 
 /** Bindings and variables of the edge Worker (wrangler.toml). Numbers arrive as strings. */
 export interface Env {

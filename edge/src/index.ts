@@ -1,8 +1,12 @@
+/**
+ * The edge Worker: mounts the routes, exports the Durable Object classes (dedupe, spool, rate limit)
+ * and answers every failure as `{ error: { code, message } }`.
+ */
 import { Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
-import type { AppEnv } from './lib/context.js'
-import { errorResponse } from './lib/errors.js'
-import { SettingsError } from './lib/settings.js'
+import type { AppEnv } from './context.js'
+import { errorResponse } from './errors.js'
+import { SettingsError } from './settings.js'
 import beacon from './routes/beacon.js'
 import bench from './routes/bench.js'
 import click from './routes/click.js'
@@ -12,9 +16,9 @@ import internal from './routes/internal.js'
 import pixel from './routes/pixel.js'
 import tag from './routes/tag.js'
 
-export { DedupeShard } from './do/dedupe-shard.js'
-export { RateLimiter } from './do/rate-limiter.js'
-export { Spool } from './do/spool.js'
+export { DedupeShard } from './dedupe/dedupe-shard.js'
+export { RateLimiter } from './rate-limit/rate-limiter.js'
+export { Spool } from './ingest/spool.js'
 
 export const app = new Hono<AppEnv>()
 

@@ -3,9 +3,9 @@ import { SELF } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { ulid } from 'ulid'
 import { inject } from 'vitest'
-import { dedupeShardOf, shardFor } from '../src/lib/ingest.js'
-import { dedupeKeyOf } from '../src/lib/dedupe-key.js'
-import { settingsFrom } from '../src/lib/settings.js'
+import { dedupeShardOf, shardFor } from '../src/dedupe/shard.js'
+import { dedupeKeyOf } from '../src/dedupe/dedupe-key.js'
+import { settingsFrom } from '../src/settings.js'
 
 /** Worker-side helpers for the edge tests: event factories and the fake REST proxy's controls. */
 export const proxyUrl = (): string => inject('proxyUrl')

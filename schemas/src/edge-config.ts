@@ -2,7 +2,7 @@ import { z } from 'zod'
 
 /**
  * The tenant config core serves at `GET /v1/internal/edge-config` and the edge pulls (shared
- * contract: core/src/tenants/tenant-store.ts builds it, edge/src/lib/tenants.ts indexes it).
+ * contract: core/src/tenants/tenant-store.ts builds it, edge/src/tenants/tenants.ts indexes it).
  *
  * Keys by kind. API keys: `apiKeyHashes` are *server* keys (anything), `publicKeyHashes` *public*
  * keys (page HTML: impressions, and clicks only with a signed click token). Signing keys:

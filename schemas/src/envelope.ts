@@ -50,4 +50,3 @@ export const envelopeSchema = z.discriminatedUnion('type', [
 export type Envelope = z.infer<typeof envelopeSchema>
 export type EnvelopeInput = z.input<typeof envelopeSchema>
 export const ENVELOPE_VERSION = 1
-export const EVENTS_TOPIC = 'ad-events'

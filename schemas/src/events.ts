@@ -82,7 +82,7 @@ export const typedEventSchema = z.discriminatedUnion('type', [
   clickEventSchema.extend({ type: z.literal('click') }),
 ])
 
-export { MAX_BATCH_BYTES, MAX_BATCH_EVENTS } from './limits.js'
+export { MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_BEACON_BYTES } from './limits.js'
 
 /** The batch envelope only; each event is parsed on its own so one bad event never fails the rest. */
 export const batchBodySchema = z.object({

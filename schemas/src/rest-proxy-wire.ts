@@ -12,6 +12,8 @@
  */
 export const BINARY_V2_CONTENT_TYPE = 'application/vnd.kafka.binary.v2+json'
 export const JSON_V2_CONTENT_TYPE = 'application/vnd.kafka.json.v2+json'
+/** The proxy's own answers (offsets, errors). */
+export const V2_CONTENT_TYPE = 'application/vnd.kafka.v2+json'
 
 export interface BinaryRecord {
   /** base64 of the key's bytes */

@@ -9,7 +9,7 @@ import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
 import { DEMO_DEFAULTS, hashApiKey, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createApiApp } from './app.js'
 import { createErrorHandler } from './errors.js'
-import { FIXTURE_DAY, fixtureDay, insertRollup, insertRows, openTestClickHouse, rawEvent } from './test-support.js'
+import { FIXTURE_DAY, fixtureDay, insertRollup, insertRows, openTestClickHouse, rawEvent } from '../testing/api.js'
 
 const NOW = Date.parse('2026-11-22T12:00:00Z')
 const D = Date.parse(`${FIXTURE_DAY}T00:00:00Z`)

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createApiApp } from './app.js'
-import { FIXTURE_DAY, fixtureDay, insertRows, openTestClickHouse } from './test-support.js'
+import { FIXTURE_DAY, fixtureDay, insertRows, openTestClickHouse } from '../testing/api.js'
 
 let ch: Awaited<ReturnType<typeof openTestClickHouse>>
 let tenants: TenantStore

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createApiApp } from './app.js'
-import { insertRollup, insertRows, openTestClickHouse, rawEvent } from './test-support.js'
+import { insertRollup, insertRows, openTestClickHouse, rawEvent } from '../testing/api.js'
 
 /**
  * Viewability and the vCPM price through the API: realtime metrics from the rollups, the billing

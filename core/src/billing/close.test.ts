@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiApp } from '../api/app.js'
-import { insertRows, openTestClickHouse, rawEvent } from '../api/test-support.js'
+import { insertRows, openTestClickHouse, rawEvent } from '../testing/api.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createBillingJobs, type BillingJobs } from './jobs.js'
 

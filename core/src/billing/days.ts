@@ -21,11 +21,6 @@ export function addDays(day: string, n: number): string {
   return dayOf(dayStart(day) + n * DAY_MS)
 }
 
-/** ClickHouse DateTime64(3, 'UTC') literal for a query parameter. */
-export function chTime(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '')
-}
-
 export function daysBetween(from: string, to: string): string[] {
   const out: string[] = []
   for (let d = from; d <= to; d = addDays(d, 1)) out.push(d)

@@ -1,7 +1,7 @@
-import { REASONS } from '@adc/schemas'
+import { REASONS, chTime } from '@adc/schemas'
 import type { ClickHouseClient } from '@clickhouse/client'
 import type { Channel } from '@adc/schemas'
-import { DAY_MS, chTime, dayStart } from './days.js'
+import { DAY_MS, dayStart } from './days.js'
 import { CLICK_BEFORE_IMPRESSION_SKEW_MS, DEDUPE_HORIZON_MS, JOIN_LATENESS_MS, JOIN_WINDOWS_MS } from '../rules/rules.js'
 
 /**

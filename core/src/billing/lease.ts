@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
+import { leaseTopic } from '@adc/schemas'
 import type { Consumer, Log } from '../log/log.js'
 import { addDays, dayStart } from './days.js'
 
@@ -43,7 +44,7 @@ export interface LogLeaseOptions {
 /** Joins the lease group; resolves at once (holding or not). */
 export async function acquireLogLease(options: LogLeaseOptions): Promise<Lease> {
   const { log, name, logger } = options
-  const topic = `adc-lease.${name}`
+  const topic = leaseTopic(name)
   await log.ensureTopic(topic, 1, { compacted: true })
   let holding = false
   let waiters: Array<() => void> = []
@@ -51,7 +52,7 @@ export async function acquireLogLease(options: LogLeaseOptions): Promise<Lease> 
   const claims = new Map<string, number>()
   let readTo = 0
   const consumer: Consumer = await log.consume({
-    groupId: `adc-lease.${name}`,
+    groupId: topic,
     topic,
     onAssign: async (partitions) => {
       if (!partitions.includes(0)) return

@@ -8,7 +8,7 @@ import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import type { Log } from '../log/log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
-import { testEnvelope, toRecord, trafficMix } from '../processor/fixtures.js'
+import { testEnvelope, toRecord, trafficMix } from '../testing/events.js'
 import { createProcessor } from '../processor/processor.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createBillingJobs, type BillingJobs } from './jobs.js'

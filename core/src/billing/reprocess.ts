@@ -1,8 +1,8 @@
+import { chTime } from '@adc/schemas'
 import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { sqlString } from '../clickhouse/client.js'
 import type { Channel } from '@adc/schemas'
-import { chTime } from './days.js'
 import { dayPartitions, verdictParams, verdictsSql } from './final-join.js'
 import type { IvtModel } from '../ivt/models/index.js'
 

@@ -1,6 +1,6 @@
+import { chTime } from '@adc/schemas'
 import type { ClickHouseClient } from '@clickhouse/client'
 import type { TenantStore } from '../tenants/tenant-store.js'
-import { chTime } from './days.js'
 import { DUPLICATE_VERDICTS, IVT_REASONS, type VerdictGroup } from './final-join.js'
 
 /**

@@ -1,14 +1,10 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
 import type { MiddlewareHandler } from 'hono'
+import { V2_CONTENT_TYPE } from '@adc/schemas'
+import { sameSecret } from '../secrets.js'
 
 export interface BasicCredentials {
   user: string
   password: string
-}
-
-/** SHA-256 first, so both sides have the same length and the comparison leaks neither length nor content. */
-function sameSecret(a: string, b: string): boolean {
-  return timingSafeEqual(createHash('sha256').update(a, 'utf8').digest(), createHash('sha256').update(b, 'utf8').digest())
 }
 
 /** Reads `Authorization: Basic base64(user:password)` (RFC 7617); undefined when absent or malformed. */
@@ -38,7 +34,7 @@ export function restProxyBasicAuth(expected: BasicCredentials, { realm = 'adc-re
     if (given === undefined || !(userOk && passwordOk)) {
       return new Response(JSON.stringify({ error_code: 40101, message: 'Unauthorized: send Authorization: Basic with the REST proxy credentials.' }), {
         status: 401,
-        headers: { 'content-type': 'application/vnd.kafka.v2+json', 'www-authenticate': `Basic realm="${realm}", charset="UTF-8"` },
+        headers: { 'content-type': V2_CONTENT_TYPE, 'www-authenticate': `Basic realm="${realm}", charset="UTF-8"` },
       })
     }
     await next()

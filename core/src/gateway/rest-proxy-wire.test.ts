@@ -94,7 +94,7 @@ describe("core's gateway writes the bytes Confluent's REST proxy writes", () => 
   it("puts the edge's records on partitionFor(impressionId) behind either proxy", async () => {
     const app = createRestProxy({ log, topics: ['ad-events'] })
     const ids = Array.from({ length: 40 }, (_, i) => `imp_${i.toString(36)}_${'x'.repeat(i % 5)}`)
-    // What the edge sends (edge/src/lib/forwarder.ts produceBody): the binary embedded format.
+    // What the edge sends (edge/src/ingest/forwarder.ts produceBody): the binary embedded format.
     const records = ids.map((id) => binaryRecord(id, { type: 'impression', impressionId: id }))
     const res = await post(app, BINARY_V2_CONTENT_TYPE, { records })
     expect(res.status).toBe(200)

@@ -1,6 +1,6 @@
 import { Hono } from 'hono'
 import { z } from 'zod'
-import { base64Decode, BINARY_V2_CONTENT_TYPE, JSON_V2_CONTENT_TYPE } from '@adc/schemas'
+import { base64Decode, BINARY_V2_CONTENT_TYPE, JSON_V2_CONTENT_TYPE, V2_CONTENT_TYPE } from '@adc/schemas'
 import type { Log } from '../log/log.js'
 import { AppendCoalescer } from './append-coalescer.js'
 import { recordValueTexts } from './raw-values.js'
@@ -22,7 +22,7 @@ export interface RestProxyOptions {
 }
 
 const V2_JSON = JSON_V2_CONTENT_TYPE
-const V2 = 'application/vnd.kafka.v2+json'
+const V2 = V2_CONTENT_TYPE
 
 /**
  * Embedded formats, as Confluent's v2 produce endpoint takes them (content types it does not

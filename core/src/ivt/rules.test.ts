@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { envelopeSchema } from '@adc/schemas'
-import { testEnvelope } from '../processor/fixtures.js'
+import { testEnvelope } from '../testing/events.js'
 import { scoreEnvelope } from './rules.js'
 
 const T = Date.UTC(2026, 10, 23, 12, 0, 0)

@@ -1,8 +1,9 @@
+import { chTime } from '@adc/schemas'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { isAbsolute, relative, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { sqlString } from '../clickhouse/client.js'
-import { DAY_MS, chTime, dayStart } from '../billing/days.js'
+import { DAY_MS, dayStart } from '../billing/days.js'
 import { localPath, type S3Options } from './io.js'
 import { LAKE_COLUMNS } from './schema.js'
 

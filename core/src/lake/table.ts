@@ -1,3 +1,4 @@
+import { chTime } from '@adc/schemas'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { randomUUID } from 'node:crypto'
 import { sqlString } from '../clickhouse/client.js'
@@ -64,7 +65,6 @@ const hourName = (h: number) => {
   const d = new Date(h * 3_600_000)
   return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}-${pad(d.getUTCHours())}`
 }
-const chTime = (ms: number) => new Date(ms).toISOString().slice(0, 23).replace('T', ' ')
 
 type Range = Pick<SinkBatch, 'topic' | 'partition' | 'minOffset' | 'maxOffset'>
 

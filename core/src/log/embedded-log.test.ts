@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
 import { pino } from 'pino'
 import { createEmbeddedLog, rangeAssign } from './embedded-log.js'
-import { runLogContract } from './log.contract.js'
+import { runLogContract } from '../testing/log.contract.js'
 import { LogError, type Batch, type BatchContext } from './log.js'
 
 const dirs: string[] = []
@@ -90,7 +90,7 @@ describe('embedded log', () => {
 
   it('keeps every acknowledged append when the process is killed with SIGKILL', async () => {
     const dir = freshDir()
-    const fixture = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'append-and-die.ts')
+    const fixture = fileURLToPath(new URL('../testing/append-and-die.ts', import.meta.url))
     const child = spawn(process.execPath, ['--import', 'tsx', fixture, dir, '20'], { stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))

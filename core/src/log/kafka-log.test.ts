@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { pino } from 'pino'
 import { createKafkaLog } from './kafka-log.js'
-import { runLogContract } from './log.contract.js'
+import { runLogContract } from '../testing/log.contract.js'
 
 // Runs against a real broker: `export $(scripts/kafka/start.sh | tail -1)` starts one on 127.0.0.1.
 const brokers = process.env.KAFKA_BROKERS?.split(',').map((b) => b.trim()).filter(Boolean) ?? []

@@ -1,7 +1,7 @@
 /**
  * The `Log` port: a partitioned, durable, ordered log with consumer groups, in our own words.
  * Adapters: `embedded-log.ts` (LMDB, one process) and `kafka-log.ts` (Apache Kafka via kafkajs).
- * Only `core/src/main.ts` chooses one; `log.contract.ts` runs the same suite against each.
+ * Only `core/src/main.ts` chooses one; `core/src/testing/log.contract.ts` runs the same suite against each.
  *
  * Offsets are per partition, start at 0 and are dense in the embedded log (Kafka may leave gaps,
  * e.g. transaction markers), so callers must not assume `next = offset + 1` beyond "greater than".

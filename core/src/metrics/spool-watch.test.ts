@@ -6,7 +6,7 @@ import { createMetricsRegistry } from './registry.js'
 import { createSpoolWatch } from './spool-watch.js'
 
 // A loopback stand-in for the edge's operator route `GET /v1/internal/spool/:publisherId` (Bearer
-// EDGE_SYNC_KEY), answering SpoolStats as edge/src/do/spool.ts does.
+// EDGE_SYNC_KEY), answering SpoolStats as edge/src/ingest/spool.ts does.
 let server: Server
 let url = ''
 const seen: string[] = []

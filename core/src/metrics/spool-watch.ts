@@ -3,7 +3,7 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import { SOLE_LEASE, type Lease } from '../billing/lease.js'
 import type { TenantStore } from '../tenants/tenant-store.js'
 
-/** The part of the edge's `GET /v1/internal/spool/:publisherId` answer (edge/src/do/spool.ts SpoolStats) read here. */
+/** The part of the edge's `GET /v1/internal/spool/:publisherId` answer (edge/src/ingest/spool.ts SpoolStats) read here. */
 interface SpoolStats {
   depth: number
   dead: number

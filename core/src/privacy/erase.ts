@@ -1,7 +1,7 @@
+import { chTime } from '@adc/schemas'
 import { createHash } from 'node:crypto'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { ulid } from 'ulid'
-import { chTime } from '../billing/days.js'
 
 /**
  * Erasure of one person's raw data (a privacy request): the person is named within one publisher

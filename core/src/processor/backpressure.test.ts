@@ -9,7 +9,7 @@ import { createEmbeddedLog } from '../log/embedded-log.js'
 import type { Log } from '../log/log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
 import { createProcessor } from './processor.js'
-import { trafficMix } from './fixtures.js'
+import { trafficMix } from '../testing/events.js'
 
 const root = mkdtempSync(join(tmpdir(), 'adc-backpressure-'))
 afterAll(() => rmSync(root, { recursive: true, force: true }))

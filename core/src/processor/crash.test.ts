@@ -7,10 +7,10 @@ import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import type { ProducerRecord } from '../log/log.js'
-import { CRASH_POINTS, type CrashPoint } from './crash-points.js'
-import { testEnvelope, toRecord, trafficMix } from './fixtures.js'
+import { CRASH_POINTS, type CrashPoint } from './batch-write.js'
+import { testEnvelope, toRecord, trafficMix } from '../testing/events.js'
 
-const CHILD = fileURLToPath(new URL('./crash-child.ts', import.meta.url))
+const CHILD = fileURLToPath(new URL('../testing/crash-child.ts', import.meta.url))
 
 interface RunResult {
   code: number | null

@@ -8,7 +8,7 @@ import { createEmbeddedLog } from '../log/embedded-log.js'
 import type { Log, ProducerRecord } from '../log/log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
 import { createProcessor, type Processor, type ProcessorDeps } from './processor.js'
-import { testEnvelope, toRecord } from './fixtures.js'
+import { testEnvelope, toRecord } from '../testing/events.js'
 import { localLakeReader } from '../lake/restore.js'
 
 const root = mkdtempSync(join(tmpdir(), 'adc-poison-'))

@@ -10,7 +10,7 @@ import { createMetricsRegistry } from '../metrics/registry.js'
 import { localLakeReader } from '../lake/restore.js'
 import { createProcessor, type Processor } from './processor.js'
 import { classifyDay } from '../billing/final-join.js'
-import { testEnvelope, toRecord, trafficMix } from './fixtures.js'
+import { testEnvelope, toRecord, trafficMix } from '../testing/events.js'
 
 const root = mkdtempSync(join(tmpdir(), 'adc-processor-'))
 const lakeDir = join('.cache', `test-lake-processor-${process.pid}`)

@@ -5,8 +5,8 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { createClickHouse, type ClickHouseClient } from '../clickhouse/client.js'
 import { createKafkaLog } from '../log/kafka-log.js'
-import type { CrashPoint } from './crash-points.js'
-import { runHandoff } from './handoff-scenario.js'
+import type { CrashPoint } from './batch-write.js'
+import { runHandoff } from '../testing/handoff-scenario.js'
 
 // The handoff scenario on a real Kafka broker: `export $(scripts/kafka/start.sh | tail -1)`.
 //

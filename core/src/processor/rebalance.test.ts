@@ -6,11 +6,11 @@ import { pino } from 'pino'
 import { createClickHouse, type ClickHouseClient } from '../clickhouse/client.js'
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import type { Log } from '../log/log.js'
-import type { CrashPoint } from './crash-points.js'
+import type { CrashPoint } from './batch-write.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
 import { migrate } from '../clickhouse/client.js'
 import { claimRecord } from '../state/changelog.js'
-import { handoffTraffic, runHandoff } from './handoff-scenario.js'
+import { handoffTraffic, runHandoff } from '../testing/handoff-scenario.js'
 import { createProcessor } from './processor.js'
 
 // Two processors in one group on the embedded log (one process, separate state directories), one

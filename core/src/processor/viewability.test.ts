@@ -10,7 +10,7 @@ import type { Log } from '../log/log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
 import { localLakeReader } from '../lake/restore.js'
 import { createProcessor } from './processor.js'
-import { testEnvelope, toRecord, type TestEventInput } from './fixtures.js'
+import { testEnvelope, toRecord, type TestEventInput } from '../testing/events.js'
 
 const root = mkdtempSync(join(tmpdir(), 'adc-viewability-'))
 const lakeDir = join('.cache', `test-lake-viewability-${process.pid}`)

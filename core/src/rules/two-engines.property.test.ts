@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { classifyDay, recordVerdicts } from '../billing/final-join.js'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
 import { scoreEnvelope, QUARANTINE_ABOVE } from '../ivt/rules.js'
-import { BROWSER_UA, testEnvelope, toRecord } from '../processor/fixtures.js'
+import { BROWSER_UA, testEnvelope, toRecord } from '../testing/events.js'
 import { PROPERTY_RUNS_DEFAULT, referenceVerdicts, type ModelEvent } from './reference-model.js'
-import { runStream } from './stream-run.test-support.js'
+import { runStream } from '../testing/stream-run.js'
 
 /**
  * One rule set, two engines: on generated traffic around a UTC day (midnight on both sides, clicks

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe } from 'vitest'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
 import { createClickHouseSink } from './clickhouse-sink.js'
-import { clickhouseProbe, runSinkContract } from './sink.contract.js'
+import { clickhouseProbe, runSinkContract } from '../testing/sink.contract.js'
 
 /**
  * The same sink contract against a ClickHouse server over HTTP (`CLICKHOUSE_URL`, e.g. the compose

@@ -8,7 +8,7 @@ import { chdbDirect, createClickHouseSink } from './clickhouse-sink.js'
 import { localLakeReader } from '../lake/restore.js'
 import { createIcebergSink } from './iceberg-sink.js'
 import { classifySinkError, SinkWriteError } from './sink-errors.js'
-import { batchOf, clickhouseProbe, eventRow, runSinkContract } from './sink.contract.js'
+import { batchOf, clickhouseProbe, eventRow, runSinkContract } from '../testing/sink.contract.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'adc-sink-'))
 // chDB reads and writes Iceberg files only under the working directory.

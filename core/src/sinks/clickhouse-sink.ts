@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '@clickhouse/client'
-import { isWellFormed, toWellFormed } from '@adc/schemas'
+import { chTime, isWellFormed, toWellFormed } from '@adc/schemas'
 import { PINNED_SETTINGS, sqlString } from '../clickhouse/client.js'
 import { probeTable } from '../clickhouse/ddl.js'
 import { TsvWriter } from './tsv-writer.js'
@@ -23,26 +23,6 @@ export interface ClickHouseSinkOptions {
   /** Called after each table's insert resolved (crash-test hook). */
   afterTable?(table: string): void
 }
-
-/** `2026-11-23 10:00:00.123`, the DateTime64(3) text ClickHouse parses with the basic input format. */
-export function chTime(ms: number): string {
-  const second = Math.floor(ms / 1000)
-  // Rows of a batch mostly share their seconds: each second is formatted once. A row carries three
-  // times (event, edge, processing) in different seconds, so the cache holds a few, by second.
-  const slot = second & (SECOND_SLOTS - 1)
-  let text: string
-  if (cachedSecond[slot] === second) text = cachedText[slot]!
-  else {
-    text = new Date(second * 1000).toISOString().slice(0, 19).replace('T', ' ')
-    cachedSecond[slot] = second
-    cachedText[slot] = text
-  }
-  const milli = ms - second * 1000
-  return text + (milli < 10 ? '.00' : milli < 100 ? '.0' : '.') + milli
-}
-const SECOND_SLOTS = 16
-const cachedSecond = new Float64Array(SECOND_SLOTS).fill(Number.NaN)
-const cachedText: string[] = new Array<string>(SECOND_SLOTS).fill('')
 
 const EVENT_COLUMNS = [
   'event_key', 'event_type', 'event_id', 'impression_id', 'click_id', 'campaign_id', 'ad_id', 'publisher_id', 'request_id',

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
 import { lakeReader } from '../lake/restore.js'
 import { createIcebergSink } from './iceberg-sink.js'
-import { runSinkContract } from './sink.contract.js'
+import { runSinkContract } from '../testing/sink.contract.js'
 
 /**
  * The raw lake on S3-compatible object storage: data files, manifests and metadata written as S3

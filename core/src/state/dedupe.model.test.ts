@@ -7,7 +7,7 @@ import { envelopeSchema } from '@adc/schemas'
 import { PartitionStore } from './partition-store.js'
 import { createDedupeStep } from '../pipeline/steps/dedupe-step.js'
 import type { Decoded } from '../pipeline/types.js'
-import { testEnvelope } from '../processor/fixtures.js'
+import { testEnvelope } from '../testing/events.js'
 
 interface Ev {
   type: 'impression' | 'click'

@@ -5,9 +5,10 @@ import { pino } from 'pino'
 import { basename } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createEmbeddedLog, type EmbeddedLogHandle } from '../log/embedded-log.js'
-import { openSharedTenantStore, TENANTS_TOPIC } from './shared-tenant-store.js'
+import { TENANTS_TOPIC } from '@adc/schemas'
+import { openSharedTenantStore } from './shared-tenant-store.js'
 import { DEMO_DEFAULTS, TenantConflictError, hashApiKey, openTenantStore, seedDemoTenant, type TenantStore } from './tenant-store.js'
-import { tenantStoreSuite } from './tenant-store.case.js'
+import { tenantStoreSuite } from '../testing/tenant-store.contract.js'
 
 const dirs: string[] = []
 const closers: Array<() => Promise<void>> = []

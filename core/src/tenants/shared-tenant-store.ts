@@ -1,20 +1,18 @@
 import { randomUUID } from 'node:crypto'
 import { open, type RootDatabase } from 'lmdb'
 import type { Logger } from 'pino'
-import type { ReasonCode } from '@adc/schemas'
+import { TENANTS_TOPIC, type ReasonCode } from '@adc/schemas'
 import type { Consumer, Log, LogRecord } from '../log/log.js'
 import { applyTenantCommand, hasTenantData, P, tenantEntries, type TenantCommand } from './tenant-state.js'
 import { createTenantStore, TenantConflictError, TenantReferenceError, type TenantStore } from './tenant-store.js'
 
-/** The topic of tenant changes: one partition (one order for every replica), compacted, never expired. */
-export const TENANTS_TOPIC = 'adc-tenants'
 
 export interface SharedTenantStoreOptions {
   /** Directory of this replica's LMDB view. */
   dir: string
   log: Log
   logger: Logger
-  /** @default TENANTS_TOPIC */
+  /** The topic of tenant changes: one partition (one order for every replica), compacted, never expired. @default TENANTS_TOPIC */
   topic?: string
   /** Longest a start waits to catch up with the topic, and a write to be applied. @default 30_000 */
   timeoutMs?: number

@@ -1,4 +1,4 @@
 import { openTenantStore } from './tenant-store.js'
-import { tenantStoreSuite } from './tenant-store.case.js'
+import { tenantStoreSuite } from '../testing/tenant-store.contract.js'
 
 tenantStoreSuite(async (dir) => openTenantStore({ dir }))

@@ -77,7 +77,7 @@ export interface Principal {
 
 /**
  * The tenant config the edge pulls: the shared contract `edgeConfigSchema` of @adc/schemas
- * (`GET /v1/internal/edge-config`, indexed by edge/src/lib/tenants.ts).
+ * (`GET /v1/internal/edge-config`, indexed by edge/src/tenants/tenants.ts).
  */
 export type EdgeConfig = EdgeConfigContract
 

@@ -1,10 +1,14 @@
+/**
+ * Authentication middleware: resolves the publisher and what the credential may send (server key,
+ * public key or request signature).
+ */
 import { partitionFor } from '@adc/schemas'
 import { createMiddleware } from 'hono/factory'
-import type { AppEnv } from '../lib/context.js'
-import { sha256Hex } from '../lib/crypto.js'
-import { fail } from '../lib/errors.js'
-import { shardFor } from '../lib/ingest.js'
-import { checkSignature, SIGNATURE_HEADERS, SIGNATURE_WINDOW_SECONDS } from '../lib/signing.js'
+import type { AppEnv } from '../context.js'
+import { sha256Hex } from '../crypto.js'
+import { fail } from '../errors.js'
+import { shardFor } from '../dedupe/shard.js'
+import { checkSignature, SIGNATURE_HEADERS, SIGNATURE_WINDOW_SECONDS } from '../tenants/signing.js'
 
 export interface AuthenticateOptions {
   /** Where the API key may come from. @default 'header' (Authorization: Bearer) */

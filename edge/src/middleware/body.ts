@@ -1,6 +1,9 @@
+/**
+ * Body middleware: checks the media type and reads the body within the size limit.
+ */
 import { createMiddleware } from 'hono/factory'
-import type { AppEnv } from '../lib/context.js'
-import { fail } from '../lib/errors.js'
+import type { AppEnv } from '../context.js'
+import { fail } from '../errors.js'
 
 export interface ReadBodyOptions {
   /** Largest body accepted, in bytes. */

@@ -1,15 +1,11 @@
+/**
+ * Middleware that puts the parsed settings and the tenant config on the request's context.
+ */
 import { createMiddleware } from 'hono/factory'
-import type { Env } from '../env.js'
-import type { AppEnv } from '../lib/context.js'
-import { fail } from '../lib/errors.js'
-import { settingsFrom } from '../lib/settings.js'
-import { ConfigUnavailableError, tenantSourceFor, type TenantIndex } from '../lib/tenants.js'
-
-/** The tenant config for this Worker's variables (cached per isolate); throws ConfigUnavailableError. */
-export function tenantsFor(env: Env): Promise<TenantIndex> {
-  const settings = settingsFrom(env)
-  return tenantSourceFor({ staticJson: env.EDGE_CONFIG_JSON, coreUrl: settings.coreUrl, syncKey: settings.edgeSyncKey, ttlMs: settings.configTtlMs }).get()
-}
+import type { AppEnv } from '../context.js'
+import { fail } from '../errors.js'
+import { settingsFrom } from '../settings.js'
+import { ConfigUnavailableError, tenantsFor } from '../tenants/tenants.js'
 
 /** Puts parsed settings and the tenant config on the context; 503 only if no config was ever loaded. */
 export function loadTenants() {

@@ -1,16 +1,13 @@
-import type { EventType } from '@adc/schemas'
+import { MAX_BEACON_BYTES, type EventType } from '@adc/schemas'
 import { Hono } from 'hono'
-import type { AppEnv } from '../lib/context.js'
-import { deliverLater } from '../lib/deliver.js'
-import { prepare, type IncomingItem } from '../lib/ingest.js'
+import type { AppEnv } from '../context.js'
+import { deliverLater } from '../ingest/deliver.js'
+import { prepare, type IncomingItem } from '../ingest/prepare.js'
 import { authenticate } from '../middleware/auth.js'
 import { parseJsonBody, readBody } from '../middleware/body.js'
-import { enforceRateLimit } from '../middleware/rate-limit.js'
+import { enforceRateLimit } from '../rate-limit/budget.js'
 import { loadTenants } from '../middleware/tenants.js'
-import { parseBatch, requestFacts } from './events.js'
-
-/** sendBeacon bodies are capped by browsers at 64 KiB; the route refuses more. */
-export const MAX_BEACON_BYTES = 64 * 1024
+import { parseBatch, requestFacts } from '../ingest/request.js'
 
 /** Splits `{type, ...event}`: the type picks the schema, the rest is the event. */
 export function typedItem(raw: unknown): IncomingItem {
@@ -31,6 +28,7 @@ const beacon = new Hono<AppEnv>()
 beacon.post(
   '/v1/beacon',
   loadTenants(),
+  // sendBeacon bodies are capped by browsers at 64 KiB (MAX_BEACON_BYTES); the route refuses more.
   readBody({ maxBytes: MAX_BEACON_BYTES, mediaTypes: ['text/plain', 'application/json'] }),
   authenticate({ keyFrom: 'query', allowSignature: false }),
   async function beaconHandler(c) {

@@ -1,12 +1,15 @@
+/**
+ * `POST /v1/bench/validate/:type`: the batch route's work without its I/O, for the edge benchmark (404 unless BENCH_ROUTES=1).
+ */
 import { MAX_BATCH_BYTES, type EventType } from '@adc/schemas'
 import { Hono } from 'hono'
-import type { AppEnv } from '../lib/context.js'
-import { fail } from '../lib/errors.js'
-import { prepare } from '../lib/ingest.js'
+import type { AppEnv } from '../context.js'
+import { fail } from '../errors.js'
+import { prepare } from '../ingest/prepare.js'
 import { authenticate } from '../middleware/auth.js'
 import { parseJsonBody, readBody } from '../middleware/body.js'
 import { loadTenants } from '../middleware/tenants.js'
-import { parseBatch, requestFacts } from './events.js'
+import { parseBatch, requestFacts } from '../ingest/request.js'
 
 const bench = new Hono<AppEnv>()
 

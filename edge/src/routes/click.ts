@@ -1,15 +1,19 @@
+/**
+ * `GET|HEAD /c/<token>`: the click redirect; records the click and sends the browser on.
+ */
+import { REASON_HEADER } from '@adc/schemas'
 import { Hono } from 'hono'
 import { ulid } from 'ulid'
-import type { AppEnv } from '../lib/context.js'
-import { deliverLater } from '../lib/deliver.js'
-import { prepare } from '../lib/ingest.js'
-import { checkToken } from '../lib/token-check.js'
-import { prefetchKind } from '../lib/prefetch.js'
-import { eventFromToken } from '../lib/token-events.js'
-import { settingsFrom } from '../lib/settings.js'
-import { takeEvents } from '../middleware/rate-limit.js'
-import { tenantsFor } from '../middleware/tenants.js'
-import { requestFacts } from './events.js'
+import type { AppEnv } from '../context.js'
+import { deliverLater } from '../ingest/deliver.js'
+import { prepare } from '../ingest/prepare.js'
+import { checkToken } from '../tokens/token-check.js'
+import { prefetchKind } from '../tokens/prefetch.js'
+import { eventFromToken } from '../tokens/token-events.js'
+import { settingsFrom } from '../settings.js'
+import { takeEvents } from '../rate-limit/budget.js'
+import { tenantsFor } from '../tenants/tenants.js'
+import { requestFacts } from '../ingest/request.js'
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
 
@@ -18,7 +22,7 @@ function errorPage(status: 400 | 410 | 422 | 503, title: string, detail: string,
   const html = `<!doctype html><html lang="en"><meta charset="utf-8"><meta name="robots" content="noindex">` +
     `<title>${escapeHtml(title)}</title><body style="font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto">` +
     `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(detail)}</p><p><small>Reason: ${escapeHtml(code)}</small></p></body></html>`
-  return new Response(html, { status, headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-robots-tag': 'noindex', 'x-adc-reason': code } })
+  return new Response(html, { status, headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-robots-tag': 'noindex', [REASON_HEADER]: code } })
 }
 
 const click = new Hono<AppEnv>()
@@ -58,7 +62,7 @@ click.get('/c/:token', async function clickHandler(c) {
   location.searchParams.set('clickId', clickId)
   const headers: Record<string, string> = { location: location.toString(), 'cache-control': 'no-store', 'referrer-policy': 'no-referrer-when-downgrade' }
   const limit = await takeEvents(c.env, settings, publisher, 1)
-  if (!limit.ok) return new Response(null, { status: 302, headers: { ...headers, 'x-adc-reason': 'rate_limited' } })
+  if (!limit.ok) return new Response(null, { status: 302, headers: { ...headers, [REASON_HEADER]: 'rate_limited' } })
   const prefetch = prefetchKind(c.req.raw) !== undefined
   const raw = eventFromToken(payload, ulid(receivedAt), receivedAt, { clickId })
   const prepared = await prepare([{ type: 'click', raw }], { publisher, credential: 'token', tenants, source: 'redirect', receivedAt, prefetch, ...requestFacts(c) }, settings)

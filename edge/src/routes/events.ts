@@ -1,38 +1,26 @@
-import { batchBodySchema, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, partitionFor, type EventType } from '@adc/schemas'
-import { Hono, type Context } from 'hono'
+/**
+ * `POST /v1/events/{impressions,clicks}:batch`: the batch API (prepare, commit, answer per event),
+ * and `POST /v1/events/validate-signature`.
+ */
+import { MAX_BATCH_BYTES, partitionFor, type EventType } from '@adc/schemas'
+import { Hono } from 'hono'
 import { z } from 'zod'
-import type { AppEnv } from '../lib/context.js'
-import { sha256Hex } from '../lib/crypto.js'
-import { edgeFactsFrom } from '../lib/envelope.js'
-import { errorResponse, fail } from '../lib/errors.js'
-import { commit, prepare, sendStats, shardFor } from '../lib/ingest.js'
-import { checkSignature, SIGNATURE_HEADERS } from '../lib/signing.js'
-import { checkToken } from '../lib/token-check.js'
+import type { AppEnv } from '../context.js'
+import { sha256Hex } from '../crypto.js'
+import { parseBatch, requestFacts } from '../ingest/request.js'
+import { errorResponse, fail } from '../errors.js'
+import { commit } from '../ingest/commit.js'
+import { prepare } from '../ingest/prepare.js'
+import { shardFor } from '../dedupe/shard.js'
+import { sendStats } from '../ingest/stats-batcher.js'
+import { checkSignature, SIGNATURE_HEADERS } from '../tenants/signing.js'
+import { checkToken } from '../tokens/token-check.js'
 import { authenticate } from '../middleware/auth.js'
 import { parseJsonBody, readBody } from '../middleware/body.js'
-import { enforceRateLimit } from '../middleware/rate-limit.js'
+import { enforceRateLimit } from '../rate-limit/budget.js'
 import { loadTenants } from '../middleware/tenants.js'
 
 const BATCH_ROUTES: Record<string, EventType> = { 'impressions:batch': 'impression', 'clicks:batch': 'click' }
-
-/** Parses `{"events":[...]}`: 400 invalid_batch for a wrong shape, 413 for more than 500 events. */
-export function parseBatch(body: unknown): unknown[] {
-  const events = (body as { events?: unknown } | null)?.events
-  if (Array.isArray(events) && events.length > MAX_BATCH_EVENTS) {
-    throw fail('payload_too_large', `a batch holds at most ${MAX_BATCH_EVENTS} events; this one has ${events.length}`)
-  }
-  const parsed = batchBodySchema.safeParse(body)
-  if (!parsed.success) throw fail('invalid_batch', 'the body must be {"events":[...]} with 1 to 500 events')
-  return parsed.data.events
-}
-
-/** The request facts every ingest path records. */
-export function requestFacts(c: Context<AppEnv>) {
-  return {
-    observed: { ua: c.req.header('user-agent'), ip: c.req.header('cf-connecting-ip') },
-    edge: edgeFactsFrom((c.req.raw as { cf?: unknown }).cf),
-  }
-}
 
 const batch = new Hono<AppEnv>()
 

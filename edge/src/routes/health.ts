@@ -1,5 +1,8 @@
+/**
+ * `GET /healthz`: liveness.
+ */
 import { Hono } from 'hono'
-import type { AppEnv } from '../lib/context.js'
+import type { AppEnv } from '../context.js'
 
 const health = new Hono<AppEnv>()
 

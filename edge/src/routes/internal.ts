@@ -1,11 +1,16 @@
+/**
+ * `/v1/internal/*`, behind EDGE_SYNC_KEY: what core and operators ask the edge (spool, rate limit and
+ * dedupe state), and two development-only benchmarks.
+ */
 import { Hono, type Context, type Next } from 'hono'
-import type { AppEnv } from '../lib/context.js'
-import { sameSecret } from '../lib/crypto.js'
-import { fail } from '../lib/errors.js'
-import { timeBucketOfMs } from '../lib/dedupe-key.js'
-import { shardFor, spoolFor } from '../lib/ingest.js'
-import { settingsFrom } from '../lib/settings.js'
-import { limiterFor } from '../middleware/rate-limit.js'
+import type { AppEnv } from '../context.js'
+import { sameSecret } from '../crypto.js'
+import { fail } from '../errors.js'
+import { timeBucketOfMs } from '../dedupe/dedupe-key.js'
+import { shardFor } from '../dedupe/shard.js'
+import { spoolFor } from '../ingest/spool-stub.js'
+import { settingsFrom } from '../settings.js'
+import { limiterFor } from '../rate-limit/budget.js'
 
 const internal = new Hono<AppEnv>()
 

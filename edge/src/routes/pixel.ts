@@ -1,13 +1,13 @@
 import { Hono } from 'hono'
-import type { AppEnv } from '../lib/context.js'
-import { deliverLater } from '../lib/deliver.js'
-import { errorResponse } from '../lib/errors.js'
-import { prepare } from '../lib/ingest.js'
-import { checkToken } from '../lib/token-check.js'
-import { eventFromToken, eventIdFromToken } from '../lib/token-events.js'
-import { enforceRateLimit } from '../middleware/rate-limit.js'
+import type { AppEnv } from '../context.js'
+import { deliverLater } from '../ingest/deliver.js'
+import { errorResponse } from '../errors.js'
+import { prepare } from '../ingest/prepare.js'
+import { checkToken } from '../tokens/token-check.js'
+import { eventFromToken, eventIdFromToken } from '../tokens/token-events.js'
+import { enforceRateLimit } from '../rate-limit/budget.js'
 import { loadTenants } from '../middleware/tenants.js'
-import { requestFacts } from './events.js'
+import { requestFacts } from '../ingest/request.js'
 
 /** The smallest transparent GIF (43 bytes): 1x1, one transparent palette entry. */
 export const GIF_1X1 = Uint8Array.from([

@@ -1,5 +1,8 @@
+/**
+ * `GET /tag.js`: the browser tag (edge/src/tag/tag-source.ts).
+ */
 import { Hono } from 'hono'
-import type { AppEnv } from '../lib/context.js'
+import type { AppEnv } from '../context.js'
 import { TAG_SOURCE } from '../tag/tag-source.js'
 
 const tag = new Hono<AppEnv>()

@@ -1,6 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
+import { edgeConfigSchema } from '@adc/schemas'
+import { sameSecret } from '../../secrets.js'
 import { TenantConflictError, TenantReferenceError, hashApiKey, purposeOf, scopeOf, type Publisher } from '../../tenants/tenant-store.js'
 import { type ResolvedApiDeps, type ApiEnv, bearer, bearerSecurity, idParam, requireAdmin } from '../context.js'
 import { ApiError, errorResponses } from '../errors.js'
@@ -239,23 +240,8 @@ const edgeConfigRoute = createRoute({
       description: 'Booked campaigns, and publishers with API key hashes by scope, signing keys by purpose and rate limits',
       content: {
         'application/json': {
-          schema: z
-            .object({
-              version: z.number().int(),
-              campaignIds: z.array(z.string()).openapi({ description: 'booked campaigns; the edge refuses events for any other' }),
-              publishers: z.array(
-                z.object({
-                  id: z.string(),
-                  apiKeyHashes: z.array(z.string()).openapi({ description: 'server-scope keys' }),
-                  publicKeyHashes: z.array(z.string()).openapi({ description: 'public-scope keys' }),
-                  signingKeys: z.record(z.string(), z.string()).openapi({ description: 'token signing secrets by key id' }),
-                  requestSigningKeys: z.record(z.string(), z.string()).openapi({ description: 'request signing secrets by key id' }),
-                  rateLimit: RateLimit,
-                  active: z.boolean(),
-                }),
-              ),
-            })
-            .openapi('EdgeConfig'),
+          // The shared contract itself (schemas/src/edge-config.ts): the document cannot drift from it.
+          schema: edgeConfigSchema.meta({ id: 'EdgeConfig' }),
         },
       },
     },
@@ -378,11 +364,6 @@ export function registerAdminRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiD
     const campaigns = tenants.listCampaigns(p.kind === 'advertiser' ? { advertiserId: p.id } : undefined)
     return c.json({ campaigns }, 200)
   })
-}
-
-/** Constant-time comparison (of SHA-256 digests, so lengths never leak through timing). */
-function sameSecret(a: string, b: string): boolean {
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest())
 }
 
 /** The edge's config pull authenticates with EDGE_SYNC_KEY (or an admin key), not a tenant key. */

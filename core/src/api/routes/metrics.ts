@@ -1,5 +1,5 @@
+import { chTime } from '@adc/schemas'
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
-import { chTime } from '../../billing/days.js'
 import { spendMicros, viewabilityRate } from '../../billing/snapshots.js'
 import { type ResolvedApiDeps, type ApiEnv, bearerSecurity, idParam, parseTime, requireCampaignAccess, timeParam } from '../context.js'
 import { ApiError, errorResponses } from '../errors.js'

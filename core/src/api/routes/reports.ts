@@ -1,6 +1,6 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
-import { EVENTS_TOPIC } from '@adc/schemas'
-import { DAY_MS, chTime, dayStart } from '../../billing/days.js'
+import { EVENTS_TOPIC, chTime } from '@adc/schemas'
+import { DAY_MS, dayStart } from '../../billing/days.js'
 import { DUPLICATE_VERDICTS, IVT_REASONS, classifyDay, hasSignColumn } from '../../billing/final-join.js'
 import { STREAM_MODEL } from '../../billing/jobs.js'
 import { type ResolvedApiDeps, type ApiEnv, bearerSecurity, dayParam, refuseFutureDay, requireAdmin } from '../context.js'

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { decoded } from './test-support.js'
+import { decoded } from '../../testing/records.js'
 import { createCampaignStep } from './campaign-step.js'
 
 describe('campaignStep', () => {

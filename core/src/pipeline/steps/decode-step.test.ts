@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { RawRecord } from '../types.js'
-import { testEnvelope } from '../../processor/fixtures.js'
-import { T } from './test-support.js'
+import { testEnvelope } from '../../testing/events.js'
+import { T } from '../../testing/records.js'
 import { createDecodeStep } from './decode-step.js'
 
 describe('decodeStep', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { sweepExpired } from '../../state/expiry.js'
-import { decoded, T, useStores } from './test-support.js'
+import { decoded, T, useStores } from '../../testing/records.js'
 import { createDedupeStep } from './dedupe-step.js'
 
 const newStore = useStores()

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { envelopeSchema } from '@adc/schemas'
 import { CLICK_KEYS, CLIENT_KEYS, EDGE_KEYS, ENVELOPE_KEYS, IMPRESSION_KEYS, fastEnvelope } from './envelope-fast.js'
-import { testEnvelope } from '../../processor/fixtures.js'
+import { testEnvelope } from '../../testing/events.js'
 
 /** Key order, recursively: the fast path must build the very objects zod builds. */
 const shape = (x: unknown): unknown =>

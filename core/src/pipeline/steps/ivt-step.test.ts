@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { Decoded } from '../types.js'
-import { decoded, T, useStores } from './test-support.js'
+import { decoded, T, useStores } from '../../testing/records.js'
 import { createIvtStep } from './ivt-step.js'
 
 const newStore = useStores()

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { watermark } from '../../state/expiry.js'
 import type { Decoded, Deduped } from '../types.js'
-import { decoded, T, useStores } from './test-support.js'
+import { decoded, T, useStores } from '../../testing/records.js'
 import { createDedupeStep } from './dedupe-step.js'
 import { createJoinStage } from './join-step.js'
 

@@ -1,0 +1,106 @@
+/**
+ * Test events: deterministic ids, envelopes and log records for any test or benchmark that feeds the
+ * processor, and a traffic mix with its expected totals.
+ * Imported by tests and benchmarks only.
+ */
+import { createHash } from 'node:crypto'
+import type { EnvelopeInput } from '@adc/schemas'
+import type { ProducerRecord } from '../log/log.js'
+
+const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+
+/** A valid, deterministic ULID-shaped id for test event number `n`. */
+export function ulidFor(n: number, salt = 0): string {
+  let s = ''
+  let v = BigInt(n) * 1_000_003n + BigInt(salt)
+  for (let i = 0; i < 16; i++) {
+    s = CROCKFORD[Number(v % 32n)]! + s
+    v /= 32n
+  }
+  return '01JD' + '0'.repeat(6) + s
+}
+
+/** The delivery idempotency key as schemas/keys.ts computes it (synchronous node:crypto here). */
+export function deliveryKeyOf(publisherId: string, type: 'impression' | 'click', eventId: string): string {
+  return createHash('sha256').update([publisherId, type, eventId].join('\u001f')).digest('hex').slice(0, 32)
+}
+
+export const BROWSER_UA = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
+
+export interface TestEventInput {
+  type: 'impression' | 'click'
+  n: number
+  impressionId: string
+  ts: number
+  receivedAt?: number
+  campaignId?: string
+  publisherId?: string
+  channel?: 'web' | 'app' | 'ctv' | 's2s'
+  ua?: string | null
+  ipPrefix?: string
+  userKey?: string
+  prefetch?: boolean
+  geo?: string
+}
+
+/** A valid v1 envelope as the edge writes it. */
+export function testEnvelope(i: TestEventInput): EnvelopeInput {
+  const publisherId = i.publisherId ?? 'pub_demo'
+  const eventId = ulidFor(i.n)
+  const event = {
+    eventId,
+    ts: i.ts,
+    adId: 'ad_1',
+    campaignId: i.campaignId ?? (i.type === 'click' ? 'cmp_demo_cpc' : 'cmp_demo_cpm'),
+    publisherId,
+    requestId: `req_${i.n}`,
+    impressionId: i.impressionId,
+    channel: i.channel ?? 'web',
+    device: 'desktop' as const,
+    geo: i.geo ?? 'US',
+    ...(i.userKey ? { userKey: i.userKey } : {}),
+    ...(i.type === 'click' ? { clickId: `clk_${i.n}` } : {}),
+  }
+  return {
+    v: 1,
+    type: i.type,
+    key: deliveryKeyOf(publisherId, i.type, eventId),
+    receivedAt: i.receivedAt ?? i.ts + 50,
+    edge: { dedupe: 'new', source: 'batch', colo: 'AMS', country: 'NL', ...(i.prefetch ? { prefetch: true } : {}) },
+    client: { ...(i.ua === null ? {} : { ua: i.ua ?? BROWSER_UA }), ipPrefix: i.ipPrefix ?? `198.51.${i.n % 200}.0/24`, ipHash: `h${i.n % 5000}` },
+    event,
+  } as EnvelopeInput
+}
+
+export function toRecord(env: EnvelopeInput): ProducerRecord {
+  return { key: env.event.impressionId, value: JSON.stringify(env) }
+}
+
+/**
+ * A reproducible traffic mix: per impression one impression record and (every third) one click a
+ * few seconds later; every 10th event delivered twice (edge retry). Returns the records and the
+ * counts a correct processor must end with.
+ */
+export function trafficMix(count: number, { start = Date.UTC(2026, 10, 23, 12, 0, 0), seed = 0 } = {}): { records: ProducerRecord[]; expected: { impressions: number; clicks: number; duplicates: number } } {
+  const records: ProducerRecord[] = []
+  let impressions = 0
+  let clicks = 0
+  let duplicates = 0
+  let n = seed * 10_000_000
+  for (let i = 0; records.length < count; i++) {
+    const impressionId = `imp_${seed}_${i}`
+    const ts = start + i * 20
+    const imp = testEnvelope({ type: 'impression', n: n++, impressionId, ts, userKey: `u${i % 997}` })
+    records.push(toRecord(imp))
+    impressions++
+    if (i % 10 === 0) {
+      records.push(toRecord(imp))
+      duplicates++
+    }
+    if (i % 3 === 0) {
+      records.push(toRecord(testEnvelope({ type: 'click', n: n++, impressionId, ts: ts + 5_000, userKey: `u${i % 997}` })))
+      clicks++
+    }
+  }
+  return { records, expected: { impressions, clicks, duplicates } }
+}

@@ -1,0 +1,39 @@
+/**
+ * Runs the streaming processor over a list of records on an embedded log and waits until all are
+ * applied: the stream side of the tests that hold both billing engines against each other.
+ * Imported by tests and benchmarks only.
+ */
+import { EVENTS_TOPIC, EDGE_STATS_TOPIC } from '@adc/schemas'
+import { join } from 'node:path'
+import pino from 'pino'
+import type { ClickHouseClient } from '../clickhouse/client.js'
+import { createEmbeddedLog } from '../log/embedded-log.js'
+import type { ProducerRecord } from '../log/log.js'
+import { createMetricsRegistry } from '../metrics/registry.js'
+import { createProcessor } from '../processor/processor.js'
+
+/**
+ * Test support: runs the real processor (embedded log, LMDB state, chDB sinks) over `records` in the
+ * given order until every record is applied, then stops it.
+ */
+export async function runStream(opts: { ch: ClickHouseClient; database: string; dir: string; records: ProducerRecord[]; partitions?: number; maxBatchRecords?: number }): Promise<void> {
+  const log = await createEmbeddedLog({ dir: join(opts.dir, 'log'), logger: pino({ level: 'silent' }) })
+  try {
+    await log.ensureTopic(EVENTS_TOPIC, opts.partitions ?? 2)
+    await log.ensureTopic(EDGE_STATS_TOPIC, 1)
+    await log.append(EVENTS_TOPIC, opts.records)
+    const processor = createProcessor({
+      log, clickhouse: opts.ch, database: opts.database, stateDir: join(opts.dir, 'state'), groupId: 'g-rules',
+      logger: pino({ level: 'silent' }), registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords: opts.maxBatchRecords ?? 7,
+    })
+    await processor.start()
+    const deadline = Date.now() + 60_000
+    const applied = () => Object.values(processor.status().topics[EVENTS_TOPIC] ?? {}).reduce((a, s) => a + s.applied + 1, 0)
+    while (applied() < opts.records.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    const done = applied()
+    await processor.stop()
+    if (done < opts.records.length) throw new Error(`processor applied ${done} of ${opts.records.length} records`)
+  } finally {
+    await log.close()
+  }
+}

@@ -1,0 +1,25 @@
+import type { Env } from './env.js'
+import type { Settings } from './settings.js'
+import type { PublisherConfig } from '@adc/schemas'
+import type { TenantIndex } from './tenants/tenants.js'
+
+/** How the request proved who it is. */
+export type AuthMethod = 'api_key' | 'signature'
+
+/**
+ * What the request's credential may send: a `server_key` or a `request_signature` anything; a
+ * `public_key` (page HTML) impressions, and clicks only with a valid `clickToken`; a `token` (pixel,
+ * click redirect) the one event its signed token stands for.
+ */
+export type Credential = 'server_key' | 'public_key' | 'request_signature' | 'token'
+
+export interface AppVariables {
+  settings: Settings
+  tenants: TenantIndex
+  publisher: PublisherConfig
+  authMethod: AuthMethod
+  credential: Credential
+  rawBody: Uint8Array<ArrayBuffer>
+}
+
+export type AppEnv = { Bindings: Env; Variables: AppVariables }

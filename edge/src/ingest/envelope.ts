@@ -1,0 +1,98 @@
+/**
+ * Builds the v1 log envelope (schemas/src/envelope.ts) for an accepted event: the event, its
+ * idempotency key, the edge's facts and the privacy-filtered client facts.
+ */
+import { ENVELOPE_VERSION, isCleanText, type ClickEvent, type EnvelopeInput, type EventType, type ImpressionEvent } from '@adc/schemas'
+import { countryOf, deviceClassOf } from './device.js'
+import { clientFacts, type ClientFacts, type ObservedClient } from '../privacy/privacy.js'
+
+export type EnvelopeSource = 'batch' | 'beacon' | 'pixel' | 'redirect' | 's2s'
+
+export interface EdgeFacts {
+  colo?: string
+  country?: string
+  asn?: number
+}
+
+/** Reads the request's `cf` facts, keeping only well-formed values (they are optional on the wire). */
+export function edgeFactsFrom(cf: unknown): EdgeFacts {
+  const facts: EdgeFacts = {}
+  if (!cf || typeof cf !== 'object') return facts
+  const { colo, country, asn } = cf as { colo?: unknown; country?: unknown; asn?: unknown }
+  if (typeof colo === 'string' && colo.length > 0 && colo.length <= 16 && isCleanText(colo)) facts.colo = colo
+  if (typeof country === 'string' && /^[A-Z0-9]{2}$/.test(country)) facts.country = country
+  if (typeof asn === 'number' && Number.isInteger(asn) && asn >= 0) facts.asn = asn
+  return facts
+}
+
+export interface EnvelopeContext {
+  source: EnvelopeSource
+  observed: ObservedClient
+  edge: EdgeFacts
+  prefetch?: boolean
+  receivedAt: number
+}
+
+/**
+ * The v1 log envelope (schemas/src/envelope.ts). The event's own `ua`/`ip` (server-to-server
+ * callers) take the place of the observed request values and are treated exactly alike: the raw
+ * IP is reduced to prefix + salted hash and never forwarded. A server-to-server event without
+ * them gets no client facts, because the observed request is the ad server's, not the user's.
+ * A sender that hashed on its side sends `ipHash`/`uaHash` instead: they are kept as given
+ * (lower-cased) in place of the request's values; a raw `ip`/`ua` in the same event wins.
+ * `consent: false` keeps no client facts and no user key.
+ *
+ * Geo and device the client did not send come from the edge: the country of `request.cf` and the
+ * device class of the user's agent; the client's own (schema-valid) values always win. A
+ * server-to-server request's country is the ad server's, so there only a forwarded agent counts.
+ */
+export async function buildEnvelope(
+  item: { type: EventType; event: ImpressionEvent | ClickEvent; key: string; dedupe: 'new' | 'skipped' },
+  ctx: EnvelopeContext,
+  ipHashSecret: string,
+  /** Per-request memo: events of one batch usually share one client, hashed once. */
+  factsMemo: Map<string, Promise<ClientFacts>> = new Map(),
+): Promise<EnvelopeInput> {
+  const { ua, ip, ipHash, uaHash, ...rest } = item.event
+  const event: typeof rest = { ...rest }
+  if (event.consent === false) delete event.userKey
+  const serverToServer = event.channel === 's2s' || ctx.source === 's2s'
+  const observed: ObservedClient = {
+    ua: ua ?? (serverToServer || uaHash !== undefined ? undefined : ctx.observed.ua),
+    ip: ip ?? (serverToServer || ipHash !== undefined ? undefined : ctx.observed.ip),
+  }
+  if (event.geo === undefined && !serverToServer) {
+    const geo = countryOf(ctx.edge.country)
+    if (geo) event.geo = geo
+  }
+  if (event.device === undefined) {
+    const device = deviceClassOf(observed.ua)
+    if (device) event.device = device
+  }
+  const client = await memoFacts(factsMemo, observed, event.consent, ipHashSecret, ctx.receivedAt)
+  if (event.consent !== false) {
+    if (ip === undefined && ipHash !== undefined) client.ipHash = ipHash.toLowerCase()
+    if (ua === undefined && uaHash !== undefined) client.uaHash = uaHash.toLowerCase()
+  }
+  const edge = { ...ctx.edge, dedupe: item.dedupe, source: event.channel === 's2s' ? 's2s' as const : ctx.source, ...(ctx.prefetch ? { prefetch: true } : {}) }
+  return {
+    v: ENVELOPE_VERSION as 1,
+    type: item.type,
+    key: item.key,
+    receivedAt: ctx.receivedAt,
+    edge,
+    client,
+    event,
+  } as EnvelopeInput
+}
+
+function memoFacts(memo: Map<string, Promise<ClientFacts>>, observed: ObservedClient, consent: boolean | undefined, secret: string, nowMs: number): Promise<ClientFacts> {
+  const id = `${consent === false ? 0 : 1}\u001f${observed.ua ?? ''}\u001f${observed.ip ?? ''}`
+  let facts = memo.get(id)
+  if (!facts) {
+    facts = clientFacts(observed, consent, secret, nowMs)
+    memo.set(id, facts)
+  }
+  // A copy per envelope: the records are serialised separately and must not share objects.
+  return facts.then((f) => ({ ...f }))
+}

@@ -1,0 +1,8 @@
+/**
+ * The `X-Adc-*` HTTP header names, lower case as `Headers` reads them. Request signing's three
+ * headers (`SIGNATURE_HEADERS`: X-Adc-Key-Id, X-Adc-Timestamp, X-Adc-Signature) live beside the
+ * signing string in schemas/src/signing.ts, which browser bundles import alone.
+ */
+
+/** A click redirect that was not counted says why (a reason code) in this header. */
+export const REASON_HEADER = 'x-adc-reason'
