@@ -3,7 +3,8 @@ import { mkdtempSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createClient, type ClientOptions, type Dropped } from '@adc/sdk'
-import { ROOT, eventually, startCore, startEdge, type CoreHandle, type EdgeHandle } from './system.js'
+import { ROOT, type EdgeHandle } from './system.js'
+import { conformanceSystem, type Tenant } from './conformance.js'
 
 /**
  * The JS SDK against the real edge (workerd via wrangler dev) and core: whatever the network and
@@ -11,101 +12,17 @@ import { ROOT, eventually, startCore, startEdge, type CoreHandle, type EdgeHandl
  * app with a reason code. Counts are read from core's realtime metrics on a campaign of each test's
  * own, so the tests cannot see each other's events.
  */
-const ADMIN_KEY = 'admin_demo_dev'
-const ADV_KEY = 'ak_demo_advertiser_dev'
 const UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148'
-const runId = Math.random().toString(36).slice(2, 8)
+const sys = conformanceSystem('')
+const { runId, tenant, counted, books, expectExactlyOnce } = sys
 
-let core: CoreHandle
 let edge: EdgeHandle
 
-/** The one place the harness is started, so a change to its signature is a change here only. */
-async function startSystem(): Promise<{ core: CoreHandle; edge: EdgeHandle }> {
-  const c = await startCore()
-  return { core: c, edge: await startEdge(c) }
-}
-
 beforeAll(async () => {
-  ;({ core, edge } = await startSystem())
+  ;({ edge } = await sys.start())
 }, 240_000)
 
-afterAll(async () => {
-  await edge?.stop()
-  await core?.stop()
-})
-
-async function admin<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${core.url}${path}`, {
-    method, headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  })
-  const json = (await res.json()) as T
-  expect(res.status, JSON.stringify(json)).toBeLessThan(300)
-  return json
-}
-
-interface Tenant {
-  publisherId: string
-  campaignId: string
-  apiKey: string
-  publicKey: string
-  signingKeyId: string
-  signingSecret: string
-}
-
-/** A publisher and a campaign of the test's own; resolves once the edge knows the publisher. */
-async function tenant(name: string, rateLimit = { perSecond: 100_000, burst: 200_000 }): Promise<Tenant> {
-  const publisherId = `pub_${name}_${runId}`
-  const campaignId = `cmp_${name}_${runId}`
-  // The campaign first: once the edge knows the publisher's key it knows the booked campaign too.
-  await admin('POST', '/v1/admin/campaigns', { id: campaignId, advertiserId: 'adv_demo', pricing: { model: 'cpm', priceMicros: 1000 } })
-  // The request signing key (purpose `request`) is what an app holds; the token key stays server-side.
-  const pub = await admin<{ apiKey: string; publicKey: string; requestSigningKeyId: string; requestSigningSecret: string }>('POST', '/v1/admin/publishers', { id: publisherId, name, rateLimit })
-  // Until the edge pulls the new config the key is unknown (401); an empty batch is 400 once it is known.
-  const known = await eventually(async () => (await fetch(`${edge.url}/v1/events/impressions:batch`, {
-    method: 'POST', headers: { authorization: `Bearer ${pub.apiKey}`, 'content-type': 'application/json' }, body: '{"events":[]}',
-  })).status, (s) => s !== 401, 20_000)
-  expect(known).toBe(400)
-  return { publisherId, campaignId, apiKey: pub.apiKey, publicKey: pub.publicKey, signingKeyId: pub.requestSigningKeyId, signingSecret: pub.requestSigningSecret }
-}
-
-/** Impressions as counted by core (billable or kept as IVT): each distinct event once. */
-async function counted(campaignId: string): Promise<number> {
-  const from = new Date(Date.now() - 3600_000).toISOString()
-  const to = new Date(Date.now() + 60_000).toISOString()
-  const res = await fetch(`${core.url}/v1/metrics/realtime?campaignId=${campaignId}&from=${from}&to=${to}`, { headers: { authorization: `Bearer ${ADV_KEY}` } })
-  expect(res.status).toBe(200)
-  const { totals } = (await res.json()) as { totals: { impressions: number; ivtImpressions: number } }
-  return totals.impressions + totals.ivtImpressions
-}
-
-interface PublisherBooks {
-  publisherId: string
-  edge: { accepted: number; duplicate: number }
-  core: { accepted: number; billed: number; keptByReason: Record<string, number> }
-}
-
-async function books(publisherId: string): Promise<PublisherBooks | undefined> {
-  const day = new Date().toISOString().slice(0, 10)
-  const report = await admin<{ publishers: PublisherBooks[] }>('GET', `/v1/reports/accounting?day=${day}`)
-  return report.publishers.find((p) => p.publisherId === publisherId)
-}
-
-/**
- * Exactly once, twice over: the campaign counts `expected` impressions, and core's books for the
- * publisher hold `expected` distinct events: every extra delivery was a resend of the same event
- * (`duplicate_delivery`), never a second event for the same impression (`duplicate_impression`,
- * which a client minting a new id per retry would cause).
- */
-async function expectExactlyOnce(t: Tenant, expected: number): Promise<PublisherBooks> {
-  const n = await eventually(() => counted(t.campaignId), (v) => v >= expected, 60_000)
-  expect(n).toBe(expected)
-  const pub = await eventually(() => books(t.publisherId), (p) => !!p && p.core.accepted >= expected && p.core.accepted === p.edge.accepted, 60_000)
-  expect(pub, JSON.stringify(pub)).toBeDefined()
-  expect(pub!.core.keptByReason.duplicate_impression ?? 0, JSON.stringify(pub)).toBe(0)
-  expect(pub!.core.accepted - (pub!.core.keptByReason.duplicate_delivery ?? 0), JSON.stringify(pub)).toBe(expected)
-  expect(await counted(t.campaignId)).toBe(expected)
-  return pub!
-}
+afterAll(() => sys.stop())
 
 function impression(t: Tenant, i: number) {
   return { adId: 'ad_sdk', campaignId: t.campaignId, requestId: `req_${i}`, impressionId: `imp_${t.campaignId}_${i}`, ua: UA, ip: `198.51.${Math.floor(i / 250) % 250}.${i % 250}` }

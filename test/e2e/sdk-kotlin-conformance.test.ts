@@ -2,29 +2,23 @@ import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ROOT, eventually, startCore, startEdge, type CoreHandle, type EdgeHandle } from './system.js'
+import { ROOT, type EdgeHandle } from './system.js'
+import { conformanceSystem, type Tenant } from './conformance.js'
 
 /**
  * The Kotlin SDK (sdk/kotlin) against the real edge (workerd via wrangler dev) and core: its
  * client runs as a child JVM (sdk/kotlin/src/test/kotlin/dev/adc/sdk/ConformanceChild.kt), built
  * with Maven. Needs Java and Maven: skipped without them, except in CI, where they are required.
  */
-const ADMIN_KEY = 'admin_demo_dev'
-const ADV_KEY = 'ak_demo_advertiser_dev'
 const KOTLIN = join(ROOT, 'sdk', 'kotlin')
-const runId = Math.random().toString(36).slice(2, 8)
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
 const haveJvm = has('java') && has('mvn')
 const inCi = process.env.CI === 'true'
+const sys = conformanceSystem('kt_')
+const { runId, tenant, books, expectExactlyOnce } = sys
 
-let core: CoreHandle
 let edge: EdgeHandle
 let classpath = ''
-
-async function startSystem(): Promise<{ core: CoreHandle; edge: EdgeHandle }> {
-  const c = await startCore()
-  return { core: c, edge: await startEdge(c) }
-}
 
 beforeAll(async () => {
   if (!haveJvm) return
@@ -32,74 +26,10 @@ beforeAll(async () => {
     '-Dmdep.outputFile=target/classpath.txt', '-Dmdep.includeScope=test'], { cwd: KOTLIN, encoding: 'utf8' })
   if (built.status !== 0) throw new Error(`mvn failed: ${built.stdout}${built.stderr}`)
   classpath = [join(KOTLIN, 'target/classes'), join(KOTLIN, 'target/test-classes'), readFileSync(join(KOTLIN, 'target/classpath.txt'), 'utf8').trim()].join(':')
-  ;({ core, edge } = await startSystem())
+  ;({ edge } = await sys.start())
 }, 240_000)
 
-afterAll(async () => {
-  await edge?.stop()
-  await core?.stop()
-})
-
-async function admin<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${core.url}${path}`, {
-    method, headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  })
-  const json = (await res.json()) as T
-  expect(res.status, JSON.stringify(json)).toBeLessThan(300)
-  return json
-}
-
-interface Tenant {
-  publisherId: string
-  campaignId: string
-  signingKeyId: string
-  signingSecret: string
-}
-
-async function tenant(name: string, rateLimit = { perSecond: 100_000, burst: 200_000 }): Promise<Tenant> {
-  const publisherId = `pub_kt_${name}_${runId}`
-  const campaignId = `cmp_kt_${name}_${runId}`
-  await admin('POST', '/v1/admin/campaigns', { id: campaignId, advertiserId: 'adv_demo', pricing: { model: 'cpm', priceMicros: 1000 } })
-  const pub = await admin<{ apiKey: string; requestSigningKeyId: string; requestSigningSecret: string }>('POST', '/v1/admin/publishers', { id: publisherId, name, rateLimit })
-  const known = await eventually(async () => (await fetch(`${edge.url}/v1/events/impressions:batch`, {
-    method: 'POST', headers: { authorization: `Bearer ${pub.apiKey}`, 'content-type': 'application/json' }, body: '{"events":[]}',
-  })).status, (s) => s !== 401, 20_000)
-  expect(known).toBe(400)
-  return { publisherId, campaignId, signingKeyId: pub.requestSigningKeyId, signingSecret: pub.requestSigningSecret }
-}
-
-async function counted(campaignId: string): Promise<number> {
-  const from = new Date(Date.now() - 3600_000).toISOString()
-  const to = new Date(Date.now() + 60_000).toISOString()
-  const res = await fetch(`${core.url}/v1/metrics/realtime?campaignId=${campaignId}&from=${from}&to=${to}`, { headers: { authorization: `Bearer ${ADV_KEY}` } })
-  expect(res.status).toBe(200)
-  const { totals } = (await res.json()) as { totals: { impressions: number; ivtImpressions: number } }
-  return totals.impressions + totals.ivtImpressions
-}
-
-interface PublisherBooks {
-  publisherId: string
-  edge: { accepted: number; duplicate: number }
-  core: { accepted: number; billed: number; keptByReason: Record<string, number> }
-}
-
-async function books(publisherId: string): Promise<PublisherBooks | undefined> {
-  const day = new Date().toISOString().slice(0, 10)
-  const report = await admin<{ publishers: PublisherBooks[] }>('GET', `/v1/reports/accounting?day=${day}`)
-  return report.publishers.find((p) => p.publisherId === publisherId)
-}
-
-/** The campaign counts `expected` impressions and the books hold no second event for one impression. */
-async function expectExactlyOnce(t: Tenant, expected: number): Promise<PublisherBooks> {
-  const n = await eventually(() => counted(t.campaignId), (v) => v >= expected, 60_000)
-  expect(n).toBe(expected)
-  const pub = await eventually(() => books(t.publisherId), (p) => !!p && p.core.accepted >= expected && p.core.accepted === p.edge.accepted, 60_000)
-  expect(pub, JSON.stringify(pub)).toBeDefined()
-  expect(pub!.core.keptByReason.duplicate_impression ?? 0, JSON.stringify(pub)).toBe(0)
-  expect(pub!.core.accepted - (pub!.core.keptByReason.duplicate_delivery ?? 0), JSON.stringify(pub)).toBe(expected)
-  expect(await counted(t.campaignId)).toBe(expected)
-  return pub!
-}
+afterAll(() => sys.stop())
 
 interface ChildRun { out: string; code: number | null; signal: NodeJS.Signals | null }
 
