@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { DEFAULT_PROCESSOR_GROUP } from '@adc/schemas'
 
 /**
  * Development defaults for the demo tenant. They are printed at start and refused outside
@@ -52,7 +53,7 @@ export const configSchema = z.object({
   /** Partitions of the events topic when core creates it. @default 8 */
   LOG_PARTITIONS: z.coerce.number().int().min(1).max(1024).default(8),
   /** Consumer group of the processors. @default adc-processor */
-  PROCESSOR_GROUP: z.string().default('adc-processor'),
+  PROCESSOR_GROUP: z.string().default(DEFAULT_PROCESSOR_GROUP),
   /** Run the processor in this process. @default true */
   PROCESSOR_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   /** Run the REST proxy gateway in this process. @default true */

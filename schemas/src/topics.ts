@@ -9,6 +9,16 @@ export const EVENTS_TOPIC = 'ad-events'
 export const EDGE_STATS_TOPIC = 'edge-stats'
 /** Core's partition state changelog (claims, deltas, snapshots); same partition count as `ad-events`. */
 export const STATE_CHANGELOG_TOPIC = 'adc-state-changelog'
+/** The processors' default consumer group (core's `PROCESSOR_GROUP`). */
+export const DEFAULT_PROCESSOR_GROUP = 'adc-processor'
+/**
+ * The state changelog of one consumer group's partitions: `adc-state-changelog` for the default
+ * group, `adc-state-changelog.<group>` for any other. A changelog holds one group's claims and
+ * state; two groups reading one topic (two fleets, or test runs, on one broker) must never fold
+ * each other's records.
+ */
+export const stateChangelogTopic = (group: string): string =>
+  group === DEFAULT_PROCESSOR_GROUP ? STATE_CHANGELOG_TOPIC : `${STATE_CHANGELOG_TOPIC}.${group}`
 /** The tenant store's log (one compacted partition); a fleet names its own, `<FLEET_ID>-tenants`. */
 export const TENANTS_TOPIC = 'adc-tenants'
 /** The tenant topic a fleet of core replicas shares. */

@@ -7,7 +7,7 @@ import { join as joinPath } from 'node:path'
 import type { ClickHouseClient } from '@clickhouse/client'
 import type { Registry } from 'prom-client'
 import type { Logger } from 'pino'
-import { EDGE_STATS_TOPIC, EVENTS_TOPIC, STATE_CHANGELOG_TOPIC } from '@adc/schemas'
+import { EDGE_STATS_TOPIC, EVENTS_TOPIC, stateChangelogTopic } from '@adc/schemas'
 import type { Batch, BatchContext, Consumer, Log, LogRecord } from '../log/log.js'
 import { processorMetrics, type ProcessorMetrics } from '../metrics/registry.js'
 import { createIcebergSink, type IcebergSinkOptions } from '../sinks/iceberg-sink.js'
@@ -56,7 +56,8 @@ export interface ProcessorDeps extends EventWorkerOptions {
    * State changelog, for several processors sharing the partitions (see state/ownership.ts and the handoff argument below): each batch's
    * intent and state changes go to this topic first, and a processor that takes a partition restores
    * its state from it before the first batch. Unset: state is local only (one processor).
-   * `adc-state-changelog` for ad-events, `adc-state-changelog.edge-stats` for edge-stats.
+   * @default stateChangelogTopic(groupId) for ad-events (`adc-state-changelog` for the default group),
+   * with `.edge-stats` appended for edge-stats.
    */
   changelog?: {
     topic?: string
@@ -157,7 +158,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     report.written(rt.topic, records, built, highWatermark, { reportsOnly: rt === edgeStats })
   }
 
-  const changelogTopic = (rt: TopicRuntime): string => changelogTopicFor(deps.changelog?.topic ?? STATE_CHANGELOG_TOPIC, rt.topic, events.topic)
+  const changelogTopic = (rt: TopicRuntime): string => changelogTopicFor(deps.changelog?.topic ?? stateChangelogTopic(groupId), rt.topic, events.topic)
 
   function onBatch(rt: TopicRuntime) {
     return async (batch: Batch, ctx: BatchContext): Promise<void> => {

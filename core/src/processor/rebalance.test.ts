@@ -12,6 +12,7 @@ import { migrate } from '../clickhouse/client.js'
 import { claimRecord } from '../state/changelog.js'
 import { handoffTraffic, runHandoff } from '../testing/handoff-scenario.js'
 import { createProcessor } from './processor.js'
+import { stateChangelogTopic } from '@adc/schemas'
 
 // Two processors in one group on the embedded log (one process, separate state directories), one
 // killed mid-batch: its partitions move to the other with their state, through the changelog.
@@ -107,7 +108,7 @@ describe('partition handoff between processors (embedded log)', () => {
       const before = await rows()
       // Another processor claims every partition (as a Kafka member would after A's eviction), while
       // A still believes it owns them.
-      for (let p = 0; p < 4; p++) await log.append('adc-state-changelog', [claimRecord(p, 'someone-else')])
+      for (let p = 0; p < 4; p++) await log.append(stateChangelogTopic('fence'), [claimRecord(p, 'someone-else')])
       await log.append('ad-events', phases[1]!)
       await until(async () => a.status().failures >= 4)
       expect(await rows()).toBe(before)
