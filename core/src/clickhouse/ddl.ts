@@ -11,6 +11,25 @@ export const DEDUP_WINDOW = 100_000
 
 const dedup = `non_replicated_deduplication_window = ${DEDUP_WINDOW}`
 
+/**
+ * A rollup row after its time column: the cell (campaign, ad, publisher, geo, device) and its
+ * counters, the same for the minute and the hourly rollup (retention.ts).
+ */
+export const ROLLUP_CELLS = `campaign_id String,
+      ad_id String,
+      publisher_id String,
+      geo LowCardinality(String),
+      device LowCardinality(String),
+      impressions SimpleAggregateFunction(sum, Int64),
+      clicks SimpleAggregateFunction(sum, Int64),
+      ivt_impressions SimpleAggregateFunction(sum, Int64),
+      ivt_clicks SimpleAggregateFunction(sum, Int64),
+      duplicates SimpleAggregateFunction(sum, Int64),
+      orphan_clicks SimpleAggregateFunction(sum, Int64),
+      repeat_clicks SimpleAggregateFunction(sum, Int64),
+      uniques AggregateFunction(uniq, String),
+      last_received_at SimpleAggregateFunction(max, DateTime64(3, 'UTC'))`
+
 export function ddl(db: string): string[] {
   return [
     `CREATE DATABASE IF NOT EXISTS ${db}`,
@@ -54,20 +73,7 @@ export function ddl(db: string): string[] {
     // Minute rollups with signed counts: a correction (orphan joined, verdict changed) is a delta row.
     `CREATE TABLE IF NOT EXISTS ${db}.rollup_minute (
       minute DateTime('UTC'),
-      campaign_id String,
-      ad_id String,
-      publisher_id String,
-      geo LowCardinality(String),
-      device LowCardinality(String),
-      impressions SimpleAggregateFunction(sum, Int64),
-      clicks SimpleAggregateFunction(sum, Int64),
-      ivt_impressions SimpleAggregateFunction(sum, Int64),
-      ivt_clicks SimpleAggregateFunction(sum, Int64),
-      duplicates SimpleAggregateFunction(sum, Int64),
-      orphan_clicks SimpleAggregateFunction(sum, Int64),
-      repeat_clicks SimpleAggregateFunction(sum, Int64),
-      uniques AggregateFunction(uniq, String),
-      last_received_at SimpleAggregateFunction(max, DateTime64(3, 'UTC'))
+      ${ROLLUP_CELLS}
     ) ENGINE = AggregatingMergeTree
     PARTITION BY toYYYYMMDD(minute)
     ORDER BY (campaign_id, minute, ad_id, publisher_id, geo, device)

@@ -1,4 +1,4 @@
-import { DEDUP_WINDOW } from './ddl.js'
+import { DEDUP_WINDOW, ROLLUP_CELLS } from './ddl.js'
 
 /**
  * How long ClickHouse keeps each table's rows, in days after the row's event time; 0 keeps them
@@ -47,20 +47,7 @@ export function hourlyRollupDdl(db: string): string[] {
   return [
     `CREATE TABLE IF NOT EXISTS ${db}.rollup_hour (
       hour DateTime('UTC'),
-      campaign_id String,
-      ad_id String,
-      publisher_id String,
-      geo LowCardinality(String),
-      device LowCardinality(String),
-      impressions SimpleAggregateFunction(sum, Int64),
-      clicks SimpleAggregateFunction(sum, Int64),
-      ivt_impressions SimpleAggregateFunction(sum, Int64),
-      ivt_clicks SimpleAggregateFunction(sum, Int64),
-      duplicates SimpleAggregateFunction(sum, Int64),
-      orphan_clicks SimpleAggregateFunction(sum, Int64),
-      repeat_clicks SimpleAggregateFunction(sum, Int64),
-      uniques AggregateFunction(uniq, String),
-      last_received_at SimpleAggregateFunction(max, DateTime64(3, 'UTC')),
+      ${ROLLUP_CELLS},
       measured_impressions SimpleAggregateFunction(sum, Int64),
       viewable_impressions SimpleAggregateFunction(sum, Int64)
     ) ENGINE = AggregatingMergeTree
