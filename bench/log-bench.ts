@@ -18,6 +18,8 @@ import { createEmbeddedLog } from '../core/src/log/embedded-log.js'
 import { createKafkaLog } from '../core/src/log/kafka-log.js'
 import type { Log, ProducerRecord } from '../core/src/log/log.js'
 import { createRestProxy } from '../core/src/gateway/rest-proxy.js'
+import { serve } from '@hono/node-server'
+import type { AddressInfo } from 'node:net'
 
 export interface LogBenchOptions {
   /** @default 100_000 */
@@ -55,6 +57,15 @@ export interface GatewayFigures {
   /** gateway / direct (1 = the gateway costs nothing beyond the append) */
   ratio: number
   gatewayRecordsPerSecond: number
+  /** `log.append` records per second (wall), same batches and concurrency. */
+  directRecordsPerSecond: number
+  /**
+   * The gateway over real HTTP on loopback (node-server, keep-alive fetch, the same bodies the edge
+   * sends), records per second (wall): the figure a producer sees.
+   */
+  httpRecordsPerSecond: number
+  /** httpRecordsPerSecond / directRecordsPerSecond: the REST hop's share of produce throughput. */
+  throughputRatio: number
 }
 
 export interface LogBenchResult {
@@ -156,11 +167,28 @@ async function measureGateway(log: Log, records: ProducerRecord[], o: Required<O
     if (res.status !== 200) throw new Error(`gateway answered ${res.status}`)
     await res.arrayBuffer()
   })
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s))
+  })
+  let http: { seconds: number }
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/topics/${topic}`
+    http = await runBatches(records, o, async (batch) => {
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/vnd.kafka.json.v2+json' }, body: bodyOf(batch) })
+      if (res.status !== 200) throw new Error(`gateway answered ${res.status}`)
+      await res.arrayBuffer()
+    })
+  } finally {
+    await new Promise((r) => server.close(() => r(undefined)))
+  }
   const gwRate = records.length / gw.cpuSeconds
   const directRate = records.length / direct.cpuSeconds
+  const directWall = records.length / direct.seconds
+  const httpWall = records.length / http.seconds
   return {
     records: records.length, gatewayRecordsPerCpuSecond: Math.round(gwRate), directRecordsPerCpuSecond: Math.round(directRate),
     ratio: round(gwRate / directRate), gatewayRecordsPerSecond: Math.round(records.length / gw.seconds),
+    directRecordsPerSecond: Math.round(directWall), httpRecordsPerSecond: Math.round(httpWall), throughputRatio: round(httpWall / directWall),
   }
 }
 
