@@ -1,3 +1,4 @@
+import { SNAPSHOT_VERSION_HEADER } from '@adc/schemas'
 import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -171,14 +172,14 @@ describe('GET /v1/reports/reconcile/{day}/files', () => {
     expect(back.impressions).toBe(3)
     // Version 1 is still served as listed then, byte for byte.
     const again = await app.request(v1.files[1]!.url, { headers: ADMIN })
-    expect(again.headers.get('x-adc-snapshot-version')).toBe('1')
+    expect(again.headers.get(SNAPSHOT_VERSION_HEADER)).toBe('1')
     expect(sha(Buffer.from(await again.arrayBuffer()))).toBe(sha(v1Bytes))
     expect((await store.list(`${FIXTURE_DAY}/`)).filter((o) => o.key.endsWith('manifest.json')).map((o) => o.key)).toEqual([
       `${FIXTURE_DAY}/v1/manifest.json`, `${FIXTURE_DAY}/v2/manifest.json`,
     ])
     // Without a version the latest final one is served.
     const latest = await app.request(`/v1/reports/reconcile/${FIXTURE_DAY}/files/advertiser-adv_two.parquet`, { headers: ADMIN })
-    expect(latest.headers.get('x-adc-snapshot-version')).toBe('2')
+    expect(latest.headers.get(SNAPSHOT_VERSION_HEADER)).toBe('2')
   })
 
   it('refuses other names, unknown versions and days in the future', async () => {

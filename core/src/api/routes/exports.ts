@@ -1,3 +1,4 @@
+import { SNAPSHOT_VERSION_HEADER } from '@adc/schemas'
 import { join } from 'node:path'
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
@@ -130,7 +131,7 @@ export function registerExportRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApi
       'content-length': String(file.bytes),
       'content-disposition': `attachment; filename="${day}-v${exp.snapshotVersion}-${name}"`,
       etag: `"${file.sha256}"`,
-      'x-adc-snapshot-version': String(exp.snapshotVersion),
+      [SNAPSHOT_VERSION_HEADER]: String(exp.snapshotVersion),
     }) as never
   })
 }
