@@ -193,6 +193,20 @@ describe('GET /v1/reports/reconcile/{day}/files', () => {
   })
 })
 
+describe('export files of an earlier layout', () => {
+  it('writes a version again whose manifest lists CSV files only, with the Parquet files beside them', async () => {
+    const local = createLocalObjectStore({ root: join(tmp(), 'exports') })
+    await local.put(`${FIXTURE_DAY}/v2/advertiser-adv_demo.csv`, Buffer.from('day\n'))
+    const old = { day: FIXTURE_DAY, snapshotVersion: 2, files: [{ name: 'advertiser-adv_demo.csv', kind: 'advertiser', id: 'adv_demo', format: 'csv', rows: 0, bytes: 4, sha256: 'x' }] }
+    await local.put(`${FIXTURE_DAY}/v2/manifest.json`, Buffer.from(JSON.stringify(old)))
+    const app2 = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger: pino({ level: 'silent' }), clock: () => NOW, exportStore: local })
+    const body = await list(ADMIN, app2)
+    expect(body.snapshotVersion).toBe(2)
+    expect(body.files.filter((f) => f.format === 'parquet')).toHaveLength(4)
+    expect(body.files.find((f) => f.name === 'advertiser-adv_demo.csv')!.rows).toBeGreaterThan(0)
+  })
+})
+
 describe('export files are published only whole', () => {
   it('a write that fails before its manifest publishes nothing, and the next listing writes the version whole', async () => {
     const root = join(tmp(), 'exports')

@@ -30,6 +30,8 @@ export interface ExportFile {
 
 /** The manifest of one version's files (`<day>/v<version>/manifest.json`). */
 export interface DayExport {
+  /** MANIFEST_FORMAT when written; a manifest of another format is written again. */
+  format: number
   day: string
   snapshotVersion: number
   /** The version was closed after the lateness horizon (see the billing close). */
@@ -38,6 +40,9 @@ export interface DayExport {
   finalAt: number
   files: ExportFile[]
 }
+
+/** The manifest format this module writes (1, CSV only, was the local directory's first layout). */
+export const MANIFEST_FORMAT = 2
 
 /** Columns of both formats, in order; names as in `billing_snapshots`. */
 export const EXPORT_COLUMNS = [
@@ -123,7 +128,7 @@ export function createDayExports({ snapshots, clickhouse, database, store }: Day
         files.push({ name, kind: g.kind, id: g.id, format, rows: g.lines.length, bytes: body.length, sha256: sha256(body) })
       }
     }
-    const manifest: DayExport = { day: v.day, snapshotVersion: v.version, complete: v.complete, finalAt: v.createdAt, files }
+    const manifest: DayExport = { format: MANIFEST_FORMAT, day: v.day, snapshotVersion: v.version, complete: v.complete, finalAt: v.createdAt, files }
     // Published last: a version without its manifest has no files as far as any reader knows.
     await store.put(`${prefix}manifest.json`, Buffer.from(JSON.stringify(manifest)), { contentType: 'application/json' })
     return manifest
@@ -132,7 +137,10 @@ export function createDayExports({ snapshots, clickhouse, database, store }: Day
   /** The published manifest of a version, or undefined when that version's files are not (yet) written. */
   async function manifest(day: string, version: number): Promise<DayExport | undefined> {
     const raw = await store.get(`${versionPrefix(day, version)}manifest.json`)
-    return raw ? (JSON.parse(raw.toString('utf8')) as DayExport) : undefined
+    if (!raw) return undefined
+    const parsed = JSON.parse(raw.toString('utf8')) as Partial<DayExport>
+    // An earlier layout's manifest (CSV only, no format field) does not list this version's files.
+    return parsed.format === MANIFEST_FORMAT ? (parsed as DayExport) : undefined
   }
 
   /**
