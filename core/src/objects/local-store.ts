@@ -43,6 +43,19 @@ export function createLocalObjectStore({ root }: { root: string }): ObjectStore 
     }
   }
 
+  async function head(key: string): Promise<{ size: number } | undefined> {
+    const p = path(key)
+    return io(`stat ${key}`, async () => {
+      try {
+        const s = await stat(p)
+        return s.isFile() ? { size: s.size } : undefined
+      } catch (err) {
+        if (missing(err)) return undefined
+        throw err
+      }
+    })
+  }
+
   return {
     kind: 'local',
     async put(key, body) {
@@ -64,22 +77,11 @@ export function createLocalObjectStore({ root }: { root: string }): ObjectStore 
       return io(`read ${key}`, () => readFile(p).catch((err: unknown) => (missing(err) ? undefined : Promise.reject(err))))
     },
     async open(key) {
-      const info = await this.head(key)
+      const info = await head(key)
       if (!info) return undefined
       return { body: Readable.toWeb(createReadStream(path(key))) as ReadableStream<Uint8Array>, size: info.size }
     },
-    async head(key) {
-      const p = path(key)
-      return io(`stat ${key}`, async () => {
-        try {
-          const s = await stat(p)
-          return s.isFile() ? { size: s.size } : undefined
-        } catch (err) {
-          if (missing(err)) return undefined
-          throw err
-        }
-      })
-    },
+    head,
     async list(prefix) {
       if (prefix !== '' && !/^[A-Za-z0-9_.:=\/-]*$/.test(prefix)) throw new RangeError(`not a key prefix: ${JSON.stringify(prefix)}`)
       // Walk only the directory the prefix names (up to its last slash), then filter by the prefix.
