@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { exportStoreFromConfig } from './billing/exports-store.js'
 import { ConfigError, DEV_DEFAULTS, loadConfig } from './config.js'
 
 describe('loadConfig', () => {
@@ -47,6 +48,26 @@ describe('loadConfig', () => {
   it('does not ask a processor without the gateway for REST proxy credentials', () => {
     const c = loadConfig({ ADC_ENV: 'production', EDGE_SYNC_KEY: 'e'.repeat(20), GATEWAY_ENABLED: 'false' })
     expect(c.GATEWAY_ENABLED).toBe(false)
+  })
+
+  it('puts export files in a local directory unless EXPORTS_S3_BUCKET is set, and then needs an endpoint and credentials, by default the lake\'s', () => {
+    const c = loadConfig({})
+    expect(c.EXPORTS_S3_BUCKET).toBeUndefined()
+    expect(c.EXPORTS_S3_PREFIX).toBe('exports/')
+    expect(c.EXPORTS_URL_TTL_SECONDS).toBe(900)
+    expect(exportStoreFromConfig(c, '/data').kind).toBe('local')
+    expect(() => loadConfig({ EXPORTS_S3_BUCKET: 'exports' })).toThrow(/EXPORTS_S3_BUCKET needs an endpoint and credentials/)
+    const lake = { ICEBERG_S3_ENDPOINT: 'http://minio:9000', ICEBERG_S3_ACCESS_KEY_ID: 'adc', ICEBERG_S3_SECRET_ACCESS_KEY: 'secret' }
+    const s3 = loadConfig({ ...lake, EXPORTS_S3_BUCKET: 'warehouse', EXPORTS_S3_PUBLIC_ENDPOINT: 'http://127.0.0.1:9000' })
+    const store = exportStoreFromConfig(s3, '/data')
+    expect(store.kind).toBe('s3')
+    // Presigned for the public endpoint, under the prefix.
+    expect(store.signedUrl('2026-11-20/v1/a.csv', 60, Date.parse('2026-12-01T00:00:00Z'))).toMatch(/^http:\/\/127\.0\.0\.1:9000\/warehouse\/exports\/2026-11-20\/v1\/a\.csv\?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=adc%2F20261201%2Fus-east-1%2Fs3/)
+    expect(loadConfig({ EXPORTS_S3_BUCKET: 'b-1', EXPORTS_S3_ENDPOINT: 'http://s3:9000', EXPORTS_S3_ACCESS_KEY_ID: 'k', EXPORTS_S3_SECRET_ACCESS_KEY: 's' }).EXPORTS_S3_BUCKET).toBe('b-1')
+    expect(() => loadConfig({ EXPORTS_S3_PREFIX: 'exports' })).toThrow(/EXPORTS_S3_PREFIX/)
+    expect(() => loadConfig({ EXPORTS_S3_PREFIX: '../x/' })).toThrow(/EXPORTS_S3_PREFIX/)
+    expect(() => loadConfig({ EXPORTS_URL_TTL_SECONDS: '604801' })).toThrow(/EXPORTS_URL_TTL_SECONDS/)
+    expect(() => loadConfig({ EXPORTS_S3_BUCKET: 'Bad_Bucket' })).toThrow(/EXPORTS_S3_BUCKET/)
   })
 
   it('explains invalid values', () => {

@@ -80,6 +80,27 @@ export const configSchema = z.object({
   /** @default us-east-1 */
   ICEBERG_S3_REGION: z.string().default('us-east-1'),
   /**
+   * S3 bucket of the reconcile export files (CSV and Parquet per advertiser and publisher, one set per
+   * final snapshot version). Unset: a local directory, `<DATA_DIR>/exports`, served through core.
+   */
+  EXPORTS_S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name').optional(),
+  /** Key prefix of the export files in the bucket: empty, or ending with `/`. @default exports/ */
+  EXPORTS_S3_PREFIX: z.string().regex(/^([A-Za-z0-9_.:=-]+\/)*$/, 'must be empty or end with "/" (A-Z a-z 0-9 _ . : = - segments)')
+    .refine((p) => !p.split('/').some((seg) => seg === '.' || seg === '..'), 'must not have a "." or ".." segment')
+    .default('exports/'),
+  /** S3 API endpoint of the export bucket, path-style, with its credentials and region. @default the ICEBERG_S3_* values */
+  EXPORTS_S3_ENDPOINT: z.string().url().optional(),
+  EXPORTS_S3_ACCESS_KEY_ID: z.string().optional(),
+  EXPORTS_S3_SECRET_ACCESS_KEY: z.string().optional(),
+  EXPORTS_S3_REGION: z.string().optional(),
+  /**
+   * The endpoint as the API's clients reach it, written into presigned URLs (the signature covers
+   * the host). @default EXPORTS_S3_ENDPOINT
+   */
+  EXPORTS_S3_PUBLIC_ENDPOINT: z.string().url().optional(),
+  /** How long a presigned export URL stays valid, in seconds (SigV4 allows up to 7 days). @default 900 */
+  EXPORTS_URL_TTL_SECONDS: z.coerce.number().int().min(1).max(604_800).default(900),
+  /**
    * State changelog for several processors sharing partitions (dedupe and join state moves with a
    * partition on rebalance). `auto` turns it on with Kafka and off on the embedded log, where one
    * process owns every partition and its local LMDB state. @default auto
@@ -173,6 +194,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (config.ICEBERG_WAREHOUSE?.startsWith('s3://') && !config.ICEBERG_S3_ENDPOINT) {
     throw new ConfigError('an s3:// ICEBERG_WAREHOUSE needs ICEBERG_S3_ENDPOINT and its credentials')
+  }
+  if (config.EXPORTS_S3_BUCKET) {
+    const endpoint = config.EXPORTS_S3_ENDPOINT ?? config.ICEBERG_S3_ENDPOINT
+    const keyId = config.EXPORTS_S3_ACCESS_KEY_ID ?? config.ICEBERG_S3_ACCESS_KEY_ID
+    const secret = config.EXPORTS_S3_SECRET_ACCESS_KEY ?? config.ICEBERG_S3_SECRET_ACCESS_KEY
+    if (!endpoint || !keyId || !secret) {
+      throw new ConfigError('EXPORTS_S3_BUCKET needs an endpoint and credentials: EXPORTS_S3_ENDPOINT, EXPORTS_S3_ACCESS_KEY_ID and EXPORTS_S3_SECRET_ACCESS_KEY (or the ICEBERG_S3_* ones)')
+    }
   }
   return config
 }

@@ -20,6 +20,7 @@ import type { TenantStore } from './tenants/tenant-store.js'
 import { openSharedTenantStore } from './tenants/shared-tenant-store.js'
 import { prepareTenantStore } from './tenants/bootstrap.js'
 import { createApiApp } from './api/app.js'
+import { exportStoreFromConfig } from './billing/exports-store.js'
 import { createBillingJobs } from './billing/jobs.js'
 import { acquireLogLease, BILLING_LEASE } from './billing/lease.js'
 import { createProcessor } from './processor/processor.js'
@@ -125,7 +126,10 @@ export async function startCore(config: Config) {
     ? createSpoolWatch({ edgeUrl: config.EDGE_URL, syncKey: config.EDGE_SYNC_KEY, tenants, registry, lease: billingLease, logger: logger.child({ component: 'spool-watch' }) })
     : undefined
   spoolWatch?.start()
-  app.route('/', createApiApp({ clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing }))
+  app.route('/', createApiApp({
+    clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing,
+    exportStore: exportStoreFromConfig(config, dataDir), exportUrlTtlSeconds: config.EXPORTS_URL_TTL_SECONDS,
+  }))
   const internalApp = createInternalApp({
     ...(config.GATEWAY_ENABLED
       ? { gateway: { log, topics: [EVENTS_TOPIC, EDGE_STATS_TOPIC], credentials: { user: config.REST_PROXY_USER, password: config.REST_PROXY_PASSWORD } } }

@@ -6,3 +6,6 @@
 
 /** A click redirect that was not counted says why (a reason code) in this header. */
 export const REASON_HEADER = 'x-adc-reason'
+
+/** Core's export file route names the billing snapshot version of the file it serves in this header. */
+export const SNAPSHOT_VERSION_HEADER = 'x-adc-snapshot-version'

@@ -77,6 +77,9 @@ export const REASONS = {
   lake_commit_conflict: { billable: false, emitter: 'core', description: 'The Iceberg commit kept conflicting with other writers past the retry limit.' },
   lake_catalog_error: { billable: false, emitter: 'core', description: 'The Iceberg catalog refused or failed a call (load, create or commit).' },
   lake_storage_error: { billable: false, emitter: 'core', description: 'Writing or reading an Iceberg data, manifest or metadata file failed.' },
+
+  // Object storage of core's export files (objects/): the request fails, nothing is published
+  object_storage_error: { billable: false, emitter: 'core', description: 'Writing, reading or listing an object in the export store (a local directory or S3) failed; nothing partial is published and the call can be retried.' },
 } as const satisfies Record<string, ReasonMeta>
 
 export type ReasonCode = keyof typeof REASONS

@@ -6,6 +6,7 @@ import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
 import type { BillingJobs } from '../billing/jobs.js'
 import type { RawEraser } from '../privacy/erase.js'
+import type { ObjectStore } from '../objects/object-store.js'
 import { isValidDay } from '../billing/days.js'
 import type { Principal, TenantStore } from '../tenants/tenant-store.js'
 import { ApiError } from './errors.js'
@@ -37,6 +38,13 @@ export interface ApiDeps {
    * @default the Iceberg table, recorded as pending until its eraser exists
    */
   rawErasers?: RawEraser[]
+  /**
+   * Where the reconcile export files are written and read (billing/exports.ts): S3 in compose.
+   * @default a local directory, `<dataDir>/exports`
+   */
+  exportStore?: ObjectStore
+  /** Validity of the presigned URLs the export listing hands out (S3 only). @default 900 */
+  exportUrlTtlSeconds?: number
 }
 
 /** Dependencies after `createApiApp` filled in the defaults. */

@@ -268,6 +268,25 @@ describe('docker-compose.yml', () => {
     expect(init.join(' ')).toContain(`${m.MINIO_ROOT_USER} ${m.MINIO_ROOT_PASSWORD}`)
   })
 
+  it('puts every core replica\'s export files in a MinIO bucket the init job creates, presigned for MinIO\'s loopback port', () => {
+    const m = env('minio')
+    const init = (services['minio-init']?.['entrypoint' as keyof Service] as unknown as string[]).join(' ')
+    for (const name of ['core', 'core-2']) {
+      const c = loadConfig(env(name))
+      expect(c.EXPORTS_S3_BUCKET, name).toBeDefined()
+      expect(init).toContain(`mc mb --ignore-existing local/${c.EXPORTS_S3_BUCKET}`)
+      expect(new URL(c.EXPORTS_S3_ENDPOINT ?? c.ICEBERG_S3_ENDPOINT!).origin).toBe('http://minio:9000')
+      expect(c.EXPORTS_S3_ACCESS_KEY_ID ?? c.ICEBERG_S3_ACCESS_KEY_ID).toBe(m.MINIO_ROOT_USER)
+      expect(c.EXPORTS_S3_SECRET_ACCESS_KEY ?? c.ICEBERG_S3_SECRET_ACCESS_KEY).toBe(m.MINIO_ROOT_PASSWORD)
+      // Clients (over SSH, like the API) reach MinIO at its host port, which the URL's signature names.
+      const pub = new URL(c.EXPORTS_S3_PUBLIC_ENDPOINT!)
+      expect(services.minio?.ports).toContain(`${pub.hostname}:${pub.port}:9000`)
+    }
+    // Either replica's listing names the same files.
+    const exportsOf = (name: string) => Object.fromEntries(Object.entries(env(name)).filter(([k]) => k.startsWith('EXPORTS_')))
+    expect(exportsOf('core-2')).toEqual(exportsOf('core'))
+  })
+
   it('gives core only settings its config knows, valid in development and, with a production .env, in production', () => {
     const known = new Set(Object.keys(configSchema.shape))
     const keys = Object.keys(services.core?.environment ?? {})

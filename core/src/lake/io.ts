@@ -1,8 +1,10 @@
 import type { ReasonCode } from '@adc/schemas'
-import { createHash, createHmac } from 'node:crypto'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseS3Location, s3Fetch, type S3Options } from '../objects/s3.js'
+
+export type { S3Options }
 
 /** Reads and writes whole objects at absolute Iceberg locations (`file:///…` or `s3://bucket/key`). */
 export interface FileIO {
@@ -14,15 +16,6 @@ export interface FileIO {
 
 export class LakeStorageError extends Error {
   readonly reason: ReasonCode = 'lake_storage_error'
-}
-
-export interface S3Options {
-  /** S3 API endpoint (`http://minio:9000`); path-style requests. */
-  endpoint: string
-  accessKeyId: string
-  secretAccessKey: string
-  /** @default 'us-east-1' */
-  region?: string
 }
 
 /** Local files (`file://`) and, when configured, S3 (`s3://`), chosen per location. */
@@ -59,32 +52,10 @@ export function localPath(location: string): string {
   throw new RangeError(`not a local location: ${location}`)
 }
 
-const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex')
-const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data).digest()
-const encodeKey = (key: string) => key.split('/').map((p) => encodeURIComponent(p).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)).join('/')
-
-/** One path-style S3 request signed with AWS Signature Version 4. */
+/** One path-style S3 request on an `s3://bucket/key` location (signing in objects/s3.ts). */
 export async function s3Request(s3: S3Options, method: 'GET' | 'PUT' | 'DELETE', location: string, body?: Buffer): Promise<Buffer> {
-  const m = /^s3a?:\/\/([^/]+)\/(.+)$/.exec(location)
-  if (!m) throw new RangeError(`not an s3 location: ${location}`)
-  const url = new URL(`${s3.endpoint.replace(/\/$/, '')}/${m[1]}/${encodeKey(m[2]!)}`)
-  const region = s3.region ?? 'us-east-1'
-  const now = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '')
-  const day = now.slice(0, 8)
-  const payloadHash = sha256(body ?? '')
-  const headers: Record<string, string> = { host: url.host, 'x-amz-content-sha256': payloadHash, 'x-amz-date': now }
-  const names = Object.keys(headers).sort()
-  const canonical = [method, url.pathname, '', ...names.map((h) => `${h}:${headers[h]}`), '', names.join(';'), payloadHash].join('\n')
-  const scope = `${day}/${region}/s3/aws4_request`
-  const toSign = ['AWS4-HMAC-SHA256', now, scope, sha256(canonical)].join('\n')
-  const key = hmac(hmac(hmac(hmac(`AWS4${s3.secretAccessKey}`, day), region), 's3'), 'aws4_request')
-  const signature = createHmac('sha256', key).update(toSign).digest('hex')
-  const { host: _host, ...sent } = headers
-  const res = await fetch(url, {
-    method,
-    headers: { ...sent, authorization: `AWS4-HMAC-SHA256 Credential=${s3.accessKeyId}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}` },
-    ...(body ? { body: new Uint8Array(body) } : {}),
-  })
+  const { bucket, key } = parseS3Location(location)
+  const res = await s3Fetch(s3, method, { bucket, key, ...(body ? { body } : {}) })
   const out = Buffer.from(await res.arrayBuffer())
   if (!res.ok) throw new LakeStorageError(`S3 ${method} ${location}: ${res.status} ${out.toString().slice(0, 200)}`)
   return out
