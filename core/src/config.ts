@@ -93,9 +93,9 @@ export const configSchema = z.object({
   FLEET_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default('adc'),
   /** ClickHouse retention in days after the event time (0 keeps forever; billing snapshots are always kept). @default 90 */
   RETENTION_RAW_DAYS: z.coerce.number().int().min(0).default(90),
-  /** Minute rollups (rollup_minute, rollup_ivt_minute, edge_stats_minute). @default 35 */
+  /** Minute rollups (rollup_minute, rollup_ivt_minute, edge_stats_minute); older reads are served per hour. @default 35 */
   RETENTION_MINUTE_ROLLUP_DAYS: z.coerce.number().int().min(0).default(35),
-  /** The hourly rollup (rollup_hour). @default 731 */
+  /** The hourly rollups (rollup_hour, rollup_ivt_hour, edge_stats_hour). @default 731 */
   RETENTION_HOURLY_ROLLUP_DAYS: z.coerce.number().int().min(0).default(731),
   /** bad_rows. @default 90 */
   RETENTION_BAD_ROWS_DAYS: z.coerce.number().int().min(0).default(90),

@@ -37,6 +37,11 @@ export interface ApiDeps {
    * @default the Iceberg table, recorded as pending until its eraser exists
    */
   rawErasers?: RawEraser[]
+  /**
+   * Days the minute rollups are kept (RETENTION_MINUTE_ROLLUP_DAYS; 0 = forever): metrics reads
+   * older than that come from the hourly rollups (api/rollup-plan.ts). @default 35
+   */
+  minuteRollupDays?: number
 }
 
 /** Dependencies after `createApiApp` filled in the defaults. */
