@@ -42,6 +42,12 @@ export interface ApiDeps {
    * older than that come from the hourly rollups (api/rollup-plan.ts). @default 35
    */
   minuteRollupDays?: number
+  /**
+   * This replica's region and the home region (REGION, HOME_REGION). When both are given and
+   * differ, tenant and billing writes answer 421 `not_home_region` (api/home-region.ts).
+   */
+  region?: string
+  homeRegion?: string
 }
 
 /** Dependencies after `createApiApp` filled in the defaults. */
