@@ -137,13 +137,13 @@ const DEFAULT_MINUTE_ROLLUP_DAYS = DEFAULT_RETENTION.minuteRollupDays
 
 /**
  * The SELECTs of a plan's pieces joined by UNION ALL: whole hours from the hourly table, the rest
- * from the minute table (`rollup_hour`/`rollup_minute`; the IVT query maps them to its own pair).
- * Adds each piece's bounds to `params`.
+ * from the minute table, each bucketed as the plan answers. Adds each piece's bounds to `params`.
  */
 function pieces(
   plan: RollupPlan,
   params: Record<string, string>,
-  select: (table: 'rollup_hour' | 'rollup_minute', time: string, bucket: string, where: string) => string,
+  tables: { hour: string; minute: string },
+  select: (table: string, bucket: string, where: string) => string,
 ): string {
   const out: string[] = []
   const where = (time: string, i: number, [a, b]: [number, number]) => {
@@ -151,11 +151,9 @@ function pieces(
     params[`t${i}`] = chTime(b)
     return `campaign_id = {c:String} AND ${time} >= {f${i}:DateTime64(3, 'UTC')} AND ${time} < {t${i}:DateTime64(3, 'UTC')}`
   }
-  if (plan.hours) out.push(select('rollup_hour', 'hour', 'hour', where('hour', 0, plan.hours)))
-  plan.minutes.forEach((range, i) => {
-    const bucket = plan.granularity === 'minute' ? 'minute' : 'toStartOfHour(minute)'
-    out.push(select('rollup_minute', 'minute', bucket, where('minute', i + 1, range)))
-  })
+  if (plan.hours) out.push(select(tables.hour, 'hour', where('hour', 0, plan.hours)))
+  const bucket = plan.granularity === 'minute' ? 'minute' : 'toStartOfHour(minute)'
+  plan.minutes.forEach((range, i) => out.push(select(tables.minute, bucket, where('minute', i + 1, range))))
   return out.join(' UNION ALL ')
 }
 
@@ -195,11 +193,11 @@ export function registerMetricsRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     const plan = planRollupRead({ from, to, granularity, now, minuteRollupDays: deps.minuteRollupDays ?? DEFAULT_MINUTE_ROLLUP_DAYS })
     const params: Record<string, string> = { c: q.campaignId }
     const counters = `impressions, clicks, ivt_impressions, ivt_clicks, uniques, measured_impressions, viewable_impressions`
-    const rollups = pieces(plan, params, (table, time, bucket, where) =>
+    const rollups = pieces(plan, params, { hour: 'rollup_hour', minute: 'rollup_minute' }, (table, bucket, where) =>
       `SELECT toUnixTimestamp(${bucket}) * 1000 AS t${dimCols.map((d) => `, ${d}`).join('')}, ${counters} FROM ${db}.${table} WHERE ${where}`,
     )
-    const ivtRollups = pieces(plan, params, (table, _time, _bucket, where) =>
-      `SELECT reason, event_type, events FROM ${db}.${table.replace('rollup_', 'rollup_ivt_')} WHERE ${where}`,
+    const ivtRollups = pieces(plan, params, { hour: 'rollup_ivt_hour', minute: 'rollup_ivt_minute' }, (table, _bucket, where) =>
+      `SELECT reason, event_type, events FROM ${db}.${table} WHERE ${where}`,
     )
     // Uniques are HLL states: merged once over both tables' rows, never added up per table.
     const sums = `sum(impressions) AS impressions, sum(clicks) AS clicks, sum(ivt_impressions) AS ivt_impressions,
