@@ -22,7 +22,7 @@ export default defineConfig({
           name: 'core-clickhouse-pinned',
           include: [
             'core/src/**/*.pinned.test.ts', 'core/src/sinks/clickhouse-server-sink.test.ts',
-            'core/src/api/app.test.ts', 'core/src/api/viewability.test.ts', 'core/src/billing/jobs.test.ts',
+            'core/src/api/app.test.ts', 'core/src/api/viewability.test.ts', 'core/src/api/retention-reads.test.ts', 'core/src/billing/jobs.test.ts',
           ],
           globalSetup: ['core/src/clickhouse/pinned/global-setup.ts'],
           setupFiles: ['core/src/clickhouse/pinned/setup.ts'],

@@ -11,6 +11,14 @@ describe('loadConfig', () => {
     expect(c.DEMO_PUBLISHER_KEY).toBe(DEV_DEFAULTS.DEMO_PUBLISHER_KEY)
   })
 
+  it('takes REGION and HOME_REGION together or not at all', () => {
+    expect(loadConfig({ REGION: 'us', HOME_REGION: 'eu' })).toMatchObject({ REGION: 'us', HOME_REGION: 'eu' })
+    expect(loadConfig({}).REGION).toBeUndefined()
+    expect(() => loadConfig({ REGION: 'us' })).toThrow(/REGION and HOME_REGION/)
+    expect(() => loadConfig({ HOME_REGION: 'eu' })).toThrow(/REGION and HOME_REGION/)
+    expect(() => loadConfig({ REGION: 'US East', HOME_REGION: 'eu' })).toThrow(ConfigError)
+  })
+
   it('splits the broker list', () => {
     expect(loadConfig({ KAFKA_BROKERS: '127.0.0.1:9092, 127.0.0.1:9093' }).KAFKA_BROKERS).toEqual(['127.0.0.1:9092', '127.0.0.1:9093'])
   })

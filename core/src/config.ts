@@ -112,11 +112,18 @@ export const configSchema = z.object({
    * @default adc
    */
   FLEET_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default('adc'),
+  /**
+   * This replica's region and the home region, which alone takes tenant and billing writes
+   * (docs/regions.md). Set both or neither; when they differ, the API answers those writes 421
+   * `not_home_region`. Unset: one region, every write taken.
+   */
+  REGION: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a lower-case region name (a-z 0-9 -)').optional(),
+  HOME_REGION: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a lower-case region name (a-z 0-9 -)').optional(),
   /** ClickHouse retention in days after the event time (0 keeps forever; billing snapshots are always kept). @default 90 */
   RETENTION_RAW_DAYS: z.coerce.number().int().min(0).default(90),
-  /** Minute rollups (rollup_minute, rollup_ivt_minute, edge_stats_minute). @default 35 */
+  /** Minute rollups (rollup_minute, rollup_ivt_minute, edge_stats_minute); older reads are served per hour. @default 35 */
   RETENTION_MINUTE_ROLLUP_DAYS: z.coerce.number().int().min(0).default(35),
-  /** The hourly rollup (rollup_hour). @default 731 */
+  /** The hourly rollups (rollup_hour, rollup_ivt_hour, edge_stats_hour). @default 731 */
   RETENTION_HOURLY_ROLLUP_DAYS: z.coerce.number().int().min(0).default(731),
   /** bad_rows. @default 90 */
   RETENTION_BAD_ROWS_DAYS: z.coerce.number().int().min(0).default(90),
@@ -188,6 +195,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (config.INTERNAL_PORT !== 0 && config.INTERNAL_PORT === config.CORE_PORT) {
     throw new ConfigError(`INTERNAL_PORT and CORE_PORT are both ${config.CORE_PORT}: the internal server (REST proxy, /metrics) needs its own port`)
+  }
+  if ((config.REGION === undefined) !== (config.HOME_REGION === undefined)) {
+    throw new ConfigError('set REGION and HOME_REGION together (or neither): a replica that does not know both cannot tell whether it may take tenant writes')
   }
   if (config.ICEBERG_S3_ENDPOINT && (!config.ICEBERG_S3_ACCESS_KEY_ID || !config.ICEBERG_S3_SECRET_ACCESS_KEY)) {
     throw new ConfigError('ICEBERG_S3_ENDPOINT needs ICEBERG_S3_ACCESS_KEY_ID and ICEBERG_S3_SECRET_ACCESS_KEY')

@@ -129,6 +129,8 @@ export async function startCore(config: Config) {
   app.route('/', createApiApp({
     clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing,
     exportStore: exportStoreFromConfig(config, dataDir), exportUrlTtlSeconds: config.EXPORTS_URL_TTL_SECONDS,
+    minuteRollupDays: config.RETENTION_MINUTE_ROLLUP_DAYS,
+    ...(config.REGION !== undefined && config.HOME_REGION !== undefined ? { region: config.REGION, homeRegion: config.HOME_REGION } : {}),
   }))
   const internalApp = createInternalApp({
     ...(config.GATEWAY_ENABLED

@@ -36,6 +36,7 @@ export const REASONS = {
   method_not_allowed: { status: 405, billable: false, emitter: 'core', description: 'The route exists but not for this HTTP method; see Allow.' },
   conflict: { status: 409, billable: false, emitter: 'core', description: 'A resource with that id already exists.' },
   unknown_reference: { status: 422, billable: false, emitter: 'core', description: 'The body refers to a tenant or resource that does not exist.' },
+  not_home_region: { status: 421, billable: false, emitter: 'core', description: 'A replica outside the home region (REGION != HOME_REGION) refuses tenant and billing writes; send them to the home region named in the message and X-Adc-Home-Region.' },
   job_not_ready: { status: 409, billable: false, emitter: 'core', description: 'The job has not finished (or failed), so this action is not possible yet.' },
   query_timeout: { status: 503, billable: false, emitter: 'core', description: 'The query ran past its time limit; narrow the range or retry later.' },
   internal_error: { status: 500, billable: false, emitter: 'both', description: 'An unexpected failure; the request can be retried.' },

@@ -12,6 +12,7 @@ import { registerMetricsRoutes } from './routes/metrics.js'
 import { registerReportRoutes } from './routes/reports.js'
 import { registerReprocessRoutes } from './routes/reprocess.js'
 import { registerPrivacyRoutes } from './routes/privacy.js'
+import { homeRegionGuard } from './home-region.js'
 import { registerExportRoutes } from './routes/exports.js'
 
 export type { ApiDeps } from './context.js'
@@ -97,6 +98,9 @@ export function createApiApp(options: ApiDeps): OpenAPIHono {
     if (c.req.path === '/v1/internal/edge-config') return next()
     return authenticate(deps.tenants)(c, next)
   })
+  if (deps.region !== undefined && deps.homeRegion !== undefined) {
+    v1.use('/v1/*', homeRegionGuard({ region: deps.region, homeRegion: deps.homeRegion }))
+  }
   registerAdminRoutes(v1, deps)
   registerMetricsRoutes(v1, deps)
   registerBillingRoutes(v1, deps)

@@ -45,6 +45,17 @@ export interface ApiDeps {
   exportStore?: ObjectStore
   /** Validity of the presigned URLs the export listing hands out (S3 only). @default 900 */
   exportUrlTtlSeconds?: number
+  /**
+   * Days the minute rollups are kept (RETENTION_MINUTE_ROLLUP_DAYS; 0 = forever): metrics reads
+   * older than that come from the hourly rollups (api/rollup-plan.ts). @default 35
+   */
+  minuteRollupDays?: number
+  /**
+   * This replica's region and the home region (REGION, HOME_REGION). When both are given and
+   * differ, tenant and billing writes answer 421 `not_home_region` (api/home-region.ts).
+   */
+  region?: string
+  homeRegion?: string
 }
 
 /** Dependencies after `createApiApp` filled in the defaults. */

@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { ConfigError } from '../config.js'
 import { ddl } from './ddl.js'
-import { hourlyBackfill, hourlyRollupDdl, retentionStatements, type RetentionConfig } from './retention.js'
+import { hourlyRollups, retentionStatements, type RetentionConfig } from './retention.js'
 
 const require = createRequire(import.meta.url)
 
@@ -79,12 +79,13 @@ export async function migrate(client: ClickHouseClient, database: string, retent
     (await (await client.query({ query: `SELECT name, engine_full FROM system.tables WHERE database = {db:String}`, query_params: { db: database }, format: 'JSONEachRow' }))
       .json<{ name: string; engine_full: string }>()).map((t) => [t.name, t.engine_full]),
   )
-  const [createHour, createView] = hourlyRollupDdl(database)
-  const hadHourly = (await tables()).has('rollup_hour')
-  await client.command({ query: createHour! })
-  // Minute rows written before the hourly view existed are rolled up once (nothing writes during migrate).
-  if (!hadHourly) await client.command({ query: hourlyBackfill(database) })
-  await client.command({ query: createView! })
+  const existing = await tables()
+  for (const hourly of hourlyRollups(database)) {
+    await client.command({ query: hourly.create })
+    // Minute rows written before the hourly view existed are rolled up once (nothing writes during migrate).
+    if (!existing.has(hourly.table)) await client.command({ query: hourly.backfill })
+    await client.command({ query: hourly.view })
+  }
   if (retention) for (const statement of retentionStatements(database, retention, await tables())) await client.command({ query: statement })
 }
 

@@ -49,3 +49,30 @@ describe('migrate on tables that already exist', () => {
     expect([snap!.impressions, snap!.measured_impressions, snap!.viewable_impressions].map(Number)).toEqual([7, 0, 0])
   })
 })
+
+describe('migrate onto a release without the hourly IVT and edge-stats rollups', () => {
+  it('rolls up the minute rows already there once, then keeps the hourly tables fed', async () => {
+    const db = 'adc_pre_hourly'
+    await migrate(ch, db)
+    for (const t of ['rollup_ivt_hour', 'edge_stats_hour']) {
+      await ch.command({ query: `DROP VIEW IF EXISTS ${db}.${t}_mv` })
+      await ch.command({ query: `DROP TABLE IF EXISTS ${db}.${t}` })
+    }
+    const ivt = (minute: string, events: number) => ({ minute, campaign_id: 'c', publisher_id: 'p', event_type: 'impression', reason: 'givt_known_bot', events })
+    const edge = (minute: string, received: number) => ({ minute, publisher_id: 'p', received, accepted: received - 1, rejected: 1, duplicate: 0, rejected_by_reason: { clock_skew: 1 } })
+    await ch.insert({ table: `${db}.rollup_ivt_minute`, values: [ivt('2026-11-01 10:05:00', 2), ivt('2026-11-01 10:55:00', 3)], format: 'JSONEachRow' })
+    await ch.insert({ table: `${db}.edge_stats_minute`, values: [edge('2026-11-01 10:05:00', 4)], format: 'JSONEachRow' })
+
+    await migrate(ch, db)
+    await migrate(ch, db) // idempotent: no second backfill
+    await ch.insert({ table: `${db}.rollup_ivt_minute`, values: [ivt('2026-11-01 11:01:00', 5)], format: 'JSONEachRow' })
+    await ch.insert({ table: `${db}.edge_stats_minute`, values: [edge('2026-11-01 10:30:00', 6)], format: 'JSONEachRow' })
+
+    const ivtHours = await q<{ hour: string; events: string }>(`SELECT hour, sum(events) AS events FROM ${db}.rollup_ivt_hour GROUP BY hour ORDER BY hour`)
+    expect(ivtHours.map((r) => [r.hour, Number(r.events)])).toEqual([['2026-11-01 10:00:00', 5], ['2026-11-01 11:00:00', 5]])
+    const [stats] = await q<{ received: string; accepted: string; by: Record<string, string> }>(
+      `SELECT sum(received) AS received, sum(accepted) AS accepted, sumMap(rejected_by_reason) AS by FROM ${db}.edge_stats_hour`,
+    )
+    expect([Number(stats!.received), Number(stats!.accepted), Number(stats!.by.clock_skew)]).toEqual([10, 8, 2])
+  })
+})

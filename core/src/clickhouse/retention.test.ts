@@ -29,6 +29,9 @@ describe('retention (ClickHouse TTLs)', () => {
     expect(await ttlOf('adc_ret', 'events_raw')).toMatch(/TTL toDateTime\(ts\) \+ toIntervalDay\(90\)/)
     expect(await ttlOf('adc_ret', 'rollup_minute')).toMatch(/TTL minute \+ toIntervalDay\(35\)/)
     expect(await ttlOf('adc_ret', 'rollup_hour')).toMatch(new RegExp(`TTL hour \\+ toIntervalDay\\(${DEFAULT_RETENTION.hourlyRollupDays}\\)`))
+    for (const hourly of ['rollup_ivt_hour', 'edge_stats_hour']) {
+      expect(await ttlOf('adc_ret', hourly)).toMatch(new RegExp(`TTL hour \\+ toIntervalDay\\(${DEFAULT_RETENTION.hourlyRollupDays}\\)`))
+    }
     expect(await ttlOf('adc_ret', 'bad_rows')).toMatch(/TTL toDateTime\(received_at\) \+ toIntervalDay\(90\)/)
     expect(await ttlOf('adc_ret', 'ivt_decisions')).toMatch(/TTL toDateTime\(ts\) \+ toIntervalDay\(90\)/)
     expect(await ttlOf('adc_ret', 'billing_snapshots')).not.toMatch(/TTL/)

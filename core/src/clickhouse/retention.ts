@@ -11,7 +11,7 @@ export interface RetentionConfig {
   rawDays: number
   /** rollup_minute, rollup_ivt_minute, edge_stats_minute. @default 35 */
   minuteRollupDays: number
-  /** rollup_hour (the minute rollups summed per hour). @default 731 (two years) */
+  /** rollup_hour, rollup_ivt_hour, edge_stats_hour (the minute rollups summed per hour). @default 731 (two years) */
   hourlyRollupDays: number
   /** bad_rows. @default 90 */
   badRowsDays: number
@@ -34,45 +34,86 @@ const TTL_TABLES: Array<[string, string, keyof RetentionConfig]> = [
   ['rollup_ivt_minute', 'minute', 'minuteRollupDays'],
   ['edge_stats_minute', 'minute', 'minuteRollupDays'],
   ['rollup_hour', 'hour', 'hourlyRollupDays'],
+  ['rollup_ivt_hour', 'hour', 'hourlyRollupDays'],
+  ['edge_stats_hour', 'hour', 'hourlyRollupDays'],
   ['bad_rows', 'toDateTime(received_at)', 'badRowsDays'],
   ['ivt_decisions', 'toDateTime(ts)', 'ivtDecisionsDays'],
 ]
 
+/** An hourly rollup: a minute table summed per hour by a materialized view, kept `hourlyRollupDays`. */
+export interface HourlyRollup {
+  table: string
+  create: string
+  view: string
+  /** Rolls up the minute rows written before the view existed (run once, when the table is new). */
+  backfill: string
+}
+
 /**
- * The hourly rollup: rollup_minute summed per hour by a materialized view, so hourly totals outlive
- * the minute rows. Its target carries the dedup window too, so a deduplicated retry of a minute
- * insert does not reach it twice.
+ * The hourly rollups, so hourly totals outlive the minute rows: `rollup_hour` (the metrics),
+ * `rollup_ivt_hour` (IVT by reason), `edge_stats_hour` (what the edge saw, for the accounting
+ * report). Each target carries the dedup window too, so a deduplicated retry of a minute insert
+ * does not reach it twice. The read side chooses between them in api/rollup-plan.ts.
  */
-export function hourlyRollupDdl(db: string): string[] {
-  return [
-    `CREATE TABLE IF NOT EXISTS ${db}.rollup_hour (
+export function hourlyRollups(db: string): HourlyRollup[] {
+  const settings = `SETTINGS non_replicated_deduplication_window = ${DEDUP_WINDOW}`
+  const rollup = (table: string, columns: string, order: string, source: string, select: string, keys: string): HourlyRollup => {
+    const query = `SELECT toStartOfHour(minute) AS hour, ${select} FROM ${db}.${source} GROUP BY hour, ${keys}`
+    return {
+      table,
+      create: `CREATE TABLE IF NOT EXISTS ${db}.${table} (
       hour DateTime('UTC'),
-      ${ROLLUP_CELLS},
-      measured_impressions SimpleAggregateFunction(sum, Int64),
-      viewable_impressions SimpleAggregateFunction(sum, Int64)
+      ${columns}
     ) ENGINE = AggregatingMergeTree
     PARTITION BY toYYYYMM(hour)
-    ORDER BY (campaign_id, hour, ad_id, publisher_id, geo, device)
-    SETTINGS non_replicated_deduplication_window = ${DEDUP_WINDOW}`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.rollup_hour_mv TO ${db}.rollup_hour AS
-      SELECT toStartOfHour(minute) AS hour, campaign_id, ad_id, publisher_id, geo, device,
+    ORDER BY (${order})
+    ${settings}`,
+      view: `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${table}_mv TO ${db}.${table} AS ${query}`,
+      backfill: `INSERT INTO ${db}.${table} ${query}`,
+    }
+  }
+  return [
+    rollup(
+      'rollup_hour',
+      `${ROLLUP_CELLS},
+      measured_impressions SimpleAggregateFunction(sum, Int64),
+      viewable_impressions SimpleAggregateFunction(sum, Int64)`,
+      'campaign_id, hour, ad_id, publisher_id, geo, device',
+      'rollup_minute',
+      `campaign_id, ad_id, publisher_id, geo, device,
         sum(impressions) AS impressions, sum(clicks) AS clicks, sum(ivt_impressions) AS ivt_impressions,
         sum(ivt_clicks) AS ivt_clicks, sum(duplicates) AS duplicates, sum(orphan_clicks) AS orphan_clicks,
         sum(repeat_clicks) AS repeat_clicks, uniqMergeState(uniques) AS uniques, max(last_received_at) AS last_received_at,
-        sum(measured_impressions) AS measured_impressions, sum(viewable_impressions) AS viewable_impressions
-      FROM ${db}.rollup_minute
-      GROUP BY hour, campaign_id, ad_id, publisher_id, geo, device`,
+        sum(measured_impressions) AS measured_impressions, sum(viewable_impressions) AS viewable_impressions`,
+      'campaign_id, ad_id, publisher_id, geo, device',
+    ),
+    rollup(
+      'rollup_ivt_hour',
+      `campaign_id String,
+      publisher_id String,
+      event_type LowCardinality(String),
+      reason LowCardinality(String),
+      events SimpleAggregateFunction(sum, Int64)`,
+      'campaign_id, hour, publisher_id, event_type, reason',
+      'rollup_ivt_minute',
+      'campaign_id, publisher_id, event_type, reason, sum(events) AS events',
+      'campaign_id, publisher_id, event_type, reason',
+    ),
+    rollup(
+      'edge_stats_hour',
+      `publisher_id String,
+      received SimpleAggregateFunction(sum, Int64),
+      accepted SimpleAggregateFunction(sum, Int64),
+      rejected SimpleAggregateFunction(sum, Int64),
+      duplicate SimpleAggregateFunction(sum, Int64),
+      rejected_by_reason SimpleAggregateFunction(sumMap, Map(String, Int64))`,
+      'publisher_id, hour',
+      'edge_stats_minute',
+      `publisher_id, sum(received) AS received, sum(accepted) AS accepted, sum(rejected) AS rejected,
+        sum(duplicate) AS duplicate, sumMap(rejected_by_reason) AS rejected_by_reason`,
+      'publisher_id',
+    ),
   ]
-}
-
-/** Rolls up the minute rows written before the hourly view existed (run once, when rollup_hour is new). */
-export function hourlyBackfill(db: string): string {
-  return `INSERT INTO ${db}.rollup_hour
-    SELECT toStartOfHour(minute) AS hour, campaign_id, ad_id, publisher_id, geo, device,
-      sum(impressions), sum(clicks), sum(ivt_impressions), sum(ivt_clicks), sum(duplicates), sum(orphan_clicks),
-      sum(repeat_clicks), uniqMergeState(uniques), max(last_received_at), sum(measured_impressions), sum(viewable_impressions)
-    FROM ${db}.rollup_minute
-    GROUP BY hour, campaign_id, ad_id, publisher_id, geo, device`
 }
 
 /**

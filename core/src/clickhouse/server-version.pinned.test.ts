@@ -49,7 +49,7 @@ describe('core on the ClickHouse version the compose stack pins', () => {
     const first = await tables()
     // The processor's tables, each with its Null-engine probe twin, and the billing snapshots.
     // Plus the hourly rollup (and its view) kept past the minute rollup's retention, and the audit of privacy requests.
-    const expected = ['billing_snapshots', 'privacy_requests', 'rollup_hour', 'rollup_hour_mv', ...SINK_TABLES, ...SINK_TABLES.map(probeTable)].sort()
+    const expected = ['billing_snapshots', 'edge_stats_hour', 'edge_stats_hour_mv', 'privacy_requests', 'rollup_hour', 'rollup_hour_mv', 'rollup_ivt_hour', 'rollup_ivt_hour_mv', ...SINK_TABLES, ...SINK_TABLES.map(probeTable)].sort()
     expect(first).toEqual(expected)
     await migrate(ch, 'adc_ddl')
     expect(await tables()).toEqual(first)

@@ -40,7 +40,7 @@ const createAdvertiserRoute = createRoute({
       description: 'Created',
       content: { 'application/json': { schema: z.object({ id: z.string(), name: z.string(), apiKey: z.string() }) } },
     },
-    ...errorResponses(400, 401, 403, 409),
+    ...errorResponses(400, 401, 403, 409, 421),
   },
 })
 
@@ -52,7 +52,7 @@ const createCampaignRoute = createRoute({
   request: { body: json(z.object({ id: idParam, advertiserId: idParam, name: z.string().min(1).max(200).optional(), pricing: Pricing })) },
   responses: {
     201: { description: 'Created', content: { 'application/json': { schema: Campaign } } },
-    ...errorResponses(400, 401, 403, 409, 422),
+    ...errorResponses(400, 401, 403, 409, 422, 421),
   },
 })
 
@@ -87,7 +87,7 @@ const createPublisherRoute = createRoute({
         },
       },
     },
-    ...errorResponses(400, 401, 403, 409),
+    ...errorResponses(400, 401, 403, 409, 421),
   },
 })
 
@@ -128,7 +128,7 @@ const updatePublisherRoute = createRoute({
   },
   responses: {
     200: { description: 'Updated', content: { 'application/json': { schema: PublisherView } } },
-    ...errorResponses(400, 401, 403, 404),
+    ...errorResponses(400, 401, 403, 404, 421),
   },
 })
 
@@ -146,7 +146,7 @@ const addApiKeyRoute = createRoute({
       description: 'Added',
       content: { 'application/json': { schema: z.object({ apiKey: z.string(), keyHash: z.string(), scope: Scope, publisher: PublisherView }) } },
     },
-    ...errorResponses(400, 401, 403, 404),
+    ...errorResponses(400, 401, 403, 404, 421),
   },
 })
 
@@ -163,7 +163,7 @@ const revokeApiKeyRoute = createRoute({
   },
   responses: {
     200: { description: 'Revoked', content: { 'application/json': { schema: PublisherView } } },
-    ...errorResponses(400, 401, 403, 404, 409),
+    ...errorResponses(400, 401, 403, 404, 409, 421),
   },
 })
 
@@ -184,7 +184,7 @@ const addSigningKeyRoute = createRoute({
       description: 'Added; old keys keep working until revoked',
       content: { 'application/json': { schema: z.object({ keyId: z.string(), purpose: Purpose, signingSecret: z.string(), publisher: PublisherView }) } },
     },
-    ...errorResponses(400, 401, 403, 404, 409),
+    ...errorResponses(400, 401, 403, 404, 409, 421),
   },
 })
 
@@ -201,7 +201,7 @@ const revokeSigningKeyRoute = createRoute({
   },
   responses: {
     200: { description: 'Revoked', content: { 'application/json': { schema: PublisherView } } },
-    ...errorResponses(400, 401, 403, 404),
+    ...errorResponses(400, 401, 403, 404, 421),
   },
 })
 

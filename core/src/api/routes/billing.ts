@@ -146,7 +146,7 @@ const submitJobRoute = createRoute({
   request: { body: { content: { 'application/json': { schema: z.object({ day: dayParam }) } }, required: true } },
   responses: {
     202: { description: 'Queued', content: { 'application/json': { schema: JobSchema } } },
-    ...errorResponses(400, 401, 403),
+    ...errorResponses(400, 401, 403, 421),
   },
 })
 

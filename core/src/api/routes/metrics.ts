@@ -1,8 +1,10 @@
 import { chTime } from '@adc/schemas'
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import { spendMicros, viewabilityRate } from '../../billing/snapshots.js'
+import { DEFAULT_RETENTION } from '../../clickhouse/retention.js'
 import { type ResolvedApiDeps, type ApiEnv, bearerSecurity, idParam, parseTime, requireCampaignAccess, timeParam } from '../context.js'
 import { ApiError, errorResponses } from '../errors.js'
+import { type RollupPlan, planRollupRead } from '../rollup-plan.js'
 
 /** Dimension names of the API and their rollup columns (the only names ever put into SQL). */
 const DIMENSIONS = { ad: 'ad_id', publisher: 'publisher_id', geo: 'geo', device: 'device' } as const
@@ -50,9 +52,12 @@ const Freshness = z
 const RealtimeResponse = z
   .object({
     campaignId: z.string(),
-    from: z.number().int(),
-    to: z.number().int(),
-    granularity: z.enum(['minute', 'hour']),
+    from: z.number().int().openapi({ description: 'Start of the range the numbers cover: the asked `from`, or its hour when the minute rollups no longer hold it.' }),
+    to: z.number().int().openapi({ description: 'End (exclusive) of the range the numbers cover: the asked `to`, or the end of its hour likewise.' }),
+    granularity: z.enum(['minute', 'hour']).openapi({
+      description:
+        'The buckets of `series`: as asked, except that a minute request reaching before the minute rollups retention (RETENTION_MINUTE_ROLLUP_DAYS) is served per hour from the hourly rollup.',
+    }),
     dimensions: z.array(z.enum(['ad', 'publisher', 'geo', 'device'])),
     provisional: z.literal(true),
     freshness: Freshness,
@@ -67,7 +72,7 @@ const RealtimeResponse = z
 const realtimeRoute = createRoute({
   method: 'get',
   path: '/v1/metrics/realtime',
-  summary: 'Provisional near-real-time metrics from the minute rollups',
+  summary: 'Provisional near-real-time metrics from the rollups (per minute while the minute rollups hold the range, else per hour)',
   security: bearerSecurity,
   request: {
     query: z.object({
@@ -127,13 +132,38 @@ const latencyRoute = createRoute({
   },
 })
 
+/** RETENTION_MINUTE_ROLLUP_DAYS's default (clickhouse/retention.ts), when the app is given none. */
+const DEFAULT_MINUTE_ROLLUP_DAYS = DEFAULT_RETENTION.minuteRollupDays
+
+/**
+ * The SELECTs of a plan's pieces joined by UNION ALL: whole hours from the hourly table, the rest
+ * from the minute table, each bucketed as the plan answers. Adds each piece's bounds to `params`.
+ */
+function pieces(
+  plan: RollupPlan,
+  params: Record<string, string>,
+  tables: { hour: string; minute: string },
+  select: (table: string, bucket: string, where: string) => string,
+): string {
+  const out: string[] = []
+  const where = (time: string, i: number, [a, b]: [number, number]) => {
+    params[`f${i}`] = chTime(a)
+    params[`t${i}`] = chTime(b)
+    return `campaign_id = {c:String} AND ${time} >= {f${i}:DateTime64(3, 'UTC')} AND ${time} < {t${i}:DateTime64(3, 'UTC')}`
+  }
+  if (plan.hours) out.push(select(tables.hour, 'hour', where('hour', 0, plan.hours)))
+  const bucket = plan.granularity === 'minute' ? 'minute' : 'toStartOfHour(minute)'
+  plan.minutes.forEach((range, i) => out.push(select(tables.minute, bucket, where('minute', i + 1, range))))
+  return out.join(' UNION ALL ')
+}
+
 export function registerMetricsRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiDeps): void {
   const { clickhouse: ch, database: db, tenants } = deps
   const clock = deps.clock ?? Date.now
 
   async function freshness(campaignId: string) {
     const rs = await ch.query({
-      query: `SELECT toUnixTimestamp64Milli(max(last_received_at)) AS last FROM ${db}.rollup_minute WHERE campaign_id = {c:String} ${QUERY_LIMIT}`,
+      query: `SELECT toUnixTimestamp64Milli(max(last_received_at)) AS last FROM ${db}.rollup_hour WHERE campaign_id = {c:String} ${QUERY_LIMIT}`,
       query_params: { c: campaignId },
       format: 'JSONEachRow',
     })
@@ -160,27 +190,33 @@ export function registerMetricsRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     const dims = [...new Set((q.dimensions ?? '').split(',').filter(Boolean))] as Dimension[]
     const limit = q.limit ?? 10_000
     const dimCols = dims.map((d) => DIMENSIONS[d])
-    const bucket = granularity === 'minute' ? 'toStartOfMinute(minute)' : 'toStartOfHour(minute)'
-    const where = `campaign_id = {c:String} AND minute >= {from:DateTime64(3, 'UTC')} AND minute < {to:DateTime64(3, 'UTC')}`
-    const params = { c: q.campaignId, from: chTime(from), to: chTime(to) }
+    const plan = planRollupRead({ from, to, granularity, now, minuteRollupDays: deps.minuteRollupDays ?? DEFAULT_MINUTE_ROLLUP_DAYS })
+    const params: Record<string, string> = { c: q.campaignId }
+    const counters = `impressions, clicks, ivt_impressions, ivt_clicks, uniques, measured_impressions, viewable_impressions`
+    const rollups = pieces(plan, params, { hour: 'rollup_hour', minute: 'rollup_minute' }, (table, bucket, where) =>
+      `SELECT toUnixTimestamp(${bucket}) * 1000 AS t${dimCols.map((d) => `, ${d}`).join('')}, ${counters} FROM ${db}.${table} WHERE ${where}`,
+    )
+    const ivtRollups = pieces(plan, params, { hour: 'rollup_ivt_hour', minute: 'rollup_ivt_minute' }, (table, _bucket, where) =>
+      `SELECT reason, event_type, events FROM ${db}.${table} WHERE ${where}`,
+    )
+    // Uniques are HLL states: merged once over both tables' rows, never added up per table.
     const sums = `sum(impressions) AS impressions, sum(clicks) AS clicks, sum(ivt_impressions) AS ivt_impressions,
       sum(ivt_clicks) AS ivt_clicks, uniqMerge(uniques) AS uniques, sum(measured_impressions) AS measured_impressions,
       sum(viewable_impressions) AS viewable_impressions`
     const groupCols = ['t', ...dimCols].join(', ')
     const seriesRs = await ch.query({
-      query: `SELECT toUnixTimestamp(${bucket}) * 1000 AS t${dimCols.map((d) => `, ${d}`).join('')}, ${sums}
-        FROM ${db}.rollup_minute WHERE ${where}
+      query: `SELECT t${dimCols.map((d) => `, ${d}`).join('')}, ${sums} FROM (${rollups})
         GROUP BY ${groupCols} ORDER BY ${groupCols} LIMIT ${limit + 1} ${QUERY_LIMIT}`,
       query_params: params,
       format: 'JSONEachRow',
     })
     const totalsRs = await ch.query({
-      query: `SELECT ${sums} FROM ${db}.rollup_minute WHERE ${where} ${QUERY_LIMIT}`,
+      query: `SELECT ${sums} FROM (${rollups}) ${QUERY_LIMIT}`,
       query_params: params,
       format: 'JSONEachRow',
     })
     const ivtRs = await ch.query({
-      query: `SELECT reason, event_type, sum(events) AS events FROM ${db}.rollup_ivt_minute WHERE ${where}
+      query: `SELECT reason, event_type, sum(events) AS events FROM (${ivtRollups})
         GROUP BY reason, event_type HAVING events != 0 ORDER BY events DESC, reason, event_type ${QUERY_LIMIT}`,
       query_params: params,
       format: 'JSONEachRow',
@@ -215,9 +251,9 @@ export function registerMetricsRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     return c.json(
       {
         campaignId: q.campaignId,
-        from,
-        to,
-        granularity,
+        from: plan.from,
+        to: plan.to,
+        granularity: plan.granularity,
         dimensions: dims,
         provisional: true as const,
         freshness: await freshness(q.campaignId),

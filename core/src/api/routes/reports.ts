@@ -65,7 +65,7 @@ const AccountingSchema = z
 const reconcileRoute = createRoute({
   method: 'get',
   path: '/v1/reports/reconcile/{day}',
-  summary: 'Stream (minute rollups) against the final snapshot per campaign, differences explained by reason (admin key)',
+  summary: 'Stream (rollups) against the final snapshot per campaign, differences explained by reason (admin key)',
   security: bearerSecurity,
   request: { params: z.object({ day: dayParam.openapi({ param: { name: 'day', in: 'path' } }) }) },
   responses: {
@@ -109,8 +109,9 @@ export type ReconcileReport = z.infer<typeof ReconcileSchema>
 export type AccountingReport = z.infer<typeof AccountingSchema>
 
 /**
- * Stream (minute rollups) against the day's latest final snapshot per campaign, the difference
- * explained by category. `now` bounds the events of a day that has no final snapshot yet.
+ * Stream (rollups) against the day's latest final snapshot per campaign, the difference
+ * explained by category. A UTC day is whole hours, so the stream is read from the hourly rollup,
+ * which holds exactly the minute rows' sums and outlives them (RETENTION_HOURLY_ROLLUP_DAYS). `now` bounds the events of a day that has no final snapshot yet.
  */
 export async function reconcileReport(deps: ReportDeps, day: string, now: number): Promise<ReconcileReport> {
   const { clickhouse: ch, database: db, billing } = deps
@@ -118,7 +119,7 @@ export async function reconcileReport(deps: ReportDeps, day: string, now: number
   const start = dayStart(day)
   const streamRs = await ch.query({
     query: `SELECT campaign_id, sum(impressions) AS impressions, sum(clicks) AS clicks, sum(ivt_impressions) AS ivt_impressions, sum(ivt_clicks) AS ivt_clicks
-      FROM ${db}.rollup_minute WHERE minute >= {start:DateTime64(3, 'UTC')} AND minute < {end:DateTime64(3, 'UTC')}
+      FROM ${db}.rollup_hour WHERE hour >= {start:DateTime64(3, 'UTC')} AND hour < {end:DateTime64(3, 'UTC')}
       GROUP BY campaign_id ORDER BY campaign_id`,
     query_params: { start: chTime(start), end: chTime(start + DAY_MS) },
     format: 'JSONEachRow',
@@ -183,7 +184,10 @@ export async function reconcileReport(deps: ReportDeps, day: string, now: number
   return { day, final: latest !== undefined, snapshotVersion: latest?.version ?? null, campaigns }
 }
 
-/** The accounting invariant per publisher for a UTC day (edge counts against core's verdicts). */
+/**
+ * The accounting invariant per publisher for a UTC day (edge counts against core's verdicts). The
+ * edge's counts come from their hourly rollup (whole hours, kept past the minute rows).
+ */
 export async function accountingReport(deps: ReportDeps, day: string): Promise<AccountingReport> {
   const { clickhouse: ch, database: db, tenants } = deps
   const start = dayStart(day)
@@ -197,7 +201,7 @@ export async function accountingReport(deps: ReportDeps, day: string): Promise<A
   const edgeRs = await ch.query({
     query: `SELECT publisher_id, sum(received) AS received, sum(accepted) AS accepted, sum(rejected) AS rejected, sum(duplicate) AS duplicate,
         sumMap(rejected_by_reason) AS by_reason
-      FROM ${db}.edge_stats_minute WHERE minute >= {start:DateTime64(3, 'UTC')} AND minute < {end:DateTime64(3, 'UTC')}
+      FROM ${db}.edge_stats_hour WHERE hour >= {start:DateTime64(3, 'UTC')} AND hour < {end:DateTime64(3, 'UTC')}
       GROUP BY publisher_id`,
     query_params: params,
     format: 'JSONEachRow',

@@ -60,7 +60,7 @@ const submitRoute = createRoute({
   },
   responses: {
     202: { description: 'Queued', content: { 'application/json': { schema: JobSchema } } },
-    ...errorResponses(400, 401, 403, 422),
+    ...errorResponses(400, 401, 403, 422, 421),
   },
 })
 
@@ -87,7 +87,7 @@ const promoteRoute = createRoute({
   request: { params: idParams },
   responses: {
     200: { description: 'Promoted', content: { 'application/json': { schema: JobSchema } } },
-    ...errorResponses(400, 401, 403, 404, 409),
+    ...errorResponses(400, 401, 403, 404, 409, 421),
   },
 })
 
