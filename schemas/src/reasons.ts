@@ -77,6 +77,9 @@ export const REASONS = {
   lake_commit_conflict: { billable: false, emitter: 'core', description: 'The Iceberg commit kept conflicting with other writers past the retry limit.' },
   lake_catalog_error: { billable: false, emitter: 'core', description: 'The Iceberg catalog refused or failed a call (load, create or commit).' },
   lake_storage_error: { billable: false, emitter: 'core', description: 'Writing or reading an Iceberg data, manifest or metadata file failed.' },
+  lake_rewrite_conflict: { billable: false, emitter: 'core', description: 'An Iceberg compaction or erasure found a data file it meant to rewrite already removed by another writer; it plans again on its next run.' },
+  lake_rewrite_unsupported: { billable: false, emitter: 'core', description: 'The Iceberg table holds delete files written by another engine; compaction and erasure do not rewrite data files under them.' },
+  lake_upkeep_failed: { billable: false, emitter: 'core', description: 'A scheduled Iceberg upkeep run (compaction, snapshot expiry, clean-up) failed; the next run tries again.' },
 } as const satisfies Record<string, ReasonMeta>
 
 export type ReasonCode = keyof typeof REASONS

@@ -1,8 +1,8 @@
 import type { ReasonCode } from '@adc/schemas'
 import { createHash, createHmac } from 'node:crypto'
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
-import { dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 /** Reads and writes whole objects at absolute Iceberg locations (`file:///…` or `s3://bucket/key`). */
 export interface FileIO {
@@ -10,7 +10,11 @@ export interface FileIO {
   read(location: string): Promise<Buffer>
   /** Removes an object; a missing one is not an error. */
   delete(location: string): Promise<void>
+  /** Every object under a prefix (`file:///…/data/`, `s3://bucket/…/data/`), with its last-modified time. */
+  list(prefix: string): Promise<StoredObject[]>
 }
+
+export interface StoredObject { location: string; modifiedMs: number }
 
 export class LakeStorageError extends Error {
   readonly reason: ReasonCode = 'lake_storage_error'
@@ -45,7 +49,47 @@ export function createFileIO(s3?: S3Options): FileIO {
       if (location.startsWith('s3://')) return s3Request(need(s3), 'DELETE', location).then(() => undefined)
       await rm(localPath(location), { force: true })
     },
+    async list(prefix) {
+      if (prefix.startsWith('s3://')) return s3List(need(s3), prefix)
+      const out: StoredObject[] = []
+      const walk = async (dir: string): Promise<void> => {
+        let entries
+        try {
+          entries = await readdir(dir, { withFileTypes: true })
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+          throw err
+        }
+        for (const e of entries) {
+          const path = join(dir, e.name)
+          if (e.isDirectory()) await walk(path)
+          else if (e.isFile()) out.push({ location: pathToFileURL(path).href, modifiedMs: (await stat(path)).mtimeMs })
+        }
+      }
+      await walk(localPath(prefix))
+      return out
+    },
   }
+}
+
+/** S3 ListObjectsV2 under a prefix, every page. */
+async function s3List(s3: S3Options, prefix: string): Promise<StoredObject[]> {
+  const m = /^(s3a?):\/\/([^/]+)\/(.*)$/.exec(prefix)
+  if (!m) throw new RangeError(`not an s3 location: ${prefix}`)
+  const out: StoredObject[] = []
+  let token: string | undefined
+  const text = (xml: string, tag: string) => [...xml.matchAll(new RegExp(`<${tag}>([^<]*)</${tag}>`, 'g'))].map((x) => x[1]!)
+  const unescape = (v: string) => v.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&')
+  do {
+    const query: Record<string, string> = { 'list-type': '2', prefix: m[3]!, ...(token ? { 'continuation-token': token } : {}) }
+    const xml = (await s3Request(s3, 'GET', `${m[1]}://${m[2]}/`, undefined, query)).toString()
+    for (const c of xml.split('<Contents>').slice(1)) {
+      const key = unescape(text(c, 'Key')[0] ?? '')
+      out.push({ location: `${m[1]}://${m[2]}/${key}`, modifiedMs: Date.parse(text(c, 'LastModified')[0] ?? '') })
+    }
+    token = text(xml, 'IsTruncated')[0] === 'true' ? unescape(text(xml, 'NextContinuationToken')[0] ?? '') : undefined
+  } while (token)
+  return out
 }
 
 function need(s3: S3Options | undefined): S3Options {
@@ -61,20 +105,23 @@ export function localPath(location: string): string {
 
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex')
 const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data).digest()
+const rfc3986 = (v: string) => encodeURIComponent(v).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
 const encodeKey = (key: string) => key.split('/').map((p) => encodeURIComponent(p).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)).join('/')
 
 /** One path-style S3 request signed with AWS Signature Version 4. */
-export async function s3Request(s3: S3Options, method: 'GET' | 'PUT' | 'DELETE', location: string, body?: Buffer): Promise<Buffer> {
-  const m = /^s3a?:\/\/([^/]+)\/(.+)$/.exec(location)
-  if (!m) throw new RangeError(`not an s3 location: ${location}`)
+export async function s3Request(s3: S3Options, method: 'GET' | 'PUT' | 'DELETE', location: string, body?: Buffer, query: Record<string, string> = {}): Promise<Buffer> {
+  const m = /^s3a?:\/\/([^/]+)\/(.*)$/.exec(location)
+  if (!m || (m[2] === '' && Object.keys(query).length === 0)) throw new RangeError(`not an s3 location: ${location}`)
   const url = new URL(`${s3.endpoint.replace(/\/$/, '')}/${m[1]}/${encodeKey(m[2]!)}`)
+  const canonicalQuery = Object.keys(query).sort().map((k) => `${rfc3986(k)}=${rfc3986(query[k]!)}`).join('&')
+  url.search = canonicalQuery
   const region = s3.region ?? 'us-east-1'
   const now = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '')
   const day = now.slice(0, 8)
   const payloadHash = sha256(body ?? '')
   const headers: Record<string, string> = { host: url.host, 'x-amz-content-sha256': payloadHash, 'x-amz-date': now }
   const names = Object.keys(headers).sort()
-  const canonical = [method, url.pathname, '', ...names.map((h) => `${h}:${headers[h]}`), '', names.join(';'), payloadHash].join('\n')
+  const canonical = [method, url.pathname, canonicalQuery, ...names.map((h) => `${h}:${headers[h]}`), '', names.join(';'), payloadHash].join('\n')
   const scope = `${day}/${region}/s3/aws4_request`
   const toSign = ['AWS4-HMAC-SHA256', now, scope, sha256(canonical)].join('\n')
   const key = hmac(hmac(hmac(hmac(`AWS4${s3.secretAccessKey}`, day), region), 's3'), 'aws4_request')
