@@ -23,7 +23,9 @@ import { createApiApp } from './api/app.js'
 import { createBillingJobs } from './billing/jobs.js'
 import { acquireLogLease, BILLING_LEASE } from './billing/lease.js'
 import { createProcessor } from './processor/processor.js'
-import { icebergDeps } from './lake/config.js'
+import { icebergDeps, lakeUpkeepSettings, openLake } from './lake/config.js'
+import { createLakeUpkeep, LAKE_UPKEEP_LEASE } from './lake/upkeep.js'
+import { icebergEraser } from './privacy/iceberg-eraser.js'
 import { createMetricsRegistry } from './metrics/registry.js'
 import { createCloseReports } from './metrics/close-reports.js'
 import { createSpoolWatch } from './metrics/spool-watch.js'
@@ -125,7 +127,14 @@ export async function startCore(config: Config) {
     ? createSpoolWatch({ edgeUrl: config.EDGE_URL, syncKey: config.EDGE_SYNC_KEY, tenants, registry, lease: billingLease, logger: logger.child({ component: 'spool-watch' }) })
     : undefined
   spoolWatch?.start()
-  app.route('/', createApiApp({ clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing }))
+  // The lake's upkeep (compaction, expiry, clean-up) on one replica, the holder of the lake lease;
+  // privacy erasures rewrite the lake's files through the same table.
+  const lake = await openLake(config, dataDir, clickhouse)
+  const upkeepSettings = lake ? lakeUpkeepSettings(config) : undefined
+  const lakeLease = upkeepSettings ? await acquireLogLease({ log, name: `${config.FLEET_ID}.${LAKE_UPKEEP_LEASE}`, logger: logger.child({ component: 'lease' }) }) : undefined
+  const upkeep = lake && upkeepSettings ? createLakeUpkeep({ lake: lake.lake, ...upkeepSettings, lease: lakeLease, logger, registry }) : undefined
+  upkeep?.start()
+  app.route('/', createApiApp({ clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing, ...(lake ? { rawErasers: [icebergEraser(lake.lake)] } : {}) }))
   const internalApp = createInternalApp({
     ...(config.GATEWAY_ENABLED
       ? { gateway: { log, topics: [EVENTS_TOPIC, EDGE_STATS_TOPIC], credentials: { user: config.REST_PROXY_USER, password: config.REST_PROXY_PASSWORD } } }
@@ -149,6 +158,9 @@ export async function startCore(config: Config) {
       await Promise.all([server, internalServer].map((srv) => new Promise<void>((r) => srv.close(() => r()))))
       await processor?.stop()
       spoolWatch?.stop()
+      await upkeep?.stop()
+      await lakeLease?.release()
+      lake?.close()
       await closeReports.stop()
       await billing.stop()
       await billingLease.release()

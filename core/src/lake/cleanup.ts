@@ -61,10 +61,10 @@ export async function cleanUpTable(lake: LakeTable, opts: CleanUpOptions): Promi
   const log = [...(m['metadata-log'] ?? [])].sort((a, b) => a['timestamp-ms'] - b['timestamp-ms'])
   for (const e of log) keep.add(e['metadata-file'])
 
-  // Metadata files current within the safety age (and the one current when it began): keep what their head reached.
+  // Metadata files that were current within the safety age: keep what their head reached.
   let protectData = true
-  const lastBefore = log.filter((e) => e['timestamp-ms'] < cutoff).pop()
-  const recent = log.filter((e) => e['timestamp-ms'] >= cutoff || e === lastBefore)
+  // Each logged file was current from its time until the next one's (the last until the current file's).
+  const recent = log.filter((_, i) => (log[i + 1]?.['timestamp-ms'] ?? m['last-updated-ms']) >= cutoff)
   for (const e of recent) {
     let old: TableMetadata
     try {

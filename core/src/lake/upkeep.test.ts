@@ -16,6 +16,9 @@ import { createFileIO } from './io.js'
 import { PYTHON, pyicebergAvailable, scanLake } from './pyiceberg.js'
 import { lakeReader } from './restore.js'
 import { createLakeTable } from './table.js'
+import { createLakeUpkeep } from './upkeep.js'
+import { createMetricsRegistry } from '../metrics/registry.js'
+import { pino } from 'pino'
 
 /**
  * Table care: compaction of small data files (a `replace` snapshot), clean-up of files no snapshot
@@ -255,6 +258,29 @@ if (!pyicebergAvailable && process.env.CI === 'true') {
       await sink.write(twoHourBatch(5), { recovering: false })
       expect(await eraser.erase({ publisherId: 'pub9', ipHash: 'ffff' })).toBe('done')
       expect((await scanLake({ root: dir })).rows.length).toBe(kept.length + 6)
+    }, 90_000)
+  })
+
+  describe('scheduled upkeep', () => {
+    it('runs compaction, expiry and clean-up only on the lease holder, and counts its runs', async () => {
+      const dir = join(lakes, `job-${n++}`)
+      const sink = await createIcebergSink({ client: ch, dir, properties: expiryNow })
+      for (let k = 0; k < 4; k++) await sink.write(twoHourBatch(k), { recovering: false })
+      let held = false
+      const registry = createMetricsRegistry({ defaultMetrics: false })
+      const job = createLakeUpkeep({
+        lake: sink.lake, intervalMs: 60_000, lease: { held: () => held }, logger: pino({ level: 'silent' }), registry,
+        compaction: { minFiles: 3, smallFileBytes: 1 << 20, targetFileBytes: 64 << 20 }, cleanupMinAgeMs: 0,
+      })
+      expect(await job.runOnce()).toEqual({ status: 'skipped' })
+      expect(filesUnder(join(dir, 'warehouse/adc.db/events_raw/data'), '.parquet')).toHaveLength(8)
+      held = true
+      const r = await job.runOnce()
+      expect(r).toMatchObject({ status: 'ok', compaction: { removedFiles: 8, addedFiles: 2 } })
+      // The compacted-away files went with the expired snapshots.
+      expect(filesUnder(join(dir, 'warehouse/adc.db/events_raw/data'), '.parquet')).toHaveLength(2)
+      expect((await scanLake({ root: dir })).rows.length).toBe(24)
+      expect(await registry.getSingleMetricAsString('adc_lake_upkeep_runs_total')).toMatch(/adc_lake_upkeep_runs_total\{result="ok"\} 1/)
     }, 90_000)
   })
 }
