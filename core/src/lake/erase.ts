@@ -29,10 +29,13 @@ function mayHold(e: ManifestEntry, fieldId: number | undefined, value: string): 
   return true
 }
 
-/** Snapshots that reach any of `files`. */
+/** Snapshots that reach any of `files`, but none a tag or branch other than main holds (those stay: the erasure is then pending). */
 async function snapshotsReaching(reader: SnapshotReader, m: TableMetadata, files: ReadonlySet<string>): Promise<Id[]> {
+  const held = new Set(Object.entries(m.refs ?? {}).filter(([name]) => name !== 'main').map(([, r]) => String(r['snapshot-id'])))
   const out: Id[] = []
-  for (const s of m.snapshots ?? []) if ((await reader.reach(s)).files.some((f) => files.has(f))) out.push(s['snapshot-id'])
+  for (const s of m.snapshots ?? []) {
+    if (!held.has(String(s['snapshot-id'])) && (await reader.reach(s)).files.some((f) => files.has(f))) out.push(s['snapshot-id'])
+  }
   return out
 }
 

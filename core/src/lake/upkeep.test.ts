@@ -259,6 +259,24 @@ if (!pyicebergAvailable && process.env.CI === 'true') {
       expect(await eraser.erase({ publisherId: 'pub9', ipHash: 'ffff' })).toBe('done')
       expect((await scanLake({ root: dir })).rows.length).toBe(kept.length + 6)
     }, 90_000)
+    it('after a compaction, also deletes the small files with the rows that only older snapshots still reach', async () => {
+      const dir = join(lakes, `erase-compacted-${n++}`)
+      const sink = await createIcebergSink({ client: ch, dir })
+      for (let k = 0; k < 4; k++) await sink.write(twoHourBatch(k, 0, (o) => (o % 4 === 1 ? { user_key: 'u_gone' } : {})), { recovering: false })
+      await compactTable(sink.lake, { minFiles: 3, smallFileBytes: 1 << 20, targetFileBytes: 64 << 20 })
+      const dataDir = join(dir, 'warehouse/adc.db/events_raw/data')
+      const before = await rawFiles(dataDir)
+      // The compacted hour-11 file and the four small ones it replaced (still reachable from older snapshots).
+      expect(before.holding).toHaveLength(5)
+      expect(await icebergEraser(sink.lake).erase({ publisherId: 'pub1', userKey: 'u_gone' })).toBe('done')
+      // None left in storage; hour 10's replaced small files (no rows of the subject) wait for clean-up.
+      expect(await rawFiles(dataDir)).toEqual({ n: 12 + 6 + 12, holding: [] })
+      await cleanUpTable(sink.lake, { minAgeMs: 0 })
+      expect(await rawFiles(dataDir)).toEqual({ n: 18, holding: [] })
+      const scan = await scanLake({ root: dir })
+      expect(scan.rows.length).toBe(18)
+      expect(scan.snapshots.map((s) => s.operation)).toEqual(['overwrite'])
+    }, 90_000)
   })
 
   describe('scheduled upkeep', () => {
