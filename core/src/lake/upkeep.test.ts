@@ -15,6 +15,7 @@ import { compactTable } from './compact.js'
 import { createFileIO } from './io.js'
 import { PYTHON, pyicebergAvailable, scanLake } from './pyiceberg.js'
 import { lakeReader } from './restore.js'
+import { LAKE_COLUMNS } from './schema.js'
 import { createLakeTable } from './table.js'
 import { createLakeUpkeep } from './upkeep.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
@@ -126,6 +127,22 @@ if (!pyicebergAvailable && process.env.CI === 'true') {
       expect((await compactTable(sink.lake, { minFiles: 4, smallFileBytes: 1 << 20, targetFileBytes: 64 << 20 })).removedFiles).toBe(0)
       await sink.write(twoHourBatch(6), { recovering: false })
       expect((await chTotals(dir)).n).toBe(42)
+    }, 90_000)
+
+    it('compacts files from before and after a column was added: older rows keep reading null', async () => {
+      const dir = join(lakes, `compact-evolved-${n++}`)
+      const old = await createIcebergSink({ client: ch, dir, columns: LAKE_COLUMNS.filter((c) => c.name !== 'view_method') })
+      for (let k = 0; k < 3; k++) await old.write(twoHourBatch(k), { recovering: false })
+      const wide = await createIcebergSink({ client: ch, dir })
+      for (let k = 3; k < 6; k++) await wide.write(twoHourBatch(k, 0, () => ({ view_method: 'mrc_50_1s' })), { recovering: false })
+      expect((await compactTable(wide.lake, { minFiles: 4, smallFileBytes: 1 << 20, targetFileBytes: 64 << 20 })).addedFiles).toBe(2)
+      const scan = await scanLake({ root: dir })
+      expect(scan.total_files).toBe(2)
+      const methods = (rows: { o: number; vm: unknown }[]) => rows.map((r) => [r.o, r.vm]).sort((a, b) => Number(a[0]) - Number(b[0]))
+      const expected = scan.rows.map((r) => [Number(r.log_offset), Number(r.log_offset) < 30 ? null : 'mrc_50_1s'])
+      expect(methods(scan.rows.map((r) => ({ o: Number(r.log_offset), vm: r.view_method })))).toEqual(expected.sort((a, b) => Number(a[0]) - Number(b[0])))
+      const viaCh = await q<{ o: string; vm: string | null }>(`SELECT log_offset o, view_method vm FROM ${lakeReader(tableOf(dir))}`)
+      expect(methods(viaCh.map((r) => ({ o: Number(r.o), vm: r.vm })))).toEqual(methods(scan.rows.map((r) => ({ o: Number(r.log_offset), vm: r.view_method }))))
     }, 90_000)
 
     it('a sink append committed while compaction commits is not lost: the compaction re-reads and re-applies', async () => {
