@@ -134,7 +134,7 @@ export async function startCore(config: Config) {
   const lakeLease = upkeepSettings ? await acquireLogLease({ log, name: `${config.FLEET_ID}.${LAKE_UPKEEP_LEASE}`, logger: logger.child({ component: 'lease' }) }) : undefined
   const upkeep = lake && upkeepSettings ? createLakeUpkeep({ lake: lake.lake, ...upkeepSettings, lease: lakeLease, logger, registry }) : undefined
   upkeep?.start()
-  app.route('/', createApiApp({ clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing, ...(lake ? { rawErasers: [icebergEraser(lake.lake)] } : {}) }))
+  app.route('/', createApiApp({ clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing, ...(lake ? { rawErasers: [icebergEraser(lake.lake, { logger: logger.child({ component: 'privacy' }) })] } : {}) }))
   const internalApp = createInternalApp({
     ...(config.GATEWAY_ENABLED
       ? { gateway: { log, topics: [EVENTS_TOPIC, EDGE_STATS_TOPIC], credentials: { user: config.REST_PROXY_USER, password: config.REST_PROXY_PASSWORD } } }

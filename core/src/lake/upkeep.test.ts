@@ -9,7 +9,7 @@ import { emptyBatch, type SinkBatch } from '../sinks/sink.js'
 import { eventRow } from '../testing/sink.contract.js'
 import { icebergEraser } from '../privacy/iceberg-eraser.js'
 import { readAvroFile } from './avro.js'
-import type { Catalog } from './catalog.js'
+import { createSqlCatalog, type Catalog } from './catalog.js'
 import { cleanUpTable, expireSnapshots } from './cleanup.js'
 import { compactTable } from './compact.js'
 import { createFileIO } from './io.js'
@@ -150,7 +150,6 @@ if (!pyicebergAvailable && process.env.CI === 'true') {
       const sink = await createIcebergSink({ client: ch, dir })
       for (let k = 0; k < 4; k++) await sink.write(twoHourBatch(k), { recovering: false })
       const io = createFileIO()
-      const { createSqlCatalog } = await import('./catalog.js')
       const inner = createSqlCatalog({ path: join(dir, 'catalog.db'), io })
       let raced = 0
       const racing: Catalog = {
@@ -276,6 +275,20 @@ if (!pyicebergAvailable && process.env.CI === 'true') {
       expect(await eraser.erase({ publisherId: 'pub9', ipHash: 'ffff' })).toBe('done')
       expect((await scanLake({ root: dir })).rows.length).toBe(kept.length + 6)
     }, 90_000)
+    it('an erasure that fails is recorded as pending, the table left as it was', async () => {
+      const dir = join(lakes, `erase-failed-${n++}`)
+      const sink = await createIcebergSink({ client: ch, dir })
+      await sink.write(twoHourBatch(0, 0, () => ({ user_key: 'u_gone' })), { recovering: false })
+      const io = createFileIO()
+      const inner = createSqlCatalog({ path: join(dir, 'catalog.db'), io })
+      const down: Catalog = { ...inner, commit: async () => { throw new Error('catalog unreachable') } }
+      const lake = createLakeTable({ client: ch, catalog: down, io, ident: { namespace: ['adc'], name: 'events_raw' }, location: tableOf(dir) })
+      await lake.open()
+      expect(await icebergEraser(lake).erase({ publisherId: 'pub1', userKey: 'u_gone' })).toBe('pending')
+      expect((await scanLake({ root: dir })).rows.length).toBe(6)
+      expect(filesUnder(join(dir, 'warehouse/adc.db/events_raw/data'), '.parquet')).toHaveLength(2)
+    }, 90_000)
+
     it('after a compaction, also deletes the small files with the rows that only older snapshots still reach', async () => {
       const dir = join(lakes, `erase-compacted-${n++}`)
       const sink = await createIcebergSink({ client: ch, dir })
