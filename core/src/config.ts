@@ -101,6 +101,21 @@ export const configSchema = z.object({
   /** How long a presigned export URL stays valid, in seconds (SigV4 allows up to 7 days). @default 900 */
   EXPORTS_URL_TTL_SECONDS: z.coerce.number().int().min(1).max(604_800).default(900),
   /**
+   * Scheduled lake upkeep (compaction of small data files, snapshot expiry, clean-up of unreachable
+   * files), run by one replica: the holder of the lease `<FLEET_ID>.lake-upkeep`. @default true
+   */
+  ICEBERG_UPKEEP_ENABLED: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  /** Time between upkeep runs. @default 3600000 (1 h) */
+  ICEBERG_UPKEEP_INTERVAL_MS: z.coerce.number().int().min(1000).default(3_600_000),
+  /** An hour partition is compacted once it has this many small data files. @default 10 */
+  ICEBERG_COMPACT_MIN_FILES: z.coerce.number().int().min(2).default(10),
+  /** Data files below this size (MiB) count as small. @default 32 */
+  ICEBERG_COMPACT_SMALL_FILE_MB: z.coerce.number().min(0.001).default(32),
+  /** Size (MiB) compaction aims at per new data file. @default 128 */
+  ICEBERG_COMPACT_TARGET_FILE_MB: z.coerce.number().min(0.001).default(128),
+  /** Clean-up deletes unreachable files only when older than this, and keeps files of snapshots current within it (readers mid-scan). @default 3600000 (1 h) */
+  ICEBERG_CLEANUP_MIN_AGE_MS: z.coerce.number().int().min(0).default(3_600_000),
+  /**
    * State changelog for several processors sharing partitions (dedupe and join state moves with a
    * partition on rebalance). `auto` turns it on with Kafka and off on the embedded log, where one
    * process owns every partition and its local LMDB state. @default auto

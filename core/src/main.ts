@@ -24,7 +24,9 @@ import { exportStoreFromConfig } from './billing/exports-store.js'
 import { createBillingJobs } from './billing/jobs.js'
 import { acquireLogLease, BILLING_LEASE } from './billing/lease.js'
 import { createProcessor } from './processor/processor.js'
-import { icebergDeps } from './lake/config.js'
+import { icebergDeps, lakeUpkeepSettings, openLake } from './lake/config.js'
+import { createLakeUpkeep, LAKE_UPKEEP_LEASE } from './lake/upkeep.js'
+import { icebergEraser } from './privacy/iceberg-eraser.js'
 import { createMetricsRegistry } from './metrics/registry.js'
 import { createCloseReports } from './metrics/close-reports.js'
 import { createSpoolWatch } from './metrics/spool-watch.js'
@@ -126,11 +128,19 @@ export async function startCore(config: Config) {
     ? createSpoolWatch({ edgeUrl: config.EDGE_URL, syncKey: config.EDGE_SYNC_KEY, tenants, registry, lease: billingLease, logger: logger.child({ component: 'spool-watch' }) })
     : undefined
   spoolWatch?.start()
+  // The lake's upkeep (compaction, expiry, clean-up) on one replica, the holder of the lake lease;
+  // privacy erasures rewrite the lake's files through the same table.
+  const lake = await openLake(config, dataDir, clickhouse)
+  const upkeepSettings = lake ? lakeUpkeepSettings(config) : undefined
+  const lakeLease = upkeepSettings ? await acquireLogLease({ log, name: `${config.FLEET_ID}.${LAKE_UPKEEP_LEASE}`, logger: logger.child({ component: 'lease' }) }) : undefined
+  const upkeep = lake && upkeepSettings ? createLakeUpkeep({ lake: lake.lake, ...upkeepSettings, lease: lakeLease, logger, registry }) : undefined
+  upkeep?.start()
   app.route('/', createApiApp({
     clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing,
     exportStore: exportStoreFromConfig(config, dataDir), exportUrlTtlSeconds: config.EXPORTS_URL_TTL_SECONDS,
     minuteRollupDays: config.RETENTION_MINUTE_ROLLUP_DAYS,
     ...(config.REGION !== undefined && config.HOME_REGION !== undefined ? { region: config.REGION, homeRegion: config.HOME_REGION } : {}),
+    ...(lake ? { rawErasers: [icebergEraser(lake.lake, { logger: logger.child({ component: 'privacy' }) })] } : {}),
   }))
   const internalApp = createInternalApp({
     ...(config.GATEWAY_ENABLED
@@ -155,6 +165,9 @@ export async function startCore(config: Config) {
       await Promise.all([server, internalServer].map((srv) => new Promise<void>((r) => srv.close(() => r()))))
       await processor?.stop()
       spoolWatch?.stop()
+      await upkeep?.stop()
+      await lakeLease?.release()
+      lake?.close()
       await closeReports.stop()
       await billing.stop()
       await billingLease.release()

@@ -35,7 +35,8 @@ export interface ApiDeps {
   edgeSyncKey?: string
   /**
    * Raw stores erased outside ClickHouse by `POST /v1/admin/privacy/delete` (privacy/erase.ts).
-   * @default the Iceberg table, recorded as pending until its eraser exists
+   * Core's main passes the Iceberg table's eraser (privacy/iceberg-eraser.ts) when the lake is on.
+   * @default the Iceberg table, recorded as pending (no lake eraser given)
    */
   rawErasers?: RawEraser[]
   /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../config.js'
-import { icebergDeps } from './config.js'
+import { icebergDeps, lakeUpkeepSettings } from './config.js'
 
 describe('ICEBERG_* configuration', () => {
   it('defaults to the embedded catalog under DATA_DIR', () => {
@@ -24,5 +24,19 @@ describe('ICEBERG_* configuration', () => {
   it('is off with ICEBERG_ENABLED=false, and refuses an s3 warehouse without an endpoint', () => {
     expect(icebergDeps(loadConfig({ ICEBERG_ENABLED: 'false' }), '/d')).toEqual({})
     expect(() => loadConfig({ ICEBERG_WAREHOUSE: 's3://warehouse' })).toThrow(ConfigError)
+  })
+
+  it('schedules upkeep hourly by default; ICEBERG_UPKEEP_ENABLED=false turns it off', () => {
+    expect(lakeUpkeepSettings(loadConfig({}))).toEqual({
+      intervalMs: 3_600_000, cleanupMinAgeMs: 3_600_000,
+      compaction: { minFiles: 10, smallFileBytes: 32 * 1024 * 1024, targetFileBytes: 128 * 1024 * 1024 },
+    })
+    expect(lakeUpkeepSettings(loadConfig({ ICEBERG_UPKEEP_INTERVAL_MS: '60000', ICEBERG_COMPACT_MIN_FILES: '4', ICEBERG_COMPACT_SMALL_FILE_MB: '8', ICEBERG_COMPACT_TARGET_FILE_MB: '64', ICEBERG_CLEANUP_MIN_AGE_MS: '0' }))).toEqual({
+      intervalMs: 60_000, cleanupMinAgeMs: 0,
+      compaction: { minFiles: 4, smallFileBytes: 8 * 1024 * 1024, targetFileBytes: 64 * 1024 * 1024 },
+    })
+    expect(lakeUpkeepSettings(loadConfig({ ICEBERG_UPKEEP_ENABLED: 'false' }))).toBeUndefined()
+    expect(lakeUpkeepSettings(loadConfig({ ICEBERG_ENABLED: 'false' }))).toBeUndefined()
+    expect(() => loadConfig({ ICEBERG_COMPACT_MIN_FILES: '1' })).toThrow(ConfigError)
   })
 })

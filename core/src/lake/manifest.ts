@@ -156,7 +156,7 @@ function partitionSummaries(spec: PartitionSpec, tuples: Record<string, number |
 }
 
 /** Suffix of the manifests this writer creates (the only ones it merges: it knows their whole content). */
-export const OWN_MANIFEST = /-adc-(m0|merged)\.avro$/
+export const OWN_MANIFEST = /-adc-(m0|merged|rewritten)\.avro$/
 
 /** A manifest of added data files for one snapshot, and its manifest-list record (sequence numbers set at commit). */
 export function buildManifest(opts: { location: string; files: DataFile[]; snapshotId: Id; schema: IcebergSchema; spec: PartitionSpec }): { bytes: Buffer; entry: Omit<ManifestFile, 'sequence_number' | 'min_sequence_number'> } {
@@ -242,9 +242,21 @@ export function mergeManifests(opts: { location: string; sources: { file: Manife
       })
     }
   }
+  return entriesManifest({ ...opts, records })
+}
+
+/**
+ * A manifest of entries with explicit snapshot ids and sequence numbers (EXISTING and DELETED ones;
+ * ADDED ones inherit theirs from the manifest-list record), and that record for a snapshot with
+ * `sequenceNumber`.
+ */
+export function entriesManifest(opts: { location: string; records: ManifestEntry[]; snapshotId: Id; sequenceNumber: number; schema: IcebergSchema; spec: PartitionSpec }): { bytes: Buffer; entry: ManifestFile } {
+  const { records } = opts
   const bytes = encodeManifest(records, opts.schema, opts.spec)
-  const seqs = records.map((r) => BigInt(r.sequence_number!))
+  const seqs = records.map((r) => BigInt(r.sequence_number ?? opts.sequenceNumber))
   const minSeq = seqs.reduce((a, b) => (b < a ? b : a), BigInt(opts.sequenceNumber))
+  const count = (status: number) => records.filter((r) => r.status === status).length
+  const rows = (status: number) => records.filter((r) => r.status === status).reduce((n, r) => n + Number(r.data_file.record_count), 0)
   return {
     bytes,
     entry: {
@@ -255,12 +267,12 @@ export function mergeManifests(opts: { location: string; sources: { file: Manife
       sequence_number: opts.sequenceNumber,
       min_sequence_number: Number.isSafeInteger(Number(minSeq)) ? Number(minSeq) : minSeq,
       added_snapshot_id: opts.snapshotId,
-      added_files_count: 0,
-      existing_files_count: records.length,
-      deleted_files_count: 0,
-      added_rows_count: 0,
-      existing_rows_count: records.reduce((n, r) => n + Number(r.data_file.record_count), 0),
-      deleted_rows_count: 0,
+      added_files_count: count(1),
+      existing_files_count: count(0),
+      deleted_files_count: count(2),
+      added_rows_count: rows(1),
+      existing_rows_count: rows(0),
+      deleted_rows_count: rows(2),
       partitions: partitionSummaries(opts.spec, records.map((r) => r.data_file.partition)),
       key_metadata: null,
     },

@@ -3,9 +3,9 @@ import type { DataFile } from './manifest.js'
 import type { IcebergField, LakeColumn } from './schema.js'
 
 /** Bytes of a string bound: Iceberg's default metrics mode, truncate(16). */
-const TRUNCATE = 16
+export const TRUNCATE = 16
 
-function truncatedLower(s: string): Buffer {
+export function truncatedLower(s: string): Buffer {
   const b = Buffer.from(s)
   if (b.length <= TRUNCATE) return b
   let end = TRUNCATE
@@ -13,7 +13,7 @@ function truncatedLower(s: string): Buffer {
   return b.subarray(0, end)
 }
 
-function long(n: bigint): Buffer {
+export function long(n: bigint): Buffer {
   const b = Buffer.alloc(8)
   b.writeBigInt64LE(n)
   return b

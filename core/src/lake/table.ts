@@ -5,7 +5,7 @@ import { sqlString } from '../clickhouse/client.js'
 import type { EventRow, SinkBatch } from '../sinks/sink.js'
 import { readAvroFile } from './avro.js'
 import type { Catalog, LoadedTable, TableIdent } from './catalog.js'
-import type { FileIO } from './io.js'
+import type { FileIO, S3Options } from './io.js'
 import { buildManifest, buildManifestList, mergeManifests, normaliseManifestFile, OWN_MANIFEST, type DataFile, type ManifestFile } from './manifest.js'
 import { CommitConflictError, currentSchema, currentSnapshotId, defaultSpec, newSnapshotId, sameId, type Id, type Snapshot, type TableMetadata, type TableRequirement, type TableUpdate } from './metadata.js'
 import { columnMetrics } from './metrics.js'
@@ -51,6 +51,8 @@ export interface LakeTableOptions {
   maxAttempts?: number
   /** Table properties on create, over DEFAULT_PROPERTIES. */
   properties?: Record<string, string>
+  /** S3 settings for chDB to read `s3://` data files back (compaction, erasure). */
+  s3?: S3Options
 }
 
 export interface AppendResult {
@@ -61,7 +63,7 @@ export interface AppendResult {
 
 const pad = (n: number) => String(n).padStart(2, '0')
 /** Iceberg's human-readable hour partition value (`2026-11-23-10`), used in data file paths. */
-const hourName = (h: number) => {
+export const hourName = (h: number) => {
   const d = new Date(h * 3_600_000)
   return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}-${pad(d.getUTCHours())}`
 }
@@ -255,6 +257,12 @@ export function createLakeTable(options: LakeTableOptions) {
 
   return {
     ident,
+    client,
+    catalog,
+    io,
+    columns,
+    maxAttempts,
+    s3: options.s3,
     open,
     /** The table as last loaded or committed by this writer. */
     current: () => table,

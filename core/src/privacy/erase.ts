@@ -13,8 +13,9 @@ import { ulid } from 'ulid'
  *
  * Every request leaves an audit row in `privacy_requests` (kept forever, no TTL) with the SHA-256 of
  * the identifier (never the identifier), the rows deleted per table, and the status of each raw
- * store that is erased elsewhere (`RawEraser`, e.g. the Iceberg table: `pending` until its eraser
- * exists; the audit rows with `pending` are that eraser's queue).
+ * store that is erased elsewhere (`RawEraser`: the Iceberg table's is privacy/iceberg-eraser.ts, which
+ * rewrites the lake's data files without the rows and deletes the old ones; `pending` where a store
+ * could not finish, and the audit rows with `pending` are its queue).
  */
 export type PrivacySubject = { publisherId: string; userKey: string; ipHash?: undefined } | { publisherId: string; ipHash: string; userKey?: undefined }
 
@@ -24,7 +25,7 @@ export interface RawEraser {
   erase(subject: PrivacySubject): Promise<'done' | 'pending'>
 }
 
-/** The Iceberg raw table's eraser until the Iceberg writer can delete rows: records the request as pending. */
+/** Records the Iceberg erasure as pending: the default where no lake eraser is given (privacy/iceberg-eraser.ts is the real one). */
 export const ICEBERG_PENDING: RawEraser = { name: 'iceberg', erase: async () => 'pending' }
 
 export interface PrivacyAudit {

@@ -7,7 +7,10 @@ import { join, resolve } from 'node:path'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
 import { lakeReader } from '../lake/restore.js'
 import { createIcebergSink } from './iceberg-sink.js'
-import { runSinkContract } from '../testing/sink.contract.js'
+import { batchOf, runSinkContract } from '../testing/sink.contract.js'
+import { cleanUpTable } from '../lake/cleanup.js'
+import { compactTable } from '../lake/compact.js'
+import { eraseFromLake } from '../lake/erase.js'
 
 /**
  * The raw lake on S3-compatible object storage: data files, manifests and metadata written as S3
@@ -107,5 +110,29 @@ if (!available && process.env.CI === 'true') {
       expect(table('.metadata.json')).toHaveLength(2)
       expect(table('.avro').filter((k) => k.startsWith('snap-'))).toHaveLength(1)
     })
+
+    it('compacts, cleans up and erases a subject on S3: objects deleted, chDB reads the rest', async () => {
+      const s3 = { endpoint, accessKeyId: 'adc', secretAccessKey: 'adc_secret' }
+      const db = `adc_s3_care_${n++}`
+      const properties = { 'history.expire.max-snapshot-age-ms': '0', 'history.expire.min-snapshots-to-keep': '1' }
+      const sink = await createIcebergSink({ client: ch, dir: join(dataDir, db), warehouse: `s3://warehouse/${db}`, s3, properties })
+      for (let k = 0; k < 4; k++) await sink.write(batchOf('ad-events', 0, 5 * k, 5 * k + 4), { recovering: false })
+      const parquet = async () => [...(await (await fetch(`${endpoint}/warehouse?list-type=2&prefix=${db}/`)).text()).matchAll(/<Key>([^<]*\/data\/[^<]*\.parquet)<\/Key>/g)].map((m) => m[1]!)
+      expect(await parquet()).toHaveLength(4)
+      expect(await compactTable(sink.lake, { minFiles: 3, smallFileBytes: 1 << 20, targetFileBytes: 64 << 20 })).toMatchObject({ removedFiles: 4, addedFiles: 1 })
+      await cleanUpTable(sink.lake, { minAgeMs: 0 })
+      expect(await parquet()).toHaveLength(1)
+      const reader = lakeReader(sink.lake.current()!.metadata.location, s3)
+      const count = async (where = '1') => Number((await q<{ n: string }>(`SELECT count() n FROM ${reader} WHERE ${where}`))[0]!.n)
+      expect(await count()).toBe(20)
+
+      expect(await eraseFromLake(sink.lake, { publisherId: 'pub1', column: 'user_key', value: 'u3' })).toMatchObject({ status: 'done', rows: 3 })
+      expect(await count()).toBe(17)
+      expect(await count("user_key = 'u3'")).toBe(0)
+      const files = await parquet()
+      expect(files).toHaveLength(1)
+      const raw = await q<{ n: string; u3: string }>(`SELECT count() n, countIf(user_key = 'u3') u3 FROM s3('${endpoint}/warehouse/${files[0]}', 'adc', 'adc_secret', 'Parquet')`)
+      expect(raw.map((r) => [Number(r.n), Number(r.u3)])).toEqual([[17, 0]])
+    }, 60_000)
   })
 }

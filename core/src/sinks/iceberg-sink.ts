@@ -67,7 +67,7 @@ export function lakeSetup(options: Omit<IcebergSinkOptions, 'client'>): { catalo
  */
 export async function createIcebergSink(options: IcebergSinkOptions): Promise<Sink & { lake: LakeTable }> {
   const { catalog, io, location } = lakeSetup(options)
-  const lake = createLakeTable({ client: options.client, catalog, io, ident: { namespace: options.namespace ?? ['adc'], name: options.table ?? 'events_raw' }, location, ...(options.columns ? { columns: options.columns } : {}), ...(options.properties ? { properties: options.properties } : {}) })
+  const lake = createLakeTable({ client: options.client, catalog, io, ident: { namespace: options.namespace ?? ['adc'], name: options.table ?? 'events_raw' }, location, ...(options.columns ? { columns: options.columns } : {}), ...(options.properties ? { properties: options.properties } : {}), ...(options.s3 ? { s3: options.s3 } : {}) })
   await lake.open()
   const log = options.logger?.child({ component: 'iceberg-sink' })
   return {

@@ -19,7 +19,7 @@ const Audit = z
     subject: z.enum(['userKey', 'ipHash']),
     subjectSha256: z.string(),
     deleted: z.object({ events_raw: z.number().int(), ivt_decisions: z.number().int(), bad_rows: z.number().int() }),
-    external: z.record(z.string(), z.enum(['done', 'pending'])).openapi({ description: 'Raw stores erased elsewhere (iceberg): done, or pending until its eraser runs' }),
+    external: z.record(z.string(), z.enum(['done', 'pending'])).openapi({ description: 'Raw stores erased elsewhere (iceberg): done once no data file of the store holds the rows any more, pending otherwise' }),
   })
   .openapi('PrivacyDeleteAudit')
 
