@@ -203,4 +203,22 @@ describe('two core replicas on one embedded log', () => {
     expect(done[1]!.job!.versions['2026-08-29']).toBe(1)
     expect((await other.billing.snapshots.versions('2026-08-29')).map((v) => [v.version, v.jobId])).toEqual([[1, runningId]])
   })
+
+  it('promotes a reprocess job on a replica without the lease through the holder, once', async () => {
+    const [a, b] = replicas as [Replica, Replica]
+    const [holder, other] = a.lease.held() ? [a, b] : [b, a]
+    const day = '2026-08-28'
+    const res = await other.app.request('/v1/reprocess', {
+      method: 'POST', headers: ADMIN, body: JSON.stringify({ from: day, to: day, reason: 'fleet', modelVersion: 'ivt-2026.12.1' }),
+    })
+    expect(res.status).toBe(202)
+    const { id } = (await res.json()) as Job
+    const done = await until(() => getJob(other, id), settled, 30_000)
+    expect(done.job!.versions[day]).toBe(2)
+    const promoted = await other.app.request(`/v1/reprocess/${id}/promote`, { method: 'POST', headers: ADMIN })
+    expect(promoted.status).toBe(200)
+    expect(((await promoted.json()) as Job).promotedVersions).toEqual({ [day]: 3 })
+    expect((await holder.app.request(`/v1/reprocess/${id}/promote`, { method: 'POST', headers: ADMIN })).status).toBe(409)
+    expect((await holder.billing.snapshots.versions(day)).map((v) => [v.version, v.status])).toEqual([[1, 'final'], [2, 'candidate'], [3, 'final']])
+  })
 })

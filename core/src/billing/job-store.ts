@@ -50,7 +50,10 @@ const K = {
   job: (id: string) => `job:${id}`,
   active: (id: string) => `active:${id}`,
   promote: (id: string) => `promote:${id}`,
+  /** The shared view: the next topic offset to apply. */
   offset: 'offset',
+  /** The local store: `active:` was indexed. */
+  indexed: 'indexed',
 }
 const isActive = (job: Job) => job.status === 'queued' || job.status === 'running'
 
@@ -110,10 +113,10 @@ export function openLocalJobStore(dir: string): JobStore {
   const view = jobView(db)
   const listeners: Array<(change: JobChange) => void> = []
   // Records from before `active:` was kept: index them once.
-  if (db.get(K.offset) === undefined) {
+  if (db.get(K.indexed) === undefined) {
     db.transactionSync(() => {
       for (const { value } of db.getRange({ start: 'job:', end: 'job:\uffff' })) if (isActive(value as Job)) db.put(K.active((value as Job).id), true)
-      db.put(K.offset, 0)
+      db.put(K.indexed, true)
     })
   }
   async function run(cmd: JobCommand) {
