@@ -450,8 +450,18 @@ export function createBillingJobs(options: BillingJobsOptions) {
     const key = supersedes === 0 ? day : `${day}:v${supersedes}`
     if (!(await (options.lease ?? SOLE_LEASE).claim(`close:${key}`, clock()))) return undefined
     const id = scheduledJobId(day, supersedes === 0 ? '' : `v${supersedes}`)
-    // Submitted before (a claim retaken after its holder died): that job stands, no second one.
-    if (get(id)) return undefined
+    const known = get(id)
+    if (known) {
+      // Submitted before (a claim retaken after its holder died): that job stands, no second one;
+      // one that failed is queued again under its id (it reuses any version it wrote).
+      if (known.status !== 'failed') return undefined
+      const { error: _e, startedAt: _s, finishedAt: _f, receivedBefore: _r, events: _ev, ...rest } = known
+      const retry: Job = { ...rest, status: 'queued', progress: 0, reason, createdAt: clock(), versions: {} }
+      await save(retry)
+      enqueue(id)
+      kick()
+      return retry
+    }
     const { job, created } = await submitJob({ kind: 'billing', days: [day], requestedBy: 'scheduler', reason, id })
     return created ? job : undefined
   }
