@@ -147,6 +147,8 @@ export function createBillingJobs(options: BillingJobsOptions) {
   let current: string | undefined
   /** Jobs whose promotion this replica is carrying out now. */
   const promoting = new Set<string>()
+  /** Promote requests this replica found the job could not take (not retried). */
+  const refused = new Set<string>()
   let running: Promise<void> | undefined
   let lock: Promise<unknown> = Promise.resolve()
   let timer: NodeJS.Timeout | undefined
@@ -367,10 +369,14 @@ export function createBillingJobs(options: BillingJobsOptions) {
 
   /** On the holder: carries out a promote request recorded on the store (once per job at a time). */
   function carryOut(request: PromoteRequest): void {
-    if (promoting.has(request.jobId)) return
+    if (promoting.has(request.jobId) || refused.has(request.request)) return
     promoting.add(request.jobId)
     exclusive(() => promoteNow(request.jobId, request.by, request.request))
-      .catch((err: unknown) => logger.error({ err, jobId: request.jobId }, 'promote request not carried out'))
+      .catch((err: unknown) => {
+        // A job that cannot be promoted stays so: not retried (a failure of ClickHouse or of the lease is).
+        if (err instanceof JobStateError) refused.add(request.request)
+        logger.error({ err, jobId: request.jobId }, 'promote request not carried out')
+      })
       .finally(() => promoting.delete(request.jobId))
   }
 
