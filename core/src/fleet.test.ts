@@ -6,7 +6,8 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiApp } from './api/app.js'
 import { openTestClickHouse } from './testing/api.js'
-import { createBillingJobs, type BillingJobs } from './billing/jobs.js'
+import { createBillingJobs, type BillingJobs, type Job } from './billing/jobs.js'
+import { openSharedJobStore, type JobStore } from './billing/job-store.js'
 import { acquireLogLease, BILLING_LEASE, type Lease } from './billing/lease.js'
 import { createEmbeddedLog, type EmbeddedLogHandle } from './log/embedded-log.js'
 import { createMetricsRegistry } from './metrics/registry.js'
@@ -32,6 +33,7 @@ const tmp = () => {
 interface Replica {
   tenants: TenantStore
   lease: Lease
+  jobStore: JobStore
   billing: BillingJobs
   processor: Processor
   registry: ReturnType<typeof createMetricsRegistry>
@@ -48,7 +50,9 @@ async function startReplica(): Promise<Replica> {
   const tenants = await openSharedTenantStore({ dir: join(dir, 'tenants'), log, logger })
   await seedDemoTenant(tenants, DEMO_DEFAULTS)
   const lease = await acquireLogLease({ log, name: BILLING_LEASE, logger })
-  const billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: join(dir, 'billing-jobs'), logger, clock: () => now, lease, closeLookbackDays: 1 })
+  const jobStore = await openSharedJobStore({ dir: join(dir, 'billing-jobs'), log, logger })
+  const billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, store: jobStore, logger, clock: () => now, lease, closeLookbackDays: 1, jobPollMs: 200 })
+  billing.start()
   const registry = createMetricsRegistry({ defaultMetrics: false })
   const processor = createProcessor({
     log, clickhouse: ch.client, database: 'adc', stateDir: join(dir, 'state'), groupId: 'fleet-processor', logger, registry,
@@ -56,7 +60,7 @@ async function startReplica(): Promise<Replica> {
   })
   await processor.start()
   const app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, registry, logger, billing, clock: () => now })
-  const r = { tenants, lease, billing, processor, registry, app }
+  const r = { tenants, lease, jobStore, billing, processor, registry, app }
   replicas.push(r)
   return r
 }
@@ -85,6 +89,7 @@ afterAll(async () => {
   for (const r of replicas) {
     await r.processor.stop()
     await r.billing.stop()
+    await r.jobStore.close()
     await r.lease.release()
     await r.tenants.close()
   }
@@ -115,9 +120,12 @@ describe('two core replicas on one embedded log', () => {
     expect(ticks.filter(Boolean)).toHaveLength(1)
     await Promise.all([a.billing.idle(), b.billing.idle()])
     const jobsOn = async (r: Replica) =>
-      ((await (await r.app.request('/v1/billing/jobs', { headers: ADMIN })).json()) as { jobs: Array<{ reason: string; days: string[] }> }).jobs
-    const scheduled = [...(await jobsOn(a)), ...(await jobsOn(b))].filter((j) => j.reason.startsWith('scheduled close (T+1)'))
-    expect(scheduled.map((j) => j.days)).toEqual([['2026-09-01']])
+      ((await (await r.app.request('/v1/billing/jobs', { headers: ADMIN })).json()) as { jobs: Array<{ id: string; reason: string; days: string[]; status: string }> }).jobs
+    // Both replicas list the fleet's jobs: one scheduled close, the same on A and B.
+    const scheduledOn = async (r: Replica) => (await jobsOn(r)).filter((j) => j.reason.startsWith('scheduled close (T+1)'))
+    const onA = await until(() => scheduledOn(a), (j) => j.length === 1 && j[0]!.status === 'done')
+    expect(onA.map((j) => j.days)).toEqual([['2026-09-01']])
+    expect(await until(() => scheduledOn(b), (j) => j.length === 1 && j[0]!.status === 'done')).toEqual(onA)
 
     const [pa, pb] = [await until(() => assigned(a), (p) => p.length === 2), await until(() => assigned(b), (p) => p.length === 2)]
     expect(pa.length).toBe(2)
@@ -130,5 +138,87 @@ describe('two core replicas on one embedded log', () => {
       const parts = lag.values.filter((v) => v.labels.topic === EVENTS_TOPIC).map((v) => Number(v.labels.partition))
       for (const p of parts) expect(owned).toContain(p)
     }
+  })
+
+  const getJob = async (r: Replica, id: string) => {
+    const res = await r.app.request(`/v1/billing/jobs/${id}`, { headers: ADMIN })
+    return { status: res.status, job: res.status === 200 ? ((await res.json()) as Job) : undefined }
+  }
+  const submit = async (r: Replica, day: string) => {
+    const res = await r.app.request('/v1/billing/jobs', { method: 'POST', headers: ADMIN, body: JSON.stringify({ day }) })
+    expect(res.status).toBe(202)
+    return ((await res.json()) as Job).id
+  }
+  const settled = (s: { job?: Job }) => s.job?.status === 'done' || s.job?.status === 'failed'
+
+  it('serves a billing job submitted on A from B within seconds, listed on both', async () => {
+    const [a, b] = replicas as [Replica, Replica]
+    const id = await submit(a, '2026-08-30')
+    const seen = await until(() => getJob(b, id), (s) => s.status === 200, 5_000)
+    expect(seen.status).toBe(200)
+    expect(seen.job!.days).toEqual(['2026-08-30'])
+    const done = await until(() => getJob(b, id), settled, 20_000)
+    expect(done.job!.status).toBe('done')
+    expect(done.job!.versions['2026-08-30']).toBe(1)
+    // Whichever replica ran it, both show the same record once it folded the last change.
+    expect((await until(() => getJob(a, id), settled)).job).toEqual(done.job)
+    const listed = (await (await b.app.request('/v1/billing/jobs', { headers: ADMIN })).json()) as { jobs: Job[] }
+    expect(listed.jobs.map((j) => j.id)).toContain(id)
+  })
+
+  it('gives concurrent manual closes of one day on A and B distinct consecutive versions', async () => {
+    const [a, b] = replicas as [Replica, Replica]
+    const day = '2026-08-31'
+    const ids = await Promise.all([submit(a, day), submit(b, day), submit(a, day), submit(b, day)])
+    const done = await Promise.all(ids.map((id) => until(() => getJob(a, id), settled, 30_000)))
+    expect(done.map((d) => d.job!.status)).toEqual(['done', 'done', 'done', 'done'])
+    expect(done.map((d) => d.job!.versions[day]).sort()).toEqual([1, 2, 3, 4])
+    const versions = await a.billing.snapshots.versions(day)
+    expect(versions.map((v) => v.version)).toEqual([1, 2, 3, 4])
+    expect(new Set(versions.map((v) => v.jobId)).size).toBe(4)
+    // Each version supersedes the one before it: one writer, in order.
+    expect(versions.map((v) => v.supersedes)).toEqual([0, 1, 2, 3])
+  })
+
+  it('runs jobs on the lease holder only; when it stops, the other replica resumes its queued and running jobs', async () => {
+    const [a, b] = replicas as [Replica, Replica]
+    const [holder, other] = a.lease.held() ? [a, b] : [b, a]
+    expect(other.lease.held()).toBe(false)
+    // The holder's executor dies; its lease is still held (a hung process, until its session ends).
+    await holder.billing.stop()
+    const queuedId = await submit(other, '2026-08-28')
+    const runningId = await submit(holder, '2026-08-29')
+    const seen = await until(() => getJob(holder, runningId), (s) => s.status === 200)
+    // As if the dead holder had started it: the record says running, half done.
+    await holder.jobStore.update({ ...seen.job!, requestedBy: 'admin_demo', status: 'running', startedAt: now, progress: 0.5 })
+    await new Promise((r) => setTimeout(r, 1_000))
+    // Not the holder: the other replica leaves both alone.
+    expect((await getJob(other, queuedId)).job!.status).toBe('queued')
+    expect((await getJob(other, runningId)).job!.status).toBe('running')
+    await holder.lease.release()
+    await other.lease.whenHeld()
+    const done = await Promise.all([queuedId, runningId].map((id) => until(() => getJob(holder, id), settled, 30_000)))
+    expect(done.map((d) => d.job!.status)).toEqual(['done', 'done'])
+    expect(done[0]!.job!.versions['2026-08-28']).toBe(1)
+    expect(done[1]!.job!.versions['2026-08-29']).toBe(1)
+    expect((await other.billing.snapshots.versions('2026-08-29')).map((v) => [v.version, v.jobId])).toEqual([[1, runningId]])
+  })
+
+  it('promotes a reprocess job on a replica without the lease through the holder, once', async () => {
+    const [a, b] = replicas as [Replica, Replica]
+    const [holder, other] = a.lease.held() ? [a, b] : [b, a]
+    const day = '2026-08-28'
+    const res = await other.app.request('/v1/reprocess', {
+      method: 'POST', headers: ADMIN, body: JSON.stringify({ from: day, to: day, reason: 'fleet', modelVersion: 'ivt-2026.12.1' }),
+    })
+    expect(res.status).toBe(202)
+    const { id } = (await res.json()) as Job
+    const done = await until(() => getJob(other, id), settled, 30_000)
+    expect(done.job!.versions[day]).toBe(2)
+    const promoted = await other.app.request(`/v1/reprocess/${id}/promote`, { method: 'POST', headers: ADMIN })
+    expect(promoted.status).toBe(200)
+    expect(((await promoted.json()) as Job).promotedVersions).toEqual({ [day]: 3 })
+    expect((await holder.app.request(`/v1/reprocess/${id}/promote`, { method: 'POST', headers: ADMIN })).status).toBe(409)
+    expect((await holder.billing.snapshots.versions(day)).map((v) => [v.version, v.status])).toEqual([[1, 'final'], [2, 'candidate'], [3, 'final']])
   })
 })

@@ -9,7 +9,7 @@ import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { EVENTS_TOPIC, EDGE_STATS_TOPIC, fleetTenantsTopic } from '@adc/schemas'
+import { EVENTS_TOPIC, EDGE_STATS_TOPIC, fleetBillingJobsTopic, fleetTenantsTopic } from '@adc/schemas'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { createClickHouse, migrate } from './clickhouse/client.js'
 import { createEmbeddedLog } from './log/embedded-log.js'
@@ -22,6 +22,7 @@ import { prepareTenantStore } from './tenants/bootstrap.js'
 import { createApiApp } from './api/app.js'
 import { exportStoreFromConfig } from './billing/exports-store.js'
 import { createBillingJobs } from './billing/jobs.js'
+import { openSharedJobStore } from './billing/job-store.js'
 import { acquireLogLease, BILLING_LEASE } from './billing/lease.js'
 import { createProcessor } from './processor/processor.js'
 import { icebergDeps, lakeUpkeepSettings, openLake } from './lake/config.js'
@@ -111,10 +112,14 @@ export async function startCore(config: Config) {
     const h = health()
     return c.json(h, h.status === 'ok' ? 200 : 503)
   })
-  // One T+1 scheduler across replicas: the holder of the billing lease on the log (billing/lease.ts).
+  // One T+1 scheduler and one job executor across replicas: the holder of the billing lease on the
+  // log (billing/lease.ts). Job records live on the fleet's job topic, this replica's view in DATA_DIR/billing-jobs.
   const billingLease = await acquireLogLease({ log, name: `${config.FLEET_ID}.${BILLING_LEASE}`, logger: logger.child({ component: 'lease' }) })
+  const jobStore = await openSharedJobStore({
+    dir: join(dataDir, 'billing-jobs'), log, topic: fleetBillingJobsTopic(config.FLEET_ID), logger: logger.child({ component: 'billing-jobs' }),
+  })
   const billing = createBillingJobs({
-    client: clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, dir: join(dataDir, 'billing-jobs'),
+    client: clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, store: jobStore,
     logger: logger.child({ component: 'billing' }), lease: billingLease, dailyCheckMs: config.BILLING_CHECK_MS,
   })
   billing.start()
@@ -170,6 +175,7 @@ export async function startCore(config: Config) {
       lake?.close()
       await closeReports.stop()
       await billing.stop()
+      await jobStore.close()
       await billingLease.release()
       await tenants.close()
       await log.close()

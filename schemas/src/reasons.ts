@@ -72,6 +72,7 @@ export const REASONS = {
   unknown_version: { billable: false, emitter: 'core', description: 'A log envelope with an unknown version.' },
   bad_edge_stats: { billable: false, emitter: 'core', description: 'An edge-stats log record that is not valid edge_stats JSON.' },
   bad_tenant_record: { billable: false, emitter: 'core', description: 'A record of the shared tenant topic that is not a tenant command, or that failed to apply for a reason other than a conflict or a missing reference; skipped by every replica alike (logged, no event involved).' },
+  bad_job_record: { billable: false, emitter: 'core', description: 'A record of the shared billing job topic that is not a job command, or that failed to apply; skipped on every replica alike.' },
   sink_rejected: { billable: false, emitter: 'core', description: "A sink (ClickHouse, Iceberg) refused this record's rows for their content (a parse or type error); kept as a bad row with the engine's message, the rest of its batch written." },
 
   // Iceberg lake writes in core: the batch is retried (nothing is dropped), the error is logged

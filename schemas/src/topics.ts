@@ -23,5 +23,9 @@ export const stateChangelogTopic = (group: string): string =>
 export const TENANTS_TOPIC = 'adc-tenants'
 /** The tenant topic a fleet of core replicas shares. */
 export const fleetTenantsTopic = (fleetId: string): string => `${fleetId}-tenants`
+/** The billing and reprocess job records (one compacted partition, keyed by job id); a fleet names its own, `<FLEET_ID>-billing-jobs`. */
+export const BILLING_JOBS_TOPIC = 'adc-billing-jobs'
+/** The billing job topic a fleet of core replicas shares. */
+export const fleetBillingJobsTopic = (fleetId: string): string => `${fleetId}-billing-jobs`
 /** A log lease's topic (and consumer group): `adc-lease.<name>`. */
 export const leaseTopic = (name: string): string => `adc-lease.${name}`

@@ -63,14 +63,33 @@ if (!brokers && process.env.CI === 'true') {
       const scheduled = async () => {
         const lists = await Promise.all([a, b].map(async (c) => {
           const r = await fetch(`${c.url}/v1/billing/jobs?limit=500`, { headers: ADMIN })
-          return ((await r.json()) as { jobs: Array<{ reason: string; days: string[] }> }).jobs
+          return ((await r.json()) as { jobs: Array<{ id: string; reason: string; days: string[] }> }).jobs
         }))
-        return lists.flat().filter((j) => j.reason.startsWith('scheduled close (T+1)') && j.days.includes(yesterday)).length
+        // Both list the fleet's jobs: count distinct ids.
+        return new Set(lists.flat().filter((j) => j.reason.startsWith('scheduled close (T+1)') && j.days.includes(yesterday)).map((j) => j.id)).size
       }
       expect(await eventually(scheduled, (n) => n >= expected, 20_000)).toBe(expected)
       // Several more check intervals on both replicas: still one.
       await new Promise((r) => setTimeout(r, 3_000))
       expect(await scheduled()).toBe(expected)
+    })
+
+    it('serves a billing job submitted on A from B, run once by the lease holder', async () => {
+      const day = addDays(dayOf(Date.now()), -3)
+      const res = await fetch(`${a.url}/v1/billing/jobs`, { method: 'POST', headers: ADMIN, body: JSON.stringify({ day }) })
+      expect(res.status).toBe(202)
+      const { id } = (await res.json()) as { id: string }
+      const onB = async () => {
+        const r = await fetch(`${b.url}/v1/billing/jobs/${id}`, { headers: ADMIN })
+        return r.status === 200 ? ((await r.json()) as { status: string; days: string[]; versions: Record<string, number> }) : undefined
+      }
+      const started = Date.now()
+      const seen = await eventually(onB, (j) => j !== undefined, 10_000)
+      expect(seen?.days).toEqual([day])
+      expect(Date.now() - started).toBeLessThan(10_000)
+      const done = await eventually(onB, (j) => j?.status === 'done' || j?.status === 'failed', 60_000)
+      expect(done?.status).toBe('done')
+      expect(done?.versions[day]).toBeGreaterThanOrEqual(1)
     })
 
     it('splits the event partitions between the two processors', async () => {

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FIXTURE_DAY, fixtureDay, insertRows, openTestClickHouse } from '../testing/api.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createBillingJobs, type BillingJobs } from './jobs.js'
+import { scheduledJobId } from './lease.js'
 
 let ch: Awaited<ReturnType<typeof openTestClickHouse>>
 let tenants: TenantStore
@@ -73,6 +74,27 @@ describe('billing job (final join)', () => {
       expect(auto.get(job!.id)?.status).toBe('done')
       expect((await auto.snapshots.latestFinal('2026-11-21'))?.version).toBe(1)
       expect(await auto.snapshots.lines('2026-11-21', 1)).toEqual([])
+    } finally {
+      await auto.stop()
+    }
+  })
+
+  it('retries a scheduled close whose job failed under the same id, as one job', async () => {
+    const dir = tmp()
+    const raw = open({ path: dir, compression: false })
+    const id = scheduledJobId('2026-11-16')
+    await raw.put(`job:${id}`, {
+      id, kind: 'billing', status: 'failed', progress: 0, days: ['2026-11-16'], modelVersion: 'current', reason: 'scheduled close (T+1)',
+      requestedBy: 'scheduler', createdAt: 1, finishedAt: 2, error: 'ClickHouse was down', versions: {},
+    })
+    await raw.close()
+    const auto = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir, logger: pino({ level: 'silent' }), clock: () => Date.parse('2026-11-17T01:00:00Z'), closeLookbackDays: 1 })
+    try {
+      expect((await auto.dailyTick())?.id).toBe(id)
+      await auto.idle()
+      expect(auto.get(id)).toMatchObject({ status: 'done', versions: { '2026-11-16': 1 } })
+      expect(auto.get(id)?.error).toBeUndefined()
+      expect(auto.list(100).filter((j) => j.days.includes('2026-11-16'))).toHaveLength(1)
     } finally {
       await auto.stop()
     }

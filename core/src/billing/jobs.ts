@@ -1,6 +1,6 @@
 import { chTime } from '@adc/schemas'
 import type { ClickHouseClient } from '@clickhouse/client'
-import { open, type RootDatabase } from 'lmdb'
+import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import { monotonicFactory } from 'ulid'
 import type { TenantStore } from '../tenants/tenant-store.js'
@@ -9,14 +9,19 @@ import { ATTRIBUTION_RULES, DAY_CLOSE_HORIZON_MS } from '../rules/rules.js'
 import { classifyDay } from './final-join.js'
 import { countDayEvents, scoreDay } from './reprocess.js'
 import { ivtModel } from '../ivt/models/index.js'
+import { JobStoreUnavailableError, openLocalJobStore, type JobStore, type PromoteRequest } from './job-store.js'
 import { scheduledJobId, SOLE_LEASE, type Lease } from './lease.js'
 import { buildLines, createSnapshotStore, type SnapshotStore } from './snapshots.js'
 
 /**
- * Billing and reprocess jobs: persisted in LMDB before they are acknowledged, run one at a time in
- * this process (so snapshot versions of a day are assigned without races), resumed after a restart.
- * A billing job closes a day into a new `final` snapshot version; a reprocess job writes `candidate`
- * versions for a window with another IVT model, which become final only by an explicit promote.
+ * Billing and reprocess jobs: recorded in a job store (job-store.ts: this process's LMDB, or a
+ * compacted topic on the log every replica of a fleet folds into its view) before they are
+ * acknowledged, and run one at a time by the holder of the billing lease alone (lease.ts; always
+ * held in one process), so snapshot versions of a day are assigned by one writer. A job submitted
+ * on any replica is run by the holder; a queued or interrupted job is resumed by whichever replica
+ * holds the lease next. A billing job closes a day into a new `final` snapshot version; a reprocess
+ * job writes `candidate` versions for a window with another IVT model, which become final only by an
+ * explicit promote (carried out by the holder too).
  */
 
 export type JobStatus = 'queued' | 'running' | 'done' | 'failed'
@@ -41,6 +46,8 @@ export interface Job {
   /** Reprocess only: final versions created by promotion, per day. */
   promotedVersions?: Record<string, number>
   promotedAt?: number
+  /** Reprocess only: the promote request the promotion carried out (job-store.ts). */
+  promoteRequest?: string
   /** Reprocess only: the attribution rule version the days are rebuilt with (rules/rules.ts). */
   attributionVersion?: string
   /** Events received at or after this time (epoch ms) are left for a later version: the watermark when the job started. */
@@ -77,12 +84,22 @@ export class JobStateError extends Error {
   }
 }
 
+/** This replica lost the billing lease while running a job: it stops, the next holder resumes the job. */
+class LeaseLostError extends Error {
+  constructor() {
+    super('the billing lease moved to another replica')
+    this.name = 'LeaseLostError'
+  }
+}
+
 export interface BillingJobsOptions {
   client: ClickHouseClient
   database: string
   tenants: Pick<TenantStore, 'getCampaign'>
-  /** LMDB directory for the job records. */
-  dir: string
+  /** LMDB directory for job records this process alone sees (openLocalJobStore); or give `store`. */
+  dir?: string
+  /** The job records, e.g. shared by a fleet through the log (openSharedJobStore); the caller closes it. */
+  store?: JobStore
   logger: Logger
   clock?: () => number
   /**
@@ -104,8 +121,12 @@ export interface BillingJobsOptions {
   dailyCheckMs?: number
   /** Raw events scored per written batch of a reprocess. @default 50_000 */
   reprocessBatchSize?: number
-  /** Only the holder runs the T+1 scheduler (one replica among several, lease.ts). @default always held */
+  /** Only the holder runs the T+1 scheduler and the jobs (one replica among several, lease.ts). @default always held */
   lease?: Lease
+  /** How often a started holder looks for queued or interrupted jobs besides the store's change notices. @default 1000 */
+  jobPollMs?: number
+  /** How long a promote on a replica without the lease waits for the holder to carry it out. @default 60_000 */
+  promoteTimeoutMs?: number
 }
 
 export function createBillingJobs(options: BillingJobsOptions) {
@@ -115,15 +136,25 @@ export function createBillingJobs(options: BillingJobsOptions) {
   const horizonMs = options.closeHorizonMs ?? DAY_CLOSE_HORIZON_MS
   const lookbackDays = options.closeLookbackDays ?? 3
   const watermark = async (): Promise<number> => Math.min(clock(), await (options.watermark ?? (() => processedWatermark(client, database, clock())))())
-  const db: RootDatabase = open({ path: options.dir, compression: false })
+  const lease = options.lease ?? SOLE_LEASE
+  if (!options.store && !options.dir) throw new Error('createBillingJobs needs `store` or `dir`')
+  const store: JobStore = options.store ?? openLocalJobStore(options.dir!)
   const snapshots: SnapshotStore = createSnapshotStore({ client, database })
   // Monotonic, so job ids sort in submission order even within one millisecond (list() relies on it).
   const nextId = monotonicFactory()
   const queue: string[] = []
+  /** The job this replica is running now. */
+  let current: string | undefined
+  /** Jobs whose promotion this replica is carrying out now. */
+  const promoting = new Set<string>()
+  /** Promote requests this replica found the job could not take (not retried). */
+  const refused = new Set<string>()
   let running: Promise<void> | undefined
   let lock: Promise<unknown> = Promise.resolve()
   let timer: NodeJS.Timeout | undefined
+  let poll: NodeJS.Timeout | undefined
   let stopped = false
+  let closed = false
 
   /** Serialises everything that assigns snapshot versions (job days and promotions). */
   function exclusive<T>(fn: () => Promise<T>): Promise<T> {
@@ -132,16 +163,44 @@ export function createBillingJobs(options: BillingJobsOptions) {
     return next
   }
 
-  const get = (id: string) => db.get(`job:${id}`) as Job | undefined
-  const save = (job: Job) => db.put(`job:${job.id}`, job)
-
-  function list(limit = 100): Job[] {
-    const out: Job[] = []
-    for (const { value } of db.getRange({ start: 'job:\uffff', end: 'job:', reverse: true, limit })) out.push(value as Job)
-    return out
+  const get = (id: string) => store.get(id)
+  /** Records the job's state; only while this replica holds the lease (the one writer of job state). */
+  async function save(job: Job): Promise<void> {
+    if (!lease.held()) throw new LeaseLostError()
+    await store.update(structuredClone(job))
   }
 
-  async function submit(input: { kind: JobKind; days: string[]; modelVersion?: string; attributionVersion?: string; reason?: string; requestedBy: string; id?: string }): Promise<Job> {
+  function list(limit = 100): Job[] {
+    return store.list(limit)
+  }
+
+  function enqueue(id: string): void {
+    if (current !== id && !queue.includes(id)) queue.push(id)
+  }
+
+  /** On the holder: queues every queued or interrupted job and carries out pending promotions. */
+  function resume(): void {
+    if (stopped || !lease.held()) return
+    for (const job of store.active()) enqueue(job.id)
+    for (const request of store.promoteRequests()) carryOut(request)
+    kick()
+  }
+
+  // A job submitted or a promotion requested on any replica reaches the holder here.
+  store.onChange((change) => {
+    if (stopped || !lease.held()) return
+    if (change.kind === 'promote') carryOut(change.request)
+    else if (change.job.status === 'queued') {
+      enqueue(change.job.id)
+      kick()
+    }
+  })
+
+  async function submit(input: Parameters<typeof submitJob>[0]): Promise<Job> {
+    return (await submitJob(input)).job
+  }
+
+  async function submitJob(input: { kind: JobKind; days: string[]; modelVersion?: string; attributionVersion?: string; reason?: string; requestedBy: string; id?: string }): Promise<{ job: Job; created: boolean }> {
     const job: Job = {
       id: input.id ?? nextId(clock()),
       kind: input.kind,
@@ -155,14 +214,17 @@ export function createBillingJobs(options: BillingJobsOptions) {
       createdAt: clock(),
       versions: {},
     }
-    await save(job)
-    queue.push(job.id)
-    kick()
-    return job
+    // A known id (a scheduled close submitted again) gets the job it already names, not a second one.
+    const stored = await store.submit(job)
+    if (stored.created && lease.held() && !stopped) {
+      enqueue(job.id)
+      kick()
+    }
+    return stored
   }
 
   function kick(): void {
-    if (running || stopped) return
+    if (running || stopped || !lease.held()) return
     running = drain().finally(() => {
       running = undefined
       if (queue.length > 0 && !stopped) kick()
@@ -170,11 +232,18 @@ export function createBillingJobs(options: BillingJobsOptions) {
   }
 
   async function drain(): Promise<void> {
-    while (queue.length > 0 && !stopped) {
+    while (queue.length > 0 && !stopped && lease.held()) {
       const id = queue.shift()!
-      const job = get(id)
-      if (!job || job.status === 'done' || job.status === 'failed') continue
-      await exclusive(() => runJob(job))
+      current = id
+      try {
+        await exclusive(async () => {
+          // Read inside the lock: the state the previous run left.
+          const job = get(id)
+          if (job && (job.status === 'queued' || job.status === 'running')) await runJob(job)
+        })
+      } finally {
+        current = undefined
+      }
     }
   }
 
@@ -201,6 +270,8 @@ export function createBillingJobs(options: BillingJobsOptions) {
       }
       for (const [i, day] of job.days.entries()) {
         const done = existing.get(day)
+        // Versions are assigned by the lease holder alone: a replica that lost it writes none.
+        if (!lease.held()) throw new LeaseLostError()
         if (done !== undefined) {
           job.versions[day] = done
         } else {
@@ -252,37 +323,82 @@ export function createBillingJobs(options: BillingJobsOptions) {
       await save(job)
       log.info({ days: job.days, versions: job.versions, ms: job.finishedAt - started }, 'job done')
     } catch (err) {
+      if (err instanceof LeaseLostError || !lease.held()) {
+        log.warn({ days: job.days, versions: job.versions }, 'billing lease lost during the job: left to the next holder, which resumes it')
+        return
+      }
       job.status = 'failed'
       job.error = err instanceof Error ? err.message : String(err)
       job.finishedAt = clock()
-      await save(job)
+      await save(job).catch((e: unknown) => log.error({ err: e }, 'could not record the failed job'))
       log.error({ err }, 'job failed')
     }
   }
 
+  function promotable(id: string): Job {
+    const job = get(id)
+    if (!job) throw new JobStateError(`no job ${id}`)
+    if (job.kind !== 'reprocess') throw new JobStateError('only reprocess jobs are promoted')
+    if (job.status !== 'done') throw new JobStateError(`job is ${job.status}, not done`)
+    if (job.promotedVersions) throw new JobStateError('job was already promoted')
+    return job
+  }
+
+  /**
+   * Makes a done reprocess job's candidates final as new versions. Promotion assigns versions, so
+   * the lease holder carries it out: here when this replica holds the lease, otherwise by a promote
+   * request on the job store, answered once the holder recorded the promotion (a concurrent promote
+   * of the same job gets a JobStateError).
+   */
   async function promote(id: string, by: string): Promise<Job> {
-    return exclusive(async () => {
+    promotable(id)
+    if (lease.held()) return exclusive(() => promoteNow(id, by, randomUUID()))
+    const request = randomUUID()
+    if (!(await store.requestPromote({ jobId: id, request, by }))) throw new JobStateError('job was already promoted')
+    const deadline = Date.now() + (options.promoteTimeoutMs ?? 60_000)
+    for (;;) {
       const job = get(id)
-      if (!job) throw new JobStateError(`no job ${id}`)
-      if (job.kind !== 'reprocess') throw new JobStateError('only reprocess jobs are promoted')
-      if (job.status !== 'done') throw new JobStateError(`job is ${job.status}, not done`)
-      if (job.promotedVersions) throw new JobStateError('job was already promoted')
-      const promoted: Record<string, number> = {}
-      for (const day of job.days) {
-        const from = job.versions[day]
-        if (from === undefined) continue
-        const current = await snapshots.latestFinal(day)
-        promoted[day] = await snapshots.promote(day, from, job.id, clock(), {
-          reason: `promoted reprocess ${job.id} (${job.modelVersion}${job.attributionVersion ? `, ${job.attributionVersion}` : ''}): ${job.reason}`,
-          supersedes: current?.version ?? 0,
-        })
+      if (job?.promotedVersions) {
+        if (job.promoteRequest !== request) throw new JobStateError('job was already promoted')
+        return job
       }
-      job.promotedVersions = promoted
-      job.promotedAt = clock()
-      await save(job)
-      logger.info({ jobId: id, by, promoted }, 'reprocess promoted')
-      return job
-    })
+      if (Date.now() > deadline) throw new JobStoreUnavailableError(`promotion of ${id} requested but not carried out by the billing lease holder in time`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+
+  /** On the holder: carries out a promote request recorded on the store (once per job at a time). */
+  function carryOut(request: PromoteRequest): void {
+    if (promoting.has(request.jobId) || refused.has(request.request)) return
+    promoting.add(request.jobId)
+    exclusive(() => promoteNow(request.jobId, request.by, request.request))
+      .catch((err: unknown) => {
+        // A job that cannot be promoted stays so: not retried (a failure of ClickHouse or of the lease is).
+        if (err instanceof JobStateError) refused.add(request.request)
+        logger.error({ err, jobId: request.jobId }, 'promote request not carried out')
+      })
+      .finally(() => promoting.delete(request.jobId))
+  }
+
+  async function promoteNow(id: string, by: string, request: string): Promise<Job> {
+    const job = promotable(id)
+    const promoted: Record<string, number> = {}
+    for (const day of job.days) {
+      const from = job.versions[day]
+      if (from === undefined) continue
+      if (!lease.held()) throw new LeaseLostError()
+      const latest = await snapshots.latestFinal(day)
+      promoted[day] = await snapshots.promote(day, from, job.id, clock(), {
+        reason: `promoted reprocess ${job.id} (${job.modelVersion}${job.attributionVersion ? `, ${job.attributionVersion}` : ''}): ${job.reason}`,
+        supersedes: latest?.version ?? 0,
+      })
+    }
+    job.promotedVersions = promoted
+    job.promotedAt = clock()
+    job.promoteRequest = request
+    await save(job)
+    logger.info({ jobId: id, by, promoted }, 'reprocess promoted')
+    return job
   }
 
   /**
@@ -312,10 +428,8 @@ export function createBillingJobs(options: BillingJobsOptions) {
       const day = addDays(today, -back)
       const end = dayStart(day) + DAY_MS
       if (now < end + graceMs) continue
-      // A close of this day already queued or running: wait for it.
-      const last = db.get(`auto:${day}`) as string | undefined
-      const lastJob = last ? get(last) : undefined
-      if (lastJob && (lastJob.status === 'queued' || lastJob.status === 'running')) continue
+      // A close of this day already queued or running (submitted on any replica): wait for it.
+      if (store.active().some((j) => j.kind === 'billing' && j.days.includes(day))) continue
       const latest = await snapshots.latestFinal(day)
       if (!latest) {
         wm ??= await watermark()
@@ -341,9 +455,21 @@ export function createBillingJobs(options: BillingJobsOptions) {
   async function closeJob(day: string, reason: string, supersedes: number): Promise<Job | undefined> {
     const key = supersedes === 0 ? day : `${day}:v${supersedes}`
     if (!(await (options.lease ?? SOLE_LEASE).claim(`close:${key}`, clock()))) return undefined
-    const job = await submit({ kind: 'billing', days: [day], requestedBy: 'scheduler', reason, id: scheduledJobId(day, supersedes === 0 ? '' : `v${supersedes}`) })
-    await db.put(`auto:${day}`, job.id)
-    return job
+    const id = scheduledJobId(day, supersedes === 0 ? '' : `v${supersedes}`)
+    const known = get(id)
+    if (known) {
+      // Submitted before (a claim retaken after its holder died): that job stands, no second one;
+      // one that failed is queued again under its id (it reuses any version it wrote).
+      if (known.status !== 'failed') return undefined
+      const { error: _e, startedAt: _s, finishedAt: _f, receivedBefore: _r, events: _ev, ...rest } = known
+      const retry: Job = { ...rest, status: 'queued', progress: 0, reason, createdAt: clock(), versions: {} }
+      await save(retry)
+      enqueue(id)
+      kick()
+      return retry
+    }
+    const { job, created } = await submitJob({ kind: 'billing', days: [day], requestedBy: 'scheduler', reason, id })
+    return created ? job : undefined
   }
 
   /**
@@ -382,14 +508,16 @@ export function createBillingJobs(options: BillingJobsOptions) {
       }),
     promote,
     dailyTick,
-    /** Resumes queued or interrupted jobs and starts the T+1 schedule. */
+    /**
+     * Resumes queued or interrupted jobs (whenever this replica holds the lease: now, when it gets
+     * it, and every `jobPollMs`) and starts the T+1 schedule.
+     */
     start(): void {
       stopped = false
-      for (const { value } of db.getRange({ start: 'job:', end: 'job:\uffff' })) {
-        const job = value as Job
-        if ((job.status === 'queued' || job.status === 'running') && !queue.includes(job.id)) queue.push(job.id)
-      }
-      kick()
+      resume()
+      void lease.whenHeld().then(resume)
+      poll = setInterval(resume, options.jobPollMs ?? 1000)
+      poll.unref()
       timer = setInterval(() => {
         dailyTick().catch((err) => logger.error({ err }, 'daily billing check failed'))
       }, options.dailyCheckMs ?? 5 * 60_000)
@@ -399,11 +527,17 @@ export function createBillingJobs(options: BillingJobsOptions) {
     async idle(): Promise<void> {
       while (running) await running
     },
+    /** Stops running jobs (the current one finishes first); closes the store when it opened it (`dir`). */
     async stop(): Promise<void> {
       stopped = true
       if (timer) clearInterval(timer)
+      if (poll) clearInterval(poll)
       while (running) await running
-      await db.close()
+      await lock
+      if (!options.store && !closed) {
+        closed = true
+        await store.close()
+      }
     },
   }
 }

@@ -10,10 +10,11 @@ import { addDays, dayStart } from './days.js'
  * in-process groups) gives that partition to exactly one live member, moves it when the member stops
  * or misses its session timeout, and needs no clock agreement between replicas.
  *
- * Used by billing so the T+1 scheduler runs on one core replica: every replica calls `dailyTick`,
- * only the holder submits. The holder can lose the lease mid-job (session timeout under a long GC
- * pause or a partition); the job it submits has a deterministic id (`scheduledJobId`), so whichever
- * replica closes the day later reuses the snapshot version that id already wrote.
+ * Used by billing so the T+1 scheduler and the job executor run on one core replica: every replica
+ * calls `dailyTick`, only the holder submits, and only the holder runs jobs (jobs.ts). The holder
+ * can lose the lease mid-job (session timeout under a long GC pause or a partition); it then writes
+ * no further version or job state, the next holder resumes the job, and a job reuses the snapshot
+ * versions its id already wrote (a scheduled close's id is deterministic, `scheduledJobId`).
  */
 export interface Lease {
   /** Whether this replica holds the lease now. */

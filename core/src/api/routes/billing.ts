@@ -40,7 +40,7 @@ export const JobSchema = z
   .openapi('Job')
 
 export function jobView(job: Job): z.infer<typeof JobSchema> {
-  const { requestedBy: _by, promotedAt: _at, ...rest } = job
+  const { requestedBy: _by, promotedAt: _at, promoteRequest: _req, ...rest } = job
   return rest
 }
 
