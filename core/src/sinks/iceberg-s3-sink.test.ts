@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
 import { lakeReader } from '../lake/restore.js'
 import { createIcebergSink } from './iceberg-sink.js'
@@ -11,6 +9,7 @@ import { batchOf, runSinkContract } from '../testing/sink.contract.js'
 import { cleanUpTable } from '../lake/cleanup.js'
 import { compactTable } from '../lake/compact.js'
 import { eraseFromLake } from '../lake/erase.js'
+import { MOTO_SERVER, motoAvailable, startMoto } from '../testing/moto.js'
 
 /**
  * The raw lake on S3-compatible object storage: data files, manifests and metadata written as S3
@@ -19,59 +18,32 @@ import { eraseFromLake } from '../lake/erase.js'
  * itself is not in a registry CI reaches). npm test installs it when python3 is present; in CI a
  * missing server fails, elsewhere the suite skips.
  */
-const server = resolve(import.meta.dirname, '../../../.cache/s3/venv/bin/moto_server')
-const available = existsSync(server)
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer()
-    srv.once('error', rej)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => res(port))
-    })
-  })
-}
-
-if (!available && process.env.CI === 'true') {
+if (!motoAvailable && process.env.CI === 'true') {
   describe('iceberg on S3', () => {
     it('needs the S3 test server in CI (scripts/s3/ensure.sh)', () => {
-      throw new Error(`${server} is missing`)
+      throw new Error(`${MOTO_SERVER} is missing`)
     })
   })
-} else if (!available) {
+} else if (!motoAvailable) {
   describe.skip('iceberg on S3 (run scripts/s3/ensure.sh to enable)', () => {
     it('skipped', () => {})
   })
 } else {
-  let s3: ChildProcess
+  let moto: Awaited<ReturnType<typeof startMoto>>
   let endpoint: string
   let ch: ClickHouseClient
   const dataDir = mkdtempSync(join(tmpdir(), 'adc-s3-sink-'))
   let n = 0
 
   beforeAll(async () => {
-    const port = await freePort()
-    endpoint = `http://127.0.0.1:${port}`
-    s3 = spawn(server, ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' })
-    const deadline = Date.now() + 30_000
-    for (;;) {
-      try {
-        // S3 CreateBucket: PUT /<bucket>
-        const res = await fetch(`${endpoint}/warehouse`, { method: 'PUT' })
-        if (res.ok) break
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) throw new Error('S3 test server did not start')
-      await new Promise((r) => setTimeout(r, 200))
-    }
+    moto = await startMoto(['warehouse'])
+    endpoint = moto.endpoint
     ch = createClickHouse({ dataDir })
   }, 60_000)
 
   afterAll(async () => {
     await ch?.close()
-    s3?.kill('SIGTERM')
+    moto?.stop()
     rmSync(dataDir, { recursive: true, force: true })
   })
 
