@@ -84,6 +84,20 @@ export class JobStateError extends Error {
   }
 }
 
+/**
+ * A promote this replica cannot carry out (no lease) and the lease holder did not carry out in time:
+ * no holder alive, or one that refused or did not see the request. Retriable; nothing was promoted
+ * by this call (the request stays on the store, a later holder may still carry it out).
+ */
+export class BillingExecutorUnavailableError extends Error {
+  readonly reason = 'billing_executor_unavailable' as const
+  readonly retriable = true
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'BillingExecutorUnavailableError'
+  }
+}
+
 /** This replica lost the billing lease while running a job: it stops, the next holder resumes the job. */
 class LeaseLostError extends Error {
   constructor() {
@@ -354,7 +368,11 @@ export function createBillingJobs(options: BillingJobsOptions) {
     promotable(id)
     if (lease.held()) return exclusive(() => promoteNow(id, by, randomUUID()))
     const request = randomUUID()
-    if (!(await store.requestPromote({ jobId: id, request, by }))) throw new JobStateError('job was already promoted')
+    const accepted = await store.requestPromote({ jobId: id, request, by }).catch((err: unknown) => {
+      if (err instanceof JobStoreUnavailableError) throw new BillingExecutorUnavailableError(`promotion of ${id} could not be requested: ${err.message}`, { cause: err })
+      throw err
+    })
+    if (!accepted) throw new JobStateError('job was already promoted')
     const deadline = Date.now() + (options.promoteTimeoutMs ?? 60_000)
     for (;;) {
       const job = get(id)
@@ -362,7 +380,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
         if (job.promoteRequest !== request) throw new JobStateError('job was already promoted')
         return job
       }
-      if (Date.now() > deadline) throw new JobStoreUnavailableError(`promotion of ${id} requested but not carried out by the billing lease holder in time`)
+      if (Date.now() > deadline) throw new BillingExecutorUnavailableError(`promotion of ${id} requested but not carried out by the billing lease holder in time`)
       await new Promise((r) => setTimeout(r, 50))
     }
   }
