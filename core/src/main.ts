@@ -21,7 +21,9 @@ import { openSharedTenantStore } from './tenants/shared-tenant-store.js'
 import { prepareTenantStore } from './tenants/bootstrap.js'
 import { createApiApp } from './api/app.js'
 import { exportStoreFromConfig } from './billing/exports-store.js'
+import { createDayExports } from './billing/exports.js'
 import { createBillingJobs } from './billing/jobs.js'
+import { createSnapshotStore } from './billing/snapshots.js'
 import { openSharedJobStore } from './billing/job-store.js'
 import { acquireLogLease, BILLING_LEASE, NEVER_HELD_LEASE } from './billing/lease.js'
 import { createProcessor } from './processor/processor.js'
@@ -142,9 +144,12 @@ export async function startCore(config: Config, options: StartOptions = {}) {
   const jobStore = await openSharedJobStore({
     dir: join(dataDir, 'billing-jobs'), log, topic: fleetBillingJobsTopic(config.FLEET_ID), logger: logger.child({ component: 'billing-jobs' }),
   })
+  // The holder writes each final version's export files right after the close (billing/exports.ts).
+  const exportStore = exportStoreFromConfig(config, dataDir)
   const billing = createBillingJobs({
     client: clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, store: jobStore,
     logger: logger.child({ component: 'billing' }), lease: billingLease, dailyCheckMs: config.BILLING_CHECK_MS,
+    exports: createDayExports({ snapshots: createSnapshotStore({ client: clickhouse, database: config.CLICKHOUSE_DATABASE }), clickhouse, database: config.CLICKHOUSE_DATABASE, store: exportStore }),
   })
   if (home) billing.start()
   // After each close the lease holder runs the reconcile and accounting reports into metrics.
@@ -166,7 +171,7 @@ export async function startCore(config: Config, options: StartOptions = {}) {
   upkeep?.start()
   app.route('/', createApiApp({
     clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing,
-    exportStore: exportStoreFromConfig(config, dataDir), exportUrlTtlSeconds: config.EXPORTS_URL_TTL_SECONDS,
+    exportStore, exportUrlTtlSeconds: config.EXPORTS_URL_TTL_SECONDS,
     minuteRollupDays: config.RETENTION_MINUTE_ROLLUP_DAYS,
     ...(config.REGION !== undefined && config.HOME_REGION !== undefined ? { region: config.REGION, homeRegion: config.HOME_REGION } : {}),
     ...(lake ? { rawErasers: [icebergEraser(lake.lake, { logger: logger.child({ component: 'privacy' }) })] } : {}),

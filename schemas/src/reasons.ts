@@ -83,6 +83,7 @@ export const REASONS = {
 
   // Object storage of core's export files (objects/): the request fails, nothing is published
   object_storage_error: { billable: false, emitter: 'core', description: 'Writing, reading or listing an object in the export store (a local directory or S3) failed; nothing partial is published and the call can be retried.' },
+  export_write_failed: { billable: false, emitter: 'core', description: "Writing a closed version's export files right after the close failed (object store or ClickHouse); logged, the close stands, and the first listing of the day writes them." },
   lake_rewrite_conflict: { billable: false, emitter: 'core', description: 'An Iceberg compaction or erasure found a data file it meant to rewrite already removed by another writer; it plans again on its next run.' },
   lake_rewrite_unsupported: { billable: false, emitter: 'core', description: 'The Iceberg table holds delete files written by another engine; compaction and erasure do not rewrite data files under them.' },
   lake_erasure_failed: { billable: false, emitter: 'core', description: 'A privacy erasure in the Iceberg table failed; the audit row records it as pending.' },

@@ -12,6 +12,7 @@ import { ivtModel } from '../ivt/models/index.js'
 import { JobStoreUnavailableError, openLocalJobStore, type JobStore, type PromoteRequest } from './job-store.js'
 import { scheduledJobId, SOLE_LEASE, type Lease } from './lease.js'
 import { buildLines, createSnapshotStore, type SnapshotStore } from './snapshots.js'
+import type { DayExports } from './exports.js'
 
 /**
  * Billing and reprocess jobs: recorded in a job store (job-store.ts: this process's LMDB, or a
@@ -141,6 +142,12 @@ export interface BillingJobsOptions {
   jobPollMs?: number
   /** How long a promote on a replica without the lease waits for the holder to carry it out. @default 60_000 */
   promoteTimeoutMs?: number
+  /**
+   * The reconcile export files (exports.ts): each final version a job or a promotion writes gets its
+   * files written right after it is stored, on the holder. A failure is logged (export_write_failed)
+   * and never fails the close: the listing writes missing files on its first read. @default none
+   */
+  exports?: Pick<DayExports, 'publish'>
 }
 
 export function createBillingJobs(options: BillingJobsOptions) {
@@ -175,6 +182,16 @@ export function createBillingJobs(options: BillingJobsOptions) {
     const next = lock.then(fn, fn)
     lock = next.catch(() => undefined)
     return next
+  }
+
+  /** Writes the export files of a final version just stored; a failure leaves them to the listing's lazy write. */
+  async function publishExports(day: string, version: number, log: Logger): Promise<void> {
+    if (!options.exports) return
+    try {
+      await options.exports.publish(day, version)
+    } catch (err) {
+      log.warn({ err, reason: 'export_write_failed', day, version }, 'export files of the version not written; the first listing writes them')
+    }
   }
 
   const get = (id: string) => store.get(id)
@@ -288,6 +305,8 @@ export function createBillingJobs(options: BillingJobsOptions) {
         if (!lease.held()) throw new LeaseLostError()
         if (done !== undefined) {
           job.versions[day] = done
+          // Written before an interruption, perhaps without its files.
+          if (job.kind === 'billing') await publishExports(day, done, log)
         } else {
           const model = job.kind === 'reprocess' ? ivtModel(job.modelVersion) : undefined
           if (job.kind === 'reprocess' && !model) throw new JobStateError(`no IVT model ${job.modelVersion}`)
@@ -328,6 +347,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
             receivedBefore: cutoff,
             complete: isComplete(day, wm, started),
           })
+          if (job.kind === 'billing') await publishExports(day, job.versions[day]!, log)
         }
         job.progress = (i + 1) / job.days.length
         await save(job)
@@ -416,6 +436,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
     job.promoteRequest = request
     await save(job)
     logger.info({ jobId: id, by, promoted }, 'reprocess promoted')
+    for (const [day, version] of Object.entries(promoted)) await publishExports(day, version, logger.child({ jobId: id }))
     return job
   }
 
