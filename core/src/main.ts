@@ -30,6 +30,7 @@ import { createProcessor } from './processor/processor.js'
 import { icebergDeps, lakeUpkeepSettings, openLake } from './lake/config.js'
 import { createLakeUpkeep, LAKE_UPKEEP_LEASE } from './lake/upkeep.js'
 import { icebergEraser } from './privacy/iceberg-eraser.js'
+import { createPrivacyRetry } from './privacy/retry.js'
 import { createMetricsRegistry } from './metrics/registry.js'
 import { createCloseReports } from './metrics/close-reports.js'
 import { createSpoolWatch } from './metrics/spool-watch.js'
@@ -163,18 +164,25 @@ export async function startCore(config: Config, options: StartOptions = {}) {
     : undefined
   spoolWatch?.start()
   // The lake's upkeep (compaction, expiry, clean-up) on one replica, the holder of the lake lease;
-  // privacy erasures rewrite the lake's files through the same table.
+  // privacy erasures rewrite the lake's files through the same table, and the upkeep retries the
+  // ones left pending (privacy/retry.ts).
   const lake = await openLake(config, dataDir, clickhouse)
+  const lakeEraser = lake ? icebergEraser(lake.lake, { logger: logger.child({ component: 'privacy' }) }) : undefined
   const upkeepSettings = lake ? lakeUpkeepSettings(config) : undefined
   const lakeLease = upkeepSettings ? await acquireLogLease({ log, name: `${config.FLEET_ID}.${LAKE_UPKEEP_LEASE}`, logger: logger.child({ component: 'lease' }) }) : undefined
-  const upkeep = lake && upkeepSettings ? createLakeUpkeep({ lake: lake.lake, ...upkeepSettings, lease: lakeLease, logger, registry }) : undefined
+  const upkeep = lake && lakeEraser && upkeepSettings
+    ? createLakeUpkeep({
+      lake: lake.lake, ...upkeepSettings, lease: lakeLease, logger, registry,
+      privacy: createPrivacyRetry({ client: clickhouse, database: config.CLICKHOUSE_DATABASE, erasers: [lakeEraser], logger }),
+    })
+    : undefined
   upkeep?.start()
   app.route('/', createApiApp({
     clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing,
     exportStore, exportUrlTtlSeconds: config.EXPORTS_URL_TTL_SECONDS,
     minuteRollupDays: config.RETENTION_MINUTE_ROLLUP_DAYS,
     ...(config.REGION !== undefined && config.HOME_REGION !== undefined ? { region: config.REGION, homeRegion: config.HOME_REGION } : {}),
-    ...(lake ? { rawErasers: [icebergEraser(lake.lake, { logger: logger.child({ component: 'privacy' }) })] } : {}),
+    ...(lakeEraser ? { rawErasers: [lakeEraser] } : {}),
   }))
   const internalApp = createInternalApp({
     ...(config.GATEWAY_ENABLED
