@@ -6,7 +6,10 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiApp } from './api/app.js'
 import { openTestClickHouse } from './testing/api.js'
+import { createDayExports, type DayExport } from './billing/exports.js'
 import { createBillingJobs, type BillingJobs, type Job } from './billing/jobs.js'
+import { createSnapshotStore } from './billing/snapshots.js'
+import { createLocalObjectStore } from './objects/local-store.js'
 import { openSharedJobStore, type JobStore } from './billing/job-store.js'
 import { acquireLogLease, BILLING_LEASE, type Lease } from './billing/lease.js'
 import { createEmbeddedLog, type EmbeddedLogHandle } from './log/embedded-log.js'
@@ -42,6 +45,8 @@ interface Replica {
 
 let ch: Awaited<ReturnType<typeof openTestClickHouse>>
 let log: EmbeddedLogHandle
+/** The fleet's export store (S3 in compose), shared by the replicas. */
+let exportsDir: string
 const replicas: Replica[] = []
 const now = Date.parse('2026-09-02T02:00:00Z')
 
@@ -51,7 +56,9 @@ async function startReplica(): Promise<Replica> {
   await seedDemoTenant(tenants, DEMO_DEFAULTS)
   const lease = await acquireLogLease({ log, name: BILLING_LEASE, logger })
   const jobStore = await openSharedJobStore({ dir: join(dir, 'billing-jobs'), log, logger })
-  const billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, store: jobStore, logger, clock: () => now, lease, closeLookbackDays: 1, jobPollMs: 200 })
+  const exportStore = createLocalObjectStore({ root: exportsDir })
+  const exports = createDayExports({ snapshots: createSnapshotStore({ client: ch.client, database: 'adc' }), clickhouse: ch.client, database: 'adc', store: exportStore })
+  const billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, store: jobStore, logger, clock: () => now, lease, closeLookbackDays: 1, jobPollMs: 200, exports })
   billing.start()
   const registry = createMetricsRegistry({ defaultMetrics: false })
   const processor = createProcessor({
@@ -59,7 +66,7 @@ async function startReplica(): Promise<Replica> {
     isBookedCampaign: (id) => tenants.getCampaign(id) !== undefined, topicPartitions: 4,
   })
   await processor.start()
-  const app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, registry, logger, billing, clock: () => now })
+  const app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, registry, logger, billing, clock: () => now, exportStore })
   const r = { tenants, lease, jobStore, billing, processor, registry, app }
   replicas.push(r)
   return r
@@ -83,6 +90,7 @@ async function until<T>(read: () => Promise<T>, done: (v: T) => boolean, ms = 10
 beforeAll(async () => {
   ch = await openTestClickHouse()
   log = await createEmbeddedLog({ dir: tmp(), logger, idleWaitMs: 50 })
+  exportsDir = tmp()
 })
 
 afterAll(async () => {
@@ -178,6 +186,33 @@ describe('two core replicas on one embedded log', () => {
     expect(new Set(versions.map((v) => v.jobId)).size).toBe(4)
     // Each version supersedes the one before it: one writer, in order.
     expect(versions.map((v) => v.supersedes)).toEqual([0, 1, 2, 3])
+  })
+
+  it('writes the export files of a closed version on the lease holder as part of the close, before any listing', async () => {
+    const [a, b] = replicas as [Replica, Replica]
+    const day = '2026-08-27'
+    const ts = Date.parse(`${day}T10:00:00Z`)
+    await log.append(EVENTS_TOPIC, Array.from({ length: 6 }, (_, n) => toRecord(testEnvelope({ type: 'impression', n: 500 + n, impressionId: `imp_x${n}`, ts, receivedAt: ts }))))
+    const stored = async () => Number((await (await ch.client.query({ query: `SELECT count() AS n FROM adc.events_raw WHERE toDate(ts) = '${day}'`, format: 'JSONEachRow' })).json<{ n: string }>())[0]!.n)
+    expect(await until(stored, (n) => n === 6, 20_000)).toBe(6)
+    const id = await submit(a, day)
+    const done = await until(() => getJob(b, id), settled, 30_000)
+    expect(done.job!.status).toBe('done')
+    const version = done.job!.versions[day]!
+    // No listing was asked: the close itself published the version's files, manifest last.
+    const store = createLocalObjectStore({ root: exportsDir })
+    const raw = await store.get(`${day}/v${version}/manifest.json`)
+    expect(raw).toBeDefined()
+    const manifest = JSON.parse(raw!.toString('utf8')) as DayExport
+    expect(manifest.snapshotVersion).toBe(version)
+    expect(manifest.files.map((f) => f.name).sort()).toEqual([
+      'advertiser-adv_demo.csv', 'advertiser-adv_demo.parquet', 'publisher-pub_demo.csv', 'publisher-pub_demo.parquet',
+    ])
+    for (const f of manifest.files) expect((await store.head(`${day}/v${version}/${f.name}`))?.size).toBe(f.bytes)
+    // The listing on either replica serves that very manifest.
+    const listed = (await (await b.app.request(`/v1/reports/reconcile/${day}/files`, { headers: ADMIN })).json()) as { snapshotVersion: number; files: Array<{ sha256: string }> }
+    expect(listed.snapshotVersion).toBe(version)
+    expect(listed.files.map((f) => f.sha256).sort()).toEqual(manifest.files.map((f) => f.sha256).sort())
   })
 
   it('runs jobs on the lease holder only; when it stops, the other replica resumes its queued and running jobs', async () => {

@@ -21,13 +21,16 @@ import { openSharedTenantStore } from './tenants/shared-tenant-store.js'
 import { prepareTenantStore } from './tenants/bootstrap.js'
 import { createApiApp } from './api/app.js'
 import { exportStoreFromConfig } from './billing/exports-store.js'
+import { createDayExports } from './billing/exports.js'
 import { createBillingJobs } from './billing/jobs.js'
+import { createSnapshotStore } from './billing/snapshots.js'
 import { openSharedJobStore } from './billing/job-store.js'
-import { acquireLogLease, BILLING_LEASE } from './billing/lease.js'
+import { acquireLogLease, BILLING_LEASE, NEVER_HELD_LEASE } from './billing/lease.js'
 import { createProcessor } from './processor/processor.js'
 import { icebergDeps, lakeUpkeepSettings, openLake } from './lake/config.js'
 import { createLakeUpkeep, LAKE_UPKEEP_LEASE } from './lake/upkeep.js'
 import { icebergEraser } from './privacy/iceberg-eraser.js'
+import { createPrivacyRetry } from './privacy/retry.js'
 import { createMetricsRegistry } from './metrics/registry.js'
 import { createCloseReports } from './metrics/close-reports.js'
 import { createSpoolWatch } from './metrics/spool-watch.js'
@@ -63,10 +66,30 @@ function changelogOn(config: Config): boolean {
   return config.STATE_CHANGELOG === 'on'
 }
 
-export async function startCore(config: Config) {
-  const logger = createLogger({ level: config.LOG_LEVEL })
+/**
+ * Whether this replica is in the home region (REGION = HOME_REGION, or neither set: one region),
+ * the one that runs what has one writer fleet-wide (docs/regions.md).
+ */
+export function isHomeRegion(config: Pick<Config, 'REGION' | 'HOME_REGION'>): boolean {
+  return config.REGION === undefined || config.REGION === config.HOME_REGION
+}
+
+export interface StartOptions {
+  /** @default a logger on stdout at LOG_LEVEL */
+  logger?: Logger
+}
+
+export async function startCore(config: Config, options: StartOptions = {}) {
+  const logger = options.logger ?? createLogger({ level: config.LOG_LEVEL })
   const dataDir = resolve(config.DATA_DIR)
   mkdirSync(dataDir, { recursive: true })
+  const home = isHomeRegion(config)
+  if (!home) {
+    // Said once at start: an operator reading why no close runs here finds the reason at the top.
+    logger.info({
+      event: 'non_home_region', region: config.REGION, homeRegion: config.HOME_REGION, billingJobs: false, tenantSeeding: false,
+    }, `not the home region (${config.HOME_REGION}): no T+1 scheduler or billing jobs, no demo tenant or bootstrap admin key; tenants come from the mirrored topic`)
+  }
 
   // Tenants live on the log (the shared tenant topic; this replica's LMDB view in DATA_DIR/tenants),
   // so every replica serves the same tenants. The store is prepared before anything else opens: a
@@ -77,7 +100,8 @@ export async function startCore(config: Config) {
     opened = await openSharedTenantStore({
       dir: join(dataDir, 'tenants'), log, topic: fleetTenantsTopic(config.FLEET_ID), logger: logger.child({ component: 'tenants' }),
     })
-    await prepareTenantStore(opened, config, logger)
+    // Outside the home region the tenant topic is home's mirror: a local write would diverge from it.
+    await prepareTenantStore(opened, config, logger, { writes: home })
   } catch (err) {
     await opened?.close()
     await log.close()
@@ -114,15 +138,21 @@ export async function startCore(config: Config) {
   })
   // One T+1 scheduler and one job executor across replicas: the holder of the billing lease on the
   // log (billing/lease.ts). Job records live on the fleet's job topic, this replica's view in DATA_DIR/billing-jobs.
-  const billingLease = await acquireLogLease({ log, name: `${config.FLEET_ID}.${BILLING_LEASE}`, logger: logger.child({ component: 'lease' }) })
+  // Outside the home region a lease it never holds: billing snapshots have one writer, home (docs/regions.md).
+  const billingLease = home
+    ? await acquireLogLease({ log, name: `${config.FLEET_ID}.${BILLING_LEASE}`, logger: logger.child({ component: 'lease' }) })
+    : NEVER_HELD_LEASE
   const jobStore = await openSharedJobStore({
     dir: join(dataDir, 'billing-jobs'), log, topic: fleetBillingJobsTopic(config.FLEET_ID), logger: logger.child({ component: 'billing-jobs' }),
   })
+  // The holder writes each final version's export files right after the close (billing/exports.ts).
+  const exportStore = exportStoreFromConfig(config, dataDir)
   const billing = createBillingJobs({
     client: clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, store: jobStore,
     logger: logger.child({ component: 'billing' }), lease: billingLease, dailyCheckMs: config.BILLING_CHECK_MS,
+    exports: createDayExports({ snapshots: createSnapshotStore({ client: clickhouse, database: config.CLICKHOUSE_DATABASE }), clickhouse, database: config.CLICKHOUSE_DATABASE, store: exportStore }),
   })
-  billing.start()
+  if (home) billing.start()
   // After each close the lease holder runs the reconcile and accounting reports into metrics.
   const closeReports = createCloseReports({
     deps: { clickhouse, database: config.CLICKHOUSE_DATABASE, billing, tenants }, registry, lease: billingLease,
@@ -134,18 +164,25 @@ export async function startCore(config: Config) {
     : undefined
   spoolWatch?.start()
   // The lake's upkeep (compaction, expiry, clean-up) on one replica, the holder of the lake lease;
-  // privacy erasures rewrite the lake's files through the same table.
+  // privacy erasures rewrite the lake's files through the same table, and the upkeep retries the
+  // ones left pending (privacy/retry.ts).
   const lake = await openLake(config, dataDir, clickhouse)
+  const lakeEraser = lake ? icebergEraser(lake.lake, { logger: logger.child({ component: 'privacy' }) }) : undefined
   const upkeepSettings = lake ? lakeUpkeepSettings(config) : undefined
   const lakeLease = upkeepSettings ? await acquireLogLease({ log, name: `${config.FLEET_ID}.${LAKE_UPKEEP_LEASE}`, logger: logger.child({ component: 'lease' }) }) : undefined
-  const upkeep = lake && upkeepSettings ? createLakeUpkeep({ lake: lake.lake, ...upkeepSettings, lease: lakeLease, logger, registry }) : undefined
+  const upkeep = lake && lakeEraser && upkeepSettings
+    ? createLakeUpkeep({
+      lake: lake.lake, ...upkeepSettings, lease: lakeLease, logger, registry,
+      privacy: createPrivacyRetry({ client: clickhouse, database: config.CLICKHOUSE_DATABASE, erasers: [lakeEraser], logger }),
+    })
+    : undefined
   upkeep?.start()
   app.route('/', createApiApp({
     clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing,
-    exportStore: exportStoreFromConfig(config, dataDir), exportUrlTtlSeconds: config.EXPORTS_URL_TTL_SECONDS,
+    exportStore, exportUrlTtlSeconds: config.EXPORTS_URL_TTL_SECONDS,
     minuteRollupDays: config.RETENTION_MINUTE_ROLLUP_DAYS,
     ...(config.REGION !== undefined && config.HOME_REGION !== undefined ? { region: config.REGION, homeRegion: config.HOME_REGION } : {}),
-    ...(lake ? { rawErasers: [icebergEraser(lake.lake, { logger: logger.child({ component: 'privacy' }) })] } : {}),
+    ...(lakeEraser ? { rawErasers: [lakeEraser] } : {}),
   }))
   const internalApp = createInternalApp({
     ...(config.GATEWAY_ENABLED

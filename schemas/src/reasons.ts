@@ -38,6 +38,7 @@ export const REASONS = {
   unknown_reference: { status: 422, billable: false, emitter: 'core', description: 'The body refers to a tenant or resource that does not exist.' },
   not_home_region: { status: 421, billable: false, emitter: 'core', description: 'A replica outside the home region (REGION != HOME_REGION) refuses tenant and billing writes; send them to the home region named in the message and X-Adc-Home-Region.' },
   job_not_ready: { status: 409, billable: false, emitter: 'core', description: 'The job has not finished (or failed), so this action is not possible yet.' },
+  billing_executor_unavailable: { status: 503, billable: false, emitter: 'core', description: 'A promote asked of a replica without the billing lease was not carried out by the lease holder in time (none alive, or the job store could not take the request); retry after Retry-After.' },
   query_timeout: { status: 503, billable: false, emitter: 'core', description: 'The query ran past its time limit; narrow the range or retry later.' },
   internal_error: { status: 500, billable: false, emitter: 'both', description: 'An unexpected failure; the request can be retried.' },
 
@@ -82,6 +83,7 @@ export const REASONS = {
 
   // Object storage of core's export files (objects/): the request fails, nothing is published
   object_storage_error: { billable: false, emitter: 'core', description: 'Writing, reading or listing an object in the export store (a local directory or S3) failed; nothing partial is published and the call can be retried.' },
+  export_write_failed: { billable: false, emitter: 'core', description: "Writing a closed version's export files right after the close failed (object store or ClickHouse); logged, the close stands, and the first listing of the day writes them." },
   lake_rewrite_conflict: { billable: false, emitter: 'core', description: 'An Iceberg compaction or erasure found a data file it meant to rewrite already removed by another writer; it plans again on its next run.' },
   lake_rewrite_unsupported: { billable: false, emitter: 'core', description: 'The Iceberg table holds delete files written by another engine; compaction and erasure do not rewrite data files under them.' },
   lake_erasure_failed: { billable: false, emitter: 'core', description: 'A privacy erasure in the Iceberg table failed; the audit row records it as pending.' },

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createApiApp } from './app.js'
+import { createPrivacyRetry } from '../privacy/retry.js'
 import { insertRollup, insertRows, openTestClickHouse, rawEvent } from '../testing/api.js'
 
 const DAY = '2026-10-10'
@@ -116,5 +117,30 @@ describe('raw stores erased elsewhere', () => {
     expect(res.status).toBe(200)
     expect(((await res.json()) as { external: Record<string, string> }).external).toEqual({ iceberg: 'done' })
     expect(asked).toEqual([{ publisherId: 'pub_demo', userKey: 'user-9' }])
+  })
+})
+
+describe('GET /v1/admin/privacy/requests/{id}', () => {
+  it('shows a request pending in the lake, then done once a retry finished it, from a follow-up row', async () => {
+    const res = await del({ publisherId: 'pub_demo', userKey: 'user-7' })
+    const { requestId, subjectSha256 } = (await res.json()) as { requestId: string; subjectSha256: string }
+    const get = (id: string, key = DEMO_DEFAULTS.adminKey) => app.request(`/v1/admin/privacy/requests/${id}`, { headers: { authorization: `Bearer ${key}` } })
+    const before = await get(requestId)
+    expect(before.status).toBe(200)
+    expect(await before.json()).toMatchObject({ requestId, publisherId: 'pub_demo', subject: 'userKey', subjectSha256, external: { iceberg: 'pending' }, completedAt: null })
+
+    const asked: unknown[] = []
+    const retry = createPrivacyRetry({
+      client: ch.client, database: 'adc', logger: pino({ level: 'silent' }), clock: () => NOW + 60_000,
+      erasers: [{ name: 'iceberg', erase: async () => 'pending', eraseStored: async (s) => (asked.push(s), 'done') }],
+    })
+    expect((await retry.retry()).done).toBeGreaterThanOrEqual(1)
+    expect(asked).toContainEqual({ publisherId: 'pub_demo', subject: 'userKey', subjectSha256 })
+    const after = await get(requestId)
+    expect(await after.json()).toMatchObject({ requestId, external: { iceberg: 'done' }, completedAt: NOW + 60_000 })
+    expect((await retry.retry()).retried).toBe(0)
+
+    expect((await get('01JD0000000000000000000000')).status).toBe(404)
+    expect((await get(requestId, DEMO_DEFAULTS.publisherKey)).status).toBe(403)
   })
 })

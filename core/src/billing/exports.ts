@@ -14,6 +14,13 @@ import type { SnapshotLine, SnapshotStore, SnapshotVersion } from './snapshots.j
  * last, and only a manifest makes a version's files visible (a reader never sees a file that is
  * being written, nor a version half written). The Parquet files are written by ClickHouse itself
  * (`SELECT … FORMAT Parquet` over `billing_snapshots`), never by hand.
+ *
+ * Who writes: the billing lease holder, right after the close or promotion that made the version
+ * (`publish`, called by the job, billing/jobs.ts). A listing or fetch finding the latest version
+ * unpublished (that write failed, or has not happened yet) writes it itself (`ensure`), on any
+ * replica: the same snapshot rows through the same engine give the same bytes, so two writers of
+ * one version put identical files. The manifest is put once per version: a writer that finds one
+ * published when it is about to publish keeps that one and returns it.
  */
 export type ExportFormat = 'csv' | 'parquet'
 export type ExportKind = 'advertiser' | 'publisher'
@@ -82,7 +89,7 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 const versionPrefix = (day: string, version: number) => `${day}/v${version}/`
 
 export interface DayExportsOptions {
-  snapshots: Pick<SnapshotStore, 'latestFinal' | 'lines'>
+  snapshots: Pick<SnapshotStore, 'latestFinal' | 'lines' | 'versions'>
   /** The engine holding `<database>.billing_snapshots`; it writes the Parquet files. */
   clickhouse: ClickHouseClient
   database: string
@@ -129,13 +136,17 @@ export function createDayExports({ snapshots, clickhouse, database, store }: Day
       }
     }
     const manifest: DayExport = { format: MANIFEST_FORMAT, day: v.day, snapshotVersion: v.version, complete: v.complete, finalAt: v.createdAt, files }
+    // Another replica published this version while these files were written: its manifest stands
+    // (the version's manifest is put once; its files are the same bytes as these).
+    const published = await manifestOf(v.day, v.version)
+    if (published) return published
     // Published last: a version without its manifest has no files as far as any reader knows.
     await store.put(`${prefix}manifest.json`, Buffer.from(JSON.stringify(manifest)), { contentType: 'application/json' })
     return manifest
   }
 
   /** The published manifest of a version, or undefined when that version's files are not (yet) written. */
-  async function manifest(day: string, version: number): Promise<DayExport | undefined> {
+  async function manifestOf(day: string, version: number): Promise<DayExport | undefined> {
     const raw = await store.get(`${versionPrefix(day, version)}manifest.json`)
     if (!raw) return undefined
     const parsed = JSON.parse(raw.toString('utf8')) as Partial<DayExport>
@@ -149,22 +160,35 @@ export function createDayExports({ snapshots, clickhouse, database, store }: Day
    */
   async function ensure(day: string): Promise<DayExport | undefined> {
     const latest = await snapshots.latestFinal(day)
-    if (!latest) return undefined
-    const published = await manifest(day, latest.version)
+    return latest ? publishVersion(latest) : undefined
+  }
+
+  /** A version's published manifest, or its files written and published now (one write per version at a time in this process). */
+  async function publishVersion(v: SnapshotVersion): Promise<DayExport> {
+    const published = await manifestOf(v.day, v.version)
     if (published) return published
-    const flight = `${day}/${latest.version}`
+    const flight = `${v.day}/${v.version}`
     let p = inFlight.get(flight)
     if (!p) {
-      p = write(latest).finally(() => inFlight.delete(flight))
+      p = write(v).finally(() => inFlight.delete(flight))
       inFlight.set(flight, p)
     }
     return p
   }
 
+  /**
+   * Writes and publishes the files of final version `version` of `day` unless they are published
+   * (the billing job's step after it stored the version). Undefined when no such final version exists.
+   */
+  async function publish(day: string, version: number): Promise<DayExport | undefined> {
+    const v = (await snapshots.versions(day)).find((x) => x.version === version && x.status === 'final')
+    return v ? publishVersion(v) : undefined
+  }
+
   /** The object key of a listed file of a published version. */
   const keyOf = (exp: DayExport, file: ExportFile) => `${versionPrefix(exp.day, exp.snapshotVersion)}${file.name}`
 
-  return { ensure, manifest, keyOf }
+  return { ensure, publish, manifest: manifestOf, keyOf }
 }
 
 export type DayExports = ReturnType<typeof createDayExports>

@@ -12,6 +12,7 @@ import { ivtModel } from '../ivt/models/index.js'
 import { JobStoreUnavailableError, openLocalJobStore, type JobStore, type PromoteRequest } from './job-store.js'
 import { scheduledJobId, SOLE_LEASE, type Lease } from './lease.js'
 import { buildLines, createSnapshotStore, type SnapshotStore } from './snapshots.js'
+import type { DayExports } from './exports.js'
 
 /**
  * Billing and reprocess jobs: recorded in a job store (job-store.ts: this process's LMDB, or a
@@ -84,6 +85,20 @@ export class JobStateError extends Error {
   }
 }
 
+/**
+ * A promote this replica cannot carry out (no lease) and the lease holder did not carry out in time:
+ * no holder alive, or one that refused or did not see the request. Retriable; nothing was promoted
+ * by this call (the request stays on the store, a later holder may still carry it out).
+ */
+export class BillingExecutorUnavailableError extends Error {
+  readonly reason = 'billing_executor_unavailable' as const
+  readonly retriable = true
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'BillingExecutorUnavailableError'
+  }
+}
+
 /** This replica lost the billing lease while running a job: it stops, the next holder resumes the job. */
 class LeaseLostError extends Error {
   constructor() {
@@ -127,6 +142,12 @@ export interface BillingJobsOptions {
   jobPollMs?: number
   /** How long a promote on a replica without the lease waits for the holder to carry it out. @default 60_000 */
   promoteTimeoutMs?: number
+  /**
+   * The reconcile export files (exports.ts): each final version a job or a promotion writes gets its
+   * files written right after it is stored, on the holder. A failure is logged (export_write_failed)
+   * and never fails the close: the listing writes missing files on its first read. @default none
+   */
+  exports?: Pick<DayExports, 'publish'>
 }
 
 export function createBillingJobs(options: BillingJobsOptions) {
@@ -161,6 +182,16 @@ export function createBillingJobs(options: BillingJobsOptions) {
     const next = lock.then(fn, fn)
     lock = next.catch(() => undefined)
     return next
+  }
+
+  /** Writes the export files of a final version just stored; a failure leaves them to the listing's lazy write. */
+  async function publishExports(day: string, version: number, log: Logger): Promise<void> {
+    if (!options.exports) return
+    try {
+      await options.exports.publish(day, version)
+    } catch (err) {
+      log.warn({ err, reason: 'export_write_failed', day, version }, 'export files of the version not written; the first listing writes them')
+    }
   }
 
   const get = (id: string) => store.get(id)
@@ -274,6 +305,8 @@ export function createBillingJobs(options: BillingJobsOptions) {
         if (!lease.held()) throw new LeaseLostError()
         if (done !== undefined) {
           job.versions[day] = done
+          // Written before an interruption, perhaps without its files.
+          if (job.kind === 'billing') await publishExports(day, done, log)
         } else {
           const model = job.kind === 'reprocess' ? ivtModel(job.modelVersion) : undefined
           if (job.kind === 'reprocess' && !model) throw new JobStateError(`no IVT model ${job.modelVersion}`)
@@ -314,6 +347,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
             receivedBefore: cutoff,
             complete: isComplete(day, wm, started),
           })
+          if (job.kind === 'billing') await publishExports(day, job.versions[day]!, log)
         }
         job.progress = (i + 1) / job.days.length
         await save(job)
@@ -354,7 +388,11 @@ export function createBillingJobs(options: BillingJobsOptions) {
     promotable(id)
     if (lease.held()) return exclusive(() => promoteNow(id, by, randomUUID()))
     const request = randomUUID()
-    if (!(await store.requestPromote({ jobId: id, request, by }))) throw new JobStateError('job was already promoted')
+    const accepted = await store.requestPromote({ jobId: id, request, by }).catch((err: unknown) => {
+      if (err instanceof JobStoreUnavailableError) throw new BillingExecutorUnavailableError(`promotion of ${id} could not be requested: ${err.message}`, { cause: err })
+      throw err
+    })
+    if (!accepted) throw new JobStateError('job was already promoted')
     const deadline = Date.now() + (options.promoteTimeoutMs ?? 60_000)
     for (;;) {
       const job = get(id)
@@ -362,7 +400,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
         if (job.promoteRequest !== request) throw new JobStateError('job was already promoted')
         return job
       }
-      if (Date.now() > deadline) throw new JobStoreUnavailableError(`promotion of ${id} requested but not carried out by the billing lease holder in time`)
+      if (Date.now() > deadline) throw new BillingExecutorUnavailableError(`promotion of ${id} requested but not carried out by the billing lease holder in time`)
       await new Promise((r) => setTimeout(r, 50))
     }
   }
@@ -398,6 +436,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
     job.promoteRequest = request
     await save(job)
     logger.info({ jobId: id, by, promoted }, 'reprocess promoted')
+    for (const [day, version] of Object.entries(promoted)) await publishExports(day, version, logger.child({ jobId: id }))
     return job
   }
 

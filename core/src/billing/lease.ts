@@ -110,6 +110,17 @@ export async function acquireLogLease(options: LogLeaseOptions): Promise<Lease> 
 /** A lease that is always held: one core process, or tests. */
 export const SOLE_LEASE: Lease = { held: () => true, whenHeld: () => Promise.resolve(), claim: async () => true, release: async () => undefined }
 
+/**
+ * A lease never held: a replica outside the home region (docs/regions.md), which runs no
+ * single-writer job (T+1 scheduler, billing jobs, close reports) and never joins the lease group.
+ */
+export const NEVER_HELD_LEASE: Lease = {
+  held: () => false,
+  whenHeld: () => new Promise<void>(() => undefined),
+  claim: async () => false,
+  release: async () => undefined,
+}
+
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
 
 /**

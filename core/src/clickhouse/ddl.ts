@@ -182,6 +182,9 @@ export function ddl(db: string): string[] {
       external Map(String, String)
     ) ENGINE = MergeTree
     ORDER BY (requested_at, request_id)`,
+    // A follow-up row of a request (privacy/retry.ts): the raw stores a later retry finished, naming
+    // the request it completes; the request's own row is never changed.
+    `ALTER TABLE ${db}.privacy_requests ADD COLUMN IF NOT EXISTS follow_up_of String DEFAULT ''`,
     // Side-effect-free twins of the processor's tables (ENGINE = Null parses and discards): the
     // processor probes rows there to find which records the engine refuses (clickhouse-sink.ts).
     // A column added to a table above is added to its twin too.

@@ -7,8 +7,13 @@ import { headSnapshot, snapshotReader, type SnapshotReader } from './snapshots.j
 import { expireSnapshots } from './cleanup.js'
 import { hourName, type LakeTable } from './table.js'
 
-/** Rows to erase: one publisher's rows whose `column` (user_key or ip_hash) equals `value`. */
-export interface LakeSubject { publisherId: string; column: 'user_key' | 'ip_hash'; value: string }
+/**
+ * Rows to erase: one publisher's rows whose `column` (user_key or ip_hash) equals `value`, or whose
+ * SHA-256 (hex) is `sha256` (a retry from the audit row, which keeps no identifier; no column bounds prune then).
+ */
+export type LakeSubject =
+  | { publisherId: string; column: 'user_key' | 'ip_hash'; value: string; sha256?: undefined }
+  | { publisherId: string; column: 'user_key' | 'ip_hash'; sha256: string; value?: undefined }
 
 export interface LakeErasure {
   /** `pending`: a file with the rows is still reachable (a tag or branch other than main holds its snapshot). */
@@ -48,8 +53,10 @@ async function snapshotsReaching(reader: SnapshotReader, m: TableMetadata, files
  * by a crash, or awaiting clean-up) older than `orphanMinAgeMs` are searched and deleted the same way.
  */
 export async function eraseFromLake(lake: LakeTable, subject: LakeSubject, opts: { orphanMinAgeMs?: number; now?: number } = {}): Promise<LakeErasure> {
-  const where = `publisher_id = {publisher:String} AND ${subject.column} = {value:String}`
-  const params = { publisher: subject.publisherId, value: subject.value }
+  const where = subject.value !== undefined
+    ? `publisher_id = {publisher:String} AND ${subject.column} = {value:String}`
+    : `publisher_id = {publisher:String} AND lower(hex(SHA256(${subject.column}))) = {sha:String}`
+  const params = subject.value !== undefined ? { publisher: subject.publisherId, value: subject.value } : { publisher: subject.publisherId, sha: subject.sha256.toLowerCase() }
   const reader = snapshotReader(lake.io)
   const holds = new Map<string, boolean>()
   /** Whether a data file holds the subject's rows (engine-read; a file without the columns holds none). */
@@ -79,7 +86,8 @@ export async function eraseFromLake(lake: LakeTable, subject: LakeSubject, opts:
     }
     const hit = new Set<string>()
     for (const [path, e] of all) {
-      if (e.data_file.content !== 0 || !mayHold(e, ids.publisher, subject.publisherId) || !mayHold(e, ids.column, subject.value)) continue
+      if (e.data_file.content !== 0 || !mayHold(e, ids.publisher, subject.publisherId)) continue
+      if (subject.value !== undefined && !mayHold(e, ids.column, subject.value)) continue
       if (await check(path)) hit.add(path)
     }
     const inHead = [...hit].filter((p) => headFiles.has(p))

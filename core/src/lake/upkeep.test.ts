@@ -3,11 +3,13 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, u
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { createClickHouse, type ClickHouseClient } from '../clickhouse/client.js'
+import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
 import { createIcebergSink } from '../sinks/iceberg-sink.js'
 import { emptyBatch, type SinkBatch } from '../sinks/sink.js'
 import { eventRow } from '../testing/sink.contract.js'
 import { icebergEraser } from '../privacy/iceberg-eraser.js'
+import { eraseSubject } from '../privacy/erase.js'
+import { createPrivacyRetry, readPrivacyRequest } from '../privacy/retry.js'
 import { readAvroFile } from './avro.js'
 import { createSqlCatalog, type Catalog } from './catalog.js'
 import { cleanUpTable, expireSnapshots } from './cleanup.js'
@@ -329,6 +331,41 @@ if (!pyicebergAvailable && process.env.CI === 'true') {
       expect(filesUnder(join(dir, 'warehouse/adc.db/events_raw/data'), '.parquet')).toHaveLength(2)
       expect((await scanLake({ root: dir })).rows.length).toBe(24)
       expect(await registry.getSingleMetricAsString('adc_lake_upkeep_runs_total')).toMatch(/adc_lake_upkeep_runs_total\{result="ok"\} 1/)
+    }, 90_000)
+
+    it("retries a privacy erasure recorded as pending: done after one run, the subject's rows gone from the lake, completion recorded", async () => {
+      await migrate(ch, 'adc')
+      const dir = join(lakes, `erase-retry-${n++}`)
+      const sink = await createIcebergSink({ client: ch, dir })
+      for (let k = 0; k < 2; k++) await sink.write(twoHourBatch(k, 0, (o) => (o % 4 === 1 ? { user_key: 'u_gone' } : o % 4 === 3 ? { user_key: 'u_gone', publisher_id: 'pub2' } : {})), { recovering: false })
+      const dataDir = join(dir, 'warehouse/adc.db/events_raw/data')
+      expect((await rawFiles(dataDir)).holding.length).toBeGreaterThan(0)
+      // The request's own erasure fails (the catalog is down): its audit row says pending.
+      const io = createFileIO()
+      const down: Catalog = { ...createSqlCatalog({ path: join(dir, 'catalog.db'), io }), commit: async () => { throw new Error('catalog unreachable') } }
+      const downLake = createLakeTable({ client: ch, catalog: down, io, ident: { namespace: ['adc'], name: 'events_raw' }, location: tableOf(dir) })
+      await downLake.open()
+      const logger = pino({ level: 'silent' })
+      const audit = await eraseSubject({ client: ch, database: 'adc', erasers: [icebergEraser(downLake)] }, { publisherId: 'pub1', userKey: 'u_gone' }, { requestedBy: 'admin_demo', now: Date.now() })
+      expect(audit.external).toEqual({ iceberg: 'pending' })
+      expect((await readPrivacyRequest({ client: ch, database: 'adc' }, audit.requestId))?.external).toEqual({ iceberg: 'pending' })
+
+      const job = createLakeUpkeep({
+        lake: sink.lake, intervalMs: 60_000, logger, compaction: { minFiles: 100, smallFileBytes: 1 << 20, targetFileBytes: 64 << 20 }, cleanupMinAgeMs: 3_600_000,
+        privacy: createPrivacyRetry({ client: ch, database: 'adc', erasers: [icebergEraser(sink.lake)], logger }),
+      })
+      expect(await job.runOnce()).toMatchObject({ status: 'ok', erasures: { retried: 1, done: 1, pending: 0 } })
+      // Gone from every file in storage; the other publisher's same user key stays.
+      expect((await rawFiles(dataDir)).holding).toEqual([])
+      const [left] = await q<{ n: string }>(`SELECT count() n FROM ${lakeReader(tableOf(dir))} WHERE publisher_id = 'pub2' AND user_key = 'u_gone'`)
+      expect(Number(left!.n)).toBe(3)
+      const status = await readPrivacyRequest({ client: ch, database: 'adc' }, audit.requestId)
+      expect(status).toMatchObject({ requestId: audit.requestId, external: { iceberg: 'done' } })
+      expect(status!.completedAt).toBeGreaterThan(0)
+      // The audit row itself is kept as written (append-only); the next run has nothing to retry.
+      const rows = await q<{ n: string }>(`SELECT count() n FROM adc.privacy_requests WHERE request_id = '${audit.requestId}' AND external['iceberg'] = 'pending'`)
+      expect(Number(rows[0]!.n)).toBe(1)
+      expect(await job.runOnce()).toMatchObject({ status: 'ok', erasures: { retried: 0, done: 0, pending: 0 } })
     }, 90_000)
   })
 }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import { Counter, type Registry } from 'prom-client'
 import type { Lease } from '../billing/lease.js'
+import type { ErasureRetryResult, PrivacyRetry } from '../privacy/retry.js'
 import { cleanUpTable, type CleanUpResult } from './cleanup.js'
 import { compactTable, type CompactionOptions, type CompactionResult } from './compact.js'
 import { expireSnapshots } from './cleanup.js'
@@ -19,17 +20,20 @@ export interface LakeUpkeepOptions {
   lease?: Pick<Lease, 'held'>
   logger: Logger
   registry?: Registry
+  /** Privacy erasures left pending in the lake, tried again at the start of each run (privacy/retry.ts). @default none */
+  privacy?: Pick<PrivacyRetry, 'retry'>
 }
 
 export type UpkeepRun =
   | { status: 'skipped' }
-  | { status: 'ok'; compaction: CompactionResult; expired: number; cleanup: CleanUpResult }
+  | { status: 'ok'; compaction: CompactionResult; expired: number; cleanup: CleanUpResult; erasures: ErasureRetryResult }
   | { status: 'failed'; reason: 'lake_upkeep_failed' }
 
 /**
- * The lake's scheduled care: compaction of small data files, snapshot expiry by the table's
- * properties, then clean-up of files no remaining snapshot reaches. Runs on the lease holder only;
- * a failed run is logged (lake_upkeep_failed) and counted, and the next one starts afresh.
+ * The lake's scheduled care: privacy erasures left pending first (a person's rows outrank file
+ * sizes), then compaction of small data files, snapshot expiry by the table's properties, then
+ * clean-up of files no remaining snapshot reaches. Runs on the lease holder only; a failed run is
+ * logged (lake_upkeep_failed) and counted, and the next one starts afresh.
  */
 export function createLakeUpkeep(options: LakeUpkeepOptions) {
   const { lake, logger } = options
@@ -48,6 +52,7 @@ export function createLakeUpkeep(options: LakeUpkeepOptions) {
   async function run(): Promise<UpkeepRun> {
     if (options.lease && !options.lease.held()) return { status: 'skipped' }
     try {
+      const erasures = options.privacy ? await options.privacy.retry() : { retried: 0, done: 0, pending: 0 }
       const compaction = await compactTable(lake, options.compaction)
       const expired = await expireSnapshots(lake)
       const cleanup = await cleanUpTable(lake, { minAgeMs: options.cleanupMinAgeMs })
@@ -55,8 +60,8 @@ export function createLakeUpkeep(options: LakeUpkeepOptions) {
       files?.inc({ action: 'compacted' }, compaction.removedFiles)
       files?.inc({ action: 'written' }, compaction.addedFiles)
       files?.inc({ action: 'deleted' }, cleanup.deleted.length)
-      log.info({ compaction, expired: expired.length, deleted: cleanup.deleted.length, kept: cleanup.kept }, 'lake upkeep done')
-      return { status: 'ok', compaction, expired: expired.length, cleanup }
+      log.info({ erasures, compaction, expired: expired.length, deleted: cleanup.deleted.length, kept: cleanup.kept }, 'lake upkeep done')
+      return { status: 'ok', compaction, expired: expired.length, cleanup, erasures }
     } catch (err) {
       runs?.inc({ result: 'failed' })
       log.error({ err, reason: 'lake_upkeep_failed' }, 'lake upkeep failed; the next run tries again')

@@ -19,10 +19,22 @@ import { ulid } from 'ulid'
  */
 export type PrivacySubject = { publisherId: string; userKey: string; ipHash?: undefined } | { publisherId: string; ipHash: string; userKey?: undefined }
 
+/**
+ * A person as the audit row names them: the SHA-256 (hex) of the identifier, never the identifier.
+ * What a retry of a pending erasure has to go on (privacy/retry.ts).
+ */
+export interface StoredSubject {
+  publisherId: string
+  subject: 'userKey' | 'ipHash'
+  subjectSha256: string
+}
+
 /** A raw store erased outside ClickHouse (Iceberg). */
 export interface RawEraser {
   name: string
   erase(subject: PrivacySubject): Promise<'done' | 'pending'>
+  /** Erases by the identifier's SHA-256, for a retry of a pending erasure; without it the store's pending stays pending. */
+  eraseStored?(subject: StoredSubject): Promise<'done' | 'pending'>
 }
 
 /** Records the Iceberg erasure as pending: the default where no lake eraser is given (privacy/iceberg-eraser.ts is the real one). */

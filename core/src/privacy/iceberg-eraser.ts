@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { eraseFromLake } from '../lake/erase.js'
+import { eraseFromLake, type LakeSubject } from '../lake/erase.js'
 import type { LakeTable } from '../lake/table.js'
 import type { RawEraser } from './erase.js'
 
@@ -8,21 +8,24 @@ import type { RawEraser } from './erase.js'
  * the old files deleted from storage (lake/erase.ts). `done` once no file any snapshot reaches holds
  * them; `pending` while a tag or branch other than main still holds such a file, or when the erasure
  * failed (logged as lake_erasure_failed): the audit row is still written, and its `pending` is the
- * backlog to run again.
+ * backlog the lake upkeep runs again (privacy/retry.ts, by the identifier's SHA-256: `eraseStored`).
  */
 export function icebergEraser(lake: LakeTable, { logger }: { logger?: Logger } = {}): RawEraser {
+  async function run(subject: LakeSubject): Promise<'done' | 'pending'> {
+    try {
+      const r = await eraseFromLake(lake, subject)
+      logger?.info({ publisherId: subject.publisherId, ...r }, 'lake erasure done')
+      return r.status
+    } catch (err) {
+      logger?.error({ err, reason: 'lake_erasure_failed', publisherId: subject.publisherId }, 'lake erasure failed; recorded as pending')
+      return 'pending'
+    }
+  }
   return {
     name: 'iceberg',
-    async erase(subject) {
-      const column = subject.userKey !== undefined ? 'user_key' : 'ip_hash'
-      try {
-        const r = await eraseFromLake(lake, { publisherId: subject.publisherId, column, value: subject.userKey ?? subject.ipHash! })
-        logger?.info({ publisherId: subject.publisherId, ...r }, 'lake erasure done')
-        return r.status
-      } catch (err) {
-        logger?.error({ err, reason: 'lake_erasure_failed', publisherId: subject.publisherId }, 'lake erasure failed; recorded as pending')
-        return 'pending'
-      }
-    },
+    erase: (subject) =>
+      run({ publisherId: subject.publisherId, column: subject.userKey !== undefined ? 'user_key' : 'ip_hash', value: subject.userKey ?? subject.ipHash! }),
+    eraseStored: (stored) =>
+      run({ publisherId: stored.publisherId, column: stored.subject === 'userKey' ? 'user_key' : 'ip_hash', sha256: stored.subjectSha256 }),
   }
 }

@@ -62,11 +62,14 @@ export async function createAdminKey(store: TenantStore, id: string = BOOTSTRAP_
  * - production: nothing is seeded, and a store that still accepts a development default key
  *   (one first used in development) refuses to start;
  * - any environment: the bootstrap admin key, once.
+ * With `writes: false` (a replica outside the home region, whose tenants are the home region's
+ * mirrored topic) nothing is written: no demo tenant, no bootstrap key; the production check stays.
  */
 export async function prepareTenantStore(
   store: TenantStore,
   config: Pick<Config, 'ADC_ENV' | 'DEMO_PUBLISHER_KEY' | 'DEMO_ADVERTISER_KEY' | 'DEMO_SIGNING_SECRET' | 'DEMO_ADMIN_KEY' | 'ADC_BOOTSTRAP_ADMIN_KEY' | 'DEMO_PUBLIC_KEY' | 'DEMO_REQUEST_SIGNING_SECRET'>,
   logger: Logger,
+  { writes = true }: { writes?: boolean } = {},
 ): Promise<void> {
   if (config.ADC_ENV === 'production') {
     const leaked = developmentKeysIn(store)
@@ -77,7 +80,7 @@ export async function prepareTenantStore(
         `ADC_ENV=development and new secret values for every DEMO_* variable (that replaces the demo keys), then again in production.`,
       )
     }
-  } else {
+  } else if (writes) {
     await seedDemoTenant(store, {
       publisherKey: config.DEMO_PUBLISHER_KEY,
       advertiserKey: config.DEMO_ADVERTISER_KEY,
@@ -86,6 +89,7 @@ export async function prepareTenantStore(
       ...demoKeyKinds(config),
     })
   }
+  if (!writes) return
   await applyBootstrapAdminKey(store, config.ADC_BOOTSTRAP_ADMIN_KEY, logger)
   if (!store.hasAdminKey()) {
     logger.warn({ event: 'no_admin_key' },

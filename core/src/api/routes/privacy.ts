@@ -1,6 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import { eraseSubject, type PrivacySubject } from '../../privacy/erase.js'
-import { type ApiEnv, type ResolvedApiDeps, bearerSecurity, idParam, requireAdmin } from '../context.js'
+import { readPrivacyRequest } from '../../privacy/retry.js'
+import { type ApiEnv, type ResolvedApiDeps, bearerSecurity, idParam, requireAdmin, ulidParam } from '../context.js'
 import { ApiError, errorResponses } from '../errors.js'
 
 const Body = z
@@ -35,6 +36,25 @@ const deleteRoute = createRoute({
   },
 })
 
+const RequestStatus = Audit.extend({
+  external: z.record(z.string(), z.enum(['done', 'pending'])).openapi({
+    description: 'Raw stores erased elsewhere (iceberg) as they stand now: a store the request left pending is retried by the lake upkeep and shows done once a retry finished it',
+  }),
+  completedAt: z.number().int().nullable().openapi({ description: 'When the last store finished (epoch ms); null while one is pending' }),
+}).openapi('PrivacyRequestStatus')
+
+const getRoute = createRoute({
+  method: 'get',
+  path: '/v1/admin/privacy/requests/{requestId}',
+  summary: 'A privacy request as it stands: its audit record with the current status of each raw store erased elsewhere (admin key)',
+  security: bearerSecurity,
+  request: { params: z.object({ requestId: ulidParam.openapi({ param: { name: 'requestId', in: 'path' }, example: '01JD0000000000000000000000' }) }) },
+  responses: {
+    200: { description: 'The request', content: { 'application/json': { schema: RequestStatus } } },
+    ...errorResponses(400, 401, 403, 404),
+  },
+})
+
 export function registerPrivacyRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiDeps): void {
   const clock = deps.clock ?? Date.now
   app.openapi(deleteRoute, async (c) => {
@@ -48,5 +68,13 @@ export function registerPrivacyRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     deps.logger.info({ by: admin.id, requestId: audit.requestId, publisherId: audit.publisherId, subject: audit.subject, deleted: audit.deleted, external: audit.external }, 'privacy erasure done')
     const { requestedBy: _by, ...view } = audit
     return c.json(view, 200)
+  })
+
+  app.openapi(getRoute, async (c) => {
+    requireAdmin(c)
+    const { requestId } = c.req.valid('param')
+    const status = await readPrivacyRequest({ client: deps.clickhouse, database: deps.database }, requestId)
+    if (!status) throw new ApiError('not_found', `no privacy request ${requestId}`)
+    return c.json(status, 200)
   })
 }

@@ -1,6 +1,6 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import { addDays } from '../../billing/days.js'
-import { JobStateError, type Job } from '../../billing/jobs.js'
+import { BillingExecutorUnavailableError, JobStateError, type Job } from '../../billing/jobs.js'
 import { type ResolvedApiDeps, type ApiEnv, bearerSecurity, dayParam, refuseFutureDay, requireAdmin, ulidParam } from '../context.js'
 import { ApiError, errorResponses } from '../errors.js'
 import { JobSchema, jobView, perCampaign } from './billing.js'
@@ -83,11 +83,15 @@ const promoteRoute = createRoute({
   method: 'post',
   path: '/v1/reprocess/{id}/promote',
   summary: 'Make the candidate snapshots final as new versions (admin key)',
+  description:
+    'Promotion assigns snapshot versions, so the holder of the billing lease carries it out. On another replica the request waits for the holder; ' +
+    'when none carries it out in time (none alive, or it refused the request) the answer is 503 `billing_executor_unavailable` with Retry-After: ' +
+    'retry, or read the job to see whether the promotion landed later.',
   security: bearerSecurity,
   request: { params: idParams },
   responses: {
     200: { description: 'Promoted', content: { 'application/json': { schema: JobSchema } } },
-    ...errorResponses(400, 401, 403, 404, 409, 421),
+    ...errorResponses(400, 401, 403, 404, 409, 421, 503),
   },
 })
 
@@ -156,6 +160,10 @@ export function registerReprocessRoutes(app: OpenAPIHono<ApiEnv>, deps: Resolved
     const promoted = await billing.promote(job.id, admin.id).catch((err: unknown) => {
       // A concurrent promote got there first.
       if (err instanceof JobStateError) throw new ApiError('conflict', err.message)
+      if (err instanceof BillingExecutorUnavailableError) {
+        c.header('Retry-After', '30')
+        throw new ApiError('billing_executor_unavailable', err.message)
+      }
       throw err
     })
     return c.json(jobView(promoted), 200)

@@ -1,0 +1,138 @@
+import { chTime } from '@adc/schemas'
+import type { ClickHouseClient } from '@clickhouse/client'
+import type { Logger } from 'pino'
+import { ulid } from 'ulid'
+import type { PrivacyAudit, RawEraser, StoredSubject } from './erase.js'
+
+/**
+ * The backlog of privacy erasures a raw store left `pending` (privacy/erase.ts): the lake upkeep
+ * (lake/upkeep.ts, one replica under its lease) works through it on every run. The audit row keeps
+ * the SHA-256 of the identifier only, so a retry erases by that hash (`RawEraser.eraseStored`).
+ *
+ * `privacy_requests` stays append-only: once every pending store of a request is done, a follow-up
+ * row is appended (`follow_up_of` = the request id, `external` the stores now done, `requested_by`
+ * `RETRY_ACTOR`); the request's own row is never changed. A store still pending leaves no row and
+ * is tried again on the next run.
+ */
+export const RETRY_ACTOR = 'privacy-retry'
+
+export interface ErasureRetryResult {
+  /** Pending requests tried this run. */
+  retried: number
+  /** Of those, the ones every store finished (a follow-up row was appended). */
+  done: number
+  /** Of those, the ones some store left pending. */
+  pending: number
+}
+
+/** A privacy request as it stands: its audit row with the follow-ups' store statuses laid over it. */
+export interface PrivacyRequestStatus extends Omit<PrivacyAudit, 'requestedBy'> {
+  /** When the last store finished (epoch ms): the request's own time if none was pending, null while one is. */
+  completedAt: number | null
+}
+
+interface Row {
+  request_id: string
+  at: string | number
+  publisher_id: string
+  subject: 'userKey' | 'ipHash'
+  subject_sha256: string
+  deleted: Record<string, string | number>
+  external: Record<string, string>
+  follow_up_of: string
+}
+
+const COLUMNS = `request_id, toUnixTimestamp64Milli(requested_at) AS at, publisher_id, subject, subject_sha256, deleted, external, follow_up_of`
+const isPending = (external: Record<string, string>) => Object.values(external).includes('pending')
+
+/** The request `requestId` with its follow-ups, or undefined when there is no such request. */
+export async function readPrivacyRequest(deps: { client: ClickHouseClient; database: string }, requestId: string): Promise<PrivacyRequestStatus | undefined> {
+  const rs = await deps.client.query({
+    query: `SELECT ${COLUMNS} FROM ${deps.database}.privacy_requests
+      WHERE request_id = {id:String} OR follow_up_of = {id:String} ORDER BY requested_at, request_id`,
+    query_params: { id: requestId },
+    format: 'JSONEachRow',
+  })
+  const rows = await rs.json<Row>()
+  const own = rows.find((r) => r.request_id === requestId && r.follow_up_of === '')
+  if (!own) return undefined
+  const external: Record<string, 'done' | 'pending'> = { ...(own.external as Record<string, 'done' | 'pending'>) }
+  let completedAt: number | null = isPending(own.external) ? null : Number(own.at)
+  for (const f of rows.filter((r) => r.follow_up_of === requestId)) {
+    Object.assign(external, f.external)
+    if (completedAt === null && !isPending(external)) completedAt = Number(f.at)
+  }
+  const d = own.deleted
+  return {
+    requestId, requestedAt: Number(own.at), publisherId: own.publisher_id, subject: own.subject, subjectSha256: own.subject_sha256,
+    deleted: { events_raw: Number(d.events_raw ?? 0), ivt_decisions: Number(d.ivt_decisions ?? 0), bad_rows: Number(d.bad_rows ?? 0) },
+    external, completedAt,
+  }
+}
+
+export interface PrivacyRetryOptions {
+  client: ClickHouseClient
+  database: string
+  /** The raw stores by name, as the privacy route erases them (main passes the Iceberg table's). */
+  erasers: RawEraser[]
+  logger: Logger
+  /** @default Date.now */
+  clock?: () => number
+  /** Requests tried per run, oldest first. @default 100 */
+  batchSize?: number
+}
+
+export function createPrivacyRetry(options: PrivacyRetryOptions) {
+  const { client, database: db, erasers } = options
+  const clock = options.clock ?? Date.now
+  const log = options.logger.child({ component: 'privacy-retry' })
+
+  /** Requests with a store pending and no follow-up yet, oldest first. */
+  async function backlog(): Promise<Row[]> {
+    const rs = await client.query({
+      query: `SELECT ${COLUMNS} FROM ${db}.privacy_requests
+        WHERE follow_up_of = '' AND has(mapValues(external), 'pending')
+          AND request_id NOT IN (SELECT follow_up_of FROM ${db}.privacy_requests WHERE follow_up_of != '')
+        ORDER BY requested_at, request_id LIMIT {limit:UInt32}`,
+      query_params: { limit: options.batchSize ?? 100 },
+      format: 'JSONEachRow',
+    })
+    return rs.json<Row>()
+  }
+
+  /** One pass over the backlog: each pending store of each request erased again by the stored hash. */
+  async function retry(): Promise<ErasureRetryResult> {
+    const result: ErasureRetryResult = { retried: 0, done: 0, pending: 0 }
+    for (const row of await backlog()) {
+      result.retried++
+      const subject: StoredSubject = { publisherId: row.publisher_id, subject: row.subject, subjectSha256: row.subject_sha256 }
+      const now: Record<string, 'done' | 'pending'> = {}
+      for (const [name, status] of Object.entries(row.external)) {
+        if (status !== 'pending') continue
+        const eraser = erasers.find((e) => e.name === name)
+        now[name] = eraser?.eraseStored ? await eraser.eraseStored(subject) : 'pending'
+      }
+      if (isPending(now)) {
+        result.pending++
+        log.warn({ requestId: row.request_id, publisherId: row.publisher_id, external: now, reason: 'lake_erasure_failed' }, 'privacy erasure still pending; tried again on the next run')
+        continue
+      }
+      const at = clock()
+      await client.insert({
+        table: `${db}.privacy_requests`,
+        values: [{
+          request_id: ulid(at), requested_at: chTime(at), requested_by: RETRY_ACTOR, publisher_id: row.publisher_id, subject: row.subject,
+          subject_sha256: row.subject_sha256, deleted: {}, external: now, follow_up_of: row.request_id,
+        }],
+        format: 'JSONEachRow',
+      })
+      result.done++
+      log.info({ requestId: row.request_id, publisherId: row.publisher_id, external: now }, 'pending privacy erasure done')
+    }
+    return result
+  }
+
+  return { retry }
+}
+
+export type PrivacyRetry = ReturnType<typeof createPrivacyRetry>
