@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { open, type RootDatabase } from 'lmdb'
+import { DeliveryIndex, DELIVERY_DB } from './delivery-index.js'
 import { pad } from './keys.js'
 
 /** The offset range a batch covers; written before its sink writes so a replay re-forms the same batch. */
@@ -12,6 +13,20 @@ const DELETED = Symbol('deleted')
 const META_APPLIED = '~applied'
 const META_INTENT = '~intent'
 const META_CHANGELOG = '~changelog'
+const META_FORMAT = '~format'
+/**
+ * The on-disk layout of a partition store. 2: delivery keys in their own binary database
+ * (delivery-index.ts) instead of `d:` entries. A store without the marker that holds anything was
+ * written by format 1 and is refused (`StateFormatError`), never misread.
+ */
+export const STATE_FORMAT = 2
+
+/** A state directory or changelog written in another layout than this build's. */
+export class StateFormatError extends Error {
+  readonly code = 'state_format'
+}
+
+const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === DELIVERY_DB
 
 /** Where this store stands in its partition's changelog (state/changelog.ts). */
 export interface ChangelogPosition {
@@ -57,8 +72,20 @@ export class PartitionStore {
   private applied: number
   private intent: BatchIntent | undefined
   private changelog: ChangelogPosition
+  /** Delivery dedupe keys (binary layout, committed in the same transactions). */
+  readonly deliveries: DeliveryIndex
 
   private constructor(private readonly db: RootDatabase, readonly partition: number, readonly path: string) {
+    const format = db.get(META_FORMAT) as number | undefined
+    if (format === undefined) {
+      for (const k of db.getKeys({ limit: 2 })) {
+        if (k !== DELIVERY_DB) throw new StateFormatError(`state at ${path} was written by an older layout (no ${META_FORMAT} marker, format 1): move it away and rebuild the state (from the changelog of a build of this format, or by reprocessing the log) rather than read it as format ${STATE_FORMAT}`)
+      }
+      db.putSync(META_FORMAT, STATE_FORMAT)
+    } else if (format !== STATE_FORMAT) {
+      throw new StateFormatError(`state at ${path} has format ${String(format)}; this build reads format ${STATE_FORMAT}`)
+    }
+    this.deliveries = DeliveryIndex.open(db)
     this.applied = (db.get(META_APPLIED) as number | undefined) ?? -1
     this.intent = db.get(META_INTENT) as BatchIntent | undefined
     this.changelog = (db.get(META_CHANGELOG) as ChangelogPosition | undefined) ?? { next: 0 }
@@ -68,7 +95,12 @@ export class PartitionStore {
     mkdirSync(path, { recursive: true })
     // compression off: values are a few bytes; the key prefix ordering matters for range scans.
     const db = open({ path, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3 })
-    return new PartitionStore(db, partition, path)
+    try {
+      return new PartitionStore(db, partition, path)
+    } catch (err) {
+      void db.close()
+      throw err
+    }
   }
 
   get<T>(key: string): T | undefined {
@@ -142,7 +174,7 @@ export class PartitionStore {
    * schedule entries), for the changelog.
    */
   pendingEntries(maxOffset: number): StateEntry[] {
-    const out: StateEntry[] = []
+    const out: StateEntry[] = this.deliveries.pendingEntries()
     for (const [k, v] of this.overlay) out.push(v === DELETED ? [k] : [k, v])
     for (const [minute, keys] of this.expiries) out.push([`x:${pad(minute, 10)}:${pad(maxOffset)}`, expiryValue(keys)])
     return out
@@ -153,10 +185,16 @@ export class PartitionStore {
    * pending intent (or none) and the new changelog position. Only outside a batch (the overlay is empty).
    */
   async restore(r: { entries: Iterable<StateEntry>; applied: number; intent: BatchIntent | undefined; changelog: ChangelogPosition; reset?: boolean }): Promise<void> {
-    if (this.overlay.size > 0 || this.expiries.size > 0) throw new Error('restore while a batch is open')
+    if (this.overlay.size > 0 || this.expiries.size > 0 || this.deliveries.pendingKeys() > 0) throw new Error('restore while a batch is open')
     await this.db.transaction(() => {
-      if (r.reset) for (const k of this.db.getKeys({})) void this.db.remove(k)
+      if (r.reset) {
+        for (const k of this.db.getKeys({})) if (k !== DELIVERY_DB && k !== META_FORMAT) void this.db.remove(k)
+        this.deliveries.clear()
+      }
       for (const e of r.entries) {
+        if (this.deliveries.restoreEntry(e)) continue
+        // A format-1 delivery key: its changelog was written by an older layout.
+        if (e[0].startsWith('d:')) throw new StateFormatError(`changelog entry ${e[0]} is of state format 1; this build reads format ${STATE_FORMAT}`)
         if (e.length === 1) void this.db.remove(e[0])
         else void this.db.put(e[0], e[1])
       }
@@ -173,11 +211,11 @@ export class PartitionStore {
 
   /** Every committed state entry (no metadata), in key order: a snapshot. Outside a batch. */
   *entries(): Generator<StateEntry> {
-    for (const { key, value } of this.db.getRange({})) {
-      const k = key as string
-      if (k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG) continue
-      yield [k, value]
+    for (const key of this.db.getKeys({})) {
+      if (isMeta(key)) continue
+      yield [key as string, this.db.get(key)]
     }
+    yield* this.deliveries.entries()
   }
 
   /** Records a new changelog position without a state change (after writing a snapshot). */
@@ -196,6 +234,7 @@ export class PartitionStore {
   discard(): void {
     this.overlay.clear()
     this.expiries.clear()
+    this.deliveries.discard()
   }
 
   /** Writes the batch's state and marks `maxOffset` applied, atomically and durably. */
@@ -207,11 +246,13 @@ export class PartitionStore {
         if (v === DELETED) void this.db.remove(k)
         else void this.db.put(k, v)
       }
+      this.deliveries.write()
       void this.db.put(META_APPLIED, maxOffset)
       void this.db.remove(META_INTENT)
       if (changelog) void this.db.put(META_CHANGELOG, changelog)
     })
     await this.db.flushed
+    this.deliveries.committed()
     this.overlay.clear()
     this.expiries.clear()
     this.applied = maxOffset
@@ -219,7 +260,7 @@ export class PartitionStore {
     if (changelog) this.changelog = changelog
   }
 
-  /** Committed entries and the bytes their B-tree pages use (for bytes-per-key measurements). */
+  /** Committed entries and the bytes their B-tree pages use (for bytes-per-key measurements); delivery keys: `deliveries.stats()`. */
   stats(): { entries: number; usedBytes: number } {
     const st = this.db.getStats() as { pageSize: number; entryCount: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
     return { entries: st.entryCount, usedBytes: st.pageSize * (st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages) }

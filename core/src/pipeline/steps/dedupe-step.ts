@@ -2,7 +2,7 @@ import { ok, unbilled } from '../result.js'
 import type { Step } from '../step.js'
 import type { Decoded, Deduped } from '../types.js'
 import type { PartitionStore } from '../../state/partition-store.js'
-import { deliveryKey, impressionKey, type ImpressionState } from '../../state/keys.js'
+import { impressionKey, type ImpressionState } from '../../state/keys.js'
 import { scheduleExpiry } from '../../state/expiry.js'
 import { seenWithinHorizon, STATE_TTL_MS } from '../../rules/rules.js'
 
@@ -39,14 +39,11 @@ export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DED
   return function dedupeStep(input) {
     const { envelope, ref } = input
     const offset = ref.offset
-    const dk = deliveryKey(envelope.key)
-    const first = store.get<number>(dk)
+    const deliveries = store.deliveries
+    const first = deliveries.firstSeen(envelope.key, envelope.event.ts)
     if (first !== undefined && first !== offset) return unbilled(annotate(input, first), 'duplicate_delivery')
     const expiresAt = envelope.receivedAt + ttlMs
-    if (first === undefined) {
-      store.put(dk, offset)
-      scheduleExpiry(store, expiresAt, dk)
-    }
+    if (first === undefined) deliveries.add(envelope.key, envelope.event.ts, offset, expiresAt)
     const ik = impressionKey(envelope.event.impressionId)
     const state = store.get<ImpressionState>(ik)
     const r = envelope.receivedAt
