@@ -18,7 +18,7 @@ import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { performance as perf } from 'node:perf_hooks'
+import { PerformanceObserver, performance as perf } from 'node:perf_hooks'
 import { pino } from 'pino'
 import { createClickHouse, migrate, type ClickHouseClient } from '../core/src/clickhouse/client.js'
 import { createEmbeddedLog } from '../core/src/log/embedded-log.js'
@@ -46,8 +46,11 @@ export interface ProcessorBenchOptions {
 export interface ProcessorBenchFigures {
   events: number
   baseline: { seconds: number; cpuSeconds: number; eventsPerSecond: number; eventsPerCpuSecond: number }
-  /** `mainThreadSeconds`: event-loop busy time (the JS pipeline); the rest of the CPU is chDB's threads and LMDB. */
-  pipeline: { seconds: number; cpuSeconds: number; mainThreadSeconds: number; eventsPerSecond: number; eventsPerCpuSecond: number; iceberg: boolean }
+  /**
+   * `mainThreadSeconds`: event-loop busy time (the JS pipeline); the rest of the CPU is chDB's threads
+   * and LMDB. `gcSeconds`: time in garbage collection pauses (PerformanceObserver 'gc') during the run.
+   */
+  pipeline: { seconds: number; cpuSeconds: number; mainThreadSeconds: number; gcSeconds: number; eventsPerSecond: number; eventsPerCpuSecond: number; iceberg: boolean }
   /** pipeline / baseline, per CPU-second. */
   ratio: number
   /**
@@ -139,6 +142,11 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
       await inspector.post('Profiler.enable')
       await inspector.post('Profiler.start')
     }
+    let gcMs = 0
+    const gcs = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcMs += e.duration
+    })
+    gcs.observe({ entryTypes: ['gc'] })
     const cpu0 = process.cpuUsage()
     const elu0 = perf.eventLoopUtilization()
     const t0 = performance.now()
@@ -147,6 +155,8 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     const seconds = (performance.now() - t0) / 1000
     const cpu = cpuSeconds(process.cpuUsage(cpu0))
     const mainThreadSeconds = perf.eventLoopUtilization(elu0).active / 1000
+    await new Promise((r) => setImmediate(r)) // the last gc entries are delivered asynchronously
+    gcs.disconnect()
     if (inspector) {
       const { profile: taken } = await inspector.post('Profiler.stop')
       writeFileSync(profile!, JSON.stringify(taken))
@@ -187,7 +197,7 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     return {
       events: total,
       baseline,
-      pipeline: { seconds, cpuSeconds: cpu, mainThreadSeconds, eventsPerSecond: total / seconds, eventsPerCpuSecond: total / cpu, iceberg },
+      pipeline: { seconds, cpuSeconds: cpu, mainThreadSeconds, gcSeconds: gcMs / 1000, eventsPerSecond: total / seconds, eventsPerCpuSecond: total / cpu, iceberg },
       ratio: total / cpu / baseline.eventsPerCpuSecond,
       dedupe: {
         keys,
@@ -217,5 +227,5 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   })
   const r = (n: number): number => Math.round(n)
   console.log(JSON.stringify(figures, (_k, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 100) / 100 : v), 2))
-  console.log(`pipeline ${r(figures.pipeline.eventsPerCpuSecond)} events/s per core (${r(figures.pipeline.eventsPerSecond)} events/s wall) vs JSON.parse baseline ${r(figures.baseline.eventsPerCpuSecond)} events/s per core: ratio ${figures.ratio.toFixed(3)}; ${figures.dedupe.diskBytesPerKey.toFixed(0)} B on disk per delivery dedupe key, impression state ${figures.dedupe.impressionState.bytesPerKey.toFixed(0)} B per impression id (all state ${figures.dedupe.allStateBytesPerKey.toFixed(0)} B per delivery key); append→rollup visible p50 ${figures.delayMs.p50.toFixed(0)} ms, p99 ${figures.delayMs.p99.toFixed(0)} ms`)
+  console.log(`pipeline ${r(figures.pipeline.eventsPerCpuSecond)} events/s per core (${r(figures.pipeline.eventsPerSecond)} events/s wall; ${((figures.pipeline.cpuSeconds * 1e6) / figures.events).toFixed(1)} µs CPU per event, ${((figures.pipeline.gcSeconds * 1e6) / figures.events).toFixed(1)} µs of it GC) vs JSON.parse baseline ${r(figures.baseline.eventsPerCpuSecond)} events/s per core: ratio ${figures.ratio.toFixed(3)}; ${figures.dedupe.diskBytesPerKey.toFixed(0)} B on disk per delivery dedupe key, impression state ${figures.dedupe.impressionState.bytesPerKey.toFixed(0)} B per impression id (all state ${figures.dedupe.allStateBytesPerKey.toFixed(0)} B per delivery key); append→rollup visible p50 ${figures.delayMs.p50.toFixed(0)} ms, p99 ${figures.delayMs.p99.toFixed(0)} ms`)
 }
