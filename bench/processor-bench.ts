@@ -55,14 +55,16 @@ export interface ProcessorBenchFigures {
   ratio: number
   /**
    * `diskBytesPerKey`: the delivery dedupe database's B-tree pages per delivery key (state/delivery-index.ts);
-   * `impressionState`: the rest of the partition state (impression ids' dedupe and join state, waiting
-   * clicks, IVT counters, expiry schedule) per impression-id key and per delivery key;
+   * `impressionState`: the main database (impression ids' dedupe and join state, waiting clicks, join
+   * deadlines, the impression keys' expiry schedule) per impression id and per delivery key;
+   * `burstCounters`: the IVT counters' database (state/burst-counters.ts) as the run left it;
    * `allStateBytesPerKey`: everything on disk per delivery key.
    */
   dedupe: {
     keys: number
     diskBytesPerKey: number
     impressionState: { keys: number; bytesPerKey: number; bytesPerDeliveryKey: number }
+    burstCounters: { keys: number; bytes: number }
     allStateBytesPerKey: number
     heapBytesPerKey: number
     rssBytesPerKey: number
@@ -185,6 +187,8 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     let used = 0
     let impressionKeys = 0
     let otherUsed = 0
+    let burstKeys = 0
+    let burstUsed = 0
     for (let p = 0; p < partitions; p++) {
       const s = PartitionStore.open(join(stateDir, 'ad-events', `p${p}`), p)
       const d = s.deliveries.stats()
@@ -192,6 +196,8 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
       used += d.usedBytes
       impressionKeys += s.countPrefix('i:')
       otherUsed += s.stats().usedBytes
+      burstKeys += s.bursts.stats().keys
+      burstUsed += s.bursts.stats().usedBytes
       await s.close()
     }
     return {
@@ -203,7 +209,8 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
         keys,
         diskBytesPerKey: used / keys,
         impressionState: { keys: impressionKeys, bytesPerKey: otherUsed / impressionKeys, bytesPerDeliveryKey: otherUsed / keys },
-        allStateBytesPerKey: (used + otherUsed) / keys,
+        burstCounters: { keys: burstKeys, bytes: burstUsed },
+        allStateBytesPerKey: (used + otherUsed + burstUsed) / keys,
         heapBytesPerKey: Math.max(0, heapDelta) / keys, rssBytesPerKey: Math.max(0, rssDelta) / keys },
       delayMs: { p50: pct(delays, 50), p99: pct(delays, 99), max: Math.max(...delays), probes },
     }

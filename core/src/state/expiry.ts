@@ -26,6 +26,7 @@ export function scheduleExpiry(store: PartitionStore, dueMs: number, key: string
 export function sweepExpired(store: PartitionStore, limit = 50_000): number {
   const wm = watermark(store)
   store.deliveries.sweep(wm)
+  store.bursts.sweep(wm)
   const end = `x:${pad(wm / 60_000, 10)}:`
   let n = 0
   for (const [bucket, value] of store.range<string | string[]>('x:', end, 1000)) {

@@ -7,8 +7,8 @@
  * - `i:<impressionId>` → ImpressionState: first impression / first click offsets (business dedupe, join).
  * - `w:<impressionId>` → WaitingClick[]: clicks waiting for their impression, or orphaned ones that a
  *   late impression can still join.
- * - `b:<rule>:<value>:<minute>` → count (IVT burst counters).
- * - `x:<due minute>:<batch max offset>` → keys: expiry schedule, one entry per minute and batch; swept
+ * - IVT burst counters are not here either: burst-counters.ts.
+ * - `x:<due minute>:<batch max offset>` → keys: expiry schedule (of `i:` keys), one entry per minute and batch; swept
  *   when the partition watermark passes.
  * - `q:<due ms>:<impressionId>` → null: join deadlines (window end, then lateness end).
  * - `~wm` → partition watermark (max edge receivedAt seen, epoch ms).

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs'
 import { open, type RootDatabase } from 'lmdb'
+import { BurstCounters, BURST_DB } from './burst-counters.js'
 import { DeliveryIndex, DELIVERY_DB } from './delivery-index.js'
 import { pad } from './keys.js'
 
@@ -15,9 +16,10 @@ const META_INTENT = '~intent'
 const META_CHANGELOG = '~changelog'
 const META_FORMAT = '~format'
 /**
- * The on-disk layout of a partition store. 2: delivery keys in their own binary database
- * (delivery-index.ts) instead of `d:` entries. A store without the marker that holds anything was
- * written by format 1 and is refused (`StateFormatError`), never misread.
+ * The on-disk layout of a partition store. 2: delivery keys and IVT burst counters in binary
+ * databases of their own (delivery-index.ts, burst-counters.ts) instead of `d:` and `b:` entries.
+ * A store without the marker that holds anything was written by format 1 and is refused
+ * (`StateFormatError`), never misread.
  */
 export const STATE_FORMAT = 2
 
@@ -26,7 +28,7 @@ export class StateFormatError extends Error {
   readonly code = 'state_format'
 }
 
-const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === DELIVERY_DB
+const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === DELIVERY_DB || k === BURST_DB
 
 /** Where this store stands in its partition's changelog (state/changelog.ts). */
 export interface ChangelogPosition {
@@ -74,18 +76,21 @@ export class PartitionStore {
   private changelog: ChangelogPosition
   /** Delivery dedupe keys (binary layout, committed in the same transactions). */
   readonly deliveries: DeliveryIndex
+  /** IVT burst counters per minute (binary layout, committed in the same transactions). */
+  readonly bursts: BurstCounters
 
   private constructor(private readonly db: RootDatabase, readonly partition: number, readonly path: string) {
     const format = db.get(META_FORMAT) as number | undefined
     if (format === undefined) {
       for (const k of db.getKeys({ limit: 2 })) {
-        if (k !== DELIVERY_DB) throw new StateFormatError(`state at ${path} was written by an older layout (no ${META_FORMAT} marker, format 1): move it away and rebuild the state (from the changelog of a build of this format, or by reprocessing the log) rather than read it as format ${STATE_FORMAT}`)
+        if (k !== DELIVERY_DB && k !== BURST_DB) throw new StateFormatError(`state at ${path} was written by an older layout (no ${META_FORMAT} marker, format 1): move it away and rebuild the state (from the changelog of a build of this format, or by reprocessing the log) rather than read it as format ${STATE_FORMAT}`)
       }
       db.putSync(META_FORMAT, STATE_FORMAT)
     } else if (format !== STATE_FORMAT) {
       throw new StateFormatError(`state at ${path} has format ${String(format)}; this build reads format ${STATE_FORMAT}`)
     }
     this.deliveries = DeliveryIndex.open(db)
+    this.bursts = BurstCounters.open(db)
     this.applied = (db.get(META_APPLIED) as number | undefined) ?? -1
     this.intent = db.get(META_INTENT) as BatchIntent | undefined
     this.changelog = (db.get(META_CHANGELOG) as ChangelogPosition | undefined) ?? { next: 0 }
@@ -174,7 +179,7 @@ export class PartitionStore {
    * schedule entries), for the changelog.
    */
   pendingEntries(maxOffset: number): StateEntry[] {
-    const out: StateEntry[] = this.deliveries.pendingEntries()
+    const out: StateEntry[] = [...this.deliveries.pendingEntries(), ...this.bursts.pendingEntries()]
     for (const [k, v] of this.overlay) out.push(v === DELETED ? [k] : [k, v])
     for (const [minute, keys] of this.expiries) out.push([`x:${pad(minute, 10)}:${pad(maxOffset)}`, expiryValue(keys)])
     return out
@@ -185,16 +190,17 @@ export class PartitionStore {
    * pending intent (or none) and the new changelog position. Only outside a batch (the overlay is empty).
    */
   async restore(r: { entries: Iterable<StateEntry>; applied: number; intent: BatchIntent | undefined; changelog: ChangelogPosition; reset?: boolean }): Promise<void> {
-    if (this.overlay.size > 0 || this.expiries.size > 0 || this.deliveries.pendingKeys() > 0) throw new Error('restore while a batch is open')
+    if (this.overlay.size > 0 || this.expiries.size > 0 || this.deliveries.pendingKeys() > 0 || this.bursts.pendingKeys() > 0) throw new Error('restore while a batch is open')
     await this.db.transaction(() => {
       if (r.reset) {
-        for (const k of this.db.getKeys({})) if (k !== DELIVERY_DB && k !== META_FORMAT) void this.db.remove(k)
+        for (const k of this.db.getKeys({})) if (k !== DELIVERY_DB && k !== BURST_DB && k !== META_FORMAT) void this.db.remove(k)
         this.deliveries.clear()
+        this.bursts.clear()
       }
       for (const e of r.entries) {
-        if (this.deliveries.restoreEntry(e)) continue
-        // A format-1 delivery key: its changelog was written by an older layout.
-        if (e[0].startsWith('d:')) throw new StateFormatError(`changelog entry ${e[0]} is of state format 1; this build reads format ${STATE_FORMAT}`)
+        if (this.deliveries.restoreEntry(e) || this.bursts.restoreEntry(e)) continue
+        // A format-1 delivery key or counter: its changelog was written by an older layout.
+        if (e[0].startsWith('d:') || e[0].startsWith('b:')) throw new StateFormatError(`changelog entry ${e[0]} is of state format 1; this build reads format ${STATE_FORMAT}`)
         if (e.length === 1) void this.db.remove(e[0])
         else void this.db.put(e[0], e[1])
       }
@@ -216,6 +222,7 @@ export class PartitionStore {
       yield [key as string, this.db.get(key)]
     }
     yield* this.deliveries.entries()
+    yield* this.bursts.entries()
   }
 
   /** Records a new changelog position without a state change (after writing a snapshot). */
@@ -235,6 +242,7 @@ export class PartitionStore {
     this.overlay.clear()
     this.expiries.clear()
     this.deliveries.discard()
+    this.bursts.discard()
   }
 
   /** Writes the batch's state and marks `maxOffset` applied, atomically and durably. */
@@ -247,12 +255,14 @@ export class PartitionStore {
         else void this.db.put(k, v)
       }
       this.deliveries.write()
+      this.bursts.write()
       void this.db.put(META_APPLIED, maxOffset)
       void this.db.remove(META_INTENT)
       if (changelog) void this.db.put(META_CHANGELOG, changelog)
     })
     await this.db.flushed
     this.deliveries.committed()
+    this.bursts.committed()
     this.overlay.clear()
     this.expiries.clear()
     this.applied = maxOffset
