@@ -28,6 +28,10 @@ export class StateFormatError extends Error {
   readonly code = 'state_format'
 }
 
+/** Key families with few keys, read for every record: their committed keys are kept in memory. */
+const SPARSE_PREFIXES = ['w:'] as const
+const isSparse = (k: string): boolean => k.charCodeAt(0) === 0x77 /* w */ && k.charCodeAt(1) === 0x3a /* : */
+
 const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === DELIVERY_DB || k === BURST_DB
 
 /** Where this store stands in its partition's changelog (state/changelog.ts). */
@@ -69,6 +73,11 @@ export type StateEntry = [string] | [string, unknown]
  */
 export class PartitionStore {
   private readonly overlay = new Map<string, unknown>()
+  /**
+   * Committed keys of the sparse families (`w:`, clicks waiting for their impression): a read of one
+   * that is not here answers at once, without an LMDB lookup (most impressions have no waiting click).
+   */
+  private readonly sparse = new Set<string>()
   /** Keys this batch scheduled for expiry, by due minute; written as one entry per minute at commit. */
   private readonly expiries = new Map<number, string[]>()
   private applied: number
@@ -91,6 +100,7 @@ export class PartitionStore {
     }
     this.deliveries = DeliveryIndex.open(db)
     this.bursts = BurstCounters.open(db)
+    this.loadSparse()
     this.applied = (db.get(META_APPLIED) as number | undefined) ?? -1
     this.intent = db.get(META_INTENT) as BatchIntent | undefined
     this.changelog = (db.get(META_CHANGELOG) as ChangelogPosition | undefined) ?? { next: 0 }
@@ -112,7 +122,13 @@ export class PartitionStore {
     const v = this.overlay.get(key)
     if (v === DELETED) return undefined
     if (v !== undefined) return v as T
+    if (isSparse(key) && !this.sparse.has(key)) return undefined
     return this.db.get(key) as T | undefined
+  }
+
+  private loadSparse(): void {
+    this.sparse.clear()
+    for (const prefix of SPARSE_PREFIXES) for (const k of this.db.getKeys({ start: prefix, end: `${prefix}\uffff` })) this.sparse.add(k as string)
   }
 
   put(key: string, value: unknown): void {
@@ -210,6 +226,7 @@ export class PartitionStore {
       void this.db.put(META_CHANGELOG, r.changelog)
     })
     await this.db.flushed
+    this.loadSparse()
     this.applied = r.applied
     this.intent = r.intent
     this.changelog = r.changelog
@@ -263,6 +280,11 @@ export class PartitionStore {
     await this.db.flushed
     this.deliveries.committed()
     this.bursts.committed()
+    for (const [k, v] of entries) {
+      if (!isSparse(k)) continue
+      if (v === DELETED) this.sparse.delete(k)
+      else this.sparse.add(k)
+    }
     this.overlay.clear()
     this.expiries.clear()
     this.applied = maxOffset
