@@ -92,7 +92,7 @@ export class PartitionStore {
     const format = db.get(META_FORMAT) as number | undefined
     if (format === undefined) {
       for (const k of db.getKeys({ limit: 2 })) {
-        if (k !== DELIVERY_DB && k !== BURST_DB) throw new StateFormatError(`state at ${path} was written by an older layout (no ${META_FORMAT} marker, format 1): move it away and rebuild the state (from the changelog of a build of this format, or by reprocessing the log) rather than read it as format ${STATE_FORMAT}`)
+        if (k !== DELIVERY_DB && k !== BURST_DB) throw new StateFormatError(`state at ${path} was written by an older layout (no ${META_FORMAT} marker, format 1), which this build (format ${STATE_FORMAT}) does not read: let the processor drain, stop it and move the directory away (state starts empty; README, Processor → Dedupe)`)
       }
       db.putSync(META_FORMAT, STATE_FORMAT)
     } else if (format !== STATE_FORMAT) {
