@@ -28,27 +28,40 @@ describe('delivery index', () => {
     s.deliveries.add(key(1), T, 10, T + 25 * H)
     s.deliveries.add(key(2), T + 10 * 60_000, 11, T + 26 * H) // same hour, later expiry
     s.deliveries.add(key(3), T + 2 * H, 12, T + 27 * H)
-    expect(s.deliveries.firstSeen(key(1), T + 59 * 60_000)).toBe(10)
+    expect(s.deliveries.firstSeen(key(1), T + 59 * 60_000, T)).toBe(10)
     await s.commit(12)
-    expect(s.deliveries.firstSeen(key(2), T)).toBe(11)
-    expect(s.deliveries.firstSeen(key(2), T + 2 * H)).toBeUndefined() // another hour: another bucket
-    expect(s.deliveries.firstSeen('not-hex: hashed', T)).toBeUndefined()
+    expect(s.deliveries.firstSeen(key(2), T, T)).toBe(11)
+    expect(s.deliveries.firstSeen(key(2), T + 2 * H, T)).toBeUndefined() // another hour: another bucket
+    expect(s.deliveries.firstSeen('not-hex: hashed', T, T)).toBeUndefined()
     s.deliveries.add('not-hex: hashed', T, 13, T + 25 * H)
     await s.commit(13)
-    expect(s.deliveries.firstSeen('not-hex: hashed', T)).toBe(13)
+    expect(s.deliveries.firstSeen('not-hex: hashed', T, T)).toBe(13)
     expect(s.deliveries.stats()).toMatchObject({ keys: 4, buckets: 2 })
 
     // Past key 1's expiry but not key 2's: the hour stays whole.
     advanceWatermark(s, T + 25 * H + 1)
     sweepExpired(s)
     await s.commit(14)
-    expect(s.deliveries.firstSeen(key(1), T)).toBe(10)
+    expect(s.deliveries.firstSeen(key(1), T, T)).toBe(10)
     advanceWatermark(s, T + 26 * H)
     sweepExpired(s)
-    expect(s.deliveries.firstSeen(key(1), T)).toBeUndefined()
-    expect(s.deliveries.firstSeen(key(3), T + 2 * H)).toBe(12)
+    expect(s.deliveries.firstSeen(key(1), T, T)).toBeUndefined()
+    expect(s.deliveries.firstSeen(key(3), T + 2 * H, T)).toBe(12)
     await s.commit(15)
     expect(s.deliveries.stats()).toMatchObject({ keys: 1, buckets: 1 })
+    await s.close()
+  })
+
+  it('counts a key only for records that reached the edge within its own TTL, though a later key keeps its hour', async () => {
+    const s = PartitionStore.open(fresh(), 0)
+    s.deliveries.add(key(1), T, 10, T + 25 * H)
+    s.deliveries.add(key(2), T + 1, 11, T + 40 * H)
+    expect(s.deliveries.firstSeen(key(1), T, T + 25 * H)).toBe(10)
+    expect(s.deliveries.firstSeen(key(1), T, T + 25 * H + 1000)).toBeUndefined()
+    await s.commit(11)
+    expect(s.deliveries.firstSeen(key(1), T, T + 25 * H)).toBe(10)
+    expect(s.deliveries.firstSeen(key(1), T, T + 26 * H)).toBeUndefined()
+    expect(s.deliveries.firstSeen(key(2), T, T + 26 * H)).toBe(11)
     await s.close()
   })
 
@@ -89,9 +102,9 @@ describe('delivery index', () => {
     for (const r of snapshotRecords(0, 'A', 3, b.entries())) snap.add({ topic: 'cl', partition: 0, offset: n++, key: r.key, value: r.value, timestamp: 0 })
     const c = await restoreInto(snap.result().entries, 3)
     for (const s of [a, b, c]) {
-      expect(s.deliveries.firstSeen(key(1), T)).toBe(3)
-      expect(s.deliveries.firstSeen(key(2), T + 3 * H)).toBe(1)
-      expect(s.deliveries.firstSeen(key(5), T)).toBeUndefined() // went with its hour, not seen since
+      expect(s.deliveries.firstSeen(key(1), T, T)).toBe(3)
+      expect(s.deliveries.firstSeen(key(2), T + 3 * H, T)).toBe(1)
+      expect(s.deliveries.firstSeen(key(5), T, T)).toBeUndefined() // went with its hour, not seen since
       expect(s.deliveries.stats()).toMatchObject({ keys: 2, buckets: 2 })
       expect(s.get('~wm')).toBe(T + 25 * H)
     }

@@ -8,7 +8,9 @@ import type { StateEntry } from './partition-store.js'
  * transaction as the rest of the partition state.
  *
  * Layout (format 2, `STATE_FORMAT` in partition-store.ts):
- * - entry  `[hour: u32 BE][key: 12 bytes]` → `[offset: u48 BE]` (16-byte key, 6-byte value);
+ * - entry  `[hour: u32 BE][key: 12 bytes]` → `[offset: u48 BE][expiry: u32 BE, epoch seconds]`
+ *   (16-byte key, 10-byte value); the key counts for a record that reached the edge by its expiry
+ *   (its first `receivedAt` + TTL), whether or not its hour was swept yet;
  *   `hour` = floor(event ts / 1 h). A re-delivery carries the same event, hence the same ts and
  *   the same bucket. Keys of one hour sit together, so inserts land in the current hours' pages at
  *   the right edge of the B-tree, and a whole hour is expired by deleting its key range.
@@ -24,13 +26,14 @@ import type { StateEntry } from './partition-store.js'
  * n² / 2^97, i.e. 6e-16 for 10 million keys in one partition-hour (10^14 / 1.6e29), so a year of
  * 64 partitions at that rate (5.6e5 bucket-hours) stays below 4e-10.
  *
- * Semantics as before: a key present means a later record with it is `duplicate_delivery`; a key
- * lives at least until the watermark passes its `receivedAt + TTL` (longer when a later key of its
- * hour reached the edge later). One difference: two records with the same delivery key but event
+ * Semantics as before: a later record with a key is `duplicate_delivery` when it reached the edge
+ * within the TTL of the key's first sighting (checked against the stored expiry, so the answer does
+ * not depend on when the hour is swept; the hour is swept once the watermark passes the latest
+ * expiry of its keys). One difference: two records with the same delivery key but event
  * times in different hours are not each other's delivery duplicate (a resend carries the same
  * event); the business dedupe of the impression id still applies to them.
  *
- * In the changelog (state/changelog.ts) entries travel as strings: `D:<hour>:<24 hex>` → offset,
+ * In the changelog (state/changelog.ts) entries travel as strings: `D:<hour>:<24 hex>` → [offset, expiry s],
  * `D:<hour>` → the bucket's expiry, and a delete of `D:<hour>:*` deletes the whole hour (its own
  * key, so a later header put of a re-used hour does not replace the delete in the changelog fold).
  */
@@ -39,7 +42,8 @@ export const DELIVERY_ENTRY_PREFIX = 'D:'
 const WHOLE_HOUR = '*'
 const HOUR_MS = 3_600_000
 const KEY_BYTES = 16
-const VALUE_BYTES = 6
+const OFFSET_BYTES = 6
+const VALUE_BYTES = OFFSET_BYTES + 4
 const HEADER = 0xff
 const HEX32 = /^[0-9a-f]{32}$/
 
@@ -69,6 +73,8 @@ export class DeliveryIndex {
   private readonly buckets = new Map<number, number>()
   /** This batch: keys first seen, by hour then key; bucket expiries raised; hours swept. */
   private readonly added = new Map<number, Map<string, number>>()
+  /** Expiry (epoch seconds) of each key in `added`, by key. */
+  private readonly addedExpiry = new Map<string, number>()
   private readonly raised = new Map<number, number>()
   private readonly swept = new Set<number>()
   private readonly probe = Buffer.alloc(KEY_BYTES)
@@ -83,16 +89,21 @@ export class DeliveryIndex {
     return new DeliveryIndex(root.openDB<Buffer, Buffer>({ name: DELIVERY_DB, keyEncoding: 'binary', encoding: 'binary', compression: false }))
   }
 
-  /** Offset where `key` (event time `ts`) was first seen, this batch included; undefined when never (or expired). */
-  firstSeen(key: string, ts: number): number | undefined {
+  /**
+   * Offset where `key` (event time `ts`) was first seen, this batch included, for a record the edge
+   * received at `receivedAt`; undefined when never, or when that sighting's TTL ended before it.
+   */
+  firstSeen(key: string, ts: number, receivedAt: number): number | undefined {
     const hour = hourOf(ts)
+    const sec = Math.floor(receivedAt / 1000)
     const v = this.added.get(hour)?.get(key)
-    if (v !== undefined) return v
+    if (v !== undefined) return sec <= this.addedExpiry.get(key)! ? v : undefined
     // No committed bucket for the hour: nothing to read.
     if (!this.buckets.has(hour) || this.swept.has(hour)) return undefined
     writeKey(this.probe, 0, hour, key)
     const b = this.db.getBinaryFast(this.probe)
-    return b === undefined ? undefined : b.readUIntBE(0, VALUE_BYTES)
+    if (b === undefined || sec > b.readUInt32BE(OFFSET_BYTES)) return undefined
+    return b.readUIntBE(0, OFFSET_BYTES)
   }
 
   /** Marks `key` first seen at `offset`, kept at least until the watermark passes `expiresAt`. */
@@ -101,6 +112,7 @@ export class DeliveryIndex {
     let m = this.added.get(hour)
     if (!m) this.added.set(hour, (m = new Map()))
     m.set(key, offset)
+    this.addedExpiry.set(key, Math.floor(expiresAt / 1000))
     this.swept.delete(hour)
     if (expiresAt > (this.raised.get(hour) ?? this.buckets.get(hour) ?? -Infinity)) this.raised.set(hour, expiresAt)
   }
@@ -138,7 +150,7 @@ export class DeliveryIndex {
   /** This batch's changes as changelog entries (see the layout above). */
   pendingEntries(): StateEntry[] {
     const out: StateEntry[] = []
-    for (const [hour, m] of this.added) for (const [key, offset] of m) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${this.hex(hour, key)}`, offset])
+    for (const [hour, m] of this.added) for (const [key, offset] of m) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${this.hex(hour, key)}`, [offset, this.addedExpiry.get(key)!]])
     for (const [hour, exp] of this.raised) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}`, exp])
     for (const hour of this.swept) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${WHOLE_HOUR}`])
     return out
@@ -159,7 +171,8 @@ export class DeliveryIndex {
       for (const [key, offset] of m) {
         const at = n * (KEY_BYTES + VALUE_BYTES)
         writeKey(buf, at, hour, key)
-        buf.writeUIntBE(offset, at + KEY_BYTES, VALUE_BYTES)
+        buf.writeUIntBE(offset, at + KEY_BYTES, OFFSET_BYTES)
+        buf.writeUInt32BE(this.addedExpiry.get(key)!, at + KEY_BYTES + OFFSET_BYTES)
         void this.db.put(buf.subarray(at, at + KEY_BYTES), buf.subarray(at + KEY_BYTES, at + KEY_BYTES + VALUE_BYTES))
         n++
       }
@@ -186,6 +199,7 @@ export class DeliveryIndex {
 
   discard(): void {
     this.added.clear()
+    this.addedExpiry.clear()
     this.raised.clear()
     this.swept.clear()
   }
@@ -216,8 +230,10 @@ export class DeliveryIndex {
     key.write(rest.slice(colon + 1), 4, 12, 'hex')
     if (e.length === 1) void this.db.remove(key)
     else {
+      const [offset, expiry] = e[1] as [number, number]
       const v = Buffer.alloc(VALUE_BYTES)
-      v.writeUIntBE(e[1] as number, 0, VALUE_BYTES)
+      v.writeUIntBE(offset, 0, OFFSET_BYTES)
+      v.writeUInt32BE(expiry, OFFSET_BYTES)
       void this.db.put(key, v)
     }
     return true
@@ -233,7 +249,7 @@ export class DeliveryIndex {
   *entries(): Generator<StateEntry> {
     for (const { key, value } of this.db.getRange({})) {
       if (key.length === 5 && key[0] === HEADER) yield [`${DELIVERY_ENTRY_PREFIX}${key.readUInt32BE(1)}`, value.readDoubleBE(0)]
-      else yield [`${DELIVERY_ENTRY_PREFIX}${key.readUInt32BE(0)}:${key.toString('hex', 4)}`, value.readUIntBE(0, VALUE_BYTES)]
+      else yield [`${DELIVERY_ENTRY_PREFIX}${key.readUInt32BE(0)}:${key.toString('hex', 4)}`, [value.readUIntBE(0, OFFSET_BYTES), value.readUInt32BE(OFFSET_BYTES)]]
     }
   }
 

@@ -49,7 +49,7 @@ export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DED
     const { envelope, ref } = input
     const offset = ref.offset
     const deliveries = store.deliveries
-    const first = deliveries.firstSeen(envelope.key, envelope.event.ts)
+    const first = deliveries.firstSeen(envelope.key, envelope.event.ts, envelope.receivedAt)
     if (first !== undefined && first !== offset) return unbilled(annotate(input, first), 'duplicate_delivery')
     const expiresAt = envelope.receivedAt + ttlMs
     if (first === undefined) deliveries.add(envelope.key, envelope.event.ts, offset, expiresAt)
