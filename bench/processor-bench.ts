@@ -9,13 +9,16 @@
  *   node --import tsx bench/processor-bench.ts
  *
  * Env: PROCESSOR_BENCH_EVENTS (100000), PROCESSOR_BENCH_PARTITIONS (4), PROCESSOR_BENCH_BATCH (20000, the processor's default),
- * PROCESSOR_BENCH_ICEBERG=1 also writes the Iceberg raw table, PROCESSOR_BENCH_PROBES (100).
+ * PROCESSOR_BENCH_ICEBERG=1 also writes the Iceberg raw table, PROCESSOR_BENCH_PROBES (100),
+ * PROCESSOR_BENCH_PROFILE=<file.cpuprofile> writes a CPU profile of the pipeline run only (not the setup,
+ * the baseline or the probes).
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { performance as perf } from 'node:perf_hooks'
+import { PerformanceObserver, performance as perf } from 'node:perf_hooks'
 import { pino } from 'pino'
 import { createClickHouse, migrate, type ClickHouseClient } from '../core/src/clickhouse/client.js'
 import { createEmbeddedLog } from '../core/src/log/embedded-log.js'
@@ -36,16 +39,36 @@ export interface ProcessorBenchOptions {
   iceberg?: boolean
   /** Append-to-visible probes. @default 100 */
   probes?: number
+  /** Writes a CPU profile of the pipeline run (only) to this file. */
+  profile?: string
 }
 
 export interface ProcessorBenchFigures {
   events: number
   baseline: { seconds: number; cpuSeconds: number; eventsPerSecond: number; eventsPerCpuSecond: number }
-  /** `mainThreadSeconds`: event-loop busy time (the JS pipeline); the rest of the CPU is chDB's threads and LMDB. */
-  pipeline: { seconds: number; cpuSeconds: number; mainThreadSeconds: number; eventsPerSecond: number; eventsPerCpuSecond: number; iceberg: boolean }
+  /**
+   * `mainThreadSeconds`: event-loop busy time (the JS pipeline); the rest of the CPU is chDB's threads
+   * and LMDB. `gcSeconds`: time in garbage collection pauses (PerformanceObserver 'gc') during the run.
+   */
+  pipeline: { seconds: number; cpuSeconds: number; mainThreadSeconds: number; gcSeconds: number; eventsPerSecond: number; eventsPerCpuSecond: number; iceberg: boolean }
   /** pipeline / baseline, per CPU-second. */
   ratio: number
-  dedupe: { keys: number; diskBytesPerKey: number; heapBytesPerKey: number; rssBytesPerKey: number }
+  /**
+   * `diskBytesPerKey`: the delivery dedupe database's B-tree pages per delivery key (state/delivery-index.ts);
+   * `impressionState`: the main database (impression ids' dedupe and join state, waiting clicks, join
+   * deadlines, the impression keys' expiry schedule) per impression id and per delivery key;
+   * `burstCounters`: the IVT counters' database (state/burst-counters.ts) as the run left it;
+   * `allStateBytesPerKey`: everything on disk per delivery key.
+   */
+  dedupe: {
+    keys: number
+    diskBytesPerKey: number
+    impressionState: { keys: number; bytesPerKey: number; bytesPerDeliveryKey: number }
+    burstCounters: { keys: number; bytes: number }
+    allStateBytesPerKey: number
+    heapBytesPerKey: number
+    rssBytesPerKey: number
+  }
   delayMs: { p50: number; p99: number; max: number; probes: number }
 }
 
@@ -91,7 +114,7 @@ async function rollupCampaigns(ch: ClickHouseClient, db: string): Promise<Set<st
 }
 
 export async function runProcessorBench(options: ProcessorBenchOptions = {}): Promise<ProcessorBenchFigures> {
-  const { events = 100_000, partitions = 4, batch = 20_000, iceberg = false, probes = 100 } = options
+  const { events = 100_000, partitions = 4, batch = 20_000, iceberg = false, probes = 100, profile } = options
   const root = mkdtempSync(join(tmpdir(), 'adc-processor-bench-'))
   const lake = join('.cache', `bench-lake-${process.pid}`)
   const log = await createEmbeddedLog({ dir: join(root, 'log'), logger: silent })
@@ -115,6 +138,17 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
       log, clickhouse: ch, database: db, stateDir, groupId: 'bench', logger: silent,
       registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords: batch, ...(iceberg ? { icebergDir: lake } : {}),
     })
+    const inspector = profile ? new Session() : undefined
+    if (inspector) {
+      inspector.connect()
+      await inspector.post('Profiler.enable')
+      await inspector.post('Profiler.start')
+    }
+    let gcMs = 0
+    const gcs = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcMs += e.duration
+    })
+    gcs.observe({ entryTypes: ['gc'] })
     const cpu0 = process.cpuUsage()
     const elu0 = perf.eventLoopUtilization()
     const t0 = performance.now()
@@ -123,6 +157,13 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     const seconds = (performance.now() - t0) / 1000
     const cpu = cpuSeconds(process.cpuUsage(cpu0))
     const mainThreadSeconds = perf.eventLoopUtilization(elu0).active / 1000
+    await new Promise((r) => setImmediate(r)) // the last gc entries are delivered asynchronously
+    gcs.disconnect()
+    if (inspector) {
+      const { profile: taken } = await inspector.post('Profiler.stop')
+      writeFileSync(profile!, JSON.stringify(taken))
+      inspector.disconnect()
+    }
     global.gc?.()
     const heapDelta = process.memoryUsage().heapUsed - heap0
     const rssDelta = process.memoryUsage().rss - rss0
@@ -144,18 +185,33 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
 
     let keys = 0
     let used = 0
+    let impressionKeys = 0
+    let otherUsed = 0
+    let burstKeys = 0
+    let burstUsed = 0
     for (let p = 0; p < partitions; p++) {
       const s = PartitionStore.open(join(stateDir, 'ad-events', `p${p}`), p)
-      keys += s.countPrefix('d:')
-      used += s.stats().usedBytes
+      const d = s.deliveries.stats()
+      keys += d.keys
+      used += d.usedBytes
+      impressionKeys += s.countPrefix('i:')
+      otherUsed += s.stats().usedBytes
+      burstKeys += s.bursts.stats().keys
+      burstUsed += s.bursts.stats().usedBytes
       await s.close()
     }
     return {
       events: total,
       baseline,
-      pipeline: { seconds, cpuSeconds: cpu, mainThreadSeconds, eventsPerSecond: total / seconds, eventsPerCpuSecond: total / cpu, iceberg },
+      pipeline: { seconds, cpuSeconds: cpu, mainThreadSeconds, gcSeconds: gcMs / 1000, eventsPerSecond: total / seconds, eventsPerCpuSecond: total / cpu, iceberg },
       ratio: total / cpu / baseline.eventsPerCpuSecond,
-      dedupe: { keys, diskBytesPerKey: used / keys, heapBytesPerKey: Math.max(0, heapDelta) / keys, rssBytesPerKey: Math.max(0, rssDelta) / keys },
+      dedupe: {
+        keys,
+        diskBytesPerKey: used / keys,
+        impressionState: { keys: impressionKeys, bytesPerKey: otherUsed / impressionKeys, bytesPerDeliveryKey: otherUsed / keys },
+        burstCounters: { keys: burstKeys, bytes: burstUsed },
+        allStateBytesPerKey: (used + otherUsed + burstUsed) / keys,
+        heapBytesPerKey: Math.max(0, heapDelta) / keys, rssBytesPerKey: Math.max(0, rssDelta) / keys },
       delayMs: { p50: pct(delays, 50), p99: pct(delays, 99), max: Math.max(...delays), probes },
     }
   } finally {
@@ -174,8 +230,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     batch: Number(env.PROCESSOR_BENCH_BATCH ?? 20_000),
     iceberg: env.PROCESSOR_BENCH_ICEBERG === '1',
     probes: Number(env.PROCESSOR_BENCH_PROBES ?? 100),
+    ...(env.PROCESSOR_BENCH_PROFILE ? { profile: env.PROCESSOR_BENCH_PROFILE } : {}),
   })
   const r = (n: number): number => Math.round(n)
   console.log(JSON.stringify(figures, (_k, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 100) / 100 : v), 2))
-  console.log(`pipeline ${r(figures.pipeline.eventsPerCpuSecond)} events/s per core (${r(figures.pipeline.eventsPerSecond)} events/s wall) vs JSON.parse baseline ${r(figures.baseline.eventsPerCpuSecond)} events/s per core: ratio ${figures.ratio.toFixed(3)}; ${figures.dedupe.diskBytesPerKey.toFixed(0)} B on disk per dedupe key; append→rollup visible p50 ${figures.delayMs.p50.toFixed(0)} ms, p99 ${figures.delayMs.p99.toFixed(0)} ms`)
+  console.log(`pipeline ${r(figures.pipeline.eventsPerCpuSecond)} events/s per core (${r(figures.pipeline.eventsPerSecond)} events/s wall; ${((figures.pipeline.cpuSeconds * 1e6) / figures.events).toFixed(1)} µs CPU per event, ${((figures.pipeline.gcSeconds * 1e6) / figures.events).toFixed(1)} µs of it GC) vs JSON.parse baseline ${r(figures.baseline.eventsPerCpuSecond)} events/s per core: ratio ${figures.ratio.toFixed(3)}; ${figures.dedupe.diskBytesPerKey.toFixed(0)} B on disk per delivery dedupe key, impression state ${figures.dedupe.impressionState.bytesPerKey.toFixed(0)} B per impression id (all state ${figures.dedupe.allStateBytesPerKey.toFixed(0)} B per delivery key); append→rollup visible p50 ${figures.delayMs.p50.toFixed(0)} ms, p99 ${figures.delayMs.p99.toFixed(0)} ms`)
 }

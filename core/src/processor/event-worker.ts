@@ -28,6 +28,8 @@ export interface EventWorkerOptions {
    * core/src/main.ts answers from the tenant store. @default every campaign is booked
    */
   isBookedCampaign?: (campaignId: string) => boolean
+  /** Keep events_raw rows as objects in built batches (a sink reads them: Iceberg). @default true */
+  eventRowObjects?: boolean
 }
 
 export interface BuiltBatch {
@@ -90,7 +92,7 @@ export function createEventWorker(store: PartitionStore, options: EventWorkerOpt
     async build(topic, records, rejected) {
       const first = records[0]!
       const last = records[records.length - 1]!
-      builder = new BatchBuilder(topic, first.partition, first.offset, last.offset)
+      builder = new BatchBuilder(topic, first.partition, first.offset, last.offset, Date.now(), options.eventRowObjects ?? true)
       for (const rec of records) {
         const refused = rejected?.get(rec.offset)
         if (refused !== undefined) {

@@ -144,7 +144,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const report = new ProcessorReport(metrics, logger)
   const totals = report.totals
 
-  const events: TopicRuntime = { topic: deps.topics?.events ?? EVENTS_TOPIC, workers: new Map(), owners: new Map(), held: new Map(), makeWorker: (store) => createEventWorker(store, deps) }
+  const events: TopicRuntime = { topic: deps.topics?.events ?? EVENTS_TOPIC, workers: new Map(), owners: new Map(), held: new Map(), makeWorker: (store) => createEventWorker(store, { ...deps, eventRowObjects: !!(deps.icebergDir || deps.iceberg?.catalog) }) }
   const edgeStats: TopicRuntime = {
     topic: deps.topics?.edgeStats ?? EDGE_STATS_TOPIC,
     workers: new Map(),

@@ -38,19 +38,25 @@ const EVENT_COLUMNS = [
  */
 export function eventsTsv(rows: EventRow[]): Buffer {
   const w = new TsvWriter(rows.length * 512)
-  for (const r of rows) {
-    w.str(r.event_key).tab().str(r.event_type).tab().str(r.event_id).tab().str(r.impression_id).tab().str(r.click_id).tab()
-      .str(r.campaign_id).tab().str(r.ad_id).tab().str(r.publisher_id).tab().str(r.request_id).tab().raw(chTime(r.ts)).tab()
-      .raw(chTime(r.received_at)).tab().str(r.channel).tab().str(r.device).tab().str(r.geo).tab().str(r.placement).tab()
-      .str(r.user_key).tab().str(r.ua).tab().str(r.ip_prefix).tab().str(r.ip_hash).tab().str(r.edge_source).tab()
-      .str(r.edge_dedupe).tab().num(r.prefetch).tab().num(r.billable).tab().str(r.reason).tab().num(r.ivt_score).tab()
-    if (r.ivt_reasons.length === 0) w.raw('[]')
-    else w.str(`[${r.ivt_reasons.map((x) => `'${x.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`).join(',')}]`)
-    w.tab().str(r.model_version).tab().num(r.joined).tab().num(r.log_partition).tab().num(r.log_offset).tab().raw(chTime(r.processed_at)).tab()
-      .num(r.sign).tab().num(r.viewable).tab().str(r.view_method).newline()
-  }
+  for (const r of rows) writeEventTsv(w, r)
   return w.bytes()
 }
+
+/** One events_raw row, TabSeparated, in EVENT_COLUMNS order (BatchBuilder writes rows as it builds them). */
+export function writeEventTsv(w: TsvWriter, r: EventRow): void {
+  w.str(r.event_key).tab().str(r.event_type).tab().str(r.event_id).tab().str(r.impression_id).tab().str(r.click_id).tab()
+    .str(r.campaign_id).tab().str(r.ad_id).tab().str(r.publisher_id).tab().str(r.request_id).tab().raw(chTime(r.ts)).tab()
+    .raw(chTime(r.received_at)).tab().str(r.channel).tab().str(r.device).tab().str(r.geo).tab().str(r.placement).tab()
+    .str(r.user_key).tab().str(r.ua).tab().str(r.ip_prefix).tab().str(r.ip_hash).tab().str(r.edge_source).tab()
+    .str(r.edge_dedupe).tab().num(r.prefetch).tab().num(r.billable).tab().str(r.reason).tab().num(r.ivt_score).tab()
+  if (r.ivt_reasons.length === 0) w.raw('[]')
+  else w.str(`[${r.ivt_reasons.map((x) => `'${x.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`).join(',')}]`)
+  w.tab().str(r.model_version).tab().num(r.joined).tab().num(r.log_partition).tab().num(r.log_offset).tab().raw(chTime(r.processed_at)).tab()
+    .num(r.sign).tab().num(r.viewable).tab().str(r.view_method).newline()
+}
+
+/** The batch's events_raw body: as the builder wrote it, or from the row objects. */
+const eventsBody = (batch: SinkBatch): Buffer => batch.eventsTsv ?? eventsTsv(batch.events)
 
 const ROLLUP_STRUCTURE =
   'minute UInt32, campaign_id String, ad_id String, publisher_id String, geo String, device String, impressions Int64, clicks Int64, ivt_impressions Int64, ivt_clicks Int64, duplicates Int64, orphan_clicks Int64, repeat_clicks Int64, measured_impressions Int64, viewable_impressions Int64, uniques Array(String), last_received_at Int64'
@@ -210,9 +216,8 @@ export function createClickHouseSink({ client, database, dedupTokens = true, aft
     async write(batch) {
       try {
         await writeSmall(batch, PROBE)
-        if (batch.events.length > 0) {
-          await insertBody(batch, 'events_raw', REAL, EVENT_COLUMNS, 'TabSeparated', eventsTsv(batch.events))
-        }
+        const body = eventsBody(batch)
+        if (body.length > 0) await insertBody(batch, 'events_raw', REAL, EVENT_COLUMNS, 'TabSeparated', body)
         await writeSmall(batch, REAL)
       } catch (err) {
         throw new SinkWriteError('clickhouse', err)
@@ -221,7 +226,8 @@ export function createClickHouseSink({ client, database, dedupTokens = true, aft
     /** Parses the batch's rows into the Null twins: throws what `write` would for their content, stores nothing. */
     async probe(batch) {
       try {
-        if (batch.events.length > 0) await insertBody(batch, 'events_raw', PROBE, EVENT_COLUMNS, 'TabSeparated', eventsTsv(batch.events))
+        const body = eventsBody(batch)
+        if (body.length > 0) await insertBody(batch, 'events_raw', PROBE, EVENT_COLUMNS, 'TabSeparated', body)
         await writeSmall(batch, PROBE)
       } catch (err) {
         throw new SinkWriteError('clickhouse', err)

@@ -28,7 +28,14 @@ export interface SinkBatch {
   partition: number
   minOffset: number
   maxOffset: number
+  /** Row objects: kept only when a sink needs them (Iceberg); see `eventsTsv`. */
   events: EventRow[]
+  /**
+   * The events_raw rows as TabSeparated bytes (clickhouse-sink.ts `writeEventTsv`), when the builder
+   * wrote each row as it was built (sinks/batch-builder.ts): then no row object outlives its event,
+   * and `events` is empty unless row objects were asked for too. Unset: built from `events`.
+   */
+  eventsTsv?: Buffer
   rollup: RollupRow[]
   rollupIvt: RollupIvtRow[]
   ivtDecisions: IvtDecisionRow[]

@@ -151,7 +151,7 @@ export class ChangelogFold {
       if (this.reset && this.applied === -1 && this.snap.length === r.i) this.snap.push({ max: r.max, i: r.i, e: r.e })
     } else if (r.t === 'snapEnd') {
       if (this.reset && this.applied === -1 && this.snap.length === r.n && this.snap.every((p) => p.max === r.max)) {
-        for (const p of this.snap) for (const e of p.e) this.changes.set(e[0], e)
+        for (const p of this.snap) for (const e of p.e) this.change(e)
         this.applied = r.max
       }
       this.snap = []
@@ -164,10 +164,20 @@ export class ChangelogFold {
       const parts = this.parts.filter((p) => p.max === r.max)
       this.parts = []
       if (r.max <= this.applied || parts.length !== r.n || parts.some((p, i) => p.i !== i)) return
-      for (const p of parts) for (const e of p.e) this.changes.set(e[0], e)
+      for (const p of parts) for (const e of p.e) this.change(e)
       this.applied = r.max
       this.intent = undefined
     }
+  }
+
+  /**
+   * Records a change as the latest of its key: moved to the end, so changes apply in the order they
+   * were made (a delete of a whole delivery hour, `D:<hour>`, must follow the puts it removes and
+   * precede any put into that hour made after it).
+   */
+  private change(e: StateEntry): void {
+    this.changes.delete(e[0])
+    this.changes.set(e[0], e)
   }
 
   result(): { entries: Iterable<StateEntry>; applied: number; intent: BatchIntent | undefined; changelog: ChangelogPosition; reset: boolean } {

@@ -20,10 +20,13 @@ export function scheduleExpiry(store: PartitionStore, dueMs: number, key: string
 
 /**
  * Deletes keys whose expiry minute the watermark has passed, at most about `limit` keys per call
- * (bounded work per batch; the rest goes with the next batch). Returns how many keys were deleted.
+ * (bounded work per batch; the rest goes with the next batch), and the delivery keys' hours whose
+ * expiry it passed (whole hours, delivery-index.ts). Returns how many scheduled keys were deleted.
  */
 export function sweepExpired(store: PartitionStore, limit = 50_000): number {
   const wm = watermark(store)
+  store.deliveries.sweep(wm)
+  store.bursts.sweep(wm)
   const end = `x:${pad(wm / 60_000, 10)}:`
   let n = 0
   for (const [bucket, value] of store.range<string | string[]>('x:', end, 1000)) {

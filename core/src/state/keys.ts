@@ -2,12 +2,13 @@
  * Key layout of a partition store (core/src/state/partition-store.ts). One prefix per family keeps
  * range scans (expiry) cheap and the byte cost per key visible.
  *
- * - `d:<deliveryKey>` → first-seen offset (number). Delivery dedupe (edge idempotency key).
+ * - Delivery dedupe (edge idempotency key → first-seen offset) is not here: it has a binary database
+ *   of its own in the same environment (delivery-index.ts).
  * - `i:<impressionId>` → ImpressionState: first impression / first click offsets (business dedupe, join).
  * - `w:<impressionId>` → WaitingClick[]: clicks waiting for their impression, or orphaned ones that a
  *   late impression can still join.
- * - `b:<rule>:<value>:<minute>` → count (IVT burst counters).
- * - `x:<due minute>:<batch max offset>` → keys: expiry schedule, one entry per minute and batch; swept
+ * - IVT burst counters are not here either: burst-counters.ts.
+ * - `x:<due minute>:<batch max offset>` → keys: expiry schedule (of `i:` keys), one entry per minute and batch; swept
  *   when the partition watermark passes.
  * - `q:<due ms>:<impressionId>` → null: join deadlines (window end, then lateness end).
  * - `~wm` → partition watermark (max edge receivedAt seen, epoch ms).
@@ -21,7 +22,6 @@ export function pad(n: number, width = 15): string {
   return Math.max(0, Math.floor(n)).toString().padStart(width, '0')
 }
 
-export const deliveryKey = (k: string): string => `d:${k}`
 export const impressionKey = (impressionId: string): string => `i:${impressionId}`
 export const waitingKey = (impressionId: string): string => `w:${impressionId}`
 export const joinDeadlineKey = (dueMs: number, impressionId: string): string => `q:${pad(dueMs)}:${impressionId}`

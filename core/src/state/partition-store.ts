@@ -1,5 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { open, type RootDatabase } from 'lmdb'
+import { BurstCounters, BURST_DB } from './burst-counters.js'
+import { DeliveryIndex, DELIVERY_DB } from './delivery-index.js'
 import { pad } from './keys.js'
 
 /** The offset range a batch covers; written before its sink writes so a replay re-forms the same batch. */
@@ -12,6 +14,25 @@ const DELETED = Symbol('deleted')
 const META_APPLIED = '~applied'
 const META_INTENT = '~intent'
 const META_CHANGELOG = '~changelog'
+const META_FORMAT = '~format'
+/**
+ * The on-disk layout of a partition store. 2: delivery keys and IVT burst counters in binary
+ * databases of their own (delivery-index.ts, burst-counters.ts) instead of `d:` and `b:` entries.
+ * A store without the marker that holds anything was written by format 1 and is refused
+ * (`StateFormatError`), never misread.
+ */
+export const STATE_FORMAT = 2
+
+/** A state directory or changelog written in another layout than this build's. */
+export class StateFormatError extends Error {
+  readonly code = 'state_format'
+}
+
+/** Key families with few keys, read for every record: their committed keys are kept in memory. */
+const SPARSE_PREFIXES = ['w:'] as const
+const isSparse = (k: string): boolean => k.charCodeAt(0) === 0x77 /* w */ && k.charCodeAt(1) === 0x3a /* : */
+
+const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === DELIVERY_DB || k === BURST_DB
 
 /** Where this store stands in its partition's changelog (state/changelog.ts). */
 export interface ChangelogPosition {
@@ -52,13 +73,34 @@ export type StateEntry = [string] | [string, unknown]
  */
 export class PartitionStore {
   private readonly overlay = new Map<string, unknown>()
+  /**
+   * Committed keys of the sparse families (`w:`, clicks waiting for their impression): a read of one
+   * that is not here answers at once, without an LMDB lookup (most impressions have no waiting click).
+   */
+  private readonly sparse = new Set<string>()
   /** Keys this batch scheduled for expiry, by due minute; written as one entry per minute at commit. */
   private readonly expiries = new Map<number, string[]>()
   private applied: number
   private intent: BatchIntent | undefined
   private changelog: ChangelogPosition
+  /** Delivery dedupe keys (binary layout, committed in the same transactions). */
+  readonly deliveries: DeliveryIndex
+  /** IVT burst counters per minute (binary layout, committed in the same transactions). */
+  readonly bursts: BurstCounters
 
   private constructor(private readonly db: RootDatabase, readonly partition: number, readonly path: string) {
+    const format = db.get(META_FORMAT) as number | undefined
+    if (format === undefined) {
+      for (const k of db.getKeys({ limit: 2 })) {
+        if (k !== DELIVERY_DB && k !== BURST_DB) throw new StateFormatError(`state at ${path} was written by an older layout (no ${META_FORMAT} marker, format 1), which this build (format ${STATE_FORMAT}) does not read: let the processor drain, stop it and move the directory away (state starts empty; README, Processor → Dedupe)`)
+      }
+      db.putSync(META_FORMAT, STATE_FORMAT)
+    } else if (format !== STATE_FORMAT) {
+      throw new StateFormatError(`state at ${path} has format ${String(format)}; this build reads format ${STATE_FORMAT}`)
+    }
+    this.deliveries = DeliveryIndex.open(db)
+    this.bursts = BurstCounters.open(db)
+    this.loadSparse()
     this.applied = (db.get(META_APPLIED) as number | undefined) ?? -1
     this.intent = db.get(META_INTENT) as BatchIntent | undefined
     this.changelog = (db.get(META_CHANGELOG) as ChangelogPosition | undefined) ?? { next: 0 }
@@ -68,14 +110,25 @@ export class PartitionStore {
     mkdirSync(path, { recursive: true })
     // compression off: values are a few bytes; the key prefix ordering matters for range scans.
     const db = open({ path, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3 })
-    return new PartitionStore(db, partition, path)
+    try {
+      return new PartitionStore(db, partition, path)
+    } catch (err) {
+      void db.close()
+      throw err
+    }
   }
 
   get<T>(key: string): T | undefined {
     const v = this.overlay.get(key)
     if (v === DELETED) return undefined
     if (v !== undefined) return v as T
+    if (isSparse(key) && !this.sparse.has(key)) return undefined
     return this.db.get(key) as T | undefined
+  }
+
+  private loadSparse(): void {
+    this.sparse.clear()
+    for (const prefix of SPARSE_PREFIXES) for (const k of this.db.getKeys({ start: prefix, end: `${prefix}\uffff` })) this.sparse.add(k as string)
   }
 
   put(key: string, value: unknown): void {
@@ -142,7 +195,7 @@ export class PartitionStore {
    * schedule entries), for the changelog.
    */
   pendingEntries(maxOffset: number): StateEntry[] {
-    const out: StateEntry[] = []
+    const out: StateEntry[] = [...this.deliveries.pendingEntries(), ...this.bursts.pendingEntries()]
     for (const [k, v] of this.overlay) out.push(v === DELETED ? [k] : [k, v])
     for (const [minute, keys] of this.expiries) out.push([`x:${pad(minute, 10)}:${pad(maxOffset)}`, expiryValue(keys)])
     return out
@@ -153,10 +206,17 @@ export class PartitionStore {
    * pending intent (or none) and the new changelog position. Only outside a batch (the overlay is empty).
    */
   async restore(r: { entries: Iterable<StateEntry>; applied: number; intent: BatchIntent | undefined; changelog: ChangelogPosition; reset?: boolean }): Promise<void> {
-    if (this.overlay.size > 0 || this.expiries.size > 0) throw new Error('restore while a batch is open')
+    if (this.overlay.size > 0 || this.expiries.size > 0 || this.deliveries.pendingKeys() > 0 || this.bursts.pendingKeys() > 0) throw new Error('restore while a batch is open')
     await this.db.transaction(() => {
-      if (r.reset) for (const k of this.db.getKeys({})) void this.db.remove(k)
+      if (r.reset) {
+        for (const k of this.db.getKeys({})) if (k !== DELIVERY_DB && k !== BURST_DB && k !== META_FORMAT) void this.db.remove(k)
+        this.deliveries.clear()
+        this.bursts.clear()
+      }
       for (const e of r.entries) {
+        if (this.deliveries.restoreEntry(e) || this.bursts.restoreEntry(e)) continue
+        // A format-1 delivery key or counter: its changelog was written by an older layout.
+        if (e[0].startsWith('d:') || e[0].startsWith('b:')) throw new StateFormatError(`changelog entry ${e[0]} is of state format 1; this build reads format ${STATE_FORMAT}`)
         if (e.length === 1) void this.db.remove(e[0])
         else void this.db.put(e[0], e[1])
       }
@@ -166,6 +226,7 @@ export class PartitionStore {
       void this.db.put(META_CHANGELOG, r.changelog)
     })
     await this.db.flushed
+    this.loadSparse()
     this.applied = r.applied
     this.intent = r.intent
     this.changelog = r.changelog
@@ -173,11 +234,12 @@ export class PartitionStore {
 
   /** Every committed state entry (no metadata), in key order: a snapshot. Outside a batch. */
   *entries(): Generator<StateEntry> {
-    for (const { key, value } of this.db.getRange({})) {
-      const k = key as string
-      if (k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG) continue
-      yield [k, value]
+    for (const key of this.db.getKeys({})) {
+      if (isMeta(key)) continue
+      yield [key as string, this.db.get(key)]
     }
+    yield* this.deliveries.entries()
+    yield* this.bursts.entries()
   }
 
   /** Records a new changelog position without a state change (after writing a snapshot). */
@@ -196,6 +258,8 @@ export class PartitionStore {
   discard(): void {
     this.overlay.clear()
     this.expiries.clear()
+    this.deliveries.discard()
+    this.bursts.discard()
   }
 
   /** Writes the batch's state and marks `maxOffset` applied, atomically and durably. */
@@ -207,11 +271,20 @@ export class PartitionStore {
         if (v === DELETED) void this.db.remove(k)
         else void this.db.put(k, v)
       }
+      this.deliveries.write()
+      this.bursts.write()
       void this.db.put(META_APPLIED, maxOffset)
       void this.db.remove(META_INTENT)
       if (changelog) void this.db.put(META_CHANGELOG, changelog)
     })
     await this.db.flushed
+    this.deliveries.committed()
+    this.bursts.committed()
+    for (const [k, v] of entries) {
+      if (!isSparse(k)) continue
+      if (v === DELETED) this.sparse.delete(k)
+      else this.sparse.add(k)
+    }
     this.overlay.clear()
     this.expiries.clear()
     this.applied = maxOffset
@@ -219,7 +292,7 @@ export class PartitionStore {
     if (changelog) this.changelog = changelog
   }
 
-  /** Committed entries and the bytes their B-tree pages use (for bytes-per-key measurements). */
+  /** Committed entries and the bytes their B-tree pages use (for bytes-per-key measurements); delivery keys: `deliveries.stats()`. */
   stats(): { entries: number; usedBytes: number } {
     const st = this.db.getStats() as { pageSize: number; entryCount: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
     return { entries: st.entryCount, usedBytes: st.pageSize * (st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages) }

@@ -32,12 +32,16 @@ describe('dedupeStep', () => {
     const imp = decoded({ type: 'impression', n: 30 })
     await dedupe(imp)
     store.discard()
-    expect(store.get(`d:${imp.envelope.key}`)).toBeUndefined()
+    expect(store.deliveries.firstSeen(imp.envelope.key, imp.envelope.event.ts, imp.envelope.receivedAt)).toBeUndefined()
     await dedupe(imp)
     await store.commit(imp.ref.offset)
+    expect(store.deliveries.firstSeen(imp.envelope.key, imp.envelope.event.ts, imp.envelope.receivedAt)).toBe(imp.ref.offset)
     store.put('~wm', imp.envelope.receivedAt + 2 * 60 * 60_000)
-    expect(sweepExpired(store)).toBe(2)
-    expect(store.get(`d:${imp.envelope.key}`)).toBeUndefined()
+    expect(sweepExpired(store)).toBe(1) // the impression key; the delivery key goes with its hour
+    expect(store.deliveries.firstSeen(imp.envelope.key, imp.envelope.event.ts, imp.envelope.receivedAt)).toBeUndefined()
+    await store.commit(imp.ref.offset + 1)
+    expect(store.deliveries.stats()).toMatchObject({ keys: 0, buckets: 0 })
+    expect((await dedupe({ ...imp, ref: { ...imp.ref, offset: imp.ref.offset + 5 } })).kind).toBe('ok')
   })
 
   it('judges a repeat against the previous sighting across midnight and days, and keeps the key while sightings continue', async () => {

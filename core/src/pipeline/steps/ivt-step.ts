@@ -2,7 +2,6 @@ import { ok, unbilled } from '../result.js'
 import type { Step } from '../step.js'
 import type { Joined, Scored } from '../types.js'
 import type { PartitionStore } from '../../state/partition-store.js'
-import { scheduleExpiry } from '../../state/expiry.js'
 import { DEFAULT_LIMITS, IVT_MODEL_VERSION, QUARANTINE_ABOVE, scoreEnvelope, type BurstLimits } from '../../ivt/rules.js'
 
 export interface IvtDeps {
@@ -18,22 +17,14 @@ export interface IvtDeps {
  * Above 0.8 the event is quarantined: `unbilled` with its strongest reason.
  */
 export function createIvtStep<T extends Joined>({ store, limits = DEFAULT_LIMITS, modelVersion = IVT_MODEL_VERSION }: IvtDeps): Step<T, T & Scored> {
-  const bump = (key: string, minuteMs: number, count: boolean): number => {
-    const n = (store.get<number>(key) ?? 0) + (count ? 1 : 0)
-    if (count) {
-      if (n === 1) scheduleExpiry(store, minuteMs + 2 * 60_000, key)
-      store.put(key, n)
-    }
-    return n
-  }
+  const bursts = store.bursts
   return function ivtStep(input) {
     const env = input.envelope
     // A correction re-scores a click already counted once: read the counters, do not count it again.
     const count = !input.join.correction
-    const minuteMs = Math.floor(env.receivedAt / 60_000) * 60_000
-    const minute = minuteMs / 60_000
-    const ipPrefixPerMinute = env.client.ipPrefix ? bump(`b:ip:${env.client.ipPrefix}:${minute}`, minuteMs, count) : 0
-    const userKeyPerMinute = env.event.userKey ? bump(`b:uk:${env.event.userKey}:${minute}`, minuteMs, count) : 0
+    const minute = Math.floor(env.receivedAt / 60_000)
+    const ipPrefixPerMinute = env.client.ipPrefix ? bursts.count('ip', env.client.ipPrefix, minute, count) : 0
+    const userKeyPerMinute = env.event.userKey ? bursts.count('uk', env.event.userKey, minute, count) : 0
     const { score, reasons } = scoreEnvelope(env, { impressionTs: input.join.impressionTs, ipPrefixPerMinute, userKeyPerMinute }, limits)
     const quarantined = score > QUARANTINE_ABOVE
     const value = Object.assign(input, { ivt: { score, reasons, modelVersion, quarantined } })

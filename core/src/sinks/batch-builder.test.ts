@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest'
+import { decoded } from '../testing/records.js'
+import type { PipelineOutcome } from '../pipeline/pipeline.js'
+import type { SinkEvent } from '../pipeline/types.js'
+import { BatchBuilder } from './batch-builder.js'
+import { eventsTsv } from './clickhouse-sink.js'
+
+const outcomes = (): Array<PipelineOutcome<SinkEvent>> => [
+  { kind: 'ok', value: { ...decoded({ type: 'impression', n: 1, ua: 'Mozilla\\x ü', geo: 'DE' }, 0), ivt: { score: 0.2, reasons: ["it's", 'b\\c'], modelVersion: 'm1', quarantined: false } }, lastStep: 'sinkStep' },
+  { kind: 'unbilled', reason: 'duplicate_delivery', value: decoded({ type: 'impression', n: 1 }, 1), lastStep: 'dedupeStep' },
+  { kind: 'ok', value: { ...decoded({ type: 'click', n: 2, impressionId: 'imp_1' }, 2), join: { status: 'joined', impressionTs: 0, correction: true } }, lastStep: 'sinkStep' },
+]
+
+describe('BatchBuilder', () => {
+  it('writes events_raw rows as TabSeparated as it builds them, the same bytes as from row objects, and keeps no row objects unless asked', () => {
+    const now = Date.UTC(2026, 10, 23, 10, 0, 0)
+    const withRows = new BatchBuilder('ad-events', 0, 0, 9, now, true)
+    const without = new BatchBuilder('ad-events', 0, 0, 9, now, false)
+    for (const o of outcomes()) withRows.add(o)
+    for (const o of outcomes()) without.add(o)
+    const a = withRows.build()
+    const b = without.build()
+    expect(a.events).toHaveLength(4) // the correction is a -1 and a +1 row
+    expect(b.events).toHaveLength(0)
+    expect(b.eventsTsv!.toString()).toBe(eventsTsv(a.events).toString())
+    expect(a.eventsTsv!.toString()).toBe(eventsTsv(a.events).toString())
+    expect(b.eventsTsv!.toString().split('\n')).toHaveLength(5)
+    expect(b.rollup).toEqual(a.rollup)
+  })
+})

@@ -1,0 +1,89 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { LogRecord } from '../log/log.js'
+import { ChangelogFold, claimRecord, deltaRecords, snapshotRecords } from './changelog.js'
+import { advanceWatermark, sweepExpired } from './expiry.js'
+import { PartitionStore, type StateEntry } from './partition-store.js'
+
+const dirs: string[] = []
+const fresh = (): string => {
+  const d = mkdtempSync(join(tmpdir(), 'adc-bursts-'))
+  dirs.push(d)
+  return d
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+const M = Math.floor(Date.UTC(2026, 10, 23, 8, 0, 0) / 60_000)
+
+describe('burst counters', () => {
+  it('count per kind, value and minute across commits, read without counting, and go two minutes after their own', async () => {
+    const s = PartitionStore.open(fresh(), 0)
+    expect(s.bursts.count('ip', '198.51.1.0/24', M, true)).toBe(1)
+    expect(s.bursts.count('ip', '198.51.1.0/24', M, true)).toBe(2)
+    expect(s.bursts.count('uk', '198.51.1.0/24', M, true)).toBe(1) // another kind
+    expect(s.bursts.count('ip', '198.51.1.0/24', M + 1, true)).toBe(1) // another minute
+    await s.commit(3)
+    expect(s.bursts.count('ip', '198.51.1.0/24', M, false)).toBe(2)
+    expect(s.bursts.count('ip', '198.51.1.0/24', M, true)).toBe(3)
+    expect(s.bursts.count('uk', 'ü', M, false)).toBe(0)
+    await s.commit(4)
+    advanceWatermark(s, (M + 3) * 60_000 - 1)
+    sweepExpired(s)
+    expect(s.bursts.count('ip', '198.51.1.0/24', M, false)).toBe(3)
+    advanceWatermark(s, (M + 3) * 60_000)
+    sweepExpired(s)
+    expect(s.bursts.count('ip', '198.51.1.0/24', M, false)).toBe(0)
+    expect(s.bursts.count('ip', '198.51.1.0/24', M + 1, false)).toBe(1)
+    await s.commit(5)
+    expect(s.bursts.stats().keys).toBe(1)
+    await s.close()
+  })
+
+  it('travel through the changelog and snapshots to the same counts, a dropped minute staying dropped', async () => {
+    let offset = 0
+    const records: LogRecord[] = []
+    const append = (rs: Array<{ key: string; value: string }>): void => {
+      for (const r of rs) records.push({ topic: 'cl', partition: 0, offset: offset++, key: r.key, value: r.value, timestamp: 0 })
+    }
+    const a = PartitionStore.open(fresh(), 0)
+    append([claimRecord(0, 'A')])
+    const batch = async (max: number, f: () => void): Promise<void> => {
+      f()
+      append(deltaRecords(0, 'A', max, a.pendingEntries(max)))
+      await a.commit(max)
+    }
+    await batch(1, () => {
+      a.bursts.count('ip', 'x', M, true)
+      a.bursts.count('uk', 'y:z', M, true)
+      a.bursts.count('uk', 'w', M + 5, true)
+    })
+    await batch(2, () => {
+      advanceWatermark(a, (M + 3) * 60_000)
+      sweepExpired(a)
+    })
+    await batch(3, () => a.bursts.count('uk', 'y:z', M, true)) // a late event in the dropped minute
+    const restoreInto = async (entries: Iterable<StateEntry>, applied: number): Promise<PartitionStore> => {
+      const b = PartitionStore.open(fresh(), 0)
+      await b.restore({ entries, applied, intent: undefined, changelog: { next: offset } })
+      return b
+    }
+    const f = new ChangelogFold({ applied: -1, intent: undefined, position: { next: 0 } })
+    for (const r of records) f.add(r)
+    const b = await restoreInto(f.result().entries, 3)
+    const snap = new ChangelogFold({ applied: -1, intent: undefined, position: { next: 0 } })
+    let n = 5
+    for (const r of snapshotRecords(0, 'A', 3, b.entries())) snap.add({ topic: 'cl', partition: 0, offset: n++, key: r.key, value: r.value, timestamp: 0 })
+    const c = await restoreInto(snap.result().entries, 3)
+    for (const s of [a, b, c]) {
+      expect(s.bursts.count('ip', 'x', M, false)).toBe(0)
+      expect(s.bursts.count('uk', 'y:z', M, false)).toBe(1)
+      expect(s.bursts.count('uk', 'w', M + 5, false)).toBe(1)
+      expect(s.bursts.stats().keys).toBe(2)
+    }
+    for (const s of [a, b, c]) await s.close()
+  })
+})

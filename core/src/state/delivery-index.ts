@@ -1,0 +1,261 @@
+import { createHash } from 'node:crypto'
+import type { Database, RootDatabase } from 'lmdb'
+import type { StateEntry } from './partition-store.js'
+
+/**
+ * Delivery dedupe state (the edge idempotency key → the offset where it was first seen), in a
+ * binary LMDB database of its own inside the partition's environment, so it commits in the same
+ * transaction as the rest of the partition state.
+ *
+ * Layout (format 2, `STATE_FORMAT` in partition-store.ts):
+ * - entry  `[hour: u32 BE][key: 12 bytes]` → `[offset: u48 BE][expiry: u32 BE, epoch seconds]`
+ *   (16-byte key, 10-byte value); the key counts for a record that reached the edge by its expiry
+ *   (its first `receivedAt` + TTL), whether or not its hour was swept yet;
+ *   `hour` = floor(event ts / 1 h). A re-delivery carries the same event, hence the same ts and
+ *   the same bucket. Keys of one hour sit together, so inserts land in the current hours' pages at
+ *   the right edge of the B-tree, and a whole hour is expired by deleting its key range.
+ * - bucket header `[0xff][hour: u32 BE]` → `[expiry: f64 BE]`: the latest `receivedAt + TTL` of the
+ *   hour's keys. When the partition watermark passes it, the hour's range and header are deleted.
+ *   Headers sort after every entry (hours stay below 2^31), and are few (one per hour of event
+ *   time in flight), so all are kept in memory.
+ *
+ * The 12 key bytes are the first 96 bits of the delivery key, itself the first 128 bits of a
+ * SHA-256 (schemas/src/keys.ts); a key that is not 32 hex characters is SHA-256 hashed first.
+ * Collision arithmetic: two distinct deliveries are confused only when they fall in the same hour
+ * bucket and share 96 bits; with n keys in one bucket the chance of any such pair is about
+ * n² / 2^97, i.e. 6e-16 for 10 million keys in one partition-hour (10^14 / 1.6e29), so a year of
+ * 64 partitions at that rate (5.6e5 bucket-hours) stays below 4e-10.
+ *
+ * Semantics as before: a later record with a key is `duplicate_delivery` when it reached the edge
+ * within the TTL of the key's first sighting (checked against the stored expiry, so the answer does
+ * not depend on when the hour is swept; the hour is swept once the watermark passes the latest
+ * expiry of its keys). One difference: two records with the same delivery key but event
+ * times in different hours are not each other's delivery duplicate (a resend carries the same
+ * event); the business dedupe of the impression id still applies to them.
+ *
+ * In the changelog (state/changelog.ts) entries travel as strings: `D:<hour>:<24 hex>` → [offset, expiry s],
+ * `D:<hour>` → the bucket's expiry, and a delete of `D:<hour>:*` deletes the whole hour (its own
+ * key, so a later header put of a re-used hour does not replace the delete in the changelog fold).
+ */
+export const DELIVERY_DB = '~deliveries'
+export const DELIVERY_ENTRY_PREFIX = 'D:'
+const WHOLE_HOUR = '*'
+const HOUR_MS = 3_600_000
+const KEY_BYTES = 16
+const OFFSET_BYTES = 6
+const VALUE_BYTES = OFFSET_BYTES + 4
+const HEADER = 0xff
+const HEX32 = /^[0-9a-f]{32}$/
+
+export const hourOf = (ts: number): number => Math.min(0x7fffffff, Math.max(0, Math.floor(ts / HOUR_MS)))
+
+function writeKey(buf: Buffer, at: number, hour: number, key: string): void {
+  buf.writeUInt32BE(hour, at)
+  if (key.length === 32 && HEX32.test(key)) buf.write(key.slice(0, 24), at + 4, 12, 'hex')
+  else createHash('sha256').update(key).digest().copy(buf, at + 4, 0, 12)
+}
+
+function headerKey(hour: number): Buffer {
+  const b = Buffer.allocUnsafe(5)
+  b[0] = HEADER
+  b.writeUInt32BE(hour, 1)
+  return b
+}
+
+function f64(n: number): Buffer {
+  const b = Buffer.allocUnsafe(8)
+  b.writeDoubleBE(n, 0)
+  return b
+}
+
+export class DeliveryIndex {
+  /** Committed bucket expiries, by hour. */
+  private readonly buckets = new Map<number, number>()
+  /** This batch: keys first seen, by hour then key; bucket expiries raised; hours swept. */
+  private readonly added = new Map<number, Map<string, number>>()
+  /** Expiry (epoch seconds) of each key in `added`, by key. */
+  private readonly addedExpiry = new Map<string, number>()
+  private readonly raised = new Map<number, number>()
+  private readonly swept = new Set<number>()
+  private readonly probe = Buffer.alloc(KEY_BYTES)
+
+  constructor(private readonly db: Database<Buffer, Buffer>) {
+    for (const { key, value } of db.getRange({ start: Buffer.from([HEADER]) })) {
+      if (key.length === 5 && key[0] === HEADER) this.buckets.set(key.readUInt32BE(1), value.readDoubleBE(0))
+    }
+  }
+
+  static open(root: RootDatabase): DeliveryIndex {
+    return new DeliveryIndex(root.openDB<Buffer, Buffer>({ name: DELIVERY_DB, keyEncoding: 'binary', encoding: 'binary', compression: false }))
+  }
+
+  /**
+   * Offset where `key` (event time `ts`) was first seen, this batch included, for a record the edge
+   * received at `receivedAt`; undefined when never, or when that sighting's TTL ended before it.
+   */
+  firstSeen(key: string, ts: number, receivedAt: number): number | undefined {
+    const hour = hourOf(ts)
+    const sec = Math.floor(receivedAt / 1000)
+    const v = this.added.get(hour)?.get(key)
+    if (v !== undefined) return sec <= this.addedExpiry.get(key)! ? v : undefined
+    // No committed bucket for the hour: nothing to read.
+    if (!this.buckets.has(hour) || this.swept.has(hour)) return undefined
+    writeKey(this.probe, 0, hour, key)
+    const b = this.db.getBinaryFast(this.probe)
+    if (b === undefined || sec > b.readUInt32BE(OFFSET_BYTES)) return undefined
+    return b.readUIntBE(0, OFFSET_BYTES)
+  }
+
+  /** Marks `key` first seen at `offset`, kept at least until the watermark passes `expiresAt`. */
+  add(key: string, ts: number, offset: number, expiresAt: number): void {
+    const hour = hourOf(ts)
+    let m = this.added.get(hour)
+    if (!m) this.added.set(hour, (m = new Map()))
+    m.set(key, offset)
+    this.addedExpiry.set(key, Math.floor(expiresAt / 1000))
+    this.swept.delete(hour)
+    if (expiresAt > (this.raised.get(hour) ?? this.buckets.get(hour) ?? -Infinity)) this.raised.set(hour, expiresAt)
+  }
+
+  /** Expires every hour whose bucket expiry the watermark passed; answers the number of hours. */
+  sweep(watermark: number): number {
+    let n = 0
+    const due = (hour: number, committed: number | undefined): boolean => Math.max(committed ?? -Infinity, this.raised.get(hour) ?? -Infinity) <= watermark
+    for (const [hour, exp] of this.buckets) {
+      if (this.swept.has(hour) || !due(hour, exp)) continue
+      this.drop(hour)
+      n++
+    }
+    for (const hour of [...this.raised.keys()]) {
+      if (this.buckets.has(hour) || !due(hour, undefined)) continue
+      this.drop(hour)
+      n++
+    }
+    return n
+  }
+
+  private drop(hour: number): void {
+    this.added.delete(hour)
+    this.raised.delete(hour)
+    if (this.buckets.has(hour)) this.swept.add(hour)
+  }
+
+  /** Number of keys first seen in this batch. */
+  pendingKeys(): number {
+    let n = 0
+    for (const m of this.added.values()) n += m.size
+    return n
+  }
+
+  /** This batch's changes as changelog entries (see the layout above). */
+  pendingEntries(): StateEntry[] {
+    const out: StateEntry[] = []
+    for (const [hour, m] of this.added) for (const [key, offset] of m) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${this.hex(hour, key)}`, [offset, this.addedExpiry.get(key)!]])
+    for (const [hour, exp] of this.raised) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}`, exp])
+    for (const hour of this.swept) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${WHOLE_HOUR}`])
+    return out
+  }
+
+  private hex(hour: number, key: string): string {
+    writeKey(this.probe, 0, hour, key)
+    return this.probe.toString('hex', 4)
+  }
+
+  /** Writes this batch's changes; call inside the partition's write transaction, then `committed()`. */
+  write(): void {
+    let n = this.pendingKeys()
+    // One buffer for the batch: lmdb may reference value bytes until the transaction is written.
+    const buf = Buffer.allocUnsafe(n * (KEY_BYTES + VALUE_BYTES))
+    n = 0
+    for (const [hour, m] of this.added) {
+      for (const [key, offset] of m) {
+        const at = n * (KEY_BYTES + VALUE_BYTES)
+        writeKey(buf, at, hour, key)
+        buf.writeUIntBE(offset, at + KEY_BYTES, OFFSET_BYTES)
+        buf.writeUInt32BE(this.addedExpiry.get(key)!, at + KEY_BYTES + OFFSET_BYTES)
+        void this.db.put(buf.subarray(at, at + KEY_BYTES), buf.subarray(at + KEY_BYTES, at + KEY_BYTES + VALUE_BYTES))
+        n++
+      }
+    }
+    for (const [hour, exp] of this.raised) void this.db.put(headerKey(hour), f64(exp))
+    for (const hour of this.swept) this.removeHour(hour)
+  }
+
+  private removeHour(hour: number): void {
+    const start = Buffer.alloc(4)
+    start.writeUInt32BE(hour, 0)
+    const end = Buffer.alloc(4)
+    end.writeUInt32BE(hour + 1, 0)
+    for (const k of this.db.getKeys({ start, end })) void this.db.remove(k)
+    void this.db.remove(headerKey(hour))
+  }
+
+  /** After the transaction of `write()` committed: the batch's changes become the committed view. */
+  committed(): void {
+    for (const [hour, exp] of this.raised) this.buckets.set(hour, exp)
+    for (const hour of this.swept) this.buckets.delete(hour)
+    this.discard()
+  }
+
+  discard(): void {
+    this.added.clear()
+    this.addedExpiry.clear()
+    this.raised.clear()
+    this.swept.clear()
+  }
+
+  /** Applies changelog entries of this family (inside the restore transaction); answers false for any other key. */
+  restoreEntry(e: StateEntry): boolean {
+    const k = e[0]
+    if (!k.startsWith(DELIVERY_ENTRY_PREFIX)) return false
+    const rest = k.slice(DELIVERY_ENTRY_PREFIX.length)
+    const colon = rest.indexOf(':')
+    const hour = Number(colon < 0 ? rest : rest.slice(0, colon))
+    if (colon < 0) {
+      if (e.length === 1) void this.db.remove(headerKey(hour))
+      else void this.db.put(headerKey(hour), f64(e[1] as number))
+      if (e.length === 1) this.buckets.delete(hour)
+      else this.buckets.set(hour, e[1] as number)
+      return true
+    }
+    if (rest.slice(colon + 1) === WHOLE_HOUR) {
+      if (e.length === 1) {
+        this.removeHour(hour)
+        this.buckets.delete(hour)
+      }
+      return true
+    }
+    const key = Buffer.alloc(KEY_BYTES)
+    key.writeUInt32BE(hour, 0)
+    key.write(rest.slice(colon + 1), 4, 12, 'hex')
+    if (e.length === 1) void this.db.remove(key)
+    else {
+      const [offset, expiry] = e[1] as [number, number]
+      const v = Buffer.alloc(VALUE_BYTES)
+      v.writeUIntBE(offset, 0, OFFSET_BYTES)
+      v.writeUInt32BE(expiry, OFFSET_BYTES)
+      void this.db.put(key, v)
+    }
+    return true
+  }
+
+  /** Deletes every entry (inside the restore transaction, when the store is rebuilt from a snapshot). */
+  clear(): void {
+    for (const k of this.db.getKeys({})) void this.db.remove(k)
+    this.buckets.clear()
+  }
+
+  /** Every committed entry as a changelog entry (snapshots). */
+  *entries(): Generator<StateEntry> {
+    for (const { key, value } of this.db.getRange({})) {
+      if (key.length === 5 && key[0] === HEADER) yield [`${DELIVERY_ENTRY_PREFIX}${key.readUInt32BE(1)}`, value.readDoubleBE(0)]
+      else yield [`${DELIVERY_ENTRY_PREFIX}${key.readUInt32BE(0)}:${key.toString('hex', 4)}`, [value.readUIntBE(0, OFFSET_BYTES), value.readUInt32BE(OFFSET_BYTES)]]
+    }
+  }
+
+  /** Committed keys (headers not counted) and the bytes of this database's B-tree pages. */
+  stats(): { keys: number; buckets: number; usedBytes: number } {
+    const st = this.db.getStats() as { pageSize: number; entryCount: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
+    return { keys: st.entryCount - this.buckets.size, buckets: this.buckets.size, usedBytes: st.pageSize * (st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages) }
+  }
+}
