@@ -56,7 +56,11 @@ export interface EdgeBenchResult {
     /** batch CPU per request over validate-only CPU per request (target ≤ 3) */
     batchOverValidate: number
   }
-  dedupe: { checks: number; checksPerSecond: number }
+  dedupe: {
+    checks: number; checksPerSecond: number
+    /** The batch phase's confirms over every shard: keys, calls, and keys per call (the isolate coalesces concurrent requests' confirms). */
+    confirms: number; confirmCalls: number; keysPerConfirmCall: number
+  }
   bloom: { capacity: number; fpRate: number; bits: number; hashes: number; bytesPerKey: number; measuredFpRate: number; probes: number }
   proxyRecords: number
 }
@@ -251,6 +255,16 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
         })()
       : undefined
 
+    // Confirms run after the answers (waitUntil, coalesced per isolate): let the last ones land.
+    await new Promise((r) => setTimeout(r, 500))
+    let confirms = 0
+    let confirmCalls = 0
+    for (let shard = 0; shard < Number(opts.vars?.DEDUPE_SHARDS ?? 8); shard++) {
+      const st = (await (await fetch(`${edge}/v1/internal/dedupe/${shard}`, { headers: { authorization: `Bearer ${syncKey}` } })).json()) as { confirms: number; confirmCalls: number }
+      confirms += st.confirms
+      confirmCalls += st.confirmCalls
+    }
+
     const t0 = performance.now()
     const dedupeRes = await fetch(`${edge}/v1/internal/dedupe-bench`, {
       method: 'POST', headers: { authorization: `Bearer ${syncKey}`, 'content-type': 'application/json' },
@@ -271,7 +285,10 @@ export async function runEdgeBench(opts: EdgeBenchOptions = {}): Promise<EdgeBen
       validate: { requests: validate.requests, rps: Math.round(validate.requests / seconds), p50ms: percentile(validate.latencies, 50), p99ms: percentile(validate.latencies, 99), non200: validate.bad },
       ratio: Math.round((batchRps / helloRps) * 1000) / 1000,
       ...(cpu ? { cpu } : {}),
-      dedupe: { checks: dedupe.checked, checksPerSecond: Math.round(dedupe.checked / dedupeSeconds) },
+      dedupe: {
+        checks: dedupe.checked, checksPerSecond: Math.round(dedupe.checked / dedupeSeconds),
+        confirms, confirmCalls, keysPerConfirmCall: confirmCalls > 0 ? Math.round((confirms / confirmCalls) * 10) / 10 : 0,
+      },
       bloom: await measureBloom(bloomCapacity, bloomFp),
       proxyRecords: proxy.records(),
     }
