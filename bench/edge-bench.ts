@@ -70,6 +70,16 @@ export interface EdgeBenchResult {
   proxyRecords: number
 }
 
+const answers = new Map<number, string>()
+function offsetsAnswer(n: number): string {
+  let a = answers.get(n)
+  if (a === undefined) {
+    a = JSON.stringify({ offsets: Array.from({ length: n }, (_, i) => ({ partition: 0, offset: i, error_code: null, error: null })) })
+    answers.set(n, a)
+  }
+  return a
+}
+
 /** A REST Proxy v2 stand-in that takes everything immediately. */
 export function fastProxy(port: number): Promise<{ server: Server; records: () => number }> {
   let records = 0
@@ -77,12 +87,11 @@ export function fastProxy(port: number): Promise<{ server: Server; records: () =
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
+      // The records are counted, not parsed: base64 keys and values hold no quote, so each record
+      // has exactly one `"key":` (what the stand-in spends per request takes cores from workerd).
+      const text = Buffer.concat(chunks).toString('latin1')
       let n = 0
-      try {
-        n = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { records?: unknown[] }).records?.length ?? 0
-      } catch {
-        n = 0
-      }
+      for (let at = text.indexOf('"key":'); at >= 0; at = text.indexOf('"key":', at + 6)) n++
       // Like core's gateway: a produce call without the edge's credentials is refused.
       if (req.headers.authorization !== `Basic ${Buffer.from(`${PROXY_USER}:${PROXY_PASSWORD}`).toString('base64')}`) {
         res.writeHead(401, { 'content-type': 'application/vnd.kafka.v2+json' })
@@ -91,7 +100,7 @@ export function fastProxy(port: number): Promise<{ server: Server; records: () =
       }
       if (req.url?.startsWith('/topics/ad-events')) records += n
       res.writeHead(200, { 'content-type': 'application/vnd.kafka.v2+json' })
-      res.end(JSON.stringify({ offsets: Array.from({ length: n }, (_, i) => ({ partition: 0, offset: i, error_code: null, error: null })) }))
+      res.end(offsetsAnswer(n))
     })
   })
   return new Promise((r) => server.listen(port, '127.0.0.1', () => r({ server, records: () => records })))
