@@ -5,7 +5,7 @@
  */
 import { checkClock, idempotencyKey, schemaFor, type ClickEvent, type EventType, type ImpressionEvent, type ReasonCode, type PublisherConfig } from '@adc/schemas'
 import { dedupeShardOf } from '../dedupe/shard.js'
-import { dedupeKeyOf } from '../dedupe/dedupe-key.js'
+import { dedupeKeyOf, timeBucketOfMs } from '../dedupe/dedupe-key.js'
 import type { EdgeFacts, EnvelopeSource } from './envelope.js'
 import type { ObservedClient } from '../privacy/privacy.js'
 import type { Settings } from '../settings.js'
@@ -29,6 +29,11 @@ export interface IncomingItem {
   /** null: the event did not say a known type (beacon bodies carry `type` per event). */
   type: EventType | null
   raw: unknown
+  /**
+   * The time its dedupe key is filed under, when the event id carries none (a pixel's id is derived
+   * from its token): the shard keeps the key 24 h after this time. @default the event id's time
+   */
+  dedupeTimeMs?: number
 }
 
 export interface IngestContext {
@@ -88,7 +93,7 @@ export async function prepare(items: IncomingItem[], ctx: IngestContext, setting
   // Digests start as each event passes and are awaited together at the end, not one at a time.
   const keys: Promise<string>[] = []
   for (let index = 0; index < items.length; index++) {
-    const { type, raw } = items[index]!
+    const { type, raw, dedupeTimeMs } = items[index]!
     const eventId = eventIdOf(raw)
     const base: EventResult = eventId === undefined ? { index, status: 'rejected' } : { index, eventId, status: 'rejected' }
     if (type === null) {
@@ -134,12 +139,13 @@ export async function prepare(items: IncomingItem[], ctx: IngestContext, setting
     }
     keys.push(idempotencyKey(event.publisherId, type, event.eventId))
     results.push({ index, eventId: event.eventId, status: 'queued' })
-    valid.push({ index, type, event, key: '', dedupeKey: '', shard: dedupeShardOf(event.publisherId, event.eventId, settings.dedupeShards) })
+    valid.push({ index, type, event, key: '', dedupeKey: dedupeTimeMs === undefined ? '' : timeBucketOfMs(dedupeTimeMs), shard: dedupeShardOf(event.publisherId, event.eventId, settings.dedupeShards) })
   }
   const digests = await Promise.all(keys)
   valid.forEach((v, i) => {
     v.key = digests[i]!
-    v.dedupeKey = dedupeKeyOf(v.event.eventId, v.key)
+    // A filing time given by the route (kept in dedupeKey until now) replaces the event id's.
+    v.dedupeKey = v.dedupeKey === '' ? dedupeKeyOf(v.event.eventId, v.key) : v.dedupeKey + v.key
   })
   return { ctx, results, valid }
 }
