@@ -25,6 +25,7 @@ export interface Env {
   BLOOM_FP_RATE?: string
   RATE_LIMIT_TIMEOUT_MS?: string
   STATS_FLUSH_MS?: string
+  DEDUPE_CONFIRM_FLUSH_MS?: string
   /** "1" serves the benchmark's validate-only route (edge/src/routes/bench.ts); never in production. */
   BENCH_ROUTES?: string
   IP_HASH_SECRET: string

@@ -34,6 +34,8 @@ const settingsSchema = z.object({
   rateLimitTimeoutMs: int(200, 1, 30_000),
   /** @default 500 an isolate sums its edge-stats this long and sends them as one REST proxy call (0: at once) */
   statsFlushMs: int(500, 0, 10_000),
+  /** @default 50 an isolate gathers its durable events' dedupe keys this long and confirms them as one call per shard (0: at once) */
+  confirmFlushMs: int(50, 0, 10_000),
 })
 
 export type Settings = z.infer<typeof settingsSchema>
@@ -81,6 +83,7 @@ export function settingsFrom(env: Env): Settings {
     ipHashSecret: env.IP_HASH_SECRET,
     rateLimitTimeoutMs: env.RATE_LIMIT_TIMEOUT_MS,
     statsFlushMs: env.STATS_FLUSH_MS,
+    confirmFlushMs: env.DEDUPE_CONFIRM_FLUSH_MS,
   })
   if (!result.success) {
     const issue = result.error.issues[0]

@@ -19,6 +19,8 @@ export function bloomSizing(capacity: number, fpRate: number): BloomSizing {
   return { bits, hashes }
 }
 
+const SEED2 = 0x5bd1e995
+
 function fnv1a(key: string, seed: number): number {
   let h = (0x811c9dc5 ^ seed) >>> 0
   for (let i = 0; i < key.length; i++) {
@@ -46,21 +48,31 @@ export class BloomFilter {
     this.bits = new Uint8Array(Math.ceil(sizing.bits / 8))
   }
 
-  private *positions(key: string): Generator<number> {
-    const h1 = fnv1a(key, 0)
-    const h2 = fnv1a(key, 0x5bd1e995) | 1
-    for (let i = 0; i < this.hashes; i++) yield (h1 + Math.imul(i, h2) >>> 0) % this.size
+  /** Adds a key by its two base hashes (`baseHashes`), so a caller asking several filters hashes once. */
+  addHashed(h1: number, h2: number): void {
+    for (let i = 0; i < this.hashes; i++) {
+      const p = (h1 + Math.imul(i, h2) >>> 0) % this.size
+      this.bits[p >>> 3]! |= 1 << (p & 7)
+    }
+    this.count++
+  }
+
+  /** `has` by the key's two base hashes. */
+  hasHashed(h1: number, h2: number): boolean {
+    for (let i = 0; i < this.hashes; i++) {
+      const p = (h1 + Math.imul(i, h2) >>> 0) % this.size
+      if ((this.bits[p >>> 3]! & (1 << (p & 7))) === 0) return false
+    }
+    return true
   }
 
   add(key: string): void {
-    for (const p of this.positions(key)) this.bits[p >>> 3]! |= 1 << (p & 7)
-    this.count++
+    this.addHashed(fnv1a(key, 0), fnv1a(key, SEED2) | 1)
   }
 
   /** false: certainly never added. true: maybe added. */
   has(key: string): boolean {
-    for (const p of this.positions(key)) if ((this.bits[p >>> 3]! & (1 << (p & 7))) === 0) return false
-    return true
+    return this.hasHashed(fnv1a(key, 0), fnv1a(key, SEED2) | 1)
   }
 
   get byteLength(): number {
@@ -114,9 +126,12 @@ export class RotatingBloom {
     this.current.add(key)
   }
 
+  /** Hashes the key once for both generations. */
   has(key: string): boolean {
     this.maybeRotate()
-    return this.current.has(key) || this.previous.has(key)
+    const h1 = fnv1a(key, 0)
+    const h2 = fnv1a(key, SEED2) | 1
+    return this.current.hasHashed(h1, h2) || this.previous.hasHashed(h1, h2)
   }
 
   /** Bytes held by both generations. */

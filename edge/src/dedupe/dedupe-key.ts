@@ -6,7 +6,6 @@ import { eventIdTimeMs, UUIDV7_PATTERN } from '@adc/schemas'
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
 const BUCKET_MS = 1024
-const PREFIX = /^[0-9A-HJKMNP-TV-Z]{8}/
 
 /** A time in ms to 1.024 s, written as a ULID's first 8 characters (so it sorts as text). */
 export function timeBucketOfMs(ms: number): string {
@@ -36,12 +35,4 @@ export function timeBucketOf(eventId: string): string {
  */
 export function dedupeKeyOf(eventId: string, idempotencyKey: string): string {
   return timeBucketOf(eventId) + idempotencyKey
-}
-
-/** The time (ms, start of its 1.024 s bucket) a dedupe key is filed under; undefined for a key without the prefix. */
-export function dedupeKeyTimeMs(key: string): number | undefined {
-  if (!PREFIX.test(key)) return undefined
-  let bucket = 0
-  for (let i = 0; i < 8; i++) bucket = bucket * 32 + CROCKFORD.indexOf(key[i]!)
-  return bucket * BUCKET_MS
 }

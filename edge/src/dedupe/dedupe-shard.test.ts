@@ -234,6 +234,19 @@ describe('dedupe in the ingest path', () => {
     expect(retry.results.map((r) => r.status)).toEqual(['accepted', 'duplicate'])
   })
 
+  it('the batch route confirms concurrent requests\' keys together: fewer confirm calls than requests, every key confirmed', async () => {
+    const t = Math.floor(Date.now() / 1024) * 1024
+    const batches = Array.from({ length: 6 }, (_, b) => Array.from({ length: 5 }, (_, i) => impression({ eventId: ulid(t + b * 10 + i) })))
+    const shard = shardFor(env, dedupeShardOf('pub_test', batches[0]![0]!.eventId as string, settings().dedupeShards))
+    const before = await shard.stats()
+    const answers = await Promise.all(batches.map(async (events) => (await postBatch('impressions', { events })).json<any>()))
+    expect(answers.map((a) => a.accepted)).toEqual(Array(6).fill(5))
+    await confirmed('impression', batches.flat())
+    const after = await shard.stats()
+    expect(after.confirms - before.confirms).toBe(30)
+    expect(after.confirmCalls - before.confirmCalls).toBeLessThan(6)
+  })
+
   it('a request that died after the dedupe check does not turn its retry into a duplicate', async () => {
     const e = impression()
     const k = dedupeKeyOf(e.eventId as string, await idempotencyKey('pub_test', 'impression', e.eventId as string))

@@ -1,7 +1,7 @@
 import { DurableObject } from 'cloudflare:workers'
 import type { Env } from '../env.js'
 import { RotatingBloom } from './bloom.js'
-import { dedupeKeyTimeMs, timeBucketOfMs } from './dedupe-key.js'
+import { timeBucketOfMs } from './dedupe-key.js'
 import { settingsFrom } from '../settings.js'
 
 /** Exact keys are remembered for the design's dedupe window. */
@@ -11,6 +11,14 @@ const SWEEP_EVERY_MS = 10 * 60_000
 export const DEDUPE_FUTURE_MS = 60 * 60_000
 
 export type DedupeVerdict = 'new' | 'duplicate'
+
+/** The time prefixes a shard files in `dedupe_keys_v2` now: after `after`, up to `until` (as text). */
+interface TimeWindow {
+  after: string
+  until: string
+}
+
+const TIME_PREFIX = /^[0-9A-HJKMNP-TV-Z]{8}$/
 
 export interface DedupeStats {
   checks: number
@@ -68,10 +76,18 @@ export class DedupeShard extends DurableObject<Env> {
     })
   }
 
-  /** Whether a key's time prefix lies inside the window, so it is filed in `dedupe_keys_v2`. */
-  private timed(key: string, now: number): boolean {
-    const t = dedupeKeyTimeMs(key)
-    return t !== undefined && t > now - DEDUPE_TTL_MS && t <= now + DEDUPE_FUTURE_MS
+  /**
+   * Whether a key's time prefix lies inside the window (its bucket's start after now − 24 h, at most
+   * an hour ahead), so it is filed in `dedupe_keys_v2`. Compared as text against the window's own
+   * buckets (the prefix sorts as its time): the same answer as decoding it, without the decoding.
+   */
+  private timed(key: string, window: TimeWindow): boolean {
+    const prefix = key.slice(0, 8)
+    return prefix > window.after && prefix <= window.until && TIME_PREFIX.test(prefix)
+  }
+
+  private window(now: number): TimeWindow {
+    return { after: timeBucketOfMs(now - DEDUPE_TTL_MS), until: timeBucketOfMs(now + DEDUPE_FUTURE_MS) }
   }
 
   /**
@@ -119,10 +135,11 @@ export class DedupeShard extends DurableObject<Env> {
     this.counters.confirmCalls++
     if (distinct.length === 0) return 0
     const now = Date.now()
+    const window = this.window(now)
     const timed: string[] = []
     const untimed: string[] = []
     for (const k of distinct) {
-      if (this.timed(k, now)) timed.push(k)
+      if (this.timed(k, window)) timed.push(k)
       else untimed.push(k.slice(8))
       this.bloom.add(k.slice(8))
     }
@@ -153,7 +170,8 @@ export class DedupeShard extends DurableObject<Env> {
     const now = Date.now()
     const sql = this.ctx.storage.sql
     const held = new Set<string>()
-    const timed = keys.filter((k) => this.timed(k, now))
+    const window = this.window(now)
+    const timed = keys.filter((k) => this.timed(k, window))
     if (timed.length > 0) {
       for (const row of sql.exec<{ k: string }>('SELECT k FROM dedupe_keys_v2 WHERE k IN (SELECT value FROM json_each(?))', JSON.stringify(timed))) held.add(row.k)
     }

@@ -9,6 +9,7 @@ import { forward, proxyOptions, type ProxyRecord } from './forwarder.js'
 import type { EventResult, Prepared, Valid } from './prepare.js'
 import type { Settings } from '../settings.js'
 import { shardFor } from '../dedupe/shard.js'
+import { ConfirmBatcher } from '../dedupe/confirm-batcher.js'
 import { spoolFor } from './spool-stub.js'
 
 export interface CommitOutcome {
@@ -34,10 +35,12 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 
 export interface CommitOptions {
   /**
-   * Where the confirm RPCs go once the events are durable: given `ctx.waitUntil`, they run after
-   * the answer instead of before it. Safe because an unconfirmed key is judged new: a
-   * retry that arrives before its confirm lands is forwarded again and core's exact dedupe drops
-   * it, and a 409 still only ever answers an event that is stored. @default awaited inline
+   * Where the confirm RPCs go once the events are durable: given `ctx.waitUntil`, the keys join
+   * this isolate's pending confirms (`ConfirmBatcher`), sent after the answer, at most
+   * `confirmFlushMs` later, one call per shard for every request of that interval. Safe because an
+   * unconfirmed key is judged new: a retry that arrives before its confirm lands is forwarded again
+   * and core's exact dedupe drops it, and a 409 still only ever answers an event that is stored.
+   * @default awaited inline, one call per shard of this request
    */
   later?: (work: Promise<void>) => void
 }
@@ -93,9 +96,14 @@ export async function commit(prepared: Prepared, env: Env, settings: Settings, o
       for (const { item } of sent.undelivered) lost.add(item.v)
     }
   }
-  const confirming = confirmKeys(env, toSend.map((x) => x.v).filter((v) => !lost.has(v) && verdict.get(v) === 'new'), settings.dedupeTimeoutMs)
-  if (opts.later) opts.later(confirming)
-  else await confirming
+  const durableKeys = byShardOf(toSend.map((x) => x.v).filter((v) => !lost.has(v) && verdict.get(v) === 'new'))
+  if (opts.later) {
+    const pending = pendingConfirmsFor(env.DEDUPE_SHARD)
+    for (const [shard, keys] of durableKeys) pending.add(shard, keys)
+    opts.later(pending.flush(settings.confirmFlushMs, (shard, keys) => withTimeout(shardFor(env, shard).confirm(keys), settings.dedupeTimeoutMs)))
+  } else {
+    await confirmKeys(env, durableKeys, settings.dedupeTimeoutMs)
+  }
   for (const { v } of toSend) {
     results[v.index] = lost.has(v)
       ? { index: v.index, eventId: v.event.eventId, status: 'failed', code: 'upstream_unavailable', httpStatus: 503, message: 'the event could not be stored; retry it' }
@@ -110,17 +118,33 @@ export async function commit(prepared: Prepared, env: Env, settings: Settings, o
   return { results, counts, durable, delivered: sent.delivered.length, spooled }
 }
 
-/**
- * Confirms durable events' keys (one RPC per shard touched). A failure here is harmless: the keys
- * stay unconfirmed, a retry of those events is forwarded again and core's exact dedupe drops it.
- */
-async function confirmKeys(env: Env, list: Valid[], timeoutMs: number): Promise<void> {
+/** This isolate's dedupe keys waiting to be confirmed (see `ConfirmBatcher`), per shard namespace. */
+const pendingConfirms = new WeakMap<object, ConfirmBatcher>()
+
+function pendingConfirmsFor(namespace: object): ConfirmBatcher {
+  let b = pendingConfirms.get(namespace)
+  if (!b) {
+    b = new ConfirmBatcher()
+    pendingConfirms.set(namespace, b)
+  }
+  return b
+}
+
+function byShardOf(list: Valid[]): Map<number, string[]> {
   const byShard = new Map<number, string[]>()
   for (const v of list) {
     const keys = byShard.get(v.shard)
     if (keys) keys.push(v.dedupeKey)
     else byShard.set(v.shard, [v.dedupeKey])
   }
+  return byShard
+}
+
+/**
+ * Confirms durable events' keys (one RPC per shard touched). A failure here is harmless: the keys
+ * stay unconfirmed, a retry of those events is forwarded again and core's exact dedupe drops it.
+ */
+async function confirmKeys(env: Env, byShard: Map<number, string[]>, timeoutMs: number): Promise<void> {
   await Promise.all([...byShard].map(async ([shard, keys]) => {
     try {
       await withTimeout(shardFor(env, shard).confirm(keys), timeoutMs)

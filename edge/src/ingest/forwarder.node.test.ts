@@ -1,6 +1,7 @@
-import { base64Decode, murmur2, partitionFor } from '@adc/schemas'
+import { base64Decode, binaryRecord, murmur2, partitionFor } from '@adc/schemas'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { produce, type ProduceOptions } from './forwarder.js'
+import { produce, produceBody, type ProduceOptions } from './forwarder.js'
 
 /**
  * The edge's produce request must mean the same record bytes to Confluent's REST proxy as to core's
@@ -42,5 +43,27 @@ describe('edge produce requests', () => {
     const confluent = body.records.map((r) => (murmur2(new TextDecoder().decode(base64Decode(r.key)!)) & 0x7fffffff) % 8)
     expect(confluent).toEqual(ids.map((id) => partitionFor(id, 8)))
     expect(ids.some((id) => partitionFor(JSON.stringify(id), 8) !== partitionFor(id, 8))).toBe(true)
+  })
+})
+
+describe('produceBody', () => {
+  const reference = (records: { key: string; value: unknown }[]) => JSON.stringify({ records: records.map((r) => binaryRecord(r.key, r.value)) })
+
+  it('is byte for byte the binary embedded format of schemas (ASCII, non-ASCII, astral and lone surrogates)', () => {
+    const records = [
+      { key: 'imp_1', value: { v: 1, event: { ua: 'Mozilla/5.0', n: 3 } } },
+      { key: 'imp_é', value: { ua: 'Ünïcödé — 日本語 😀', lone: '\ud800x' } },
+      { key: 'k', value: 'x'.repeat(70_000) + 'é' },
+    ]
+    expect(produceBody(records)).toBe(reference(records))
+  })
+
+  it('matches the reference for any keys and JSON values', () => {
+    fc.assert(fc.property(
+      fc.array(fc.record({ key: fc.string({ unit: 'binary', maxLength: 40 }), value: fc.jsonValue() }), { maxLength: 8 }),
+      (records) => {
+        expect(produceBody(records)).toBe(reference(records))
+      },
+    ), { numRuns: 300 })
   })
 })

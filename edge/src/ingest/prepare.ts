@@ -3,15 +3,16 @@
  * what the credential may send, clock, a click's signed token) and computes its idempotency key
  * and dedupe shard. Nothing leaves the isolate here; `commit` (./commit.ts) does the I/O.
  */
-import { checkClock, idempotencyKey, schemaFor, type ClickEvent, type EventType, type ImpressionEvent, type ReasonCode, type PublisherConfig } from '@adc/schemas'
+import { checkClock, schemaFor, type ClickEvent, type EventType, type ImpressionEvent, type ReasonCode, type PublisherConfig } from '@adc/schemas'
 import { dedupeShardOf } from '../dedupe/shard.js'
-import { dedupeKeyOf } from '../dedupe/dedupe-key.js'
+import { dedupeKeyOf, timeBucketOfMs } from '../dedupe/dedupe-key.js'
 import type { EdgeFacts, EnvelopeSource } from './envelope.js'
 import type { ObservedClient } from '../privacy/privacy.js'
 import type { Settings } from '../settings.js'
 import type { Credential } from '../context.js'
 import type { TenantIndex } from '../tenants/tenants.js'
 import { checkToken } from '../tokens/token-check.js'
+import { idempotencyKeyOf } from './idempotency.js'
 
 /** One event's answer. `failed` only appears in a 503 answer: the event is not accepted. */
 export type EventStatus = 'accepted' | 'duplicate' | 'rejected' | 'queued' | 'failed'
@@ -29,6 +30,11 @@ export interface IncomingItem {
   /** null: the event did not say a known type (beacon bodies carry `type` per event). */
   type: EventType | null
   raw: unknown
+  /**
+   * The time its dedupe key is filed under, when the event id carries none (a pixel's id is derived
+   * from its token): the shard keeps the key 24 h after this time. @default the event id's time
+   */
+  dedupeTimeMs?: number
 }
 
 export interface IngestContext {
@@ -85,10 +91,8 @@ function eventIdOf(raw: unknown): string | undefined {
 export async function prepare(items: IncomingItem[], ctx: IngestContext, settings: Pick<Settings, 'dedupeShards'>): Promise<Prepared> {
   const results: EventResult[] = []
   const valid: Valid[] = []
-  // Digests start as each event passes and are awaited together at the end, not one at a time.
-  const keys: Promise<string>[] = []
   for (let index = 0; index < items.length; index++) {
-    const { type, raw } = items[index]!
+    const { type, raw, dedupeTimeMs } = items[index]!
     const eventId = eventIdOf(raw)
     const base: EventResult = eventId === undefined ? { index, status: 'rejected' } : { index, eventId, status: 'rejected' }
     if (type === null) {
@@ -132,15 +136,12 @@ export async function prepare(items: IncomingItem[], ctx: IngestContext, setting
       })
       continue
     }
-    keys.push(idempotencyKey(event.publisherId, type, event.eventId))
+    const key = idempotencyKeyOf(event.publisherId, type, event.eventId)
+    // A filing time given by the route replaces the event id's.
+    const dedupeKey = dedupeTimeMs === undefined ? dedupeKeyOf(event.eventId, key) : timeBucketOfMs(dedupeTimeMs) + key
     results.push({ index, eventId: event.eventId, status: 'queued' })
-    valid.push({ index, type, event, key: '', dedupeKey: '', shard: dedupeShardOf(event.publisherId, event.eventId, settings.dedupeShards) })
+    valid.push({ index, type, event, key, dedupeKey, shard: dedupeShardOf(event.publisherId, event.eventId, settings.dedupeShards) })
   }
-  const digests = await Promise.all(keys)
-  valid.forEach((v, i) => {
-    v.key = digests[i]!
-    v.dedupeKey = dedupeKeyOf(v.event.eventId, v.key)
-  })
   return { ctx, results, valid }
 }
 

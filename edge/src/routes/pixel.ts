@@ -3,6 +3,7 @@ import type { AppEnv } from '../context.js'
 import { deliverLater } from '../ingest/deliver.js'
 import { errorResponse } from '../errors.js'
 import { prepare } from '../ingest/prepare.js'
+import { DEDUPE_TTL_MS } from '../dedupe/dedupe-shard.js'
 import { checkToken } from '../tokens/token-check.js'
 import { eventFromToken, eventIdFromToken } from '../tokens/token-events.js'
 import { enforceRateLimit } from '../rate-limit/budget.js'
@@ -35,7 +36,10 @@ pixel.get('/v1/pixel.gif', loadTenants(), async function pixelHandler(c) {
   const eventId = await eventIdFromToken(token, 'impression')
   const consent = c.req.query('consent') === '0' ? { consent: false } : {}
   const raw = eventFromToken(verified.payload, eventId, receivedAt, consent)
-  const prepared = await prepare([{ type: 'impression', raw }], { publisher, credential: 'token', tenants, source: 'pixel', receivedAt, ...requestFacts(c) }, c.var.settings)
+  // The id, derived from the token, carries no time: the key is filed 24 h before the token
+  // expires, so the shard keeps it (in its time-ordered table) exactly as long as a reload can come.
+  const dedupeTimeMs = verified.payload.exp * 1000 - DEDUPE_TTL_MS
+  const prepared = await prepare([{ type: 'impression', raw, dedupeTimeMs }], { publisher, credential: 'token', tenants, source: 'pixel', receivedAt, ...requestFacts(c) }, c.var.settings)
   deliverLater(c.executionCtx, c.env, c.var.settings, prepared)
   return c.body(GIF_1X1, 200, { 'content-type': 'image/gif', 'cache-control': NO_STORE, pragma: 'no-cache', 'content-length': String(GIF_1X1.byteLength) })
 })

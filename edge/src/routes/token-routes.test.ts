@@ -1,7 +1,11 @@
-import { createExecutionContext, SELF } from 'cloudflare:test'
+import { createExecutionContext, runInDurableObject, SELF } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { app } from '../index.js'
-import { envelopeSchema, mintToken, type TokenPayload } from '@adc/schemas'
+import { envelopeSchema, idempotencyKey, mintToken, type TokenPayload } from '@adc/schemas'
+import { timeBucketOfMs } from '../dedupe/dedupe-key.js'
+import { DEDUPE_TTL_MS } from '../dedupe/dedupe-shard.js'
+import { dedupeShardOf, shardFor } from '../dedupe/shard.js'
+import { settingsFrom } from '../settings.js'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { EDGE, click, eventually, impression, proxyReceived, proxyReset } from '../../test/helpers.js'
 
@@ -36,6 +40,36 @@ describe('GET /v1/pixel.gif', () => {
 
     await (await get(`/v1/pixel.gif?t=${t}`)).arrayBuffer()
     const stats = await eventually(() => proxyReceived('edge-stats'), (v) => v.records.length >= 2)
+    expect(stats.records.map((r) => r.value.duplicate)).toContain(1)
+    expect((await proxyReceived()).records).toHaveLength(1)
+  })
+
+  const pixelKeyTables = async (t: string) => {
+    await (await get(`/v1/pixel.gif?t=${t}`)).arrayBuffer()
+    const got = await eventually(() => proxyReceived(), (v) => v.records.length >= 1)
+    const eventId = got.records[0]!.value.event.eventId as string
+    const key = await idempotencyKey('pub_test', 'impression', eventId)
+    const shard = shardFor(env, dedupeShardOf('pub_test', eventId, settingsFrom(env).dedupeShards))
+    const read = () => runInDurableObject(shard, (_i, state) => ({
+      v2: state.storage.sql.exec<{ k: string }>('SELECT k FROM dedupe_keys_v2 WHERE substr(k, 9) = ?', key).toArray().map((r) => r.k),
+      untimed: state.storage.sql.exec<{ n: number }>('SELECT count(*) AS n FROM dedupe_keys WHERE key = ?', key).one().n,
+    }))
+    return { key, tables: await eventually(read, (v) => v.v2.length + v.untimed > 0) }
+  }
+
+  it('a token valid for more than a day leaves its pixel\'s key in the table kept 24 h after the confirm', async () => {
+    const { tables } = await pixelKeyTables(await token({ exp: now() + 3 * 86_400 }))
+    expect(tables).toEqual({ v2: [], untimed: 1 })
+  })
+
+  it('files a pixel\'s dedupe key by time (its token\'s expiry less 24 h), kept exactly until the token expires', async () => {
+    const exp = now() + 3600
+    const t = await token({ exp })
+    const { key, tables } = await pixelKeyTables(t)
+    expect(tables).toEqual({ v2: [timeBucketOfMs(exp * 1000 - DEDUPE_TTL_MS) + key], untimed: 0 })
+    // The reload is still the same event.
+    await (await get(`/v1/pixel.gif?t=${t}`)).arrayBuffer()
+    const stats = await eventually(() => proxyReceived('edge-stats'), (v) => v.records.some((r) => r.value.duplicate === 1))
     expect(stats.records.map((r) => r.value.duplicate)).toContain(1)
     expect((await proxyReceived()).records).toHaveLength(1)
   })

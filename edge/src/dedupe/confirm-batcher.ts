@@ -1,0 +1,58 @@
+/**
+ * Coalesces DedupeShard confirms inside one isolate: the keys of every request that finished within
+ * `delayMs` of each other reach each shard as one `confirm` call (one SQLite statement and commit)
+ * instead of one call per request.
+ */
+
+/**
+ * Pending confirms per shard. Exactly once, like the StatsBatcher: `add` puts a request's durable
+ * keys in the pending lists; the first request to find no flush scheduled becomes the flusher: its
+ * own `waitUntil` promise sleeps `delayMs`, takes every list (keys added meanwhile by any request)
+ * and sends one call per shard, so each key leaves in exactly one call. A later request finds the
+ * flag cleared and schedules the next flush. No promise or I/O crosses request contexts: each call
+ * runs in the flusher's own request.
+ *
+ * Safe to delay: a key is judged new until it is confirmed, so a retry arriving inside the delay is
+ * forwarded again and core's exact dedupe drops it; a flush that fails or never runs (isolate
+ * evicted) leaves keys unconfirmed, which is the same. A 409 still only answers a stored event.
+ */
+export class ConfirmBatcher {
+  private pending = new Map<number, string[]>()
+  private scheduled = false
+
+  add(shard: number, keys: readonly string[]): void {
+    if (keys.length === 0) return
+    const list = this.pending.get(shard)
+    if (list) list.push(...keys)
+    else this.pending.set(shard, [...keys])
+  }
+
+  /** Takes every pending list and clears them. */
+  take(): Map<number, string[]> {
+    const taken = this.pending
+    this.pending = new Map()
+    return taken
+  }
+
+  /**
+   * For the request's `waitUntil`: resolves at once when another request will flush these keys,
+   * else sleeps `delayMs`, takes them and sends one call per shard. Never rejects: a shard that
+   * fails keeps its keys unconfirmed (see the class).
+   */
+  async flush(delayMs: number, send: (shard: number, keys: string[]) => Promise<unknown>): Promise<void> {
+    if (this.scheduled || this.pending.size === 0) return
+    this.scheduled = true
+    try {
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs))
+    } finally {
+      this.scheduled = false
+    }
+    await Promise.all([...this.take()].map(async ([shard, keys]) => {
+      try {
+        await send(shard, keys)
+      } catch {
+        // unconfirmed keys are safe; see the class
+      }
+    }))
+  }
+}
