@@ -23,7 +23,7 @@ const T = Date.UTC(2026, 10, 23, 8, 0, 0)
 const key = (n: number): string => n.toString(16).padStart(8, '0') + 'ab'.repeat(12) // distinct in the first 96 bits
 
 describe('delivery index', () => {
-  it('finds keys by event hour across commits, and expires a whole hour once the watermark passes its last key', async () => {
+  it('finds keys by event-id hour across commits, and expires a whole hour once the watermark passes its last key', async () => {
     const s = PartitionStore.open(fresh(), 0)
     s.deliveries.add(key(1), T, 10, T + 25 * H)
     s.deliveries.add(key(2), T + 10 * 60_000, 11, T + 26 * H) // same hour, later expiry

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Database, RootDatabase } from 'lmdb'
+import { eventIdTimeMs } from '@adc/schemas'
 import type { StateEntry } from './partition-store.js'
 
 /**
@@ -11,13 +12,20 @@ import type { StateEntry } from './partition-store.js'
  * - entry  `[hour: u32 BE][key: 12 bytes]` → `[offset: u48 BE][expiry: u32 BE, epoch seconds]`
  *   (16-byte key, 10-byte value); the key counts for a record that reached the edge by its expiry
  *   (its first `receivedAt` + TTL), whether or not its hour was swept yet;
- *   `hour` = floor(event ts / 1 h). A re-delivery carries the same event, hence the same ts and
- *   the same bucket. Keys of one hour sit together, so inserts land in the current hours' pages at
- *   the right edge of the B-tree, and a whole hour is expired by deleting its key range.
+ *   `hour` = floor(time of the event id / 1 h) (`eventIdTimeMs`: a ULID's or UUIDv7's time). The
+ *   delivery key is a hash of (publisherId, type, eventId), so the same key always falls in the same
+ *   bucket, whatever `ts` or impression id a resend carries; an event id without a time (none
+ *   passes the edge's schema) falls in one fixed bucket, `NO_TIME_BUCKET`. Keys of one hour sit
+ *   together, so inserts land in the current hours' pages at the right edge of the B-tree, and a
+ *   whole hour is expired by deleting its key range.
  * - bucket header `[0xff][hour: u32 BE]` → `[expiry: f64 BE]`: the latest `receivedAt + TTL` of the
  *   hour's keys. When the partition watermark passes it, the hour's range and header are deleted.
- *   Headers sort after every entry (hours stay below 2^31), and are few (one per hour of event
+ *   Headers sort after every entry (hours stay below 2^31), and are few (one per hour of event-id
  *   time in flight), so all are kept in memory.
+ * - the legacy bucket, `LEGACY_BUCKET`: delivery keys migrated from a format-1 store or changelog
+ *   (`d:<key>` → offset, expired by the minute schedule; partition-store.ts), whose event-id time is
+ *   unknown. Each keeps the expiry of its schedule minute; while the bucket exists, a lookup that
+ *   misses its own hour probes it too; it is swept like any bucket once its header expiry passed.
  *
  * The 12 key bytes are the first 96 bits of the delivery key, itself the first 128 bits of a
  * SHA-256 (schemas/src/keys.ts); a key that is not 32 hex characters is SHA-256 hashed first.
@@ -29,9 +37,7 @@ import type { StateEntry } from './partition-store.js'
  * Semantics as before: a later record with a key is `duplicate_delivery` when it reached the edge
  * within the TTL of the key's first sighting (checked against the stored expiry, so the answer does
  * not depend on when the hour is swept; the hour is swept once the watermark passes the latest
- * expiry of its keys). One difference: two records with the same delivery key but event
- * times in different hours are not each other's delivery duplicate (a resend carries the same
- * event); the business dedupe of the impression id still applies to them.
+ * expiry of its keys).
  *
  * In the changelog (state/changelog.ts) entries travel as strings: `D:<hour>:<24 hex>` → [offset, expiry s],
  * `D:<hour>` → the bucket's expiry, and a delete of `D:<hour>:*` deletes the whole hour (its own
@@ -47,7 +53,16 @@ const VALUE_BYTES = OFFSET_BYTES + 4
 const HEADER = 0xff
 const HEX32 = /^[0-9a-f]{32}$/
 
-export const hourOf = (ts: number): number => Math.min(0x7fffffff, Math.max(0, Math.floor(ts / HOUR_MS)))
+/** Bucket of the delivery keys of event ids without a time. */
+export const NO_TIME_BUCKET = 0x7fffffff
+/** Bucket of the delivery keys migrated from format 1 (their event-id time is unknown). */
+export const LEGACY_BUCKET = 0x7ffffffe
+
+/** The hour bucket of an event-id time (ms); `NO_TIME_BUCKET` when the id carries none. */
+export const hourOf = (ms: number | undefined): number => (ms === undefined ? NO_TIME_BUCKET : Math.min(LEGACY_BUCKET - 1, Math.max(0, Math.floor(ms / HOUR_MS))))
+
+/** The time a delivery key's bucket follows: its event id's time (a function of the key's own input). */
+export const deliveryTimeOf = (eventId: string): number | undefined => eventIdTimeMs(eventId)
 
 function writeKey(buf: Buffer, at: number, hour: number, key: string): void {
   buf.writeUInt32BE(hour, at)
@@ -90,14 +105,21 @@ export class DeliveryIndex {
   }
 
   /**
-   * Offset where `key` (event time `ts`) was first seen, this batch included, for a record the edge
-   * received at `receivedAt`; undefined when never, or when that sighting's TTL ended before it.
+   * Offset where `key` (its event id's time `idTime`, `deliveryTimeOf`) was first seen, this batch
+   * included, for a record the edge received at `receivedAt`; undefined when never, or when that
+   * sighting's TTL ended before it.
    */
-  firstSeen(key: string, ts: number, receivedAt: number): number | undefined {
-    const hour = hourOf(ts)
+  firstSeen(key: string, idTime: number | undefined, receivedAt: number): number | undefined {
+    const hour = hourOf(idTime)
     const sec = Math.floor(receivedAt / 1000)
     const v = this.added.get(hour)?.get(key)
     if (v !== undefined) return sec <= this.addedExpiry.get(key)! ? v : undefined
+    const found = this.lookup(hour, key, sec)
+    // Keys migrated from format 1 sit in the legacy bucket while it lasts.
+    return found === undefined && this.buckets.has(LEGACY_BUCKET) ? this.lookup(LEGACY_BUCKET, key, sec) : found
+  }
+
+  private lookup(hour: number, key: string, sec: number): number | undefined {
     // No committed bucket for the hour: nothing to read.
     if (!this.buckets.has(hour) || this.swept.has(hour)) return undefined
     writeKey(this.probe, 0, hour, key)
@@ -106,9 +128,25 @@ export class DeliveryIndex {
     return b.readUIntBE(0, OFFSET_BYTES)
   }
 
-  /** Marks `key` first seen at `offset`, kept at least until the watermark passes `expiresAt`. */
-  add(key: string, ts: number, offset: number, expiresAt: number): void {
-    const hour = hourOf(ts)
+  /**
+   * Writes a format-1 delivery key into the legacy bucket (inside the migration's write transaction):
+   * first seen at `offset`, counting for records received until `expirySec` (epoch seconds).
+   */
+  putLegacy(key: string, offset: number, expirySec: number): void {
+    const k = Buffer.allocUnsafe(KEY_BYTES)
+    writeKey(k, 0, LEGACY_BUCKET, key)
+    const v = Buffer.allocUnsafe(VALUE_BYTES)
+    v.writeUIntBE(offset, 0, OFFSET_BYTES)
+    v.writeUInt32BE(expirySec, OFFSET_BYTES)
+    void this.db.put(k, v)
+    const exp = Math.max(this.buckets.get(LEGACY_BUCKET) ?? -Infinity, expirySec * 1000)
+    void this.db.put(headerKey(LEGACY_BUCKET), f64(exp))
+    this.buckets.set(LEGACY_BUCKET, exp)
+  }
+
+  /** Marks `key` (event-id time `idTime`) first seen at `offset`, kept at least until the watermark passes `expiresAt`. */
+  add(key: string, idTime: number | undefined, offset: number, expiresAt: number): void {
+    const hour = hourOf(idTime)
     let m = this.added.get(hour)
     if (!m) this.added.set(hour, (m = new Map()))
     m.set(key, offset)
