@@ -7,6 +7,10 @@ import type { LogRecord } from '../log/log.js'
 import { ChangelogFold, claimRecord, deltaRecords, snapshotRecords } from './changelog.js'
 import { advanceWatermark, sweepExpired } from './expiry.js'
 import { PartitionStore, StateFormatError, type StateEntry } from './partition-store.js'
+import { pad } from './keys.js'
+import { createDedupeStep } from '../pipeline/steps/dedupe-step.js'
+import type { Decoded } from '../pipeline/types.js'
+import { decoded } from '../testing/records.js'
 
 const dirs: string[] = []
 const fresh = (): string => {
@@ -111,22 +115,96 @@ describe('delivery index', () => {
     for (const s of [a, b, c]) await s.close()
   })
 
-  it('refuses a state directory of the earlier layout instead of misreading it', async () => {
+  it('refuses a state directory of an unknown later format instead of misreading it', async () => {
     const dir = fresh()
-    const old = open({ path: dir, compression: false, encoding: 'msgpack' })
-    await old.put('d:' + key(1), 7)
-    await old.put('~applied', 7)
-    await old.close()
+    const later = open({ path: dir, compression: false, encoding: 'msgpack' })
+    await later.put('~format', 3)
+    await later.close()
     expect(() => PartitionStore.open(dir, 0)).toThrow(StateFormatError)
     // An empty directory is opened as the current layout, and stays openable.
     const d2 = fresh()
     await PartitionStore.open(d2, 0).close()
     await PartitionStore.open(d2, 0).close()
   })
+})
 
-  it('refuses a changelog written by the earlier layout', async () => {
-    const s = PartitionStore.open(fresh(), 0)
-    await expect(s.restore({ entries: [['d:' + key(1), 7]], applied: 7, intent: undefined, changelog: { next: 1 } })).rejects.toThrow(StateFormatError)
+describe('format 1 upgrade', () => {
+  const TTL = 25 * H
+  const r1 = T
+  const r2 = T + 2 * H
+  const first = decoded({ type: 'impression', n: 501, impressionId: 'imp_u1', ts: r1 - 1000, receivedAt: r1 }, 5)
+  const second = decoded({ type: 'click', n: 502, impressionId: 'imp_u1', ts: r2 - 1000, receivedAt: r2 }, 6)
+  const minuteOf = (ms: number): number => Math.floor(ms / 60_000)
+  const counter = `b:ip:203.0.113.0/24:${minuteOf(r2)}`
+  /**
+   * The entries of a format-1 store as its code wrote them: `d:<key>` → first-seen offset, scheduled
+   * for deletion in the minute of receivedAt + TTL (`x:<minute>:<batch max offset>` → the keys joined
+   * by newlines, alongside the impression key), IVT counters `b:<kind>:<value>:<minute>` → count,
+   * scheduled two minutes after their minute.
+   */
+  const format1Entries = (): StateEntry[] => [
+    [`d:${first.envelope.key}`, 5],
+    [`d:${second.envelope.key}`, 6],
+    ['i:imp_u1', { io: 5, its: r1 - 1000, ich: 'web', il: r1, co: 6, cl: r2, ex: r2 + TTL }],
+    [`x:${pad(minuteOf(r1 + TTL), 10)}:${pad(5)}`, [`d:${first.envelope.key}`, 'i:imp_u1'].join('\n')],
+    [`x:${pad(minuteOf(r2 + TTL), 10)}:${pad(6)}`, [`d:${second.envelope.key}`, 'i:imp_u1'].join('\n')],
+    [counter, 3],
+    [`x:${pad(minuteOf(r2) + 2, 10)}:${pad(6)}`, counter],
+    ['~wm', r2],
+  ]
+  const again = (d: Decoded, offset: number, receivedAt: number): Decoded => ({ ...d, ref: { ...d.ref, offset }, envelope: { ...d.envelope, receivedAt } })
+
+  async function expectUpgraded(s: PartitionStore): Promise<void> {
+    const dedupe = createDedupeStep({ store: s })
+    expect(s.countPrefix('d:')).toBe(0)
+    expect(s.countPrefix('b:')).toBe(0)
+    for (const [, v] of s.range<string>('x:', 'x:\uffff', 100)) expect(v).not.toMatch(/(^|\n)[db]:/)
+    expect(s.bursts.count('ip', '203.0.113.0/24', minuteOf(r2), false)).toBe(3)
+    // Within the TTL of their first sighting, whatever their event-id hour: duplicate_delivery.
+    expect(await dedupe(again(first, 20, r1 + 3 * H))).toMatchObject({ kind: 'unbilled', reason: 'duplicate_delivery', value: { firstSeenOffset: 5 } })
+    expect(await dedupe(again(second, 21, r2 + 24 * H))).toMatchObject({ kind: 'unbilled', reason: 'duplicate_delivery', value: { firstSeenOffset: 6 } })
+    expect(await dedupe(again(first, 6 - 1, r1))).toMatchObject({ kind: 'ok' }) // its own offset: the first sighting itself
+    s.discard()
+    // After the TTL: forgotten (the first key by its own expiry, before the bucket goes).
+    expect(s.deliveries.firstSeen(first.envelope.key, undefined, r1 + TTL)).toBe(5)
+    expect(s.deliveries.firstSeen(first.envelope.key, undefined, (minuteOf(r1 + TTL) + 1) * 60_000)).toBeUndefined()
+    advanceWatermark(s, r2 + TTL + 2 * 60_000)
+    sweepExpired(s)
+    await s.commit(30)
+    expect(s.deliveries.stats()).toMatchObject({ keys: 0, buckets: 0 })
+    expect(s.deliveries.firstSeen(second.envelope.key, undefined, r2 + H)).toBeUndefined()
+    expect((await dedupe(again(second, 31, r2 + TTL + 3 * 60_000))).kind).not.toBe('unbilled')
+  }
+
+  it('opens a format-1 state directory by moving its delivery keys (legacy bucket) and counters to the binary layout', async () => {
+    const dir = fresh()
+    const old = open({ path: dir, compression: false, encoding: 'msgpack' })
+    await old.transaction(() => {
+      for (const [k, v] of format1Entries()) void old.put(k, v)
+      void old.put('~applied', 6)
+    })
+    await old.close()
+    const s = PartitionStore.open(dir, 0)
+    expect(s.appliedOffset()).toBe(6)
+    expect(s.deliveries.stats()).toMatchObject({ keys: 2, buckets: 1 })
     await s.close()
+    // Reopened: format 2 now, the legacy bucket still there.
+    const s2 = PartitionStore.open(dir, 0)
+    expect(s2.deliveries.firstSeen(second.envelope.key, undefined, r2)).toBe(6)
+    await expectUpgraded(s2)
+    await s2.close()
+  })
+
+  it('restores a format-1 changelog into the binary layout', async () => {
+    const s = PartitionStore.open(fresh(), 0)
+    await s.restore({ entries: format1Entries(), applied: 6, intent: undefined, changelog: { next: 9 } })
+    expect(s.deliveries.stats()).toMatchObject({ keys: 2, buckets: 1 })
+    // Its snapshot travels in the binary layout, and restores elsewhere.
+    const t = PartitionStore.open(fresh(), 0)
+    await t.restore({ entries: [...s.entries()], applied: 6, intent: undefined, changelog: { next: 9 }, reset: true })
+    await expectUpgraded(s)
+    await expectUpgraded(t)
+    await s.close()
+    await t.close()
   })
 })
