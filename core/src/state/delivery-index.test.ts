@@ -3,6 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { open } from 'lmdb'
+import fc from 'fast-check'
+import { eventIdTimeMs } from '@adc/schemas'
+import { deliveryTimeOf } from './delivery-index.js'
 import type { LogRecord } from '../log/log.js'
 import { ChangelogFold, claimRecord, deltaRecords, snapshotRecords } from './changelog.js'
 import { advanceWatermark, sweepExpired } from './expiry.js'
@@ -125,6 +128,18 @@ describe('delivery index', () => {
     const d2 = fresh()
     await PartitionStore.open(d2, 0).close()
     await PartitionStore.open(d2, 0).close()
+  })
+})
+
+describe('deliveryTimeOf', () => {
+  it('answers what eventIdTimeMs answers, for ULIDs of either case, UUIDv7s and ids without a time', () => {
+    const crockford = '0123456789ABCDEFGHJKMNPQRSTVWXYZabcdefghjkmnpqrstvwxyz'
+    const ulidArb = fc.array(fc.constantFrom(...crockford.split('')), { minLength: 26, maxLength: 26 }).map((a) => a.join(''))
+    const otherArb = fc.oneof(fc.string({ minLength: 26, maxLength: 26 }), fc.uuid().map((u) => u.slice(0, 14) + '7' + u.slice(15)), fc.string())
+    fc.assert(fc.property(fc.oneof(ulidArb, otherArb), (id) => {
+      expect(deliveryTimeOf(id)).toBe(eventIdTimeMs(id))
+    }), { numRuns: 2000 })
+    expect(deliveryTimeOf('01JD000000ILOU000000000000')).toBeUndefined()
   })
 })
 

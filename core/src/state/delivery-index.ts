@@ -51,7 +51,6 @@ const KEY_BYTES = 16
 const OFFSET_BYTES = 6
 const VALUE_BYTES = OFFSET_BYTES + 4
 const HEADER = 0xff
-const HEX32 = /^[0-9a-f]{32}$/
 
 /** Bucket of the delivery keys of event ids without a time. */
 export const NO_TIME_BUCKET = 0x7fffffff
@@ -61,12 +60,42 @@ export const LEGACY_BUCKET = 0x7ffffffe
 /** The hour bucket of an event-id time (ms); `NO_TIME_BUCKET` when the id carries none. */
 export const hourOf = (ms: number | undefined): number => (ms === undefined ? NO_TIME_BUCKET : Math.min(LEGACY_BUCKET - 1, Math.max(0, Math.floor(ms / HOUR_MS))))
 
-/** The time a delivery key's bucket follows: its event id's time (a function of the key's own input). */
-export const deliveryTimeOf = (eventId: string): number | undefined => eventIdTimeMs(eventId)
+/** Crockford base32 digit values by char code (both cases; -1: not a ULID character). */
+const CROCKFORD_VALUE = new Int8Array(128).fill(-1)
+'0123456789ABCDEFGHJKMNPQRSTVWXYZ'.split('').forEach((ch, v) => {
+  CROCKFORD_VALUE[ch.charCodeAt(0)] = v
+  CROCKFORD_VALUE[ch.toLowerCase().charCodeAt(0)] = v
+})
+
+/**
+ * The time a delivery key's bucket follows: its event id's time (a function of the key's own
+ * input), as `eventIdTimeMs` answers it; a ULID is decoded here without its regular expression
+ * (one pass over its characters), anything else goes to `eventIdTimeMs`.
+ */
+export function deliveryTimeOf(eventId: string): number | undefined {
+  if (eventId.length !== 26) return eventIdTimeMs(eventId)
+  let ms = 0
+  for (let i = 0; i < 26; i++) {
+    const c = eventId.charCodeAt(i)
+    const v = c < 128 ? CROCKFORD_VALUE[c]! : -1
+    if (v < 0) return undefined
+    if (i < 10) ms = ms * 32 + v
+  }
+  return ms
+}
+
+function isHex32(key: string): boolean {
+  if (key.length !== 32) return false
+  for (let i = 0; i < 32; i++) {
+    const c = key.charCodeAt(i)
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false
+  }
+  return true
+}
 
 function writeKey(buf: Buffer, at: number, hour: number, key: string): void {
   buf.writeUInt32BE(hour, at)
-  if (key.length === 32 && HEX32.test(key)) buf.write(key.slice(0, 24), at + 4, 12, 'hex')
+  if (isHex32(key)) buf.write(key.slice(0, 24), at + 4, 12, 'hex')
   else createHash('sha256').update(key).digest().copy(buf, at + 4, 0, 12)
 }
 
