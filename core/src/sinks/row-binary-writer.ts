@@ -5,10 +5,10 @@
  * file(), 1.4–3.2 µs of CPU per events_raw row against 3.0–7.0 for the same rows as TabSeparated
  * (and no time is formatted as text on this side).
  *
- * A time the TabSeparated path could not write as a 4-digit-year DateTime64 (before 1970 or past
- * 9999) is not written as a number the engine would accept: it marks the body refused
- * (`refusal`), and the sink refuses the insert as the engine refused such a text field (code 41),
- * so a poison record still becomes a bad row of its own.
+ * A time with no 4-digit-year DateTime64 text (before 1970 or past 9999), which the engine refused
+ * in text form (code 41), is not written as a number it would now accept: it marks the body
+ * refused (`refusal`), and the sink refuses the insert with that code, so a poison record still
+ * becomes a bad row of its own.
  */
 export const MAX_DATETIME64_MS = Date.UTC(10000, 0, 1)
 
