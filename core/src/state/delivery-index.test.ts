@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { open } from 'lmdb'
 import fc from 'fast-check'
 import { eventIdTimeMs } from '@adc/schemas'
-import { deliveryTimeOf } from './delivery-index.js'
+import { deliveryTimeOf, hourOf, NO_TIME_BUCKET } from './delivery-index.js'
 import type { LogRecord } from '../log/log.js'
 import { ChangelogFold, claimRecord, deltaRecords, snapshotRecords } from './changelog.js'
 import { advanceWatermark, sweepExpired } from './expiry.js'
@@ -116,6 +116,38 @@ describe('delivery index', () => {
       expect(s.get('~wm')).toBe(T + 25 * H)
     }
     for (const s of [a, b, c]) await s.close()
+  })
+
+  it('keeps event ids without a plausible time (token-derived) in one bucket whose expired keys are removed while it lives on', async () => {
+    const s = PartitionStore.open(fresh(), 0)
+    // A token-derived id's "time" is hash bits: anywhere in 48 bits of ms. Such keys share one bucket.
+    const far = Date.UTC(5000, 0, 1)
+    expect(hourOf(far)).toBe(NO_TIME_BUCKET)
+    expect(hourOf(0)).toBe(NO_TIME_BUCKET)
+    expect(hourOf(undefined)).toBe(NO_TIME_BUCKET)
+    expect(hourOf(T)).not.toBe(NO_TIME_BUCKET)
+    let offset = 0
+    const batch = async (receivedAt: number, keys: number[]): Promise<void> => {
+      for (const k of keys) if (s.deliveries.firstSeen(key(k), far, receivedAt) === undefined) s.deliveries.add(key(k), far, offset++, receivedAt + 25 * H)
+      advanceWatermark(s, receivedAt)
+      sweepExpired(s)
+      await s.commit(offset)
+    }
+    await batch(T, [1, 2, 3])
+    await batch(T + 2 * H, [4])
+    expect(s.deliveries.firstSeen(key(1), far, T + 20 * H)).toBe(0)
+    expect(s.deliveries.firstSeen(key(4), far, T + 26 * H)).toBe(3)
+    // Traffic goes on: the bucket's latest expiry keeps moving, yet keys past their own expiry go.
+    for (let h = 26; h <= 30; h++) await batch(T + h * H, [100 + h])
+    expect(s.deliveries.stats()).toMatchObject({ keys: 5, buckets: 1 })
+    expect(s.deliveries.firstSeen(key(1), far, T)).toBeUndefined()
+    expect(s.deliveries.firstSeen(key(130), far, T + 31 * H)).toBe(8)
+    // The removals travel through the changelog as the store made them.
+    const t = PartitionStore.open(fresh(), 0)
+    await t.restore({ entries: [...s.entries()], applied: offset, intent: undefined, changelog: { next: 1 }, reset: true })
+    expect(t.deliveries.stats()).toMatchObject({ keys: 5, buckets: 1 })
+    await s.close()
+    await t.close()
   })
 
   it('refuses a state directory of an unknown later format instead of misreading it', async () => {

@@ -14,8 +14,11 @@ import type { StateEntry } from './partition-store.js'
  *   (its first `receivedAt` + TTL), whether or not its hour was swept yet;
  *   `hour` = floor(time of the event id / 1 h) (`eventIdTimeMs`: a ULID's or UUIDv7's time). The
  *   delivery key is a hash of (publisherId, type, eventId), so the same key always falls in the same
- *   bucket, whatever `ts` or impression id a resend carries; an event id without a time (none
- *   passes the edge's schema) falls in one fixed bucket, `NO_TIME_BUCKET`. Keys of one hour sit
+ *   bucket, whatever `ts` or impression id a resend carries. An event id without a plausible time
+ *   (2020–2199; a pixel's or redirect's id is derived from its token, so its "time" is hash bits)
+ *   falls in one fixed bucket, `NO_TIME_BUCKET`, which lives on while such traffic goes on: each
+ *   sweep removes its keys past their own expiry, a bounded number looked at per batch (removals
+ *   travel in the changelog as deletes of `D:<bucket>:<24 hex>`). Keys of one hour sit
  *   together, so inserts land in the current hours' pages at the right edge of the B-tree, and a
  *   whole hour is expired by deleting its key range.
  * - bucket header `[0xff][hour: u32 BE]` → `[expiry: f64 BE]`: the latest `receivedAt + TTL` of the
@@ -57,8 +60,17 @@ export const NO_TIME_BUCKET = 0x7fffffff
 /** Bucket of the delivery keys migrated from format 1 (their event-id time is unknown). */
 export const LEGACY_BUCKET = 0x7ffffffe
 
-/** The hour bucket of an event-id time (ms); `NO_TIME_BUCKET` when the id carries none. */
-export const hourOf = (ms: number | undefined): number => (ms === undefined ? NO_TIME_BUCKET : Math.min(LEGACY_BUCKET - 1, Math.max(0, Math.floor(ms / HOUR_MS))))
+/**
+ * Event-id times taken as times: anything else is no time (a token-derived id is ULID-shaped but
+ * its "time" is hash bits, anywhere in 48 bits of ms; 2 % of them fall in this range).
+ */
+const PLAUSIBLE_FROM_MS = Date.UTC(2020, 0, 1)
+const PLAUSIBLE_TO_MS = Date.UTC(2200, 0, 1)
+/** Keys of the no-time bucket looked at per sweep for their own expiry. */
+const NO_TIME_SCAN = 20_000
+
+/** The hour bucket of an event-id time (ms); `NO_TIME_BUCKET` when the id carries none (or none plausible). */
+export const hourOf = (ms: number | undefined): number => (ms === undefined || !(ms >= PLAUSIBLE_FROM_MS && ms < PLAUSIBLE_TO_MS) ? NO_TIME_BUCKET : Math.floor(ms / HOUR_MS))
 
 /** Crockford base32 digit values by char code (both cases; -1: not a ULID character). */
 const CROCKFORD_VALUE = new Int8Array(128).fill(-1)
@@ -99,6 +111,12 @@ function writeKey(buf: Buffer, at: number, hour: number, key: string): void {
   else createHash('sha256').update(key).digest().copy(buf, at + 4, 0, 12)
 }
 
+function bucketStart(hour: number): Buffer {
+  const b = Buffer.allocUnsafe(4)
+  b.writeUInt32BE(hour, 0)
+  return b
+}
+
 function headerKey(hour: number): Buffer {
   const b = Buffer.allocUnsafe(5)
   b[0] = HEADER
@@ -121,6 +139,13 @@ export class DeliveryIndex {
   private readonly addedExpiry = new Map<string, number>()
   private readonly raised = new Map<number, number>()
   private readonly swept = new Set<number>()
+  /**
+   * Keys of the no-time bucket past their own expiry, removed this batch (by their 24 hex
+   * characters): that bucket lives on while such traffic goes on, so its keys go one by one.
+   */
+  private readonly removals = new Map<string, Buffer>()
+  /** Where the next sweep goes on looking through the no-time bucket (undefined: its start). */
+  private cursor: Buffer | undefined
   private readonly probe = Buffer.alloc(KEY_BYTES)
 
   constructor(private readonly db: Database<Buffer, Buffer>) {
@@ -152,6 +177,7 @@ export class DeliveryIndex {
     // No committed bucket for the hour: nothing to read.
     if (!this.buckets.has(hour) || this.swept.has(hour)) return undefined
     writeKey(this.probe, 0, hour, key)
+    if (this.removals.size > 0 && hour === NO_TIME_BUCKET && this.removals.has(this.probe.toString('hex', 4))) return undefined
     const b = this.db.getBinaryFast(this.probe)
     if (b === undefined || sec > b.readUInt32BE(OFFSET_BYTES)) return undefined
     return b.readUIntBE(0, OFFSET_BYTES)
@@ -184,9 +210,14 @@ export class DeliveryIndex {
     if (expiresAt > (this.raised.get(hour) ?? this.buckets.get(hour) ?? -Infinity)) this.raised.set(hour, expiresAt)
   }
 
-  /** Expires every hour whose bucket expiry the watermark passed; answers the number of hours. */
+  /**
+   * Expires every hour whose bucket expiry the watermark passed, and in the no-time bucket (which
+   * lives on while such keys keep coming) the keys whose own expiry it passed, looking at up to
+   * `NO_TIME_SCAN` of them per call; answers the number of hours and keys.
+   */
   sweep(watermark: number): number {
     let n = 0
+    if (this.buckets.has(NO_TIME_BUCKET) && !this.swept.has(NO_TIME_BUCKET)) n += this.removeExpiredKeys(NO_TIME_BUCKET, watermark)
     const due = (hour: number, committed: number | undefined): boolean => Math.max(committed ?? -Infinity, this.raised.get(hour) ?? -Infinity) <= watermark
     for (const [hour, exp] of this.buckets) {
       if (this.swept.has(hour) || !due(hour, exp)) continue
@@ -198,6 +229,25 @@ export class DeliveryIndex {
       this.drop(hour)
       n++
     }
+    return n
+  }
+
+  private removeExpiredKeys(hour: number, watermark: number): number {
+    const start = this.cursor ?? bucketStart(hour)
+    let scanned = 0
+    let last: Buffer | undefined
+    let n = 0
+    for (const { key, value } of this.db.getRange({ start, end: bucketStart(hour + 1), limit: NO_TIME_SCAN })) {
+      scanned++
+      last = key
+      if (value.readUInt32BE(OFFSET_BYTES) * 1000 > watermark) continue
+      const hex = key.toString('hex', 4)
+      if (this.removals.has(hex)) continue
+      this.removals.set(hex, Buffer.from(key))
+      n++
+    }
+    // Past the last key looked at (a longer key sorts right after it), or from the start again.
+    this.cursor = scanned < NO_TIME_SCAN || last === undefined ? undefined : Buffer.concat([last, Buffer.from([0])])
     return n
   }
 
@@ -216,7 +266,9 @@ export class DeliveryIndex {
 
   /** This batch's changes as changelog entries (see the layout above). */
   pendingEntries(): StateEntry[] {
+    // Removals first, as `write` does: a key first seen again after its removal is kept.
     const out: StateEntry[] = []
+    for (const hex of this.removals.keys()) out.push([`${DELIVERY_ENTRY_PREFIX}${NO_TIME_BUCKET}:${hex}`])
     for (const [hour, m] of this.added) for (const [key, offset] of m) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${this.hex(hour, key)}`, [offset, this.addedExpiry.get(key)!]])
     for (const [hour, exp] of this.raised) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}`, exp])
     for (const hour of this.swept) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${WHOLE_HOUR}`])
@@ -230,6 +282,7 @@ export class DeliveryIndex {
 
   /** Writes this batch's changes; call inside the partition's write transaction, then `committed()`. */
   write(): void {
+    for (const k of this.removals.values()) void this.db.remove(k)
     let n = this.pendingKeys()
     // One buffer for the batch: lmdb may reference value bytes until the transaction is written.
     const buf = Buffer.allocUnsafe(n * (KEY_BYTES + VALUE_BYTES))
@@ -265,6 +318,7 @@ export class DeliveryIndex {
   }
 
   discard(): void {
+    this.removals.clear()
     this.added.clear()
     this.addedExpiry.clear()
     this.raised.clear()
