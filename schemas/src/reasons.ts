@@ -88,6 +88,7 @@ export const REASONS = {
   lake_rewrite_unsupported: { billable: false, emitter: 'core', description: 'The Iceberg table holds delete files written by another engine; compaction and erasure do not rewrite data files under them.' },
   lake_erasure_failed: { billable: false, emitter: 'core', description: 'A privacy erasure in the Iceberg table failed; the audit row records it as pending.' },
   lake_upkeep_failed: { billable: false, emitter: 'core', description: 'A scheduled Iceberg upkeep run (compaction, snapshot expiry, clean-up) failed; the next run tries again.' },
+  state_format: { billable: false, emitter: 'core', description: 'A partition state directory carries a state format marker of a later build than this one; the processor refuses to open it rather than misread it (format 1, from before the marker, is upgraded in place).' },
 } as const satisfies Record<string, ReasonMeta>
 
 export type ReasonCode = keyof typeof REASONS

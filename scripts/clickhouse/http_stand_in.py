@@ -2,7 +2,8 @@
 ClickHouse release without a server (no registry this project's CI reaches serves a recent one).
 
 It speaks what @clickhouse/client sends: POST / (or GET) with the SQL in the body, or in the
-`query` URL parameter followed by the data in the body (inserts); settings as URL parameters,
+`query` URL parameter followed by the data in the body (inserts; a RowBinary body is read by the
+engine from a scratch file, typed by the target columns); settings as URL parameters,
 applied with SET before the statement, so a setting the engine lacks fails as on a server;
 `param_<name>` query parameters; `database`; `/ping`. Errors answer 500 with ClickHouse's error
 text and X-ClickHouse-Exception-Code, as a server does. One engine, one statement at a time.
@@ -11,8 +12,10 @@ Usage: python http_stand_in.py DATA_DIR   (prints `listening PORT`, serves until
 """
 
 import json
+import os
 import re
 import sys
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
@@ -36,6 +39,19 @@ def several_statements(sql: str) -> bool:
 
 engine = session.Session(sys.argv[1])
 lock = threading.Lock()
+
+
+# An insert whose data is binary (RowBinary): the body cannot ride in the SQL text, so the engine
+# reads it from a scratch file, with the target columns' types as the file's structure.
+BINARY_INSERT = re.compile(r"^\s*INSERT\s+INTO\s+([\w.`]+)\s*\(([^)]*)\)\s*(SETTINGS\s.*?)?\s*FORMAT\s+RowBinary\s*$", re.I | re.S)
+
+
+def binary_insert_sql(table: str, columns: str, settings: str | None, path: str) -> str:
+    described = engine.query(f"DESCRIBE TABLE {table}", "TabSeparatedRaw").bytes().decode("utf-8")
+    types = {line.split("\t")[0]: line.split("\t")[1] for line in described.splitlines() if line}
+    names = [c.strip().strip("`") for c in columns.split(",")]
+    structure = ", ".join(f"{n} {types[n]}" for n in names)
+    return f"INSERT INTO {table} ({columns}) {settings or ''} SELECT * FROM file({quote(path)}, RowBinary, {quote(structure)})"
 
 
 def quote(value: str) -> str:
@@ -83,7 +99,15 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, b"Ok.\n")
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         statement = params["query"] if "query" in params else body.decode("utf-8")
-        sql = statement + "\n" + body.decode("utf-8") if "query" in params else statement
+        binary = BINARY_INSERT.match(statement) if "query" in params else None
+        scratch = None
+        if binary:
+            fd, scratch = tempfile.mkstemp(suffix=".bin", dir=sys.argv[1])
+            with os.fdopen(fd, "wb") as f:
+                f.write(body)
+            sql = ""
+        else:
+            sql = statement + "\n" + body.decode("utf-8") if "query" in params else statement
         if several_statements(statement):
             return self.reply(500, b"Code: 62. DB::Exception: Syntax error (Multi-statements are not allowed). (SYNTAX_ERROR)\n",
                               {"X-ClickHouse-Exception-Code": "62"})
@@ -97,13 +121,19 @@ class Handler(BaseHTTPRequestHandler):
                     if not SETTING_NAME.match(name):
                         raise RuntimeError(f"Code: 115. DB::Exception: Unknown setting '{name}'. (UNKNOWN_SETTING)")
                     engine.query(f"SET {name} = {quote(value)}")
+                if binary:
+                    sql = binary_insert_sql(binary.group(1), binary.group(2), binary.group(3), scratch)
                 result = engine.query(sql, "TabSeparated", params=query_params) if query_params else engine.query(sql, "TabSeparated")
             data = result.bytes() if result is not None else b""
         except Exception as err:  # chDB raises the engine's error text
+            if scratch:
+                os.unlink(scratch)
             message = str(err)
             code = re.search(r"Code: (\d+)", message)
             return self.reply(500, (message + "\n").encode("utf-8"),
                               {"X-ClickHouse-Exception-Code": code.group(1) if code else "1001"})
+        if scratch:
+            os.unlink(scratch)
         self.reply(200, data, {"X-ClickHouse-Summary": SUMMARY})
 
 

@@ -14,7 +14,7 @@ import { runStream } from '../testing/stream-run.js'
 /**
  * One rule set, two engines: on generated traffic around a UTC day (midnight on both sides, clicks
  * inside and outside the web and app windows, clicks before their impressions, late arrivals up to
- * the edge's 24 h, re-deliveries, repeat clicks and duplicate impressions across midnight, bots and
+ * the edge's 24 h, re-deliveries (some carrying another ts than the first sighting), repeat clicks and duplicate impressions across midnight, bots and
  * fast clicks), the processor's verdicts (embedded log → processor → chDB) and the billing job's
  * final join over the rows it wrote must both equal the reference model, record by record.
  */
@@ -47,6 +47,8 @@ const eventArb = fc.record({
   ),
   bot: fc.boolean().map((b) => b && Math.random() < 0.3),
   retries: fc.array(fc.integer({ min: 0, max: 10 * MIN }), { maxLength: 2 }),
+  // A client resend of the same event id may carry another ts (an hour or more apart): same delivery key.
+  resendShift: fc.constantFrom(0, 0, 0, -65 * MIN, -3 * HOUR),
   // The log may trail the edge clock a little (spool retries): within LOG_DELAY_MARGIN_MS.
   jitter: fc.integer({ min: 0, max: 20 * MIN }),
 })
@@ -71,7 +73,7 @@ function build(drawn: Drawn[], n0: number): Rec[] {
     })
     out.push({ env, arrival: receivedAt + d.jitter })
     d.retries.forEach((gap: number, k: number) => {
-      const again = { ...env, receivedAt: receivedAt + gap } as EnvelopeInput
+      const again = { ...env, receivedAt: receivedAt + gap, event: { ...env.event, ts: Number(env.event.ts) + d.resendShift } } as EnvelopeInput
       out.push({ env: again, arrival: receivedAt + gap + d.jitter + k + 1 })
     })
   })

@@ -1,8 +1,8 @@
 import type { Envelope } from '@adc/schemas'
 import type { PipelineOutcome } from '../pipeline/pipeline.js'
 import type { SinkEvent } from '../pipeline/types.js'
-import { writeEventTsv } from './clickhouse-sink.js'
-import { TsvWriter } from './tsv-writer.js'
+import { writeEventRowBinary } from './clickhouse-sink.js'
+import { RowBinaryWriter } from './row-binary-writer.js'
 import { emptyBatch, type EventRow, type RollupIvtRow, type RollupRow, type SinkBatch } from './sink.js'
 
 export const PROCESSOR_ARTIFACT = '@adc/core/processor'
@@ -34,16 +34,16 @@ export class BatchBuilder {
   readonly counts: OutcomeCounts = { billable: 0, unbilled: {}, badRows: {}, pending: 0 }
   maxReceivedAt = 0
   /** events_raw rows, written as they are built (no row object outlives its event). */
-  private readonly tsv: TsvWriter
+  private readonly rows: RowBinaryWriter
 
   /**
    * `rowObjects`: also keep the events_raw rows as objects in `batch.events` (a sink that reads
-   * them: Iceberg). Without, each row is written to `batch.eventsTsv` and dropped at once, so the
+   * them: Iceberg). Without, each row is written to `batch.eventsRowBinary` and dropped at once, so the
    * batch keeps no per-event objects alive (they would outlive a young-generation GC).
    */
   constructor(topic: string, partition: number, minOffset: number, maxOffset: number, private readonly now = Date.now(), private readonly rowObjects = true) {
     this.batch = emptyBatch(topic, partition, minOffset, maxOffset)
-    this.tsv = new TsvWriter(Math.min(32 << 20, Math.max(1 << 16, (maxOffset - minOffset + 1) * 480)))
+    this.rows = new RowBinaryWriter(Math.min(32 << 20, Math.max(1 << 16, (maxOffset - minOffset + 1) * 480)))
   }
 
   add(outcome: PipelineOutcome<SinkEvent>): void {
@@ -127,7 +127,7 @@ export class BatchBuilder {
       sign,
       ...viewabilityOf(env),
     }
-    writeEventTsv(this.tsv, row)
+    writeEventRowBinary(this.rows, row)
     if (this.rowObjects) this.batch.events.push(row)
 
     let counter: Counter | undefined
@@ -177,7 +177,7 @@ export class BatchBuilder {
       this.batch.rollup.push({ ...row, uniques: uniqueSet ? [...uniqueSet] : [] })
     }
     this.batch.rollupIvt.push(...this.rollupIvt.values())
-    this.batch.eventsTsv = this.tsv.bytes()
+    this.batch.eventsRowBinary = { bytes: this.rows.bytes(), refusal: this.rows.refusal }
     return this.batch
   }
 }

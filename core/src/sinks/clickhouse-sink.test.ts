@@ -85,7 +85,7 @@ describe('iceberg raw table', () => {
   })
 })
 
-describe('events_raw as TabSeparated', () => {
+describe('events_raw as RowBinary', () => {
   it('round-trips agents and placements with tabs, newlines, backslashes and quotes byte for byte', async () => {
     const db = `adc_sink_${n++}`
     await migrate(ch, db)

@@ -28,14 +28,15 @@ export interface SinkBatch {
   partition: number
   minOffset: number
   maxOffset: number
-  /** Row objects: kept only when a sink needs them (Iceberg); see `eventsTsv`. */
+  /** Row objects: kept only when a sink needs them (Iceberg); see `eventsRowBinary`. */
   events: EventRow[]
   /**
-   * The events_raw rows as TabSeparated bytes (clickhouse-sink.ts `writeEventTsv`), when the builder
-   * wrote each row as it was built (sinks/batch-builder.ts): then no row object outlives its event,
-   * and `events` is empty unless row objects were asked for too. Unset: built from `events`.
+   * The events_raw rows as RowBinary bytes (clickhouse-sink.ts `writeEventRowBinary`), when the
+   * builder wrote each row as it was built (sinks/batch-builder.ts): then no row object outlives its
+   * event, and `events` is empty unless row objects were asked for too. Unset: built from `events`.
+   * `refusal`: a value the engine could not store (row-binary-writer.ts), so the insert is refused.
    */
-  eventsTsv?: Buffer
+  eventsRowBinary?: { bytes: Buffer; refusal: string | undefined }
   rollup: RollupRow[]
   rollupIvt: RollupIvtRow[]
   ivtDecisions: IvtDecisionRow[]

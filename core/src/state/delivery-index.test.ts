@@ -3,10 +3,17 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { open } from 'lmdb'
+import fc from 'fast-check'
+import { eventIdTimeMs } from '@adc/schemas'
+import { deliveryTimeOf, hourOf, NO_TIME_BUCKET } from './delivery-index.js'
 import type { LogRecord } from '../log/log.js'
 import { ChangelogFold, claimRecord, deltaRecords, snapshotRecords } from './changelog.js'
 import { advanceWatermark, sweepExpired } from './expiry.js'
 import { PartitionStore, StateFormatError, type StateEntry } from './partition-store.js'
+import { pad } from './keys.js'
+import { createDedupeStep } from '../pipeline/steps/dedupe-step.js'
+import type { Decoded } from '../pipeline/types.js'
+import { decoded } from '../testing/records.js'
 
 const dirs: string[] = []
 const fresh = (): string => {
@@ -23,7 +30,7 @@ const T = Date.UTC(2026, 10, 23, 8, 0, 0)
 const key = (n: number): string => n.toString(16).padStart(8, '0') + 'ab'.repeat(12) // distinct in the first 96 bits
 
 describe('delivery index', () => {
-  it('finds keys by event hour across commits, and expires a whole hour once the watermark passes its last key', async () => {
+  it('finds keys by event-id hour across commits, and expires a whole hour once the watermark passes its last key', async () => {
     const s = PartitionStore.open(fresh(), 0)
     s.deliveries.add(key(1), T, 10, T + 25 * H)
     s.deliveries.add(key(2), T + 10 * 60_000, 11, T + 26 * H) // same hour, later expiry
@@ -111,22 +118,140 @@ describe('delivery index', () => {
     for (const s of [a, b, c]) await s.close()
   })
 
-  it('refuses a state directory of the earlier layout instead of misreading it', async () => {
+  it('keeps event ids without a plausible time (token-derived) in one bucket whose expired keys are removed while it lives on', async () => {
+    const s = PartitionStore.open(fresh(), 0)
+    // A token-derived id's "time" is hash bits: anywhere in 48 bits of ms. Such keys share one bucket.
+    const far = Date.UTC(5000, 0, 1)
+    expect(hourOf(far)).toBe(NO_TIME_BUCKET)
+    expect(hourOf(0)).toBe(NO_TIME_BUCKET)
+    expect(hourOf(undefined)).toBe(NO_TIME_BUCKET)
+    expect(hourOf(T)).not.toBe(NO_TIME_BUCKET)
+    let offset = 0
+    const batch = async (receivedAt: number, keys: number[]): Promise<void> => {
+      for (const k of keys) if (s.deliveries.firstSeen(key(k), far, receivedAt) === undefined) s.deliveries.add(key(k), far, offset++, receivedAt + 25 * H)
+      advanceWatermark(s, receivedAt)
+      sweepExpired(s)
+      await s.commit(offset)
+    }
+    await batch(T, [1, 2, 3])
+    await batch(T + 2 * H, [4])
+    expect(s.deliveries.firstSeen(key(1), far, T + 20 * H)).toBe(0)
+    expect(s.deliveries.firstSeen(key(4), far, T + 26 * H)).toBe(3)
+    // Traffic goes on: the bucket's latest expiry keeps moving, yet keys past their own expiry go.
+    for (let h = 26; h <= 30; h++) await batch(T + h * H, [100 + h])
+    expect(s.deliveries.stats()).toMatchObject({ keys: 5, buckets: 1 })
+    expect(s.deliveries.firstSeen(key(1), far, T)).toBeUndefined()
+    expect(s.deliveries.firstSeen(key(130), far, T + 31 * H)).toBe(8)
+    // The removals travel through the changelog as the store made them.
+    const t = PartitionStore.open(fresh(), 0)
+    await t.restore({ entries: [...s.entries()], applied: offset, intent: undefined, changelog: { next: 1 }, reset: true })
+    expect(t.deliveries.stats()).toMatchObject({ keys: 5, buckets: 1 })
+    await s.close()
+    await t.close()
+  })
+
+  it('refuses a state directory of an unknown later format instead of misreading it', async () => {
     const dir = fresh()
-    const old = open({ path: dir, compression: false, encoding: 'msgpack' })
-    await old.put('d:' + key(1), 7)
-    await old.put('~applied', 7)
-    await old.close()
+    const later = open({ path: dir, compression: false, encoding: 'msgpack' })
+    await later.put('~format', 3)
+    await later.close()
     expect(() => PartitionStore.open(dir, 0)).toThrow(StateFormatError)
     // An empty directory is opened as the current layout, and stays openable.
     const d2 = fresh()
     await PartitionStore.open(d2, 0).close()
     await PartitionStore.open(d2, 0).close()
   })
+})
 
-  it('refuses a changelog written by the earlier layout', async () => {
-    const s = PartitionStore.open(fresh(), 0)
-    await expect(s.restore({ entries: [['d:' + key(1), 7]], applied: 7, intent: undefined, changelog: { next: 1 } })).rejects.toThrow(StateFormatError)
+describe('deliveryTimeOf', () => {
+  it('answers what eventIdTimeMs answers, for ULIDs of either case, UUIDv7s and ids without a time', () => {
+    const crockford = '0123456789ABCDEFGHJKMNPQRSTVWXYZabcdefghjkmnpqrstvwxyz'
+    const ulidArb = fc.array(fc.constantFrom(...crockford.split('')), { minLength: 26, maxLength: 26 }).map((a) => a.join(''))
+    const otherArb = fc.oneof(fc.string({ minLength: 26, maxLength: 26 }), fc.uuid().map((u) => u.slice(0, 14) + '7' + u.slice(15)), fc.string())
+    fc.assert(fc.property(fc.oneof(ulidArb, otherArb), (id) => {
+      expect(deliveryTimeOf(id)).toBe(eventIdTimeMs(id))
+    }), { numRuns: 2000 })
+    expect(deliveryTimeOf('01JD000000ILOU000000000000')).toBeUndefined()
+  })
+})
+
+describe('format 1 upgrade', () => {
+  const TTL = 25 * H
+  const r1 = T
+  const r2 = T + 2 * H
+  const first = decoded({ type: 'impression', n: 501, impressionId: 'imp_u1', ts: r1 - 1000, receivedAt: r1 }, 5)
+  const second = decoded({ type: 'click', n: 502, impressionId: 'imp_u1', ts: r2 - 1000, receivedAt: r2 }, 6)
+  const minuteOf = (ms: number): number => Math.floor(ms / 60_000)
+  const counter = `b:ip:203.0.113.0/24:${minuteOf(r2)}`
+  /**
+   * The entries of a format-1 store as its code wrote them: `d:<key>` → first-seen offset, scheduled
+   * for deletion in the minute of receivedAt + TTL (`x:<minute>:<batch max offset>` → the keys joined
+   * by newlines, alongside the impression key), IVT counters `b:<kind>:<value>:<minute>` → count,
+   * scheduled two minutes after their minute.
+   */
+  const format1Entries = (): StateEntry[] => [
+    [`d:${first.envelope.key}`, 5],
+    [`d:${second.envelope.key}`, 6],
+    ['i:imp_u1', { io: 5, its: r1 - 1000, ich: 'web', il: r1, co: 6, cl: r2, ex: r2 + TTL }],
+    [`x:${pad(minuteOf(r1 + TTL), 10)}:${pad(5)}`, [`d:${first.envelope.key}`, 'i:imp_u1'].join('\n')],
+    [`x:${pad(minuteOf(r2 + TTL), 10)}:${pad(6)}`, [`d:${second.envelope.key}`, 'i:imp_u1'].join('\n')],
+    [counter, 3],
+    [`x:${pad(minuteOf(r2) + 2, 10)}:${pad(6)}`, counter],
+    ['~wm', r2],
+  ]
+  const again = (d: Decoded, offset: number, receivedAt: number): Decoded => ({ ...d, ref: { ...d.ref, offset }, envelope: { ...d.envelope, receivedAt } })
+
+  async function expectUpgraded(s: PartitionStore): Promise<void> {
+    const dedupe = createDedupeStep({ store: s })
+    expect(s.countPrefix('d:')).toBe(0)
+    expect(s.countPrefix('b:')).toBe(0)
+    for (const [, v] of s.range<string>('x:', 'x:\uffff', 100)) expect(v).not.toMatch(/(^|\n)[db]:/)
+    expect(s.bursts.count('ip', '203.0.113.0/24', minuteOf(r2), false)).toBe(3)
+    // Within the TTL of their first sighting, whatever their event-id hour: duplicate_delivery.
+    expect(await dedupe(again(first, 20, r1 + 3 * H))).toMatchObject({ kind: 'unbilled', reason: 'duplicate_delivery', value: { firstSeenOffset: 5 } })
+    expect(await dedupe(again(second, 21, r2 + 24 * H))).toMatchObject({ kind: 'unbilled', reason: 'duplicate_delivery', value: { firstSeenOffset: 6 } })
+    expect(await dedupe(again(first, 6 - 1, r1))).toMatchObject({ kind: 'ok' }) // its own offset: the first sighting itself
+    s.discard()
+    // After the TTL: forgotten (the first key by its own expiry, before the bucket goes).
+    expect(s.deliveries.firstSeen(first.envelope.key, undefined, r1 + TTL)).toBe(5)
+    expect(s.deliveries.firstSeen(first.envelope.key, undefined, (minuteOf(r1 + TTL) + 1) * 60_000)).toBeUndefined()
+    advanceWatermark(s, r2 + TTL + 2 * 60_000)
+    sweepExpired(s)
+    await s.commit(30)
+    expect(s.deliveries.stats()).toMatchObject({ keys: 0, buckets: 0 })
+    expect(s.deliveries.firstSeen(second.envelope.key, undefined, r2 + H)).toBeUndefined()
+    expect((await dedupe(again(second, 31, r2 + TTL + 3 * 60_000))).kind).not.toBe('unbilled')
+  }
+
+  it('opens a format-1 state directory by moving its delivery keys (legacy bucket) and counters to the binary layout', async () => {
+    const dir = fresh()
+    const old = open({ path: dir, compression: false, encoding: 'msgpack' })
+    await old.transaction(() => {
+      for (const [k, v] of format1Entries()) void old.put(k, v)
+      void old.put('~applied', 6)
+    })
+    await old.close()
+    const s = PartitionStore.open(dir, 0)
+    expect(s.appliedOffset()).toBe(6)
+    expect(s.deliveries.stats()).toMatchObject({ keys: 2, buckets: 1 })
     await s.close()
+    // Reopened: format 2 now, the legacy bucket still there.
+    const s2 = PartitionStore.open(dir, 0)
+    expect(s2.deliveries.firstSeen(second.envelope.key, undefined, r2)).toBe(6)
+    await expectUpgraded(s2)
+    await s2.close()
+  })
+
+  it('restores a format-1 changelog into the binary layout', async () => {
+    const s = PartitionStore.open(fresh(), 0)
+    await s.restore({ entries: format1Entries(), applied: 6, intent: undefined, changelog: { next: 9 } })
+    expect(s.deliveries.stats()).toMatchObject({ keys: 2, buckets: 1 })
+    // Its snapshot travels in the binary layout, and restores elsewhere.
+    const t = PartitionStore.open(fresh(), 0)
+    await t.restore({ entries: [...s.entries()], applied: 6, intent: undefined, changelog: { next: 9 }, reset: true })
+    await expectUpgraded(s)
+    await expectUpgraded(t)
+    await s.close()
+    await t.close()
   })
 })

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Database, RootDatabase } from 'lmdb'
+import { eventIdTimeMs } from '@adc/schemas'
 import type { StateEntry } from './partition-store.js'
 
 /**
@@ -11,13 +12,23 @@ import type { StateEntry } from './partition-store.js'
  * - entry  `[hour: u32 BE][key: 12 bytes]` → `[offset: u48 BE][expiry: u32 BE, epoch seconds]`
  *   (16-byte key, 10-byte value); the key counts for a record that reached the edge by its expiry
  *   (its first `receivedAt` + TTL), whether or not its hour was swept yet;
- *   `hour` = floor(event ts / 1 h). A re-delivery carries the same event, hence the same ts and
- *   the same bucket. Keys of one hour sit together, so inserts land in the current hours' pages at
- *   the right edge of the B-tree, and a whole hour is expired by deleting its key range.
+ *   `hour` = floor(time of the event id / 1 h) (`eventIdTimeMs`: a ULID's or UUIDv7's time). The
+ *   delivery key is a hash of (publisherId, type, eventId), so the same key always falls in the same
+ *   bucket, whatever `ts` or impression id a resend carries. An event id without a plausible time
+ *   (2020–2199; a pixel's or redirect's id is derived from its token, so its "time" is hash bits)
+ *   falls in one fixed bucket, `NO_TIME_BUCKET`, which lives on while such traffic goes on: each
+ *   sweep removes its keys past their own expiry, a bounded number looked at per batch (removals
+ *   travel in the changelog as deletes of `D:<bucket>:<24 hex>`). Keys of one hour sit
+ *   together, so inserts land in the current hours' pages at the right edge of the B-tree, and a
+ *   whole hour is expired by deleting its key range.
  * - bucket header `[0xff][hour: u32 BE]` → `[expiry: f64 BE]`: the latest `receivedAt + TTL` of the
  *   hour's keys. When the partition watermark passes it, the hour's range and header are deleted.
- *   Headers sort after every entry (hours stay below 2^31), and are few (one per hour of event
+ *   Headers sort after every entry (hours stay below 2^31), and are few (one per hour of event-id
  *   time in flight), so all are kept in memory.
+ * - the legacy bucket, `LEGACY_BUCKET`: delivery keys migrated from a format-1 store or changelog
+ *   (`d:<key>` → offset, expired by the minute schedule; partition-store.ts), whose event-id time is
+ *   unknown. Each keeps the expiry of its schedule minute; while the bucket exists, a lookup that
+ *   misses its own hour probes it too; it is swept like any bucket once its header expiry passed.
  *
  * The 12 key bytes are the first 96 bits of the delivery key, itself the first 128 bits of a
  * SHA-256 (schemas/src/keys.ts); a key that is not 32 hex characters is SHA-256 hashed first.
@@ -29,9 +40,7 @@ import type { StateEntry } from './partition-store.js'
  * Semantics as before: a later record with a key is `duplicate_delivery` when it reached the edge
  * within the TTL of the key's first sighting (checked against the stored expiry, so the answer does
  * not depend on when the hour is swept; the hour is swept once the watermark passes the latest
- * expiry of its keys). One difference: two records with the same delivery key but event
- * times in different hours are not each other's delivery duplicate (a resend carries the same
- * event); the business dedupe of the impression id still applies to them.
+ * expiry of its keys).
  *
  * In the changelog (state/changelog.ts) entries travel as strings: `D:<hour>:<24 hex>` → [offset, expiry s],
  * `D:<hour>` → the bucket's expiry, and a delete of `D:<hour>:*` deletes the whole hour (its own
@@ -45,14 +54,67 @@ const KEY_BYTES = 16
 const OFFSET_BYTES = 6
 const VALUE_BYTES = OFFSET_BYTES + 4
 const HEADER = 0xff
-const HEX32 = /^[0-9a-f]{32}$/
 
-export const hourOf = (ts: number): number => Math.min(0x7fffffff, Math.max(0, Math.floor(ts / HOUR_MS)))
+/** Bucket of the delivery keys of event ids without a time. */
+export const NO_TIME_BUCKET = 0x7fffffff
+/** Bucket of the delivery keys migrated from format 1 (their event-id time is unknown). */
+export const LEGACY_BUCKET = 0x7ffffffe
+
+/**
+ * Event-id times taken as times: anything else is no time (a token-derived id is ULID-shaped but
+ * its "time" is hash bits, anywhere in 48 bits of ms; 2 % of them fall in this range).
+ */
+const PLAUSIBLE_FROM_MS = Date.UTC(2020, 0, 1)
+const PLAUSIBLE_TO_MS = Date.UTC(2200, 0, 1)
+/** Keys of the no-time bucket looked at per sweep for their own expiry. */
+const NO_TIME_SCAN = 20_000
+
+/** The hour bucket of an event-id time (ms); `NO_TIME_BUCKET` when the id carries none (or none plausible). */
+export const hourOf = (ms: number | undefined): number => (ms === undefined || !(ms >= PLAUSIBLE_FROM_MS && ms < PLAUSIBLE_TO_MS) ? NO_TIME_BUCKET : Math.floor(ms / HOUR_MS))
+
+/** Crockford base32 digit values by char code (both cases; -1: not a ULID character). */
+const CROCKFORD_VALUE = new Int8Array(128).fill(-1)
+'0123456789ABCDEFGHJKMNPQRSTVWXYZ'.split('').forEach((ch, v) => {
+  CROCKFORD_VALUE[ch.charCodeAt(0)] = v
+  CROCKFORD_VALUE[ch.toLowerCase().charCodeAt(0)] = v
+})
+
+/**
+ * The time a delivery key's bucket follows: its event id's time (a function of the key's own
+ * input), as `eventIdTimeMs` answers it; a ULID is decoded here without its regular expression
+ * (one pass over its characters), anything else goes to `eventIdTimeMs`.
+ */
+export function deliveryTimeOf(eventId: string): number | undefined {
+  if (eventId.length !== 26) return eventIdTimeMs(eventId)
+  let ms = 0
+  for (let i = 0; i < 26; i++) {
+    const c = eventId.charCodeAt(i)
+    const v = c < 128 ? CROCKFORD_VALUE[c]! : -1
+    if (v < 0) return undefined
+    if (i < 10) ms = ms * 32 + v
+  }
+  return ms
+}
+
+function isHex32(key: string): boolean {
+  if (key.length !== 32) return false
+  for (let i = 0; i < 32; i++) {
+    const c = key.charCodeAt(i)
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false
+  }
+  return true
+}
 
 function writeKey(buf: Buffer, at: number, hour: number, key: string): void {
   buf.writeUInt32BE(hour, at)
-  if (key.length === 32 && HEX32.test(key)) buf.write(key.slice(0, 24), at + 4, 12, 'hex')
+  if (isHex32(key)) buf.write(key.slice(0, 24), at + 4, 12, 'hex')
   else createHash('sha256').update(key).digest().copy(buf, at + 4, 0, 12)
+}
+
+function bucketStart(hour: number): Buffer {
+  const b = Buffer.allocUnsafe(4)
+  b.writeUInt32BE(hour, 0)
+  return b
 }
 
 function headerKey(hour: number): Buffer {
@@ -77,6 +139,13 @@ export class DeliveryIndex {
   private readonly addedExpiry = new Map<string, number>()
   private readonly raised = new Map<number, number>()
   private readonly swept = new Set<number>()
+  /**
+   * Keys of the no-time bucket past their own expiry, removed this batch (by their 24 hex
+   * characters): that bucket lives on while such traffic goes on, so its keys go one by one.
+   */
+  private readonly removals = new Map<string, Buffer>()
+  /** Where the next sweep goes on looking through the no-time bucket (undefined: its start). */
+  private cursor: Buffer | undefined
   private readonly probe = Buffer.alloc(KEY_BYTES)
 
   constructor(private readonly db: Database<Buffer, Buffer>) {
@@ -90,25 +159,49 @@ export class DeliveryIndex {
   }
 
   /**
-   * Offset where `key` (event time `ts`) was first seen, this batch included, for a record the edge
-   * received at `receivedAt`; undefined when never, or when that sighting's TTL ended before it.
+   * Offset where `key` (its event id's time `idTime`, `deliveryTimeOf`) was first seen, this batch
+   * included, for a record the edge received at `receivedAt`; undefined when never, or when that
+   * sighting's TTL ended before it.
    */
-  firstSeen(key: string, ts: number, receivedAt: number): number | undefined {
-    const hour = hourOf(ts)
+  firstSeen(key: string, idTime: number | undefined, receivedAt: number): number | undefined {
+    const hour = hourOf(idTime)
     const sec = Math.floor(receivedAt / 1000)
     const v = this.added.get(hour)?.get(key)
     if (v !== undefined) return sec <= this.addedExpiry.get(key)! ? v : undefined
+    const found = this.lookup(hour, key, sec)
+    // Keys migrated from format 1 sit in the legacy bucket while it lasts.
+    return found === undefined && this.buckets.has(LEGACY_BUCKET) ? this.lookup(LEGACY_BUCKET, key, sec) : found
+  }
+
+  private lookup(hour: number, key: string, sec: number): number | undefined {
     // No committed bucket for the hour: nothing to read.
     if (!this.buckets.has(hour) || this.swept.has(hour)) return undefined
     writeKey(this.probe, 0, hour, key)
+    if (this.removals.size > 0 && hour === NO_TIME_BUCKET && this.removals.has(this.probe.toString('hex', 4))) return undefined
     const b = this.db.getBinaryFast(this.probe)
     if (b === undefined || sec > b.readUInt32BE(OFFSET_BYTES)) return undefined
     return b.readUIntBE(0, OFFSET_BYTES)
   }
 
-  /** Marks `key` first seen at `offset`, kept at least until the watermark passes `expiresAt`. */
-  add(key: string, ts: number, offset: number, expiresAt: number): void {
-    const hour = hourOf(ts)
+  /**
+   * Writes a format-1 delivery key into the legacy bucket (inside the migration's write transaction):
+   * first seen at `offset`, counting for records received until `expirySec` (epoch seconds).
+   */
+  putLegacy(key: string, offset: number, expirySec: number): void {
+    const k = Buffer.allocUnsafe(KEY_BYTES)
+    writeKey(k, 0, LEGACY_BUCKET, key)
+    const v = Buffer.allocUnsafe(VALUE_BYTES)
+    v.writeUIntBE(offset, 0, OFFSET_BYTES)
+    v.writeUInt32BE(expirySec, OFFSET_BYTES)
+    void this.db.put(k, v)
+    const exp = Math.max(this.buckets.get(LEGACY_BUCKET) ?? -Infinity, expirySec * 1000)
+    void this.db.put(headerKey(LEGACY_BUCKET), f64(exp))
+    this.buckets.set(LEGACY_BUCKET, exp)
+  }
+
+  /** Marks `key` (event-id time `idTime`) first seen at `offset`, kept at least until the watermark passes `expiresAt`. */
+  add(key: string, idTime: number | undefined, offset: number, expiresAt: number): void {
+    const hour = hourOf(idTime)
     let m = this.added.get(hour)
     if (!m) this.added.set(hour, (m = new Map()))
     m.set(key, offset)
@@ -117,9 +210,14 @@ export class DeliveryIndex {
     if (expiresAt > (this.raised.get(hour) ?? this.buckets.get(hour) ?? -Infinity)) this.raised.set(hour, expiresAt)
   }
 
-  /** Expires every hour whose bucket expiry the watermark passed; answers the number of hours. */
+  /**
+   * Expires every hour whose bucket expiry the watermark passed, and in the no-time bucket (which
+   * lives on while such keys keep coming) the keys whose own expiry it passed, looking at up to
+   * `NO_TIME_SCAN` of them per call; answers the number of hours and keys.
+   */
   sweep(watermark: number): number {
     let n = 0
+    if (this.buckets.has(NO_TIME_BUCKET) && !this.swept.has(NO_TIME_BUCKET)) n += this.removeExpiredKeys(NO_TIME_BUCKET, watermark)
     const due = (hour: number, committed: number | undefined): boolean => Math.max(committed ?? -Infinity, this.raised.get(hour) ?? -Infinity) <= watermark
     for (const [hour, exp] of this.buckets) {
       if (this.swept.has(hour) || !due(hour, exp)) continue
@@ -131,6 +229,25 @@ export class DeliveryIndex {
       this.drop(hour)
       n++
     }
+    return n
+  }
+
+  private removeExpiredKeys(hour: number, watermark: number): number {
+    const start = this.cursor ?? bucketStart(hour)
+    let scanned = 0
+    let last: Buffer | undefined
+    let n = 0
+    for (const { key, value } of this.db.getRange({ start, end: bucketStart(hour + 1), limit: NO_TIME_SCAN })) {
+      scanned++
+      last = key
+      if (value.readUInt32BE(OFFSET_BYTES) * 1000 > watermark) continue
+      const hex = key.toString('hex', 4)
+      if (this.removals.has(hex)) continue
+      this.removals.set(hex, Buffer.from(key))
+      n++
+    }
+    // Past the last key looked at (a longer key sorts right after it), or from the start again.
+    this.cursor = scanned < NO_TIME_SCAN || last === undefined ? undefined : Buffer.concat([last, Buffer.from([0])])
     return n
   }
 
@@ -149,7 +266,9 @@ export class DeliveryIndex {
 
   /** This batch's changes as changelog entries (see the layout above). */
   pendingEntries(): StateEntry[] {
+    // Removals first, as `write` does: a key first seen again after its removal is kept.
     const out: StateEntry[] = []
+    for (const hex of this.removals.keys()) out.push([`${DELIVERY_ENTRY_PREFIX}${NO_TIME_BUCKET}:${hex}`])
     for (const [hour, m] of this.added) for (const [key, offset] of m) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${this.hex(hour, key)}`, [offset, this.addedExpiry.get(key)!]])
     for (const [hour, exp] of this.raised) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}`, exp])
     for (const hour of this.swept) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${WHOLE_HOUR}`])
@@ -163,6 +282,7 @@ export class DeliveryIndex {
 
   /** Writes this batch's changes; call inside the partition's write transaction, then `committed()`. */
   write(): void {
+    for (const k of this.removals.values()) void this.db.remove(k)
     let n = this.pendingKeys()
     // One buffer for the batch: lmdb may reference value bytes until the transaction is written.
     const buf = Buffer.allocUnsafe(n * (KEY_BYTES + VALUE_BYTES))
@@ -198,6 +318,7 @@ export class DeliveryIndex {
   }
 
   discard(): void {
+    this.removals.clear()
     this.added.clear()
     this.addedExpiry.clear()
     this.raised.clear()

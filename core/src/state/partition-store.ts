@@ -1,8 +1,10 @@
+import type { ReasonCode } from '@adc/schemas'
 import { mkdirSync } from 'node:fs'
 import { open, type RootDatabase } from 'lmdb'
-import { BurstCounters, BURST_DB } from './burst-counters.js'
+import { BurstCounters, BURST_DB, BURST_ENTRY_PREFIX } from './burst-counters.js'
 import { DeliveryIndex, DELIVERY_DB } from './delivery-index.js'
-import { pad } from './keys.js'
+import { pad, WATERMARK_KEY } from './keys.js'
+import { STATE_TTL_MS } from '../rules/rules.js'
 
 /** The offset range a batch covers; written before its sink writes so a replay re-forms the same batch. */
 export interface BatchIntent {
@@ -18,14 +20,15 @@ const META_FORMAT = '~format'
 /**
  * The on-disk layout of a partition store. 2: delivery keys and IVT burst counters in binary
  * databases of their own (delivery-index.ts, burst-counters.ts) instead of `d:` and `b:` entries.
- * A store without the marker that holds anything was written by format 1 and is refused
- * (`StateFormatError`), never misread.
+ * A store without the marker that holds anything was written by format 1: it is upgraded when
+ * opened, in one transaction (`upgradeFormat1`), as are format-1 entries of a restored changelog.
+ * A store of any other format (a later build's) is refused (`StateFormatError`), never misread.
  */
 export const STATE_FORMAT = 2
 
-/** A state directory or changelog written in another layout than this build's. */
+/** A state directory written in a later layout than this build's (reason code `state_format`). */
 export class StateFormatError extends Error {
-  readonly code = 'state_format'
+  readonly code = 'state_format' satisfies ReasonCode
 }
 
 /** Key families with few keys, read for every record: their committed keys are kept in memory. */
@@ -56,6 +59,15 @@ export function expiryValue(keys: string[]): string | string[] {
 export function expiryKeys(value: string | string[]): string[] {
   return typeof value === 'string' ? (value === '' ? [] : value.split('\n')) : value
 }
+
+/** What an upgrade from format 1 moved: delivery keys (to the legacy bucket) and IVT counters. */
+export interface Format1Upgrade {
+  deliveries: number
+  counters: number
+}
+
+/** A format-1 delivery key (`d:`) or IVT burst counter (`b:`). */
+const isFormat1 = (k: string): boolean => (k.charCodeAt(0) === 0x64 /* d */ || k.charCodeAt(0) === 0x62 /* b */) && k.charCodeAt(1) === 0x3a /* : */
 
 /** A state change: `[key, value]` puts, `[key]` deletes. */
 export type StateEntry = [string] | [string, unknown]
@@ -88,18 +100,25 @@ export class PartitionStore {
   /** IVT burst counters per minute (binary layout, committed in the same transactions). */
   readonly bursts: BurstCounters
 
+  /** What opening this store upgraded from format 1 (undefined when it was of the current format or empty). */
+  readonly upgraded: Format1Upgrade | undefined
+
   private constructor(private readonly db: RootDatabase, readonly partition: number, readonly path: string) {
     const format = db.get(META_FORMAT) as number | undefined
-    if (format === undefined) {
-      for (const k of db.getKeys({ limit: 2 })) {
-        if (k !== DELIVERY_DB && k !== BURST_DB) throw new StateFormatError(`state at ${path} was written by an older layout (no ${META_FORMAT} marker, format 1), which this build (format ${STATE_FORMAT}) does not read: let the processor drain, stop it and move the directory away (state starts empty; README, Processor → Dedupe)`)
-      }
-      db.putSync(META_FORMAT, STATE_FORMAT)
-    } else if (format !== STATE_FORMAT) {
-      throw new StateFormatError(`state at ${path} has format ${String(format)}; this build reads format ${STATE_FORMAT}`)
+    if (format !== undefined && format !== STATE_FORMAT) {
+      throw new StateFormatError(`state at ${path} has format ${String(format)}; this build reads format ${STATE_FORMAT} (and upgrades format 1)`)
     }
     this.deliveries = DeliveryIndex.open(db)
     this.bursts = BurstCounters.open(db)
+    if (format === undefined) {
+      let format1 = false
+      for (const k of db.getKeys({ limit: 3 })) if (k !== DELIVERY_DB && k !== BURST_DB) format1 = true
+      this.upgraded = db.transactionSync(() => {
+        const u = format1 ? this.upgradeFormat1() : undefined
+        void db.put(META_FORMAT, STATE_FORMAT)
+        return u
+      })
+    }
     this.loadSparse()
     this.applied = (db.get(META_APPLIED) as number | undefined) ?? -1
     this.intent = db.get(META_INTENT) as BatchIntent | undefined
@@ -213,13 +232,15 @@ export class PartitionStore {
         this.deliveries.clear()
         this.bursts.clear()
       }
+      let format1 = false
       for (const e of r.entries) {
         if (this.deliveries.restoreEntry(e) || this.bursts.restoreEntry(e)) continue
-        // A format-1 delivery key or counter: its changelog was written by an older layout.
-        if (e[0].startsWith('d:') || e[0].startsWith('b:')) throw new StateFormatError(`changelog entry ${e[0]} is of state format 1; this build reads format ${STATE_FORMAT}`)
+        // A format-1 delivery key or counter (written by an older build): applied as it was, upgraded below.
+        if (isFormat1(e[0])) format1 = true
         if (e.length === 1) void this.db.remove(e[0])
         else void this.db.put(e[0], e[1])
       }
+      if (format1) this.upgradeFormat1()
       void this.db.put(META_APPLIED, r.applied)
       if (r.intent) void this.db.put(META_INTENT, r.intent)
       else void this.db.remove(META_INTENT)
@@ -230,6 +251,48 @@ export class PartitionStore {
     this.applied = r.applied
     this.intent = r.intent
     this.changelog = r.changelog
+  }
+
+  /**
+   * Moves format-1 entries to the current layout (inside a write transaction; reads see its writes):
+   * - delivery keys `d:<key>` → first-seen offset go to the delivery index's legacy bucket (their
+   *   event-id time is unknown), each with the expiry of the schedule minute that lists it
+   *   (`x:<minute>:…`; the end of that minute, when format 1 dropped it) or, if none does, the
+   *   watermark plus the TTL;
+   * - IVT counters `b:<kind>:<value>:<minute>` → count go to the burst counters;
+   * - both leave the expiry schedule (their entries are rewritten without them).
+   */
+  private upgradeFormat1(): Format1Upgrade {
+    const due = new Map<string, number>()
+    for (const { key, value } of this.db.getRange({ start: 'x:', end: 'x:\uffff' })) {
+      const keys = expiryKeys(value as string | string[])
+      const rest = keys.filter((k) => !isFormat1(k))
+      if (rest.length === keys.length) continue
+      const minute = Number((key as string).slice(2, 12))
+      for (const k of keys) if (k.startsWith('d:')) due.set(k, Math.max(due.get(k) ?? 0, minute))
+      if (rest.length === 0) void this.db.remove(key)
+      else void this.db.put(key, expiryValue(rest))
+    }
+    const fallback = Math.floor((((this.db.get(WATERMARK_KEY) as number | undefined) ?? 0) + STATE_TTL_MS) / 1000)
+    let deliveries = 0
+    for (const { key, value } of this.db.getRange({ start: 'd:', end: 'd:\uffff' })) {
+      const minute = due.get(key as string)
+      this.deliveries.putLegacy((key as string).slice(2), value as number, minute === undefined ? fallback : minute * 60 + 59)
+      void this.db.remove(key)
+      deliveries++
+    }
+    let counters = 0
+    for (const { key, value } of this.db.getRange({ start: 'b:', end: 'b:\uffff' })) {
+      const k = key as string
+      const kindEnd = k.indexOf(':', 2)
+      const minuteAt = k.lastIndexOf(':')
+      if (kindEnd > 2 && minuteAt > kindEnd) {
+        this.bursts.restoreEntry([`${BURST_ENTRY_PREFIX}${k.slice(minuteAt + 1)}:${k.charAt(2)}${k.slice(kindEnd + 1, minuteAt)}`, value as number])
+        counters++
+      }
+      void this.db.remove(key)
+    }
+    return { deliveries, counters }
   }
 
   /** Every committed state entry (no metadata), in key order: a snapshot. Outside a batch. */

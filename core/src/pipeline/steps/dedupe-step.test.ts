@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { sweepExpired } from '../../state/expiry.js'
 import { decoded, T, useStores } from '../../testing/records.js'
+import { deliveryTimeOf } from '../../state/delivery-index.js'
 import { createDedupeStep } from './dedupe-step.js'
 
 const newStore = useStores()
@@ -15,6 +16,23 @@ describe('dedupeStep', () => {
     expect(await dedupe(decoded({ type: 'impression', n: 11, impressionId: 'imp_a' }))).toMatchObject({ kind: 'unbilled', reason: 'duplicate_impression' })
     expect((await dedupe(decoded({ type: 'click', n: 12, impressionId: 'imp_a' }))).kind).toBe('ok')
     expect(await dedupe(decoded({ type: 'click', n: 13, impressionId: 'imp_a' }))).toMatchObject({ kind: 'unbilled', reason: 'repeat_click' })
+  })
+
+  it('calls a resend of an event id duplicate_delivery whatever ts and impression id it carries (the bucket follows the event id)', async () => {
+    const store = newStore()
+    const dedupe = createDedupeStep({ store })
+    const H = 60 * 60_000
+    const first = decoded({ type: 'impression', n: 15, impressionId: 'imp_r1', ts: T, receivedAt: T + 1000 })
+    const resend = decoded({ type: 'impression', n: 15, impressionId: 'imp_r2', ts: T + 2 * H + 5 * 60_000, receivedAt: T + 2 * H })
+    expect(resend.envelope.key).toBe(first.envelope.key)
+    expect((await dedupe(first)).kind).toBe('ok')
+    await store.commit(first.ref.offset)
+    expect(await dedupe(resend)).toMatchObject({ kind: 'unbilled', reason: 'duplicate_delivery', value: { firstSeenOffset: first.ref.offset } })
+    // Within one batch too (nothing committed in between).
+    const other = newStore()
+    const dedupe2 = createDedupeStep({ store: other })
+    expect((await dedupe2(first)).kind).toBe('ok')
+    expect(await dedupe2(resend)).toMatchObject({ kind: 'unbilled', reason: 'duplicate_delivery' })
   })
 
   it('does not call a record a duplicate of itself when its own offset is read again', async () => {
@@ -32,13 +50,13 @@ describe('dedupeStep', () => {
     const imp = decoded({ type: 'impression', n: 30 })
     await dedupe(imp)
     store.discard()
-    expect(store.deliveries.firstSeen(imp.envelope.key, imp.envelope.event.ts, imp.envelope.receivedAt)).toBeUndefined()
+    expect(store.deliveries.firstSeen(imp.envelope.key, deliveryTimeOf(imp.envelope.event.eventId), imp.envelope.receivedAt)).toBeUndefined()
     await dedupe(imp)
     await store.commit(imp.ref.offset)
-    expect(store.deliveries.firstSeen(imp.envelope.key, imp.envelope.event.ts, imp.envelope.receivedAt)).toBe(imp.ref.offset)
+    expect(store.deliveries.firstSeen(imp.envelope.key, deliveryTimeOf(imp.envelope.event.eventId), imp.envelope.receivedAt)).toBe(imp.ref.offset)
     store.put('~wm', imp.envelope.receivedAt + 2 * 60 * 60_000)
     expect(sweepExpired(store)).toBe(1) // the impression key; the delivery key goes with its hour
-    expect(store.deliveries.firstSeen(imp.envelope.key, imp.envelope.event.ts, imp.envelope.receivedAt)).toBeUndefined()
+    expect(store.deliveries.firstSeen(imp.envelope.key, deliveryTimeOf(imp.envelope.event.eventId), imp.envelope.receivedAt)).toBeUndefined()
     await store.commit(imp.ref.offset + 1)
     expect(store.deliveries.stats()).toMatchObject({ keys: 0, buckets: 0 })
     expect((await dedupe({ ...imp, ref: { ...imp.ref, offset: imp.ref.offset + 5 } })).kind).toBe('ok')

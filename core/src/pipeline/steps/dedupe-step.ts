@@ -4,6 +4,7 @@ import type { Decoded, Deduped } from '../types.js'
 import type { PartitionStore } from '../../state/partition-store.js'
 import { impressionKey, type ImpressionState } from '../../state/keys.js'
 import { scheduleExpiry } from '../../state/expiry.js'
+import { deliveryTimeOf } from '../../state/delivery-index.js'
 import { seenWithinHorizon, STATE_TTL_MS } from '../../rules/rules.js'
 
 export interface DedupeDeps {
@@ -49,10 +50,12 @@ export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DED
     const { envelope, ref } = input
     const offset = ref.offset
     const deliveries = store.deliveries
-    const first = deliveries.firstSeen(envelope.key, envelope.event.ts, envelope.receivedAt)
+    // The bucket follows the event id's time, a function of the delivery key's input (not `ts`).
+    const idTime = deliveryTimeOf(envelope.event.eventId)
+    const first = deliveries.firstSeen(envelope.key, idTime, envelope.receivedAt)
     if (first !== undefined && first !== offset) return unbilled(annotate(input, first), 'duplicate_delivery')
     const expiresAt = envelope.receivedAt + ttlMs
-    if (first === undefined) deliveries.add(envelope.key, envelope.event.ts, offset, expiresAt)
+    if (first === undefined) deliveries.add(envelope.key, idTime, offset, expiresAt)
     const ik = impressionKey(envelope.event.impressionId)
     const state = store.get<ImpressionState>(ik)
     const r = envelope.receivedAt

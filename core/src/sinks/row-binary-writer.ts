@@ -1,0 +1,136 @@
+/**
+ * Writes ClickHouse RowBinary straight into bytes (events_raw, the widest insert): strings as a
+ * LEB128 byte length and their UTF-8 bytes, fixed-width numbers little-endian, DateTime64(3) as
+ * its Int64 milliseconds. The engine reads it without parsing text: measured on chDB through
+ * file(), 1.4–3.2 µs of CPU per events_raw row against 3.0–7.0 for the same rows as TabSeparated
+ * (and no time is formatted as text on this side).
+ *
+ * A time with no 4-digit-year DateTime64 text (before 1970 or past 9999), which the engine refused
+ * in text form (code 41), is not written as a number it would now accept: it marks the body
+ * refused (`refusal`), and the sink refuses the insert with that code, so a poison record still
+ * becomes a bad row of its own.
+ */
+export const MAX_DATETIME64_MS = Date.UTC(10000, 0, 1)
+
+export class RowBinaryWriter {
+  private buf: Buffer
+  private pos = 0
+  /** Why the engine would refuse these rows (the first unwritable value), if it would. */
+  refusal: string | undefined
+
+  constructor(initialBytes = 1 << 16) {
+    this.buf = Buffer.allocUnsafe(initialBytes)
+  }
+
+  private ensure(extra: number): void {
+    if (this.pos + extra <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.pos + extra) size *= 2
+    const next = Buffer.allocUnsafe(size)
+    this.buf.copy(next, 0, 0, this.pos)
+    this.buf = next
+  }
+
+  /** A String (LowCardinality(String) alike): its UTF-8 byte length (LEB128), then the bytes. */
+  str(s: string): this {
+    const n = s.length
+    if (n >= 0x4000) return this.utf8(s)
+    this.ensure(n + 2)
+    const buf = this.buf
+    const start = this.pos
+    let pos = n < 0x80 ? start + 1 : start + 2
+    // ASCII (one byte per UTF-16 unit, so the length is known before the bytes): written in one pass.
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i)
+      if (c >= 0x80) return this.utf8(s)
+      buf[pos++] = c
+    }
+    if (n < 0x80) buf[start] = n
+    else {
+      buf[start] = (n & 0x7f) | 0x80
+      buf[start + 1] = n >>> 7
+    }
+    this.pos = pos
+    return this
+  }
+
+  private utf8(s: string): this {
+    const n = Buffer.byteLength(s, 'utf8')
+    this.ensure(n + 5)
+    this.varUInt(n)
+    this.pos += this.buf.write(s, this.pos, 'utf8')
+    return this
+  }
+
+  private varUInt(n: number): void {
+    const buf = this.buf
+    while (n >= 0x80) {
+      buf[this.pos++] = (n & 0x7f) | 0x80
+      n = Math.floor(n / 0x80)
+    }
+    buf[this.pos++] = n
+  }
+
+  /** An Array(String): its length (LEB128), then each string. */
+  strings(xs: readonly string[]): this {
+    this.ensure(5)
+    this.varUInt(xs.length)
+    for (const x of xs) this.str(x)
+    return this
+  }
+
+  u8(n: number): this {
+    this.ensure(1)
+    this.buf[this.pos++] = n & 0xff
+    return this
+  }
+
+  i8(n: number): this {
+    this.ensure(1)
+    this.buf.writeInt8(n, this.pos++)
+    return this
+  }
+
+  u32(n: number): this {
+    this.ensure(4)
+    this.buf.writeUInt32LE(n >>> 0, this.pos)
+    this.pos += 4
+    return this
+  }
+
+  f32(n: number): this {
+    this.ensure(4)
+    this.buf.writeFloatLE(n, this.pos)
+    this.pos += 4
+    return this
+  }
+
+  /** A (U)Int64 from a safe integer. */
+  i64(n: number): this {
+    this.ensure(8)
+    const lo = n % 0x1_0000_0000
+    const hi = (n - lo) / 0x1_0000_0000
+    this.buf.writeInt32LE(lo | 0, this.pos)
+    this.buf.writeInt32LE(hi | 0, this.pos + 4)
+    this.pos += 8
+    return this
+  }
+
+  /** A DateTime64(3) from epoch milliseconds; outside years 1970–9999 the body is marked refused. */
+  dt64(ms: number): this {
+    if (!(ms >= 0 && ms < MAX_DATETIME64_MS) || !Number.isInteger(ms)) {
+      this.refusal ??= `Code: 41. Cannot write ${String(ms)} as a DateTime64(3) of years 1970-9999 (CANNOT_PARSE_DATETIME)`
+      return this.i64(0)
+    }
+    return this.i64(ms)
+  }
+
+  get length(): number {
+    return this.pos
+  }
+
+  /** The bytes written so far (a view: valid until the next write). */
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.pos)
+  }
+}
