@@ -15,7 +15,7 @@ import type { StateEntry } from './partition-store.js'
  *   `hour` = floor(time of the event id / 1 h) (`eventIdTimeMs`: a ULID's or UUIDv7's time). The
  *   delivery key is a hash of (publisherId, type, eventId), so the same key always falls in the same
  *   bucket, whatever `ts` or impression id a resend carries. An event id without a plausible time
- *   (2020–2199; a pixel's or redirect's id is derived from its token, so its "time" is hash bits)
+ *   (2020–2199: a client with an odd clock; a pixel's id is a ULID of its token's expiry less 24 h)
  *   falls in one fixed bucket, `NO_TIME_BUCKET`, which lives on while such traffic goes on: each
  *   sweep removes its keys past their own expiry, a bounded number looked at per batch (removals
  *   travel in the changelog as deletes of `D:<bucket>:<24 hex>`). Keys of one hour sit
@@ -61,8 +61,8 @@ export const NO_TIME_BUCKET = 0x7fffffff
 export const LEGACY_BUCKET = 0x7ffffffe
 
 /**
- * Event-id times taken as times: anything else is no time (a token-derived id is ULID-shaped but
- * its "time" is hash bits, anywhere in 48 bits of ms; 2 % of them fall in this range).
+ * Event-id times taken as times: anything else is no time (a client's clock far off, or a pixel
+ * token whose expiry lies beyond 2200).
  */
 const PLAUSIBLE_FROM_MS = Date.UTC(2020, 0, 1)
 const PLAUSIBLE_TO_MS = Date.UTC(2200, 0, 1)

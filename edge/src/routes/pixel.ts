@@ -33,12 +33,12 @@ pixel.get('/v1/pixel.gif', loadTenants(), async function pixelHandler(c) {
   if (!verified.ok) return errorResponse(verified.code, verified.message, { 'cache-control': NO_STORE })
   const { publisher } = verified
   await enforceRateLimit(c.env, c.var.settings, publisher, 1)
-  const eventId = await eventIdFromToken(token, 'impression')
+  // The id, derived from the token, carries a time fixed by the token: 24 h before it expires, so
+  // the shard keeps the key (in its time-ordered table) exactly as long as a reload can come.
+  const dedupeTimeMs = verified.payload.exp * 1000 - DEDUPE_TTL_MS
+  const eventId = await eventIdFromToken(token, 'impression', dedupeTimeMs)
   const consent = c.req.query('consent') === '0' ? { consent: false } : {}
   const raw = eventFromToken(verified.payload, eventId, receivedAt, consent)
-  // The id, derived from the token, carries no time: the key is filed 24 h before the token
-  // expires, so the shard keeps it (in its time-ordered table) exactly as long as a reload can come.
-  const dedupeTimeMs = verified.payload.exp * 1000 - DEDUPE_TTL_MS
   const prepared = await prepare([{ type: 'impression', raw, dedupeTimeMs }], { publisher, credential: 'token', tenants, source: 'pixel', receivedAt, ...requestFacts(c) }, c.var.settings)
   deliverLater(c.executionCtx, c.env, c.var.settings, prepared)
   return c.body(GIF_1X1, 200, { 'content-type': 'image/gif', 'cache-control': NO_STORE, pragma: 'no-cache', 'content-length': String(GIF_1X1.byteLength) })

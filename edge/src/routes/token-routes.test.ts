@@ -7,6 +7,7 @@ import { DEDUPE_TTL_MS } from '../dedupe/dedupe-shard.js'
 import { dedupeShardOf, shardFor } from '../dedupe/shard.js'
 import { settingsFrom } from '../settings.js'
 import { beforeEach, describe, expect, it } from 'vitest'
+import { decodeTime, TIME_MAX } from 'ulid'
 import { EDGE, click, eventually, impression, proxyReceived, proxyReset } from '../../test/helpers.js'
 
 const now = () => Math.floor(Date.now() / 1000)
@@ -67,11 +68,25 @@ describe('GET /v1/pixel.gif', () => {
     const t = await token({ exp })
     const { key, tables } = await pixelKeyTables(t)
     expect(tables).toEqual({ v2: [timeBucketOfMs(exp * 1000 - DEDUPE_TTL_MS) + key], untimed: 0 })
+    // The event id is a ULID of that time, so core files its delivery key under the same hour.
+    const first = (await proxyReceived()).records[0]!.value.event.eventId as string
+    expect(decodeTime(first)).toBe(exp * 1000 - DEDUPE_TTL_MS)
     // The reload is still the same event.
     await (await get(`/v1/pixel.gif?t=${t}`)).arrayBuffer()
     const stats = await eventually(() => proxyReceived('edge-stats'), (v) => v.records.some((r) => r.value.duplicate === 1))
     expect(stats.records.map((r) => r.value.duplicate)).toContain(1)
     expect((await proxyReceived()).records).toHaveLength(1)
+  })
+
+  it('a token whose expiry lies past the last time a ULID holds still answers the GIF and delivers its impression once', async () => {
+    const t = await token({ exp: 9_000_000_000_000 })
+    const res = await get(`/v1/pixel.gif?t=${t}`)
+    expect(res.status).toBe(200)
+    await res.arrayBuffer()
+    const got = await eventually(() => proxyReceived(), (v) => v.records.length >= 1)
+    const eventId = got.records[0]!.value.event.eventId as string
+    expect(decodeTime(eventId)).toBe(TIME_MAX)
+    expect(envelopeSchema.safeParse(got.records[0]!.value).success).toBe(true)
   })
 
   it('400 for a tampered token, 410 for an expired one, 400 without one', async () => {
