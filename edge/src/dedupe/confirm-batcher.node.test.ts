@@ -21,6 +21,25 @@ describe('ConfirmBatcher', () => {
     expect(calls[2]).toEqual([2, ['e']])
   })
 
+  it('answers has(key) for every key added until its confirm call settled, succeeded or failed', async () => {
+    const b = new ConfirmBatcher()
+    b.add(1, ['a'])
+    b.add(2, ['b'])
+    expect([b.has('a'), b.has('b'), b.has('c')]).toEqual([true, true, false])
+    let release!: () => void
+    const inFlight = new Promise<void>((r) => { release = r })
+    const flushing = b.flush(0, async (shard) => {
+      if (shard === 1) await inFlight
+      else throw new Error('shard down')
+    })
+    await new Promise((r) => setTimeout(r, 5))
+    // a's confirm is in flight: still answered here; b's call failed: forgotten (core dedupes a retry)
+    expect([b.has('a'), b.has('b')]).toEqual([true, false])
+    release()
+    await flushing
+    expect(b.has('a')).toBe(false)
+  })
+
   it('a failing shard does not keep the others from being confirmed, and the flush never rejects', async () => {
     const b = new ConfirmBatcher()
     const confirmed: string[] = []

@@ -12,16 +12,26 @@
  * flag cleared and schedules the next flush. No promise or I/O crosses request contexts: each call
  * runs in the flusher's own request.
  *
- * Safe to delay: a key is judged new until it is confirmed, so a retry arriving inside the delay is
- * forwarded again and core's exact dedupe drops it; a flush that fails or never runs (isolate
- * evicted) leaves keys unconfirmed, which is the same. A 409 still only answers a stored event.
+ * Safe to delay: every key added is a stored event's, so until its confirm has landed this isolate
+ * answers `has(key)` itself, and a retry reaching the same isolate inside the delay is still a
+ * duplicate (a client's immediate retry usually does). A retry reaching another isolate inside the
+ * delay, or a flush that fails or never runs (isolate evicted), finds the key unconfirmed: it is
+ * forwarded again and core's exact dedupe drops it. A 409 still only answers a stored event.
  */
 export class ConfirmBatcher {
   private pending = new Map<number, string[]>()
+  /** Keys added and not yet settled by their confirm call (pending or in flight). */
+  private readonly unsettled = new Set<string>()
   private scheduled = false
+
+  /** Whether `key` is a stored event's whose confirm has not settled yet in this isolate. */
+  has(key: string): boolean {
+    return this.unsettled.has(key)
+  }
 
   add(shard: number, keys: readonly string[]): void {
     if (keys.length === 0) return
+    for (const k of keys) this.unsettled.add(k)
     const list = this.pending.get(shard)
     if (list) list.push(...keys)
     else this.pending.set(shard, [...keys])
@@ -52,6 +62,8 @@ export class ConfirmBatcher {
         await send(shard, keys)
       } catch {
         // unconfirmed keys are safe; see the class
+      } finally {
+        for (const k of keys) this.unsettled.delete(k)
       }
     }))
   }

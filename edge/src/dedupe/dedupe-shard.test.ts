@@ -247,6 +247,19 @@ describe('dedupe in the ingest path', () => {
     expect(after.confirmCalls - before.confirmCalls).toBeLessThan(6)
   })
 
+  it('a retry sent the moment the answer came, before the batched confirm landed, is still a duplicate (409) and not forwarded again', async () => {
+    const events = Array.from({ length: 5 }, () => impression())
+    const first = await (await postBatch('impressions', { events })).json<any>()
+    expect(first.accepted).toBe(5)
+    const forwarded = (await proxyReceived()).records.length
+    const retry = await (await postBatch('impressions', { events })).json<any>()
+    expect(retry.results.map((r: any) => [r.status, r.code])).toEqual(Array(5).fill(['duplicate', 'duplicate_delivery']))
+    expect((await proxyReceived()).records.length).toBe(forwarded)
+    await confirmed('impression', events)
+    const later = await (await postBatch('impressions', { events })).json<any>()
+    expect(later.duplicate).toBe(5)
+  })
+
   it('a request that died after the dedupe check does not turn its retry into a duplicate', async () => {
     const e = impression()
     const k = dedupeKeyOf(e.eventId as string, await idempotencyKey('pub_test', 'impression', e.eventId as string))

@@ -60,7 +60,16 @@ export async function commit(prepared: Prepared, env: Env, settings: Settings, o
     else byShard.set(v.shard, [v])
   }
   const verdict = new Map<Valid, 'new' | 'duplicate' | 'skipped'>()
-  await Promise.all([...byShard].map(async ([shard, list]) => {
+  // Keys this isolate stored whose confirm has not landed yet answer here: an immediate retry is
+  // still a duplicate (ConfirmBatcher).
+  const pending = opts.later ? pendingConfirmsFor(env.DEDUPE_SHARD) : undefined
+  await Promise.all([...byShard].map(async ([shard, all]) => {
+    const list: Valid[] = []
+    for (const v of all) {
+      if (pending?.has(v.dedupeKey)) verdict.set(v, 'duplicate')
+      else list.push(v)
+    }
+    if (list.length === 0) return
     try {
       const answers = await withTimeout(shardFor(env, shard).check(list.map((v) => v.dedupeKey)), settings.dedupeTimeoutMs)
       list.forEach((v, i) => verdict.set(v, answers[i] === 'duplicate' ? 'duplicate' : 'new'))
@@ -97,8 +106,7 @@ export async function commit(prepared: Prepared, env: Env, settings: Settings, o
     }
   }
   const durableKeys = byShardOf(toSend.map((x) => x.v).filter((v) => !lost.has(v) && verdict.get(v) === 'new'))
-  if (opts.later) {
-    const pending = pendingConfirmsFor(env.DEDUPE_SHARD)
+  if (pending && opts.later) {
     for (const [shard, keys] of durableKeys) pending.add(shard, keys)
     opts.later(pending.flush(settings.confirmFlushMs, (shard, keys) => withTimeout(shardFor(env, shard).confirm(keys), settings.dedupeTimeoutMs)))
   } else {
