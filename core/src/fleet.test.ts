@@ -1,5 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { EVENTS_TOPIC } from '@adc/schemas'
 import { pino } from 'pino'
@@ -18,6 +16,7 @@ import { createProcessor, type Processor } from './processor/processor.js'
 import { testEnvelope, toRecord } from './testing/events.js'
 import { openSharedTenantStore } from './tenants/shared-tenant-store.js'
 import { DEMO_DEFAULTS, seedDemoTenant, type TenantStore } from './tenants/tenant-store.js'
+import { tempDirs } from './testing/temp-dirs.js'
 
 /**
  * Two core replicas in one process over one embedded log and one ClickHouse: the embedded
@@ -26,12 +25,8 @@ import { DEMO_DEFAULTS, seedDemoTenant, type TenantStore } from './tenants/tenan
  */
 const logger = pino({ level: 'silent' })
 const ADMIN = { authorization: `Bearer ${DEMO_DEFAULTS.adminKey}`, 'content-type': 'application/json' }
-const dirs: string[] = []
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-fleet-'))
-  dirs.push(d)
-  return d
-}
+const dirs = tempDirs('adc-fleet-')
+const tmp = dirs.make
 
 interface Replica {
   tenants: TenantStore
@@ -103,7 +98,7 @@ afterAll(async () => {
   }
   await log.close()
   await ch.close()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
 
 describe('two core replicas on one embedded log', () => {

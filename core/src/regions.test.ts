@@ -1,5 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { EVENTS_TOPIC } from '@adc/schemas'
 import { pino } from 'pino'
@@ -13,6 +11,7 @@ import { createMetricsRegistry } from './metrics/registry.js'
 import { createProcessor, type Processor } from './processor/processor.js'
 import { testEnvelope, toRecord } from './testing/events.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from './tenants/tenant-store.js'
+import { tempDirs } from './testing/temp-dirs.js'
 
 /**
  * docs/regions.md made concrete: two regions, each with its own log, processor and ClickHouse
@@ -25,12 +24,8 @@ import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from
 const logger = pino({ level: 'silent' })
 const DAY = '2026-08-10'
 const T = Date.parse(`${DAY}T12:00:00Z`)
-const dirs: string[] = []
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-regions-'))
-  dirs.push(d)
-  return d
-}
+const dirs = tempDirs('adc-regions-')
+const tmp = dirs.make
 let ch: Awaited<ReturnType<typeof openTestClickHouse>>
 let tenants: TenantStore
 const regions: Array<{ db: string; log: EmbeddedLogHandle; processor: Processor }> = []
@@ -82,7 +77,7 @@ afterAll(async () => {
   }
   await tenants.close()
   await ch.close()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
 
 describe('an event retried into another region', () => {

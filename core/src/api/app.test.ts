@@ -1,5 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Hono } from 'hono'
 import pino from 'pino'
@@ -10,6 +8,7 @@ import { DEMO_DEFAULTS, hashApiKey, openTenantStore, seedDemoTenant, type Tenant
 import { createApiApp } from './app.js'
 import { createErrorHandler } from './errors.js'
 import { FIXTURE_DAY, fixtureDay, insertRollup, insertRows, openTestClickHouse, rawEvent } from '../testing/api.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
 const NOW = Date.parse('2026-11-22T12:00:00Z')
 const D = Date.parse(`${FIXTURE_DAY}T00:00:00Z`)
@@ -23,12 +22,8 @@ let ch: Awaited<ReturnType<typeof openTestClickHouse>>
 let tenants: TenantStore
 let billing: BillingJobs
 let app: ReturnType<typeof createApiApp>
-const dirs: string[] = []
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-api-'))
-  dirs.push(d)
-  return d
-}
+const dirs = tempDirs('adc-api-')
+const tmp = dirs.make
 
 async function call(path: string, key?: string, init: RequestInit = {}) {
   const headers = new Headers(init.headers)
@@ -90,7 +85,7 @@ afterAll(async () => {
   await billing?.stop()
   await tenants?.close()
   await ch?.close()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
 
 describe('openapi and auth', () => {

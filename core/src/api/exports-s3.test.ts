@@ -1,7 +1,4 @@
 import { createHash } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
@@ -10,6 +7,7 @@ import { MOTO_SERVER, motoAvailable, startMoto } from '../testing/moto.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createApiApp } from './app.js'
 import { FIXTURE_DAY, fixtureDay, insertRows, openTestClickHouse } from '../testing/api.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
 /**
  * The reconcile export files on S3 (MinIO in compose; moto's S3 API server on loopback here): the
@@ -36,12 +34,8 @@ if (!motoAvailable && process.env.CI === 'true') {
   let tenants: TenantStore
   let billing: BillingJobs
   let app: ReturnType<typeof createApiApp>
-  const dirs: string[] = []
-  const tmp = () => {
-    const d = mkdtempSync(join(tmpdir(), 'adc-exports-s3-'))
-    dirs.push(d)
-    return d
-  }
+  const dirs = tempDirs('adc-exports-s3-')
+  const tmp = dirs.make
 
   beforeAll(async () => {
     moto = await startMoto(['warehouse'])
@@ -62,7 +56,7 @@ if (!motoAvailable && process.env.CI === 'true') {
     await tenants?.close()
     await ch?.close()
     moto?.stop()
-    for (const d of dirs) rmSync(d, { recursive: true, force: true })
+    dirs.removeAll()
   })
 
   describe('export files on S3', () => {

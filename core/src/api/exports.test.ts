@@ -1,7 +1,5 @@
 import { SNAPSHOT_VERSION_HEADER } from '@adc/schemas'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
 import { Registry } from 'prom-client'
@@ -12,6 +10,7 @@ import type { ObjectStore } from '../objects/object-store.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createApiApp } from './app.js'
 import { FIXTURE_DAY, fixtureDay, insertRows, openTestClickHouse, rawEvent } from '../testing/api.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
 let ch: Awaited<ReturnType<typeof openTestClickHouse>>
 let tenants: TenantStore
@@ -20,12 +19,8 @@ let app: ReturnType<typeof createApiApp>
 let store: ObjectStore
 let advTwoKey: string
 let pubTwoKey: string
-const dirs: string[] = []
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-exports-'))
-  dirs.push(d)
-  return d
-}
+const dirs = tempDirs('adc-exports-')
+const tmp = dirs.make
 const NOW = Date.parse(`${FIXTURE_DAY}T00:00:00Z`) + 2 * 86_400_000
 const D = Date.parse(`${FIXTURE_DAY}T00:00:00Z`)
 const ADMIN = { authorization: `Bearer ${DEMO_DEFAULTS.adminKey}` }
@@ -78,7 +73,7 @@ afterAll(async () => {
   await billing.stop()
   await tenants.close()
   await ch.close()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
 
 describe('GET /v1/reports/reconcile/{day}/files', () => {

@@ -1,12 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
 import { DEMO_DEFAULTS, hashApiKey, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createApiApp } from './app.js'
 import { openTestClickHouse } from '../testing/api.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
 /**
  * A replica outside the home region (docs/regions.md) refuses the writes only home may take:
@@ -21,12 +19,8 @@ const PUB_KEY_HASH = hashApiKey(DEMO_DEFAULTS.publisherKey)
 let ch: Awaited<ReturnType<typeof openTestClickHouse>>
 let tenants: TenantStore
 let billing: BillingJobs
-const dirs: string[] = []
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-home-region-'))
-  dirs.push(d)
-  return d
-}
+const dirs = tempDirs('adc-home-region-')
+const tmp = dirs.make
 const logger = pino({ level: 'silent' })
 const appIn = (region?: string, homeRegion?: string) =>
   createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger, clock: () => NOW, ...(region ? { region } : {}), ...(homeRegion ? { homeRegion } : {}) })
@@ -48,7 +42,7 @@ afterAll(async () => {
   await billing?.stop()
   await tenants?.close()
   await ch?.close()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
 
 /** Every write only the home region takes, with a body each route would otherwise accept. */

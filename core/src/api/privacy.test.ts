@@ -1,7 +1,4 @@
 import { createHash } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import pino from 'pino'
 import { Registry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -10,6 +7,7 @@ import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from
 import { createApiApp } from './app.js'
 import { createPrivacyRetry } from '../privacy/retry.js'
 import { insertRollup, insertRows, openTestClickHouse, rawEvent } from '../testing/api.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
 const DAY = '2026-10-10'
 const D = Date.parse(`${DAY}T00:00:00Z`)
@@ -19,12 +17,8 @@ let ch: Awaited<ReturnType<typeof openTestClickHouse>>
 let tenants: TenantStore
 let billing: BillingJobs
 let app: ReturnType<typeof createApiApp>
-const dirs: string[] = []
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-privacy-'))
-  dirs.push(d)
-  return d
-}
+const dirs = tempDirs('adc-privacy-')
+const tmp = dirs.make
 const q = async <T>(query: string): Promise<T[]> => (await ch.client.query({ query, format: 'JSONEachRow' })).json<T>()
 const del = (body: unknown, key = DEMO_DEFAULTS.adminKey) =>
   app.request('/v1/admin/privacy/delete', { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
@@ -61,7 +55,7 @@ afterAll(async () => {
   await billing.stop()
   await tenants.close()
   await ch.close()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
 
 describe('POST /v1/admin/privacy/delete', () => {

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
@@ -9,6 +6,7 @@ import { DEFAULT_RETENTION } from '../clickhouse/retention.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createApiApp } from './app.js'
 import { insertRollup, insertRows, openTestClickHouse, type RollupFixture } from '../testing/api.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
 /**
  * Reads past the minute rollups' retention, on a real engine whose TTLs have dropped the old minute
@@ -52,12 +50,8 @@ let ch: Awaited<ReturnType<typeof openTestClickHouse>>
 let tenants: TenantStore
 let billing: BillingJobs
 let app: ReturnType<typeof createApiApp>
-const dirs: string[] = []
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-retention-api-'))
-  dirs.push(d)
-  return d
-}
+const dirs = tempDirs('adc-retention-api-')
+const tmp = dirs.make
 async function call(path: string, key: string) {
   const res = await app.request(path, { headers: { Authorization: `Bearer ${key}` } })
   return { status: res.status, body: (await res.json()) as any }
@@ -88,7 +82,7 @@ afterAll(async () => {
   await billing?.stop()
   await tenants?.close()
   await ch?.close()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
 
 describe('metrics past the minute rollups retention', () => {

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import pino from 'pino'
 import { Registry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -8,6 +5,7 @@ import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createApiApp } from './app.js'
 import { insertRollup, insertRows, openTestClickHouse, rawEvent } from '../testing/api.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
 /**
  * Viewability and the vCPM price through the API: realtime metrics from the rollups, the billing
@@ -26,12 +24,8 @@ let ch: Awaited<ReturnType<typeof openTestClickHouse>>
 let tenants: TenantStore
 let billing: BillingJobs
 let app: ReturnType<typeof createApiApp>
-const dirs: string[] = []
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-view-api-'))
-  dirs.push(d)
-  return d
-}
+const dirs = tempDirs('adc-view-api-')
+const tmp = dirs.make
 
 async function call(path: string, key: string, init: RequestInit = {}) {
   const headers = new Headers(init.headers)
@@ -54,7 +48,7 @@ afterAll(async () => {
   await billing?.stop()
   await tenants?.close()
   await ch?.close()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
 
 describe('a vCPM campaign', () => {

@@ -1,12 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApiApp } from '../api/app.js'
 import { insertRows, openTestClickHouse, rawEvent } from '../testing/api.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createBillingJobs, type BillingJobs } from './jobs.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
 /**
  * Closing a day: a scheduled close at T+1 is marked incomplete; the day is closed again once the
@@ -17,12 +15,8 @@ import { createBillingJobs, type BillingJobs } from './jobs.js'
 const DAY = '2026-11-10'
 const X = Date.parse(`${DAY}T00:00:00Z`)
 const H = 3_600_000
-const dirs: string[] = []
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-close-'))
-  dirs.push(d)
-  return d
-}
+const dirs = tempDirs('adc-close-')
+const tmp = dirs.make
 let ch: Awaited<ReturnType<typeof openTestClickHouse>>
 let tenants: TenantStore
 let jobs: BillingJobs
@@ -46,7 +40,7 @@ afterAll(async () => {
   await jobs.stop()
   await tenants.close()
   await ch.close()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
 
 /** Runs the schedule until it has nothing to do; returns the close of DAY, if any (empty earlier days close too). */

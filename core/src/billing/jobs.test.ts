@@ -1,5 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { open } from 'lmdb'
 import pino from 'pino'
@@ -8,16 +6,13 @@ import { FIXTURE_DAY, fixtureDay, insertRows, openTestClickHouse } from '../test
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createBillingJobs, type BillingJobs } from './jobs.js'
 import { scheduledJobId } from './lease.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
 let ch: Awaited<ReturnType<typeof openTestClickHouse>>
 let tenants: TenantStore
 let jobs: BillingJobs
-const dirs: string[] = []
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-jobs-'))
-  dirs.push(d)
-  return d
-}
+const dirs = tempDirs('adc-jobs-')
+const tmp = dirs.make
 
 beforeAll(async () => {
   ch = await openTestClickHouse()
@@ -31,7 +26,7 @@ afterAll(async () => {
   await jobs.stop()
   await tenants.close()
   await ch.close()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
 
 describe('billing job (final join)', () => {

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { open } from 'lmdb'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -10,17 +7,14 @@ import { createEmbeddedLog, type EmbeddedLogHandle } from '../log/embedded-log.j
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createBillingJobs } from './jobs.js'
 import { acquireLogLease, BILLING_LEASE, scheduledJobId } from './lease.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
 const logger = pino({ level: 'silent' })
 let ch: Awaited<ReturnType<typeof openTestClickHouse>>
 let tenants: TenantStore
 let log: EmbeddedLogHandle
-const dirs: string[] = []
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-lease-'))
-  dirs.push(d)
-  return d
-}
+const dirs = tempDirs('adc-lease-')
+const tmp = dirs.make
 
 beforeAll(async () => {
   ch = await openTestClickHouse()
@@ -33,7 +27,7 @@ afterAll(async () => {
   await log.close()
   await tenants.close()
   await ch.close()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
 
 const settle = () => new Promise((r) => setTimeout(r, 300))

@@ -1,5 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { serve, type ServerType } from '@hono/node-server'
@@ -12,6 +11,7 @@ import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
 import { addDays, dayOf } from '../billing/days.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { chromiumPath, launchChromium } from './browser.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
 const hasChromium = chromiumPath() !== undefined
 if (!hasChromium && process.env.CI !== 'true') {
@@ -25,12 +25,8 @@ describe.skipIf(!hasChromium && process.env.CI !== 'true')('dashboard in headles
   let server: ServerType
   let base = ''
   let browser: Browser
-  const dirs: string[] = []
-  const tmp = () => {
-    const d = mkdtempSync(join(tmpdir(), 'adc-dash-'))
-    dirs.push(d)
-    return d
-  }
+  const dirs = tempDirs('adc-dash-')
+  const tmp = dirs.make
   const now = Date.now()
   const minute = Math.floor(now / 60_000) * 60_000
   const yesterday = addDays(dayOf(now), -1)
@@ -67,7 +63,7 @@ describe.skipIf(!hasChromium && process.env.CI !== 'true')('dashboard in headles
     await billing?.stop()
     await tenants?.close()
     await ch?.close()
-    for (const d of dirs) rmSync(d, { recursive: true, force: true })
+    dirs.removeAll()
   })
 
   async function apiTotals(from: string, to: string, granularity: string) {

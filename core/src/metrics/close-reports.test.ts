@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FIXTURE_DAY, fixtureDay, insertRows, openTestClickHouse } from '../testing/api.js'
@@ -9,17 +6,14 @@ import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createCloseReports } from './close-reports.js'
 import { createMetricsRegistry } from './registry.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
 const logger = pino({ level: 'silent' })
 let ch: Awaited<ReturnType<typeof openTestClickHouse>>
 let tenants: TenantStore
 let billing: BillingJobs
-const dirs: string[] = []
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-close-reports-'))
-  dirs.push(d)
-  return d
-}
+const dirs = tempDirs('adc-close-reports-')
+const tmp = dirs.make
 const now = Date.parse(`${FIXTURE_DAY}T00:00:00Z`) + 86_400_000 + 3_600_000
 
 beforeAll(async () => {
@@ -34,7 +28,7 @@ afterAll(async () => {
   await billing.stop()
   await tenants.close()
   await ch.close()
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
 
 const value = async (registry: ReturnType<typeof createMetricsRegistry>, name: string, day?: string) => {

@@ -1,18 +1,14 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runObjectStoreContract } from '../testing/object-store.contract.js'
 import { createLocalObjectStore } from './local-store.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
-const dirs: string[] = []
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-objects-'))
-  dirs.push(d)
-  return d
-}
+const dirs = tempDirs('adc-objects-')
+const tmp = dirs.make
 afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
 
 runObjectStoreContract({ name: 'local directory', newStore: async () => createLocalObjectStore({ root: tmp() }) })
