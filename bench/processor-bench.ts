@@ -124,7 +124,8 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     await migrate(ch, db)
     await log.ensureTopic('ad-events', partitions)
     await log.ensureTopic('edge-stats', 1)
-    const { records } = trafficMix(events, { start: Date.now() - 60 * 60_000 })
+    // Event ids carry their event's time, as an SDK's do (the delivery index orders keys by it).
+    const { records } = trafficMix(events, { start: Date.now() - 60 * 60_000, timedIds: true })
     for (let i = 0; i < records.length; i += 5000) await log.append('ad-events', records.slice(i, i + 5000))
     const total = records.length
 
