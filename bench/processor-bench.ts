@@ -124,8 +124,7 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     await migrate(ch, db)
     await log.ensureTopic('ad-events', partitions)
     await log.ensureTopic('edge-stats', 1)
-    // Event ids carry their event's time, as an SDK's do (the delivery index orders keys by it).
-    const { records } = trafficMix(events, { start: Date.now() - 60 * 60_000, timedIds: true })
+    const { records } = trafficMix(events, { start: Date.now() - 60 * 60_000 })
     for (let i = 0; i < records.length; i += 5000) await log.append('ad-events', records.slice(i, i + 5000))
     const total = records.length
 

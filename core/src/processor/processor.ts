@@ -224,7 +224,6 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           if (rt.workers.has(p)) continue
           const store = PartitionStore.open(joinPath(stateDir, rt.topic, `p${p}`), p)
           if (store.upgraded) logger.info({ topic: rt.topic, partition: p, ...store.upgraded }, 'partition state upgraded from format 1')
-          if (store.upgradedFormat2) logger.info({ topic: rt.topic, partition: p, ...store.upgradedFormat2 }, 'partition state upgraded from format 2')
           if (deps.changelog) {
             try {
               rt.owners.set(p, await PartitionOwnership.claim({

@@ -37,8 +37,7 @@ describe('delivery index', () => {
     s.deliveries.add(key(3), T + 2 * H, 12, T + 27 * H)
     expect(s.deliveries.firstSeen(key(1), T + 59 * 60_000, T)).toBe(10)
     await s.commit(12)
-    expect(s.deliveries.firstSeen(key(2), T + 10 * 60_000, T)).toBe(11) // a key comes with its event id's time
-    expect(s.deliveries.firstSeen(key(2), T, T)).toBeUndefined() // another time in the hour: another key
+    expect(s.deliveries.firstSeen(key(2), T, T)).toBe(11)
     expect(s.deliveries.firstSeen(key(2), T + 2 * H, T)).toBeUndefined() // another hour: another bucket
     expect(s.deliveries.firstSeen('not-hex: hashed', T, T)).toBeUndefined()
     s.deliveries.add('not-hex: hashed', T, 13, T + 25 * H)
@@ -69,7 +68,7 @@ describe('delivery index', () => {
     await s.commit(11)
     expect(s.deliveries.firstSeen(key(1), T, T + 25 * H)).toBe(10)
     expect(s.deliveries.firstSeen(key(1), T, T + 26 * H)).toBeUndefined()
-    expect(s.deliveries.firstSeen(key(2), T + 1, T + 26 * H)).toBe(11)
+    expect(s.deliveries.firstSeen(key(2), T, T + 26 * H)).toBe(11)
     await s.close()
   })
 
@@ -151,96 +150,10 @@ describe('delivery index', () => {
     await t.close()
   })
 
-  /**
-   * A format-2 store as that build wrote it: delivery keys `[hour][12 key bytes]` (no time within
-   * the hour) → `[offset u48][expiry s u32]`, bucket headers `[0xff][hour]` → f64 expiry.
-   */
-  const hourT = hourOf(T)
-  const format2Key = (bucket: number, k: string): Buffer => Buffer.concat([u32(bucket), Buffer.from(k.slice(0, 24), 'hex')])
-  const u32 = (n: number): Buffer => {
-    const b = Buffer.alloc(4)
-    b.writeUInt32BE(n)
-    return b
-  }
-  const value = (offset: number, expiryMs: number): Buffer => {
-    const v = Buffer.alloc(10)
-    v.writeUIntBE(offset, 0, 6)
-    v.writeUInt32BE(expiryMs / 1000, 6)
-    return v
-  }
-  const f64 = (n: number): Buffer => {
-    const b = Buffer.alloc(8)
-    b.writeDoubleBE(n)
-    return b
-  }
-  async function expectFormat2Answers(s: PartitionStore): Promise<void> {
-    // Found wherever in its hour the key's time is (moved to the legacy bucket), within its own TTL.
-    expect(s.deliveries.firstSeen(key(1), T + 17 * 60_000, T + H)).toBe(10)
-    expect(s.deliveries.firstSeen(key(1), T + 17 * 60_000, T + 25 * H + 1000)).toBeUndefined()
-    expect(s.deliveries.firstSeen(key(2), undefined, T + H)).toBe(11) // the no-time bucket, in place
-    expect(s.deliveries.firstSeen(key(3), T, T)).toBeUndefined()
-    // New keys of the same hour go to the time-ordered layout beside them.
-    s.deliveries.add(key(3), T + 5 * 60_000, 12, T + 25 * H)
-    await s.commit(12)
-    expect(s.deliveries.firstSeen(key(3), T + 5 * 60_000, T)).toBe(12)
-    expect(s.deliveries.firstSeen(key(1), T + 17 * 60_000, T + H)).toBe(10)
-    // Past the moved key's expiry the legacy bucket is swept; the no-time key lives on until its own.
-    advanceWatermark(s, T + 25 * H + 60_000)
-    sweepExpired(s)
-    await s.commit(13)
-    expect(s.deliveries.firstSeen(key(1), T + 17 * 60_000, T + H)).toBeUndefined()
-    expect(s.deliveries.firstSeen(key(2), undefined, T + H)).toBe(11)
-  }
-
-  it('opens a format-2 state directory by moving its hour buckets\' delivery keys to the legacy bucket, and reads it as format 3 after', async () => {
-    const dir = fresh()
-    const old = open({ path: dir, compression: false, encoding: 'msgpack' })
-    const oldDeliveries = old.openDB<Buffer, Buffer>({ name: '~deliveries', keyEncoding: 'binary', encoding: 'binary', compression: false })
-    await old.transaction(() => {
-      void old.put('~format', 2)
-      void old.put('~applied', 11)
-      void oldDeliveries.put(format2Key(hourT, key(1)), value(10, T + 25 * H))
-      void oldDeliveries.put(Buffer.concat([Buffer.from([0xff]), u32(hourT)]), f64(T + 25 * H))
-      void oldDeliveries.put(format2Key(NO_TIME_BUCKET, key(2)), value(11, T + 30 * H))
-      void oldDeliveries.put(Buffer.concat([Buffer.from([0xff]), u32(NO_TIME_BUCKET)]), f64(T + 30 * H))
-    })
-    await old.close()
-    const s = PartitionStore.open(dir, 0)
-    expect(s.upgradedFormat2).toEqual({ deliveries: 2 })
-    expect(s.appliedOffset()).toBe(11)
-    expect(s.deliveries.stats()).toMatchObject({ keys: 2 })
-    await s.close()
-    const again = PartitionStore.open(dir, 0)
-    expect(again.upgradedFormat2).toBeUndefined()
-    await expectFormat2Answers(again)
-    await again.close()
-  })
-
-  it('restores a format-2 build\'s changelog delivery entries into the legacy bucket', async () => {
-    const s = PartitionStore.open(fresh(), 0)
-    const hex = (k: string): string => k.slice(0, 24)
-    await s.restore({
-      entries: [
-        [`D:${hourT}:${hex(key(1))}`, [10, (T + 25 * H) / 1000]],
-        [`D:${hourT}`, T + 25 * H],
-        [`D:${NO_TIME_BUCKET}:${hex(key(2))}`, [11, (T + 30 * H) / 1000]],
-        [`D:${NO_TIME_BUCKET}:${hex(key(4))}`, [9, (T + 30 * H) / 1000]],
-        [`D:${NO_TIME_BUCKET}:${hex(key(4))}`],
-        [`D:${NO_TIME_BUCKET}`, T + 30 * H],
-      ],
-      applied: 11,
-      intent: undefined,
-      changelog: { next: 3 },
-    })
-    expect(s.deliveries.firstSeen(key(4), undefined, T)).toBeUndefined()
-    await expectFormat2Answers(s)
-    await s.close()
-  })
-
   it('refuses a state directory of an unknown later format instead of misreading it', async () => {
     const dir = fresh()
     const later = open({ path: dir, compression: false, encoding: 'msgpack' })
-    await later.put('~format', 4)
+    await later.put('~format', 3)
     await later.close()
     expect(() => PartitionStore.open(dir, 0)).toThrow(StateFormatError)
     // An empty directory is opened as the current layout, and stays openable.

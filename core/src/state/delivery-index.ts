@@ -8,9 +8,9 @@ import type { StateEntry } from './partition-store.js'
  * binary LMDB database of its own inside the partition's environment, so it commits in the same
  * transaction as the rest of the partition state.
  *
- * Layout (format 3, `STATE_FORMAT` in partition-store.ts):
- * - entry  `[hour: u32 BE][ms within the hour: u32 BE][key: 12 bytes]` → `[offset: u48 BE][expiry:
- *   u32 BE, epoch seconds]` (20-byte key, 10-byte value); the key counts for a record that reached the edge by its expiry
+ * Layout (format 2, `STATE_FORMAT` in partition-store.ts):
+ * - entry  `[hour: u32 BE][key: 12 bytes]` → `[offset: u48 BE][expiry: u32 BE, epoch seconds]`
+ *   (16-byte key, 10-byte value); the key counts for a record that reached the edge by its expiry
  *   (its first `receivedAt` + TTL), whether or not its hour was swept yet;
  *   `hour` = floor(time of the event id / 1 h) (`eventIdTimeMs`: a ULID's or UUIDv7's time). The
  *   delivery key is a hash of (publisherId, type, eventId), so the same key always falls in the same
@@ -18,19 +18,16 @@ import type { StateEntry } from './partition-store.js'
  *   (2020–2199; a pixel's or redirect's id is derived from its token, so its "time" is hash bits)
  *   falls in one fixed bucket, `NO_TIME_BUCKET`, which lives on while such traffic goes on: each
  *   sweep removes its keys past their own expiry, a bounded number looked at per batch (removals
- *   travel in the changelog as deletes of `D:<bucket>:<32 hex>`). Keys of one hour sit
- *   together, in the order of their event ids' times within it, so a batch's inserts land at the
- *   right edge of the hour's pages (format 2 ordered them by hash: each put dirtied another page,
- *   `bench/lmdb-key-order-bench.ts`), and a whole hour is expired by deleting its key range. The
- *   no-time and legacy buckets have no time: their keys' time bytes are 0.
+ *   travel in the changelog as deletes of `D:<bucket>:<24 hex>`). Keys of one hour sit
+ *   together, so inserts land in the current hours' pages at the right edge of the B-tree, and a
+ *   whole hour is expired by deleting its key range.
  * - bucket header `[0xff][hour: u32 BE]` → `[expiry: f64 BE]`: the latest `receivedAt + TTL` of the
  *   hour's keys. When the partition watermark passes it, the hour's range and header are deleted.
  *   Headers sort after every entry (hours stay below 2^31), and are few (one per hour of event-id
  *   time in flight), so all are kept in memory.
  * - the legacy bucket, `LEGACY_BUCKET`: delivery keys migrated from a format-1 store or changelog
- *   (`d:<key>` → offset, expired by the minute schedule; partition-store.ts), or from a format-2
- *   store or changelog (`[hour][key: 12 bytes]`, `D:<hour>:<24 hex>`), whose event-id time is
- *   unknown here. Each keeps the expiry of its schedule minute; while the bucket exists, a lookup that
+ *   (`d:<key>` → offset, expired by the minute schedule; partition-store.ts), whose event-id time is
+ *   unknown. Each keeps the expiry of its schedule minute; while the bucket exists, a lookup that
  *   misses its own hour probes it too; it is swept like any bucket once its header expiry passed.
  *
  * The 12 key bytes are the first 96 bits of the delivery key, itself the first 128 bits of a
@@ -45,8 +42,7 @@ import type { StateEntry } from './partition-store.js'
  * not depend on when the hour is swept; the hour is swept once the watermark passes the latest
  * expiry of its keys).
  *
- * In the changelog (state/changelog.ts) entries travel as strings: `D:<hour>:<32 hex>` (the key's
- * bytes after the hour; 24 hex from a format-2 build, restored into the legacy bucket) → [offset, expiry s],
+ * In the changelog (state/changelog.ts) entries travel as strings: `D:<hour>:<24 hex>` → [offset, expiry s],
  * `D:<hour>` → the bucket's expiry, and a delete of `D:<hour>:*` deletes the whole hour (its own
  * key, so a later header put of a re-used hour does not replace the delete in the changelog fold).
  */
@@ -54,9 +50,7 @@ export const DELIVERY_DB = '~deliveries'
 export const DELIVERY_ENTRY_PREFIX = 'D:'
 const WHOLE_HOUR = '*'
 const HOUR_MS = 3_600_000
-const KEY_BYTES = 20
-/** A format-2 key: `[hour][key: 12 bytes]` (no time within the hour). */
-const FORMAT2_KEY_BYTES = 16
+const KEY_BYTES = 16
 const OFFSET_BYTES = 6
 const VALUE_BYTES = OFFSET_BYTES + 4
 const HEADER = 0xff
@@ -111,14 +105,10 @@ function isHex32(key: string): boolean {
   return true
 }
 
-/** Milliseconds of `idTime` within its bucket `hour` (0 in the no-time and legacy buckets). */
-const msWithin = (hour: number, idTime: number | undefined): number => (hour >= LEGACY_BUCKET || idTime === undefined ? 0 : idTime - hour * HOUR_MS)
-
-function writeKey(buf: Buffer, at: number, hour: number, ms: number, key: string): void {
+function writeKey(buf: Buffer, at: number, hour: number, key: string): void {
   buf.writeUInt32BE(hour, at)
-  buf.writeUInt32BE(ms, at + 4)
-  if (isHex32(key)) buf.write(key.slice(0, 24), at + 8, 12, 'hex')
-  else createHash('sha256').update(key).digest().copy(buf, at + 8, 0, 12)
+  if (isHex32(key)) buf.write(key.slice(0, 24), at + 4, 12, 'hex')
+  else createHash('sha256').update(key).digest().copy(buf, at + 4, 0, 12)
 }
 
 function bucketStart(hour: number): Buffer {
@@ -134,13 +124,6 @@ function headerKey(hour: number): Buffer {
   return b
 }
 
-function entryValue([offset, expiry]: [number, number]): Buffer {
-  const v = Buffer.alloc(VALUE_BYTES)
-  v.writeUIntBE(offset, 0, OFFSET_BYTES)
-  v.writeUInt32BE(expiry, OFFSET_BYTES)
-  return v
-}
-
 function f64(n: number): Buffer {
   const b = Buffer.allocUnsafe(8)
   b.writeDoubleBE(n, 0)
@@ -154,12 +137,10 @@ export class DeliveryIndex {
   private readonly added = new Map<number, Map<string, number>>()
   /** Expiry (epoch seconds) of each key in `added`, by key. */
   private readonly addedExpiry = new Map<string, number>()
-  /** Milliseconds of each key's event-id time within its hour (`added`), by key. */
-  private readonly addedMs = new Map<string, number>()
   private readonly raised = new Map<number, number>()
   private readonly swept = new Set<number>()
   /**
-   * Keys of the no-time bucket past their own expiry, removed this batch (by their 32 hex
+   * Keys of the no-time bucket past their own expiry, removed this batch (by their 24 hex
    * characters): that bucket lives on while such traffic goes on, so its keys go one by one.
    */
   private readonly removals = new Map<string, Buffer>()
@@ -187,15 +168,15 @@ export class DeliveryIndex {
     const sec = Math.floor(receivedAt / 1000)
     const v = this.added.get(hour)?.get(key)
     if (v !== undefined) return sec <= this.addedExpiry.get(key)! ? v : undefined
-    const found = this.lookup(hour, msWithin(hour, idTime), key, sec)
-    // Keys migrated from format 1 or 2 sit in the legacy bucket while it lasts.
-    return found === undefined && this.buckets.has(LEGACY_BUCKET) ? this.lookup(LEGACY_BUCKET, 0, key, sec) : found
+    const found = this.lookup(hour, key, sec)
+    // Keys migrated from format 1 sit in the legacy bucket while it lasts.
+    return found === undefined && this.buckets.has(LEGACY_BUCKET) ? this.lookup(LEGACY_BUCKET, key, sec) : found
   }
 
-  private lookup(hour: number, ms: number, key: string, sec: number): number | undefined {
+  private lookup(hour: number, key: string, sec: number): number | undefined {
     // No committed bucket for the hour: nothing to read.
     if (!this.buckets.has(hour) || this.swept.has(hour)) return undefined
-    writeKey(this.probe, 0, hour, ms, key)
+    writeKey(this.probe, 0, hour, key)
     if (this.removals.size > 0 && hour === NO_TIME_BUCKET && this.removals.has(this.probe.toString('hex', 4))) return undefined
     const b = this.db.getBinaryFast(this.probe)
     if (b === undefined || sec > b.readUInt32BE(OFFSET_BYTES)) return undefined
@@ -208,38 +189,14 @@ export class DeliveryIndex {
    */
   putLegacy(key: string, offset: number, expirySec: number): void {
     const k = Buffer.allocUnsafe(KEY_BYTES)
-    writeKey(k, 0, LEGACY_BUCKET, 0, key)
-    this.putLegacyBytes(k, offset, expirySec)
-  }
-
-  /** Writes a legacy-bucket entry (`k`: its 20 key bytes) and raises the bucket's expiry to cover it. */
-  private putLegacyBytes(k: Buffer, offset: number, expirySec: number): void {
-    void this.db.put(k, entryValue([offset, expirySec]))
+    writeKey(k, 0, LEGACY_BUCKET, key)
+    const v = Buffer.allocUnsafe(VALUE_BYTES)
+    v.writeUIntBE(offset, 0, OFFSET_BYTES)
+    v.writeUInt32BE(expirySec, OFFSET_BYTES)
+    void this.db.put(k, v)
     const exp = Math.max(this.buckets.get(LEGACY_BUCKET) ?? -Infinity, expirySec * 1000)
     void this.db.put(headerKey(LEGACY_BUCKET), f64(exp))
     this.buckets.set(LEGACY_BUCKET, exp)
-  }
-
-  /**
-   * Moves a format-2 store's entries to format 3 (inside the upgrade's write transaction): keys of
-   * the no-time and legacy buckets get time bytes 0; keys of hour buckets, whose time within the
-   * hour cannot be told from their hash, go to the legacy bucket, each with its own expiry (the
-   * bucket's raised to the latest). Answers the number of keys moved.
-   */
-  upgradeFormat2(): number {
-    let n = 0
-    for (const { key, value } of this.db.getRange({ end: Buffer.from([HEADER]) })) {
-      if (key.length !== FORMAT2_KEY_BYTES) continue // already format 3 (written by this upgrade)
-      const bucket = key.readUInt32BE(0)
-      const k = Buffer.alloc(KEY_BYTES)
-      k.writeUInt32BE(bucket >= LEGACY_BUCKET ? bucket : LEGACY_BUCKET, 0)
-      key.copy(k, 8, 4, FORMAT2_KEY_BYTES)
-      void this.db.remove(Buffer.from(key))
-      if (bucket === NO_TIME_BUCKET) void this.db.put(k, Buffer.from(value))
-      else this.putLegacyBytes(k, value.readUIntBE(0, OFFSET_BYTES), value.readUInt32BE(OFFSET_BYTES))
-      n++
-    }
-    return n
   }
 
   /** Marks `key` (event-id time `idTime`) first seen at `offset`, kept at least until the watermark passes `expiresAt`. */
@@ -249,7 +206,6 @@ export class DeliveryIndex {
     if (!m) this.added.set(hour, (m = new Map()))
     m.set(key, offset)
     this.addedExpiry.set(key, Math.floor(expiresAt / 1000))
-    this.addedMs.set(key, msWithin(hour, idTime))
     this.swept.delete(hour)
     if (expiresAt > (this.raised.get(hour) ?? this.buckets.get(hour) ?? -Infinity)) this.raised.set(hour, expiresAt)
   }
@@ -313,14 +269,14 @@ export class DeliveryIndex {
     // Removals first, as `write` does: a key first seen again after its removal is kept.
     const out: StateEntry[] = []
     for (const hex of this.removals.keys()) out.push([`${DELIVERY_ENTRY_PREFIX}${NO_TIME_BUCKET}:${hex}`])
-    for (const [hour, m] of this.added) for (const [key, offset] of m) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${this.hex(hour, this.addedMs.get(key)!, key)}`, [offset, this.addedExpiry.get(key)!]])
+    for (const [hour, m] of this.added) for (const [key, offset] of m) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${this.hex(hour, key)}`, [offset, this.addedExpiry.get(key)!]])
     for (const [hour, exp] of this.raised) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}`, exp])
     for (const hour of this.swept) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${WHOLE_HOUR}`])
     return out
   }
 
-  private hex(hour: number, ms: number, key: string): string {
-    writeKey(this.probe, 0, hour, ms, key)
+  private hex(hour: number, key: string): string {
+    writeKey(this.probe, 0, hour, key)
     return this.probe.toString('hex', 4)
   }
 
@@ -334,7 +290,7 @@ export class DeliveryIndex {
     for (const [hour, m] of this.added) {
       for (const [key, offset] of m) {
         const at = n * (KEY_BYTES + VALUE_BYTES)
-        writeKey(buf, at, hour, this.addedMs.get(key)!, key)
+        writeKey(buf, at, hour, key)
         buf.writeUIntBE(offset, at + KEY_BYTES, OFFSET_BYTES)
         buf.writeUInt32BE(this.addedExpiry.get(key)!, at + KEY_BYTES + OFFSET_BYTES)
         void this.db.put(buf.subarray(at, at + KEY_BYTES), buf.subarray(at + KEY_BYTES, at + KEY_BYTES + VALUE_BYTES))
@@ -365,7 +321,6 @@ export class DeliveryIndex {
     this.removals.clear()
     this.added.clear()
     this.addedExpiry.clear()
-    this.addedMs.clear()
     this.raised.clear()
     this.swept.clear()
   }
@@ -391,19 +346,9 @@ export class DeliveryIndex {
       }
       return true
     }
-    const hex = rest.slice(colon + 1)
     const key = Buffer.alloc(KEY_BYTES)
-    if (hex.length === 2 * (FORMAT2_KEY_BYTES - 4)) {
-      // A format-2 build's key (no time bytes): as a format-2 store's on upgrade (upgradeFormat2).
-      key.writeUInt32BE(hour >= LEGACY_BUCKET ? hour : LEGACY_BUCKET, 0)
-      key.write(hex, 8, 12, 'hex')
-      if (e.length === 1) void this.db.remove(key)
-      else if (hour === NO_TIME_BUCKET) void this.db.put(key, entryValue(e[1] as [number, number]))
-      else this.putLegacyBytes(key, ...(e[1] as [number, number]))
-      return true
-    }
     key.writeUInt32BE(hour, 0)
-    key.write(hex, 4, KEY_BYTES - 4, 'hex')
+    key.write(rest.slice(colon + 1), 4, 12, 'hex')
     if (e.length === 1) void this.db.remove(key)
     else {
       const [offset, expiry] = e[1] as [number, number]

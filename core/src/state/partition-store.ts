@@ -20,16 +20,11 @@ const META_FORMAT = '~format'
 /**
  * The on-disk layout of a partition store. 2: delivery keys and IVT burst counters in binary
  * databases of their own (delivery-index.ts, burst-counters.ts) instead of `d:` and `b:` entries.
- * 3: delivery keys ordered by their event-id time within their hour (20-byte keys).
  * A store without the marker that holds anything was written by format 1: it is upgraded when
  * opened, in one transaction (`upgradeFormat1`), as are format-1 entries of a restored changelog.
- * A format-2 store is upgraded when opened likewise (`DeliveryIndex.upgradeFormat2`: its delivery
- * keys go to the legacy bucket), as are format-2 delivery entries of a restored changelog.
  * A store of any other format (a later build's) is refused (`StateFormatError`), never misread.
  */
-export const STATE_FORMAT = 3
-/** The earlier binary layout, upgraded on open. */
-const FORMAT_2 = 2
+export const STATE_FORMAT = 2
 
 /** A state directory written in a later layout than this build's (reason code `state_format`). */
 export class StateFormatError extends Error {
@@ -107,23 +102,14 @@ export class PartitionStore {
 
   /** What opening this store upgraded from format 1 (undefined when it was of the current format or empty). */
   readonly upgraded: Format1Upgrade | undefined
-  /** What opening this store upgraded from format 2: delivery keys moved to the legacy bucket. */
-  readonly upgradedFormat2: { deliveries: number } | undefined
 
   private constructor(private readonly db: RootDatabase, readonly partition: number, readonly path: string) {
     const format = db.get(META_FORMAT) as number | undefined
-    if (format !== undefined && format !== STATE_FORMAT && format !== FORMAT_2) {
-      throw new StateFormatError(`state at ${path} has format ${String(format)}; this build reads format ${STATE_FORMAT} (and upgrades formats 1 and 2)`)
+    if (format !== undefined && format !== STATE_FORMAT) {
+      throw new StateFormatError(`state at ${path} has format ${String(format)}; this build reads format ${STATE_FORMAT} (and upgrades format 1)`)
     }
     this.deliveries = DeliveryIndex.open(db)
     this.bursts = BurstCounters.open(db)
-    if (format === FORMAT_2) {
-      this.upgradedFormat2 = db.transactionSync(() => {
-        const deliveries = this.deliveries.upgradeFormat2()
-        void db.put(META_FORMAT, STATE_FORMAT)
-        return { deliveries }
-      })
-    }
     if (format === undefined) {
       let format1 = false
       for (const k of db.getKeys({ limit: 3 })) if (k !== DELIVERY_DB && k !== BURST_DB) format1 = true

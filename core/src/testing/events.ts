@@ -41,24 +41,12 @@ export interface TestEventInput {
   userKey?: string
   prefetch?: boolean
   geo?: string
-  /** The event id's time (a ULID of that time); by default every id has the same time (`ulidFor`). */
-  idTime?: number
-}
-
-/**
- * `ulidFor(n)` with the ULID's time set to `ms`, as an SDK's id made at the event's time carries it
- * (`ulidFor` alone gives every id the same time).
- */
-export function timedUlidFor(n: number, ms: number): string {
-  let t = ''
-  for (let i = 0, v = ms; i < 10; i++, v = Math.floor(v / 32)) t = CROCKFORD[v % 32]! + t
-  return t + ulidFor(n).slice(10)
 }
 
 /** A valid v1 envelope as the edge writes it. */
 export function testEnvelope(i: TestEventInput): EnvelopeInput {
   const publisherId = i.publisherId ?? 'pub_demo'
-  const eventId = i.idTime === undefined ? ulidFor(i.n) : timedUlidFor(i.n, i.idTime)
+  const eventId = ulidFor(i.n)
   const event = {
     eventId,
     ts: i.ts,
@@ -90,11 +78,10 @@ export function toRecord(env: EnvelopeInput): ProducerRecord {
 
 /**
  * A reproducible traffic mix: per impression one impression record and (every third) one click a
- * few seconds later; every 10th event delivered twice (edge retry); `timedIds`: event ids carry
- * their event's time, as an SDK's do (else all one time). Returns the records and the
+ * few seconds later; every 10th event delivered twice (edge retry). Returns the records and the
  * counts a correct processor must end with.
  */
-export function trafficMix(count: number, { start = Date.UTC(2026, 10, 23, 12, 0, 0), seed = 0, timedIds = false } = {}): { records: ProducerRecord[]; expected: { impressions: number; clicks: number; duplicates: number } } {
+export function trafficMix(count: number, { start = Date.UTC(2026, 10, 23, 12, 0, 0), seed = 0 } = {}): { records: ProducerRecord[]; expected: { impressions: number; clicks: number; duplicates: number } } {
   const records: ProducerRecord[] = []
   let impressions = 0
   let clicks = 0
@@ -103,7 +90,7 @@ export function trafficMix(count: number, { start = Date.UTC(2026, 10, 23, 12, 0
   for (let i = 0; records.length < count; i++) {
     const impressionId = `imp_${seed}_${i}`
     const ts = start + i * 20
-    const imp = testEnvelope({ type: 'impression', n: n++, impressionId, ts, userKey: `u${i % 997}`, ...(timedIds ? { idTime: ts } : {}) })
+    const imp = testEnvelope({ type: 'impression', n: n++, impressionId, ts, userKey: `u${i % 997}` })
     records.push(toRecord(imp))
     impressions++
     if (i % 10 === 0) {
@@ -111,7 +98,7 @@ export function trafficMix(count: number, { start = Date.UTC(2026, 10, 23, 12, 0
       duplicates++
     }
     if (i % 3 === 0) {
-      records.push(toRecord(testEnvelope({ type: 'click', n: n++, impressionId, ts: ts + 5_000, userKey: `u${i % 997}`, ...(timedIds ? { idTime: ts + 5_000 } : {}) })))
+      records.push(toRecord(testEnvelope({ type: 'click', n: n++, impressionId, ts: ts + 5_000, userKey: `u${i % 997}` })))
       clicks++
     }
   }
