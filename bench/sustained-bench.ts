@@ -388,6 +388,9 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
     writeFileSync(join(dir, 'sustained.svg'), svg)
     return { ...result, plot: 'bench/results/sustained.svg' }
   } finally {
+    // The edge's own log (workerd's messages for any 5xx above), beside the plot; not committed.
+    mkdirSync(join(import.meta.dirname, 'results'), { recursive: true })
+    writeFileSync(join(import.meta.dirname, 'results', 'sustained-edge.log'), edge.output())
     await edge.stop()
     await core.stop()
   }

@@ -24,6 +24,8 @@ export interface WranglerDev {
   /** Process id of the runner (its process tree includes workerd), for CPU accounting. */
   pid: number | undefined
   stop: () => Promise<void>
+  /** The last 16 kB of the runner's standard error (workerd's messages at `--log-level error`). */
+  output: () => string
 }
 
 /**
@@ -56,7 +58,7 @@ async function startOnce(vars: Record<string, string>, timeoutMs: number): Promi
   ], { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr?.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4000)
+    stderr = (stderr + d.toString()).slice(-16_000)
   })
   const url = `http://127.0.0.1:${port}`
   const stop = async () => {
@@ -79,7 +81,7 @@ async function startOnce(vars: Record<string, string>, timeoutMs: number): Promi
   while (Date.now() < until) {
     if (child.exitCode !== null) break
     try {
-      if ((await fetch(`${url}/healthz`)).ok) return { url, pid: child.pid, stop }
+      if ((await fetch(`${url}/healthz`)).ok) return { url, pid: child.pid, stop, output: () => stderr }
     } catch {
       // not listening yet
     }

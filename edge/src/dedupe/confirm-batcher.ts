@@ -4,9 +4,11 @@
  * instead of one call per request.
  */
 
+import { FlushSlot } from '../ingest/flush-slot.js'
+
 /**
  * Pending confirms per shard. Exactly once, like the StatsBatcher: `add` puts a request's durable
- * keys in the pending lists; the first request to find no flush scheduled becomes the flusher: its
+ * keys in the pending lists; the first request to claim the isolate's `FlushSlot` becomes the flusher (a flusher whose request was cancelled is taken over once stale): its
  * own `waitUntil` promise sleeps `delayMs`, takes every list (keys added meanwhile by any request)
  * and sends one call per shard, so each key leaves in exactly one call. A later request finds the
  * flag cleared and schedules the next flush. No promise or I/O crosses request contexts: each call
@@ -22,7 +24,7 @@ export class ConfirmBatcher {
   private pending = new Map<number, string[]>()
   /** Keys added and not yet settled by their confirm call (pending or in flight). */
   private readonly unsettled = new Set<string>()
-  private scheduled = false
+  private readonly slot = new FlushSlot()
 
   /** Whether `key` is a stored event's whose confirm has not settled yet in this isolate. */
   has(key: string): boolean {
@@ -50,13 +52,7 @@ export class ConfirmBatcher {
    * fails keeps its keys unconfirmed (see the class).
    */
   async flush(delayMs: number, send: (shard: number, keys: string[]) => Promise<unknown>): Promise<void> {
-    if (this.scheduled || this.pending.size === 0) return
-    this.scheduled = true
-    try {
-      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs))
-    } finally {
-      this.scheduled = false
-    }
+    if (this.pending.size === 0 || !(await this.slot.waitTurn(delayMs))) return
     await Promise.all([...this.take()].map(async ([shard, keys]) => {
       try {
         await send(shard, keys)

@@ -5,6 +5,7 @@ import { forward, proxyOptions, type ProxyRecord } from './forwarder.js'
 import type { EventResult } from './prepare.js'
 import type { Settings } from '../settings.js'
 import { spoolFor } from './spool-stub.js'
+import { FlushSlot } from './flush-slot.js'
 
 /** The outcome of one event, as far as edge-stats counts it (`failed`/`queued` are not counted). */
 export interface CountedResult {
@@ -37,7 +38,7 @@ interface Tally {
  */
 export class StatsBatcher {
   private pending = new Map<string, Tally>()
-  private scheduled = false
+  private readonly slot = new FlushSlot()
 
   add(publisherId: string, results: readonly CountedResult[], receivedAt: number): void {
     const minute = Math.floor(receivedAt / 60_000) * 60_000
@@ -78,13 +79,7 @@ export class StatsBatcher {
    * else sleeps `delayMs`, takes the tally and awaits `send`.
    */
   async flush(delayMs: number, send: (records: ProxyRecord[]) => Promise<void>): Promise<void> {
-    if (this.scheduled || this.pending.size === 0) return
-    this.scheduled = true
-    try {
-      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs))
-    } finally {
-      this.scheduled = false
-    }
+    if (this.pending.size === 0 || !(await this.slot.waitTurn(delayMs))) return
     const records = this.take()
     if (records.length > 0) await send(records)
   }

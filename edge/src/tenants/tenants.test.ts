@@ -33,6 +33,40 @@ describe('TenantSource pulling from core', () => {
     expect((await source.get()).config.version).toBe(4)
   })
 
+  it('never makes a request wait on another request\'s pull: stale config meanwhile, an abandoned pull forgotten, a cold waiter under its own timer', async () => {
+    const config = { version: 7, campaignIds: [], publishers: [] }
+    let now = 1_000_000
+    let calls = 0
+    // A pull that never settles stands for one whose request the runtime cancelled.
+    let answer: 'ok' | 'hang' = 'ok'
+    const fetcher = (async () => {
+      calls++
+      if (answer === 'hang') return new Promise<Response>(() => {})
+      return new Response(JSON.stringify(config), { headers: { 'content-type': 'application/json' } })
+    }) as unknown as typeof fetch
+    const source = new TenantSource({ coreUrl: 'http://core.invalid', syncKey: 'k', ttlMs: 1000, abandonAfterMs: 200, fetcher, now: () => now })
+    expect((await source.get()).config.version).toBe(7)
+
+    answer = 'hang'
+    now += 2000
+    void source.get() // starts the refresh that never settles
+    expect(calls).toBe(2)
+    // Others answer at once from the last good config, without a second pull.
+    expect((await source.get()).config.version).toBe(7)
+    expect(calls).toBe(2)
+    // Once the stuck pull is older than abandonAfterMs, the next request pulls again.
+    answer = 'ok'
+    now += 300
+    expect((await source.get()).config.version).toBe(7)
+    expect(calls).toBe(3)
+
+    // Cold: no config yet, a pull in flight that never settles: the waiter fails under its own timer.
+    answer = 'hang'
+    const cold = new TenantSource({ coreUrl: 'http://core.invalid', syncKey: 'k', abandonAfterMs: 100, fetcher, now: () => now })
+    void cold.get()
+    await expect(cold.get()).rejects.toBeInstanceOf(ConfigUnavailableError)
+  })
+
   it('fails with ConfigUnavailableError when no config was ever loaded, and refuses a wrong sync key', async () => {
     await setConfig(200, { version: 1, campaignIds: [], publishers: [] })
     const wrongKey = new TenantSource({ coreUrl: proxyUrl(), syncKey: 'wrong' })

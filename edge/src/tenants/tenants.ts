@@ -104,6 +104,8 @@ export interface TenantSourceOptions {
   syncKey: string
   /** @default 30_000 */
   ttlMs?: number
+  /** A pull not settled after this long is given up (its request was cancelled). @default 5_000 */
+  abandonAfterMs?: number
   fetcher?: typeof fetch
   now?: () => number
 }
@@ -112,11 +114,19 @@ export interface TenantSourceOptions {
  * Tenant config, cached per isolate: pulled from core at most once per `ttlMs`; when core is down,
  * the last good config is kept (a publisher keeps working through a core restart). Only when no
  * config was ever loaded does a request fail, with 503.
+ *
+ * No request waits on another request's I/O when it need not: the runtime ties a fetch to the
+ * request that started it, and a request cancelled mid-pull would leave every request awaiting its
+ * promise hung (the runtime then cancels them too). So while one request refreshes a stale config,
+ * the others answer from the last good one; only without any config do they wait for the pull in
+ * flight, each under its own timer; and a pull that has not settled after `abandonAfterMs` (its
+ * request was cancelled) is forgotten, so the next request pulls again.
  */
 export class TenantSource {
   private current: TenantIndex | undefined
   private fetchedAt = 0
   private inflight: Promise<TenantIndex> | undefined
+  private inflightSince = 0
 
   constructor(private readonly opts: TenantSourceOptions) {}
 
@@ -138,14 +148,34 @@ export class TenantSource {
     }
     const now = (this.opts.now ?? Date.now)()
     if (this.current && now - this.fetchedAt < (this.opts.ttlMs ?? 30_000)) return this.current
-    this.inflight ??= this.pull().finally(() => {
-      this.inflight = undefined
+    const abandonAfterMs = this.opts.abandonAfterMs ?? 5_000
+    if (this.inflight && now - this.inflightSince < abandonAfterMs) {
+      // Another request is pulling: the last good config meanwhile, or wait for it under our own timer.
+      if (this.current) return this.current
+      return this.awaitOthers(this.inflight, abandonAfterMs)
+    }
+    const pull = this.pull().finally(() => {
+      if (this.inflight === pull) this.inflight = undefined
     })
+    this.inflight = pull
+    this.inflightSince = now
     try {
-      return await this.inflight
+      return await pull
     } catch (err) {
       if (this.current) return this.current
       throw err
+    }
+  }
+
+  private async awaitOthers(inflight: Promise<TenantIndex>, timeoutMs: number): Promise<TenantIndex> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ConfigUnavailableError('tenant config is still being fetched from core')), timeoutMs)
+    })
+    try {
+      return await Promise.race([inflight, timeout])
+    } finally {
+      if (timer !== undefined) clearTimeout(timer)
     }
   }
 
