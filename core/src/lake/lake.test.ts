@@ -7,13 +7,14 @@ import { pathToFileURL } from 'node:url'
 import { pino } from 'pino'
 import { classifyDay } from '../billing/final-join.js'
 import { buildLines } from '../billing/snapshots.js'
-import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
+import { createClickHouse, migrate, sqlString, type ClickHouseClient } from '../clickhouse/client.js'
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
 import { trafficMix } from '../testing/events.js'
 import { createProcessor, type Processor } from '../processor/processor.js'
+import { eventsRowBinary } from '../sinks/clickhouse-sink.js'
 import { createIcebergSink } from '../sinks/iceberg-sink.js'
-import { batchOf, runSinkContract } from '../testing/sink.contract.js'
+import { batchOf, eventRow, runSinkContract } from '../testing/sink.contract.js'
 import { addColumnWithPyiceberg, PYTHON, pyicebergAvailable, scanLake, startRestCatalog } from './pyiceberg.js'
 import { lakeReader, replaceDayFromLake, restoreDayFromLake } from './restore.js'
 import { createSqlCatalog, type Catalog } from './catalog.js'
@@ -79,6 +80,28 @@ describe('lake commits', () => {
     const [r] = await q<{ n: number }>(`SELECT count() n FROM ${lakeReader(tableOf(dir))}`)
     expect(Number(r!.n)).toBe(15)
   })
+  it('encodes the Parquet from the batch\'s RowBinary bytes with the schema and rows of the row objects, one file per hour', async () => {
+    // Offsets 3590..3609 are ten seconds either side of 11:00: two hours, two data files.
+    const rows = Array.from({ length: 20 }, (_, i) => eventRow(5, 3590 + i, { ivt_reasons: i % 3 ? [] : ['ua_bot', 'burst'], ua: i % 2 ? 'Mözilla ✓ 😀' : 'curl', ivt_score: i / 7, log_offset: 2 ** 40 + i }))
+    const dirs = { text: join(lakes, `text-${n++}`), binary: join(lakes, `binary-${n++}`) }
+    for (const [kind, dir] of Object.entries(dirs)) {
+      const sink = await createIcebergSink({ client: ch, dir })
+      const b = { ...batchOf('ad-events', 5, 3590, 3609), events: rows }
+      if (kind === 'binary') b.eventsRowBinary = eventsRowBinary(rows)
+      await sink.write(b, { recovering: false })
+      const summary = sink.lake.current()!.metadata.snapshots![0]!.summary
+      expect([kind, summary['added-data-files'], summary['added-records']]).toEqual([kind, '2', '20'])
+    }
+    const schemaOf = async (dir: string) => (await q<{ name: string; type: string }>(`DESCRIBE TABLE file(${sqlString(`${dir}/warehouse/adc.db/events_raw/data/*/*.parquet`)}, Parquet) SETTINGS use_hive_partitioning = 0`)).map(({ name, type }) => ({ name, type }))
+    const text = await schemaOf(dirs.text)
+    expect(text.map((c) => c.name)).toEqual(LAKE_COLUMNS.map((c) => c.name))
+    expect(await schemaOf(dirs.binary)).toEqual(text)
+    const read = async (dir: string) => q<Record<string, unknown>>(`SELECT _path LIKE '%ts_hour=2026-11-23-10/%' AS first_hour, * FROM file(${sqlString(`${dir}/warehouse/adc.db/events_raw/data/*/*.parquet`)}, Parquet) ORDER BY _path, log_offset SETTINGS use_hive_partitioning = 0`)
+    const textRows = await read(dirs.text)
+    expect(textRows.map((r) => Number(r.first_hour))).toEqual(rows.map((r) => (r.ts < Date.UTC(2026, 10, 23, 11) ? 1 : 0)))
+    expect(await read(dirs.binary)).toEqual(textRows)
+  })
+
   it('a commit whose answer was lost is found by its snapshot id, not written twice', async () => {
     const dir = join(lakes, `lost-${n++}`)
     const io = createFileIO()

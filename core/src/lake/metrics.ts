@@ -20,6 +20,24 @@ export function long(n: bigint): Buffer {
 }
 
 /**
+ * Orders two strings as their UTF-8 bytes (Iceberg's string order) without encoding them: below
+ * U+D800, UTF-16 code units order as code points and so as UTF-8. Past a surrogate or a unit from
+ * U+E000 up, the bytes decide (a lone surrogate encodes as U+FFFD, as Buffer.from writes it).
+ */
+export function utf8Compare(a: string, b: string): number {
+  if (a === b) return 0
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x === y) continue
+    if (x < 0xd800 && y < 0xd800) return x - y
+    return Buffer.compare(Buffer.from(a), Buffer.from(b))
+  }
+  return a.length - b.length
+}
+
+/**
  * Column metrics of one data file for Iceberg manifests (what lets readers skip files by value):
  * counts for every column, bounds for ints, longs, timestamps (µs) and strings. A string bound is
  * kept only when it fits 16 bytes, else the lower bound is its prefix and the upper bound is left out.
@@ -34,15 +52,17 @@ export function columnMetrics(rows: EventRow[], columns: readonly LakeColumn[], 
     m.nullCounts.set(id, 0)
     if (rows.length === 0 || c.type === 'float') continue
     if (c.type === 'string') {
-      let lo = Buffer.from(String(c.value(rows[0]!)))
+      let lo = String(c.value(rows[0]!))
       let hi = lo
       for (const r of rows) {
-        const b = Buffer.from(String(c.value(r)))
-        if (Buffer.compare(b, lo) < 0) lo = b
-        if (Buffer.compare(b, hi) > 0) hi = b
+        const v = String(c.value(r))
+        if (v === lo || v === hi) continue
+        if (utf8Compare(v, lo) < 0) lo = v
+        else if (utf8Compare(v, hi) > 0) hi = v
       }
-      m.lower.set(id, truncatedLower(lo.toString()))
-      if (hi.length <= TRUNCATE) m.upper.set(id, hi)
+      m.lower.set(id, truncatedLower(lo))
+      const upper = Buffer.from(hi)
+      if (upper.length <= TRUNCATE) m.upper.set(id, upper)
       continue
     }
     let lo = Infinity

@@ -1,7 +1,12 @@
 import { chTime } from '@adc/schemas'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { randomUUID } from 'node:crypto'
+import { mkdtempSync } from 'node:fs'
+import { unlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { sqlString } from '../clickhouse/client.js'
+import { EVENT_COLUMN_TYPES, EVENT_STRUCTURE, isOnChdb } from '../sinks/clickhouse-sink.js'
 import type { EventRow, SinkBatch } from '../sinks/sink.js'
 import { readAvroFile } from './avro.js'
 import type { Catalog, LoadedTable, TableIdent } from './catalog.js'
@@ -176,8 +181,17 @@ export function createLakeTable(options: LakeTableOptions) {
     return `SELECT * FROM format(JSONEachRow, ${sqlString(structure)}, ${sqlString(data)})`
   }
 
+  // The batch's events_raw RowBinary bytes (built once for ClickHouse) are what chDB encodes the
+  // Parquet from when it can read a local file: no JSON text, no SQL escaping. Each lake column is
+  // cast to the type the lake writes (the same Parquet schema as from JSONEachRow).
+  const eventTypes = new Map<string, string>(EVENT_COLUMN_TYPES)
+  const fromRowBinary = isOnChdb(client) && columns.every((c) => eventTypes.has(c.name))
+  const castColumns = columns.map((c) => `CAST(${c.name}, ${sqlString(clickhouseType(c.type))}) AS ${c.name}`).join(', ')
+  let scratch: string | undefined
+  let seq = 0
+
   /** One Parquet file per hour of `rows`, written by chDB and stored at the table's data location. */
-  async function writeDataFiles(t: LoadedTable, rows: EventRow[]): Promise<DataFile[]> {
+  async function writeDataFiles(t: LoadedTable, rows: EventRow[], rowBinary: SinkBatch['eventsRowBinary']): Promise<DataFile[]> {
     const byHour = new Map<number, EventRow[]>()
     for (const r of rows) {
       const h = hourOf(r.ts)
@@ -185,20 +199,34 @@ export function createLakeTable(options: LakeTableOptions) {
       if (list) list.push(r)
       else byHour.set(h, [r])
     }
-    const files: DataFile[] = []
-    for (const [hour, group] of [...byHour].sort((a, b) => a[0] - b[0])) {
-      const rs = await client.exec({
-        query: `${selectRows(group)} ORDER BY ts, event_key
-          SETTINGS output_format_parquet_compression_method = 'zstd', output_format_parquet_string_as_string = 1 FORMAT Parquet`,
-      })
-      const chunks: Buffer[] = []
-      for await (const chunk of rs.stream) chunks.push(chunk as Buffer)
-      const body = Buffer.concat(chunks)
-      const path = `${t.metadata.location.replace(/\/$/, '')}/data/ts_hour=${hourName(hour)}/${randomUUID()}.parquet`
-      await io.write(path, body)
-      files.push({ path, recordCount: group.length, sizeBytes: body.length, partition: { ts_hour: hour }, metrics: columnMetrics(group, columns, currentSchema(t.metadata).fields) })
+    let file: string | undefined
+    if (fromRowBinary && rowBinary && !rowBinary.refusal) {
+      scratch ??= mkdtempSync(join(tmpdir(), 'adc-chdb-lake-'))
+      file = join(scratch, `${process.pid}-${++seq}.bin`)
+      await writeFile(file, rowBinary.bytes)
     }
-    return files
+    try {
+      const files: DataFile[] = []
+      const hours = [...byHour].sort((a, b) => a[0] - b[0])
+      for (const [hour, group] of hours) {
+        const select = file
+          ? `SELECT ${castColumns} FROM file(${sqlString(file)}, RowBinary, ${sqlString(EVENT_STRUCTURE)})${hours.length > 1 ? ` WHERE intDiv(toUnixTimestamp64Milli(ts), 3600000) = ${hour}` : ''}`
+          : selectRows(group)
+        const rs = await client.exec({
+          query: `${select} ORDER BY ts, event_key
+            SETTINGS output_format_parquet_compression_method = 'zstd', output_format_parquet_string_as_string = 1 FORMAT Parquet`,
+        })
+        const chunks: Buffer[] = []
+        for await (const chunk of rs.stream) chunks.push(chunk as Buffer)
+        const body = Buffer.concat(chunks)
+        const path = `${t.metadata.location.replace(/\/$/, '')}/data/ts_hour=${hourName(hour)}/${randomUUID()}.parquet`
+        await io.write(path, body)
+        files.push({ path, recordCount: group.length, sizeBytes: body.length, partition: { ts_hour: hour }, metrics: columnMetrics(group, columns, currentSchema(t.metadata).fields) })
+      }
+      return files
+    } finally {
+      if (file) await unlink(file).catch(() => undefined)
+    }
   }
 
   async function previousManifests(t: LoadedTable): Promise<ManifestFile[]> {
@@ -282,13 +310,13 @@ export function createLakeTable(options: LakeTableOptions) {
       // engine refuses fails here, and nothing is written anywhere.
       await client.command({ query: `${selectRows(rows)} FORMAT Null` })
     },
-    async append(batch: Pick<SinkBatch, 'topic' | 'partition' | 'minOffset' | 'maxOffset' | 'events'>, { refresh = false } = {}): Promise<AppendResult> {
+    async append(batch: Pick<SinkBatch, 'topic' | 'partition' | 'minOffset' | 'maxOffset' | 'events' | 'eventsRowBinary'>, { refresh = false } = {}): Promise<AppendResult> {
       let t = table && !refresh ? table : await this.refresh()
       if (batch.events.length === 0) return { status: 'empty' }
       const seen = alreadyCommitted(t.metadata, batch)
       if (seen) return { status: 'already', ...seen }
       const snapshotId = newSnapshotId()
-      const files = await writeDataFiles(t, batch.events)
+      const files = await writeDataFiles(t, batch.events, batch.eventsRowBinary)
       const spec = defaultSpec(t.metadata)
       const manifestLocation = `${t.metadata.location.replace(/\/$/, '')}/metadata/${randomUUID()}-adc-m0.avro`
       const manifest = buildManifest({ location: manifestLocation, files, snapshotId, schema: currentSchema(t.metadata), spec })

@@ -25,7 +25,7 @@ export interface ClickHouseSinkOptions {
 }
 
 /** events_raw's columns as the sink writes them, with the types their RowBinary values have. */
-const EVENT_COLUMN_TYPES = [
+export const EVENT_COLUMN_TYPES = [
   ['event_key', 'String'], ['event_type', 'LowCardinality(String)'], ['event_id', 'String'], ['impression_id', 'String'],
   ['click_id', 'String'], ['campaign_id', 'String'], ['ad_id', 'String'], ['publisher_id', 'String'], ['request_id', 'String'],
   ['ts', "DateTime64(3, 'UTC')"], ['received_at', "DateTime64(3, 'UTC')"], ['channel', 'LowCardinality(String)'],
@@ -37,8 +37,8 @@ const EVENT_COLUMN_TYPES = [
   ['sign', 'Int8'], ['viewable', 'UInt8'], ['view_method', 'LowCardinality(String)'],
 ] as const satisfies ReadonlyArray<readonly [keyof EventRow, string]>
 const EVENT_COLUMNS = EVENT_COLUMN_TYPES.map(([c]) => c)
-/** The structure file() reads the RowBinary scratch file with. */
-const EVENT_STRUCTURE = EVENT_COLUMN_TYPES.map(([c, t]) => `${c} ${t}`).join(', ')
+/** The structure file() reads the RowBinary scratch file with (the Iceberg sink reads the same bytes). */
+export const EVENT_STRUCTURE = EVENT_COLUMN_TYPES.map(([c, t]) => `${c} ${t}`).join(', ')
 
 /**
  * events_raw rows as RowBinary bytes (see RowBinaryWriter: the engine reads them without parsing
@@ -59,6 +59,11 @@ export function writeEventRowBinary(w: RowBinaryWriter, r: EventRow): void {
     .str(r.edge_dedupe).u8(r.prefetch).u8(r.billable).str(r.reason).f32(r.ivt_score)
     .strings(r.ivt_reasons).str(r.model_version).u8(r.joined).u32(r.log_partition).i64(r.log_offset).dt64(r.processed_at)
     .i8(r.sign).u8(r.viewable).str(r.view_method)
+}
+
+/** Whether the client runs on chDB (itself or behind a wrapper): one that reads local scratch files through file(). */
+export function isOnChdb(client: ClickHouseClient): boolean {
+  return chdbDirect(client) !== undefined || (client as unknown as { connection?: { chdb?: unknown } }).connection?.chdb !== undefined
 }
 
 /**
@@ -147,7 +152,7 @@ export function createClickHouseSink({ client, database, dedupTokens = true, aft
   // A client on chDB, itself or behind a wrapper: its exec glues a body into the SQL text as text,
   // which binary rows do not survive, so RowBinary goes through file() (the wrapper's `command`
   // when there is one). A ClickHouse server takes the bytes as the HTTP body.
-  const onChdb = direct !== undefined || (client as unknown as { connection?: { chdb?: unknown } }).connection?.chdb !== undefined
+  const onChdb = isOnChdb(client)
   const rawSettings = (batch: SinkBatch, table: string, to: Target): Record<string, string | number> =>
     to.probe ? { async_insert: 0 } : dedupTokens ? { insert_deduplication_token: batchToken(batch, table), async_insert: 0 } : { insert_deduplicate: 0, async_insert: 0 }
 
