@@ -37,20 +37,52 @@ export function utf8Compare(a: string, b: string): number {
   return a.length - b.length
 }
 
+/** A column's bounds over a data file: strings as text, ints and times (epoch ms) as numbers, longs as bigints. */
+export type Bounds = readonly [lo: string | number | bigint, hi: string | number | bigint]
+
+/** Whether a column carries bounds in the metrics (floats and lists carry counts only). */
+export const hasBounds = (c: LakeColumn): boolean => c.type !== 'float' && c.type !== 'list<string>'
+
 /**
- * Column metrics of one data file for Iceberg manifests (what lets readers skip files by value):
+ * Column metrics of one data file of `count` rows from each column's bounds (see columnMetrics):
  * counts for every column, bounds for ints, longs, timestamps (µs) and strings. A string bound is
  * kept only when it fits 16 bytes, else the lower bound is its prefix and the upper bound is left out.
  */
-export function columnMetrics(rows: EventRow[], columns: readonly LakeColumn[], fields: IcebergField[]): NonNullable<DataFile['metrics']> {
+export function metricsOf(count: number, columns: readonly LakeColumn[], fields: IcebergField[], bounds: (c: LakeColumn) => Bounds | undefined): NonNullable<DataFile['metrics']> {
   const ids = new Map(fields.map((f) => [f.name, f.id]))
   const m: NonNullable<DataFile['metrics']> = { valueCounts: new Map(), nullCounts: new Map(), lower: new Map(), upper: new Map() }
   for (const c of columns) {
     const id = ids.get(c.name)
     if (id === undefined || c.type === 'list<string>') continue
-    m.valueCounts.set(id, rows.length)
+    m.valueCounts.set(id, count)
     m.nullCounts.set(id, 0)
-    if (rows.length === 0 || c.type === 'float') continue
+    if (count === 0 || !hasBounds(c)) continue
+    const b = bounds(c)
+    if (!b) continue
+    const [lo, hi] = b
+    if (c.type === 'string') {
+      m.lower.set(id, truncatedLower(String(lo)))
+      const upper = Buffer.from(String(hi))
+      if (upper.length <= TRUNCATE) m.upper.set(id, upper)
+    } else if (c.type === 'int') {
+      const [a, z] = [Buffer.alloc(4), Buffer.alloc(4)]
+      a.writeInt32LE(Number(lo))
+      z.writeInt32LE(Number(hi))
+      m.lower.set(id, a)
+      m.upper.set(id, z)
+    } else {
+      // long, or timestamptz as epoch ms scaled to µs
+      const scale = c.type === 'timestamptz' ? 1000n : 1n
+      m.lower.set(id, long(BigInt(lo) * scale))
+      m.upper.set(id, long(BigInt(hi) * scale))
+    }
+  }
+  return m
+}
+
+/** Column metrics of one data file from its row objects (see metricsOf). */
+export function columnMetrics(rows: EventRow[], columns: readonly LakeColumn[], fields: IcebergField[]): NonNullable<DataFile['metrics']> {
+  return metricsOf(rows.length, columns, fields, (c) => {
     if (c.type === 'string') {
       let lo = String(c.value(rows[0]!))
       let hi = lo
@@ -60,10 +92,7 @@ export function columnMetrics(rows: EventRow[], columns: readonly LakeColumn[], 
         if (utf8Compare(v, lo) < 0) lo = v
         else if (utf8Compare(v, hi) > 0) hi = v
       }
-      m.lower.set(id, truncatedLower(lo))
-      const upper = Buffer.from(hi)
-      if (upper.length <= TRUNCATE) m.upper.set(id, upper)
-      continue
+      return [lo, hi]
     }
     let lo = Infinity
     let hi = -Infinity
@@ -72,18 +101,6 @@ export function columnMetrics(rows: EventRow[], columns: readonly LakeColumn[], 
       if (v < lo) lo = v
       if (v > hi) hi = v
     }
-    if (c.type === 'int') {
-      const [a, b] = [Buffer.alloc(4), Buffer.alloc(4)]
-      a.writeInt32LE(lo)
-      b.writeInt32LE(hi)
-      m.lower.set(id, a)
-      m.upper.set(id, b)
-    } else {
-      // long, or timestamptz as epoch ms scaled to µs
-      const scale = c.type === 'timestamptz' ? 1000n : 1n
-      m.lower.set(id, long(BigInt(lo) * scale))
-      m.upper.set(id, long(BigInt(hi) * scale))
-    }
-  }
-  return m
+    return [lo, hi]
+  })
 }

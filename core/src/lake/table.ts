@@ -13,7 +13,7 @@ import type { Catalog, LoadedTable, TableIdent } from './catalog.js'
 import type { FileIO, S3Options } from './io.js'
 import { buildManifest, buildManifestList, mergeManifests, normaliseManifestFile, OWN_MANIFEST, type DataFile, type ManifestFile } from './manifest.js'
 import { CommitConflictError, currentSchema, currentSnapshotId, defaultSpec, newSnapshotId, sameId, type Id, type Snapshot, type TableMetadata, type TableRequirement, type TableUpdate } from './metadata.js'
-import { columnMetrics } from './metrics.js'
+import { columnMetrics, hasBounds, metricsOf, type Bounds } from './metrics.js'
 import { addFields, clickhouseType, hourOf, LAKE_COLUMNS, nameMapping, type IcebergSchema, type LakeColumn } from './schema.js'
 
 /** Snapshot summary keys that record which log range a commit holds (how a replay finds it). */
@@ -108,6 +108,16 @@ export function expiredSnapshots(m: TableMetadata, now: number, adding = 0): Id[
 }
 
 /**
+ * Whether the lake encodes its data files from a batch's events_raw RowBinary bytes (`eventsRowBinary`)
+ * rather than from its row objects: on chDB (which reads the bytes from a local scratch file), when
+ * every lake column is an events_raw column.
+ */
+export function lakeReadsRowBinary(client: ClickHouseClient, columns: readonly LakeColumn[] = LAKE_COLUMNS): boolean {
+  const names = new Set<string>(EVENT_COLUMN_TYPES.map(([name]) => name))
+  return isOnChdb(client) && columns.every((c) => names.has(c.name))
+}
+
+/**
  * The raw-event Iceberg table: Parquet data files written by chDB, Iceberg v2 metadata (Avro
  * manifests and manifest lists with field ids, `hour(ts)` partitioning, absolute locations) written
  * here, and one atomic catalog commit per append whose summary records the log range.
@@ -182,51 +192,92 @@ export function createLakeTable(options: LakeTableOptions) {
   }
 
   // The batch's events_raw RowBinary bytes (built once for ClickHouse) are what chDB encodes the
-  // Parquet from when it can read a local file: no JSON text, no SQL escaping. Each lake column is
-  // cast to the type the lake writes (the same Parquet schema as from JSONEachRow).
-  const eventTypes = new Map<string, string>(EVENT_COLUMN_TYPES)
-  const fromRowBinary = isOnChdb(client) && columns.every((c) => eventTypes.has(c.name))
+  // Parquet from when it can read a local file: no JSON text, no SQL escaping, no row objects. Each
+  // lake column is cast to the type the lake writes (the same Parquet schema as from JSONEachRow);
+  // the hours, counts and column bounds come from one query over the same bytes.
+  const fromRowBinary = lakeReadsRowBinary(client, columns)
   const castColumns = columns.map((c) => `CAST(${c.name}, ${sqlString(clickhouseType(c.type))}) AS ${c.name}`).join(', ')
+  const bounded = columns.filter(hasBounds)
+  const boundOf = (c: LakeColumn) => (c.type === 'timestamptz' ? `toUnixTimestamp64Milli(${c.name})` : c.type === 'string' ? c.name : `toInt64(${c.name})`)
+  const statsColumns = bounded.map((c, i) => `min(${boundOf(c)}) AS lo${i}, max(${boundOf(c)}) AS hi${i}`).join(', ')
   let scratch: string | undefined
   let seq = 0
 
-  /** One Parquet file per hour of `rows`, written by chDB and stored at the table's data location. */
-  async function writeDataFiles(t: LoadedTable, rows: EventRow[], rowBinary: SinkBatch['eventsRowBinary']): Promise<DataFile[]> {
+  /** Runs `use` with the bytes in a scratch file, as the `file(…, RowBinary, …)` table it reads; deleted after. */
+  async function withScratch<T>(bytes: Buffer, use: (from: string) => Promise<T>): Promise<T> {
+    scratch ??= mkdtempSync(join(tmpdir(), 'adc-chdb-lake-'))
+    const file = join(scratch, `${process.pid}-${++seq}.bin`)
+    await writeFile(file, bytes)
+    try {
+      return await use(`file(${sqlString(file)}, RowBinary, ${sqlString(EVENT_STRUCTURE)})`)
+    } finally {
+      await unlink(file).catch(() => undefined)
+    }
+  }
+
+  interface HourStats { hour: number; count: number; bounds: Map<string, Bounds> }
+
+  /** Per hour of the RowBinary file: its row count and each bounded column's min and max (byte order for strings). */
+  async function statsOf(from: string): Promise<HourStats[]> {
+    const rs = await client.query({
+      query: `SELECT intDiv(toUnixTimestamp64Milli(ts), 3600000) AS hour, count() AS n${statsColumns ? `, ${statsColumns}` : ''} FROM ${from} GROUP BY hour ORDER BY hour`,
+      format: 'JSONEachRow',
+      clickhouse_settings: { output_format_json_quote_64bit_integers: 1 },
+    })
+    const out = await rs.json<Record<string, string | number>>()
+    return out.map((r) => {
+      const bounds = new Map<string, Bounds>()
+      bounded.forEach((c, i) => {
+        const [lo, hi] = [r[`lo${i}`]!, r[`hi${i}`]!]
+        bounds.set(c.name, c.type === 'string' ? [String(lo), String(hi)] : c.type === 'long' ? [BigInt(lo), BigInt(hi)] : [Number(lo), Number(hi)])
+      })
+      return { hour: Number(r.hour), count: Number(r.n), bounds }
+    })
+  }
+
+  async function encode(select: string): Promise<Buffer> {
+    const rs = await client.exec({
+      query: `${select} ORDER BY ts, event_key
+        SETTINGS output_format_parquet_compression_method = 'zstd', output_format_parquet_string_as_string = 1 FORMAT Parquet`,
+    })
+    const chunks: Buffer[] = []
+    for await (const chunk of rs.stream) chunks.push(chunk as Buffer)
+    return Buffer.concat(chunks)
+  }
+
+  const dataPath = (t: LoadedTable, hour: number) => `${t.metadata.location.replace(/\/$/, '')}/data/ts_hour=${hourName(hour)}/${randomUUID()}.parquet`
+
+  /** One Parquet file per hour of the batch's events, written by chDB and stored at the table's data location. */
+  async function writeDataFiles(t: LoadedTable, batch: Pick<SinkBatch, 'events' | 'eventsRowBinary'>): Promise<DataFile[]> {
+    const fields = currentSchema(t.metadata).fields
+    const files: DataFile[] = []
+    const rowBinary = batch.eventsRowBinary
+    if (fromRowBinary && rowBinary && !rowBinary.refusal) {
+      return withScratch(rowBinary.bytes, async (from) => {
+        const hours = await statsOf(from)
+        for (const { hour, count, bounds } of hours) {
+          const body = await encode(`SELECT ${castColumns} FROM ${from}${hours.length > 1 ? ` WHERE intDiv(toUnixTimestamp64Milli(ts), 3600000) = ${hour}` : ''}`)
+          const path = dataPath(t, hour)
+          await io.write(path, body)
+          files.push({ path, recordCount: count, sizeBytes: body.length, partition: { ts_hour: hour }, metrics: metricsOf(count, columns, fields, (c) => bounds.get(c.name)) })
+        }
+        return files
+      })
+    }
     const byHour = new Map<number, EventRow[]>()
-    for (const r of rows) {
+    for (const r of batch.events) {
       const h = hourOf(r.ts)
       const list = byHour.get(h)
       if (list) list.push(r)
       else byHour.set(h, [r])
     }
-    let file: string | undefined
-    if (fromRowBinary && rowBinary && !rowBinary.refusal) {
-      scratch ??= mkdtempSync(join(tmpdir(), 'adc-chdb-lake-'))
-      file = join(scratch, `${process.pid}-${++seq}.bin`)
-      await writeFile(file, rowBinary.bytes)
+    for (const [hour, group] of [...byHour].sort((a, b) => a[0] - b[0])) {
+      const body = await encode(selectRows(group))
+      const path = dataPath(t, hour)
+      await io.write(path, body)
+      files.push({ path, recordCount: group.length, sizeBytes: body.length, partition: { ts_hour: hour }, metrics: columnMetrics(group, columns, fields) })
     }
-    try {
-      const files: DataFile[] = []
-      const hours = [...byHour].sort((a, b) => a[0] - b[0])
-      for (const [hour, group] of hours) {
-        const select = file
-          ? `SELECT ${castColumns} FROM file(${sqlString(file)}, RowBinary, ${sqlString(EVENT_STRUCTURE)})${hours.length > 1 ? ` WHERE intDiv(toUnixTimestamp64Milli(ts), 3600000) = ${hour}` : ''}`
-          : selectRows(group)
-        const rs = await client.exec({
-          query: `${select} ORDER BY ts, event_key
-            SETTINGS output_format_parquet_compression_method = 'zstd', output_format_parquet_string_as_string = 1 FORMAT Parquet`,
-        })
-        const chunks: Buffer[] = []
-        for await (const chunk of rs.stream) chunks.push(chunk as Buffer)
-        const body = Buffer.concat(chunks)
-        const path = `${t.metadata.location.replace(/\/$/, '')}/data/ts_hour=${hourName(hour)}/${randomUUID()}.parquet`
-        await io.write(path, body)
-        files.push({ path, recordCount: group.length, sizeBytes: body.length, partition: { ts_hour: hour }, metrics: columnMetrics(group, columns, currentSchema(t.metadata).fields) })
-      }
-      return files
-    } finally {
-      if (file) await unlink(file).catch(() => undefined)
-    }
+    return files
   }
 
   async function previousManifests(t: LoadedTable): Promise<ManifestFile[]> {
@@ -304,19 +355,25 @@ export function createLakeTable(options: LakeTableOptions) {
      * Appends a processed batch's events as one snapshot, unless a snapshot already holds an
      * overlapping log range (the batch is a replay): then nothing is written.
      */
-    async probe(rows: EventRow[]): Promise<void> {
-      if (rows.length === 0) return
+    async probe(batch: Pick<SinkBatch, 'events' | 'eventsRowBinary'>): Promise<void> {
       // The same rows through the same engine parse as a data file, output discarded: a row the
       // engine refuses fails here, and nothing is written anywhere.
-      await client.command({ query: `${selectRows(rows)} FORMAT Null` })
+      const rowBinary = batch.eventsRowBinary
+      if (fromRowBinary && rowBinary && !rowBinary.refusal) {
+        if (rowBinary.bytes.length === 0) return
+        await withScratch(rowBinary.bytes, (from) => client.command({ query: `SELECT ${castColumns} FROM ${from} FORMAT Null` }))
+        return
+      }
+      if (batch.events.length === 0) return
+      await client.command({ query: `${selectRows(batch.events)} FORMAT Null` })
     },
     async append(batch: Pick<SinkBatch, 'topic' | 'partition' | 'minOffset' | 'maxOffset' | 'events' | 'eventsRowBinary'>, { refresh = false } = {}): Promise<AppendResult> {
       let t = table && !refresh ? table : await this.refresh()
-      if (batch.events.length === 0) return { status: 'empty' }
+      if (batch.events.length === 0 && !batch.eventsRowBinary?.bytes.length) return { status: 'empty' }
       const seen = alreadyCommitted(t.metadata, batch)
       if (seen) return { status: 'already', ...seen }
       const snapshotId = newSnapshotId()
-      const files = await writeDataFiles(t, batch.events, batch.eventsRowBinary)
+      const files = await writeDataFiles(t, batch)
       const spec = defaultSpec(t.metadata)
       const manifestLocation = `${t.metadata.location.replace(/\/$/, '')}/metadata/${randomUUID()}-adc-m0.avro`
       const manifest = buildManifest({ location: manifestLocation, files, snapshotId, schema: currentSchema(t.metadata), spec })

@@ -11,6 +11,7 @@ import { EDGE_STATS_TOPIC, EVENTS_TOPIC, stateChangelogTopic } from '@adc/schema
 import type { Batch, BatchContext, Consumer, Log, LogRecord } from '../log/log.js'
 import { processorMetrics, type ProcessorMetrics } from '../metrics/registry.js'
 import { createIcebergSink, type IcebergSinkOptions } from '../sinks/iceberg-sink.js'
+import { lakeReadsRowBinary } from '../lake/table.js'
 import { changelogTopicFor } from '../state/changelog.js'
 import { PartitionOwnership } from '../state/ownership.js'
 import { PartitionStore } from '../state/partition-store.js'
@@ -144,7 +145,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const report = new ProcessorReport(metrics, logger)
   const totals = report.totals
 
-  const events: TopicRuntime = { topic: deps.topics?.events ?? EVENTS_TOPIC, workers: new Map(), owners: new Map(), held: new Map(), makeWorker: (store) => createEventWorker(store, { ...deps, eventRowObjects: !!(deps.icebergDir || deps.iceberg?.catalog) }) }
+  const events: TopicRuntime = { topic: deps.topics?.events ?? EVENTS_TOPIC, workers: new Map(), owners: new Map(), held: new Map(), makeWorker: (store) => createEventWorker(store, { ...deps, eventRowObjects: !!(deps.icebergDir || deps.iceberg?.catalog) && !lakeReadsRowBinary(clickhouse) }) }
   const edgeStats: TopicRuntime = {
     topic: deps.topics?.edgeStats ?? EDGE_STATS_TOPIC,
     workers: new Map(),

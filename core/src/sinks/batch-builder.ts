@@ -38,7 +38,7 @@ export class BatchBuilder {
 
   /**
    * `rowObjects`: also keep the events_raw rows as objects in `batch.events` (a sink that reads
-   * them: Iceberg). Without, each row is written to `batch.eventsRowBinary` and dropped at once, so the
+   * them: Iceberg off chDB, see lakeReadsRowBinary). Without, each row is written to `batch.eventsRowBinary` and dropped at once, so the
    * batch keeps no per-event objects alive (they would outlive a young-generation GC).
    */
   constructor(topic: string, partition: number, minOffset: number, maxOffset: number, private readonly now = Date.now(), private readonly rowObjects = true) {

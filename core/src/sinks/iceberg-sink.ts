@@ -89,7 +89,7 @@ export async function createIcebergSink(options: IcebergSinkOptions): Promise<Si
     },
     async probe(batch) {
       try {
-        await lake.probe(batch.events)
+        await lake.probe(batch)
       } catch (err) {
         throw new SinkWriteError('iceberg', err)
       }

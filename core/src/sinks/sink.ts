@@ -28,7 +28,7 @@ export interface SinkBatch {
   partition: number
   minOffset: number
   maxOffset: number
-  /** Row objects: kept only when a sink needs them (Iceberg); see `eventsRowBinary`. */
+  /** Row objects: kept only when a sink needs them (Iceberg off chDB); see `eventsRowBinary`. */
   events: EventRow[]
   /**
    * The events_raw rows as RowBinary bytes (clickhouse-sink.ts `writeEventRowBinary`), when the
