@@ -80,19 +80,24 @@ describe('lake commits', () => {
     const [r] = await q<{ n: number }>(`SELECT count() n FROM ${lakeReader(tableOf(dir))}`)
     expect(Number(r!.n)).toBe(15)
   })
-  it('encodes the Parquet from the batch\'s RowBinary bytes with the schema and rows of the row objects, one file per hour', async () => {
+  it.each([
     // Offsets 3590..3609 are ten seconds either side of 11:00: two hours, two data files.
-    const rows = Array.from({ length: 20 }, (_, i) => eventRow(5, 3590 + i, { ivt_reasons: i % 3 ? [] : ['ua_bot', 'burst'], ua: i % 2 ? 'Mözilla ✓ 😀' : 'curl', ivt_score: i / 7, log_offset: 2 ** 40 + i }))
+    ['across two hours (bounds from each Parquet footer)', 3590, 1, 2],
+    ['within one hour (bounds from the Parquet footer)', 100, 1, 1],
+    // 0..9500 s past 10:00: three hours, bounds from a query over the rows.
+    ['across three hours (bounds from a query)', 0, 500, 3],
+  ] as const)('encodes the Parquet from the batch\'s RowBinary bytes with the schema, rows and bounds of the row objects: %s', async (_, first, step, files) => {
+    const rows = Array.from({ length: 20 }, (_, i) => eventRow(5, first + i * step, { ivt_reasons: i % 3 ? [] : ['ua_bot', 'burst'], ua: i % 2 ? 'Mözilla ✓ 😀' : 'curl', ivt_score: i / 7, log_offset: 2 ** 40 + i }))
     const dirs = { text: join(lakes, `text-${n++}`), binary: join(lakes, `binary-${n++}`) }
     const entries: Record<string, unknown[]> = {}
     for (const [kind, dir] of Object.entries(dirs)) {
       const sink = await createIcebergSink({ client: ch, dir })
       // The bytes alone (no row objects), as the processor hands them on chDB.
-      const b = kind === 'binary' ? { ...batchOf('ad-events', 5, 3590, 3609), events: [], eventsRowBinary: eventsRowBinary(rows) } : { ...batchOf('ad-events', 5, 3590, 3609), events: rows }
+      const b = kind === 'binary' ? { ...batchOf('ad-events', 5, first, first + 19), events: [], eventsRowBinary: eventsRowBinary(rows) } : { ...batchOf('ad-events', 5, first, first + 19), events: rows }
       await sink.probe!(b)
       await sink.write(b, { recovering: false })
       const snapshot = sink.lake.current()!.metadata.snapshots![0]!
-      expect([kind, snapshot.summary['added-data-files'], snapshot.summary['added-records']]).toEqual([kind, '2', '20'])
+      expect([kind, snapshot.summary['added-data-files'], snapshot.summary['added-records']]).toEqual([kind, String(files), '20'])
       const io = createFileIO()
       const [manifest] = readAvroFile(await io.read(snapshot['manifest-list'])).records as { manifest_path: string }[]
       // Column bounds and counts per file, as readers use them to skip files (paths differ).
@@ -106,7 +111,8 @@ describe('lake commits', () => {
     expect(await schemaOf(dirs.binary)).toEqual(text)
     const read = async (dir: string) => q<Record<string, unknown>>(`SELECT _path LIKE '%ts_hour=2026-11-23-10/%' AS first_hour, * FROM file(${sqlString(`${dir}/warehouse/adc.db/events_raw/data/*/*.parquet`)}, Parquet) ORDER BY _path, log_offset SETTINGS use_hive_partitioning = 0`)
     const textRows = await read(dirs.text)
-    expect(textRows.map((r) => Number(r.first_hour))).toEqual(rows.map((r) => (r.ts < Date.UTC(2026, 10, 23, 11) ? 1 : 0)))
+    expect(textRows.map((r) => Number(r.first_hour))).toEqual(rows.map((r) => (r.ts < Date.UTC(2026, 10, 23, 11) ? 1 : 0)).sort((a, b) => b - a))
+    expect(new Set(textRows.map((r) => r.log_offset)).size).toBe(20)
     expect(await read(dirs.binary)).toEqual(textRows)
   })
 

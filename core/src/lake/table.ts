@@ -13,7 +13,7 @@ import type { Catalog, LoadedTable, TableIdent } from './catalog.js'
 import type { FileIO, S3Options } from './io.js'
 import { buildManifest, buildManifestList, mergeManifests, normaliseManifestFile, OWN_MANIFEST, type DataFile, type ManifestFile } from './manifest.js'
 import { CommitConflictError, currentSchema, currentSnapshotId, defaultSpec, newSnapshotId, sameId, type Id, type Snapshot, type TableMetadata, type TableRequirement, type TableUpdate } from './metadata.js'
-import { columnMetrics, hasBounds, metricsOf, type Bounds } from './metrics.js'
+import { columnMetrics, hasBounds, metricsOf, utf8Compare, type Bounds } from './metrics.js'
 import { addFields, clickhouseType, hourOf, LAKE_COLUMNS, nameMapping, type IcebergSchema, type LakeColumn } from './schema.js'
 
 /** Snapshot summary keys that record which log range a commit holds (how a replay finds it). */
@@ -203,17 +203,20 @@ export function createLakeTable(options: LakeTableOptions) {
   let scratch: string | undefined
   let seq = 0
 
-  /** Runs `use` with the bytes in a scratch file, as the `file(…, RowBinary, …)` table it reads; deleted after. */
-  async function withScratch<T>(bytes: Buffer, use: (from: string) => Promise<T>): Promise<T> {
+  /** Runs `use` with the bytes in a scratch file (its path); deleted after. */
+  async function withScratch<T>(bytes: Buffer, use: (file: string) => Promise<T>): Promise<T> {
     scratch ??= mkdtempSync(join(tmpdir(), 'adc-chdb-lake-'))
     const file = join(scratch, `${process.pid}-${++seq}.bin`)
     await writeFile(file, bytes)
     try {
-      return await use(`file(${sqlString(file)}, RowBinary, ${sqlString(EVENT_STRUCTURE)})`)
+      return await use(file)
     } finally {
       await unlink(file).catch(() => undefined)
     }
   }
+
+  /** The events_raw RowBinary scratch file as a table. */
+  const rowBinaryTable = (file: string) => `file(${sqlString(file)}, RowBinary, ${sqlString(EVENT_STRUCTURE)})`
 
   interface HourStats { hour: number; count: number; bounds: Map<string, Bounds> }
 
@@ -235,6 +238,44 @@ export function createLakeTable(options: LakeTableOptions) {
     })
   }
 
+  /**
+   * Row count and each bounded column's bounds of a Parquet file chDB wrote, from its
+   * footer's statistics (min and max per row group; strings in byte order, times in µs). A column
+   * without statistics has no bounds.
+   */
+  async function footerStats(parquet: Buffer): Promise<{ count: number; bounds: Map<string, Bounds> }> {
+    return withScratch(parquet, async (file) => {
+      type Column = { name: string; statistics?: { min: string | null; max: string | null } | null }
+      const rs = await client.query({ query: `SELECT num_rows, row_groups FROM file(${sqlString(file)}, ParquetMetadata)`, format: 'JSONEachRow' })
+      const [meta] = await rs.json<{ num_rows: number | string; row_groups: { columns: Column[] }[] }>()
+      if (!meta) throw new Error('chDB read no metadata from the Parquet file it wrote')
+      const range = new Map<string, [string, string] | null>()
+      for (const group of meta.row_groups) {
+        for (const col of group.columns) {
+          const min = col.statistics?.min
+          const max = col.statistics?.max
+          const seen = range.get(col.name)
+          if (seen === null) continue
+          if (min == null || max == null) range.set(col.name, null)
+          else if (!seen) range.set(col.name, [min, max])
+          else {
+            const c = columns.find((x) => x.name === col.name)
+            const less = (a: string, b: string) => (c?.type === 'string' ? utf8Compare(a, b) < 0 : BigInt(a) < BigInt(b))
+            range.set(col.name, [less(min, seen[0]) ? min : seen[0], less(seen[1], max) ? max : seen[1]])
+          }
+        }
+      }
+      const bounds = new Map<string, Bounds>()
+      for (const c of bounded) {
+        const r = range.get(c.name)
+        if (!r) continue
+        // Timestamps come in µs: metricsOf takes ms (they are whole ms, written from DateTime64(3)).
+        bounds.set(c.name, c.type === 'string' ? r : c.type === 'long' ? [BigInt(r[0]), BigInt(r[1])] : c.type === 'timestamptz' ? [Number(BigInt(r[0]) / 1000n), Number(BigInt(r[1]) / 1000n)] : [Number(r[0]), Number(r[1])])
+      }
+      return { count: Number(meta.num_rows), bounds }
+    })
+  }
+
   async function encode(select: string): Promise<Buffer> {
     const rs = await client.exec({
       query: `${select} ORDER BY ts, event_key
@@ -253,7 +294,24 @@ export function createLakeTable(options: LakeTableOptions) {
     const files: DataFile[] = []
     const rowBinary = batch.eventsRowBinary
     if (fromRowBinary && rowBinary && !rowBinary.refusal) {
-      return withScratch(rowBinary.bytes, async (from) => {
+      return withScratch(rowBinary.bytes, async (file) => {
+        const from = rowBinaryTable(file)
+        // A batch within one hour or two (the usual case) is encoded per hour, each file's count
+        // and bounds read from its Parquet footer's statistics; one spread wider (late events) gets
+        // its hours, counts and bounds from one query first.
+        const range = rowBinary.tsRange
+        if (range && hourOf(range[1]) - hourOf(range[0]) <= 1) {
+          const [first, last] = [hourOf(range[0]), hourOf(range[1])]
+          for (let hour = first; hour <= last; hour++) {
+            const body = await encode(`SELECT ${castColumns} FROM ${from}${first !== last ? ` WHERE intDiv(toUnixTimestamp64Milli(ts), 3600000) = ${hour}` : ''}`)
+            const footer = await footerStats(body)
+            if (footer.count === 0) continue
+            const path = dataPath(t, hour)
+            await io.write(path, body)
+            files.push({ path, recordCount: footer.count, sizeBytes: body.length, partition: { ts_hour: hour }, metrics: metricsOf(footer.count, columns, fields, (c) => footer.bounds.get(c.name)) })
+          }
+          return files
+        }
         const hours = await statsOf(from)
         for (const { hour, count, bounds } of hours) {
           const body = await encode(`SELECT ${castColumns} FROM ${from}${hours.length > 1 ? ` WHERE intDiv(toUnixTimestamp64Milli(ts), 3600000) = ${hour}` : ''}`)
@@ -361,7 +419,7 @@ export function createLakeTable(options: LakeTableOptions) {
       const rowBinary = batch.eventsRowBinary
       if (fromRowBinary && rowBinary && !rowBinary.refusal) {
         if (rowBinary.bytes.length === 0) return
-        await withScratch(rowBinary.bytes, (from) => client.command({ query: `SELECT ${castColumns} FROM ${from} FORMAT Null` }))
+        await withScratch(rowBinary.bytes, (file) => client.command({ query: `SELECT ${castColumns} FROM ${rowBinaryTable(file)} FORMAT Null` }))
         return
       }
       if (batch.events.length === 0) return
