@@ -86,8 +86,10 @@ describe('lake commits', () => {
     ['within one hour (bounds from the Parquet footer)', 100, 1, 1],
     // 0..9500 s past 10:00: three hours, bounds from a query over the rows.
     ['across three hours (bounds from a query)', 0, 500, 3],
-  ] as const)('encodes the Parquet from the batch\'s RowBinary bytes with the schema, rows and bounds of the row objects: %s', async (_, first, step, files) => {
-    const rows = Array.from({ length: 20 }, (_, i) => eventRow(5, first + i * step, { ivt_reasons: i % 3 ? [] : ['ua_bot', 'burst'], ua: i % 2 ? 'Mözilla ✓ 😀' : 'curl', ivt_score: i / 7, log_offset: 2 ** 40 + i }))
+    // A value too long for the Parquet writer's column statistics: that column's bounds from a query.
+    ['with a 20,000-character user agent', 100, 1, 1, 'z'.repeat(20_000)],
+  ] as const)('encodes the Parquet from the batch\'s RowBinary bytes with the schema, rows and bounds of the row objects: %s', async (_, first, step, files, longUa?: string) => {
+    const rows = Array.from({ length: 20 }, (_, i) => eventRow(5, first + i * step, { ivt_reasons: i % 3 ? [] : ['ua_bot', 'burst'], ua: i === 7 && longUa ? longUa : i % 2 ? 'Mözilla ✓ 😀' : 'curl', ivt_score: i / 7, log_offset: 2 ** 40 + i }))
     const dirs = { text: join(lakes, `text-${n++}`), binary: join(lakes, `binary-${n++}`) }
     const entries: Record<string, unknown[]> = {}
     for (const [kind, dir] of Object.entries(dirs)) {

@@ -1,7 +1,7 @@
 import { chTime } from '@adc/schemas'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -302,13 +302,17 @@ export function createLakeTable(options: LakeTableOptions) {
         const range = rowBinary.tsRange
         if (range && hourOf(range[1]) - hourOf(range[0]) <= 1) {
           const [first, last] = [hourOf(range[0]), hourOf(range[1])]
+          let queried: HourStats[] | undefined
           for (let hour = first; hour <= last; hour++) {
             const body = await encode(`SELECT ${castColumns} FROM ${from}${first !== last ? ` WHERE intDiv(toUnixTimestamp64Milli(ts), 3600000) = ${hour}` : ''}`)
             const footer = await footerStats(body)
             if (footer.count === 0) continue
+            // The writer leaves out the statistics of a column holding a very long value: then that
+            // file's bounds come from the query, as the row objects' would.
+            const bounds = footer.bounds.size === bounded.length ? footer.bounds : (queried ??= await statsOf(from)).find((h) => h.hour === hour)?.bounds
             const path = dataPath(t, hour)
             await io.write(path, body)
-            files.push({ path, recordCount: footer.count, sizeBytes: body.length, partition: { ts_hour: hour }, metrics: metricsOf(footer.count, columns, fields, (c) => footer.bounds.get(c.name)) })
+            files.push({ path, recordCount: footer.count, sizeBytes: body.length, partition: { ts_hour: hour }, metrics: metricsOf(footer.count, columns, fields, (c) => bounds?.get(c.name)) })
           }
           return files
         }
@@ -401,6 +405,11 @@ export function createLakeTable(options: LakeTableOptions) {
     maxAttempts,
     s3: options.s3,
     open,
+    /** Removes the scratch directory of the RowBinary and Parquet files (each is deleted after use). */
+    close(): void {
+      if (scratch) rmSync(scratch, { recursive: true, force: true })
+      scratch = undefined
+    },
     /** The table as last loaded or committed by this writer. */
     current: () => table,
     /** Reloads the table from the catalog (after another writer's commit). */

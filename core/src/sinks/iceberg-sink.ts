@@ -95,6 +95,7 @@ export async function createIcebergSink(options: IcebergSinkOptions): Promise<Si
       }
     },
     async close() {
+      lake.close()
       catalog.close?.()
     },
   }
