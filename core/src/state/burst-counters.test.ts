@@ -2,10 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { LogRecord } from '../log/log.js'
-import { ChangelogFold, claimRecord, deltaRecords, snapshotRecords } from './changelog.js'
 import { advanceWatermark, sweepExpired } from './expiry.js'
-import { PartitionStore, type StateEntry } from './partition-store.js'
+import { changelogReplay } from '../testing/changelog-replay.js'
+import { PartitionStore } from './partition-store.js'
 
 const dirs: string[] = []
 const fresh = (): string => {
@@ -44,18 +43,8 @@ describe('burst counters', () => {
   })
 
   it('travel through the changelog and snapshots to the same counts, a dropped minute staying dropped', async () => {
-    let offset = 0
-    const records: LogRecord[] = []
-    const append = (rs: Array<{ key: string; value: string }>): void => {
-      for (const r of rs) records.push({ topic: 'cl', partition: 0, offset: offset++, key: r.key, value: r.value, timestamp: 0 })
-    }
     const a = PartitionStore.open(fresh(), 0)
-    append([claimRecord(0, 'A')])
-    const batch = async (max: number, f: () => void): Promise<void> => {
-      f()
-      append(deltaRecords(0, 'A', max, a.pendingEntries(max)))
-      await a.commit(max)
-    }
+    const { batch, rebuilt } = changelogReplay(a)
     await batch(1, () => {
       a.bursts.count('ip', 'x', M, true)
       a.bursts.count('uk', 'y:z', M, true)
@@ -66,18 +55,7 @@ describe('burst counters', () => {
       sweepExpired(a)
     })
     await batch(3, () => a.bursts.count('uk', 'y:z', M, true)) // a late event in the dropped minute
-    const restoreInto = async (entries: Iterable<StateEntry>, applied: number): Promise<PartitionStore> => {
-      const b = PartitionStore.open(fresh(), 0)
-      await b.restore({ entries, applied, intent: undefined, changelog: { next: offset } })
-      return b
-    }
-    const f = new ChangelogFold({ applied: -1, intent: undefined, position: { next: 0 } })
-    for (const r of records) f.add(r)
-    const b = await restoreInto(f.result().entries, 3)
-    const snap = new ChangelogFold({ applied: -1, intent: undefined, position: { next: 0 } })
-    let n = 5
-    for (const r of snapshotRecords(0, 'A', 3, b.entries())) snap.add({ topic: 'cl', partition: 0, offset: n++, key: r.key, value: r.value, timestamp: 0 })
-    const c = await restoreInto(snap.result().entries, 3)
+    const [b, c] = await rebuilt(fresh)
     for (const s of [a, b, c]) {
       expect(s.bursts.count('ip', 'x', M, false)).toBe(0)
       expect(s.bursts.count('uk', 'y:z', M, false)).toBe(1)

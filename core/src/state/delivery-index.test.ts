@@ -6,9 +6,8 @@ import { open } from 'lmdb'
 import fc from 'fast-check'
 import { eventIdTimeMs } from '@adc/schemas'
 import { deliveryTimeOf, hourOf, NO_TIME_BUCKET } from './delivery-index.js'
-import type { LogRecord } from '../log/log.js'
-import { ChangelogFold, claimRecord, deltaRecords, snapshotRecords } from './changelog.js'
 import { advanceWatermark, sweepExpired } from './expiry.js'
+import { changelogReplay } from '../testing/changelog-replay.js'
 import { PartitionStore, StateFormatError, type StateEntry } from './partition-store.js'
 import { pad } from './keys.js'
 import { createDedupeStep } from '../pipeline/steps/dedupe-step.js'
@@ -73,18 +72,8 @@ describe('delivery index', () => {
   })
 
   it('travels through the changelog (deltas with an hour deleted, then a snapshot) to the same answers', async () => {
-    let offset = 0
-    const records: LogRecord[] = []
-    const append = (rs: Array<{ key: string; value: string }>): void => {
-      for (const r of rs) records.push({ topic: 'cl', partition: 0, offset: offset++, key: r.key, value: r.value, timestamp: 0 })
-    }
     const a = PartitionStore.open(fresh(), 0)
-    append([claimRecord(0, 'A')])
-    const batch = async (max: number, f: () => void): Promise<void> => {
-      f()
-      append(deltaRecords(0, 'A', max, a.pendingEntries(max)))
-      await a.commit(max)
-    }
+    const { batch, rebuilt } = changelogReplay(a)
     await batch(1, () => {
       a.deliveries.add(key(1), T, 0, T + 25 * H)
       a.deliveries.add(key(2), T + 3 * H, 1, T + 28 * H)
@@ -96,18 +85,8 @@ describe('delivery index', () => {
     })
     await batch(3, () => a.deliveries.add(key(1), T, 3, T + 40 * H)) // seen again after its hour went
 
-    const restoreInto = async (entries: Iterable<StateEntry>, applied: number): Promise<PartitionStore> => {
-      const b = PartitionStore.open(fresh(), 0)
-      await b.restore({ entries, applied, intent: undefined, changelog: { next: offset } })
-      return b
-    }
-    const f = new ChangelogFold({ applied: -1, intent: undefined, position: { next: 0 } })
-    for (const r of records) f.add(r)
-    const b = await restoreInto(f.result().entries, f.result().applied)
-    const snap = new ChangelogFold({ applied: -1, intent: undefined, position: { next: 0 } })
-    let n = 5 // the changelog was truncated before its snapshot: the fold rebuilds from it
-    for (const r of snapshotRecords(0, 'A', 3, b.entries())) snap.add({ topic: 'cl', partition: 0, offset: n++, key: r.key, value: r.value, timestamp: 0 })
-    const c = await restoreInto(snap.result().entries, 3)
+    // The changelog is truncated before its snapshot: the second copy rebuilds from it alone.
+    const [b, c] = await rebuilt(fresh)
     for (const s of [a, b, c]) {
       expect(s.deliveries.firstSeen(key(1), T, T)).toBe(3)
       expect(s.deliveries.firstSeen(key(2), T + 3 * H, T)).toBe(1)
