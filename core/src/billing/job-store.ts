@@ -58,6 +58,12 @@ const K = {
 const isActive = (job: Job) => job.status === 'queued' || job.status === 'running'
 
 /** An LMDB database of job records with the fold every store applies. */
+/** The change an applied command made, for the store's listeners: none for a refused or repeated one. */
+function changeOf(cmd: JobCommand, out: { created?: boolean; accepted?: boolean }): JobChange | undefined {
+  if (cmd.op === 'promote') return out.accepted ? { kind: 'promote', request: cmd.request } : undefined
+  return cmd.op === 'update' || out.created ? { kind: 'job', job: cmd.job } : undefined
+}
+
 function jobView(db: RootDatabase) {
   const get = (id: string) => db.get(K.job(id)) as Job | undefined
   function putJob(job: Job): void {
@@ -121,11 +127,8 @@ export function openLocalJobStore(dir: string): JobStore {
   }
   async function run(cmd: JobCommand) {
     const out = await db.transaction(() => view.apply(cmd))
-    if (cmd.op === 'promote') {
-      if (out.accepted) for (const l of listeners) l({ kind: 'promote', request: cmd.request })
-    } else if (cmd.op === 'update' || out.created) {
-      for (const l of listeners) l({ kind: 'job', job: cmd.job })
-    }
+    const change = changeOf(cmd, out)
+    if (change) for (const l of listeners) l(change)
     return out
   }
   return {
@@ -236,8 +239,7 @@ export async function openSharedJobStore(options: SharedJobStoreOptions): Promis
         waiters.delete(cmd.nonce)
         w.resolve(out)
       }
-      const change: JobChange | undefined =
-        cmd.op === 'promote' ? (out.accepted ? { kind: 'promote', request: cmd.request } : undefined) : cmd.op === 'update' || out.created ? { kind: 'job', job: cmd.job } : undefined
+      const change = changeOf(cmd, out)
       if (change) {
         for (const l of listeners) {
           try {
