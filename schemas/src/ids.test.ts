@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { ulid } from 'ulid'
-import { eventIdSchema, eventIdTimeMs } from './ids.js'
+import { eventIdSchema, eventIdTimeMs, ulidFromDigest } from './ids.js'
 import { impressionEventSchema } from './events.js'
 
 /** A UUIDv7 (RFC 9562): 48-bit Unix ms, version 7, 12 + 62 random bits, variant 10. */
@@ -45,5 +45,25 @@ describe('event ids', () => {
       expect(eventIdTimeMs(uuidv7(ms).toUpperCase())).toBe(ms)
     }))
     expect(eventIdTimeMs('not-an-id')).toBeUndefined()
+  })
+})
+
+describe('ulidFromDigest', () => {
+  it('is a valid event id carrying its time, the same for the same inputs, different for another digest', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 2 ** 48 - 1 }), fc.uint8Array({ minLength: 16, maxLength: 32 }), (ms, digest) => {
+      const id = ulidFromDigest(ms, digest)
+      expect(eventIdSchema.safeParse(id).success).toBe(true)
+      expect(eventIdTimeMs(id)).toBe(ms)
+      expect(ulidFromDigest(ms, digest)).toBe(id)
+      const other = Uint8Array.from(digest, (b, i) => (i === 0 ? b ^ 1 : b))
+      expect(ulidFromDigest(ms, other)).not.toBe(id)
+    }))
+  })
+
+  it('clamps a time outside what a ULID holds, and refuses a digest shorter than 16 bytes', () => {
+    const digest = new Uint8Array(16).fill(7)
+    expect(eventIdTimeMs(ulidFromDigest(9e15, digest))).toBe(2 ** 48 - 1)
+    expect(eventIdTimeMs(ulidFromDigest(-5, digest))).toBe(0)
+    expect(() => ulidFromDigest(0, new Uint8Array(15))).toThrow(RangeError)
   })
 })

@@ -21,6 +21,28 @@ export const eventIdSchema = z.string().refine((s) => ULID_PATTERN.test(s) || UU
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
 
+/** The largest time a ULID's 48 bits hold (year 10889). */
+const ULID_TIME_MAX = 2 ** 48 - 1
+
+/**
+ * A ULID named by its inputs instead of drawn at random: its time is `timeMs` (clamped to what a
+ * ULID holds), its 80 "random" bits are 5 bits of each of `digest`'s first 16 bytes (a hash of what
+ * the id stands for). The same inputs always give the same id, so a retry, another replica or a
+ * reloaded pixel names the same thing, and the id still sorts and buckets by its time.
+ */
+export function ulidFromDigest(timeMs: number, digest: Uint8Array): string {
+  if (digest.length < 16) throw new RangeError('ulidFromDigest needs at least 16 bytes of digest')
+  let time = Math.min(Math.max(0, Math.floor(timeMs)), ULID_TIME_MAX)
+  let head = ''
+  for (let i = 0; i < 10; i++) {
+    head = CROCKFORD[time % 32] + head
+    time = Math.floor(time / 32)
+  }
+  let tail = ''
+  for (let i = 0; i < 16; i++) tail += CROCKFORD[digest[i]! & 31]
+  return head + tail
+}
+
 /** The creation time (epoch ms) an event id carries: a ULID's first 10 characters, a UUIDv7's first 48 bits. */
 export function eventIdTimeMs(id: string): number | undefined {
   if (UUIDV7_PATTERN.test(id)) return parseInt(id.slice(0, 8) + id.slice(9, 13), 16)

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
-import { leaseTopic } from '@adc/schemas'
+import { leaseTopic, ulidFromDigest } from '@adc/schemas'
 import type { Consumer, Log } from '../log/log.js'
 import { addDays, dayStart } from './days.js'
 
@@ -121,8 +121,6 @@ export const NEVER_HELD_LEASE: Lease = {
   release: async () => undefined,
 }
 
-const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
-
 /**
  * The id of the scheduler's billing job for `day` (and for a re-close, the version it supersedes): a ULID whose time is the end of the day and whose
  * random part is a hash of the day, so every replica, and every retry, names the same job and the
@@ -130,15 +128,7 @@ const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
  * the other job ids by when the day closed.
  */
 export function scheduledJobId(day: string, close = ''): string {
-  let time = dayStart(addDays(day, 1))
-  let head = ''
-  for (let i = 0; i < 10; i++) {
-    head = CROCKFORD[time % 32] + head
-    time = Math.floor(time / 32)
-  }
   // `close` names a later close of the same day (the version it supersedes); the first keeps the day alone.
   const digest = createHash('sha256').update(close ? `scheduled-billing:${day}:${close}` : `scheduled-billing:${day}`).digest()
-  let tail = ''
-  for (let i = 0; i < 16; i++) tail += CROCKFORD[digest[i]! & 31]
-  return head + tail
+  return ulidFromDigest(dayStart(addDays(day, 1)), digest)
 }
