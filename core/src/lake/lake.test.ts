@@ -84,8 +84,10 @@ describe('lake commits', () => {
     // Offsets 3590..3609 are ten seconds either side of 11:00: two hours, two data files.
     ['across two hours (bounds from each Parquet footer)', 3590, 1, 2],
     ['within one hour (bounds from the Parquet footer)', 100, 1, 1],
-    // 0..9500 s past 10:00: three hours, bounds from a query over the rows.
-    ['across three hours (bounds from a query)', 0, 500, 3],
+    // 0..9500 s past 10:00: three hours, each file's bounds from its footer.
+    ['across three hours (one pass over the bytes, bounds from each footer)', 0, 500, 3],
+    // 0..28.5 h past 10:00, one event every 1.5 h (late events): twenty files, each its own hour.
+    ['across twenty hours', 0, 5400, 20],
     // A value too long for the Parquet writer's column statistics: that column's bounds from a query.
     ['with a 20,000-character user agent', 100, 1, 1, 'z'.repeat(20_000)],
   ] as const)('encodes the Parquet from the batch\'s RowBinary bytes with the schema, rows and bounds of the row objects: %s', async (_, first, step, files, longUa?: string) => {

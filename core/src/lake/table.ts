@@ -2,7 +2,7 @@ import { chTime } from '@adc/schemas'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { unlink, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sqlString } from '../clickhouse/client.js'
@@ -15,6 +15,9 @@ import { buildManifest, buildManifestList, mergeManifests, normaliseManifestFile
 import { CommitConflictError, currentSchema, currentSnapshotId, defaultSpec, newSnapshotId, sameId, type Id, type Snapshot, type TableMetadata, type TableRequirement, type TableUpdate } from './metadata.js'
 import { columnMetrics, hasBounds, metricsOf, utf8Compare, type Bounds } from './metrics.js'
 import { addFields, clickhouseType, hourOf, LAKE_COLUMNS, nameMapping, type IcebergSchema, type LakeColumn } from './schema.js'
+
+/** How the lake's Parquet data files are written (zstd, as the table's properties say; strings as strings). */
+const PARQUET_SETTINGS = "output_format_parquet_compression_method = 'zstd', output_format_parquet_string_as_string = 1"
 
 /** Snapshot summary keys that record which log range a commit holds (how a replay finds it). */
 export const SUMMARY = { topic: 'adc.log-topic', partition: 'adc.log-partition', minOffset: 'adc.log-min-offset', maxOffset: 'adc.log-max-offset' } as const
@@ -243,8 +246,8 @@ export function createLakeTable(options: LakeTableOptions) {
    * footer's statistics (min and max per row group; strings in byte order, times in µs). A column
    * without statistics has no bounds.
    */
-  async function footerStats(parquet: Buffer): Promise<{ count: number; bounds: Map<string, Bounds> }> {
-    return withScratch(parquet, async (file) => {
+  async function footerStats(file: string): Promise<{ count: number; bounds: Map<string, Bounds> }> {
+    {
       type Column = { name: string; statistics?: { min: string | null; max: string | null } | null }
       const rs = await client.query({ query: `SELECT num_rows, row_groups FROM file(${sqlString(file)}, ParquetMetadata)`, format: 'JSONEachRow' })
       const [meta] = await rs.json<{ num_rows: number | string; row_groups: { columns: Column[] }[] }>()
@@ -273,14 +276,11 @@ export function createLakeTable(options: LakeTableOptions) {
         bounds.set(c.name, c.type === 'string' ? r : c.type === 'long' ? [BigInt(r[0]), BigInt(r[1])] : c.type === 'timestamptz' ? [Number(BigInt(r[0]) / 1000n), Number(BigInt(r[1]) / 1000n)] : [Number(r[0]), Number(r[1])])
       }
       return { count: Number(meta.num_rows), bounds }
-    })
+    }
   }
 
   async function encode(select: string): Promise<Buffer> {
-    const rs = await client.exec({
-      query: `${select} ORDER BY ts, event_key
-        SETTINGS output_format_parquet_compression_method = 'zstd', output_format_parquet_string_as_string = 1 FORMAT Parquet`,
-    })
+    const rs = await client.exec({ query: `${select} ORDER BY ts, event_key SETTINGS ${PARQUET_SETTINGS} FORMAT Parquet` })
     const chunks: Buffer[] = []
     for await (const chunk of rs.stream) chunks.push(chunk as Buffer)
     return Buffer.concat(chunks)
@@ -296,34 +296,35 @@ export function createLakeTable(options: LakeTableOptions) {
     if (fromRowBinary && rowBinary && !rowBinary.refusal) {
       return withScratch(rowBinary.bytes, async (file) => {
         const from = rowBinaryTable(file)
-        // A batch within one hour or two (the usual case) is encoded per hour, each file's count
-        // and bounds read from its Parquet footer's statistics; one spread wider (late events) gets
-        // its hours, counts and bounds from one query first.
-        const range = rowBinary.tsRange
-        if (range && hourOf(range[1]) - hourOf(range[0]) <= 1) {
-          const [first, last] = [hourOf(range[0]), hourOf(range[1])]
+        // One pass over the bytes, one Parquet file per hour of the batch's events (PARTITION BY
+        // writes each hour's sorted rows to its own file), each file's count and bounds read from
+        // its footer's statistics. A batch spread over many hours (late events) reads the bytes
+        // once, not once per hour.
+        const dir = join(scratch!, `${process.pid}-${++seq}.hours`)
+        await mkdir(dir)
+        try {
+          await client.command({ query: `INSERT INTO FUNCTION file(${sqlString(`${dir}/{_partition_id}.parquet`)}, Parquet)
+            PARTITION BY intDiv(toUnixTimestamp64Milli(ts), 3600000)
+            SELECT ${castColumns} FROM ${from} ORDER BY ts, event_key
+            SETTINGS ${PARQUET_SETTINGS}` })
+          const hours = (await readdir(dir)).map((name) => Number(name.replace(/\.parquet$/, ''))).sort((a, b) => a - b)
           let queried: HourStats[] | undefined
-          for (let hour = first; hour <= last; hour++) {
-            const body = await encode(`SELECT ${castColumns} FROM ${from}${first !== last ? ` WHERE intDiv(toUnixTimestamp64Milli(ts), 3600000) = ${hour}` : ''}`)
-            const footer = await footerStats(body)
+          for (const hour of hours) {
+            const local = join(dir, `${hour}.parquet`)
+            const footer = await footerStats(local)
             if (footer.count === 0) continue
             // The writer leaves out the statistics of a column holding a very long value: then that
             // file's bounds come from the query, as the row objects' would.
             const bounds = footer.bounds.size === bounded.length ? footer.bounds : (queried ??= await statsOf(from)).find((h) => h.hour === hour)?.bounds
+            const body = await readFile(local)
             const path = dataPath(t, hour)
             await io.write(path, body)
             files.push({ path, recordCount: footer.count, sizeBytes: body.length, partition: { ts_hour: hour }, metrics: metricsOf(footer.count, columns, fields, (c) => bounds?.get(c.name)) })
           }
           return files
+        } finally {
+          await rm(dir, { recursive: true, force: true })
         }
-        const hours = await statsOf(from)
-        for (const { hour, count, bounds } of hours) {
-          const body = await encode(`SELECT ${castColumns} FROM ${from}${hours.length > 1 ? ` WHERE intDiv(toUnixTimestamp64Milli(ts), 3600000) = ${hour}` : ''}`)
-          const path = dataPath(t, hour)
-          await io.write(path, body)
-          files.push({ path, recordCount: count, sizeBytes: body.length, partition: { ts_hour: hour }, metrics: metricsOf(count, columns, fields, (c) => bounds.get(c.name)) })
-        }
-        return files
       })
     }
     const byHour = new Map<number, EventRow[]>()

@@ -34,8 +34,6 @@ export class BatchBuilder {
   readonly counts: OutcomeCounts = { billable: 0, unbilled: {}, badRows: {}, pending: 0 }
   maxReceivedAt = 0
   /** The written rows' earliest and latest `ts`. */
-  private minTs = Infinity
-  private maxTs = -Infinity
   /** events_raw rows, written as they are built (no row object outlives its event). */
   private readonly rows: RowBinaryWriter
 
@@ -131,8 +129,6 @@ export class BatchBuilder {
       ...viewabilityOf(env),
     }
     writeEventRowBinary(this.rows, row)
-    if (row.ts < this.minTs) this.minTs = row.ts
-    if (row.ts > this.maxTs) this.maxTs = row.ts
     if (this.rowObjects) this.batch.events.push(row)
 
     let counter: Counter | undefined
@@ -182,7 +178,7 @@ export class BatchBuilder {
       this.batch.rollup.push({ ...row, uniques: uniqueSet ? [...uniqueSet] : [] })
     }
     this.batch.rollupIvt.push(...this.rollupIvt.values())
-    this.batch.eventsRowBinary = { bytes: this.rows.bytes(), refusal: this.rows.refusal, ...(this.minTs <= this.maxTs ? { tsRange: [this.minTs, this.maxTs] as const } : {}) }
+    this.batch.eventsRowBinary = { bytes: this.rows.bytes(), refusal: this.rows.refusal }
     return this.batch
   }
 }

@@ -35,9 +35,8 @@ export interface SinkBatch {
    * builder wrote each row as it was built (sinks/batch-builder.ts): then no row object outlives its
    * event, and `events` is empty unless row objects were asked for too. Unset: built from `events`.
    * `refusal`: a value the engine could not store (row-binary-writer.ts), so the insert is refused.
-   * `tsRange`: the rows' earliest and latest `ts` (epoch ms), when known (the lake's hours).
    */
-  eventsRowBinary?: { bytes: Buffer; refusal: string | undefined; tsRange?: readonly [min: number, max: number] }
+  eventsRowBinary?: { bytes: Buffer; refusal: string | undefined }
   rollup: RollupRow[]
   rollupIvt: RollupIvtRow[]
   ivtDecisions: IvtDecisionRow[]
