@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { addDays, dayOf, dayStart } from '../../core/src/billing/days.js'
+import { describeNeeding } from '../../core/src/testing/needs.js'
+import { kafkaBroker } from '../../core/src/testing/tools.js'
 import { startCore, eventually, type CoreHandle } from './system.js'
 
 /**
@@ -10,20 +12,10 @@ import { startCore, eventually, type CoreHandle } from './system.js'
  * starts a broker); in CI a missing broker is a failure, elsewhere the suite skips.
  * The embedded equivalent (two replicas on one embedded log, in one process) is core/src/fleet.test.ts.
  */
-const brokers = process.env.KAFKA_BROKERS
+const brokers = process.env.KAFKA_BROKERS ?? ''
 const ADMIN = { authorization: 'Bearer admin_demo_dev', 'content-type': 'application/json' }
 
-if (!brokers && process.env.CI === 'true') {
-  describe('fleet on kafka', () => {
-    it('needs KAFKA_BROKERS in CI', () => {
-      throw new Error('KAFKA_BROKERS is not set: CI must run the Kafka fleet test')
-    })
-  })
-} else if (!brokers) {
-  describe.skip('fleet on kafka (set KAFKA_BROKERS or run npm test with Java and Maven present)', () => {
-    it('skipped', () => {})
-  })
-} else {
+describeNeeding('fleet on kafka', kafkaBroker(brokers !== ''), () => {
   describe('two core processes on one Kafka broker', () => {
     const run = Math.random().toString(36).slice(2, 8)
     const env = {
@@ -104,4 +96,4 @@ if (!brokers && process.env.CI === 'true') {
       expect([...pa!, ...pb!].sort()).toEqual([0, 1, 2, 3])
     })
   })
-}
+})

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { monotonicFactory } from 'ulid'
+import { describeNeeding } from '../../core/src/testing/needs.js'
+import { kafkaBroker } from '../../core/src/testing/tools.js'
 import { startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } from './system.js'
 
 /**
@@ -8,21 +10,11 @@ import { startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } fr
  * consumer group. Nothing in the edge changes. Needs KAFKA_BROKERS (npm test starts a broker);
  * in CI a missing broker is a failure, elsewhere the suite skips.
  */
-const brokers = process.env.KAFKA_BROKERS
+const brokers = process.env.KAFKA_BROKERS ?? ''
 const ADMIN = 'admin_demo_dev'
 const ulid = monotonicFactory()
 
-if (!brokers && process.env.CI === 'true') {
-  describe('kafka path', () => {
-    it('needs KAFKA_BROKERS in CI', () => {
-      throw new Error('KAFKA_BROKERS is not set: CI must run the Kafka end-to-end test')
-    })
-  })
-} else if (!brokers) {
-  describe.skip('kafka path (set KAFKA_BROKERS or run npm test with Java and Maven present)', () => {
-    it('skipped', () => {})
-  })
-} else {
+describeNeeding('kafka path', kafkaBroker(brokers !== ''), () => {
   describe('edge → gateway → Kafka → processor → ClickHouse', () => {
     let core: CoreHandle
     let edge: EdgeHandle
@@ -81,4 +73,4 @@ if (!brokers && process.env.CI === 'true') {
       expect(await totals()).toMatchObject({ impressions: 120, clicks: 30 })
     })
   })
-}
+})

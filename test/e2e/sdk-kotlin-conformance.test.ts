@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describeNeeding } from '../../core/src/testing/needs.js'
 import { ROOT, type EdgeHandle } from './system.js'
 import { conformanceSystem, type Tenant } from './conformance.js'
 
@@ -13,7 +14,7 @@ import { conformanceSystem, type Tenant } from './conformance.js'
 const KOTLIN = join(ROOT, 'sdk', 'kotlin')
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
 const haveJvm = has('java') && has('mvn')
-const inCi = process.env.CI === 'true'
+const needJvm = { what: 'Java and Maven (`java` and `mvn` on PATH)', available: haveJvm, howTo: 'install a JDK and Maven (Debian: default-jdk-headless, maven)' }
 const sys = conformanceSystem('kt_')
 const { runId, tenant, books, expectExactlyOnce } = sys
 
@@ -64,11 +65,7 @@ function queueFile(): string {
   return join(mkdtempSync(join(dir, 'sdk-kotlin-')), 'queue.log')
 }
 
-describe.skipIf(!haveJvm && !inCi)('Kotlin SDK conformance against the real edge and core', () => {
-  it('needs Java and Maven in CI', () => {
-    expect(haveJvm).toBe(true)
-  })
-
+describeNeeding('Kotlin SDK conformance against the real edge and core', needJvm, () => describe('Kotlin SDK conformance against the real edge and core', () => {
   it('a JVM killed with SIGKILL mid-flush and restarted on its file queue loses nothing and doubles nothing', async () => {
     const t = await tenant('crash')
     const file = queueFile()
@@ -115,4 +112,4 @@ describe.skipIf(!haveJvm && !inCi)('Kotlin SDK conformance against the real edge
     const billed = await books(t.publisherId)
     expect(billed?.core.billed, JSON.stringify(billed)).toBe(30)
   })
-})
+}))

@@ -3,11 +3,13 @@ import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
 import { createS3ObjectStore } from '../objects/s3-store.js'
-import { MOTO_SERVER, motoAvailable, startMoto } from '../testing/moto.js'
+import { startMoto } from '../testing/moto.js'
+import { describeNeeding } from '../testing/needs.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createApiApp } from './app.js'
 import { FIXTURE_DAY, fixtureDay, insertRows, openTestClickHouse } from '../testing/api.js'
 import { tempDirs } from '../testing/temp-dirs.js'
+import { s3Server } from '../testing/tools.js'
 
 /**
  * The reconcile export files on S3 (MinIO in compose; moto's S3 API server on loopback here): the
@@ -18,17 +20,7 @@ const NOW = Date.parse(`${FIXTURE_DAY}T00:00:00Z`) + 2 * 86_400_000
 const ADMIN = { authorization: `Bearer ${DEMO_DEFAULTS.adminKey}` }
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
-if (!motoAvailable && process.env.CI === 'true') {
-  describe('export files on S3', () => {
-    it('needs the S3 test server in CI (scripts/s3/ensure.sh)', () => {
-      throw new Error(`${MOTO_SERVER} is missing`)
-    })
-  })
-} else if (!motoAvailable) {
-  describe.skip('export files on S3 (run scripts/s3/ensure.sh to enable)', () => {
-    it('skipped', () => {})
-  })
-} else {
+describeNeeding('export files on S3', s3Server, () => {
   let moto: Awaited<ReturnType<typeof startMoto>>
   let ch: Awaited<ReturnType<typeof openTestClickHouse>>
   let tenants: TenantStore
@@ -99,4 +91,4 @@ if (!motoAvailable && process.env.CI === 'true') {
       expect((await res.text()).split('\n')[0]).toMatch(/^day,version,/)
     })
   })
-}
+})

@@ -11,14 +11,12 @@ import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
 import { addDays, dayOf } from '../billing/days.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { chromiumPath, launchChromium } from './browser.js'
+import { describeNeeding } from '../testing/needs.js'
 import { tempDirs } from '../testing/temp-dirs.js'
 
-const hasChromium = chromiumPath() !== undefined
-if (!hasChromium && process.env.CI !== 'true') {
-  console.warn('dashboard test skipped: Chromium not found (install Debian `chromium` or set CHROMIUM_PATH); in CI it must run')
-}
+const needChromium = { what: 'Chromium', available: chromiumPath() !== undefined, howTo: 'install Debian `chromium` (.ci/run does) or set CHROMIUM_PATH' }
 
-describe.skipIf(!hasChromium && process.env.CI !== 'true')('dashboard in headless Chromium', () => {
+describeNeeding('dashboard in headless Chromium', needChromium, () => describe('dashboard in headless Chromium', () => {
   let ch: Awaited<ReturnType<typeof openTestClickHouse>>
   let tenants: TenantStore
   let billing: BillingJobs
@@ -147,4 +145,4 @@ describe.skipIf(!hasChromium && process.env.CI !== 'true')('dashboard in headles
     expect(await page.isHidden('#app')).toBe(true)
     await page.close()
   })
-})
+}))

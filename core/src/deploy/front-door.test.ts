@@ -14,6 +14,7 @@ import type { Log } from '../log/log.js'
 import { createLogger } from '../logger.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
+import { describeNeeding } from '../testing/needs.js'
 
 /**
  * The compose stack's front door (the `caddyfile` config of docker-compose.yml) run by a real Caddy
@@ -39,17 +40,9 @@ function freePort(): Promise<number> {
   })
 }
 
-if (!caddy && process.env.CI === 'true') {
-  describe('front door', () => {
-    it('needs Caddy in CI (Debian package `caddy`)', () => {
-      throw new Error('caddy is missing')
-    })
-  })
-} else if (!caddy) {
-  describe.skip('front door (install Debian `caddy` or set CADDY_PATH to run)', () => {
-    it('skipped', () => {})
-  })
-} else {
+const needCaddy = { what: 'Caddy (`caddy` on PATH, or CADDY_PATH)', available: caddy !== undefined, howTo: 'install Debian `caddy` (.ci/run does) or set CADDY_PATH' }
+
+describeNeeding('front door', needCaddy, () => {
   const dir = mkdtempSync(join(tmpdir(), 'adc-front-door-'))
   const creds = { user: 'edge_front_test', password: 'front-door-password' }
   let log: Log
@@ -132,4 +125,4 @@ if (!caddy && process.env.CI === 'true') {
       expect((await fetch(`http://127.0.0.1:${internalPort}/metrics`)).status).toBe(200)
     })
   })
-}
+})

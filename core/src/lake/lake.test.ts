@@ -11,11 +11,13 @@ import { createClickHouse, migrate, sqlString, type ClickHouseClient } from '../
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
 import { trafficMix } from '../testing/events.js'
+import { describeNeeding } from '../testing/needs.js'
 import { createProcessor, type Processor } from '../processor/processor.js'
 import { eventsRowBinary } from '../sinks/clickhouse-sink.js'
 import { createIcebergSink } from '../sinks/iceberg-sink.js'
 import { batchOf, eventRow, runSinkContract } from '../testing/sink.contract.js'
-import { addColumnWithPyiceberg, PYTHON, pyicebergAvailable, scanLake, startRestCatalog } from './pyiceberg.js'
+import { pyiceberg } from '../testing/tools.js'
+import { addColumnWithPyiceberg, scanLake, startRestCatalog } from './pyiceberg.js'
 import { lakeReader, replaceDayFromLake, restoreDayFromLake } from './restore.js'
 import { createSqlCatalog, type Catalog } from './catalog.js'
 import { readAvroFile } from './avro.js'
@@ -172,17 +174,7 @@ function canon(r: Record<string, unknown>): string {
   }))
 }
 
-if (!pyicebergAvailable && process.env.CI === 'true') {
-  describe('lake readers', () => {
-    it('needs pyiceberg in CI (scripts/iceberg/ensure.sh)', () => {
-      throw new Error(`${PYTHON} is missing`)
-    })
-  })
-} else if (!pyicebergAvailable) {
-  describe.skip('lake readers (run scripts/iceberg/ensure.sh to enable)', () => {
-    it('skipped', () => {})
-  })
-} else {
+describeNeeding('lake readers', pyiceberg, () => {
   describe('lake readers', () => {
     const dir = join(lakes, 'processor')
     const db = 'adc_lake_proc'
@@ -343,4 +335,4 @@ if (!pyicebergAvailable && process.env.CI === 'true') {
       }
     }, 60_000)
   })
-}
+})

@@ -7,6 +7,8 @@ import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/
 import { createIcebergSink } from '../sinks/iceberg-sink.js'
 import { emptyBatch, type SinkBatch } from '../sinks/sink.js'
 import { eventRow } from '../testing/sink.contract.js'
+import { describeNeeding } from '../testing/needs.js'
+import { pyiceberg } from '../testing/tools.js'
 import { icebergEraser } from '../privacy/iceberg-eraser.js'
 import { eraseSubject } from '../privacy/erase.js'
 import { createPrivacyRetry, readPrivacyRequest } from '../privacy/retry.js'
@@ -15,7 +17,7 @@ import { createSqlCatalog, type Catalog } from './catalog.js'
 import { cleanUpTable, expireSnapshots } from './cleanup.js'
 import { compactTable } from './compact.js'
 import { createFileIO } from './io.js'
-import { PYTHON, pyicebergAvailable, scanLake } from './pyiceberg.js'
+import { scanLake } from './pyiceberg.js'
 import { lakeReader } from './restore.js'
 import { LAKE_COLUMNS } from './schema.js'
 import { createLakeTable } from './table.js'
@@ -82,17 +84,7 @@ afterAll(async () => {
   rmSync(lakes, { recursive: true, force: true })
 })
 
-if (!pyicebergAvailable && process.env.CI === 'true') {
-  describe('lake upkeep', () => {
-    it('needs pyiceberg in CI (scripts/iceberg/ensure.sh)', () => {
-      throw new Error(`${PYTHON} is missing`)
-    })
-  })
-} else if (!pyicebergAvailable) {
-  describe.skip('lake upkeep (run scripts/iceberg/ensure.sh to enable)', () => {
-    it('skipped', () => {})
-  })
-} else {
+describeNeeding('lake upkeep', pyiceberg, () => {
   describe('compaction', () => {
     it('rewrites each hour with many small files into one file in a replace snapshot; chDB and pyiceberg read the same rows and sums', async () => {
       const dir = join(lakes, `compact-${n++}`)
@@ -368,4 +360,4 @@ if (!pyicebergAvailable && process.env.CI === 'true') {
       expect(await job.runOnce()).toMatchObject({ status: 'ok', erasures: { retried: 0, done: 0, pending: 0 } })
     }, 90_000)
   })
-}
+})

@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
+import { itNeeding } from '../testing/needs.js'
 
 // The alert rules in ops/prometheus/alerts.yml, tested by promtool against recorded samples
 // (alerts.test.yml), and checked against the runbook and the metrics core exports.
@@ -12,7 +13,7 @@ const rulesDir = join(root, 'ops', 'prometheus')
 const rules = parse(readFileSync(join(rulesDir, 'alerts.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string; annotations: { runbook: string } }> }> }
 const alerts = rules.groups.flatMap((g) => g.rules)
 const tests = parse(readFileSync(join(rulesDir, 'alerts.test.yml'), 'utf8')) as { tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts: unknown[] }> }> }
-const promtool = spawnSync('promtool', ['--version']).status === 0
+const promtool = { what: 'promtool', available: spawnSync('promtool', ['--version']).status === 0, howTo: 'install Debian `prometheus` (.ci/run does)' }
 
 function sources(dir: string): string[] {
   const out: string[] = []
@@ -25,8 +26,7 @@ function sources(dir: string): string[] {
 }
 
 describe('alert rules', () => {
-  it.skipIf(!promtool && process.env.CI !== 'true')('pass promtool check and every recorded-sample test (Debian: apt-get install prometheus)', () => {
-    expect(promtool, 'promtool is needed in CI').toBe(true)
+  itNeeding('pass promtool check and every recorded-sample test', promtool, () => {
     execFileSync('promtool', ['check', 'rules', 'alerts.yml'], { cwd: rulesDir })
     const run = spawnSync('promtool', ['test', 'rules', 'alerts.test.yml'], { cwd: rulesDir, encoding: 'utf8' })
     expect(run.stdout + run.stderr).toContain('SUCCESS')

@@ -2,8 +2,10 @@ import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { MOTO_PYTHON, MOTO_SERVER, motoAvailable, startMoto } from '../testing/moto.js'
+import { MOTO_PYTHON, startMoto } from '../testing/moto.js'
+import { describeNeeding } from '../testing/needs.js'
 import { runObjectStoreContract } from '../testing/object-store.contract.js'
+import { s3Server } from '../testing/tools.js'
 import { ObjectStorageError } from './object-store.js'
 import { MAX_PRESIGN_SECONDS, presignS3Get } from './s3.js'
 import { createS3ObjectStore } from './s3-store.js'
@@ -55,17 +57,7 @@ async function verify(url: string, nowMs: number): Promise<string> {
   return stdout.trim()
 }
 
-if (!motoAvailable && process.env.CI === 'true') {
-  describe('object store on S3', () => {
-    it('needs the S3 test server in CI (scripts/s3/ensure.sh)', () => {
-      throw new Error(`${MOTO_SERVER} is missing`)
-    })
-  })
-} else if (!motoAvailable) {
-  describe.skip('object store on S3 (run scripts/s3/ensure.sh to enable)', () => {
-    it('skipped', () => {})
-  })
-} else {
+describeNeeding('object store on S3', s3Server, () => {
   let moto: Awaited<ReturnType<typeof startMoto>>
   let n = 0
   beforeAll(async () => {
@@ -138,4 +130,4 @@ if (!motoAvailable && process.env.CI === 'true') {
       }
     })
   })
-}
+})

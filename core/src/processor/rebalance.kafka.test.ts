@@ -7,6 +7,8 @@ import { createClickHouse, type ClickHouseClient } from '../clickhouse/client.js
 import { createKafkaLog } from '../log/kafka-log.js'
 import type { CrashPoint } from './batch-write.js'
 import { runHandoff } from '../testing/handoff-scenario.js'
+import { describeNeeding } from '../testing/needs.js'
+import { kafkaBroker } from '../testing/tools.js'
 
 // The handoff scenario on a real Kafka broker: `export $(scripts/kafka/start.sh | tail -1)`.
 //
@@ -18,9 +20,8 @@ import { runHandoff } from '../testing/handoff-scenario.js'
 // gone), then A's client leaves the group. A SIGKILLed member would instead be evicted after the
 // session timeout; the durable state left behind, which is what the handoff works from, is the same.
 const brokers = process.env.KAFKA_BROKERS?.split(',').map((b) => b.trim()).filter(Boolean) ?? []
-const inCi = process.env.CI === 'true'
 
-if (brokers.length > 0) {
+describeNeeding('partition handoff between processors: kafka', kafkaBroker(brokers.length > 0), () => {
   describe(`partition handoff between processors (kafka ${brokers.join(',')})`, () => {
     const root = mkdtempSync(join(tmpdir(), 'adc-rebalance-kafka-'))
     const run = Math.random().toString(36).slice(2, 8)
@@ -81,14 +82,4 @@ if (brokers.length > 0) {
       expect(totals.clicks).toBeLessThan(expected.clicks)
     }, 60_000)
   })
-} else if (inCi) {
-  describe('partition handoff between processors: kafka', () => {
-    it('needs a broker in CI', () => {
-      expect.fail('KAFKA_BROKERS is not set; in CI start a broker with scripts/kafka/start.sh and export KAFKA_BROKERS')
-    })
-  })
-} else {
-  describe.skip('partition handoff between processors: kafka (KAFKA_BROKERS is unset; run scripts/kafka/start.sh and export KAFKA_BROKERS to run it)', () => {
-    it('runs against a real broker', () => {})
-  })
-}
+})

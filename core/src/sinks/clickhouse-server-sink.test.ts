@@ -1,7 +1,8 @@
-import { afterAll, beforeAll, describe } from 'vitest'
+import { afterAll, beforeAll } from 'vitest'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
 import { createClickHouseSink } from './clickhouse-sink.js'
 import { clickhouseProbe, runSinkContract } from '../testing/sink.contract.js'
+import { describeNeeding } from '../testing/needs.js'
 
 /**
  * The same sink contract against a ClickHouse server over HTTP (`CLICKHOUSE_URL`, e.g. the compose
@@ -9,11 +10,15 @@ import { clickhouseProbe, runSinkContract } from '../testing/sink.contract.js'
  * ClickHouse server recent enough (Debian's is 18.16), so CI runs the contract on chDB only; this
  * suite runs wherever a server is given and skips, saying so, elsewhere.
  */
-const url = process.env.CLICKHOUSE_URL
+const url = process.env.CLICKHOUSE_URL ?? ''
+const server = {
+  what: 'a ClickHouse server (CLICKHOUSE_URL)',
+  available: url !== '',
+  howTo: 'set CLICKHOUSE_URL, e.g. to the compose stack\'s server',
+  requiredInCi: false,
+}
 
-if (!url) {
-  describe.skip('clickhouse server sink (set CLICKHOUSE_URL to run against a server)', () => {})
-} else {
+describeNeeding('clickhouse server sink', server, () => {
   let ch: ClickHouseClient
   let n = 0
   const run = `${Date.now().toString(36)}`
@@ -37,4 +42,4 @@ if (!url) {
       }
     },
   })
-}
+})

@@ -9,7 +9,9 @@ import { batchOf, runSinkContract } from '../testing/sink.contract.js'
 import { cleanUpTable } from '../lake/cleanup.js'
 import { compactTable } from '../lake/compact.js'
 import { eraseFromLake } from '../lake/erase.js'
-import { MOTO_SERVER, motoAvailable, startMoto } from '../testing/moto.js'
+import { startMoto } from '../testing/moto.js'
+import { describeNeeding } from '../testing/needs.js'
+import { s3Server } from '../testing/tools.js'
 
 /**
  * The raw lake on S3-compatible object storage: data files, manifests and metadata written as S3
@@ -18,17 +20,7 @@ import { MOTO_SERVER, motoAvailable, startMoto } from '../testing/moto.js'
  * itself is not in a registry CI reaches). npm test installs it when python3 is present; in CI a
  * missing server fails, elsewhere the suite skips.
  */
-if (!motoAvailable && process.env.CI === 'true') {
-  describe('iceberg on S3', () => {
-    it('needs the S3 test server in CI (scripts/s3/ensure.sh)', () => {
-      throw new Error(`${MOTO_SERVER} is missing`)
-    })
-  })
-} else if (!motoAvailable) {
-  describe.skip('iceberg on S3 (run scripts/s3/ensure.sh to enable)', () => {
-    it('skipped', () => {})
-  })
-} else {
+describeNeeding('iceberg on S3', s3Server, () => {
   let moto: Awaited<ReturnType<typeof startMoto>>
   let endpoint: string
   let ch: ClickHouseClient
@@ -107,4 +99,4 @@ if (!motoAvailable && process.env.CI === 'true') {
       expect(raw.map((r) => [Number(r.n), Number(r.u3)])).toEqual([[17, 0]])
     }, 60_000)
   })
-}
+})
