@@ -120,6 +120,9 @@ describe('lake commits', () => {
     expect(textRows.map((r) => Number(r.first_hour))).toEqual(rows.map((r) => (r.ts < Date.UTC(2026, 10, 23, 11) ? 1 : 0)).sort((a, b) => b - a))
     expect(new Set(textRows.map((r) => r.log_offset)).size).toBe(20)
     expect(await read(dirs.binary)).toEqual(textRows)
+    // Written as Iceberg writers default: no bloom filters (ClickHouse writes one per column unless told).
+    const blooms = await q<{ bytes: string }>(`SELECT sum(arraySum(arrayMap(g -> arraySum(arrayMap(c -> c.bloom_filter_bytes, g.columns)), row_groups))) AS bytes FROM file(${sqlString(`${dirs.binary}/warehouse/adc.db/events_raw/data/*/*.parquet`)}, ParquetMetadata)`)
+    expect(Number(blooms[0]!.bytes)).toBe(0)
   })
 
   it('a commit whose answer was lost is found by its snapshot id, not written twice', async () => {

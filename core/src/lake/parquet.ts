@@ -62,10 +62,18 @@ export function unionSelect(inputs: { source: string; columns: FileColumn[] }[],
   return { select: `SELECT * FROM (${parts.join(' UNION ALL ')})${sort.length ? ` ORDER BY ${sort.join(', ')}` : ''}`, columns }
 }
 
-/** Runs a SELECT into Parquet with the sink's settings (zstd, strings as strings). */
+/**
+ * How the lake's Parquet data files are written: zstd (the table's `write.parquet.compression-codec`),
+ * strings as strings, and no bloom filters, as Iceberg writers default
+ * (`write.parquet.bloom-filter-enabled.column.*` off): ClickHouse writes one per column by default,
+ * about 0.5 µs of CPU per row of the raw table (measured on chDB, 20k rows: 69 vs 79 ms).
+ */
+export const PARQUET_WRITE_SETTINGS = "output_format_parquet_compression_method = 'zstd', output_format_parquet_string_as_string = 1, output_format_parquet_write_bloom_filter = 0"
+
+/** Runs a SELECT into Parquet with the sink's settings (PARQUET_WRITE_SETTINGS). */
 export async function encodeParquet(client: ClickHouseClient, select: string, params?: Record<string, unknown>): Promise<Buffer> {
   const rs = await client.exec({
-    query: `${select} SETTINGS ${NO_HIVE}, output_format_parquet_compression_method = 'zstd', output_format_parquet_string_as_string = 1 FORMAT Parquet`,
+    query: `${select} SETTINGS ${NO_HIVE}, ${PARQUET_WRITE_SETTINGS} FORMAT Parquet`,
     ...(params ? { query_params: params } : {}),
   })
   const chunks: Buffer[] = []

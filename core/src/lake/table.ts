@@ -6,18 +6,16 @@ import { mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sqlString } from '../clickhouse/client.js'
-import { EVENT_COLUMN_TYPES, EVENT_STRUCTURE, isOnChdb } from '../sinks/clickhouse-sink.js'
+import { EVENT_COLUMN_TYPES, EVENT_FILE_STRUCTURE, isOnChdb } from '../sinks/clickhouse-sink.js'
 import type { EventRow, SinkBatch } from '../sinks/sink.js'
 import { readAvroFile } from './avro.js'
+import { PARQUET_WRITE_SETTINGS } from './parquet.js'
 import type { Catalog, LoadedTable, TableIdent } from './catalog.js'
 import type { FileIO, S3Options } from './io.js'
 import { buildManifest, buildManifestList, mergeManifests, normaliseManifestFile, OWN_MANIFEST, type DataFile, type ManifestFile } from './manifest.js'
 import { CommitConflictError, currentSchema, currentSnapshotId, defaultSpec, newSnapshotId, sameId, type Id, type Snapshot, type TableMetadata, type TableRequirement, type TableUpdate } from './metadata.js'
 import { columnMetrics, hasBounds, metricsOf, utf8Compare, type Bounds } from './metrics.js'
 import { addFields, clickhouseType, hourOf, LAKE_COLUMNS, nameMapping, type IcebergSchema, type LakeColumn } from './schema.js'
-
-/** How the lake's Parquet data files are written (zstd, as the table's properties say; strings as strings). */
-const PARQUET_SETTINGS = "output_format_parquet_compression_method = 'zstd', output_format_parquet_string_as_string = 1"
 
 /** Snapshot summary keys that record which log range a commit holds (how a replay finds it). */
 export const SUMMARY = { topic: 'adc.log-topic', partition: 'adc.log-partition', minOffset: 'adc.log-min-offset', maxOffset: 'adc.log-max-offset' } as const
@@ -219,7 +217,7 @@ export function createLakeTable(options: LakeTableOptions) {
   }
 
   /** The events_raw RowBinary scratch file as a table. */
-  const rowBinaryTable = (file: string) => `file(${sqlString(file)}, RowBinary, ${sqlString(EVENT_STRUCTURE)})`
+  const rowBinaryTable = (file: string) => `file(${sqlString(file)}, RowBinary, ${sqlString(EVENT_FILE_STRUCTURE)})`
 
   interface HourStats { hour: number; count: number; bounds: Map<string, Bounds> }
 
@@ -280,7 +278,7 @@ export function createLakeTable(options: LakeTableOptions) {
   }
 
   async function encode(select: string): Promise<Buffer> {
-    const rs = await client.exec({ query: `${select} ORDER BY ts, event_key SETTINGS ${PARQUET_SETTINGS} FORMAT Parquet` })
+    const rs = await client.exec({ query: `${select} ORDER BY ts, event_key SETTINGS ${PARQUET_WRITE_SETTINGS} FORMAT Parquet` })
     const chunks: Buffer[] = []
     for await (const chunk of rs.stream) chunks.push(chunk as Buffer)
     return Buffer.concat(chunks)
@@ -306,7 +304,7 @@ export function createLakeTable(options: LakeTableOptions) {
           await client.command({ query: `INSERT INTO FUNCTION file(${sqlString(`${dir}/{_partition_id}.parquet`)}, Parquet)
             PARTITION BY intDiv(toUnixTimestamp64Milli(ts), 3600000)
             SELECT ${castColumns} FROM ${from} ORDER BY ts, event_key
-            SETTINGS ${PARQUET_SETTINGS}` })
+            SETTINGS ${PARQUET_WRITE_SETTINGS}` })
           const hours = (await readdir(dir)).map((name) => Number(name.replace(/\.parquet$/, ''))).sort((a, b) => a - b)
           let queried: HourStats[] | undefined
           for (const hour of hours) {

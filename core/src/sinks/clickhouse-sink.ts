@@ -37,8 +37,14 @@ export const EVENT_COLUMN_TYPES = [
   ['sign', 'Int8'], ['viewable', 'UInt8'], ['view_method', 'LowCardinality(String)'],
 ] as const satisfies ReadonlyArray<readonly [keyof EventRow, string]>
 const EVENT_COLUMNS = EVENT_COLUMN_TYPES.map(([c]) => c)
-/** The structure file() reads the RowBinary scratch file with (the Iceberg sink reads the same bytes). */
-export const EVENT_STRUCTURE = EVENT_COLUMN_TYPES.map(([c, t]) => `${c} ${t}`).join(', ')
+/**
+ * The structure file() reads the RowBinary scratch file with (the Iceberg sink reads the same bytes):
+ * events_raw's columns, LowCardinality ones read as String. The bytes are the same (RowBinary writes
+ * both alike); the engine reads a LowCardinality value from RowBinary one row at a time into its
+ * dictionary, and converts a whole String column at once on insert. Measured on chDB, 20k rows:
+ * an events_raw insert 24 vs 45 ms of CPU, the lake's Parquet 55 vs 78 ms.
+ */
+export const EVENT_FILE_STRUCTURE = EVENT_COLUMN_TYPES.map(([c, t]) => `${c} ${t.replace(/LowCardinality\((String)\)/g, '$1')}`).join(', ')
 
 /**
  * events_raw rows as RowBinary bytes (see RowBinaryWriter: the engine reads them without parsing
@@ -167,7 +173,7 @@ export function createClickHouseSink({ client, database, dedupTokens = true, aft
     const file = join(scratch, `${process.pid}-${++seq}.bin`)
     await writeFile(file, body)
     try {
-      const sql = `INSERT INTO ${tableOf(table, to)} (${columns.join(', ')}) ${settings(batch, table, to)} SELECT * FROM file(${sqlString(file)}, RowBinary, ${sqlString(EVENT_STRUCTURE)})`
+      const sql = `INSERT INTO ${tableOf(table, to)} (${columns.join(', ')}) ${settings(batch, table, to)} SELECT * FROM file(${sqlString(file)}, RowBinary, ${sqlString(EVENT_FILE_STRUCTURE)})`
       if (direct) await direct.queryAsync(sql)
       else await client.command({ query: sql })
     } finally {
