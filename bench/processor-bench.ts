@@ -10,7 +10,7 @@
  *
  * Env: PROCESSOR_BENCH_EVENTS (100000), PROCESSOR_BENCH_PARTITIONS (4), PROCESSOR_BENCH_BATCH (20000, the processor's default),
  * PROCESSOR_BENCH_ICEBERG=1 also writes the Iceberg raw table, PROCESSOR_BENCH_PROBES (100),
- * PROCESSOR_BENCH_WARMUP (50000 events through a processor of their own first; 0 measures from cold),
+ * PROCESSOR_BENCH_WARMUP (50000 events of the same traffic through the same processor first; 0 measures from a cold start),
  * PROCESSOR_BENCH_PROFILE=<file.cpuprofile> writes a CPU profile of the pipeline run only (not the setup,
  * the baseline or the probes).
  */
@@ -43,16 +43,16 @@ export interface ProcessorBenchOptions {
   /** Writes a CPU profile of the pipeline run (only) to this file. */
   profile?: string
   /**
-   * Events through a processor of their own (own log, state and database) before the measured run,
-   * so the measured run is the steady state: JavaScript already compiled by the JIT. 0 measures
-   * from cold. @default 50_000
+   * Events through the same processor before the measured ones (the first records of the same
+   * traffic), so the measured run is its steady state: code compiled and settled by the JIT, stores
+   * open, state in place. 0 measures from a cold start. @default 50_000
    */
   warmup?: number
 }
 
 export interface ProcessorBenchFigures {
   events: number
-  /** Events through a processor of their own before the measured run (0: measured from cold). */
+  /** Events through the same processor before the measured ones (0: measured from a cold start). */
   warmup: number
   baseline: { seconds: number; cpuSeconds: number; eventsPerSecond: number; eventsPerCpuSecond: number }
   /**
@@ -156,32 +156,24 @@ async function rollupCampaigns(ch: ClickHouseClient, db: string): Promise<Set<st
 }
 
 /**
- * Runs `events` through a processor of their own (own embedded log, state, ClickHouse database and
- * lake, all removed after), so the measured run meets code the JIT already compiled, as a processor
- * that has been running does (about 4 µs per event of compilation in a cold 100k-event run).
+ * The log as the measured processor sees it: until `open()`, each partition is delivered only up to
+ * its warm-up records (a batch reaching past them is cut there; one wholly past them is declined,
+ * and the log offers it again after a short pause). So the warm-up runs through the very processor,
+ * stores and database handles that are then measured, and the measurement starts on a batch boundary.
  */
-async function warmUp(ch: ClickHouseClient, dir: string, o: { events: number; partitions: number; batch: number; lake?: string }): Promise<void> {
-  const log = await createEmbeddedLog({ dir: join(dir, 'log'), logger: silent })
-  const db = 'adc_bench_warmup'
-  try {
-    await migrate(ch, db)
-    await log.ensureTopic('ad-events', o.partitions)
-    await log.ensureTopic('edge-stats', 1)
-    const { records } = trafficMix(o.events, { start: Date.now() - 60 * 60_000 })
-    for (let i = 0; i < records.length; i += 5000) await log.append('ad-events', records.slice(i, i + 5000))
-    const processor = createProcessor({
-      log, clickhouse: ch, database: db, stateDir: join(dir, 'state'), groupId: 'warmup', logger: silent,
-      registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords: o.batch, ...(o.lake ? { icebergDir: o.lake } : {}),
-    })
-    await processor.start()
-    while ((await sumCommitted(log, 'warmup', 'ad-events')) < records.length) await new Promise((r) => setTimeout(r, 10))
-    await processor.stop()
-    await ch.command({ query: `DROP DATABASE ${db} SYNC` })
-  } finally {
-    await log.close()
-    rmSync(dir, { recursive: true, force: true })
-    if (o.lake) rmSync(o.lake, { recursive: true, force: true })
-  }
+function gatedLog(log: Log, warmupEnd: ReadonlyMap<number, number>): { log: Log; open(): void } {
+  let opened = false
+  const gated: Log = Object.create(log) as Log
+  gated.consume = (options) => log.consume({
+    ...options,
+    async onBatch(batch, ctx) {
+      if (opened || options.topic !== 'ad-events') return options.onBatch(batch, ctx)
+      const end = warmupEnd.get(batch.partition) ?? -1
+      const head = batch.records.filter((r) => r.offset <= end)
+      if (head.length > 0) await options.onBatch({ ...batch, records: head }, ctx)
+    },
+  })
+  return { log: gated, open: () => (opened = true) }
 }
 
 export async function runProcessorBench(options: ProcessorBenchOptions = {}): Promise<ProcessorBenchFigures> {
@@ -195,21 +187,30 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     await migrate(ch, db)
     await log.ensureTopic('ad-events', partitions)
     await log.ensureTopic('edge-stats', 1)
-    const { records } = trafficMix(events, { start: Date.now() - 60 * 60_000 })
-    for (let i = 0; i < records.length; i += 5000) await log.append('ad-events', records.slice(i, i + 5000))
+    // One stream of traffic: the first `warmup` records warm the processor up, the rest are measured.
+    const { records } = trafficMix(warmup + events, { start: Date.now() - 60 * 60_000 })
+    const warmupEnd = new Map<number, number>()
+    for (let i = 0; i < records.length; i += 5000) {
+      const appended = await log.append('ad-events', records.slice(i, Math.min(i + 5000, records.length)))
+      appended.forEach((a, j) => {
+        if (i + j < warmup) warmupEnd.set(a.partition, Math.max(warmupEnd.get(a.partition) ?? -1, a.offset))
+      })
+    }
     const total = records.length
 
     const baseline = await baselineParse(log, total, batch)
-    if (warmup > 0) await warmUp(ch, join(root, 'warmup'), { events: warmup, partitions, batch, lake: iceberg ? `${lake}-warmup` : undefined })
 
+    const stateDir = join(root, 'state')
+    const gate = gatedLog(log, warmupEnd)
+    const processor = createProcessor({
+      log: gate.log, clickhouse: ch, database: db, stateDir, groupId: 'bench', logger: silent,
+      registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords: batch, ...(iceberg ? { icebergDir: lake } : {}),
+    })
+    await processor.start()
+    while ((await sumCommitted(log, 'bench', 'ad-events')) < warmup) await new Promise((r) => setTimeout(r, 10))
     global.gc?.()
     const heap0 = process.memoryUsage().heapUsed
     const rss0 = process.memoryUsage().rss
-    const stateDir = join(root, 'state')
-    const processor = createProcessor({
-      log, clickhouse: ch, database: db, stateDir, groupId: 'bench', logger: silent,
-      registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords: batch, ...(iceberg ? { icebergDir: lake } : {}),
-    })
     const inspector = profile ? new Session() : undefined
     if (inspector) {
       inspector.connect()
@@ -225,7 +226,7 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     const cpu0 = process.cpuUsage()
     const elu0 = perf.eventLoopUtilization()
     const t0 = performance.now()
-    await processor.start()
+    gate.open()
     while ((await sumCommitted(log, 'bench', 'ad-events')) < total) await new Promise((r) => setTimeout(r, 10))
     const seconds = (performance.now() - t0) / 1000
     const cpu = cpuSeconds(process.cpuUsage(cpu0))
@@ -275,11 +276,11 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
       await s.close()
     }
     return {
-      events: total,
+      events,
       warmup,
       baseline,
-      pipeline: { seconds, cpuSeconds: cpu, mainThreadSeconds, threadSeconds, gcSeconds: gcMs / 1000, eventsPerSecond: total / seconds, eventsPerCpuSecond: total / cpu, iceberg },
-      ratio: total / cpu / baseline.eventsPerCpuSecond,
+      pipeline: { seconds, cpuSeconds: cpu, mainThreadSeconds, threadSeconds, gcSeconds: gcMs / 1000, eventsPerSecond: events / seconds, eventsPerCpuSecond: events / cpu, iceberg },
+      ratio: events / cpu / baseline.eventsPerCpuSecond,
       dedupe: {
         keys,
         diskBytesPerKey: used / keys,
