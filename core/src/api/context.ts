@@ -8,7 +8,7 @@ import type { BillingJobs } from '../billing/jobs.js'
 import type { RawEraser } from '../privacy/erase.js'
 import type { ObjectStore } from '../objects/object-store.js'
 import { isValidDay } from '../billing/days.js'
-import type { Principal, TenantStore } from '../tenants/tenant-store.js'
+import { hashApiKey, scopeOf, type Principal, type TenantStore } from '../tenants/tenant-store.js'
 import { ApiError } from './errors.js'
 
 export interface ApiDeps {
@@ -86,6 +86,14 @@ export function authenticate(tenants: TenantStore): MiddlewareHandler<ApiEnv> {
     if (!key) throw new ApiError('unauthorized', 'send Authorization: Bearer <key>')
     const principal = tenants.principalForKey(key)
     if (!principal) throw new ApiError('unauthorized', 'unknown API key')
+    // A publisher's public-scope key is in page HTML (tag data-key, beacon ?k=): it sends events to
+    // the edge and reads nothing here; the publisher reads its settlement with a server key.
+    if (principal.kind === 'publisher') {
+      const publisher = tenants.getPublisher(principal.id)
+      if (publisher && scopeOf(publisher, hashApiKey(key)) === 'public') {
+        throw new ApiError('forbidden', "a public-scope key only sends events to the edge; read the API with the publisher's server key")
+      }
+    }
     c.set('principal', principal)
     await next()
   }
