@@ -138,3 +138,19 @@ describe('GET /v1/admin/privacy/requests/{id}', () => {
     expect((await get(requestId, DEMO_DEFAULTS.publisherKey)).status).toBe(403)
   })
 })
+
+describe('what a userKey may hold', () => {
+  it("refuses a lone surrogate or a control character (no event can carry one), so a request never erases another person's rows", async () => {
+    // U+FFFD is a userKey an event may carry; a lone surrogate reaches the engine (and the hash) as U+FFFD.
+    await insertRows(ch.client, 'adc.events_raw', [raw({ key: 'ff1', imp: 'imp_ff1', campaign: 'cmp_demo_cpm', ts: D + 3_600_000 }, '\ufffd')])
+    for (const userKey of ['\ud800', 'a\udc00', 'user\u0000-2', 'user-2\n']) {
+      const res = await del({ publisherId: 'pub_demo', userKey })
+      expect(res.status, JSON.stringify(userKey)).toBe(400)
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('invalid_body')
+    }
+    expect(await q(`SELECT event_key FROM adc.events_raw WHERE event_key IN ('ff1', 'u2a') ORDER BY event_key`)).toEqual([{ event_key: 'ff1' }, { event_key: 'u2a' }])
+    // The person named by U+FFFD itself is erased as asked.
+    const res = await del({ publisherId: 'pub_demo', userKey: '\ufffd' })
+    expect(((await res.json()) as { deleted: Record<string, number> }).deleted.events_raw).toBe(1)
+  })
+})
