@@ -69,6 +69,8 @@ export const dayParam = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a UTC day YYYY-MM-DD')
   .refine(isValidDay, 'must be a real calendar day')
+  // ClickHouse `Date`'s range: outside it the engine saturates the day, and one day's job would write another's versions.
+  .refine((d) => d >= '1970-01-01' && d <= '2149-06-06', 'must lie between 1970-01-01 and 2149-06-06')
   .openapi({ example: '2026-11-20', format: 'date' })
 export const ulidParam = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a job id (ULID)')
 
