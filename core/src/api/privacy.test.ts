@@ -1,6 +1,8 @@
+import { chTime } from '@adc/schemas'
 import { createHash } from 'node:crypto'
 import pino from 'pino'
 import { Registry } from 'prom-client'
+import { ulid } from 'ulid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
@@ -152,5 +154,27 @@ describe('what a userKey may hold', () => {
     // The person named by U+FFFD itself is erased as asked.
     const res = await del({ publisherId: 'pub_demo', userKey: '\ufffd' })
     expect(((await res.json()) as { deleted: Record<string, number> }).deleted.events_raw).toBe(1)
+  })
+})
+
+describe('retrying pending erasures', () => {
+  it('reaches every pending request in turn, even when more than a run takes stay pending ahead of it', async () => {
+    const quiet = pino({ level: 'silent' })
+    // Whatever earlier tests left pending is finished first.
+    await createPrivacyRetry({ client: ch.client, database: 'adc', logger: quiet, erasers: [{ name: 'iceberg', erase: async () => 'pending', eraseStored: async () => 'done' }] }).retry()
+    const ids = ['stuck-1', 'stuck-2', 'later-3'].map((k) => createHash('sha256').update(k).digest('hex'))
+    await insertRows(ch.client, 'adc.privacy_requests', ids.map((sha, i) => ({
+      request_id: ulid(NOW + i * 1000), requested_at: chTime(NOW + i * 1000), requested_by: 'admin_demo', publisher_id: 'pub_demo',
+      subject: 'userKey', subject_sha256: sha, deleted: { events_raw: 0, ivt_decisions: 0, bad_rows: 0 }, external: { iceberg: 'pending' },
+    })))
+    const stuck = new Set(ids.slice(0, 2))
+    const tried: string[] = []
+    // The two oldest stay pending for good (a tag holds their files); a run takes two requests.
+    const retry = createPrivacyRetry({
+      client: ch.client, database: 'adc', logger: quiet, batchSize: 2, clock: () => NOW + 60_000,
+      erasers: [{ name: 'iceberg', erase: async () => 'pending', eraseStored: async (s) => (tried.push(s.subjectSha256), stuck.has(s.subjectSha256) ? 'pending' : 'done') }],
+    })
+    for (let run = 0; run < 3; run++) await retry.retry()
+    expect(tried).toContain(ids[2])
   })
 })
