@@ -8,7 +8,7 @@ import type { BillingJobs } from '../billing/jobs.js'
 import type { RawEraser } from '../privacy/erase.js'
 import type { ObjectStore } from '../objects/object-store.js'
 import { isValidDay } from '../billing/days.js'
-import type { Principal, TenantStore } from '../tenants/tenant-store.js'
+import { hashApiKey, scopeOf, type Principal, type TenantStore } from '../tenants/tenant-store.js'
 import { ApiError } from './errors.js'
 
 export interface ApiDeps {
@@ -69,6 +69,8 @@ export const dayParam = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a UTC day YYYY-MM-DD')
   .refine(isValidDay, 'must be a real calendar day')
+  // ClickHouse `Date`'s range: outside it the engine saturates the day, and one day's job would write another's versions.
+  .refine((d) => d >= '1970-01-01' && d <= '2149-06-06', 'must lie between 1970-01-01 and 2149-06-06')
   .openapi({ example: '2026-11-20', format: 'date' })
 export const ulidParam = z.string().regex(/^[0-9A-HJKMNP-TV-Z]{26}$/, 'must be a job id (ULID)')
 
@@ -86,6 +88,14 @@ export function authenticate(tenants: TenantStore): MiddlewareHandler<ApiEnv> {
     if (!key) throw new ApiError('unauthorized', 'send Authorization: Bearer <key>')
     const principal = tenants.principalForKey(key)
     if (!principal) throw new ApiError('unauthorized', 'unknown API key')
+    // A publisher's public-scope key is in page HTML (tag data-key, beacon ?k=): it sends events to
+    // the edge and reads nothing here; the publisher reads its settlement with a server key.
+    if (principal.kind === 'publisher') {
+      const publisher = tenants.getPublisher(principal.id)
+      if (publisher && scopeOf(publisher, hashApiKey(key)) === 'public') {
+        throw new ApiError('forbidden', "a public-scope key only sends events to the edge; read the API with the publisher's server key")
+      }
+    }
     c.set('principal', principal)
     await next()
   }

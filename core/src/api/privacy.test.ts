@@ -1,6 +1,8 @@
+import { chTime } from '@adc/schemas'
 import { createHash } from 'node:crypto'
 import pino from 'pino'
 import { Registry } from 'prom-client'
+import { ulid } from 'ulid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
@@ -136,5 +138,43 @@ describe('GET /v1/admin/privacy/requests/{id}', () => {
 
     expect((await get('01JD0000000000000000000000')).status).toBe(404)
     expect((await get(requestId, DEMO_DEFAULTS.publisherKey)).status).toBe(403)
+  })
+})
+
+describe('what a userKey may hold', () => {
+  it("refuses a lone surrogate or a control character (no event can carry one), so a request never erases another person's rows", async () => {
+    // U+FFFD is a userKey an event may carry; a lone surrogate reaches the engine (and the hash) as U+FFFD.
+    await insertRows(ch.client, 'adc.events_raw', [raw({ key: 'ff1', imp: 'imp_ff1', campaign: 'cmp_demo_cpm', ts: D + 3_600_000 }, '\ufffd')])
+    for (const userKey of ['\ud800', 'a\udc00', 'user\u0000-2', 'user-2\n']) {
+      const res = await del({ publisherId: 'pub_demo', userKey })
+      expect(res.status, JSON.stringify(userKey)).toBe(400)
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('invalid_body')
+    }
+    expect(await q(`SELECT event_key FROM adc.events_raw WHERE event_key IN ('ff1', 'u2a') ORDER BY event_key`)).toEqual([{ event_key: 'ff1' }, { event_key: 'u2a' }])
+    // The person named by U+FFFD itself is erased as asked.
+    const res = await del({ publisherId: 'pub_demo', userKey: '\ufffd' })
+    expect(((await res.json()) as { deleted: Record<string, number> }).deleted.events_raw).toBe(1)
+  })
+})
+
+describe('retrying pending erasures', () => {
+  it('reaches every pending request in turn, even when more than a run takes stay pending ahead of it', async () => {
+    const quiet = pino({ level: 'silent' })
+    // Whatever earlier tests left pending is finished first.
+    await createPrivacyRetry({ client: ch.client, database: 'adc', logger: quiet, erasers: [{ name: 'iceberg', erase: async () => 'pending', eraseStored: async () => 'done' }] }).retry()
+    const ids = ['stuck-1', 'stuck-2', 'later-3'].map((k) => createHash('sha256').update(k).digest('hex'))
+    await insertRows(ch.client, 'adc.privacy_requests', ids.map((sha, i) => ({
+      request_id: ulid(NOW + i * 1000), requested_at: chTime(NOW + i * 1000), requested_by: 'admin_demo', publisher_id: 'pub_demo',
+      subject: 'userKey', subject_sha256: sha, deleted: { events_raw: 0, ivt_decisions: 0, bad_rows: 0 }, external: { iceberg: 'pending' },
+    })))
+    const stuck = new Set(ids.slice(0, 2))
+    const tried: string[] = []
+    // The two oldest stay pending for good (a tag holds their files); a run takes two requests.
+    const retry = createPrivacyRetry({
+      client: ch.client, database: 'adc', logger: quiet, batchSize: 2, clock: () => NOW + 60_000,
+      erasers: [{ name: 'iceberg', erase: async () => 'pending', eraseStored: async (s) => (tried.push(s.subjectSha256), stuck.has(s.subjectSha256) ? 'pending' : 'done') }],
+    })
+    for (let run = 0; run < 3; run++) await retry.retry()
+    expect(tried).toContain(ids[2])
   })
 })

@@ -98,3 +98,43 @@ describe('closing a day', () => {
     expect(body.versions.map((v: any) => [v.version, v.supersedes, v.complete])).toEqual([[1, null, false], [2, 1, true], [3, 2, true]])
   })
 })
+
+describe('closing a day after a promotion', () => {
+  it('closes again for an event written after the promoted candidate was computed, even though it was written before the promotion', async () => {
+    const DAY2 = '2026-11-20'
+    const Y = Date.parse(`${DAY2}T00:00:00Z`)
+    const closes = async () => {
+      const out = []
+      for (let job = await jobs.dailyTick(); job; job = await jobs.dailyTick()) {
+        await jobs.idle()
+        if (job.days[0] === DAY2) out.push(job)
+      }
+      return out
+    }
+    await insertRows(ch.client, 'adc.events_raw', [imp(Y + 1 * H, Y + 1 * H)])
+    now = Y + 50 * H
+    await progress(Y + 49 * H)
+    expect(await closes()).toHaveLength(1)
+    expect((await jobs.snapshots.latestFinal(DAY2))).toMatchObject({ version: 1, complete: true })
+
+    // A reprocess computes its candidate from what is written when it runs.
+    now = Y + 51 * H
+    const job = await jobs.submitReprocess({ from: DAY2, to: DAY2, reason: 'model check', modelVersion: 'ivt-2026.11.1', requestedBy: 'test' })
+    await jobs.idle()
+    expect(jobs.get(job.id)).toMatchObject({ status: 'done' })
+
+    // A spool delivers an event of the day received before the candidate's cut-off, written after the
+    // candidate was computed, and before the candidate is promoted.
+    await insertRows(ch.client, 'adc.events_raw', [imp(Y + 23 * H, Y + 50 * H, 1, Y + 52 * H)])
+    now = Y + 53 * H
+    const promoted = await jobs.promote(job.id, 'test')
+    expect((await jobs.snapshots.lines(DAY2, promoted.promotedVersions![DAY2]!))[0]).toMatchObject({ impressions: 1 })
+
+    // The promoted version does not hold it: the schedule must close the day again, or it is never billed.
+    await progress(Y + 52 * H)
+    const after = await closes()
+    expect(after.map((j) => j.reason)).toEqual([expect.stringMatching(/re-close: 1 events/)])
+    const latest = (await jobs.snapshots.latestFinal(DAY2))!
+    expect((await jobs.snapshots.lines(DAY2, latest.version))[0]).toMatchObject({ impressions: 2 })
+  })
+})

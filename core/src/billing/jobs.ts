@@ -469,7 +469,8 @@ export function createBillingJobs(options: BillingJobsOptions) {
       if (now < end + graceMs) continue
       // A close of this day already queued or running (submitted on any replica): wait for it.
       if (store.active().some((j) => j.kind === 'billing' && j.days.includes(day))) continue
-      const latest = await snapshots.latestFinal(day)
+      const versions = await snapshots.versions(day)
+      const latest = versions.filter((v) => v.status === 'final').at(-1)
       if (!latest) {
         wm ??= await watermark()
         const complete = isComplete(day, wm, now)
@@ -480,7 +481,10 @@ export function createBillingJobs(options: BillingJobsOptions) {
         if (isComplete(day, wm, now)) return closeJob(day, `close: the watermark passed the day end plus the lateness horizon; supersedes the scheduled close v${latest.version}`, latest.version)
         continue
       }
-      const changed = await changedSince(day, latest.receivedBefore, latest.createdAt, wm)
+      // A promoted version's figures are its candidate's, computed when the reprocess ran, not when
+      // it was promoted: what was written since then is not in it either.
+      const computedAt = versions.find((v) => v.status === 'candidate' && v.jobId === latest.jobId)?.createdAt ?? latest.createdAt
+      const changed = await changedSince(day, latest.receivedBefore, Math.min(computedAt, latest.createdAt), wm)
       if (changed > 0) return closeJob(day, `re-close: ${changed} events of the day were received or judged after v${latest.version}`, latest.version)
     }
     return undefined

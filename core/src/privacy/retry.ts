@@ -87,14 +87,30 @@ export function createPrivacyRetry(options: PrivacyRetryOptions) {
   const clock = options.clock ?? Date.now
   const log = options.logger.child({ component: 'privacy-retry' })
 
-  /** Requests with a store pending and no follow-up yet, oldest first. */
+  const limit = options.batchSize ?? 100
+  /**
+   * Where the next run goes on: after the last request this process tried (request ids are ULIDs of
+   * their time, so this is oldest first), back to the oldest once the backlog is walked. Requests
+   * that stay pending for good (a tag holds their files) then never keep the ones after them waiting.
+   */
+  let after = ''
+
+  /** Up to `limit` requests with a store pending and no follow-up yet, oldest first from the cursor. */
   async function backlog(): Promise<Row[]> {
+    let rows = await page(after)
+    // The last walk ended exactly at a full page: start over now rather than spend a run on nothing.
+    if (rows.length === 0 && after !== '') rows = await page('')
+    after = rows.length < limit ? '' : rows.at(-1)!.request_id
+    return rows
+  }
+
+  async function page(from: string): Promise<Row[]> {
     const rs = await client.query({
       query: `SELECT ${COLUMNS} FROM ${db}.privacy_requests
-        WHERE follow_up_of = '' AND has(mapValues(external), 'pending')
+        WHERE follow_up_of = '' AND has(mapValues(external), 'pending') AND request_id > {after:String}
           AND request_id NOT IN (SELECT follow_up_of FROM ${db}.privacy_requests WHERE follow_up_of != '')
-        ORDER BY requested_at, request_id LIMIT {limit:UInt32}`,
-      query_params: { limit: options.batchSize ?? 100 },
+        ORDER BY request_id LIMIT {limit:UInt32}`,
+      query_params: { limit, after: from },
       format: 'JSONEachRow',
     })
     return rs.json<Row>()

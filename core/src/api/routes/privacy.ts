@@ -1,3 +1,4 @@
+import { textProblem } from '@adc/schemas'
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import { eraseSubject, type PrivacySubject } from '../../privacy/erase.js'
 import { readPrivacyRequest } from '../../privacy/retry.js'
@@ -7,7 +8,17 @@ import { ApiError, errorResponses } from '../errors.js'
 const Body = z
   .object({
     publisherId: idParam,
-    userKey: z.string().min(1).max(128).optional().openapi({ description: 'The userKey the publisher sent with the events' }),
+    userKey: z
+      .string()
+      .min(1)
+      .max(128)
+      // As events carry it: a lone surrogate would reach the engine and the hash as U+FFFD, another person's key.
+      .superRefine((s, ctx) => {
+        const problem = textProblem(s)
+        if (problem) ctx.addIssue({ code: 'custom', message: problem })
+      })
+      .optional()
+      .openapi({ description: 'The userKey the publisher sent with the events (no control characters, well-formed Unicode, as events carry it)' }),
     ipHash: z.string().regex(/^[0-9a-fA-F]{16,128}$/, 'must be the hex IP hash as stored').optional().openapi({ description: 'The IP hash the edge stored' }),
   })
   .openapi('PrivacyDeleteRequest')
