@@ -430,6 +430,9 @@ describe('billing, settlement, reconcile, accounting, reprocess', () => {
     const daily = await call(`/v1/billing/daily?day=${FIXTURE_DAY}`, ADV)
     expect(daily.body).toMatchObject({ version: 3, modelVersion: 'ivt-2026.12.1' })
     expect(daily.body.versions.map((v: any) => v.version)).toEqual([1, 3])
+    // The advertiser reads what kind of version it is, not the operator's words.
+    expect(daily.body.reason).toBe(`promoted reprocess ${submitted.body.id} (ivt-2026.12.1)`)
+    expect((await call(`/v1/billing/daily?day=${FIXTURE_DAY}&advertiserId=${daily.body.advertiserId}`, ADMIN)).body.reason).toContain('stricter thresholds')
     expect((await call(`/v1/reprocess/${jobId}`, ADMIN)).status).toBe(404)
     expect((await post(`/v1/reprocess/${jobId}/promote`, ADMIN, {})).status).toBe(404)
   })

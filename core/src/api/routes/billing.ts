@@ -2,6 +2,8 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import { addDays, dayOf } from '../../billing/days.js'
 import type { Job } from '../../billing/jobs.js'
 import { viewabilityRate, type SnapshotLine, type SnapshotVersion } from '../../billing/snapshots.js'
+import { reasonFor } from '../../billing/version-reason.js'
+import type { PrincipalKind } from '../../tenants/tenant-store.js'
 import {
   type ResolvedApiDeps,
   type ApiEnv,
@@ -58,9 +60,10 @@ const VersionSchema = z
   })
   .openapi('SnapshotVersion')
 
-const versionView = (v: SnapshotVersion) => ({
+/** A version as `viewer` reads it (its reason through reasonFor: a tenant never reads operators' text or other tenants' volume). */
+const versionView = (viewer: PrincipalKind) => (v: SnapshotVersion) => ({
   version: v.version, status: v.status, jobId: v.jobId, modelVersion: v.modelVersion, createdAt: v.createdAt,
-  reason: v.reason, supersedes: v.supersedes > 0 ? v.supersedes : null, receivedBefore: v.receivedBefore, complete: v.complete,
+  reason: reasonFor(viewer, v.reason), supersedes: v.supersedes > 0 ? v.supersedes : null, receivedBefore: v.receivedBefore, complete: v.complete,
 })
 
 const Adjustment = z
@@ -351,11 +354,11 @@ export function registerBillingRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
         createdAt: latest?.createdAt ?? null,
         complete: latest?.complete ?? false,
         finalAt: latest?.createdAt ?? null,
-        reason: latest?.reason ?? null,
+        reason: latest ? reasonFor(c.get('principal').kind, latest.reason) : null,
         supersedes: latest && latest.supersedes > 0 ? latest.supersedes : null,
         receivedBefore: latest?.receivedBefore ?? null,
         adjustments: previous ? adjustments(previous, campaigns) : [],
-        versions: versions.filter((v) => v.status === 'final').map(versionView),
+        versions: versions.filter((v) => v.status === 'final').map(versionView(c.get('principal').kind)),
         campaigns,
         totals,
       },
@@ -376,7 +379,7 @@ export function registerBillingRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     const days = [...byDay.entries()].map(([day, vs]) => ({
       day,
       final: vs.some((v) => v.status === 'final'),
-      versions: vs.filter((v) => v.status === 'final').map(versionView),
+      versions: vs.filter((v) => v.status === 'final').map(versionView(p.kind)),
     }))
     return c.json({ days }, 200)
   })
