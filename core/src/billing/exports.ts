@@ -1,3 +1,4 @@
+import { csvField } from './csv.js'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { createHash } from 'node:crypto'
 import type { ObjectStore } from '../objects/object-store.js'
@@ -71,17 +72,12 @@ export function parseExportName(name: string): { kind: ExportKind; id: string; f
   return m ? { kind: m[1] as ExportKind, id: m[2]!, format: m[3] as ExportFormat } : undefined
 }
 
-/** RFC 4180 field: quoted when it holds a comma, quote or line break. */
-function field(v: string | number): string {
-  const s = String(v)
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
-}
 
 function csv(day: string, version: number, lines: SnapshotLine[]): Buffer {
   const rows = lines.map((l) => [
     day, version, l.advertiserId, l.campaignId, l.publisherId, l.pricingModel, l.priceMicros, l.impressions,
     l.measuredImpressions, l.viewableImpressions, l.clicks, l.ivtImpressions, l.ivtClicks, l.duplicates, l.orphanClicks, l.spendMicros,
-  ].map(field).join(','))
+  ].map(csvField).join(','))
   return Buffer.from([EXPORT_COLUMNS.join(','), ...rows].join('\n') + '\n')
 }
 

@@ -3,6 +3,7 @@ import { addDays, dayOf } from '../../billing/days.js'
 import type { Job } from '../../billing/jobs.js'
 import { viewabilityRate, type SnapshotLine, type SnapshotVersion } from '../../billing/snapshots.js'
 import { reasonFor } from '../../billing/version-reason.js'
+import { csvField } from '../../billing/csv.js'
 import type { PrincipalKind } from '../../tenants/tenant-store.js'
 import {
   type ResolvedApiDeps,
@@ -294,13 +295,6 @@ const settlementRoute = createRoute({
 
 const CSV_COLUMNS = ['day', 'version', 'publisher_id', 'campaign_id', 'advertiser_id', 'pricing_model', 'price_micros', 'impressions', 'clicks', 'ivt_impressions', 'ivt_clicks', 'amount_micros'] as const
 
-function csvCell(v: string | number): string {
-  const s = String(v)
-  // Ids are restricted to a safe alphabet, but quote defensively (RFC 4180) and defuse spreadsheet formulas.
-  const safe = /^[=+\-@]/.test(s) && typeof v === 'string' ? `'${s}` : s
-  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe
-}
-
 export function registerBillingRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiDeps): void {
   const { billing, tenants } = deps
   const clock = deps.clock ?? Date.now
@@ -406,7 +400,7 @@ export function registerBillingRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     if (wantsCsv) {
       const rows = out.map((l) =>
         [q.day, latest?.version ?? '', publisherId, l.campaignId, l.advertiserId, l.pricingModel, l.priceMicros, l.impressions, l.clicks, l.ivtImpressions, l.ivtClicks, l.amountMicros]
-          .map(csvCell)
+          .map(csvField)
           .join(','),
       )
       c.header('Content-Type', 'text/csv; charset=utf-8')
