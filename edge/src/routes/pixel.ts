@@ -23,7 +23,9 @@ const pixel = new Hono<AppEnv>()
 
 /**
  * `GET /v1/pixel.gif?t=<token>[&consent=0]`: answers the GIF at once and records the impression in
- * waitUntil. The event id comes from the token, so a reload is the same event (counted once).
+ * waitUntil. The event id comes from the token, so a reload is the same event: counted once within
+ * the dedupe horizon (24 h, as every event), which for a token valid at most 25 h is its whole life; a
+ * longer-lived token reloaded more than 24 h after a sighting is counted again, as any impression is.
  */
 pixel.get('/v1/pixel.gif', loadTenants(), async function pixelHandler(c) {
   const tenants = c.var.tenants
@@ -34,7 +36,8 @@ pixel.get('/v1/pixel.gif', loadTenants(), async function pixelHandler(c) {
   const { publisher } = verified
   await enforceRateLimit(c.env, c.var.settings, publisher, 1)
   // The id, derived from the token, carries a time fixed by the token: 24 h before it expires, so
-  // the shard keeps the key (in its time-ordered table) exactly as long as a reload can come.
+  // the shard keeps the key (in its time-ordered table) as long as a reload of a token valid at most
+  // 25 h can come (a longer-lived token's key goes to the random-key table; see above).
   const dedupeTimeMs = verified.payload.exp * 1000 - DEDUPE_TTL_MS
   const eventId = await eventIdFromToken(token, 'impression', dedupeTimeMs)
   const consent = c.req.query('consent') === '0' ? { consent: false } : {}
