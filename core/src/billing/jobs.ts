@@ -1,4 +1,4 @@
-import { chTime } from '@adc/schemas'
+import { chTime, type Channel, type ReasonCode } from '@adc/schemas'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
@@ -8,7 +8,7 @@ import { addDays, DAY_MS, dayOf, dayStart, daysBetween } from './days.js'
 import { ATTRIBUTION_RULES, DAY_CLOSE_HORIZON_MS } from '../rules/rules.js'
 import { classifyDay } from './final-join.js'
 import { countDayEvents, scoreDay } from './reprocess.js'
-import { ivtModel } from '../ivt/models/index.js'
+import { ivtModel, type IvtModel } from '../ivt/models/index.js'
 import { JobStoreUnavailableError, openLocalJobStore, type JobStore, type PromoteRequest } from './job-store.js'
 import { scheduledJobId, SOLE_LEASE, type Lease } from './lease.js'
 import { buildLines, createSnapshotStore, type SnapshotStore } from './snapshots.js'
@@ -42,6 +42,8 @@ export interface Job {
   startedAt?: number
   finishedAt?: number
   error?: string
+  /** Failed only: the reason code of the failure (schemas/src/reasons.ts), when it has one. */
+  errorReason?: ReasonCode
   /** Snapshot version written per day. */
   versions: Record<string, number>
   /** Reprocess only: final versions created by promotion, per day. */
@@ -55,6 +57,20 @@ export interface Job {
   receivedBefore?: number
   /** Reprocess only: raw events scored by the model so far, and the events of the range when it started. */
   events?: { scored: number; total: number }
+  /**
+   * Billing only: per day closed after a promoted reprocess, the IVT model (and attribution rules) it
+   * kept from the final version `from` instead of the stream's. Recorded before the day's version
+   * is written, so a later close of the day finds the rules of this job's version here.
+   */
+  kept?: Record<string, KeptRules>
+}
+
+export interface KeptRules {
+  modelVersion: string
+  /** Absent: the default attribution windows. */
+  attributionVersion?: string
+  /** The final version whose rules were kept. */
+  from: number
 }
 
 /** The IVT model the stream applied (the verdict stored on each raw row). */
@@ -97,6 +113,29 @@ export class BillingExecutorUnavailableError extends Error {
     super(message, options)
     this.name = 'BillingExecutorUnavailableError'
   }
+}
+
+/**
+ * A job names an IVT model or attribution rule version that is not registered (any more): it fails
+ * rather than closing the day with other rules.
+ */
+class UnknownReferenceError extends Error {
+  readonly reason = 'unknown_reference' as const satisfies ReasonCode
+  constructor(message: string) {
+    super(message)
+    this.name = 'UnknownReferenceError'
+  }
+}
+
+/** How one day of a job is judged: the model scoring it (none: the stream's verdicts) and the attribution windows. */
+interface DayRules {
+  model?: IvtModel
+  windowsMs?: Readonly<Record<Channel, number>>
+  /** Written on the snapshot version. */
+  modelVersion: string
+  /** Appended to the version's reason. */
+  note: string
+  kept?: KeptRules
 }
 
 /** This replica lost the billing lease while running a job: it stops, the next holder resumes the job. */
@@ -278,6 +317,48 @@ export function createBillingJobs(options: BillingJobsOptions) {
     }
   }
 
+  function attributionWindows(version: string | undefined): Readonly<Record<Channel, number>> | undefined {
+    if (!version) return undefined
+    const rules = ATTRIBUTION_RULES.get(version)
+    if (!rules) throw new UnknownReferenceError(`no attribution rules ${version}`)
+    return rules.windowsMs
+  }
+
+  /**
+   * The rules a job judges `day` with. A reprocess: its model and attribution rules. A billing close:
+   * the stream's verdicts with the default windows, unless the day's latest final version came from
+   * a promoted reprocess (its model is not the stream's; or from a close that kept one): then that
+   * model, and the attribution rules the job that wrote it names (its job record gone: the default
+   * windows, said in the reason), so a later close never reverts what finance promoted.
+   */
+  async function dayRules(job: Job, day: string): Promise<DayRules> {
+    if (job.kind === 'reprocess') {
+      const model = ivtModel(job.modelVersion)
+      if (!model) throw new UnknownReferenceError(`no IVT model ${job.modelVersion}`)
+      return { model, windowsMs: attributionWindows(job.attributionVersion), modelVersion: job.modelVersion, note: '' }
+    }
+    const windowsMs = attributionWindows(job.attributionVersion)
+    const latest = await snapshots.latestFinal(day)
+    if (!latest || latest.modelVersion === STREAM_MODEL) return { windowsMs, modelVersion: job.modelVersion, note: '' }
+    const model = ivtModel(latest.modelVersion)
+    if (!model) {
+      throw new UnknownReferenceError(
+        `the final v${latest.version} of ${day} was computed with IVT model ${latest.modelVersion}, which is not registered: the day is not closed with another model`,
+      )
+    }
+    const source = get(latest.jobId)
+    const rules = source?.kind === 'reprocess' ? { attributionVersion: source.attributionVersion } : source?.kept?.[day]
+    const attributionVersion = rules?.attributionVersion
+    const kept: KeptRules = { modelVersion: model.version, ...(attributionVersion ? { attributionVersion } : {}), from: latest.version }
+    const unknownRules = !source
+      ? '; that job is gone from the job store, so its attribution rules are unknown: default attribution windows'
+      : !rules
+        ? '; that job records no attribution rules for the day: default attribution windows'
+        : ''
+    const note = `; kept the promoted IVT model ${model.version}${attributionVersion ? ` and attribution rules ${attributionVersion}` : ''} of final v${latest.version} (job ${latest.jobId})${unknownRules}`
+    return { model, windowsMs: attributionWindows(attributionVersion), modelVersion: model.version, note, kept }
+  }
+
   async function runJob(job: Job): Promise<void> {
     const started = clock()
     job.status = 'running'
@@ -308,13 +389,20 @@ export function createBillingJobs(options: BillingJobsOptions) {
           // Written before an interruption, perhaps without its files.
           if (job.kind === 'billing') await publishExports(day, done, log)
         } else {
-          const model = job.kind === 'reprocess' ? ivtModel(job.modelVersion) : undefined
-          if (job.kind === 'reprocess' && !model) throw new JobStateError(`no IVT model ${job.modelVersion}`)
-          const attribution = job.attributionVersion ? ATTRIBUTION_RULES.get(job.attributionVersion) : undefined
-          if (job.attributionVersion && !attribution) throw new JobStateError(`no attribution rules ${job.attributionVersion}`)
-          const windowsMs = attribution?.windowsMs
+          // Decided again on a resume (nothing of the day was written): the same latest final, or one
+          // promoted in between, whose rules the close then keeps.
+          const { model, windowsMs, modelVersion, note, kept } = await dayRules(job, day)
+          if (kept || job.kept?.[day]) {
+            // Before the version is written: a close resumed after writing it finds the rules here.
+            const { [day]: _was, ...others } = job.kept ?? {}
+            job.kept = kept ? { ...others, [day]: kept } : others
+            await save(job)
+          }
           if (model) {
-            // Score the day's stored raw events with the model, in bounded batches (progress per batch).
+            // Score the day's stored raw events with the model, in bounded batches (progress per batch):
+            // the whole day, also for a close keeping a promoted model (what was received since the
+            // reprocess was never scored by it, and its stateful rules count over the day). The work
+            // table and the insert tokens carry this job's id, never the reprocess's.
             const total = await countDayEvents(client, database, day)
             const before = job.events?.scored ?? 0
             job.events = { scored: before, total: (job.events?.total ?? 0) + total }
@@ -330,7 +418,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
           const groups = await classifyDay(client, {
             database,
             day,
-            modelVersion: model ? model.version : undefined,
+            modelVersion: model?.version,
             receivedBefore: cutoff,
             windowsMs,
           })
@@ -340,9 +428,9 @@ export function createBillingJobs(options: BillingJobsOptions) {
           job.versions[day] = await snapshots.write(day, lines, {
             status: job.kind === 'billing' ? 'final' : 'candidate',
             jobId: job.id,
-            modelVersion: job.modelVersion,
+            modelVersion,
             createdAt: started,
-            reason: job.reason,
+            reason: job.reason + note,
             supersedes: job.kind === 'billing' ? ((await snapshots.latestFinal(day))?.version ?? 0) : 0,
             receivedBefore: cutoff,
             complete: isComplete(day, wm, started),
@@ -363,9 +451,10 @@ export function createBillingJobs(options: BillingJobsOptions) {
       }
       job.status = 'failed'
       job.error = err instanceof Error ? err.message : String(err)
+      if (err instanceof UnknownReferenceError) job.errorReason = err.reason
       job.finishedAt = clock()
       await save(job).catch((e: unknown) => log.error({ err: e }, 'could not record the failed job'))
-      log.error({ err }, 'job failed')
+      log.error({ err, ...(job.errorReason ? { reason: job.errorReason } : {}) }, 'job failed')
     }
   }
 
@@ -474,18 +563,22 @@ export function createBillingJobs(options: BillingJobsOptions) {
       if (!latest) {
         wm ??= await watermark()
         const complete = isComplete(day, wm, now)
-        return closeJob(day, complete ? 'close: the watermark passed the day end plus the lateness horizon' : 'scheduled close (T+1): incomplete until the watermark passes the day end plus the lateness horizon', 0)
+        const job = await closeJob(day, complete ? 'close: the watermark passed the day end plus the lateness horizon' : 'scheduled close (T+1): incomplete until the watermark passes the day end plus the lateness horizon', 0)
+        if (job) return job
+        continue
       }
       wm ??= await watermark()
       if (!latest.complete) {
-        if (isComplete(day, wm, now)) return closeJob(day, `close: the watermark passed the day end plus the lateness horizon; supersedes the scheduled close v${latest.version}`, latest.version)
+        const job = isComplete(day, wm, now) ? await closeJob(day, `close: the watermark passed the day end plus the lateness horizon; supersedes the scheduled close v${latest.version}`, latest.version) : undefined
+        if (job) return job
         continue
       }
       // A promoted version's figures are its candidate's, computed when the reprocess ran, not when
       // it was promoted: what was written since then is not in it either.
       const computedAt = versions.find((v) => v.status === 'candidate' && v.jobId === latest.jobId)?.createdAt ?? latest.createdAt
       const changed = await changedSince(day, latest.receivedBefore, Math.min(computedAt, latest.createdAt), wm)
-      if (changed > 0) return closeJob(day, `re-close: ${changed} events of the day were received or judged after v${latest.version}`, latest.version)
+      const job = changed > 0 ? await closeJob(day, `re-close: ${changed} events of the day were received or judged after v${latest.version}`, latest.version) : undefined
+      if (job) return job
     }
     return undefined
   }
@@ -504,7 +597,10 @@ export function createBillingJobs(options: BillingJobsOptions) {
       // Submitted before (a claim retaken after its holder died): that job stands, no second one;
       // one that failed is queued again under its id (it reuses any version it wrote).
       if (known.status !== 'failed') return undefined
-      const { error: _e, startedAt: _s, finishedAt: _f, receivedBefore: _r, events: _ev, ...rest } = known
+      // A close that failed for a version no longer registered fails again: it stands (a manual close
+      // takes the day once the version is registered), and the schedule goes on to the other days.
+      if (known.errorReason === 'unknown_reference') return undefined
+      const { error: _e, errorReason: _er, startedAt: _s, finishedAt: _f, receivedBefore: _r, events: _ev, ...rest } = known
       const retry: Job = { ...rest, status: 'queued', progress: 0, reason, createdAt: clock(), versions: {} }
       await save(retry)
       enqueue(id)

@@ -1,4 +1,5 @@
 import { chTime } from '@adc/schemas'
+import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { sqlString } from '../clickhouse/client.js'
@@ -14,8 +15,12 @@ import type { IvtModel } from '../ivt/models/index.js'
  * impression time of the join for the fast-click rule), in log order, counting bursts per partition,
  * IP prefix or user key and minute of edge receive time as the processor's counters do. The day's
  * rows are read from a work table in pages of `batchSize` events, each page's decisions written
- * before the next page is read, so Node's memory stays flat over a day of any size. Each write carries a deduplication token (job, day, batch number) in its SQL, so a
- * job resumed after a crash rewrites the same batches without doubling a decision. Only events the
+ * before the next page is read, so Node's memory stays flat over a day of any size. Each write carries a deduplication token in its SQL (job, model,
+ * day, batch number and a digest of the batch's decisions, never their decision time), so a job
+ * resumed after a crash rewrites the same batches without doubling a decision, and a batch whose
+ * events changed since (late events moved a page boundary) is written, not dropped as a repeat.
+ * The job id (a reprocess, or a billing close keeping a promoted model) names the work table and
+ * the tokens, so two jobs scoring one day never share either. Only events the
  * model scores above 0 get a row, as in the stream; no row means clean for that model.
  */
 export interface ScoreDayOptions {
@@ -95,10 +100,15 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
   const flush = async (): Promise<void> => {
     if (pending.length > 0) {
       let body = ''
-      for (const v of pending) body += JSON.stringify(v) + '\n'
+      const digest = createHash('sha256')
+      for (const v of pending) {
+        body += JSON.stringify(v) + '\n'
+        digest.update(`${String(v.event_key)}\u001f${String(v.score)}\u001f${String(v.quarantined)}\u001f${(v.reasons as string[]).join(',')}\n`)
+      }
+      const token = `reprocess-${jobId}-${model.version}-${day}-${batchNo}-${digest.digest('hex').slice(0, 16)}`
       // The token in the SQL, not as a client setting: chDB keeps per-call settings for later inserts.
       const res = await client.exec({
-        query: `INSERT INTO ${database}.ivt_decisions SETTINGS insert_deduplication_token=${sqlString(`reprocess-${jobId}-${day}-${batchNo}`)}, async_insert=0 FORMAT JSONEachRow`,
+        query: `INSERT INTO ${database}.ivt_decisions SETTINGS insert_deduplication_token=${sqlString(token)}, async_insert=0 FORMAT JSONEachRow`,
         values: Readable.from([body]),
       })
       res.stream.resume()

@@ -33,12 +33,17 @@ export const JobSchema = z
     startedAt: z.number().int().optional(),
     finishedAt: z.number().int().optional(),
     error: z.string().optional(),
+    errorReason: z.string().optional().openapi({ description: 'Failed: the reason code of the failure, e.g. unknown_reference for an IVT model or attribution rule version no longer registered.' }),
     versions: z.record(z.string(), z.number().int()).openapi({ description: 'Snapshot version written per day.' }),
     promotedVersions: z.record(z.string(), z.number().int()).optional(),
     events: z
       .object({ scored: z.number().int(), total: z.number().int() })
       .optional()
-      .openapi({ description: 'Reprocess: raw events scored by the model so far, of the events in the range.' }),
+      .openapi({ description: 'Raw events scored by the model so far, of the events in the range (a reprocess, or a billing close keeping a promoted model).' }),
+    kept: z
+      .record(z.string(), z.object({ modelVersion: z.string(), attributionVersion: z.string().optional(), from: z.number().int() }))
+      .optional()
+      .openapi({ description: 'Billing: per day whose latest final version came from a promoted reprocess, the IVT model and attribution rules the close kept from final version `from` instead of the stream model.' }),
   })
   .openapi('Job')
 
