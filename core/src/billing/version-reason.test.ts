@@ -11,6 +11,8 @@ describe('reasonFor', () => {
       ['re-close: 1234 events of the day were received or judged after v2', 're-close: events of the day were received or judged after v2'],
       ['promoted reprocess 01JDAY (ivt-2026.12.1, attr-2): publisher pub_9 ran a click farm', 'promoted reprocess 01JDAY (ivt-2026.12.1, attr-2)'],
       ['manual close by adm_ops_anna', 'close requested by an operator'],
+      ['re-close: 7 events of the day were received or judged after v3; kept the promoted IVT model ivt-2026.12.1 of final v3 (job 01JX)', 're-close: events of the day were received or judged after v3; kept the promoted IVT model ivt-2026.12.1 of final v3 (job 01JX)'],
+      ['ticket 42; kept the promoted IVT model ivt-2026.12.1 of final v2 (job 01JY)', 'close requested by an operator; kept the promoted IVT model ivt-2026.12.1 of final v2 (job 01JY)'],
       ['customer asked; see ticket 42 about advertiser adv_other', 'close requested by an operator'],
       ['scheduled close (T+1): incomplete until the watermark passes the day end plus the lateness horizon', 'scheduled close (T+1): incomplete until the watermark passes the day end plus the lateness horizon'],
       ['close: the watermark passed the day end plus the lateness horizon; supersedes the scheduled close v1', 'close: the watermark passed the day end plus the lateness horizon; supersedes the scheduled close v1'],

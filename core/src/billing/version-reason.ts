@@ -9,7 +9,17 @@ import type { PrincipalKind } from '../tenants/tenant-store.js'
  */
 export function reasonFor(viewer: PrincipalKind, reason: string): string {
   if (viewer === 'admin') return reason
-  // "re-close: 1234 events of the day were received or judged after v2[; …]"
+  // A close that kept a promoted model says so after its reason (jobs.ts `dayRules`): system text, kept.
+  const at = reason.indexOf(KEPT_NOTE)
+  return at < 0 ? kindOf(reason) : `${kindOf(reason.slice(0, at))}${reason.slice(at)}`
+}
+
+/** How jobs.ts starts the note of a close that kept a promoted day's rules. */
+const KEPT_NOTE = '; kept the promoted IVT model '
+
+/** The kind of version a stored reason names, without numbers or operators' words. */
+function kindOf(reason: string): string {
+  // "re-close: 1234 events of the day were received or judged after v2"
   const reclose = /^re-close: \d+ events (of the day were received or judged after v\d+)/.exec(reason)
   if (reclose) return `re-close: events ${reclose[1]}`
   // "promoted reprocess <job> (<model>[, <attribution>]): <operator's reason>"
