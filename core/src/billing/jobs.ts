@@ -11,7 +11,7 @@ import { countDayEvents, scoreDay } from './reprocess.js'
 import { ivtModel, type IvtModel } from '../ivt/models/index.js'
 import { JobStoreUnavailableError, openLocalJobStore, type JobStore, type PromoteRequest } from './job-store.js'
 import { scheduledJobId, SOLE_LEASE, type Lease } from './lease.js'
-import { buildLines, createSnapshotStore, type SnapshotStore } from './snapshots.js'
+import { buildLines, createSnapshotStore, type SnapshotStore, type SnapshotVersion } from './snapshots.js'
 import type { DayExports } from './exports.js'
 
 /**
@@ -635,10 +635,25 @@ export function createBillingJobs(options: BillingJobsOptions) {
     return Number(row?.n ?? 0)
   }
 
+  /**
+   * The rules a final version of `day` was computed with, as a reader re-derives its verdicts (the
+   * reconcile report): its IVT model when not the stream's, and the attribution windows of the job
+   * that wrote it (a promoted reprocess's, or those a later close kept); default windows when the
+   * job is gone or named none.
+   */
+  function rulesOf(v: SnapshotVersion, day: string): { modelVersion?: string; windowsMs?: Readonly<Record<Channel, number>> } {
+    if (v.modelVersion === STREAM_MODEL) return {}
+    const source = get(v.jobId)
+    const attributionVersion = source?.kind === 'reprocess' ? source.attributionVersion : source?.kept?.[day]?.attributionVersion
+    const rules = attributionVersion ? ATTRIBUTION_RULES.get(attributionVersion) : undefined
+    return { modelVersion: v.modelVersion, ...(rules ? { windowsMs: rules.windowsMs } : {}) }
+  }
+
   return {
     snapshots,
     get,
     list,
+    rulesOf,
     submitBilling: (day: string, requestedBy: string) => submit({ kind: 'billing', days: [day], requestedBy }),
     submitReprocess: (input: { from: string; to: string; reason: string; modelVersion: string; attributionVersion?: string; requestedBy: string }) =>
       submit({

@@ -7,6 +7,7 @@ import { createBillingJobs, type BillingJobs } from './jobs.js'
 import { scoreDay } from './reprocess.js'
 import { ivtModel } from '../ivt/models/index.js'
 import { tempDirs } from '../testing/temp-dirs.js'
+import { ATTRIBUTION_RULES } from '../rules/rules.js'
 
 /**
  * Once finance promoted a reprocess (another IVT model, other attribution rules) as a day's final
@@ -116,6 +117,12 @@ describe('closing a day again after a promoted reprocess', () => {
     const fresh = await jobs.submitReprocess({ from: DAY, to: DAY, reason: 'check', modelVersion: 'ivt-2026.12.1', attributionVersion: 'attr-2026.12.1', requestedBy: 'test' })
     await jobs.idle()
     expect(await jobs.snapshots.lines(DAY, jobs.get(fresh.id)!.versions[DAY]!)).toEqual(await jobs.snapshots.lines(DAY, third.version))
+
+    // A reader re-deriving the verdicts (the reconcile report) gets the rules each final version was made with.
+    const windowsMs = ATTRIBUTION_RULES.get('attr-2026.12.1')!.windowsMs
+    expect(jobs.rulesOf(third, DAY)).toEqual({ modelVersion: 'ivt-2026.12.1', windowsMs })
+    expect(jobs.rulesOf((await jobs.snapshots.versions(DAY)).find((v) => v.version === promoted)!, DAY)).toEqual({ modelVersion: 'ivt-2026.12.1', windowsMs })
+    expect(jobs.rulesOf(v1, DAY)).toEqual({})
   })
 
   it('closes a day never promoted with the stream model, as before', async () => {

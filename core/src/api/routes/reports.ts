@@ -2,7 +2,6 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import { EVENTS_TOPIC, chTime } from '@adc/schemas'
 import { DAY_MS, dayStart } from '../../billing/days.js'
 import { DUPLICATE_VERDICTS, IVT_REASONS, classifyDay, hasSignColumn } from '../../billing/final-join.js'
-import { STREAM_MODEL } from '../../billing/jobs.js'
 import { type ResolvedApiDeps, type ApiEnv, bearerSecurity, dayParam, refuseFutureDay, requireAdmin } from '../context.js'
 import { errorResponses } from '../errors.js'
 import { perCampaign } from './billing.js'
@@ -134,10 +133,13 @@ export async function reconcileReport(deps: ReportDeps, day: string, now: number
   const snapshot = new Map(
     latest ? perCampaign(await billing.snapshots.lines(day, latest.version)).map((l) => [l.campaignId, l] as const) : [],
   )
+  // The version's own rules (a promoted reprocess's model and attribution windows), so every
+  // difference is explained by the rules that made the snapshot.
+  const rules = latest ? billing.rulesOf(latest, day) : {}
   const groups = await classifyDay(ch, {
     database: db,
     day,
-    modelVersion: latest && latest.modelVersion !== STREAM_MODEL ? latest.modelVersion : undefined,
+    ...rules,
     receivedBefore: latest ? latest.receivedBefore || latest.createdAt : clock(),
   })
   const zero = () => Object.fromEntries(CATEGORIES.map((k) => [k, 0])) as Record<Category, number>
