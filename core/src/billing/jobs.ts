@@ -150,6 +150,8 @@ export interface BillingJobsOptions {
   client: ClickHouseClient
   database: string
   tenants: Pick<TenantStore, 'getCampaign'>
+  /** The registered IVT models by version (tests name a registry of their own). @default ivtModel (ivt/models) */
+  ivtModels?: (version: string) => IvtModel | undefined
   /** LMDB directory for job records this process alone sees (openLocalJobStore); or give `store`. */
   dir?: string
   /** The job records, e.g. shared by a fleet through the log (openSharedJobStore); the caller closes it. */
@@ -317,6 +319,8 @@ export function createBillingJobs(options: BillingJobsOptions) {
     }
   }
 
+  const models = options.ivtModels ?? ivtModel
+
   function attributionWindows(version: string | undefined): Readonly<Record<Channel, number>> | undefined {
     if (!version) return undefined
     const rules = ATTRIBUTION_RULES.get(version)
@@ -333,14 +337,14 @@ export function createBillingJobs(options: BillingJobsOptions) {
    */
   async function dayRules(job: Job, day: string): Promise<DayRules> {
     if (job.kind === 'reprocess') {
-      const model = ivtModel(job.modelVersion)
+      const model = models(job.modelVersion)
       if (!model) throw new UnknownReferenceError(`no IVT model ${job.modelVersion}`)
       return { model, windowsMs: attributionWindows(job.attributionVersion), modelVersion: job.modelVersion, note: '' }
     }
     const windowsMs = attributionWindows(job.attributionVersion)
     const latest = await snapshots.latestFinal(day)
     if (!latest || latest.modelVersion === STREAM_MODEL) return { windowsMs, modelVersion: job.modelVersion, note: '' }
-    const model = ivtModel(latest.modelVersion)
+    const model = models(latest.modelVersion)
     if (!model) {
       throw new UnknownReferenceError(
         `the final v${latest.version} of ${day} was computed with IVT model ${latest.modelVersion}, which is not registered: the day is not closed with another model`,
@@ -357,6 +361,17 @@ export function createBillingJobs(options: BillingJobsOptions) {
         : ''
     const note = `; kept the promoted IVT model ${model.version}${attributionVersion ? ` and attribution rules ${attributionVersion}` : ''} of final v${latest.version} (job ${latest.jobId})${unknownRules}`
     return { model, windowsMs: attributionWindows(attributionVersion), modelVersion: model.version, note, kept }
+  }
+
+  /** Whether `day`'s rules for `job` resolve now (dayRules names no unregistered version). */
+  async function rulesResolve(job: Job, day: string): Promise<boolean> {
+    try {
+      await dayRules(job, day)
+      return true
+    } catch (err) {
+      if (err instanceof UnknownReferenceError) return false
+      throw err
+    }
   }
 
   async function runJob(job: Job): Promise<void> {
@@ -597,9 +612,10 @@ export function createBillingJobs(options: BillingJobsOptions) {
       // Submitted before (a claim retaken after its holder died): that job stands, no second one;
       // one that failed is queued again under its id (it reuses any version it wrote).
       if (known.status !== 'failed') return undefined
-      // A close that failed for a version no longer registered fails again: it stands (a manual close
-      // takes the day once the version is registered), and the schedule goes on to the other days.
-      if (known.errorReason === 'unknown_reference') return undefined
+      // A close that failed for a version no longer registered would fail again: it stands, and the
+      // schedule goes on to the other days, until the day's rules resolve (the version registered
+      // again by a deploy, or another version of the day promoted): then it is queued again.
+      if (known.errorReason === 'unknown_reference' && !(await rulesResolve(known, day))) return undefined
       const { error: _e, errorReason: _er, startedAt: _s, finishedAt: _f, receivedBefore: _r, events: _ev, ...rest } = known
       const retry: Job = { ...rest, status: 'queued', progress: 0, reason, createdAt: clock(), versions: {} }
       await save(retry)

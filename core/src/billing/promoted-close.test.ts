@@ -5,7 +5,7 @@ import { insertRows, openTestClickHouse, rawEvent } from '../testing/api.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createBillingJobs, type BillingJobs } from './jobs.js'
 import { scoreDay } from './reprocess.js'
-import { ivtModel } from '../ivt/models/index.js'
+import { ivtModel, type IvtModel } from '../ivt/models/index.js'
 import { tempDirs } from '../testing/temp-dirs.js'
 import { ATTRIBUTION_RULES } from '../rules/rules.js'
 
@@ -23,6 +23,8 @@ let tenants: TenantStore
 let jobs: BillingJobs
 let now = 0
 let n = 0
+/** Models registered after the start (a deploy), beside ivt/models. */
+const registered = new Map<string, IvtModel>()
 
 const row = (type: 'impression' | 'click', imp: string, ts: number, received?: number, processed?: number) =>
   ({ ...rawEvent({ key: `k${++n}`, type, imp, campaign: 'cmp_demo_cpc', ts, received, offset: n, processed }), log_partition: 0 })
@@ -39,7 +41,7 @@ beforeAll(async () => {
   ch = await openTestClickHouse()
   tenants = openTenantStore({ dir: tmp() })
   await seedDemoTenant(tenants, DEMO_DEFAULTS)
-  jobs = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger: pino({ level: 'silent' }), clock: () => now, reprocessBatchSize: 3 })
+  jobs = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger: pino({ level: 'silent' }), clock: () => now, reprocessBatchSize: 3, ivtModels: (v) => registered.get(v) ?? ivtModel(v) })
 })
 afterAll(async () => {
   await jobs.stop()
@@ -161,6 +163,13 @@ describe('closing a day again after a promoted reprocess', () => {
     expect(await closes(DAY)).toEqual([])
     expect(await jobs.snapshots.latestFinal('2026-11-17')).toMatchObject({ modelVersion: 'current' })
     expect((await jobs.snapshots.versions(DAY)).map((v) => v.version)).toEqual([1])
+
+    // Once the model is registered again (a deploy), the failed scheduled close is queued again under
+    // its id and closes the day with it.
+    registered.set('ivt-2025.01.1', { ...ivtModel('ivt-2026.12.1')!, version: 'ivt-2025.01.1' })
+    const resumed = await closes(DAY)
+    expect(resumed).toMatchObject([{ id: scheduled[0]!.id, status: 'done', kept: { [DAY]: { modelVersion: 'ivt-2025.01.1', from: 1 } } }])
+    expect(await jobs.snapshots.latestFinal(DAY)).toMatchObject({ version: 2, modelVersion: 'ivt-2025.01.1', supersedes: 1 })
   })
 
   it('keeps the model of a promoted version whose reprocess job is gone from the job store, with the default attribution windows, and says so', async () => {
