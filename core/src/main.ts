@@ -33,6 +33,7 @@ import { icebergEraser } from './privacy/iceberg-eraser.js'
 import { createPrivacyRetry } from './privacy/retry.js'
 import { createMetricsRegistry } from './metrics/registry.js'
 import { createCloseReports } from './metrics/close-reports.js'
+import { registerBillingJobMetrics } from './metrics/billing-jobs.js'
 import { createSpoolWatch } from './metrics/spool-watch.js'
 import { createLogger, type Logger } from './logger.js'
 
@@ -153,6 +154,7 @@ export async function startCore(config: Config, options: StartOptions = {}) {
     exports: createDayExports({ snapshots: createSnapshotStore({ client: clickhouse, database: config.CLICKHOUSE_DATABASE }), clickhouse, database: config.CLICKHOUSE_DATABASE, store: exportStore }),
   })
   if (home) billing.start()
+  registerBillingJobMetrics(registry, billing)
   // After each close the lease holder runs the reconcile and accounting reports into metrics.
   const closeReports = createCloseReports({
     deps: { clickhouse, database: config.CLICKHOUSE_DATABASE, billing, tenants }, registry, lease: billingLease,
