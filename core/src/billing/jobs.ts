@@ -335,6 +335,15 @@ export function createBillingJobs(options: BillingJobsOptions) {
    * model, and the attribution rules the job that wrote it names (its job record gone: the default
    * windows, said in the reason), so a later close never reverts what finance promoted.
    */
+  /**
+   * The job that wrote final version `v` of `day` (gone from the store: undefined) and the attribution
+   * rules it judged the day with: a promoted reprocess's own, or those a later close kept.
+   */
+  function promotedRules(v: SnapshotVersion, day: string): { source: Job | undefined; rules: { attributionVersion?: string } | undefined } {
+    const source = get(v.jobId)
+    return { source, rules: source?.kind === 'reprocess' ? { attributionVersion: source.attributionVersion } : source?.kept?.[day] }
+  }
+
   async function dayRules(job: Job, day: string): Promise<DayRules> {
     if (job.kind === 'reprocess') {
       const model = models(job.modelVersion)
@@ -350,8 +359,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
         `the final v${latest.version} of ${day} was computed with IVT model ${latest.modelVersion}, which is not registered: the day is not closed with another model`,
       )
     }
-    const source = get(latest.jobId)
-    const rules = source?.kind === 'reprocess' ? { attributionVersion: source.attributionVersion } : source?.kept?.[day]
+    const { source, rules } = promotedRules(latest, day)
     const attributionVersion = rules?.attributionVersion
     const kept: KeptRules = { modelVersion: model.version, ...(attributionVersion ? { attributionVersion } : {}), from: latest.version }
     const unknownRules = !source
@@ -659,8 +667,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
    */
   function rulesOf(v: SnapshotVersion, day: string): { modelVersion?: string; windowsMs?: Readonly<Record<Channel, number>> } {
     if (v.modelVersion === STREAM_MODEL) return {}
-    const source = get(v.jobId)
-    const attributionVersion = source?.kind === 'reprocess' ? source.attributionVersion : source?.kept?.[day]?.attributionVersion
+    const attributionVersion = promotedRules(v, day).rules?.attributionVersion
     const rules = attributionVersion ? ATTRIBUTION_RULES.get(attributionVersion) : undefined
     return { modelVersion: v.modelVersion, ...(rules ? { windowsMs: rules.windowsMs } : {}) }
   }

@@ -245,36 +245,34 @@ export function createLakeTable(options: LakeTableOptions) {
    * without statistics has no bounds.
    */
   async function footerStats(file: string): Promise<{ count: number; bounds: Map<string, Bounds> }> {
-    {
-      type Column = { name: string; statistics?: { min: string | null; max: string | null } | null }
-      const rs = await client.query({ query: `SELECT num_rows, row_groups FROM file(${sqlString(file)}, ParquetMetadata)`, format: 'JSONEachRow' })
-      const [meta] = await rs.json<{ num_rows: number | string; row_groups: { columns: Column[] }[] }>()
-      if (!meta) throw new Error('chDB read no metadata from the Parquet file it wrote')
-      const range = new Map<string, [string, string] | null>()
-      for (const group of meta.row_groups) {
-        for (const col of group.columns) {
-          const min = col.statistics?.min
-          const max = col.statistics?.max
-          const seen = range.get(col.name)
-          if (seen === null) continue
-          if (min == null || max == null) range.set(col.name, null)
-          else if (!seen) range.set(col.name, [min, max])
-          else {
-            const c = columns.find((x) => x.name === col.name)
-            const less = (a: string, b: string) => (c?.type === 'string' ? utf8Compare(a, b) < 0 : BigInt(a) < BigInt(b))
-            range.set(col.name, [less(min, seen[0]) ? min : seen[0], less(seen[1], max) ? max : seen[1]])
-          }
+    type Column = { name: string; statistics?: { min: string | null; max: string | null } | null }
+    const rs = await client.query({ query: `SELECT num_rows, row_groups FROM file(${sqlString(file)}, ParquetMetadata)`, format: 'JSONEachRow' })
+    const [meta] = await rs.json<{ num_rows: number | string; row_groups: { columns: Column[] }[] }>()
+    if (!meta) throw new Error('chDB read no metadata from the Parquet file it wrote')
+    const range = new Map<string, [string, string] | null>()
+    for (const group of meta.row_groups) {
+      for (const col of group.columns) {
+        const min = col.statistics?.min
+        const max = col.statistics?.max
+        const seen = range.get(col.name)
+        if (seen === null) continue
+        if (min == null || max == null) range.set(col.name, null)
+        else if (!seen) range.set(col.name, [min, max])
+        else {
+          const c = columns.find((x) => x.name === col.name)
+          const less = (a: string, b: string) => (c?.type === 'string' ? utf8Compare(a, b) < 0 : BigInt(a) < BigInt(b))
+          range.set(col.name, [less(min, seen[0]) ? min : seen[0], less(seen[1], max) ? max : seen[1]])
         }
       }
-      const bounds = new Map<string, Bounds>()
-      for (const c of bounded) {
-        const r = range.get(c.name)
-        if (!r) continue
-        // Timestamps come in µs: metricsOf takes ms (they are whole ms, written from DateTime64(3)).
-        bounds.set(c.name, c.type === 'string' ? r : c.type === 'long' ? [BigInt(r[0]), BigInt(r[1])] : c.type === 'timestamptz' ? [Number(BigInt(r[0]) / 1000n), Number(BigInt(r[1]) / 1000n)] : [Number(r[0]), Number(r[1])])
-      }
-      return { count: Number(meta.num_rows), bounds }
     }
+    const bounds = new Map<string, Bounds>()
+    for (const c of bounded) {
+      const r = range.get(c.name)
+      if (!r) continue
+      // Timestamps come in µs: metricsOf takes ms (they are whole ms, written from DateTime64(3)).
+      bounds.set(c.name, c.type === 'string' ? r : c.type === 'long' ? [BigInt(r[0]), BigInt(r[1])] : c.type === 'timestamptz' ? [Number(BigInt(r[0]) / 1000n), Number(BigInt(r[1]) / 1000n)] : [Number(r[0]), Number(r[1])])
+    }
+    return { count: Number(meta.num_rows), bounds }
   }
 
   async function encode(select: string): Promise<Buffer> {
