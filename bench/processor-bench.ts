@@ -12,7 +12,8 @@
  * PROCESSOR_BENCH_ICEBERG=1 also writes the Iceberg raw table, PROCESSOR_BENCH_PROBES (100),
  * PROCESSOR_BENCH_WARMUP (50000 events of the same traffic through the same processor first; 0 measures from a cold start),
  * PROCESSOR_BENCH_PROFILE=<file.cpuprofile> writes a CPU profile of the pipeline run only (not the setup,
- * the baseline or the probes).
+ * the baseline or the probes). PROCESSOR_BENCH_READY=<file>: once warmed up, writes this process's pid
+ * there and waits 1.5 s before the measured run, for an outside profiler (`perf record -p`) to attach.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
@@ -226,6 +227,11 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     const cpu0 = process.cpuUsage()
     const elu0 = perf.eventLoopUtilization()
     const t0 = performance.now()
+    if (process.env.PROCESSOR_BENCH_READY) {
+      // An outside profiler (perf record -p) attaches here: the file names this process once the warm-up is done.
+      writeFileSync(process.env.PROCESSOR_BENCH_READY, String(process.pid))
+      await new Promise((r) => setTimeout(r, 1500))
+    }
     gate.open()
     while ((await sumCommitted(log, 'bench', 'ad-events')) < total) await new Promise((r) => setTimeout(r, 10))
     const seconds = (performance.now() - t0) / 1000

@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DEV_DEFAULTS, OPTIONAL_DEV_DEFAULTS } from '../core/src/config.js'
+import { CORE_NODE_FLAGS } from '../core/src/node-flags.js'
 
 const env = { ...process.env }
 const corePort = Number(env.CORE_PORT ?? 8788)
@@ -58,7 +59,7 @@ process.on('SIGTERM', () => void stop(0))
 const key = (name: keyof typeof DEV_DEFAULTS | keyof typeof OPTIONAL_DEV_DEFAULTS) =>
   env[name] ?? (name in DEV_DEFAULTS ? DEV_DEFAULTS[name as keyof typeof DEV_DEFAULTS] : OPTIONAL_DEV_DEFAULTS[name as keyof typeof OPTIONAL_DEV_DEFAULTS])
 
-run('core', process.execPath, ['--import', 'tsx', 'core/src/main.ts'], { CORE_PORT: String(corePort), INTERNAL_PORT: String(internalPort) })
+run('core', process.execPath, [...CORE_NODE_FLAGS, '--import', 'tsx', 'core/src/main.ts'], { CORE_PORT: String(corePort), INTERNAL_PORT: String(internalPort) })
 await waitFor(`${coreUrl}/healthz`, 120_000)
 await waitFor(`${internalUrl}/healthz`, 10_000)
 

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path'
 import { freePort, startWranglerDev, type WranglerDev } from '../../edge/test/wrangler-dev.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DEV_DEFAULTS } from '../../core/src/config.js'
+import { CORE_NODE_FLAGS } from '../../core/src/node-flags.js'
 
 export const ROOT = resolve(import.meta.dirname, '../..')
 
@@ -92,7 +93,7 @@ export async function startCore(env: Record<string, string> = {}, dataDir?: stri
 
 async function startCoreOnce(env: Record<string, string>, dir: string): Promise<CoreHandle> {
   const [port, internalPort] = [await freePort(), await freePort()]
-  const proc = startProcess(process.execPath, ['--import', 'tsx', 'core/src/main.ts'], {
+  const proc = startProcess(process.execPath, [...CORE_NODE_FLAGS, '--import', 'tsx', 'core/src/main.ts'], {
     // The embedded log unless a test asks for Kafka: a broker that `npm test` started for the Kafka
     // suites must not carry other tests' topics (tenants, events) into this core.
     CORE_PORT: String(port), INTERNAL_PORT: String(internalPort), DATA_DIR: dir, LOG_LEVEL: 'warn', ADC_ENV: 'development', KAFKA_BROKERS: '', ...env,

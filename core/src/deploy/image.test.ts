@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CORE_NODE_FLAGS } from '../node-flags.js'
 
 /**
  * core/Dockerfile without Docker: the image runs `npm run build --workspace core` (esbuild bundles
@@ -32,7 +33,7 @@ describe('core/Dockerfile', () => {
     for (const f of froms) expect(f).toMatch(/^docker\.io\/library\/node:24\.\d+\.\d+-bookworm-slim$/)
     expect(dockerfile).toContain('RUN npm run build --workspace core')
     expect(dockerfile).toMatch(/npm ci --omit=dev[^\n]*--workspace core/)
-    expect(dockerfile).toMatch(/^CMD \["node", "core\/dist\/main\.js"\]$/m)
+    expect(dockerfile).toMatch(new RegExp(`^CMD \\["node", ${CORE_NODE_FLAGS.map((f) => `"${f}", `).join('')}"core/dist/main\\.js"\\]$`, 'm'))
     expect(dockerfile).toContain('COPY --from=build /app/core/dist core/dist')
     // Every manifest the lockfile's workspaces need is copied before each `npm ci`.
     for (const ws of ['schemas', 'core', 'edge']) expect(dockerfile.split(`COPY ${ws}/package.json ${ws}/`).length - 1).toBe(2)
@@ -64,7 +65,7 @@ describe('the bundle the image runs', () => {
   })
 
   it('starts, serves the API, the dashboard and the internal port, and stops on SIGTERM', async () => {
-    const child = spawn(process.execPath, [join(root, 'core/dist/main.js')], {
+    const child = spawn(process.execPath, [...CORE_NODE_FLAGS, join(root, 'core/dist/main.js')], {
       cwd: dataDir,
       env: {
         PATH: process.env.PATH, ADC_ENV: 'development', DATA_DIR: join(dataDir, 'data'), CORE_PORT: '0', INTERNAL_PORT: '0',

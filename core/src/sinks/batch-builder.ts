@@ -1,4 +1,3 @@
-import type { Envelope } from '@adc/schemas'
 import type { PipelineOutcome } from '../pipeline/pipeline.js'
 import type { SinkEvent } from '../pipeline/types.js'
 import { writeEventRowBinary } from './clickhouse-sink.js'
@@ -36,6 +35,8 @@ export class BatchBuilder {
   /** The written rows' earliest and latest `ts`. */
   /** events_raw rows, written as they are built (no row object outlives its event). */
   private readonly rows: RowBinaryWriter
+  /** The row being written (see addVerdict). */
+  private readonly row: EventRow = emptyEventRow()
 
   /**
    * `rowObjects`: also keep the events_raw rows as objects in `batch.events` (a sink that reads
@@ -93,43 +94,49 @@ export class BatchBuilder {
     const ivt = ev.ivt
     const quarantined = !!ivt?.quarantined && !billable && sign === 1 && reason === ivt.reasons[0]
     if (env.receivedAt > this.maxReceivedAt) this.maxReceivedAt = env.receivedAt
-    const row: EventRow = {
-      event_key: env.key,
-      event_type: env.type,
-      event_id: e.eventId,
-      impression_id: e.impressionId,
-      click_id: isClick ? (e as { clickId: string }).clickId : '',
-      campaign_id: e.campaignId,
-      ad_id: e.adId,
-      publisher_id: e.publisherId,
-      request_id: e.requestId,
-      ts: e.ts,
-      received_at: env.receivedAt,
-      channel: e.channel ?? '',
-      device: e.device ?? '',
-      geo: e.geo ?? '',
-      placement: e.placement ?? '',
-      user_key: e.userKey ?? '',
-      ua: env.client.ua ?? '',
-      ip_prefix: env.client.ipPrefix ?? '',
-      ip_hash: env.client.ipHash ?? '',
-      edge_source: env.edge.source,
-      edge_dedupe: env.edge.dedupe,
-      prefetch: env.edge.prefetch ? 1 : 0,
-      billable: billable ? 1 : 0,
-      reason,
-      ivt_score: sign === 1 && ivt ? ivt.score : 0,
-      ivt_reasons: sign === 1 && ivt ? ivt.reasons : [],
-      model_version: sign === 1 && ivt ? ivt.modelVersion : '',
-      joined: ev.join?.status === 'joined' && sign === 1 ? 1 : 0,
-      log_partition: ev.ref.partition,
-      log_offset: ev.ref.offset,
-      processed_at: this.now,
-      sign,
-      ...viewabilityOf(env),
-    }
+    // One row object per builder, filled for each verdict: its bytes are written at once, and only
+    // a builder asked for row objects keeps a copy.
+    const row = this.row
+    row.event_key = env.key
+    row.event_type = env.type
+    row.event_id = e.eventId
+    row.impression_id = e.impressionId
+    row.click_id = isClick ? (e as { clickId: string }).clickId : ''
+    row.campaign_id = e.campaignId
+    row.ad_id = e.adId
+    row.publisher_id = e.publisherId
+    row.request_id = e.requestId
+    row.ts = e.ts
+    row.received_at = env.receivedAt
+    row.channel = e.channel ?? ''
+    row.device = e.device ?? ''
+    row.geo = e.geo ?? ''
+    row.placement = e.placement ?? ''
+    row.user_key = e.userKey ?? ''
+    row.ua = env.client.ua ?? ''
+    row.ip_prefix = env.client.ipPrefix ?? ''
+    row.ip_hash = env.client.ipHash ?? ''
+    row.edge_source = env.edge.source
+    row.edge_dedupe = env.edge.dedupe
+    row.prefetch = env.edge.prefetch ? 1 : 0
+    row.billable = billable ? 1 : 0
+    row.reason = reason
+    row.ivt_score = sign === 1 && ivt ? ivt.score : 0
+    row.ivt_reasons = sign === 1 && ivt ? ivt.reasons : NO_REASONS
+    row.model_version = sign === 1 && ivt ? ivt.modelVersion : ''
+    row.joined = ev.join?.status === 'joined' && sign === 1 ? 1 : 0
+    row.log_partition = ev.ref.partition
+    row.log_offset = ev.ref.offset
+    row.processed_at = this.now
+    row.sign = sign
+    // An impression's viewability as stored: measured when the event says `viewable` (true or
+    // false), by its `viewMethod`, else `client` (an SDK's own measurement); unmeasured ('') without
+    // `viewable`. Clicks carry none.
+    const measured = env.type === 'impression' && env.event.viewable !== undefined
+    row.viewable = measured && env.event.viewable ? 1 : 0
+    row.view_method = measured ? (env.event.viewMethod ?? 'client') : ''
     writeEventRowBinary(this.rows, row)
-    if (this.rowObjects) this.batch.events.push(row)
+    if (this.rowObjects) this.batch.events.push({ ...row, ivt_reasons: [...row.ivt_reasons] })
 
     let counter: Counter | undefined
     if (billable) counter = isClick ? 'clicks' : 'impressions'
@@ -183,12 +190,13 @@ export class BatchBuilder {
   }
 }
 
-/**
- * An impression's viewability as stored: measured when the event says `viewable` (true or false),
- * by its `viewMethod`, else `client` (an SDK's own measurement); unmeasured ('') without `viewable`.
- * Clicks carry none.
- */
-export function viewabilityOf(env: Envelope): Pick<EventRow, 'viewable' | 'view_method'> {
-  if (env.type !== 'impression' || env.event.viewable === undefined) return { viewable: 0, view_method: '' }
-  return { viewable: env.event.viewable ? 1 : 0, view_method: env.event.viewMethod ?? 'client' }
+const NO_REASONS: string[] = []
+
+function emptyEventRow(): EventRow {
+  return {
+    event_key: '', event_type: 'impression', event_id: '', impression_id: '', click_id: '', campaign_id: '', ad_id: '', publisher_id: '', request_id: '',
+    ts: 0, received_at: 0, channel: '', device: '', geo: '', placement: '', user_key: '', ua: '', ip_prefix: '', ip_hash: '', edge_source: '', edge_dedupe: '',
+    prefetch: 0, billable: 0, reason: '', ivt_score: 0, ivt_reasons: NO_REASONS, model_version: '', joined: 0, log_partition: 0, log_offset: 0, processed_at: 0,
+    sign: 1, viewable: 0, view_method: '',
+  }
 }

@@ -19,9 +19,13 @@ export const BURST_DB = '~bursts'
 export const BURST_ENTRY_PREFIX = 'B:'
 const KIND_BYTE: Record<BurstKind, number> = { ip: 0x69 /* i */, uk: 0x75 /* u */ }
 const KIND_CHAR: Record<BurstKind, string> = { ip: 'i', uk: 'u' }
+const KINDS: readonly BurstKind[] = ['ip', 'uk']
 const WHOLE_MINUTE = '*'
 /** Minutes a counter outlives its own before the watermark's minute drops it. */
 const KEEP_MINUTES = 2
+
+/** One minute's counters of this batch, by kind, then value. */
+type MinuteCounts = Record<BurstKind, Map<string, number>>
 
 function keyOf(minute: number, kindByte: number, value: string): Buffer {
   const b = Buffer.allocUnsafe(5 + Buffer.byteLength(value))
@@ -44,8 +48,14 @@ function minuteRange(minute: number): { start: Buffer; end: Buffer } {
 export class BurstCounters {
   /** Minutes with committed counters. */
   private readonly minutes = new Set<number>()
-  /** This batch: counters by minute, then `<kind char><value>`; minutes dropped. */
-  private readonly counts = new Map<number, Map<string, number>>()
+  /**
+   * This batch: counters by minute, then by kind (`ip`, `uk`), then by value (no `<kind><value>`
+   * string built per lookup); minutes dropped. `last` is the minute looked up last (nearly every
+   * event falls in the current one).
+   */
+  private readonly counts = new Map<number, MinuteCounts>()
+  private lastMinute = -1
+  private lastCounts: MinuteCounts | undefined
   private readonly dropped = new Set<number>()
 
   constructor(private readonly db: Database<Buffer, Buffer>) {
@@ -65,9 +75,8 @@ export class BurstCounters {
 
   /** The count of `kind`/`value` in `minute`, after adding one when `bump`. */
   count(kind: BurstKind, value: string, minute: number, bump: boolean): number {
-    let m = this.counts.get(minute)
-    const k = KIND_CHAR[kind] + value
-    let n = m?.get(k)
+    let m = this.lastMinute === minute ? this.lastCounts : this.counts.get(minute)
+    let n = m?.[kind].get(value)
     if (n === undefined) {
       n = 0
       if (this.minutes.has(minute) && !this.dropped.has(minute)) {
@@ -78,8 +87,10 @@ export class BurstCounters {
     }
     if (bump) {
       n++
-      if (!m) this.counts.set(minute, (m = new Map()))
-      m.set(k, n)
+      if (!m) this.counts.set(minute, (m = { ip: new Map(), uk: new Map() }))
+      this.lastMinute = minute
+      this.lastCounts = m
+      m[kind].set(value, n)
     }
     return n
   }
@@ -91,6 +102,7 @@ export class BurstCounters {
     for (const minute of [...this.minutes, ...this.counts.keys()]) {
       if (minute + KEEP_MINUTES >= current || this.dropped.has(minute)) continue
       this.counts.delete(minute)
+      if (this.lastMinute === minute) this.lastMinute = -1
       if (this.minutes.has(minute)) this.dropped.add(minute)
       n++
     }
@@ -99,7 +111,7 @@ export class BurstCounters {
 
   pendingKeys(): number {
     let n = 0
-    for (const m of this.counts.values()) n += m.size
+    for (const m of this.counts.values()) n += m.ip.size + m.uk.size
     return n
   }
 
@@ -107,7 +119,7 @@ export class BurstCounters {
     // Dropped minutes first, as `write` does: a count made after a drop (from zero) survives it.
     const out: StateEntry[] = []
     for (const minute of this.dropped) out.push([`${BURST_ENTRY_PREFIX}${minute}:${WHOLE_MINUTE}`])
-    for (const [minute, m] of this.counts) for (const [k, n] of m) out.push([`${BURST_ENTRY_PREFIX}${minute}:${k}`, n])
+    for (const [minute, m] of this.counts) for (const kind of KINDS) for (const [v, n] of m[kind]) out.push([`${BURST_ENTRY_PREFIX}${minute}:${KIND_CHAR[kind]}${v}`, n])
     return out
   }
 
@@ -115,7 +127,7 @@ export class BurstCounters {
   write(): void {
     for (const minute of this.dropped) this.removeMinute(minute)
     for (const [minute, m] of this.counts) {
-      for (const [k, n] of m) void this.db.put(keyOf(minute, k.charCodeAt(0), k.slice(1)), u32(n))
+      for (const kind of KINDS) for (const [v, n] of m[kind]) void this.db.put(keyOf(minute, KIND_BYTE[kind], v), u32(n))
     }
   }
 
@@ -130,6 +142,8 @@ export class BurstCounters {
   }
 
   discard(): void {
+    this.lastMinute = -1
+    this.lastCounts = undefined
     this.counts.clear()
     this.dropped.clear()
   }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Database, RootDatabase } from 'lmdb'
 import { eventIdTimeMs } from '@adc/schemas'
+import { KeyFilter } from './key-filter.js'
 import type { StateEntry } from './partition-store.js'
 
 /**
@@ -147,6 +148,11 @@ export class DeliveryIndex {
   /** Where the next sweep goes on looking through the no-time bucket (undefined: its start). */
   private cursor: Buffer | undefined
   private readonly probe = Buffer.alloc(KEY_BYTES)
+  /**
+   * A Bloom filter per committed hour (key-filter.ts): most keys are new, and their lookup then
+   * skips the B-tree. Its hashes are key bytes 4–11, already SHA-256 output.
+   */
+  private readonly filters = new Map<number, KeyFilter>()
 
   constructor(private readonly db: Database<Buffer, Buffer>) {
     for (const { key, value } of db.getRange({ start: Buffer.from([HEADER]) })) {
@@ -177,10 +183,27 @@ export class DeliveryIndex {
     // No committed bucket for the hour: nothing to read.
     if (!this.buckets.has(hour) || this.swept.has(hour)) return undefined
     writeKey(this.probe, 0, hour, key)
+    if (!this.filterOf(hour).mayHave(this.probe.readUInt32LE(4), this.probe.readUInt32LE(8) | 1)) return undefined
     if (this.removals.size > 0 && hour === NO_TIME_BUCKET && this.removals.has(this.probe.toString('hex', 4))) return undefined
     const b = this.db.getBinaryFast(this.probe)
     if (b === undefined || sec > b.readUInt32BE(OFFSET_BYTES)) return undefined
     return b.readUIntBE(0, OFFSET_BYTES)
+  }
+
+  private filterOf(hour: number): KeyFilter {
+    let f = this.filters.get(hour)
+    if (!f) {
+      // A fresh range object for each call: lmdb keeps state in the options it is given.
+      const range = () => ({ start: bucketStart(hour), end: bucketStart(hour + 1) })
+      f = new KeyFilter({
+        count: () => this.db.getKeysCount(range()),
+        forEachHash: (add) => {
+          for (const key of this.db.getKeys(range())) add(key.readUInt32LE(4), key.readUInt32LE(8) | 1)
+        },
+      })
+      this.filters.set(hour, f)
+    }
+    return f
   }
 
   /**
@@ -194,6 +217,7 @@ export class DeliveryIndex {
     v.writeUIntBE(offset, 0, OFFSET_BYTES)
     v.writeUInt32BE(expirySec, OFFSET_BYTES)
     void this.db.put(k, v)
+    this.filters.get(LEGACY_BUCKET)?.invalidate()
     const exp = Math.max(this.buckets.get(LEGACY_BUCKET) ?? -Infinity, expirySec * 1000)
     void this.db.put(headerKey(LEGACY_BUCKET), f64(exp))
     this.buckets.set(LEGACY_BUCKET, exp)
@@ -291,6 +315,7 @@ export class DeliveryIndex {
       for (const [key, offset] of m) {
         const at = n * (KEY_BYTES + VALUE_BYTES)
         writeKey(buf, at, hour, key)
+        this.filters.get(hour)?.add(buf.readUInt32LE(at + 4), buf.readUInt32LE(at + 8) | 1)
         buf.writeUIntBE(offset, at + KEY_BYTES, OFFSET_BYTES)
         buf.writeUInt32BE(this.addedExpiry.get(key)!, at + KEY_BYTES + OFFSET_BYTES)
         void this.db.put(buf.subarray(at, at + KEY_BYTES), buf.subarray(at + KEY_BYTES, at + KEY_BYTES + VALUE_BYTES))
@@ -313,7 +338,10 @@ export class DeliveryIndex {
   /** After the transaction of `write()` committed: the batch's changes become the committed view. */
   committed(): void {
     for (const [hour, exp] of this.raised) this.buckets.set(hour, exp)
-    for (const hour of this.swept) this.buckets.delete(hour)
+    for (const hour of this.swept) {
+      this.buckets.delete(hour)
+      this.filters.delete(hour)
+    }
     this.discard()
   }
 
@@ -329,6 +357,7 @@ export class DeliveryIndex {
   restoreEntry(e: StateEntry): boolean {
     const k = e[0]
     if (!k.startsWith(DELIVERY_ENTRY_PREFIX)) return false
+    this.filters.clear() // keys written around the filters: built again on the next lookup
     const rest = k.slice(DELIVERY_ENTRY_PREFIX.length)
     const colon = rest.indexOf(':')
     const hour = Number(colon < 0 ? rest : rest.slice(0, colon))
@@ -364,6 +393,7 @@ export class DeliveryIndex {
   clear(): void {
     for (const k of this.db.getKeys({})) void this.db.remove(k)
     this.buckets.clear()
+    this.filters.clear()
   }
 
   /** Every committed entry as a changelog entry (snapshots). */

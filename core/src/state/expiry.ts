@@ -1,4 +1,4 @@
-import { pad, WATERMARK_KEY } from './keys.js'
+import { pad } from './keys.js'
 import { expiryKeys, type PartitionStore } from './partition-store.js'
 
 /**
@@ -6,11 +6,11 @@ import { expiryKeys, type PartitionStore } from './partition-store.js'
  * the wall clock, so a replay of the same records computes the same expiries and the same orphans.
  */
 export function watermark(store: PartitionStore): number {
-  return store.get<number>(WATERMARK_KEY) ?? 0
+  return store.watermark()
 }
 
 export function advanceWatermark(store: PartitionStore, receivedAt: number): void {
-  if (receivedAt > watermark(store)) store.put(WATERMARK_KEY, receivedAt)
+  store.advanceWatermark(receivedAt)
 }
 
 /** Schedules `key` for deletion once the watermark passes `dueMs` (minute granularity). */

@@ -1,7 +1,9 @@
 import type { ReasonCode } from '@adc/schemas'
 import { mkdirSync } from 'node:fs'
 import { open, type RootDatabase } from 'lmdb'
+import { bloomHash1, bloomHash2 } from '@adc/schemas'
 import { BurstCounters, BURST_DB, BURST_ENTRY_PREFIX } from './burst-counters.js'
+import { KeyFilter } from './key-filter.js'
 import { DeliveryIndex, DELIVERY_DB } from './delivery-index.js'
 import { pad, WATERMARK_KEY } from './keys.js'
 import { STATE_TTL_MS } from '../rules/rules.js'
@@ -34,6 +36,9 @@ export class StateFormatError extends Error {
 /** Key families with few keys, read for every record: their committed keys are kept in memory. */
 const SPARSE_PREFIXES = ['w:'] as const
 const isSparse = (k: string): boolean => k.charCodeAt(0) === 0x77 /* w */ && k.charCodeAt(1) === 0x3a /* : */
+/** Impression ids' state (`i:`, keys.ts): read for every record, and mostly absent (a new impression). */
+const IMPRESSION_PREFIX = 'i:'
+const isImpression = (k: string): boolean => k.charCodeAt(0) === 0x69 /* i */ && k.charCodeAt(1) === 0x3a /* : */
 
 const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === DELIVERY_DB || k === BURST_DB
 
@@ -90,9 +95,17 @@ export class PartitionStore {
    * that is not here answers at once, without an LMDB lookup (most impressions have no waiting click).
    */
   private readonly sparse = new Set<string>()
+  /** A Bloom filter over the committed `i:` keys: the lookup of a new impression id skips the B-tree (key-filter.ts). */
+  private readonly impressions: KeyFilter
   /** Keys this batch scheduled for expiry, by due minute; written as one entry per minute at commit. */
   private readonly expiries = new Map<number, string[]>()
   private applied: number
+  /**
+   * The watermark (`WATERMARK_KEY`, expiry.ts) as committed, and as this batch moved it: read and
+   * moved by every record, so kept in fields rather than in the overlay; committed like an entry.
+   */
+  private committedWatermark = 0
+  private batchWatermark: number | undefined
   private intent: BatchIntent | undefined
   private changelog: ChangelogPosition
   /** Delivery dedupe keys (binary layout, committed in the same transactions). */
@@ -110,6 +123,14 @@ export class PartitionStore {
     }
     this.deliveries = DeliveryIndex.open(db)
     this.bursts = BurstCounters.open(db)
+    // A fresh range object for each call: lmdb keeps state in the options it is given.
+    const range = () => ({ start: IMPRESSION_PREFIX, end: `${IMPRESSION_PREFIX}\uffff` })
+    this.impressions = new KeyFilter({
+      count: () => db.getKeysCount(range()),
+      forEachHash: (add) => {
+        for (const k of db.getKeys(range())) add(bloomHash1(k as string), bloomHash2(k as string))
+      },
+    })
     if (format === undefined) {
       let format1 = false
       for (const k of db.getKeys({ limit: 3 })) if (k !== DELIVERY_DB && k !== BURST_DB) format1 = true
@@ -120,6 +141,7 @@ export class PartitionStore {
       })
     }
     this.loadSparse()
+    this.committedWatermark = (db.get(WATERMARK_KEY) as number | undefined) ?? 0
     this.applied = (db.get(META_APPLIED) as number | undefined) ?? -1
     this.intent = db.get(META_INTENT) as BatchIntent | undefined
     this.changelog = (db.get(META_CHANGELOG) as ChangelogPosition | undefined) ?? { next: 0 }
@@ -137,11 +159,23 @@ export class PartitionStore {
     }
   }
 
+  /** The partition watermark: the largest edge `receivedAt` seen (this batch included); 0 before any. */
+  watermark(): number {
+    return this.batchWatermark ?? this.committedWatermark
+  }
+
+  /** Moves the watermark to `ms` when that is later. */
+  advanceWatermark(ms: number): void {
+    if (ms > (this.batchWatermark ?? this.committedWatermark)) this.batchWatermark = ms
+  }
+
   get<T>(key: string): T | undefined {
+    if (key === WATERMARK_KEY) return this.watermark() as T
     const v = this.overlay.get(key)
     if (v === DELETED) return undefined
     if (v !== undefined) return v as T
     if (isSparse(key) && !this.sparse.has(key)) return undefined
+    if (isImpression(key) && !this.impressions.mayHave(bloomHash1(key), bloomHash2(key))) return undefined
     return this.db.get(key) as T | undefined
   }
 
@@ -151,7 +185,8 @@ export class PartitionStore {
   }
 
   put(key: string, value: unknown): void {
-    this.overlay.set(key, value)
+    if (key === WATERMARK_KEY) this.batchWatermark = value as number
+    else this.overlay.set(key, value)
   }
 
   remove(key: string): void {
@@ -216,6 +251,7 @@ export class PartitionStore {
   pendingEntries(maxOffset: number): StateEntry[] {
     const out: StateEntry[] = [...this.deliveries.pendingEntries(), ...this.bursts.pendingEntries()]
     for (const [k, v] of this.overlay) out.push(v === DELETED ? [k] : [k, v])
+    if (this.batchWatermark !== undefined) out.push([WATERMARK_KEY, this.batchWatermark])
     for (const [minute, keys] of this.expiries) out.push([`x:${pad(minute, 10)}:${pad(maxOffset)}`, expiryValue(keys)])
     return out
   }
@@ -225,7 +261,7 @@ export class PartitionStore {
    * pending intent (or none) and the new changelog position. Only outside a batch (the overlay is empty).
    */
   async restore(r: { entries: Iterable<StateEntry>; applied: number; intent: BatchIntent | undefined; changelog: ChangelogPosition; reset?: boolean }): Promise<void> {
-    if (this.overlay.size > 0 || this.expiries.size > 0 || this.deliveries.pendingKeys() > 0 || this.bursts.pendingKeys() > 0) throw new Error('restore while a batch is open')
+    if (this.overlay.size > 0 || this.expiries.size > 0 || this.batchWatermark !== undefined || this.deliveries.pendingKeys() > 0 || this.bursts.pendingKeys() > 0) throw new Error('restore while a batch is open')
     await this.db.transaction(() => {
       if (r.reset) {
         for (const k of this.db.getKeys({})) if (k !== DELIVERY_DB && k !== BURST_DB && k !== META_FORMAT) void this.db.remove(k)
@@ -247,7 +283,9 @@ export class PartitionStore {
       void this.db.put(META_CHANGELOG, r.changelog)
     })
     await this.db.flushed
+    this.impressions.invalidate()
     this.loadSparse()
+    this.committedWatermark = (this.db.get(WATERMARK_KEY) as number | undefined) ?? 0
     this.applied = r.applied
     this.intent = r.intent
     this.changelog = r.changelog
@@ -314,11 +352,12 @@ export class PartitionStore {
 
   /** Number of buffered writes of the current batch. */
   pendingWrites(): number {
-    return this.overlay.size
+    return this.overlay.size + (this.batchWatermark === undefined ? 0 : 1)
   }
 
   /** Forgets the current batch's writes (its sink writes failed; it will be recomputed). */
   discard(): void {
+    this.batchWatermark = undefined
     this.overlay.clear()
     this.expiries.clear()
     this.deliveries.discard()
@@ -328,11 +367,15 @@ export class PartitionStore {
   /** Writes the batch's state and marks `maxOffset` applied, atomically and durably. */
   async commit(maxOffset: number, changelog?: ChangelogPosition): Promise<void> {
     const entries = [...this.overlay]
+    if (this.batchWatermark !== undefined) entries.push([WATERMARK_KEY, this.batchWatermark])
     for (const [minute, keys] of this.expiries) entries.push([`x:${pad(minute, 10)}:${pad(maxOffset)}`, expiryValue(keys)])
     await this.db.transaction(() => {
       for (const [k, v] of entries) {
         if (v === DELETED) void this.db.remove(k)
-        else void this.db.put(k, v)
+        else {
+          void this.db.put(k, v)
+          if (isImpression(k)) this.impressions.add(bloomHash1(k), bloomHash2(k))
+        }
       }
       this.deliveries.write()
       this.bursts.write()
@@ -350,6 +393,8 @@ export class PartitionStore {
     }
     this.overlay.clear()
     this.expiries.clear()
+    if (this.batchWatermark !== undefined) this.committedWatermark = this.batchWatermark
+    this.batchWatermark = undefined
     this.applied = maxOffset
     this.intent = undefined
     if (changelog) this.changelog = changelog

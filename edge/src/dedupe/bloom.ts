@@ -1,85 +1,10 @@
+import { BloomFilter, bloomHash1, bloomHash2, bloomSizing, type BloomSizing } from '@adc/schemas'
+
 /**
- * Bloom filters for the DedupeShard. A filter answers "definitely new" or "maybe seen"; a "maybe"
- * is confirmed against the shard's exact key table, so a false positive costs one SQLite lookup and
- * never drops an event.
- *
- * Sizing (standard formulas): m = -n·ln(p) / (ln 2)², k = round(m/n · ln 2).
- * Hashing: Kirsch–Mitzenmacher double hashing, g_i(x) = h1(x) + i·h2(x) mod m, with h1, h2 two
- * independent 32-bit FNV-1a variants; "Less Hashing, Same Performance" (2006) shows this keeps the
- * asymptotic false-positive rate of k independent hashes.
+ * The DedupeShard's filters (the Bloom filter itself is shared: schemas/src/bloom.ts). A "maybe
+ * seen" is confirmed against the shard's exact key table, so a false positive costs one SQLite
+ * lookup and never drops an event.
  */
-export interface BloomSizing {
-  bits: number
-  hashes: number
-}
-
-export function bloomSizing(capacity: number, fpRate: number): BloomSizing {
-  const bits = Math.max(64, Math.ceil((-capacity * Math.log(fpRate)) / (Math.LN2 * Math.LN2)))
-  const hashes = Math.max(1, Math.round((bits / capacity) * Math.LN2))
-  return { bits, hashes }
-}
-
-const SEED2 = 0x5bd1e995
-
-function fnv1a(key: string, seed: number): number {
-  let h = (0x811c9dc5 ^ seed) >>> 0
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
-  }
-  // Final avalanche (murmur3 fmix32): FNV alone mixes the last characters poorly.
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return h >>> 0
-}
-
-export class BloomFilter {
-  readonly bits: Uint8Array
-  readonly size: number
-  readonly hashes: number
-  count = 0
-
-  constructor(sizing: BloomSizing) {
-    this.size = sizing.bits
-    this.hashes = sizing.hashes
-    this.bits = new Uint8Array(Math.ceil(sizing.bits / 8))
-  }
-
-  /** Adds a key by its two base hashes (`baseHashes`), so a caller asking several filters hashes once. */
-  addHashed(h1: number, h2: number): void {
-    for (let i = 0; i < this.hashes; i++) {
-      const p = (h1 + Math.imul(i, h2) >>> 0) % this.size
-      this.bits[p >>> 3]! |= 1 << (p & 7)
-    }
-    this.count++
-  }
-
-  /** `has` by the key's two base hashes. */
-  hasHashed(h1: number, h2: number): boolean {
-    for (let i = 0; i < this.hashes; i++) {
-      const p = (h1 + Math.imul(i, h2) >>> 0) % this.size
-      if ((this.bits[p >>> 3]! & (1 << (p & 7))) === 0) return false
-    }
-    return true
-  }
-
-  add(key: string): void {
-    this.addHashed(fnv1a(key, 0), fnv1a(key, SEED2) | 1)
-  }
-
-  /** false: certainly never added. true: maybe added. */
-  has(key: string): boolean {
-    return this.hasHashed(fnv1a(key, 0), fnv1a(key, SEED2) | 1)
-  }
-
-  get byteLength(): number {
-    return this.bits.byteLength
-  }
-}
-
 export interface RotatingBloomOptions {
   /** Keys per generation before it is rotated early. */
   capacity: number
@@ -129,8 +54,8 @@ export class RotatingBloom {
   /** Hashes the key once for both generations. */
   has(key: string): boolean {
     this.maybeRotate()
-    const h1 = fnv1a(key, 0)
-    const h2 = fnv1a(key, SEED2) | 1
+    const h1 = bloomHash1(key)
+    const h2 = bloomHash2(key)
     return this.current.hasHashed(h1, h2) || this.previous.hasHashed(h1, h2)
   }
 

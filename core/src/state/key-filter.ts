@@ -1,0 +1,70 @@
+import { BloomFilter, bloomSizing } from '@adc/schemas'
+
+/** Where a KeyFilter reads the committed keys it stands for, when it builds itself. */
+export interface KeySource {
+  /** Number of committed keys. */
+  count(): number
+  /** The two base hashes (`bloomHash1`, `bloomHash2` or bytes of a hash) of every committed key. */
+  forEachHash(add: (h1: number, h2: number) => void): void
+}
+
+/** False-positive rate of a filter at its capacity. */
+const FP_RATE = 0.01
+/** Capacity a filter is built with, as a multiple of the keys it starts with (at least `MIN_CAPACITY`). */
+const GROWTH = 4
+const MIN_CAPACITY = 1 << 14
+
+/**
+ * A Bloom filter in front of a family of LMDB keys, so that a lookup of a key the database does not
+ * hold (most of them: new impressions, new delivery keys) skips the B-tree: `mayHave` false means
+ * certainly not committed; true means "look it up". The same shape as RocksDB's filter blocks, in
+ * memory: about 10 bits per key at 1 % false positives.
+ *
+ * Correctness needs only that every committed key was added: the filter is built from the
+ * database itself (`KeySource`) on the first lookup, each key written afterwards is added when it is
+ * written (`add`; a write that then fails leaves a false positive, never a false negative), and
+ * anything that writes keys another way (a restore from the changelog, an upgrade) calls
+ * `invalidate`, so the next lookup builds it again. Deleted keys stay in the filter (false
+ * positives) until the next build. It builds again, with GROWTH times the keys it finds, once the
+ * keys added reach its capacity: about one key read per GROWTH - 1 keys added, whatever expired.
+ */
+export class KeyFilter {
+  private filter: BloomFilter | undefined
+  private capacity = 0
+  /** Filters built so far (tests, metrics). */
+  builds = 0
+
+  constructor(private readonly source: KeySource) {}
+
+  /** false: the key is certainly not committed. */
+  mayHave(h1: number, h2: number): boolean {
+    return (this.filter ?? this.build()).hasHashed(h1, h2)
+  }
+
+  /** A key being written (before or in the transaction that commits it). */
+  add(h1: number, h2: number): void {
+    const f = this.filter
+    if (!f) return // the next build reads it from the database
+    if (f.count >= this.capacity) this.filter = undefined
+    else f.addHashed(h1, h2)
+  }
+
+  /** Keys were written around `add`: build again on the next lookup. */
+  invalidate(): void {
+    this.filter = undefined
+  }
+
+  /** Bytes held (0 until built). */
+  get byteLength(): number {
+    return this.filter?.byteLength ?? 0
+  }
+
+  private build(): BloomFilter {
+    this.capacity = Math.max(MIN_CAPACITY, GROWTH * this.source.count())
+    const f = new BloomFilter(bloomSizing(this.capacity, FP_RATE))
+    this.source.forEachHash((h1, h2) => f.addHashed(h1, h2))
+    this.builds++
+    this.filter = f
+    return f
+  }
+}
