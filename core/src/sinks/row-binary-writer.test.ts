@@ -54,6 +54,26 @@ describe('RowBinaryWriter', () => {
     expect(w.refusal).toBeUndefined()
   })
 
+  it('writes every safe integer, negative ones (signed rollup counts) in two\'s complement', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.integer({ min: -5, max: 5 }), fc.maxSafeInteger(), fc.integer({ min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }))), (xs) => {
+        const w = new RowBinaryWriter(1)
+        for (const x of xs) w.i64(x)
+        const r = new Reader(w.bytes())
+        expect(xs.map(() => r.i64())).toEqual(xs)
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('marks the body refused for a lone surrogate, which UTF-8 cannot carry, and not for a pair', () => {
+    const w = new RowBinaryWriter(1)
+    w.str('😀 ok')
+    expect(w.refusal).toBeUndefined()
+    w.str('u\ud800')
+    expect(w.refusal).toMatch(/^Code: 25\./)
+  })
+
   it('marks the body refused for a time no DateTime64 of years 1970–9999 holds, as the engine refused it in text', () => {
     for (const ms of [MAX_DATETIME64_MS, 6e15, -1]) {
       const w = new RowBinaryWriter()

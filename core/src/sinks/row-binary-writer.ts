@@ -8,8 +8,11 @@
  * A time with no 4-digit-year DateTime64 text (before 1970 or past 9999), which the engine refused
  * in text form (code 41), is not written as a number it would now accept: it marks the body
  * refused (`refusal`), and the sink refuses the insert with that code, so a poison record still
- * becomes a bad row of its own.
+ * becomes a bad row of its own. So does a string holding a lone UTF-16 surrogate (code 25, as the
+ * engine refused its JSON escape), which UTF-8 cannot carry.
  */
+import { isWellFormed } from '@adc/schemas'
+
 export const MAX_DATETIME64_MS = Date.UTC(10000, 0, 1)
 
 export class RowBinaryWriter {
@@ -55,6 +58,8 @@ export class RowBinaryWriter {
   }
 
   private utf8(s: string): this {
+    // UTF-8 has no lone surrogate: Buffer would write U+FFFD in its place, a value nobody sent.
+    if (!isWellFormed(s)) this.refusal ??= `Code: 25. Cannot write a lone UTF-16 surrogate as UTF-8 text (CANNOT_PARSE_ESCAPE_SEQUENCE)`
     const n = Buffer.byteLength(s, 'utf8')
     this.ensure(n + 5)
     this.varUInt(n)
@@ -105,13 +110,12 @@ export class RowBinaryWriter {
     return this
   }
 
-  /** A (U)Int64 from a safe integer. */
+  /** A (U)Int64 from a safe integer, negative ones (signed counts) in two's complement. */
   i64(n: number): this {
     this.ensure(8)
-    const lo = n % 0x1_0000_0000
-    const hi = (n - lo) / 0x1_0000_0000
-    this.buf.writeInt32LE(lo | 0, this.pos)
-    this.buf.writeInt32LE(hi | 0, this.pos + 4)
+    const hi = Math.floor(n / 0x1_0000_0000)
+    this.buf.writeUInt32LE(n - hi * 0x1_0000_0000, this.pos)
+    this.buf.writeInt32LE(hi, this.pos + 4)
     this.pos += 8
     return this
   }
