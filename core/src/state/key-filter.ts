@@ -9,7 +9,7 @@ export interface KeySource {
 }
 
 /** False-positive rate of a filter at its capacity. */
-const FP_RATE = 0.01
+const FP_RATE = 0.02
 /** Capacity a filter is built with, as a multiple of the keys it starts with (at least `MIN_CAPACITY`). */
 const GROWTH = 4
 const MIN_CAPACITY = 1 << 14
@@ -18,7 +18,8 @@ const MIN_CAPACITY = 1 << 14
  * A Bloom filter in front of a family of LMDB keys, so that a lookup of a key the database does not
  * hold (most of them: new impressions, new delivery keys) skips the B-tree: `mayHave` false means
  * certainly not committed; true means "look it up". The same shape as RocksDB's filter blocks, in
- * memory: about 10 bits per key at 1 % false positives.
+ * memory: about 8 bits per key of capacity at 2 % false positives (6 hashes), so 4–33 bits per key
+ * held between builds.
  *
  * Correctness needs only that every committed key was added: the filter is built from the
  * database itself (`KeySource`) on the first lookup, each key written afterwards is added when it is
