@@ -6,7 +6,7 @@
  * - memory and bytes on disk per deduplicated key (LMDB B-tree pages / keys);
  * - delay from log append to the rollup being visible in ClickHouse, p50 and p99.
  *
- *   node --import tsx bench/processor-bench.ts
+ *   node --max-semi-space-size=128 --expose-gc --import tsx bench/processor-bench.ts  (the core's V8 flags, core/src/node-flags.ts)
  *
  * Env: PROCESSOR_BENCH_EVENTS (100000), PROCESSOR_BENCH_PARTITIONS (4), PROCESSOR_BENCH_BATCH (20000, the processor's default),
  * PROCESSOR_BENCH_ICEBERG=1 also writes the Iceberg raw table, PROCESSOR_BENCH_PROBES (100),
@@ -27,6 +27,7 @@ import { createEmbeddedLog } from '../core/src/log/embedded-log.js'
 import type { Log } from '../core/src/log/log.js'
 import { createMetricsRegistry } from '../core/src/metrics/registry.js'
 import { createProcessor } from '../core/src/processor/processor.js'
+import { CORE_NODE_FLAGS } from '../core/src/node-flags.js'
 import { testEnvelope, toRecord, trafficMix } from '../core/src/testing/events.js'
 import { PartitionStore } from '../core/src/state/partition-store.js'
 
@@ -189,7 +190,7 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     await log.ensureTopic('ad-events', partitions)
     await log.ensureTopic('edge-stats', 1)
     // One stream of traffic: the first `warmup` records warm the processor up, the rest are measured.
-    const { records } = trafficMix(warmup + events, { start: Date.now() - 60 * 60_000 })
+    let { records } = trafficMix(warmup + events, { start: Date.now() - 60 * 60_000 })
     const warmupEnd = new Map<number, number>()
     for (let i = 0; i < records.length; i += 5000) {
       const appended = await log.append('ad-events', records.slice(i, Math.min(i + 5000, records.length)))
@@ -198,6 +199,9 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
       })
     }
     const total = records.length
+    // The generated records are in the log now: dropped here, so the measured process does not carry
+    // them (about 700 bytes each) through every full garbage collection.
+    records = []
 
     const baseline = await baselineParse(log, total, batch)
 
@@ -306,6 +310,8 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const env = process.env
+  const missing = CORE_NODE_FLAGS.filter((f) => !process.execArgv.includes(f))
+  if (missing.length > 0) console.warn(`measuring without the core's V8 flags (core/src/node-flags.ts): run with ${missing.join(' ')}`)
   const figures = await runProcessorBench({
     events: Number(env.PROCESSOR_BENCH_EVENTS ?? 100_000),
     partitions: Number(env.PROCESSOR_BENCH_PARTITIONS ?? 4),

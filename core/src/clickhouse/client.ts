@@ -66,9 +66,8 @@ export function createClickHouse(options: ClickHouseOptions): ClickHouseClient {
   return createClient({ ...base, connection })
 }
 
-/** Creates the database and every table of ddl.ts (idempotent: `IF NOT EXISTS`, columns only added). */
 /**
- * Creates or upgrades core's tables. `retention` sets the tables' TTLs (core's main passes the
+ * Creates or upgrades core's tables (idempotent: `IF NOT EXISTS`, columns only added). `retention` sets the tables' TTLs (core's main passes the
  * configured ones, DEFAULT_RETENTION unless changed); without it no TTL is set or changed, so tests
  * on fixed dates are not expired by the wall clock.
  */

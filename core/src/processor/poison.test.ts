@@ -63,7 +63,8 @@ const appliedTo = (p: Processor, log: Log) => async (): Promise<boolean> => (p.s
 describe('poison records never block a partition', () => {
   it('a record whose rows ClickHouse refuses becomes a sink_rejected bad row; the rest of its partition is counted', async () => {
     const { db, log, p, registry, lines } = await setup('content', { icebergDir: join(lakeDir, 'content') })
-    // A year past 9999 passes the envelope schema (ts <= 8.64e15) but is no DateTime64: the engine refuses it.
+    // A year past 9999 passes the envelope schema (ts <= 8.64e15) but is no DateTime64, and its rollup
+    // minute no UInt32: refused.
     const yearTooFar = toRecord(testEnvelope({ type: 'impression', n: 71_900_001, impressionId: 'imp_pz_year', ts: 6e15, receivedAt: T0 + 5_000 }))
     // A lone surrogate in ua (valid JSON): refused by the schema in core, and its bad row must store.
     const loneSurrogate = toRecord(testEnvelope({ type: 'impression', n: 71_900_002, impressionId: 'imp_pz_ua', ts: T0 + 6_000, ua: '\ud800' }))
@@ -92,6 +93,7 @@ describe('poison records never block a partition', () => {
     expect({ raw: Number(r!.raw), imps: Number(r!.imps), lake: Number(r!.lake) }).toEqual({ raw: 250, imps: 250, lake: 250 })
     const bad = await q<{ reason: string; log_offset: number; step: string; details: string; payload: string; payload_original: string }>(`SELECT reason, log_offset, step, details, payload, payload_original FROM ${db}.bad_rows WHERE log_topic = 'ad-events' ORDER BY log_offset`)
     expect(bad.map((b) => [b.reason, Number(b.log_offset), b.step])).toEqual([['sink_rejected', 100, 'sinkStep'], ['bad_envelope', 151, 'decodeStep'], ['bad_envelope', 177, 'decodeStep']])
+    // The write refused it at its rollup minute (probed first, 321); the isolating probe at events_raw (41).
     expect(bad[0]!.details).toMatch(/^clickhouse: CANNOT_PARSE_DATETIME: .*DateTime/)
     expect(bad[0]!.payload).toBe(yearTooFar.value)
     expect(bad[1]!.details).toContain('client.ua')
@@ -105,7 +107,7 @@ describe('poison records never block a partition', () => {
     expect(metrics).toMatch(/adc_processor_events_total\{topic="ad-events",outcome="bad_row",reason="sink_rejected"\} 1/)
     expect(metrics).toMatch(/adc_processor_events_total\{topic="edge-stats",outcome="bad_row",reason="sink_rejected"\} 1/)
     expect(metrics).toMatch(/adc_partition_stalled\{topic="ad-events",partition="0"\} 0/)
-    expect(lines.some((l) => l.msg === 'a sink refused the batch for its content; isolating the records behind it' && l.engineCode === 41 && l.reason === 'content')).toBe(true)
+    expect(lines.some((l) => l.msg === 'a sink refused the batch for its content; isolating the records behind it' && l.engineCode === 321 && l.reason === 'content')).toBe(true)
   })
 
   it('several refused records in one batch are each set aside, adjacent ones and the last one included', async () => {

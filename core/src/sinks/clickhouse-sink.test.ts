@@ -194,6 +194,11 @@ describe('content the engine refuses', () => {
     expect((err as SinkWriteError).failure).toMatchObject({ kind: 'content', code: 25, type: 'CANNOT_PARSE_ESCAPE_SEQUENCE' })
     await expect(sink.probe!(b)).rejects.toMatchObject({ failure: { kind: 'content', code: 25 } })
     await sink.probe!(batchOf('refused', 0, 0, 9))
+    // An event of 2200 is a DateTime64, but its rollup minute is no UInt32 (the engine would wrap it
+    // into another minute): refused before anything is stored.
+    const far = batchOf('far', 0, 10, 19)
+    far.rollup[0] = { ...far.rollup[0]!, minute: Math.floor(Date.UTC(2200, 0, 1) / 60_000) * 60 }
+    await expect(sink.write(far, { recovering: false })).rejects.toMatchObject({ failure: { kind: 'content', code: 321 } })
     // A year past 9999 cannot be a DateTime64: refused in events_raw, the first table written.
     const late = batchOf('late', 0, 20, 29)
     late.events[3] = { ...late.events[3]!, ts: 6e15 }

@@ -66,6 +66,14 @@ describe('RowBinaryWriter', () => {
     )
   })
 
+  it('marks the body refused for a UInt32 out of range (a rollup minute past 2106), where the engine would have wrapped it', () => {
+    const w = new RowBinaryWriter(1)
+    w.u32(0).u32(4_294_967_295)
+    expect(w.refusal).toBeUndefined()
+    w.u32(Math.floor(Date.UTC(2200, 0, 1) / 60_000) * 60)
+    expect(w.refusal).toMatch(/^Code: 321\./)
+  })
+
   it('marks the body refused for a lone surrogate, which UTF-8 cannot carry, and not for a pair', () => {
     const w = new RowBinaryWriter(1)
     w.str('😀 ok')

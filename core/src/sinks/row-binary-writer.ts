@@ -96,7 +96,12 @@ export class RowBinaryWriter {
     return this
   }
 
+  /** A UInt32; anything else (a rollup minute past 2106) marks the body refused, never wraps. */
   u32(n: number): this {
+    if (!(n >= 0 && n <= 0xffff_ffff) || !Number.isInteger(n)) {
+      this.refusal ??= `Code: 321. Cannot write ${String(n)} as a UInt32 (VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE)`
+      n = 0
+    }
     this.ensure(4)
     this.buf.writeUInt32LE(n >>> 0, this.pos)
     this.pos += 4
