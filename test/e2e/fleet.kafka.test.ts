@@ -84,13 +84,16 @@ describeNeeding('fleet on kafka', kafkaBroker(brokers !== ''), () => {
       expect(done?.versions[day]).toBeGreaterThanOrEqual(1)
     })
 
-    it('splits the event partitions between the two processors', async () => {
+    it('splits the event partitions between the two processors', { timeout: 170_000 }, async () => {
       const owned = async (c: CoreHandle) => {
         const text = await (await fetch(`${c.internalUrl}/metrics`)).text()
         return [...text.matchAll(/^adc_processor_partition_assigned\{topic="ad-events",partition="(\d+)"\} 1$/gm)].map((m) => Number(m[1])).sort()
       }
       const both = async () => [await owned(a), await owned(b)]
-      const [pa, pb] = await eventually(both, ([x, y]) => x!.length === 2 && y!.length === 2, 60_000)
+      // B's join makes the group rebalance; on a loaded machine a member may take up to kafkajs's
+      // rebalance timeout (60 s) to rejoin, so the bound is twice that.
+      const [pa, pb] = await eventually(both, ([x, y]) => x!.length === 2 && y!.length === 2, 120_000)
+      if (pa!.length !== 2 || pb!.length !== 2) console.error(`A owns ${JSON.stringify(pa)}, B owns ${JSON.stringify(pb)}\n--- A:\n${a.output().slice(-6000)}\n--- B:\n${b.output().slice(-6000)}`)
       expect(pa).toHaveLength(2)
       expect(pb).toHaveLength(2)
       expect([...pa!, ...pb!].sort()).toEqual([0, 1, 2, 3])
