@@ -221,23 +221,40 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       fromBeginning: true,
       onBatch: onBatch(rt),
       async onAssign(partitions) {
-        for (const p of partitions) {
-          if (rt.workers.has(p)) continue
-          const store = PartitionStore.open(joinPath(stateDir, rt.topic, `p${p}`), p)
-          if (store.upgraded) logger.info({ topic: rt.topic, partition: p, ...store.upgraded }, 'partition state upgraded from format 1')
-          if (deps.changelog) {
-            try {
-              rt.owners.set(p, await PartitionOwnership.claim({
-                log, logger, changelogTopic: changelogTopic(rt), sourceTopic: rt.topic, restore: deps.changelog.restore,
-                snapshotMinChars: deps.changelog.snapshotMinChars, snapshotMaxAgeMs: deps.changelog.snapshotMaxAgeMs,
-              }, p, store))
-            } catch (err) {
-              await store.close()
-              throw err // the log retries onAssign before delivering this partition
+        // All or nothing: the log takes a failed onAssign as none of these partitions assigned (it
+        // retries them all, and revokes none of them), so the ones this call did open are closed
+        // again before the error goes up. Else a rebalance in between would leave this processor
+        // holding (and reporting) a partition another one took.
+        const opened: number[] = []
+        try {
+          for (const p of partitions) {
+            if (rt.workers.has(p)) continue
+            const store = PartitionStore.open(joinPath(stateDir, rt.topic, `p${p}`), p)
+            if (store.upgraded) logger.info({ topic: rt.topic, partition: p, ...store.upgraded }, 'partition state upgraded from format 1')
+            if (deps.changelog) {
+              try {
+                rt.owners.set(p, await PartitionOwnership.claim({
+                  log, logger, changelogTopic: changelogTopic(rt), sourceTopic: rt.topic, restore: deps.changelog.restore,
+                  snapshotMinChars: deps.changelog.snapshotMinChars, snapshotMaxAgeMs: deps.changelog.snapshotMaxAgeMs,
+                }, p, store))
+              } catch (err) {
+                await store.close()
+                throw err // the log retries onAssign before delivering this partition
+              }
             }
+            rt.workers.set(p, rt.makeWorker(store))
+            opened.push(p)
+            report.assigned(rt.topic, p, store.appliedOffset())
           }
-          rt.workers.set(p, rt.makeWorker(store))
-          report.assigned(rt.topic, p, store.appliedOffset())
+        } catch (err) {
+          for (const p of opened) {
+            const w = rt.workers.get(p)
+            rt.workers.delete(p)
+            rt.owners.delete(p)
+            await w?.store.close()
+            report.revoked(rt.topic, p)
+          }
+          throw err
         }
         logger.info({ topic: rt.topic, partitions }, 'partitions assigned')
       },
