@@ -132,6 +132,13 @@ describe('chDB direct access', () => {
     }
     const [r] = await q<{ later: number; all: number }>(`SELECT countIf(event_key LIKE 'later-%') AS later, count() AS all FROM ${db}.events_raw`)
     expect(r).toEqual({ later: 2, all: 12 })
+    // The rollup's tokened insert (RowBinary through file(), the sink's last write to that table)
+    // leaves nothing behind either: two later rollup rows without a token both land.
+    for (const n of [5, 6]) {
+      await ch.command({ query: `INSERT INTO ${db}.rollup_minute (minute, campaign_id, ad_id, publisher_id, geo, device, impressions) VALUES (toDateTime('2026-11-23 12:00:00', 'UTC'), 'later', 'ad', 'pub', 'US', 'desktop', ${n})` })
+    }
+    const [later] = await q<{ i: number }>(`SELECT sum(impressions) AS i FROM ${db}.rollup_minute WHERE campaign_id = 'later'`)
+    expect(Number(later!.i)).toBe(11)
   })
 
   it('writes every table with its token on chDB, and a replay of the batch counts once', async () => {
