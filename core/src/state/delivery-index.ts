@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Database, RootDatabase } from 'lmdb'
 import { eventIdTimeMs } from '@adc/schemas'
-import { KeyFilter } from './key-filter.js'
+import { KeyFilter, lmdbKeySource } from './key-filter.js'
 import type { StateEntry } from './partition-store.js'
 
 /**
@@ -193,14 +193,7 @@ export class DeliveryIndex {
   private filterOf(hour: number): KeyFilter {
     let f = this.filters.get(hour)
     if (!f) {
-      // A fresh range object for each call: lmdb keeps state in the options it is given.
-      const range = () => ({ start: bucketStart(hour), end: bucketStart(hour + 1) })
-      f = new KeyFilter({
-        count: () => this.db.getKeysCount(range()),
-        forEachHash: (add) => {
-          for (const key of this.db.getKeys(range())) add(key.readUInt32LE(4), key.readUInt32LE(8) | 1)
-        },
-      })
+      f = new KeyFilter(lmdbKeySource<Buffer>(this.db, () => bucketStart(hour), () => bucketStart(hour + 1), (key, add) => add(key.readUInt32LE(4), key.readUInt32LE(8) | 1)))
       this.filters.set(hour, f)
     }
     return f
@@ -312,10 +305,11 @@ export class DeliveryIndex {
     const buf = Buffer.allocUnsafe(n * (KEY_BYTES + VALUE_BYTES))
     n = 0
     for (const [hour, m] of this.added) {
+      const filter = this.filters.get(hour)
       for (const [key, offset] of m) {
         const at = n * (KEY_BYTES + VALUE_BYTES)
         writeKey(buf, at, hour, key)
-        this.filters.get(hour)?.add(buf.readUInt32LE(at + 4), buf.readUInt32LE(at + 8) | 1)
+        filter?.add(buf.readUInt32LE(at + 4), buf.readUInt32LE(at + 8) | 1)
         buf.writeUIntBE(offset, at + KEY_BYTES, OFFSET_BYTES)
         buf.writeUInt32BE(this.addedExpiry.get(key)!, at + KEY_BYTES + OFFSET_BYTES)
         void this.db.put(buf.subarray(at, at + KEY_BYTES), buf.subarray(at + KEY_BYTES, at + KEY_BYTES + VALUE_BYTES))

@@ -8,6 +8,24 @@ export interface KeySource {
   forEachHash(add: (h1: number, h2: number) => void): void
 }
 
+/**
+ * The KeySource of the LMDB keys in `[start, end)`: `hashes` gives a key's two base hashes. (A fresh
+ * range object for each call: lmdb keeps state in the options it is given.)
+ */
+export function lmdbKeySource<K>(
+  db: { getKeysCount(range: { start: K; end: K }): number; getKeys(range: { start: K; end: K }): Iterable<K> },
+  start: () => K,
+  end: () => K,
+  hashes: (key: K, add: (h1: number, h2: number) => void) => void,
+): KeySource {
+  return {
+    count: () => db.getKeysCount({ start: start(), end: end() }),
+    forEachHash: (add) => {
+      for (const key of db.getKeys({ start: start(), end: end() })) hashes(key, add)
+    },
+  }
+}
+
 /** False-positive rate of a filter at its capacity. */
 const FP_RATE = 0.02
 /** Capacity a filter is built with, as a multiple of the keys it starts with (at least `MIN_CAPACITY`). */

@@ -1,9 +1,9 @@
 import type { ReasonCode } from '@adc/schemas'
 import { mkdirSync } from 'node:fs'
-import { open, type RootDatabase } from 'lmdb'
+import { open, type Key, type RootDatabase } from 'lmdb'
 import { bloomHash1, bloomHash2 } from '@adc/schemas'
 import { BurstCounters, BURST_DB, BURST_ENTRY_PREFIX } from './burst-counters.js'
-import { KeyFilter } from './key-filter.js'
+import { KeyFilter, lmdbKeySource } from './key-filter.js'
 import { DeliveryIndex, DELIVERY_DB } from './delivery-index.js'
 import { pad, WATERMARK_KEY } from './keys.js'
 import { STATE_TTL_MS } from '../rules/rules.js'
@@ -123,14 +123,7 @@ export class PartitionStore {
     }
     this.deliveries = DeliveryIndex.open(db)
     this.bursts = BurstCounters.open(db)
-    // A fresh range object for each call: lmdb keeps state in the options it is given.
-    const range = () => ({ start: IMPRESSION_PREFIX, end: `${IMPRESSION_PREFIX}\uffff` })
-    this.impressions = new KeyFilter({
-      count: () => db.getKeysCount(range()),
-      forEachHash: (add) => {
-        for (const k of db.getKeys(range())) add(bloomHash1(k as string), bloomHash2(k as string))
-      },
-    })
+    this.impressions = new KeyFilter(lmdbKeySource<Key>(db, () => IMPRESSION_PREFIX, () => `${IMPRESSION_PREFIX}\uffff`, (k, add) => add(bloomHash1(k as string), bloomHash2(k as string))))
     if (format === undefined) {
       let format1 = false
       for (const k of db.getKeys({ limit: 3 })) if (k !== DELIVERY_DB && k !== BURST_DB) format1 = true
