@@ -31,6 +31,7 @@ export const REASONS = {
   proxy_unauthorized: { status: 401, billable: false, emitter: 'edge', description: 'The REST proxy refused the edge credentials (REST_PROXY_USER/REST_PROXY_PASSWORD); the records are kept in the Spool as fatal, not lost.' },
   edge_misconfigured: { status: 503, billable: false, emitter: 'edge', description: 'The edge lacks a required variable, or runs with development secrets outside development.' },
   invalid_query: { status: 400, billable: false, emitter: 'core', description: 'A query parameter is missing or malformed.' },
+  beyond_retention: { status: 410, billable: false, emitter: 'core', description: 'The range reaches back before what ClickHouse still keeps (RETENTION_*_DAYS): its figures can no longer be read or recomputed there (billing snapshots are never expired).' },
   invalid_range: { status: 400, billable: false, emitter: 'core', description: 'The time range is reversed, too long or in the future.' },
   invalid_body: { status: 400, billable: false, emitter: 'core', description: 'The JSON body is missing, malformed or does not match its schema.' },
   method_not_allowed: { status: 405, billable: false, emitter: 'core', description: 'The route exists but not for this HTTP method; see Allow.' },

@@ -7,7 +7,8 @@ import type { Registry } from 'prom-client'
 import type { BillingJobs } from '../billing/jobs.js'
 import type { RawEraser } from '../privacy/erase.js'
 import type { ObjectStore } from '../objects/object-store.js'
-import { isValidDay } from '../billing/days.js'
+import { dayStart, isValidDay } from '../billing/days.js'
+import { DEFAULT_RETENTION, keptFrom, type RetentionConfig } from '../clickhouse/retention.js'
 import { hashApiKey, scopeOf, type Principal, type TenantStore } from '../tenants/tenant-store.js'
 import { ApiError } from './errors.js'
 
@@ -51,6 +52,13 @@ export interface ApiDeps {
    * older than that come from the hourly rollups (api/rollup-plan.ts). @default 35
    */
   minuteRollupDays?: number
+  /**
+   * The other ClickHouse TTLs (RETENTION_RAW_DAYS, RETENTION_HOURLY_ROLLUP_DAYS,
+   * RETENTION_BAD_ROWS_DAYS; 0 = forever): a read or a recomputation reaching back before what a
+   * table still keeps is refused with `beyond_retention` (or, for the metrics, answered for the part
+   * kept), never answered from rows that are gone. @default DEFAULT_RETENTION
+   */
+  retention?: Partial<Pick<RetentionConfig, 'rawDays' | 'hourlyRollupDays' | 'badRowsDays'>>
   /**
    * This replica's region and the home region (REGION, HOME_REGION). When both are given and
    * differ, tenant and billing writes answer 421 `not_home_region` (api/home-region.ts).
@@ -152,6 +160,33 @@ export function requirePublisherAccess(c: Context<ApiEnv>, tenants: TenantStore,
 export function refuseFutureDay(day: string, now: number): void {
   if (day > new Date(now).toISOString().slice(0, 10)) throw new ApiError('invalid_range', `day ${day} is in the future (UTC)`)
 }
+
+/** The tables whose retention bounds what the API may read or recompute, with their settings. */
+const RETAINED = {
+  events_raw: ['rawDays', 'RETENTION_RAW_DAYS'],
+  hourly_rollups: ['hourlyRollupDays', 'RETENTION_HOURLY_ROLLUP_DAYS'],
+  bad_rows: ['badRowsDays', 'RETENTION_BAD_ROWS_DAYS'],
+} as const satisfies Record<string, [keyof RetentionConfig, string]>
+
+/** Days `table` keeps its rows under these deps (0 = forever). */
+export function retentionDays(deps: Pick<ApiDeps, 'retention'>, table: keyof typeof RETAINED): number {
+  const key = RETAINED[table][0]
+  return deps.retention?.[key] ?? DEFAULT_RETENTION[key]
+}
+
+/**
+ * Refuses (410 `beyond_retention`) `what` when it reads `table`'s rows from `from` on and the
+ * table no longer surely keeps them: a bill closed, a reprocess run or a report read from rows the
+ * TTL removed would state zeros or a part as the whole.
+ */
+export function refuseBeyondRetention(deps: Pick<ApiDeps, 'retention'>, table: keyof typeof RETAINED, from: number, now: number, what: string): void {
+  const days = retentionDays(deps, table)
+  if (from >= keptFrom(now, days)) return
+  throw new ApiError('beyond_retention', `${what} reads ${table} from ${new Date(from).toISOString()}, which keeps ${days} days (${RETAINED[table][1]}): rows it needs may be gone, so it is refused rather than answered incomplete`)
+}
+
+/** The start of `day` less `lookBackMs`, for refuseBeyondRetention. */
+export const dayReach = (day: string, lookBackMs = 0): number => dayStart(day) - lookBackMs
 
 export const TIME_HELP = 'an ISO 8601 time with zone (2026-11-20T10:00:00Z) or epoch milliseconds'
 

@@ -25,7 +25,8 @@ beforeAll(async () => {
   tenants = openTenantStore({ dir: dirs.make() })
   await seedDemoTenant(tenants, DEMO_DEFAULTS)
   billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: dirs.make(), logger, clock: () => NOW })
-  app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger, clock: () => NOW })
+  // Raw events kept forever: 1970-01-01 is then a day the engine may hold (past a retention, a close is refused: retention-reads.test.ts).
+  app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger, clock: () => NOW, retention: { rawDays: 0 } })
 })
 afterAll(async () => {
   await billing.stop()

@@ -165,3 +165,59 @@ describe('metrics past the minute rollups retention', () => {
     expect(pub.edge).toEqual({ received: 9, accepted: 7, rejected: 1, duplicate: 1, rejectedByReason: { clock_skew: 1 } })
   })
 })
+
+describe('reads and recomputations past what the engine keeps', () => {
+  // The same engine and rows, read by an app whose retention is shorter: the hourly rollups kept 38
+  // days, the raw events 45. The rows older than that are still in this engine, so an answer that
+  // read them would show here; a real engine has dropped them and would answer zeros.
+  const SHORT = { hourlyRollupDays: 38, rawDays: 45, badRowsDays: 45 }
+  const shortApp = () => createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger: pino({ level: 'silent' }), clock: () => NOW, minuteRollupDays: 35, retention: SHORT })
+  const hourKept = Math.ceil((NOW - 38 * DAY + H) / H) * H
+  async function request(app: ReturnType<typeof createApiApp>, path: string, key: string, body?: unknown) {
+    const res = await app.request(path, body === undefined ? { headers: { Authorization: `Bearer ${key}` } } : { method: 'POST', headers: { Authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    return { status: res.status, body: (await res.json()) as any }
+  }
+
+  it('answers metrics for the part of a range still kept, and says where it starts', async () => {
+    const from = G - 41 * DAY
+    const to = G - 30 * DAY + 3 * H
+    const { status, body } = await request(shortApp(), `/v1/metrics/realtime?campaignId=${CMP}&from=${iso(from)}&to=${iso(to)}&granularity=hour`, ADV)
+    expect(status).toBe(200)
+    expect(body.from).toBe(hourKept)
+    expect(body.to).toBe(to)
+    // e1-e3 (40 days old) lie before the bound: not in the totals, though this engine still has them.
+    expect(truth(from, to).impressions).toBeGreaterThan(truth(hourKept, to).impressions)
+    expect(body.totals).toMatchObject(truth(hourKept, to))
+  })
+
+  it('refuses (410 beyond_retention) a metrics range wholly before what is kept', async () => {
+    const { status, body } = await request(shortApp(), `/v1/metrics/realtime?campaignId=${CMP}&from=${iso(G - 41 * DAY)}&to=${iso(G - 39 * DAY)}&granularity=hour`, ADV)
+    expect(status).toBe(410)
+    expect(body.error.code).toBe('beyond_retention')
+  })
+
+  it('refuses the reconcile and accounting reports of a day the hourly rollups or raw events no longer hold', async () => {
+    const day = iso(G - 40 * DAY).slice(0, 10)
+    for (const path of [`/v1/reports/reconcile/${day}`, `/v1/reports/accounting?day=${day}`]) {
+      const { status, body } = await request(shortApp(), path, ADMIN)
+      expect(status, path).toBe(410)
+      expect(body.error.code).toBe('beyond_retention')
+      expect(body.error.message).toContain('RETENTION_HOURLY_ROLLUP_DAYS')
+    }
+    // The same reports with the default retention read the day (the tests above).
+    expect((await request(app, `/v1/reports/reconcile/${day}`, ADMIN)).status).toBe(200)
+  })
+
+  it('refuses to close or reprocess a day whose raw events (or the days around it) may be gone, and queues nothing', async () => {
+    const jobs = billing.list().length
+    const old = iso(NOW - 44 * DAY).slice(0, 10) // within 45 days, but the close also reads the 3 days before it
+    const close = await request(shortApp(), '/v1/billing/jobs', ADMIN, { day: old })
+    expect(close.status).toBe(410)
+    expect(close.body.error).toMatchObject({ code: 'beyond_retention' })
+    expect(close.body.error.message).toContain('RETENTION_RAW_DAYS')
+    const reprocess = await request(shortApp(), '/v1/reprocess', ADMIN, { from: old, to: iso(NOW - 43 * DAY).slice(0, 10), reason: 'x', modelVersion: 'ivt-2026.12.1' })
+    expect(reprocess.status).toBe(410)
+    expect(reprocess.body.error.code).toBe('beyond_retention')
+    expect(billing.list().length).toBe(jobs)
+  })
+})

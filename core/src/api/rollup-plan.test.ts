@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DAY_MS, HOUR_MS, TTL_MARGIN_MS, minuteRowsKeptFrom, planRollupRead } from './rollup-plan.js'
+import { DAY_MS, HOUR_MS, TTL_MARGIN_MS, minuteRowsKeptFrom, planRollupRead, retainedRange } from './rollup-plan.js'
 
 const NOW = Date.parse('2026-11-22T12:20:00Z')
 const M = 60_000
@@ -56,5 +56,21 @@ describe('planRollupRead', () => {
       expect(p.from).toBeLessThanOrEqual(from)
       expect(p.to).toBeGreaterThanOrEqual(to)
     }
+  })
+})
+
+describe('retainedRange', () => {
+  // 731 days before NOW plus the margin is 2024-11-21T13:20Z: the first whole hour kept is 14:00.
+  const bound = Date.parse('2024-11-21T14:00:00Z')
+
+  it('moves a range reaching before the hourly retention up to the first whole hour still kept', () => {
+    expect(retainedRange(NOW - 800 * DAY_MS, NOW, NOW, 731)).toEqual({ from: bound, to: NOW })
+    expect(retainedRange(bound + 5 * M, NOW, NOW, 731)).toEqual({ from: bound + 5 * M, to: NOW })
+  })
+
+  it('answers nothing for a range wholly before it, and everything when the rollups are kept forever', () => {
+    expect(retainedRange(NOW - 800 * DAY_MS, bound, NOW, 731)).toBeUndefined()
+    expect(retainedRange(NOW - 800 * DAY_MS, bound + 1, NOW, 731)).toEqual({ from: bound, to: bound + 1 })
+    expect(retainedRange(NOW - 8000 * DAY_MS, NOW, NOW, 0)).toEqual({ from: NOW - 8000 * DAY_MS, to: NOW })
   })
 })

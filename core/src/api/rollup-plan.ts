@@ -12,13 +12,12 @@
  * Pieces are half-open and cut on hour boundaries, so no minute is read from both tables.
  */
 
+import { keptFrom } from '../clickhouse/retention.js'
+
+export { TTL_MARGIN_MS } from '../clickhouse/retention.js'
+
 export const HOUR_MS = 3_600_000
 export const DAY_MS = 86_400_000
-/**
- * Minute rows are read only while they are at least this far from their TTL: the engine's clock
- * decides expiry, and may run ahead of this process's.
- */
-export const TTL_MARGIN_MS = HOUR_MS
 
 export type Granularity = 'minute' | 'hour'
 
@@ -39,7 +38,19 @@ const ceilHour = (t: number) => Math.ceil(t / HOUR_MS) * HOUR_MS
 
 /** The earliest minute the minute rollup surely still holds at `now`; -Infinity when kept forever (0 days). */
 export function minuteRowsKeptFrom(now: number, minuteRollupDays: number): number {
-  return minuteRollupDays > 0 ? now - minuteRollupDays * DAY_MS + TTL_MARGIN_MS : -Infinity
+  return keptFrom(now, minuteRollupDays)
+}
+
+/**
+ * The part of [from, to) the hourly rollup surely still holds at `now` (RETENTION_HOURLY_ROLLUP_DAYS;
+ * 0 keeps it forever): `from` moved up to the first whole hour still kept, or undefined when none of
+ * the range is. Older rows are gone from every rollup, so a range reaching before them is answered
+ * for the part that is kept, and says so, rather than read as zeros.
+ */
+export function retainedRange(from: number, to: number, now: number, hourlyRollupDays: number): { from: number; to: number } | undefined {
+  const kept = ceilHour(keptFrom(now, hourlyRollupDays))
+  if (to <= kept) return undefined
+  return { from: Math.max(from, kept), to }
 }
 
 /**

@@ -87,7 +87,7 @@ export async function hasSignColumn(client: ClickHouseClient, database: string):
 }
 
 /** Neighbouring days read for the day's impressionIds: the horizon, the 24 h late edge and the lateness. */
-const LOOK_AROUND_MS = 3 * DAY_MS
+export const LOOK_AROUND_MS = 3 * DAY_MS
 
 const ms = (col: string) => `toUnixTimestamp64Milli(${col})`
 

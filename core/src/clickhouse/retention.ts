@@ -27,6 +27,20 @@ export const DEFAULT_RETENTION: RetentionConfig = {
   ivtDecisionsDays: 90,
 }
 
+/**
+ * The engine's clock decides expiry and may run ahead of this process's: a row is read as surely
+ * kept only while it is at least this far from its TTL.
+ */
+export const TTL_MARGIN_MS = 3_600_000
+
+/**
+ * The earliest time whose rows a table kept `days` days surely still holds at `now` (its TTL less
+ * TTL_MARGIN_MS); -Infinity when the table keeps its rows forever (0 days).
+ */
+export function keptFrom(now: number, days: number): number {
+  return days > 0 ? now - days * 86_400_000 + TTL_MARGIN_MS : -Infinity
+}
+
 /** Table → [TTL time expression, retention key]. */
 const TTL_TABLES: Array<[string, string, keyof RetentionConfig]> = [
   ['events_raw', 'toDateTime(ts)', 'rawDays'],

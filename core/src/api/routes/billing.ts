@@ -4,13 +4,16 @@ import type { Job } from '../../billing/jobs.js'
 import { viewabilityRate, type SnapshotLine, type SnapshotVersion } from '../../billing/snapshots.js'
 import { reasonFor } from '../../billing/version-reason.js'
 import { csvField } from '../../billing/csv.js'
+import { LOOK_AROUND_MS } from '../../billing/final-join.js'
 import type { PrincipalKind } from '../../tenants/tenant-store.js'
 import {
   type ResolvedApiDeps,
   type ApiEnv,
   bearerSecurity,
   dayParam,
+  dayReach,
   idParam,
+  refuseBeyondRetention,
   refuseFutureDay,
   requireAdmin,
   requireAdvertiserAccess,
@@ -155,7 +158,7 @@ const submitJobRoute = createRoute({
   request: { body: { content: { 'application/json': { schema: z.object({ day: dayParam }) } }, required: true } },
   responses: {
     202: { description: 'Queued', content: { 'application/json': { schema: JobSchema } } },
-    ...errorResponses(400, 401, 403, 421),
+    ...errorResponses(400, 401, 403, 410, 421),
   },
 })
 
@@ -308,6 +311,9 @@ export function registerBillingRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     const admin = requireAdmin(c)
     const { day } = c.req.valid('json')
     refuseFutureDay(day, clock())
+    // A close recomputes the day from raw events (and the days around it): past their retention it
+    // would supersede the invoiced version with what is left.
+    refuseBeyondRetention(deps, 'events_raw', dayReach(day, LOOK_AROUND_MS), clock(), `closing ${day}`)
     const job = await billing.submitBilling(day, admin.id)
     c.header('Location', `/v1/billing/jobs/${job.id}`)
     return c.json(jobView(job), 202)

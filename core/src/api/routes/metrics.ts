@@ -2,9 +2,9 @@ import { chTime } from '@adc/schemas'
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import { spendMicros, viewabilityRate } from '../../billing/snapshots.js'
 import { DEFAULT_RETENTION } from '../../clickhouse/retention.js'
-import { type ResolvedApiDeps, type ApiEnv, bearerSecurity, idParam, parseTime, requireCampaignAccess, timeParam } from '../context.js'
+import { type ResolvedApiDeps, type ApiEnv, bearerSecurity, idParam, parseTime, requireCampaignAccess, retentionDays, timeParam } from '../context.js'
 import { ApiError, errorResponses } from '../errors.js'
-import { type RollupPlan, planRollupRead } from '../rollup-plan.js'
+import { type RollupPlan, planRollupRead, retainedRange } from '../rollup-plan.js'
 
 /** Dimension names of the API and their rollup columns (the only names ever put into SQL). */
 const DIMENSIONS = { ad: 'ad_id', publisher: 'publisher_id', geo: 'geo', device: 'device' } as const
@@ -91,7 +91,7 @@ const realtimeRoute = createRoute({
   },
   responses: {
     200: { description: 'Metrics per bucket (and dimensions)', content: { 'application/json': { schema: RealtimeResponse } } },
-    ...errorResponses(400, 401, 403, 404),
+    ...errorResponses(400, 401, 403, 404, 410),
   },
 })
 
@@ -190,7 +190,11 @@ export function registerMetricsRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     const dims = [...new Set((q.dimensions ?? '').split(',').filter(Boolean))] as Dimension[]
     const limit = q.limit ?? 10_000
     const dimCols = dims.map((d) => DIMENSIONS[d])
-    const plan = planRollupRead({ from, to, granularity, now, minuteRollupDays: deps.minuteRollupDays ?? DEFAULT_MINUTE_ROLLUP_DAYS })
+    // Before the hourly rollups' retention nothing of a range is kept: the answer covers the part
+    // that is (its `from` says where that starts), and a range wholly before it is refused.
+    const kept = retainedRange(from, to, now, retentionDays(deps, 'hourly_rollups'))
+    if (!kept) throw new ApiError('beyond_retention', `nothing before ${new Date(to).toISOString()} is kept any more: the hourly rollups keep ${retentionDays(deps, 'hourly_rollups')} days (RETENTION_HOURLY_ROLLUP_DAYS)`)
+    const plan = planRollupRead({ from: kept.from, to: kept.to, granularity, now, minuteRollupDays: deps.minuteRollupDays ?? DEFAULT_MINUTE_ROLLUP_DAYS })
     const params: Record<string, string> = { c: q.campaignId }
     const counters = `impressions, clicks, ivt_impressions, ivt_clicks, uniques, measured_impressions, viewable_impressions`
     const rollups = pieces(plan, params, { hour: 'rollup_hour', minute: 'rollup_minute' }, (table, bucket, where) =>

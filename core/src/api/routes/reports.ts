@@ -1,8 +1,8 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import { EVENTS_TOPIC, chTime } from '@adc/schemas'
 import { DAY_MS, dayStart } from '../../billing/days.js'
-import { DUPLICATE_VERDICTS, IVT_REASONS, classifyDay, hasSignColumn } from '../../billing/final-join.js'
-import { type ResolvedApiDeps, type ApiEnv, bearerSecurity, dayParam, refuseFutureDay, requireAdmin } from '../context.js'
+import { DUPLICATE_VERDICTS, IVT_REASONS, LOOK_AROUND_MS, classifyDay, hasSignColumn } from '../../billing/final-join.js'
+import { type ResolvedApiDeps, type ApiEnv, bearerSecurity, dayParam, dayReach, refuseBeyondRetention, refuseFutureDay, requireAdmin } from '../context.js'
 import { errorResponses } from '../errors.js'
 import { perCampaign } from './billing.js'
 
@@ -77,7 +77,7 @@ const reconcileRoute = createRoute({
         },
       },
     },
-    ...errorResponses(400, 401, 403),
+    ...errorResponses(400, 401, 403, 410),
   },
 })
 
@@ -97,7 +97,7 @@ const accountingRoute = createRoute({
         },
       },
     },
-    ...errorResponses(400, 401, 403),
+    ...errorResponses(400, 401, 403, 410),
   },
 })
 
@@ -186,6 +186,9 @@ export async function reconcileReport(deps: ReportDeps, day: string, now: number
   return { day, final: latest !== undefined, snapshotVersion: latest?.version ?? null, campaigns }
 }
 
+/** How far before the day the accounting report reads events_raw by `ts` (events received in the day). */
+const ACCOUNTING_TS_LOOKBACK_MS = DAY_MS + 3_600_000
+
 /**
  * The accounting invariant per publisher for a UTC day (edge counts against core's verdicts). The
  * edge's counts come from their hourly rollup (whole hours, kept past the minute rows).
@@ -197,7 +200,7 @@ export async function accountingReport(deps: ReportDeps, day: string): Promise<A
     start: chTime(start),
     end: chTime(start + DAY_MS),
     // Event time is within 24 h before and 5 min after receipt (edge clock rules): prunes partitions.
-    tsFrom: chTime(start - DAY_MS - 3_600_000),
+    tsFrom: chTime(start - ACCOUNTING_TS_LOOKBACK_MS),
     tsTo: chTime(start + DAY_MS + 3_600_000),
   }
   const edgeRs = await ch.query({
@@ -291,6 +294,9 @@ export function registerReportRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApi
     requireAdmin(c)
     const { day } = c.req.valid('param')
     refuseFutureDay(day, clock())
+    // The stream side reads the hourly rollup; the explanations re-run the final join on raw events.
+    refuseBeyondRetention(deps, 'hourly_rollups', dayReach(day), clock(), `the reconcile report of ${day}`)
+    refuseBeyondRetention(deps, 'events_raw', dayReach(day, LOOK_AROUND_MS), clock(), `the reconcile report of ${day}`)
     return c.json(await reconcileReport(deps, day, clock()), 200)
   })
 
@@ -298,6 +304,9 @@ export function registerReportRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApi
     requireAdmin(c)
     const { day } = c.req.valid('query')
     refuseFutureDay(day, clock())
+    refuseBeyondRetention(deps, 'hourly_rollups', dayReach(day), clock(), `the accounting report of ${day}`)
+    refuseBeyondRetention(deps, 'bad_rows', dayReach(day), clock(), `the accounting report of ${day}`)
+    refuseBeyondRetention(deps, 'events_raw', dayReach(day, ACCOUNTING_TS_LOOKBACK_MS), clock(), `the accounting report of ${day}`)
     return c.json(await accountingReport(deps, day), 200)
   })
 }

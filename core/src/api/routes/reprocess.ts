@@ -1,7 +1,8 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import { addDays } from '../../billing/days.js'
 import { BillingExecutorUnavailableError, JobStateError, type Job } from '../../billing/jobs.js'
-import { type ResolvedApiDeps, type ApiEnv, bearerSecurity, dayParam, refuseFutureDay, requireAdmin, ulidParam } from '../context.js'
+import { type ResolvedApiDeps, type ApiEnv, bearerSecurity, dayParam, dayReach, refuseBeyondRetention, refuseFutureDay, requireAdmin, ulidParam } from '../context.js'
+import { LOOK_AROUND_MS } from '../../billing/final-join.js'
 import { ApiError, errorResponses } from '../errors.js'
 import { JobSchema, jobView, perCampaign } from './billing.js'
 import { IVT_MODELS } from '../../ivt/models/index.js'
@@ -60,7 +61,7 @@ const submitRoute = createRoute({
   },
   responses: {
     202: { description: 'Queued', content: { 'application/json': { schema: JobSchema } } },
-    ...errorResponses(400, 401, 403, 422, 421),
+    ...errorResponses(400, 401, 403, 410, 422, 421),
   },
 })
 
@@ -111,6 +112,7 @@ export function registerReprocessRoutes(app: OpenAPIHono<ApiEnv>, deps: Resolved
     if (body.from > body.to) throw new ApiError('invalid_range', 'from must not be after to')
     if (addDays(body.from, MAX_DAYS) <= body.to) throw new ApiError('invalid_range', `at most ${MAX_DAYS} days per reprocess`)
     refuseFutureDay(body.to, clock())
+    refuseBeyondRetention(deps, 'events_raw', dayReach(body.from, LOOK_AROUND_MS), clock(), `reprocessing from ${body.from}`)
     if (!IVT_MODELS.has(body.modelVersion)) throw new ApiError('unknown_reference', `no IVT model ${body.modelVersion}; known: ${[...IVT_MODELS.keys()].join(', ')}`)
     if (body.attributionVersion !== undefined && !ATTRIBUTION_RULES.has(body.attributionVersion)) {
       throw new ApiError('unknown_reference', `no attribution rules ${body.attributionVersion}; known: ${[...ATTRIBUTION_RULES.keys()].join(', ')}`)
