@@ -3,13 +3,14 @@
  * parallel on a small machine). Prints each section's figures as JSON and writes them all to
  * bench/results/latest.json. Pick sections with `npm run bench -- edge processor`.
  *
- * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, edge, ratelimit, read, e2e, sdk, billing, sustained, scale (Kafka).
+ * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, floor, edge, ratelimit, read, e2e, sdk, billing, sustained, scale (Kafka).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { runLogBench } from './log-bench.js'
 import { runProcessorBench } from './processor-bench.js'
+import { runProcessorFloorBench } from './processor-floor-bench.js'
 import { runEdgeBench } from './edge-bench.js'
 import { runRateLimitBench } from './rate-limit-bench.js'
 import { runReadBench } from './read-bench.js'
@@ -22,6 +23,8 @@ import { runSustainedBench } from './sustained-bench.js'
 const sections: Record<string, () => Promise<unknown>> = {
   log: () => runLogBench(),
   processor: () => runProcessorBench(),
+  // the design's floor per event: parse, two LMDB puts, RowBinary, events_raw insert, its merge, the lake, each alone
+  floor: () => runProcessorFloorBench(),
   edge: () => runEdgeBench(),
   ratelimit: () => runRateLimitBench(),
   read: () => runReadBench(),
