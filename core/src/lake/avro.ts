@@ -27,15 +27,31 @@ const BigLong = avro.types.LongType.__with({
   isValid: (n: unknown) => typeof n === 'bigint' || Number.isInteger(n),
   compare: (a: bigint, b: bigint) => (a === b ? 0 : a < b ? -1 : 1),
 })
-const typeOf = (schema: unknown) => avro.Type.forSchema(schema as avro.Schema, { registry: { long: BigLong }, wrapUnions: false })
+/**
+ * The avsc type of a schema, compiled once per distinct schema text: avsc generates and compiles
+ * code for each type it builds (about 2 ms for a manifest entry's), and a writer meets the same few
+ * schemas on every commit. Bounded: another engine's manifests may bring schemas of their own.
+ */
+const types = new Map<string, avro.Type>()
+const MAX_CACHED_TYPES = 64
+function typeOf(schema: unknown, text = JSON.stringify(schema)): avro.Type {
+  let type = types.get(text)
+  if (!type) {
+    type = avro.Type.forSchema(schema as avro.Schema, { registry: { long: BigLong }, wrapUnions: false })
+    if (types.size >= MAX_CACHED_TYPES) types.delete(types.keys().next().value!)
+    types.set(text, type)
+  }
+  return type
+}
 const META = avro.Type.forSchema({ type: 'map', values: 'bytes' })
 const LONG = avro.Type.forSchema('long')
 
 /** Encodes `records` as an Avro container file with `schema` (a JSON schema object) and metadata. */
 export function writeAvroFile(schema: object, records: unknown[], metadata: Record<string, string>): Buffer {
-  const type = typeOf(schema)
+  const text = JSON.stringify(schema)
+  const type = typeOf(schema, text)
   const sync = randomBytes(16)
-  const meta: Record<string, Buffer> = { 'avro.schema': Buffer.from(JSON.stringify(schema)), 'avro.codec': Buffer.from('null') }
+  const meta: Record<string, Buffer> = { 'avro.schema': Buffer.from(text), 'avro.codec': Buffer.from('null') }
   for (const [k, v] of Object.entries(metadata)) meta[k] = Buffer.from(v)
   const parts: Buffer[] = [MAGIC, META.toBuffer(meta), sync]
   if (records.length > 0) {
@@ -62,10 +78,11 @@ export function readAvroFile(buf: Buffer): AvroFile {
   pos += 16
   const metadata: Record<string, string> = {}
   for (const [k, v] of Object.entries(meta)) metadata[k] = v.toString()
-  const schema = JSON.parse(metadata['avro.schema'] ?? 'null') as unknown
+  const schemaText = metadata['avro.schema'] ?? 'null'
+  const schema = JSON.parse(schemaText) as unknown
   const codec = metadata['avro.codec'] ?? 'null'
   if (codec !== 'null' && codec !== 'deflate') throw new RangeError(`unsupported Avro codec ${codec}`)
-  const type = typeOf(schema)
+  const type = typeOf(schema, schemaText)
   const records: Record<string, unknown>[] = []
   while (pos < buf.length) {
     const count = LONG.decode(buf, pos)

@@ -299,8 +299,13 @@ export function createLakeTable(options: LakeTableOptions) {
         const dir = join(scratch!, `${process.pid}-${++seq}.hours`)
         await mkdir(dir)
         try {
-          await client.command({ query: `INSERT INTO FUNCTION file(${sqlString(`${dir}/{_partition_id}.parquet`)}, Parquet)
-            PARTITION BY intDiv(toUnixTimestamp64Milli(ts), 3600000)
+          // Most batches fall in one hour: then its one file is written without PARTITION BY, whose
+          // partitioned writer costs the engine about 10 ms per statement (measured on chDB, 5k rows:
+          // 32-33 vs 40-49 ms), the same bytes as the partitioned file of that hour.
+          const range = rowBinary.tsRange
+          const oneHour = range && hourOf(range[0]) === hourOf(range[1]) ? hourOf(range[0]) : undefined
+          await client.command({ query: `INSERT INTO FUNCTION file(${sqlString(oneHour === undefined ? `${dir}/{_partition_id}.parquet` : `${dir}/${oneHour}.parquet`)}, Parquet)
+            ${oneHour === undefined ? 'PARTITION BY intDiv(toUnixTimestamp64Milli(ts), 3600000)' : ''}
             SELECT ${castColumns} FROM ${from} ORDER BY ts, event_key
             SETTINGS ${PARQUET_WRITE_SETTINGS}` })
           const hours = (await readdir(dir)).map((name) => Number(name.replace(/\.parquet$/, ''))).sort((a, b) => a - b)

@@ -28,5 +28,9 @@ describe('BatchBuilder', () => {
     expect(a.eventsRowBinary!.bytes.equals(fromRows.bytes)).toBe(true)
     expect(b.eventsRowBinary!.refusal).toBeUndefined()
     expect(b.rollup).toEqual(a.rollup)
+    // The rows' time span, which the lake uses to write a one-hour batch without PARTITION BY.
+    const ts = a.events.map((r) => r.ts)
+    expect(b.eventsRowBinary!.tsRange).toEqual([Math.min(...ts), Math.max(...ts)])
+    expect(fromRows.tsRange).toEqual(b.eventsRowBinary!.tsRange)
   })
 })

@@ -32,7 +32,9 @@ export class BatchBuilder {
   private lastCell: (RollupRow & { uniqueSet?: Set<string> }) | undefined
   readonly counts: OutcomeCounts = { billable: 0, unbilled: {}, badRows: {}, pending: 0 }
   maxReceivedAt = 0
-  /** The written rows' earliest and latest `ts`. */
+  /** The written rows' earliest and latest `ts` (see SinkBatch `eventsRowBinary`). */
+  private minTs = Infinity
+  private maxTs = -Infinity
   /** events_raw rows, written as they are built (no row object outlives its event). */
   private readonly rows: RowBinaryWriter
   /** The row being written (see addVerdict). */
@@ -107,6 +109,8 @@ export class BatchBuilder {
     row.publisher_id = e.publisherId
     row.request_id = e.requestId
     row.ts = e.ts
+    if (e.ts < this.minTs) this.minTs = e.ts
+    if (e.ts > this.maxTs) this.maxTs = e.ts
     row.received_at = env.receivedAt
     row.channel = e.channel ?? ''
     row.device = e.device ?? ''
@@ -185,7 +189,7 @@ export class BatchBuilder {
       this.batch.rollup.push({ ...row, uniques: uniqueSet ? [...uniqueSet] : [] })
     }
     this.batch.rollupIvt.push(...this.rollupIvt.values())
-    this.batch.eventsRowBinary = { bytes: this.rows.bytes(), refusal: this.rows.refusal }
+    this.batch.eventsRowBinary = { bytes: this.rows.bytes(), refusal: this.rows.refusal, ...(this.minTs <= this.maxTs ? { tsRange: [this.minTs, this.maxTs] as [number, number] } : {}) }
     return this.batch
   }
 }

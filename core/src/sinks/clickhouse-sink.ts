@@ -52,8 +52,14 @@ export const EVENT_FILE_STRUCTURE = EVENT_COLUMN_TYPES.map(([c, t]) => `${c} ${t
  */
 export function eventsRowBinary(rows: EventRow[]): NonNullable<SinkBatch['eventsRowBinary']> {
   const w = new RowBinaryWriter(rows.length * 512)
-  for (const r of rows) writeEventRowBinary(w, r)
-  return { bytes: w.bytes(), refusal: w.refusal }
+  let min = Infinity
+  let max = -Infinity
+  for (const r of rows) {
+    writeEventRowBinary(w, r)
+    if (r.ts < min) min = r.ts
+    if (r.ts > max) max = r.ts
+  }
+  return { bytes: w.bytes(), refusal: w.refusal, ...(min <= max ? { tsRange: [min, max] as [number, number] } : {}) }
 }
 
 /** One events_raw row, RowBinary, in EVENT_COLUMNS order (BatchBuilder writes rows as it builds them). */

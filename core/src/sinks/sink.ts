@@ -35,8 +35,9 @@ export interface SinkBatch {
    * builder wrote each row as it was built (sinks/batch-builder.ts): then no row object outlives its
    * event, and `events` is empty unless row objects were asked for too. Unset: built from `events`.
    * `refusal`: a value the engine could not store (row-binary-writer.ts), so the insert is refused.
+   * `tsRange`: the rows' earliest and latest `ts` (epoch ms), when the builder knows them.
    */
-  eventsRowBinary?: { bytes: Buffer; refusal: string | undefined }
+  eventsRowBinary?: { bytes: Buffer; refusal: string | undefined; tsRange?: [number, number] }
   rollup: RollupRow[]
   rollupIvt: RollupIvtRow[]
   ivtDecisions: IvtDecisionRow[]
