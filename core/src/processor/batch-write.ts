@@ -72,6 +72,8 @@ export interface PartitionWrite {
 export interface BatchWriter {
   /** The Iceberg sink, once opened (until then, and without one, only ClickHouse is written). */
   useIceberg(sink: Sink): void
+  /** Closes the sinks' scratch directories and the lake's catalog; a later write opens them again. */
+  close(): Promise<void>
   /** Writes `records` (none at or below `applied`) through steps 1 to 6; answers what was written. */
   write(part: PartitionWrite, records: LogRecord[], ctx: BatchContext): Promise<BuiltBatch>
 }
@@ -204,5 +206,12 @@ export function createBatchWriter(o: BatchWriterOptions): BatchWriter {
       iceberg = sink
     },
     write,
+    /** Closes the sinks: their scratch directories and the lake's catalog (a next start opens them again). */
+    async close() {
+      const lake = iceberg
+      iceberg = disabledSink
+      await chSink.close?.()
+      await lake.close?.()
+    },
   }
 }

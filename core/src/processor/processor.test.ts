@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
@@ -90,6 +90,31 @@ describe('processor on the embedded log and chDB', () => {
     const metrics = await registry.metrics()
     expect(metrics).toMatch(new RegExp(String.raw`adc_processor_events_total\{topic="ad-events",outcome="unbilled",reason="duplicate_delivery"\} ${expected.duplicates}`))
     expect(owned).toMatch(/adc_processor_lag_records\{topic="ad-events",partition="\d"\} 0/)
+  })
+
+  it('leaves no scratch directory behind once stopped: its sinks are closed with it', async () => {
+    // The sinks make their scratch directories in the OS temp dir on their first write.
+    const scratch = mkdtempSync(join(tmpdir(), 'adc-processor-scratch-'))
+    const before = process.env.TMPDIR
+    process.env.TMPDIR = scratch
+    try {
+      await log.ensureTopic('ad-events', 4)
+      await log.ensureTopic('edge-stats', 2)
+      await log.append('ad-events', trafficMix(40).records)
+      const { p } = await setup('scratch', { iceberg: true })
+      await p.start()
+      const deadline = Date.now() + 30_000
+      while (!['adc-chdb-insert-', 'adc-chdb-lake-'].every((prefix) => readdirSync(scratch).some((d) => d.startsWith(prefix)))) {
+        if (Date.now() > deadline) throw new Error(`the sinks wrote no scratch files: ${readdirSync(scratch).join(', ')}`)
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      await p.stop()
+      expect(readdirSync(scratch)).toEqual([])
+    } finally {
+      if (before === undefined) delete process.env.TMPDIR
+      else process.env.TMPDIR = before
+      rmSync(scratch, { recursive: true, force: true })
+    }
   })
 
   it('joins a click that arrives before its impression, orphans one whose impression never comes, and corrects a late one', async () => {

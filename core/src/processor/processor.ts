@@ -295,6 +295,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           await w.store.close()
         }
       }
+      await writer.close()
       logger.info({ groupId }, 'processor stopped')
     },
     status() {
