@@ -11,6 +11,8 @@
 import pino, { type Logger } from 'pino'
 import { afterAll, beforeAll } from 'vitest'
 import { createBillingJobs, type BillingJobs, type BillingJobsOptions } from '../billing/jobs.js'
+import { migrate } from '../clickhouse/client.js'
+import type { RetentionConfig } from '../clickhouse/retention.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type DemoSeed, type TenantStore } from '../tenants/tenant-store.js'
 import { openTestClickHouse } from './api.js'
 import { tempDirs, type TempDirs } from './temp-dirs.js'
@@ -22,6 +24,11 @@ export interface BillingEnvOptions {
   tempPrefix: string
   /** The billing jobs' clock (a closure over a file's `let now` moves with it). @default the jobs' own (the wall clock) */
   clock?: () => number
+  /**
+   * Retention to migrate the engine with right after it opens (the TTLs then drop old rows, as in
+   * production). @default the migrations' own (openTestClickHouse)
+   */
+  retention?: RetentionConfig
   /** Changes to the demo tenant's seed, e.g. a public key. @default DEMO_DEFAULTS as is */
   seed?: Partial<DemoSeed>
   /**
@@ -52,7 +59,7 @@ export function filled<T>(value: T | undefined, name: string): T {
 }
 
 /**
- * Registers the `beforeAll` that opens the engine (with migrations), the seeded tenant store and the
+ * Registers the `beforeAll` that opens the engine (with migrations, and `retention` if given), the seeded tenant store and the
  * billing jobs, and the `afterAll` that stops and closes them in reverse order and removes the
  * directories. Call it at a test file's top level, before the file's own hooks (which then see it open).
  */
@@ -65,6 +72,7 @@ export function useBillingEnv(options: BillingEnvOptions): BillingEnv {
 
   beforeAll(async () => {
     ch = await openTestClickHouse()
+    if (options.retention) await migrate(ch.client, 'adc', options.retention)
     tenants = openTenantStore({ dir: dirs.make() })
     await seedDemoTenant(tenants, { ...DEMO_DEFAULTS, ...options.seed })
     if (options.billing !== false) {
