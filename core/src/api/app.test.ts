@@ -1,14 +1,11 @@
-import { join } from 'node:path'
 import { Hono } from 'hono'
 import pino from 'pino'
 import { Registry } from 'prom-client'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
-import { DEMO_DEFAULTS, hashApiKey, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
-import { createApiApp } from './app.js'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { DEMO_DEFAULTS, hashApiKey } from '../tenants/tenant-store.js'
 import { createErrorHandler } from './errors.js'
-import { FIXTURE_DAY, fixtureDay, insertRollup, insertRows, openTestClickHouse, rawEvent } from '../testing/api.js'
-import { tempDirs } from '../testing/temp-dirs.js'
+import { FIXTURE_DAY, fixtureDay, insertRollup, insertRows, rawEvent } from '../testing/api.js'
+import { useApiEnv } from '../testing/api-env.js'
 
 const NOW = Date.parse('2026-11-22T12:00:00Z')
 const D = Date.parse(`${FIXTURE_DAY}T00:00:00Z`)
@@ -18,17 +15,12 @@ const ADMIN = DEMO_DEFAULTS.adminKey
 const ADV = DEMO_DEFAULTS.advertiserKey
 const PUB = DEMO_DEFAULTS.publisherKey
 
-let ch: Awaited<ReturnType<typeof openTestClickHouse>>
-let tenants: TenantStore
-let billing: BillingJobs
-let app: ReturnType<typeof createApiApp>
-const dirs = tempDirs('adc-api-')
-const tmp = dirs.make
+const env = useApiEnv({ tempPrefix: 'adc-api-', clock: () => NOW, app: () => ({ registry: new Registry(), edgeSyncKey: 'edge_sync_test' }) })
 
 async function call(path: string, key?: string, init: RequestInit = {}) {
   const headers = new Headers(init.headers)
   if (key) headers.set('Authorization', `Bearer ${key}`)
-  const res = await app.request(path, { ...init, headers })
+  const res = await env.app.request(path, { ...init, headers })
   const text = await res.text()
   let body: any = text
   try {
@@ -42,18 +34,12 @@ const post = (path: string, key: string | undefined, body: unknown) =>
   call(path, key, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
 
 beforeAll(async () => {
-  ch = await openTestClickHouse()
-  tenants = openTenantStore({ dir: tmp() })
-  await seedDemoTenant(tenants, DEMO_DEFAULTS)
-  const logger = pino({ level: 'silent' })
-  billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger, clock: () => NOW })
-  app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger, registry: new Registry(), clock: () => NOW, edgeSyncKey: 'edge_sync_test' })
-  await insertRows(ch.client, 'adc.events_raw', fixtureDay())
+  await insertRows(env.ch.client, 'adc.events_raw', fixtureDay())
   // Only booked campaigns bill: the correction fixture's campaign is booked (at no price).
-  await tenants.createAdvertiser({ id: 'adv_corr', name: 'Corrections' })
-  await tenants.createCampaign({ id: 'cmp_corr', advertiserId: 'adv_corr', pricing: { model: 'cpc', priceMicros: 0 } })
+  await env.tenants.createAdvertiser({ id: 'adv_corr', name: 'Corrections' })
+  await env.tenants.createCampaign({ id: 'cmp_corr', advertiserId: 'adv_corr', pricing: { model: 'cpc', priceMicros: 0 } })
   const corr = { campaign: 'cmp_corr', publisher: 'pub_corr', imp: 'impc1' }
-  await insertRows(ch.client, 'adc.events_raw', [
+  await insertRows(env.ch.client, 'adc.events_raw', [
     rawEvent({ ...corr, key: 'ce2', type: 'click', ts: D + 8 * H, reason: 'orphan_click', processed: D + 8 * H + 60_000 }),
     rawEvent({ ...corr, key: 'ce2', type: 'click', ts: D + 8 * H, reason: 'orphan_click', sign: -1, processed: D + 8 * H + 120_000 }),
     rawEvent({ ...corr, key: 'ce2', type: 'click', ts: D + 8 * H, processed: D + 8 * H + 120_000 }),
@@ -63,29 +49,22 @@ beforeAll(async () => {
     rawEvent({ campaign: 'cmp_ghost', publisher: 'pub_ghost', imp: 'impg2', key: 'ge2', ts: D + 9 * H, reason: 'unknown_campaign' }),
   ])
   // Stream rollups as the processor would have written them for the fixture day (stream verdicts).
-  await insertRollup(ch.client, 'adc', [
+  await insertRollup(env.ch.client, 'adc', [
     { minute: D + 60 * M, campaign: 'cmp_demo_cpm', geo: 'US', device: 'mobile', impressions: 1, users: ['u1'] },
     { minute: D + 120 * M, campaign: 'cmp_demo_cpm', geo: 'DE', device: 'desktop', impressions: 1, users: ['u2'] },
     { minute: D + 180 * M, campaign: 'cmp_demo_cpm', geo: 'DE', device: 'desktop', impressions: 1, users: ['u2'] },
     { minute: D + 240 * M, campaign: 'cmp_demo_cpm', geo: 'US', device: 'desktop', ivtImpressions: 1, lastReceived: D + 300 * M },
     { minute: D + 360 * M, campaign: 'cmp_demo_cpc', impressions: 1, clicks: 1, users: ['u9'] },
   ])
-  await insertRows(ch.client, 'adc.rollup_ivt_minute', [
+  await insertRows(env.ch.client, 'adc.rollup_ivt_minute', [
     { minute: `${FIXTURE_DAY} 04:00:00`, campaign_id: 'cmp_demo_cpm', publisher_id: 'pub_demo', event_type: 'impression', reason: 'givt_known_bot', events: 1 },
   ])
-  await insertRows(ch.client, 'adc.edge_stats_minute', [
+  await insertRows(env.ch.client, 'adc.edge_stats_minute', [
     { minute: `${FIXTURE_DAY} 01:00:00`, publisher_id: 'pub_demo', received: 11, accepted: 9, rejected: 1, duplicate: 1, rejected_by_reason: { invalid_event: 1 } },
     { minute: `${FIXTURE_DAY} 06:00:00`, publisher_id: 'pub_demo', received: 5, accepted: 4, rejected: 1, duplicate: 0, rejected_by_reason: { clock_skew: 1 } },
     { minute: `${FIXTURE_DAY} 08:00:00`, publisher_id: 'pub_corr', received: 2, accepted: 2, rejected: 0, duplicate: 0, rejected_by_reason: {} },
     { minute: `${FIXTURE_DAY} 07:00:00`, publisher_id: 'pub_lost', received: 5, accepted: 5, rejected: 0, duplicate: 0, rejected_by_reason: {} },
   ])
-})
-
-afterAll(async () => {
-  await billing?.stop()
-  await tenants?.close()
-  await ch?.close()
-  dirs.removeAll()
 })
 
 describe('openapi and auth', () => {
@@ -117,7 +96,7 @@ describe('openapi and auth', () => {
   it('keeps its JSON errors, 404s and 405s when mounted under a parent app, as core main does', async () => {
     const parent = new Hono()
     parent.get('/healthz', (c) => c.json({ status: 'ok' }))
-    parent.route('/', app)
+    parent.route('/', env.app)
     const req = (path: string, init: RequestInit = {}) => parent.request(path, { ...init, headers: { Authorization: `Bearer ${ADV}` } })
     expect(await (await req('/healthz')).json()).toEqual({ status: 'ok' })
     expect(await (await req('/v1/nothing')).json()).toMatchObject({ error: { code: 'not_found' } })
@@ -132,7 +111,7 @@ describe('openapi and auth', () => {
     const probe = new Hono()
     probe.onError(createErrorHandler(pino({ level: 'silent' })))
     probe.get('/slow', async (c) => {
-      await ch.client.query({ query: 'SELECT count() FROM numbers(100000000000) SETTINGS max_execution_time = 0.05', format: 'JSONEachRow' })
+      await env.ch.client.query({ query: 'SELECT count() FROM numbers(100000000000) SETTINGS max_execution_time = 0.05', format: 'JSONEachRow' })
       return c.text('done')
     })
     const res = await probe.request('/slow')
@@ -220,7 +199,7 @@ describe('GET /v1/metrics/realtime', () => {
 
 describe('GET /v1/metrics/campaigns/{id}/latency', () => {
   it('reports ingest lag and event delay quantiles over the window, with freshness', async () => {
-    await insertRows(ch.client, 'adc.events_raw', [
+    await insertRows(env.ch.client, 'adc.events_raw', [
       rawEvent({ key: 'lat1', imp: 'impl1', campaign: 'cmp_demo_cpc', ts: NOW - 5 * M, received: NOW - 4 * M }),
       rawEvent({ key: 'lat2', imp: 'impl2', campaign: 'cmp_demo_cpc', ts: NOW - 3 * M, received: NOW - 2 * M }),
     ])
@@ -329,7 +308,7 @@ describe('billing, settlement, reconcile, accounting, reprocess', () => {
     expect(submitted.status).toBe(202)
     jobId = submitted.body.id
     expect(['queued', 'running', 'done']).toContain(submitted.body.status)
-    await billing.idle()
+    await env.billing.idle()
     const listed = await call('/v1/billing/jobs?limit=5', ADMIN)
     expect(listed.body.jobs[0]).toMatchObject({ id: jobId, kind: 'billing' })
     const job = await call(`/v1/billing/jobs/${jobId}`, ADMIN)
@@ -414,7 +393,7 @@ describe('billing, settlement, reconcile, accounting, reprocess', () => {
     expect((await post('/v1/reprocess', ADMIN, { from: FIXTURE_DAY, to: FIXTURE_DAY, reason: '', modelVersion: 'ivt-2026.12.1' })).status).toBe(400)
     const submitted = await post('/v1/reprocess', ADMIN, { from: FIXTURE_DAY, to: FIXTURE_DAY, reason: 'stricter thresholds', modelVersion: 'ivt-2026.12.1' })
     expect(submitted.status).toBe(202)
-    await billing.idle()
+    await env.billing.idle()
     const got = await call(`/v1/reprocess/${submitted.body.id}`, ADMIN)
     expect(got.body.job).toMatchObject({ status: 'done', kind: 'reprocess', versions: { [FIXTURE_DAY]: 2 } })
     // Scored from the stored raw rows: c4 came 2 s after its impression, a fast click for this model.

@@ -1,10 +1,8 @@
 import pino from 'pino'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
-import { DEMO_DEFAULTS, hashApiKey, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
+import { describe, expect, it } from 'vitest'
+import { DEMO_DEFAULTS, hashApiKey } from '../tenants/tenant-store.js'
 import { createApiApp } from './app.js'
-import { openTestClickHouse } from '../testing/api.js'
-import { tempDirs } from '../testing/temp-dirs.js'
+import { useBillingEnv } from '../testing/billing-env.js'
 
 /**
  * A replica outside the home region (docs/regions.md) refuses the writes only home may take:
@@ -16,34 +14,16 @@ const ADMIN = DEMO_DEFAULTS.adminKey
 const ADV = DEMO_DEFAULTS.advertiserKey
 const PUB_KEY_HASH = hashApiKey(DEMO_DEFAULTS.publisherKey)
 
-let ch: Awaited<ReturnType<typeof openTestClickHouse>>
-let tenants: TenantStore
-let billing: BillingJobs
-const dirs = tempDirs('adc-home-region-')
-const tmp = dirs.make
+const env = useBillingEnv({ tempPrefix: 'adc-home-region-', clock: () => NOW })
 const logger = pino({ level: 'silent' })
 const appIn = (region?: string, homeRegion?: string) =>
-  createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger, clock: () => NOW, ...(region ? { region } : {}), ...(homeRegion ? { homeRegion } : {}) })
+  createApiApp({ clickhouse: env.ch.client, database: 'adc', tenants: env.tenants, billing: env.billing, logger, clock: () => NOW, ...(region ? { region } : {}), ...(homeRegion ? { homeRegion } : {}) })
 async function send(app: ReturnType<typeof createApiApp>, method: string, path: string, key: string, body?: unknown) {
   const headers: Record<string, string> = { Authorization: `Bearer ${key}` }
   if (body !== undefined) headers['Content-Type'] = 'application/json'
   const res = await app.request(path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) })
   return { status: res.status, body: (await res.json()) as any, homeRegion: res.headers.get('x-adc-home-region') }
 }
-
-beforeAll(async () => {
-  ch = await openTestClickHouse()
-  tenants = openTenantStore({ dir: tmp() })
-  await seedDemoTenant(tenants, DEMO_DEFAULTS)
-  billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger, clock: () => NOW })
-})
-
-afterAll(async () => {
-  await billing?.stop()
-  await tenants?.close()
-  await ch?.close()
-  dirs.removeAll()
-})
 
 /** Every write only the home region takes, with a body each route would otherwise accept. */
 const HOME_ONLY: Array<[string, string, unknown?]> = [
@@ -63,15 +43,15 @@ const HOME_ONLY: Array<[string, string, unknown?]> = [
 describe('a replica outside the home region', () => {
   it('refuses every tenant and billing write with 421 not_home_region, naming the home region, and changes nothing', async () => {
     const app = appIn('us', 'eu')
-    const before = JSON.stringify(tenants.edgeConfig())
+    const before = JSON.stringify(env.tenants.edgeConfig())
     for (const [method, path, body] of HOME_ONLY) {
       const res = await send(app, method, path, ADMIN, body)
       expect({ method, path, status: res.status, code: res.body?.error?.code, homeRegion: res.homeRegion }).toEqual({ method, path, status: 421, code: 'not_home_region', homeRegion: 'eu' })
       expect(res.body.error.message).toMatch(/home region eu/)
     }
-    expect(JSON.stringify(tenants.edgeConfig())).toBe(before)
-    expect(tenants.getAdvertiser('adv_us')).toBeUndefined()
-    expect(billing.list()).toEqual([])
+    expect(JSON.stringify(env.tenants.edgeConfig())).toBe(before)
+    expect(env.tenants.getAdvertiser('adv_us')).toBeUndefined()
+    expect(env.billing.list()).toEqual([])
   })
 
   it('still serves reads, and privacy erasures of its own raw rows', async () => {

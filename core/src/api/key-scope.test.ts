@@ -1,11 +1,8 @@
-import pino from 'pino'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { createLocalObjectStore } from '../objects/local-store.js'
-import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
-import { createApiApp } from './app.js'
-import { FIXTURE_DAY, fixtureDay, insertRows, openTestClickHouse } from '../testing/api.js'
-import { tempDirs } from '../testing/temp-dirs.js'
+import { DEMO_DEFAULTS } from '../tenants/tenant-store.js'
+import { FIXTURE_DAY, fixtureDay, insertRows } from '../testing/api.js'
+import { useApiEnv } from '../testing/api-env.js'
 import { join } from 'node:path'
 
 /**
@@ -16,35 +13,18 @@ import { join } from 'node:path'
 const NOW = Date.parse(`${FIXTURE_DAY}T00:00:00Z`) + 2 * 86_400_000
 const PUBLIC_KEY = 'pkpub_scope_test_0123456789'
 
-let ch: Awaited<ReturnType<typeof openTestClickHouse>>
-let tenants: TenantStore
-let billing: BillingJobs
-let app: ReturnType<typeof createApiApp>
-const dirs = tempDirs('adc-key-scope-')
+const env = useApiEnv({
+  tempPrefix: 'adc-key-scope-', clock: () => NOW, seed: { publicKey: PUBLIC_KEY },
+  app: ({ tmp }) => ({ exportStore: createLocalObjectStore({ root: join(tmp(), 'exports') }) }),
+})
 
 beforeAll(async () => {
-  ch = await openTestClickHouse()
-  tenants = openTenantStore({ dir: dirs.make() })
-  await seedDemoTenant(tenants, { ...DEMO_DEFAULTS, publicKey: PUBLIC_KEY })
-  const logger = pino({ level: 'silent' })
-  billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: dirs.make(), logger, clock: () => NOW })
-  app = createApiApp({
-    clickhouse: ch.client, database: 'adc', tenants, billing, logger, clock: () => NOW,
-    exportStore: createLocalObjectStore({ root: join(dirs.make(), 'exports') }),
-  })
-  await insertRows(ch.client, 'adc.events_raw', fixtureDay())
-  await billing.submitBilling(FIXTURE_DAY, 'test')
-  await billing.idle()
+  await insertRows(env.ch.client, 'adc.events_raw', fixtureDay())
+  await env.billing.submitBilling(FIXTURE_DAY, 'test')
+  await env.billing.idle()
 })
 
-afterAll(async () => {
-  await billing.stop()
-  await tenants.close()
-  await ch.close()
-  dirs.removeAll()
-})
-
-const get = (path: string, key: string) => app.request(path, { headers: { authorization: `Bearer ${key}` } })
+const get = (path: string, key: string) => env.app.request(path, { headers: { authorization: `Bearer ${key}` } })
 
 describe('a publisher public-scope key on core API', () => {
   const paths = [

@@ -3,66 +3,47 @@ import { createHash } from 'node:crypto'
 import pino from 'pino'
 import { Registry } from 'prom-client'
 import { ulid } from 'ulid'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
-import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { DEMO_DEFAULTS } from '../tenants/tenant-store.js'
 import { createApiApp } from './app.js'
 import { createPrivacyRetry } from '../privacy/retry.js'
-import { insertRollup, insertRows, openTestClickHouse, rawEvent } from '../testing/api.js'
-import { tempDirs } from '../testing/temp-dirs.js'
+import { insertRollup, insertRows, rawEvent } from '../testing/api.js'
+import { useApiEnv } from '../testing/api-env.js'
 
 const DAY = '2026-10-10'
 const D = Date.parse(`${DAY}T00:00:00Z`)
 const NOW = D + 2 * 86_400_000
 const IP = 'ab'.repeat(32)
-let ch: Awaited<ReturnType<typeof openTestClickHouse>>
-let tenants: TenantStore
-let billing: BillingJobs
-let app: ReturnType<typeof createApiApp>
-const dirs = tempDirs('adc-privacy-')
-const tmp = dirs.make
-const q = async <T>(query: string): Promise<T[]> => (await ch.client.query({ query, format: 'JSONEachRow' })).json<T>()
+const env = useApiEnv({ tempPrefix: 'adc-privacy-', clock: () => NOW, app: () => ({ registry: new Registry() }) })
+const q = async <T>(query: string): Promise<T[]> => (await env.ch.client.query({ query, format: 'JSONEachRow' })).json<T>()
 const del = (body: unknown, key = DEMO_DEFAULTS.adminKey) =>
-  app.request('/v1/admin/privacy/delete', { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  env.app.request('/v1/admin/privacy/delete', { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
 const raw = (e: Parameters<typeof rawEvent>[0], user: string, ip = '') => ({ ...rawEvent(e), user_key: user, ip_hash: ip })
 
 beforeAll(async () => {
-  ch = await openTestClickHouse()
-  tenants = openTenantStore({ dir: tmp() })
-  await seedDemoTenant(tenants, DEMO_DEFAULTS)
-  const logger = pino({ level: 'silent' })
-  billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger, clock: () => NOW })
-  app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger, registry: new Registry(), clock: () => NOW })
-  await insertRows(ch.client, 'adc.events_raw', [
+  await insertRows(env.ch.client, 'adc.events_raw', [
     raw({ key: 'u1a', imp: 'imp_u1a', campaign: 'cmp_demo_cpm', ts: D + 3_600_000 }, 'user-1'),
     raw({ key: 'u1b', imp: 'imp_u1b', campaign: 'cmp_demo_cpm', ts: D + 7_200_000, reason: 'givt_known_bot' }, 'user-1'),
     raw({ key: 'u2a', imp: 'imp_u2a', campaign: 'cmp_demo_cpm', ts: D + 3_600_000 }, 'user-2'),
     raw({ key: 'o1a', imp: 'imp_o1a', campaign: 'cmp_demo_cpm', ts: D + 3_600_000, publisher: 'pub_other' }, 'user-1'),
     raw({ key: 'ip1', imp: 'imp_ip1', campaign: 'cmp_demo_cpm', ts: D + 3_600_000 }, '', IP),
   ])
-  await insertRows(ch.client, 'adc.ivt_decisions', [
+  await insertRows(env.ch.client, 'adc.ivt_decisions', [
     { event_key: 'u1b', event_type: 'impression', campaign_id: 'cmp_demo_cpm', publisher_id: 'pub_demo', ts: '2026-10-10 02:00:00.000', score: 1, reasons: ['givt_known_bot'] },
     { event_key: 'u2a', event_type: 'impression', campaign_id: 'cmp_demo_cpm', publisher_id: 'pub_demo', ts: '2026-10-10 01:00:00.000', score: 0, reasons: [] },
   ])
-  await insertRows(ch.client, 'adc.bad_rows', [
+  await insertRows(env.ch.client, 'adc.bad_rows', [
     { received_at: '2026-10-10 01:00:00.000', log_topic: 'ad-events', reason: 'sink_rejected', payload: JSON.stringify({ event: { publisherId: 'pub_demo', userKey: 'user-1' }, client: {} }) },
     { received_at: '2026-10-10 01:00:00.000', log_topic: 'ad-events', reason: 'sink_rejected', payload: JSON.stringify({ event: { publisherId: 'pub_demo', userKey: 'user-2' }, client: {} }) },
   ])
-  await insertRollup(ch.client, 'adc', [{ minute: D + 3_600_000, campaign: 'cmp_demo_cpm', geo: 'US', device: 'desktop', impressions: 3, users: ['user-1', 'user-2'] }])
-  await billing.submitBilling(DAY, 'test')
-  await billing.idle()
-})
-
-afterAll(async () => {
-  await billing.stop()
-  await tenants.close()
-  await ch.close()
-  dirs.removeAll()
+  await insertRollup(env.ch.client, 'adc', [{ minute: D + 3_600_000, campaign: 'cmp_demo_cpm', geo: 'US', device: 'desktop', impressions: 3, users: ['user-1', 'user-2'] }])
+  await env.billing.submitBilling(DAY, 'test')
+  await env.billing.idle()
 })
 
 describe('POST /v1/admin/privacy/delete', () => {
   it("erases a user's raw rows of that publisher, keeps billed aggregates and snapshots, and leaves an audit record", async () => {
-    const snapshotBefore = await billing.snapshots.lines(DAY, 1)
+    const snapshotBefore = await env.billing.snapshots.lines(DAY, 1)
     const rollupBefore = await q(`SELECT sum(impressions) AS i, uniqMerge(uniques) AS u FROM adc.rollup_minute`)
     const res = await del({ publisherId: 'pub_demo', userKey: 'user-1' })
     expect(res.status).toBe(200)
@@ -75,7 +56,7 @@ describe('POST /v1/admin/privacy/delete', () => {
     expect(left.map((r) => r.event_key)).toEqual(['ip1', 'o1a', 'u2a'])
     expect((await q<{ event_key: string }>(`SELECT event_key FROM adc.ivt_decisions`)).map((r) => r.event_key)).toEqual(['u2a'])
     expect(JSON.stringify(await q(`SELECT payload FROM adc.bad_rows`))).not.toContain('user-1')
-    expect(await billing.snapshots.lines(DAY, 1)).toEqual(snapshotBefore)
+    expect(await env.billing.snapshots.lines(DAY, 1)).toEqual(snapshotBefore)
     expect(await q(`SELECT sum(impressions) AS i, uniqMerge(uniques) AS u FROM adc.rollup_minute`)).toEqual(rollupBefore)
 
     const rows = await q<{ request_id: string; subject: string; subject_sha256: string; requested_by: string; external: Record<string, string> }>(
@@ -104,7 +85,7 @@ describe('raw stores erased elsewhere', () => {
   it('asks each configured eraser (the hook the Iceberg writer plugs into) and records its answer', async () => {
     const asked: unknown[] = []
     const hooked = createApiApp({
-      clickhouse: ch.client, database: 'adc', tenants, billing, logger: pino({ level: 'silent' }), registry: new Registry(), clock: () => NOW,
+      clickhouse: env.ch.client, database: 'adc', tenants: env.tenants, billing: env.billing, logger: pino({ level: 'silent' }), registry: new Registry(), clock: () => NOW,
       rawErasers: [{ name: 'iceberg', erase: async (s) => (asked.push(s), 'done') }],
     })
     const res = await hooked.request('/v1/admin/privacy/delete', {
@@ -120,14 +101,14 @@ describe('GET /v1/admin/privacy/requests/{id}', () => {
   it('shows a request pending in the lake, then done once a retry finished it, from a follow-up row', async () => {
     const res = await del({ publisherId: 'pub_demo', userKey: 'user-7' })
     const { requestId, subjectSha256 } = (await res.json()) as { requestId: string; subjectSha256: string }
-    const get = (id: string, key = DEMO_DEFAULTS.adminKey) => app.request(`/v1/admin/privacy/requests/${id}`, { headers: { authorization: `Bearer ${key}` } })
+    const get = (id: string, key = DEMO_DEFAULTS.adminKey) => env.app.request(`/v1/admin/privacy/requests/${id}`, { headers: { authorization: `Bearer ${key}` } })
     const before = await get(requestId)
     expect(before.status).toBe(200)
     expect(await before.json()).toMatchObject({ requestId, publisherId: 'pub_demo', subject: 'userKey', subjectSha256, external: { iceberg: 'pending' }, completedAt: null })
 
     const asked: unknown[] = []
     const retry = createPrivacyRetry({
-      client: ch.client, database: 'adc', logger: pino({ level: 'silent' }), clock: () => NOW + 60_000,
+      client: env.ch.client, database: 'adc', logger: pino({ level: 'silent' }), clock: () => NOW + 60_000,
       erasers: [{ name: 'iceberg', erase: async () => 'pending', eraseStored: async (s) => (asked.push(s), 'done') }],
     })
     expect((await retry.retry()).done).toBeGreaterThanOrEqual(1)
@@ -144,7 +125,7 @@ describe('GET /v1/admin/privacy/requests/{id}', () => {
 describe('what a userKey may hold', () => {
   it("refuses a lone surrogate or a control character (no event can carry one), so a request never erases another person's rows", async () => {
     // U+FFFD is a userKey an event may carry; a lone surrogate reaches the engine (and the hash) as U+FFFD.
-    await insertRows(ch.client, 'adc.events_raw', [raw({ key: 'ff1', imp: 'imp_ff1', campaign: 'cmp_demo_cpm', ts: D + 3_600_000 }, '\ufffd')])
+    await insertRows(env.ch.client, 'adc.events_raw', [raw({ key: 'ff1', imp: 'imp_ff1', campaign: 'cmp_demo_cpm', ts: D + 3_600_000 }, '\ufffd')])
     for (const userKey of ['\ud800', 'a\udc00', 'user\u0000-2', 'user-2\n']) {
       const res = await del({ publisherId: 'pub_demo', userKey })
       expect(res.status, JSON.stringify(userKey)).toBe(400)
@@ -161,9 +142,9 @@ describe('retrying pending erasures', () => {
   it('reaches every pending request in turn, even when more than a run takes stay pending ahead of it', async () => {
     const quiet = pino({ level: 'silent' })
     // Whatever earlier tests left pending is finished first.
-    await createPrivacyRetry({ client: ch.client, database: 'adc', logger: quiet, erasers: [{ name: 'iceberg', erase: async () => 'pending', eraseStored: async () => 'done' }] }).retry()
+    await createPrivacyRetry({ client: env.ch.client, database: 'adc', logger: quiet, erasers: [{ name: 'iceberg', erase: async () => 'pending', eraseStored: async () => 'done' }] }).retry()
     const ids = ['stuck-1', 'stuck-2', 'later-3'].map((k) => createHash('sha256').update(k).digest('hex'))
-    await insertRows(ch.client, 'adc.privacy_requests', ids.map((sha, i) => ({
+    await insertRows(env.ch.client, 'adc.privacy_requests', ids.map((sha, i) => ({
       request_id: ulid(NOW + i * 1000), requested_at: chTime(NOW + i * 1000), requested_by: 'admin_demo', publisher_id: 'pub_demo',
       subject: 'userKey', subject_sha256: sha, deleted: { events_raw: 0, ivt_decisions: 0, bad_rows: 0 }, external: { iceberg: 'pending' },
     })))
@@ -171,7 +152,7 @@ describe('retrying pending erasures', () => {
     const tried: string[] = []
     // The two oldest stay pending for good (a tag holds their files); a run takes two requests.
     const retry = createPrivacyRetry({
-      client: ch.client, database: 'adc', logger: quiet, batchSize: 2, clock: () => NOW + 60_000,
+      client: env.ch.client, database: 'adc', logger: quiet, batchSize: 2, clock: () => NOW + 60_000,
       erasers: [{ name: 'iceberg', erase: async () => 'pending', eraseStored: async (s) => (tried.push(s.subjectSha256), stuck.has(s.subjectSha256) ? 'pending' : 'done') }],
     })
     for (let run = 0; run < 3; run++) await retry.retry()

@@ -1,12 +1,10 @@
 import pino from 'pino'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
-import { migrate } from '../clickhouse/client.js'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { DEFAULT_RETENTION } from '../clickhouse/retention.js'
-import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
+import { DEMO_DEFAULTS } from '../tenants/tenant-store.js'
 import { createApiApp } from './app.js'
-import { insertRollup, insertRows, openTestClickHouse, type RollupFixture } from '../testing/api.js'
-import { tempDirs } from '../testing/temp-dirs.js'
+import { insertRollup, insertRows, type RollupFixture } from '../testing/api.js'
+import { useApiEnv } from '../testing/api-env.js'
 
 /**
  * Reads past the minute rollups' retention, on a real engine whose TTLs have dropped the old minute
@@ -46,50 +44,34 @@ function truth(from: number, to: number) {
 }
 const iso = (ms: number) => new Date(ms).toISOString()
 
-let ch: Awaited<ReturnType<typeof openTestClickHouse>>
-let tenants: TenantStore
-let billing: BillingJobs
-let app: ReturnType<typeof createApiApp>
-const dirs = tempDirs('adc-retention-api-')
-const tmp = dirs.make
+const env = useApiEnv({
+  tempPrefix: 'adc-retention-api-', clock: () => NOW, retention: DEFAULT_RETENTION,
+  app: () => ({ minuteRollupDays: DEFAULT_RETENTION.minuteRollupDays }),
+})
 async function call(path: string, key: string) {
-  const res = await app.request(path, { headers: { Authorization: `Bearer ${key}` } })
+  const res = await env.app.request(path, { headers: { Authorization: `Bearer ${key}` } })
   return { status: res.status, body: (await res.json()) as any }
 }
 
 beforeAll(async () => {
-  ch = await openTestClickHouse()
-  await migrate(ch.client, 'adc', DEFAULT_RETENTION)
-  tenants = openTenantStore({ dir: tmp() })
-  await seedDemoTenant(tenants, DEMO_DEFAULTS)
-  const logger = pino({ level: 'silent' })
-  billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger, clock: () => NOW })
-  app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger, clock: () => NOW, minuteRollupDays: DEFAULT_RETENTION.minuteRollupDays })
-  await insertRollup(ch.client, 'adc', EVENTS)
+  await insertRollup(env.ch.client, 'adc', EVENTS)
   const old = EVENTS.find((e) => e.name === 'e2')!
-  await insertRows(ch.client, 'adc.rollup_ivt_minute', [
+  await insertRows(env.ch.client, 'adc.rollup_ivt_minute', [
     { minute: iso(old.minute).slice(0, 19).replace('T', ' '), campaign_id: CMP, publisher_id: 'pub_demo', event_type: 'impression', reason: 'givt_known_bot', events: 4 },
   ])
-  await insertRows(ch.client, 'adc.edge_stats_minute', [
+  await insertRows(env.ch.client, 'adc.edge_stats_minute', [
     { minute: iso(old.minute).slice(0, 19).replace('T', ' '), publisher_id: 'pub_demo', received: 9, accepted: 7, rejected: 1, duplicate: 1, rejected_by_reason: { clock_skew: 1 } },
   ])
-  await ch.client.command({ query: 'OPTIMIZE TABLE adc.edge_stats_minute FINAL' })
-  await ch.client.command({ query: 'OPTIMIZE TABLE adc.rollup_minute FINAL' })
-  await ch.client.command({ query: 'OPTIMIZE TABLE adc.rollup_ivt_minute FINAL' })
+  await env.ch.client.command({ query: 'OPTIMIZE TABLE adc.edge_stats_minute FINAL' })
+  await env.ch.client.command({ query: 'OPTIMIZE TABLE adc.rollup_minute FINAL' })
+  await env.ch.client.command({ query: 'OPTIMIZE TABLE adc.rollup_ivt_minute FINAL' })
 }, 120_000)
-
-afterAll(async () => {
-  await billing?.stop()
-  await tenants?.close()
-  await ch?.close()
-  dirs.removeAll()
-})
 
 describe('metrics past the minute rollups retention', () => {
   it('the engine dropped the old minute rows (the premise of every test below)', async () => {
-    const rs = await ch.client.query({ query: `SELECT count() AS n FROM adc.rollup_minute WHERE minute < now() - INTERVAL 35 DAY`, format: 'JSONEachRow' })
+    const rs = await env.ch.client.query({ query: `SELECT count() AS n FROM adc.rollup_minute WHERE minute < now() - INTERVAL 35 DAY`, format: 'JSONEachRow' })
     expect(Number((await rs.json<{ n: string }>())[0]!.n)).toBe(0)
-    const hours = await ch.client.query({ query: `SELECT sum(impressions) AS i FROM adc.rollup_hour`, format: 'JSONEachRow' })
+    const hours = await env.ch.client.query({ query: `SELECT sum(impressions) AS i FROM adc.rollup_hour`, format: 'JSONEachRow' })
     expect(Number((await hours.json<{ i: string }>())[0]!.i)).toBe(truth(0, Infinity).impressions)
   })
 
@@ -171,7 +153,7 @@ describe('reads and recomputations past what the engine keeps', () => {
   // days, the raw events 45. The rows older than that are still in this engine, so an answer that
   // read them would show here; a real engine has dropped them and would answer zeros.
   const SHORT = { hourlyRollupDays: 38, rawDays: 45, badRowsDays: 45 }
-  const shortApp = () => createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger: pino({ level: 'silent' }), clock: () => NOW, minuteRollupDays: 35, retention: SHORT })
+  const shortApp = () => createApiApp({ clickhouse: env.ch.client, database: 'adc', tenants: env.tenants, billing: env.billing, logger: pino({ level: 'silent' }), clock: () => NOW, minuteRollupDays: 35, retention: SHORT })
   const hourKept = Math.ceil((NOW - 38 * DAY + H) / H) * H
   async function request(app: ReturnType<typeof createApiApp>, path: string, key: string, body?: unknown) {
     const res = await app.request(path, body === undefined ? { headers: { Authorization: `Bearer ${key}` } } : { method: 'POST', headers: { Authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
@@ -205,11 +187,11 @@ describe('reads and recomputations past what the engine keeps', () => {
       expect(body.error.message).toContain('RETENTION_HOURLY_ROLLUP_DAYS')
     }
     // The same reports with the default retention read the day (the tests above).
-    expect((await request(app, `/v1/reports/reconcile/${day}`, ADMIN)).status).toBe(200)
+    expect((await request(env.app, `/v1/reports/reconcile/${day}`, ADMIN)).status).toBe(200)
   })
 
   it('refuses to close or reprocess a day whose raw events (or the days around it) may be gone, and queues nothing', async () => {
-    const jobs = billing.list().length
+    const jobs = env.billing.list().length
     const old = iso(NOW - 44 * DAY).slice(0, 10) // within 45 days, but the close also reads the 3 days before it
     const close = await request(shortApp(), '/v1/billing/jobs', ADMIN, { day: old })
     expect(close.status).toBe(410)
@@ -218,6 +200,6 @@ describe('reads and recomputations past what the engine keeps', () => {
     const reprocess = await request(shortApp(), '/v1/reprocess', ADMIN, { from: old, to: iso(NOW - 43 * DAY).slice(0, 10), reason: 'x', modelVersion: 'ivt-2026.12.1' })
     expect(reprocess.status).toBe(410)
     expect(reprocess.body.error.code).toBe('beyond_retention')
-    expect(billing.list().length).toBe(jobs)
+    expect(env.billing.list().length).toBe(jobs)
   })
 })

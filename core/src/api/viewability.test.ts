@@ -1,11 +1,8 @@
-import pino from 'pino'
 import { Registry } from 'prom-client'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
-import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
-import { createApiApp } from './app.js'
-import { insertRollup, insertRows, openTestClickHouse, rawEvent } from '../testing/api.js'
-import { tempDirs } from '../testing/temp-dirs.js'
+import { describe, expect, it } from 'vitest'
+import { DEMO_DEFAULTS } from '../tenants/tenant-store.js'
+import { insertRollup, insertRows, rawEvent } from '../testing/api.js'
+import { useApiEnv } from '../testing/api-env.js'
 
 /**
  * Viewability and the vCPM price through the API: realtime metrics from the rollups, the billing
@@ -20,36 +17,15 @@ const ADMIN = DEMO_DEFAULTS.adminKey
 const ADV = DEMO_DEFAULTS.advertiserKey
 const PUB = DEMO_DEFAULTS.publisherKey
 
-let ch: Awaited<ReturnType<typeof openTestClickHouse>>
-let tenants: TenantStore
-let billing: BillingJobs
-let app: ReturnType<typeof createApiApp>
-const dirs = tempDirs('adc-view-api-')
-const tmp = dirs.make
+const env = useApiEnv({ tempPrefix: 'adc-view-api-', clock: () => NOW, app: () => ({ registry: new Registry(), edgeSyncKey: 'edge_sync_test' }) })
 
 async function call(path: string, key: string, init: RequestInit = {}) {
   const headers = new Headers(init.headers)
   headers.set('Authorization', `Bearer ${key}`)
-  const res = await app.request(path, { ...init, headers })
+  const res = await env.app.request(path, { ...init, headers })
   return { status: res.status, body: (await res.json()) as any }
 }
 const post = (path: string, key: string, body: unknown) => call(path, key, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
-
-beforeAll(async () => {
-  ch = await openTestClickHouse()
-  tenants = openTenantStore({ dir: tmp() })
-  await seedDemoTenant(tenants, DEMO_DEFAULTS)
-  const logger = pino({ level: 'silent' })
-  billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger, clock: () => NOW })
-  app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger, registry: new Registry(), clock: () => NOW, edgeSyncKey: 'edge_sync_test' })
-})
-
-afterAll(async () => {
-  await billing?.stop()
-  await tenants?.close()
-  await ch?.close()
-  dirs.removeAll()
-})
 
 describe('a vCPM campaign', () => {
   it('is created through the admin API with its price per thousand viewable impressions', async () => {
@@ -62,7 +38,7 @@ describe('a vCPM campaign', () => {
 
 describe('realtime viewability', () => {
   it('reports measured and viewable impressions and the viewability rate, and prices vCPM on viewable ones', async () => {
-    await insertRollup(ch.client, 'adc', [
+    await insertRollup(env.ch.client, 'adc', [
       { minute: D + 60 * M, campaign: 'cmp_vcpm', geo: 'US', impressions: 3, measured: 2, viewable: 2, users: ['a', 'b', 'c'] },
       { minute: D + 61 * M, campaign: 'cmp_vcpm', geo: 'DE', impressions: 2, measured: 2, viewable: 0, users: ['d'] },
       { minute: D + 60 * M, campaign: 'cmp_demo_cpm', impressions: 4, users: ['x'] },
@@ -82,7 +58,7 @@ describe('billing viewability', () => {
   it('counts measured and viewable billable impressions per campaign in the final snapshot and bills vCPM on viewable ones', async () => {
     const view = (key: string, hour: number, v: { viewable?: boolean; viewMethod?: string }, extra: Parameters<typeof rawEvent>[0] extends infer E ? Partial<E> : never = {}) =>
       rawEvent({ key, imp: `imp_${key}`, campaign: 'cmp_vcpm', ts: D + hour * H, ...v, ...extra })
-    await insertRows(ch.client, 'adc.events_raw', [
+    await insertRows(env.ch.client, 'adc.events_raw', [
       view('v1', 1, { viewable: true, viewMethod: 'mrc_50_1s' }),
       view('v2', 2, { viewable: true, viewMethod: 'client' }),
       view('v3', 3, { viewable: false, viewMethod: 'mrc_50_1s' }),
@@ -96,7 +72,7 @@ describe('billing viewability', () => {
     ])
     const job = await post('/v1/billing/jobs', ADMIN, { day: DAY })
     expect(job.status).toBe(202)
-    await billing.idle()
+    await env.billing.idle()
     const daily = await call(`/v1/billing/daily?day=${DAY}`, ADV)
     expect(daily.status).toBe(200)
     const byId = Object.fromEntries(daily.body.campaigns.map((c: any) => [c.campaignId, c]))
@@ -114,9 +90,9 @@ describe('billing viewability', () => {
 
 describe('GET /v1/metrics/campaigns/{id}/latency', () => {
   it('also answers the p95 ingest latency and the pipeline lag in seconds', async () => {
-    await insertRows(ch.client, 'adc.events_raw', Array.from({ length: 20 }, (_, i) =>
+    await insertRows(env.ch.client, 'adc.events_raw', Array.from({ length: 20 }, (_, i) =>
       rawEvent({ key: `lat${i}`, imp: `impl${i}`, campaign: 'cmp_demo_cpc', ts: NOW - 10 * M, received: NOW - 9 * M, processed: NOW - 9 * M + (i + 1) * 100 })))
-    await insertRollup(ch.client, 'adc', [{ minute: NOW - 9 * M, campaign: 'cmp_demo_cpc', impressions: 20, lastReceived: NOW - 9 * M }])
+    await insertRollup(env.ch.client, 'adc', [{ minute: NOW - 9 * M, campaign: 'cmp_demo_cpc', impressions: 20, lastReceived: NOW - 9 * M }])
     const { status, body } = await call('/v1/metrics/campaigns/cmp_demo_cpc/latency?windowMinutes=30', ADV)
     expect(status).toBe(200)
     expect(body.events).toBe(20)

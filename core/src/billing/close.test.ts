@@ -1,10 +1,9 @@
 import pino from 'pino'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createApiApp } from '../api/app.js'
-import { insertRows, openTestClickHouse, rawEvent } from '../testing/api.js'
-import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
-import { createBillingJobs, type BillingJobs } from './jobs.js'
-import { tempDirs } from '../testing/temp-dirs.js'
+import { insertRows, rawEvent } from '../testing/api.js'
+import { DEMO_DEFAULTS } from '../tenants/tenant-store.js'
+import { useBillingEnv } from '../testing/billing-env.js'
 
 /**
  * Closing a day: a scheduled close at T+1 is marked incomplete; the day is closed again once the
@@ -15,11 +14,7 @@ import { tempDirs } from '../testing/temp-dirs.js'
 const DAY = '2026-11-10'
 const X = Date.parse(`${DAY}T00:00:00Z`)
 const H = 3_600_000
-const dirs = tempDirs('adc-close-')
-const tmp = dirs.make
-let ch: Awaited<ReturnType<typeof openTestClickHouse>>
-let tenants: TenantStore
-let jobs: BillingJobs
+const env = useBillingEnv({ tempPrefix: 'adc-close-', clock: () => now })
 let now = 0
 let n = 0
 
@@ -28,26 +23,13 @@ const imp = (ts: number, received: number, partition = 0, processed?: number) =>
   log_partition: partition,
 })
 /** The processor has read both partitions up to `at` (traffic of another campaign, the next day). */
-const progress = (at: number) => insertRows(ch.client, 'adc.events_raw', [0, 1].map((p) => ({ ...imp(at, at, p), campaign_id: 'cmp_other' })))
-
-beforeAll(async () => {
-  ch = await openTestClickHouse()
-  tenants = openTenantStore({ dir: tmp() })
-  await seedDemoTenant(tenants, DEMO_DEFAULTS)
-  jobs = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger: pino({ level: 'silent' }), clock: () => now })
-})
-afterAll(async () => {
-  await jobs.stop()
-  await tenants.close()
-  await ch.close()
-  dirs.removeAll()
-})
+const progress = (at: number) => insertRows(env.ch.client, 'adc.events_raw', [0, 1].map((p) => ({ ...imp(at, at, p), campaign_id: 'cmp_other' })))
 
 /** Runs the schedule until it has nothing to do; returns the close of DAY, if any (empty earlier days close too). */
 async function tick() {
   let ours
-  for (let job = await jobs.dailyTick(); job; job = await jobs.dailyTick()) {
-    await jobs.idle()
+  for (let job = await env.billing.dailyTick(); job; job = await env.billing.dailyTick()) {
+    await env.billing.idle()
     if (job.days[0] === DAY) ours = job
   }
   return ours
@@ -55,19 +37,19 @@ async function tick() {
 
 describe('closing a day', () => {
   it('closes at T+1 as incomplete, again after the lateness horizon with the late events as adjustments, and again for events later still', async () => {
-    await insertRows(ch.client, 'adc.events_raw', [imp(X + 1 * H, X + 1 * H), imp(X + 2 * H, X + 2 * H, 1)])
+    await insertRows(env.ch.client, 'adc.events_raw', [imp(X + 1 * H, X + 1 * H), imp(X + 2 * H, X + 2 * H, 1)])
     now = X + 24 * H + 40 * 60_000
     await progress(now - 5 * 60_000)
     const first = await tick()
     expect(first?.days).toEqual([DAY])
-    let versions = await jobs.snapshots.versions(DAY)
+    let versions = await env.billing.snapshots.versions(DAY)
     expect(versions).toMatchObject([{ version: 1, status: 'final', complete: false, supersedes: 0 }])
     expect(versions[0]!.reason).toMatch(/scheduled close/)
-    expect((await jobs.snapshots.lines(DAY, 1))[0]).toMatchObject({ impressions: 2 })
+    expect((await env.billing.snapshots.lines(DAY, 1))[0]).toMatchObject({ impressions: 2 })
 
     // An event of the day reaches the edge 20 h late; the watermark is not past the horizon yet.
     now = X + 45 * H
-    await insertRows(ch.client, 'adc.events_raw', [imp(X + 23 * H, X + 44 * H)])
+    await insertRows(env.ch.client, 'adc.events_raw', [imp(X + 23 * H, X + 44 * H)])
     await progress(now - 60_000)
     expect(await tick()).toBeUndefined()
 
@@ -75,22 +57,22 @@ describe('closing a day', () => {
     now = X + 50 * H
     await progress(X + 49 * H)
     expect((await tick())?.days).toEqual([DAY])
-    versions = await jobs.snapshots.versions(DAY)
+    versions = await env.billing.snapshots.versions(DAY)
     expect(versions.at(-1)).toMatchObject({ version: 2, complete: true, supersedes: 1 })
-    expect((await jobs.snapshots.lines(DAY, 2))[0]).toMatchObject({ impressions: 3 })
-    expect((await jobs.snapshots.lines(DAY, 1))[0]).toMatchObject({ impressions: 2 })
+    expect((await env.billing.snapshots.lines(DAY, 2))[0]).toMatchObject({ impressions: 3 })
+    expect((await env.billing.snapshots.lines(DAY, 1))[0]).toMatchObject({ impressions: 2 })
     expect(await tick()).toBeUndefined()
 
     // An event of the day written later still (a spool delivered it late): a re-close, never an edit.
     now = X + 52 * H
-    await insertRows(ch.client, 'adc.events_raw', [imp(X + 23 * H + 30 * 60_000, X + 49 * H + 30 * 60_000, 1, X + 51 * H)])
+    await insertRows(env.ch.client, 'adc.events_raw', [imp(X + 23 * H + 30 * 60_000, X + 49 * H + 30 * 60_000, 1, X + 51 * H)])
     await progress(X + 51 * H)
     const again = await tick()
     expect(again?.reason).toMatch(/re-close: 1 events/)
-    expect((await jobs.snapshots.versions(DAY)).at(-1)).toMatchObject({ version: 3, complete: true, supersedes: 2 })
+    expect((await env.billing.snapshots.versions(DAY)).at(-1)).toMatchObject({ version: 3, complete: true, supersedes: 2 })
     expect(await tick()).toBeUndefined()
 
-    const app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing: jobs, logger: pino({ level: 'silent' }), clock: () => now })
+    const app = createApiApp({ clickhouse: env.ch.client, database: 'adc', tenants: env.tenants, billing: env.billing, logger: pino({ level: 'silent' }), clock: () => now })
     const res = await app.request(`/v1/billing/daily?day=${DAY}`, { headers: { Authorization: `Bearer ${DEMO_DEFAULTS.advertiserKey}` } })
     const body = (await res.json()) as any
     expect(body).toMatchObject({ final: true, version: 3, complete: true, supersedes: 2, finalAt: expect.any(Number), reason: expect.stringMatching(/re-close/) })
@@ -105,36 +87,36 @@ describe('closing a day after a promotion', () => {
     const Y = Date.parse(`${DAY2}T00:00:00Z`)
     const closes = async () => {
       const out = []
-      for (let job = await jobs.dailyTick(); job; job = await jobs.dailyTick()) {
-        await jobs.idle()
+      for (let job = await env.billing.dailyTick(); job; job = await env.billing.dailyTick()) {
+        await env.billing.idle()
         if (job.days[0] === DAY2) out.push(job)
       }
       return out
     }
-    await insertRows(ch.client, 'adc.events_raw', [imp(Y + 1 * H, Y + 1 * H)])
+    await insertRows(env.ch.client, 'adc.events_raw', [imp(Y + 1 * H, Y + 1 * H)])
     now = Y + 50 * H
     await progress(Y + 49 * H)
     expect(await closes()).toHaveLength(1)
-    expect((await jobs.snapshots.latestFinal(DAY2))).toMatchObject({ version: 1, complete: true })
+    expect((await env.billing.snapshots.latestFinal(DAY2))).toMatchObject({ version: 1, complete: true })
 
     // A reprocess computes its candidate from what is written when it runs.
     now = Y + 51 * H
-    const job = await jobs.submitReprocess({ from: DAY2, to: DAY2, reason: 'model check', modelVersion: 'ivt-2026.11.1', requestedBy: 'test' })
-    await jobs.idle()
-    expect(jobs.get(job.id)).toMatchObject({ status: 'done' })
+    const job = await env.billing.submitReprocess({ from: DAY2, to: DAY2, reason: 'model check', modelVersion: 'ivt-2026.11.1', requestedBy: 'test' })
+    await env.billing.idle()
+    expect(env.billing.get(job.id)).toMatchObject({ status: 'done' })
 
     // A spool delivers an event of the day received before the candidate's cut-off, written after the
     // candidate was computed, and before the candidate is promoted.
-    await insertRows(ch.client, 'adc.events_raw', [imp(Y + 23 * H, Y + 50 * H, 1, Y + 52 * H)])
+    await insertRows(env.ch.client, 'adc.events_raw', [imp(Y + 23 * H, Y + 50 * H, 1, Y + 52 * H)])
     now = Y + 53 * H
-    const promoted = await jobs.promote(job.id, 'test')
-    expect((await jobs.snapshots.lines(DAY2, promoted.promotedVersions![DAY2]!))[0]).toMatchObject({ impressions: 1 })
+    const promoted = await env.billing.promote(job.id, 'test')
+    expect((await env.billing.snapshots.lines(DAY2, promoted.promotedVersions![DAY2]!))[0]).toMatchObject({ impressions: 1 })
 
     // The promoted version does not hold it: the schedule must close the day again, or it is never billed.
     await progress(Y + 52 * H)
     const after = await closes()
     expect(after.map((j) => j.reason)).toEqual([expect.stringMatching(/re-close: 1 events/)])
-    const latest = (await jobs.snapshots.latestFinal(DAY2))!
-    expect((await jobs.snapshots.lines(DAY2, latest.version))[0]).toMatchObject({ impressions: 2 })
+    const latest = (await env.billing.snapshots.latestFinal(DAY2))!
+    expect((await env.billing.snapshots.lines(DAY2, latest.version))[0]).toMatchObject({ impressions: 2 })
   })
 })

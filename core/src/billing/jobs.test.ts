@@ -1,43 +1,26 @@
-import { join } from 'node:path'
 import { open } from 'lmdb'
 import pino from 'pino'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FIXTURE_DAY, fixtureDay, insertRows, openTestClickHouse } from '../testing/api.js'
-import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
-import { createBillingJobs, type BillingJobs } from './jobs.js'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { FIXTURE_DAY, fixtureDay, insertRows } from '../testing/api.js'
+import { createBillingJobs } from './jobs.js'
 import { scheduledJobId } from './lease.js'
-import { tempDirs } from '../testing/temp-dirs.js'
+import { useBillingEnv } from '../testing/billing-env.js'
 
-let ch: Awaited<ReturnType<typeof openTestClickHouse>>
-let tenants: TenantStore
-let jobs: BillingJobs
-const dirs = tempDirs('adc-jobs-')
-const tmp = dirs.make
+const env = useBillingEnv({ tempPrefix: 'adc-jobs-' })
 
 beforeAll(async () => {
-  ch = await openTestClickHouse()
-  tenants = openTenantStore({ dir: tmp() })
-  await seedDemoTenant(tenants, DEMO_DEFAULTS)
-  jobs = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger: pino({ level: 'silent' }) })
-  await insertRows(ch.client, 'adc.events_raw', fixtureDay())
-})
-
-afterAll(async () => {
-  await jobs.stop()
-  await tenants.close()
-  await ch.close()
-  dirs.removeAll()
+  await insertRows(env.ch.client, 'adc.events_raw', fixtureDay())
 })
 
 describe('billing job (final join)', () => {
   it('closes a day into a final snapshot: joins late impressions, drops duplicates and IVT by reason, prices spend', async () => {
-    const job = await jobs.submitBilling(FIXTURE_DAY, 'test')
-    await jobs.idle()
-    const done = jobs.get(job.id)!
+    const job = await env.billing.submitBilling(FIXTURE_DAY, 'test')
+    await env.billing.idle()
+    const done = env.billing.get(job.id)!
     expect(done.status).toBe('done')
     expect(done.progress).toBe(1)
     expect(done.versions[FIXTURE_DAY]).toBe(1)
-    const lines = await jobs.snapshots.lines(FIXTURE_DAY, 1)
+    const lines = await env.billing.snapshots.lines(FIXTURE_DAY, 1)
     const cpm = lines.find((l) => l.campaignId === 'cmp_demo_cpm')!
     expect(cpm).toMatchObject({
       advertiserId: 'adv_demo', impressions: 3, clicks: 0, ivtImpressions: 1, ivtByReason: { givt_known_bot: 1 }, duplicates: 3, spendMicros: 6000,
@@ -48,17 +31,17 @@ describe('billing job (final join)', () => {
   })
 
   it('writes a new version on every run and never edits an old one', async () => {
-    const before = await jobs.snapshots.lines(FIXTURE_DAY, 1)
-    const job = await jobs.submitBilling(FIXTURE_DAY, 'test')
-    await jobs.idle()
-    expect(jobs.get(job.id)!.versions[FIXTURE_DAY]).toBe(2)
-    expect(await jobs.snapshots.lines(FIXTURE_DAY, 1)).toEqual(before)
-    expect((await jobs.snapshots.latestFinal(FIXTURE_DAY))?.version).toBe(2)
+    const before = await env.billing.snapshots.lines(FIXTURE_DAY, 1)
+    const job = await env.billing.submitBilling(FIXTURE_DAY, 'test')
+    await env.billing.idle()
+    expect(env.billing.get(job.id)!.versions[FIXTURE_DAY]).toBe(2)
+    expect(await env.billing.snapshots.lines(FIXTURE_DAY, 1)).toEqual(before)
+    expect((await env.billing.snapshots.latestFinal(FIXTURE_DAY))?.version).toBe(2)
   })
 
   it('submits the T+1 job once after the grace period', async () => {
     let now = Date.parse('2026-11-21T00:10:00Z')
-    const auto = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger: pino({ level: 'silent' }), clock: () => now, closeLookbackDays: 1 })
+    const auto = createBillingJobs({ client: env.ch.client, database: 'adc', tenants: env.tenants, dir: env.tmp(), logger: pino({ level: 'silent' }), clock: () => now, closeLookbackDays: 1 })
     try {
       expect(await auto.dailyTick()).toBeUndefined() // inside the grace period
       now = Date.parse('2026-11-22T01:00:00Z')
@@ -75,7 +58,7 @@ describe('billing job (final join)', () => {
   })
 
   it('retries a scheduled close whose job failed under the same id, as one job', async () => {
-    const dir = tmp()
+    const dir = env.tmp()
     const raw = open({ path: dir, compression: false })
     const id = scheduledJobId('2026-11-16')
     await raw.put(`job:${id}`, {
@@ -83,7 +66,7 @@ describe('billing job (final join)', () => {
       requestedBy: 'scheduler', createdAt: 1, finishedAt: 2, error: 'ClickHouse was down', versions: {},
     })
     await raw.close()
-    const auto = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir, logger: pino({ level: 'silent' }), clock: () => Date.parse('2026-11-17T01:00:00Z'), closeLookbackDays: 1 })
+    const auto = createBillingJobs({ client: env.ch.client, database: 'adc', tenants: env.tenants, dir, logger: pino({ level: 'silent' }), clock: () => Date.parse('2026-11-17T01:00:00Z'), closeLookbackDays: 1 })
     try {
       expect((await auto.dailyTick())?.id).toBe(id)
       await auto.idle()
@@ -96,15 +79,15 @@ describe('billing job (final join)', () => {
   })
 
   it('resumes a job that was running when the process died, without writing a day twice', async () => {
-    const dir = tmp()
+    const dir = env.tmp()
     const raw = open({ path: dir, compression: false })
     const base = { kind: 'billing', progress: 0.5, modelVersion: 'current', reason: 'daily close', requestedBy: 'test', createdAt: 1, versions: {} }
     await raw.put('job:01JD00000000000000000000A1', { ...base, id: '01JD00000000000000000000A1', status: 'running', days: ['2026-11-19'] })
     await raw.put('job:01JD00000000000000000000A2', { ...base, id: '01JD00000000000000000000A2', status: 'queued', days: ['2026-11-18'] })
     await raw.close()
     // The first job had already written its snapshot before the crash.
-    await jobs.snapshots.write('2026-11-19', [], { status: 'final', jobId: '01JD00000000000000000000A1', modelVersion: 'current', createdAt: 1 })
-    const resumed = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir, logger: pino({ level: 'silent' }) })
+    await env.billing.snapshots.write('2026-11-19', [], { status: 'final', jobId: '01JD00000000000000000000A1', modelVersion: 'current', createdAt: 1 })
+    const resumed = createBillingJobs({ client: env.ch.client, database: 'adc', tenants: env.tenants, dir, logger: pino({ level: 'silent' }) })
     try {
       resumed.start()
       await resumed.idle()

@@ -1,33 +1,22 @@
 import { open } from 'lmdb'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { openTestClickHouse } from '../testing/api.js'
 import { migrate } from '../clickhouse/client.js'
 import { createEmbeddedLog, type EmbeddedLogHandle } from '../log/embedded-log.js'
-import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createBillingJobs } from './jobs.js'
 import { acquireLogLease, BILLING_LEASE, scheduledJobId } from './lease.js'
-import { tempDirs } from '../testing/temp-dirs.js'
+import { useBillingEnv } from '../testing/billing-env.js'
 
 const logger = pino({ level: 'silent' })
-let ch: Awaited<ReturnType<typeof openTestClickHouse>>
-let tenants: TenantStore
+const env = useBillingEnv({ tempPrefix: 'adc-lease-', billing: false })
 let log: EmbeddedLogHandle
-const dirs = tempDirs('adc-lease-')
-const tmp = dirs.make
 
 beforeAll(async () => {
-  ch = await openTestClickHouse()
-  tenants = openTenantStore({ dir: tmp() })
-  await seedDemoTenant(tenants, DEMO_DEFAULTS)
-  log = await createEmbeddedLog({ dir: tmp(), logger, idleWaitMs: 50 })
+  log = await createEmbeddedLog({ dir: env.tmp(), logger, idleWaitMs: 50 })
 })
 
 afterAll(async () => {
   await log.close()
-  await tenants.close()
-  await ch.close()
-  dirs.removeAll()
 })
 
 const settle = () => new Promise((r) => setTimeout(r, 300))
@@ -53,7 +42,7 @@ describe('the T+1 scheduler on two replicas', () => {
     const now = Date.parse('2026-10-02T01:00:00Z')
     const replica = async () => {
       const lease = await acquireLogLease({ log, name: BILLING_LEASE, logger })
-      const jobs = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger, clock: () => now, lease, closeLookbackDays: 1 })
+      const jobs = createBillingJobs({ client: env.ch.client, database: 'adc', tenants: env.tenants, dir: env.tmp(), logger, clock: () => now, lease, closeLookbackDays: 1 })
       return { lease, jobs }
     }
     const a = await replica()
@@ -74,13 +63,13 @@ describe('the T+1 scheduler on two replicas', () => {
     await other.lease.whenHeld()
     expect(await other.jobs.dailyTick()).toBeUndefined()
     // Even a replica whose ClickHouse lacks that close does not close the day again: the claim is on the log.
-    await migrate(ch.client, 'adc_elsewhere')
-    const elsewhere = createBillingJobs({ client: ch.client, database: 'adc_elsewhere', tenants, dir: tmp(), logger, clock: () => now, lease: other.lease, closeLookbackDays: 1 })
+    await migrate(env.ch.client, 'adc_elsewhere')
+    const elsewhere = createBillingJobs({ client: env.ch.client, database: 'adc_elsewhere', tenants: env.tenants, dir: env.tmp(), logger, clock: () => now, lease: other.lease, closeLookbackDays: 1 })
     expect(await elsewhere.dailyTick()).toBeUndefined()
     await elsewhere.stop()
 
     // A replica that had the same scheduled job running when it died resumes it: same version, none added.
-    const dir = tmp()
+    const dir = env.tmp()
     const raw = open({ path: dir, compression: false })
     const id = scheduledJobId('2026-10-01')
     await raw.put(`job:${id}`, {
@@ -88,7 +77,7 @@ describe('the T+1 scheduler on two replicas', () => {
       reason: 'daily close (T+1)', requestedBy: 'scheduler', createdAt: now, versions: {},
     })
     await raw.close()
-    const resumed = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir, logger, clock: () => now, lease: other.lease, closeLookbackDays: 1 })
+    const resumed = createBillingJobs({ client: env.ch.client, database: 'adc', tenants: env.tenants, dir, logger, clock: () => now, lease: other.lease, closeLookbackDays: 1 })
     resumed.start()
     await resumed.idle()
     expect(resumed.get(id)?.versions['2026-10-01']).toBe(1)

@@ -1,19 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { createClickHouse, migrate, type ClickHouseClient } from './client.js'
+import { describe, expect, it } from 'vitest'
+import { migrate } from './client.js'
+import { useScratchEngine } from '../testing/scratch-engine.js'
 
-const dir = mkdtempSync(join(tmpdir(), 'adc-migrate-'))
-let ch: ClickHouseClient
-beforeAll(() => {
-  ch = createClickHouse({ dataDir: dir })
-})
-afterAll(async () => {
-  await ch.close()
-  rmSync(dir, { recursive: true, force: true })
-})
-const q = async <T>(query: string): Promise<T[]> => (await ch.query({ query, format: 'JSONEachRow' })).json<T>()
+const engine = useScratchEngine('adc-migrate-')
+const q = async <T>(query: string): Promise<T[]> => (await engine.client.query({ query, format: 'JSONEachRow' })).json<T>()
 
 /** Columns added after tables already held data: a migration must add them in place. */
 const ADDED = {
@@ -25,19 +15,19 @@ const ADDED = {
 describe('migrate on tables that already exist', () => {
   it('adds the viewability columns to tables made before them, keeping their rows', async () => {
     const db = 'adc_old'
-    await migrate(ch, db)
+    await migrate(engine.client, db)
     // The tables as an earlier release left them: without the columns (nor the hourly rollup that
     // reads them), with a row each.
-    await ch.command({ query: `DROP VIEW IF EXISTS ${db}.rollup_hour_mv` })
-    await ch.command({ query: `DROP TABLE IF EXISTS ${db}.rollup_hour` })
+    await engine.client.command({ query: `DROP VIEW IF EXISTS ${db}.rollup_hour_mv` })
+    await engine.client.command({ query: `DROP TABLE IF EXISTS ${db}.rollup_hour` })
     for (const [table, cols] of Object.entries(ADDED)) {
-      await ch.command({ query: `ALTER TABLE ${db}.${table} ${cols.map((c) => `DROP COLUMN IF EXISTS ${c}`).join(', ')}` })
+      await engine.client.command({ query: `ALTER TABLE ${db}.${table} ${cols.map((c) => `DROP COLUMN IF EXISTS ${c}`).join(', ')}` })
     }
-    await ch.insert({ table: `${db}.events_raw`, values: [{ event_key: 'old1', event_type: 'impression', campaign_id: 'c', ts: '2026-11-01 00:00:00.000' }], format: 'JSONEachRow' })
-    await ch.insert({ table: `${db}.billing_snapshots`, values: [{ day: '2026-11-01', version: 1, campaign_id: 'c', impressions: 7 }], format: 'JSONEachRow' })
+    await engine.client.insert({ table: `${db}.events_raw`, values: [{ event_key: 'old1', event_type: 'impression', campaign_id: 'c', ts: '2026-11-01 00:00:00.000' }], format: 'JSONEachRow' })
+    await engine.client.insert({ table: `${db}.billing_snapshots`, values: [{ day: '2026-11-01', version: 1, campaign_id: 'c', impressions: 7 }], format: 'JSONEachRow' })
 
-    await migrate(ch, db)
-    await migrate(ch, db) // and again: idempotent
+    await migrate(engine.client, db)
+    await migrate(engine.client, db) // and again: idempotent
 
     for (const [table, cols] of Object.entries(ADDED)) {
       const got = await q<{ name: string }>(`SELECT name FROM system.columns WHERE database = '${db}' AND table = '${table}' AND name IN (${cols.map((c) => `'${c}'`).join(',')}) ORDER BY name`)
@@ -53,20 +43,20 @@ describe('migrate on tables that already exist', () => {
 describe('migrate onto a release without the hourly IVT and edge-stats rollups', () => {
   it('rolls up the minute rows already there once, then keeps the hourly tables fed', async () => {
     const db = 'adc_pre_hourly'
-    await migrate(ch, db)
+    await migrate(engine.client, db)
     for (const t of ['rollup_ivt_hour', 'edge_stats_hour']) {
-      await ch.command({ query: `DROP VIEW IF EXISTS ${db}.${t}_mv` })
-      await ch.command({ query: `DROP TABLE IF EXISTS ${db}.${t}` })
+      await engine.client.command({ query: `DROP VIEW IF EXISTS ${db}.${t}_mv` })
+      await engine.client.command({ query: `DROP TABLE IF EXISTS ${db}.${t}` })
     }
     const ivt = (minute: string, events: number) => ({ minute, campaign_id: 'c', publisher_id: 'p', event_type: 'impression', reason: 'givt_known_bot', events })
     const edge = (minute: string, received: number) => ({ minute, publisher_id: 'p', received, accepted: received - 1, rejected: 1, duplicate: 0, rejected_by_reason: { clock_skew: 1 } })
-    await ch.insert({ table: `${db}.rollup_ivt_minute`, values: [ivt('2026-11-01 10:05:00', 2), ivt('2026-11-01 10:55:00', 3)], format: 'JSONEachRow' })
-    await ch.insert({ table: `${db}.edge_stats_minute`, values: [edge('2026-11-01 10:05:00', 4)], format: 'JSONEachRow' })
+    await engine.client.insert({ table: `${db}.rollup_ivt_minute`, values: [ivt('2026-11-01 10:05:00', 2), ivt('2026-11-01 10:55:00', 3)], format: 'JSONEachRow' })
+    await engine.client.insert({ table: `${db}.edge_stats_minute`, values: [edge('2026-11-01 10:05:00', 4)], format: 'JSONEachRow' })
 
-    await migrate(ch, db)
-    await migrate(ch, db) // idempotent: no second backfill
-    await ch.insert({ table: `${db}.rollup_ivt_minute`, values: [ivt('2026-11-01 11:01:00', 5)], format: 'JSONEachRow' })
-    await ch.insert({ table: `${db}.edge_stats_minute`, values: [edge('2026-11-01 10:30:00', 6)], format: 'JSONEachRow' })
+    await migrate(engine.client, db)
+    await migrate(engine.client, db) // idempotent: no second backfill
+    await engine.client.insert({ table: `${db}.rollup_ivt_minute`, values: [ivt('2026-11-01 11:01:00', 5)], format: 'JSONEachRow' })
+    await engine.client.insert({ table: `${db}.edge_stats_minute`, values: [edge('2026-11-01 10:30:00', 6)], format: 'JSONEachRow' })
 
     const ivtHours = await q<{ hour: string; events: string }>(`SELECT hour, sum(events) AS events FROM ${db}.rollup_ivt_hour GROUP BY hour ORDER BY hour`)
     expect(ivtHours.map((r) => [r.hour, Number(r.events)])).toEqual([['2026-11-01 10:00:00', 5], ['2026-11-01 11:00:00', 5]])

@@ -1,31 +1,21 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { createClickHouse, migrate, type ClickHouseClient } from './client.js'
+import { describe, expect, it } from 'vitest'
+import { migrate } from './client.js'
+import { useScratchEngine } from '../testing/scratch-engine.js'
 import { DEFAULT_RETENTION } from './retention.js'
 
-const dir = mkdtempSync(join(tmpdir(), 'adc-retention-'))
-let ch: ClickHouseClient
-beforeAll(() => {
-  ch = createClickHouse({ dataDir: dir })
-})
-afterAll(async () => {
-  await ch.close()
-  rmSync(dir, { recursive: true, force: true })
-})
-const q = async <T>(query: string): Promise<T[]> => (await ch.query({ query, format: 'JSONEachRow' })).json<T>()
+const engine = useScratchEngine('adc-retention-')
+const q = async <T>(query: string): Promise<T[]> => (await engine.client.query({ query, format: 'JSONEachRow' })).json<T>()
 const ttlOf = async (db: string, table: string) =>
   (await q<{ engine_full: string }>(`SELECT engine_full FROM system.tables WHERE database = '${db}' AND name = '${table}'`))[0]?.engine_full ?? ''
 
 describe('retention (ClickHouse TTLs)', () => {
   it('sets no TTL unless a retention is given (tests on fixed dates stay)', async () => {
-    await migrate(ch, 'adc_ret0')
+    await migrate(engine.client, 'adc_ret0')
     expect(await ttlOf('adc_ret0', 'events_raw')).not.toMatch(/TTL/)
   })
 
   it('puts the default TTL on every raw and rollup table, and none on billing snapshots', async () => {
-    await migrate(ch, 'adc_ret', DEFAULT_RETENTION)
+    await migrate(engine.client, 'adc_ret', DEFAULT_RETENTION)
     expect(await ttlOf('adc_ret', 'events_raw')).toMatch(/TTL toDateTime\(ts\) \+ toIntervalDay\(90\)/)
     expect(await ttlOf('adc_ret', 'rollup_minute')).toMatch(/TTL minute \+ toIntervalDay\(35\)/)
     expect(await ttlOf('adc_ret', 'rollup_hour')).toMatch(new RegExp(`TTL hour \\+ toIntervalDay\\(${DEFAULT_RETENTION.hourlyRollupDays}\\)`))
@@ -38,21 +28,21 @@ describe('retention (ClickHouse TTLs)', () => {
   })
 
   it('changes the TTL of existing tables when the configuration changes, and removes it for 0 (keep forever)', async () => {
-    await migrate(ch, 'adc_ret2', DEFAULT_RETENTION)
-    await migrate(ch, 'adc_ret2', { ...DEFAULT_RETENTION, rawDays: 30, badRowsDays: 0 })
+    await migrate(engine.client, 'adc_ret2', DEFAULT_RETENTION)
+    await migrate(engine.client, 'adc_ret2', { ...DEFAULT_RETENTION, rawDays: 30, badRowsDays: 0 })
     expect(await ttlOf('adc_ret2', 'events_raw')).toMatch(/toIntervalDay\(30\)/)
     expect(await ttlOf('adc_ret2', 'bad_rows')).not.toMatch(/TTL/)
   })
 
   it('drops expired raw rows and keeps hourly totals past the minute rollups', async () => {
     const db = 'adc_ret3'
-    await migrate(ch, db, DEFAULT_RETENTION)
+    await migrate(engine.client, db, DEFAULT_RETENTION)
     const old = new Date(Date.now() - 60 * 86_400_000).toISOString().slice(0, 19).replace('T', ' ')
     const ancient = new Date(Date.now() - 100 * 86_400_000).toISOString().slice(0, 19).replace('T', ' ')
-    await ch.insert({ table: `${db}.events_raw`, values: [{ event_key: 'gone', campaign_id: 'c', ts: `${ancient}.000` }, { event_key: 'kept', campaign_id: 'c', ts: `${old}.000` }], format: 'JSONEachRow' })
-    await ch.command({ query: `INSERT INTO ${db}.rollup_minute (minute, campaign_id, impressions) VALUES ('${old}', 'c', 5)` })
-    await ch.command({ query: `OPTIMIZE TABLE ${db}.events_raw FINAL` })
-    await ch.command({ query: `OPTIMIZE TABLE ${db}.rollup_minute FINAL` })
+    await engine.client.insert({ table: `${db}.events_raw`, values: [{ event_key: 'gone', campaign_id: 'c', ts: `${ancient}.000` }, { event_key: 'kept', campaign_id: 'c', ts: `${old}.000` }], format: 'JSONEachRow' })
+    await engine.client.command({ query: `INSERT INTO ${db}.rollup_minute (minute, campaign_id, impressions) VALUES ('${old}', 'c', 5)` })
+    await engine.client.command({ query: `OPTIMIZE TABLE ${db}.events_raw FINAL` })
+    await engine.client.command({ query: `OPTIMIZE TABLE ${db}.rollup_minute FINAL` })
     expect((await q<{ event_key: string }>(`SELECT event_key FROM ${db}.events_raw`)).map((r) => r.event_key)).toEqual(['kept'])
     // The minute row is past 35 days and gone; its hour was rolled up and stays.
     expect(await q(`SELECT * FROM ${db}.rollup_minute`)).toEqual([])

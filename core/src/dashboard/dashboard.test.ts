@@ -2,54 +2,41 @@ import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { serve, type ServerType } from '@hono/node-server'
-import pino from 'pino'
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createApiApp } from '../api/app.js'
-import { insertRollup, insertRows, openTestClickHouse, rawEvent } from '../testing/api.js'
-import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
+import { insertRollup, insertRows, rawEvent } from '../testing/api.js'
 import { addDays, dayOf } from '../billing/days.js'
-import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
+import { DEMO_DEFAULTS } from '../tenants/tenant-store.js'
 import { chromiumPath, launchChromium } from './browser.js'
 import { describeNeeding } from '../testing/needs.js'
-import { tempDirs } from '../testing/temp-dirs.js'
+import { useApiEnv } from '../testing/api-env.js'
 
 const needChromium = { what: 'Chromium', available: chromiumPath() !== undefined, howTo: 'install Debian `chromium` (.ci/run does) or set CHROMIUM_PATH' }
 
 describeNeeding('dashboard in headless Chromium', needChromium, () => describe('dashboard in headless Chromium', () => {
-  let ch: Awaited<ReturnType<typeof openTestClickHouse>>
-  let tenants: TenantStore
-  let billing: BillingJobs
+  const env = useApiEnv({ tempPrefix: 'adc-dash-' })
   let server: ServerType
   let base = ''
   let browser: Browser
-  const dirs = tempDirs('adc-dash-')
-  const tmp = dirs.make
   const now = Date.now()
   const minute = Math.floor(now / 60_000) * 60_000
   const yesterday = addDays(dayOf(now), -1)
 
   beforeAll(async () => {
-    ch = await openTestClickHouse()
-    tenants = openTenantStore({ dir: tmp() })
-    await seedDemoTenant(tenants, DEMO_DEFAULTS)
-    const logger = pino({ level: 'silent' })
-    billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger })
-    const app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, billing, logger })
     // Inside the last hour, and a few hours back (only in the 24 h view).
-    await insertRollup(ch.client, 'adc', [
+    await insertRollup(env.ch.client, 'adc', [
       { minute: minute - 5 * 60_000, campaign: 'cmp_demo_cpm', geo: 'US', device: 'mobile', impressions: 120, clicks: 6, users: ['a', 'b', 'c'], lastReceived: now - 20_000, measured: 100, viewable: 60 },
       { minute: minute - 20 * 60_000, campaign: 'cmp_demo_cpm', geo: 'DE', device: 'desktop', impressions: 80, clicks: 2, ivtImpressions: 7, users: ['d'] },
       { minute: minute - 5 * 3_600_000, campaign: 'cmp_demo_cpm', geo: 'FR', device: 'tablet', impressions: 300, clicks: 9, users: ['e'] },
     ])
-    await insertRows(ch.client, 'adc.rollup_ivt_minute', [
+    await insertRows(env.ch.client, 'adc.rollup_ivt_minute', [
       { minute: new Date(minute - 20 * 60_000).toISOString().slice(0, 19).replace('T', ' '), campaign_id: 'cmp_demo_cpm', publisher_id: 'pub_demo', event_type: 'impression', reason: 'givt_known_bot', events: 7 },
     ])
     const y = Date.parse(`${yesterday}T10:00:00Z`)
-    await insertRows(ch.client, 'adc.events_raw', Array.from({ length: 1500 }, (_, i) => rawEvent({ key: `d${i}`, imp: `dimp${i}`, campaign: 'cmp_demo_cpm', ts: y + i })))
-    await billing.submitBilling(yesterday, 'test')
-    await billing.idle()
-    server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
+    await insertRows(env.ch.client, 'adc.events_raw', Array.from({ length: 1500 }, (_, i) => rawEvent({ key: `d${i}`, imp: `dimp${i}`, campaign: 'cmp_demo_cpm', ts: y + i })))
+    await env.billing.submitBilling(yesterday, 'test')
+    await env.billing.idle()
+    server = serve({ fetch: env.app.fetch, port: 0, hostname: '127.0.0.1' })
     await new Promise<void>((r) => server.once('listening', () => r()))
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
     browser = await launchChromium()
@@ -58,10 +45,6 @@ describeNeeding('dashboard in headless Chromium', needChromium, () => describe('
   afterAll(async () => {
     await browser?.close()
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()))
-    await billing?.stop()
-    await tenants?.close()
-    await ch?.close()
-    dirs.removeAll()
   })
 
   async function apiTotals(from: string, to: string, granularity: string) {
@@ -123,7 +106,7 @@ describeNeeding('dashboard in headless Chromium', needChromium, () => describe('
     expect(await page.getAttribute('#by-geo tbody tr[data-key="FR"]', 'data-impressions')).toBe('300')
 
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-csv')])
-    const csvPath = join(tmp(), 'export.csv')
+    const csvPath = join(env.tmp(), 'export.csv')
     await download.saveAs(csvPath)
     const csv = readFileSync(csvPath, 'utf8').trim().split('\r\n')
     expect(csv[0]).toBe('bucket_start_utc,campaign_id,impressions,clicks,ctr,uniques,spend_micros,ivt_impressions,ivt_clicks')

@@ -1,34 +1,17 @@
 import pino from 'pino'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { FIXTURE_DAY, fixtureDay, insertRows, openTestClickHouse } from '../testing/api.js'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { FIXTURE_DAY, fixtureDay, insertRows } from '../testing/api.js'
 import { accountingReport, reconcileReport } from '../api/routes/reports.js'
-import { createBillingJobs, type BillingJobs } from '../billing/jobs.js'
-import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createCloseReports } from './close-reports.js'
 import { createMetricsRegistry } from './registry.js'
-import { tempDirs } from '../testing/temp-dirs.js'
+import { useBillingEnv } from '../testing/billing-env.js'
 
 const logger = pino({ level: 'silent' })
-let ch: Awaited<ReturnType<typeof openTestClickHouse>>
-let tenants: TenantStore
-let billing: BillingJobs
-const dirs = tempDirs('adc-close-reports-')
-const tmp = dirs.make
+const env = useBillingEnv({ tempPrefix: 'adc-close-reports-', clock: () => now })
 const now = Date.parse(`${FIXTURE_DAY}T00:00:00Z`) + 86_400_000 + 3_600_000
 
 beforeAll(async () => {
-  ch = await openTestClickHouse()
-  tenants = openTenantStore({ dir: tmp() })
-  await seedDemoTenant(tenants, DEMO_DEFAULTS)
-  billing = createBillingJobs({ client: ch.client, database: 'adc', tenants, dir: tmp(), logger, clock: () => now })
-  await insertRows(ch.client, 'adc.events_raw', fixtureDay())
-})
-
-afterAll(async () => {
-  await billing.stop()
-  await tenants.close()
-  await ch.close()
-  dirs.removeAll()
+  await insertRows(env.ch.client, 'adc.events_raw', fixtureDay())
 })
 
 const value = async (registry: ReturnType<typeof createMetricsRegistry>, name: string, day?: string) => {
@@ -39,13 +22,13 @@ const value = async (registry: ReturnType<typeof createMetricsRegistry>, name: s
 describe('reports after each close', () => {
   it('run once per new final version and export the reports as gauges', async () => {
     const registry = createMetricsRegistry({ defaultMetrics: false })
-    const deps = { clickhouse: ch.client, database: 'adc', billing, tenants }
+    const deps = { clickhouse: env.ch.client, database: 'adc', billing: env.billing, tenants: env.tenants }
     const reports = createCloseReports({ deps, registry, logger, clock: () => now })
     expect(await reports.check()).toEqual([]) // not closed yet: nothing to report
     expect(await value(registry, 'adc_close_report_last_success_timestamp_seconds')).toBe(0) // never: the alert counts from 1970
 
-    await billing.submitBilling(FIXTURE_DAY, 'test')
-    await billing.idle()
+    await env.billing.submitBilling(FIXTURE_DAY, 'test')
+    await env.billing.idle()
     expect(await reports.check()).toEqual([FIXTURE_DAY])
     const acc = await accountingReport(deps, FIXTURE_DAY)
     const rec = await reconcileReport(deps, FIXTURE_DAY, now)
@@ -58,8 +41,8 @@ describe('reports after each close', () => {
     expect(await value(registry, 'adc_close_report_last_success_timestamp_seconds')).toBe(now / 1000)
 
     expect(await reports.check()).toEqual([]) // same version: not run again
-    await billing.submitBilling(FIXTURE_DAY, 'test') // a re-close
-    await billing.idle()
+    await env.billing.submitBilling(FIXTURE_DAY, 'test') // a re-close
+    await env.billing.idle()
     expect(await reports.check()).toEqual([FIXTURE_DAY])
     expect(await value(registry, 'adc_close_report_snapshot_version', FIXTURE_DAY)).toBe(2)
   })
@@ -67,7 +50,7 @@ describe('reports after each close', () => {
   it('runs only on the replica holding the billing lease', async () => {
     const registry = createMetricsRegistry({ defaultMetrics: false })
     const notHeld = { held: () => false, whenHeld: () => new Promise<void>(() => {}), claim: async () => false, release: async () => {} }
-    const reports = createCloseReports({ deps: { clickhouse: ch.client, database: 'adc', billing, tenants }, registry, logger, clock: () => now, lease: notHeld })
+    const reports = createCloseReports({ deps: { clickhouse: env.ch.client, database: 'adc', billing: env.billing, tenants: env.tenants }, registry, logger, clock: () => now, lease: notHeld })
     expect(await reports.check()).toEqual([])
   })
 })

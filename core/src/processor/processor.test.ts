@@ -1,35 +1,21 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
+import { migrate } from '../clickhouse/client.js'
 import { createEmbeddedLog } from '../log/embedded-log.js'
-import type { Log } from '../log/log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
 import { localLakeReader } from '../lake/restore.js'
 import { createProcessor, type Processor } from './processor.js'
 import { classifyDay } from '../billing/final-join.js'
+import { useProcessorEnv } from '../testing/processor-env.js'
 import { testEnvelope, toRecord, trafficMix } from '../testing/events.js'
 
-const root = mkdtempSync(join(tmpdir(), 'adc-processor-'))
-const lakeDir = join('.cache', `test-lake-processor-${process.pid}`)
-let ch: ClickHouseClient
-let log: Log
+const env = useProcessorEnv('processor')
 let dbSeq = 0
 
-beforeAll(async () => {
-  ch = createClickHouse({ dataDir: join(root, 'chdb') })
-  log = await createEmbeddedLog({ dir: join(root, 'log'), logger: pino({ level: 'silent' }) })
-})
-afterAll(async () => {
-  await log.close()
-  await ch.close()
-  rmSync(root, { recursive: true, force: true })
-  rmSync(lakeDir, { recursive: true, force: true })
-})
-
-const q = async <T>(query: string): Promise<T[]> => (await ch.query({ query, format: 'JSONEachRow' })).json<T>()
+const q = async <T>(query: string): Promise<T[]> => (await env.client.query({ query, format: 'JSONEachRow' })).json<T>()
 
 async function untilCaughtUp(p: Processor, topic: string, total: number): Promise<void> {
   const deadline = Date.now() + 30_000
@@ -44,28 +30,28 @@ async function untilCaughtUp(p: Processor, topic: string, total: number): Promis
 
 async function setup(name: string, options: { iceberg?: boolean } = {}) {
   const db = `adc_proc_${dbSeq++}`
-  await migrate(ch, db)
+  await migrate(env.client, db)
   const topicSuffix = db
   const registry = createMetricsRegistry({ defaultMetrics: false })
   const p = createProcessor({
-    log, clickhouse: ch, database: db, stateDir: join(root, 'state', name), groupId: `g-${name}`,
+    log: env.log, clickhouse: env.client, database: db, stateDir: join(env.root, 'state', name), groupId: `g-${name}`,
     logger: pino({ level: 'silent' }), registry, maxBatchRecords: 500,
-    ...(options.iceberg ? { icebergDir: join(lakeDir, db) } : {}),
+    ...(options.iceberg ? { icebergDir: join(env.lakeDir, db) } : {}),
   })
   return { db, p, registry, topicSuffix }
 }
 
 describe('processor on the embedded log and chDB', () => {
   it('counts each distinct event once, keeps duplicates and bad records with reasons, and commits', async () => {
-    await log.ensureTopic('ad-events', 4)
-    await log.ensureTopic('edge-stats', 2)
+    await env.log.ensureTopic('ad-events', 4)
+    await env.log.ensureTopic('edge-stats', 2)
     const { db, p, registry } = await setup('basic', { iceberg: true })
     const { records, expected } = trafficMix(3000)
     const bad = [{ key: 'imp_bad', value: '{not json' }, { key: 'imp_bad2', value: JSON.stringify({ v: 2, type: 'impression' }) }, { key: 'imp_bad3', value: JSON.stringify({ v: 1, type: 'impression', key: 'x' }) }]
     const bot = toRecord(testEnvelope({ type: 'impression', n: 99_000_001, impressionId: 'imp_bot', ts: Date.UTC(2026, 10, 23, 12, 0, 0), ua: 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)' }))
     const all = [...records, ...bad, bot]
-    await log.append('ad-events', all)
-    await log.append('edge-stats', [{ key: 'pub_demo', value: JSON.stringify({ v: 1, kind: 'edge_stats', batchId: 'b1', publisherId: 'pub_demo', minute: Date.UTC(2026, 10, 23, 12, 0), received: 10, accepted: 8, duplicate: 1, rejected: 1, rejectedByReason: { invalid_event: 1 } }) }])
+    await env.log.append('ad-events', all)
+    await env.log.append('edge-stats', [{ key: 'pub_demo', value: JSON.stringify({ v: 1, kind: 'edge_stats', batchId: 'b1', publisherId: 'pub_demo', minute: Date.UTC(2026, 10, 23, 12, 0), received: 10, accepted: 8, duplicate: 1, rejected: 1, rejectedByReason: { invalid_event: 1 } }) }])
     await p.start()
     await untilCaughtUp(p, 'ad-events', all.length)
     await untilCaughtUp(p, 'edge-stats', 1)
@@ -83,9 +69,9 @@ describe('processor on the embedded log and chDB', () => {
     expect(ivt!.reasons).toContain('givt_known_bot')
     const [es] = await q<{ accepted: number }>(`SELECT sum(accepted) accepted FROM ${db}.edge_stats_minute`)
     expect(Number(es!.accepted)).toBe(8)
-    const committed = await log.committedOffsets('g-basic', 'ad-events')
+    const committed = await env.log.committedOffsets('g-basic', 'ad-events')
     expect([...committed.values()].reduce((a, b) => a + b, 0)).toBe(all.length)
-    const [lake] = await q<{ n: number }>(`SELECT count() n FROM ${localLakeReader(join(lakeDir, db))}`)
+    const [lake] = await q<{ n: number }>(`SELECT count() n FROM ${localLakeReader(join(env.lakeDir, db))}`)
     expect(Number(lake!.n)).toBe(records.length + 1)
     const metrics = await registry.metrics()
     expect(metrics).toMatch(new RegExp(String.raw`adc_processor_events_total\{topic="ad-events",outcome="unbilled",reason="duplicate_delivery"\} ${expected.duplicates}`))
@@ -98,9 +84,9 @@ describe('processor on the embedded log and chDB', () => {
     const before = process.env.TMPDIR
     process.env.TMPDIR = scratch
     try {
-      await log.ensureTopic('ad-events', 4)
-      await log.ensureTopic('edge-stats', 2)
-      await log.append('ad-events', trafficMix(40).records)
+      await env.log.ensureTopic('ad-events', 4)
+      await env.log.ensureTopic('edge-stats', 2)
+      await env.log.append('ad-events', trafficMix(40).records)
       const { p } = await setup('scratch', { iceberg: true })
       await p.start()
       const deadline = Date.now() + 30_000
@@ -137,17 +123,17 @@ describe('processor on the embedded log and chDB', () => {
     ]
     // All in one partition so the order above is the processing order; the late records come in a
     // second append, after the first batch (whose watermark orphans imp_j2's click) was written.
-    await log.ensureTopic('ad-events', 4)
+    await env.log.ensureTopic('ad-events', 4)
     const waitApplied = async (): Promise<void> => {
-      const end = (await log.endOffsets('ad-events')).get(3)!
+      const end = (await env.log.endOffsets('ad-events')).get(3)!
       const deadline = Date.now() + 20_000
       while ((p.status().topics['ad-events']?.[3]?.applied ?? -1) + 1 < end && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
     }
-    await log.append('ad-events', recs.slice(0, 5).map((r) => ({ ...r, partition: 3 })))
+    await env.log.append('ad-events', recs.slice(0, 5).map((r) => ({ ...r, partition: 3 })))
     await p.start()
     await waitApplied()
     expect(p.status().topics['ad-events']?.[3]?.waitingClicks).toBe(0)
-    await log.append('ad-events', recs.slice(5).map((r) => ({ ...r, partition: 3 })))
+    await env.log.append('ad-events', recs.slice(5).map((r) => ({ ...r, partition: 3 })))
     await waitApplied()
     await p.stop()
     const rows = await q<Record<string, number>>(`SELECT sum(clicks) c, sum(orphan_clicks) o, sum(repeat_clicks) rep, sum(impressions) i FROM ${db}.rollup_minute WHERE minute >= toDateTime(${t / 1000}) AND minute < toDateTime(${t / 1000 + 3600})`)
@@ -162,14 +148,14 @@ describe('processor on the embedded log and chDB', () => {
   })
 
   it('after a failed write, gathers the pending range from smaller batches and writes it again with the same tokens', async () => {
-    const log2 = await createEmbeddedLog({ dir: join(root, 'log-gather'), logger: pino({ level: 'silent' }) })
+    const log2 = await createEmbeddedLog({ dir: join(env.root, 'log-gather'), logger: pino({ level: 'silent' }) })
     const db = `adc_proc_${dbSeq++}`
-    await migrate(ch, db)
+    await migrate(env.client, db)
     await log2.ensureTopic('ad-events', 1)
     await log2.ensureTopic('edge-stats', 1)
     const { records, expected } = trafficMix(400, { seed: 5 })
     await log2.append('ad-events', records)
-    const base = { log: log2, clickhouse: ch, database: db, stateDir: join(root, 'state', 'gather'), groupId: 'g-gather', logger: pino({ level: 'silent' }), registry: createMetricsRegistry({ defaultMetrics: false }), retryDelayMs: 500 }
+    const base = { log: log2, clickhouse: env.client, database: db, stateDir: join(env.root, 'state', 'gather'), groupId: 'g-gather', logger: pino({ level: 'silent' }), registry: createMetricsRegistry({ defaultMetrics: false }), retryDelayMs: 500 }
     // First run: 250-record batches; the first batch's ClickHouse writes land, then the process fails
     // before its state commit, and stops.
     let failed = false
@@ -203,9 +189,9 @@ describe('processor on the embedded log and chDB', () => {
   })
 
   it('keeps an event for a campaign nobody booked unbilled as unknown_campaign, in the stream and in the billing verdict', async () => {
-    const log3 = await createEmbeddedLog({ dir: join(root, 'log-unknown'), logger: pino({ level: 'silent' }) })
+    const log3 = await createEmbeddedLog({ dir: join(env.root, 'log-unknown'), logger: pino({ level: 'silent' }) })
     const db = `adc_proc_${dbSeq++}`
-    await migrate(ch, db)
+    await migrate(env.client, db)
     await log3.ensureTopic('ad-events', 1)
     await log3.ensureTopic('edge-stats', 1)
     const t = Date.UTC(2026, 10, 23, 15, 0, 0)
@@ -219,7 +205,7 @@ describe('processor on the embedded log and chDB', () => {
     await log3.append('ad-events', recs)
     const booked = new Set(['cmp_demo_cpm', 'cmp_demo_cpc'])
     const p = createProcessor({
-      log: log3, clickhouse: ch, database: db, stateDir: join(root, 'state', 'unknown'), groupId: 'g-unknown',
+      log: log3, clickhouse: env.client, database: db, stateDir: join(env.root, 'state', 'unknown'), groupId: 'g-unknown',
       logger: pino({ level: 'silent' }), registry: createMetricsRegistry({ defaultMetrics: false }),
       isBookedCampaign: (id) => booked.has(id),
     })
@@ -237,7 +223,7 @@ describe('processor on the embedded log and chDB', () => {
     const [r] = await q<Record<string, number>>(`SELECT sum(impressions) i, sum(clicks) c, sum(orphan_clicks) o FROM ${db}.rollup_minute WHERE campaign_id = 'cmp_ghost'`)
     expect({ i: Number(r!.i), c: Number(r!.c), o: Number(r!.o) }).toEqual({ i: 0, c: 0, o: 0 })
     // The billing job's recomputed verdict keeps them out too.
-    const groups = await classifyDay(ch, { database: db, day: '2026-11-23' })
+    const groups = await classifyDay(env.client, { database: db, day: '2026-11-23' })
     expect(groups.filter((g) => g.campaignId === 'cmp_ghost').map((g) => [g.eventType, g.verdict, g.events])).toEqual([
       ['click', 'unknown_campaign', 1],
       ['impression', 'unknown_campaign', 1],

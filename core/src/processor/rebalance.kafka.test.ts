@@ -1,13 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { createClickHouse, type ClickHouseClient } from '../clickhouse/client.js'
 import { createKafkaLog } from '../log/kafka-log.js'
 import type { CrashPoint } from './batch-write.js'
 import { runHandoff } from '../testing/handoff-scenario.js'
 import { describeNeeding } from '../testing/needs.js'
+import { useScratchEngine } from '../testing/scratch-engine.js'
 import { kafkaBroker } from '../testing/tools.js'
 
 // The handoff scenario on a real Kafka broker: `export $(scripts/kafka/start.sh | tail -1)`.
@@ -23,17 +21,9 @@ const brokers = process.env.KAFKA_BROKERS?.split(',').map((b) => b.trim()).filte
 
 describeNeeding('partition handoff between processors: kafka', kafkaBroker(brokers.length > 0), () => {
   describe(`partition handoff between processors (kafka ${brokers.join(',')})`, () => {
-    const root = mkdtempSync(join(tmpdir(), 'adc-rebalance-kafka-'))
+    const engine = useScratchEngine('adc-rebalance-kafka-')
     const run = Math.random().toString(36).slice(2, 8)
-    let ch: ClickHouseClient
     let seq = 0
-    beforeAll(() => {
-      ch = createClickHouse({ dataDir: join(root, 'chdb') })
-    })
-    afterAll(async () => {
-      await ch.close()
-      rmSync(root, { recursive: true, force: true })
-    })
 
     const scenario = (killAt: CrashPoint, { changelog = true, newMachine = false, snapshotMinChars = 0 } = {}) => {
       const n = ++seq
@@ -48,9 +38,9 @@ describeNeeding('partition handoff between processors: kafka', kafkaBroker(broke
             consumer: { heartbeatInterval: 300, sessionTimeout: 10_000, maxWaitTimeInMs: 100, retryBackoffMs: 50 },
           }),
         closeLog: (log) => log.close(),
-        clickhouse: ch,
+        clickhouse: engine.client,
         database: `adc_handoff_k${n}`,
-        root: join(root, `run${n}`),
+        root: join(engine.root, `run${n}`),
         changelog,
         killAt,
         newMachine,

@@ -1,41 +1,30 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { createClickHouse, type ClickHouseClient } from '../clickhouse/client.js'
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import type { Log } from '../log/log.js'
 import type { CrashPoint } from './batch-write.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
 import { migrate } from '../clickhouse/client.js'
 import { claimRecord } from '../state/changelog.js'
+import { useScratchEngine } from '../testing/scratch-engine.js'
 import { handoffTraffic, runHandoff } from '../testing/handoff-scenario.js'
 import { createProcessor } from './processor.js'
 import { stateChangelogTopic } from '@adc/schemas'
 
 // Two processors in one group on the embedded log (one process, separate state directories), one
 // killed mid-batch: its partitions move to the other with their state, through the changelog.
-const root = mkdtempSync(join(tmpdir(), 'adc-rebalance-'))
-let ch: ClickHouseClient
+const engine = useScratchEngine('adc-rebalance-')
 let seq = 0
 
-beforeAll(() => {
-  ch = createClickHouse({ dataDir: join(root, 'chdb') })
-})
-afterAll(async () => {
-  await ch.close()
-  rmSync(root, { recursive: true, force: true })
-})
-
 async function scenario(killAt: CrashPoint, { changelog = true, newMachine = false, snapshotMinChars = 0, snapshotMaxAgeMs = undefined as number | undefined } = {}) {
-  const dir = join(root, `run${++seq}`)
+  const dir = join(engine.root, `run${++seq}`)
   const log = await createEmbeddedLog({ dir: join(dir, 'log'), logger: pino({ level: 'silent' }), retryBackoffMs: 20 })
   try {
     return await runHandoff({
       newLog: async () => log,
       closeLog: async () => {},
-      clickhouse: ch,
+      clickhouse: engine.client,
       database: `adc_handoff_${seq}`,
       root: dir,
       changelog,
@@ -86,16 +75,16 @@ describe('partition handoff between processors (embedded log)', () => {
   }, 60_000)
 
   it('fencing: a processor that lost its partitions to a claim writes nothing more; the claimer counts it all', async () => {
-    const dir = join(root, `run${++seq}`)
+    const dir = join(engine.root, `run${++seq}`)
     const db = `adc_handoff_${seq}`
-    await migrate(ch, db)
+    await migrate(engine.client, db)
     const log = await createEmbeddedLog({ dir: join(dir, 'log'), logger: pino({ level: 'silent' }), retryBackoffMs: 20 })
     const { phases, expected } = handoffTraffic(200)
     const make = (name: string) => createProcessor({
-      log, clickhouse: ch, database: db, stateDir: join(dir, name), groupId: 'fence', logger: pino({ level: 'silent' }),
+      log, clickhouse: engine.client, database: db, stateDir: join(dir, name), groupId: 'fence', logger: pino({ level: 'silent' }),
       registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords: 50, retryDelayMs: 20, topicPartitions: 4, changelog: {},
     })
-    const rows = async (): Promise<number> => Number((await (await ch.query({ query: `SELECT count() n FROM ${db}.events_raw`, format: 'JSONEachRow' })).json<{ n: string }>())[0]!.n)
+    const rows = async (): Promise<number> => Number((await (await engine.client.query({ query: `SELECT count() n FROM ${db}.events_raw`, format: 'JSONEachRow' })).json<{ n: string }>())[0]!.n)
     const committed = async (): Promise<number> => [...(await log.committedOffsets('fence', 'ad-events')).values()].reduce((a, b) => a + b, 0)
     const until = async (ok: () => Promise<boolean>): Promise<void> => {
       for (const deadline = Date.now() + 20_000; !(await ok()); await new Promise((r) => setTimeout(r, 25))) if (Date.now() > deadline) throw new Error('timed out')
@@ -120,7 +109,7 @@ describe('partition handoff between processors (embedded log)', () => {
       const all = phases.flat().length
       await until(async () => (await committed()) === all)
       await b.stop()
-      const [t] = await (await ch.query({ query: `SELECT sum(impressions) impressions, sum(clicks) clicks, sum(duplicates) duplicates FROM ${db}.rollup_minute`, format: 'JSONEachRow' })).json<Record<string, string>>()
+      const [t] = await (await engine.client.query({ query: `SELECT sum(impressions) impressions, sum(clicks) clicks, sum(duplicates) duplicates FROM ${db}.rollup_minute`, format: 'JSONEachRow' })).json<Record<string, string>>()
       expect(Object.fromEntries(Object.entries(t!).map(([k, v]) => [k, Number(v)]))).toEqual({ impressions: expected.impressions, clicks: expected.clicks, duplicates: expected.duplicates })
       expect(await rows()).toBe(all)
     } finally {
@@ -131,7 +120,7 @@ describe('partition handoff between processors (embedded log)', () => {
 
 describe('partition assignment', () => {
   it('holds none of the partitions of an onAssign that failed part-way, so a rebalance in between cannot leave one held twice', async () => {
-    const dir = join(root, `assign${++seq}`)
+    const dir = join(engine.root, `assign${++seq}`)
     const base = await createEmbeddedLog({ dir: join(dir, 'log'), logger: pino({ level: 'silent' }), retryBackoffMs: 20 })
     // Partition 1's changelog cannot be read yet (as right after the topic was created on Kafka, whose
     // metadata lags): its claim fails, after partition 0's went through in the same onAssign.
@@ -146,9 +135,9 @@ describe('partition assignment', () => {
       return base.readRange(topic, partition, from)
     }
     const db = `adc_assign_${seq}`
-    await migrate(ch, db)
+    await migrate(engine.client, db)
     const registry = createMetricsRegistry({ defaultMetrics: false })
-    const p = createProcessor({ log, clickhouse: ch, database: db, stateDir: join(dir, 'state'), groupId: 'assign', logger: pino({ level: 'silent' }), registry, changelog: {}, topicPartitions: 2 })
+    const p = createProcessor({ log, clickhouse: engine.client, database: db, stateDir: join(dir, 'state'), groupId: 'assign', logger: pino({ level: 'silent' }), registry, changelog: {}, topicPartitions: 2 })
     const assigned = async (): Promise<number[]> => [...(await registry.metrics()).matchAll(/^adc_processor_partition_assigned\{topic="ad-events",partition="(\d+)"\} 1$/gm)].map((m) => Number(m[1])).sort()
     const until = async (ok: () => Promise<boolean> | boolean): Promise<void> => {
       for (let i = 0; i < 400 && !(await ok()); i++) await new Promise((r) => setTimeout(r, 25))

@@ -1,34 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, it } from 'vitest'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import type { EnvelopeInput } from '@adc/schemas'
-import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
-import { createEmbeddedLog } from '../log/embedded-log.js'
-import type { Log } from '../log/log.js'
+import { migrate } from '../clickhouse/client.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
 import { localLakeReader } from '../lake/restore.js'
 import { createProcessor } from './processor.js'
+import { useProcessorEnv } from '../testing/processor-env.js'
 import { testEnvelope, toRecord, type TestEventInput } from '../testing/events.js'
 
-const root = mkdtempSync(join(tmpdir(), 'adc-viewability-'))
-const lakeDir = join('.cache', `test-lake-viewability-${process.pid}`)
-let ch: ClickHouseClient
-let log: Log
+const env = useProcessorEnv('viewability')
 
-beforeAll(async () => {
-  ch = createClickHouse({ dataDir: join(root, 'chdb') })
-  log = await createEmbeddedLog({ dir: join(root, 'log'), logger: pino({ level: 'silent' }) })
-})
-afterAll(async () => {
-  await log.close()
-  await ch.close()
-  rmSync(root, { recursive: true, force: true })
-  rmSync(lakeDir, { recursive: true, force: true })
-})
-
-const q = async <T>(query: string): Promise<T[]> => (await ch.query({ query, format: 'JSONEachRow' })).json<T>()
+const q = async <T>(query: string): Promise<T[]> => (await env.client.query({ query, format: 'JSONEachRow' })).json<T>()
 const T = Date.UTC(2026, 10, 23, 15, 0, 0)
 
 function measured(i: TestEventInput, view: { viewable?: boolean; viewMethod?: string }): EnvelopeInput {
@@ -39,8 +22,8 @@ function measured(i: TestEventInput, view: { viewable?: boolean; viewMethod?: st
 describe('viewability through the processor', () => {
   it('stores viewable and the measurement method per impression and counts measured and viewable billable impressions', async () => {
     const db = 'adc_view'
-    await migrate(ch, db)
-    await log.ensureTopic('ad-events', 4)
+    await migrate(env.client, db)
+    await env.log.ensureTopic('ad-events', 4)
     const base = { type: 'impression' as const, campaignId: 'cmp_view', ts: T }
     const a = measured({ ...base, n: 70_000_001, impressionId: 'imp_va' }, { viewable: true, viewMethod: 'mrc_50_1s' })
     const b = measured({ ...base, n: 70_000_002, impressionId: 'imp_vb' }, { viewable: false })
@@ -50,11 +33,11 @@ describe('viewability through the processor', () => {
     const click = testEnvelope({ type: 'click', n: 70_000_006, impressionId: 'imp_va', ts: T + 5_000, campaignId: 'cmp_view' })
     // d is delivered twice (an edge retry): the copy is a duplicate, never a second viewable impression.
     const records = [a, b, c, d, d, bot, click].map(toRecord)
-    await log.append('ad-events', records)
+    await env.log.append('ad-events', records)
     const p = createProcessor({
-      log, clickhouse: ch, database: db, stateDir: join(root, 'state'), groupId: 'g-view',
+      log: env.log, clickhouse: env.client, database: db, stateDir: join(env.root, 'state'), groupId: 'g-view',
       logger: pino({ level: 'silent' }), registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords: 500,
-      icebergDir: join(lakeDir, db),
+      icebergDir: join(env.lakeDir, db),
     })
     await p.start()
     const deadline = Date.now() + 30_000
@@ -79,7 +62,7 @@ describe('viewability through the processor', () => {
     const [r] = await q<Record<string, string>>(`SELECT sum(impressions) i, sum(measured_impressions) m, sum(viewable_impressions) v FROM ${db}.rollup_minute WHERE campaign_id = 'cmp_view'`)
     expect({ i: Number(r!.i), m: Number(r!.m), v: Number(r!.v) }).toEqual({ i: 4, m: 3, v: 2 })
     const lake = await q<{ impression_id: string; viewable: number; view_method: string }>(
-      `SELECT impression_id, viewable, view_method FROM ${localLakeReader(join(lakeDir, db))} WHERE event_type = 'impression' AND reason = '' ORDER BY impression_id`)
+      `SELECT impression_id, viewable, view_method FROM ${localLakeReader(join(env.lakeDir, db))} WHERE event_type = 'impression' AND reason = '' ORDER BY impression_id`)
     expect(lake.map((x) => [x.impression_id, Number(x.viewable), x.view_method])).toEqual([
       ['imp_va', 1, 'mrc_50_1s'], ['imp_vb', 0, 'client'], ['imp_vc', 0, ''], ['imp_vd', 1, 'client'],
     ])
