@@ -10,6 +10,9 @@
  *
  * Env: PROCESSOR_BENCH_EVENTS (100000), PROCESSOR_BENCH_PARTITIONS (4), PROCESSOR_BENCH_BATCH (20000, the processor's default),
  * PROCESSOR_BENCH_ICEBERG=1 also writes the Iceberg raw table, PROCESSOR_BENCH_PROBES (100),
+ * PROCESSOR_BENCH_SERVER=1 writes to a ClickHouse server in a process of its own instead of chDB in
+ * this one (the HTTP stand-in over the compose stack's ClickHouse version, scripts/clickhouse/ensure.sh
+ * installs it): the figures are then the processor's own CPU, the engine's reported beside them,
  * PROCESSOR_BENCH_WARMUP (50000 events of the same traffic through the same processor first; 0 measures from a cold start),
  * PROCESSOR_BENCH_PROFILE=<file.cpuprofile> writes a CPU profile of the pipeline run only (not the setup,
  * the baseline or the probes). PROCESSOR_BENCH_READY=<file>: once warmed up, writes this process's pid
@@ -28,6 +31,8 @@ import type { Log } from '../core/src/log/log.js'
 import { createMetricsRegistry } from '../core/src/metrics/registry.js'
 import { createProcessor } from '../core/src/processor/processor.js'
 import { CORE_NODE_FLAGS } from '../core/src/node-flags.js'
+import { startClickHouseStandIn, type ClickHouseStandIn } from '../core/src/clickhouse/pinned/stand-in.js'
+import { execFileSync } from 'node:child_process'
 import { testEnvelope, toRecord, trafficMix } from '../core/src/testing/events.js'
 import { PartitionStore } from '../core/src/state/partition-store.js'
 
@@ -42,6 +47,11 @@ export interface ProcessorBenchOptions {
   iceberg?: boolean
   /** Append-to-visible probes. @default 100 */
   probes?: number
+  /**
+   * Write to a ClickHouse server in its own process (the HTTP stand-in) instead of chDB in this one:
+   * `pipeline` is then the processor alone, and `engine` the server's CPU. @default false
+   */
+  server?: boolean
   /** Writes a CPU profile of the pipeline run (only) to this file. */
   profile?: string
   /**
@@ -65,6 +75,8 @@ export interface ProcessorBenchFigures {
   pipeline: { seconds: number; cpuSeconds: number; mainThreadSeconds: number; threadSeconds: Record<string, number>; gcSeconds: number; eventsPerSecond: number; eventsPerCpuSecond: number; iceberg: boolean }
   /** pipeline / baseline, per CPU-second. */
   ratio: number
+  /** With `server`: the ClickHouse server's process (HTTP stand-in) over the measured run; its work is not in `pipeline`. */
+  engine?: { kind: string; cpuSeconds: number; cpuMicrosPerEvent: number }
   /**
    * `diskBytesPerKey`: the delivery dedupe database's B-tree pages per delivery key (state/delivery-index.ts);
    * `impressionState`: the main database (impression ids' dedupe and join state, waiting clicks, join
@@ -179,11 +191,16 @@ function gatedLog(log: Log, warmupEnd: ReadonlyMap<number, number>): { log: Log;
 }
 
 export async function runProcessorBench(options: ProcessorBenchOptions = {}): Promise<ProcessorBenchFigures> {
-  const { events = 100_000, partitions = 4, batch = 20_000, iceberg = false, probes = 100, profile, warmup = 50_000 } = options
+  const { events = 100_000, partitions = 4, batch = 20_000, iceberg = false, probes = 100, profile, warmup = 50_000, server = false } = options
   const root = mkdtempSync(join(tmpdir(), 'adc-processor-bench-'))
   const lake = join('.cache', `bench-lake-${process.pid}`)
   const log = await createEmbeddedLog({ dir: join(root, 'log'), logger: silent })
-  const ch = createClickHouse({ dataDir: join(root, 'chdb') })
+  let standIn: ClickHouseStandIn | undefined
+  if (server) {
+    const python = execFileSync('bash', [join(import.meta.dirname, '../scripts/clickhouse/ensure.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim()
+    standIn = await startClickHouseStandIn(python, join(root, 'server'))
+  }
+  const ch = standIn ? createClickHouse({ url: standIn.url, dataDir: join(root, 'chdb') }) : createClickHouse({ dataDir: join(root, 'chdb') })
   const db = 'adc_bench'
   try {
     await migrate(ch, db)
@@ -228,6 +245,7 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     })
     gcs.observe({ entryTypes: ['gc'] })
     const threads0 = threadCpu()
+    const engine0 = standIn?.cpuSeconds() ?? 0
     const cpu0 = process.cpuUsage()
     const elu0 = perf.eventLoopUtilization()
     const t0 = performance.now()
@@ -240,6 +258,7 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     while ((await sumCommitted(log, 'bench', 'ad-events')) < total) await new Promise((r) => setTimeout(r, 10))
     const seconds = (performance.now() - t0) / 1000
     const cpu = cpuSeconds(process.cpuUsage(cpu0))
+    const engineSeconds = (standIn?.cpuSeconds() ?? 0) - engine0
     const mainThreadSeconds = perf.eventLoopUtilization(elu0).active / 1000
     const threadSeconds = threadCpuDelta(threads0, threadCpu())
     await new Promise((r) => setImmediate(r)) // the last gc entries are delivered asynchronously
@@ -291,6 +310,7 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
       baseline,
       pipeline: { seconds, cpuSeconds: cpu, mainThreadSeconds, threadSeconds, gcSeconds: gcMs / 1000, eventsPerSecond: events / seconds, eventsPerCpuSecond: events / cpu, iceberg },
       ratio: events / cpu / baseline.eventsPerCpuSecond,
+      ...(standIn ? { engine: { kind: 'ClickHouse HTTP stand-in (Python over chDB of the compose stack\'s version), its own process', cpuSeconds: engineSeconds, cpuMicrosPerEvent: (engineSeconds * 1e6) / events } } : {}),
       dedupe: {
         keys,
         diskBytesPerKey: used / keys,
@@ -303,6 +323,7 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
   } finally {
     await log.close()
     await ch.close()
+    await standIn?.stop()
     rmSync(root, { recursive: true, force: true })
     rmSync(lake, { recursive: true, force: true })
   }
@@ -317,11 +338,12 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     partitions: Number(env.PROCESSOR_BENCH_PARTITIONS ?? 4),
     batch: Number(env.PROCESSOR_BENCH_BATCH ?? 20_000),
     iceberg: env.PROCESSOR_BENCH_ICEBERG === '1',
+    server: env.PROCESSOR_BENCH_SERVER === '1',
     probes: Number(env.PROCESSOR_BENCH_PROBES ?? 100),
     warmup: Number(env.PROCESSOR_BENCH_WARMUP ?? 50_000),
     ...(env.PROCESSOR_BENCH_PROFILE ? { profile: env.PROCESSOR_BENCH_PROFILE } : {}),
   })
   const r = (n: number): number => Math.round(n)
   console.log(JSON.stringify(figures, (_k, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 100) / 100 : v), 2))
-  console.log(`pipeline ${r(figures.pipeline.eventsPerCpuSecond)} events/s per core (${r(figures.pipeline.eventsPerSecond)} events/s wall; ${((figures.pipeline.cpuSeconds * 1e6) / figures.events).toFixed(1)} µs CPU per event, ${((figures.pipeline.gcSeconds * 1e6) / figures.events).toFixed(1)} µs of it GC) vs JSON.parse baseline ${r(figures.baseline.eventsPerCpuSecond)} events/s per core: ratio ${figures.ratio.toFixed(3)}; ${figures.dedupe.diskBytesPerKey.toFixed(0)} B on disk per delivery dedupe key, impression state ${figures.dedupe.impressionState.bytesPerKey.toFixed(0)} B per impression id (all state ${figures.dedupe.allStateBytesPerKey.toFixed(0)} B per delivery key); append→rollup visible p50 ${figures.delayMs.p50.toFixed(0)} ms, p99 ${figures.delayMs.p99.toFixed(0)} ms`)
+  console.log(`pipeline ${r(figures.pipeline.eventsPerCpuSecond)} events/s per core (${r(figures.pipeline.eventsPerSecond)} events/s wall; ${((figures.pipeline.cpuSeconds * 1e6) / figures.events).toFixed(1)} µs CPU per event, ${((figures.pipeline.gcSeconds * 1e6) / figures.events).toFixed(1)} µs of it GC) vs JSON.parse baseline ${r(figures.baseline.eventsPerCpuSecond)} events/s per core: ratio ${figures.ratio.toFixed(3)}; ${figures.dedupe.diskBytesPerKey.toFixed(0)} B on disk per delivery dedupe key, impression state ${figures.dedupe.impressionState.bytesPerKey.toFixed(0)} B per impression id (all state ${figures.dedupe.allStateBytesPerKey.toFixed(0)} B per delivery key); append→rollup visible p50 ${figures.delayMs.p50.toFixed(0)} ms, p99 ${figures.delayMs.p99.toFixed(0)} ms${figures.engine ? `; the ClickHouse server's process ${figures.engine.cpuMicrosPerEvent.toFixed(1)} µs CPU per event besides` : ''}`)
 }
