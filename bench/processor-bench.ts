@@ -12,7 +12,9 @@
  * PROCESSOR_BENCH_ICEBERG=1 also writes the Iceberg raw table, PROCESSOR_BENCH_PROBES (100),
  * PROCESSOR_BENCH_SERVER=1 writes to a ClickHouse server in a process of its own instead of chDB in
  * this one (the HTTP stand-in over the compose stack's ClickHouse version, scripts/clickhouse/ensure.sh
- * installs it): the figures are then the processor's own CPU, the engine's reported beside them,
+ * installs it): the figures are then the processor's own CPU, the engine's reported beside them;
+ * with PROCESSOR_BENCH_ICEBERG=1 too, the lake is on S3 (moto's S3 server on loopback, as MinIO in
+ * the compose stack) and the server writes its data files,
  * PROCESSOR_BENCH_WARMUP (50000 events of the same traffic through the same processor first; 0 measures from a cold start),
  * PROCESSOR_BENCH_PROFILE=<file.cpuprofile> writes a CPU profile of the pipeline run only (not the setup,
  * the baseline or the probes). PROCESSOR_BENCH_READY=<file>: once warmed up, writes this process's pid
@@ -33,6 +35,7 @@ import { createProcessor } from '../core/src/processor/processor.js'
 import { CORE_NODE_FLAGS } from '../core/src/node-flags.js'
 import { startClickHouseStandIn, type ClickHouseStandIn } from '../core/src/clickhouse/pinned/stand-in.js'
 import { execFileSync } from 'node:child_process'
+import { startMoto } from '../core/src/testing/moto.js'
 import { testEnvelope, toRecord, trafficMix } from '../core/src/testing/events.js'
 import { PartitionStore } from '../core/src/state/partition-store.js'
 
@@ -196,6 +199,8 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
   const lake = join('.cache', `bench-lake-${process.pid}`)
   const log = await createEmbeddedLog({ dir: join(root, 'log'), logger: silent })
   let standIn: ClickHouseStandIn | undefined
+  // A lake with a server: on S3 (moto's server on loopback, scripts/s3/ensure.sh installs it).
+  const moto = server && iceberg ? await startMoto(['warehouse']) : undefined
   if (server) {
     const python = execFileSync('bash', [join(import.meta.dirname, '../scripts/clickhouse/ensure.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim()
     standIn = await startClickHouseStandIn(python, join(root, 'server'))
@@ -227,6 +232,8 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     const processor = createProcessor({
       log: gate.log, clickhouse: ch, database: db, stateDir, groupId: 'bench', logger: silent,
       registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords: batch, ...(iceberg ? { icebergDir: lake } : {}),
+      // With a server, the lake is on S3 (as in the compose stack), whose data files the server writes.
+      ...(iceberg && moto ? { iceberg: { s3: { endpoint: moto.endpoint, accessKeyId: 'adc', secretAccessKey: 'adc_secret' }, warehouse: 's3://warehouse/bench' } } : {}),
     })
     await processor.start()
     while ((await sumCommitted(log, 'bench', 'ad-events')) < warmup) await new Promise((r) => setTimeout(r, 10))
@@ -324,6 +331,7 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     await log.close()
     await ch.close()
     await standIn?.stop()
+    moto?.stop()
     rmSync(root, { recursive: true, force: true })
     rmSync(lake, { recursive: true, force: true })
   }

@@ -3,7 +3,8 @@ ClickHouse release without a server (no registry this project's CI reaches serve
 
 It speaks what @clickhouse/client sends: POST / (or GET) with the SQL in the body, or in the
 `query` URL parameter followed by the data in the body (inserts; a RowBinary body is read by the
-engine from a scratch file, typed by the target columns); settings as URL parameters,
+engine from a scratch file, typed by the target columns, or by the structure of the `input()` an
+INSERT ... SELECT reads it through); settings as URL parameters,
 applied with SET before the statement, so a setting the engine lacks fails as on a server;
 `param_<name>` query parameters; `database`; `/ping`. Errors answer 500 with ClickHouse's error
 text and X-ClickHouse-Exception-Code, as a server does. One engine, one statement at a time.
@@ -54,6 +55,16 @@ def binary_insert_sql(table: str, columns: str, settings: str | None, path: str)
     return f"INSERT INTO {table} ({columns}) {settings or ''} SELECT * FROM file({quote(path)}, RowBinary, {quote(structure)})"
 
 
+# An INSERT ... SELECT ... FROM input('<structure>') ... FORMAT RowBinary: the server reads the body
+# as the input() table. Emulated the same way: the body goes to a scratch file that file() reads with
+# that structure, and the FORMAT clause (which names the body's format) is dropped.
+INPUT_INSERT = re.compile(r"^(\s*INSERT\s+INTO\s.*?)\binput\(\s*('(?:[^'\\]|\\.)*')\s*\)(.*?)\s*FORMAT\s+RowBinary\s*$", re.I | re.S)
+
+
+def input_insert_sql(match: re.Match, path: str) -> str:
+    return f"{match.group(1)}file({quote(path)}, RowBinary, {match.group(2)}){match.group(3)}"
+
+
 def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -100,8 +111,9 @@ class Handler(BaseHTTPRequestHandler):
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         statement = params["query"] if "query" in params else body.decode("utf-8")
         binary = BINARY_INSERT.match(statement) if "query" in params else None
+        from_input = INPUT_INSERT.match(statement) if "query" in params and not binary else None
         scratch = None
-        if binary:
+        if binary or from_input:
             fd, scratch = tempfile.mkstemp(suffix=".bin", dir=sys.argv[1])
             with os.fdopen(fd, "wb") as f:
                 f.write(body)
@@ -123,6 +135,8 @@ class Handler(BaseHTTPRequestHandler):
                     engine.query(f"SET {name} = {quote(value)}")
                 if binary:
                     sql = binary_insert_sql(binary.group(1), binary.group(2), binary.group(3), scratch)
+                elif from_input:
+                    sql = input_insert_sql(from_input, scratch)
                 result = engine.query(sql, "TabSeparated", params=query_params) if query_params else engine.query(sql, "TabSeparated")
             data = result.bytes() if result is not None else b""
         except Exception as err:  # chDB raises the engine's error text

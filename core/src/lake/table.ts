@@ -5,8 +5,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { sqlString } from '../clickhouse/client.js'
-import { EVENT_COLUMN_TYPES, EVENT_FILE_STRUCTURE, isOnChdb } from '../sinks/clickhouse-sink.js'
+import { EVENT_COLUMN_TYPES, EVENT_FILE_STRUCTURE, isOnChdb, refuseFor } from '../sinks/clickhouse-sink.js'
 import type { EventRow, SinkBatch } from '../sinks/sink.js'
 import { readAvroFile } from './avro.js'
 import { PARQUET_WRITE_SETTINGS } from './parquet.js'
@@ -110,12 +111,13 @@ export function expiredSnapshots(m: TableMetadata, now: number, adding = 0): Id[
 
 /**
  * Whether the lake encodes its data files from a batch's events_raw RowBinary bytes (`eventsRowBinary`)
- * rather than from its row objects: on chDB (which reads the bytes from a local scratch file), when
- * every lake column is an events_raw column.
+ * rather than from its row objects, when every lake column is an events_raw column: on chDB (which
+ * reads the bytes from a local scratch file), and on a ClickHouse server writing a table on S3
+ * (`serverOnS3`: it reads them as the request body).
  */
-export function lakeReadsRowBinary(client: ClickHouseClient, columns: readonly LakeColumn[] = LAKE_COLUMNS): boolean {
+export function lakeReadsRowBinary(client: ClickHouseClient, columns: readonly LakeColumn[] = LAKE_COLUMNS, serverOnS3 = false): boolean {
   const names = new Set<string>(EVENT_COLUMN_TYPES.map(([name]) => name))
-  return isOnChdb(client) && columns.every((c) => names.has(c.name))
+  return (isOnChdb(client) || serverOnS3) && columns.every((c) => names.has(c.name))
 }
 
 /**
@@ -197,6 +199,8 @@ export function createLakeTable(options: LakeTableOptions) {
   // lake column is cast to the type the lake writes (the same Parquet schema as from JSONEachRow);
   // the hours, counts and column bounds come from one query over the same bytes.
   const fromRowBinary = lakeReadsRowBinary(client, columns)
+  /** Whether this table's data files are written by a ClickHouse server straight to S3 (writeDataFilesOnServer). */
+  const onServerS3 = (t: LoadedTable): boolean => !isOnChdb(client) && options.s3 !== undefined && /^s3a?:\/\//.test(t.metadata.location) && lakeReadsRowBinary(client, columns, true)
   const castColumns = columns.map((c) => `CAST(${c.name}, ${sqlString(clickhouseType(c.type))}) AS ${c.name}`).join(', ')
   const bounded = columns.filter(hasBounds)
   const boundOf = (c: LakeColumn) => (c.type === 'timestamptz' ? `toUnixTimestamp64Milli(${c.name})` : c.type === 'string' ? c.name : `toInt64(${c.name})`)
@@ -245,10 +249,16 @@ export function createLakeTable(options: LakeTableOptions) {
    * without statistics has no bounds.
    */
   async function footerStats(file: string): Promise<{ count: number; bounds: Map<string, Bounds> }> {
-    type Column = { name: string; statistics?: { min: string | null; max: string | null } | null }
     const rs = await client.query({ query: `SELECT num_rows, row_groups FROM file(${sqlString(file)}, ParquetMetadata)`, format: 'JSONEachRow' })
-    const [meta] = await rs.json<{ num_rows: number | string; row_groups: { columns: Column[] }[] }>()
+    const [meta] = await rs.json<FooterRow>()
     if (!meta) throw new Error('chDB read no metadata from the Parquet file it wrote')
+    return footerBounds(meta)
+  }
+
+  type FooterRow = { num_rows: number | string; row_groups: { columns: Array<{ name: string; statistics?: { min: string | null; max: string | null } | null }> }[] }
+
+  /** A Parquet footer's (ParquetMetadata row's) row count and each bounded column's bounds. */
+  function footerBounds(meta: FooterRow): { count: number; bounds: Map<string, Bounds> } {
     const range = new Map<string, [string, string] | null>()
     for (const group of meta.row_groups) {
       for (const col of group.columns) {
@@ -282,6 +292,46 @@ export function createLakeTable(options: LakeTableOptions) {
     return Buffer.concat(chunks)
   }
 
+  /**
+   * On a ClickHouse server, with the table on S3: the server reads the batch's events_raw RowBinary
+   * as the request body (`input()`), writes one Parquet file per hour straight to the table's data
+   * location (`s3()`, with this writer's S3 settings), and reads their footers back; nothing of the
+   * rows is built or sent as text, and no Parquet passes through this process (measured against the
+   * JSONEachRow path in the README, "The lake on a ClickHouse server").
+   */
+  async function writeDataFilesOnServer(t: LoadedTable, rowBinary: Buffer, s3: S3Options): Promise<DataFile[]> {
+    const fields = currentSchema(t.metadata).fields
+    const scheme = /^(s3a?):\/\//.exec(t.metadata.location)![1]!
+    const url = (location: string) => `${s3.endpoint.replace(/\/$/, '')}/${location.replace(/^s3a?:\/\//, '')}`
+    const s3fn = (location: string, format: string) => `s3(${sqlString(url(location))}, ${sqlString(s3.accessKeyId)}, ${sqlString(s3.secretAccessKey)}, ${sqlString(format)})`
+    const data = `${t.metadata.location.replace(/\/$/, '')}/data`
+    const name = randomUUID()
+    const res = await client.exec({
+      query: `INSERT INTO FUNCTION ${s3fn(`${data}/ts_hour={_partition_id}/${name}.parquet`, 'Parquet')}
+        PARTITION BY formatDateTime(ts, '%Y-%m-%d-%H', 'UTC')
+        SELECT ${castColumns} FROM input(${sqlString(EVENT_FILE_STRUCTURE)}) ORDER BY ts, event_key
+        SETTINGS ${PARQUET_WRITE_SETTINGS} FORMAT RowBinary`,
+      values: Readable.from([rowBinary]),
+    })
+    res.stream.resume()
+    const written = s3fn(`${data}/ts_hour=*/${name}.parquet`, 'ParquetMetadata')
+    const rs = await client.query({ query: `SELECT _path AS path, _size AS size, num_rows, row_groups FROM ${written} SETTINGS use_hive_partitioning = 0`, format: 'JSONEachRow' })
+    const footers = (await rs.json<FooterRow & { path: string; size: number | string }>()).sort((a, b) => a.path.localeCompare(b.path))
+    let queried: HourStats[] | undefined
+    const files: DataFile[] = []
+    for (const f of footers) {
+      const m = /ts_hour=(\d{4})-(\d{2})-(\d{2})-(\d{2})\//.exec(f.path)
+      if (!m) throw new Error(`the server wrote an unexpected data file ${f.path}`)
+      const hour = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4])) / 3_600_000
+      const footer = footerBounds(f)
+      if (footer.count === 0) continue
+      // As on chDB: a column left without statistics (a very long value) gets its bounds from a query.
+      const bounds = footer.bounds.size === bounded.length ? footer.bounds : (queried ??= await statsOf(s3fn(`${data}/ts_hour=*/${name}.parquet`, 'Parquet'))).find((h) => h.hour === hour)?.bounds
+      files.push({ path: `${scheme}://${f.path}`, recordCount: footer.count, sizeBytes: Number(f.size), partition: { ts_hour: hour }, metrics: metricsOf(footer.count, columns, fields, (c) => bounds?.get(c.name)) })
+    }
+    return files
+  }
+
   const dataPath = (t: LoadedTable, hour: number) => `${t.metadata.location.replace(/\/$/, '')}/data/ts_hour=${hourName(hour)}/${randomUUID()}.parquet`
 
   /** One Parquet file per hour of the batch's events, written by chDB and stored at the table's data location. */
@@ -289,6 +339,11 @@ export function createLakeTable(options: LakeTableOptions) {
     const fields = currentSchema(t.metadata).fields
     const files: DataFile[] = []
     const rowBinary = batch.eventsRowBinary
+    if (onServerS3(t) && rowBinary) {
+      // A value the engine could not store is refused as it would refuse it (content), before any file is written.
+      refuseFor(rowBinary.refusal)
+      return rowBinary.bytes.length > 0 ? writeDataFilesOnServer(t, rowBinary.bytes, options.s3!) : []
+    }
     if (fromRowBinary && rowBinary && !rowBinary.refusal) {
       return withScratch(rowBinary.bytes, async (file) => {
         const from = rowBinaryTable(file)
@@ -327,6 +382,11 @@ export function createLakeTable(options: LakeTableOptions) {
           await rm(dir, { recursive: true, force: true })
         }
       })
+    }
+    // Rows handed over only as bytes the table cannot be written from (a processor configured for a
+    // lake on S3 whose catalog put the table elsewhere): refused, never committed as an empty snapshot.
+    if (batch.events.length === 0 && rowBinary && rowBinary.bytes.length > 0) {
+      throw new Error(`lake table at ${t.metadata.location}: the batch's rows came as RowBinary only, which this table is written from only on chDB or by a ClickHouse server on S3`)
     }
     const byHour = new Map<number, EventRow[]>()
     for (const r of batch.events) {
@@ -428,6 +488,18 @@ export function createLakeTable(options: LakeTableOptions) {
       // The same rows through the same engine parse as a data file, output discarded: a row the
       // engine refuses fails here, and nothing is written anywhere.
       const rowBinary = batch.eventsRowBinary
+      if (table && onServerS3(table) && rowBinary) {
+        refuseFor(rowBinary.refusal)
+        if (rowBinary.bytes.length === 0) return
+        // The server parses and casts the bytes as for a data file, into a table that keeps nothing.
+        const res = await client.exec({
+          query: `INSERT INTO FUNCTION null(${sqlString(columns.map((c) => `${c.name} ${clickhouseType(c.type)}`).join(', '))})
+            SELECT ${castColumns} FROM input(${sqlString(EVENT_FILE_STRUCTURE)}) FORMAT RowBinary`,
+          values: Readable.from([rowBinary.bytes]),
+        })
+        res.stream.resume()
+        return
+      }
       if (fromRowBinary && rowBinary && !rowBinary.refusal) {
         if (rowBinary.bytes.length === 0) return
         await withScratch(rowBinary.bytes, (file) => client.command({ query: `SELECT ${castColumns} FROM ${rowBinaryTable(file)} FORMAT Null` }))

@@ -145,7 +145,10 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const report = new ProcessorReport(metrics, logger)
   const totals = report.totals
 
-  const events: TopicRuntime = { topic: deps.topics?.events ?? EVENTS_TOPIC, workers: new Map(), owners: new Map(), held: new Map(), makeWorker: (store) => createEventWorker(store, { ...deps, eventRowObjects: !!(deps.icebergDir || deps.iceberg?.catalog) && !lakeReadsRowBinary(clickhouse) }) }
+  // A lake configured on S3 (warehouse or catalog location): a ClickHouse server writes its data files
+  // from the batch's RowBinary bytes, so no row objects are kept for it (lake/table.ts).
+  const lakeOnS3 = deps.iceberg?.s3 !== undefined && [deps.iceberg.warehouse, deps.iceberg.catalog?.location].some((l) => /^s3a?:\/\//.test(l ?? ''))
+  const events: TopicRuntime = { topic: deps.topics?.events ?? EVENTS_TOPIC, workers: new Map(), owners: new Map(), held: new Map(), makeWorker: (store) => createEventWorker(store, { ...deps, eventRowObjects: !!(deps.icebergDir || deps.iceberg?.catalog) && !lakeReadsRowBinary(clickhouse, undefined, lakeOnS3) }) }
   const edgeStats: TopicRuntime = {
     topic: deps.topics?.edgeStats ?? EDGE_STATS_TOPIC,
     workers: new Map(),

@@ -90,7 +90,7 @@ function eventsBody(batch: SinkBatch): Buffer {
 }
 
 /** Throws a body's refusal (RowBinaryWriter `refusal`) as the engine's error with its code. */
-function refuseFor(refusal: string | undefined): void {
+export function refuseFor(refusal: string | undefined): void {
   if (refusal) throw Object.assign(new Error(refusal), { code: Number(/^Code: (\d+)/.exec(refusal)?.[1] ?? 41) })
 }
 
