@@ -299,7 +299,7 @@ export function createLakeTable(options: LakeTableOptions) {
    * rows is built or sent as text, and no Parquet passes through this process (measured against the
    * JSONEachRow path in the README, "The lake on a ClickHouse server").
    */
-  async function writeDataFilesOnServer(t: LoadedTable, rowBinary: Buffer, s3: S3Options): Promise<DataFile[]> {
+  async function writeDataFilesOnServer(t: LoadedTable, rowBinary: Buffer, tsRange: [number, number] | undefined, s3: S3Options): Promise<DataFile[]> {
     const fields = currentSchema(t.metadata).fields
     const scheme = /^(s3a?):\/\//.exec(t.metadata.location)![1]!
     const url = (location: string) => `${s3.endpoint.replace(/\/$/, '')}/${location.replace(/^s3a?:\/\//, '')}`
@@ -314,7 +314,14 @@ export function createLakeTable(options: LakeTableOptions) {
       values: Readable.from([rowBinary]),
     })
     res.stream.resume()
-    const written = s3fn(`${data}/ts_hour=*/${name}.parquet`, 'ParquetMetadata')
+    // The files' hours: one known hour (most batches) is read by its key; otherwise the listing is
+    // narrowed to the hours' common prefix, never the whole table (a key the glob names but the
+    // server did not write would fail the read: hours without rows have no file).
+    const [lo, hi] = tsRange ? [hourName(hourOf(tsRange[0])), hourName(hourOf(tsRange[1]))] : ['', '']
+    let common = 0
+    while (common < lo.length && lo[common] === hi[common]) common++
+    const hours = tsRange && lo === hi ? lo : `${lo.slice(0, common)}*`
+    const written = s3fn(`${data}/ts_hour=${hours}/${name}.parquet`, 'ParquetMetadata')
     const rs = await client.query({ query: `SELECT _path AS path, _size AS size, num_rows, row_groups FROM ${written} SETTINGS use_hive_partitioning = 0`, format: 'JSONEachRow' })
     const footers = (await rs.json<FooterRow & { path: string; size: number | string }>()).sort((a, b) => a.path.localeCompare(b.path))
     let queried: HourStats[] | undefined
@@ -326,7 +333,7 @@ export function createLakeTable(options: LakeTableOptions) {
       const footer = footerBounds(f)
       if (footer.count === 0) continue
       // As on chDB: a column left without statistics (a very long value) gets its bounds from a query.
-      const bounds = footer.bounds.size === bounded.length ? footer.bounds : (queried ??= await statsOf(s3fn(`${data}/ts_hour=*/${name}.parquet`, 'Parquet'))).find((h) => h.hour === hour)?.bounds
+      const bounds = footer.bounds.size === bounded.length ? footer.bounds : (queried ??= await statsOf(s3fn(`${data}/ts_hour=${hours}/${name}.parquet`, 'Parquet'))).find((h) => h.hour === hour)?.bounds
       files.push({ path: `${scheme}://${f.path}`, recordCount: footer.count, sizeBytes: Number(f.size), partition: { ts_hour: hour }, metrics: metricsOf(footer.count, columns, fields, (c) => bounds?.get(c.name)) })
     }
     return files
@@ -342,7 +349,7 @@ export function createLakeTable(options: LakeTableOptions) {
     if (onServerS3(t) && rowBinary) {
       // A value the engine could not store is refused as it would refuse it (content), before any file is written.
       refuseFor(rowBinary.refusal)
-      return rowBinary.bytes.length > 0 ? writeDataFilesOnServer(t, rowBinary.bytes, options.s3!) : []
+      return rowBinary.bytes.length > 0 ? writeDataFilesOnServer(t, rowBinary.bytes, rowBinary.tsRange, options.s3!) : []
     }
     if (fromRowBinary && rowBinary && !rowBinary.refusal) {
       return withScratch(rowBinary.bytes, async (file) => {
