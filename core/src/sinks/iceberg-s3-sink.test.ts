@@ -1,15 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, it } from 'vitest'
 import { join } from 'node:path'
-import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
+import { createClickHouse, migrate } from '../clickhouse/client.js'
 import { lakeReader } from '../lake/restore.js'
 import { createIcebergSink } from './iceberg-sink.js'
 import { batchOf, runSinkContract } from '../testing/sink.contract.js'
 import { cleanUpTable } from '../lake/cleanup.js'
 import { compactTable } from '../lake/compact.js'
 import { eraseFromLake } from '../lake/erase.js'
-import { startMoto } from '../testing/moto.js'
+import { useS3LakeEnv } from '../testing/s3-lake-env.js'
 import { describeNeeding } from '../testing/needs.js'
 import { s3Server } from '../testing/tools.js'
 
@@ -21,35 +19,19 @@ import { s3Server } from '../testing/tools.js'
  * missing server fails, elsewhere the suite skips.
  */
 describeNeeding('iceberg on S3', s3Server, () => {
-  let moto: Awaited<ReturnType<typeof startMoto>>
-  let endpoint: string
-  let ch: ClickHouseClient
-  const dataDir = mkdtempSync(join(tmpdir(), 'adc-s3-sink-'))
+  const env = useS3LakeEnv('adc-s3-sink-', (dir) => createClickHouse({ dataDir: dir }))
+  const { q, dataDir } = env
   let n = 0
-
-  beforeAll(async () => {
-    moto = await startMoto(['warehouse'])
-    endpoint = moto.endpoint
-    ch = createClickHouse({ dataDir })
-  }, 60_000)
-
-  afterAll(async () => {
-    await ch?.close()
-    moto?.stop()
-    rmSync(dataDir, { recursive: true, force: true })
-  })
-
-  const q = async <T>(query: string): Promise<T[]> => (await ch.query({ query, format: 'JSONEachRow' })).json<T>()
 
   runSinkContract({
     name: 'iceberg (Iceberg v2 table on an S3 API server)',
     async newSink() {
       const db = `adc_s3_${n++}`
-      await migrate(ch, db)
-      const s3 = { endpoint, accessKeyId: 'adc', secretAccessKey: 'adc_secret' }
+      await migrate(env.ch, db)
+      const s3 = env.s3()
       // Expiry and metadata clean-up on every commit, so S3 DELETE is exercised too.
       const properties = { 'write.metadata.previous-versions-max': '1', 'history.expire.max-snapshot-age-ms': '0', 'history.expire.min-snapshots-to-keep': '1' }
-      const sink = await createIcebergSink({ client: ch, dir: join(dataDir, db), warehouse: `s3://warehouse/${db}`, s3, properties })
+      const sink = await createIcebergSink({ client: env.ch, dir: join(dataDir, db), warehouse: `s3://warehouse/${db}`, s3, properties })
       const reader = lakeReader(sink.lake.current()!.metadata.location, s3)
       return {
         sink,
@@ -65,7 +47,7 @@ describeNeeding('iceberg on S3', s3Server, () => {
 
   describe('iceberg on S3', () => {
     it('stores Parquet data files and Iceberg metadata as objects in the bucket', async () => {
-      const list = await (await fetch(`${endpoint}/warehouse?list-type=2`)).text()
+      const list = await (await fetch(`${env.endpoint}/warehouse?list-type=2`)).text()
       expect(list).toMatch(/events_raw\/metadata\/[^<]*\.metadata\.json/)
       expect(list).toMatch(/events_raw\/metadata\/snap-[^<]*\.avro/)
       expect(list).toMatch(/events_raw\/data\/ts_hour=2026-11-23-10\/[^<]*\.parquet/)
@@ -76,12 +58,12 @@ describeNeeding('iceberg on S3', s3Server, () => {
     })
 
     it('compacts, cleans up and erases a subject on S3: objects deleted, chDB reads the rest', async () => {
-      const s3 = { endpoint, accessKeyId: 'adc', secretAccessKey: 'adc_secret' }
+      const s3 = env.s3()
       const db = `adc_s3_care_${n++}`
       const properties = { 'history.expire.max-snapshot-age-ms': '0', 'history.expire.min-snapshots-to-keep': '1' }
-      const sink = await createIcebergSink({ client: ch, dir: join(dataDir, db), warehouse: `s3://warehouse/${db}`, s3, properties })
+      const sink = await createIcebergSink({ client: env.ch, dir: join(dataDir, db), warehouse: `s3://warehouse/${db}`, s3, properties })
       for (let k = 0; k < 4; k++) await sink.write(batchOf('ad-events', 0, 5 * k, 5 * k + 4), { recovering: false })
-      const parquet = async () => [...(await (await fetch(`${endpoint}/warehouse?list-type=2&prefix=${db}/`)).text()).matchAll(/<Key>([^<]*\/data\/[^<]*\.parquet)<\/Key>/g)].map((m) => m[1]!)
+      const parquet = async () => [...(await (await fetch(`${env.endpoint}/warehouse?list-type=2&prefix=${db}/`)).text()).matchAll(/<Key>([^<]*\/data\/[^<]*\.parquet)<\/Key>/g)].map((m) => m[1]!)
       expect(await parquet()).toHaveLength(4)
       expect(await compactTable(sink.lake, { minFiles: 3, smallFileBytes: 1 << 20, targetFileBytes: 64 << 20 })).toMatchObject({ removedFiles: 4, addedFiles: 1 })
       await cleanUpTable(sink.lake, { minAgeMs: 0 })
@@ -95,7 +77,7 @@ describeNeeding('iceberg on S3', s3Server, () => {
       expect(await count("user_key = 'u3'")).toBe(0)
       const files = await parquet()
       expect(files).toHaveLength(1)
-      const raw = await q<{ n: string; u3: string }>(`SELECT count() n, countIf(user_key = 'u3') u3 FROM s3('${endpoint}/warehouse/${files[0]}', 'adc', 'adc_secret', 'Parquet')`)
+      const raw = await q<{ n: string; u3: string }>(`SELECT count() n, countIf(user_key = 'u3') u3 FROM s3('${env.endpoint}/warehouse/${files[0]}', 'adc', 'adc_secret', 'Parquet')`)
       expect(raw.map((r) => [Number(r.n), Number(r.u3)])).toEqual([[17, 0]])
     }, 60_000)
   })

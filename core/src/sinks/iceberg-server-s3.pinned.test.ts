@@ -1,8 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, it } from 'vitest'
 import { join } from 'node:path'
-import { createClickHouse, type ClickHouseClient } from '../clickhouse/client.js'
+import { createClickHouse } from '../clickhouse/client.js'
 import { readAvroFile } from '../lake/avro.js'
 import { createFileIO } from '../lake/io.js'
 import { lakeReadsRowBinary } from '../lake/table.js'
@@ -12,7 +10,7 @@ import { eventsRowBinary } from './clickhouse-sink.js'
 import { createIcebergSink } from './iceberg-sink.js'
 import type { Sink, SinkBatch } from './sink.js'
 import { batchOf, eventRow, runSinkContract } from '../testing/sink.contract.js'
-import { startMoto } from '../testing/moto.js'
+import { useS3LakeEnv } from '../testing/s3-lake-env.js'
 import { describeNeeding } from '../testing/needs.js'
 import { s3Server } from '../testing/tools.js'
 
@@ -24,36 +22,23 @@ import { s3Server } from '../testing/tools.js'
  * row-object path (JSONEachRow through the same server) writes for the same events.
  */
 describeNeeding('iceberg on S3 through a ClickHouse server', s3Server, () => {
-  let moto: Awaited<ReturnType<typeof startMoto>>
-  let ch: ClickHouseClient
-  const dataDir = mkdtempSync(join(tmpdir(), 'adc-server-s3-'))
+  const env = useS3LakeEnv('adc-server-s3-', (dir) => createClickHouse({ url: process.env.ADC_TEST_CLICKHOUSE_URL!, dataDir: join(dir, 'client') }))
+  const { q, dataDir } = env
+  const s3 = () => env.s3()
   let n = 0
-  const s3 = () => ({ endpoint: moto.endpoint, accessKeyId: 'adc', secretAccessKey: 'adc_secret' })
 
-  beforeAll(async () => {
-    moto = await startMoto(['warehouse'])
-    ch = createClickHouse({ url: process.env.ADC_TEST_CLICKHOUSE_URL!, dataDir: join(dataDir, 'client') })
-  }, 60_000)
-
-  afterAll(async () => {
-    await ch?.close()
-    moto?.stop()
-    rmSync(dataDir, { recursive: true, force: true })
-  })
-
-  const q = async <T>(query: string): Promise<T[]> => (await ch.query({ query, format: 'JSONEachRow' })).json<T>()
   /** The batch as the processor hands it to a lake it need not keep row objects for: RowBinary only. */
   const asRowBinary = (b: SinkBatch): SinkBatch => ({ ...b, events: [], eventsRowBinary: eventsRowBinary(b.events) })
   const rowBinaryOnly = (sink: Sink): Sink => ({ ...sink, write: (b, o) => sink.write(asRowBinary(b), o), probe: (b) => sink.probe!(asRowBinary(b)) })
-  const newSink = async (name: string) => createIcebergSink({ client: ch, dir: join(dataDir, name), warehouse: `s3://warehouse/${name}`, s3: s3() })
+  const newSink = async (name: string) => createIcebergSink({ client: env.ch, dir: join(dataDir, name), warehouse: `s3://warehouse/${name}`, s3: s3() })
 
   it('reads its rows from the RowBinary bytes on a server only for a table on S3', () => {
-    expect(lakeReadsRowBinary(ch)).toBe(false)
-    expect(lakeReadsRowBinary(ch, undefined, true)).toBe(true)
+    expect(lakeReadsRowBinary(env.ch)).toBe(false)
+    expect(lakeReadsRowBinary(env.ch, undefined, true)).toBe(true)
   })
 
   it('refuses rows handed over as RowBinary only when its table is not on S3, and commits nothing', async () => {
-    const sink = await createIcebergSink({ client: ch, dir: join(dataDir, `local_${n++}`) })
+    const sink = await createIcebergSink({ client: env.ch, dir: join(dataDir, `local_${n++}`) })
     await expect(sink.write(asRowBinary(batchOf('ad-events', 1, 0, 4)), { recovering: false })).rejects.toThrow(/RowBinary only/)
     expect(currentSnapshotId(sink.lake.current()!.metadata)).toBeNull()
     await sink.close?.()
