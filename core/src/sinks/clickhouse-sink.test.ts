@@ -141,6 +141,30 @@ describe('chDB direct access', () => {
     expect(Number(later!.i)).toBe(11)
   })
 
+  it('leaves no token behind from the small tables either (their raw inserts carry it in SETTINGS)', async () => {
+    const db = `adc_sink_${n++}`
+    await migrate(ch, db)
+    const b = batchOf('leak-small', 0, 0, 9)
+    const minute = b.rollup[0]!.minute
+    b.rollupIvt.push({ minute, campaign_id: 'cmp_contract', publisher_id: 'pub1', event_type: 'impression', reason: 'givt_known_bot', events: 2 })
+    b.ivtDecisions.push({ event_key: 'k', event_type: 'impression', campaign_id: 'cmp_contract', publisher_id: 'pub1', ts: Date.UTC(2026, 10, 23), score: 1, reasons: ['givt_known_bot'], model_version: 'm', quarantined: 1, decided_at: Date.UTC(2026, 10, 23) })
+    b.badRows.push({ received_at: Date.UTC(2026, 10, 23), log_topic: 'leak-small', log_partition: 0, log_offset: 7, reason: 'bad_envelope', step: 'decodeStep', details: 'x', payload: '{}', processor_artifact: 'a', processor_version: 'v' })
+    b.edgeStats.push({ minute, publisher_id: 'pub1', received: 3, accepted: 2, rejected: 1, duplicate: 0, rejected_by_reason: {} })
+    await createClickHouseSink({ client: ch, database: db }).write(b, { recovering: false })
+    // Two different rows each, without a token: both land unless a token stuck to the session.
+    const at = '2026-11-23 12:00:00'
+    for (const i of [1, 2]) {
+      await ch.insert({ table: `${db}.ivt_decisions`, values: [{ event_key: `later-${i}`, event_type: 'impression', campaign_id: 'later', publisher_id: 'pub1', ts: at, score: i, reasons: [], model_version: 'm', quarantined: 0, decided_at: at }], format: 'JSONEachRow' })
+      await ch.insert({ table: `${db}.bad_rows`, values: [{ received_at: at, log_topic: 'later', log_partition: 0, log_offset: 100 + i, reason: 'bad_envelope', step: 's', details: '', payload: '{}', processor_artifact: 'a', processor_version: 'v' }], format: 'JSONEachRow' })
+      await ch.insert({ table: `${db}.edge_stats_minute`, values: [{ minute: at, publisher_id: 'later', received: i, accepted: i, rejected: 0, duplicate: 0, rejected_by_reason: {} }], format: 'JSONEachRow' })
+    }
+    const [r] = await q<{ d: string; bad: string; es: string }>(`SELECT
+      (SELECT count() FROM ${db}.ivt_decisions WHERE campaign_id = 'later') AS d,
+      (SELECT count() FROM ${db}.bad_rows WHERE log_topic = 'later') AS bad,
+      (SELECT sum(received) FROM ${db}.edge_stats_minute WHERE publisher_id = 'later') AS es`)
+    expect([Number(r!.d), Number(r!.bad), Number(r!.es)]).toEqual([2, 2, 3])
+  })
+
   it('writes every table with its token on chDB, and a replay of the batch counts once', async () => {
     const db = `adc_sink_${n++}`
     await migrate(ch, db)
