@@ -110,8 +110,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, b"Ok.\n")
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         statement = params["query"] if "query" in params else body.decode("utf-8")
-        binary = BINARY_INSERT.match(statement) if "query" in params else None
-        from_input = INPUT_INSERT.match(statement) if "query" in params and not binary else None
+        # input() first: an INSERT ... SELECT FROM input() into a table with a column list would also
+        # fit the plain binary insert's pattern.
+        from_input = INPUT_INSERT.match(statement) if "query" in params else None
+        binary = BINARY_INSERT.match(statement) if "query" in params and not from_input else None
         scratch = None
         if binary or from_input:
             fd, scratch = tempfile.mkstemp(suffix=".bin", dir=sys.argv[1])

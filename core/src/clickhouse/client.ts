@@ -2,6 +2,7 @@ import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions
 import type { createChdbConnection as CreateChdbConnection } from 'chdb/connection'
 import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { Readable } from 'node:stream'
 import { ConfigError } from '../config.js'
 import { ddl } from './ddl.js'
 import { hourlyRollups, retentionStatements, type RetentionConfig } from './retention.js'
@@ -91,4 +92,14 @@ export async function migrate(client: ClickHouseClient, database: string, retent
 /** Quotes a string literal for ClickHouse SQL text (for settings such as the dedup token). */
 export function sqlString(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`
+}
+
+/**
+ * Runs an INSERT whose data is `body`, sent as the HTTP body (the statement ends with the body's
+ * FORMAT): a table's own rows, or the `input()` an INSERT ... SELECT reads them through. Not for
+ * chDB, whose client glues a body into the SQL text.
+ */
+export async function insertWithBody(client: ClickHouseClient, query: string, body: Buffer | string): Promise<void> {
+  const res = await client.exec({ query, values: Readable.from([body]) })
+  res.stream.resume()
 }

@@ -11,12 +11,23 @@ import type { IcebergField } from './schema.js'
  * the sink's settings.
  */
 
+/** Whether an Iceberg location is on S3 (`s3://`, or `s3a://` as Spark writes it). */
+export const isS3Location = (location: string): boolean => /^s3a?:\/\//.test(location)
+
+/**
+ * An S3 location as the engine's s3() and icebergS3() table functions take it, path style at the
+ * configured endpoint, with the credentials: `'<url>', '<key id>', '<secret>'`.
+ */
+export function s3Arguments(location: string, s3: S3Options): string {
+  const url = `${s3.endpoint.replace(/\/$/, '')}/${location.replace(/^s3a?:\/\//, '')}`
+  return `${sqlString(url)}, ${sqlString(s3.accessKeyId)}, ${sqlString(s3.secretAccessKey)}`
+}
+
 /** The table function reading one Parquet data file at its Iceberg location (`file://` or `s3://`). */
 export function parquetSource(location: string, s3?: S3Options): string {
-  if (location.startsWith('s3://') || location.startsWith('s3a://')) {
+  if (isS3Location(location)) {
     if (!s3) throw new RangeError('reading an s3:// data file needs S3 settings')
-    const url = `${s3.endpoint.replace(/\/$/, '')}/${location.replace(/^s3a?:\/\//, '')}`
-    return `s3(${sqlString(url)}, ${sqlString(s3.accessKeyId)}, ${sqlString(s3.secretAccessKey)}, 'Parquet')`
+    return `s3(${s3Arguments(location, s3)}, 'Parquet')`
   }
   return `file(${sqlString(localPath(location))}, 'Parquet')`
 }

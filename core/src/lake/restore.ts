@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url'
 import { sqlString } from '../clickhouse/client.js'
 import { DAY_MS, dayStart } from '../billing/days.js'
 import { localPath, type S3Options } from './io.js'
+import { isS3Location, s3Arguments } from './parquet.js'
 import { LAKE_COLUMNS } from './schema.js'
 
 /**
@@ -12,10 +13,9 @@ import { LAKE_COLUMNS } from './schema.js'
  * `icebergLocal` for a local table (chDB reads only under its working directory), `icebergS3` on S3.
  */
 export function lakeReader(location: string, s3?: S3Options): string {
-  if (location.startsWith('s3://') || location.startsWith('s3a://')) {
+  if (isS3Location(location)) {
     if (!s3) throw new RangeError('reading an s3:// lake needs S3 settings')
-    const url = `${s3.endpoint.replace(/\/$/, '')}/${location.replace(/^s3a?:\/\//, '')}/`
-    return `icebergS3(${sqlString(url)}, ${sqlString(s3.accessKeyId)}, ${sqlString(s3.secretAccessKey)})`
+    return `icebergS3(${s3Arguments(`${location}/`, s3)})`
   }
   const rel = relative(process.cwd(), localPath(location))
   if (rel.startsWith('..') || isAbsolute(rel)) throw new RangeError(`lake table ${location} is outside the working directory ${process.cwd()} (chDB's user files path)`)

@@ -5,12 +5,11 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
-import { sqlString } from '../clickhouse/client.js'
+import { insertWithBody, sqlString } from '../clickhouse/client.js'
 import { EVENT_COLUMN_TYPES, EVENT_FILE_STRUCTURE, isOnChdb, refuseFor } from '../sinks/clickhouse-sink.js'
 import type { EventRow, SinkBatch } from '../sinks/sink.js'
 import { readAvroFile } from './avro.js'
-import { PARQUET_WRITE_SETTINGS } from './parquet.js'
+import { isS3Location, PARQUET_WRITE_SETTINGS, s3Arguments } from './parquet.js'
 import type { Catalog, LoadedTable, TableIdent } from './catalog.js'
 import type { FileIO, S3Options } from './io.js'
 import { buildManifest, buildManifestList, mergeManifests, normaliseManifestFile, OWN_MANIFEST, type DataFile, type ManifestFile } from './manifest.js'
@@ -199,8 +198,9 @@ export function createLakeTable(options: LakeTableOptions) {
   // lake column is cast to the type the lake writes (the same Parquet schema as from JSONEachRow);
   // the hours, counts and column bounds come from one query over the same bytes.
   const fromRowBinary = lakeReadsRowBinary(client, columns)
+  const serverWritesS3 = !isOnChdb(client) && options.s3 !== undefined && lakeReadsRowBinary(client, columns, true)
   /** Whether this table's data files are written by a ClickHouse server straight to S3 (writeDataFilesOnServer). */
-  const onServerS3 = (t: LoadedTable): boolean => !isOnChdb(client) && options.s3 !== undefined && /^s3a?:\/\//.test(t.metadata.location) && lakeReadsRowBinary(client, columns, true)
+  const onServerS3 = (t: LoadedTable): boolean => serverWritesS3 && isS3Location(t.metadata.location)
   const castColumns = columns.map((c) => `CAST(${c.name}, ${sqlString(clickhouseType(c.type))}) AS ${c.name}`).join(', ')
   const bounded = columns.filter(hasBounds)
   const boundOf = (c: LakeColumn) => (c.type === 'timestamptz' ? `toUnixTimestamp64Milli(${c.name})` : c.type === 'string' ? c.name : `toInt64(${c.name})`)
@@ -302,18 +302,13 @@ export function createLakeTable(options: LakeTableOptions) {
   async function writeDataFilesOnServer(t: LoadedTable, rowBinary: Buffer, tsRange: [number, number] | undefined, s3: S3Options): Promise<DataFile[]> {
     const fields = currentSchema(t.metadata).fields
     const scheme = /^(s3a?):\/\//.exec(t.metadata.location)![1]!
-    const url = (location: string) => `${s3.endpoint.replace(/\/$/, '')}/${location.replace(/^s3a?:\/\//, '')}`
-    const s3fn = (location: string, format: string) => `s3(${sqlString(url(location))}, ${sqlString(s3.accessKeyId)}, ${sqlString(s3.secretAccessKey)}, ${sqlString(format)})`
+    const s3fn = (location: string, format: string) => `s3(${s3Arguments(location, s3)}, ${sqlString(format)})`
     const data = `${t.metadata.location.replace(/\/$/, '')}/data`
     const name = randomUUID()
-    const res = await client.exec({
-      query: `INSERT INTO FUNCTION ${s3fn(`${data}/ts_hour={_partition_id}/${name}.parquet`, 'Parquet')}
+    await insertWithBody(client, `INSERT INTO FUNCTION ${s3fn(`${data}/ts_hour={_partition_id}/${name}.parquet`, 'Parquet')}
         PARTITION BY formatDateTime(ts, '%Y-%m-%d-%H', 'UTC')
         SELECT ${castColumns} FROM input(${sqlString(EVENT_FILE_STRUCTURE)}) ORDER BY ts, event_key
-        SETTINGS ${PARQUET_WRITE_SETTINGS} FORMAT RowBinary`,
-      values: Readable.from([rowBinary]),
-    })
-    res.stream.resume()
+        SETTINGS ${PARQUET_WRITE_SETTINGS} FORMAT RowBinary`, rowBinary)
     // The files' hours: one known hour (most batches) is read by its key; otherwise the listing is
     // narrowed to the hours' common prefix, never the whole table (a key the glob names but the
     // server did not write would fail the read: hours without rows have no file).
@@ -499,12 +494,8 @@ export function createLakeTable(options: LakeTableOptions) {
         refuseFor(rowBinary.refusal)
         if (rowBinary.bytes.length === 0) return
         // The server parses and casts the bytes as for a data file, into a table that keeps nothing.
-        const res = await client.exec({
-          query: `INSERT INTO FUNCTION null(${sqlString(columns.map((c) => `${c.name} ${clickhouseType(c.type)}`).join(', '))})
-            SELECT ${castColumns} FROM input(${sqlString(EVENT_FILE_STRUCTURE)}) FORMAT RowBinary`,
-          values: Readable.from([rowBinary.bytes]),
-        })
-        res.stream.resume()
+        await insertWithBody(client, `INSERT INTO FUNCTION null(${sqlString(columns.map((c) => `${c.name} ${clickhouseType(c.type)}`).join(', '))})
+            SELECT ${castColumns} FROM input(${sqlString(EVENT_FILE_STRUCTURE)}) FORMAT RowBinary`, rowBinary.bytes)
         return
       }
       if (fromRowBinary && rowBinary && !rowBinary.refusal) {

@@ -12,6 +12,7 @@ import type { Batch, BatchContext, Consumer, Log, LogRecord } from '../log/log.j
 import { processorMetrics, type ProcessorMetrics } from '../metrics/registry.js'
 import { createIcebergSink, type IcebergSinkOptions } from '../sinks/iceberg-sink.js'
 import { lakeReadsRowBinary } from '../lake/table.js'
+import { isS3Location } from '../lake/parquet.js'
 import { changelogTopicFor } from '../state/changelog.js'
 import { PartitionOwnership } from '../state/ownership.js'
 import { PartitionStore } from '../state/partition-store.js'
@@ -147,7 +148,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
 
   // A lake configured on S3 (warehouse or catalog location): a ClickHouse server writes its data files
   // from the batch's RowBinary bytes, so no row objects are kept for it (lake/table.ts).
-  const lakeOnS3 = deps.iceberg?.s3 !== undefined && [deps.iceberg.warehouse, deps.iceberg.catalog?.location].some((l) => /^s3a?:\/\//.test(l ?? ''))
+  const lakeOnS3 = deps.iceberg?.s3 !== undefined && [deps.iceberg.warehouse, deps.iceberg.catalog?.location].some((l) => l !== undefined && isS3Location(l))
   const events: TopicRuntime = { topic: deps.topics?.events ?? EVENTS_TOPIC, workers: new Map(), owners: new Map(), held: new Map(), makeWorker: (store) => createEventWorker(store, { ...deps, eventRowObjects: !!(deps.icebergDir || deps.iceberg?.catalog) && !lakeReadsRowBinary(clickhouse, undefined, lakeOnS3) }) }
   const edgeStats: TopicRuntime = {
     topic: deps.topics?.edgeStats ?? EDGE_STATS_TOPIC,
@@ -213,6 +214,16 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     }
   }
 
+  /** Gives a partition up: its worker, claim and held records dropped, its state closed, reported revoked. */
+  async function release(rt: TopicRuntime, p: number): Promise<void> {
+    const w = rt.workers.get(p)
+    rt.workers.delete(p)
+    rt.owners.delete(p)
+    rt.held.delete(p)
+    await w?.store.close()
+    report.revoked(rt.topic, p)
+  }
+
   async function consume(rt: TopicRuntime): Promise<Consumer> {
     return log.consume({
       // One group per topic: a Kafka group's assignor (kafkajs round-robin) spreads every subscribed
@@ -250,26 +261,13 @@ export function createProcessor(deps: ProcessorDeps): Processor {
             report.assigned(rt.topic, p, store.appliedOffset())
           }
         } catch (err) {
-          for (const p of opened) {
-            const w = rt.workers.get(p)
-            rt.workers.delete(p)
-            rt.owners.delete(p)
-            await w?.store.close()
-            report.revoked(rt.topic, p)
-          }
+          for (const p of opened) await release(rt, p)
           throw err
         }
         logger.info({ topic: rt.topic, partitions }, 'partitions assigned')
       },
       async onRevoke(partitions) {
-        for (const p of partitions) {
-          const w = rt.workers.get(p)
-          rt.workers.delete(p)
-          rt.owners.delete(p)
-          rt.held.delete(p)
-          await w?.store.close()
-          report.revoked(rt.topic, p)
-        }
+        for (const p of partitions) await release(rt, p)
         logger.info({ topic: rt.topic, partitions }, 'partitions revoked')
       },
     })

@@ -2,10 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { chTime, isWellFormed, toWellFormed } from '@adc/schemas'
-import { sqlString } from '../clickhouse/client.js'
+import { insertWithBody, sqlString } from '../clickhouse/client.js'
 import { probeTable } from '../clickhouse/ddl.js'
 import { RowBinaryWriter } from './row-binary-writer.js'
 import { SinkWriteError } from './sink-errors.js'
@@ -217,8 +216,7 @@ export function createClickHouseSink({ client, database, dedupTokens = true, aft
       await direct.rawInsert({ table: tableOf(table, to), ...(columns ? { columns: [...columns] } : {}), values, format, settings: rawSettings(batch, table, to) })
     } else {
       const cols = columns ? ` (${columns.join(', ')})` : ''
-      const res = await client.exec({ query: `INSERT INTO ${tableOf(table, to)}${cols} ${settings(batch, table, to)} FORMAT ${format}`, values: Readable.from([body]) })
-      res.stream.resume()
+      await insertWithBody(client, `INSERT INTO ${tableOf(table, to)}${cols} ${settings(batch, table, to)} FORMAT ${format}`, body)
     }
     if (!to.probe) afterTable?.(table)
   }
@@ -234,22 +232,18 @@ export function createClickHouseSink({ client, database, dedupTokens = true, aft
     if (batch.rollup.length === 0) return
     // uniqState must be computed by the engine, so the pre-aggregated rows go in as rows with their
     // uniques and arrayReduce turns each row's uniques into its state (the builder made one row per
-    // key, so no GROUP BY; the table sums and merges rows of one key anyway). On chDB they are
-    // RowBinary read through file(), as events_raw: measured statement by statement on chDB (9
-    // batches of up to 20k events, about 20 rollup rows each), 26 ms of CPU per batch instead of 29
-    // for the insert with its view, and 10 instead of 16 for its probe, against the same rows as
-    // JSON in the SQL text. A server gets them inside the SQL through the format() table function (input() would
-    // need the HTTP body, which this client sends only with a FORMAT clause).
+    // key, so no GROUP BY; the table sums and merges rows of one key anyway). They go as RowBinary:
+    // on chDB read through file(), as events_raw (measured statement by statement on chDB, 9 batches
+    // of up to 20k events, about 20 rollup rows each: 26 ms of CPU per batch instead of 29 for the
+    // insert with its view, and 10 instead of 16 for its probe, against the same rows as JSON in the
+    // SQL text); a server reads them as the request body through input(), as the lake's data files.
+    const body = rollupRowBinary(batch.rollup)
     if (direct || onChdb) {
-      await insertFromFile(batch, 'rollup_minute', to, ROLLUP_COLUMNS, rollupRowBinary(batch.rollup), ROLLUP_STRUCTURE, ROLLUP_SELECT)
+      await insertFromFile(batch, 'rollup_minute', to, ROLLUP_COLUMNS, body, ROLLUP_STRUCTURE, ROLLUP_SELECT)
     } else {
-      let data = ''
-      for (const r of batch.rollup) data += JSON.stringify(r) + '\n'
-      // The rows ride in the SQL text: it may exceed the default max_query_size (the client pins it).
-      await client.command({ query: `INSERT INTO ${tableOf('rollup_minute', to)} (${ROLLUP_COLUMNS.join(', ')})
+      await insertWithBody(client, `INSERT INTO ${tableOf('rollup_minute', to)} (${ROLLUP_COLUMNS.join(', ')})
         ${settings(batch, 'rollup_minute', to)}
-        SELECT ${ROLLUP_SELECT}
-        FROM format(JSONEachRow, ${sqlString(ROLLUP_STRUCTURE)}, ${sqlString(data)})` })
+        SELECT ${ROLLUP_SELECT} FROM input(${sqlString(ROLLUP_STRUCTURE)}) FORMAT RowBinary`, body)
     }
     if (!to.probe) afterTable?.('rollup_minute')
   }
