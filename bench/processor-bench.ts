@@ -261,8 +261,10 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
       writeFileSync(process.env.PROCESSOR_BENCH_READY, String(process.pid))
       await new Promise((r) => setTimeout(r, 1500))
     }
+    if (process.env.PROCESSOR_BENCH_MARK) console.log('--- measured run: start ---')
     gate.open()
     while ((await sumCommitted(log, 'bench', 'ad-events')) < total) await new Promise((r) => setTimeout(r, 10))
+    if (process.env.PROCESSOR_BENCH_MARK) console.log('--- measured run: end ---')
     const seconds = (performance.now() - t0) / 1000
     const cpu = cpuSeconds(process.cpuUsage(cpu0))
     const engineSeconds = (standIn?.cpuSeconds() ?? 0) - engine0
