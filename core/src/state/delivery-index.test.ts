@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { open } from 'lmdb'
+import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 import { eventIdTimeMs } from '@adc/schemas'
 import { deliveryTimeOf, hourOf, NO_TIME_BUCKET } from './delivery-index.js'
@@ -29,6 +30,21 @@ const T = Date.UTC(2026, 10, 23, 8, 0, 0)
 const key = (n: number): string => n.toString(16).padStart(8, '0') + 'ab'.repeat(12) // distinct in the first 96 bits
 
 describe('delivery index', () => {
+  it('files a 32-character lower-case hex key under its first 96 bits, any other key under the first 96 bits of its SHA-256', async () => {
+    const s = PartitionStore.open(fresh(), 0)
+    const hex = '0123456789abcdef'.repeat(2)
+    const others = ['0123456789ABCDEF'.repeat(2), '0123456789abcdeg'.repeat(2), 'z'.repeat(32), hex.slice(0, 31), `${hex}0`, '0123456789abcde\u0660'.repeat(2)]
+    s.deliveries.add(hex, T, 1, T + 25 * H)
+    others.forEach((k, i) => s.deliveries.add(k, T, 2 + i, T + 25 * H))
+    const hour = hourOf(T)
+    const expected = [[hex, hex.slice(0, 24)], ...others.map((k) => [k, createHash('sha256').update(k).digest('hex').slice(0, 24)])]
+    const pending = new Map(s.deliveries.pendingEntries().map((e) => [e[0], e[1]]))
+    expected.forEach(([, bits], i) => expect(pending.get(`D:${hour}:${bits}`)).toEqual([1 + i, Math.floor((T + 25 * H) / 1000)]))
+    await s.commit(10)
+    expected.forEach(([k], i) => expect(s.deliveries.firstSeen(k!, T, T)).toBe(1 + i))
+    await s.close()
+  })
+
   it('finds keys by event-id hour across commits, and expires a whole hour once the watermark passes its last key', async () => {
     const s = PartitionStore.open(fresh(), 0)
     s.deliveries.add(key(1), T, 10, T + 25 * H)

@@ -97,19 +97,32 @@ export function deliveryTimeOf(eventId: string): number | undefined {
   return ms
 }
 
-function isHex32(key: string): boolean {
+/** Lower-case hex digit values by char code (-1: not one). */
+const HEX_VALUE = new Int8Array(128).fill(-1)
+'0123456789abcdef'.split('').forEach((ch, v) => (HEX_VALUE[ch.charCodeAt(0)] = v))
+
+/**
+ * When `key` is 32 lower-case hex characters, writes the bytes of its first 24 at `at` and answers
+ * true; otherwise false (bytes at `at` may then be written: the caller overwrites them). One pass in
+ * JavaScript: about half the CPU of a substring plus Buffer's native hex write, on every lookup and
+ * every key written.
+ */
+function writeHex12(buf: Buffer, at: number, key: string): boolean {
   if (key.length !== 32) return false
-  for (let i = 0; i < 32; i++) {
-    const c = key.charCodeAt(i)
-    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false
+  for (let i = 0; i < 32; i += 2) {
+    const a = key.charCodeAt(i)
+    const b = key.charCodeAt(i + 1)
+    const hi = a < 128 ? HEX_VALUE[a]! : -1
+    const lo = b < 128 ? HEX_VALUE[b]! : -1
+    if ((hi | lo) < 0) return false
+    if (i < 24) buf[at + (i >> 1)] = (hi << 4) | lo
   }
   return true
 }
 
 function writeKey(buf: Buffer, at: number, hour: number, key: string): void {
   buf.writeUInt32BE(hour, at)
-  if (isHex32(key)) buf.write(key.slice(0, 24), at + 4, 12, 'hex')
-  else createHash('sha256').update(key).digest().copy(buf, at + 4, 0, 12)
+  if (!writeHex12(buf, at + 4, key)) createHash('sha256').update(key).digest().copy(buf, at + 4, 0, 12)
 }
 
 function bucketStart(hour: number): Buffer {

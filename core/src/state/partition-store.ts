@@ -5,6 +5,7 @@ import { bloomHash1, bloomHash2 } from '@adc/schemas'
 import { BurstCounters, BURST_DB, BURST_ENTRY_PREFIX } from './burst-counters.js'
 import { KeyFilter, lmdbKeySource } from './key-filter.js'
 import { DeliveryIndex, DELIVERY_DB } from './delivery-index.js'
+import { decodeImpression, encodeImpression } from './impression-codec.js'
 import { pad, WATERMARK_KEY } from './keys.js'
 import { STATE_TTL_MS } from '../rules/rules.js'
 
@@ -168,7 +169,7 @@ export class PartitionStore {
     if (v === DELETED) return undefined
     if (v !== undefined) return v as T
     if (isSparse(key) && !this.sparse.has(key)) return undefined
-    if (isImpression(key) && !this.impressions.mayHave(bloomHash1(key), bloomHash2(key))) return undefined
+    if (isImpression(key)) return this.impressions.mayHave(bloomHash1(key), bloomHash2(key)) ? (decodeImpression(this.db.get(key)) as T | undefined) : undefined
     return this.db.get(key) as T | undefined
   }
 
@@ -201,7 +202,7 @@ export class PartitionStore {
   /** Entries with `start <= key < end` in key order, committed state merged with this batch's overlay. */
   range<T>(start: string, end: string, limit: number): Array<[string, T]> {
     const merged = new Map<string, unknown>()
-    for (const { key, value } of this.db.getRange({ start, end, limit })) merged.set(key as string, value)
+    for (const { key, value } of this.db.getRange({ start, end, limit })) merged.set(key as string, isImpression(key as string) ? decodeImpression(value) : value)
     for (const [k, v] of this.overlay) if (k >= start && k < end) merged.set(k, v)
     const out: Array<[string, T]> = []
     for (const k of [...merged.keys()].sort()) {
@@ -267,7 +268,7 @@ export class PartitionStore {
         // A format-1 delivery key or counter (written by an older build): applied as it was, upgraded below.
         if (isFormat1(e[0])) format1 = true
         if (e.length === 1) void this.db.remove(e[0])
-        else void this.db.put(e[0], e[1])
+        else void this.db.put(e[0], isImpression(e[0]) ? encodeImpression(e[1]) : e[1])
       }
       if (format1) this.upgradeFormat1()
       void this.db.put(META_APPLIED, r.applied)
@@ -330,7 +331,7 @@ export class PartitionStore {
   *entries(): Generator<StateEntry> {
     for (const key of this.db.getKeys({})) {
       if (isMeta(key)) continue
-      yield [key as string, this.db.get(key)]
+      yield [key as string, isImpression(key as string) ? decodeImpression(this.db.get(key)) : this.db.get(key)]
     }
     yield* this.deliveries.entries()
     yield* this.bursts.entries()
@@ -365,10 +366,10 @@ export class PartitionStore {
     await this.db.transaction(() => {
       for (const [k, v] of entries) {
         if (v === DELETED) void this.db.remove(k)
-        else {
-          void this.db.put(k, v)
-          if (isImpression(k)) this.impressions.add(bloomHash1(k), bloomHash2(k))
-        }
+        else if (isImpression(k)) {
+          void this.db.put(k, encodeImpression(v))
+          this.impressions.add(bloomHash1(k), bloomHash2(k))
+        } else void this.db.put(k, v)
       }
       this.deliveries.write()
       this.bursts.write()
