@@ -17,6 +17,9 @@
  * the compose stack) and the server writes its data files,
  * PROCESSOR_BENCH_WARMUP (events of the same traffic through the same processor first: by default five
  * batches per partition, 400000 at the defaults; 0 measures from a cold start),
+ * PROCESSOR_BENCH_SPACING_MS (20: event time between two impressions; from about 330 the measured
+ * run expires state as it adds it), PROCESSOR_BENCH_TIMED_IDS (1: event ids carry their event's time;
+ * 0: one time for all, the traffic of earlier rounds),
  * PROCESSOR_BENCH_MARK=1 prints a line where the measured run starts and one where it ends (to cut a
  * `--trace-opt`/`--trace-deopt` log to the measured run),
  * PROCESSOR_BENCH_PROFILE=<file.cpuprofile> writes a CPU profile of the pipeline run only (not the setup,
@@ -58,6 +61,15 @@ export interface ProcessorBenchOptions {
    * `pipeline` is then the processor alone, and `engine` the server's CPU. @default false
    */
   server?: boolean
+  /**
+   * Event time between two impressions of the traffic (testing/events.ts `trafficMix`). At the
+   * default the whole run spans about two hours, so no state expires in it; from about 330 ms the
+   * warm-up spans the state's 25 h and the measured run deletes expired keys as it adds new ones,
+   * as a processor does in its steady state. @default 20
+   */
+  spacingMs?: number
+  /** Event ids carry their event's time, as clients' ULIDs do (false: every id one time, the traffic of earlier rounds). @default true */
+  timedIds?: boolean
   /** Writes a CPU profile of the pipeline run (only) to this file. */
   profile?: string
   /**
@@ -210,6 +222,7 @@ function gatedLog(log: Log, warmupEnd: ReadonlyMap<number, number>): { log: Log;
 export async function runProcessorBench(options: ProcessorBenchOptions = {}): Promise<ProcessorBenchFigures> {
   const { events = 100_000, partitions = 4, batch = 20_000, iceberg = false, probes = 100, profile, server = false } = options
   const warmup = options.warmup ?? defaultWarmup(partitions, batch)
+  const { spacingMs = 20, timedIds = true } = options
   const root = mkdtempSync(join(tmpdir(), 'adc-processor-bench-'))
   const lake = join('.cache', `bench-lake-${process.pid}`)
   const log = await createEmbeddedLog({ dir: join(root, 'log'), logger: silent })
@@ -227,7 +240,9 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     await log.ensureTopic('ad-events', partitions)
     await log.ensureTopic('edge-stats', 1)
     // One stream of traffic: the first `warmup` records warm the processor up, the rest are measured.
-    let { records } = trafficMix(warmup + events, { start: Date.now() - 60 * 60_000 })
+    // It ends about now: an event's time is never ahead of the clock.
+    const start = Date.now() - 60 * 60_000 - (warmup + events) * spacingMs
+    let { records } = trafficMix(warmup + events, { start, spacingMs, timedIds })
     const warmupEnd = new Map<number, number>()
     for (let i = 0; i < records.length; i += 5000) {
       const appended = await log.append('ad-events', records.slice(i, Math.min(i + 5000, records.length)))
@@ -366,6 +381,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     server: env.PROCESSOR_BENCH_SERVER === '1',
     probes: Number(env.PROCESSOR_BENCH_PROBES ?? 100),
     ...(env.PROCESSOR_BENCH_WARMUP !== undefined ? { warmup: Number(env.PROCESSOR_BENCH_WARMUP) } : {}),
+    ...(env.PROCESSOR_BENCH_SPACING_MS !== undefined ? { spacingMs: Number(env.PROCESSOR_BENCH_SPACING_MS) } : {}),
+    timedIds: env.PROCESSOR_BENCH_TIMED_IDS !== '0',
     ...(env.PROCESSOR_BENCH_PROFILE ? { profile: env.PROCESSOR_BENCH_PROFILE } : {}),
   })
   const r = (n: number): number => Math.round(n)

@@ -4,6 +4,7 @@
  * Imported by tests and benchmarks only.
  */
 import { createHash } from 'node:crypto'
+import { encodeTime } from 'ulid'
 import type { EnvelopeInput } from '@adc/schemas'
 import type { ProducerRecord } from '../log/log.js'
 
@@ -30,6 +31,8 @@ export const BROWSER_UA = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit
 export interface TestEventInput {
   type: 'impression' | 'click'
   n: number
+  /** @default ulidFor(n): every such id carries the same time */
+  eventId?: string
   impressionId: string
   ts: number
   receivedAt?: number
@@ -46,7 +49,7 @@ export interface TestEventInput {
 /** A valid v1 envelope as the edge writes it. */
 export function testEnvelope(i: TestEventInput): EnvelopeInput {
   const publisherId = i.publisherId ?? 'pub_demo'
-  const eventId = ulidFor(i.n)
+  const eventId = i.eventId ?? ulidFor(i.n)
   const event = {
     eventId,
     ts: i.ts,
@@ -76,12 +79,19 @@ export function toRecord(env: EnvelopeInput): ProducerRecord {
   return { key: env.event.impressionId, value: JSON.stringify(env) }
 }
 
+/** A ULID of time `ms` whose random part is test event number `n`'s (ulidFor): ids as clients make them. */
+export const timedUlidFor = (ms: number, n: number): string => encodeTime(ms, 10) + ulidFor(n).slice(10)
+
 /**
  * A reproducible traffic mix: per impression one impression record and (every third) one click a
  * few seconds later; every 10th event delivered twice (edge retry). Returns the records and the
  * counts a correct processor must end with.
+ *
+ * `spacingMs`: event time between two impressions. `timedIds`: event ids carry their event's time
+ * (`timedUlidFor`), as a client's ULIDs do, so delivery keys fall into the hours of their events
+ * (state/delivery-index.ts); otherwise every id carries one time (`ulidFor`).
  */
-export function trafficMix(count: number, { start = Date.UTC(2026, 10, 23, 12, 0, 0), seed = 0 } = {}): { records: ProducerRecord[]; expected: { impressions: number; clicks: number; duplicates: number } } {
+export function trafficMix(count: number, { start = Date.UTC(2026, 10, 23, 12, 0, 0), seed = 0, spacingMs = 20, timedIds = false } = {}): { records: ProducerRecord[]; expected: { impressions: number; clicks: number; duplicates: number } } {
   const records: ProducerRecord[] = []
   let impressions = 0
   let clicks = 0
@@ -89,8 +99,12 @@ export function trafficMix(count: number, { start = Date.UTC(2026, 10, 23, 12, 0
   let n = seed * 10_000_000
   for (let i = 0; records.length < count; i++) {
     const impressionId = `imp_${seed}_${i}`
-    const ts = start + i * 20
-    const imp = testEnvelope({ type: 'impression', n: n++, impressionId, ts, userKey: `u${i % 997}` })
+    const ts = start + i * spacingMs
+    const id = (at: number): { n: number; eventId?: string } => {
+      const k = n++
+      return timedIds ? { n: k, eventId: timedUlidFor(at, k) } : { n: k }
+    }
+    const imp = testEnvelope({ type: 'impression', ...id(ts), impressionId, ts, userKey: `u${i % 997}` })
     records.push(toRecord(imp))
     impressions++
     if (i % 10 === 0) {
@@ -98,7 +112,7 @@ export function trafficMix(count: number, { start = Date.UTC(2026, 10, 23, 12, 0
       duplicates++
     }
     if (i % 3 === 0) {
-      records.push(toRecord(testEnvelope({ type: 'click', n: n++, impressionId, ts: ts + 5_000, userKey: `u${i % 997}` })))
+      records.push(toRecord(testEnvelope({ type: 'click', ...id(ts + 5_000), impressionId, ts: ts + 5_000, userKey: `u${i % 997}` })))
       clicks++
     }
   }
