@@ -5,6 +5,7 @@
 import { ENVELOPE_VERSION, isCleanText, type ClickEvent, type EnvelopeInput, type EventType, type ImpressionEvent } from '@adc/schemas'
 import { countryOf, deviceClassOf } from './device.js'
 import { clientFacts, type ClientFacts, type ObservedClient } from '../privacy/privacy.js'
+import type { Credential } from '../context.js'
 
 export type EnvelopeSource = 'batch' | 'beacon' | 'pixel' | 'redirect' | 's2s'
 
@@ -31,6 +32,18 @@ export interface EnvelopeContext {
   edge: EdgeFacts
   prefetch?: boolean
   receivedAt: number
+  /**
+   * What the request's credential may send (`Credential`). A `public_key` (anyone who read the page
+   * or the app may send with it) or a `token` (a pixel or redirect the end user's browser loads)
+   * makes the request the end user's own: its observed IP is kept, never one the event claims.
+   * @default trusted to name the end user (server key, request signature)
+   */
+  credential?: Credential
+}
+
+/** Whether the request is the end user's own, so only what the edge observes of it may describe the client. */
+function isEndUserRequest(credential: Credential | undefined): boolean {
+  return credential === 'public_key' || credential === 'token'
 }
 
 /**
@@ -40,7 +53,9 @@ export interface EnvelopeContext {
  * them gets no client facts, because the observed request is the ad server's, not the user's.
  * A sender that hashed on its side sends `ipHash`/`uaHash` instead: they are kept as given
  * (lower-cased) in place of the request's values; a raw `ip`/`ua` in the same event wins.
- * `consent: false` keeps no client facts and no user key.
+ * `consent: false` keeps no client facts and no user key. Only a server key or a request signature
+ * speaks for an end user this way: a public key's request (anyone may send with it) or a token's
+ * (the browser's own) keeps the IP the edge observed, whatever `ip`, `ipHash` or channel it claims.
  *
  * Geo and device the client did not send come from the edge: the country of `request.cf` and the
  * device class of the user's agent; the client's own (schema-valid) values always win. A
@@ -53,13 +68,20 @@ export async function buildEnvelope(
   /** Per-request memo: events of one batch usually share one client, hashed once. */
   factsMemo: Map<string, Promise<ClientFacts>> = new Map(),
 ): Promise<EnvelopeInput> {
-  const { ua, ip, ipHash, uaHash, ...rest } = item.event
+  const { ua, ip: claimedIp, ipHash, uaHash, ...rest } = item.event
   const event: typeof rest = { ...rest }
   if (event.consent === false) delete event.userKey
-  const serverToServer = event.channel === 's2s' || ctx.source === 's2s'
+  // A request anyone may send (public key) or the browser's own (token) is never server-to-server,
+  // whatever channel it names, and the IP it came from is the only one it can prove: a claimed ip or
+  // ipHash would let a datacenter bot be judged on an address of its choosing. (Its agent header
+  // is the sender's to set either way, so a claimed ua or uaHash is taken as the header would be.)
+  const endUser = isEndUserRequest(ctx.credential)
+  const ip = endUser ? undefined : claimedIp
+  const claimedIpHash = endUser ? undefined : ipHash
+  const serverToServer = !endUser && (event.channel === 's2s' || ctx.source === 's2s')
   const observed: ObservedClient = {
     ua: ua ?? (serverToServer || uaHash !== undefined ? undefined : ctx.observed.ua),
-    ip: ip ?? (serverToServer || ipHash !== undefined ? undefined : ctx.observed.ip),
+    ip: ip ?? (serverToServer || claimedIpHash !== undefined ? undefined : ctx.observed.ip),
   }
   if (event.geo === undefined && !serverToServer) {
     const geo = countryOf(ctx.edge.country)
@@ -71,10 +93,10 @@ export async function buildEnvelope(
   }
   const client = await memoFacts(factsMemo, observed, event.consent, ipHashSecret, ctx.receivedAt)
   if (event.consent !== false) {
-    if (ip === undefined && ipHash !== undefined) client.ipHash = ipHash.toLowerCase()
+    if (ip === undefined && claimedIpHash !== undefined) client.ipHash = claimedIpHash.toLowerCase()
     if (ua === undefined && uaHash !== undefined) client.uaHash = uaHash.toLowerCase()
   }
-  const edge = { ...ctx.edge, dedupe: item.dedupe, source: event.channel === 's2s' ? 's2s' as const : ctx.source, ...(ctx.prefetch ? { prefetch: true } : {}) }
+  const edge = { ...ctx.edge, dedupe: item.dedupe, source: event.channel === 's2s' && !endUser ? 's2s' as const : ctx.source, ...(ctx.prefetch ? { prefetch: true } : {}) }
   return {
     v: ENVELOPE_VERSION as 1,
     type: item.type,

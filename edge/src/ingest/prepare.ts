@@ -148,7 +148,8 @@ export async function prepare(items: IncomingItem[], ctx: IngestContext, setting
 /**
  * A click from a public key (its key sits in page HTML, so anyone can send with it) is billable
  * only with the ad's signed click token, which only the ad server can mint: a valid token by a
- * token signing key, for this impression, campaign and publisher. A token sent with any other
+ * token signing key, naming a landing URL (a pixel token names none), for this impression,
+ * campaign and publisher. A token sent with any other
  * credential is checked the same way. Answers why the click is refused, or undefined.
  */
 async function clickTokenRefusal(event: ClickEvent, ctx: IngestContext): Promise<Pick<EventResult, 'code' | 'httpStatus' | 'message'> | undefined> {
@@ -162,6 +163,12 @@ async function clickTokenRefusal(event: ClickEvent, ctx: IngestContext): Promise
     return { code, httpStatus: code === 'token_expired' ? 410 : 400, message: `clickToken: ${check.message}` }
   }
   const p = check.payload
+  // A pixel token (no landing URL) sits in the page's img src and proves that an impression was
+  // served, not that its ad was made clickable: only a click token, which names where the click
+  // goes (what the redirect requires too), vouches for a click.
+  if (p.url === undefined) {
+    return { code: 'invalid_token', httpStatus: 400, message: 'clickToken is a pixel token (no landing URL); send the click token the ad server minted for the click' }
+  }
   if (p.impressionId !== event.impressionId || p.campaignId !== event.campaignId || p.publisherId !== event.publisherId || check.publisher.id !== ctx.publisher.id) {
     return { code: 'invalid_token', httpStatus: 400, message: 'clickToken was issued for another impression, campaign or publisher' }
   }

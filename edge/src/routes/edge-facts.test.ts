@@ -117,3 +117,60 @@ describe('sender-side hashes', () => {
     expect(env!.client).toEqual({})
   })
 })
+
+describe('a public key or a signed token cannot vouch for the client', () => {
+  // The request of a public key (page HTML, app bundle: anyone may send with it) or of a pixel or
+  // click token (loaded by the end user's browser) is the end user's own. Its IP is the one the edge
+  // observes: a claimed ip, ipHash or channel s2s would let anyone who read the key send from a
+  // datacenter and be judged on an address of their choosing.
+  const OBSERVED = '198.51.100.0/24'
+  const claims = [
+    { channel: 's2s' },
+    { ip: '81.2.69.160' },
+    { ipHash: 'a'.repeat(64) },
+    { channel: 's2s', ip: '81.2.69.160', ipHash: 'b'.repeat(64) },
+  ]
+
+  it('beacon: the observed IP is kept whatever the event claims, and the source stays the beacon', async () => {
+    const res = await fetchWith('/v1/beacon?k=pkpub_test', 'DE', UA.windows, {
+      method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ events: claims.map((c) => ({ type: 'impression', ...impression(c) })) }),
+    })
+    expect((await res.json<any>()).queued).toBe(claims.length)
+    const envs = await records(claims.length)
+    for (const env of envs) {
+      expect(env.client.ipPrefix, JSON.stringify(env)).toBe(OBSERVED)
+      expect(env.client.ipHash).toMatch(/^[0-9a-f]{32}$/)
+      expect(env.edge.source).toBe('beacon')
+    }
+  })
+
+  it('batch route with a public key: the same', async () => {
+    const res = await fetchWith('/v1/events/impressions:batch', 'DE', UA.windows, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer pkpub_test' }, body: JSON.stringify({ events: claims.map((c) => impression(c)) }),
+    })
+    expect((await res.json<any>()).accepted).toBe(claims.length)
+    const envs = await records(claims.length)
+    for (const env of envs) {
+      expect(env.client.ipPrefix, JSON.stringify(env)).toBe(OBSERVED)
+      expect(env.edge.source).toBe('batch')
+    }
+  })
+
+  it('a pixel or click token naming channel s2s still records the browser that loaded it', async () => {
+    await (await fetchWith(`/v1/pixel.gif?t=${await token({ channel: 's2s' })}`, 'JP', UA.ipad)).arrayBuffer()
+    expect((await fetchWith(`/c/${await token({ channel: 's2s' })}`, 'JP', UA.ipad)).status).toBe(302)
+    const envs = await records(2)
+    for (const env of envs) {
+      expect(env.client.ipPrefix, JSON.stringify(env)).toBe(OBSERVED)
+      expect(env.client.ua).toBe(UA.ipad)
+    }
+    expect(envs.map((e) => e.edge.source).sort()).toEqual(['pixel', 'redirect'])
+  })
+
+  it('a server key still forwards the end user it names (server-to-server)', async () => {
+    await (await batch([impression({ channel: 's2s', ip: '81.2.69.160' })], 'DE', 'Go-http-client/2.0')).arrayBuffer()
+    const [env] = await records(1)
+    expect(env!.client.ipPrefix).toBe('81.2.69.0/24')
+    expect(env!.edge.source).toBe('s2s')
+  })
+})

@@ -56,6 +56,20 @@ describe('public keys (page HTML) send impressions, and clicks only with a signe
     ])
   })
 
+  it("refuses a pixel token (no landing URL) as a click's clickToken: it sits in every page's img src and proves an impression, not a click", async () => {
+    const c = click()
+    // What mintPixelToken gives the ad server for the same impression: the same fields, no url.
+    const pixelToken = await tokenFor(c, { url: undefined })
+    const res = await beacon([{ type: 'click', ...c, clickToken: pixelToken }], 'pkpub_test')
+    const body = await res.json<any>()
+    expect(outcomes(body)).toEqual([['rejected', 'invalid_token', 400]])
+    expect(body.results[0].message).toMatch(/pixel token/)
+    // The redirect refuses the same token: a click token always names where the click goes.
+    const redirect = await SELF.fetch(`${EDGE}/c/${pixelToken}`, { redirect: 'manual' })
+    expect(redirect.status).toBe(400)
+    expect((await proxyReceived()).records).toHaveLength(0)
+  })
+
   it('lets a public key use the batch routes for impressions (it can send nothing there it could not beacon)', async () => {
     const res = await postBatch('impressions', { events: [impression()] }, { key: 'pkpub_test' })
     expect(outcomes(await res.json())).toEqual([['accepted', undefined, undefined]])

@@ -39,7 +39,8 @@ pixel.get('/v1/pixel.gif', loadTenants(), async function pixelHandler(c) {
   // the shard keeps the key (in its time-ordered table) as long as a reload of a token valid at most
   // 25 h can come (a longer-lived token's key goes to the random-key table; see above).
   const dedupeTimeMs = verified.payload.exp * 1000 - DEDUPE_TTL_MS
-  const eventId = await eventIdFromToken(token, 'impression', dedupeTimeMs)
+  // Keyed by the token's signing secret (known to be there: the token just verified under it).
+  const eventId = await eventIdFromToken(token, 'impression', dedupeTimeMs, tenants.secretFor(verified.keyId)!)
   const consent = c.req.query('consent') === '0' ? { consent: false } : {}
   const raw = eventFromToken(verified.payload, eventId, receivedAt, consent)
   const prepared = await prepare([{ type: 'impression', raw, dedupeTimeMs }], { publisher, credential: 'token', tenants, source: 'pixel', receivedAt, ...requestFacts(c) }, c.var.settings)

@@ -1,14 +1,14 @@
 import { createExecutionContext, runInDurableObject, SELF } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { app } from '../index.js'
-import { envelopeSchema, idempotencyKey, mintToken, type TokenPayload } from '@adc/schemas'
+import { envelopeSchema, idempotencyKey, mintToken, ulidFromDigest, type TokenPayload } from '@adc/schemas'
 import { timeBucketOfMs } from '../dedupe/dedupe-key.js'
 import { DEDUPE_TTL_MS } from '../dedupe/dedupe-shard.js'
 import { dedupeShardOf, shardFor } from '../dedupe/shard.js'
 import { settingsFrom } from '../settings.js'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { decodeTime, TIME_MAX } from 'ulid'
-import { EDGE, click, eventually, impression, proxyReceived, proxyReset } from '../../test/helpers.js'
+import { EDGE, click, confirmed, eventually, impression, proxyReceived, proxyReset } from '../../test/helpers.js'
 
 const now = () => Math.floor(Date.now() / 1000)
 let n = 0
@@ -87,6 +87,26 @@ describe('GET /v1/pixel.gif', () => {
     const eventId = got.records[0]!.value.event.eventId as string
     expect(decodeTime(eventId)).toBe(TIME_MAX)
     expect(envelopeSchema.safeParse(got.records[0]!.value).success).toBe(true)
+  })
+
+  it("cannot have its event id taken first: whoever reads the token in the page cannot make the pixel's impression a duplicate", async () => {
+    const p = payload()
+    const t = await mintToken(p, 'k1', 'secret-one')
+    // Everything a page visitor has: the token (img src), the publisher's public key (the tag's
+    // data-key), and how an id derived from a token alone would be made (time: expiry less 24 h).
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(`impression\u001f${t}`)))
+    const squat = impression({ eventId: ulidFromDigest(p.exp * 1000 - DEDUPE_TTL_MS, digest), impressionId: 'imp_squatter' })
+    const beacon = await SELF.fetch(`${EDGE}/v1/beacon?k=pkpub_test`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ events: [{ type: 'impression', ...squat }] }) })
+    expect((await beacon.json<any>()).queued).toBe(1)
+    await confirmed('impression', [squat])
+    await (await get(`/v1/pixel.gif?t=${t}`)).arrayBuffer()
+    const got = await eventually(() => proxyReceived(), (v) => v.records.some((r) => r.value.event.impressionId === p.impressionId))
+    expect(got.records.map((r) => r.value.event.impressionId).sort()).toEqual([p.impressionId, 'imp_squatter'].sort())
+    // Its reload is still the same event.
+    await (await get(`/v1/pixel.gif?t=${t}`)).arrayBuffer()
+    const stats = await eventually(() => proxyReceived('edge-stats'), (v) => v.records.some((r) => r.value.duplicate === 1))
+    expect(stats.records.map((r) => r.value.duplicate)).toContain(1)
+    expect((await proxyReceived()).records).toHaveLength(2)
   })
 
   it('400 for a tampered token, 410 for an expired one, 400 without one', async () => {
