@@ -16,8 +16,10 @@ import { CLICK_BEFORE_IMPRESSION_SKEW_MS, DEDUPE_HORIZON_MS, JOIN_LATENESS_MS, J
  * 2. Delivery: a record whose key was seen before, at most the dedupe horizon earlier (edge receive
  *    time), is `duplicate_delivery`.
  * 3. Business: an impression whose impressionId had an impression at most the horizon before it is
- *    `duplicate_impression`; a click likewise `repeat_click`. The look-back crosses midnight: rows of
- *    the neighbouring days are read for the day's impressionIds.
+ *    `duplicate_impression`; a click likewise `repeat_click`. An impression is its id within its
+ *    publisher (as the stream's `impressionScope`): ids are the clients', so another publisher's
+ *    events with the same id are other impressions. The look-back crosses midnight: rows of the
+ *    neighbouring days are read for the day's impressions.
  * 4. Join: a click takes the last counted impression before it when one was seen within the horizon,
  *    else the next counted impression after it if that reached the edge within the click's window plus
  *    the lateness; it is joined when it came after that impression (within the skew) and within its
@@ -126,9 +128,9 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
         NOT unbooked AND NOT dd AND NOT dup AND (event_type = 'impression' OR joined) AS reaches_ivt
       FROM (
         SELECT *,
-          anyLast(if(is_head, ts_ms, NULL)) OVER (PARTITION BY impression_id ORDER BY ${arrival} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS head_before_ts,
-          anyLast(if(is_head, ts_ms, NULL)) OVER (PARTITION BY impression_id ORDER BY ${arrival.split(', ').map((c) => `${c} DESC`).join(', ')} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS head_after_ts,
-          anyLast(if(is_head, r, NULL)) OVER (PARTITION BY impression_id ORDER BY ${arrival.split(', ').map((c) => `${c} DESC`).join(', ')} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS head_after_r
+          anyLast(if(is_head, ts_ms, NULL)) OVER (PARTITION BY publisher_id, impression_id ORDER BY ${arrival} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS head_before_ts,
+          anyLast(if(is_head, ts_ms, NULL)) OVER (PARTITION BY publisher_id, impression_id ORDER BY ${arrival.split(', ').map((c) => `${c} DESC`).join(', ')} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS head_after_ts,
+          anyLast(if(is_head, r, NULL)) OVER (PARTITION BY publisher_id, impression_id ORDER BY ${arrival.split(', ').map((c) => `${c} DESC`).join(', ')} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS head_after_r
         FROM (
           SELECT *,
             prev_imp_r IS NOT NULL AND r - prev_imp_r <= ${H} AS imp_before,
@@ -136,8 +138,8 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
             event_type = 'impression' AND NOT unbooked AND NOT dd AND NOT dup AS is_head
           FROM (
             SELECT *,
-              anyLast(if(event_type = 'impression' AND NOT unbooked AND NOT dd, r, NULL)) OVER (PARTITION BY impression_id ORDER BY ${arrival} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_imp_r,
-              anyLast(if(event_type = 'click' AND NOT unbooked AND NOT dd, r, NULL)) OVER (PARTITION BY impression_id ORDER BY ${arrival} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_click_r
+              anyLast(if(event_type = 'impression' AND NOT unbooked AND NOT dd, r, NULL)) OVER (PARTITION BY publisher_id, impression_id ORDER BY ${arrival} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_imp_r,
+              anyLast(if(event_type = 'click' AND NOT unbooked AND NOT dd, r, NULL)) OVER (PARTITION BY publisher_id, impression_id ORDER BY ${arrival} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_click_r
             FROM (
               SELECT *,
                 coalesce(r - lagInFrame(toNullable(r)) OVER (PARTITION BY event_key, unbooked ORDER BY ${arrival} ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) <= ${H}, false) AS dd
@@ -163,7 +165,7 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
                   WHERE ts >= {lookStart:DateTime64(3, 'UTC')} AND ts < {lookEnd:DateTime64(3, 'UTC')}
                     AND log_partition = {part:UInt32} AND sign = 1
                     AND (ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
-                      OR impression_id IN (SELECT impression_id FROM ${db}.events_raw
+                      OR (publisher_id, impression_id) IN (SELECT publisher_id, impression_id FROM ${db}.events_raw
                         WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AND log_partition = {part:UInt32}))
                     AND (event_key, reason, billable) NOT IN (
                       SELECT event_key, reason, billable FROM ${db}.events_raw

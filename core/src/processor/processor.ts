@@ -244,7 +244,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           for (const p of partitions) {
             if (rt.workers.has(p)) continue
             const store = PartitionStore.open(joinPath(stateDir, rt.topic, `p${p}`), p)
-            if (store.upgraded) logger.info({ topic: rt.topic, partition: p, ...store.upgraded }, 'partition state upgraded from format 1')
+            if (store.upgraded) logger.info({ topic: rt.topic, partition: p, ...store.upgraded }, 'partition state upgraded to the current format')
             if (deps.changelog) {
               try {
                 rt.owners.set(p, await PartitionOwnership.claim({

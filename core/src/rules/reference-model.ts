@@ -13,6 +13,8 @@ export interface ModelEvent {
   id: string
   key: string
   type: 'impression' | 'click'
+  /** The publisher whose credential sent it: an impression id names an impression only within it. */
+  publisherId: string
   impressionId: string
   ts: number
   receivedAt: number
@@ -44,8 +46,10 @@ export function referenceVerdicts(events: readonly ModelEvent[], ivt: IvtOracle)
       out.set(e.id, 'duplicate_delivery')
       continue
     }
-    let p = per.get(e.impressionId)
-    if (!p) per.set(e.impressionId, (p = { waiting: [] }))
+    // An impression is its id within its publisher: another publisher's events with the id are others.
+    const scope = `${e.publisherId}\u001f${e.impressionId}`
+    let p = per.get(scope)
+    if (!p) per.set(scope, (p = { waiting: [] }))
     if (e.type === 'impression') {
       const dup = seenWithinHorizon(e.receivedAt, p.lastImpression)
       p.lastImpression = e.receivedAt

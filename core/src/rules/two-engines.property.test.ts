@@ -15,7 +15,7 @@ import { runStream } from '../testing/stream-run.js'
  * One rule set, two engines: on generated traffic around a UTC day (midnight on both sides, clicks
  * inside and outside the web and app windows, clicks before their impressions, late arrivals up to
  * the edge's 24 h, re-deliveries (some carrying another ts than the first sighting), repeat clicks and duplicate impressions across midnight, bots and
- * fast clicks), the processor's verdicts (embedded log → processor → chDB) and the billing job's
+ * fast clicks, two publishers sending the same impression ids), the processor's verdicts (embedded log → processor → chDB) and the billing job's
  * final join over the rows it wrote must both equal the reference model, record by record.
  */
 const DAY = '2026-11-20'
@@ -29,6 +29,9 @@ const RUNS = Number(process.env.RULES_PROPERTY_RUNS ?? PROPERTY_RUNS_DEFAULT)
 const eventArb = fc.record({
   type: fc.constantFrom<'impression' | 'click'>('impression', 'click', 'click'),
   imp: fc.constantFrom('i0', 'i1', 'i2', 'i3', 'i4', 'i5'),
+  // Impression ids are the clients': another publisher may send the same ids (by chance, or to hit
+  // a rival's impressions). Each publisher's impression is its own.
+  pub: fc.constantFrom('pub_a', 'pub_a', 'pub_b'),
   channel: fc.constantFrom<'web' | 'app'>('web', 'web', 'app'),
   ts: fc.oneof(
     { weight: 4, arbitrary: fc.integer({ min: D - 2 * HOUR, max: D + 2 * HOUR }) },
@@ -62,13 +65,16 @@ type Drawn = typeof eventArb extends fc.Arbitrary<infer T> ? T : never
 
 function build(drawn: Drawn[], n0: number): Rec[] {
   const firstImpTs = new Map<string, number>()
-  for (const d of drawn) if (d.type === 'impression' && !firstImpTs.has(d.imp)) firstImpTs.set(d.imp, d.ts)
+  const scope = (d: Drawn): string => `${d.pub}/${d.imp}`
+  for (const d of drawn) if (d.type === 'impression' && !firstImpTs.has(scope(d))) firstImpTs.set(scope(d), d.ts)
   const out: Rec[] = []
   drawn.forEach((d, i) => {
-    const base = d.type === 'click' && d.near !== undefined && firstImpTs.has(d.imp) ? firstImpTs.get(d.imp)! + d.near : d.ts
+    // A click near an impression: mostly its own publisher's, sometimes (pub_b) the same id of the other's.
+    const near = firstImpTs.get(scope(d)) ?? firstImpTs.get(`pub_a/${d.imp}`)
+    const base = d.type === 'click' && d.near !== undefined && near !== undefined ? near + d.near : d.ts
     const receivedAt = base + d.delay
     const env = testEnvelope({
-      type: d.type, n: n0 + i, impressionId: d.imp, ts: base, receivedAt, channel: d.channel,
+      type: d.type, n: n0 + i, publisherId: d.pub, impressionId: d.imp, ts: base, receivedAt, channel: d.channel,
       campaignId: d.type === 'click' ? 'cmp_c' : 'cmp_i', ua: d.bot ? BOT_UA : BROWSER_UA, ipPrefix: `203.0.${i % 250}.0/24`,
     })
     out.push({ env, arrival: receivedAt + d.jitter })
@@ -156,7 +162,7 @@ describe('one rule set, two engines (property)', () => {
           const p = partitionFor(env.event.impressionId, PARTITIONS)
           const id = `${p}:${next[p]!++}:${env.key}`
           envs.set(id, env)
-          events.push({ id, key: env.key, type: env.type, impressionId: env.event.impressionId, ts: Number(env.event.ts), receivedAt: env.receivedAt, channel: env.event.channel ?? 'web' })
+          events.push({ id, key: env.key, type: env.type, publisherId: env.event.publisherId, impressionId: env.event.impressionId, ts: Number(env.event.ts), receivedAt: env.receivedAt, channel: env.event.channel ?? 'web' })
         }
         const model = referenceVerdicts(events, ivtOracle(envs))
         const inDay = new Map([...model].filter(([id]) => { const t = Number(envs.get(id)!.event.ts); return t >= D && t < D + 24 * HOUR }))

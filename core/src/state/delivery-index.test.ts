@@ -9,7 +9,7 @@ import { eventIdTimeMs } from '@adc/schemas'
 import { deliveryTimeOf, hourOf, NO_TIME_BUCKET } from './delivery-index.js'
 import { advanceWatermark, sweepExpired } from './expiry.js'
 import { changelogReplay } from '../testing/changelog-replay.js'
-import { PartitionStore, StateFormatError, type StateEntry } from './partition-store.js'
+import { PartitionStore, STATE_FORMAT, StateFormatError, type StateEntry } from './partition-store.js'
 import { pad } from './keys.js'
 import { createDedupeStep } from '../pipeline/steps/dedupe-step.js'
 import type { Decoded } from '../pipeline/types.js'
@@ -148,7 +148,7 @@ describe('delivery index', () => {
   it('refuses a state directory of an unknown later format instead of misreading it', async () => {
     const dir = fresh()
     const later = open({ path: dir, compression: false, encoding: 'msgpack' })
-    await later.put('~format', 3)
+    await later.put('~format', STATE_FORMAT + 1)
     await later.close()
     expect(() => PartitionStore.open(dir, 0)).toThrow(StateFormatError)
     // An empty directory is opened as the current layout, and stays openable.

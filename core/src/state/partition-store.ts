@@ -6,7 +6,7 @@ import { BurstCounters, BURST_DB, BURST_ENTRY_PREFIX } from './burst-counters.js
 import { KeyFilter, lmdbKeySource } from './key-filter.js'
 import { DeliveryIndex, DELIVERY_DB } from './delivery-index.js'
 import { decodeImpression, encodeImpression } from './impression-codec.js'
-import { pad, WATERMARK_KEY } from './keys.js'
+import { impressionScope, pad, SCOPE_SEPARATOR, WATERMARK_KEY, type ImpressionState } from './keys.js'
 import { STATE_TTL_MS } from '../rules/rules.js'
 
 /** The offset range a batch covers; written before its sink writes so a replay re-forms the same batch. */
@@ -20,14 +20,20 @@ const META_APPLIED = '~applied'
 const META_INTENT = '~intent'
 const META_CHANGELOG = '~changelog'
 const META_FORMAT = '~format'
+/** Until when (watermark, epoch ms) impression states of format 2, keyed by the id alone, may still be read. */
+const META_UNSCOPED = '~unscoped'
 /**
- * The on-disk layout of a partition store. 2: delivery keys and IVT burst counters in binary
- * databases of their own (delivery-index.ts, burst-counters.ts) instead of `d:` and `b:` entries.
- * A store without the marker that holds anything was written by format 1: it is upgraded when
- * opened, in one transaction (`upgradeFormat1`), as are format-1 entries of a restored changelog.
+ * The on-disk layout of a partition store.
+ * - 2: delivery keys and IVT burst counters in binary databases of their own (delivery-index.ts,
+ *   burst-counters.ts) instead of `d:` and `b:` entries. A store without the marker that holds
+ *   anything was written by format 1: it is upgraded when opened, in one transaction
+ *   (`upgradeFormat1`), as are format-1 entries of a restored changelog.
+ * - 3: impression states, waiting clicks and join deadlines keyed by the impression's scope
+ *   (publisher and id, keys.ts `impressionScope`) instead of its id alone. A format-2 store is
+ *   upgraded when opened (`upgradeScopes`), as are format-2 entries of a restored changelog.
  * A store of any other format (a later build's) is refused (`StateFormatError`), never misread.
  */
-export const STATE_FORMAT = 2
+export const STATE_FORMAT = 3
 
 /** A state directory written in a later layout than this build's (reason code `state_format`). */
 export class StateFormatError extends Error {
@@ -41,7 +47,13 @@ const isSparse = (k: string): boolean => k.charCodeAt(0) === 0x77 /* w */ && k.c
 const IMPRESSION_PREFIX = 'i:'
 const isImpression = (k: string): boolean => k.charCodeAt(0) === 0x69 /* i */ && k.charCodeAt(1) === 0x3a /* : */
 
-const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === DELIVERY_DB || k === BURST_DB
+const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === META_UNSCOPED || k === DELIVERY_DB || k === BURST_DB
+
+/** A key of the three impression-keyed families (`i:`, `w:`, `q:`) written before format 3: without a scope. */
+const isUnscoped = (k: string): boolean => {
+  const c = k.charCodeAt(0)
+  return (c === 0x69 /* i */ || c === 0x77 /* w */ || c === 0x71 /* q */) && k.charCodeAt(1) === 0x3a /* : */ && !k.includes(SCOPE_SEPARATOR)
+}
 
 /** Where this store stands in its partition's changelog (state/changelog.ts). */
 export interface ChangelogPosition {
@@ -71,6 +83,19 @@ export interface Format1Upgrade {
   deliveries: number
   counters: number
 }
+
+/**
+ * What an upgrade to format 3 did: waiting-click lists and join deadlines re-keyed by scope (each
+ * waiting click names its publisher), and impression states left under their id alone (they name no
+ * publisher), read in place of a missing scoped state until the watermark passes their expiry.
+ */
+export interface ScopeUpgrade {
+  waiting: number
+  deadlines: number
+  unscopedImpressions: number
+}
+
+export type StateUpgrade = Partial<Format1Upgrade> & ScopeUpgrade
 
 /** A format-1 delivery key (`d:`) or IVT burst counter (`b:`). */
 const isFormat1 = (k: string): boolean => (k.charCodeAt(0) === 0x64 /* d */ || k.charCodeAt(0) === 0x62 /* b */) && k.charCodeAt(1) === 0x3a /* : */
@@ -114,26 +139,34 @@ export class PartitionStore {
   /** IVT burst counters per minute (binary layout, committed in the same transactions). */
   readonly bursts: BurstCounters
 
-  /** What opening this store upgraded from format 1 (undefined when it was of the current format or empty). */
-  readonly upgraded: Format1Upgrade | undefined
+  /** What opening this store upgraded (undefined when it was of the current format or empty). */
+  readonly upgraded: StateUpgrade | undefined
+  /**
+   * While impression states of format 2 (keyed by the id alone) may be live: the watermark until
+   * which a scoped lookup that finds nothing reads the id's old key (`upgradeScopes`).
+   */
+  private unscopedUntil: number | undefined
 
   private constructor(private readonly db: RootDatabase, readonly partition: number, readonly path: string) {
     const format = db.get(META_FORMAT) as number | undefined
-    if (format !== undefined && format !== STATE_FORMAT) {
-      throw new StateFormatError(`state at ${path} has format ${String(format)}; this build reads format ${STATE_FORMAT} (and upgrades format 1)`)
+    if (format !== undefined && format !== STATE_FORMAT && format !== 2) {
+      throw new StateFormatError(`state at ${path} has format ${String(format)}; this build reads format ${STATE_FORMAT} (and upgrades formats 1 and 2)`)
     }
     this.deliveries = DeliveryIndex.open(db)
     this.bursts = BurstCounters.open(db)
     this.impressions = new KeyFilter(lmdbKeySource<Key>(db, () => IMPRESSION_PREFIX, () => `${IMPRESSION_PREFIX}\uffff`, (k, add) => add(bloomHash1(k as string), bloomHash2(k as string))))
-    if (format === undefined) {
+    if (format !== STATE_FORMAT) {
       let format1 = false
-      for (const k of db.getKeys({ limit: 3 })) if (k !== DELIVERY_DB && k !== BURST_DB) format1 = true
+      if (format === undefined) for (const k of db.getKeys({ limit: 3 })) if (k !== DELIVERY_DB && k !== BURST_DB) format1 = true
       this.upgraded = db.transactionSync(() => {
-        const u = format1 ? this.upgradeFormat1() : undefined
+        const f1 = format1 ? this.upgradeFormat1() : undefined
+        // An empty store (no marker, nothing in it) is new: nothing to upgrade.
+        const scopes = format === 2 || format1 ? this.upgradeScopes() : undefined
         void db.put(META_FORMAT, STATE_FORMAT)
-        return u
+        return scopes ? { ...f1, ...scopes } : undefined
       })
     }
+    this.unscopedUntil = db.get(META_UNSCOPED) as number | undefined
     this.loadSparse()
     this.committedWatermark = (db.get(WATERMARK_KEY) as number | undefined) ?? 0
     this.applied = (db.get(META_APPLIED) as number | undefined) ?? -1
@@ -169,8 +202,22 @@ export class PartitionStore {
     if (v === DELETED) return undefined
     if (v !== undefined) return v as T
     if (isSparse(key) && !this.sparse.has(key)) return undefined
-    if (isImpression(key)) return this.impressions.mayHave(bloomHash1(key), bloomHash2(key)) ? (decodeImpression(this.db.get(key)) as T | undefined) : undefined
+    if (isImpression(key)) {
+      const found = this.impressions.mayHave(bloomHash1(key), bloomHash2(key)) ? (decodeImpression(this.db.get(key)) as T | undefined) : undefined
+      return found === undefined && this.unscopedUntil !== undefined ? this.unscopedImpression<T>(key) : found
+    }
     return this.db.get(key) as T | undefined
+  }
+
+  /**
+   * The state a format-2 store kept for a scoped impression key's id alone, while such states may be
+   * live. They name no publisher: until they expire, the id's old state stands for every scope of it
+   * that has none of its own (as it did before the upgrade); the first write moves it to the scope.
+   */
+  private unscopedImpression<T>(key: string): T | undefined {
+    const at = key.indexOf(SCOPE_SEPARATOR)
+    if (at < 0 || this.watermark() > this.unscopedUntil!) return undefined
+    return this.get<T>(`${IMPRESSION_PREFIX}${key.slice(at + 1)}`)
   }
 
   private loadSparse(): void {
@@ -263,14 +310,18 @@ export class PartitionStore {
         this.bursts.clear()
       }
       let format1 = false
+      let unscoped = false
       for (const e of r.entries) {
         if (this.deliveries.restoreEntry(e) || this.bursts.restoreEntry(e)) continue
-        // A format-1 delivery key or counter (written by an older build): applied as it was, upgraded below.
+        // A format-1 delivery key or counter, or a format-2 impression-keyed entry (written by an
+        // older build): applied as it was, upgraded below.
         if (isFormat1(e[0])) format1 = true
+        if (isUnscoped(e[0])) unscoped = true
         if (e.length === 1) void this.db.remove(e[0])
         else void this.db.put(e[0], isImpression(e[0]) ? encodeImpression(e[1]) : e[1])
       }
       if (format1) this.upgradeFormat1()
+      if (format1 || unscoped) this.upgradeScopes()
       void this.db.put(META_APPLIED, r.applied)
       if (r.intent) void this.db.put(META_INTENT, r.intent)
       else void this.db.remove(META_INTENT)
@@ -279,10 +330,66 @@ export class PartitionStore {
     await this.db.flushed
     this.impressions.invalidate()
     this.loadSparse()
+    this.unscopedUntil = this.db.get(META_UNSCOPED) as number | undefined
     this.committedWatermark = (this.db.get(WATERMARK_KEY) as number | undefined) ?? 0
     this.applied = r.applied
     this.intent = r.intent
     this.changelog = r.changelog
+  }
+
+  /**
+   * Keys format-2 entries of the impression families by scope (inside a write transaction; reads
+   * see its writes):
+   * - a waiting-click list `w:<id>` becomes one list per publisher of its clicks (each click's
+   *   envelope names it), `w:<scope>`;
+   * - a join deadline `q:<due>:<id>` becomes one per publisher with clicks waiting on the id (one
+   *   with none is dropped: the join's sweep skips a deadline without a list);
+   * - impression states `i:<id>` name no publisher: they stay, and `~unscoped` records the latest
+   *   expiry among them, until which a scoped lookup that finds nothing reads them (`get`).
+   * Idempotent: scoped keys are left as they are.
+   */
+  private upgradeScopes(): ScopeUpgrade {
+    const publishersOf = new Map<string, string[]>()
+    let waiting = 0
+    for (const { key, value } of this.db.getRange({ start: 'w:', end: 'w:\uffff' })) {
+      const k = key as string
+      if (!isUnscoped(k)) continue
+      const id = k.slice(2)
+      // Only lists of waiting clicks move (each names its publisher); anything else stays as it is.
+      const clicks = value as Array<{ envelope?: { event?: { publisherId?: unknown } } }>
+      if (!Array.isArray(clicks) || !clicks.every((w) => typeof w?.envelope?.event?.publisherId === 'string')) continue
+      const byPublisher = new Map<string, unknown[]>()
+      for (const w of clicks) {
+        const p = w.envelope!.event!.publisherId as string
+        const list = byPublisher.get(p)
+        if (list) list.push(w)
+        else byPublisher.set(p, [w])
+      }
+      for (const [p, list] of byPublisher) void this.db.put(`w:${impressionScope(p, id)}`, list)
+      publishersOf.set(id, [...byPublisher.keys()])
+      void this.db.remove(k)
+      waiting++
+    }
+    let deadlines = 0
+    for (const k of this.db.getKeys({ start: 'q:', end: 'q:\uffff' })) {
+      const key = k as string
+      if (!isUnscoped(key)) continue
+      const due = key.slice(2, 2 + 15)
+      const id = key.slice(2 + 15 + 1)
+      for (const p of publishersOf.get(id) ?? []) void this.db.put(`q:${due}:${impressionScope(p, id)}`, null)
+      void this.db.remove(key)
+      deadlines++
+    }
+    const fallbackExpiry = ((this.db.get(WATERMARK_KEY) as number | undefined) ?? 0) + STATE_TTL_MS
+    let unscopedImpressions = 0
+    let until = -Infinity
+    for (const { key, value } of this.db.getRange({ start: IMPRESSION_PREFIX, end: `${IMPRESSION_PREFIX}\uffff` })) {
+      if (!isUnscoped(key as string)) continue
+      unscopedImpressions++
+      until = Math.max(until, (decodeImpression(value) as ImpressionState | undefined)?.ex ?? fallbackExpiry)
+    }
+    if (unscopedImpressions > 0) void this.db.put(META_UNSCOPED, Math.max(until, (this.db.get(META_UNSCOPED) as number | undefined) ?? -Infinity))
+    return { waiting, deadlines, unscopedImpressions }
   }
 
   /**
@@ -360,6 +467,8 @@ export class PartitionStore {
 
   /** Writes the batch's state and marks `maxOffset` applied, atomically and durably. */
   async commit(maxOffset: number, changelog?: ChangelogPosition): Promise<void> {
+    // Every format-2 impression state has expired once the watermark passed the latest expiry among them.
+    const unscopedOver = this.unscopedUntil !== undefined && (this.batchWatermark ?? this.committedWatermark) > this.unscopedUntil
     const entries = [...this.overlay]
     if (this.batchWatermark !== undefined) entries.push([WATERMARK_KEY, this.batchWatermark])
     for (const [minute, keys] of this.expiries) entries.push([`x:${pad(minute, 10)}:${pad(maxOffset)}`, expiryValue(keys)])
@@ -376,8 +485,10 @@ export class PartitionStore {
       void this.db.put(META_APPLIED, maxOffset)
       void this.db.remove(META_INTENT)
       if (changelog) void this.db.put(META_CHANGELOG, changelog)
+      if (unscopedOver) void this.db.remove(META_UNSCOPED)
     })
     await this.db.flushed
+    if (unscopedOver) this.unscopedUntil = undefined
     this.deliveries.committed()
     this.bursts.committed()
     for (const [k, v] of entries) {

@@ -2,7 +2,7 @@ import { ok, unbilled } from '../result.js'
 import type { Step } from '../step.js'
 import type { Decoded, Deduped } from '../types.js'
 import type { PartitionStore } from '../../state/partition-store.js'
-import { impressionKey, type ImpressionState } from '../../state/keys.js'
+import { impressionKey, impressionScope, type ImpressionState } from '../../state/keys.js'
 import { scheduleExpiry } from '../../state/expiry.js'
 import { deliveryTimeOf } from '../../state/delivery-index.js'
 import { seenWithinHorizon, STATE_TTL_MS } from '../../rules/rules.js'
@@ -21,7 +21,8 @@ export const DEFAULT_DEDUPE_TTL_MS = STATE_TTL_MS
  *
  * - Delivery: the edge idempotency key. A later record with the same key is `duplicate_delivery`.
  * - Business: an impression is `duplicate_impression` when the previous impression of its
- *   impressionId reached the edge at most the dedupe horizon before it (rules/rules.ts); a click is
+ *   impressionId from the same publisher (`impressionScope`: another publisher's events never touch
+ *   it) reached the edge at most the dedupe horizon before it (rules/rules.ts); a click is
  *   `repeat_click` likewise. The horizon slides with each sighting, whatever UTC day it falls on:
  *   the billing job applies the same rule to raw rows (billing/final-join.ts).
  *
@@ -56,7 +57,7 @@ export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DED
     if (first !== undefined && first !== offset) return unbilled(annotate(input, first), 'duplicate_delivery')
     const expiresAt = envelope.receivedAt + ttlMs
     if (first === undefined) deliveries.add(envelope.key, idTime, offset, expiresAt)
-    const ik = impressionKey(envelope.event.impressionId)
+    const ik = impressionKey(impressionScope(envelope.event.publisherId, envelope.event.impressionId))
     const state = store.get<ImpressionState>(ik)
     const r = envelope.receivedAt
     // State written before sightings carried their receive time counts as within the horizon.

@@ -3,7 +3,7 @@ import { ok, unbilled, type StepResult } from '../result.js'
 import type { Step } from '../step.js'
 import type { Deduped, Joined, RecordRef } from '../types.js'
 import type { PartitionStore } from '../../state/partition-store.js'
-import { impressionKey, joinDeadlineKey, pad, waitingKey, WAITING_COUNT_KEY, type ImpressionState } from '../../state/keys.js'
+import { impressionKey, impressionScope, joinDeadlineKey, pad, waitingKey, WAITING_COUNT_KEY, type ImpressionState } from '../../state/keys.js'
 import { advanceWatermark, watermark } from '../../state/expiry.js'
 import {
   CLICK_BEFORE_IMPRESSION_SKEW_MS,
@@ -87,7 +87,7 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
   function joinStep(input: T): StepResult<T & Joined> {
     const env = input.envelope
     advanceWatermark(store, env.receivedAt)
-    const id = env.event.impressionId
+    const id = impressionScope(env.event.publisherId, env.event.impressionId)
     if (env.type === 'impression') {
       const wk = waitingKey(id)
       const waiting = store.get<WaitingClick[]>(wk)
