@@ -53,7 +53,7 @@ export const REASONS = {
 
   // kept but not billed, in core
   duplicate_impression: { billable: false, emitter: 'core', description: 'A second impression for an impressionId already counted.' },
-  repeat_click: { billable: false, emitter: 'core', description: 'A later click on an impression that already has a billed click.' },
+  repeat_click: { billable: false, emitter: 'core', description: 'A later click on an impression that already had a click within the dedupe horizon (a prefetch or link scanner on the redirect is none).' },
   orphan_click: { billable: false, emitter: 'core', description: 'A click whose impression was not seen within the join window (provisional).' },
   prefetch_click: { billable: false, emitter: 'both', description: 'A HEAD, prefetch/prerender or link-scanner request on the click redirect.' },
   givt_known_bot: { billable: false, emitter: 'core', description: 'The user agent is a known bot or crawler.' },

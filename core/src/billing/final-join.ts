@@ -16,7 +16,9 @@ import { CLICK_BEFORE_IMPRESSION_SKEW_MS, DEDUPE_HORIZON_MS, JOIN_LATENESS_MS, J
  * 2. Delivery: a record whose key was seen before, at most the dedupe horizon earlier (edge receive
  *    time), is `duplicate_delivery`.
  * 3. Business: an impression whose impressionId had an impression at most the horizon before it is
- *    `duplicate_impression`; a click likewise `repeat_click`. An impression is its id within its
+ *    `duplicate_impression`; a click likewise `repeat_click`, where a click the edge marked as a
+ *    prefetch (HEAD, prefetch/prerender, link scanner) neither counts as the earlier click nor is a
+ *    repeat (it is judged `prefetch_click`). An impression is its id within its
  *    publisher (as the stream's `impressionScope`): ids are the clients', so another publisher's
  *    events with the same id are other impressions. The look-back crosses midnight: rows of the
  *    neighbouring days are read for the day's impressions.
@@ -134,12 +136,12 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
         FROM (
           SELECT *,
             prev_imp_r IS NOT NULL AND r - prev_imp_r <= ${H} AS imp_before,
-            NOT dd AND if(event_type = 'impression', imp_before, prev_click_r IS NOT NULL AND r - prev_click_r <= ${H}) AS dup,
+            NOT dd AND if(event_type = 'impression', imp_before, NOT scan AND prev_click_r IS NOT NULL AND r - prev_click_r <= ${H}) AS dup,
             event_type = 'impression' AND NOT unbooked AND NOT dd AND NOT dup AS is_head
           FROM (
             SELECT *,
               anyLast(if(event_type = 'impression' AND NOT unbooked AND NOT dd, r, NULL)) OVER (PARTITION BY publisher_id, impression_id ORDER BY ${arrival} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_imp_r,
-              anyLast(if(event_type = 'click' AND NOT unbooked AND NOT dd, r, NULL)) OVER (PARTITION BY publisher_id, impression_id ORDER BY ${arrival} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_click_r
+              anyLast(if(event_type = 'click' AND NOT unbooked AND NOT dd AND NOT scan, r, NULL)) OVER (PARTITION BY publisher_id, impression_id ORDER BY ${arrival} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_click_r
             FROM (
               SELECT *,
                 coalesce(r - lagInFrame(toNullable(r)) OVER (PARTITION BY event_key, unbooked ORDER BY ${arrival} ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) <= ${H}, false) AS dd
@@ -153,6 +155,9 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
                 FROM (
                   SELECT event_key, event_type, impression_id, campaign_id, publisher_id, channel, log_partition, log_offset,${withFacts ? ' ua, ip_prefix, user_key, prefetch,' : ''}
                     ${ms('ts')} AS ts_ms, ${ms('received_at')} AS r,
+                    -- A HEAD, prefetch or link scanner on the click redirect: no click of the
+                    -- impression's (neither its first nor a repeat; IVT keeps it as prefetch_click).
+                    event_type = 'click' AND prefetch != 0 AS scan,
                     ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AS in_day,
                     received_at >= {cutoff:DateTime64(3, 'UTC')} AS late,
                     billable AS stored_billable, reason AS stored_reason, view_method, viewable,

@@ -19,6 +19,8 @@ export interface ModelEvent {
   ts: number
   receivedAt: number
   channel: string
+  /** The edge marked it a HEAD, prefetch or link scanner on the click redirect (`edge.prefetch`). */
+  prefetch?: boolean
 }
 
 /** IVT reason of an event that reaches the IVT step ('' when clean); `impressionTs` for joined clicks. */
@@ -65,8 +67,10 @@ export function referenceVerdicts(events: readonly ModelEvent[], ivt: IvtOracle)
         else out.set(c.id, 'orphan_click')
       }
     } else {
-      const repeat = seenWithinHorizon(e.receivedAt, p.lastClick)
-      p.lastClick = e.receivedAt
+      // A prefetch or scanner's visit is no click of the impression: it neither takes its click nor
+      // repeats it (IVT judges it: prefetch_click).
+      const repeat = !e.prefetch && seenWithinHorizon(e.receivedAt, p.lastClick)
+      if (!e.prefetch) p.lastClick = e.receivedAt
       if (repeat) {
         out.set(e.id, 'repeat_click')
         continue

@@ -15,7 +15,7 @@ import { runStream } from '../testing/stream-run.js'
  * One rule set, two engines: on generated traffic around a UTC day (midnight on both sides, clicks
  * inside and outside the web and app windows, clicks before their impressions, late arrivals up to
  * the edge's 24 h, re-deliveries (some carrying another ts than the first sighting), repeat clicks and duplicate impressions across midnight, bots and
- * fast clicks, two publishers sending the same impression ids), the processor's verdicts (embedded log → processor → chDB) and the billing job's
+ * fast clicks, two publishers sending the same impression ids, link scanners and prefetches on the click redirect), the processor's verdicts (embedded log → processor → chDB) and the billing job's
  * final join over the rows it wrote must both equal the reference model, record by record.
  */
 const DAY = '2026-11-20'
@@ -49,6 +49,8 @@ const eventArb = fc.record({
     { weight: 1, arbitrary: fc.integer({ min: 0, max: 24 * HOUR }) },
   ),
   bot: fc.boolean().map((b) => b && Math.random() < 0.3),
+  // A click the edge marked as a HEAD, prefetch or link scanner on the redirect (before or after the person's).
+  prefetch: fc.constantFrom(false, false, false, true),
   retries: fc.array(fc.integer({ min: 0, max: 10 * MIN }), { maxLength: 2 }),
   // A client resend of the same event id may carry another ts (an hour or more apart): same delivery key.
   resendShift: fc.constantFrom(0, 0, 0, -65 * MIN, -3 * HOUR),
@@ -76,6 +78,7 @@ function build(drawn: Drawn[], n0: number): Rec[] {
     const env = testEnvelope({
       type: d.type, n: n0 + i, publisherId: d.pub, impressionId: d.imp, ts: base, receivedAt, channel: d.channel,
       campaignId: d.type === 'click' ? 'cmp_c' : 'cmp_i', ua: d.bot ? BOT_UA : BROWSER_UA, ipPrefix: `203.0.${i % 250}.0/24`,
+      prefetch: d.type === 'click' && d.prefetch,
     })
     out.push({ env, arrival: receivedAt + d.jitter })
     d.retries.forEach((gap: number, k: number) => {
@@ -162,7 +165,7 @@ describe('one rule set, two engines (property)', () => {
           const p = partitionFor(env.event.impressionId, PARTITIONS)
           const id = `${p}:${next[p]!++}:${env.key}`
           envs.set(id, env)
-          events.push({ id, key: env.key, type: env.type, publisherId: env.event.publisherId, impressionId: env.event.impressionId, ts: Number(env.event.ts), receivedAt: env.receivedAt, channel: env.event.channel ?? 'web' })
+          events.push({ id, key: env.key, type: env.type, publisherId: env.event.publisherId, impressionId: env.event.impressionId, prefetch: env.edge.prefetch === true, ts: Number(env.event.ts), receivedAt: env.receivedAt, channel: env.event.channel ?? 'web' })
         }
         const model = referenceVerdicts(events, ivtOracle(envs))
         const inDay = new Map([...model].filter(([id]) => { const t = Number(envs.get(id)!.event.ts); return t >= D && t < D + 24 * HOUR }))

@@ -68,6 +68,10 @@ export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DED
         return unbilled(annotate(input, offset), 'duplicate_impression')
       }
       if (state?.io !== offset) keep(store, ik, state, ex, { ...state, io: offset, its: envelope.event.ts, ich: envelope.event.channel ?? 'web', il: r, ex })
+    } else if (envelope.edge.prefetch) {
+      // A HEAD, prefetch/prerender or link scanner on the click redirect is no person's click: it
+      // neither takes the impression's click nor repeats it (IVT keeps it as prefetch_click).
+      // Otherwise a mail scanner opening the link first would make the person's click a repeat_click.
     } else {
       if (state?.co !== undefined && state.co !== offset && seenWithinHorizon(r, state.cl ?? r)) {
         keep(store, ik, state, ex, { ...state, cl: r, ex })
