@@ -81,6 +81,9 @@ export function buildLines(groups: VerdictGroup[], tenants: Pick<TenantStore, 'g
   const lines = new Map<string, SnapshotLine>()
   for (const g of groups) {
     if (g.late) continue
+    // Kept by the stream for a campaign not booked when it was read (booked since, or never): neither
+    // billed nor invalid traffic of the campaign; the accounting report shows it kept with its reason.
+    if (g.verdict === 'unknown_campaign') continue
     // Only booked campaigns bill: events for any other have no advertiser to bill and no price; the
     // accounting report shows them kept as unknown_campaign.
     const campaign = tenants.getCampaign(g.campaignId)
