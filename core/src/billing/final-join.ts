@@ -165,8 +165,10 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
                     AND (ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
                       OR impression_id IN (SELECT impression_id FROM ${db}.events_raw
                         WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AND log_partition = {part:UInt32}))
-                    AND (event_key, reason, billable) NOT IN (
-                      SELECT event_key, reason, billable FROM ${db}.events_raw
+                    -- A -1 row retracts the verdict it repeats of its own record (key and log offset): a
+                    -- re-delivery with the same key (another record) keeps that verdict.
+                    AND (event_key, log_offset, reason, billable) NOT IN (
+                      SELECT event_key, log_offset, reason, billable FROM ${db}.events_raw
                       WHERE ts >= {lookStart:DateTime64(3, 'UTC')} AND ts < {lookEnd:DateTime64(3, 'UTC')} AND log_partition = {part:UInt32} AND sign = -1)
                   -- The current verdict row of each record; a record written twice counts once.
                   ORDER BY processed_at DESC

@@ -39,9 +39,9 @@ afterAll(async () => {
 const resend = (env: EnvelopeInput, receivedAt: number, ts: number): EnvelopeInput =>
   ({ ...env, receivedAt, event: { ...env.event, ts } }) as EnvelopeInput
 
-async function threeWays(db: string, records: EnvelopeInput[]) {
+async function threeWays(db: string, records: EnvelopeInput[], maxBatchRecords?: number) {
   await migrate(ch, db)
-  await runStream({ ch, database: db, dir: join(root, db), records: records.map(toRecord), partitions: PARTITIONS })
+  await runStream({ ch, database: db, dir: join(root, db), records: records.map(toRecord), partitions: PARTITIONS, maxBatchRecords })
   const next = new Array<number>(PARTITIONS).fill(0)
   const events: ModelEvent[] = records.map((env) => {
     const p = partitionFor(env.event.impressionId, PARTITIONS)
@@ -82,5 +82,21 @@ describe('delivery dedupe at the horizon: stream = final join = model', () => {
     ])
     expect(Object.fromEntries(final)).toEqual(Object.fromEntries(model))
     expect(Object.fromEntries(stream)).toEqual(Object.fromEntries(model))
+  }, 120_000)
+
+  it('keeps a click resent past the horizon, whose first delivery was orphaned and then joined, as its own record', async () => {
+    // c1 waits for its impression; the watermark passes its window (an unrelated impression), so it
+    // is an orphan; its impression arrives late and the stream corrects it (-1 orphan, +1 click).
+    const c1 = testEnvelope({ type: 'click', n: 11, impressionId: 'imp_k', ts: D + HOUR, receivedAt: D + HOUR })
+    const other = testEnvelope({ type: 'impression', n: 12, impressionId: 'imp_other', ts: D + 2 * HOUR, receivedAt: D + 2 * HOUR })
+    const imp = testEnvelope({ type: 'impression', n: 13, impressionId: 'imp_k', ts: D + HOUR - MIN, receivedAt: D + 3 * HOUR })
+    // The client sends c1 again 25 h 30 min later with a fresh ts: a new delivery, outside the window.
+    const c2 = resend(c1, c1.receivedAt + 25 * HOUR + 30 * MIN, D + 2 * HOUR + 30 * MIN)
+    const later = testEnvelope({ type: 'impression', n: 14, impressionId: 'imp_later', ts: D + 27 * HOUR, receivedAt: D + 27 * HOUR })
+    const { ids, model, stream, final } = await threeWays('adc_horizon_2', [c1, other, imp, c2, later], 1)
+    expect(ids.map((id) => model.get(id))).toEqual(['billable', 'billable', 'billable', 'orphan_click', 'billable'])
+    const inDay = Object.fromEntries([...model].filter(([id]) => id !== ids[4]))
+    expect(Object.fromEntries(stream)).toMatchObject(inDay)
+    expect(Object.fromEntries(final)).toEqual(inDay)
   }, 120_000)
 })
