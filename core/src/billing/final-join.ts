@@ -14,7 +14,8 @@ import { CLICK_BEFORE_IMPRESSION_SKEW_MS, DEDUPE_HORIZON_MS, JOIN_LATENESS_MS, J
  *    An event for a campaign nobody booked (`unknown_campaign`) keeps that verdict and is inert: the
  *    stream sets it aside before dedupe and join, so it is no delivery, impression or click for any other.
  * 2. Delivery: a record whose key was seen before, at most the dedupe horizon earlier (edge receive
- *    time), is `duplicate_delivery`.
+ *    time), is `duplicate_delivery`, whatever impression id or ts the earlier record carried (the rows
+ *    of the neighbouring days are read for the day's keys too).
  * 3. Business: an impression whose impressionId had an impression at most the horizon before it is
  *    `duplicate_impression`; a click likewise `repeat_click`. The look-back crosses midnight: rows of
  *    the neighbouring days are read for the day's impressionIds.
@@ -162,8 +163,13 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
                   FROM ${db}.events_raw
                   WHERE ts >= {lookStart:DateTime64(3, 'UTC')} AND ts < {lookEnd:DateTime64(3, 'UTC')}
                     AND log_partition = {part:UInt32} AND sign = 1
+                    -- The day's rows, every row of their impression ids, and every earlier delivery of
+                    -- their keys: a resend may carry another impression id (and a ts across midnight),
+                    -- and is still a re-delivery of the same key.
                     AND (ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
                       OR impression_id IN (SELECT impression_id FROM ${db}.events_raw
+                        WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AND log_partition = {part:UInt32})
+                      OR event_key IN (SELECT event_key FROM ${db}.events_raw
                         WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AND log_partition = {part:UInt32}))
                     -- A -1 row retracts the verdict it repeats of its own record (key and log offset): a
                     -- re-delivery with the same key (another record) keeps that verdict.

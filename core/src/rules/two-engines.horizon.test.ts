@@ -99,4 +99,15 @@ describe('delivery dedupe at the horizon: stream = final join = model', () => {
     expect(Object.fromEntries(stream)).toMatchObject(inDay)
     expect(Object.fromEntries(final)).toEqual(inDay)
   }, 120_000)
+
+  it('calls a resend that carries another impression id and crosses midnight duplicate_delivery in both engines', async () => {
+    // The delivery key hashes the event id: a resend is the same delivery whatever impression id or
+    // ts it carries (dedupe-step.test.ts). Both ids in one log partition (PARTITIONS = 1).
+    const first = testEnvelope({ type: 'impression', n: 21, impressionId: 'imp_x', ts: D - 10 * MIN, receivedAt: D - 10 * MIN })
+    const again = { ...resend(first, D + 10 * MIN, D + 5 * MIN), event: { ...first.event, ts: D + 5 * MIN, impressionId: 'imp_y' } } as EnvelopeInput
+    const { ids, model, stream, final } = await threeWays('adc_horizon_3', [first, again])
+    expect(ids.map((id) => model.get(id))).toEqual(['billable', 'duplicate_delivery'])
+    expect(stream.get(ids[1]!)).toBe('duplicate_delivery')
+    expect(Object.fromEntries(final)).toEqual({ [ids[1]!]: 'duplicate_delivery' })
+  }, 120_000)
 })
