@@ -24,7 +24,8 @@ import { CLICK_BEFORE_IMPRESSION_SKEW_MS, DEDUPE_HORIZON_MS, JOIN_LATENESS_MS, J
  *    the lateness; it is joined when it came after that impression (within the skew) and within its
  *    channel window (web 30 min, app 24 h), else `orphan_click`.
  * 5. IVT (impressions and joined clicks, as in the stream where an orphan never reaches the IVT step):
- *    the decision of `modelVersion` in `ivt_decisions` when given (a reprocess scored every event of the day, and
+ *    the decision of `modelVersion` in `ivt_decisions` for the record's key and ts when given (a key
+ *    resent past the horizon is another record, with a ts of its own, and has a decision of its own) (a reprocess scored every event of the day, and
  *    wrote the ones scored above 0: no decision is clean), else the
  *    decision stored on the row by the stream's model.
  *
@@ -183,11 +184,11 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
                 ${
                   useModel
                     ? `LEFT JOIN (
-                  SELECT event_key, 1 AS found, argMax(quarantined, decided_at) AS q, argMax(reasons, decided_at) AS reasons
+                  SELECT event_key, ${ms('ts')} AS ts_ms, 1 AS found, argMax(quarantined, decided_at) AS q, argMax(reasons, decided_at) AS reasons
                   FROM ${db}.ivt_decisions
                   WHERE model_version = {mv:String} AND ts >= {lookStart:DateTime64(3, 'UTC')} AND ts < {lookEnd:DateTime64(3, 'UTC')}
-                  GROUP BY event_key
-                ) AS dec ON dec.event_key = e.event_key`
+                  GROUP BY event_key, ts_ms
+                ) AS dec ON dec.event_key = e.event_key AND dec.ts_ms = e.ts_ms`
                     : ''
                 }
               )

@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import { partitionFor, type EnvelopeInput } from '@adc/schemas'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { recordVerdicts } from '../billing/final-join.js'
+import { scoreDay } from '../billing/reprocess.js'
+import { ivtModel } from '../ivt/models/index.js'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
 import { testEnvelope, toRecord } from '../testing/events.js'
 import { runStream } from '../testing/stream-run.js'
@@ -109,5 +111,20 @@ describe('delivery dedupe at the horizon: stream = final join = model', () => {
     expect(ids.map((id) => model.get(id))).toEqual(['billable', 'duplicate_delivery'])
     expect(stream.get(ids[1]!)).toBe('duplicate_delivery')
     expect(Object.fromEntries(final)).toEqual({ [ids[1]!]: 'duplicate_delivery' })
+  }, 120_000)
+
+  it('judges each record of a key resent past the horizon by its own IVT decision when a reprocess rescored the day', async () => {
+    // i1 is the 31st event of one user key in its minute (a burst for ivt-2026.12.1, 30 a minute); its
+    // resend 25 h later is a new delivery and a new impression, alone in its minute: clean.
+    const burst = Array.from({ length: 30 }, (_, k) =>
+      testEnvelope({ type: 'impression', n: 100 + k, impressionId: `imp_b${k}`, ts: D + 30 * MIN + k, receivedAt: D + 30 * MIN + k, userKey: 'u_burst' }))
+    const i1 = testEnvelope({ type: 'impression', n: 31, impressionId: 'imp_i1', ts: D + 30 * MIN + 40, receivedAt: D + 30 * MIN + 40, userKey: 'u_burst' })
+    const again = resend(i1, i1.receivedAt + 25 * HOUR, D + 23 * HOUR + 50 * MIN)
+    const db = 'adc_horizon_4'
+    const { ids } = await threeWays(db, [...burst, i1, again])
+    const model = ivtModel('ivt-2026.12.1')!
+    await scoreDay({ client: ch, database: db, day: DAY, model, jobId: 'job_resend' })
+    const final = await recordVerdicts(ch, { database: db, day: DAY, modelVersion: model.version })
+    expect([final.get(ids[29]!), final.get(ids[30]!), final.get(ids[31]!)]).toEqual(['billable', 'sivt_burst', 'billable'])
   }, 120_000)
 })
