@@ -202,12 +202,17 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
 
 export function verdictParams(opts: Pick<ClassifyOptions, 'day' | 'modelVersion' | 'receivedBefore'>, partition: number): Record<string, unknown> {
   const start = dayStart(opts.day)
+  return rangeVerdictParams(start, start + DAY_MS, opts, partition)
+}
+
+/** As verdictParams, for the records whose `ts` lies in [start, end) (epoch ms), with the look-around on both sides. */
+export function rangeVerdictParams(start: number, end: number, opts: Pick<ClassifyOptions, 'modelVersion' | 'receivedBefore'>, partition: number): Record<string, unknown> {
   return {
     part: partition,
     start: chTime(start),
-    end: chTime(start + DAY_MS),
+    end: chTime(end),
     lookStart: chTime(start - LOOK_AROUND_MS),
-    lookEnd: chTime(start + DAY_MS + LOOK_AROUND_MS),
+    lookEnd: chTime(end + LOOK_AROUND_MS),
     cutoff: chTime(opts.receivedBefore ?? 253_402_300_799_000),
     ivt: IVT_REASONS,
     mv: opts.modelVersion ?? '',
