@@ -152,7 +152,7 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
                   } AS ivt_reason
                 FROM (
                   SELECT event_key, event_type, impression_id, campaign_id, publisher_id, channel, log_partition, log_offset,${withFacts ? ' ua, ip_prefix, user_key, prefetch,' : ''}
-                    ${ms('ts')} AS ts_ms, ${ms('received_at')} AS r,
+                    ${ms('ts')} AS ts_ms, ${ms('received_at')} AS r, ${ms('processed_at')} AS p_ms,
                     ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AS in_day,
                     received_at >= {cutoff:DateTime64(3, 'UTC')} AS late,
                     billable AS stored_billable, reason AS stored_reason, view_method, viewable,
@@ -231,15 +231,27 @@ export async function dayPartitions(client: ClickHouseClient, database: string, 
 }
 
 export async function classifyDay(client: ClickHouseClient, opts: ClassifyOptions): Promise<VerdictGroup[]> {
+  return (await classifyDayWithMarks(client, opts)).groups
+}
+
+/**
+ * classifyDay, and per log partition the newest `processed_at` (epoch ms) among the day's rows the
+ * classification read, in the same query: every row of the day a processor writes later, a correction
+ * included, carries a newer one (one batch of a partition in flight at a time, its rows stamped when it
+ * is built), whether or not its batch was built before the close started. See BillingJobs' re-close.
+ */
+export async function classifyDayWithMarks(client: ClickHouseClient, opts: ClassifyOptions): Promise<{ groups: VerdictGroup[]; marks: Record<string, number> }> {
   const query = `
     SELECT campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late, count() AS events,
-      countIf(view_method != '') AS measured, countIf(view_method != '' AND viewable = 1) AS viewable
+      countIf(view_method != '') AS measured, countIf(view_method != '' AND viewable = 1) AS viewable, max(p_ms) AS p_max
     FROM (${verdictsSql(opts.database, Boolean(opts.modelVersion), false, opts.windowsMs)})
     GROUP BY campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late`
   const merged = new Map<string, VerdictGroup>()
+  const marks: Record<string, number> = {}
   for (const partition of await dayPartitions(client, opts.database, opts.day)) {
     const rs = await client.query({ query, format: 'JSONEachRow', query_params: verdictParams(opts, partition) })
     for (const r of await rs.json<Record<string, unknown>>()) {
+      marks[partition] = Math.max(marks[partition] ?? 0, Number(r.p_max))
       const g: VerdictGroup = {
         campaignId: String(r.campaign_id),
         publisherId: String(r.publisher_id),
@@ -262,7 +274,8 @@ export async function classifyDay(client: ClickHouseClient, opts: ClassifyOption
     }
   }
   const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
-  return [...merged.values()].sort((a, b) => cmp(a.campaignId, b.campaignId) || cmp(a.publisherId, b.publisherId) || cmp(a.eventType, b.eventType) || cmp(a.verdict, b.verdict))
+  const groups = [...merged.values()].sort((a, b) => cmp(a.campaignId, b.campaignId) || cmp(a.publisherId, b.publisherId) || cmp(a.eventType, b.eventType) || cmp(a.verdict, b.verdict))
+  return { groups, marks }
 }
 
 /** Per-record final verdicts of a day, keyed `partition:offset:eventKey` (property tests, audits). */
