@@ -63,6 +63,12 @@ export interface ClassifyOptions {
   receivedBefore?: number
   /** Attribution windows (a reprocess with another rule version). @default JOIN_WINDOWS_MS */
   windowsMs?: Readonly<Record<Channel, number>>
+  /**
+   * Per log partition, the newest `processed_at` (epoch ms) of the day's rows the model scored
+   * (scoreDay's marks): a row written after that was never scored, and is flagged `late` like an
+   * event received after the cut-off (a partition the scoring did not see: every row). @default no limit
+   */
+  scoredThrough?: Record<string, number>
 }
 
 const signColumn = new WeakMap<ClickHouseClient, Map<string, boolean>>()
@@ -154,7 +160,7 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
                   SELECT event_key, event_type, impression_id, campaign_id, publisher_id, channel, log_partition, log_offset,${withFacts ? ' ua, ip_prefix, user_key, prefetch,' : ''}
                     ${ms('ts')} AS ts_ms, ${ms('received_at')} AS r, ${ms('processed_at')} AS p_ms,
                     ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AS in_day,
-                    received_at >= {cutoff:DateTime64(3, 'UTC')} AS late,
+                    received_at >= {cutoff:DateTime64(3, 'UTC')} OR ${ms('processed_at')} > {through:Int64} AS late,
                     billable AS stored_billable, reason AS stored_reason, view_method, viewable,
                     -- An event for a campaign nobody booked is inert: the stream sets it aside before
                     -- dedupe and join, so it is no delivery, impression or click for any other event.
@@ -200,14 +206,15 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
     WHERE in_day`
 }
 
-export function verdictParams(opts: Pick<ClassifyOptions, 'day' | 'modelVersion' | 'receivedBefore'>, partition: number): Record<string, unknown> {
+export function verdictParams(opts: Pick<ClassifyOptions, 'day' | 'modelVersion' | 'receivedBefore' | 'scoredThrough'>, partition: number): Record<string, unknown> {
   const start = dayStart(opts.day)
   return rangeVerdictParams(start, start + DAY_MS, opts, partition)
 }
 
 /** As verdictParams, for the records whose `ts` lies in [start, end) (epoch ms), with the look-around on both sides. */
-export function rangeVerdictParams(start: number, end: number, opts: Pick<ClassifyOptions, 'modelVersion' | 'receivedBefore'>, partition: number): Record<string, unknown> {
+export function rangeVerdictParams(start: number, end: number, opts: Pick<ClassifyOptions, 'modelVersion' | 'receivedBefore' | 'scoredThrough'>, partition: number): Record<string, unknown> {
   return {
+    through: opts.scoredThrough ? (opts.scoredThrough[partition] ?? -1) : Number.MAX_SAFE_INTEGER,
     part: partition,
     start: chTime(start),
     end: chTime(end),

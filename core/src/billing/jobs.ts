@@ -427,6 +427,9 @@ export function createBillingJobs(options: BillingJobsOptions) {
             job.kept = kept ? { ...others, [day]: kept } : others
             await save(job)
           }
+          // With a model: what its scoring read. A row written after that has no decision of the
+          // model; it is left out of this version (late) and the next close scores it.
+          let scoredThrough: Record<string, number> | undefined
           if (model) {
             // Score the day's stored raw events with the model, in bounded batches (progress per batch):
             // the whole day, also for a close keeping a promoted model (what was received since the
@@ -435,14 +438,14 @@ export function createBillingJobs(options: BillingJobsOptions) {
             const total = await countDayEvents(client, database, day)
             const before = job.events?.scored ?? 0
             job.events = { scored: before, total: (job.events?.total ?? 0) + total }
-            await scoreDay({
+            scoredThrough = (await scoreDay({
               client, database, day, model, jobId: job.id, batchSize: options.reprocessBatchSize, clock, windowsMs,
               onBatch: async (scored) => {
                 job.events = { scored: before + scored, total: job.events!.total }
                 job.progress = (i + 0.9 * Math.min(1, scored / Math.max(1, total))) / job.days.length
                 await save(job)
               },
-            })
+            })).marks
           }
           const { groups, marks } = await classifyDayWithMarks(client, {
             database,
@@ -450,10 +453,11 @@ export function createBillingJobs(options: BillingJobsOptions) {
             modelVersion: model?.version,
             receivedBefore: cutoff,
             windowsMs,
+            scoredThrough,
           })
           job.progress = (i + 0.95) / job.days.length
           // Before the version is written: the schedule compares what is written later with these.
-          job.marks = { ...job.marks, [day]: marks }
+          job.marks = { ...job.marks, [day]: scoredThrough ?? marks }
           await save(job)
           const lines = buildLines(groups, tenants)
           job.versions[day] = await snapshots.write(day, lines, {

@@ -69,7 +69,11 @@ export async function countDayEvents(client: ClickHouseClient, database: string,
   return Number(row?.n ?? 0)
 }
 
-export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number; flagged: number }> {
+/**
+ * `marks`: per log partition, the newest `processed_at` (epoch ms) among the day's rows this scoring
+ * read; a row of the day written later was not scored (final-join.ts `scoredThrough`).
+ */
+export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number; flagged: number; marks: Record<string, number> }> {
   const { client, database, day, model, jobId } = opts
   const batchSize = opts.batchSize ?? 50_000
   const clock = opts.clock ?? Date.now
@@ -82,9 +86,11 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
   // the day to a day (and the skew) after it. Only the day's own (`in_target`) get decisions.
   const from = dayStart(day)
   const range: [number, number] = [from - DAY_MS - MAX_FUTURE_SKEW_MS, from + 2 * DAY_MS + MAX_FUTURE_SKEW_MS]
+  // Every row of the range is kept (`reaches_ivt` says which are scored and counted): the newest
+  // `processed_at` of the day's rows it read (`p_ms`) is what this scoring saw (the marks returned).
   const select = `SELECT event_key, event_type, campaign_id, publisher_id, ts_ms, r, channel, ua, ip_prefix, user_key, prefetch, imp_ts, log_partition, log_offset,
-        ts_ms >= {dayFrom:Int64} AND ts_ms < {dayTo:Int64} AS in_target
-      FROM (${verdictsSql(database, false, true, opts.windowsMs)}) WHERE reaches_ivt`
+        ts_ms >= {dayFrom:Int64} AND ts_ms < {dayTo:Int64} AS in_target, reaches_ivt, p_ms
+      FROM (${verdictsSql(database, false, true, opts.windowsMs)})`
   const params = (partition: number) => ({ ...rangeVerdictParams(range[0], range[1], {}, partition), dayFrom: from, dayTo: from + DAY_MS })
   await client.command({
     query: `CREATE TABLE ${work} ENGINE = MergeTree ORDER BY (log_partition, log_offset, event_key) AS ${select} LIMIT 0`,
@@ -93,6 +99,11 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
   for (const partition of await dayPartitions(client, database, day)) {
     await client.command({ query: `INSERT INTO ${work} ${select}`, query_params: params(partition) })
   }
+  const marks: Record<string, number> = {}
+  const marked = await (
+    await client.query({ query: `SELECT log_partition AS p, max(p_ms) AS m FROM ${work} WHERE in_target GROUP BY log_partition`, format: 'JSONEachRow' })
+  ).json<{ p: number; m: number | string }>()
+  for (const { p, m } of marked) marks[Number(p)] = Number(m)
   const counters = new Map<number, Map<string, number>>()
   let partition = -1
   let newest = 0
@@ -132,7 +143,7 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
   for (;;) {
     const page = await (
       await client.query({
-        query: `SELECT * FROM ${work} WHERE (log_partition, log_offset, event_key) > ({p:UInt32}, {o:Int64}, {k:String})
+        query: `SELECT * FROM ${work} WHERE (log_partition, log_offset, event_key) > ({p:UInt32}, {o:Int64}, {k:String}) AND reaches_ivt
           ORDER BY log_partition, log_offset, event_key LIMIT {n:UInt32}`,
         query_params: { p: Math.max(0, after[0]), o: after[1], k: after[2], n: batchSize },
         format: 'JSONEachRow',
@@ -177,5 +188,5 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
     await flush()
   }
   await client.command({ query: `DROP TABLE IF EXISTS ${work}` })
-  return { scored, flagged }
+  return { scored, flagged, marks }
 }
