@@ -120,3 +120,36 @@ describe('closing a day after a promotion', () => {
     expect((await env.billing.snapshots.lines(DAY2, latest.version))[0]).toMatchObject({ impressions: 2 })
   })
 })
+
+describe('closing a day while a batch of it is being written', () => {
+  it('closes again for an event whose batch was built before the close and became visible after it', async () => {
+    const DAY3 = '2026-11-16'
+    const Z = Date.parse(`${DAY3}T00:00:00Z`)
+    const closes = async () => {
+      const out = []
+      for (let job = await env.billing.dailyTick(); job; job = await env.billing.dailyTick()) {
+        await env.billing.idle()
+        if (job.days[0] === DAY3) out.push(job)
+      }
+      return out
+    }
+    await insertRows(env.ch.client, 'adc.events_raw', [imp(Z + 1 * H, Z + 1 * H)])
+    now = Z + 50 * H
+    await progress(Z + 49 * H)
+    expect(await closes()).toHaveLength(1)
+    const v1 = (await env.billing.snapshots.latestFinal(DAY3))!
+    expect(v1).toMatchObject({ complete: true, receivedBefore: Z + 50 * H })
+
+    // The processor built a batch a second before the close started (its rows carry that time) and
+    // ClickHouse acknowledged it only after the close had read the day: the version does not hold the
+    // event, received before its cut-off and written before its time.
+    await insertRows(env.ch.client, 'adc.events_raw', [imp(Z + 22 * H, Z + 49 * H + 50 * 60_000, 0, Z + 50 * H - 1000)])
+    now = Z + 52 * H
+    await progress(Z + 51 * H)
+    const after = await closes()
+    expect(after.map((j) => j.reason)).toEqual([expect.stringMatching(/re-close: 1 events/)])
+    const latest = (await env.billing.snapshots.latestFinal(DAY3))!
+    expect((await env.billing.snapshots.lines(DAY3, latest.version))[0]).toMatchObject({ impressions: 2 })
+    expect(await closes()).toEqual([])
+  })
+})

@@ -14,7 +14,8 @@ import { CLICK_BEFORE_IMPRESSION_SKEW_MS, DEDUPE_HORIZON_MS, JOIN_LATENESS_MS, J
  *    An event for a campaign nobody booked (`unknown_campaign`) keeps that verdict and is inert: the
  *    stream sets it aside before dedupe and join, so it is no delivery, impression or click for any other.
  * 2. Delivery: a record whose key was seen before, at most the dedupe horizon earlier (edge receive
- *    time), is `duplicate_delivery`.
+ *    time), is `duplicate_delivery`, whatever impression id or ts the earlier record carried (the rows
+ *    of the neighbouring days are read for the day's keys too).
  * 3. Business: an impression whose impressionId had an impression at most the horizon before it is
  *    `duplicate_impression`; a click likewise `repeat_click`, where a click the edge marked as a
  *    prefetch (HEAD, prefetch/prerender, link scanner) neither counts as the earlier click nor is a
@@ -27,7 +28,8 @@ import { CLICK_BEFORE_IMPRESSION_SKEW_MS, DEDUPE_HORIZON_MS, JOIN_LATENESS_MS, J
  *    the lateness; it is joined when it came after that impression (within the skew) and within its
  *    channel window (web 30 min, app 24 h), else `orphan_click`.
  * 5. IVT (impressions and joined clicks, as in the stream where an orphan never reaches the IVT step):
- *    the decision of `modelVersion` in `ivt_decisions` when given (a reprocess scored every event of the day, and
+ *    the decision of `modelVersion` in `ivt_decisions` for the record's key and ts when given (a key
+ *    resent past the horizon is another record, with a ts of its own, and has a decision of its own) (a reprocess scored every event of the day, and
  *    wrote the ones scored above 0: no decision is clean), else the
  *    decision stored on the row by the stream's model.
  *
@@ -65,6 +67,12 @@ export interface ClassifyOptions {
   receivedBefore?: number
   /** Attribution windows (a reprocess with another rule version). @default JOIN_WINDOWS_MS */
   windowsMs?: Readonly<Record<Channel, number>>
+  /**
+   * Per log partition, the newest `processed_at` (epoch ms) of the day's rows the model scored
+   * (scoreDay's marks): a row written after that was never scored, and is flagged `late` like an
+   * event received after the cut-off (a partition the scoring did not see: every row). @default no limit
+   */
+  scoredThrough?: Record<string, number>
 }
 
 const signColumn = new WeakMap<ClickHouseClient, Map<string, boolean>>()
@@ -154,12 +162,12 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
                   } AS ivt_reason
                 FROM (
                   SELECT event_key, event_type, impression_id, campaign_id, publisher_id, channel, log_partition, log_offset,${withFacts ? ' ua, ip_prefix, user_key, prefetch,' : ''}
-                    ${ms('ts')} AS ts_ms, ${ms('received_at')} AS r,
+                    ${ms('ts')} AS ts_ms, ${ms('received_at')} AS r, ${ms('processed_at')} AS p_ms,
                     -- A HEAD, prefetch or link scanner on the click redirect: no click of the
                     -- impression's (neither its first nor a repeat; IVT keeps it as prefetch_click).
                     event_type = 'click' AND prefetch != 0 AS scan,
                     ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AS in_day,
-                    received_at >= {cutoff:DateTime64(3, 'UTC')} AS late,
+                    received_at >= {cutoff:DateTime64(3, 'UTC')} OR ${ms('processed_at')} > {through:Int64} AS late,
                     billable AS stored_billable, reason AS stored_reason, view_method, viewable,
                     -- An event for a campaign nobody booked is inert: the stream sets it aside before
                     -- dedupe and join, so it is no delivery, impression or click for any other event.
@@ -169,11 +177,18 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
                   FROM ${db}.events_raw
                   WHERE ts >= {lookStart:DateTime64(3, 'UTC')} AND ts < {lookEnd:DateTime64(3, 'UTC')}
                     AND log_partition = {part:UInt32} AND sign = 1
+                    -- The day's rows, every row of their impression ids, and every earlier delivery of
+                    -- their keys: a resend may carry another impression id (and a ts across midnight),
+                    -- and is still a re-delivery of the same key.
                     AND (ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
                       OR (publisher_id, impression_id) IN (SELECT publisher_id, impression_id FROM ${db}.events_raw
+                        WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AND log_partition = {part:UInt32})
+                      OR event_key IN (SELECT event_key FROM ${db}.events_raw
                         WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')} AND log_partition = {part:UInt32}))
-                    AND (event_key, reason, billable) NOT IN (
-                      SELECT event_key, reason, billable FROM ${db}.events_raw
+                    -- A -1 row retracts the verdict it repeats of its own record (key and log offset): a
+                    -- re-delivery with the same key (another record) keeps that verdict.
+                    AND (event_key, log_offset, reason, billable) NOT IN (
+                      SELECT event_key, log_offset, reason, billable FROM ${db}.events_raw
                       WHERE ts >= {lookStart:DateTime64(3, 'UTC')} AND ts < {lookEnd:DateTime64(3, 'UTC')} AND log_partition = {part:UInt32} AND sign = -1)
                   -- The current verdict row of each record; a record written twice counts once.
                   ORDER BY processed_at DESC
@@ -182,11 +197,11 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
                 ${
                   useModel
                     ? `LEFT JOIN (
-                  SELECT event_key, 1 AS found, argMax(quarantined, decided_at) AS q, argMax(reasons, decided_at) AS reasons
+                  SELECT event_key, ${ms('ts')} AS ts_ms, 1 AS found, argMax(quarantined, decided_at) AS q, argMax(reasons, decided_at) AS reasons
                   FROM ${db}.ivt_decisions
                   WHERE model_version = {mv:String} AND ts >= {lookStart:DateTime64(3, 'UTC')} AND ts < {lookEnd:DateTime64(3, 'UTC')}
-                  GROUP BY event_key
-                ) AS dec ON dec.event_key = e.event_key`
+                  GROUP BY event_key, ts_ms
+                ) AS dec ON dec.event_key = e.event_key AND dec.ts_ms = e.ts_ms`
                     : ''
                 }
               )
@@ -198,14 +213,20 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
     WHERE in_day`
 }
 
-export function verdictParams(opts: Pick<ClassifyOptions, 'day' | 'modelVersion' | 'receivedBefore'>, partition: number): Record<string, unknown> {
+export function verdictParams(opts: Pick<ClassifyOptions, 'day' | 'modelVersion' | 'receivedBefore' | 'scoredThrough'>, partition: number): Record<string, unknown> {
   const start = dayStart(opts.day)
+  return rangeVerdictParams(start, start + DAY_MS, opts, partition)
+}
+
+/** As verdictParams, for the records whose `ts` lies in [start, end) (epoch ms), with the look-around on both sides. */
+export function rangeVerdictParams(start: number, end: number, opts: Pick<ClassifyOptions, 'modelVersion' | 'receivedBefore' | 'scoredThrough'>, partition: number): Record<string, unknown> {
   return {
+    through: opts.scoredThrough ? (opts.scoredThrough[partition] ?? -1) : Number.MAX_SAFE_INTEGER,
     part: partition,
     start: chTime(start),
-    end: chTime(start + DAY_MS),
+    end: chTime(end),
     lookStart: chTime(start - LOOK_AROUND_MS),
-    lookEnd: chTime(start + DAY_MS + LOOK_AROUND_MS),
+    lookEnd: chTime(end + LOOK_AROUND_MS),
     cutoff: chTime(opts.receivedBefore ?? 253_402_300_799_000),
     ivt: IVT_REASONS,
     mv: opts.modelVersion ?? '',
@@ -224,15 +245,27 @@ export async function dayPartitions(client: ClickHouseClient, database: string, 
 }
 
 export async function classifyDay(client: ClickHouseClient, opts: ClassifyOptions): Promise<VerdictGroup[]> {
+  return (await classifyDayWithMarks(client, opts)).groups
+}
+
+/**
+ * classifyDay, and per log partition the newest `processed_at` (epoch ms) among the day's rows the
+ * classification read, in the same query: every row of the day a processor writes later, a correction
+ * included, carries a newer one (one batch of a partition in flight at a time, its rows stamped when it
+ * is built), whether or not its batch was built before the close started. See BillingJobs' re-close.
+ */
+export async function classifyDayWithMarks(client: ClickHouseClient, opts: ClassifyOptions): Promise<{ groups: VerdictGroup[]; marks: Record<string, number> }> {
   const query = `
     SELECT campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late, count() AS events,
-      countIf(view_method != '') AS measured, countIf(view_method != '' AND viewable = 1) AS viewable
+      countIf(view_method != '') AS measured, countIf(view_method != '' AND viewable = 1) AS viewable, max(p_ms) AS p_max
     FROM (${verdictsSql(opts.database, Boolean(opts.modelVersion), false, opts.windowsMs)})
     GROUP BY campaign_id, publisher_id, event_type, verdict, stored_billable, stored_reason, late`
   const merged = new Map<string, VerdictGroup>()
+  const marks: Record<string, number> = {}
   for (const partition of await dayPartitions(client, opts.database, opts.day)) {
     const rs = await client.query({ query, format: 'JSONEachRow', query_params: verdictParams(opts, partition) })
     for (const r of await rs.json<Record<string, unknown>>()) {
+      marks[partition] = Math.max(marks[partition] ?? 0, Number(r.p_max))
       const g: VerdictGroup = {
         campaignId: String(r.campaign_id),
         publisherId: String(r.publisher_id),
@@ -255,7 +288,8 @@ export async function classifyDay(client: ClickHouseClient, opts: ClassifyOption
     }
   }
   const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
-  return [...merged.values()].sort((a, b) => cmp(a.campaignId, b.campaignId) || cmp(a.publisherId, b.publisherId) || cmp(a.eventType, b.eventType) || cmp(a.verdict, b.verdict))
+  const groups = [...merged.values()].sort((a, b) => cmp(a.campaignId, b.campaignId) || cmp(a.publisherId, b.publisherId) || cmp(a.eventType, b.eventType) || cmp(a.verdict, b.verdict))
+  return { groups, marks }
 }
 
 /** Per-record final verdicts of a day, keyed `partition:offset:eventKey` (property tests, audits). */

@@ -6,7 +6,7 @@ import { monotonicFactory } from 'ulid'
 import type { TenantStore } from '../tenants/tenant-store.js'
 import { addDays, DAY_MS, dayOf, dayStart, daysBetween } from './days.js'
 import { ATTRIBUTION_RULES, DAY_CLOSE_HORIZON_MS } from '../rules/rules.js'
-import { classifyDay } from './final-join.js'
+import { classifyDayWithMarks } from './final-join.js'
 import { countDayEvents, scoreDay } from './reprocess.js'
 import { ivtModel, type IvtModel } from '../ivt/models/index.js'
 import { JobStoreUnavailableError, openLocalJobStore, type JobStore, type PromoteRequest } from './job-store.js'
@@ -63,6 +63,12 @@ export interface Job {
    * is written, so a later close of the day finds the rules of this job's version here.
    */
   kept?: Record<string, KeptRules>
+  /**
+   * Per day, per log partition: the newest `processed_at` (epoch ms) among the day's rows the
+   * version read (classifyDayWithMarks). A row of the day written with a newer one was not in the
+   * version, even when its batch was built before the job started: the schedule closes the day again.
+   */
+  marks?: Record<string, Record<string, number>>
 }
 
 export interface KeptRules {
@@ -421,6 +427,9 @@ export function createBillingJobs(options: BillingJobsOptions) {
             job.kept = kept ? { ...others, [day]: kept } : others
             await save(job)
           }
+          // With a model: what its scoring read. A row written after that has no decision of the
+          // model; it is left out of this version (late) and the next close scores it.
+          let scoredThrough: Record<string, number> | undefined
           if (model) {
             // Score the day's stored raw events with the model, in bounded batches (progress per batch):
             // the whole day, also for a close keeping a promoted model (what was received since the
@@ -429,23 +438,26 @@ export function createBillingJobs(options: BillingJobsOptions) {
             const total = await countDayEvents(client, database, day)
             const before = job.events?.scored ?? 0
             job.events = { scored: before, total: (job.events?.total ?? 0) + total }
-            await scoreDay({
+            scoredThrough = (await scoreDay({
               client, database, day, model, jobId: job.id, batchSize: options.reprocessBatchSize, clock, windowsMs,
               onBatch: async (scored) => {
                 job.events = { scored: before + scored, total: job.events!.total }
                 job.progress = (i + 0.9 * Math.min(1, scored / Math.max(1, total))) / job.days.length
                 await save(job)
               },
-            })
+            })).marks
           }
-          const groups = await classifyDay(client, {
+          const { groups, marks } = await classifyDayWithMarks(client, {
             database,
             day,
             modelVersion: model?.version,
             receivedBefore: cutoff,
             windowsMs,
+            scoredThrough,
           })
           job.progress = (i + 0.95) / job.days.length
+          // Before the version is written: the schedule compares what is written later with these.
+          job.marks = { ...job.marks, [day]: scoredThrough ?? marks }
           await save(job)
           const lines = buildLines(groups, tenants)
           job.versions[day] = await snapshots.write(day, lines, {
@@ -599,7 +611,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
       // A promoted version's figures are its candidate's, computed when the reprocess ran, not when
       // it was promoted: what was written since then is not in it either.
       const computedAt = versions.find((v) => v.status === 'candidate' && v.jobId === latest.jobId)?.createdAt ?? latest.createdAt
-      const changed = await changedSince(day, latest.receivedBefore, Math.min(computedAt, latest.createdAt), wm)
+      const changed = await changedSince(day, latest.receivedBefore, Math.min(computedAt, latest.createdAt), wm, get(latest.jobId)?.marks?.[day])
       const job = changed > 0 ? await closeJob(day, `re-close: ${changed} events of the day were received or judged after v${latest.version}`, latest.version) : undefined
       if (job) return job
     }
@@ -644,15 +656,26 @@ export function createBillingJobs(options: BillingJobsOptions) {
     return wm >= due || now >= due + DAY_MS
   }
 
-  /** Rows of the day written after a version was computed, or received after its cut-off, that the watermark has reached. */
-  async function changedSince(day: string, receivedBefore: number, createdAt: number, wm: number): Promise<number> {
+  /**
+   * Rows of the day written after a version was computed, or received after its cut-off, that the
+   * watermark has reached. "Written after" is judged per log partition against the newest
+   * `processed_at` the version read (`marks`, when its job recorded them), so a row whose batch was
+   * built before the job started but reached ClickHouse after the version read the day counts too;
+   * without marks, against the version's time.
+   */
+  async function changedSince(day: string, receivedBefore: number, createdAt: number, wm: number, marks?: Record<string, number>): Promise<number> {
     const start = dayStart(day)
+    const parts = Object.keys(marks ?? {}).map(Number)
     const rs = await client.query({
       query: `SELECT count() AS n FROM ${database}.events_raw
         WHERE ts >= {start:DateTime64(3, 'UTC')} AND ts < {end:DateTime64(3, 'UTC')}
-          AND (received_at >= {cutoff:DateTime64(3, 'UTC')} OR processed_at >= {created:DateTime64(3, 'UTC')})
+          AND (received_at >= {cutoff:DateTime64(3, 'UTC')} OR processed_at >= {created:DateTime64(3, 'UTC')}
+            ${marks ? `OR indexOf({parts:Array(UInt32)}, log_partition) = 0 OR toUnixTimestamp64Milli(processed_at) > {marks:Array(Int64)}[indexOf({parts:Array(UInt32)}, log_partition)]` : ''})
           AND received_at < {wm:DateTime64(3, 'UTC')}`,
-      query_params: { start: chTime(start), end: chTime(start + DAY_MS), cutoff: chTime(receivedBefore), created: chTime(createdAt), wm: chTime(wm) },
+      query_params: {
+        start: chTime(start), end: chTime(start + DAY_MS), cutoff: chTime(receivedBefore), created: chTime(createdAt), wm: chTime(wm),
+        parts, marks: parts.map((p) => marks![p]!),
+      },
       format: 'JSONEachRow',
     })
     const [row] = await rs.json<{ n: number | string }>()

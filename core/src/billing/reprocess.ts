@@ -1,10 +1,11 @@
-import { chTime } from '@adc/schemas'
+import { chTime, MAX_FUTURE_SKEW_MS } from '@adc/schemas'
 import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { sqlString } from '../clickhouse/client.js'
 import type { Channel } from '@adc/schemas'
-import { dayPartitions, verdictParams, verdictsSql } from './final-join.js'
+import { DAY_MS, dayStart } from './days.js'
+import { dayPartitions, rangeVerdictParams, verdictParams, verdictsSql } from './final-join.js'
 import type { IvtModel } from '../ivt/models/index.js'
 
 /**
@@ -13,7 +14,11 @@ import type { IvtModel } from '../ivt/models/index.js'
  *
  * It scores what the stream scores (rules/rules.ts: counted impressions and joined clicks, with the
  * impression time of the join for the fast-click rule), in log order, counting bursts per partition,
- * IP prefix or user key and minute of edge receive time as the processor's counters do. The day's
+ * IP prefix or user key and minute of edge receive time as the processor's counters do: over every
+ * event that reaches the IVT step in the minute, whatever day its `ts` falls on. A day's events
+ * reach the edge from a few minutes before it (clock skew) to 24 h after it, beside the events of the
+ * days around it, so the events of the day before and the day after (and the skew) are counted too,
+ * and only the day's own get decisions. The day's
  * rows are read from a work table in pages of `batchSize` events, each page's decisions written
  * before the next page is read, so Node's memory stays flat over a day of any size. Each write carries a deduplication token in its SQL (job, model,
  * day, batch number and a digest of the batch's decisions, never their decision time), so a job
@@ -64,7 +69,11 @@ export async function countDayEvents(client: ClickHouseClient, database: string,
   return Number(row?.n ?? 0)
 }
 
-export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number; flagged: number }> {
+/**
+ * `marks`: per log partition, the newest `processed_at` (epoch ms) among the day's rows this scoring
+ * read; a row of the day written later was not scored (final-join.ts `scoredThrough`).
+ */
+export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number; flagged: number; marks: Record<string, number> }> {
   const { client, database, day, model, jobId } = opts
   const batchSize = opts.batchSize ?? 50_000
   const clock = opts.clock ?? Date.now
@@ -73,15 +82,28 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
   // query over a day would hold the day in memory.
   const work = `${database}.reprocess_${jobId.toLowerCase()}_${day.replaceAll('-', '')}`
   await client.command({ query: `DROP TABLE IF EXISTS ${work}` })
-  const select = `SELECT event_key, event_type, campaign_id, publisher_id, ts_ms, r, channel, ua, ip_prefix, user_key, prefetch, imp_ts, log_partition, log_offset
-      FROM (${verdictsSql(database, false, true, opts.windowsMs)}) WHERE reaches_ivt`
+  // Every event whose receive minute the day's events may share: ts from a day (and the skew) before
+  // the day to a day (and the skew) after it. Only the day's own (`in_target`) get decisions.
+  const from = dayStart(day)
+  const range: [number, number] = [from - DAY_MS - MAX_FUTURE_SKEW_MS, from + 2 * DAY_MS + MAX_FUTURE_SKEW_MS]
+  // Every row of the range is kept (`reaches_ivt` says which are scored and counted): the newest
+  // `processed_at` of the day's rows it read (`p_ms`) is what this scoring saw (the marks returned).
+  const select = `SELECT event_key, event_type, campaign_id, publisher_id, ts_ms, r, channel, ua, ip_prefix, user_key, prefetch, imp_ts, log_partition, log_offset,
+        ts_ms >= {dayFrom:Int64} AND ts_ms < {dayTo:Int64} AS in_target, reaches_ivt, p_ms
+      FROM (${verdictsSql(database, false, true, opts.windowsMs)})`
+  const params = (partition: number) => ({ ...rangeVerdictParams(range[0], range[1], {}, partition), dayFrom: from, dayTo: from + DAY_MS })
   await client.command({
     query: `CREATE TABLE ${work} ENGINE = MergeTree ORDER BY (log_partition, log_offset, event_key) AS ${select} LIMIT 0`,
-    query_params: verdictParams({ day }, 0),
+    query_params: params(0),
   })
   for (const partition of await dayPartitions(client, database, day)) {
-    await client.command({ query: `INSERT INTO ${work} ${select}`, query_params: verdictParams({ day }, partition) })
+    await client.command({ query: `INSERT INTO ${work} ${select}`, query_params: params(partition) })
   }
+  const marks: Record<string, number> = {}
+  const marked = await (
+    await client.query({ query: `SELECT log_partition AS p, max(p_ms) AS m FROM ${work} WHERE in_target GROUP BY log_partition`, format: 'JSONEachRow' })
+  ).json<{ p: number; m: number | string }>()
+  for (const { p, m } of marked) marks[Number(p)] = Number(m)
   const counters = new Map<number, Map<string, number>>()
   let partition = -1
   let newest = 0
@@ -121,12 +143,12 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
   for (;;) {
     const page = await (
       await client.query({
-        query: `SELECT * FROM ${work} WHERE (log_partition, log_offset, event_key) > ({p:UInt32}, {o:Int64}, {k:String})
+        query: `SELECT * FROM ${work} WHERE (log_partition, log_offset, event_key) > ({p:UInt32}, {o:Int64}, {k:String}) AND reaches_ivt
           ORDER BY log_partition, log_offset, event_key LIMIT {n:UInt32}`,
         query_params: { p: Math.max(0, after[0]), o: after[1], k: after[2], n: batchSize },
         format: 'JSONEachRow',
       })
-    ).json<Row & { log_offset: number }>()
+    ).json<Row & { log_offset: number; in_target: number | boolean }>()
     if (page.length === 0) break
     const last = page[page.length - 1]!
     after = [Number(last.log_partition), Number(last.log_offset), last.event_key]
@@ -142,6 +164,8 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
       }
       const ipCount = row.ip_prefix ? bump(m, `ip|${row.ip_prefix}`) : 0
       const ukCount = row.user_key ? bump(m, `uk|${row.user_key}`) : 0
+      // An event of the days around: counted, decided by the reprocess of its own day.
+      if (!(row.in_target === true || Number(row.in_target) === 1)) continue
       const { score, reasons } = model.score(
         {
           type: row.event_type,
@@ -164,5 +188,5 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
     await flush()
   }
   await client.command({ query: `DROP TABLE IF EXISTS ${work}` })
-  return { scored, flagged }
+  return { scored, flagged, marks }
 }

@@ -63,10 +63,21 @@ export interface VersionMeta {
  * viewable impressions (measured viewable; an unmeasured impression is not billed), CPC per click.
  */
 export function spendMicros(model: string, priceMicros: number, impressions: number, clicks: number, viewableImpressions = 0): number {
-  if (model === 'cpm') return Math.floor((impressions * priceMicros) / 1000)
-  if (model === 'vcpm') return Math.floor((viewableImpressions * priceMicros) / 1000)
+  if (model === 'cpm') return perMille(impressions, priceMicros)
+  if (model === 'vcpm') return perMille(viewableImpressions, priceMicros)
   if (model === 'cpc') return clicks * priceMicros
   return 0
+}
+
+/**
+ * floor(count × price / 1000), exact: the product passes 2^53 (a billion impressions at about $9 CPM)
+ * long before the spend does, and a double would round it (a micro too much or too little).
+ */
+function perMille(count: number, priceMicros: number): number {
+  const product = count * priceMicros
+  // A safe integer less its remainder divides by 1000 exactly (no rounding of a quotient near an integer).
+  if (Number.isSafeInteger(product) && product >= 0) return (product - (product % 1000)) / 1000
+  return Number((BigInt(count) * BigInt(priceMicros)) / 1000n)
 }
 
 /** Viewable share of the measured impressions; null when none was measured (unknown, not 0 %). */
@@ -81,6 +92,9 @@ export function buildLines(groups: VerdictGroup[], tenants: Pick<TenantStore, 'g
   const lines = new Map<string, SnapshotLine>()
   for (const g of groups) {
     if (g.late) continue
+    // Kept by the stream for a campaign not booked when it was read (booked since, or never): neither
+    // billed nor invalid traffic of the campaign; the accounting report shows it kept with its reason.
+    if (g.verdict === 'unknown_campaign') continue
     // Only booked campaigns bill: events for any other have no advertiser to bill and no price; the
     // accounting report shows them kept as unknown_campaign.
     const campaign = tenants.getCampaign(g.campaignId)

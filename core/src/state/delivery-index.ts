@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Database, RootDatabase } from 'lmdb'
 import { eventIdTimeMs } from '@adc/schemas'
+import { DEDUPE_HORIZON_MS } from '../rules/rules.js'
 import { KeyFilter, lmdbKeySource } from './key-filter.js'
 import type { StateEntry } from './partition-store.js'
 
@@ -10,9 +11,13 @@ import type { StateEntry } from './partition-store.js'
  * transaction as the rest of the partition state.
  *
  * Layout (format 2, `STATE_FORMAT` in partition-store.ts):
- * - entry  `[hour: u32 BE][key: 12 bytes]` → `[offset: u48 BE][expiry: u32 BE, epoch seconds]`
- *   (16-byte key, 10-byte value); the key counts for a record that reached the edge by its expiry
- *   (its first `receivedAt` + TTL), whether or not its hour was swept yet;
+ * - entry  `[hour: u32 BE][key: 12 bytes]` → `[offset: u48 BE][expiry: u32 BE, epoch seconds][last: u48 BE, epoch ms]`
+ *   (16-byte key, 16-byte value): the offset of the key's first sighting, the expiry of its state
+ *   (its latest `receivedAt` + TTL) and that latest edge receive time (`last`, 0: unknown). A later
+ *   record with the key is a duplicate when it reached the edge at most the dedupe horizon after
+ *   `last` (rules/rules.ts, sliding with each sighting, in milliseconds, as the billing job's final
+ *   join and the reference model judge it) and by the expiry, whether or not its hour was swept yet.
+ *   A value written before `last` was kept (10 bytes, or `last` 0) counts until its expiry alone;
  *   `hour` = floor(time of the event id / 1 h) (`eventIdTimeMs`: a ULID's or UUIDv7's time). The
  *   delivery key is a hash of (publisherId, type, eventId), so the same key always falls in the same
  *   bucket, whatever `ts` or impression id a resend carries. An event id without a plausible time
@@ -38,12 +43,13 @@ import type { StateEntry } from './partition-store.js'
  * n² / 2^97, i.e. 6e-16 for 10 million keys in one partition-hour (10^14 / 1.6e29), so a year of
  * 64 partitions at that rate (5.6e5 bucket-hours) stays below 4e-10.
  *
- * Semantics as before: a later record with a key is `duplicate_delivery` when it reached the edge
- * within the TTL of the key's first sighting (checked against the stored expiry, so the answer does
+ * Semantics: a later record with a key is `duplicate_delivery` when it reached the edge within the
+ * dedupe horizon of the key's latest sighting (checked against the stored values, so the answer does
  * not depend on when the hour is swept; the hour is swept once the watermark passes the latest
  * expiry of its keys).
  *
- * In the changelog (state/changelog.ts) entries travel as strings: `D:<hour>:<24 hex>` → [offset, expiry s],
+ * In the changelog (state/changelog.ts) entries travel as strings: `D:<hour>:<24 hex>` → [offset, expiry s, last ms]
+ * (an entry of two elements, written before `last` was kept, restores with `last` unknown),
  * `D:<hour>` → the bucket's expiry, and a delete of `D:<hour>:*` deletes the whole hour (its own
  * key, so a later header put of a re-used hour does not replace the delete in the changelog fold).
  */
@@ -53,7 +59,30 @@ const WHOLE_HOUR = '*'
 const HOUR_MS = 3_600_000
 const KEY_BYTES = 16
 const OFFSET_BYTES = 6
-const VALUE_BYTES = OFFSET_BYTES + 4
+const EXPIRY_BYTES = 4
+const LAST_BYTES = 6
+const VALUE_BYTES = OFFSET_BYTES + EXPIRY_BYTES + LAST_BYTES
+/** A key's stored state: first offset, expiry (epoch seconds), latest receive time (epoch ms, 0: unknown). */
+interface Sighting {
+  offset: number
+  expiry: number
+  last: number
+}
+
+/** Whether a record received at `receivedAt` (epoch ms) is a re-delivery of the key `s` describes. */
+function counts(s: Sighting, receivedAt: number): boolean {
+  return Math.floor(receivedAt / 1000) <= s.expiry && (s.last === 0 || receivedAt - s.last <= DEDUPE_HORIZON_MS)
+}
+
+function readValue(b: Buffer): Sighting {
+  return { offset: b.readUIntBE(0, OFFSET_BYTES), expiry: b.readUInt32BE(OFFSET_BYTES), last: b.length >= VALUE_BYTES ? b.readUIntBE(OFFSET_BYTES + EXPIRY_BYTES, LAST_BYTES) : 0 }
+}
+
+function writeValue(buf: Buffer, at: number, s: Sighting): void {
+  buf.writeUIntBE(s.offset, at, OFFSET_BYTES)
+  buf.writeUInt32BE(s.expiry, at + OFFSET_BYTES)
+  buf.writeUIntBE(s.last, at + OFFSET_BYTES + EXPIRY_BYTES, LAST_BYTES)
+}
 const HEADER = 0xff
 
 /** Bucket of the delivery keys of event ids without a time. */
@@ -151,6 +180,8 @@ export class DeliveryIndex {
   private readonly added = new Map<number, Map<string, number>>()
   /** Expiry (epoch seconds) of each key in `added`, by key. */
   private readonly addedExpiry = new Map<string, number>()
+  /** Latest receive time (epoch ms, 0: unknown) of each key in `added`, by key. */
+  private readonly addedLast = new Map<string, number>()
   private readonly raised = new Map<number, number>()
   private readonly swept = new Set<number>()
   /**
@@ -183,24 +214,32 @@ export class DeliveryIndex {
    * sighting's TTL ended before it.
    */
   firstSeen(key: string, idTime: number | undefined, receivedAt: number): number | undefined {
-    const hour = hourOf(idTime)
-    const sec = Math.floor(receivedAt / 1000)
-    const v = this.added.get(hour)?.get(key)
-    if (v !== undefined) return sec <= this.addedExpiry.get(key)! ? v : undefined
-    const found = this.lookup(hour, key, sec)
-    // Keys migrated from format 1 sit in the legacy bucket while it lasts.
-    return found === undefined && this.buckets.has(LEGACY_BUCKET) ? this.lookup(LEGACY_BUCKET, key, sec) : found
+    const s = this.sighting(hourOf(idTime), key, receivedAt)
+    return s === undefined ? undefined : s.offset
   }
 
-  private lookup(hour: number, key: string, sec: number): number | undefined {
+  /** The stored state of `key` that makes a record received at `receivedAt` a re-delivery, if any. */
+  private sighting(hour: number, key: string, receivedAt: number): Sighting | undefined {
+    const v = this.added.get(hour)?.get(key)
+    if (v !== undefined) {
+      const s = { offset: v, expiry: this.addedExpiry.get(key)!, last: this.addedLast.get(key) ?? 0 }
+      return counts(s, receivedAt) ? s : undefined
+    }
+    const found = this.lookup(hour, key, receivedAt)
+    // Keys migrated from format 1 sit in the legacy bucket while it lasts.
+    return found === undefined && this.buckets.has(LEGACY_BUCKET) ? this.lookup(LEGACY_BUCKET, key, receivedAt) : found
+  }
+
+  private lookup(hour: number, key: string, receivedAt: number): Sighting | undefined {
     // No committed bucket for the hour: nothing to read.
     if (!this.buckets.has(hour) || this.swept.has(hour)) return undefined
     writeKey(this.probe, 0, hour, key)
     if (!this.filterOf(hour).mayHave(this.probe.readUInt32LE(4), this.probe.readUInt32LE(8) | 1)) return undefined
     if (this.removals.size > 0 && hour === NO_TIME_BUCKET && this.removals.has(this.probe.toString('hex', 4))) return undefined
     const b = this.db.getBinaryFast(this.probe)
-    if (b === undefined || sec > b.readUInt32BE(OFFSET_BYTES)) return undefined
-    return b.readUIntBE(0, OFFSET_BYTES)
+    if (b === undefined) return undefined
+    const s = readValue(b)
+    return counts(s, receivedAt) ? s : undefined
   }
 
   private filterOf(hour: number): KeyFilter {
@@ -220,8 +259,7 @@ export class DeliveryIndex {
     const k = Buffer.allocUnsafe(KEY_BYTES)
     writeKey(k, 0, LEGACY_BUCKET, key)
     const v = Buffer.allocUnsafe(VALUE_BYTES)
-    v.writeUIntBE(offset, 0, OFFSET_BYTES)
-    v.writeUInt32BE(expirySec, OFFSET_BYTES)
+    writeValue(v, 0, { offset, expiry: expirySec, last: 0 })
     void this.db.put(k, v)
     this.filters.get(LEGACY_BUCKET)?.invalidate()
     const exp = Math.max(this.buckets.get(LEGACY_BUCKET) ?? -Infinity, expirySec * 1000)
@@ -229,15 +267,31 @@ export class DeliveryIndex {
     this.buckets.set(LEGACY_BUCKET, exp)
   }
 
-  /** Marks `key` (event-id time `idTime`) first seen at `offset`, kept at least until the watermark passes `expiresAt`. */
-  add(key: string, idTime: number | undefined, offset: number, expiresAt: number): void {
+  /**
+   * Marks `key` (event-id time `idTime`) first seen at `offset`, received at `receivedAt` (unknown:
+   * it counts until its expiry alone), kept at least until the watermark passes `expiresAt`.
+   */
+  add(key: string, idTime: number | undefined, offset: number, expiresAt: number, receivedAt?: number): void {
     const hour = hourOf(idTime)
     let m = this.added.get(hour)
     if (!m) this.added.set(hour, (m = new Map()))
     m.set(key, offset)
     this.addedExpiry.set(key, Math.floor(expiresAt / 1000))
+    this.addedLast.set(key, receivedAt ?? 0)
     this.swept.delete(hour)
     if (expiresAt > (this.raised.get(hour) ?? this.buckets.get(hour) ?? -Infinity)) this.raised.set(hour, expiresAt)
+  }
+
+  /**
+   * A re-delivery of `key` (a duplicate of the sighting `firstSeen` answered) reached the edge at
+   * `receivedAt`: the horizon slides to it (rules/rules.ts), and the key is kept until `expiresAt`
+   * at least. The first sighting's offset stays.
+   */
+  resighted(key: string, idTime: number | undefined, receivedAt: number, expiresAt: number): void {
+    const hour = hourOf(idTime)
+    const s = this.sighting(hour, key, receivedAt)
+    if (s === undefined) return
+    this.add(key, idTime, s.offset, Math.max(expiresAt, s.expiry * 1000), Math.max(receivedAt, s.last))
   }
 
   /**
@@ -299,7 +353,7 @@ export class DeliveryIndex {
     // Removals first, as `write` does: a key first seen again after its removal is kept.
     const out: StateEntry[] = []
     for (const hex of this.removals.keys()) out.push([`${DELIVERY_ENTRY_PREFIX}${NO_TIME_BUCKET}:${hex}`])
-    for (const [hour, m] of this.added) for (const [key, offset] of m) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${this.hex(hour, key)}`, [offset, this.addedExpiry.get(key)!]])
+    for (const [hour, m] of this.added) for (const [key, offset] of m) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${this.hex(hour, key)}`, [offset, this.addedExpiry.get(key)!, this.addedLast.get(key) ?? 0]])
     for (const [hour, exp] of this.raised) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}`, exp])
     for (const hour of this.swept) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${WHOLE_HOUR}`])
     return out
@@ -323,8 +377,7 @@ export class DeliveryIndex {
         const at = n * (KEY_BYTES + VALUE_BYTES)
         writeKey(buf, at, hour, key)
         filter?.add(buf.readUInt32LE(at + 4), buf.readUInt32LE(at + 8) | 1)
-        buf.writeUIntBE(offset, at + KEY_BYTES, OFFSET_BYTES)
-        buf.writeUInt32BE(this.addedExpiry.get(key)!, at + KEY_BYTES + OFFSET_BYTES)
+        writeValue(buf, at + KEY_BYTES, { offset, expiry: this.addedExpiry.get(key)!, last: this.addedLast.get(key) ?? 0 })
         void this.db.put(buf.subarray(at, at + KEY_BYTES), buf.subarray(at + KEY_BYTES, at + KEY_BYTES + VALUE_BYTES))
         n++
       }
@@ -356,6 +409,7 @@ export class DeliveryIndex {
     this.removals.clear()
     this.added.clear()
     this.addedExpiry.clear()
+    this.addedLast.clear()
     this.raised.clear()
     this.swept.clear()
   }
@@ -387,10 +441,9 @@ export class DeliveryIndex {
     key.write(rest.slice(colon + 1), 4, 12, 'hex')
     if (e.length === 1) void this.db.remove(key)
     else {
-      const [offset, expiry] = e[1] as [number, number]
+      const [offset, expiry, last] = e[1] as [number, number, number?]
       const v = Buffer.alloc(VALUE_BYTES)
-      v.writeUIntBE(offset, 0, OFFSET_BYTES)
-      v.writeUInt32BE(expiry, OFFSET_BYTES)
+      writeValue(v, 0, { offset, expiry, last: last ?? 0 })
       void this.db.put(key, v)
     }
     return true
@@ -407,7 +460,10 @@ export class DeliveryIndex {
   *entries(): Generator<StateEntry> {
     for (const { key, value } of this.db.getRange({})) {
       if (key.length === 5 && key[0] === HEADER) yield [`${DELIVERY_ENTRY_PREFIX}${key.readUInt32BE(1)}`, value.readDoubleBE(0)]
-      else yield [`${DELIVERY_ENTRY_PREFIX}${key.readUInt32BE(0)}:${key.toString('hex', 4)}`, [value.readUIntBE(0, OFFSET_BYTES), value.readUInt32BE(OFFSET_BYTES)]]
+      else {
+        const s = readValue(value)
+        yield [`${DELIVERY_ENTRY_PREFIX}${key.readUInt32BE(0)}:${key.toString('hex', 4)}`, [s.offset, s.expiry, s.last]]
+      }
     }
   }
 

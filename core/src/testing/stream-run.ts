@@ -10,13 +10,14 @@ import type { ClickHouseClient } from '../clickhouse/client.js'
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import type { ProducerRecord } from '../log/log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
+import type { EventWorkerOptions } from '../processor/event-worker.js'
 import { createProcessor } from '../processor/processor.js'
 
 /**
  * Test support: runs the real processor (embedded log, LMDB state, chDB sinks) over `records` in the
  * given order until every record is applied, then stops it.
  */
-export async function runStream(opts: { ch: ClickHouseClient; database: string; dir: string; records: ProducerRecord[]; partitions?: number; maxBatchRecords?: number }): Promise<void> {
+export async function runStream(opts: { ch: ClickHouseClient; database: string; dir: string; records: ProducerRecord[]; partitions?: number; maxBatchRecords?: number; worker?: EventWorkerOptions }): Promise<void> {
   const log = await createEmbeddedLog({ dir: join(opts.dir, 'log'), logger: pino({ level: 'silent' }) })
   try {
     await log.ensureTopic(EVENTS_TOPIC, opts.partitions ?? 2)
@@ -25,6 +26,7 @@ export async function runStream(opts: { ch: ClickHouseClient; database: string; 
     const processor = createProcessor({
       log, clickhouse: opts.ch, database: opts.database, stateDir: join(opts.dir, 'state'), groupId: 'g-rules',
       logger: pino({ level: 'silent' }), registry: createMetricsRegistry({ defaultMetrics: false }), maxBatchRecords: opts.maxBatchRecords ?? 7,
+      ...opts.worker,
     })
     await processor.start()
     const deadline = Date.now() + 60_000

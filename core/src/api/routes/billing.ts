@@ -51,7 +51,8 @@ export const JobSchema = z
   .openapi('Job')
 
 export function jobView(job: Job): z.infer<typeof JobSchema> {
-  const { requestedBy: _by, promotedAt: _at, promoteRequest: _req, ...rest } = job
+  // `marks`: the schedule's bookkeeping of what each version read (billing/jobs.ts), not part of the job's view.
+  const { requestedBy: _by, promotedAt: _at, promoteRequest: _req, marks: _marks, ...rest } = job
   return rest
 }
 

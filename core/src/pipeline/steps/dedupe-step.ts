@@ -19,7 +19,8 @@ export const DEFAULT_DEDUPE_TTL_MS = STATE_TTL_MS
  * Exact dedupe, partition-local (records are keyed by impressionId, so every key of an event family
  * lives in one partition).
  *
- * - Delivery: the edge idempotency key. A later record with the same key is `duplicate_delivery`.
+ * - Delivery: the edge idempotency key. A later record with the same key is `duplicate_delivery`
+ *   when the previous record with it reached the edge at most the dedupe horizon before it.
  * - Business: an impression is `duplicate_impression` when the previous impression of its
  *   impressionId from the same publisher (`impressionScope`: another publisher's events never touch
  *   it) reached the edge at most the dedupe horizon before it (rules/rules.ts); a click is
@@ -54,9 +55,13 @@ export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DED
     // The bucket follows the event id's time, a function of the delivery key's input (not `ts`).
     const idTime = deliveryTimeOf(envelope.event.eventId)
     const first = deliveries.firstSeen(envelope.key, idTime, envelope.receivedAt)
-    if (first !== undefined && first !== offset) return unbilled(annotate(input, first), 'duplicate_delivery')
     const expiresAt = envelope.receivedAt + ttlMs
-    if (first === undefined) deliveries.add(envelope.key, idTime, offset, expiresAt)
+    if (first !== undefined && first !== offset) {
+      // The horizon slides with each sighting, as for impressions and clicks (rules/rules.ts).
+      deliveries.resighted(envelope.key, idTime, envelope.receivedAt, expiresAt)
+      return unbilled(annotate(input, first), 'duplicate_delivery')
+    }
+    if (first === undefined) deliveries.add(envelope.key, idTime, offset, expiresAt, envelope.receivedAt)
     const ik = impressionKey(impressionScope(envelope.event.publisherId, envelope.event.impressionId))
     const state = store.get<ImpressionState>(ik)
     const r = envelope.receivedAt
