@@ -196,8 +196,8 @@ interface BloomModule {
 
 /** Fills one generation to capacity with random 32-hex keys (like idempotency keys) and probes fresh ones. */
 async function measureBloom(capacity: number, fpRate: number): Promise<EdgeBenchResult['bloom']> {
-  // Loaded at run time: the edge's module is compiled by the edge's own TypeScript project.
-  const mod = (await import(pathToFileURL(join(ROOT, 'edge/src/dedupe/bloom.ts')).href)) as BloomModule
+  // The filter the edge's DedupeShard uses, shared with core (schemas/src/bloom.ts).
+  const mod = (await import(pathToFileURL(join(ROOT, 'schemas/src/bloom.ts')).href)) as BloomModule
   const sizing = mod.bloomSizing(capacity, fpRate)
   const f = new mod.BloomFilter(sizing)
   for (let i = 0; i < capacity; i++) f.add(randomBytes(16).toString('hex'))

@@ -3,7 +3,7 @@
  * parallel on a small machine). Prints each section's figures as JSON and writes them all to
  * bench/results/latest.json. Pick sections with `npm run bench -- edge processor`.
  *
- * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, floor, edge, ratelimit, read, e2e, sdk, billing, sustained, scale (Kafka).
+ * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, floor, impression, edge, ratelimit, read, e2e, sdk, billing, sustained, scale (Kafka).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { runLogBench } from './log-bench.js'
 import { runProcessorBench } from './processor-bench.js'
 import { runProcessorFloorBench } from './processor-floor-bench.js'
+import { runImpressionStateBench } from './impression-state-bench.js'
 import { runEdgeBench } from './edge-bench.js'
 import { runRateLimitBench } from './rate-limit-bench.js'
 import { runReadBench } from './read-bench.js'
@@ -25,6 +26,8 @@ const sections: Record<string, () => Promise<unknown>> = {
   processor: () => runProcessorBench(),
   // the design's floor per event: parse, two LMDB puts, RowBinary, events_raw insert, its merge, the lake, each alone
   floor: () => runProcessorFloorBench(),
+  // the committed impression state: the processor's codec against the msgpack record it replaced
+  impression: () => runImpressionStateBench(),
   edge: () => runEdgeBench(),
   ratelimit: () => runRateLimitBench(),
   read: () => runReadBench(),
