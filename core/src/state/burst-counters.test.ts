@@ -1,20 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { advanceWatermark, sweepExpired } from './expiry.js'
 import { changelogReplay } from '../testing/changelog-replay.js'
 import { PartitionStore } from './partition-store.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
-const dirs: string[] = []
-const fresh = (): string => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-bursts-'))
-  dirs.push(d)
-  return d
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+const dirs = tempDirs('adc-bursts-')
+const fresh = (): string => dirs.make()
+afterEach(() => dirs.removeAll())
 
 const M = Math.floor(Date.UTC(2026, 10, 23, 8, 0, 0) / 60_000)
 

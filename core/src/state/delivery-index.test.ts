@@ -1,6 +1,4 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { open } from 'lmdb'
 import { createHash } from 'node:crypto'
@@ -14,16 +12,11 @@ import { pad } from './keys.js'
 import { createDedupeStep } from '../pipeline/steps/dedupe-step.js'
 import type { Decoded } from '../pipeline/types.js'
 import { decoded } from '../testing/records.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
-const dirs: string[] = []
-const fresh = (): string => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-deliveries-'))
-  dirs.push(d)
-  return d
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+const dirs = tempDirs('adc-deliveries-')
+const fresh = (): string => dirs.make()
+afterEach(() => dirs.removeAll())
 
 const H = 3_600_000
 const T = Date.UTC(2026, 10, 23, 8, 0, 0)

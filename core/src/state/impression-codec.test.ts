@@ -1,22 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { open } from 'lmdb'
 import { decodeImpression, encodeImpression } from './impression-codec.js'
 import type { ImpressionState } from './keys.js'
 import { PartitionStore } from './partition-store.js'
+import { tempDirs } from '../testing/temp-dirs.js'
 
-const dirs: string[] = []
-const fresh = (): string => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-imp-'))
-  dirs.push(d)
-  return d
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+const dirs = tempDirs('adc-imp-')
+const fresh = (): string => dirs.make()
+afterEach(() => dirs.removeAll())
 
 const anyNumber = fc.oneof(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), fc.double(), fc.constantFrom(-0, 0, 1.5, Number.MAX_SAFE_INTEGER))
 const state: fc.Arbitrary<ImpressionState> = fc.record(

@@ -1,21 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { advanceWatermark, sweepExpired } from './expiry.js'
 import { PartitionStore } from './partition-store.js'
 import { impressionKey, impressionScope, joinDeadlineKey, pad, waitingKey } from './keys.js'
 import { open } from 'lmdb'
+import { tempDirs } from '../testing/temp-dirs.js'
 
-const dirs: string[] = []
-const fresh = (): string => {
-  const d = mkdtempSync(join(tmpdir(), 'adc-store-'))
-  dirs.push(d)
-  return d
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+const dirs = tempDirs('adc-store-')
+const fresh = (): string => dirs.make()
+afterEach(() => dirs.removeAll())
 
 describe('PartitionStore', () => {
   it('reads its own batch writes, and keeps nothing of a batch that is discarded', async () => {
