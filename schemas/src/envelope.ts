@@ -21,7 +21,8 @@ export const edgeFactsSchema = z.object({
  * Client facts kept for IVT and reprocessing. Raw IPs never leave the edge: only the truncated
  * prefix (/24 for IPv4, /48 for IPv6) and a salted hash (daily rotating salt; 32 hex digits), or the
  * sender's own SHA-256 (`ipHash` of a batch event, 64 hex digits) when it hashed on its side.
- * Absent when the user withheld consent.
+ * Without consent (`consent: false`) only the agent and the prefix, what IVT judges by: no hash that
+ * tells users apart.
  */
 export const clientFactsSchema = z.object({
   ua: text().max(1024).optional(),

@@ -53,7 +53,8 @@ function isEndUserRequest(credential: Credential | undefined): boolean {
  * them gets no client facts, because the observed request is the ad server's, not the user's.
  * A sender that hashed on its side sends `ipHash`/`uaHash` instead: they are kept as given
  * (lower-cased) in place of the request's values; a raw `ip`/`ua` in the same event wins.
- * `consent: false` keeps no client facts and no user key. Only a server key or a request signature
+ * `consent: false` keeps no user key and no hash that tells users apart: only the agent and the
+ * network prefix, what invalid-traffic detection needs (privacy.ts `clientFacts`). Only a server key or a request signature
  * speaks for an end user this way: a public key's request (anyone may send with it) or a token's
  * (the browser's own) keeps the IP the edge observed, whatever `ip`, `ipHash` or channel it claims.
  *

@@ -51,8 +51,8 @@ describe('ipHash', () => {
 })
 
 describe('clientFacts', () => {
-  it('keeps nothing without consent, and never the raw IP', async () => {
-    expect(await clientFacts({ ua: 'x', ip: '203.0.113.77' }, false, 's', 0)).toEqual({})
+  it('keeps only what fraud detection needs without consent (agent and network prefix, no hash that tells users apart), and never the raw IP', async () => {
+    expect(await clientFacts({ ua: 'x', ip: '203.0.113.77' }, false, 's', 0)).toEqual({ ua: 'x', ipPrefix: '203.0.113.0/24' })
     const facts = await clientFacts({ ua: 'x', ip: '203.0.113.77' }, undefined, 's', 0)
     expect(Object.keys(facts).sort()).toEqual(['ipHash', 'ipPrefix', 'ua'])
     expect(JSON.stringify(facts)).not.toContain('113.77')

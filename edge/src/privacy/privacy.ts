@@ -102,18 +102,24 @@ export interface ObservedClient {
 }
 
 /**
- * What may leave the edge about the end user. `consent === false` keeps nothing. A raw IP is
- * never returned: only its prefix and salted hash.
+ * What may leave the edge about the end user. A raw IP is never returned: only its prefix and
+ * salted hash.
+ *
+ * `consent === false` keeps only what detecting invalid traffic needs: the user agent (known bots)
+ * and the network prefix (/24 or /48: datacenters, bursts from one network), never the salted hash
+ * that tells one user from another. Fraud detection is a purpose consent does not switch off (IAB
+ * TCF's special purpose 1); had it kept nothing, anyone could send `consent: false` (or a pixel's
+ * `consent=0`) and have a bot or a datacenter's traffic billed unchecked.
  */
 export async function clientFacts(observed: ObservedClient, consent: boolean | undefined, secret: string, nowMs: number): Promise<ClientFacts> {
-  if (consent === false) return {}
   const facts: ClientFacts = {}
   // A header may carry controls (obs-text read as Latin-1 gives C1); cut without splitting a pair.
   if (observed.ua) facts.ua = cleanText(truncateText(observed.ua, 1024))
   if (observed.ip) {
     const prefix = truncateIp(observed.ip)
-    const hash = await ipHash(observed.ip, secret, nowMs)
     if (prefix) facts.ipPrefix = prefix
+    if (consent === false) return facts
+    const hash = await ipHash(observed.ip, secret, nowMs)
     if (hash) facts.ipHash = hash
   }
   return facts

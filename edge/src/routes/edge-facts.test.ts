@@ -116,6 +116,15 @@ describe('sender-side hashes', () => {
     const [env] = await records(1)
     expect(env!.client).toEqual({})
   })
+
+  it('without consent, a known bot or a datacenter still carries what IVT judges it by', async () => {
+    const bot = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)'
+    await (await batch([impression({ consent: false })], 'DE', bot)).arrayBuffer()
+    const [env] = await records(1)
+    expect(env!.client.ua).toBe(bot)
+    expect(env!.client.ipPrefix).toBe('198.51.100.0/24')
+    expect(env!.client.ipHash).toBeUndefined()
+  })
 })
 
 describe('a public key or a signed token cannot vouch for the client', () => {

@@ -89,10 +89,11 @@ describe('POST /v1/events/impressions:batch', () => {
     expect(body.accepted).toBe(1)
   })
 
-  it('consent false keeps no client facts and no user key', async () => {
+  it('consent false keeps no user key and no IP hash, only what fraud detection needs (agent, network prefix)', async () => {
     await postBatch('impressions', { events: [impression({ consent: false, userKey: 'u-1' })] })
     const [r] = (await proxyReceived()).records
-    expect(r!.value.client).toEqual({})
+    expect(Object.keys(r!.value.client).filter((k) => k !== 'ua' && k !== 'ipPrefix')).toEqual([])
+    expect(r!.value.client.ipHash).toBeUndefined()
     expect(r!.value.event.userKey).toBeUndefined()
   })
 
