@@ -1,4 +1,4 @@
-import { idempotencyKey, type EventType } from '@adc/schemas'
+import { idempotencyKey, mintToken, type EventType } from '@adc/schemas'
 import { SELF } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { ulid } from 'ulid'
@@ -49,6 +49,19 @@ export function impression(over: Record<string, unknown> = {}): Record<string, u
 
 export function click(over: Record<string, unknown> = {}): Record<string, unknown> {
   return { ...impression(), clickId: `clk_${ulid()}`, ...over }
+}
+
+/**
+ * A click with the click token its ad server mints for it (test key `k1`): what a public key's
+ * click needs (the beacon route takes only the public key).
+ */
+export async function tokenedClick(over: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+  const c = click(over)
+  const clickToken = await mintToken({
+    impressionId: c.impressionId as string, campaignId: c.campaignId as string, adId: c.adId as string, publisherId: c.publisherId as string,
+    requestId: c.requestId as string, exp: Math.floor(Date.now() / 1000) + 600, url: 'https://advertiser.example/l',
+  }, 'k1', 'secret-one')
+  return { ...c, clickToken }
 }
 
 export const EDGE = 'https://edge.test'

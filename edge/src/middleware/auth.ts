@@ -56,6 +56,11 @@ export function authenticate({ keyFrom = 'header', allowSignature = true }: Auth
     const found = await tenants.byApiKey(key)
     if (!found) throw fail('unauthorized', 'unknown publisher key')
     if (!found.publisher.active) throw fail('forbidden', 'the publisher is not active')
+    // A URL is kept by server logs, proxies and browser history: only the public key (made to be
+    // read in page HTML) may travel there. A server key in ?k= is refused, not used.
+    if (keyFrom === 'query' && found.scope !== 'public') {
+      throw fail('forbidden', 'a server key never goes in a URL: send it as Authorization: Bearer (and rotate this one), or use the publisher\'s public key (pkpub_...) in ?k=')
+    }
     c.set('publisher', found.publisher)
     c.set('authMethod', 'api_key')
     c.set('credential', found.scope === 'public' ? 'public_key' : 'server_key')

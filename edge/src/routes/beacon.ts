@@ -21,7 +21,8 @@ export function typedItem(raw: unknown): IncomingItem {
 const beacon = new Hono<AppEnv>()
 
 /**
- * `POST /v1/beacon?k=<publisher key>`: `navigator.sendBeacon` sends `text/plain` (a CORS-safelisted
+ * `POST /v1/beacon?k=<public key>` (a server key in the URL is refused: middleware/auth.ts):
+ * `navigator.sendBeacon` sends `text/plain` (a CORS-safelisted
  * type, so no preflight), which the route parses itself. Validation answers at once (202 with
  * per-event `queued`/`rejected`); delivery runs in waitUntil with the Spool as fallback.
  */

@@ -29,7 +29,7 @@ const fetchWith = (path: string, country: string | undefined, ua: string, init: 
   } as RequestInit)
 
 const beacon = (events: unknown[], country: string | undefined, ua: string) =>
-  fetchWith('/v1/beacon?k=pk_test', country, ua, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ events }) })
+  fetchWith('/v1/beacon?k=pkpub_test', country, ua, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ events }) })
 
 const batch = (events: unknown[], country: string | undefined, ua: string) =>
   fetchWith('/v1/events/impressions:batch', country, ua, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer pk_test' }, body: JSON.stringify({ events }) })

@@ -1,7 +1,7 @@
 import { SELF } from 'cloudflare:test'
 import { envelopeSchema } from '@adc/schemas'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { EDGE, click, eventually, impression, postBatch, proxyReceived, proxyReset } from '../../test/helpers.js'
+import { EDGE, click, eventually, impression, postBatch, proxyReceived, proxyReset, tokenedClick } from '../../test/helpers.js'
 
 beforeEach(async () => {
   await proxyReset()
@@ -35,9 +35,9 @@ describe('ill-formed text and control characters are refused per event, naming t
   })
 
   it('beacon route: the same, for impressions and clicks', async () => {
-    const good = [{ type: 'impression', ...impression() }, { type: 'click', ...click() }]
-    const bad = [{ type: 'impression', ...impression({ ua: '\ud800' }) }, { type: 'click', ...click({ ua: '\ud800' }) }]
-    const res = await SELF.fetch(`${EDGE}/v1/beacon?k=pk_test`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ events: [good[0], ...bad, good[1]] }) })
+    const good = [{ type: 'impression', ...impression() }, { type: 'click', ...(await tokenedClick()) }]
+    const bad = [{ type: 'impression', ...impression({ ua: '\ud800' }) }, { type: 'click', ...(await tokenedClick({ ua: '\ud800' })) }]
+    const res = await SELF.fetch(`${EDGE}/v1/beacon?k=pkpub_test`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ events: [good[0], ...bad, good[1]] }) })
     expect(res.status).toBe(202)
     const body = await res.json<any>()
     expect(body).toMatchObject({ received: 4, queued: 2, rejected: 2 })

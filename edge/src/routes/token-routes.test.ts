@@ -8,7 +8,7 @@ import { dedupeShardOf, shardFor } from '../dedupe/shard.js'
 import { settingsFrom } from '../settings.js'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { decodeTime, TIME_MAX } from 'ulid'
-import { EDGE, click, confirmed, eventually, impression, proxyReceived, proxyReset } from '../../test/helpers.js'
+import { EDGE, click, confirmed, eventually, impression, proxyReceived, proxyReset, tokenedClick } from '../../test/helpers.js'
 
 const now = () => Math.floor(Date.now() / 1000)
 let n = 0
@@ -185,11 +185,11 @@ describe('when the tenant config is unavailable', () => {
 })
 
 describe('POST /v1/beacon', () => {
-  const beacon = (body: string, { key = 'pk_test', type = 'text/plain' } = {}) =>
+  const beacon = (body: string, { key = 'pkpub_test', type = 'text/plain' } = {}) =>
     SELF.fetch(`${EDGE}/v1/beacon?k=${key}`, { method: 'POST', headers: { 'content-type': type }, body })
 
   it('parses a text/plain body of mixed events, answers at once and delivers in the background', async () => {
-    const events = [{ type: 'impression', ...impression() }, { type: 'click', ...click() }, { type: 'conversion', ...impression() }, { ...impression() }]
+    const events = [{ type: 'impression', ...impression() }, { type: 'click', ...(await tokenedClick()) }, { type: 'conversion', ...impression() }, { ...impression() }]
     const res = await beacon(JSON.stringify({ events }))
     expect(res.status).toBe(202)
     const body = await res.json<any>()
@@ -204,6 +204,10 @@ describe('POST /v1/beacon', () => {
     expect((await beacon(big)).status).toBe(413)
     expect((await beacon('{}', { type: 'application/x-www-form-urlencoded' })).status).toBe(415)
     expect((await beacon('{"events":[]}', { key: 'nope' })).status).toBe(401)
+    // A server key in a URL (kept by logs, proxies, browser history) is refused, not used.
+    const serverKey = await beacon(JSON.stringify({ events: [{ type: 'impression', ...impression() }] }), { key: 'pk_test' })
+    expect(serverKey.status).toBe(403)
+    expect((await serverKey.json<any>()).error.code).toBe('forbidden')
     expect((await beacon('not json')).status).toBe(400)
   })
 })
