@@ -109,7 +109,7 @@ describe('rate limits on the beacon, pixel and click routes', () => {
 
   it('refuses a beacon larger than the burst whole, with the limit in the message', async () => {
     const events = Array.from({ length: 11 }, () => ({ type: 'impression', ...impression({ publisherId: 'pub_beacon' }) }))
-    const res = await SELF.fetch(`${EDGE}/v1/beacon?k=pk_beacon`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ events }) })
+    const res = await SELF.fetch(`${EDGE}/v1/beacon?k=pkpub_beacon`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ events }) })
     expect(res.status).toBe(429)
     expect(res.headers.get('retry-after')).not.toBeNull()
     expect((await res.json<{ error: { message: string } }>()).error.message).toContain('burst 10')
