@@ -362,6 +362,8 @@ class KafkaLogConsumer implements Consumer {
   private readonly unready = new Set<number>()
   private assignRetryAt = 0
   private assignFailures = 0
+  /** The retry of a failed onAssign when no batch comes to retry it (an idle partition). */
+  private assignTimer: ReturnType<typeof setTimeout> | undefined
   private readonly removeListeners: (() => void)[] = []
   private firstJoin!: () => void
 
@@ -426,7 +428,22 @@ class KafkaLogConsumer implements Consumer {
       const backoff = Math.min(5000, (this.log.options.consumer?.retryBackoffMs ?? 200) * 2 ** (this.assignFailures - 1))
       this.assignRetryAt = Date.now() + backoff
       this.logger.error({ err, groupId: this.options.groupId, topic: this.options.topic, partitions: pending, backoffMs: backoff }, 'onAssign failed; retrying before delivering these partitions')
+      this.scheduleAssignRetry(backoff)
     }
+  }
+
+  /**
+   * Retries onAssign after `ms` whether or not records arrive: a batch retries it too, but a
+   * partition without traffic would otherwise stay unready (unclaimed, not reported as assigned)
+   * after one transient failure, for as long as it stays idle.
+   */
+  private scheduleAssignRetry(ms: number): void {
+    if (this.assignTimer) return
+    this.assignTimer = setTimeout(() => {
+      this.assignTimer = undefined
+      if (this.running && this.unready.size > 0) this.enqueue(() => this.tryAssign())
+    }, ms)
+    this.assignTimer.unref?.()
   }
 
   async start(): Promise<void> {
@@ -590,6 +607,8 @@ class KafkaLogConsumer implements Consumer {
   async stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.running = false
+      if (this.assignTimer) clearTimeout(this.assignTimer)
+      this.assignTimer = undefined
       try {
         // disconnect() stops the runner (waiting for the in-flight batch) and leaves the group.
         await this.consumer.disconnect()

@@ -282,6 +282,24 @@ export function runLogContract({ name, newLog, settleMs = 30_000 }: LogContractO
       await consumer.stop()
     })
 
+    it('retries a failed onAssign of an idle partition too (no record comes to retry it)', async () => {
+      const topic = await freshTopic(1)
+      let attempts = 0
+      const consumer = await log.consume({
+        groupId: `g-${suffix()}`,
+        topic,
+        onAssign: async () => {
+          attempts++
+          if (attempts === 1) throw new Error('state store not ready')
+        },
+        onBatch: async () => {},
+      })
+      open.push(consumer)
+      await waitFor('a second onAssign without any record', () => attempts >= 2, settleMs)
+      expect(attempts).toBeGreaterThanOrEqual(2)
+      await consumer.stop()
+    })
+
     it('starts at the end when fromBeginning is false and the group has no commit', async () => {
       const topic = await freshTopic(1)
       await log.append(topic, [{ key: 'old', value: 'old' }])
