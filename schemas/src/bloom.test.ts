@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { BloomFilter, bloomSizing } from './bloom.js'
+import { BloomFilter, bloomHash1, bloomHash2, bloomHashPair, bloomSizing } from './bloom.js'
 
 describe('BloomFilter', () => {
   it('never forgets a key it was given (no false negatives)', () => {
@@ -24,5 +24,16 @@ describe('BloomFilter', () => {
 
   it('sizes by the standard formulas', () => {
     expect(bloomSizing(1_000_000, 0.01)).toEqual({ bits: 9_585_059, hashes: 7 })
+  })
+
+  it('hashes a key in one pass exactly as the two hashes do one at a time', () => {
+    const out = new Float64Array(2)
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 80 }), (key) => {
+        bloomHashPair(key, out)
+        expect([out[0], out[1]]).toEqual([bloomHash1(key), bloomHash2(key)])
+      }),
+      { numRuns: 5000 },
+    )
   })
 })

@@ -26,13 +26,34 @@ const SEED2 = 0x5bd1e995
 export const bloomHash1 = (key: string): number => fnv1a(key, 0)
 export const bloomHash2 = (key: string): number => fnv1a(key, SEED2) | 1
 
+/**
+ * Both base hashes in one pass over `key`: `out[0]` = `bloomHash1(key)`, `out[1]` = `bloomHash2(key)`
+ * (the same numbers, signs included). For the processor's impression keys, hashed on every lookup
+ * and every write.
+ */
+export function bloomHashPair(key: string, out: Float64Array): void {
+  let a = 0x811c9dc5 >>> 0
+  let b = (0x811c9dc5 ^ SEED2) >>> 0
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i)
+    a = Math.imul(a ^ c, 0x01000193)
+    b = Math.imul(b ^ c, 0x01000193)
+  }
+  out[0] = fmix32(a)
+  out[1] = fmix32(b) | 1
+}
+
 function fnv1a(key: string, seed: number): number {
   let h = (0x811c9dc5 ^ seed) >>> 0
   for (let i = 0; i < key.length; i++) {
     h ^= key.charCodeAt(i)
     h = Math.imul(h, 0x01000193)
   }
-  // Final avalanche (murmur3 fmix32): FNV alone mixes the last characters poorly.
+  return fmix32(h)
+}
+
+/** Final avalanche (murmur3 fmix32): FNV alone mixes the last characters poorly. */
+function fmix32(h: number): number {
   h ^= h >>> 16
   h = Math.imul(h, 0x85ebca6b)
   h ^= h >>> 13

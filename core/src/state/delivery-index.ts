@@ -79,9 +79,13 @@ function readValue(b: Buffer): Sighting {
 }
 
 function writeValue(buf: Buffer, at: number, s: Sighting): void {
-  buf.writeUIntBE(s.offset, at, OFFSET_BYTES)
-  buf.writeUInt32BE(s.expiry, at + OFFSET_BYTES)
-  buf.writeUIntBE(s.last, at + OFFSET_BYTES + EXPIRY_BYTES, LAST_BYTES)
+  writeValueOf(buf, at, s.offset, s.expiry, s.last)
+}
+
+function writeValueOf(buf: Buffer, at: number, offset: number, expiry: number, last: number): void {
+  buf.writeUIntBE(offset, at, OFFSET_BYTES)
+  buf.writeUInt32BE(expiry, at + OFFSET_BYTES)
+  buf.writeUIntBE(last, at + OFFSET_BYTES + EXPIRY_BYTES, LAST_BYTES)
 }
 const HEADER = 0xff
 
@@ -176,12 +180,20 @@ function f64(n: number): Buffer {
 export class DeliveryIndex {
   /** Committed bucket expiries, by hour. */
   private readonly buckets = new Map<number, number>()
-  /** This batch: keys first seen, by hour then key; bucket expiries raised; hours swept. */
+  /**
+   * This batch's keys first seen (or seen again): a slot per key, by hour then key, and per slot
+   * its hour (-1: its hour was swept this batch), key, first offset, expiry (epoch seconds) and
+   * latest receive time (epoch ms, 0: unknown), in arrays rather than an object or a map per key.
+   */
   private readonly added = new Map<number, Map<string, number>>()
-  /** Expiry (epoch seconds) of each key in `added`, by key. */
-  private readonly addedExpiry = new Map<string, number>()
-  /** Latest receive time (epoch ms, 0: unknown) of each key in `added`, by key. */
-  private readonly addedLast = new Map<string, number>()
+  private readonly slotHour: number[] = []
+  private readonly slotKey: string[] = []
+  private readonly slotOffset: number[] = []
+  private readonly slotExpiry: number[] = []
+  private readonly slotLast: number[] = []
+  /** The last hour `slotsOf` answered, and its map (most records of a batch share an hour). */
+  private lastHour = -1
+  private lastSlots: Map<string, number> | undefined
   private readonly raised = new Map<number, number>()
   private readonly swept = new Set<number>()
   /**
@@ -192,6 +204,7 @@ export class DeliveryIndex {
   /** Where the next sweep goes on looking through the no-time bucket (undefined: its start). */
   private cursor: Buffer | undefined
   private readonly probe = Buffer.alloc(KEY_BYTES)
+  private readonly scratchKey = Buffer.alloc(KEY_BYTES)
   /**
    * A Bloom filter per committed hour (key-filter.ts): most keys are new, and their lookup then
    * skips the B-tree. Its hashes are key bytes 4–11, already SHA-256 output.
@@ -214,17 +227,31 @@ export class DeliveryIndex {
    * sighting's TTL ended before it.
    */
   firstSeen(key: string, idTime: number | undefined, receivedAt: number): number | undefined {
-    const s = this.sighting(hourOf(idTime), key, receivedAt)
-    return s === undefined ? undefined : s.offset
+    const hour = hourOf(idTime)
+    const slot = this.slotsOf(hour)?.get(key)
+    if (slot !== undefined) return this.slotCounts(slot, receivedAt) ? this.slotOffset[slot] : undefined
+    return this.committedSighting(hour, key, receivedAt)?.offset
   }
 
-  /** The stored state of `key` that makes a record received at `receivedAt` a re-delivery, if any. */
-  private sighting(hour: number, key: string, receivedAt: number): Sighting | undefined {
-    const v = this.added.get(hour)?.get(key)
-    if (v !== undefined) {
-      const s = { offset: v, expiry: this.addedExpiry.get(key)!, last: this.addedLast.get(key) ?? 0 }
-      return counts(s, receivedAt) ? s : undefined
+  /** This batch's slots of `hour` (undefined: none yet). */
+  private slotsOf(hour: number): Map<string, number> | undefined {
+    if (hour === this.lastHour) return this.lastSlots
+    const m = this.added.get(hour)
+    if (m !== undefined) {
+      this.lastHour = hour
+      this.lastSlots = m
     }
+    return m
+  }
+
+  /** Whether a record received at `receivedAt` is a re-delivery of the key in `slot`. */
+  private slotCounts(slot: number, receivedAt: number): boolean {
+    const last = this.slotLast[slot]!
+    return Math.floor(receivedAt / 1000) <= this.slotExpiry[slot]! && (last === 0 || receivedAt - last <= DEDUPE_HORIZON_MS)
+  }
+
+  /** The committed state of `key` that makes a record received at `receivedAt` a re-delivery, if any. */
+  private committedSighting(hour: number, key: string, receivedAt: number): Sighting | undefined {
     const found = this.lookup(hour, key, receivedAt)
     // Keys migrated from format 1 sit in the legacy bucket while it lasts.
     return found === undefined && this.buckets.has(LEGACY_BUCKET) ? this.lookup(LEGACY_BUCKET, key, receivedAt) : found
@@ -273,12 +300,27 @@ export class DeliveryIndex {
    */
   add(key: string, idTime: number | undefined, offset: number, expiresAt: number, receivedAt?: number): void {
     const hour = hourOf(idTime)
-    let m = this.added.get(hour)
-    if (!m) this.added.set(hour, (m = new Map()))
-    m.set(key, offset)
-    this.addedExpiry.set(key, Math.floor(expiresAt / 1000))
-    this.addedLast.set(key, receivedAt ?? 0)
-    this.swept.delete(hour)
+    let m = this.slotsOf(hour)
+    if (m === undefined) {
+      this.added.set(hour, (m = new Map()))
+      this.lastHour = hour
+      this.lastSlots = m
+    }
+    let slot = m.get(key)
+    if (slot === undefined) {
+      slot = this.slotHour.length
+      m.set(key, slot)
+      this.slotHour.push(hour)
+      this.slotKey.push(key)
+      this.slotOffset.push(offset)
+      this.slotExpiry.push(Math.floor(expiresAt / 1000))
+      this.slotLast.push(receivedAt ?? 0)
+    } else {
+      this.slotOffset[slot] = offset
+      this.slotExpiry[slot] = Math.floor(expiresAt / 1000)
+      this.slotLast[slot] = receivedAt ?? 0
+    }
+    if (this.swept.size > 0) this.swept.delete(hour)
     if (expiresAt > (this.raised.get(hour) ?? this.buckets.get(hour) ?? -Infinity)) this.raised.set(hour, expiresAt)
   }
 
@@ -289,7 +331,13 @@ export class DeliveryIndex {
    */
   resighted(key: string, idTime: number | undefined, receivedAt: number, expiresAt: number): void {
     const hour = hourOf(idTime)
-    const s = this.sighting(hour, key, receivedAt)
+    const slot = this.slotsOf(hour)?.get(key)
+    if (slot !== undefined) {
+      if (!this.slotCounts(slot, receivedAt)) return
+      this.add(key, idTime, this.slotOffset[slot]!, Math.max(expiresAt, this.slotExpiry[slot]! * 1000), Math.max(receivedAt, this.slotLast[slot]!))
+      return
+    }
+    const s = this.committedSighting(hour, key, receivedAt)
     if (s === undefined) return
     this.add(key, idTime, s.offset, Math.max(expiresAt, s.expiry * 1000), Math.max(receivedAt, s.last))
   }
@@ -336,9 +384,17 @@ export class DeliveryIndex {
   }
 
   private drop(hour: number): void {
+    const m = this.added.get(hour)
+    if (m !== undefined) for (const slot of m.values()) this.slotHour[slot] = -1
     this.added.delete(hour)
+    if (hour === this.lastHour) this.forgetLastHour()
     this.raised.delete(hour)
     if (this.buckets.has(hour)) this.swept.add(hour)
+  }
+
+  private forgetLastHour(): void {
+    this.lastHour = -1
+    this.lastSlots = undefined
   }
 
   /** Number of keys first seen in this batch. */
@@ -353,7 +409,7 @@ export class DeliveryIndex {
     // Removals first, as `write` does: a key first seen again after its removal is kept.
     const out: StateEntry[] = []
     for (const hex of this.removals.keys()) out.push([`${DELIVERY_ENTRY_PREFIX}${NO_TIME_BUCKET}:${hex}`])
-    for (const [hour, m] of this.added) for (const [key, offset] of m) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${this.hex(hour, key)}`, [offset, this.addedExpiry.get(key)!, this.addedLast.get(key) ?? 0]])
+    for (const [hour, m] of this.added) for (const [key, slot] of m) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${this.hex(hour, key)}`, [this.slotOffset[slot]!, this.slotExpiry[slot]!, this.slotLast[slot]!]])
     for (const [hour, exp] of this.raised) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}`, exp])
     for (const hour of this.swept) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${WHOLE_HOUR}`])
     return out
@@ -367,20 +423,25 @@ export class DeliveryIndex {
   /** Writes this batch's changes; call inside the partition's write transaction, then `committed()`. */
   write(): void {
     for (const k of this.removals.values()) void this.db.remove(k)
-    let n = this.pendingKeys()
-    // One buffer for the batch: lmdb may reference value bytes until the transaction is written.
-    const buf = Buffer.allocUnsafe(n * (KEY_BYTES + VALUE_BYTES))
-    n = 0
-    for (const [hour, m] of this.added) {
-      const filter = this.filters.get(hour)
-      for (const [key, offset] of m) {
-        const at = n * (KEY_BYTES + VALUE_BYTES)
-        writeKey(buf, at, hour, key)
-        filter?.add(buf.readUInt32LE(at + 4), buf.readUInt32LE(at + 8) | 1)
-        writeValue(buf, at + KEY_BYTES, { offset, expiry: this.addedExpiry.get(key)!, last: this.addedLast.get(key) ?? 0 })
-        void this.db.put(buf.subarray(at, at + KEY_BYTES), buf.subarray(at + KEY_BYTES, at + KEY_BYTES + VALUE_BYTES))
-        n++
+    const n = this.slotHour.length
+    // One buffer for the batch's values (lmdb may reference value bytes until the transaction is
+    // written); the key bytes are copied by lmdb as it encodes the key, so one scratch key serves.
+    const values = Buffer.allocUnsafe(n * VALUE_BYTES)
+    const key = this.scratchKey
+    let filterHour = -1
+    let filter: KeyFilter | undefined
+    for (let slot = 0; slot < n; slot++) {
+      const hour = this.slotHour[slot]!
+      if (hour < 0) continue
+      if (hour !== filterHour) {
+        filterHour = hour
+        filter = this.filters.get(hour)
       }
+      writeKey(key, 0, hour, this.slotKey[slot]!)
+      filter?.add(key.readUInt32LE(4), key.readUInt32LE(8) | 1)
+      const at = slot * VALUE_BYTES
+      writeValueOf(values, at, this.slotOffset[slot]!, this.slotExpiry[slot]!, this.slotLast[slot]!)
+      void this.db.put(key, values.subarray(at, at + VALUE_BYTES))
     }
     for (const [hour, exp] of this.raised) void this.db.put(headerKey(hour), f64(exp))
     for (const hour of this.swept) this.removeHour(hour)
@@ -408,8 +469,12 @@ export class DeliveryIndex {
   discard(): void {
     this.removals.clear()
     this.added.clear()
-    this.addedExpiry.clear()
-    this.addedLast.clear()
+    this.forgetLastHour()
+    this.slotHour.length = 0
+    this.slotKey.length = 0
+    this.slotOffset.length = 0
+    this.slotExpiry.length = 0
+    this.slotLast.length = 0
     this.raised.clear()
     this.swept.clear()
   }

@@ -40,10 +40,17 @@ function isState(v: unknown): v is ImpressionState {
 
 /** The bytes an impression state is committed as; any other value is answered unchanged. */
 export function encodeImpression(v: unknown): unknown {
-  // A channel UTF-8 cannot carry exactly (a lone surrogate) stays as it was.
-  if (!isState(v) || (v.ich !== undefined && !isWellFormed(v.ich))) return v
-  const ich = v.ich === undefined ? undefined : Buffer.from(v.ich, 'utf8')
-  if (ich && ich.length > 0xff) return v
+  if (!isState(v)) return v
+  const ich = v.ich
+  let ichBytes = 0
+  let ascii = true
+  if (ich !== undefined) {
+    // A channel UTF-8 cannot carry exactly (a lone surrogate) stays as it was.
+    for (let i = 0; i < ich.length && ascii; i++) ascii = ich.charCodeAt(i) < 0x80
+    if (!ascii && !isWellFormed(ich)) return v
+    ichBytes = ascii ? ich.length : Buffer.byteLength(ich, 'utf8')
+    if (ichBytes > 0xff) return v
+  }
   let present = 0
   let n = HEADER_BYTES
   for (let i = 0; i < FIELDS.length; i++) {
@@ -51,9 +58,9 @@ export function encodeImpression(v: unknown): unknown {
     present |= 1 << i
     n += 8
   }
-  if (ich) {
+  if (ich !== undefined) {
     present |= ICH
-    n += 1 + ich.length
+    n += 1 + ichBytes
   }
   const b = Buffer.allocUnsafe(n)
   b[0] = VERSION
@@ -65,9 +72,11 @@ export function encodeImpression(v: unknown): unknown {
     b.writeDoubleLE(x, at)
     at += 8
   }
-  if (ich) {
-    b[at++] = ich.length
-    ich.copy(b, at)
+  if (ich !== undefined) {
+    b[at++] = ichBytes
+    // Channels are short ASCII words: written here, without an encoded copy.
+    if (ascii) for (let i = 0; i < ich.length; i++) b[at + i] = ich.charCodeAt(i)
+    else b.write(ich, at, 'utf8')
   }
   return b
 }

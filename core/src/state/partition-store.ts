@@ -1,7 +1,7 @@
 import type { ReasonCode } from '@adc/schemas'
 import { mkdirSync } from 'node:fs'
 import { open, type Key, type RootDatabase } from 'lmdb'
-import { bloomHash1, bloomHash2 } from '@adc/schemas'
+import { bloomHash1, bloomHash2, bloomHashPair } from '@adc/schemas'
 import { BurstCounters, BURST_DB, BURST_ENTRY_PREFIX } from './burst-counters.js'
 import { KeyFilter, lmdbKeySource } from './key-filter.js'
 import { DeliveryIndex, DELIVERY_DB } from './delivery-index.js'
@@ -45,6 +45,8 @@ const SPARSE_PREFIXES = ['w:'] as const
 const isSparse = (k: string): boolean => k.charCodeAt(0) === 0x77 /* w */ && k.charCodeAt(1) === 0x3a /* : */
 /** Impression ids' state (`i:`, keys.ts): read for every record, and mostly absent (a new impression). */
 const IMPRESSION_PREFIX = 'i:'
+/** Scratch for the two Bloom hashes of an impression key (`bloomHashPair`). */
+const HASHES = new Float64Array(2)
 const isImpression = (k: string): boolean => k.charCodeAt(0) === 0x69 /* i */ && k.charCodeAt(1) === 0x3a /* : */
 
 const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === META_UNSCOPED || k === DELIVERY_DB || k === BURST_DB
@@ -203,7 +205,8 @@ export class PartitionStore {
     if (v !== undefined) return v as T
     if (isSparse(key) && !this.sparse.has(key)) return undefined
     if (isImpression(key)) {
-      const found = this.impressions.mayHave(bloomHash1(key), bloomHash2(key)) ? (decodeImpression(this.db.get(key)) as T | undefined) : undefined
+      bloomHashPair(key, HASHES)
+      const found = this.impressions.mayHave(HASHES[0]!, HASHES[1]!) ? (decodeImpression(this.db.get(key)) as T | undefined) : undefined
       return found === undefined && this.unscopedUntil !== undefined ? this.unscopedImpression<T>(key) : found
     }
     return this.db.get(key) as T | undefined
@@ -477,7 +480,8 @@ export class PartitionStore {
         if (v === DELETED) void this.db.remove(k)
         else if (isImpression(k)) {
           void this.db.put(k, encodeImpression(v))
-          this.impressions.add(bloomHash1(k), bloomHash2(k))
+          bloomHashPair(k, HASHES)
+          this.impressions.add(HASHES[0]!, HASHES[1]!)
         } else void this.db.put(k, v)
       }
       this.deliveries.write()

@@ -72,7 +72,8 @@ export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DED
         keep(store, ik, state, ex, { ...state, il: r, ex })
         return unbilled(annotate(input, offset), 'duplicate_impression')
       }
-      if (state?.io !== offset) keep(store, ik, state, ex, { ...state, io: offset, its: envelope.event.ts, ich: envelope.event.channel ?? 'web', il: r, ex })
+      if (state === undefined) keep(store, ik, state, ex, { io: offset, its: envelope.event.ts, ich: envelope.event.channel ?? 'web', il: r, ex })
+      else if (state.io !== offset) keep(store, ik, state, ex, { ...state, io: offset, its: envelope.event.ts, ich: envelope.event.channel ?? 'web', il: r, ex })
     } else if (envelope.edge.prefetch) {
       // A HEAD, prefetch/prerender or link scanner on the click redirect is no person's click: it
       // neither takes the impression's click nor repeats it (IVT keeps it as prefetch_click).
