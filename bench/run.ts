@@ -3,7 +3,7 @@
  * parallel on a small machine). Prints each section's figures as JSON and writes them all to
  * bench/results/latest.json. Pick sections with `npm run bench -- edge processor`.
  *
- * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, floor, impression, edge, ratelimit, read, e2e, sdk, billing, sustained, scale (Kafka).
+ * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, floor, impression, delivery, edge, ratelimit, read, e2e, sdk, billing, sustained, scale (Kafka).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -12,6 +12,7 @@ import { runLogBench } from './log-bench.js'
 import { runProcessorBench } from './processor-bench.js'
 import { runProcessorFloorBench } from './processor-floor-bench.js'
 import { runImpressionStateBench } from './impression-state-bench.js'
+import { runDeliveryIndexBench } from './delivery-index-bench.js'
 import { runEdgeBench } from './edge-bench.js'
 import { runRateLimitBench } from './rate-limit-bench.js'
 import { runReadBench } from './read-bench.js'
@@ -28,6 +29,8 @@ const sections: Record<string, () => Promise<unknown>> = {
   floor: () => runProcessorFloorBench(),
   // the committed impression state: the processor's codec against the msgpack record it replaced
   impression: () => runImpressionStateBench(),
+  // the delivery dedupe index alone: lookup, add and commit per key, beside LMDB's put alone
+  delivery: () => runDeliveryIndexBench(),
   edge: () => runEdgeBench(),
   ratelimit: () => runRateLimitBench(),
   read: () => runReadBench(),
