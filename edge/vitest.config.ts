@@ -30,6 +30,7 @@ export const TEST_EDGE_CONFIG = {
     { id: 'pub_iso_b', apiKeyHashes: [sha256('pk_iso_b')], signingKeys: {}, rateLimit: { perSecond: 0.01, burst: 10 }, active: true },
     { id: 'pub_beacon', apiKeyHashes: [sha256('pk_beacon')], publicKeyHashes: [sha256('pkpub_beacon')], signingKeys: {}, rateLimit: { perSecond: 5, burst: 10 }, active: true },
     { id: 'pub_tokens', apiKeyHashes: [sha256('pk_tokens')], signingKeys: { kt: 'secret-tokens' }, rateLimit: { perSecond: 0.01, burst: 2 }, active: true },
+    { id: 'pub_flood', apiKeyHashes: [sha256('pk_flood')], publicKeyHashes: [sha256('pkpub_flood')], signingKeys: { kf: 'secret-flood' }, rateLimit: { perSecond: 0.01, burst: 10 }, active: true },
   ],
 }
 

@@ -140,3 +140,45 @@ describe('rate limits on the beacon, pixel and click routes', () => {
     expect(records.map((r) => r.value.type)).toEqual(['impression', 'impression'])
   })
 })
+
+describe('a budget per kind of credential', () => {
+  const stats = async (credential: string) => SELF.fetch(`${EDGE}/v1/internal/rate-limit/pub_flood?credential=${credential}`, { headers: { authorization: 'Bearer edge_sync_test' } })
+
+  it("a flood through the page's public key spends only its own budget: the publisher's pixels and server batches still pass", async () => {
+    const beacon = (n: number) => SELF.fetch(`${EDGE}/v1/beacon?k=pkpub_flood`, {
+      method: 'POST', headers: { 'content-type': 'text/plain' },
+      body: JSON.stringify({ events: Array.from({ length: n }, () => ({ type: 'impression', ...impression({ publisherId: 'pub_flood' }) })) }),
+    })
+    const whole = await beacon(10)
+    expect(whole.status).toBe(202)
+    await whole.arrayBuffer()
+    const flooded = await beacon(1)
+    expect(flooded.status).toBe(429)
+    expect((await flooded.json<{ error: { code: string } }>()).error.code).toBe('rate_limited')
+
+    const token = await mintToken({
+      impressionId: `imp_flood_${Math.random().toString(36).slice(2)}`, campaignId: 'cmp_1', adId: 'ad_1', publisherId: 'pub_flood', requestId: 'req_1',
+      exp: Math.floor(Date.now() / 1000) + 600,
+    }, 'kf', 'secret-flood')
+    const pixel = await SELF.fetch(`${EDGE}/v1/pixel.gif?t=${token}`, { headers: { 'cf-connecting-ip': '198.51.100.21', 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) Chrome/140.0' } })
+    expect(pixel.status).toBe(200)
+    await pixel.arrayBuffer()
+
+    const batch = await postBatch('impressions', batchOf('pub_flood', 10), { key: 'pk_flood' })
+    expect(batch.status).toBe(202)
+    expect((await batch.json<{ accepted: number }>()).accepted).toBe(10)
+
+    // (The isolate's mirror refused the eleventh event without asking the object: see rate-limit.ts.)
+    expect(await (await stats('public_key')).json()).toMatchObject({ allowedRequests: 1, allowedEvents: 10 })
+    expect(await (await stats('token')).json()).toMatchObject({ allowedRequests: 1, allowedEvents: 1, refusedRequests: 0 })
+    expect(await (await stats('server_key')).json()).toMatchObject({ allowedRequests: 1, allowedEvents: 10, refusedRequests: 0 })
+  })
+
+  it('names the budgets it knows when asked for another', async () => {
+    const res = await stats('cookie')
+    expect(res.status).toBe(400)
+    const body = await res.json<{ error: { code: string; message: string } }>()
+    expect(body.error.code).toBe('invalid_query')
+    expect(body.error.message).toContain('public_key')
+  })
+})

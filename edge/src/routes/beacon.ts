@@ -35,7 +35,7 @@ beacon.post(
   async function beaconHandler(c) {
     const receivedAt = Date.now()
     const events = parseBatch(parseJsonBody(c.var.rawBody))
-    await enforceRateLimit(c.env, c.var.settings, c.var.publisher, events.length)
+    await enforceRateLimit(c.env, c.var.settings, c.var.publisher, c.var.credential, events.length)
     const prepared = await prepare(events.map(typedItem), { publisher: c.var.publisher, credential: c.var.credential, tenants: c.var.tenants, source: 'beacon', receivedAt, ...requestFacts(c) }, c.var.settings)
     deliverLater(c.executionCtx, c.env, c.var.settings, prepared)
     const queued = prepared.results.filter((r) => r.status === 'queued').length

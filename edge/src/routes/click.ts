@@ -61,7 +61,7 @@ click.get('/c/:token', async function clickHandler(c) {
   const location = new URL(payload.url)
   location.searchParams.set('clickId', clickId)
   const headers: Record<string, string> = { location: location.toString(), 'cache-control': 'no-store', 'referrer-policy': 'no-referrer-when-downgrade' }
-  const limit = await takeEvents(c.env, settings, publisher, 1)
+  const limit = await takeEvents(c.env, settings, publisher, 'token', 1)
   if (!limit.ok) return new Response(null, { status: 302, headers: { ...headers, [REASON_HEADER]: 'rate_limited' } })
   const prefetch = prefetchKind(c.req.raw) !== undefined
   const raw = eventFromToken(payload, ulid(receivedAt), receivedAt, { clickId })

@@ -33,7 +33,7 @@ for (const [action, type] of Object.entries(BATCH_ROUTES)) batch.post(
     const receivedAt = Date.now()
     const events = parseBatch(parseJsonBody(c.var.rawBody))
     const publisher = c.var.publisher
-    await enforceRateLimit(c.env, c.var.settings, publisher, events.length)
+    await enforceRateLimit(c.env, c.var.settings, publisher, c.var.credential, events.length)
     const prepared = await prepare(events.map((raw) => ({ type, raw })), { publisher, credential: c.var.credential, tenants: c.var.tenants, source: 'batch', receivedAt, ...requestFacts(c) }, c.var.settings)
     const outcome = await commit(prepared, c.env, c.var.settings, { later: (work) => c.executionCtx.waitUntil(work) })
     c.executionCtx.waitUntil(sendStats(c.env, c.var.settings, publisher.id, outcome.results, receivedAt))

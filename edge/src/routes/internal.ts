@@ -3,14 +3,14 @@
  * dedupe state), and two development-only benchmarks.
  */
 import { Hono, type Context, type Next } from 'hono'
-import type { AppEnv } from '../context.js'
+import type { AppEnv, Credential } from '../context.js'
 import { sameSecret } from '../crypto.js'
 import { fail } from '../errors.js'
 import { timeBucketOfMs } from '../dedupe/dedupe-key.js'
 import { shardFor } from '../dedupe/shard.js'
 import { spoolFor } from '../ingest/spool-stub.js'
 import { settingsFrom } from '../settings.js'
-import { limiterFor } from '../rate-limit/budget.js'
+import { BUDGETS, limiterFor } from '../rate-limit/budget.js'
 
 const internal = new Hono<AppEnv>()
 
@@ -35,8 +35,15 @@ internal.use('/v1/internal/rate-limit-bench', developmentOnly)
 /** A publisher's Spool: depth per topic, dead rows, backoff state. */
 internal.get('/v1/internal/spool/:publisherId', async (c) => c.json(await spoolFor(c.env, c.req.param('publisherId')).stats()))
 
-/** A publisher's RateLimiter counters (allowed and refused requests and events since it started). */
-internal.get('/v1/internal/rate-limit/:publisherId', async (c) => c.json(await limiterFor(c.env, c.req.param('publisherId')).stats()))
+/**
+ * A publisher's RateLimiter counters (allowed and refused requests and events since it started),
+ * of the budget of one kind of credential (`?credential=`, default `server_key`).
+ */
+internal.get('/v1/internal/rate-limit/:publisherId', async (c) => {
+  const credential = c.req.query('credential') ?? 'server_key'
+  if (!(BUDGETS as readonly string[]).includes(credential)) throw fail('invalid_query', `credential is one of ${BUDGETS.join(', ')}`)
+  return c.json(await limiterFor(c.env, c.req.param('publisherId'), credential as Credential).stats())
+})
 
 /** One dedupe shard's counters. */
 internal.get('/v1/internal/dedupe/:shard', async (c) => c.json(await shardFor(c.env, Number(c.req.param('shard')) || 0).stats()))

@@ -34,7 +34,7 @@ pixel.get('/v1/pixel.gif', loadTenants(), async function pixelHandler(c) {
   const verified = await checkToken(token, tenants, Math.floor(receivedAt / 1000))
   if (!verified.ok) return errorResponse(verified.code, verified.message, { 'cache-control': NO_STORE })
   const { publisher } = verified
-  await enforceRateLimit(c.env, c.var.settings, publisher, 1)
+  await enforceRateLimit(c.env, c.var.settings, publisher, 'token', 1)
   // The id, derived from the token, carries a time fixed by the token: 24 h before it expires, so
   // the shard keeps the key (in its time-ordered table) as long as a reload of a token valid at most
   // 25 h can come (a longer-lived token's key goes to the random-key table; see above).
