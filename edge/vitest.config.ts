@@ -7,7 +7,9 @@ const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex
 /** Tenants the workerd tests run against (the same JSON shape core serves at /v1/internal/edge-config). */
 export const TEST_EDGE_CONFIG = {
   version: 1,
-  campaignIds: ['cmp_1', 'cmp_demo_cpm', 'cmp_demo_cpc'],
+  campaignIds: ['cmp_1', 'cmp_demo_cpm', 'cmp_demo_cpc', 'cmp_other_only'],
+  // Booked with pub_other alone: pub_test's events for it are not booked.
+  campaignPublishers: { cmp_other_only: ['pub_other'] },
   publishers: [
     {
       id: 'pub_test', apiKeyHashes: [sha256('pk_test')], publicKeyHashes: [sha256('pkpub_test')],

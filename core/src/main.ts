@@ -16,7 +16,7 @@ import { createEmbeddedLog } from './log/embedded-log.js'
 import { createKafkaLog } from './log/kafka-log.js'
 import type { Log } from './log/log.js'
 import { createInternalApp } from './gateway/internal-app.js'
-import type { TenantStore } from './tenants/tenant-store.js'
+import { bookedWith, type TenantStore } from './tenants/tenant-store.js'
 import { openSharedTenantStore } from './tenants/shared-tenant-store.js'
 import { prepareTenantStore } from './tenants/bootstrap.js'
 import { createApiApp } from './api/app.js'
@@ -126,7 +126,7 @@ export async function startCore(config: Config, options: StartOptions = {}) {
       ...icebergDeps(config, dataDir),
       groupId: config.PROCESSOR_GROUP, logger, registry,
       // Campaigns are never deleted, so the verdict on an event's campaign is stable on replay.
-      isBookedCampaign: (id) => tenants.getCampaign(id) !== undefined,
+      isBookedCampaign: (id, publisherId) => bookedWith(tenants.getCampaign(id), publisherId),
       ...(changelogOn(config) ? { changelog: {} } : {}),
     })
     : undefined

@@ -31,6 +31,13 @@ export const edgeConfigSchema = z.object({
   version: z.number().int(),
   /** Booked campaigns; events for any other are refused (`unknown_campaign`). */
   campaignIds: z.array(z.string().min(1)),
+  /**
+   * Campaigns booked with some publishers only, by campaign id: another publisher's events for one
+   * are refused too (`unknown_campaign`). A campaign not listed is booked with every publisher. An
+   * older edge ignores this field and lets such events through, for the processor, which applies
+   * the same rule, to keep unbilled.
+   */
+  campaignPublishers: z.record(z.string(), z.array(z.string().min(1))).default({}),
   publishers: z.array(publisherConfigSchema),
 })
 

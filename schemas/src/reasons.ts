@@ -46,7 +46,7 @@ export const REASONS = {
   // per-event outcomes at the edge
   invalid_event: { status: 400, billable: false, emitter: 'edge', description: 'The event does not match its schema.' },
   publisher_mismatch: { status: 403, billable: false, emitter: 'edge', description: "The event's publisherId is not the authenticated publisher." },
-  unknown_campaign: { status: 422, billable: false, emitter: 'both', description: 'The campaignId is not a booked campaign: refused at the edge, kept unbilled in core if one gets through.' },
+  unknown_campaign: { status: 422, billable: false, emitter: 'both', description: 'The campaignId is not a booked campaign, or not one booked with the event\'s publisher: refused at the edge, kept unbilled in core if one gets through.' },
   click_token_required: { status: 403, billable: false, emitter: 'edge', description: 'A click sent with a public API key carries no clickToken; send the signed click token, or use a server key or a request signature.' },
   clock_skew: { status: 422, billable: false, emitter: 'edge', description: 'ts is more than 5 minutes ahead of or 24 hours behind the edge clock.' },
   duplicate_delivery: { status: 409, billable: false, emitter: 'both', description: 'The same idempotency key was already accepted (a retry).' },

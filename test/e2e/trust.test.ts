@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { monotonicFactory } from 'ulid'
-import { mintToken } from '@adc/schemas'
-import { startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } from './system.js'
+import { idempotencyKey, mintToken } from '@adc/schemas'
+import { basicAuth, startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } from './system.js'
 
 /**
  * What a client controls cannot buy it a billable event, nor cost another publisher one, through
@@ -10,7 +10,9 @@ import { startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } fr
  * - a link scanner opening a click link first does not make the person's click a `repeat_click`;
  * - another publisher sending the same impression id first does not make a publisher's own
  *   impression a `duplicate_impression`;
- * - a server key in the beacon's URL is refused.
+ * - a server key in the beacon's URL is refused;
+ * - a campaign booked with one publisher bills no other publisher's events: the edge refuses them,
+ *   and one written straight into the log is kept unbilled (`unknown_campaign`).
  */
 const ADMIN = 'admin_demo_dev'
 const UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15'
@@ -70,7 +72,7 @@ const pubs: Created[] = []
 beforeAll(async () => {
   core = await startCore()
   edge = await startEdge(core)
-  for (const name of ['a', 'b', 'c']) {
+  for (const name of ['a', 'b', 'c', 'd']) {
     const created = await admin('POST', '/v1/admin/publishers', { id: `pub_trust_${name}_${runId}`, name })
     expect(created.status).toBe(201)
     pubs.push(created.body as Created)
@@ -127,5 +129,38 @@ describe('what a client controls, through the whole path', () => {
     const day = await dayOf(own!.id, 1)
     expect(day.core).toMatchObject({ accepted: 1, billed: 1 })
     expect(day.core.keptByReason).toEqual({})
+  })
+
+  it("bills no other publisher's events for a campaign booked with one publisher, at the edge or written into the log", async () => {
+    const [, , own, other] = pubs as [Created, Created, Created, Created]
+    const campaignId = `cmp_trust_only_${runId}`
+    const booked = await admin('POST', '/v1/admin/campaigns', { id: campaignId, advertiserId: 'adv_demo', pricing: { model: 'cpm', priceMicros: 2_000_000 }, publisherIds: [own.id] })
+    expect(booked.status).toBe(201)
+    expect(booked.body.publisherIds).toEqual([own.id])
+    // Its own publisher's impression is accepted once the edge has pulled the booking.
+    const mine = await eventually(() => batch(own, [impression(own.id, undefined, { campaignId })]), (r) => r.body.accepted === 1, 15_000)
+    expect(mine.body.accepted).toBe(1)
+    // Another publisher's, for the same campaign, is refused with the reason.
+    const theirs = await batch(other, [impression(other.id, undefined, { campaignId }), impression(other.id)])
+    expect(theirs.status).toBe(202)
+    expect(theirs.body.results.map((r: any) => [r.status, r.code])).toEqual([['rejected', 'unknown_campaign'], ['accepted', undefined]])
+    expect(theirs.body.results[0].message).toContain(`not booked with publisher ${other.id}`)
+    // Written straight into the log (the edge's credentials, leaked): kept, never billed.
+    const ev = impression(other.id, undefined, { campaignId })
+    const envelope = {
+      v: 1, key: await idempotencyKey(other.id, 'impression', ev.eventId), receivedAt: Date.now(),
+      edge: { dedupe: 'new', source: 'batch' }, client: { ua: UA }, type: 'impression', event: ev,
+    }
+    const wrote = await fetch(`${core.internalUrl}/topics/ad-events`, {
+      method: 'POST', headers: { 'content-type': 'application/vnd.kafka.json.v2+json', authorization: basicAuth(core.proxyAuth) },
+      body: JSON.stringify({ records: [{ key: ev.impressionId, value: envelope }] }),
+    })
+    expect(wrote.status).toBe(200)
+    const day = await dayOf(other.id, 2)
+    expect(day.core).toMatchObject({ accepted: 2, billed: 1, keptByReason: { unknown_campaign: 1 } })
+    // The own publisher's (after the shared-id test's impression, when that ran first): all billed.
+    const mineDay = (await dayOf(own.id, 1)).core
+    expect(mineDay.billed).toBe(mineDay.accepted)
+    expect(mineDay.keptByReason).toEqual({})
   })
 })

@@ -24,10 +24,11 @@ export interface EventWorkerOptions {
   ivtLimits?: BurstLimits
   modelVersion?: string
   /**
-   * Whether a campaign is booked; events for any other are kept unbilled as `unknown_campaign`.
+   * Whether a campaign is booked with the publisher; events for any other campaign, or of another
+   * publisher, are kept unbilled as `unknown_campaign`.
    * core/src/main.ts answers from the tenant store. @default every campaign is booked
    */
-  isBookedCampaign?: (campaignId: string) => boolean
+  isBookedCampaign?: (campaignId: string, publisherId: string) => boolean
   /** Keep events_raw rows as objects in built batches (a sink reads them: Iceberg). @default true */
   eventRowObjects?: boolean
 }

@@ -37,7 +37,7 @@ export const P = {
 
 export type TenantCommand =
   | { op: 'createAdvertiser'; id: string; name: string; keyHash: string; at: number }
-  | { op: 'createCampaign'; id: string; advertiserId: string; name: string; pricing: Pricing; at: number }
+  | { op: 'createCampaign'; id: string; advertiserId: string; name: string; pricing: Pricing; publisherIds?: string[]; at: number }
   | {
     op: 'createPublisher'; id: string; name: string; hash: string; publicHash: string
     signingKeyId: string; signingSecret: string; requestSigningKeyId: string; requestSigningSecret: string
@@ -113,11 +113,13 @@ export function applyTenantCommand(db: RootDatabase, cmd: TenantCommand): unknow
     case 'createCampaign': {
       if (db.get(P.campaign + cmd.id) !== undefined) throw new TenantConflictError(`campaign ${cmd.id} already exists`)
       if (db.get(P.advertiser + cmd.advertiserId) === undefined) throw new TenantReferenceError(`advertiser ${cmd.advertiserId} does not exist`)
+      for (const p of cmd.publisherIds ?? []) if (db.get(P.publisher + p) === undefined) throw new TenantReferenceError(`publisher ${p} does not exist`)
       const campaign: Campaign = {
         id: cmd.id,
         advertiserId: cmd.advertiserId,
         name: cmd.name,
         pricing: { model: cmd.pricing.model, priceMicros: cmd.pricing.priceMicros },
+        ...(cmd.publisherIds === undefined ? {} : { publisherIds: cmd.publisherIds }),
         createdAt: cmd.at,
       }
       db.put(P.campaign + cmd.id, campaign)

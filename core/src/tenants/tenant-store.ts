@@ -31,8 +31,19 @@ export interface Campaign {
   advertiserId: string
   name: string
   pricing: Pricing
+  /**
+   * The publishers the campaign is booked with; absent: every publisher. Events of any other
+   * publisher for it are not booked (`unknown_campaign`: the edge refuses them, the processor keeps
+   * them unbilled). Set when the campaign is booked and never changed, as campaigns are never
+   * deleted, so a verdict on it is the same on every replay.
+   */
+  publisherIds?: string[]
   createdAt: number
 }
+
+/** Whether a publisher's events for a campaign bill: it is booked, and with that publisher when its booking names publishers. */
+export const bookedWith = (campaign: Campaign | undefined, publisherId: string): boolean =>
+  campaign !== undefined && (campaign.publisherIds === undefined || campaign.publisherIds.includes(publisherId))
 
 export interface RateLimit {
   perSecond: number
@@ -127,7 +138,7 @@ export interface TenantStore {
   createAdvertiser(input: { id: string; name: string; apiKey?: string }): Promise<{ advertiser: Advertiser; apiKey: string }>
   getCampaign(id: string): Campaign | undefined
   listCampaigns(filter?: { advertiserId?: string }): Campaign[]
-  createCampaign(input: { id: string; advertiserId: string; name?: string; pricing: Pricing }): Promise<Campaign>
+  createCampaign(input: { id: string; advertiserId: string; name?: string; pricing: Pricing; publisherIds?: string[] }): Promise<Campaign>
   getPublisher(id: string): Publisher | undefined
   listPublishers(): Publisher[]
   /**
@@ -273,7 +284,8 @@ export function createTenantStore(db: RootDatabase, submit: SubmitTenantCommand,
     createCampaign: async (input) =>
       (await submit({
         op: 'createCampaign', id: input.id, advertiserId: input.advertiserId, name: input.name ?? input.id,
-        pricing: { model: input.pricing.model, priceMicros: input.pricing.priceMicros }, at: Date.now(),
+        pricing: { model: input.pricing.model, priceMicros: input.pricing.priceMicros },
+        ...(input.publisherIds === undefined ? {} : { publisherIds: [...new Set(input.publisherIds)].sort() }), at: Date.now(),
       })) as Campaign,
     getPublisher: (id) => db.get(P.publisher + id) as Publisher | undefined,
     listPublishers: () => list<Publisher>(P.publisher),
@@ -303,6 +315,8 @@ export function createTenantStore(db: RootDatabase, submit: SubmitTenantCommand,
       version: version(),
       // Campaigns are never deleted, so this set only grows (a verdict on it is stable on replay).
       campaignIds: list<Campaign>(P.campaign).map((c) => c.id),
+      // Set when booked, never changed: the same verdict on every replay too.
+      campaignPublishers: Object.fromEntries(list<Campaign>(P.campaign).filter((c) => c.publisherIds !== undefined).map((c) => [c.id, c.publisherIds!])),
       publishers: list<Publisher>(P.publisher).map((p) => {
         const keysOf = (purpose: SigningKeyPurpose) =>
           Object.fromEntries(Object.entries(p.signingKeys).filter(([keyId]) => purposeOf(p, keyId) === purpose))

@@ -11,6 +11,7 @@ import {
   DEMO_DEFAULTS,
   TenantConflictError,
   TenantReferenceError,
+  bookedWith,
   hashApiKey,
   seedDemoTenant,
   type TenantStore,
@@ -206,6 +207,28 @@ export function tenantStoreSuite(open: (dir: string) => Promise<TenantStore>): v
       const { store } = await fresh()
       await seedDemoTenant(store, DEMO_DEFAULTS)
       expect(store.edgeConfig().campaignIds.sort()).toEqual(['cmp_demo_cpc', 'cmp_demo_cpm'])
+    })
+
+    it('books a campaign with named publishers only, serves that to the edge, and refuses an unknown publisher', async () => {
+      const { store, dir } = await fresh()
+      await seedDemoTenant(store, DEMO_DEFAULTS)
+      await store.createPublisher({ id: 'pub_b', name: 'B' })
+      const c = await store.createCampaign({ id: 'cmp_only', advertiserId: 'adv_demo', pricing: { model: 'cpm', priceMicros: 1 }, publisherIds: ['pub_b', 'pub_demo', 'pub_b'] })
+      expect(c.publisherIds).toEqual(['pub_b', 'pub_demo'])
+      expect([bookedWith(c, 'pub_demo'), bookedWith(c, 'pub_x'), bookedWith(store.getCampaign('cmp_demo_cpm'), 'pub_x'), bookedWith(undefined, 'pub_demo')]).toEqual([true, false, true, false])
+      // Only the restricted campaign is listed; the others stay booked with every publisher.
+      expect(store.edgeConfig().campaignPublishers).toEqual({ cmp_only: ['pub_b', 'pub_demo'] })
+      expect(edgeConfigSchema.parse(JSON.parse(JSON.stringify(store.edgeConfig()))).campaignPublishers).toEqual({ cmp_only: ['pub_b', 'pub_demo'] })
+      const v = store.configVersion()
+      await expect(
+        store.createCampaign({ id: 'cmp_typo', advertiserId: 'adv_demo', pricing: { model: 'cpm', priceMicros: 1 }, publisherIds: ['pub_demo', 'pub_nobody'] }),
+      ).rejects.toBeInstanceOf(TenantReferenceError)
+      expect(store.getCampaign('cmp_typo')).toBeUndefined()
+      expect(store.configVersion()).toBe(v)
+      await store.close()
+      const reopened = await open(dir)
+      stores.push(reopened)
+      expect(reopened.getCampaign('cmp_only')?.publisherIds).toEqual(['pub_b', 'pub_demo'])
     })
   })
 }

@@ -12,7 +12,7 @@ import { confirmed, dedupeConfirmed, impression, postBatch, proxyReceived, proxy
 import { dedupeKeyOf, timeBucketOfMs } from './dedupe-key.js'
 import { DEDUPE_FUTURE_MS, DEDUPE_TTL_MS, type DedupeShard } from './dedupe-shard.js'
 
-const TEST_CONFIG = { version: 1, campaignIds: ['cmp_1'], publishers: [] }
+const TEST_CONFIG = { version: 1, campaignIds: ['cmp_1'], campaignPublishers: {}, publishers: [] }
 
 let n = 0
 const freshShard = () => env.DEDUPE_SHARD.get(env.DEDUPE_SHARD.idFromName(`test-shard-${++n}-${Math.random()}`))

@@ -114,8 +114,9 @@ export async function prepare(items: IncomingItem[], ctx: IngestContext, setting
       results.push({ ...base, code: 'publisher_mismatch', httpStatus: 403, message: `publisherId ${event.publisherId} is not the authenticated publisher` })
       continue
     }
-    if (!ctx.tenants.isBooked(event.campaignId)) {
-      results.push({ ...base, code: 'unknown_campaign', httpStatus: 422, message: `campaign ${event.campaignId} is not booked` })
+    if (!ctx.tenants.isBooked(event.campaignId, event.publisherId)) {
+      const message = ctx.tenants.campaigns.has(event.campaignId) ? `campaign ${event.campaignId} is not booked with publisher ${event.publisherId}` : `campaign ${event.campaignId} is not booked`
+      results.push({ ...base, code: 'unknown_campaign', httpStatus: 422, message })
       continue
     }
     if (type === 'click') {

@@ -9,7 +9,7 @@ import { settingsFrom } from '../settings.js'
 import { TenantIndex } from '../tenants/tenants.js'
 import { EDGE, click, confirmed, eventually, impression, postBatch, proxyControl, proxyReceived, proxyReset } from '../../test/helpers.js'
 
-const TEST_CONFIG = { version: 1, campaignIds: ['cmp_1'], publishers: [] }
+const TEST_CONFIG = { version: 1, campaignIds: ['cmp_1'], campaignPublishers: {}, publishers: [] }
 
 beforeEach(async () => {
   await proxyReset()

@@ -84,6 +84,21 @@ describe('only booked campaigns', () => {
     expect(got.records.map((r) => r.value.event.campaignId)).toEqual(['cmp_1'])
   })
 
+  it("rejects a publisher's events for a campaign booked with another publisher only, per event, and its tokens", async () => {
+    const res = await postBatch('impressions', { events: [impression(), impression({ campaignId: 'cmp_other_only' })] })
+    const body = await res.json<any>()
+    expect(outcomes(body)).toEqual([['accepted', undefined, undefined], ['rejected', 'unknown_campaign', 422]])
+    expect(body.results[1].message).toContain('not booked with publisher pub_test')
+    // Its own publisher sends it.
+    const own = await postBatch('impressions', { events: [impression({ publisherId: 'pub_other', campaignId: 'cmp_other_only' })] }, { key: 'pk_other' })
+    expect(outcomes(await own.json())).toEqual([['accepted', undefined, undefined]])
+    // A token pub_test's key signed for it is refused like one for an unbooked campaign.
+    const pixel = await SELF.fetch(`${EDGE}/v1/pixel.gif?t=${await tokenFor(impression({ campaignId: 'cmp_other_only' }))}`)
+    expect([pixel.status, (await pixel.json<any>()).error.code]).toEqual([422, 'unknown_campaign'])
+    await new Promise((r) => setTimeout(r, 200))
+    expect((await proxyReceived()).records.map((r) => [r.value.event.publisherId, r.value.event.campaignId])).toEqual([['pub_test', 'cmp_1'], ['pub_other', 'cmp_other_only']])
+  })
+
   it('refuses pixel and click tokens for an unbooked campaign: no event, and the click shows a page, never a redirect', async () => {
     const ev = impression({ campaignId: 'cmp_nobody' })
     const t = await tokenFor(ev)

@@ -109,9 +109,9 @@ describe('TenantIndex', () => {
     expect(JSON.stringify(logged)).toContain('pub_b:request')
   })
 
-  it('tells key scopes and purposes apart, and knows the booked campaigns', async () => {
+  it('tells key scopes and purposes apart, and knows the booked campaigns and whom they are booked with', async () => {
     const index = new TenantIndex(edgeConfigSchema.parse({
-      version: 1, campaignIds: ['cmp_a'],
+      version: 1, campaignIds: ['cmp_a', 'cmp_only'], campaignPublishers: { cmp_only: ['pub_a'] },
       publishers: [pub('pub_a', { apiKeyHashes: [await sha256Hex('pk_s')], publicKeyHashes: [await sha256Hex('pk_p')], signingKeys: { t1: 'ts' }, requestSigningKeys: { r1: 'rs' } })],
     }))
     expect((await index.byApiKey('pk_s'))?.scope).toBe('server')
@@ -120,7 +120,9 @@ describe('TenantIndex', () => {
     expect(index.secretFor('r1')).toBeUndefined()
     expect(index.signingKey('r1', 'request')?.secret).toBe('rs')
     expect(index.signingKey('t1', 'request')).toBeUndefined()
-    expect([index.isBooked('cmp_a'), index.isBooked('cmp_b')]).toEqual([true, false])
+    expect([index.isBooked('cmp_a', 'pub_a'), index.isBooked('cmp_a', 'pub_z'), index.isBooked('cmp_b', 'pub_a')]).toEqual([true, true, false])
+    // Booked with pub_a only: another publisher's events for it are not booked.
+    expect([index.isBooked('cmp_only', 'pub_a'), index.isBooked('cmp_only', 'pub_z')]).toEqual([true, false])
   })
 
   it('drops a revoked key with the next pull after the TTL', async () => {

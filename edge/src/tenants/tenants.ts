@@ -30,11 +30,14 @@ export class TenantIndex {
   readonly bySigningKey = new Map<string, SigningKey>()
   readonly byId = new Map<string, PublisherConfig>()
   readonly campaigns: ReadonlySet<string>
+  /** Campaigns booked with some publishers only: their publishers. */
+  readonly campaignPublishers: ReadonlyMap<string, ReadonlySet<string>>
   /** Key ids and key hashes refused because more than one owner claims them. */
   readonly collisions: { keyIds: string[]; keyHashes: string[] }
 
   constructor(readonly config: EdgeConfig, log: (message: string, detail: unknown) => void = (m, d) => console.error(m, JSON.stringify(d))) {
     this.campaigns = new Set(config.campaignIds)
+    this.campaignPublishers = new Map(Object.entries(config.campaignPublishers).map(([c, ps]) => [c, new Set(ps)]))
     const keyOwners = new Map<string, string[]>()
     const hashOwners = new Map<string, string[]>()
     const claim = (owners: Map<string, string[]>, id: string, who: string) => {
@@ -83,9 +86,11 @@ export class TenantIndex {
     return hit && hit.publisher.active ? hit.secret : undefined
   }
 
-  /** Whether events for this campaign may be accepted. */
-  isBooked(campaignId: string): boolean {
-    return this.campaigns.has(campaignId)
+  /** Whether this publisher's events for this campaign may be accepted (booked, and booked with it). */
+  isBooked(campaignId: string, publisherId: string): boolean {
+    if (!this.campaigns.has(campaignId)) return false
+    const only = this.campaignPublishers.get(campaignId)
+    return only === undefined || only.has(publisherId)
   }
 }
 

@@ -26,8 +26,8 @@ export async function checkToken(token: string, tenants: TenantIndex, nowSeconds
   if (publisher.id !== payload.publisherId) {
     return { ok: false, code: 'invalid_token', message: `key ${keyId} does not belong to publisher ${payload.publisherId}`, keyId }
   }
-  if (!tenants.isBooked(payload.campaignId)) {
-    return { ok: false, code: 'unknown_campaign', message: `campaign ${payload.campaignId} is not booked`, keyId }
+  if (!tenants.isBooked(payload.campaignId, payload.publisherId)) {
+    return { ok: false, code: 'unknown_campaign', message: `campaign ${payload.campaignId} is not booked with publisher ${payload.publisherId}`, keyId }
   }
   return { ok: true, keyId, payload, publisher }
 }

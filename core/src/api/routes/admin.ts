@@ -13,8 +13,12 @@ const Pricing = z
   })
   .openapi('Pricing')
 
+const PublisherIds = z.array(idParam).min(1).max(1000).openapi({
+  description: 'The publishers the campaign is booked with; absent: every publisher. Any other publisher\'s events for it are refused at the edge and kept unbilled by the processor (`unknown_campaign`). Set once, when the campaign is booked.',
+})
+
 const Campaign = z
-  .object({ id: z.string(), advertiserId: z.string(), name: z.string(), pricing: Pricing, createdAt: z.number().int() })
+  .object({ id: z.string(), advertiserId: z.string(), name: z.string(), pricing: Pricing, publisherIds: PublisherIds.optional(), createdAt: z.number().int() })
   .openapi('Campaign')
 
 const RateLimit = z.object({ perSecond: z.number().int().min(1).max(1_000_000), burst: z.number().int().min(1).max(10_000_000) })
@@ -49,7 +53,7 @@ const createCampaignRoute = createRoute({
   path: '/v1/admin/campaigns',
   summary: 'Create a campaign with its price (admin key)',
   security: bearerSecurity,
-  request: { body: json(z.object({ id: idParam, advertiserId: idParam, name: z.string().min(1).max(200).optional(), pricing: Pricing })) },
+  request: { body: json(z.object({ id: idParam, advertiserId: idParam, name: z.string().min(1).max(200).optional(), pricing: Pricing, publisherIds: PublisherIds.optional() })) },
   responses: {
     201: { description: 'Created', content: { 'application/json': { schema: Campaign } } },
     ...errorResponses(400, 401, 403, 409, 422, 421),

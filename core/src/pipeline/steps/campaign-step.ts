@@ -4,19 +4,22 @@ import type { Decoded } from '../types.js'
 
 export interface CampaignDeps {
   /**
-   * Whether a campaign id is booked (from the tenant store). Campaigns are never deleted, so once
-   * booked the answer stays true and a replay gives the same verdict.
+   * Whether a campaign id is booked with the publisher (from the tenant store: booked, and with
+   * that publisher when its booking names publishers). Campaigns are never deleted nor their
+   * publishers changed, so once booked the answer stays true and a replay gives the same verdict.
    */
-  isBooked: (campaignId: string) => boolean
+  isBooked: (campaignId: string, publisherId: string) => boolean
 }
 
 /**
- * Only booked campaigns bill. The edge refuses events for other campaigns (`unknown_campaign`);
+ * Only booked campaigns bill, and only for the publishers they are booked with. The edge refuses
+ * events for other campaigns, or from other publishers (`unknown_campaign`);
  * one that gets into the log anyway (an older edge, a direct write) is kept and written unbilled
  * with that reason, never counted in a billed total.
  */
 export function createCampaignStep<T extends Decoded>({ isBooked }: CampaignDeps): Step<T, T> {
   return function campaignStep(input) {
-    return isBooked(input.envelope.event.campaignId) ? ok(input) : unbilled(input, 'unknown_campaign')
+    const event = input.envelope.event
+    return isBooked(event.campaignId, event.publisherId) ? ok(input) : unbilled(input, 'unknown_campaign')
   }
 }
