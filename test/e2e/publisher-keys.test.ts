@@ -2,7 +2,7 @@ import { createHash, createHmac } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { monotonicFactory } from 'ulid'
 import { mintToken } from '@adc/schemas'
-import { startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } from './system.js'
+import { adminCall, startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } from './system.js'
 
 /**
  * Publishers created through the admin API, through the real edge (workerd) and core: each gets
@@ -37,13 +37,7 @@ interface Created {
   requestSigningSecret: string
 }
 
-async function admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${core.url}${path}`, {
-    method, headers: { authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  })
-  return { status: res.status, body: await res.json() }
-}
+const admin = (method: string, path: string, body?: unknown) => adminCall(core, method, path, body, ADMIN)
 
 function event(publisherId: string, over: Record<string, unknown> = {}) {
   return {

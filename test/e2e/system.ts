@@ -71,6 +71,18 @@ export interface CoreHandle extends Proc {
   dataDir: string
 }
 
+/**
+ * A call to core's public API with an admin key (the demo tenant's by default): its status and JSON
+ * body, whatever the status.
+ */
+export async function adminCall(core: Pick<CoreHandle, 'url'>, method: string, path: string, body?: unknown, key = 'admin_demo_dev'): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${core.url}${path}`, {
+    method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  })
+  return { status: res.status, body: await res.json() }
+}
+
 /** `Authorization: Basic` for the REST proxy gateway. */
 export function basicAuth({ user, password }: { user: string; password: string }): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`

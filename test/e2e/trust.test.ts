@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { monotonicFactory } from 'ulid'
 import { idempotencyKey, mintToken } from '@adc/schemas'
-import { basicAuth, startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } from './system.js'
+import { adminCall, basicAuth, startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } from './system.js'
 
 /**
  * What a client controls cannot buy it a billable event, nor cost another publisher one, through
@@ -36,13 +36,7 @@ interface PublisherDay {
   core: { accepted: number; billed: number; keptByReason: Record<string, number> }
 }
 
-async function admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${core.url}${path}`, {
-    method, headers: { authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  })
-  return { status: res.status, body: await res.json() }
-}
+const admin = (method: string, path: string, body?: unknown) => adminCall(core, method, path, body, ADMIN)
 
 const impression = (publisherId: string, impressionId = `imp_${runId}_${ulid()}`, over: Record<string, unknown> = {}) => ({
   eventId: ulid(), ts: Date.now() - 5_000, adId: 'ad_1', campaignId: 'cmp_demo_cpc', publisherId, requestId: 'req_1', impressionId, channel: 'web', ...over,

@@ -6,7 +6,7 @@ import { BurstCounters, BURST_DB, BURST_ENTRY_PREFIX } from './burst-counters.js
 import { KeyFilter, lmdbKeySource } from './key-filter.js'
 import { DeliveryIndex, DELIVERY_DB } from './delivery-index.js'
 import { decodeImpression, encodeImpression } from './impression-codec.js'
-import { impressionScope, pad, SCOPE_SEPARATOR, WATERMARK_KEY, type ImpressionState } from './keys.js'
+import { impressionScope, joinDeadlineKey, pad, SCOPE_SEPARATOR, waitingKey, WATERMARK_KEY, type ImpressionState } from './keys.js'
 import { STATE_TTL_MS } from '../rules/rules.js'
 
 /** The offset range a batch covers; written before its sink writes so a replay re-forms the same batch. */
@@ -368,7 +368,7 @@ export class PartitionStore {
         if (list) list.push(w)
         else byPublisher.set(p, [w])
       }
-      for (const [p, list] of byPublisher) void this.db.put(`w:${impressionScope(p, id)}`, list)
+      for (const [p, list] of byPublisher) void this.db.put(waitingKey(impressionScope(p, id)), list)
       publishersOf.set(id, [...byPublisher.keys()])
       void this.db.remove(k)
       waiting++
@@ -377,9 +377,9 @@ export class PartitionStore {
     for (const k of this.db.getKeys({ start: 'q:', end: 'q:\uffff' })) {
       const key = k as string
       if (!isUnscoped(key)) continue
-      const due = key.slice(2, 2 + 15)
+      const due = Number(key.slice(2, 2 + 15))
       const id = key.slice(2 + 15 + 1)
-      for (const p of publishersOf.get(id) ?? []) void this.db.put(`q:${due}:${impressionScope(p, id)}`, null)
+      for (const p of publishersOf.get(id) ?? []) void this.db.put(joinDeadlineKey(due, impressionScope(p, id)), null)
       void this.db.remove(key)
       deadlines++
     }
