@@ -54,11 +54,11 @@ export interface ApiDeps {
   minuteRollupDays?: number
   /**
    * The other ClickHouse TTLs (RETENTION_RAW_DAYS, RETENTION_HOURLY_ROLLUP_DAYS,
-   * RETENTION_BAD_ROWS_DAYS; 0 = forever): a read or a recomputation reaching back before what a
+   * RETENTION_BAD_ROWS_DAYS, RETENTION_IVT_DAYS; 0 = forever): a read or a recomputation reaching back before what a
    * table still keeps is refused with `beyond_retention` (or, for the metrics, answered for the part
    * kept), never answered from rows that are gone. @default DEFAULT_RETENTION
    */
-  retention?: Partial<Pick<RetentionConfig, 'rawDays' | 'hourlyRollupDays' | 'badRowsDays'>>
+  retention?: Partial<Pick<RetentionConfig, 'rawDays' | 'hourlyRollupDays' | 'badRowsDays' | 'ivtDecisionsDays'>>
   /**
    * This replica's region and the home region (REGION, HOME_REGION). When both are given and
    * differ, tenant and billing writes answer 421 `not_home_region` (api/home-region.ts).
@@ -166,6 +166,7 @@ const RETAINED = {
   events_raw: ['rawDays', 'RETENTION_RAW_DAYS'],
   hourly_rollups: ['hourlyRollupDays', 'RETENTION_HOURLY_ROLLUP_DAYS'],
   bad_rows: ['badRowsDays', 'RETENTION_BAD_ROWS_DAYS'],
+  ivt_decisions: ['ivtDecisionsDays', 'RETENTION_IVT_DAYS'],
 } as const satisfies Record<string, [keyof RetentionConfig, string]>
 
 /** Days `table` keeps its rows under these deps (0 = forever). */

@@ -202,4 +202,15 @@ describe('reads and recomputations past what the engine keeps', () => {
     expect(reprocess.body.error.code).toBe('beyond_retention')
     expect(env.billing.list().length).toBe(jobs)
   })
+
+  it('refuses a reprocess whose IVT decisions would be past their own retention as they are written', async () => {
+    const jobs = env.billing.list().length
+    const shorter = createApiApp({ clickhouse: env.ch.client, database: 'adc', tenants: env.tenants, billing: env.billing, logger: pino({ level: 'silent' }), clock: () => NOW, minuteRollupDays: 35, retention: { ...SHORT, ivtDecisionsDays: 20 } })
+    const day = iso(NOW - 25 * DAY).slice(0, 10) // raw events kept (45 days), decisions kept 20
+    const reprocess = await request(shorter, '/v1/reprocess', ADMIN, { from: day, to: day, reason: 'x', modelVersion: 'ivt-2026.12.1' })
+    expect(reprocess.status).toBe(410)
+    expect(reprocess.body.error.code).toBe('beyond_retention')
+    expect(reprocess.body.error.message).toContain('RETENTION_IVT_DAYS')
+    expect(env.billing.list().length).toBe(jobs)
+  })
 })

@@ -113,6 +113,9 @@ export function registerReprocessRoutes(app: OpenAPIHono<ApiEnv>, deps: Resolved
     if (addDays(body.from, MAX_DAYS) <= body.to) throw new ApiError('invalid_range', `at most ${MAX_DAYS} days per reprocess`)
     refuseFutureDay(body.to, clock())
     refuseBeyondRetention(deps, 'events_raw', dayReach(body.from, LOOK_AROUND_MS), clock(), `reprocessing from ${body.from}`)
+    // The model's decisions are written with their events' times: past their own retention they
+    // would be removed as written, and a close keeping the promoted model would then read none.
+    refuseBeyondRetention(deps, 'ivt_decisions', dayReach(body.from), clock(), `reprocessing from ${body.from} (its IVT decisions)`)
     if (!IVT_MODELS.has(body.modelVersion)) throw new ApiError('unknown_reference', `no IVT model ${body.modelVersion}; known: ${[...IVT_MODELS.keys()].join(', ')}`)
     if (body.attributionVersion !== undefined && !ATTRIBUTION_RULES.has(body.attributionVersion)) {
       throw new ApiError('unknown_reference', `no attribution rules ${body.attributionVersion}; known: ${[...ATTRIBUTION_RULES.keys()].join(', ')}`)
