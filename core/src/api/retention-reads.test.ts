@@ -213,4 +213,16 @@ describe('reads and recomputations past what the engine keeps', () => {
     expect(reprocess.body.error.message).toContain('RETENTION_IVT_DAYS')
     expect(env.billing.list().length).toBe(jobs)
   })
+
+  it('refuses to close again, past the decisions\' retention, a day whose final a reprocess promoted (its model would score it into decisions that are gone)', async () => {
+    const shorter = createApiApp({ clickhouse: env.ch.client, database: 'adc', tenants: env.tenants, billing: env.billing, logger: pino({ level: 'silent' }), clock: () => NOW, minuteRollupDays: 35, retention: { ...SHORT, ivtDecisionsDays: 20 } })
+    const day = iso(NOW - 26 * DAY).slice(0, 10)
+    await env.billing.snapshots.write(day, [], { status: 'final', jobId: 'promoted-test', modelVersion: 'ivt-2026.12.1', createdAt: NOW - 20 * DAY })
+    const jobs = env.billing.list().length
+    const close = await request(shorter, '/v1/billing/jobs', ADMIN, { day })
+    expect(close.status).toBe(410)
+    expect(close.body.error.code).toBe('beyond_retention')
+    expect(close.body.error.message).toContain('ivt-2026.12.1')
+    expect(env.billing.list().length).toBe(jobs)
+  })
 })

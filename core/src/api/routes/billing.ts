@@ -1,6 +1,6 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import { addDays, dayOf } from '../../billing/days.js'
-import type { Job } from '../../billing/jobs.js'
+import { STREAM_MODEL, type Job } from '../../billing/jobs.js'
 import { viewabilityRate, type SnapshotLine, type SnapshotVersion } from '../../billing/snapshots.js'
 import { reasonFor } from '../../billing/version-reason.js'
 import { csvField } from '../../billing/csv.js'
@@ -315,6 +315,13 @@ export function registerBillingRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     // A close recomputes the day from raw events (and the days around it): past their retention it
     // would supersede the invoiced version with what is left.
     refuseBeyondRetention(deps, 'events_raw', dayReach(day, LOOK_AROUND_MS), clock(), `closing ${day}`)
+    // A day whose final was promoted from a reprocess is closed again with that model, whose
+    // decisions are written with their events' times: past their retention they would be removed
+    // as written, and the close would count the day's invalid traffic as clean.
+    const latest = await billing.snapshots.latestFinal(day)
+    if (latest !== undefined && latest.modelVersion !== STREAM_MODEL) {
+      refuseBeyondRetention(deps, 'ivt_decisions', dayReach(day), clock(), `closing ${day} with its promoted IVT model ${latest.modelVersion}`)
+    }
     const job = await billing.submitBilling(day, admin.id)
     c.header('Location', `/v1/billing/jobs/${job.id}`)
     return c.json(jobView(job), 202)
