@@ -417,7 +417,14 @@ class KafkaLogConsumer implements Consumer {
 
   /** Calls onAssign for the partitions not ready yet; on failure they wait, with backoff. */
   private async tryAssign(): Promise<void> {
-    if (this.unready.size === 0 || Date.now() < this.assignRetryAt) return
+    if (this.unready.size === 0) return
+    const wait = this.assignRetryAt - Date.now()
+    if (wait > 0) {
+      // Too early (a timer may fire a millisecond before the wall clock says its time has come):
+      // retry then, or an idle partition would never be tried again.
+      this.scheduleAssignRetry(wait)
+      return
+    }
     const pending = [...this.unready].sort((a, b) => a - b)
     try {
       await this.options.onAssign?.(pending)
