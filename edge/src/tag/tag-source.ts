@@ -23,6 +23,8 @@
  *   put a server key (`pk_...`) in a page.
  * - Clicks go through the edge's redirect: links inside an ad with a click token point to /c/<token>;
  *   the token is minted on the ad server with a *token* signing key (request signing keys cannot).
+ * - A page prerendered by the browser (speculation rules) sends nothing until it is shown: tracking
+ *   starts at `prerenderingchange`, so a prerender the user never opens is no impression.
  * - `window.adc.track(el, ad)` tracks elements added later; `window.adc.flush()` sends at once.
  */
 export const TAG_SOURCE = String.raw`(function () {
@@ -35,7 +37,7 @@ export const TAG_SOURCE = String.raw`(function () {
   var defaultPublisher = attr('data-publisher') || '';
   var MAX_BATCH = 50, DELAY_MS = 500, VIEW_RATIO = 0.5, LARGE_RATIO = 0.3, LARGE_AREA = 242500, VIEW_MS = 1000;
   var B32 = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-  var queue = [], timer = null, tracked = [];
+  var queue = [], timer = null, tracked = [], waiting = [];
 
   function ulid() {
     var t = Date.now(), time = '';
@@ -71,7 +73,7 @@ export const TAG_SOURCE = String.raw`(function () {
   }
 
   function impression(ad, viewable) {
-    if (ad.sent) return;
+    if (ad.sent || document.prerendering) return;
     ad.sent = true;
     if (ad.timer) { clearTimeout(ad.timer); ad.timer = null; }
     if (ad.observer) ad.observer.disconnect();
@@ -85,6 +87,7 @@ export const TAG_SOURCE = String.raw`(function () {
   }
 
   function track(el, ad) {
+    if (document.prerendering) { waiting.push([el, ad]); return; }
     if (!el || el.__adcTracked) return;
     el.__adcTracked = true;
     var state = { impressionId: ad.impressionId, adId: ad.adId, campaignId: ad.campaignId, requestId: ad.requestId, publisherId: ad.publisherId, sent: false, timer: null, observer: null, method: '' };
@@ -133,7 +136,12 @@ export const TAG_SOURCE = String.raw`(function () {
   });
 
   window.adc = { version: 1, track: track, scan: scan, flush: flush, ulid: ulid, _pageHidden: pageHidden };
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', function () { scan(); });
-  else scan();
+  function start() {
+    while (waiting.length) { var w = waiting.shift(); track(w[0], w[1]); }
+    if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', function () { scan(); });
+    else scan();
+  }
+  if (document.prerendering) document.addEventListener('prerenderingchange', start, { once: true });
+  else start();
 })();
 `

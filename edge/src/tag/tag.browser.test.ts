@@ -121,6 +121,48 @@ describe.skipIf(!haveChromium)('tag.js in Chromium', () => {
     await page.close()
   })
 
+  it('sends nothing from a prerendered page until it is shown, then measures its ads as usual', async () => {
+    const before = records().length
+    const page = await browser.newPage({ viewport: { width: 800, height: 600 } })
+    // The page as the browser prerenders it (speculation rules): document.prerendering until shown.
+    await page.addInitScript(() => {
+      let prerendering = true
+      Object.defineProperty(Document.prototype, 'prerendering', { configurable: true, get: () => prerendering })
+      ;(window as unknown as { activate: () => void }).activate = () => {
+        prerendering = false
+        document.dispatchEvent(new Event('prerenderingchange'))
+      }
+    })
+    await page.goto(siteUrl)
+    await page.waitForFunction(() => (window as unknown as { adc?: unknown }).adc !== undefined)
+    // In view for longer than a second, a later ad tracked by the page, and a page hide (a prerender
+    // discarded unseen): nothing is sent.
+    await page.evaluate(() => {
+      document.getElementById('ad1')!.scrollIntoView()
+      const later = document.createElement('div')
+      later.style.cssText = 'width:300px;height:250px'
+      document.body.appendChild(later)
+      ;(window as unknown as { adc: { track: (el: Element, ad: Record<string, string>) => void } }).adc.track(later, { impressionId: 'imp_web_late', adId: 'ad_3', campaignId: 'cmp_1', requestId: 'req_web' })
+    })
+    await page.waitForTimeout(1300)
+    await page.evaluate(() => (window as unknown as { adc: { _pageHidden: () => void } }).adc._pageHidden())
+    await page.waitForTimeout(700)
+    expect(records()).toHaveLength(before)
+    // Shown: the ad in view becomes viewable after its second, as on any page.
+    await page.evaluate(() => (window as unknown as { activate: () => void }).activate())
+    const seen = await until(records, (r) => r.length >= before + 1)
+    const first = seen.slice(before).map((r) => (r.value as { event: Record<string, unknown> }).event)
+    expect(first).toHaveLength(1)
+    expect(first[0]).toMatchObject({ impressionId: 'imp_web_1', viewable: true, viewMethod: 'mrc_50_1s' })
+    // Leaving flushes the two never in view (the page's own later ad included) as not viewable.
+    await page.goto('about:blank')
+    const all = await until(records, (r) => r.length >= before + 3)
+    const left = all.slice(before + 1).map((r) => (r.value as { event: Record<string, unknown> }).event)
+    expect(left.map((e) => e.impressionId).sort()).toEqual(['imp_web_2', 'imp_web_late'])
+    for (const e of left) expect(e.viewable).toBe(false)
+    await page.close()
+  })
+
   it('reports an impression it cannot measure (no IntersectionObserver) as unmeasured, not as not viewable', async () => {
     const before = records().length
     const page = await browser.newPage({ viewport: { width: 800, height: 600 } })
