@@ -20,9 +20,13 @@ import type { Settings } from '../settings.js'
 /** The kinds of credential, each with a budget of its own. */
 export const BUDGETS: readonly Credential[] = ['server_key', 'public_key', 'request_signature', 'token']
 
-/** The name of a publisher's budget for one kind of credential (the server key's keeps its original name). */
+/**
+ * The name of a publisher's budget for one kind of credential (the server key's keeps its original
+ * name). The kind follows a `/`, which no publisher id holds (`ID_PATTERN`), so no two publishers'
+ * budgets can share a name.
+ */
 export const budgetName = (publisherId: string, credential: Credential): string =>
-  credential === 'server_key' ? `pub:${publisherId}` : `pub:${publisherId}:${credential}`
+  credential === 'server_key' ? `pub:${publisherId}` : `pub:${publisherId}/${credential}`
 
 /** The publisher's RateLimiter object for one kind of credential: the same from every isolate. */
 export function limiterFor(env: Env, publisherId: string, credential: Credential = 'server_key') {
