@@ -175,14 +175,19 @@ export function retentionDays(deps: Pick<ApiDeps, 'retention'>, table: keyof typ
   return deps.retention?.[key] ?? DEFAULT_RETENTION[key]
 }
 
+/** Whether `table` may no longer keep its rows from `from` on (what `refuseBeyondRetention` refuses). */
+export function beyondRetention(deps: Pick<ApiDeps, 'retention'>, table: keyof typeof RETAINED, from: number, now: number): boolean {
+  return from < keptFrom(now, retentionDays(deps, table))
+}
+
 /**
  * Refuses (410 `beyond_retention`) `what` when it reads `table`'s rows from `from` on and the
  * table no longer surely keeps them: a bill closed, a reprocess run or a report read from rows the
  * TTL removed would state zeros or a part as the whole.
  */
 export function refuseBeyondRetention(deps: Pick<ApiDeps, 'retention'>, table: keyof typeof RETAINED, from: number, now: number, what: string): void {
+  if (!beyondRetention(deps, table, from, now)) return
   const days = retentionDays(deps, table)
-  if (from >= keptFrom(now, days)) return
   throw new ApiError('beyond_retention', `${what} reads ${table} from ${new Date(from).toISOString()}, which keeps ${days} days (${RETAINED[table][1]}): rows it needs may be gone, so it is refused rather than answered incomplete`)
 }
 

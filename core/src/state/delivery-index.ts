@@ -78,11 +78,7 @@ function readValue(b: Buffer): Sighting {
   return { offset: b.readUIntBE(0, OFFSET_BYTES), expiry: b.readUInt32BE(OFFSET_BYTES), last: b.length >= VALUE_BYTES ? b.readUIntBE(OFFSET_BYTES + EXPIRY_BYTES, LAST_BYTES) : 0 }
 }
 
-function writeValue(buf: Buffer, at: number, s: Sighting): void {
-  writeValueOf(buf, at, s.offset, s.expiry, s.last)
-}
-
-function writeValueOf(buf: Buffer, at: number, offset: number, expiry: number, last: number): void {
+function writeValue(buf: Buffer, at: number, offset: number, expiry: number, last: number): void {
   buf.writeUIntBE(offset, at, OFFSET_BYTES)
   buf.writeUInt32BE(expiry, at + OFFSET_BYTES)
   buf.writeUIntBE(last, at + OFFSET_BYTES + EXPIRY_BYTES, LAST_BYTES)
@@ -286,7 +282,7 @@ export class DeliveryIndex {
     const k = Buffer.allocUnsafe(KEY_BYTES)
     writeKey(k, 0, LEGACY_BUCKET, key)
     const v = Buffer.allocUnsafe(VALUE_BYTES)
-    writeValue(v, 0, { offset, expiry: expirySec, last: 0 })
+    writeValue(v, 0, offset, expirySec, 0)
     void this.db.put(k, v)
     this.filters.get(LEGACY_BUCKET)?.invalidate()
     const exp = Math.max(this.buckets.get(LEGACY_BUCKET) ?? -Infinity, expirySec * 1000)
@@ -440,7 +436,7 @@ export class DeliveryIndex {
       writeKey(key, 0, hour, this.slotKey[slot]!)
       filter?.add(key.readUInt32LE(4), key.readUInt32LE(8) | 1)
       const at = slot * VALUE_BYTES
-      writeValueOf(values, at, this.slotOffset[slot]!, this.slotExpiry[slot]!, this.slotLast[slot]!)
+      writeValue(values, at, this.slotOffset[slot]!, this.slotExpiry[slot]!, this.slotLast[slot]!)
       void this.db.put(key, values.subarray(at, at + VALUE_BYTES))
     }
     for (const [hour, exp] of this.raised) void this.db.put(headerKey(hour), f64(exp))
@@ -508,7 +504,7 @@ export class DeliveryIndex {
     else {
       const [offset, expiry, last] = e[1] as [number, number, number?]
       const v = Buffer.alloc(VALUE_BYTES)
-      writeValue(v, 0, { offset, expiry, last: last ?? 0 })
+      writeValue(v, 0, offset, expiry, last ?? 0)
       void this.db.put(key, v)
     }
     return true

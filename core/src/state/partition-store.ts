@@ -1,7 +1,7 @@
 import type { ReasonCode } from '@adc/schemas'
 import { mkdirSync } from 'node:fs'
 import { open, type Key, type RootDatabase } from 'lmdb'
-import { bloomHash1, bloomHash2, bloomHashPair } from '@adc/schemas'
+import { bloomHashPair } from '@adc/schemas'
 import { BurstCounters, BURST_DB, BURST_ENTRY_PREFIX } from './burst-counters.js'
 import { KeyFilter, lmdbKeySource } from './key-filter.js'
 import { DeliveryIndex, DELIVERY_DB } from './delivery-index.js'
@@ -45,7 +45,7 @@ const SPARSE_PREFIXES = ['w:'] as const
 const isSparse = (k: string): boolean => k.charCodeAt(0) === 0x77 /* w */ && k.charCodeAt(1) === 0x3a /* : */
 /** Impression ids' state (`i:`, keys.ts): read for every record, and mostly absent (a new impression). */
 const IMPRESSION_PREFIX = 'i:'
-/** Scratch for the two Bloom hashes of an impression key (`bloomHashPair`). */
+/** Scratch for the two Bloom hashes of an impression key (`bloomHashPair`, one pass). */
 const HASHES = new Float64Array(2)
 const isImpression = (k: string): boolean => k.charCodeAt(0) === 0x69 /* i */ && k.charCodeAt(1) === 0x3a /* : */
 
@@ -156,7 +156,10 @@ export class PartitionStore {
     }
     this.deliveries = DeliveryIndex.open(db)
     this.bursts = BurstCounters.open(db)
-    this.impressions = new KeyFilter(lmdbKeySource<Key>(db, () => IMPRESSION_PREFIX, () => `${IMPRESSION_PREFIX}\uffff`, (k, add) => add(bloomHash1(k as string), bloomHash2(k as string))))
+    this.impressions = new KeyFilter(lmdbKeySource<Key>(db, () => IMPRESSION_PREFIX, () => `${IMPRESSION_PREFIX}\uffff`, (k, add) => {
+      bloomHashPair(k as string, HASHES)
+      add(HASHES[0]!, HASHES[1]!)
+    }))
     if (format !== STATE_FORMAT) {
       let format1 = false
       if (format === undefined) for (const k of db.getKeys({ limit: 3 })) if (k !== DELIVERY_DB && k !== BURST_DB) format1 = true

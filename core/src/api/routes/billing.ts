@@ -13,6 +13,7 @@ import {
   dayParam,
   dayReach,
   idParam,
+  beyondRetention,
   refuseBeyondRetention,
   refuseFutureDay,
   requireAdmin,
@@ -318,9 +319,12 @@ export function registerBillingRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     // A day whose final was promoted from a reprocess is closed again with that model, whose
     // decisions are written with their events' times: past their retention they would be removed
     // as written, and the close would count the day's invalid traffic as clean.
-    const latest = await billing.snapshots.latestFinal(day)
-    if (latest !== undefined && latest.modelVersion !== STREAM_MODEL) {
-      refuseBeyondRetention(deps, 'ivt_decisions', dayReach(day), clock(), `closing ${day} with its promoted IVT model ${latest.modelVersion}`)
+    // (The snapshots are read only for such a day: a close within that retention needs no look.)
+    if (beyondRetention(deps, 'ivt_decisions', dayReach(day), clock())) {
+      const latest = await billing.snapshots.latestFinal(day)
+      if (latest !== undefined && latest.modelVersion !== STREAM_MODEL) {
+        refuseBeyondRetention(deps, 'ivt_decisions', dayReach(day), clock(), `closing ${day} with its promoted IVT model ${latest.modelVersion}`)
+      }
     }
     const job = await billing.submitBilling(day, admin.id)
     c.header('Location', `/v1/billing/jobs/${job.id}`)
