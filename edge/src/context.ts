@@ -11,7 +11,8 @@ export type AuthMethod = 'api_key' | 'signature'
  * `public_key` (page HTML) impressions, and clicks only with a valid `clickToken`; a `token` (pixel,
  * click redirect) the one event its signed token stands for.
  */
-export type Credential = 'server_key' | 'public_key' | 'request_signature' | 'token'
+export const CREDENTIALS = ['server_key', 'public_key', 'request_signature', 'token'] as const
+export type Credential = (typeof CREDENTIALS)[number]
 
 export interface AppVariables {
   settings: Settings

@@ -17,9 +17,6 @@ import { fail } from '../errors.js'
 import { GlobalRateLimiter, limitMessage, type LimitDecision } from './rate-limit.js'
 import type { Settings } from '../settings.js'
 
-/** The kinds of credential, each with a budget of its own. */
-export const BUDGETS: readonly Credential[] = ['server_key', 'public_key', 'request_signature', 'token']
-
 /**
  * The name of a publisher's budget for one kind of credential (the server key's keeps its original
  * name). The kind follows a `/`, which no publisher id holds (`ID_PATTERN`), so no two publishers'

@@ -3,14 +3,14 @@
  * dedupe state), and two development-only benchmarks.
  */
 import { Hono, type Context, type Next } from 'hono'
-import type { AppEnv, Credential } from '../context.js'
+import { CREDENTIALS, type AppEnv, type Credential } from '../context.js'
 import { sameSecret } from '../crypto.js'
 import { fail } from '../errors.js'
 import { timeBucketOfMs } from '../dedupe/dedupe-key.js'
 import { shardFor } from '../dedupe/shard.js'
 import { spoolFor } from '../ingest/spool-stub.js'
 import { settingsFrom } from '../settings.js'
-import { BUDGETS, limiterFor } from '../rate-limit/budget.js'
+import { limiterFor } from '../rate-limit/budget.js'
 
 const internal = new Hono<AppEnv>()
 
@@ -41,7 +41,7 @@ internal.get('/v1/internal/spool/:publisherId', async (c) => c.json(await spoolF
  */
 internal.get('/v1/internal/rate-limit/:publisherId', async (c) => {
   const credential = c.req.query('credential') ?? 'server_key'
-  if (!(BUDGETS as readonly string[]).includes(credential)) throw fail('invalid_query', `credential is one of ${BUDGETS.join(', ')}`)
+  if (!(CREDENTIALS as readonly string[]).includes(credential)) throw fail('invalid_query', `credential is one of ${CREDENTIALS.join(', ')}`)
   return c.json(await limiterFor(c.env, c.req.param('publisherId'), credential as Credential).stats())
 })
 
