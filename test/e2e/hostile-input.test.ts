@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { monotonicFactory } from 'ulid'
 import { partitionFor } from '@adc/schemas'
-import { startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } from './system.js'
+import { BROWSER_UA, startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } from './system.js'
 
 /**
  * Hostile input over the whole path: edge in workerd → REST proxy → log → processor → ClickHouse.
@@ -33,13 +33,12 @@ afterAll(async () => {
   await core?.stop()
 })
 
-const UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15'
 
 function ordinary(i: number, campaignId = 'cmp_demo_cpm') {
   return {
     eventId: ulid(), ts: Date.now() - 60_000, adId: 'ad_1', campaignId, publisherId: 'pub_demo',
     requestId: `req_${runId}_${i}`, impressionId: `imp_${runId}_${i}`, channel: 'web', device: 'desktop', geo: 'US',
-    ua: UA, ip: `198.51.100.${i % 250}`,
+    ua: BROWSER_UA, ip: `198.51.100.${i % 250}`,
   }
 }
 
@@ -165,7 +164,7 @@ describe('hostile input through the whole path', () => {
     }
     // The beacon (public key, text/plain, the browser's own user agent header): the same fields,
     // plus agents with C1 controls and Latin-1 bytes in the header itself.
-    const agents = [UA, 'Mozilla/5.0 \u0085\u009b[31m', 'Mozilla/5.0 (\u00ff\u00fe)', 'x'.repeat(2000)]
+    const agents = [BROWSER_UA, 'Mozilla/5.0 \u0085\u009b[31m', 'Mozilla/5.0 (\u00ff\u00fe)', 'x'.repeat(2000)]
     for (let start = 0; start < explicit.length; start += 100) {
       const chunk = explicit.slice(start, start + 100)
       const body = `{"events":[${chunk.map((m, j) => hostileJson(m, 100_000 + start + j).replace(/^\{/, `{"type":${m.click ? '"click"' : '"impression"'},`)).join(',')}]}`

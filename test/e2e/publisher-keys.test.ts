@@ -2,15 +2,13 @@ import { createHash, createHmac } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { monotonicFactory } from 'ulid'
 import { mintToken } from '@adc/schemas'
-import { adminCall, startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } from './system.js'
+import { BROWSER_UA, adminCall, type CreatedPublisher, startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } from './system.js'
 
 /**
  * Publishers created through the admin API, through the real edge (workerd) and core: each gets
  * keys of its own that work at the edge, key kinds are kept apart, revocation reaches the edge
  * through the config pull (EDGE_CONFIG_TTL_MS = 1 s here), and only booked campaigns are accepted.
  */
-const ADMIN = 'admin_demo_dev'
-const UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15'
 const ulid = monotonicFactory()
 const runId = Math.random().toString(36).slice(2, 8)
 
@@ -27,22 +25,13 @@ afterAll(async () => {
   await core?.stop()
 })
 
-interface Created {
-  id: string
-  apiKey: string
-  publicKey: string
-  signingKeyId: string
-  signingSecret: string
-  requestSigningKeyId: string
-  requestSigningSecret: string
-}
 
-const admin = (method: string, path: string, body?: unknown) => adminCall(core, method, path, body, ADMIN)
+const admin = (method: string, path: string, body?: unknown) => adminCall(core, method, path, body)
 
 function event(publisherId: string, over: Record<string, unknown> = {}) {
   return {
     eventId: ulid(), ts: Date.now() - 5_000, adId: 'ad_1', campaignId: 'cmp_demo_cpm', publisherId, requestId: 'req_1',
-    impressionId: `imp_${runId}_${ulid()}`, channel: 'web', ua: UA, ip: '81.2.69.160', ...over,
+    impressionId: `imp_${runId}_${ulid()}`, channel: 'web', ua: BROWSER_UA, ip: '81.2.69.160', ...over,
   }
 }
 
@@ -64,14 +53,14 @@ async function send(kind: 'impressions' | 'clicks', events: unknown[], auth: Aut
   return { status: res.status, body: await res.json() }
 }
 
-const token = (p: Created, ev: ReturnType<typeof event>, keyId = p.signingKeyId, secret = p.signingSecret) =>
+const token = (p: CreatedPublisher, ev: ReturnType<typeof event>, keyId = p.signingKeyId, secret = p.signingSecret) =>
   mintToken({
     impressionId: ev.impressionId, campaignId: ev.campaignId, adId: ev.adId, publisherId: p.id, requestId: ev.requestId,
     exp: Math.floor(Date.now() / 1000) + 600, url: 'https://advertiser.example/landing',
   }, keyId, secret)
 
 const statusOf = async (url: string): Promise<number> => {
-  const res = await fetch(url, { redirect: 'manual', headers: { 'user-agent': UA } })
+  const res = await fetch(url, { redirect: 'manual', headers: { 'user-agent': BROWSER_UA } })
   await res.arrayBuffer()
   return res.status
 }
@@ -81,13 +70,13 @@ const outcome = (r: { status: number; body: any }): string =>
   r.body.results ? `${r.body.results[0].status}${r.body.results[0].code ? `:${r.body.results[0].code}` : ''}` : `${r.status}:${r.body.error?.code}`
 
 describe('publishers created through the admin API', () => {
-  const pubs: Created[] = []
+  const pubs: CreatedPublisher[] = []
 
   it('each get working keys of their own: server key, request signature, pixel and click link', async () => {
     for (const name of ['a', 'b']) {
       const created = await admin('POST', '/v1/admin/publishers', { id: `pub_${name}_${runId}`, name })
       expect(created.status).toBe(201)
-      pubs.push(created.body as Created)
+      pubs.push(created.body as CreatedPublisher)
     }
     expect(pubs[0]!.signingKeyId).not.toBe(pubs[1]!.signingKeyId)
     for (const p of pubs) {

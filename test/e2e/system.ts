@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path'
 import { freePort, startWranglerDev, type WranglerDev } from '../../edge/test/wrangler-dev.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DEV_DEFAULTS } from '../../core/src/config.js'
+import type { CreatedPublisher as StoreCreatedPublisher } from '../../core/src/tenants/tenant-store.js'
 import { CORE_NODE_FLAGS } from '../../core/src/node-flags.js'
 
 export const ROOT = resolve(import.meta.dirname, '../..')
@@ -71,11 +72,19 @@ export interface CoreHandle extends Proc {
   dataDir: string
 }
 
+/** The demo tenant's admin key (development defaults). */
+export const DEV_ADMIN_KEY = 'admin_demo_dev'
+/** A desktop Safari's user agent: a person's browser, which no IVT rule flags. */
+export const BROWSER_UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15'
+
+/** What `POST /v1/admin/publishers` answers: the new publisher's id and keys, each shown once. */
+export type CreatedPublisher = Omit<StoreCreatedPublisher, 'publisher'> & { id: string }
+
 /**
  * A call to core's public API with an admin key (the demo tenant's by default): its status and JSON
  * body, whatever the status.
  */
-export async function adminCall(core: Pick<CoreHandle, 'url'>, method: string, path: string, body?: unknown, key = 'admin_demo_dev'): Promise<{ status: number; body: any }> {
+export async function adminCall(core: Pick<CoreHandle, 'url'>, method: string, path: string, body?: unknown, key = DEV_ADMIN_KEY): Promise<{ status: number; body: any }> {
   const res = await fetch(`${core.url}${path}`, {
     method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { monotonicFactory } from 'ulid'
 import { idempotencyKey, mintToken } from '@adc/schemas'
-import { adminCall, basicAuth, startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } from './system.js'
+import { BROWSER_UA, DEV_ADMIN_KEY, adminCall, type CreatedPublisher, basicAuth, startCore, startEdge, eventually, type CoreHandle, type EdgeHandle } from './system.js'
 
 /**
  * What a client controls cannot buy it a billable event, nor cost another publisher one, through
@@ -14,8 +14,6 @@ import { adminCall, basicAuth, startCore, startEdge, eventually, type CoreHandle
  * - a campaign booked with one publisher bills no other publisher's events: the edge refuses them,
  *   and one written straight into the log is kept unbilled (`unknown_campaign`).
  */
-const ADMIN = 'admin_demo_dev'
-const UA = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15'
 const BOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)'
 const ulid = monotonicFactory()
 const runId = Math.random().toString(36).slice(2, 8)
@@ -23,28 +21,21 @@ const runId = Math.random().toString(36).slice(2, 8)
 let core: CoreHandle
 let edge: EdgeHandle
 
-interface Created {
-  id: string
-  apiKey: string
-  publicKey: string
-  signingKeyId: string
-  signingSecret: string
-}
 
 interface PublisherDay {
   publisherId: string
   core: { accepted: number; billed: number; keptByReason: Record<string, number> }
 }
 
-const admin = (method: string, path: string, body?: unknown) => adminCall(core, method, path, body, ADMIN)
+const admin = (method: string, path: string, body?: unknown) => adminCall(core, method, path, body)
 
 const impression = (publisherId: string, impressionId = `imp_${runId}_${ulid()}`, over: Record<string, unknown> = {}) => ({
   eventId: ulid(), ts: Date.now() - 5_000, adId: 'ad_1', campaignId: 'cmp_demo_cpc', publisherId, requestId: 'req_1', impressionId, channel: 'web', ...over,
 })
 
-async function batch(p: Created, events: unknown[]): Promise<{ status: number; body: any }> {
+async function batch(p: CreatedPublisher, events: unknown[]): Promise<{ status: number; body: any }> {
   const res = await fetch(`${edge.url}/v1/events/impressions:batch`, {
-    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${p.apiKey}`, 'user-agent': UA }, body: JSON.stringify({ events }),
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${p.apiKey}`, 'user-agent': BROWSER_UA }, body: JSON.stringify({ events }),
   })
   return { status: res.status, body: await res.json() }
 }
@@ -53,7 +44,7 @@ async function batch(p: Created, events: unknown[]): Promise<{ status: number; b
 async function dayOf(publisherId: string, accepted: number): Promise<PublisherDay> {
   const day = new Date().toISOString().slice(0, 10)
   const read = async (): Promise<PublisherDay | undefined> => {
-    const res = await fetch(`${core.url}/v1/reports/accounting?day=${day}`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    const res = await fetch(`${core.url}/v1/reports/accounting?day=${day}`, { headers: { authorization: `Bearer ${DEV_ADMIN_KEY}` } })
     return ((await res.json()) as { publishers: PublisherDay[] }).publishers.find((p) => p.publisherId === publisherId)
   }
   const got = await eventually(read, (p) => (p?.core.accepted ?? 0) >= accepted, 45_000)
@@ -61,7 +52,7 @@ async function dayOf(publisherId: string, accepted: number): Promise<PublisherDa
   return got!
 }
 
-const pubs: Created[] = []
+const pubs: CreatedPublisher[] = []
 
 beforeAll(async () => {
   core = await startCore()
@@ -69,7 +60,7 @@ beforeAll(async () => {
   for (const name of ['a', 'b', 'c', 'd']) {
     const created = await admin('POST', '/v1/admin/publishers', { id: `pub_trust_${name}_${runId}`, name })
     expect(created.status).toBe(201)
-    pubs.push(created.body as Created)
+    pubs.push(created.body as CreatedPublisher)
   }
   // The edge sees new publishers with its next config pull (TTL 1 s here).
   for (const p of pubs) await eventually(() => batch(p, []), (r) => r.status === 202, 15_000)
@@ -103,10 +94,10 @@ describe('what a client controls, through the whole path', () => {
       impressionId: imp.impressionId, campaignId: imp.campaignId, adId: imp.adId, publisherId: p.id, requestId: imp.requestId,
       exp: Math.floor(Date.now() / 1000) + 600, url: 'https://advertiser.example/landing',
     }, p.signingKeyId, p.signingSecret)
-    const scanner = await fetch(`${edge.url}/c/${token}`, { method: 'HEAD', redirect: 'manual', headers: { 'user-agent': UA } })
+    const scanner = await fetch(`${edge.url}/c/${token}`, { method: 'HEAD', redirect: 'manual', headers: { 'user-agent': BROWSER_UA } })
     expect(scanner.status).toBe(302)
     await dayOf(p.id, 2) // the scanner's visit is in first
-    const person = await fetch(`${edge.url}/c/${token}`, { redirect: 'manual', headers: { 'user-agent': UA } })
+    const person = await fetch(`${edge.url}/c/${token}`, { redirect: 'manual', headers: { 'user-agent': BROWSER_UA } })
     await person.arrayBuffer()
     expect(person.status).toBe(302)
     const day = await dayOf(p.id, 3)
@@ -126,7 +117,7 @@ describe('what a client controls, through the whole path', () => {
   })
 
   it("bills no other publisher's events for a campaign booked with one publisher, at the edge or written into the log", async () => {
-    const [, , own, other] = pubs as [Created, Created, Created, Created]
+    const [, , own, other] = pubs as [CreatedPublisher, CreatedPublisher, CreatedPublisher, CreatedPublisher]
     const campaignId = `cmp_trust_only_${runId}`
     const booked = await admin('POST', '/v1/admin/campaigns', { id: campaignId, advertiserId: 'adv_demo', pricing: { model: 'cpm', priceMicros: 2_000_000 }, publisherIds: [own.id] })
     expect(booked.status).toBe(201)
@@ -143,7 +134,7 @@ describe('what a client controls, through the whole path', () => {
     const ev = impression(other.id, undefined, { campaignId })
     const envelope = {
       v: 1, key: await idempotencyKey(other.id, 'impression', ev.eventId), receivedAt: Date.now(),
-      edge: { dedupe: 'new', source: 'batch' }, client: { ua: UA }, type: 'impression', event: ev,
+      edge: { dedupe: 'new', source: 'batch' }, client: { ua: BROWSER_UA }, type: 'impression', event: ev,
     }
     const wrote = await fetch(`${core.internalUrl}/topics/ad-events`, {
       method: 'POST', headers: { 'content-type': 'application/vnd.kafka.json.v2+json', authorization: basicAuth(core.proxyAuth) },
