@@ -32,6 +32,8 @@ export const TEST_EDGE_CONFIG = {
     { id: 'pub_iso_b', apiKeyHashes: [sha256('pk_iso_b')], signingKeys: {}, rateLimit: { perSecond: 0.01, burst: 10 }, active: true },
     { id: 'pub_beacon', apiKeyHashes: [sha256('pk_beacon')], publicKeyHashes: [sha256('pkpub_beacon')], signingKeys: {}, rateLimit: { perSecond: 5, burst: 10 }, active: true },
     { id: 'pub_tokens', apiKeyHashes: [sha256('pk_tokens')], signingKeys: { kt: 'secret-tokens' }, rateLimit: { perSecond: 0.01, burst: 2 }, active: true },
+    // Client-share tests: a public budget larger than one client's share.
+    { id: 'pub_share', apiKeyHashes: [sha256('pk_share')], publicKeyHashes: [sha256('pkpub_share')], signingKeys: { ks: 'secret-share' }, rateLimit: { perSecond: 0.01, burst: 6000 }, active: true },
     { id: 'pub_flood', apiKeyHashes: [sha256('pk_flood')], publicKeyHashes: [sha256('pkpub_flood')], signingKeys: { kf: 'secret-flood' }, rateLimit: { perSecond: 0.01, burst: 10 }, active: true },
   ],
 }
@@ -40,6 +42,8 @@ const workerd = cloudflareTest(({ inject }) => ({
   main: './src/index.ts',
   wrangler: { configPath: '../wrangler.toml' },
   miniflare: {
+    // A client address's share as production sets it (wrangler.toml [env.production]).
+    ratelimits: { CLIENT_LIMIT: { simple: { limit: 100, period: 10 } } },
     bindings: {
       REST_PROXY_URL: inject('proxyUrl'),
       CORE_URL: inject('proxyUrl'),

@@ -8,6 +8,11 @@ export interface Env {
   SPOOL: DurableObjectNamespace<Spool>
   /** One per publisher: its global event budget. */
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>
+  /**
+   * A client address's share of a publisher's public budgets (rate-limit/client-limit.ts): the
+   * Workers Rate Limiting binding. Absent, the publisher's budget alone applies.
+   */
+  CLIENT_LIMIT?: RateLimit
   REST_PROXY_URL: string
   /** HTTP Basic credentials for the REST proxy (core's gateway or Confluent's with BASIC auth); secrets. */
   REST_PROXY_USER: string

@@ -23,6 +23,7 @@ export const REASONS = {
   payload_too_large: { status: 413, billable: false, emitter: 'edge', description: 'The body exceeds the size limit.' },
   unsupported_media_type: { status: 415, billable: false, emitter: 'edge', description: 'The Content-Type is not accepted on this route.' },
   rate_limited: { status: 429, billable: false, emitter: 'edge', description: 'The publisher exceeded its rate limit; see Retry-After.' },
+  client_rate_limited: { status: 429, billable: false, emitter: 'edge', description: "This client address sent more than its share of the publisher's public budgets (beacon, pixel, click redirect); see Retry-After." },
   signature_stale: { status: 401, billable: false, emitter: 'edge', description: 'The request signature timestamp is outside the allowed window.' },
   signature_replayed: { status: 401, billable: false, emitter: 'edge', description: 'This request signature was already used.' },
   invalid_token: { status: 400, billable: false, emitter: 'edge', description: 'The signed token is malformed, tampered, signed by an unknown or non-token key, or does not match its event.' },

@@ -6,6 +6,7 @@ import { prepare, type IncomingItem } from '../ingest/prepare.js'
 import { authenticate } from '../middleware/auth.js'
 import { parseJsonBody, readBody } from '../middleware/body.js'
 import { enforceRateLimit } from '../rate-limit/budget.js'
+import { enforceClientShare } from '../rate-limit/client-limit.js'
 import { loadTenants } from '../middleware/tenants.js'
 import { parseBatch, requestFacts } from '../ingest/request.js'
 
@@ -35,8 +36,11 @@ beacon.post(
   async function beaconHandler(c) {
     const receivedAt = Date.now()
     const events = parseBatch(parseJsonBody(c.var.rawBody))
+    const facts = requestFacts(c)
+    // The client's share first: a client over it spends none of the publisher's budget.
+    if (c.var.credential === 'public_key') await enforceClientShare(c.env, c.var.publisher.id, facts.observed.ip, events.length)
     await enforceRateLimit(c.env, c.var.settings, c.var.publisher, c.var.credential, events.length)
-    const prepared = await prepare(events.map(typedItem), { publisher: c.var.publisher, credential: c.var.credential, tenants: c.var.tenants, source: 'beacon', receivedAt, ...requestFacts(c) }, c.var.settings)
+    const prepared = await prepare(events.map(typedItem), { publisher: c.var.publisher, credential: c.var.credential, tenants: c.var.tenants, source: 'beacon', receivedAt, ...facts }, c.var.settings)
     deliverLater(c.executionCtx, c.env, c.var.settings, prepared)
     const queued = prepared.results.filter((r) => r.status === 'queued').length
     return c.json({ received: events.length, queued, rejected: events.length - queued, results: prepared.results }, 202, {

@@ -12,6 +12,7 @@ import { prefetchKind } from '../tokens/prefetch.js'
 import { eventFromToken } from '../tokens/token-events.js'
 import { settingsFrom } from '../settings.js'
 import { takeEvents } from '../rate-limit/budget.js'
+import { takeClientShare } from '../rate-limit/client-limit.js'
 import { tenantsFor } from '../tenants/tenants.js'
 import { requestFacts } from '../ingest/request.js'
 
@@ -33,7 +34,8 @@ const click = new Hono<AppEnv>()
  * marked `edge.prefetch = true` so core keeps it as `prefetch_click`, never billed. A click spends
  * one event of the publisher's rate limit; a click over the limit still redirects (a person
  * clicking an ad must reach the page) but is not recorded, like any refused event, and the
- * redirect says so in `X-Adc-Reason: rate_limited`.
+ * redirect says so in `X-Adc-Reason: rate_limited`. So does a click over its client address's share
+ * (rate-limit/client-limit.ts), with `X-Adc-Reason: client_rate_limited`.
  */
 click.get('/c/:token', async function clickHandler(c) {
   const settings = settingsFrom(c.env)
@@ -61,11 +63,16 @@ click.get('/c/:token', async function clickHandler(c) {
   const location = new URL(payload.url)
   location.searchParams.set('clickId', clickId)
   const headers: Record<string, string> = { location: location.toString(), 'cache-control': 'no-store', 'referrer-policy': 'no-referrer-when-downgrade' }
+  const facts = requestFacts(c)
+  // The client's share first: a client looping on a click link spends none of the publisher's budget.
+  if (!(await takeClientShare(c.env, publisher.id, facts.observed.ip, 1))) {
+    return new Response(null, { status: 302, headers: { ...headers, [REASON_HEADER]: 'client_rate_limited' } })
+  }
   const limit = await takeEvents(c.env, settings, publisher, 'token', 1)
   if (!limit.ok) return new Response(null, { status: 302, headers: { ...headers, [REASON_HEADER]: 'rate_limited' } })
   const prefetch = prefetchKind(c.req.raw) !== undefined
   const raw = eventFromToken(payload, ulid(receivedAt), receivedAt, { clickId })
-  const prepared = await prepare([{ type: 'click', raw }], { publisher, credential: 'token', tenants, source: 'redirect', receivedAt, prefetch, ...requestFacts(c) }, settings)
+  const prepared = await prepare([{ type: 'click', raw }], { publisher, credential: 'token', tenants, source: 'redirect', receivedAt, prefetch, ...facts }, settings)
   deliverLater(c.executionCtx, c.env, settings, prepared)
   return new Response(null, { status: 302, headers })
 })

@@ -7,6 +7,7 @@ import { DEDUPE_TTL_MS } from '../dedupe/dedupe-shard.js'
 import { checkToken } from '../tokens/token-check.js'
 import { eventFromToken, eventIdFromToken } from '../tokens/token-events.js'
 import { enforceRateLimit } from '../rate-limit/budget.js'
+import { enforceClientShare } from '../rate-limit/client-limit.js'
 import { loadTenants } from '../middleware/tenants.js'
 import { requestFacts } from '../ingest/request.js'
 
@@ -34,6 +35,9 @@ pixel.get('/v1/pixel.gif', loadTenants(), async function pixelHandler(c) {
   const verified = await checkToken(token, tenants, Math.floor(receivedAt / 1000))
   if (!verified.ok) return errorResponse(verified.code, verified.message, { 'cache-control': NO_STORE })
   const { publisher } = verified
+  const facts = requestFacts(c)
+  // The client's share first: a client reloading a pixel URL spends none of the publisher's budget.
+  await enforceClientShare(c.env, publisher.id, facts.observed.ip, 1)
   await enforceRateLimit(c.env, c.var.settings, publisher, 'token', 1)
   // The id, derived from the token, carries a time fixed by the token: 24 h before it expires, so
   // the shard keeps the key (in its time-ordered table) as long as a reload of a token valid at most
@@ -43,7 +47,7 @@ pixel.get('/v1/pixel.gif', loadTenants(), async function pixelHandler(c) {
   const eventId = await eventIdFromToken(token, 'impression', dedupeTimeMs, tenants.secretFor(verified.keyId)!)
   const consent = c.req.query('consent') === '0' ? { consent: false } : {}
   const raw = eventFromToken(verified.payload, eventId, receivedAt, consent)
-  const prepared = await prepare([{ type: 'impression', raw, dedupeTimeMs }], { publisher, credential: 'token', tenants, source: 'pixel', receivedAt, ...requestFacts(c) }, c.var.settings)
+  const prepared = await prepare([{ type: 'impression', raw, dedupeTimeMs }], { publisher, credential: 'token', tenants, source: 'pixel', receivedAt, ...facts }, c.var.settings)
   deliverLater(c.executionCtx, c.env, c.var.settings, prepared)
   return c.body(GIF_1X1, 200, { 'content-type': 'image/gif', 'cache-control': NO_STORE, pragma: 'no-cache', 'content-length': String(GIF_1X1.byteLength) })
 })
