@@ -20,7 +20,7 @@ export const REASONS = {
   unauthorized: { status: 401, billable: false, emitter: 'both', description: 'Missing or unknown API key or signature.' },
   forbidden: { status: 403, billable: false, emitter: 'both', description: 'The key may not act on this resource.' },
   not_found: { status: 404, billable: false, emitter: 'both', description: 'No such route or resource.' },
-  payload_too_large: { status: 413, billable: false, emitter: 'edge', description: 'The body exceeds the size limit.' },
+  payload_too_large: { status: 413, billable: false, emitter: 'both', description: 'The body exceeds the size limit.' },
   unsupported_media_type: { status: 415, billable: false, emitter: 'edge', description: 'The Content-Type is not accepted on this route.' },
   rate_limited: { status: 429, billable: false, emitter: 'edge', description: 'The publisher exceeded its rate limit; see Retry-After.' },
   client_rate_limited: { status: 429, billable: false, emitter: 'edge', description: "This client address sent more than its share of the publisher's public budgets (beacon, pixel, click redirect); see Retry-After." },

@@ -4,6 +4,7 @@ import { Registry } from 'prom-client'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { DEMO_DEFAULTS, hashApiKey } from '../tenants/tenant-store.js'
 import { createErrorHandler } from './errors.js'
+import { API_MAX_BODY_BYTES } from './app.js'
 import { FIXTURE_DAY, fixtureDay, insertRollup, insertRows, rawEvent } from '../testing/api.js'
 import { useApiEnv } from '../testing/api-env.js'
 
@@ -226,6 +227,28 @@ describe('admin and edge config', () => {
     const malformed = await call('/v1/admin/advertisers', ADMIN, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"id":' })
     expect(malformed.status).toBe(400)
     expect(malformed.body.error.code).toBe('invalid_body')
+  })
+
+  it('reads no body over 1 MiB from any key holder: 413 payload_too_large, declared or streamed', async () => {
+    const over = JSON.stringify({ id: 'adv_big', name: 'x'.repeat(API_MAX_BODY_BYTES) })
+    // An advertiser's key on an admin route: refused for its size before anything parses it.
+    const declared = await call('/v1/admin/advertisers', ADV, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': String(over.length) }, body: over })
+    expect(declared).toMatchObject({ status: 413, body: { error: { code: 'payload_too_large' } } })
+    // No Content-Length (chunked): counted as it streams in.
+    const chunk = new TextEncoder().encode('x'.repeat(64 * 1024))
+    let sent = 0
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= 4 * API_MAX_BODY_BYTES) return controller.close()
+        sent += chunk.length
+        controller.enqueue(chunk)
+      },
+    })
+    const streamed = await call('/v1/admin/advertisers', ADMIN, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: stream, duplex: 'half' } as RequestInit)
+    expect(streamed).toMatchObject({ status: 413, body: { error: { code: 'payload_too_large' } } })
+    expect(sent).toBeLessThan(4 * API_MAX_BODY_BYTES)
+    // Nothing was created (the id is still free), and a body under the limit is read as before.
+    expect((await post('/v1/admin/advertisers', ADMIN, { id: 'adv_big', name: 'Big' })).status).toBe(201)
   })
 
   it('gives a new publisher a key and signing secret that reach the edge config without a redeploy', async () => {

@@ -80,6 +80,26 @@ describe('REST proxy v2 produce', () => {
     const app = createRestProxy({ log, topics: ['ad-events'], maxBodyBytes: 100 })
     const res = await produce(app, 'ad-events', { records: [{ key: 'k', value: 'x'.repeat(200) }] })
     expect(res.status).toBe(413)
+    expect(await res.json()).toMatchObject({ error_code: 41301 })
+  })
+
+  it('answers 413 for a body without Content-Length as soon as it passes the limit, without reading the rest', async () => {
+    const app = createRestProxy({ log, topics: ['ad-events'], maxBodyBytes: 64 * 1024 })
+    const chunk = new TextEncoder().encode(' '.repeat(16 * 1024))
+    let sent = 0
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= 1024 * 1024) return controller.close()
+        sent += chunk.length
+        controller.enqueue(chunk)
+      },
+    })
+    const res = await app.request('/topics/ad-events', { method: 'POST', headers: { 'content-type': 'application/vnd.kafka.json.v2+json' }, body, duplex: 'half' } as RequestInit)
+    expect(res.status).toBe(413)
+    expect(await res.json()).toMatchObject({ error_code: 41301 })
+    expect(sent).toBeLessThan(1024 * 1024)
+    const ends = await log.endOffsets('ad-events')
+    expect([...ends.values()].reduce((a, b) => a + b, 0)).toBe(0)
   })
 
   it('answers 500 50001 when the log refuses, so the caller retries', async () => {
