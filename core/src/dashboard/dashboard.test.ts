@@ -118,6 +118,27 @@ describeNeeding('dashboard in headless Chromium', needChromium, () => describe('
     await page.close()
   })
 
+  it("exports a campaign id a spreadsheet would read as a formula as text (`'-A1`), as the API's CSV does", async () => {
+    // `-A1` is a valid id (ID_PATTERN) and, unquoted, a cell reference in a spreadsheet.
+    await env.tenants.createCampaign({ id: '-A1', advertiserId: 'adv_demo', name: 'Formula-shaped id', pricing: { model: 'cpm', priceMicros: 2_000_000 } })
+    await insertRollup(env.ch.client, 'adc', [{ minute: minute - 3 * 60_000, campaign: '-A1', geo: 'US', device: 'mobile', impressions: 5, clicks: 1, users: ['z'], lastReceived: now - 10_000 }])
+    const page = await browser.newPage({ acceptDownloads: true })
+    await page.goto(`${base}/dashboard`)
+    await page.fill('#api-key', DEMO_DEFAULTS.advertiserKey)
+    await page.click('#sign-in-form button[type=submit]')
+    await page.waitForSelector('#app[data-loaded]')
+    await page.click('#campaigns button[data-campaign="-A1"]')
+    await page.waitForSelector('#app[data-campaign="-A1"][data-loaded]')
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-csv')])
+    const csvPath = join(env.tmp(), 'formula.csv')
+    await download.saveAs(csvPath)
+    const rows = readFileSync(csvPath, 'utf8').trim().split('\r\n').slice(1).map((l) => l.split(','))
+    expect(rows.length).toBeGreaterThan(0)
+    expect(new Set(rows.map((r) => r[1]))).toEqual(new Set(["'-A1"]))
+    expect(rows.reduce((sum, r) => sum + Number(r[2]), 0)).toBe(5)
+    await page.close()
+  })
+
   it('refuses a wrong key on the sign-in form', async () => {
     const page = await browser.newPage()
     await page.goto(`${base}/dashboard`)

@@ -246,9 +246,15 @@ async function loadBilling() {
 
 // ---- CSV export --------------------------------------------------------------------------------
 
+/**
+ * One CSV field, as the API's CSV writes it (core/src/billing/csv.ts): quoted per RFC 4180, and a
+ * text a spreadsheet would read as a formula (starting with =, +, - or @; `-A1` is a valid id) is
+ * prefixed with ' . Numbers are written as they are.
+ */
 function csvCell(v) {
   const s = String(v ?? '')
-  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s
+  const safe = typeof v === 'string' && /^[=+\-@]/.test(s) ? `'${s}` : s
+  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe
 }
 
 function exportCsv() {
