@@ -59,17 +59,26 @@ describe('takeClientShare', () => {
 
   it('takes every unit of a request, and refuses it when any does not fit', async () => {
     const b = binding(12)
-    expect(await takeClientShare({ CLIENT_LIMIT: b }, 'pub_a', '203.0.113.7', 500)).toBe(true)
+    expect(await takeClientShare({ CLIENT_LIMIT: b }, 'public_key', 'pub_a', '203.0.113.7', 500)).toBe(true)
     expect(b.keys).toEqual(Array(10).fill('pub_a/203.0.113.7'))
-    expect(await takeClientShare({ CLIENT_LIMIT: b }, 'pub_a', '203.0.113.7', 150)).toBe(false)
+    expect(await takeClientShare({ CLIENT_LIMIT: b }, 'public_key', 'pub_a', '203.0.113.7', 150)).toBe(false)
+  })
+
+  it('counts only what anyone can send: the public key and tokens, not a server key or a request signature', async () => {
+    const b = binding(0)
+    expect(await takeClientShare({ CLIENT_LIMIT: b }, 'server_key', 'pub_a', '203.0.113.7', 500)).toBe(true)
+    expect(await takeClientShare({ CLIENT_LIMIT: b }, 'request_signature', 'pub_a', '203.0.113.7', 500)).toBe(true)
+    expect(b.keys).toEqual([])
+    expect(await takeClientShare({ CLIENT_LIMIT: b }, 'token', 'pub_a', '203.0.113.7', 1)).toBe(false)
+    expect(await takeClientShare({ CLIENT_LIMIT: b }, 'public_key', 'pub_a', '203.0.113.7', 1)).toBe(false)
   })
 
   it('counts nothing without the binding or an address, and fails open when the binding throws', async () => {
-    expect(await takeClientShare({}, 'pub_a', '203.0.113.7', 500)).toBe(true)
+    expect(await takeClientShare({}, 'public_key', 'pub_a', '203.0.113.7', 500)).toBe(true)
     const b = binding(0)
-    expect(await takeClientShare({ CLIENT_LIMIT: b }, 'pub_a', undefined, 1)).toBe(true)
+    expect(await takeClientShare({ CLIENT_LIMIT: b }, 'public_key', 'pub_a', undefined, 1)).toBe(true)
     expect(b.keys).toEqual([])
     const broken = { limit: async () => { throw new Error('down') } }
-    expect(await takeClientShare({ CLIENT_LIMIT: broken }, 'pub_a', '203.0.113.7', 1)).toBe(true)
+    expect(await takeClientShare({ CLIENT_LIMIT: broken }, 'token', 'pub_a', '203.0.113.7', 1)).toBe(true)
   })
 })

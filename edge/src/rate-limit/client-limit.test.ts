@@ -1,7 +1,7 @@
 import { mintToken } from '@adc/schemas'
 import { SELF } from 'cloudflare:test'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { EDGE, impression, proxyReset } from '../../test/helpers.js'
+import { EDGE, impression, postBatch, proxyReset } from '../../test/helpers.js'
 
 beforeEach(async () => {
   await proxyReset()
@@ -10,10 +10,13 @@ beforeEach(async () => {
 const BROWSER = 'Mozilla/5.0 (X11; Linux x86_64) Chrome/140.0'
 const WINDOW_MS = 10_000
 
-/** Waits for the start of a fresh window of the share's counter (10 s, fixed), so a test's requests fall in one. */
+/**
+ * Waits for the start of a fresh window of the share's counter (10 s, fixed), so a test's requests
+ * fall in one: each test's requests take a second or two, well inside the 9.5 s left.
+ */
 async function freshWindow(): Promise<void> {
   const into = Date.now() % WINDOW_MS
-  if (into > 2_000) await new Promise((r) => setTimeout(r, WINDOW_MS - into + 50))
+  if (into > 500) await new Promise((r) => setTimeout(r, WINDOW_MS - into + 20))
 }
 
 const beacon = (ip: string, n: number) => SELF.fetch(`${EDGE}/v1/beacon?k=pkpub_share`, {
@@ -35,11 +38,11 @@ const stats = async (credential: string) =>
 describe("a client address's share of the publisher's public budgets", () => {
   it('refuses one address past its share (429 client_rate_limited), without spending the publisher budget; another address is still served', async () => {
     await freshWindow()
-    // The share is 100 units of up to 50 events per 10 s: fifty beacons of 100 events (2 units each).
-    for (let i = 0; i < 50; i++) {
-      const res = await beacon('198.51.100.90', 100)
+    // The share is 100 units of up to 50 events per 10 s: twenty beacons of 250 events (5 units each).
+    for (let i = 0; i < 20; i++) {
+      const res = await beacon('198.51.100.90', 250)
       expect(res.status).toBe(202)
-      expect((await res.json<{ queued: number }>()).queued).toBe(100)
+      expect((await res.json<{ queued: number }>()).queued).toBe(250)
     }
     const over = await beacon('198.51.100.90', 1)
     expect(over.status).toBe(429)
@@ -49,12 +52,36 @@ describe("a client address's share of the publisher's public budgets", () => {
     // The publisher's public budget (burst 6,000) gave 5,000 events; the refused request took none,
     // so another address still gets the last 1,000.
     expect(await stats('public_key')).toMatchObject({ allowedEvents: 5000, refusedRequests: 0 })
-    for (let i = 0; i < 10; i++) {
-      const res = await beacon('198.51.100.91', 100)
+    for (let i = 0; i < 4; i++) {
+      const res = await beacon('198.51.100.91', 250)
       expect(res.status).toBe(202)
       await res.arrayBuffer()
     }
     expect(await stats('public_key')).toMatchObject({ allowedEvents: 6000 })
+  })
+
+  it("counts the public key's batches in the same share as its beacons; the server key's batches from that address take none", async () => {
+    await freshWindow()
+    const ip = '198.51.100.95'
+    const events = (n: number) => ({ events: Array.from({ length: n }, () => impression()) })
+    // Ten 500-event batches through the public key are the share's 100 units.
+    for (let i = 0; i < 10; i++) {
+      const res = await postBatch('impressions', events(500), { key: 'pkpub_test', headers: { 'cf-connecting-ip': ip } })
+      expect(res.status).toBe(202)
+      await res.arrayBuffer()
+    }
+    const over = await postBatch('impressions', events(1), { key: 'pkpub_test', headers: { 'cf-connecting-ip': ip } })
+    expect(over.status).toBe(429)
+    expect((await over.json<{ error: { code: string } }>()).error.code).toBe('client_rate_limited')
+    const beaconOver = await SELF.fetch(`${EDGE}/v1/beacon?k=pkpub_test`, {
+      method: 'POST', headers: { 'content-type': 'text/plain', 'cf-connecting-ip': ip, 'user-agent': BROWSER },
+      body: JSON.stringify({ events: [{ type: 'impression', ...impression() }] }),
+    })
+    expect(beaconOver.status).toBe(429)
+    await beaconOver.arrayBuffer()
+    const server = await postBatch('impressions', events(500), { key: 'pk_test', headers: { 'cf-connecting-ip': ip } })
+    expect(server.status).toBe(202)
+    expect((await server.json<{ accepted: number }>()).accepted).toBe(500)
   })
 
   it('counts an IPv6 client by its /64: another address of the same /64 shares its units, another /64 does not', async () => {

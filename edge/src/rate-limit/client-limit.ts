@@ -13,15 +13,20 @@
  *   the block one subscriber is given, or each of its 2^64 addresses would have a share of its own.
  * - One unit per started `CLIENT_UNIT_EVENTS` events of a request (a pixel or a click is one unit,
  *   a full beacon ten), so a client cannot send 500-event beacons at the rate of 1-event ones.
- * - Server keys and request signatures are not counted here: an ad server or an app's backend sends
- *   from few addresses on purpose, and its budget is its own.
+ * - Only what anyone can send is counted (`SHARED_CREDENTIALS`: the public key, on the beacon and on
+ *   the batch routes alike, and tokens): server keys and request signatures are not, since an ad
+ *   server or an app's backend sends from few addresses on purpose, and its budget is its own.
  * - Without the binding, or without the client's address (`CF-Connecting-IP`, always set on
  *   Cloudflare), there is no share to count and the publisher's budget alone applies. A binding that
  *   fails counts nothing (fail-open, logged), as the RateLimiter objects do.
  */
+import type { Credential } from '../context.js'
 import type { Env } from '../env.js'
 import { fail } from '../errors.js'
 import { parseIp } from '../privacy/privacy.js'
+
+/** The credentials whose requests spend a client's share: those in every page and every ad's markup. */
+export const SHARED_CREDENTIALS: ReadonlySet<Credential> = new Set<Credential>(['public_key', 'token'])
 
 /** Events counted as one unit of a client's share. */
 export const CLIENT_UNIT_EVENTS = 50
@@ -42,12 +47,14 @@ export const clientShareKey = (publisherId: string, address: string): string => 
 
 /**
  * Takes a request's units from its client's share of the publisher's public budgets: false when
- * any does not fit (the request is then refused whole, as by the publisher's budget).
+ * any does not fit (the request is then refused whole, as by the publisher's budget). A request
+ * sent with another credential than `SHARED_CREDENTIALS` takes nothing.
  */
-export async function takeClientShare(env: Pick<Env, 'CLIENT_LIMIT'>, publisherId: string, ip: string | undefined, events: number): Promise<boolean> {
+export async function takeClientShare(env: Pick<Env, 'CLIENT_LIMIT'>, credential: Credential, publisherId: string, ip: string | undefined, events: number): Promise<boolean> {
   const binding = env.CLIENT_LIMIT
+  if (!binding || !SHARED_CREDENTIALS.has(credential)) return true
   const address = clientAddress(ip)
-  if (!binding || address === undefined) return true
+  if (address === undefined) return true
   const key = clientShareKey(publisherId, address)
   try {
     const outcomes = await Promise.all(Array.from({ length: clientUnits(events) }, () => binding.limit({ key })))
@@ -62,7 +69,7 @@ export async function takeClientShare(env: Pick<Env, 'CLIENT_LIMIT'>, publisherI
 export const CLIENT_RETRY_AFTER_SECONDS = 10
 
 /** Like `takeClientShare`, but throws 429 `client_rate_limited` with Retry-After when the share is spent. */
-export async function enforceClientShare(env: Pick<Env, 'CLIENT_LIMIT'>, publisherId: string, ip: string | undefined, events: number): Promise<void> {
-  if (await takeClientShare(env, publisherId, ip, events)) return
+export async function enforceClientShare(env: Pick<Env, 'CLIENT_LIMIT'>, credential: Credential, publisherId: string, ip: string | undefined, events: number): Promise<void> {
+  if (await takeClientShare(env, credential, publisherId, ip, events)) return
   throw fail('client_rate_limited', `this client address sent more than its share of publisher ${publisherId}'s public budget; retry after ${CLIENT_RETRY_AFTER_SECONDS} s`, { 'retry-after': String(CLIENT_RETRY_AFTER_SECONDS) })
 }

@@ -38,7 +38,7 @@ beacon.post(
     const events = parseBatch(parseJsonBody(c.var.rawBody))
     const facts = requestFacts(c)
     // The client's share first: a client over it spends none of the publisher's budget.
-    if (c.var.credential === 'public_key') await enforceClientShare(c.env, c.var.publisher.id, facts.observed.ip, events.length)
+    await enforceClientShare(c.env, c.var.credential, c.var.publisher.id, facts.observed.ip, events.length)
     await enforceRateLimit(c.env, c.var.settings, c.var.publisher, c.var.credential, events.length)
     const prepared = await prepare(events.map(typedItem), { publisher: c.var.publisher, credential: c.var.credential, tenants: c.var.tenants, source: 'beacon', receivedAt, ...facts }, c.var.settings)
     deliverLater(c.executionCtx, c.env, c.var.settings, prepared)

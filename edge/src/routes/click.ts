@@ -65,7 +65,7 @@ click.get('/c/:token', async function clickHandler(c) {
   const headers: Record<string, string> = { location: location.toString(), 'cache-control': 'no-store', 'referrer-policy': 'no-referrer-when-downgrade' }
   const facts = requestFacts(c)
   // The client's share first: a client looping on a click link spends none of the publisher's budget.
-  if (!(await takeClientShare(c.env, publisher.id, facts.observed.ip, 1))) {
+  if (!(await takeClientShare(c.env, 'token', publisher.id, facts.observed.ip, 1))) {
     return new Response(null, { status: 302, headers: { ...headers, [REASON_HEADER]: 'client_rate_limited' } })
   }
   const limit = await takeEvents(c.env, settings, publisher, 'token', 1)

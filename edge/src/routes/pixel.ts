@@ -37,7 +37,7 @@ pixel.get('/v1/pixel.gif', loadTenants(), async function pixelHandler(c) {
   const { publisher } = verified
   const facts = requestFacts(c)
   // The client's share first: a client reloading a pixel URL spends none of the publisher's budget.
-  await enforceClientShare(c.env, publisher.id, facts.observed.ip, 1)
+  await enforceClientShare(c.env, 'token', publisher.id, facts.observed.ip, 1)
   await enforceRateLimit(c.env, c.var.settings, publisher, 'token', 1)
   // The id, derived from the token, carries a time fixed by the token: 24 h before it expires, so
   // the shard keeps the key (in its time-ordered table) as long as a reload of a token valid at most
