@@ -23,6 +23,8 @@ export default defineConfig({
           include: [
             'core/src/**/*.pinned.test.ts', 'core/src/sinks/clickhouse-server-sink.test.ts',
             'core/src/api/app.test.ts', 'core/src/api/viewability.test.ts', 'core/src/api/retention-reads.test.ts', 'core/src/billing/jobs.test.ts',
+            // Privacy erasure: lightweight deletes, SHA256() of a column, the latest row per request.
+            'core/src/api/privacy.test.ts',
           ],
           globalSetup: ['core/src/clickhouse/pinned/global-setup.ts'],
           setupFiles: ['core/src/clickhouse/pinned/setup.ts'],

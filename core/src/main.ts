@@ -30,7 +30,7 @@ import { createProcessor } from './processor/processor.js'
 import { icebergDeps, lakeUpkeepSettings, openLake } from './lake/config.js'
 import { createLakeUpkeep, LAKE_UPKEEP_LEASE } from './lake/upkeep.js'
 import { icebergEraser } from './privacy/iceberg-eraser.js'
-import { createPrivacyRetry } from './privacy/retry.js'
+import { createPrivacyRetry, PRIVACY_RETRY_INTERVAL_MS } from './privacy/retry.js'
 import { createMetricsRegistry } from './metrics/registry.js'
 import { createCloseReports } from './metrics/close-reports.js'
 import { registerBillingJobMetrics } from './metrics/billing-jobs.js'
@@ -179,6 +179,11 @@ export async function startCore(config: Config, options: StartOptions = {}) {
     })
     : undefined
   upkeep?.start()
+  // Without the lake's upkeep, pending privacy erasures (ClickHouse's own tables) get a schedule of their own.
+  const privacyRetry = upkeep
+    ? undefined
+    : createPrivacyRetry({ client: clickhouse, database: config.CLICKHOUSE_DATABASE, erasers: lakeEraser ? [lakeEraser] : [], logger })
+  privacyRetry?.start({ intervalMs: PRIVACY_RETRY_INTERVAL_MS, lease: billingLease })
   app.route('/', createApiApp({
     clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing,
     exportStore, exportUrlTtlSeconds: config.EXPORTS_URL_TTL_SECONDS,
@@ -211,6 +216,7 @@ export async function startCore(config: Config, options: StartOptions = {}) {
       await processor?.stop()
       spoolWatch?.stop()
       await upkeep?.stop()
+      await privacyRetry?.stop()
       await lakeLease?.release()
       lake?.close()
       await closeReports.stop()

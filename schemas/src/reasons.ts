@@ -88,6 +88,7 @@ export const REASONS = {
   export_write_failed: { billable: false, emitter: 'core', description: "Writing a closed version's export files right after the close failed (object store or ClickHouse); logged, the close stands, and the first listing of the day writes them." },
   lake_rewrite_conflict: { billable: false, emitter: 'core', description: 'An Iceberg compaction or erasure found a data file it meant to rewrite already removed by another writer; it plans again on its next run.' },
   lake_rewrite_unsupported: { billable: false, emitter: 'core', description: 'The Iceberg table holds delete files written by another engine; compaction and erasure do not rewrite data files under them.' },
+  privacy_erasure_failed: { billable: false, emitter: 'core', description: "A privacy erasure in ClickHouse's own tables failed; the request's latest audit row records it as pending, and the retry finishes it." },
   lake_erasure_failed: { billable: false, emitter: 'core', description: 'A privacy erasure in the Iceberg table failed; the audit row records it as pending.' },
   lake_upkeep_failed: { billable: false, emitter: 'core', description: 'A scheduled Iceberg upkeep run (compaction, snapshot expiry, clean-up) failed; the next run tries again.' },
   state_format: { billable: false, emitter: 'core', description: 'A partition state directory carries a state format marker of a later build than this one; the processor refuses to open it rather than misread it (format 1, from before the marker, is upgraded in place).' },

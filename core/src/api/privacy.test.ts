@@ -6,7 +6,8 @@ import { ulid } from 'ulid'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { DEMO_DEFAULTS } from '../tenants/tenant-store.js'
 import { createApiApp } from './app.js'
-import { createPrivacyRetry } from '../privacy/retry.js'
+import { createPrivacyRetry, readPrivacyRequest } from '../privacy/retry.js'
+import { insertPrivacyRow, type RawEraser } from '../privacy/erase.js'
 import { insertRollup, insertRows, rawEvent } from '../testing/api.js'
 import { useApiEnv } from '../testing/api-env.js'
 
@@ -49,7 +50,7 @@ describe('POST /v1/admin/privacy/delete', () => {
     expect(res.status).toBe(200)
     const audit = (await res.json()) as { requestId: string; deleted: Record<string, number>; external: Record<string, string>; subjectSha256: string }
     expect(audit.deleted).toEqual({ events_raw: 2, ivt_decisions: 1, bad_rows: 1 })
-    expect(audit.external).toEqual({ iceberg: 'pending' })
+    expect(audit.external).toEqual({ clickhouse: 'done', iceberg: 'pending' })
     expect(audit.subjectSha256).toBe(createHash('sha256').update('user-1').digest('hex'))
 
     const left = await q<{ event_key: string }>(`SELECT event_key FROM adc.events_raw ORDER BY event_key`)
@@ -59,10 +60,14 @@ describe('POST /v1/admin/privacy/delete', () => {
     expect(await env.billing.snapshots.lines(DAY, 1)).toEqual(snapshotBefore)
     expect(await q(`SELECT sum(impressions) AS i, uniqMerge(uniques) AS u FROM adc.rollup_minute`)).toEqual(rollupBefore)
 
-    const rows = await q<{ request_id: string; subject: string; subject_sha256: string; requested_by: string; external: Record<string, string> }>(
-      `SELECT request_id, subject, subject_sha256, requested_by, external FROM adc.privacy_requests`,
+    // Written ahead with every store pending, then a follow-up with what each store answered.
+    const rows = await q<{ request_id: string; subject: string; subject_sha256: string; requested_by: string; external: Record<string, string>; follow_up_of: string }>(
+      `SELECT request_id, subject, subject_sha256, requested_by, external, follow_up_of FROM adc.privacy_requests ORDER BY requested_at`,
     )
-    expect(rows).toEqual([{ request_id: audit.requestId, subject: 'userKey', subject_sha256: audit.subjectSha256, requested_by: 'admin_demo', external: { iceberg: 'pending' } }])
+    expect(rows).toEqual([
+      { request_id: audit.requestId, subject: 'userKey', subject_sha256: audit.subjectSha256, requested_by: 'admin_demo', external: { clickhouse: 'pending', iceberg: 'pending' }, follow_up_of: '' },
+      { request_id: expect.any(String), subject: 'userKey', subject_sha256: audit.subjectSha256, requested_by: 'admin_demo', external: { clickhouse: 'done', iceberg: 'pending' }, follow_up_of: audit.requestId },
+    ])
     expect(JSON.stringify(await q(`SELECT * FROM adc.privacy_requests`))).not.toContain('user-1')
   })
 
@@ -92,7 +97,7 @@ describe('raw stores erased elsewhere', () => {
       method: 'POST', headers: { authorization: `Bearer ${DEMO_DEFAULTS.adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ publisherId: 'pub_demo', userKey: 'user-9' }),
     })
     expect(res.status).toBe(200)
-    expect(((await res.json()) as { external: Record<string, string> }).external).toEqual({ iceberg: 'done' })
+    expect(((await res.json()) as { external: Record<string, string> }).external).toEqual({ clickhouse: 'done', iceberg: 'done' })
     expect(asked).toEqual([{ publisherId: 'pub_demo', userKey: 'user-9' }])
   })
 })
@@ -104,7 +109,7 @@ describe('GET /v1/admin/privacy/requests/{id}', () => {
     const get = (id: string, key = DEMO_DEFAULTS.adminKey) => env.app.request(`/v1/admin/privacy/requests/${id}`, { headers: { authorization: `Bearer ${key}` } })
     const before = await get(requestId)
     expect(before.status).toBe(200)
-    expect(await before.json()).toMatchObject({ requestId, publisherId: 'pub_demo', subject: 'userKey', subjectSha256, external: { iceberg: 'pending' }, completedAt: null })
+    expect(await before.json()).toMatchObject({ requestId, publisherId: 'pub_demo', subject: 'userKey', subjectSha256, external: { clickhouse: 'done', iceberg: 'pending' }, completedAt: null })
 
     const asked: unknown[] = []
     const retry = createPrivacyRetry({
@@ -114,11 +119,110 @@ describe('GET /v1/admin/privacy/requests/{id}', () => {
     expect((await retry.retry()).done).toBeGreaterThanOrEqual(1)
     expect(asked).toContainEqual({ publisherId: 'pub_demo', subject: 'userKey', subjectSha256 })
     const after = await get(requestId)
-    expect(await after.json()).toMatchObject({ requestId, external: { iceberg: 'done' }, completedAt: NOW + 60_000 })
+    expect(await after.json()).toMatchObject({ requestId, external: { clickhouse: 'done', iceberg: 'done' }, completedAt: NOW + 60_000 })
     expect((await retry.retry()).retried).toBe(0)
 
     expect((await get('01JD0000000000000000000000')).status).toBe(404)
     expect((await get(requestId, DEMO_DEFAULTS.publisherKey)).status).toBe(403)
+  })
+})
+
+describe('a request the process did not finish', () => {
+  const quiet = pino({ level: 'silent' })
+  const lakeDone: RawEraser = { name: 'iceberg', erase: async () => 'done', eraseStored: async () => 'done' }
+
+  it('is on record before anything is erased, and the retry erases its ClickHouse rows by the stored hash', async () => {
+    await insertRows(env.ch.client, 'adc.events_raw', [
+      raw({ key: 'c1a', imp: 'imp_c1a', campaign: 'cmp_demo_cpm', ts: D + 3_600_000 }, 'user-crash'),
+      raw({ key: 'c1b', imp: 'imp_c1b', campaign: 'cmp_demo_cpm', ts: D + 3_700_000 }, 'user-crash'),
+      raw({ key: 'c1o', imp: 'imp_c1o', campaign: 'cmp_demo_cpm', ts: D + 3_700_000, publisher: 'pub_other' }, 'user-crash'),
+    ])
+    await insertRows(env.ch.client, 'adc.ivt_decisions', [
+      { event_key: 'c1b', event_type: 'impression', campaign_id: 'cmp_demo_cpm', publisher_id: 'pub_demo', ts: '2026-10-10 01:01:40.000', score: 1, reasons: ['givt_known_bot'] },
+    ])
+    await insertRows(env.ch.client, 'adc.bad_rows', [
+      { received_at: '2026-10-10 01:00:00.000', log_topic: 'ad-events', reason: 'sink_rejected', payload: JSON.stringify({ event: { publisherId: 'pub_demo', userKey: 'user-crash' }, client: {} }) },
+    ])
+    // The process dies inside the lake's erasure: the request's answer never comes, but its row was written first.
+    const dying = createApiApp({
+      clickhouse: env.ch.client, database: 'adc', tenants: env.tenants, billing: env.billing, logger: quiet, registry: new Registry(), clock: () => NOW,
+      rawErasers: [{ name: 'iceberg', erase: async () => { throw new Error('process killed') } }],
+    })
+    const res = await dying.request('/v1/admin/privacy/delete', {
+      method: 'POST', headers: { authorization: `Bearer ${DEMO_DEFAULTS.adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ publisherId: 'pub_demo', userKey: 'user-crash' }),
+    })
+    expect(res.status).toBe(500)
+    const sha = createHash('sha256').update('user-crash').digest('hex')
+    const [own] = await q<{ request_id: string; external: Record<string, string>; deleted: Record<string, string | number> }>(
+      `SELECT request_id, external, deleted FROM adc.privacy_requests WHERE subject_sha256 = '${sha}' AND follow_up_of = ''`,
+    )
+    expect(own!.external).toEqual({ clickhouse: 'pending', iceberg: 'pending' })
+    expect(own!.deleted).toEqual({ events_raw: 2, ivt_decisions: 1, bad_rows: 1 })
+    const get = async () => (await env.app.request(`/v1/admin/privacy/requests/${own!.request_id}`, { headers: { authorization: `Bearer ${DEMO_DEFAULTS.adminKey}` } })).json()
+    // Its ClickHouse rows went before the lake failed; the status still says pending for the lake.
+    expect(await get()).toMatchObject({ external: { iceberg: 'pending' }, completedAt: null })
+
+    // Had it died before ClickHouse, the retry would erase them by the hash: put them back to see it.
+    await insertRows(env.ch.client, 'adc.events_raw', [raw({ key: 'c1c', imp: 'imp_c1c', campaign: 'cmp_demo_cpm', ts: D + 3_800_000 }, 'user-crash')])
+    await insertPrivacyRow(env.ch.client, 'adc', {
+      requestId: ulid(NOW + 10), at: NOW + 10, by: 'admin_demo', publisherId: 'pub_demo', subject: 'userKey', subjectSha256: sha,
+      deleted: { events_raw: 1, ivt_decisions: 0, bad_rows: 0 }, external: { clickhouse: 'pending', iceberg: 'pending' },
+    })
+    const retry = createPrivacyRetry({ client: env.ch.client, database: 'adc', logger: quiet, clock: () => NOW + 60_000, erasers: [lakeDone] })
+    expect(await retry.retry()).toMatchObject({ done: 2, pending: 0 })
+    expect(await q(`SELECT event_key FROM adc.events_raw WHERE user_key = 'user-crash' ORDER BY event_key`)).toEqual([{ event_key: 'c1o' }])
+    expect(await q(`SELECT count() AS n FROM adc.ivt_decisions WHERE event_key IN ('c1b', 'c1c')`)).toEqual([{ n: 0 }])
+    expect(JSON.stringify(await q(`SELECT payload FROM adc.bad_rows`))).not.toContain('user-crash')
+    expect(await get()).toMatchObject({ external: { clickhouse: 'done', iceberg: 'done' }, completedAt: NOW + 60_000 })
+    expect((await retry.retry()).retried).toBe(0)
+  })
+
+  it('records a store the retry could not finish yet without closing the request, and finishes it on a later run', async () => {
+    const sha = createHash('sha256').update('user-later').digest('hex')
+    const requestId = ulid(NOW + 20)
+    await insertPrivacyRow(env.ch.client, 'adc', {
+      requestId, at: NOW + 20, by: 'admin_demo', publisherId: 'pub_demo', subject: 'userKey', subjectSha256: sha,
+      deleted: { events_raw: 0, ivt_decisions: 0, bad_rows: 0 }, external: { clickhouse: 'pending', iceberg: 'pending' },
+    })
+    let lakeUp = false
+    const lake: RawEraser = { name: 'iceberg', erase: async () => 'pending', eraseStored: async () => (lakeUp ? 'done' : 'pending') }
+    let at = NOW + 60_000
+    const retry = createPrivacyRetry({ client: env.ch.client, database: 'adc', logger: quiet, clock: () => at, erasers: [lake] })
+    expect(await retry.retry()).toMatchObject({ retried: 1, done: 0, pending: 1 })
+    const status = async () => readPrivacyRequest({ client: env.ch.client, database: 'adc' }, requestId)
+    expect(await status()).toMatchObject({ external: { clickhouse: 'done', iceberg: 'pending' }, completedAt: null })
+    // Nothing finished: no further row.
+    at += 60_000
+    expect(await retry.retry()).toMatchObject({ retried: 1, pending: 1 })
+    expect(await q(`SELECT count() AS n FROM adc.privacy_requests WHERE follow_up_of = '${requestId}'`)).toEqual([{ n: 1 }])
+    lakeUp = true
+    at += 60_000
+    expect(await retry.retry()).toMatchObject({ retried: 1, done: 1 })
+    expect(await status()).toMatchObject({ external: { clickhouse: 'done', iceberg: 'done' }, completedAt: at })
+  })
+})
+
+describe('the retry schedule without a lake', () => {
+  it('retries only while the lease is held here', async () => {
+    const requestId = ulid(NOW + 30)
+    await insertPrivacyRow(env.ch.client, 'adc', {
+      requestId, at: NOW + 30, by: 'admin_demo', publisherId: 'pub_demo', subject: 'userKey', subjectSha256: createHash('sha256').update('user-sched').digest('hex'),
+      deleted: { events_raw: 0, ivt_decisions: 0, bad_rows: 0 }, external: { clickhouse: 'pending' },
+    })
+    let held = false
+    const retry = createPrivacyRetry({ client: env.ch.client, database: 'adc', logger: pino({ level: 'silent' }), clock: () => NOW + 60_000, erasers: [] })
+    retry.start({ intervalMs: 25, lease: { held: () => held } })
+    const status = () => readPrivacyRequest({ client: env.ch.client, database: 'adc' }, requestId)
+    try {
+      await new Promise((r) => setTimeout(r, 200))
+      expect(await status()).toMatchObject({ external: { clickhouse: 'pending' }, completedAt: null })
+      held = true
+      const deadline = Date.now() + 10_000
+      while ((await status())?.completedAt === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      expect(await status()).toMatchObject({ external: { clickhouse: 'done' }, completedAt: NOW + 60_000 })
+    } finally {
+      await retry.stop()
+    }
   })
 })
 

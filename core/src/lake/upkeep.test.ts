@@ -339,8 +339,8 @@ describeNeeding('lake upkeep', pyiceberg, () => {
       await downLake.open()
       const logger = pino({ level: 'silent' })
       const audit = await eraseSubject({ client: ch, database: 'adc', erasers: [icebergEraser(downLake)] }, { publisherId: 'pub1', userKey: 'u_gone' }, { requestedBy: 'admin_demo', now: Date.now() })
-      expect(audit.external).toEqual({ iceberg: 'pending' })
-      expect((await readPrivacyRequest({ client: ch, database: 'adc' }, audit.requestId))?.external).toEqual({ iceberg: 'pending' })
+      expect(audit.external).toEqual({ clickhouse: 'done', iceberg: 'pending' })
+      expect((await readPrivacyRequest({ client: ch, database: 'adc' }, audit.requestId))?.external).toEqual({ clickhouse: 'done', iceberg: 'pending' })
 
       const job = createLakeUpkeep({
         lake: sink.lake, intervalMs: 60_000, logger, compaction: { minFiles: 100, smallFileBytes: 1 << 20, targetFileBytes: 64 << 20 }, cleanupMinAgeMs: 3_600_000,
@@ -352,7 +352,7 @@ describeNeeding('lake upkeep', pyiceberg, () => {
       const [left] = await q<{ n: string }>(`SELECT count() n FROM ${lakeReader(tableOf(dir))} WHERE publisher_id = 'pub2' AND user_key = 'u_gone'`)
       expect(Number(left!.n)).toBe(3)
       const status = await readPrivacyRequest({ client: ch, database: 'adc' }, audit.requestId)
-      expect(status).toMatchObject({ requestId: audit.requestId, external: { iceberg: 'done' } })
+      expect(status).toMatchObject({ requestId: audit.requestId, external: { clickhouse: 'done', iceberg: 'done' } })
       expect(status!.completedAt).toBeGreaterThan(0)
       // The audit row itself is kept as written (append-only); the next run has nothing to retry.
       const rows = await q<{ n: string }>(`SELECT count() n FROM adc.privacy_requests WHERE request_id = '${audit.requestId}' AND external['iceberg'] = 'pending'`)

@@ -1,20 +1,26 @@
-import { chTime } from '@adc/schemas'
 import type { ClickHouseClient } from '@clickhouse/client'
 import type { Logger } from 'pino'
 import { ulid } from 'ulid'
-import type { PrivacyAudit, RawEraser, StoredSubject } from './erase.js'
+import type { Lease } from '../billing/lease.js'
+import { CLICKHOUSE_STORE, clickhouseEraser, insertPrivacyRow, type PrivacyAudit, type RawEraser, type StoredSubject } from './erase.js'
 
 /**
- * The backlog of privacy erasures a raw store left `pending` (privacy/erase.ts): the lake upkeep
- * (lake/upkeep.ts, one replica under its lease) works through it on every run. The audit row keeps
- * the SHA-256 of the identifier only, so a retry erases by that hash (`RawEraser.eraseStored`).
+ * The backlog of privacy erasures a store left `pending` (privacy/erase.ts): a request whose latest
+ * row (its own, or its latest follow-up) still names a pending store, whether the store failed or
+ * the process died before it answered. The lake upkeep (lake/upkeep.ts, one replica under its
+ * lease) works through it on every run, or without a lake this module's own schedule (`start`).
+ * The audit rows keep the SHA-256 of the identifier only, so a retry erases by that hash
+ * (`RawEraser.eraseStored`; ClickHouse's own tables through `clickhouseEraser`).
  *
- * `privacy_requests` stays append-only: once every pending store of a request is done, a follow-up
- * row is appended (`follow_up_of` = the request id, `external` the stores now done, `requested_by`
- * `RETRY_ACTOR`); the request's own row is never changed. A store still pending leaves no row and
+ * `privacy_requests` stays append-only: when a retry finished any store, a follow-up row is appended
+ * (`follow_up_of` = the request id, `external` every store's status now, `requested_by`
+ * `RETRY_ACTOR`); no row is ever changed. A run that finished nothing leaves no row, and the request
  * is tried again on the next run.
  */
 export const RETRY_ACTOR = 'privacy-retry'
+
+/** How often a deployment without the lake's upkeep retries pending erasures (`start`). */
+export const PRIVACY_RETRY_INTERVAL_MS = 5 * 60_000
 
 export interface ErasureRetryResult {
   /** Pending requests tried this run. */
@@ -83,7 +89,9 @@ export interface PrivacyRetryOptions {
 }
 
 export function createPrivacyRetry(options: PrivacyRetryOptions) {
-  const { client, database: db, erasers } = options
+  const { client, database: db } = options
+  // ClickHouse's own tables are a store every request names (erase.ts), whatever lake is configured.
+  const stores = options.erasers.some((e) => e.name === CLICKHOUSE_STORE) ? options.erasers : [clickhouseEraser(client, db, options.logger), ...options.erasers]
   const clock = options.clock ?? Date.now
   const log = options.logger.child({ component: 'privacy-retry' })
 
@@ -105,11 +113,18 @@ export function createPrivacyRetry(options: PrivacyRetryOptions) {
   }
 
   async function page(from: string): Promise<Row[]> {
+    // Each request's status is its latest row's (own row first, then its follow-ups in time order;
+    // a follow-up written in the request's own millisecond still comes after it).
     const rs = await client.query({
-      query: `SELECT ${COLUMNS} FROM ${db}.privacy_requests
-        WHERE follow_up_of = '' AND has(mapValues(external), 'pending') AND request_id > {after:String}
-          AND request_id NOT IN (SELECT follow_up_of FROM ${db}.privacy_requests WHERE follow_up_of != '')
-        ORDER BY request_id LIMIT {limit:UInt32}`,
+      query: `SELECT o.request_id AS request_id, toUnixTimestamp64Milli(o.requested_at) AS at, o.publisher_id AS publisher_id, o.subject AS subject,
+          o.subject_sha256 AS subject_sha256, o.deleted AS deleted, c.current AS external, o.follow_up_of AS follow_up_of
+        FROM ${db}.privacy_requests AS o
+        INNER JOIN (
+          SELECT if(follow_up_of = '', request_id, follow_up_of) AS rid, argMax(external, (requested_at, follow_up_of != '', request_id)) AS current
+          FROM ${db}.privacy_requests GROUP BY rid
+        ) AS c ON c.rid = o.request_id
+        WHERE o.follow_up_of = '' AND has(mapValues(c.current), 'pending') AND o.request_id > {after:String}
+        ORDER BY o.request_id LIMIT {limit:UInt32}`,
       query_params: { limit, after: from },
       format: 'JSONEachRow',
     })
@@ -122,33 +137,52 @@ export function createPrivacyRetry(options: PrivacyRetryOptions) {
     for (const row of await backlog()) {
       result.retried++
       const subject: StoredSubject = { publisherId: row.publisher_id, subject: row.subject, subjectSha256: row.subject_sha256 }
-      const now: Record<string, 'done' | 'pending'> = {}
+      const now: Record<string, 'done' | 'pending'> = { ...(row.external as Record<string, 'done' | 'pending'>) }
+      let finished = 0
       for (const [name, status] of Object.entries(row.external)) {
         if (status !== 'pending') continue
-        const eraser = erasers.find((e) => e.name === name)
+        const eraser = stores.find((e) => e.name === name)
         now[name] = eraser?.eraseStored ? await eraser.eraseStored(subject) : 'pending'
+        if (now[name] === 'done') finished++
       }
-      if (isPending(now)) {
+      const pending = isPending(now)
+      if (pending) {
         result.pending++
-        log.warn({ requestId: row.request_id, publisherId: row.publisher_id, external: now, reason: 'lake_erasure_failed' }, 'privacy erasure still pending; tried again on the next run')
-        continue
-      }
+        log.warn({ requestId: row.request_id, publisherId: row.publisher_id, external: now, reason: now[CLICKHOUSE_STORE] === 'pending' ? 'privacy_erasure_failed' : 'lake_erasure_failed' }, 'privacy erasure still pending; tried again on the next run')
+      } else result.done++
+      if (finished === 0) continue
       const at = clock()
-      await client.insert({
-        table: `${db}.privacy_requests`,
-        values: [{
-          request_id: ulid(at), requested_at: chTime(at), requested_by: RETRY_ACTOR, publisher_id: row.publisher_id, subject: row.subject,
-          subject_sha256: row.subject_sha256, deleted: {}, external: now, follow_up_of: row.request_id,
-        }],
-        format: 'JSONEachRow',
+      await insertPrivacyRow(client, db, {
+        requestId: ulid(at), at, by: RETRY_ACTOR, publisherId: row.publisher_id, subject: row.subject, subjectSha256: row.subject_sha256,
+        deleted: {}, external: now, followUpOf: row.request_id,
       })
-      result.done++
-      log.info({ requestId: row.request_id, publisherId: row.publisher_id, external: now }, 'pending privacy erasure done')
+      if (!pending) log.info({ requestId: row.request_id, publisherId: row.publisher_id, external: now }, 'pending privacy erasure done')
     }
     return result
   }
 
-  return { retry }
+  let timer: NodeJS.Timeout | undefined
+  let running: Promise<unknown> | undefined
+  /**
+   * Runs `retry` every `intervalMs` while `lease` (if given) is held here: for a deployment without a
+   * lake, whose upkeep would otherwise run it.
+   */
+  function start({ intervalMs, lease }: { intervalMs: number; lease?: Pick<Lease, 'held'> }): void {
+    if (timer) return
+    timer = setInterval(() => {
+      if (running || (lease && !lease.held())) return
+      running = retry().catch((err: unknown) => log.error({ err, reason: 'privacy_erasure_failed' }, 'privacy retry run failed; the next run tries again')).finally(() => { running = undefined })
+    }, intervalMs)
+    timer.unref()
+  }
+
+  async function stop(): Promise<void> {
+    if (timer) clearInterval(timer)
+    timer = undefined
+    await running
+  }
+
+  return { retry, start, stop }
 }
 
 export type PrivacyRetry = ReturnType<typeof createPrivacyRetry>

@@ -31,7 +31,7 @@ const Audit = z
     subject: z.enum(['userKey', 'ipHash']),
     subjectSha256: z.string(),
     deleted: z.object({ events_raw: z.number().int(), ivt_decisions: z.number().int(), bad_rows: z.number().int() }),
-    external: z.record(z.string(), z.enum(['done', 'pending'])).openapi({ description: 'Raw stores erased elsewhere (iceberg): done once no data file of the store holds the rows any more, pending otherwise' }),
+    external: z.record(z.string(), z.enum(['done', 'pending'])).openapi({ description: 'Every store the rows are erased from: ClickHouse\'s own tables (clickhouse) and the raw stores erased elsewhere (iceberg); done once the store holds the rows no more, pending otherwise (then the retry finishes it)' }),
   })
   .openapi('PrivacyDeleteAudit')
 
@@ -49,7 +49,7 @@ const deleteRoute = createRoute({
 
 const RequestStatus = Audit.extend({
   external: z.record(z.string(), z.enum(['done', 'pending'])).openapi({
-    description: 'Raw stores erased elsewhere (iceberg) as they stand now: a store the request left pending is retried by the lake upkeep and shows done once a retry finished it',
+    description: 'Every store (clickhouse, iceberg) as it stands now: a store the request left pending is retried (by the lake upkeep, or without a lake by its own schedule) and shows done once a retry finished it',
   }),
   completedAt: z.number().int().nullable().openapi({ description: 'When the last store finished (epoch ms); null while one is pending' }),
 }).openapi('PrivacyRequestStatus')
@@ -75,7 +75,7 @@ export function registerPrivacyRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     const subject: PrivacySubject = body.userKey !== undefined
       ? { publisherId: body.publisherId, userKey: body.userKey }
       : { publisherId: body.publisherId, ipHash: body.ipHash!.toLowerCase() }
-    const audit = await eraseSubject({ client: deps.clickhouse, database: deps.database, ...(deps.rawErasers ? { erasers: deps.rawErasers } : {}) }, subject, { requestedBy: admin.id, now: clock() })
+    const audit = await eraseSubject({ client: deps.clickhouse, database: deps.database, logger: deps.logger, ...(deps.rawErasers ? { erasers: deps.rawErasers } : {}) }, subject, { requestedBy: admin.id, now: clock(), clock })
     deps.logger.info({ by: admin.id, requestId: audit.requestId, publisherId: audit.publisherId, subject: audit.subject, deleted: audit.deleted, external: audit.external }, 'privacy erasure done')
     const { requestedBy: _by, ...view } = audit
     return c.json(view, 200)
