@@ -6,7 +6,7 @@
  * - memory and bytes on disk per deduplicated key (LMDB B-tree pages / keys);
  * - delay from log append to the rollup being visible in ClickHouse, p50 and p99.
  *
- *   node --max-semi-space-size=128 --expose-gc --import tsx bench/processor-bench.ts  (the core's V8 flags, core/src/node-flags.ts)
+ *   node --max-semi-space-size=256 --expose-gc --import tsx bench/processor-bench.ts  (the core's V8 flags, core/src/node-flags.ts)
  *
  * Env: PROCESSOR_BENCH_EVENTS (100000), PROCESSOR_BENCH_PARTITIONS (4), PROCESSOR_BENCH_BATCH (20000, the processor's default),
  * PROCESSOR_BENCH_ICEBERG=1 also writes the Iceberg raw table, PROCESSOR_BENCH_PROBES (100),

@@ -2,13 +2,19 @@
  * V8 flags the processor runs with (scripts/start.ts, core/Dockerfile, the e2e system, the processor
  * bench's README command).
  *
- * `--max-semi-space-size=128` (MiB): the young generation V8 collects with its scavenger. A batch
+ * `--max-semi-space-size=256` (MiB): the young generation V8 collects with its scavenger. A batch
  * keeps its records, its state overlay and its delivery keys alive until it commits (20k records),
- * so with the default 16 MiB semi-space each scavenge copies a large share of what it finds and
- * promotes it into the old generation, which then needs full collections. Measured with
- * bench/processor-bench.ts (every sink, 160k events, two runs each): 38.5–41.9 µs of CPU per event
- * at the default, 35.2–37.0 at 128 MiB (GC on the main thread 2.9–3.3 → 1.6–1.8 µs; V8's helper
- * threads 1.22–1.28 → 0.96 s). The cost is memory: up to 3 × 128 MiB of young generation, reserved
- * as the allocation rate asks for it.
+ * so each scavenge copies that live set whatever the young generation's size: the larger it is, the
+ * fewer scavenges per batch. Measured with bench/processor-bench.ts (160k events):
+ * - default (16 MiB) against 128 MiB, every sink, two runs each: 38.5–41.9 against 35.2–37.0 µs of
+ *   CPU per event (GC on the main thread 2.9–3.3 → 1.6–1.8 µs; V8's helper threads 1.22–1.28 →
+ *   0.96 s);
+ * - 128 against 256 MiB, against a ClickHouse server, four alternating pairs: 16.4–17.7 against
+ *   15.8–17.1 µs (GC 1.3–1.5 → 0.9–1.0 µs; helper threads 0.43–0.47 → 0.34–0.35 s); with every
+ *   sink, two pairs each: 18.6–19.9 against 18.5–19.3 µs against a server, 29.8–31.2 against
+ *   29.3–29.8 embedded (GC 1.4 → 0.9–1.0 µs);
+ * - 512 MiB was no better than 256 (17.2–17.7 µs in two pairs against 16.3–17.0).
+ * The cost is memory: up to 3 × 256 MiB of young generation, committed as the allocation rate asks
+ * for it (the bench's peak RSS 2.26 → 2.33 GiB).
  */
-export const CORE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=128']
+export const CORE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=256']
