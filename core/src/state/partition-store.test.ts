@@ -20,6 +20,33 @@ describe('PartitionStore', () => {
     await s.close()
   })
 
+  it("finds every impression state written in this batch, and none it did not write, with two stores' lookups interleaved and the impression filter rebuilt as it fills", async () => {
+    const a = PartitionStore.open(fresh(), 0)
+    const b = PartitionStore.open(fresh(), 1)
+    const key = (store: string, i: number) => impressionKey(impressionScope('pub_a', `imp_${store}_${i}`))
+    for (let i = 0; i < 100; i++) a.put(key('a', i), { io: i })
+    await a.commit(99)
+    a.put(key('a', 100), { io: 100 })
+    expect(a.get(key('a', 100))).toEqual({ io: 100 })
+    expect(a.get(key('a', 5))).toEqual({ io: 5 })
+    // More keys than the filter's first capacity (16k), so it is built again within the batch.
+    for (let i = 101; i < 70_000; i++) {
+      a.put(key('a', i), { io: i })
+      b.put(key('b', i), { io: i })
+      expect(b.get(key('b', i))).toEqual({ io: i })
+      expect(a.get(key('a', i))).toEqual({ io: i })
+      expect(a.get(key('b', i))).toBeUndefined()
+    }
+    for (const i of [100, 101, 40_000, 69_999]) expect(a.get(key('a', i))).toEqual({ io: i })
+    a.remove(key('a', 7))
+    expect(a.get(key('a', 7))).toBeUndefined()
+    await a.commit(70_000)
+    expect(a.get(key('a', 7))).toBeUndefined()
+    expect(a.get(key('a', 69_999))).toEqual({ io: 69_999 })
+    await a.close()
+    await b.close()
+  }, 60_000)
+
   it('commits the batch and its applied offset together, durably across reopen; the intent is cleared', async () => {
     const dir = fresh()
     let s = PartitionStore.open(dir, 0)
