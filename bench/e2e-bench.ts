@@ -6,7 +6,7 @@
  *   node --import tsx bench/e2e-bench.ts            (BENCH_EVENTS=40000 BENCH_PROBES=40 by default)
  */
 import { monotonicFactory } from 'ulid'
-import { startCore, startEdge } from '../test/e2e/system.js'
+import { BENCH_API_LIMIT, startCore, startEdge } from '../test/e2e/system.js'
 
 const ADMIN = 'admin_demo_dev'
 const ulid = monotonicFactory()
@@ -24,7 +24,7 @@ export async function runE2eBench(opts: { events?: number; probes?: number; conc
   const total = opts.events ?? Number(process.env.BENCH_EVENTS ?? 40_000)
   const probes = opts.probes ?? Number(process.env.BENCH_PROBES ?? 40)
   const concurrency = opts.concurrency ?? 4
-  const core = await startCore({ LOG_LEVEL: 'error' })
+  const core = await startCore({ LOG_LEVEL: 'error', ...BENCH_API_LIMIT })
   const edge = await startEdge(core)
   try {
     const runId = Math.random().toString(36).slice(2, 8)

@@ -16,7 +16,7 @@ import { build } from 'esbuild'
 import { createClient, type Auth, type QueueStorage } from '@adc/sdk'
 import { fileStorage } from '@adc/sdk/node'
 import type { FetchLike } from '../sdk/js/src/transport.js'
-import { ROOT, startCore, startEdge } from '../test/e2e/system.js'
+import { ROOT, BENCH_API_LIMIT, startCore, startEdge } from '../test/e2e/system.js'
 
 const ADMIN = 'admin_demo_dev'
 
@@ -131,7 +131,7 @@ export async function runSdkBench(opts: { events?: number } = {}) {
     local.stop()
   }
 
-  const core = await startCore({ LOG_LEVEL: 'error' })
+  const core = await startCore({ LOG_LEVEL: 'error', ...BENCH_API_LIMIT })
   const edge = await startEdge(core)
   let realEdge
   try {

@@ -22,7 +22,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { mintToken } from '../schemas/src/token.js'
 import { monotonicFactory } from 'ulid'
-import { startCore, startEdge } from '../test/e2e/system.js'
+import { BENCH_API_LIMIT, startCore, startEdge } from '../test/e2e/system.js'
 
 const ADMIN = 'admin_demo_dev'
 const SERVER_KEY = 'pk_demo_publisher_dev'
@@ -141,7 +141,7 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
   const concurrency = opts.concurrency ?? Number(process.env.SUSTAINED_CONCURRENCY ?? 8)
   const sampleMs = opts.sampleMs ?? Number(process.env.SUSTAINED_SAMPLE_MS ?? 2000)
 
-  const core = await startCore({ LOG_LEVEL: 'error' })
+  const core = await startCore({ LOG_LEVEL: 'error', ...BENCH_API_LIMIT })
   const edge = await startEdge(core)
   const errors: Record<string, number> = {}
   /** The first answer seen for each error code (what a plain status code was about). */

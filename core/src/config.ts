@@ -100,6 +100,9 @@ export const configSchema = z.object({
   EXPORTS_S3_PUBLIC_ENDPOINT: z.string().url().optional(),
   /** How long a presigned export URL stays valid, in seconds (SigV4 allows up to 7 days). @default 900 */
   EXPORTS_URL_TTL_SECONDS: z.coerce.number().int().min(1).max(604_800).default(900),
+  /** Requests per second and burst of each advertiser or publisher key on the public API, per replica (api/key-limit.ts). */
+  API_RATE_LIMIT_PER_SECOND: z.coerce.number().positive().default(20),
+  API_RATE_LIMIT_BURST: z.coerce.number().int().min(1).default(60),
   /**
    * Scheduled lake upkeep (compaction of small data files, snapshot expiry, clean-up of unreachable
    * files), run by one replica: the holder of the lease `<FLEET_ID>.lake-upkeep`. @default true

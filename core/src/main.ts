@@ -187,6 +187,7 @@ export async function startCore(config: Config, options: StartOptions = {}) {
   app.route('/', createApiApp({
     clickhouse, database: config.CLICKHOUSE_DATABASE, tenants, registry, logger, dataDir, billing,
     exportStore, exportUrlTtlSeconds: config.EXPORTS_URL_TTL_SECONDS,
+    keyLimit: { perSecond: config.API_RATE_LIMIT_PER_SECOND, burst: config.API_RATE_LIMIT_BURST },
     minuteRollupDays: config.RETENTION_MINUTE_ROLLUP_DAYS,
     retention: { rawDays: config.RETENTION_RAW_DAYS, hourlyRollupDays: config.RETENTION_HOURLY_ROLLUP_DAYS, badRowsDays: config.RETENTION_BAD_ROWS_DAYS, ivtDecisionsDays: config.RETENTION_IVT_DAYS },
     ...(config.REGION !== undefined && config.HOME_REGION !== undefined ? { region: config.REGION, homeRegion: config.HOME_REGION } : {}),

@@ -24,6 +24,7 @@ export const REASONS = {
   unsupported_media_type: { status: 415, billable: false, emitter: 'edge', description: 'The Content-Type is not accepted on this route.' },
   rate_limited: { status: 429, billable: false, emitter: 'edge', description: 'The publisher exceeded its rate limit; see Retry-After.' },
   client_rate_limited: { status: 429, billable: false, emitter: 'edge', description: "This client address sent more than its share of the publisher's public budgets (beacon, pixel, click redirect); see Retry-After." },
+  api_rate_limited: { status: 429, billable: false, emitter: 'core', description: "This advertiser's or publisher's API key sent more requests than its budget on core's API; see Retry-After." },
   signature_stale: { status: 401, billable: false, emitter: 'edge', description: 'The request signature timestamp is outside the allowed window.' },
   signature_replayed: { status: 401, billable: false, emitter: 'edge', description: 'This request signature was already used.' },
   invalid_token: { status: 400, billable: false, emitter: 'edge', description: 'The signed token is malformed, tampered, signed by an unknown or non-token key, or does not match its event.' },

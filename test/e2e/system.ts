@@ -97,6 +97,12 @@ export function basicAuth({ user, password }: { user: string; password: string }
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
 }
 
+/**
+ * Core's per-key API budget lifted (API_RATE_LIMIT_*, api/key-limit.ts), for benches that poll the
+ * API as fast as they can on purpose to time what they measure.
+ */
+export const BENCH_API_LIMIT = { API_RATE_LIMIT_PER_SECOND: '1000000', API_RATE_LIMIT_BURST: '1000000' }
+
 export async function startCore(env: Record<string, string> = {}, dataDir?: string): Promise<CoreHandle> {
   // Inside the repository: chDB reads the Iceberg table (icebergLocal) only under its working directory.
   mkdirSync(join(ROOT, '.cache', 'e2e'), { recursive: true })

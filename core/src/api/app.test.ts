@@ -4,7 +4,7 @@ import { Registry } from 'prom-client'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { DEMO_DEFAULTS, hashApiKey } from '../tenants/tenant-store.js'
 import { createErrorHandler } from './errors.js'
-import { API_MAX_BODY_BYTES } from './app.js'
+import { API_MAX_BODY_BYTES, createApiApp } from './app.js'
 import { FIXTURE_DAY, fixtureDay, insertRollup, insertRows, rawEvent } from '../testing/api.js'
 import { useApiEnv } from '../testing/api-env.js'
 
@@ -249,6 +249,24 @@ describe('admin and edge config', () => {
     expect(sent).toBeLessThan(4 * API_MAX_BODY_BYTES)
     // Nothing was created (the id is still free), and a body under the limit is read as before.
     expect((await post('/v1/admin/advertisers', ADMIN, { id: 'adv_big', name: 'Big' })).status).toBe(201)
+  })
+
+  it("limits each advertiser's and publisher's key to its request budget (429 api_rate_limited), apart from each other; admin keys are not limited", async () => {
+    const limited = createApiApp({
+      clickhouse: env.ch.client, database: 'adc', tenants: env.tenants, billing: env.billing, logger: pino({ level: 'silent' }), clock: () => NOW,
+      keyLimit: { perSecond: 0.01, burst: 3 },
+    })
+    const get = (key: string, path = '/v1/metrics/campaigns/cmp_demo_cpm/latency') => limited.request(path, { headers: { authorization: `Bearer ${key}` } })
+    for (let i = 0; i < 3; i++) expect((await get(ADV)).status).toBe(200)
+    const over = await get(ADV)
+    expect(over.status).toBe(429)
+    expect(Number(over.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    expect(await over.json()).toMatchObject({ error: { code: 'api_rate_limited' } })
+    // Another key holder has a budget of its own; a refused request spent none of it.
+    const settlement = `/v1/settlement/daily?publisherId=pub_demo&day=${FIXTURE_DAY}`
+    for (let i = 0; i < 3; i++) expect((await get(PUB, settlement)).status).not.toBe(429)
+    expect((await get(PUB, settlement)).status).toBe(429)
+    for (let i = 0; i < 10; i++) expect((await get(ADMIN, `/v1/reports/accounting?day=${FIXTURE_DAY}`)).status).not.toBe(429)
   })
 
   it('gives a new publisher a key and signing secret that reach the edge config without a redeploy', async () => {

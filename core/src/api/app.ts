@@ -14,6 +14,7 @@ import { registerReportRoutes } from './routes/reports.js'
 import { registerReprocessRoutes } from './routes/reprocess.js'
 import { registerPrivacyRoutes } from './routes/privacy.js'
 import { homeRegionGuard } from './home-region.js'
+import { keyLimit } from './key-limit.js'
 import { registerExportRoutes } from './routes/exports.js'
 
 export type { ApiDeps } from './context.js'
@@ -113,6 +114,8 @@ export function createApiApp(options: ApiDeps): OpenAPIHono {
       throw new ApiError('payload_too_large', `the body exceeds ${API_MAX_BODY_BYTES} bytes`)
     },
   }))
+  // core's main always passes one (API_RATE_LIMIT_*); an app built without it (tests, benches) has none.
+  if (deps.keyLimit) v1.use('/v1/*', keyLimit(deps.keyLimit))
   if (deps.region !== undefined && deps.homeRegion !== undefined) {
     v1.use('/v1/*', homeRegionGuard({ region: deps.region, homeRegion: deps.homeRegion }))
   }

@@ -1,4 +1,4 @@
-import { ID_PATTERN } from '@adc/schemas'
+import { ID_PATTERN, type BucketSpec } from '@adc/schemas'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { z } from '@hono/zod-openapi'
 import type { Context, MiddlewareHandler } from 'hono'
@@ -47,6 +47,11 @@ export interface ApiDeps {
   exportStore?: ObjectStore
   /** Validity of the presigned URLs the export listing hands out (S3 only). @default 900 */
   exportUrlTtlSeconds?: number
+  /**
+   * Each advertiser or publisher key's request budget on this replica (API_RATE_LIMIT_PER_SECOND,
+   * API_RATE_LIMIT_BURST; api/key-limit.ts). Core's main always gives one. @default none (no limit)
+   */
+  keyLimit?: BucketSpec
   /**
    * Days the minute rollups are kept (RETENTION_MINUTE_ROLLUP_DAYS; 0 = forever): metrics reads
    * older than that come from the hourly rollups (api/rollup-plan.ts). @default 35
