@@ -86,6 +86,10 @@ describe('openapi and auth', () => {
     const dims = body.paths['/v1/metrics/realtime'].get.parameters.find((p: any) => p.name === 'dimensions')
     expect(dims.schema.pattern).toContain('publisher')
     expect(body.components.securitySchemes.bearerAuth.scheme).toBe('bearer')
+    // What any route answers before it runs: a body over the limit, a key over its budget.
+    for (const [path, ops] of Object.entries(body.paths as Record<string, Record<string, { responses: Record<string, unknown> }>>)) {
+      for (const [method, op] of Object.entries(ops)) expect(Object.keys(op.responses), `${method} ${path}`).toEqual(expect.arrayContaining(['413', '429']))
+    }
   })
 
   it('answers 401 with a reason code without a key or with an unknown one', async () => {

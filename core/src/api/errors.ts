@@ -28,10 +28,16 @@ export class ApiError extends Error {
   }
 }
 
-/** Error responses for route definitions, so `/openapi.json` documents them. */
+/**
+ * What any `/v1` route may answer before it runs: 413 (a body over API_MAX_BODY_BYTES) and 429 (an
+ * advertiser's or publisher's key over its request budget, api/key-limit.ts).
+ */
+const EVERY_ROUTE = [413, 429]
+
+/** Error responses for route definitions, so `/openapi.json` documents them (413 and 429 on every route). */
 export function errorResponses(...statuses: number[]) {
   const out: Record<number, { description: string; content: { 'application/json': { schema: typeof ErrorSchema } } }> = {}
-  for (const s of statuses) {
+  for (const s of [...statuses, ...EVERY_ROUTE]) {
     out[s] = { description: `Error (${s})`, content: { 'application/json': { schema: ErrorSchema } } }
   }
   return out
