@@ -15,6 +15,7 @@ import type { Credential } from '../context.js'
 import type { Env } from '../env.js'
 import { fail } from '../errors.js'
 import { GlobalRateLimiter, limitMessage, type LimitDecision } from './rate-limit.js'
+import { enforceClientShare } from './client-limit.js'
 import type { Settings } from '../settings.js'
 
 /**
@@ -59,9 +60,11 @@ export function takeEvents(env: Env, settings: Pick<Settings, 'rateLimitTimeoutM
  * Charges `cost` events (one token per event) to the publisher's global budget for `credential`; throws 429
  * rate_limited with Retry-After and the limit in the message when they do not all fit. A request
  * is never accepted in part: a client retries it whole, and its events' idempotency keys make the
- * retry safe.
+ * retry safe. What anyone can send first spends the client address's share (client-limit.ts:
+ * 429 client_rate_limited), so a client over it spends none of the publisher's budget.
  */
-export async function enforceRateLimit(env: Env, settings: Pick<Settings, 'rateLimitTimeoutMs'>, publisher: PublisherConfig, credential: Credential, cost: number): Promise<void> {
+export async function enforceRateLimit(env: Env, settings: Pick<Settings, 'rateLimitTimeoutMs'>, publisher: PublisherConfig, credential: Credential, cost: number, clientIp: string | undefined): Promise<void> {
+  await enforceClientShare(env, credential, publisher.id, clientIp, cost)
   const r = await takeEvents(env, settings, publisher, credential, cost)
   if (!r.ok) throw rateLimited(publisher, Math.max(1, cost), r)
 }

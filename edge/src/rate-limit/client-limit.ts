@@ -5,9 +5,10 @@
  * full beacons, would use up the publisher's whole token or public-key budget, and every real
  * visitor's impressions and clicks after it would be refused.
  *
- * Counted with the Workers Rate Limiting binding (`CLIENT_LIMIT` in wrangler.toml: a fixed window
- * per key, counted in the location that serves the client, which is where one address's requests
- * land), before the publisher's budget, so a client over its share spends none of the publisher's.
+ * Taken by `enforceRateLimit` (budget.ts) on every route that spends a budget that way, and by the
+ * click redirect, which answers a refusal with its redirect. Counted with the Workers Rate Limiting
+ * binding (`CLIENT_LIMIT` in wrangler.toml: a fixed window per key, counted in the location that
+ * serves the client, which is where one address's requests land), before the publisher's budget, so a client over its share spends none of the publisher's.
  *
  * - The key is the publisher and the client's address (`clientAddress`): an IPv6 client is its /64,
  *   the block one subscriber is given, or each of its 2^64 addresses would have a share of its own.

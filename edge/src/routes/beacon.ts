@@ -6,7 +6,6 @@ import { prepare, type IncomingItem } from '../ingest/prepare.js'
 import { authenticate } from '../middleware/auth.js'
 import { parseJsonBody, readBody } from '../middleware/body.js'
 import { enforceRateLimit } from '../rate-limit/budget.js'
-import { enforceClientShare } from '../rate-limit/client-limit.js'
 import { loadTenants } from '../middleware/tenants.js'
 import { parseBatch, requestFacts } from '../ingest/request.js'
 
@@ -37,9 +36,7 @@ beacon.post(
     const receivedAt = Date.now()
     const events = parseBatch(parseJsonBody(c.var.rawBody))
     const facts = requestFacts(c)
-    // The client's share first: a client over it spends none of the publisher's budget.
-    await enforceClientShare(c.env, c.var.credential, c.var.publisher.id, facts.observed.ip, events.length)
-    await enforceRateLimit(c.env, c.var.settings, c.var.publisher, c.var.credential, events.length)
+    await enforceRateLimit(c.env, c.var.settings, c.var.publisher, c.var.credential, events.length, facts.observed.ip)
     const prepared = await prepare(events.map(typedItem), { publisher: c.var.publisher, credential: c.var.credential, tenants: c.var.tenants, source: 'beacon', receivedAt, ...facts }, c.var.settings)
     deliverLater(c.executionCtx, c.env, c.var.settings, prepared)
     const queued = prepared.results.filter((r) => r.status === 'queued').length

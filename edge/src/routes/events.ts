@@ -18,7 +18,6 @@ import { checkToken } from '../tokens/token-check.js'
 import { authenticate } from '../middleware/auth.js'
 import { parseJsonBody, readBody } from '../middleware/body.js'
 import { enforceRateLimit } from '../rate-limit/budget.js'
-import { enforceClientShare } from '../rate-limit/client-limit.js'
 import { loadTenants } from '../middleware/tenants.js'
 
 const BATCH_ROUTES: Record<string, EventType> = { 'impressions:batch': 'impression', 'clicks:batch': 'click' }
@@ -35,9 +34,7 @@ for (const [action, type] of Object.entries(BATCH_ROUTES)) batch.post(
     const events = parseBatch(parseJsonBody(c.var.rawBody))
     const publisher = c.var.publisher
     const facts = requestFacts(c)
-    // A public key's batch spends its client's share first, as its beacon does (client-limit.ts).
-    await enforceClientShare(c.env, c.var.credential, publisher.id, facts.observed.ip, events.length)
-    await enforceRateLimit(c.env, c.var.settings, publisher, c.var.credential, events.length)
+    await enforceRateLimit(c.env, c.var.settings, publisher, c.var.credential, events.length, facts.observed.ip)
     const prepared = await prepare(events.map((raw) => ({ type, raw })), { publisher, credential: c.var.credential, tenants: c.var.tenants, source: 'batch', receivedAt, ...facts }, c.var.settings)
     const outcome = await commit(prepared, c.env, c.var.settings, { later: (work) => c.executionCtx.waitUntil(work) })
     c.executionCtx.waitUntil(sendStats(c.env, c.var.settings, publisher.id, outcome.results, receivedAt))

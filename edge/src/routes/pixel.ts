@@ -7,7 +7,6 @@ import { DEDUPE_TTL_MS } from '../dedupe/dedupe-shard.js'
 import { checkToken } from '../tokens/token-check.js'
 import { eventFromToken, eventIdFromToken } from '../tokens/token-events.js'
 import { enforceRateLimit } from '../rate-limit/budget.js'
-import { enforceClientShare } from '../rate-limit/client-limit.js'
 import { loadTenants } from '../middleware/tenants.js'
 import { requestFacts } from '../ingest/request.js'
 
@@ -36,9 +35,7 @@ pixel.get('/v1/pixel.gif', loadTenants(), async function pixelHandler(c) {
   if (!verified.ok) return errorResponse(verified.code, verified.message, { 'cache-control': NO_STORE })
   const { publisher } = verified
   const facts = requestFacts(c)
-  // The client's share first: a client reloading a pixel URL spends none of the publisher's budget.
-  await enforceClientShare(c.env, 'token', publisher.id, facts.observed.ip, 1)
-  await enforceRateLimit(c.env, c.var.settings, publisher, 'token', 1)
+  await enforceRateLimit(c.env, c.var.settings, publisher, 'token', 1, facts.observed.ip)
   // The id, derived from the token, carries a time fixed by the token: 24 h before it expires, so
   // the shard keeps the key (in its time-ordered table) as long as a reload of a token valid at most
   // 25 h can come (a longer-lived token's key goes to the random-key table; see above).
