@@ -14,8 +14,8 @@ import { ApiError } from './errors.js'
  * its own buckets, so a fleet of n replicas behind a load balancer allows up to n times the limit:
  * set it per replica.
  */
-export function keyLimit(spec: BucketSpec, clock: () => number = Date.now): MiddlewareHandler<ApiEnv> {
-  const buckets = new TokenBuckets(clock)
+export function keyLimit(spec: BucketSpec): MiddlewareHandler<ApiEnv> {
+  const buckets = new TokenBuckets(Date.now)
   return async function limitPerKey(c, next) {
     const principal = c.get('principal')
     // No principal: the edge's config pull, authenticated by its own key.

@@ -154,7 +154,7 @@ export async function eraseSubject(
     requestedBy: meta.requestedBy,
     publisherId: subject.publisherId,
     subject: match.subject,
-    subjectSha256: createHash('sha256').update('value' in match ? match.value : '', 'utf8').digest('hex'),
+    subjectSha256: createHash('sha256').update(subject.userKey ?? subject.ipHash!, 'utf8').digest('hex'),
     deleted,
     external: Object.fromEntries([CLICKHOUSE_STORE, ...erasers.map((e) => e.name)].map((name) => [name, 'pending' as const])),
   }
