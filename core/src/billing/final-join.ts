@@ -109,8 +109,8 @@ function windowSql(channelCol: string, w: Readonly<Record<Channel, number>>): st
 
 /**
  * One log partition's records with a `ts` in the day, one row each: its final verdict and what the stream wrote, plus
- * what an IVT model needs (`reaches_ivt`, `imp_ts`; with `withFacts` the agent, IP prefix, user key
- * and prefetch flag, left out otherwise: every column rides through five window sorts). Every
+ * what an IVT model needs (`reaches_ivt`, `imp_ts`; with `withFacts` the agent, IP prefix, user key,
+ * prefetch flag, and whether consent was withheld or the agent sent hashed, left out otherwise: every column rides through five window sorts). Every
  * event of an impressionId (and every delivery of a key) sits in one log partition, so the rules
  * run partition by partition: the engine sorts one partition at a time, and memory is bounded by the
  * largest partition's day, not the day. Parameters: see `verdictParams`.
@@ -161,7 +161,7 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
                       : 'e.stored_ivt'
                   } AS ivt_reason
                 FROM (
-                  SELECT event_key, event_type, impression_id, campaign_id, publisher_id, channel, log_partition, log_offset,${withFacts ? ' ua, ip_prefix, user_key, prefetch,' : ''}
+                  SELECT event_key, event_type, impression_id, campaign_id, publisher_id, channel, log_partition, log_offset,${withFacts ? ' ua, ip_prefix, user_key, prefetch, no_consent, ua_hashed,' : ''}
                     ${ms('ts')} AS ts_ms, ${ms('received_at')} AS r, ${ms('processed_at')} AS p_ms,
                     -- A HEAD, prefetch or link scanner on the click redirect: no click of the
                     -- impression's (neither its first nor a repeat; IVT keeps it as prefetch_click).

@@ -55,6 +55,9 @@ interface Row {
   ip_prefix: string
   user_key: string
   prefetch: number
+  /** The event said `consent: false`; a sender-side `uaHash` stood in for its agent (events_raw). */
+  no_consent: number
+  ua_hashed: number
   imp_ts: number | null
   log_partition: number
 }
@@ -88,7 +91,7 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
   const range: [number, number] = [from - DAY_MS - MAX_FUTURE_SKEW_MS, from + 2 * DAY_MS + MAX_FUTURE_SKEW_MS]
   // Every row of the range is kept (`reaches_ivt` says which are scored and counted): the newest
   // `processed_at` of the day's rows it read (`p_ms`) is what this scoring saw (the marks returned).
-  const select = `SELECT event_key, event_type, campaign_id, publisher_id, ts_ms, r, channel, ua, ip_prefix, user_key, prefetch, imp_ts, log_partition, log_offset,
+  const select = `SELECT event_key, event_type, campaign_id, publisher_id, ts_ms, r, channel, ua, ip_prefix, user_key, prefetch, no_consent, ua_hashed, imp_ts, log_partition, log_offset,
         ts_ms >= {dayFrom:Int64} AND ts_ms < {dayTo:Int64} AS in_target, reaches_ivt, p_ms
       FROM (${verdictsSql(database, false, true, opts.windowsMs)})`
   const params = (partition: number) => ({ ...rangeVerdictParams(range[0], range[1], {}, partition), dayFrom: from, dayTo: from + DAY_MS })
@@ -166,11 +169,13 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
       const ukCount = row.user_key ? bump(m, `uk|${row.user_key}`) : 0
       // An event of the days around: counted, decided by the reprocess of its own day.
       if (!(row.in_target === true || Number(row.in_target) === 1)) continue
+      // The event as the stream scored it: an agent the sender hashed, or consent withheld, is no
+      // missing agent (the hash itself is not stored; the rules never read it).
       const { score, reasons } = model.score(
         {
           type: row.event_type,
-          event: { ts: Number(row.ts_ms), channel: (row.channel || 'web') as Channel, userKey: row.user_key || undefined },
-          client: { ua: row.ua || undefined, ipPrefix: row.ip_prefix || undefined },
+          event: { ts: Number(row.ts_ms), channel: (row.channel || 'web') as Channel, userKey: row.user_key || undefined, ...(Number(row.no_consent) === 1 ? { consent: false } : {}) },
+          client: { ua: row.ua || undefined, ipPrefix: row.ip_prefix || undefined, ...(Number(row.ua_hashed) === 1 ? { uaHash: 'hashed' } : {}) },
           edge: { prefetch: Number(row.prefetch) === 1 ? true : undefined },
         },
         { impressionTs: row.event_type === 'click' && row.imp_ts !== null ? Number(row.imp_ts) : undefined, ipPrefixPerMinute: ipCount, userKeyPerMinute: ukCount },

@@ -138,6 +138,10 @@ export function ddl(db: string): string[] {
     // Viewability per impression: `viewable` (0 when not viewable or unmeasured) and how it was
     // measured (`mrc_50_1s` from the tag, `client` from SDKs, '' when unmeasured).
     `ALTER TABLE ${db}.events_raw ADD COLUMN IF NOT EXISTS viewable UInt8 DEFAULT 0, ADD COLUMN IF NOT EXISTS view_method LowCardinality(String) DEFAULT ''`,
+    // What the IVT agent rules need beyond the stored agent (ivt/rules.ts scoreEnvelope), so a model
+    // run over stored rows (billing/reprocess.ts) judges them as the stream did: the event said
+    // `consent: false`, and a sender-side `uaHash` stood in for the agent (either way `ua` is '').
+    `ALTER TABLE ${db}.events_raw ADD COLUMN IF NOT EXISTS no_consent UInt8 DEFAULT 0, ADD COLUMN IF NOT EXISTS ua_hashed UInt8 DEFAULT 0`,
     // Of the billable impressions: how many were measured, and how many of those were viewable.
     `ALTER TABLE ${db}.rollup_minute ADD COLUMN IF NOT EXISTS measured_impressions SimpleAggregateFunction(sum, Int64) DEFAULT 0, ADD COLUMN IF NOT EXISTS viewable_impressions SimpleAggregateFunction(sum, Int64) DEFAULT 0`,
     // Billing snapshots: each run writes a new version; an old version is never edited.
@@ -191,6 +195,7 @@ export function ddl(db: string): string[] {
     ...SINK_TABLES.map((t) => `CREATE TABLE IF NOT EXISTS ${db}.${probeTable(t)} AS ${db}.${t} ENGINE = Null`),
     `ALTER TABLE ${db}.${probeTable('bad_rows')} ADD COLUMN IF NOT EXISTS payload_original String DEFAULT ''`,
     `ALTER TABLE ${db}.${probeTable('events_raw')} ADD COLUMN IF NOT EXISTS sign Int8 DEFAULT 1, ADD COLUMN IF NOT EXISTS viewable UInt8 DEFAULT 0, ADD COLUMN IF NOT EXISTS view_method LowCardinality(String) DEFAULT ''`,
+    `ALTER TABLE ${db}.${probeTable('events_raw')} ADD COLUMN IF NOT EXISTS no_consent UInt8 DEFAULT 0, ADD COLUMN IF NOT EXISTS ua_hashed UInt8 DEFAULT 0`,
     `ALTER TABLE ${db}.${probeTable('rollup_minute')} ADD COLUMN IF NOT EXISTS measured_impressions SimpleAggregateFunction(sum, Int64) DEFAULT 0, ADD COLUMN IF NOT EXISTS viewable_impressions SimpleAggregateFunction(sum, Int64) DEFAULT 0`,
     // Why a version exists and what it covers: the version it supersedes, the receive-time cut-off,
     // and whether the day was complete (watermark past its end plus the lateness horizon).

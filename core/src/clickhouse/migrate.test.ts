@@ -7,7 +7,7 @@ const q = async <T>(query: string): Promise<T[]> => (await engine.client.query({
 
 /** Columns added after tables already held data: a migration must add them in place. */
 const ADDED = {
-  events_raw: ['viewable', 'view_method'],
+  events_raw: ['viewable', 'view_method', 'no_consent', 'ua_hashed'],
   rollup_minute: ['measured_impressions', 'viewable_impressions'],
   billing_snapshots: ['measured_impressions', 'viewable_impressions'],
 } as const

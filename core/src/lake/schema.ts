@@ -32,6 +32,7 @@ export const LAKE_COLUMNS: readonly LakeColumn[] = [
   int('log_partition', 'log partition of the record'), { name: 'log_offset', type: 'long', required: true, doc: 'log offset of the record', value: (r) => r.log_offset },
   time('processed_at', 'processor time (UTC)'),
   int('sign', '+1 verdict, -1 retraction of an earlier verdict'), int('viewable'), str('view_method'),
+  int('no_consent', '1 when the event said consent: false'), int('ua_hashed', '1 when a sender-side uaHash stood in for the agent'),
 ]
 
 /** The ClickHouse type chDB writes for a column (Parquet: UTF-8 strings, INT64 µs UTC timestamps). */

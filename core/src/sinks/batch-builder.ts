@@ -139,6 +139,9 @@ export class BatchBuilder {
     const measured = env.type === 'impression' && env.event.viewable !== undefined
     row.viewable = measured && env.event.viewable ? 1 : 0
     row.view_method = measured ? (env.event.viewMethod ?? 'client') : ''
+    // What the agent rules read besides the agent: a model run over stored rows needs them too.
+    row.no_consent = e.consent === false ? 1 : 0
+    row.ua_hashed = env.client.ua === undefined && env.client.uaHash !== undefined ? 1 : 0
     writeEventRowBinary(this.rows, row)
     if (this.rowObjects) this.batch.events.push({ ...row, ivt_reasons: [...row.ivt_reasons] })
 
@@ -201,6 +204,6 @@ function emptyEventRow(): EventRow {
     event_key: '', event_type: 'impression', event_id: '', impression_id: '', click_id: '', campaign_id: '', ad_id: '', publisher_id: '', request_id: '',
     ts: 0, received_at: 0, channel: '', device: '', geo: '', placement: '', user_key: '', ua: '', ip_prefix: '', ip_hash: '', edge_source: '', edge_dedupe: '',
     prefetch: 0, billable: 0, reason: '', ivt_score: 0, ivt_reasons: NO_REASONS, model_version: '', joined: 0, log_partition: 0, log_offset: 0, processed_at: 0,
-    sign: 1, viewable: 0, view_method: '',
+    sign: 1, viewable: 0, view_method: '', no_consent: 0, ua_hashed: 0,
   }
 }

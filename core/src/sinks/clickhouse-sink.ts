@@ -33,7 +33,7 @@ export const EVENT_COLUMN_TYPES = [
   ['edge_dedupe', 'LowCardinality(String)'], ['prefetch', 'UInt8'], ['billable', 'UInt8'], ['reason', 'LowCardinality(String)'],
   ['ivt_score', 'Float32'], ['ivt_reasons', 'Array(LowCardinality(String))'], ['model_version', 'LowCardinality(String)'],
   ['joined', 'UInt8'], ['log_partition', 'UInt32'], ['log_offset', 'UInt64'], ['processed_at', "DateTime64(3, 'UTC')"],
-  ['sign', 'Int8'], ['viewable', 'UInt8'], ['view_method', 'LowCardinality(String)'],
+  ['sign', 'Int8'], ['viewable', 'UInt8'], ['view_method', 'LowCardinality(String)'], ['no_consent', 'UInt8'], ['ua_hashed', 'UInt8'],
 ] as const satisfies ReadonlyArray<readonly [keyof EventRow, string]>
 const EVENT_COLUMNS = EVENT_COLUMN_TYPES.map(([c]) => c)
 /**
@@ -69,7 +69,7 @@ export function writeEventRowBinary(w: RowBinaryWriter, r: EventRow): void {
     .str(r.user_key).str(r.ua).str(r.ip_prefix).str(r.ip_hash).str(r.edge_source)
     .str(r.edge_dedupe).u8(r.prefetch).u8(r.billable).str(r.reason).f32(r.ivt_score)
     .strings(r.ivt_reasons).str(r.model_version).u8(r.joined).u32(r.log_partition).i64(r.log_offset).dt64(r.processed_at)
-    .i8(r.sign).u8(r.viewable).str(r.view_method)
+    .i8(r.sign).u8(r.viewable).str(r.view_method).u8(r.no_consent).u8(r.ua_hashed)
 }
 
 /** Whether the client runs on chDB (itself or behind a wrapper): one that reads local scratch files through file(). */

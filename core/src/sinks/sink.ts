@@ -89,6 +89,10 @@ export interface EventRow {
   viewable: 0 | 1
   /** How viewability was measured (`mrc_50_1s`, `client`, …); '' when unmeasured. */
   view_method: string
+  /** 1 when the event said `consent: false` (the IVT agent rules skip an event without agent and prefix then). */
+  no_consent: 0 | 1
+  /** 1 when a sender-side `uaHash` stood in for the agent (`ua` is then ''; no agent rule judges it). */
+  ua_hashed: 0 | 1
 }
 
 export interface RollupRow {

@@ -27,7 +27,7 @@ export function eventRow(partition: number, offset: number, overrides: Partial<E
     campaign_id: 'cmp_contract', ad_id: 'ad1', publisher_id: 'pub1', request_id: 'r1', ts, received_at: ts + 10, channel: 'web', device: 'desktop',
     geo: 'US', placement: '', user_key: `u${offset % 7}`, ua: 'Mozilla/5.0', ip_prefix: '203.0.113.0/24', ip_hash: 'h', edge_source: 'batch',
     edge_dedupe: 'new', prefetch: 0, billable: 1, reason: '', ivt_score: 0, ivt_reasons: [], model_version: 'm1', joined: 0, log_partition: partition,
-    log_offset: offset, processed_at: ts + 20, sign: 1, viewable: 0, view_method: '', ...overrides,
+    log_offset: offset, processed_at: ts + 20, sign: 1, viewable: 0, view_method: '', no_consent: 0, ua_hashed: 0, ...overrides,
   }
 }
 

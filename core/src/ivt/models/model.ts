@@ -5,7 +5,7 @@ import type { ActivityFacts, BurstLimits } from '../rules.js'
 export type ScoredFields = {
   type: Envelope['type']
   event: Pick<Envelope['event'], 'ts' | 'channel' | 'consent' | 'userKey'>
-  client: Pick<Envelope['client'], 'ua' | 'ipPrefix'>
+  client: Pick<Envelope['client'], 'ua' | 'ipPrefix' | 'uaHash'>
   edge: Pick<Envelope['edge'], 'prefetch'>
 }
 
