@@ -22,7 +22,9 @@ const Counts = {
   clicks: z.number().int(),
   ctr: z.number().openapi({ description: 'clicks / impressions (0 when there are no impressions)' }),
   uniques: z.number().int().openapi({ description: 'Approximate distinct users (HLL, uniqMerge).' }),
-  spendMicros: z.number().int().nullable().openapi({ description: 'Provisional spend from the campaign price; null if the price is unknown.' }),
+  spendMicros: z.number().int().nullable().openapi({
+    description: 'Provisional spend from the campaign price; null if the price is unknown. In `totals`, priced as the bill prices it: per UTC day and publisher, each rounded down (whole days show what they are billed); a series point prices its own bucket.',
+  }),
   ivtImpressions: z.number().int(),
   ivtClicks: z.number().int(),
   measuredImpressions: z.number().int().openapi({ description: 'Billable impressions whose viewability was measured (tag: IAB/MRC 50 % for 1 s; SDKs: their own).' }),
@@ -219,6 +221,18 @@ export function registerMetricsRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
       query_params: params,
       format: 'JSONEachRow',
     })
+    // The totals' spend is priced as the bill prices it (billing/snapshots.ts buildLines): one line per
+    // UTC day and publisher, each rounded down, so a range of whole days shows what they are billed
+    // (rounding the range's counts once gave a micro per line more).
+    const lineRollups = pieces(plan, params, { hour: 'rollup_hour', minute: 'rollup_minute' }, (table, bucket, where) =>
+      `SELECT toDate(${bucket}, 'UTC') AS d, publisher_id, impressions, clicks, viewable_impressions FROM ${db}.${table} WHERE ${where}`,
+    )
+    const linesRs = await ch.query({
+      query: `SELECT sum(impressions) AS impressions, sum(clicks) AS clicks, sum(viewable_impressions) AS viewable_impressions
+        FROM (${lineRollups}) GROUP BY d, publisher_id ${QUERY_LIMIT}`,
+      query_params: params,
+      format: 'JSONEachRow',
+    })
     const ivtRs = await ch.query({
       query: `SELECT reason, event_type, sum(events) AS events FROM (${ivtRollups})
         GROUP BY reason, event_type HAVING events != 0 ORDER BY events DESC, reason, event_type ${QUERY_LIMIT}`,
@@ -228,6 +242,10 @@ export function registerMetricsRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
     const rows = await seriesRs.json<Record<string, unknown>>()
     const [tot] = await totalsRs.json<Record<string, unknown>>()
     const ivt = await ivtRs.json<Record<string, unknown>>()
+    const lineSpend = (await linesRs.json<Record<string, unknown>>()).reduce(
+      (s, l) => s + spendMicros(campaign.pricing.model, campaign.pricing.priceMicros, Number(l.impressions), Number(l.clicks), Number(l.viewable_impressions)),
+      0,
+    )
     const counts = (r: Record<string, unknown> | undefined) => {
       const impressions = Number(r?.impressions ?? 0)
       const clicks = Number(r?.clicks ?? 0)
@@ -262,7 +280,7 @@ export function registerMetricsRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedAp
         provisional: true as const,
         freshness: await freshness(q.campaignId),
         pricing: campaign.pricing,
-        totals: counts(tot),
+        totals: { ...counts(tot), spendMicros: lineSpend },
         ivtByReason: ivt.map((r) => ({ reason: String(r.reason), eventType: String(r.event_type), events: Number(r.events) })),
         series,
         truncated,
