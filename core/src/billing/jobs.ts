@@ -49,6 +49,8 @@ export interface Job {
   /** Reprocess only: final versions created by promotion, per day. */
   promotedVersions?: Record<string, number>
   promotedAt?: number
+  /** Reprocess only: the admin whose promote made the candidates final (what is billed changed on their word). */
+  promotedBy?: string
   /** Reprocess only: the promote request the promotion carried out (job-store.ts). */
   promoteRequest?: string
   /** Reprocess only: the attribution rule version the days are rebuilt with (rules/rules.ts). */
@@ -557,6 +559,7 @@ export function createBillingJobs(options: BillingJobsOptions) {
     }
     job.promotedVersions = promoted
     job.promotedAt = clock()
+    job.promotedBy = by
     job.promoteRequest = request
     await save(job)
     logger.info({ jobId: id, by, promoted }, 'reprocess promoted')

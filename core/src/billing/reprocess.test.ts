@@ -78,8 +78,10 @@ describe('reprocess with another IVT model version', () => {
     expect(Number(decisions[0]!.n)).toBe(65)
     // The live final version is untouched until the candidate is promoted.
     expect((await jobs.snapshots.latestFinal(DAY))?.jobId).toBe(live.id)
-    const promoted = await jobs.promote(job.id, 'test')
+    const promoted = await jobs.promote(job.id, 'adm_finance')
     expect((await jobs.snapshots.latestFinal(DAY))?.version).toBe(promoted.promotedVersions![DAY])
+    // Promotion changes what is billed: the job record says who made it, as it says who asked for the job.
+    expect(jobs.get(job.id)).toMatchObject({ requestedBy: 'test', promotedBy: 'adm_finance' })
   })
 
   it('rewrites the same decisions when a job is run again over the same day, without doubling them', async () => {

@@ -10,12 +10,21 @@ import type { PrincipalKind } from '../tenants/tenant-store.js'
 export function reasonFor(viewer: PrincipalKind, reason: string): string {
   if (viewer === 'admin') return reason
   // A close that kept a promoted model says so after its reason (jobs.ts `dayRules`): system text, kept.
-  const at = reason.indexOf(KEPT_NOTE)
-  return at < 0 ? kindOf(reason) : `${kindOf(reason.slice(0, at))}${reason.slice(at)}`
+  // Only the note as jobs.ts writes it, at the end: the same words inside an operator's free text
+  // (a promotion's reason) are the operator's, and everything after them would be shown.
+  const note = KEPT_NOTE.exec(reason)
+  return note ? `${kindOf(reason.slice(0, note.index))}${note[0]}` : kindOf(reason)
 }
 
-/** How jobs.ts starts the note of a close that kept a promoted day's rules. */
-const KEPT_NOTE = '; kept the promoted IVT model '
+/**
+ * The note jobs.ts (`dayRules`) appends to the reason of a close that kept a promoted day's rules:
+ * registered versions, a version number, a job id and one of two fixed sentences, nothing free.
+ */
+const KEPT_NOTE = new RegExp(
+  '; kept the promoted IVT model [A-Za-z0-9_.:-]{1,64}( and attribution rules [A-Za-z0-9_.:-]{1,64})? of final v\\d+ \\(job [0-9A-Za-z]{1,32}\\)' +
+    '(; that job is gone from the job store, so its attribution rules are unknown: default attribution windows' +
+    '|; that job records no attribution rules for the day: default attribution windows)?$',
+)
 
 /** The kind of version a stored reason names, without numbers or operators' words. */
 function kindOf(reason: string): string {

@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { isMap, isScalar, parseDocument, type Pair } from 'yaml'
+import { EDGE_STATS_TOPIC, EVENTS_TOPIC } from '@adc/schemas'
 import { configSchema, loadConfig } from '../config.js'
 
 // No Docker daemon in CI: this checks the compose file's structure and wiring statically.
@@ -167,7 +168,9 @@ describe('docker-compose.yml', () => {
       expect(site).toBe((vars as Record<string, string>).ADC_PUBLIC_HOST ?? 'localhost')
       expect(site).not.toMatch(/^http:/)
       const handles = [...caddyfile.matchAll(/^\s*handle(?: (\S+))? \{$/gm)].map((m) => m[1] ?? '*')
-      expect(handles).toEqual(['/topics/*', '/v1/internal/edge-config', '/healthz', '*'])
+      expect(handles).toEqual(['@produce', '/v1/internal/edge-config', '/healthz', '*'])
+      // Produce calls to the edge's two topics only: never to the tenant or billing-job topics.
+      expect(/@produce \{\s*method POST\s*path (.+)\s*\}/.exec(caddyfile)?.[1]?.trim().split(/\s+/)).toEqual([`/topics/${EVENTS_TOPIC}`, `/topics/${EDGE_STATS_TOPIC}`])
       const upstreams = [...caddyfile.matchAll(/reverse_proxy (\S+)/g)].map((m) => m[1])
       const internal = `core:${env('core').INTERNAL_PORT}`
       expect(upstreams).toEqual([internal, internal, internal])

@@ -114,6 +114,20 @@ describeNeeding('front door', needCaddy, () => {
       expect((await fetch(`${base}/v1/internal/edge-config`)).status).toBe(401)
     })
 
+    it("passes produce calls to the edge's two topics only, never to core's own topics (tenants, billing jobs, state, leases)", async () => {
+      // Confluent's proxy (ADC_LOG_PROXY) produces to any topic of the cluster: a tenant command on
+      // adc-tenants would make any key an admin. So the front door names the topics itself.
+      const body = JSON.stringify({ records: [binaryRecord('x', { op: 'addKey', principal: { kind: 'admin', id: 'x' }, hash: 'h', scope: 'server' })] })
+      const authorization = `Basic ${Buffer.from(`${creds.user}:${creds.password}`).toString('base64')}`
+      for (const topic of ['adc-tenants', 'adc-billing-jobs', 'adc-state-changelog', 'adc-lease.adc.billing-scheduler', 'ad-events/partitions/0']) {
+        const res = await fetch(`${base}/topics/${topic}`, { method: 'POST', body, headers: { 'content-type': BINARY_V2_CONTENT_TYPE, authorization } })
+        expect(res.status, topic).toBe(404)
+        expect(await res.text(), topic).toBe('not found')
+      }
+      // Reads of the proxy's metadata are not the edge's either.
+      expect((await fetch(`${base}/topics/ad-events`, { headers: { authorization } })).status).toBe(404)
+    })
+
     it('answers 404 to the rest of the internal port and to the API', async () => {
       for (const path of ['/metrics', '/topics', '/v1/campaigns', '/dashboard', '/openapi.json']) {
         const res = await fetch(`${base}${path}`)

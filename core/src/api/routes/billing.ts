@@ -53,7 +53,7 @@ export const JobSchema = z
 
 export function jobView(job: Job): z.infer<typeof JobSchema> {
   // `marks`: the schedule's bookkeeping of what each version read (billing/jobs.ts), not part of the job's view.
-  const { requestedBy: _by, promotedAt: _at, promoteRequest: _req, marks: _marks, ...rest } = job
+  const { requestedBy: _by, promotedAt: _at, promotedBy: _pby, promoteRequest: _req, marks: _marks, ...rest } = job
   return rest
 }
 
