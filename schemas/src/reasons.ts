@@ -58,6 +58,7 @@ export const REASONS = {
   repeat_click: { billable: false, emitter: 'core', description: 'A later click on an impression that already had a click within the dedupe horizon (a prefetch or link scanner on the redirect is none).' },
   orphan_click: { billable: false, emitter: 'core', description: 'A click whose impression was not seen within the join window (provisional).' },
   prefetch_click: { billable: false, emitter: 'both', description: 'A HEAD, prefetch/prerender or link-scanner request on the click redirect.' },
+  prefetch_pixel: { billable: false, emitter: 'edge', description: 'A HEAD or link-scanner request on the pixel: answered with the GIF, not recorded, so it never takes the impression of the person who loads the same token.' },
   givt_known_bot: { billable: false, emitter: 'core', description: 'The user agent is a known bot or crawler.' },
   givt_non_browser: { billable: false, emitter: 'core', description: 'The user agent is not a browser (HTTP library, tool).' },
   givt_missing_ua: { billable: false, emitter: 'core', description: 'No user agent was sent on a web event.' },

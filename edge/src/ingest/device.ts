@@ -9,10 +9,15 @@ const BY_PLATFORM: Record<string, DeviceClass> = { desktop: 'desktop', mobile: '
 
 /**
  * Parses are cached per agent: real traffic repeats a few thousand agents, and a parse runs dozens
- * of patterns. Bounded per isolate; cleared when full.
+ * of patterns. Bounded per isolate in agents and in their characters, cleared when either is full:
+ * the agent is the client's header, up to the request's 128 KB of headers, so a count alone let
+ * 5,000 long agents hold more than the isolate's 128 MB (and an isolate over it is ended with the
+ * deliveries it still had in `waitUntil`). A real agent is a few hundred characters.
  */
 const cache = new Map<string, DeviceClass | undefined>()
 const CACHE_MAX = 5_000
+const CACHE_MAX_CHARS = 2 * 1024 * 1024
+let cachedChars = 0
 
 /**
  * The device class of a user agent (bowser's platform type; `tv` is `ctv`), or undefined when the
@@ -29,8 +34,12 @@ export function deviceClassOf(ua: string | undefined): DeviceClass | undefined {
   } catch {
     device = undefined
   }
-  if (cache.size >= CACHE_MAX) cache.clear()
+  if (cache.size >= CACHE_MAX || cachedChars + ua.length > CACHE_MAX_CHARS) {
+    cache.clear()
+    cachedChars = 0
+  }
   cache.set(ua, device)
+  cachedChars += ua.length
   return device
 }
 

@@ -109,6 +109,22 @@ describe('GET /v1/pixel.gif', () => {
     expect((await proxyReceived()).records).toHaveLength(2)
   })
 
+  it.each([
+    ['HEAD', { method: 'HEAD', headers: { 'user-agent': 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) Safari/605.1.15' } }],
+    ['a link scanner', { headers: { 'user-agent': 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)' } }],
+  ])('%s gets the GIF but records nothing, so it never takes the impression of the person who loads the pixel after it', async (_name, init) => {
+    const t = await token()
+    const scan = await get(`/v1/pixel.gif?t=${t}`, init)
+    await scan.arrayBuffer()
+    await (await get(`/v1/pixel.gif?t=${t}`)).arrayBuffer()
+    const got = await eventually(() => proxyReceived(), (v) => v.records.length >= 1)
+    expect(got.records).toHaveLength(1)
+    expect(got.records[0]!.value.client.ua).toBe('Mozilla/5.0 (X11; Linux x86_64) Chrome/140.0')
+    const stats = await eventually(() => proxyReceived('edge-stats'), (v) => v.records.length >= 1)
+    expect(stats.records.map((r) => r.value.duplicate)).not.toContain(1)
+    expect([scan.status, scan.headers.get('content-type'), scan.headers.get('x-adc-reason')]).toEqual([200, 'image/gif', 'prefetch_pixel'])
+  })
+
   it('400 for a tampered token, 410 for an expired one, 400 without one', async () => {
     const t = await token()
     const tampered = await get(`/v1/pixel.gif?t=${t.slice(0, -3)}AAA`)
@@ -135,7 +151,7 @@ describe('GET /c/<token>', () => {
   })
 
   it.each([
-    ['HEAD', { method: 'HEAD' }],
+    ['HEAD', { method: 'HEAD', headers: { 'user-agent': 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) Safari/605.1.15' } }],
     ['Sec-Purpose prefetch', { headers: { 'sec-purpose': 'prefetch' } }],
     ['Sec-Purpose prerender', { headers: { 'sec-purpose': 'prefetch;prerender' } }],
     ['a link scanner', { headers: { 'user-agent': 'Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)' } }],

@@ -1,5 +1,5 @@
 /**
- * Requests on the click redirect that are not a person clicking (HEAD, prefetch, link scanners).
+ * Requests on the click redirect and the pixel that are not a person (HEAD, prefetch, link scanners).
  */
 import { isbot } from 'isbot'
 
