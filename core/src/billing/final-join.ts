@@ -3,6 +3,7 @@ import type { ClickHouseClient } from '@clickhouse/client'
 import type { Channel } from '@adc/schemas'
 import { DAY_MS, dayStart } from './days.js'
 import { CLICK_BEFORE_IMPRESSION_SKEW_MS, DEDUPE_HORIZON_MS, JOIN_LATENESS_MS, JOIN_WINDOWS_MS } from '../rules/rules.js'
+import { QUARANTINE_ABOVE } from '../ivt/rules.js'
 
 /**
  * The final, batch verdict for every accepted event of one UTC day, recomputed from `events_raw` with
@@ -173,7 +174,7 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
                     -- dedupe and join, so it is no delivery, impression or click for any other event.
                     reason = 'unknown_campaign' AS unbooked,
                     multiIf(reason IN {ivt:Array(String)}, toString(reason),
-                            ivt_score > 0.8 AND notEmpty(ivt_reasons), toString(ivt_reasons[1]), '') AS stored_ivt
+                            ivt_score > toFloat32(${QUARANTINE_ABOVE}) AND notEmpty(ivt_reasons), toString(ivt_reasons[1]), '') AS stored_ivt
                   FROM ${db}.events_raw
                   WHERE ts >= {lookStart:DateTime64(3, 'UTC')} AND ts < {lookEnd:DateTime64(3, 'UTC')}
                     AND log_partition = {part:UInt32} AND sign = 1

@@ -7,6 +7,7 @@ import type { Channel } from '@adc/schemas'
 import { DAY_MS, dayStart } from './days.js'
 import { dayPartitions, rangeVerdictParams, verdictParams, verdictsSql } from './final-join.js'
 import type { IvtModel } from '../ivt/models/index.js'
+import { quarantines } from '../ivt/rules.js'
 
 /**
  * Runs an IVT model over the stored raw events of one UTC day and writes its decisions to
@@ -182,7 +183,7 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
       )
       scored++
       if (score > 0) {
-        const quarantined = score > model.quarantineAbove
+        const quarantined = quarantines(score, model.quarantineAbove)
         if (quarantined) flagged++
         pending.push({
           event_key: row.event_key, event_type: row.event_type, campaign_id: row.campaign_id, publisher_id: row.publisher_id,

@@ -8,6 +8,17 @@ export const IVT_MODEL_VERSION = 'ivt-2026.11.1'
 /** Above this score an event is quarantined: kept, not billed. */
 export const QUARANTINE_ABOVE = 0.8
 
+/**
+ * Whether `score` quarantines an event: above `above`, both as a Float32, because a score is stored
+ * as one (events_raw `ivt_score`, ivt_decisions `score`) and the billing job's final join reads the
+ * stored score (`ivt_score > toFloat32(…)`, billing/final-join.ts). Compared as float64 here and as
+ * Float32 there, a score in (0.79999998, 0.8] would bill in the stream and be quarantined in the
+ * T+1 bill (Float32 0.8 is 0.800000011920929).
+ */
+export function quarantines(score: number, above: number = QUARANTINE_ABOVE): boolean {
+  return Math.fround(score) > Math.fround(above)
+}
+
 export const RULE_SCORES = {
   givt_known_bot: 1,
   givt_non_browser: 0.95,

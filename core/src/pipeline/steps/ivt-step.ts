@@ -2,7 +2,7 @@ import { ok, unbilled } from '../result.js'
 import type { Step } from '../step.js'
 import type { Joined, Scored } from '../types.js'
 import type { PartitionStore } from '../../state/partition-store.js'
-import { DEFAULT_LIMITS, IVT_MODEL_VERSION, QUARANTINE_ABOVE, scoreEnvelope, type BurstLimits } from '../../ivt/rules.js'
+import { DEFAULT_LIMITS, IVT_MODEL_VERSION, quarantines, scoreEnvelope, type BurstLimits } from '../../ivt/rules.js'
 
 export interface IvtDeps {
   store: PartitionStore
@@ -26,7 +26,7 @@ export function createIvtStep<T extends Joined>({ store, limits = DEFAULT_LIMITS
     const ipPrefixPerMinute = env.client.ipPrefix ? bursts.count('ip', env.client.ipPrefix, minute, count) : 0
     const userKeyPerMinute = env.event.userKey ? bursts.count('uk', env.event.userKey, minute, count) : 0
     const { score, reasons } = scoreEnvelope(env, { impressionTs: input.join.impressionTs, ipPrefixPerMinute, userKeyPerMinute }, limits)
-    const quarantined = score > QUARANTINE_ABOVE
+    const quarantined = quarantines(score)
     const value = Object.assign(input, { ivt: { score, reasons, modelVersion, quarantined } })
     return quarantined ? unbilled(value, reasons[0]!) : ok(value)
   }
