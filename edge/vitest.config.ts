@@ -13,7 +13,8 @@ export const TEST_EDGE_CONFIG = {
   publishers: [
     {
       id: 'pub_test', apiKeyHashes: [sha256('pk_test')], publicKeyHashes: [sha256('pkpub_test')],
-      signingKeys: { k1: 'secret-one', k0: 'secret-old' }, requestSigningKeys: { r1: 'rsecret-one', r0: 'rsecret-old' },
+      // r1, r0: server-scope request keys; a1: an app-scope one (its secret ships inside apps).
+      signingKeys: { k1: 'secret-one', k0: 'secret-old' }, requestSigningKeys: { r1: 'rsecret-one', r0: 'rsecret-old' }, appRequestSigningKeys: { a1: 'asecret-one' },
       rateLimit: { perSecond: 100_000, burst: 200_000 }, active: true,
     },
     {
@@ -33,7 +34,7 @@ export const TEST_EDGE_CONFIG = {
     { id: 'pub_beacon', apiKeyHashes: [sha256('pk_beacon')], publicKeyHashes: [sha256('pkpub_beacon')], signingKeys: {}, rateLimit: { perSecond: 5, burst: 10 }, active: true },
     { id: 'pub_tokens', apiKeyHashes: [sha256('pk_tokens')], signingKeys: { kt: 'secret-tokens' }, rateLimit: { perSecond: 0.01, burst: 2 }, active: true },
     // Client-share tests: a public budget larger than one client's share.
-    { id: 'pub_share', apiKeyHashes: [sha256('pk_share')], publicKeyHashes: [sha256('pkpub_share')], signingKeys: { ks: 'secret-share' }, rateLimit: { perSecond: 0.01, burst: 6000 }, active: true },
+    { id: 'pub_share', apiKeyHashes: [sha256('pk_share')], publicKeyHashes: [sha256('pkpub_share')], signingKeys: { ks: 'secret-share' }, requestSigningKeys: { rs: 'rsecret-share' }, appRequestSigningKeys: { as: 'asecret-share' }, rateLimit: { perSecond: 0.01, burst: 6000 }, active: true },
     { id: 'pub_flood', apiKeyHashes: [sha256('pk_flood')], publicKeyHashes: [sha256('pkpub_flood')], signingKeys: { kf: 'secret-flood' }, rateLimit: { perSecond: 0.01, burst: 10 }, active: true },
   ],
 }

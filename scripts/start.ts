@@ -88,6 +88,6 @@ console.log(`
   demo public key     ${key('DEMO_PUBLIC_KEY')}   (public scope: tag data-key, beacon ?k=)
   demo advertiser key ${key('DEMO_ADVERTISER_KEY')}   (advertiser adv_demo: cmp_demo_cpm, cmp_demo_cpc)
   demo signing secret ${key('DEMO_SIGNING_SECRET')}   (token key id demo: click and pixel tokens)
-  demo request secret ${key('DEMO_REQUEST_SIGNING_SECRET')}   (request key id demo_request: X-Adc-Signature)
+  demo request secret ${key('DEMO_REQUEST_SIGNING_SECRET')}   (request key id demo_request, app scope: X-Adc-Signature; clicks need their clickToken)
   demo admin key      ${key('DEMO_ADMIN_KEY')}
 `)

@@ -7,11 +7,13 @@ import type { TenantIndex } from './tenants/tenants.js'
 export type AuthMethod = 'api_key' | 'signature'
 
 /**
- * What the request's credential may send: a `server_key` or a `request_signature` anything; a
- * `public_key` (page HTML) impressions, and clicks only with a valid `clickToken`; a `token` (pixel,
- * click redirect) the one event its signed token stands for.
+ * What the request's credential may send: a `server_key` or a `request_signature` (a signature by a
+ * `server`-scope request key, kept on the publisher's servers) anything; a `public_key` (page HTML)
+ * or an `app_signature` (a signature by an `app`-scope request key, whose secret ships inside every
+ * copy of an app) impressions, and clicks only with a valid `clickToken`, and never names the end
+ * user's address; a `token` (pixel, click redirect) the one event its signed token stands for.
  */
-export const CREDENTIALS = ['server_key', 'public_key', 'request_signature', 'token'] as const
+export const CREDENTIALS = ['server_key', 'public_key', 'request_signature', 'app_signature', 'token'] as const
 export type Credential = (typeof CREDENTIALS)[number]
 
 export interface AppVariables {

@@ -1,4 +1,4 @@
-import { idempotencyKey, mintToken, type EventType } from '@adc/schemas'
+import { idempotencyKey, mintToken, signRequest, type EventType } from '@adc/schemas'
 import { SELF } from 'cloudflare:test'
 import { env } from 'cloudflare:workers'
 import { ulid } from 'ulid'
@@ -70,6 +70,24 @@ export function postBatch(kind: 'impressions' | 'clicks', body: unknown, opts: {
   const headers: Record<string, string> = { 'content-type': 'application/json', 'cf-connecting-ip': '203.0.113.77', 'user-agent': 'Mozilla/5.0 test', ...opts.headers }
   if (opts.key !== null) headers.authorization = `Bearer ${opts.key ?? 'pk_test'}`
   return SELF.fetch(`${EDGE}/v1/events/${kind}:batch`, { method: 'POST', headers, body: opts.raw ?? JSON.stringify(body) })
+}
+
+/**
+ * A batch signed with a request key (`X-Adc-Signature`): pub_test's `r1` is a server-scope key,
+ * `a1` an app-scope one (test config in edge/vitest.config.ts).
+ */
+export async function signedBatch(kind: 'impressions' | 'clicks', body: unknown, opts: { keyId: string; secret: string; headers?: Record<string, string> }): Promise<Response> {
+  const path = `/v1/events/${kind}:batch`
+  const raw = JSON.stringify(body)
+  const ts = Math.floor(Date.now() / 1000)
+  const signature = await signRequest(opts.secret, ts, 'POST', path, raw)
+  return SELF.fetch(`${EDGE}${path}`, {
+    method: 'POST', body: raw,
+    headers: {
+      'content-type': 'application/json', 'cf-connecting-ip': '203.0.113.77', 'user-agent': 'Mozilla/5.0 test',
+      'x-adc-key-id': opts.keyId, 'x-adc-timestamp': String(ts), 'x-adc-signature': signature, ...opts.headers,
+    },
+  })
 }
 
 /** Polls until `check` passes (waitUntil work finishes after the response). */

@@ -37,6 +37,7 @@ export const REASONS = {
   invalid_range: { status: 400, billable: false, emitter: 'core', description: 'The time range is reversed, too long or in the future.' },
   invalid_body: { status: 400, billable: false, emitter: 'core', description: 'The JSON body is missing, malformed or does not match its schema.' },
   method_not_allowed: { status: 405, billable: false, emitter: 'core', description: 'The route exists but not for this HTTP method; see Allow.' },
+  scope_not_applicable: { status: 400, billable: false, emitter: 'core', description: 'A scope (app, server) was given for a signing key of purpose token; only request signing keys have a scope.' },
   conflict: { status: 409, billable: false, emitter: 'core', description: 'A resource with that id already exists.' },
   unknown_reference: { status: 422, billable: false, emitter: 'core', description: 'The body refers to a tenant or resource that does not exist.' },
   not_home_region: { status: 421, billable: false, emitter: 'core', description: 'A replica outside the home region (REGION != HOME_REGION) refuses tenant and billing writes; send them to the home region named in the message and X-Adc-Home-Region.' },
@@ -49,7 +50,7 @@ export const REASONS = {
   invalid_event: { status: 400, billable: false, emitter: 'edge', description: 'The event does not match its schema.' },
   publisher_mismatch: { status: 403, billable: false, emitter: 'edge', description: "The event's publisherId is not the authenticated publisher." },
   unknown_campaign: { status: 422, billable: false, emitter: 'both', description: 'The campaignId is not a booked campaign, or not one booked with the event\'s publisher: refused at the edge, kept unbilled in core if one gets through.' },
-  click_token_required: { status: 403, billable: false, emitter: 'edge', description: 'A click sent with a public API key carries no clickToken; send the signed click token, or use a server key or a request signature.' },
+  click_token_required: { status: 403, billable: false, emitter: 'edge', description: 'A click sent with a public API key or signed with an app-scope request key carries no clickToken; send the signed click token, or use a server key or a server-scope request signature.' },
   clock_skew: { status: 422, billable: false, emitter: 'edge', description: 'ts is more than 5 minutes ahead of or 24 hours behind the edge clock.' },
   duplicate_delivery: { status: 409, billable: false, emitter: 'both', description: 'The same idempotency key was already accepted (a retry).' },
 

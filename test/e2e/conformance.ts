@@ -16,9 +16,16 @@ export interface Tenant {
   apiKey: string
   /** Public-scope API key (beacon, tag). */
   publicKey: string
-  /** The request signing key (purpose `request`) an app holds; the token key stays server-side. */
+  /**
+   * The request signing key (purpose `request`; the token key stays server-side), of the scope the
+   * test asked for: `server` (the SDK on a publisher's server, naming the end user's `ip`), or `app`
+   * (the SDK inside an app: clicks need their clickToken, the edge keeps the IP it observes).
+   */
   signingKeyId: string
   signingSecret: string
+  /** The token signing key the ad server mints click tokens with (never in an app). */
+  tokenKeyId: string
+  tokenSecret: string
 }
 
 export interface PublisherBooks {
@@ -53,19 +60,23 @@ export function conformanceSystem(prefix: string) {
     return json
   }
 
-  /** A publisher and a campaign of the test's own; resolves once the edge knows the publisher. */
-  async function tenant(name: string, rateLimit = { perSecond: 100_000, burst: 200_000 }): Promise<Tenant> {
+  /**
+   * A publisher and a campaign of the test's own; resolves once the edge knows the publisher. Its
+   * request key is `server` scope unless asked otherwise: the suites' events name the end user's
+   * `ip`, which only a server-scope signature may.
+   */
+  async function tenant(name: string, rateLimit = { perSecond: 100_000, burst: 200_000 }, requestSigningScope: 'app' | 'server' = 'server'): Promise<Tenant> {
     const publisherId = `pub_${prefix}${name}_${runId}`
     const campaignId = `cmp_${prefix}${name}_${runId}`
     // The campaign first: once the edge knows the publisher's key it knows the booked campaign too.
     await admin('POST', '/v1/admin/campaigns', { id: campaignId, advertiserId: 'adv_demo', pricing: { model: 'cpm', priceMicros: 1000 } })
-    const pub = await admin<{ apiKey: string; publicKey: string; requestSigningKeyId: string; requestSigningSecret: string }>('POST', '/v1/admin/publishers', { id: publisherId, name, rateLimit })
+    const pub = await admin<{ apiKey: string; publicKey: string; requestSigningKeyId: string; requestSigningSecret: string; signingKeyId: string; signingSecret: string }>('POST', '/v1/admin/publishers', { id: publisherId, name, rateLimit, requestSigningScope })
     // Until the edge pulls the new config the key is unknown (401); an empty batch is 400 once it is known.
     const known = await eventually(async () => (await fetch(`${edge!.url}/v1/events/impressions:batch`, {
       method: 'POST', headers: { authorization: `Bearer ${pub.apiKey}`, 'content-type': 'application/json' }, body: '{"events":[]}',
     })).status, (s) => s !== 401, 20_000)
     expect(known).toBe(400)
-    return { publisherId, campaignId, apiKey: pub.apiKey, publicKey: pub.publicKey, signingKeyId: pub.requestSigningKeyId, signingSecret: pub.requestSigningSecret }
+    return { publisherId, campaignId, apiKey: pub.apiKey, publicKey: pub.publicKey, signingKeyId: pub.requestSigningKeyId, signingSecret: pub.requestSigningSecret, tokenKeyId: pub.signingKeyId, tokenSecret: pub.signingSecret }
   }
 
   /** Impressions as counted by core (billable or kept as IVT): each distinct event once. */
@@ -88,15 +99,16 @@ export function conformanceSystem(prefix: string) {
    * Exactly once, twice over: the campaign counts `expected` impressions, and core's books for the
    * publisher hold `expected` distinct events: every extra delivery was a resend of the same event
    * (`duplicate_delivery`), never a second event for the same impression (`duplicate_impression`,
-   * which a client minting a new id per retry would cause).
+   * which a client minting a new id per retry would cause). `events`: all the publisher's events,
+   * when it sent clicks too (@default `expected`).
    */
-  async function expectExactlyOnce(t: Tenant, expected: number): Promise<PublisherBooks> {
+  async function expectExactlyOnce(t: Tenant, expected: number, events = expected): Promise<PublisherBooks> {
     const n = await eventually(() => counted(t.campaignId), (v) => v >= expected, 60_000)
     expect(n).toBe(expected)
-    const pub = await eventually(() => books(t.publisherId), (p) => !!p && p.core.accepted >= expected && p.core.accepted === p.edge.accepted, 60_000)
+    const pub = await eventually(() => books(t.publisherId), (p) => !!p && p.core.accepted >= events && p.core.accepted === p.edge.accepted, 60_000)
     expect(pub, JSON.stringify(pub)).toBeDefined()
     expect(pub!.core.keptByReason.duplicate_impression ?? 0, JSON.stringify(pub)).toBe(0)
-    expect(pub!.core.accepted - (pub!.core.keptByReason.duplicate_delivery ?? 0), JSON.stringify(pub)).toBe(expected)
+    expect(pub!.core.accepted - (pub!.core.keptByReason.duplicate_delivery ?? 0), JSON.stringify(pub)).toBe(events)
     expect(await counted(t.campaignId)).toBe(expected)
     return pub!
   }

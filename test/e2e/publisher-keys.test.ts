@@ -101,6 +101,24 @@ describe('publishers created through the admin API', () => {
     expect(outcome(await send('impressions', [event(p.id)], { keyId: p.signingKeyId, secret: p.signingSecret }))).toBe('401:unauthorized')
   })
 
+  it('trusts an app-scope request key (the default) as the public key, a server-scope one as a server key', async () => {
+    const p = pubs[1]!
+    const app = { keyId: p.requestSigningKeyId, secret: p.requestSigningSecret }
+    const imp = event(p.id)
+    const clickEv = { ...imp, eventId: ulid(), clickId: `clk_${ulid()}` }
+    expect(outcome(await send('clicks', [clickEv], app))).toBe('rejected:click_token_required')
+    expect(outcome(await send('clicks', [{ ...clickEv, eventId: ulid(), clickToken: await token(p, imp) }], app))).toBe('accepted')
+    const created = await admin('POST', `/v1/admin/publishers/${p.id}/signing-keys`, { purpose: 'request', scope: 'server' })
+    expect(created.body).toMatchObject({ purpose: 'request', scope: 'server' })
+    const server = { keyId: created.body.keyId as string, secret: created.body.signingSecret as string }
+    const imp2 = event(p.id)
+    const tokenless = { ...imp2, eventId: ulid(), clickId: `clk_${ulid()}` }
+    // The edge knows the new key with its next config pull (TTL 1 s).
+    const first = await eventually(() => send('clicks', [tokenless], server), (r) => r.status === 202, 15_000)
+    expect(outcome(first)).toBe('accepted')
+    expect((await admin('POST', `/v1/admin/publishers/${p.id}/signing-keys`, { purpose: 'token', scope: 'server' })).body.error.code).toBe('scope_not_applicable')
+  })
+
   it('rejects events and tokens for a campaign nobody booked', async () => {
     const p = pubs[1]!
     expect(outcome(await send('impressions', [event(p.id, { campaignId: `cmp_nobody_${runId}` })], { key: p.apiKey }))).toBe('rejected:unknown_campaign')

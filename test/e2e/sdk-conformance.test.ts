@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createClient, type ClientOptions, type Dropped } from '@adc/sdk'
+import { mintClickToken } from '@adc/sdk/server'
 import { ROOT, type EdgeHandle } from './system.js'
 import { conformanceSystem, type Tenant } from './conformance.js'
 
@@ -164,6 +165,27 @@ describe('JS SDK conformance against the real edge and core', () => {
     await expectExactlyOnce(t, 30)
     const billed = await books(t.publisherId)
     expect(billed?.core.billed, JSON.stringify(billed)).toBe(30)
+  })
+
+  it('inside an app (app-scope request key): a click with the ad server\'s clickToken is delivered and counted, a tokenless one comes back as click_token_required', async () => {
+    const t = await tenant('appkey', undefined, 'app')
+    const { c, dropped } = client(t, { auth: { keyId: t.signingKeyId, secret: t.signingSecret } })
+    const imps = Array.from({ length: 20 }, (_, i) => impression(t, i))
+    for (const imp of imps) await c.impression(imp)
+    const clicks: string[] = []
+    for (const imp of imps.slice(0, 10)) {
+      const { ip: _ip, ...fields } = imp
+      const clickToken = await mintClickToken({ impressionId: imp.impressionId, campaignId: imp.campaignId, adId: imp.adId, publisherId: t.publisherId, requestId: imp.requestId, url: 'https://advertiser.example/l' }, { keyId: t.tokenKeyId, secret: t.tokenSecret })
+      clicks.push(await c.click({ ...fields, clickId: `clk_${imp.impressionId}`, clickToken }))
+    }
+    const { ip: _ip, ...last } = imps[10]!
+    const tokenless = await c.click({ ...last, clickId: `clk_${last.impressionId}` })
+    await drain(c)
+    await c.shutdown()
+    expect(dropped.map((d) => [d.eventId, d.code])).toEqual([[tokenless, 'click_token_required']])
+    expect(c.stats()).toMatchObject({ delivered: 30, dropped: 1, queued: 0 })
+    expect(clicks).toHaveLength(10)
+    await expectExactlyOnce(t, 20, 30)
   })
 
   it('a browser-style public key goes through the beacon route and is counted once, resends included', async () => {

@@ -278,13 +278,15 @@ describe('admin and edge config', () => {
     const before = (await call('/v1/internal/edge-config', 'edge_sync_test')).body
     const pub = await post('/v1/admin/publishers', ADMIN, { id: 'pub_new', name: 'New', rateLimit: { perSecond: 10, burst: 20 } })
     expect(pub.status).toBe(201)
+    expect(pub.body.requestSigningScope).toBe('app')
     const after = await call('/v1/internal/edge-config', 'edge_sync_test')
     expect(after.status).toBe(200)
     expect(after.body.version).toBeGreaterThan(before.version)
     expect(after.body.publishers.find((p: any) => p.id === 'pub_new')).toEqual({
       id: 'pub_new', apiKeyHashes: [hashApiKey(pub.body.apiKey)], publicKeyHashes: [hashApiKey(pub.body.publicKey)],
       signingKeys: { [pub.body.signingKeyId]: pub.body.signingSecret },
-      requestSigningKeys: { [pub.body.requestSigningKeyId]: pub.body.requestSigningSecret },
+      // A request key is an app's unless created with scope server.
+      requestSigningKeys: {}, appRequestSigningKeys: { [pub.body.requestSigningKeyId]: pub.body.requestSigningSecret },
       rateLimit: { perSecond: 10, burst: 20 }, active: true,
     })
     expect(after.body.campaignIds).toEqual(expect.arrayContaining(['cmp_demo_cpm', 'cmp_demo_cpc']))
@@ -313,7 +315,8 @@ describe('admin and edge config', () => {
     const signing = await post('/v1/admin/publishers/pub_new/signing-keys', ADMIN, { keyId: 'k2' })
     expect(signing).toMatchObject({ status: 201, body: { purpose: 'token' } })
     const requestKey = await post('/v1/admin/publishers/pub_new/signing-keys', ADMIN, { purpose: 'request' })
-    expect(requestKey).toMatchObject({ status: 201, body: { purpose: 'request', keyId: expect.stringMatching(/^k_/) } })
+    expect(requestKey).toMatchObject({ status: 201, body: { purpose: 'request', scope: 'app', keyId: expect.stringMatching(/^k_/) } })
+    expect(signing.body).not.toHaveProperty('scope')
     const firstIds = (signing.body.publisher.signingKeyIds as string[]).filter((k) => k !== 'k2')
     for (const keyId of firstIds) {
       expect((await call(`/v1/admin/publishers/pub_new/signing-keys/${keyId}`, ADMIN, { method: 'DELETE' })).status).toBe(200)
@@ -323,19 +326,44 @@ describe('admin and edge config', () => {
       method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ rateLimit: { perSecond: 1, burst: 2 }, active: false }),
     })
     expect(patched.body).toMatchObject({
-      signingKeys: [{ keyId: 'k2', purpose: 'token' }, { keyId: requestKey.body.keyId, purpose: 'request' }], rateLimit: { perSecond: 1, burst: 2 }, active: false,
+      signingKeys: [{ keyId: 'k2', purpose: 'token' }, { keyId: requestKey.body.keyId, purpose: 'request', scope: 'app' }], rateLimit: { perSecond: 1, burst: 2 }, active: false,
     })
     expect(JSON.stringify(patched.body)).not.toContain(signing.body.signingSecret)
     const edge = (await call('/v1/internal/edge-config', 'edge_sync_test')).body.publishers.find((p: any) => p.id === 'pub_new')
     expect(edge).toMatchObject({
       apiKeyHashes: [added.body.keyHash], publicKeyHashes: [], signingKeys: { k2: signing.body.signingSecret },
-      requestSigningKeys: { [requestKey.body.keyId]: requestKey.body.signingSecret }, rateLimit: { perSecond: 1, burst: 2 }, active: false,
+      requestSigningKeys: {}, appRequestSigningKeys: { [requestKey.body.keyId]: requestKey.body.signingSecret }, rateLimit: { perSecond: 1, burst: 2 }, active: false,
     })
     expect((await call('/v1/admin/publishers/pub_new', ADMIN, { method: 'PATCH' })).body.error.code).toBe('invalid_body')
     expect((await call('/v1/admin/publishers/pub_new/signing-keys', ADMIN, { method: 'POST' })).body.error.code).toBe('invalid_body')
     expect((await post('/v1/admin/publishers/pub_missing/api-keys', ADMIN, {})).status).toBe(404)
     expect((await post('/v1/admin/publishers/pub_new/api-keys', ADV, {})).status).toBe(403)
     expect((await call('/v1/admin/publishers/pub_new/api-keys/xyz', ADMIN, { method: 'DELETE' })).body.error.code).toBe('invalid_query')
+  })
+
+  it('creates request signing keys with a scope (app unless server is asked), serves each under its scope to the edge, and refuses a scope on a token key', async () => {
+    const server = await post('/v1/admin/publishers/pub_new2/signing-keys', ADMIN, { purpose: 'request', scope: 'server' })
+    expect(server).toMatchObject({ status: 201, body: { purpose: 'request', scope: 'server' } })
+    const app = await post('/v1/admin/publishers/pub_new2/signing-keys', ADMIN, { purpose: 'request', scope: 'app' })
+    expect(app).toMatchObject({ status: 201, body: { purpose: 'request', scope: 'app' } })
+    expect(server.body.publisher.signingKeys).toContainEqual({ keyId: server.body.keyId, purpose: 'request', scope: 'server' })
+    for (const body of [{ scope: 'server' }, { purpose: 'token', scope: 'app' }]) {
+      const refused = await post('/v1/admin/publishers/pub_new2/signing-keys', ADMIN, body)
+      expect(refused).toMatchObject({ status: 400, body: { error: { code: 'scope_not_applicable', message: expect.stringContaining('request signing keys only') } } })
+    }
+    expect((await post('/v1/admin/publishers/pub_new2/signing-keys', ADMIN, { purpose: 'request', scope: 'device' })).body.error.code).toBe('invalid_body')
+    const created = await post('/v1/admin/publishers', ADMIN, { id: 'pub_new_s2s', name: 'S2S', requestSigningScope: 'server' })
+    expect(created).toMatchObject({ status: 201, body: { requestSigningScope: 'server' } })
+    const edge = (await call('/v1/internal/edge-config', 'edge_sync_test')).body.publishers
+    const p2 = edge.find((p: any) => p.id === 'pub_new2')
+    expect(p2.requestSigningKeys).toEqual({ [server.body.keyId]: server.body.signingSecret })
+    expect(p2.appRequestSigningKeys).toMatchObject({ [app.body.keyId]: app.body.signingSecret })
+    expect(p2.appRequestSigningKeys).not.toHaveProperty(server.body.keyId)
+    expect(edge.find((p: any) => p.id === 'pub_new_s2s').requestSigningKeys).toEqual({ [created.body.requestSigningKeyId]: created.body.requestSigningSecret })
+    // The document shows the scope.
+    const doc = JSON.stringify((await call('/openapi.json', ADMIN)).body)
+    expect(doc).toContain('requestSigningScope')
+    expect(doc).toContain('appRequestSigningKeys')
   })
 })
 

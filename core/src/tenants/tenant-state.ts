@@ -3,6 +3,7 @@ import {
   TenantConflictError,
   TenantReferenceError,
   purposeOf,
+  requestScopeOf,
   scopeOf,
   type Advertiser,
   type ApiKeyScope,
@@ -11,6 +12,7 @@ import {
   type Principal,
   type Publisher,
   type RateLimit,
+  type RequestKeyScope,
   type SigningKeyPurpose,
 } from './tenant-store.js'
 
@@ -41,17 +43,20 @@ export type TenantCommand =
   | {
     op: 'createPublisher'; id: string; name: string; hash: string; publicHash: string
     signingKeyId: string; signingSecret: string; requestSigningKeyId: string; requestSigningSecret: string
+    /** Absent in commands written before request key scopes: `app`. */
+    requestSigningScope?: RequestKeyScope
     rateLimit: RateLimit; at: number
   }
   | { op: 'updatePublisher'; id: string; patch: { rateLimit?: RateLimit; active?: boolean; name?: string } }
   | { op: 'addPublisherApiKey'; id: string; hash: string; scope: ApiKeyScope }
   | { op: 'revokePublisherApiKey'; id: string; keyHash: string }
-  | { op: 'addSigningKey'; id: string; keyId: string; secret: string; purpose: SigningKeyPurpose }
+  /** `scope`: request keys only; absent on a request key (commands before scopes): `app`. */
+  | { op: 'addSigningKey'; id: string; keyId: string; secret: string; purpose: SigningKeyPurpose; scope?: RequestKeyScope }
   | { op: 'revokeSigningKey'; id: string; keyId: string }
   | { op: 'addAdminKey'; id: string; hash: string }
   | { op: 'addKey'; principal: Principal; hash: string; scope: ApiKeyScope }
   | { op: 'removeKey'; hash: string }
-  | { op: 'setSigningKey'; publisherId: string; keyId: string; secret: string; purpose: SigningKeyPurpose }
+  | { op: 'setSigningKey'; publisherId: string; keyId: string; secret: string; purpose: SigningKeyPurpose; scope?: RequestKeyScope }
   /** Entries of a store written before the shared topic existed (upgrade); applied only to keys not yet present. */
   | { op: 'import'; entries: Array<[string, unknown]> }
 
@@ -59,6 +64,11 @@ const scopesOf = (p: Publisher): Record<string, ApiKeyScope> =>
   p.apiKeyScopes ?? Object.fromEntries(p.apiKeyHashes.map((h) => [h, 'server' as const]))
 const purposesOf = (p: Publisher): Record<string, SigningKeyPurpose> =>
   p.signingKeyPurposes ?? Object.fromEntries(Object.keys(p.signingKeys).map((k) => [k, 'token' as const]))
+/** Request key scopes with `keyId` set to `scope` (a request key) or left out (a token key). */
+const scopesWith = (p: Publisher, keyId: string, purpose: SigningKeyPurpose, scope: RequestKeyScope | undefined): Record<string, RequestKeyScope> => {
+  const { [keyId]: _old, ...rest } = p.signingKeyScopes ?? {}
+  return purpose === 'request' ? { ...rest, [keyId]: scope ?? 'app' } : rest
+}
 
 export function listPrefix<T>(db: RootDatabase, prefix: string): T[] {
   const out: T[] = []
@@ -138,6 +148,7 @@ export function applyTenantCommand(db: RootDatabase, cmd: TenantCommand): unknow
         apiKeyScopes: { [cmd.hash]: 'server', [cmd.publicHash]: 'public' },
         signingKeys: { [cmd.signingKeyId]: cmd.signingSecret, [cmd.requestSigningKeyId]: cmd.requestSigningSecret },
         signingKeyPurposes: { [cmd.signingKeyId]: 'token', [cmd.requestSigningKeyId]: 'request' },
+        signingKeyScopes: { [cmd.requestSigningKeyId]: cmd.requestSigningScope ?? 'app' },
         rateLimit: cmd.rateLimit,
         active: true,
         createdAt: cmd.at,
@@ -188,6 +199,7 @@ export function applyTenantCommand(db: RootDatabase, cmd: TenantCommand): unknow
         ...p,
         signingKeys: { ...p.signingKeys, [cmd.keyId]: cmd.secret },
         signingKeyPurposes: { ...purposesOf(p), [cmd.keyId]: cmd.purpose },
+        signingKeyScopes: scopesWith(p, cmd.keyId, cmd.purpose, cmd.scope),
       }
       db.put(P.publisher + cmd.id, out)
       bump()
@@ -198,7 +210,8 @@ export function applyTenantCommand(db: RootDatabase, cmd: TenantCommand): unknow
       if (!(cmd.keyId in p.signingKeys)) throw new TenantReferenceError('no such signing key on this publisher')
       const { [cmd.keyId]: _secret, ...signingKeys } = p.signingKeys
       const { [cmd.keyId]: _purpose, ...purposes } = purposesOf(p)
-      const out: Publisher = { ...p, signingKeys, signingKeyPurposes: purposes }
+      const { [cmd.keyId]: _scope, ...scopes } = p.signingKeyScopes ?? {}
+      const out: Publisher = { ...p, signingKeys, signingKeyPurposes: purposes, signingKeyScopes: scopes }
       db.put(P.publisher + cmd.id, out)
       // Legacy key ids (stored before the index) are claimed now, so they stay taken.
       if (db.get(P.signingKeyId + cmd.keyId) === undefined) db.put(P.signingKeyId + cmd.keyId, cmd.id)
@@ -245,7 +258,8 @@ export function applyTenantCommand(db: RootDatabase, cmd: TenantCommand): unknow
     }
     case 'setSigningKey': {
       const p = mustPublisher(cmd.publisherId)
-      if (p.signingKeys[cmd.keyId] === cmd.secret && purposeOf(p, cmd.keyId) === cmd.purpose) return undefined
+      const scope = cmd.purpose === 'request' ? (cmd.scope ?? 'app') : undefined
+      if (p.signingKeys[cmd.keyId] === cmd.secret && purposeOf(p, cmd.keyId) === cmd.purpose && requestScopeOf(p, cmd.keyId) === scope) return undefined
       const owner = db.get(P.signingKeyId + cmd.keyId) as string | undefined
       if (owner !== undefined && owner !== cmd.publisherId) throw new TenantConflictError(`signing key id ${cmd.keyId} belongs to another publisher`)
       if (owner === undefined) db.put(P.signingKeyId + cmd.keyId, cmd.publisherId)
@@ -253,6 +267,7 @@ export function applyTenantCommand(db: RootDatabase, cmd: TenantCommand): unknow
         ...p,
         signingKeys: { ...p.signingKeys, [cmd.keyId]: cmd.secret },
         signingKeyPurposes: { ...purposesOf(p), [cmd.keyId]: cmd.purpose },
+        signingKeyScopes: scopesWith(p, cmd.keyId, cmd.purpose, scope),
       })
       bump()
       return undefined

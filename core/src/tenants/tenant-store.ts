@@ -63,6 +63,14 @@ export type ApiKeyScope = 'public' | 'server'
  */
 export type SigningKeyPurpose = 'token' | 'request'
 
+/**
+ * Where a `request` signing secret lives. `app`: inside apps (every copy holds it, so anyone who
+ * unpacks one can sign): its signatures are trusted as the public key (clicks only with their signed
+ * click token, the IP the edge observes, a client address's share). `server`: on the publisher's
+ * servers: its signatures may send anything, as a server key. Token keys have no scope.
+ */
+export type RequestKeyScope = 'app' | 'server'
+
 export interface Publisher {
   id: string
   name: string
@@ -74,6 +82,11 @@ export interface Publisher {
   signingKeys: Record<string, string>
   /** Purpose per key id; a key id not listed is a `token` key (publishers stored before purposes). */
   signingKeyPurposes?: Record<string, SigningKeyPurpose>
+  /**
+   * Scope per `request` key id; a request key not listed is an `app` key (least trust: request keys
+   * stored before scopes, whose secrets the docs shipped inside apps).
+   */
+  signingKeyScopes?: Record<string, RequestKeyScope>
   rateLimit: RateLimit
   active: boolean
   createdAt: number
@@ -130,6 +143,17 @@ export function generateKeyId(): string {
 
 export const scopeOf = (p: Publisher, hash: string): ApiKeyScope => p.apiKeyScopes?.[hash] ?? 'server'
 export const purposeOf = (p: Publisher, keyId: string): SigningKeyPurpose => p.signingKeyPurposes?.[keyId] ?? 'token'
+/** The scope of a request key (`app` unless stored as `server`); undefined for a token key. */
+export const requestScopeOf = (p: Publisher, keyId: string): RequestKeyScope | undefined =>
+  purposeOf(p, keyId) === 'request' ? (p.signingKeyScopes?.[keyId] ?? 'app') : undefined
+
+/** A scope given for a token key: only request keys have one. */
+export class SigningKeyScopeError extends Error {
+  constructor(message = 'a scope (app, server) applies to request signing keys only; a token key has none') {
+    super(message)
+    this.name = 'SigningKeyScopeError'
+  }
+}
 
 export interface TenantStore {
   getAdvertiser(id: string): Advertiser | undefined
@@ -155,9 +179,10 @@ export interface TenantStore {
   revokePublisherApiKey(id: string, keyHash: string): Promise<Publisher>
   /**
    * Adds a signing secret under a new, globally unique key id (tokens and signatures name the key id
-   * they were signed with); `purpose` defaults to `token`. Old keys keep working until revoked.
+   * they were signed with); `purpose` defaults to `token`; a request key's `scope` defaults to `app`
+   * (a scope on a token key is refused: `SigningKeyScopeError`). Old keys keep working until revoked.
    */
-  addSigningKey(id: string, input?: { keyId?: string; secret?: string; purpose?: SigningKeyPurpose }): Promise<{ publisher: Publisher; keyId: string; secret: string; purpose: SigningKeyPurpose }>
+  addSigningKey(id: string, input?: { keyId?: string; secret?: string; purpose?: SigningKeyPurpose; scope?: RequestKeyScope }): Promise<{ publisher: Publisher; keyId: string; secret: string; purpose: SigningKeyPurpose; scope?: RequestKeyScope }>
   /** Removes a signing key; its id stays taken, so nothing signed with it verifies again. */
   revokeSigningKey(id: string, keyId: string): Promise<Publisher>
   /** Registers an admin key (idempotent for the same key). */
@@ -173,8 +198,11 @@ export interface TenantStore {
   addKey(principal: Principal, key: string, scope?: ApiKeyScope): Promise<void>
   /** Removes a key by its hash, whoever holds it (a publisher may be left with none: it then cannot send). */
   removeKey(keyHash: string): Promise<void>
-  /** Sets (adds or replaces) the signing secret under a key id, for `purpose` (@default token). */
-  setSigningKey(publisherId: string, keyId: string, secret: string, purpose?: SigningKeyPurpose): Promise<void>
+  /**
+   * Sets (adds or replaces) the signing secret under a key id, for `purpose` (@default token); a
+   * request key with `scope` (@default app).
+   */
+  setSigningKey(publisherId: string, keyId: string, secret: string, purpose?: SigningKeyPurpose, scope?: RequestKeyScope): Promise<void>
   /** Whether any admin key exists (a production store without one needs the bootstrap). */
   hasAdminKey(): boolean
   /** Monotonic number bumped on every change, so the edge can tell configs apart. */
@@ -195,6 +223,8 @@ export interface CreatePublisherInput {
   signingSecret?: string
   requestSigningKeyId?: string
   requestSigningSecret?: string
+  /** Scope of the request signing key. @default app */
+  requestSigningScope?: RequestKeyScope
   rateLimit?: RateLimit
 }
 
@@ -206,6 +236,7 @@ export interface CreatedPublisher {
   signingSecret: string
   requestSigningKeyId: string
   requestSigningSecret: string
+  requestSigningScope: RequestKeyScope
 }
 
 /**
@@ -236,16 +267,17 @@ export function createTenantStore(db: RootDatabase, submit: SubmitTenantCommand,
     const signingSecret = input.signingSecret ?? newSecret()
     const requestSigningKeyId = input.requestSigningKeyId ?? generateKeyId()
     const requestSigningSecret = input.requestSigningSecret ?? newSecret()
+    const requestSigningScope = input.requestSigningScope ?? 'app'
     const hash = hashApiKey(apiKey)
     const publicHash = hashApiKey(publicKey)
     if (hash === publicHash) throw new TenantConflictError('the public and the server API key must differ')
     if (signingKeyId === requestSigningKeyId) throw new TenantConflictError('the token and the request signing key ids must differ')
     const publisher = (await submit({
       op: 'createPublisher', id: input.id, name: input.name, hash, publicHash,
-      signingKeyId, signingSecret, requestSigningKeyId, requestSigningSecret,
+      signingKeyId, signingSecret, requestSigningKeyId, requestSigningSecret, requestSigningScope,
       rateLimit: input.rateLimit ?? DEFAULT_RATE_LIMIT, at: Date.now(),
     })) as Publisher
-    return { publisher, apiKey, publicKey, signingKeyId, signingSecret, requestSigningKeyId, requestSigningSecret }
+    return { publisher, apiKey, publicKey, signingKeyId, signingSecret, requestSigningKeyId, requestSigningSecret, requestSigningScope }
   }
 
   function keyHashesOf(principal: Principal): string[] {
@@ -267,8 +299,9 @@ export function createTenantStore(db: RootDatabase, submit: SubmitTenantCommand,
     removeKey: async (keyHash) => {
       await submit({ op: 'removeKey', hash: keyHash })
     },
-    setSigningKey: async (publisherId, keyId, secret, purpose = 'token') => {
-      await submit({ op: 'setSigningKey', publisherId, keyId, secret, purpose })
+    setSigningKey: async (publisherId, keyId, secret, purpose = 'token', scope) => {
+      if (purpose === 'token' && scope !== undefined) throw new SigningKeyScopeError()
+      await submit({ op: 'setSigningKey', publisherId, keyId, secret, purpose, ...(purpose === 'request' ? { scope: scope ?? 'app' } : {}) })
     },
     hasAdminKey: () => list<Principal>(P.key).some((p) => p.kind === 'admin'),
     getAdvertiser: (id) => db.get(P.advertiser + id) as Advertiser | undefined,
@@ -302,8 +335,10 @@ export function createTenantStore(db: RootDatabase, submit: SubmitTenantCommand,
       const secret = input.secret ?? newSecret()
       const keyId = input.keyId ?? generateKeyId()
       const purpose = input.purpose ?? 'token'
-      const publisher = (await submit({ op: 'addSigningKey', id, keyId, secret, purpose })) as Publisher
-      return { publisher, keyId, secret, purpose }
+      if (purpose === 'token' && input.scope !== undefined) throw new SigningKeyScopeError()
+      const scope = purpose === 'request' ? (input.scope ?? 'app') : undefined
+      const publisher = (await submit({ op: 'addSigningKey', id, keyId, secret, purpose, ...(scope ? { scope } : {}) })) as Publisher
+      return { publisher, keyId, secret, purpose, ...(scope ? { scope } : {}) }
     },
     revokeSigningKey: async (id, keyId) => (await submit({ op: 'revokeSigningKey', id, keyId })) as Publisher,
     addAdminKey: async (id, key) => {
@@ -318,14 +353,16 @@ export function createTenantStore(db: RootDatabase, submit: SubmitTenantCommand,
       // Set when booked, never changed: the same verdict on every replay too.
       campaignPublishers: Object.fromEntries(list<Campaign>(P.campaign).filter((c) => c.publisherIds !== undefined).map((c) => [c.id, c.publisherIds!])),
       publishers: list<Publisher>(P.publisher).map((p) => {
-        const keysOf = (purpose: SigningKeyPurpose) =>
-          Object.fromEntries(Object.entries(p.signingKeys).filter(([keyId]) => purposeOf(p, keyId) === purpose))
+        const keysOf = (purpose: SigningKeyPurpose, scope?: RequestKeyScope) =>
+          Object.fromEntries(Object.entries(p.signingKeys).filter(([keyId]) => purposeOf(p, keyId) === purpose && requestScopeOf(p, keyId) === scope))
         return {
           id: p.id,
           apiKeyHashes: p.apiKeyHashes.filter((h) => scopeOf(p, h) === 'server'),
           publicKeyHashes: p.apiKeyHashes.filter((h) => scopeOf(p, h) === 'public'),
           signingKeys: keysOf('token'),
-          requestSigningKeys: keysOf('request'),
+          // By scope: an edge that knows no app keys refuses them, never trusts them as server ones.
+          requestSigningKeys: keysOf('request', 'server'),
+          appRequestSigningKeys: keysOf('request', 'app'),
           rateLimit: p.rateLimit,
           active: p.active,
         }
@@ -344,7 +381,10 @@ export interface DemoSeed {
   adminKey: string
   /** Public-scope publisher key (the tag's `data-key`, the beacon's `?k=`); generated when absent. */
   publicKey?: string
-  /** Request signing secret, key id `demo_request`; generated when absent. */
+  /**
+   * Request signing secret, key id `demo_request`, `app` scope (what the README's app examples
+   * sign with: clicks carry their click token); generated when absent.
+   */
   requestSigningSecret?: string
 }
 

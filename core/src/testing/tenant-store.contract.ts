@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { edgeConfigSchema } from '@adc/schemas'
 import {
   DEMO_DEFAULTS,
+  SigningKeyScopeError,
   TenantConflictError,
   TenantReferenceError,
   bookedWith,
@@ -62,7 +63,9 @@ export function tenantStoreSuite(open: (dir: string) => Promise<TenantStore>): v
           apiKeyHashes: [hashApiKey(DEMO_DEFAULTS.publisherKey)],
           publicKeyHashes: [hashApiKey(DEMO_DEFAULTS.publicKey)],
           signingKeys: { demo: DEMO_DEFAULTS.signingSecret },
-          requestSigningKeys: { demo_request: DEMO_DEFAULTS.requestSigningSecret },
+          // The demo request key is an app's (README: apps sign with it; clicks carry their token).
+          requestSigningKeys: {},
+          appRequestSigningKeys: { demo_request: DEMO_DEFAULTS.requestSigningSecret },
           rateLimit: { perSecond: 500, burst: 1000 },
           active: true,
         },
@@ -134,7 +137,8 @@ export function tenantStoreSuite(open: (dir: string) => Promise<TenantStore>): v
       const cfg = store.edgeConfig()
       const pa = cfg.publishers.find((p) => p.id === 'pub_a')!
       expect(pa.signingKeys).toEqual({ [a.signingKeyId]: a.signingSecret })
-      expect(pa.requestSigningKeys).toEqual({ [a.requestSigningKeyId]: a.requestSigningSecret })
+      expect(pa.appRequestSigningKeys).toEqual({ [a.requestSigningKeyId]: a.requestSigningSecret })
+      expect(pa.requestSigningKeys).toEqual({})
       expect(pa.apiKeyHashes).toEqual([hashApiKey(a.apiKey)])
       expect(pa.publicKeyHashes).toEqual([hashApiKey(a.publicKey)])
       expect(store.principalForKey(a.publicKey)).toEqual({ kind: 'publisher', id: 'pub_a' })
@@ -159,7 +163,7 @@ export function tenantStoreSuite(open: (dir: string) => Promise<TenantStore>): v
       const token2 = await store.addSigningKey('pub_r')
       const pub2 = await store.addPublisherApiKey('pub_r', { scope: 'public' })
       let edge = store.edgeConfig().publishers[0]!
-      expect(Object.keys(edge.requestSigningKeys).sort()).toEqual([added.keyId, p.requestSigningKeyId].sort())
+      expect(Object.keys(edge.appRequestSigningKeys).sort()).toEqual([added.keyId, p.requestSigningKeyId].sort())
       expect(Object.keys(edge.signingKeys).sort()).toEqual([token2.keyId, p.signingKeyId].sort())
       expect(edge.publicKeyHashes.sort()).toEqual([hashApiKey(pub2.apiKey), hashApiKey(p.publicKey)].sort())
       await store.revokeSigningKey('pub_r', p.signingKeyId)
@@ -168,11 +172,35 @@ export function tenantStoreSuite(open: (dir: string) => Promise<TenantStore>): v
       await expect(store.revokeSigningKey('pub_r', 'nope')).rejects.toBeInstanceOf(TenantReferenceError)
       edge = store.edgeConfig().publishers[0]!
       expect(edge.signingKeys).toEqual({ [token2.keyId]: token2.secret })
-      expect(edge.requestSigningKeys).toEqual({ [added.keyId]: added.secret })
+      expect(edge.appRequestSigningKeys).toEqual({ [added.keyId]: added.secret })
       expect(edge.publicKeyHashes).toEqual([hashApiKey(pub2.apiKey)])
       expect(store.principalForKey(p.publicKey)).toBeUndefined()
       // A revoked key id stays taken: a token signed with the old secret can never verify again.
       await expect(store.addSigningKey('pub_r', { keyId: p.signingKeyId })).rejects.toBeInstanceOf(TenantConflictError)
+    })
+
+    it('gives request keys a scope, app unless server is asked, serves each under its scope, and refuses a scope on a token key', async () => {
+      const { store } = await fresh()
+      const p = await store.createPublisher({ id: 'pub_s', name: 'S' })
+      expect(p.requestSigningScope).toBe('app')
+      const app = await store.addSigningKey('pub_s', { purpose: 'request' })
+      const server = await store.addSigningKey('pub_s', { purpose: 'request', scope: 'server' })
+      const token = await store.addSigningKey('pub_s')
+      expect([app.scope, server.scope, token.scope]).toEqual(['app', 'server', undefined])
+      const v = store.configVersion()
+      await expect(store.addSigningKey('pub_s', { scope: 'server' })).rejects.toBeInstanceOf(SigningKeyScopeError)
+      await expect(store.addSigningKey('pub_s', { purpose: 'token', scope: 'app' })).rejects.toBeInstanceOf(SigningKeyScopeError)
+      expect(store.configVersion()).toBe(v)
+      const edge = store.edgeConfig().publishers.find((x) => x.id === 'pub_s')!
+      expect(edge.requestSigningKeys).toEqual({ [server.keyId]: server.secret })
+      expect(edge.appRequestSigningKeys).toEqual({ [p.requestSigningKeyId]: p.requestSigningSecret, [app.keyId]: app.secret })
+      expect(edge.signingKeys).toEqual({ [p.signingKeyId]: p.signingSecret, [token.keyId]: token.secret })
+      // A publisher created with a server-scope request key; revoking a key forgets its scope.
+      const q = await store.createPublisher({ id: 'pub_q', name: 'Q', requestSigningScope: 'server' })
+      expect(store.edgeConfig().publishers.find((x) => x.id === 'pub_q')!.requestSigningKeys).toEqual({ [q.requestSigningKeyId]: q.requestSigningSecret })
+      await store.revokeSigningKey('pub_s', server.keyId)
+      expect(store.getPublisher('pub_s')!.signingKeyScopes).not.toHaveProperty(server.keyId)
+      expect(store.edgeConfig().publishers.find((x) => x.id === 'pub_s')!.requestSigningKeys).toEqual({})
     })
 
     it('serves exactly the shared edge-config contract the edge parses: nothing missing, nothing it would drop', async () => {
@@ -199,7 +227,7 @@ export function tenantStoreSuite(open: (dir: string) => Promise<TenantStore>): v
       expect(store.configVersion()).toBe(v)
       const edge = store.edgeConfig().publishers.find((x) => x.id === 'pub_demo')!
       expect(edge.publicKeyHashes).toContain(hashApiKey(DEMO_DEFAULTS.publicKey))
-      expect(edge.requestSigningKeys.demo_request).toBe(DEMO_DEFAULTS.requestSigningSecret)
+      expect(edge.appRequestSigningKeys.demo_request).toBe(DEMO_DEFAULTS.requestSigningSecret)
       expect(edge.signingKeys.demo).toBe(DEMO_DEFAULTS.signingSecret)
     })
 

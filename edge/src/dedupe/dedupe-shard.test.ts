@@ -152,7 +152,7 @@ describe('DedupeShard', () => {
 describe('dedupe in the ingest path', () => {
   const settings = () => settingsFrom(env)
   const ctx = (): IngestContext => ({
-    publisher: { id: 'pub_test', apiKeyHashes: [], publicKeyHashes: [], signingKeys: {}, requestSigningKeys: {}, rateLimit: { perSecond: 1, burst: 1 }, active: true },
+    publisher: { id: 'pub_test', apiKeyHashes: [], publicKeyHashes: [], signingKeys: {}, requestSigningKeys: {}, appRequestSigningKeys: {}, rateLimit: { perSecond: 1, burst: 1 }, active: true },
     credential: 'server_key', tenants: new TenantIndex(TEST_CONFIG), source: 'batch', receivedAt: Date.now(), observed: {}, edge: {},
   })
 

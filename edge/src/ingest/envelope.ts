@@ -33,17 +33,18 @@ export interface EnvelopeContext {
   prefetch?: boolean
   receivedAt: number
   /**
-   * What the request's credential may send (`Credential`). A `public_key` (anyone who read the page
-   * or the app may send with it) or a `token` (a pixel or redirect the end user's browser loads)
-   * makes the request the end user's own: its observed IP is kept, never one the event claims.
-   * @default trusted to name the end user (server key, request signature)
+   * What the request's credential may send (`Credential`). A `public_key` or an `app_signature`
+   * (anyone who read the page or unpacked the app may send with it) or a `token` (a pixel or
+   * redirect the end user's browser loads) makes the request the end user's own: its observed IP is
+   * kept, never one the event claims.
+   * @default trusted to name the end user (server key, server-scope request signature)
    */
   credential?: Credential
 }
 
 /** Whether the request is the end user's own, so only what the edge observes of it may describe the client. */
 function isEndUserRequest(credential: Credential | undefined): boolean {
-  return credential === 'public_key' || credential === 'token'
+  return credential === 'public_key' || credential === 'app_signature' || credential === 'token'
 }
 
 /**
@@ -54,9 +55,10 @@ function isEndUserRequest(credential: Credential | undefined): boolean {
  * A sender that hashed on its side sends `ipHash`/`uaHash` instead: they are kept as given
  * (lower-cased) in place of the request's values; a raw `ip`/`ua` in the same event wins.
  * `consent: false` keeps no user key and no hash that tells users apart: only the agent and the
- * network prefix, what invalid-traffic detection needs (privacy.ts `clientFacts`). Only a server key or a request signature
- * speaks for an end user this way: a public key's request (anyone may send with it) or a token's
- * (the browser's own) keeps the IP the edge observed, whatever `ip`, `ipHash` or channel it claims.
+ * network prefix, what invalid-traffic detection needs (privacy.ts `clientFacts`). Only a server key or a server-scope request
+ * signature speaks for an end user this way: a public key's or an app-scope signature's request
+ * (anyone may send with it) or a token's (the browser's own) keeps the IP the edge observed,
+ * whatever `ip`, `ipHash` or channel it claims.
  *
  * Geo and device the client did not send come from the edge: the country of `request.cf` and the
  * device class of the user's agent; the client's own (schema-valid) values always win. A
@@ -72,7 +74,7 @@ export async function buildEnvelope(
   const { ua, ip: claimedIp, ipHash, uaHash, ...rest } = item.event
   const event: typeof rest = { ...rest }
   if (event.consent === false) delete event.userKey
-  // A request anyone may send (public key) or the browser's own (token) is never server-to-server,
+  // A request anyone may send (public key, app signature) or the browser's own (token) is never server-to-server,
   // whatever channel it names, and the IP it came from is the only one it can prove: a claimed ip or
   // ipHash would let a datacenter bot be judged on an address of its choosing. (Its agent header
   // is the sender's to set either way, so a claimed ua or uaHash is taken as the header would be.)

@@ -147,7 +147,8 @@ export async function prepare(items: IncomingItem[], ctx: IngestContext, setting
 }
 
 /**
- * A click from a public key (its key sits in page HTML, so anyone can send with it) is billable
+ * A click from a public key or an app-scope request signature (the key sits in page HTML, the
+ * secret inside every copy of the app, so anyone can send with it) is billable
  * only with the ad's signed click token, which only the ad server can mint: a valid token by a
  * token signing key, naming a landing URL (a pixel token names none), for this impression,
  * campaign and publisher. A token sent with any other
@@ -155,8 +156,13 @@ export async function prepare(items: IncomingItem[], ctx: IngestContext, setting
  */
 async function clickTokenRefusal(event: ClickEvent, ctx: IngestContext): Promise<Pick<EventResult, 'code' | 'httpStatus' | 'message'> | undefined> {
   if (event.clickToken === undefined) {
-    if (ctx.credential !== 'public_key') return undefined
-    return { code: 'click_token_required', httpStatus: 403, message: 'a click sent with a public key needs its signed clickToken; or send it with a server key or a request signature' }
+    if (ctx.credential === 'public_key') {
+      return { code: 'click_token_required', httpStatus: 403, message: 'a click sent with a public key needs its signed clickToken; or send it with a server key or a server-scope request signature' }
+    }
+    if (ctx.credential === 'app_signature') {
+      return { code: 'click_token_required', httpStatus: 403, message: 'a click signed with an app-scope request key needs its signed clickToken (from the ad server); or send it with a server key or a server-scope request signature' }
+    }
+    return undefined
   }
   const check = await checkToken(event.clickToken, ctx.tenants, Math.floor(ctx.receivedAt / 1000))
   if (!check.ok) {

@@ -1,6 +1,6 @@
 /**
  * Authentication middleware: resolves the publisher and what the credential may send (server key,
- * public key or request signature).
+ * public key, or a request signature by a server-scope or an app-scope key).
  */
 import { partitionFor } from '@adc/schemas'
 import { createMiddleware } from 'hono/factory'
@@ -18,8 +18,8 @@ export interface AuthenticateOptions {
 }
 
 /**
- * Resolves the publisher and the credential's scope (`server_key`, `public_key` or
- * `request_signature`; what each may send is decided per event in `prepare`) from an API key (compared by SHA-256 against the tenant config, so the
+ * Resolves the publisher and the credential's scope (`server_key`, `public_key`, or
+ * `request_signature`/`app_signature` by the request key's scope; what each may send is decided per event in `prepare`) from an API key (compared by SHA-256 against the tenant config, so the
  * edge never holds the keys themselves) or from an HMAC request signature, whose signature is then
  * remembered in a DedupeShard so a replay is refused. Runs after `readBody` (the signature covers
  * the body).
@@ -48,7 +48,9 @@ export function authenticate({ keyFrom = 'header', allowSignature = true }: Auth
       if (!fresh) throw fail('signature_replayed', 'this request signature was already used; sign each request anew')
       c.set('publisher', check.publisher)
       c.set('authMethod', 'signature')
-      c.set('credential', 'request_signature')
+      // An app key's secret ships inside every copy of the app: its signature proves no more than
+      // the public key does (ingest/prepare.ts, ingest/envelope.ts, rate-limit/client-limit.ts).
+      c.set('credential', check.scope === 'server' ? 'request_signature' : 'app_signature')
       return next()
     }
     const key = keyFrom === 'query' ? c.req.query('k') : /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '')?.[1]

@@ -4,11 +4,12 @@
  * mirror (./rate-limit.ts), all or nothing.
  *
  * One budget per publisher and kind of credential (`Credential`), each with the publisher's limit:
- * the public key is in every page that carries the tag, a token in every ad's markup, a signing
- * secret inside every copy of an app. Whoever reads one of them can spend its budget, but never
- * another's: a flood through the public key cannot starve the publisher's server-to-server batches,
- * nor the pixels and click redirects of its real visitors, and the reverse. A publisher can so send
- * up to four times its limit in all, each kind at most once its limit.
+ * the public key is in every page that carries the tag, a token in every ad's markup, an app-scope
+ * request key's secret inside every copy of an app (`app_signature`), a server-scope one on the
+ * publisher's servers (`request_signature`). Whoever reads one of them can spend its budget, but never
+ * another's: a flood through the public key or an unpacked app cannot starve the publisher's
+ * server-to-server batches, nor the pixels and click redirects of its real visitors, and the
+ * reverse. A publisher can so send up to five times its limit in all, each kind at most once its limit.
  */
 import type { PublisherConfig } from '@adc/schemas'
 import type { Credential } from '../context.js'

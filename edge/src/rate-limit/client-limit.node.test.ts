@@ -64,13 +64,14 @@ describe('takeClientShare', () => {
     expect(await takeClientShare({ CLIENT_LIMIT: b }, 'public_key', 'pub_a', '203.0.113.7', 150)).toBe(false)
   })
 
-  it('counts only what anyone can send: the public key and tokens, not a server key or a request signature', async () => {
+  it('counts only what anyone can send: the public key, app-scope signatures and tokens, not a server key or a server-scope request signature', async () => {
     const b = binding(0)
     expect(await takeClientShare({ CLIENT_LIMIT: b }, 'server_key', 'pub_a', '203.0.113.7', 500)).toBe(true)
     expect(await takeClientShare({ CLIENT_LIMIT: b }, 'request_signature', 'pub_a', '203.0.113.7', 500)).toBe(true)
     expect(b.keys).toEqual([])
     expect(await takeClientShare({ CLIENT_LIMIT: b }, 'token', 'pub_a', '203.0.113.7', 1)).toBe(false)
     expect(await takeClientShare({ CLIENT_LIMIT: b }, 'public_key', 'pub_a', '203.0.113.7', 1)).toBe(false)
+    expect(await takeClientShare({ CLIENT_LIMIT: b }, 'app_signature', 'pub_a', '203.0.113.7', 1)).toBe(false)
   })
 
   it('counts nothing without the binding or an address, and fails open when the binding throws', async () => {

@@ -1,7 +1,7 @@
 import { mintToken } from '@adc/schemas'
 import { SELF } from 'cloudflare:test'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { EDGE, impression, postBatch, proxyReset } from '../../test/helpers.js'
+import { EDGE, impression, postBatch, proxyReset, signedBatch } from '../../test/helpers.js'
 
 beforeEach(async () => {
   await proxyReset()
@@ -80,6 +80,28 @@ describe("a client address's share of the publisher's public budgets", () => {
     expect(beaconOver.status).toBe(429)
     await beaconOver.arrayBuffer()
     const server = await postBatch('impressions', events(500), { key: 'pk_test', headers: { 'cf-connecting-ip': ip } })
+    expect(server.status).toBe(202)
+    expect((await server.json<{ accepted: number }>()).accepted).toBe(500)
+  })
+
+  it("counts an app-scope request signature's batches in the share, on a budget of their own; a server-scope signature from that address takes none", async () => {
+    await freshWindow()
+    const headers = { 'cf-connecting-ip': '198.51.100.96' }
+    const events = (n: number) => ({ events: Array.from({ length: n }, () => impression({ publisherId: 'pub_share' })) })
+    const publicBefore = await stats('public_key')
+    // The app's secret is in every copy of the app: ten 500-event batches are one address's 100 units.
+    for (let i = 0; i < 10; i++) {
+      const res = await signedBatch('impressions', events(500), { keyId: 'as', secret: 'asecret-share', headers })
+      expect(res.status).toBe(202)
+      await res.arrayBuffer()
+    }
+    const over = await signedBatch('impressions', events(1), { keyId: 'as', secret: 'asecret-share', headers })
+    expect(over.status).toBe(429)
+    expect((await over.json<{ error: { code: string } }>()).error.code).toBe('client_rate_limited')
+    // Its own publisher budget: the public key's was not spent.
+    expect(await stats('app_signature')).toMatchObject({ allowedEvents: 5000, refusedRequests: 0 })
+    expect((await stats('public_key')).allowedEvents).toBe(publicBefore.allowedEvents)
+    const server = await signedBatch('impressions', events(500), { keyId: 'rs', secret: 'rsecret-share', headers })
     expect(server.status).toBe(202)
     expect((await server.json<{ accepted: number }>()).accepted).toBe(500)
   })

@@ -1,6 +1,7 @@
 /**
  * One client's share of a publisher's public budgets: the beacon's public key and the tokens of the
- * pixel and the click redirect are in every page and every ad's markup, so anyone can spend those
+ * pixel and the click redirect are in every page and every ad's markup, an app-scope request key's
+ * secret in every copy of the app, so anyone can spend those
  * budgets (budget.ts). Without a share per client, one address looping on a pixel URL, or sending
  * full beacons, would use up the publisher's whole token or public-key budget, and every real
  * visitor's impressions and clicks after it would be refused.
@@ -15,8 +16,9 @@
  * - One unit per started `CLIENT_UNIT_EVENTS` events of a request (a pixel or a click is one unit,
  *   a full beacon ten), so a client cannot send 500-event beacons at the rate of 1-event ones.
  * - Only what anyone can send is counted (`SHARED_CREDENTIALS`: the public key, on the beacon and on
- *   the batch routes alike, and tokens): server keys and request signatures are not, since an ad
- *   server or an app's backend sends from few addresses on purpose, and its budget is its own.
+ *   the batch routes alike, app-scope request signatures, whose secret is in every copy of the app,
+ *   and tokens): server keys and server-scope request signatures are not, since an ad server or an
+ *   app's backend sends from few addresses on purpose, and its budget is its own.
  * - Without the binding, or without the client's address (`CF-Connecting-IP`, always set on
  *   Cloudflare), there is no share to count and the publisher's budget alone applies. A binding that
  *   fails counts nothing (fail-open, logged), as the RateLimiter objects do.
@@ -27,7 +29,7 @@ import { fail } from '../errors.js'
 import { parseIp } from '../privacy/privacy.js'
 
 /** The credentials whose requests spend a client's share: those in every page and every ad's markup. */
-export const SHARED_CREDENTIALS: ReadonlySet<Credential> = new Set<Credential>(['public_key', 'token'])
+export const SHARED_CREDENTIALS: ReadonlySet<Credential> = new Set<Credential>(['public_key', 'app_signature', 'token'])
 
 /** Events counted as one unit of a client's share. */
 export const CLIENT_UNIT_EVENTS = 50

@@ -195,7 +195,7 @@ describe('delivery', () => {
     const settings = settingsFrom(env)
     const brokenSpool = { idFromName: () => ({}), get: () => ({ enqueue: () => Promise.reject(new Error('spool down')) }) }
     const events = [impression(), impression()]
-    const publisher = { id: 'pub_test', apiKeyHashes: [], publicKeyHashes: [], signingKeys: {}, requestSigningKeys: {}, rateLimit: { perSecond: 1, burst: 1 }, active: true }
+    const publisher = { id: 'pub_test', apiKeyHashes: [], publicKeyHashes: [], signingKeys: {}, requestSigningKeys: {}, appRequestSigningKeys: {}, rateLimit: { perSecond: 1, burst: 1 }, active: true }
     const ctx = { publisher, credential: 'server_key' as const, tenants: new TenantIndex(TEST_CONFIG), source: 'batch' as const, receivedAt: Date.now(), observed: {}, edge: {} }
     const brokenEnv = { ...env, SPOOL: brokenSpool } as unknown as typeof env
     const first = await commit(await prepare(events.map((raw) => ({ type: 'impression' as const, raw })), ctx, settings), brokenEnv, settings)

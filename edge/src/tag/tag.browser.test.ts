@@ -46,7 +46,7 @@ describe.skipIf(!haveChromium)('tag.js in Chromium', () => {
     // The tag carries the publisher's public key: it sits in the page, so it may send impressions only.
     const config = {
       version: 1, campaignIds: ['cmp_1'],
-      publishers: [{ id: 'pub_web', apiKeyHashes: [sha256('pk_web')], publicKeyHashes: [sha256('pkpub_web')], signingKeys: { kw: 'web-secret' }, requestSigningKeys: {}, rateLimit: { perSecond: 1000, burst: 1000 }, active: true }],
+      publishers: [{ id: 'pub_web', apiKeyHashes: [sha256('pk_web')], publicKeyHashes: [sha256('pkpub_web')], signingKeys: { kw: 'web-secret' }, requestSigningKeys: {}, appRequestSigningKeys: {}, rateLimit: { perSecond: 1000, burst: 1000 }, active: true }],
     }
     const [startedEdge, sitePort] = await Promise.all([
       startWranglerDev({

@@ -1,6 +1,6 @@
 import { base64UrlDecode, SIGNATURE_WINDOW_SECONDS, signingString, type PublisherConfig } from '@adc/schemas'
 import { hmacVerify } from '../crypto.js'
-import type { TenantIndex } from './tenants.js'
+import type { RequestKeyScope, TenantIndex } from './tenants.js'
 
 /**
  * The edge's check of HMAC request signing (the signing string and headers: schemas/src/signing.ts),
@@ -24,7 +24,7 @@ export interface SignatureInput {
 }
 
 export type SignatureCheck =
-  | { ok: true; publisher: PublisherConfig; keyId: string }
+  | { ok: true; publisher: PublisherConfig; keyId: string; scope: RequestKeyScope }
   | { ok: false; code: 'unauthorized' | 'signature_stale' | 'forbidden'; message: string }
 
 export async function checkSignature(input: SignatureInput, tenants: TenantIndex, nowMs: number): Promise<SignatureCheck> {
@@ -46,5 +46,6 @@ export async function checkSignature(input: SignatureInput, tenants: TenantIndex
     return { ok: false, code: 'signature_stale', message: `X-Adc-Timestamp is more than ${SIGNATURE_WINDOW_SECONDS} s from the edge clock` }
   }
   if (!owner.publisher.active) return { ok: false, code: 'forbidden', message: 'the publisher is not active' }
-  return { ok: true, publisher: owner.publisher, keyId }
+  // A request key without a scope is an app's (least trust); the index gives every one its scope.
+  return { ok: true, publisher: owner.publisher, keyId, scope: owner.scope ?? 'app' }
 }

@@ -86,7 +86,7 @@ describe('TenantSource pulling from core', () => {
 
 describe('TenantIndex', () => {
   const pub = (id: string, over: Record<string, unknown> = {}) => ({
-    id, apiKeyHashes: [], publicKeyHashes: [], signingKeys: {}, requestSigningKeys: {}, rateLimit: { perSecond: 5, burst: 5 }, active: true, ...over,
+    id, apiKeyHashes: [], publicKeyHashes: [], signingKeys: {}, requestSigningKeys: {}, appRequestSigningKeys: {}, rateLimit: { perSecond: 5, burst: 5 }, active: true, ...over,
   })
 
   it('refuses a signing key id or API key claimed by two publishers for both, and logs it', async () => {
@@ -120,9 +120,23 @@ describe('TenantIndex', () => {
     expect(index.secretFor('r1')).toBeUndefined()
     expect(index.signingKey('r1', 'request')?.secret).toBe('rs')
     expect(index.signingKey('t1', 'request')).toBeUndefined()
+    expect(index.signingKey('r1', 'request')?.scope).toBe('server')
     expect([index.isBooked('cmp_a', 'pub_a'), index.isBooked('cmp_a', 'pub_z'), index.isBooked('cmp_b', 'pub_a')]).toEqual([true, true, false])
     // Booked with pub_a only: another publisher's events for it are not booked.
     expect([index.isBooked('cmp_only', 'pub_a'), index.isBooked('cmp_only', 'pub_z')]).toEqual([true, false])
+  })
+
+  it('indexes app-scope request keys with their scope, never as token keys, and refuses a key id listed under both scopes', async () => {
+    const logged: unknown[] = []
+    const index = new TenantIndex(edgeConfigSchema.parse({
+      version: 1, campaignIds: [],
+      publishers: [pub('pub_a', { requestSigningKeys: { r1: 'rs', both: 'x' }, appRequestSigningKeys: { a1: 'as', both: 'y' } })],
+    }), (message, detail) => logged.push({ message, detail }))
+    expect(index.signingKey('a1', 'request')).toMatchObject({ secret: 'as', scope: 'app' })
+    expect(index.signingKey('r1', 'request')).toMatchObject({ secret: 'rs', scope: 'server' })
+    expect(index.secretFor('a1')).toBeUndefined()
+    expect(index.signingKey('both', 'request')).toBeUndefined()
+    expect(JSON.stringify(logged)).toContain('pub_a:app_request')
   })
 
   it('drops a revoked key with the next pull after the TTL', async () => {

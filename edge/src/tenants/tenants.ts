@@ -1,6 +1,6 @@
 /**
  * The tenant config the edge pulls from core (schemas/src/edge-config.ts), indexed for lookups:
- * API key hash to publisher and scope, signing key id to publisher and purpose.
+ * API key hash to publisher and scope, signing key id to publisher, purpose and (request keys) scope.
  */
 import { edgeConfigSchema, type EdgeConfig, type PublisherConfig } from '@adc/schemas'
 import { sha256Hex } from '../crypto.js'
@@ -11,11 +11,18 @@ import { settingsFrom } from '../settings.js'
 export type KeyScope = 'public' | 'server'
 /** What a signing secret may sign: `token` (click and pixel tokens) or `request` (X-Adc-Signature). */
 export type KeyPurpose = 'token' | 'request'
+/**
+ * Where a request key's secret lives: `app` (inside apps: anyone who unpacks one holds it, so its
+ * signatures are trusted as the public key) or `server` (the publisher's servers: as a server key).
+ */
+export type RequestKeyScope = 'app' | 'server'
 
 export interface SigningKey {
   publisher: PublisherConfig
   secret: string
   purpose: KeyPurpose
+  /** Request keys only. */
+  scope?: RequestKeyScope
 }
 
 /**
@@ -51,6 +58,7 @@ export class TenantIndex {
       for (const h of p.publicKeyHashes) claim(hashOwners, h, `${p.id}:public`)
       for (const keyId of Object.keys(p.signingKeys)) claim(keyOwners, keyId, `${p.id}:token`)
       for (const keyId of Object.keys(p.requestSigningKeys)) claim(keyOwners, keyId, `${p.id}:request`)
+      for (const keyId of Object.keys(p.appRequestSigningKeys)) claim(keyOwners, keyId, `${p.id}:app_request`)
     }
     const keyIds = [...keyOwners].filter(([, o]) => o.length > 1)
     const keyHashes = [...hashOwners].filter(([, o]) => o.length > 1)
@@ -64,7 +72,10 @@ export class TenantIndex {
         if (keyOwners.get(keyId)!.length === 1) this.bySigningKey.set(keyId, { publisher: p, secret, purpose: 'token' })
       }
       for (const [keyId, secret] of Object.entries(p.requestSigningKeys)) {
-        if (keyOwners.get(keyId)!.length === 1) this.bySigningKey.set(keyId, { publisher: p, secret, purpose: 'request' })
+        if (keyOwners.get(keyId)!.length === 1) this.bySigningKey.set(keyId, { publisher: p, secret, purpose: 'request', scope: 'server' })
+      }
+      for (const [keyId, secret] of Object.entries(p.appRequestSigningKeys)) {
+        if (keyOwners.get(keyId)!.length === 1) this.bySigningKey.set(keyId, { publisher: p, secret, purpose: 'request', scope: 'app' })
       }
     }
   }

@@ -22,7 +22,7 @@ describe('shared test vectors in workerd', () => {
     for (const c of signatures.cases) {
       expect(await sha256Hex(c.body)).toBe(c.bodySha256)
       expect(await signRequest(c.secret, c.timestamp, c.method, c.path, c.body)).toBe(c.signature)
-      const tenants = new TenantIndex({ version: 1, campaignIds: [], campaignPublishers: {}, publishers: [{ id: 'pub_v', apiKeyHashes: [], publicKeyHashes: [], signingKeys: {}, requestSigningKeys: { kv: c.secret }, rateLimit: { perSecond: 1, burst: 1 }, active: true }] })
+      const tenants = new TenantIndex({ version: 1, campaignIds: [], campaignPublishers: {}, publishers: [{ id: 'pub_v', apiKeyHashes: [], publicKeyHashes: [], signingKeys: {}, requestSigningKeys: { kv: c.secret }, appRequestSigningKeys: {}, rateLimit: { perSecond: 1, burst: 1 }, active: true }] })
       const check = await checkSignature({ keyId: 'kv', timestamp: String(c.timestamp), signature: c.signature, method: c.method, path: c.path, bodySha256: c.bodySha256 }, tenants, c.timestamp * 1000)
       expect(check.ok, JSON.stringify(check)).toBe(true)
     }

@@ -5,7 +5,10 @@ import { SIGNATURE_HEADERS, sha256Hex, signRequest } from '@adc/schemas/signing'
  * - `publicKey`: a publishable key that ships inside web pages and apps. It goes in the query of the
  *   beacon route (`text/plain`, no CORS preflight), and is meant for impressions and for clicks that
  *   carry a `clickToken` minted by the ad server.
- * - `keyId` + `secret`: HMAC request signing for apps and servers (each request signed anew).
+ * - `keyId` + `secret`: HMAC request signing (each request signed anew) with a request key. Inside an
+ *   app, an `app`-scope key (the default): trusted as the public key, so clicks must carry the ad
+ *   server's `clickToken` and the edge keeps the IP it observes. On a server, a `server`-scope key:
+ *   any event, as a server key.
  * - `serverKey`: a secret key for servers, sent as `Authorization: Bearer`.
  */
 export type Auth = { publicKey: string } | { keyId: string; secret: string } | { serverKey: string }

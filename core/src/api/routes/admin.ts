@@ -2,7 +2,7 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { edgeConfigSchema } from '@adc/schemas'
 import { sameSecret } from '../../secrets.js'
-import { TenantConflictError, TenantReferenceError, hashApiKey, purposeOf, scopeOf, type Publisher } from '../../tenants/tenant-store.js'
+import { SigningKeyScopeError, TenantConflictError, TenantReferenceError, hashApiKey, purposeOf, requestScopeOf, scopeOf, type Publisher } from '../../tenants/tenant-store.js'
 import { type ResolvedApiDeps, type ApiEnv, bearer, bearerSecurity, idParam, requireAdmin } from '../context.js'
 import { ApiError, errorResponses } from '../errors.js'
 
@@ -31,6 +31,9 @@ const Scope = z.enum(['public', 'server']).openapi({
 })
 const Purpose = z.enum(['token', 'request']).openapi({
   description: '`token`: mints click and pixel tokens (stays on the ad server). `request`: signs HTTP requests (X-Adc-Signature); never accepted on a token.',
+})
+const RequestScope = z.enum(['app', 'server']).openapi({
+  description: 'Where a `request` key\'s secret lives (request keys only). `app` (default): inside apps, so anyone who unpacks one can sign: its signatures are trusted as the public key (a click needs its signed clickToken, the edge keeps the IP it observes and never an `ip`/`ipHash`/`s2s` claim, a client address\'s share applies). `server`: on the publisher\'s servers: anything, as a server key.',
 })
 
 const createAdvertiserRoute = createRoute({
@@ -70,6 +73,7 @@ const createPublisherRoute = createRoute({
       id: idParam, name: z.string().min(1).max(200), rateLimit: RateLimit.optional(),
       signingKeyId: KeyId.optional().openapi({ description: 'Token signing key id; generated (unique) when absent; 409 if any publisher has it' }),
       requestSigningKeyId: KeyId.optional().openapi({ description: 'Request signing key id; generated (unique) when absent; 409 if any publisher has it' }),
+      requestSigningScope: RequestScope.optional().openapi({ description: 'Scope of the request signing key; default app' }),
     })),
   },
   responses: {
@@ -86,6 +90,7 @@ const createPublisherRoute = createRoute({
             signingSecret: z.string(),
             requestSigningKeyId: z.string().openapi({ description: 'Request signing key id (X-Adc-Key-Id)' }),
             requestSigningSecret: z.string(),
+            requestSigningScope: RequestScope,
             rateLimit: RateLimit,
           }),
         },
@@ -104,7 +109,7 @@ const PublisherView = z
     apiKeyHashes: z.array(z.string()),
     apiKeys: z.array(z.object({ keyHash: z.string(), scope: Scope })),
     signingKeyIds: z.array(z.string()),
-    signingKeys: z.array(z.object({ keyId: z.string(), purpose: Purpose })),
+    signingKeys: z.array(z.object({ keyId: z.string(), purpose: Purpose, scope: RequestScope.optional().openapi({ description: 'request keys only' }) })),
     rateLimit: RateLimit,
     active: z.boolean(),
   })
@@ -116,7 +121,10 @@ const publisherView = (p: Publisher) => ({
   apiKeyHashes: p.apiKeyHashes,
   apiKeys: p.apiKeyHashes.map((keyHash) => ({ keyHash, scope: scopeOf(p, keyHash) })),
   signingKeyIds: Object.keys(p.signingKeys),
-  signingKeys: Object.keys(p.signingKeys).map((keyId) => ({ keyId, purpose: purposeOf(p, keyId) })),
+  signingKeys: Object.keys(p.signingKeys).map((keyId) => {
+    const scope = requestScopeOf(p, keyId)
+    return { keyId, purpose: purposeOf(p, keyId), ...(scope ? { scope } : {}) }
+  }),
   rateLimit: p.rateLimit,
   active: p.active,
 })
@@ -181,12 +189,13 @@ const addSigningKeyRoute = createRoute({
     body: json(z.object({
       keyId: KeyId.optional().openapi({ description: 'generated (unique) when absent; 409 if any publisher has or had it' }),
       purpose: Purpose.optional().openapi({ description: 'default token' }),
+      scope: RequestScope.optional().openapi({ description: 'request keys only, default app; 400 `scope_not_applicable` on a token key' }),
     })),
   },
   responses: {
     201: {
       description: 'Added; old keys keep working until revoked',
-      content: { 'application/json': { schema: z.object({ keyId: z.string(), purpose: Purpose, signingSecret: z.string(), publisher: PublisherView }) } },
+      content: { 'application/json': { schema: z.object({ keyId: z.string(), purpose: Purpose, scope: RequestScope.optional().openapi({ description: 'request keys only' }), signingSecret: z.string(), publisher: PublisherView }) } },
     },
     ...errorResponses(400, 401, 403, 404, 409, 421),
   },
@@ -264,6 +273,7 @@ function requireJsonBody(c: Context): void {
 }
 
 function mapTenantError(err: unknown): never {
+  if (err instanceof SigningKeyScopeError) throw new ApiError('scope_not_applicable', err.message)
   if (err instanceof TenantConflictError) throw new ApiError('conflict', err.message)
   if (err instanceof TenantReferenceError) throw new ApiError('unknown_reference', err.message)
   throw err
@@ -297,7 +307,7 @@ export function registerAdminRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiD
       {
         id: r.publisher.id, name: r.publisher.name, apiKey: r.apiKey, publicKey: r.publicKey,
         signingKeyId: r.signingKeyId, signingSecret: r.signingSecret,
-        requestSigningKeyId: r.requestSigningKeyId, requestSigningSecret: r.requestSigningSecret,
+        requestSigningKeyId: r.requestSigningKeyId, requestSigningSecret: r.requestSigningSecret, requestSigningScope: r.requestSigningScope,
         rateLimit: r.publisher.rateLimit,
       },
       201,
@@ -341,10 +351,13 @@ export function registerAdminRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiD
     const admin = requireAdmin(c)
     requireJsonBody(c)
     const { id } = c.req.valid('param')
-    const { keyId, purpose } = c.req.valid('json')
-    const r = await tenants.addSigningKey(id, { ...(keyId ? { keyId } : {}), ...(purpose ? { purpose } : {}) }).catch(notFoundPublisher)
-    logger.info({ by: admin.id, publisherId: id, keyId: r.keyId, purpose: r.purpose }, 'publisher signing key added')
-    return c.json({ keyId: r.keyId, purpose: r.purpose, signingSecret: r.secret, publisher: publisherView(r.publisher) }, 201)
+    const { keyId, purpose, scope } = c.req.valid('json')
+    if (scope !== undefined && (purpose ?? 'token') === 'token') {
+      throw new ApiError('scope_not_applicable', 'scope applies to request signing keys only (purpose: "request"); a token key has no scope')
+    }
+    const r = await tenants.addSigningKey(id, { ...(keyId ? { keyId } : {}), ...(purpose ? { purpose } : {}), ...(scope ? { scope } : {}) }).catch(notFoundPublisher)
+    logger.info({ by: admin.id, publisherId: id, keyId: r.keyId, purpose: r.purpose, scope: r.scope }, 'publisher signing key added')
+    return c.json({ keyId: r.keyId, purpose: r.purpose, ...(r.scope ? { scope: r.scope } : {}), signingSecret: r.secret, publisher: publisherView(r.publisher) }, 201)
   })
 
   app.openapi(revokeSigningKeyRoute, async (c) => {

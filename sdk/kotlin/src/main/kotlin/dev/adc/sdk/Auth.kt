@@ -4,7 +4,9 @@ package dev.adc.sdk
  * How the client proves who it is:
  * - [ServerKey]: a secret publisher key for servers, sent as `Authorization: Bearer`.
  * - [RequestSigning]: a signing key of purpose `request` (the edge refuses request signatures from
- *   token keys) and its secret; every request is HMAC-signed anew (README "Edge collector").
+ *   token keys) and its secret; every request is HMAC-signed anew (README "Edge collector"). Inside an
+ *   app, an `app`-scope key (the default): trusted as the public key, so a [Click] must carry the ad
+ *   server's `clickToken` and the edge keeps the IP it observes; on a server, a `server`-scope key.
  */
 sealed interface Auth {
     data class ServerKey(val key: String) : Auth {

@@ -48,7 +48,9 @@ data class Impression(
 
 /**
  * A click. `clickToken` is the signed click token the ad server minted ([Tokens.mintClickToken]);
- * clients that sign requests or hold a server key may leave it out.
+ * clients that hold a server key or sign with a `server`-scope request key may leave it out; a click
+ * signed with an `app`-scope request key (the default scope, the key an app ships) without it is
+ * rejected (`click_token_required`).
  */
 data class Click(
     val adId: String,
