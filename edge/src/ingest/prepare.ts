@@ -115,8 +115,9 @@ export async function prepare(items: IncomingItem[], ctx: IngestContext, setting
       continue
     }
     if (!ctx.tenants.isBooked(event.campaignId, event.publisherId)) {
-      const message = ctx.tenants.campaigns.has(event.campaignId) ? `campaign ${event.campaignId} is not booked with publisher ${event.publisherId}` : `campaign ${event.campaignId} is not booked`
-      results.push({ ...base, code: 'unknown_campaign', httpStatus: 422, message })
+      // One answer whether or not the campaign exists for another publisher: the public key is in
+      // every page, so two answers would tell anyone which of other tenants' campaign ids exist.
+      results.push({ ...base, code: 'unknown_campaign', httpStatus: 422, message: `campaign ${event.campaignId} is not booked with publisher ${event.publisherId}` })
       continue
     }
     if (type === 'click') {

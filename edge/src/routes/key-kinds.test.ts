@@ -89,6 +89,11 @@ describe('only booked campaigns', () => {
     const body = await res.json<any>()
     expect(outcomes(body)).toEqual([['accepted', undefined, undefined], ['rejected', 'unknown_campaign', 422]])
     expect(body.results[1].message).toContain('not booked with publisher pub_test')
+    // The same answer as for a campaign that exists nowhere: a page's public key is no oracle of
+    // which campaign ids other tenants have.
+    const unknown = await (await postBatch('impressions', { events: [impression({ campaignId: 'cmp_nobody' })] }, { key: 'pkpub_test' })).json<any>()
+    const booked = await (await postBatch('impressions', { events: [impression({ campaignId: 'cmp_other_only' })] }, { key: 'pkpub_test' })).json<any>()
+    expect(booked.results[0].message.replace('cmp_other_only', '<id>')).toBe(unknown.results[0].message.replace('cmp_nobody', '<id>'))
     // Its own publisher sends it.
     const own = await postBatch('impressions', { events: [impression({ publisherId: 'pub_other', campaignId: 'cmp_other_only' })] }, { key: 'pk_other' })
     expect(outcomes(await own.json())).toEqual([['accepted', undefined, undefined]])
