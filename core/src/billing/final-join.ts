@@ -136,7 +136,10 @@ export function verdictsSql(db: string, useModel: boolean, withFacts = false, wi
              head_after_ts IS NOT NULL AND ts_ms - head_after_ts >= -${CLICK_BEFORE_IMPRESSION_SKEW_MS} AND ts_ms - head_after_ts <= win
                AND head_after_r <= ts_ms + win + ${JOIN_LATENESS_MS})) AS joined,
         if(imp_before, head_before_ts, head_after_ts) AS imp_ts,
-        NOT unbooked AND NOT dd AND NOT dup AND (event_type = 'impression' OR joined) AS reaches_ivt
+        NOT unbooked AND NOT dd AND NOT dup AND (event_type = 'impression' OR joined) AS reaches_ivt,
+        -- Every event past dedupe counts toward the IVT bursts at its arrival, a click joined or not
+        -- (the stream's join step counts the clicks IVT does not see when they arrive).
+        NOT unbooked AND NOT dd AND NOT dup AS counts_burst
       FROM (
         SELECT *,
           anyLast(if(is_head, ts_ms, NULL)) OVER (PARTITION BY publisher_id, impression_id ORDER BY ${arrival} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS head_before_ts,

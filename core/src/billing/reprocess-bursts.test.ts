@@ -16,14 +16,18 @@ import { scoreDay } from './reprocess.js'
  * receive minute must give the same verdicts either way (the stream's own and a reprocess with the
  * same model and thresholds), for the click and for the events of its minute around it.
  *
- * OPEN DEFECT (kept as `it.fails`, a reproduction, until fixed): the stream counts and scores a waiting
- * click when its impression releases it (ivt-step.ts; a correction of an orphan reads the counters
- * without counting itself), while scoreDay counts it at its own log position. Here the stream
- * quarantines the click (31st of the user key's minute when released) and bills the impression after
- * it; the reprocess bills the click (30th) and quarantines that impression. Remove `.fails` with the fix.
+ * Before, the stream counted and scored a waiting click when its impression released it (a
+ * correction of an orphan read the counters, by then swept, without counting itself) and never
+ * counted a click that did not join, while scoreDay counted joined clicks at their log position: the
+ * stream quarantined the click (31st of the user key's minute when released) and billed the impression
+ * after it; the reprocess billed the click (30th) and quarantined that impression. Now every click past
+ * dedupe counts when it arrives (join-step.ts), and scoreDay counts the same events (`counts_burst`).
  */
 const DAY = '2026-11-23'
 const M = Date.UTC(2026, 10, 23, 10, 0, 0)
+const MIN = 60_000
+const M2 = M + 120 * MIN
+const M3 = M + 240 * MIN
 const root = mkdtempSync(join(tmpdir(), 'adc-reprocess-bursts-'))
 let ch: ClickHouseClient
 const model = ivtModel('ivt-2026.12.1')!
@@ -37,6 +41,21 @@ const envs: EnvelopeInput[] = [
   uk(testEnvelope({ type: 'click', n: 100, impressionId: 'imp_x', ts: M + 10_000, receivedAt: M + 10_050, ipPrefix: '198.51.100.0/24' }), 'u1'),
   uk(testEnvelope({ type: 'impression', n: 101, impressionId: 'imp_e', ts: M + 11_000, receivedAt: M + 11_050, ipPrefix: '198.51.101.0/24' }), 'u1'),
   testEnvelope({ type: 'impression', n: 102, impressionId: 'imp_x', ts: M, receivedAt: M + 12_050, ipPrefix: '198.51.102.0/24' }),
+  // Two hours later, user key u3: 30 impressions, then a click waiting for imp_y (the 31st of its
+  // minute: a burst), orphaned when the watermark passes its 30-minute window, and corrected when
+  // imp_y arrives within the lateness. Its minute's counters are long swept by then: the click is
+  // scored with its counts from when it arrived, as the reprocess counts it at its log position.
+  ...Array.from({ length: 30 }, (_, i) => testEnvelope({ type: 'impression', n: 200 + i, impressionId: `imp_u3_${i}`, ts: M2 + i * 100, receivedAt: M2 + i * 100 + 50, userKey: 'u3' })),
+  testEnvelope({ type: 'click', n: 300, impressionId: 'imp_y', ts: M2 + 5_000, receivedAt: M2 + 5_050, userKey: 'u3' }),
+  ...Array.from({ length: 8 }, (_, i) => testEnvelope({ type: 'impression', n: 310 + i, impressionId: `imp_later_${i}`, ts: M2 + 40 * MIN + i, receivedAt: M2 + 40 * MIN + i + 50 })),
+  testEnvelope({ type: 'impression', n: 320, impressionId: 'imp_y', ts: M2 + 5_000 - 60_000, receivedAt: M2 + 50 * MIN }),
+  // Four hours later, user key u4: 29 impressions, a click orphaned at once (its impression imp_z was
+  // seen, 40 minutes before it: outside the window), then one more impression: the 31st of the
+  // minute, since every click past dedupe counts toward the bursts, joined or not.
+  testEnvelope({ type: 'impression', n: 400, impressionId: 'imp_z', ts: M3 - 40 * MIN, receivedAt: M3 - 1_000 }),
+  ...Array.from({ length: 29 }, (_, i) => testEnvelope({ type: 'impression', n: 410 + i, impressionId: `imp_u4_${i}`, ts: M3 + i * 100, receivedAt: M3 + i * 100 + 50, userKey: 'u4' })),
+  testEnvelope({ type: 'click', n: 450, impressionId: 'imp_z', ts: M3 + 5_000, receivedAt: M3 + 5_050, userKey: 'u4' }),
+  testEnvelope({ type: 'impression', n: 451, impressionId: 'imp_u4_last', ts: M3 + 6_000, receivedAt: M3 + 6_050, userKey: 'u4' }),
 ]
 
 beforeAll(async () => {
@@ -51,7 +70,7 @@ afterAll(async () => {
 })
 
 describe('bursts counted by the stream and by a reprocess with the same model', () => {
-  it.fails('gives a released click and the events of its minute the same verdicts', async () => {
+  it('gives a released click and the events of its minute the same verdicts', async () => {
     const names = new Map(envs.map((e) => [e.key, `${e.type}:${e.event.impressionId}`]))
     const byEvent = async (modelVersion?: string) =>
       Object.fromEntries([...(await recordVerdicts(ch, { database: 'adc', day: DAY, ...(modelVersion ? { modelVersion } : {}) }))].map(([id, v]) => [names.get(id.split(':')[2]!), v]))
@@ -60,5 +79,7 @@ describe('bursts counted by the stream and by a reprocess with the same model', 
     const reprocessed = await byEvent(model.version)
     expect(Object.values(stream).filter((v) => v !== 'billable').length).toBeGreaterThan(0)
     expect(reprocessed).toEqual(stream)
+    // The corrected click is the 31st of its minute; the impression after the orphaned click too.
+    expect([stream['click:imp_y'], stream['impression:imp_u3_29'], stream['click:imp_z'], stream['impression:imp_u4_last']]).toEqual(['sivt_burst', 'billable', 'orphan_click', 'sivt_burst'])
   })
 })

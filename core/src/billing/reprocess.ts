@@ -61,6 +61,8 @@ interface Row {
   ua_hashed: number
   imp_ts: number | null
   log_partition: number
+  /** Scored by IVT: an impression, or a click joined to its impression (past dedupe either way). */
+  reaches_ivt: number | boolean
 }
 
 export async function countDayEvents(client: ClickHouseClient, database: string, day: string): Promise<number> {
@@ -90,10 +92,11 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
   // the day to a day (and the skew) after it. Only the day's own (`in_target`) get decisions.
   const from = dayStart(day)
   const range: [number, number] = [from - DAY_MS - MAX_FUTURE_SKEW_MS, from + 2 * DAY_MS + MAX_FUTURE_SKEW_MS]
-  // Every row of the range is kept (`reaches_ivt` says which are scored and counted): the newest
+  // Every row of the range is kept (`counts_burst` says which count toward the bursts, at their log
+  // position, as the stream counts each at its arrival; `reaches_ivt` which are scored): the newest
   // `processed_at` of the day's rows it read (`p_ms`) is what this scoring saw (the marks returned).
   const select = `SELECT event_key, event_type, campaign_id, publisher_id, ts_ms, r, channel, ua, ip_prefix, user_key, prefetch, no_consent, ua_hashed, imp_ts, log_partition, log_offset,
-        ts_ms >= {dayFrom:Int64} AND ts_ms < {dayTo:Int64} AS in_target, reaches_ivt, p_ms
+        ts_ms >= {dayFrom:Int64} AND ts_ms < {dayTo:Int64} AS in_target, reaches_ivt, counts_burst, p_ms
       FROM (${verdictsSql(database, false, true, opts.windowsMs)})`
   const params = (partition: number) => ({ ...rangeVerdictParams(range[0], range[1], {}, partition), dayFrom: from, dayTo: from + DAY_MS })
   await client.command({
@@ -147,7 +150,7 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
   for (;;) {
     const page = await (
       await client.query({
-        query: `SELECT * FROM ${work} WHERE (log_partition, log_offset, event_key) > ({p:UInt32}, {o:Int64}, {k:String}) AND reaches_ivt
+        query: `SELECT * FROM ${work} WHERE (log_partition, log_offset, event_key) > ({p:UInt32}, {o:Int64}, {k:String}) AND counts_burst
           ORDER BY log_partition, log_offset, event_key LIMIT {n:UInt32}`,
         query_params: { p: Math.max(0, after[0]), o: after[1], k: after[2], n: batchSize },
         format: 'JSONEachRow',
@@ -168,8 +171,10 @@ export async function scoreDay(opts: ScoreDayOptions): Promise<{ scored: number;
       }
       const ipCount = row.ip_prefix ? bump(m, `ip|${row.ip_prefix}`) : 0
       const ukCount = row.user_key ? bump(m, `uk|${row.user_key}`) : 0
-      // An event of the days around: counted, decided by the reprocess of its own day.
+      // An event of the days around: counted, decided by the reprocess of its own day. A click that
+      // never joined: counted, never scored.
       if (!(row.in_target === true || Number(row.in_target) === 1)) continue
+      if (!(row.reaches_ivt === true || Number(row.reaches_ivt) === 1)) continue
       // The event as the stream scored it: an agent the sender hashed, or consent withheld, is no
       // missing agent (the hash itself is not stored; the rules never read it).
       const { score, reasons } = model.score(

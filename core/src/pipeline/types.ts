@@ -1,4 +1,5 @@
 import type { Envelope } from '@adc/schemas'
+import type { BurstCounts } from '../state/burst-counters.js'
 
 /** Where a record sits in the log; the processor's unit of replay. */
 export interface RecordRef {
@@ -40,6 +41,12 @@ export interface Joined extends Deduped {
      * table with its current verdict at all times.
      */
     retractPending?: boolean
+    /**
+     * A click that waited for its impression: its burst counts, taken when it arrived (every click
+     * past dedupe counts then, joined or not, as the billing job's reprocess counts it at its log
+     * position). IVT scores it with them and counts nothing again.
+     */
+    bursts?: BurstCounts
   }
 }
 

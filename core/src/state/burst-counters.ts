@@ -45,6 +45,12 @@ function minuteRange(minute: number): { start: Buffer; end: Buffer } {
   return { start: u32(minute), end: u32(minute + 1) }
 }
 
+/** An event's burst counts in its receive minute (itself included), per IP prefix and per user key. */
+export interface BurstCounts {
+  ip: number
+  uk: number
+}
+
 export class BurstCounters {
   /** Minutes with committed counters. */
   private readonly minutes = new Set<number>()
@@ -93,6 +99,15 @@ export class BurstCounters {
       m[kind].set(value, n)
     }
     return n
+  }
+
+  /**
+   * Counts an event (received at `receivedAt`, epoch ms) in its minute, by its IP prefix and user
+   * key where it has them, and answers its counts, itself included.
+   */
+  arrive(ipPrefix: string | undefined, userKey: string | undefined, receivedAt: number): BurstCounts {
+    const minute = Math.floor(receivedAt / 60_000)
+    return { ip: ipPrefix ? this.count('ip', ipPrefix, minute, true) : 0, uk: userKey ? this.count('uk', userKey, minute, true) : 0 }
   }
 
   /** Drops every minute the watermark left more than two minutes behind. */

@@ -3,6 +3,7 @@ import { ok, unbilled, type StepResult } from '../result.js'
 import type { Step } from '../step.js'
 import type { Deduped, Joined, RecordRef } from '../types.js'
 import type { PartitionStore } from '../../state/partition-store.js'
+import type { BurstCounts } from '../../state/burst-counters.js'
 import { impressionKey, impressionScope, joinDeadlineKey, pad, waitingKey, WAITING_COUNT_KEY, type ImpressionState } from '../../state/keys.js'
 import { advanceWatermark, watermark } from '../../state/expiry.js'
 import {
@@ -35,6 +36,8 @@ interface WaitingClick {
   state: 'waiting' | 'orphaned'
   /** Its `join_pending` row was written (clicks queued before that row existed have none). */
   written?: boolean
+  /** Its burst counts when it arrived (clicks queued before they were kept have none: IVT counts them when released). */
+  bursts?: BurstCounts
 }
 
 export interface JoinStage<T extends Deduped> {
@@ -82,6 +85,7 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
   const keepOrphanMs = latenessMs + LOG_DELAY_MARGIN_MS
   // Clicks accepted but not yet written anywhere but the store (state, so a replay counts the same).
   const addWaiting = (d: number): void => store.put(WAITING_COUNT_KEY, (store.get<number>(WAITING_COUNT_KEY) ?? 0) + d)
+  const arrive = (env: Envelope): BurstCounts => store.bursts.arrive(env.client.ipPrefix, env.event.userKey, env.receivedAt)
   const rebuild = (w: WaitingClick): Deduped => ({ ref: w.ref, appendedAt: w.appendedAt, payload: '', envelope: w.envelope, firstSeenOffset: w.ref.offset })
 
   function joinStep(input: T): StepResult<T & Joined> {
@@ -95,12 +99,13 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
         for (const w of waiting) {
           const ok_ = within(env.event.ts, w.envelope) && lateImpressionJoins(w.envelope.event.ts, w.envelope.event.channel, env.receivedAt, windowsMs, latenessMs)
           const click = rebuild(w)
+          const bursts = w.bursts ? { bursts: w.bursts } : {}
           if (w.state === 'waiting') {
             const retract = w.written ? { retractPending: true } : {}
-            released.push(ok_ ? ok({ ...click, join: { status: 'joined', impressionTs: env.event.ts, ...retract } }) : unbilled({ ...click, join: { status: 'none', ...retract } }, 'orphan_click'))
+            released.push(ok_ ? ok({ ...click, join: { status: 'joined', impressionTs: env.event.ts, ...retract, ...bursts } }) : unbilled({ ...click, join: { status: 'none', ...retract } }, 'orphan_click'))
             addWaiting(-1)
           } else if (ok_) {
-            released.push(ok({ ...click, join: { status: 'joined', impressionTs: env.event.ts, correction: true } }))
+            released.push(ok({ ...click, join: { status: 'joined', impressionTs: env.event.ts, correction: true, ...bursts } }))
           }
         }
         store.remove(wk)
@@ -111,11 +116,14 @@ export function createJoinStage<T extends Deduped>(deps: JoinDeps): JoinStage<T>
     // The impression counts if one was seen within the dedupe horizon before this click (rules/rules.ts).
     if (imp?.io !== undefined && imp.its !== undefined && seenWithinHorizon(env.receivedAt, imp.il ?? env.receivedAt)) {
       if (within(imp.its, env)) return ok(withJoin(input, { status: 'joined', impressionTs: imp.its }))
+      // Every click past dedupe counts toward the bursts when it arrives, joined or not; IVT counts
+      // the joined ones (ivt-step.ts), this step the others.
+      arrive(env)
       return unbilled(withJoin(input, JOIN_NONE), 'orphan_click')
     }
     const wk = waitingKey(id)
     const list = store.get<WaitingClick[]>(wk) ?? []
-    store.put(wk, [...list, { ref: input.ref, appendedAt: input.appendedAt, envelope: env, state: 'waiting', written: true }])
+    store.put(wk, [...list, { ref: input.ref, appendedAt: input.appendedAt, envelope: env, state: 'waiting', written: true, bursts: arrive(env) }])
     addWaiting(1)
     store.put(joinDeadlineKey(env.event.ts + windowOf(env), id), null)
     return unbilled(withJoin(input, JOIN_NONE), 'join_pending')
