@@ -7,6 +7,26 @@ import { emptyBatch, type EventRow, type RollupIvtRow, type RollupRow, type Sink
 export const PROCESSOR_ARTIFACT = '@adc/core/processor'
 export const PROCESSOR_VERSION = '0.1.0'
 
+/** How far an edge's clock may run ahead of the log's for its `receivedAt` to be taken as a bad row's time. */
+const EDGE_CLOCK_AHEAD_MS = 60 * 60_000
+
+/**
+ * A bad row's `received_at`: when the edge received the record's event (the envelope's
+ * `receivedAt`), as events_raw and the edge's own counts date it, so the accounting report counts a
+ * kept record on the day the edge accepted it even when it reached the log later (a Spool retry, a
+ * request just before midnight). The log's append time when the payload names no plausible one
+ * (not an envelope, or a time no edge clock gives: past the append time by more than an hour).
+ */
+export function badRowReceivedAt(payload: string, appendedAt: number): number {
+  let receivedAt: unknown
+  try {
+    receivedAt = (JSON.parse(payload) as { receivedAt?: unknown } | null)?.receivedAt
+  } catch {
+    return appendedAt
+  }
+  return Number.isSafeInteger(receivedAt) && (receivedAt as number) >= 0 && (receivedAt as number) <= appendedAt + EDGE_CLOCK_AHEAD_MS ? (receivedAt as number) : appendedAt
+}
+
 /** How an outcome counts in the minute rollup. */
 type Counter = 'impressions' | 'clicks' | 'ivt_impressions' | 'ivt_clicks' | 'duplicates' | 'orphan_clicks' | 'repeat_clicks'
 
@@ -76,7 +96,7 @@ export class BatchBuilder {
 
   addBadRow(ref: { topic: string; partition: number; offset: number }, appendedAt: number, outcome: Extract<PipelineOutcome<unknown>, { kind: 'bad_row' }>): void {
     this.batch.badRows.push({
-      received_at: appendedAt,
+      received_at: badRowReceivedAt(outcome.payload, appendedAt),
       log_topic: ref.topic,
       log_partition: ref.partition,
       log_offset: ref.offset,
