@@ -168,6 +168,40 @@ describe('createClient', () => {
     expect(await client.flush()).toMatchObject({ delivered: 6, pending: 0 })
   })
 
+  it('after signature_stale (the device clock is off) signs with the edge\'s clock from its Date header and resends', async () => {
+    // The device clock is 20 minutes behind the edge's.
+    const edgeNow = () => clockNow + 20 * 60_000
+    let clockNow = 0
+    const { client, edge, dropped, now, advance } = setup((req) => (Math.abs(Number(req.headers['x-adc-timestamp']) - edgeNow() / 1000) > 300
+      ? { status: 401, body: { error: { code: 'signature_stale', message: 'X-Adc-Timestamp is more than 300 s from the edge clock' } }, headers: { date: new Date(edgeNow()).toUTCString() } }
+      : allAccepted(req)), { auth: { keyId: 'k1', secret: 's' } })
+    clockNow = now()
+    await client.impression(imp(1))
+    const r = await client.flush()
+    expect(r).toMatchObject({ delivered: 0, dropped: 0, pending: 1 })
+    advance(r.retryInMs!)
+    clockNow = now()
+    expect(await client.flush()).toMatchObject({ delivered: 1, pending: 0 })
+    expect(dropped).toEqual([])
+    expect(edge.sent).toHaveLength(2)
+    expect(edge.sent[1]!.body).toBe(edge.sent[0]!.body)
+    // Later requests are signed on the edge's clock from the start.
+    await client.impression(imp(2))
+    expect(await client.flush()).toMatchObject({ delivered: 1 })
+    expect(edge.sent).toHaveLength(3)
+  })
+
+  it('signature_stale without a Date header keeps the events and retries with backoff instead of dropping them', async () => {
+    let n = 0
+    const { client, dropped, advance } = setup((req) => (n++ === 0 ? { status: 401, body: { error: { code: 'signature_stale' } } } : allAccepted(req)), { auth: { keyId: 'k1', secret: 's' } })
+    await client.impression(imp(1))
+    const r = await client.flush()
+    expect(r).toMatchObject({ delivered: 0, dropped: 0, pending: 1 })
+    advance(r.retryInMs!)
+    expect(await client.flush()).toMatchObject({ delivered: 1 })
+    expect(dropped).toEqual([])
+  })
+
   it('does not retry a whole-request 400/401/403/413/422 (a 413 of one event): the events are dropped with the code', async () => {
     for (const [status, code] of [[400, 'invalid_batch'], [401, 'unauthorized'], [403, 'forbidden'], [413, 'payload_too_large'], [422, 'clock_skew']] as const) {
       const { client, dropped, edge } = setup(() => ({ status, body: { error: { code, message: 'no' } } }))
