@@ -194,6 +194,22 @@ class AdcClientTest {
     }
 
     @Test
+    fun a413SplitsTheBatchInHalvesAndDropsOnlyAnEventRefusedAlone() = runBlocking {
+        val c = client()
+        val ids = (0 until 7).map { c.impression(if (it == 3) imp(it).copy(placement = "big") else imp(it)) }
+        // A body limit below the SDK's (a proxy in front, an older edge): at most 2 events per body; event 3 never fits.
+        repeat(20) {
+            edge.next { s ->
+                if (s.events.size > 2 || s.body.contains("\"placement\":\"big\"")) FakeEdge.json(413, "{\"error\":{\"code\":\"payload_too_large\",\"message\":\"too big\"}}")
+                else FakeEdge.accepted(s)
+            }
+        }
+        assertEquals(FlushResult(6, 1, 0, null), c.flush())
+        assertEquals(listOf(Dropped(ids[3], EventType.IMPRESSION, "payload_too_large", "too big", 413)), rejected)
+        assertEquals(0L, c.stats().retries)
+    }
+
+    @Test
     fun wholeRequestRefusalsAreNotRetried() = runBlocking {
         val c = client()
         val ids = (1..2).map { c.impression(imp(it)) }
