@@ -210,6 +210,29 @@ class AdcClientTest {
     }
 
     @Test
+    fun aSignatureStaleAnswerIsSignedAgainOnTheEdgeClockFromItsDateHeader() = runBlocking {
+        val c = client()
+        c.impression(imp(1))
+        // The device clock is 20 minutes behind the edge's.
+        val edgeNow = clock.get() + 20 * 60_000
+        val date = java.time.format.DateTimeFormatter.RFC_1123_DATE_TIME.format(java.time.Instant.ofEpochMilli(edgeNow).atZone(java.time.ZoneOffset.UTC))
+        edge.next { FakeEdge.json(401, "{\"error\":{\"code\":\"signature_stale\"}}", "Date" to date) }
+        val r = c.flush()
+        assertEquals(1, r.pending)
+        assertTrue(rejected.isEmpty(), rejected.toString())
+        clock.addAndGet(r.retryInMs!!)
+        assertEquals(1, c.flush().delivered)
+        edge.take()
+        val ts = edge.take().header("X-Adc-Timestamp")!!.toLong()
+        assertTrue(kotlin.math.abs(ts - (edgeNow + r.retryInMs!!) / 1000) <= 1, "signed at $ts")
+        // Without a Date header the events wait for a backoff instead of being dropped.
+        c.impression(imp(2))
+        edge.next { FakeEdge.json(401, "{\"error\":{\"code\":\"signature_stale\"}}") }
+        assertEquals(1, c.flush().pending)
+        assertTrue(rejected.isEmpty(), rejected.toString())
+    }
+
+    @Test
     fun wholeRequestRefusalsAreNotRetried() = runBlocking {
         val c = client()
         val ids = (1..2).map { c.impression(imp(it)) }
