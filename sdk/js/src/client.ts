@@ -262,9 +262,27 @@ export function createClient(options: ClientOptions): Client {
 
   let nextFlush: Promise<FlushResult> | null = null
 
+  /**
+   * The page is going away: every queued event goes to sendBeacon now, even while a pass waits on a
+   * request (which the browser may cancel with the page) or a retry is pending (its wait outlasts the
+   * page, and a memory queue with it). The edge dedupes an event both sent by id. What sendBeacon does
+   * not take goes to an urgent pass (fetch keepalive).
+   */
+  async function flushUrgent(): Promise<void> {
+    await ready
+    const nav = (globalThis as { navigator?: { sendBeacon?: unknown } }).navigator
+    if (authorizer.beaconUrl(base) !== null && typeof nav?.sendBeacon === 'function') {
+      for (const batch of planBatches(authorizer.route, queue.peek(), maxBodyBytes(authorizer.route)).batches) {
+        if (!beacon(batch)) break
+        await apply({ done: batch.events, dropped: [], retry: [], status: 0 })
+      }
+    }
+    await flush(true)
+  }
+
   /** A flush nobody awaits (timers, thresholds, hooks): a failure goes to onError, never unhandled. */
   function background(urgent = false): void {
-    flush(urgent).catch((err) => onError?.(err))
+    ;(urgent ? flushUrgent() : flush(false)).catch((err) => onError?.(err))
   }
 
   /** One pass at a time; a call during a pass gets the next pass, which sees events added meanwhile. */
