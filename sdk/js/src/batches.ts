@@ -25,6 +25,11 @@ export function wireBytes(route: Route, e: QueuedEvent): number {
   return e.bytes + 1 + (route === 'beacon' ? `"type":"${e.type}",`.length : 0)
 }
 
+/** One body of `events` for `path` (every event's JSON as queued, so a resend is byte-identical per event). */
+export function batchOf(route: Route, path: string, events: QueuedEvent[]): Batch {
+  return { path, events, body: `{"events":[${events.map((e) => wireJson(route, e)).join(',')}]}` }
+}
+
 /**
  * Splits queued events into bodies the edge takes: at most 500 events and 1 MiB on the batch routes
  * (one route per event type), 64 KiB on the beacon route (types mixed). Order within a type is kept.
@@ -49,7 +54,7 @@ export function planBatches(route: Route, events: readonly QueuedEvent[], maxByt
     let size = ENVELOPE_BYTES
     const close = () => {
       if (current.length === 0) return
-      batches.push({ path, events: current, body: `{"events":[${current.map((e) => wireJson(route, e)).join(',')}]}` })
+      batches.push(batchOf(route, path, current))
       current = []
       size = ENVELOPE_BYTES
     }

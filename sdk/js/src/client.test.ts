@@ -141,7 +141,68 @@ describe('createClient', () => {
     expect(edge.sent[1]!.events.map((e) => e.eventId)).toEqual([second])
   })
 
-  it('does not retry a whole-request 400/401/403/413/422: the events are dropped with the code', async () => {
+  it('a 413 splits the batch in halves until the parts fit; only an event refused alone is dropped', async () => {
+    // A body limit below the SDK's (a proxy in front, an older edge): at most 2 events per body, and event 'big' never fits.
+    const { client, edge, dropped } = setup((req) => (req.events.length > 2 || req.events.some((e) => e.placement === 'big')
+      ? { status: 413, body: { error: { code: 'payload_too_large', message: 'the body exceeds 100 bytes' } } }
+      : allAccepted(req)))
+    const ids: string[] = []
+    for (let i = 0; i < 7; i++) ids.push(await client.impression(i === 3 ? { ...imp(i), placement: 'big' } : imp(i)))
+    expect(await client.flush()).toEqual({ delivered: 6, dropped: 1, pending: 0 })
+    expect(dropped).toEqual([expect.objectContaining({ eventId: ids[3], code: 'payload_too_large', status: 413 })])
+    const accepted = edge.sent.filter((s) => s.events.length <= 2 && !s.events.some((e) => e.placement === 'big'))
+    expect(accepted.flatMap((s) => s.events.map((e) => e.eventId))).toEqual(ids.filter((_, i) => i !== 3))
+    expect(client.stats()).toMatchObject({ retries: 0, delivered: 6, dropped: 1 })
+  })
+
+  it('a 503 in the second half of a split batch keeps those events (and the rest) for the retry', async () => {
+    let n = 0
+    const { client, advance } = setup((req) => {
+      if (req.events.length > 2) return { status: 413, body: { error: { code: 'payload_too_large' } } }
+      return ++n === 2 ? { status: 503, body: { error: { code: 'upstream_unavailable' } }, headers: { 'retry-after': '1' } } : allAccepted(req)
+    })
+    for (let i = 0; i < 8; i++) await client.impression(imp(i))
+    const r = await client.flush()
+    expect(r).toMatchObject({ delivered: 2, dropped: 0, pending: 6 })
+    advance(r.retryInMs!)
+    expect(await client.flush()).toMatchObject({ delivered: 6, pending: 0 })
+  })
+
+  it('after signature_stale (the device clock is off) signs with the edge\'s clock from its Date header and resends', async () => {
+    // The device clock is 20 minutes behind the edge's.
+    const edgeNow = () => clockNow + 20 * 60_000
+    let clockNow = 0
+    const { client, edge, dropped, now, advance } = setup((req) => (Math.abs(Number(req.headers['x-adc-timestamp']) - edgeNow() / 1000) > 300
+      ? { status: 401, body: { error: { code: 'signature_stale', message: 'X-Adc-Timestamp is more than 300 s from the edge clock' } }, headers: { date: new Date(edgeNow()).toUTCString() } }
+      : allAccepted(req)), { auth: { keyId: 'k1', secret: 's' } })
+    clockNow = now()
+    await client.impression(imp(1))
+    const r = await client.flush()
+    expect(r).toMatchObject({ delivered: 0, dropped: 0, pending: 1 })
+    advance(r.retryInMs!)
+    clockNow = now()
+    expect(await client.flush()).toMatchObject({ delivered: 1, pending: 0 })
+    expect(dropped).toEqual([])
+    expect(edge.sent).toHaveLength(2)
+    expect(edge.sent[1]!.body).toBe(edge.sent[0]!.body)
+    // Later requests are signed on the edge's clock from the start.
+    await client.impression(imp(2))
+    expect(await client.flush()).toMatchObject({ delivered: 1 })
+    expect(edge.sent).toHaveLength(3)
+  })
+
+  it('signature_stale without a Date header keeps the events and retries with backoff instead of dropping them', async () => {
+    let n = 0
+    const { client, dropped, advance } = setup((req) => (n++ === 0 ? { status: 401, body: { error: { code: 'signature_stale' } } } : allAccepted(req)), { auth: { keyId: 'k1', secret: 's' } })
+    await client.impression(imp(1))
+    const r = await client.flush()
+    expect(r).toMatchObject({ delivered: 0, dropped: 0, pending: 1 })
+    advance(r.retryInMs!)
+    expect(await client.flush()).toMatchObject({ delivered: 1 })
+    expect(dropped).toEqual([])
+  })
+
+  it('does not retry a whole-request 400/401/403/413/422 (a 413 of one event): the events are dropped with the code', async () => {
     for (const [status, code] of [[400, 'invalid_batch'], [401, 'unauthorized'], [403, 'forbidden'], [413, 'payload_too_large'], [422, 'clock_skew']] as const) {
       const { client, dropped, edge } = setup(() => ({ status, body: { error: { code, message: 'no' } } }))
       await client.impression(imp(1))

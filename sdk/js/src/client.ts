@@ -3,7 +3,7 @@ import { MAX_BATCH_EVENTS } from '@adc/schemas/limits'
 import { monotonicFactory } from 'ulid'
 import { createAuthorizer, type Auth } from './auth.js'
 import { nextDelay, type BackoffOptions } from './backoff.js'
-import { maxBodyBytes, planBatches, type Batch } from './batches.js'
+import { batchOf, maxBodyBytes, planBatches, type Batch } from './batches.js'
 import { browserLifecycle, type Lifecycle } from './lifecycle.js'
 import { createQueue } from './queue.js'
 import { memoryStorage, type QueueStorage } from './storage/storage.js'
@@ -193,6 +193,33 @@ export function createClient(options: ClientOptions): Client {
     }
   }
 
+  /**
+   * Sends one batch. A 413 (a proxy in front of the edge, or an edge, with a lower body limit than
+   * the SDK plans for) says nothing about the events: the batch is split in halves and each sent on
+   * its own, so only an event refused alone is dropped. A half that must be retried stops the pass,
+   * and the halves not sent yet are retried with it.
+   */
+  async function send(batch: Batch, urgent: boolean): Promise<SendOutcome> {
+    const outcome = await sendBatch(fetchImpl, base, authorizer, batch, headers, urgent)
+    if (outcome.status !== 413 || batch.events.length < 2) return outcome
+    const half = Math.ceil(batch.events.length / 2)
+    const parts = [batch.events.slice(0, half), batch.events.slice(half)]
+    const merged: SendOutcome = { done: [], dropped: [], retry: [], status: outcome.status }
+    for (const part of parts) {
+      if (merged.retry.length > 0) {
+        merged.retry.push(...part)
+        continue
+      }
+      const sub = await send(batchOf(authorizer.route, batch.path, part), urgent)
+      merged.done.push(...sub.done)
+      merged.dropped.push(...sub.dropped)
+      merged.retry.push(...sub.retry)
+      merged.status = sub.status
+      if (sub.retryAfterMs !== undefined) merged.retryAfterMs = sub.retryAfterMs
+    }
+    return merged
+  }
+
   /** Events per request: the edge's maximum, halved by each 429 and doubled back by each success. */
   let batchEvents = MAX_BATCH_EVENTS
 
@@ -215,7 +242,7 @@ export function createClient(options: ClientOptions): Client {
         result.delivered += batch.events.length
         continue
       }
-      const outcome = await sendBatch(fetchImpl, base, authorizer, batch, headers, urgent)
+      const outcome = await send(batch, urgent)
       await apply(outcome)
       result.delivered += outcome.done.length
       result.dropped += outcome.dropped.length
@@ -235,9 +262,27 @@ export function createClient(options: ClientOptions): Client {
 
   let nextFlush: Promise<FlushResult> | null = null
 
+  /**
+   * The page is going away: every queued event goes to sendBeacon now, even while a pass waits on a
+   * request (which the browser may cancel with the page) or a retry is pending (its wait outlasts the
+   * page, and a memory queue with it). The edge dedupes an event both sent by id. What sendBeacon does
+   * not take goes to an urgent pass (fetch keepalive).
+   */
+  async function flushUrgent(): Promise<void> {
+    await ready
+    const nav = (globalThis as { navigator?: { sendBeacon?: unknown } }).navigator
+    if (authorizer.beaconUrl(base) !== null && typeof nav?.sendBeacon === 'function') {
+      for (const batch of planBatches(authorizer.route, queue.peek(), maxBodyBytes(authorizer.route)).batches) {
+        if (!beacon(batch)) break
+        await apply({ done: batch.events, dropped: [], retry: [], status: 0 })
+      }
+    }
+    await flush(true)
+  }
+
   /** A flush nobody awaits (timers, thresholds, hooks): a failure goes to onError, never unhandled. */
   function background(urgent = false): void {
-    flush(urgent).catch((err) => onError?.(err))
+    ;(urgent ? flushUrgent() : flush(false)).catch((err) => onError?.(err))
   }
 
   /** One pass at a time; a call during a pass gets the next pass, which sees events added meanwhile. */

@@ -34,6 +34,31 @@ describe('lifecycle hooks', () => {
     await client.shutdown()
   })
 
+  it('a page hidden while a request is in flight or a retry is pending still hands every queued event to sendBeacon', async () => {
+    const beacons: Array<{ url: string; body: string }> = []
+    Object.defineProperty(globalThis, 'navigator', { configurable: true, value: { sendBeacon: (url: string, body: string) => beacons.push({ url, body }) > 0 } })
+    for (const stuck of ['retry pending', 'in flight'] as const) {
+      beacons.length = 0
+      const win = new EventTarget() as EventTarget & { document: EventTarget & { visibilityState: string } }
+      win.document = Object.assign(new EventTarget(), { visibilityState: 'visible' })
+      const client = createClient({
+        endpoint: 'http://127.0.0.1:9', publisherId: 'pub_1', auth: { publicKey: 'pk_1' }, flushIntervalMs: 0, backoff: { baseMs: 60_000 },
+        lifecycle: [browserLifecycle(win as never)],
+        // A request that never answers (a slow network), or one that fails at once (offline for a moment).
+        fetch: stuck === 'in flight' ? () => new Promise<Response>(() => {}) : async () => { throw new TypeError('fetch failed') },
+      })
+      await client.impression(imp)
+      const pass = client.flush()
+      if (stuck === 'retry pending') expect((await pass).retryInMs).toBeGreaterThan(0)
+      await client.impression({ ...imp, impressionId: 'imp_2' })
+      win.document.visibilityState = 'hidden'
+      win.document.dispatchEvent(new Event('visibilitychange'))
+      await new Promise((r) => setTimeout(r, 10))
+      expect(beacons.flatMap((b) => JSON.parse(b.body).events.map((e: { impressionId: string }) => e.impressionId)), stuck).toEqual(['imp_1', 'imp_2'])
+      expect(client.stats().queued, stuck).toBe(0)
+    }
+  })
+
   it('React Native: going to the background flushes; the subscription is removed on shutdown', async () => {
     let listener: ((s: string) => void) | undefined
     let removed = false

@@ -73,6 +73,17 @@ export async function sendBatch(
   if (res.status === 401 && body?.error?.code === 'signature_replayed') {
     return { ...base, retryAfterMs: Math.max(retryAfter ?? 0, 1000), done: [], dropped: [], retry: batch.events }
   }
+  // The device clock is more than 5 minutes from the edge's: nothing is wrong with the events. The
+  // answer's Date header gives the edge's clock to sign on; without it the events wait for a backoff
+  // (the clock may be set right meanwhile) rather than being dropped.
+  if (res.status === 401 && body?.error?.code === 'signature_stale') {
+    const edgeNow = Date.parse(res.headers.get('date') ?? '')
+    if (!Number.isNaN(edgeNow) && authorizer.syncClock) {
+      authorizer.syncClock(edgeNow)
+      return { ...base, retryAfterMs: Math.max(retryAfter ?? 0, 1000), done: [], dropped: [], retry: batch.events }
+    }
+    return { ...base, done: [], dropped: [], retry: batch.events }
+  }
   if (NOT_RETRIED.has(res.status)) {
     const code = body?.error?.code ?? `http_${res.status}`
     const message = body?.error?.message

@@ -238,7 +238,7 @@ class AdcClient(
             lost += plan.oversized.size
         }
         for (batch in plan.batches) {
-            val outcome = transport.send(batch)
+            val outcome = send(batch)
             apply(outcome)
             sent += outcome.done.size
             lost += outcome.dropped.size
@@ -253,6 +253,36 @@ class AdcClient(
             batchEvents = min(Limits.MAX_BATCH_EVENTS, batchEvents * 2)
         }
         return FlushResult(sent, lost, queue.size, retryIn)
+    }
+
+    /**
+     * Sends one batch. A 413 (a proxy in front of the edge, or an edge, with a lower body limit than
+     * the SDK plans for) says nothing about the events: the batch is split in halves and each sent on
+     * its own, so only an event refused alone is dropped. A half that must be retried stops the pass,
+     * and the halves not sent yet are retried with it.
+     */
+    private suspend fun send(batch: Batch): SendOutcome {
+        val outcome = transport.send(batch)
+        if (outcome.status != 413 || batch.events.size < 2) return outcome
+        val half = (batch.events.size + 1) / 2
+        val done = ArrayList<QueuedEvent>()
+        val lost = ArrayList<Dropped>()
+        val retry = ArrayList<QueuedEvent>()
+        var status = outcome.status
+        var retryAfterMs: Long? = null
+        for (part in listOf(batch.events.subList(0, half), batch.events.subList(half, batch.events.size))) {
+            if (retry.isNotEmpty()) {
+                retry.addAll(part)
+                continue
+            }
+            val sub = send(batchOf(batch.type, part.toList()))
+            done.addAll(sub.done)
+            lost.addAll(sub.dropped)
+            retry.addAll(sub.retry)
+            status = sub.status
+            if (sub.retryAfterMs != null) retryAfterMs = sub.retryAfterMs
+        }
+        return SendOutcome(done, lost, retry, status, retryAfterMs)
     }
 
     /** Flushes once more, then stops timers and hooks; queued events stay in the store for the next run. */

@@ -14,6 +14,15 @@ internal class Plan(val batches: List<Batch>, val oversized: List<QueuedEvent>)
 
 private const val ENVELOPE_BYTES = 13 // {"events":[]}
 
+/** One body of `events` (every event's JSON as queued, so a resend is byte-identical per event). */
+internal fun batchOf(type: EventType, events: List<QueuedEvent>, sizeHint: Int = ENVELOPE_BYTES): Batch {
+    val sb = StringBuilder(sizeHint)
+    sb.append("{\"events\":[")
+    events.forEachIndexed { i, e -> if (i > 0) sb.append(','); sb.append(e.json) }
+    sb.append("]}")
+    return Batch(type, events, sb.toString().toByteArray(Charsets.UTF_8))
+}
+
 /**
  * Splits queued events into bodies the edge takes: at most `maxEvents` events and `maxBytes` bytes,
  * one route per event type, order within a type kept. An event too large for any body is returned
@@ -31,11 +40,7 @@ internal fun planBatches(events: List<QueuedEvent>, maxBytes: Int = Limits.MAX_B
         var size = ENVELOPE_BYTES
         fun close() {
             if (current.isEmpty()) return
-            val sb = StringBuilder(size)
-            sb.append("{\"events\":[")
-            current.forEachIndexed { i, e -> if (i > 0) sb.append(','); sb.append(e.json) }
-            sb.append("]}")
-            batches.add(Batch(type, current, sb.toString().toByteArray(Charsets.UTF_8)))
+            batches.add(batchOf(type, current, size))
             current = ArrayList()
             size = ENVELOPE_BYTES
         }

@@ -15,6 +15,8 @@ import okhttp3.Request
 import okhttp3.RequestBody.Companion.toRequestBody
 import okhttp3.Response
 import java.io.IOException
+import java.time.ZonedDateTime
+import java.time.format.DateTimeFormatter
 import kotlin.coroutines.resume
 
 /** What one POST of a batch came to, per event. */
@@ -49,16 +51,16 @@ internal class Transport(
             .post(batch.body.toRequestBody(JSON_TYPE))
         for ((k, v) in authorizer.headers(batch.path, batch.body)) builder.header(k, v)
         val answer = try {
-            http.newCall(builder.build()).await().use { res -> Answer(res.code, res.header("Retry-After"), res.body.string()) }
+            http.newCall(builder.build()).await().use { res -> Answer(res.code, res.header("Retry-After"), res.body.string(), res.header("Date")) }
         } catch (e: IOException) {
             return SendOutcome(emptyList(), emptyList(), batch.events, 0)
         }
-        return interpret(batch, answer.status, answer.retryAfter, answer.body)
+        return interpret(batch, answer.status, answer.retryAfter, answer.body, answer.date)
     }
 
-    private class Answer(val status: Int, val retryAfter: String?, val body: String)
+    private class Answer(val status: Int, val retryAfter: String?, val body: String, val date: String?)
 
-    fun interpret(batch: Batch, status: Int, retryAfterHeader: String?, text: String): SendOutcome {
+    fun interpret(batch: Batch, status: Int, retryAfterHeader: String?, text: String, dateHeader: String? = null): SendOutcome {
         val retryAfter = Backoff.retryAfterMs(retryAfterHeader, nowMs())
         val body = try {
             Json.parseToJsonElement(text) as? JsonObject
@@ -96,6 +98,15 @@ internal class Transport(
         // The edge saw these exact signed bytes before (a resend within the same second, perhaps by a
         // previous run of this app): signing again with a later timestamp makes a new, valid request.
         if (status == 401 && code == "signature_replayed") {
+            return SendOutcome(emptyList(), emptyList(), batch.events, status, maxOf(retryAfter ?: 0, 1000))
+        }
+        // The device clock is more than 5 minutes from the edge's: nothing is wrong with the events. The
+        // answer's Date header gives the edge's clock to sign on; without it the events wait for a
+        // backoff (the clock may be set right meanwhile) rather than being dropped.
+        if (status == 401 && code == "signature_stale") {
+            val edgeNow = dateHeader?.let { runCatching { ZonedDateTime.parse(it.trim(), DateTimeFormatter.RFC_1123_DATE_TIME).toInstant().toEpochMilli() }.getOrNull() }
+                ?: return SendOutcome(emptyList(), emptyList(), batch.events, status, retryAfter)
+            authorizer.syncClock(edgeNow)
             return SendOutcome(emptyList(), emptyList(), batch.events, status, maxOf(retryAfter ?: 0, 1000))
         }
         if (status in NOT_RETRIED) {
