@@ -280,7 +280,8 @@ class EmbeddedLog implements EmbeddedLogHandle {
     this.checkOpen()
     if (!Number.isInteger(partitions) || partitions < 1) throw new RangeError(`partitions must be a positive integer, got ${partitions}`)
     if (this.topics.has(topic)) return
-    const compacted = config.compacted === true
+    // Either way the embedded retention never deletes from the topic (it compacts nothing by key).
+    const compacted = config.compacted === true || config.retained === true
     this.topics.set(topic, { partitions, compacted, next: Array(partitions).fill(0), visible: Array(partitions).fill(0), subscribers: new Set() })
     await durable(this.meta.put(topic, { partitions, ...(compacted ? { compacted } : {}) }))
   }

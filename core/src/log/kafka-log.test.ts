@@ -1,4 +1,6 @@
+import { ConfigResourceTypes, Kafka, logLevel } from 'kafkajs'
 import { pino } from 'pino'
+import { expect, it } from 'vitest'
 import { createKafkaLog } from './kafka-log.js'
 import { runLogContract } from '../testing/log.contract.js'
 import { describeNeeding } from '../testing/needs.js'
@@ -20,5 +22,29 @@ describeNeeding('Log contract: kafka', kafkaBroker(brokers.length > 0), () => {
         consumer: { heartbeatInterval: 300, sessionTimeout: 10_000, maxWaitTimeInMs: 200, retryBackoffMs: 50 },
       }),
     settleMs: 30_000,
+  })
+})
+
+describeNeeding('Kafka topics by kind', kafkaBroker(brokers.length > 0), () => {
+  it('creates a retained topic (the state changelog) with no time or size retention, and a plain one with the broker default', async () => {
+    const log = await createKafkaLog({ brokers, clientId: 'adc-topic-config', logger: pino({ level: 'silent' }) })
+    const admin = new Kafka({ brokers, clientId: 'adc-topic-config-check', logLevel: logLevel.NOTHING }).admin()
+    await admin.connect()
+    try {
+      const suffix = Math.random().toString(36).slice(2, 8)
+      const [retained, plain] = [`retained-${suffix}`, `plain-${suffix}`]
+      await log.ensureTopic(retained, 1, { retained: true })
+      await log.ensureTopic(plain, 1)
+      const { resources } = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [retained, plain].map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: ['retention.ms', 'retention.bytes'] })),
+      })
+      const configOf = (name: string) => Object.fromEntries(resources.find((r) => r.resourceName === name)!.configEntries.map((e) => [e.configName, e.configValue]))
+      expect(configOf(retained)).toEqual({ 'retention.ms': '-1', 'retention.bytes': '-1' })
+      expect(configOf(plain)['retention.ms']).not.toBe('-1')
+    } finally {
+      await admin.disconnect()
+      await log.close()
+    }
   })
 })

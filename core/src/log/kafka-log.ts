@@ -155,7 +155,10 @@ class KafkaLog implements Log {
         waitForLeaders: true,
         topics: [{
           topic, numPartitions: partitions, replicationFactor: this.options.replicationFactor ?? -1,
-          ...(config.compacted ? { configEntries: [{ name: 'cleanup.policy', value: 'compact' }] } : {}),
+          configEntries: [
+            ...(config.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : []),
+            ...(config.retained ? [{ name: 'retention.ms', value: '-1' }, { name: 'retention.bytes', value: '-1' }] : []),
+          ],
         }],
       })
     } catch (err) {

@@ -80,6 +80,14 @@ export interface TopicConfig {
    * @default false
    */
   compacted?: boolean
+  /**
+   * Keep every record until its owner deletes it (`Log.truncate`): no time or size retention (Kafka
+   * `retention.ms=-1`, `retention.bytes=-1`; the embedded log's retention never deletes from it).
+   * For topics whose reader needs every record since the last one it truncated to, whatever their
+   * age: the state changelog, whose snapshot of an idle partition may be older than any retention.
+   * @default false
+   */
+  retained?: boolean
 }
 
 export interface Log {

@@ -279,7 +279,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       if (deps.icebergDir || deps.iceberg?.catalog) writer.useIceberg(await createIcebergSink({ client: clickhouse, dir: deps.icebergDir, ...deps.iceberg, logger }))
       for (const rt of [events, edgeStats]) {
         await log.ensureTopic(rt.topic, deps.topicPartitions ?? 4)
-        if (deps.changelog) await log.ensureTopic(changelogTopic(rt), await log.partitionCount(rt.topic))
+        // Retained: an idle partition's changelog holds one snapshot, written once; Kafka's default
+        // retention (7 days) would delete it, and the partition could then not be handed over.
+        if (deps.changelog) await log.ensureTopic(changelogTopic(rt), await log.partitionCount(rt.topic), { retained: true })
       }
       totals.running = true
       consumers.push(await consume(events), await consume(edgeStats))
