@@ -71,7 +71,10 @@ describe('poison records never block a partition', () => {
     expect(loneSurrogate.value).toContain('\\ud800')
     // An edge clock past the last representable Date: no time can be written for it anywhere.
     const receivedTooFar = toRecord(testEnvelope({ type: 'impression', n: 71_900_003, impressionId: 'imp_pz_recv', ts: T0 + 7_000, receivedAt: 9e15 }))
-    const first = [...range(0, 100).map(good), yearTooFar, ...range(100, 150).map(good), loneSurrogate, ...range(150, 175).map(good), receivedTooFar, ...range(175, 200).map(good)]
+    // A receive time the schema allows but no edge clock gives (a year after the log got the record):
+    // taken, it would move the partition's watermark a year on and expire all its state.
+    const receivedNextYear = toRecord(testEnvelope({ type: 'impression', n: 71_900_004, impressionId: 'imp_pz_future', ts: T0 + 8_000, receivedAt: Date.now() + 365 * 86_400_000 }))
+    const first = [...range(0, 100).map(good), yearTooFar, ...range(100, 150).map(good), loneSurrogate, ...range(150, 175).map(good), receivedTooFar, ...range(175, 190).map(good), receivedNextYear, ...range(190, 200).map(good)]
     await log.append('ad-events', first)
     // Edge-stats reports take the same path: one whose publisher id ClickHouse's JSON input refuses.
     const report = (batchId: string, publisherId: string) => ({ key: 'pub', value: JSON.stringify({ v: 1, kind: 'edge_stats', batchId, publisherId, minute: T0, received: 3, accepted: 2, duplicate: 0, rejected: 1, rejectedByReason: { invalid_event: 1 } }) })
@@ -92,13 +95,14 @@ describe('poison records never block a partition', () => {
       (SELECT count() FROM ${localLakeReader(join(lakeDir, 'content'))}) lake`)
     expect({ raw: Number(r!.raw), imps: Number(r!.imps), lake: Number(r!.lake) }).toEqual({ raw: 250, imps: 250, lake: 250 })
     const bad = await q<{ reason: string; log_offset: number; step: string; details: string; payload: string; payload_original: string }>(`SELECT reason, log_offset, step, details, payload, payload_original FROM ${db}.bad_rows WHERE log_topic = 'ad-events' ORDER BY log_offset`)
-    expect(bad.map((b) => [b.reason, Number(b.log_offset), b.step])).toEqual([['sink_rejected', 100, 'sinkStep'], ['bad_envelope', 151, 'decodeStep'], ['bad_envelope', 177, 'decodeStep']])
+    expect(bad.map((b) => [b.reason, Number(b.log_offset), b.step])).toEqual([['sink_rejected', 100, 'sinkStep'], ['bad_envelope', 151, 'decodeStep'], ['bad_envelope', 177, 'decodeStep'], ['bad_envelope', 193, 'decodeStep']])
     // The write refused it at its rollup minute (probed first, 321); the isolating probe at events_raw (41).
     expect(bad[0]!.details).toMatch(/^clickhouse: CANNOT_PARSE_DATETIME: .*DateTime/)
     expect(bad[0]!.payload).toBe(yearTooFar.value)
     expect(bad[1]!.details).toContain('client.ua')
     expect(bad[1]!.payload).toBe(loneSurrogate.value)
     expect(bad[2]!.details).toContain('receivedAt')
+    expect(bad[3]!.details).toMatch(/^receivedAt: .* after the log received the record/)
     const [es] = await q<{ accepted: number; bad: string }>(`SELECT (SELECT sum(accepted) FROM ${db}.edge_stats_minute) accepted,
       (SELECT groupArray(concat(reason, ':', toString(log_offset), ':', substring(details, 1, 40))) FROM ${db}.bad_rows WHERE log_topic = 'edge-stats') bad`)
     expect(Number(es!.accepted)).toBe(4)

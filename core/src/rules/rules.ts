@@ -10,6 +10,14 @@ import type { Channel } from '@adc/schemas'
  * so (partition, offset) orders them exactly as the processor saw them.
  */
 
+/**
+ * How far an edge's clock (an envelope's `receivedAt`) may run ahead of the log's (the record's
+ * append time). No edge gives more: a record that claims it is refused as a bad envelope (the
+ * decode step), since its `receivedAt` would move its partition's watermark, and with it every
+ * expiry of the partition's state, as far as it says.
+ */
+export const MAX_EDGE_CLOCK_AHEAD_MS = 60 * 60_000
+
 /** Click-to-impression windows per channel: web 30 min, app 24 h; CTV and S2S like app. */
 export const JOIN_WINDOWS_MS: Readonly<Record<Channel, number>> = Object.freeze({
   web: 30 * 60_000,

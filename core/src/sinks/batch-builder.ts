@@ -3,12 +3,11 @@ import type { SinkEvent } from '../pipeline/types.js'
 import { writeEventRowBinary } from './clickhouse-sink.js'
 import { RowBinaryWriter } from './row-binary-writer.js'
 import { emptyBatch, type EventRow, type RollupIvtRow, type RollupRow, type SinkBatch } from './sink.js'
+import { MAX_EDGE_CLOCK_AHEAD_MS } from '../rules/rules.js'
 
 export const PROCESSOR_ARTIFACT = '@adc/core/processor'
 export const PROCESSOR_VERSION = '0.1.0'
 
-/** How far an edge's clock may run ahead of the log's for its `receivedAt` to be taken as a bad row's time. */
-const EDGE_CLOCK_AHEAD_MS = 60 * 60_000
 
 /**
  * A bad row's `received_at`: when the edge received the record's event (the envelope's
@@ -24,7 +23,7 @@ export function badRowReceivedAt(payload: string, appendedAt: number): number {
   } catch {
     return appendedAt
   }
-  return Number.isSafeInteger(receivedAt) && (receivedAt as number) >= 0 && (receivedAt as number) <= appendedAt + EDGE_CLOCK_AHEAD_MS ? (receivedAt as number) : appendedAt
+  return Number.isSafeInteger(receivedAt) && (receivedAt as number) >= 0 && (receivedAt as number) <= appendedAt + MAX_EDGE_CLOCK_AHEAD_MS ? (receivedAt as number) : appendedAt
 }
 
 /** How an outcome counts in the minute rollup. */

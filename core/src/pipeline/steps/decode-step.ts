@@ -3,11 +3,14 @@ import { badRow, ok } from '../result.js'
 import { fastEnvelope } from './envelope-fast.js'
 import type { Step } from '../step.js'
 import type { Decoded, RawRecord } from '../types.js'
+import { MAX_EDGE_CLOCK_AHEAD_MS } from '../../rules/rules.js'
 
 /**
  * Parses a log record into a v1 envelope. A record that is not JSON, has another version or fails
  * the schema becomes a bad row (`bad_envelope` / `unknown_version`) with the original payload and the
- * zod issues: never dropped, never a crash, and the records beside it carry on.
+ * zod issues: never dropped, never a crash, and the records beside it carry on. So does an envelope
+ * received, it says, more than `MAX_EDGE_CLOCK_AHEAD_MS` after the log received it: no edge's clock
+ * gives that, and its time would move the partition's watermark (and every state expiry) with it.
  */
 export function createDecodeStep(): Step<RawRecord, Decoded> {
   return function decodeStep(input) {
@@ -23,6 +26,7 @@ export function createDecodeStep(): Step<RawRecord, Decoded> {
     // The common case, checked by hand exactly as the schema would; anything else goes to zod.
     const fast = fastEnvelope(json)
     if (fast) {
+      if (fast.receivedAt > input.appendedAt + MAX_EDGE_CLOCK_AHEAD_MS) return receivedTooLate(fast.receivedAt, input)
       const out = input as Decoded
       out.envelope = fast
       return ok(out)
@@ -32,9 +36,14 @@ export function createDecodeStep(): Step<RawRecord, Decoded> {
       const details = parsed.error.issues.slice(0, 10).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
       return badRow('bad_envelope', details, input.payload)
     }
+    if (parsed.data.receivedAt > input.appendedAt + MAX_EDGE_CLOCK_AHEAD_MS) return receivedTooLate(parsed.data.receivedAt, input)
     // Annotate the record in place (no copy, no temporary object per event).
     const out = input as Decoded
     out.envelope = parsed.data
     return ok(out)
   }
+}
+
+function receivedTooLate(receivedAt: number, input: RawRecord) {
+  return badRow('bad_envelope', `receivedAt: ${receivedAt} is more than ${MAX_EDGE_CLOCK_AHEAD_MS / 60_000} min after the log received the record (${input.appendedAt}); no edge clock gives it`, input.payload)
 }
