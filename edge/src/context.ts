@@ -16,6 +16,14 @@ export type AuthMethod = 'api_key' | 'signature'
 export const CREDENTIALS = ['server_key', 'public_key', 'request_signature', 'app_signature', 'token'] as const
 export type Credential = (typeof CREDENTIALS)[number]
 
+/**
+ * The credentials anyone may hold (the public key in every page, an app-scope request key's secret
+ * in every copy of an app, the tokens in every ad's markup): a request with one is the end user's
+ * own. The edge keeps the address it observes for it (ingest/envelope.ts), and it spends the client
+ * address's share (rate-limit/client-limit.ts).
+ */
+export const SHARED_CREDENTIALS: ReadonlySet<Credential> = new Set<Credential>(['public_key', 'app_signature', 'token'])
+
 export interface AppVariables {
   settings: Settings
   tenants: TenantIndex

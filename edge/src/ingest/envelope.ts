@@ -5,7 +5,7 @@
 import { ENVELOPE_VERSION, isCleanText, type ClickEvent, type EnvelopeInput, type EventType, type ImpressionEvent } from '@adc/schemas'
 import { countryOf, deviceClassOf } from './device.js'
 import { clientFacts, type ClientFacts, type ObservedClient } from '../privacy/privacy.js'
-import type { Credential } from '../context.js'
+import { SHARED_CREDENTIALS, type Credential } from '../context.js'
 
 export type EnvelopeSource = 'batch' | 'beacon' | 'pixel' | 'redirect' | 's2s'
 
@@ -44,7 +44,7 @@ export interface EnvelopeContext {
 
 /** Whether the request is the end user's own, so only what the edge observes of it may describe the client. */
 function isEndUserRequest(credential: Credential | undefined): boolean {
-  return credential === 'public_key' || credential === 'app_signature' || credential === 'token'
+  return credential !== undefined && SHARED_CREDENTIALS.has(credential)
 }
 
 /**

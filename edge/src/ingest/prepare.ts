@@ -155,15 +155,14 @@ export async function prepare(items: IncomingItem[], ctx: IngestContext, setting
  * campaign and publisher. A token sent with any other
  * credential is checked the same way. Answers why the click is refused, or undefined.
  */
+/** The credentials whose clicks need a clickToken, and how the refusal names them. */
+const TOKEN_REQUIRED: Partial<Record<Credential, string>> = { public_key: 'sent with a public key', app_signature: 'signed with an app-scope request key' }
+
 async function clickTokenRefusal(event: ClickEvent, ctx: IngestContext): Promise<Pick<EventResult, 'code' | 'httpStatus' | 'message'> | undefined> {
   if (event.clickToken === undefined) {
-    if (ctx.credential === 'public_key') {
-      return { code: 'click_token_required', httpStatus: 403, message: 'a click sent with a public key needs its signed clickToken; or send it with a server key or a server-scope request signature' }
-    }
-    if (ctx.credential === 'app_signature') {
-      return { code: 'click_token_required', httpStatus: 403, message: 'a click signed with an app-scope request key needs its signed clickToken (from the ad server); or send it with a server key or a server-scope request signature' }
-    }
-    return undefined
+    const sentWith = TOKEN_REQUIRED[ctx.credential]
+    if (sentWith === undefined) return undefined
+    return { code: 'click_token_required', httpStatus: 403, message: `a click ${sentWith} needs its signed clickToken (from the ad server); or send it with a server key or a server-scope request signature` }
   }
   const check = await checkToken(event.clickToken, ctx.tenants, Math.floor(ctx.receivedAt / 1000))
   if (!check.ok) {

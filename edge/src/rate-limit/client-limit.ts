@@ -23,13 +23,12 @@
  *   Cloudflare), there is no share to count and the publisher's budget alone applies. A binding that
  *   fails counts nothing (fail-open, logged), as the RateLimiter objects do.
  */
-import type { Credential } from '../context.js'
+import { SHARED_CREDENTIALS, type Credential } from '../context.js'
 import type { Env } from '../env.js'
 import { fail } from '../errors.js'
 import { parseIp } from '../privacy/privacy.js'
 
-/** The credentials whose requests spend a client's share: those in every page and every ad's markup. */
-export const SHARED_CREDENTIALS: ReadonlySet<Credential> = new Set<Credential>(['public_key', 'app_signature', 'token'])
+export { SHARED_CREDENTIALS }
 
 /** Events counted as one unit of a client's share. */
 export const CLIENT_UNIT_EVENTS = 50
