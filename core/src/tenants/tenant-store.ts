@@ -155,6 +155,12 @@ export class SigningKeyScopeError extends Error {
   }
 }
 
+/** The scope a signing key of `purpose` is stored with: a request key's (`app` unless given), none for a token key (which may not be given one). */
+function keyScope(purpose: SigningKeyPurpose, scope: RequestKeyScope | undefined): RequestKeyScope | undefined {
+  if (purpose === 'token' && scope !== undefined) throw new SigningKeyScopeError()
+  return purpose === 'request' ? (scope ?? 'app') : undefined
+}
+
 export interface TenantStore {
   getAdvertiser(id: string): Advertiser | undefined
   listAdvertisers(): Advertiser[]
@@ -300,8 +306,8 @@ export function createTenantStore(db: RootDatabase, submit: SubmitTenantCommand,
       await submit({ op: 'removeKey', hash: keyHash })
     },
     setSigningKey: async (publisherId, keyId, secret, purpose = 'token', scope) => {
-      if (purpose === 'token' && scope !== undefined) throw new SigningKeyScopeError()
-      await submit({ op: 'setSigningKey', publisherId, keyId, secret, purpose, ...(purpose === 'request' ? { scope: scope ?? 'app' } : {}) })
+      const s = keyScope(purpose, scope)
+      await submit({ op: 'setSigningKey', publisherId, keyId, secret, purpose, ...(s ? { scope: s } : {}) })
     },
     hasAdminKey: () => list<Principal>(P.key).some((p) => p.kind === 'admin'),
     getAdvertiser: (id) => db.get(P.advertiser + id) as Advertiser | undefined,
@@ -335,8 +341,7 @@ export function createTenantStore(db: RootDatabase, submit: SubmitTenantCommand,
       const secret = input.secret ?? newSecret()
       const keyId = input.keyId ?? generateKeyId()
       const purpose = input.purpose ?? 'token'
-      if (purpose === 'token' && input.scope !== undefined) throw new SigningKeyScopeError()
-      const scope = purpose === 'request' ? (input.scope ?? 'app') : undefined
+      const scope = keyScope(purpose, input.scope)
       const publisher = (await submit({ op: 'addSigningKey', id, keyId, secret, purpose, ...(scope ? { scope } : {}) })) as Publisher
       return { publisher, keyId, secret, purpose, ...(scope ? { scope } : {}) }
     },

@@ -352,9 +352,7 @@ export function registerAdminRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiD
     requireJsonBody(c)
     const { id } = c.req.valid('param')
     const { keyId, purpose, scope } = c.req.valid('json')
-    if (scope !== undefined && (purpose ?? 'token') === 'token') {
-      throw new ApiError('scope_not_applicable', 'scope applies to request signing keys only (purpose: "request"); a token key has no scope')
-    }
+    // A scope on a token key: the store's SigningKeyScopeError, 400 scope_not_applicable (mapTenantError).
     const r = await tenants.addSigningKey(id, { ...(keyId ? { keyId } : {}), ...(purpose ? { purpose } : {}), ...(scope ? { scope } : {}) }).catch(notFoundPublisher)
     logger.info({ by: admin.id, publisherId: id, keyId: r.keyId, purpose: r.purpose, scope: r.scope }, 'publisher signing key added')
     return c.json({ keyId: r.keyId, purpose: r.purpose, ...(r.scope ? { scope: r.scope } : {}), signingSecret: r.secret, publisher: publisherView(r.publisher) }, 201)
