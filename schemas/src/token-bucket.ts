@@ -64,7 +64,11 @@ export class TokenBuckets {
       return b
     }
     // Refill at the rate in force since the last request; a changed limit applies from now on.
-    b.tokens = Math.min(spec.burst, b.tokens + (Math.max(0, now - b.at) / 1000) * b.spec.perSecond)
+    // Rounded to a millionth of a token, so the level does not depend on how often it was refilled:
+    // two buckets refilled at different moments (an isolate's mirror and the global bucket) must give
+    // the same answer at the same time, and float sums of the same time in different steps differ in
+    // their last bits (5.75 + 0.53 is 6.279999999999999, 6.28 in one step).
+    b.tokens = Math.round(Math.min(spec.burst, b.tokens + (Math.max(0, now - b.at) / 1000) * b.spec.perSecond) * 1e6) / 1e6
     b.at = now
     b.spec = spec
     return b

@@ -116,7 +116,12 @@ describe('GlobalRateLimiter', () => {
           expect(got.ok).toBe(reference.take('p', spec, s.cost).ok)
         }
       },
-    ), { numRuns: 200 })
+    ), {
+      numRuns: 200,
+      // Found by a CI run: refilled in other steps, the two buckets' float levels differed in their
+      // last bits at a threshold (the pre-check's isolate said yes, the reference no).
+      examples: [[[{ isolate: 0, cost: 8, waitMs: 0 }, { isolate: 0, cost: 5, waitMs: 575 }, { isolate: 1, cost: 6, waitMs: 53 }, { isolate: 0, cost: 1, waitMs: 612 }, { isolate: 0, cost: 4, waitMs: 92 }, { isolate: 0, cost: 4, waitMs: 60 }, { isolate: 0, cost: 8, waitMs: 808 }]]],
+    })
   })
 
   it('with round trips taking time, the pre-check refuses only what the global bucket refuses at that moment', async () => {
