@@ -31,13 +31,13 @@ export interface Authorizer {
   authorize(url: string, body: string): Promise<SignedRequest>
   /** The URL for `navigator.sendBeacon`, which cannot carry headers; null when the auth needs headers. */
   beaconUrl(url: string): string | null
-  /**
-   * The edge's clock (ms) as it answered `signature_stale`: later requests are signed on it, so a
-   * device clock more than 5 minutes off does not get every request refused.
-   */
-  syncClock?(edgeNowMs: number): void
 }
 
+/**
+ * `now` is the edge's clock as best known (the client passes the device clock corrected by the
+ * offset learnt from the edge's answers, see clock.ts), so a device clock more than 5 minutes off
+ * does not get every request refused as `signature_stale`.
+ */
 export function createAuthorizer(auth: Auth, now: () => number = Date.now): Authorizer {
   if ('publicKey' in auth) {
     const withKey = (url: string) => `${url}${url.includes('?') ? '&' : '?'}k=${encodeURIComponent(auth.publicKey)}`
@@ -57,16 +57,11 @@ export function createAuthorizer(auth: Auth, now: () => number = Date.now): Auth
   // The edge refuses a signature it has seen (signature_replayed). A retry of the same body within
   // the same second would sign to the same bytes, so the timestamp only moves forward per body.
   const lastSecond = new Map<string, number>()
-  // The edge's clock less this device's, learned from a signature_stale answer's Date header.
-  let offsetMs = 0
   return {
     route: 'batch',
-    syncClock(edgeNowMs) {
-      offsetMs = edgeNowMs - now()
-    },
     async authorize(url, body) {
       const path = new URL(url).pathname
-      let ts = Math.floor((now() + offsetMs) / 1000)
+      let ts = Math.floor(now() / 1000)
       const bodyHash = await sha256Hex(body)
       const previous = lastSecond.get(bodyHash)
       if (previous !== undefined && ts <= previous) ts = previous + 1

@@ -184,7 +184,10 @@ describe('createClient', () => {
     expect(await client.flush()).toMatchObject({ delivered: 1, pending: 0 })
     expect(dropped).toEqual([])
     expect(edge.sent).toHaveLength(2)
-    expect(edge.sent[1]!.body).toBe(edge.sent[0]!.body)
+    // The same event again (same id, so the edge dedupes it), its ts now on the edge's clock too.
+    expect(edge.sent[1]!.events[0]!.eventId).toBe(edge.sent[0]!.events[0]!.eventId)
+    expect(edge.sent[0]!.events[0]!.ts).toBe(edgeNow() - 20 * 60_000 - r.retryInMs!)
+    expect(Math.abs((edge.sent[1]!.events[0]!.ts as number) - (edgeNow() - r.retryInMs!))).toBeLessThan(1_000)
     // Later requests are signed on the edge's clock from the start.
     await client.impression(imp(2))
     expect(await client.flush()).toMatchObject({ delivered: 1 })

@@ -4,6 +4,7 @@ import { monotonicFactory } from 'ulid'
 import { createAuthorizer, type Auth } from './auth.js'
 import { nextDelay, type BackoffOptions } from './backoff.js'
 import { batchOf, maxBodyBytes, planBatches, type Batch } from './batches.js'
+import { createEdgeClock } from './clock.js'
 import { browserLifecycle, type Lifecycle } from './lifecycle.js'
 import { createQueue } from './queue.js'
 import { memoryStorage, type QueueStorage } from './storage/storage.js'
@@ -44,6 +45,11 @@ export interface ClientOptions {
   userAgent?: string
   fetch?: FetchLike
   now?: () => number
+  /**
+   * A monotonic clock, ms, against which a jump of `now` is seen (clock.ts). @default
+   * `performance.now()` when `now` is not given, none otherwise
+   */
+  monotonicNow?: () => number
   random?: () => number
 }
 
@@ -99,7 +105,10 @@ export function createClient(options: ClientOptions): Client {
   } = options
   const base = endpoint.replace(/\/+$/, '')
   const fetchImpl: FetchLike = options.fetch ?? ((url, init) => globalThis.fetch(url, init))
-  const authorizer = createAuthorizer(auth, now)
+  const monotonic = options.monotonicNow ?? (options.now === undefined && typeof performance !== 'undefined' ? () => performance.now() : undefined)
+  // Events' ts and request signatures are on the edge's clock as learnt from its answers (clock.ts).
+  const clock = createEdgeClock(now, monotonic)
+  const authorizer = createAuthorizer(auth, () => clock.deviceNow() + clock.offset())
   const newId = monotonicFactory()
   const headers: Record<string, string> = hasDocument() ? {} : { 'user-agent': options.userAgent ?? defaultUserAgent() }
   let consent = options.consent ?? true
@@ -126,9 +135,13 @@ export function createClient(options: ClientOptions): Client {
 
   function build(type: EventType, fields: ImpressionFields | ClickFields): QueuedEvent {
     const event: Record<string, unknown> = { publisherId, ...defaults, ...fields }
+    const deviceTs = clock.deviceNow()
+    const confirmed = clock.confirmed()
+    const offset = confirmed ?? clock.offset()
     // Fixed here, once: every retry of this event carries the same id, hence the same idempotency key.
-    event.eventId ??= newId(now())
-    event.ts ??= now()
+    event.eventId ??= newId(deviceTs + offset)
+    const stamped = event.ts == null
+    if (stamped) event.ts = deviceTs + offset
     if (!consent) {
       event.consent = false
       delete event.userKey
@@ -136,7 +149,56 @@ export function createClient(options: ClientOptions): Client {
       delete event.ip
     }
     const json = JSON.stringify(event)
-    return { type, eventId: String(event.eventId), json, bytes: utf8.encode(json).length }
+    const queued: QueuedEvent = { type, eventId: String(event.eventId), json, bytes: utf8.encode(json).length }
+    if (stamped) Object.assign(queued, { deviceTs, tsOffset: offset }, confirmed === undefined ? { tsGuess: true } : {})
+    return queued
+  }
+
+  /** The event with `ts` moved to its device time plus `offset` (only the ts the client stamped). */
+  function retimed(e: QueuedEvent, offset: number): QueuedEvent {
+    const { tsGuess: _guess, ...rest } = e
+    if (offset === e.tsOffset) return rest
+    const event = JSON.parse(e.json) as Record<string, unknown>
+    event.ts = e.deviceTs! + offset
+    const json = JSON.stringify(event)
+    return { ...rest, json, bytes: utf8.encode(json).length, tsOffset: offset }
+  }
+
+  /**
+   * Events made before an offset to the edge's clock was confirmed carry the device's guess: once
+   * one is, their ts are corrected by it (the offset of the device clock they were made on) before
+   * they are sent, and stored so.
+   */
+  async function settleTimestamps(): Promise<void> {
+    const offset = clock.confirmed()
+    if (offset === undefined) return
+    const updated = queue.peek().filter((e) => e.tsGuess && e.deviceTs !== undefined).map((e) => retimed(e, offset))
+    if (updated.length === 0) return
+    try {
+      await queue.replace(updated)
+    } catch (err) {
+      onError?.(err)
+    }
+  }
+
+  /**
+   * An event refused as `clock_skew` whose ts the client stamped is kept and retried with its ts on
+   * the edge's clock, when the answer (its Date) confirmed an offset the event was not sent with: the
+   * device clock was off, or jumped since the offset it carries was learnt. It is retried at most
+   * once per offset learnt; otherwise it is dropped as the edge said.
+   */
+  async function retimeSkewed(outcome: SendOutcome): Promise<SendOutcome> {
+    const offset = clock.confirmed()
+    if (offset === undefined) return outcome
+    const fixable = outcome.dropped.filter(({ event: e, drop }) => drop.code === 'clock_skew' && e.deviceTs !== undefined && Math.abs(offset - (e.tsOffset ?? 0)) >= 1000)
+    if (fixable.length === 0) return outcome
+    const updated = fixable.map(({ event }) => retimed(event, offset))
+    try {
+      await queue.replace(updated)
+    } catch (err) {
+      onError?.(err)
+    }
+    return { ...outcome, dropped: outcome.dropped.filter((d) => !fixable.includes(d)), retry: [...outcome.retry, ...updated] }
   }
 
   function enqueue(type: EventType, fields: ImpressionFields | ClickFields): Promise<string> {
@@ -200,7 +262,7 @@ export function createClient(options: ClientOptions): Client {
    * and the halves not sent yet are retried with it.
    */
   async function send(batch: Batch, urgent: boolean): Promise<SendOutcome> {
-    const outcome = await sendBatch(fetchImpl, base, authorizer, batch, headers, urgent)
+    const outcome = await sendBatch(fetchImpl, base, authorizer, batch, headers, urgent, clock)
     if (outcome.status !== 413 || batch.events.length < 2) return outcome
     const half = Math.ceil(batch.events.length / 2)
     const parts = [batch.events.slice(0, half), batch.events.slice(half)]
@@ -228,6 +290,7 @@ export function createClient(options: ClientOptions): Client {
     const result: FlushResult = { delivered: 0, dropped: 0, pending: 0 }
     const wait = retryAt - now()
     if (wait > 0) return { ...result, pending: queue.size, retryInMs: wait }
+    await settleTimestamps()
     const { batches, oversized } = planBatches(authorizer.route, queue.peek(), maxBodyBytes(authorizer.route), batchEvents)
     if (oversized.length > 0) {
       await apply({
@@ -242,7 +305,7 @@ export function createClient(options: ClientOptions): Client {
         result.delivered += batch.events.length
         continue
       }
-      const outcome = await send(batch, urgent)
+      const outcome = await retimeSkewed(await send(batch, urgent))
       await apply(outcome)
       result.delivered += outcome.done.length
       result.dropped += outcome.dropped.length
@@ -272,6 +335,7 @@ export function createClient(options: ClientOptions): Client {
     await ready
     const nav = (globalThis as { navigator?: { sendBeacon?: unknown } }).navigator
     if (authorizer.beaconUrl(base) !== null && typeof nav?.sendBeacon === 'function') {
+      await settleTimestamps()
       for (const batch of planBatches(authorizer.route, queue.peek(), maxBodyBytes(authorizer.route)).batches) {
         if (!beacon(batch)) break
         await apply({ done: batch.events, dropped: [], retry: [], status: 0 })

@@ -17,6 +17,8 @@ export interface Queue {
   peek(limit?: number): QueuedEvent[]
   /** Removes events by id; resolves once stored. */
   remove(eventIds: Iterable<string>): Promise<void>
+  /** Puts new versions of queued events in their places (an event no longer queued is left out); resolves once stored. */
+  replace(updated: readonly QueuedEvent[]): Promise<void>
   readonly size: number
   readonly bytes: number
   /** Events shed by the cap since this queue was created. */
@@ -107,6 +109,20 @@ export function createQueue(storage: QueueStorage, { maxEvents = 1000, onShed }:
       if (gone.size === 0) return Promise.resolve()
       events = events.filter((e) => !gone.has(e.eventId))
       for (const id of gone) records.delete(id)
+      bytes = events.reduce((n, e) => n + e.bytes, 0)
+      return persist()
+    },
+    replace(updated) {
+      const byId = new Map(updated.map((e) => [e.eventId, e]))
+      let changed = false
+      events = events.map((e) => {
+        const next = byId.get(e.eventId)
+        if (next === undefined) return e
+        changed = true
+        records.delete(e.eventId)
+        return next
+      })
+      if (!changed) return Promise.resolve()
       bytes = events.reduce((n, e) => n + e.bytes, 0)
       return persist()
     },

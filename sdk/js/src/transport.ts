@@ -1,6 +1,7 @@
 import type { Authorizer } from './auth.js'
 import { retryAfterMs } from './backoff.js'
 import type { Batch } from './batches.js'
+import type { EdgeClock } from './clock.js'
 import type { Dropped, QueuedEvent } from './types.js'
 
 /** What one POST of a batch came to, per event. */
@@ -31,15 +32,17 @@ export type FetchLike = (url: string, init: { method: string; headers: Record<st
 
 export async function sendBatch(
   fetchImpl: FetchLike, endpoint: string, authorizer: Authorizer, batch: Batch,
-  extraHeaders: Record<string, string> = {}, keepalive = false,
+  extraHeaders: Record<string, string> = {}, keepalive = false, clock?: EdgeClock,
 ): Promise<SendOutcome> {
   const { url, headers } = await authorizer.authorize(`${endpoint}${batch.path}`, batch.body)
   let res: Response
+  const sentAt = clock?.deviceNow() ?? 0
   try {
     res = await fetchImpl(url, { method: 'POST', headers: { ...extraHeaders, ...headers }, body: batch.body, keepalive })
   } catch {
     return { done: [], dropped: [], retry: batch.events, status: 0 }
   }
+  const receivedAt = clock?.deviceNow() ?? 0
   const retryAfter = retryAfterMs(res.headers.get('retry-after'))
   let body: { results?: EventResult[]; error?: { code?: string; message?: string } } | undefined
   try {
@@ -47,6 +50,10 @@ export async function sendBatch(
   } catch {
     body = undefined
   }
+  // Only an answer the edge wrote (per-event results or its error shape) tells the edge's clock: a
+  // captive portal's or a proxy's page says nothing about it.
+  const fromEdge = Array.isArray(body?.results) || typeof body?.error?.code === 'string'
+  const dated = fromEdge && clock !== undefined && clock.observe(res.headers.get('date'), sentAt, receivedAt)
   const base = { status: res.status, ...(retryAfter === undefined ? {} : { retryAfterMs: retryAfter }) }
   // Per-event answers: a 202, or a 503 upstream_unavailable that says which events were stored.
   if (Array.isArray(body?.results) && (res.status < 300 || res.status >= 500)) {
@@ -74,14 +81,10 @@ export async function sendBatch(
     return { ...base, retryAfterMs: Math.max(retryAfter ?? 0, 1000), done: [], dropped: [], retry: batch.events }
   }
   // The device clock is more than 5 minutes from the edge's: nothing is wrong with the events. The
-  // answer's Date header gives the edge's clock to sign on; without it the events wait for a backoff
-  // (the clock may be set right meanwhile) rather than being dropped.
+  // answer's Date header gave the edge's clock to sign on (observed above); without it the events
+  // wait for a backoff (the clock may be set right meanwhile) rather than being dropped.
   if (res.status === 401 && body?.error?.code === 'signature_stale') {
-    const edgeNow = Date.parse(res.headers.get('date') ?? '')
-    if (!Number.isNaN(edgeNow) && authorizer.syncClock) {
-      authorizer.syncClock(edgeNow)
-      return { ...base, retryAfterMs: Math.max(retryAfter ?? 0, 1000), done: [], dropped: [], retry: batch.events }
-    }
+    if (dated) return { ...base, retryAfterMs: Math.max(retryAfter ?? 0, 1000), done: [], dropped: [], retry: batch.events }
     return { ...base, done: [], dropped: [], retry: batch.events }
   }
   if (NOT_RETRIED.has(res.status)) {

@@ -21,6 +21,18 @@ export interface QueuedEvent {
   json: string
   /** UTF-8 length of `json`. */
   bytes: number
+  /**
+   * The device clock (ms) the client stamped `ts` from; absent when the app gave `ts` itself (the
+   * client never changes an app's `ts`).
+   */
+  deviceTs?: number
+  /** The offset to the edge's clock (clock.ts) added to `deviceTs` to make `ts`. */
+  tsOffset?: number
+  /**
+   * true while `tsOffset` is a guess (no offset was confirmed when the event was made): the first
+   * confirmed offset replaces it before the event is sent.
+   */
+  tsGuess?: boolean
 }
 
 /** Why the client gave up on an event: a code from the reason registry (the edge's or the SDK's own). */
