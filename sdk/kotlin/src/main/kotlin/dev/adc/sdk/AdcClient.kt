@@ -12,13 +12,16 @@ import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.sync.Mutex
 import kotlinx.coroutines.sync.withLock
+import kotlinx.serialization.json.Json
 import kotlinx.serialization.json.JsonElement
 import kotlinx.serialization.json.JsonObject
 import kotlinx.serialization.json.JsonPrimitive
+import kotlinx.serialization.json.jsonObject
 import okhttp3.OkHttpClient
 import java.io.Closeable
 import java.util.concurrent.TimeUnit
 import java.util.concurrent.atomic.AtomicLong
+import kotlin.math.abs
 import kotlin.math.max
 import kotlin.math.min
 
@@ -50,9 +53,17 @@ data class AdcOptions(
     /** Shares the app's OkHttp connection pool when given. */
     val httpClient: OkHttpClient? = null,
     val dispatcher: CoroutineDispatcher = Dispatchers.IO,
-    val now: () -> Long = System::currentTimeMillis,
+    val now: () -> Long = systemNow,
+    /**
+     * A monotonic clock, ms, against which a jump of [now] is seen ([EdgeClock]). Default:
+     * `System.nanoTime()` when [now] is the system clock, none otherwise.
+     */
+    val monotonicMs: (() -> Long)? = null,
     val random: () -> Double = Math::random,
 )
+
+private val systemNow: () -> Long = { System.currentTimeMillis() }
+private val systemMonotonic: () -> Long = { System.nanoTime() / 1_000_000 }
 
 data class FlushResult(
     val delivered: Int,
@@ -91,9 +102,12 @@ class AdcClient(
 ) : Closeable {
     private val now = options.now
     private val ids = UlidFactory()
-    private val authorizer = Authorizer(auth, now)
+
+    // Events' ts and request signatures are on the edge's clock as learnt from its answers.
+    private val clock = EdgeClock(now, options.monotonicMs ?: if (options.now === systemNow) systemMonotonic else null)
+    private val authorizer = Authorizer(auth) { clock.deviceNow() + clock.offset() }
     private val transport = Transport(
-        options.httpClient ?: defaultHttpClient(), endpoint.trimEnd('/'), authorizer, options.userAgent ?: defaultUserAgent(), now,
+        options.httpClient ?: defaultHttpClient(), endpoint.trimEnd('/'), authorizer, options.userAgent ?: defaultUserAgent(), now, clock,
     )
     private val scope = CoroutineScope(SupervisorJob() + options.dispatcher)
     private val passLock = Mutex()
@@ -163,10 +177,13 @@ class AdcClient(
         event["publisherId"] = JsonPrimitive(publisherId)
         event.putAll(options.defaults)
         event.putAll(fields)
+        val deviceTs = clock.deviceNow()
+        val confirmed = clock.confirmed()
+        val offset = confirmed ?: clock.offset()
         // Fixed here, once: every retry of this event carries the same id, hence the same idempotency key.
-        val t = now()
-        if (event["eventId"] == null) event["eventId"] = JsonPrimitive(ids.next(t))
-        if (event["ts"] == null) event["ts"] = JsonPrimitive(t)
+        if (event["eventId"] == null) event["eventId"] = JsonPrimitive(ids.next(deviceTs + offset))
+        val stamped = event["ts"] == null
+        if (stamped) event["ts"] = JsonPrimitive(deviceTs + offset)
         if (!consent) {
             event["consent"] = JsonPrimitive(false)
             event.remove("userKey")
@@ -174,7 +191,8 @@ class AdcClient(
             event.remove("ip")
         }
         val id = (event["eventId"] as JsonPrimitive).content
-        val queued = QueuedEvent(type, id, JsonObject(event).toString())
+        val queued = if (stamped) QueuedEvent(type, id, JsonObject(event).toString(), deviceTs, offset, confirmed == null)
+        else QueuedEvent(type, id, JsonObject(event).toString())
         try {
             queue.push(queued)
         } catch (e: Exception) {
@@ -182,6 +200,54 @@ class AdcClient(
         }
         if (queue.size >= options.flushAt || queue.bytes >= options.flushBytes) triggers.trySend(Unit)
         return id
+    }
+
+    /** The event with `ts` moved to its device time plus [offset] (only a ts the client stamped). */
+    private fun retimed(e: QueuedEvent, offset: Long): QueuedEvent {
+        val deviceTs = e.deviceTs ?: return e
+        if (offset == e.tsOffset) return QueuedEvent(e.type, e.eventId, e.json, deviceTs, offset, false)
+        val fields = LinkedHashMap(Json.parseToJsonElement(e.json).jsonObject)
+        fields["ts"] = JsonPrimitive(deviceTs + offset)
+        return QueuedEvent(e.type, e.eventId, JsonObject(fields).toString(), deviceTs, offset, false)
+    }
+
+    /**
+     * Events made before an offset to the edge's clock was confirmed carry the device's guess: once
+     * one is, their ts are corrected by it (the offset of the device clock they were made on) before
+     * they are sent, and stored so.
+     */
+    private fun settleTimestamps() {
+        val offset = clock.confirmed() ?: return
+        val updated = queue.peek().filter { it.tsGuess && it.deviceTs != null }.map { retimed(it, offset) }
+        if (updated.isEmpty()) return
+        try {
+            queue.replace(updated)
+        } catch (e: Exception) {
+            options.onError?.invoke(e)
+        }
+    }
+
+    /**
+     * An event refused as `clock_skew` whose ts the client stamped is kept and retried with its ts on
+     * the edge's clock, when the answer (its Date) confirmed an offset the event was not sent with: the
+     * device clock was off, or jumped since the offset it carries was learnt. It is retried at most
+     * once per offset learnt; otherwise it is dropped as the edge said.
+     */
+    private fun retimeSkewed(batch: Batch, outcome: SendOutcome): SendOutcome {
+        val offset = clock.confirmed() ?: return outcome
+        val byId = batch.events.associateBy { it.eventId }
+        val fixable = outcome.dropped.filter { d ->
+            val e = byId[d.eventId]
+            d.code == "clock_skew" && e?.deviceTs != null && abs(offset - (e.tsOffset ?: 0L)) >= 1000
+        }
+        if (fixable.isEmpty()) return outcome
+        val updated = fixable.map { retimed(byId.getValue(it.eventId), offset) }
+        try {
+            queue.replace(updated)
+        } catch (e: Exception) {
+            options.onError?.invoke(e)
+        }
+        return SendOutcome(outcome.done, outcome.dropped - fixable.toSet(), outcome.retry + updated, outcome.status, outcome.retryAfterMs)
     }
 
     private fun report(drop: Dropped) {
@@ -230,6 +296,7 @@ class AdcClient(
         var sent = 0
         var lost = 0
         var retryIn: Long? = null
+        settleTimestamps()
         val plan = planBatches(queue.peek(), Limits.MAX_BATCH_BYTES, batchEvents)
         if (plan.oversized.isNotEmpty()) {
             apply(SendOutcome(emptyList(), plan.oversized.map {
@@ -238,7 +305,7 @@ class AdcClient(
             lost += plan.oversized.size
         }
         for (batch in plan.batches) {
-            val outcome = send(batch)
+            val outcome = retimeSkewed(batch, send(batch))
             apply(outcome)
             sent += outcome.done.size
             lost += outcome.dropped.size

@@ -18,28 +18,21 @@ sealed interface Auth {
     }
 }
 
-/** Headers proving one POST of `body` to `path`. */
+/**
+ * Headers proving one POST of `body` to `path`. [nowMs] is the edge's clock as best known (the client
+ * passes the device clock corrected by the offset learnt from the edge's answers, see [EdgeClock]),
+ * so a device clock more than 5 minutes off does not get every request refused as `signature_stale`.
+ */
 internal class Authorizer(private val auth: Auth, private val nowMs: () -> Long) {
     // The edge refuses a signature it has seen (signature_replayed). A retry of the same body within
     // the same second would sign to the same bytes, so the timestamp only moves forward per body.
     private val lastSecond = HashMap<String, Long>()
 
-    // The edge's clock less this device's, learned from a signature_stale answer's Date header.
-    @Volatile private var offsetMs = 0L
-
-    /**
-     * The edge's clock (ms) as it answered `signature_stale`: later requests are signed on it, so a
-     * device clock more than 5 minutes off does not get every request refused.
-     */
-    fun syncClock(edgeNowMs: Long) {
-        offsetMs = edgeNowMs - nowMs()
-    }
-
     @Synchronized
     fun headers(path: String, body: ByteArray): Map<String, String> = when (auth) {
         is Auth.ServerKey -> mapOf("Authorization" to "Bearer ${auth.key}")
         is Auth.RequestSigning -> {
-            var ts = Math.floorDiv(nowMs() + offsetMs, 1000L)
+            var ts = Math.floorDiv(nowMs(), 1000L)
             val bodyHash = Signing.sha256Hex(body)
             val previous = lastSecond[bodyHash]
             if (previous != null && ts <= previous) ts = previous + 1

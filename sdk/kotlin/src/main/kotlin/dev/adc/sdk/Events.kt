@@ -94,12 +94,26 @@ private fun buildFields(vararg pairs: Pair<String, Any?>, extra: Map<String, Jso
     return out
 }
 
-/** One event as it waits in the queue: its wire JSON is fixed at creation, so every retry is byte-identical. */
-class QueuedEvent(val type: EventType, val eventId: String, val json: String) {
+/**
+ * One event as it waits in the queue: its wire JSON is fixed at creation, so every retry is
+ * byte-identical (unless its `ts` is corrected to the edge's clock, see [EdgeClock]).
+ */
+class QueuedEvent(
+    val type: EventType,
+    val eventId: String,
+    val json: String,
+    /** The device clock (ms) the client stamped `ts` from; null when the app gave `ts` (the client never changes it). */
+    val deviceTs: Long? = null,
+    /** The offset to the edge's clock added to [deviceTs] to make `ts`. */
+    val tsOffset: Long? = null,
+    /** true while [tsOffset] is a guess (none was confirmed when the event was made): the first confirmed offset replaces it before the event is sent. */
+    val tsGuess: Boolean = false,
+) {
     /** UTF-8 length of [json]. */
     val bytes: Int = utf8Length(json)
 
-    override fun equals(other: Any?): Boolean = other is QueuedEvent && other.eventId == eventId && other.type == type && other.json == json
+    override fun equals(other: Any?): Boolean = other is QueuedEvent && other.eventId == eventId && other.type == type && other.json == json &&
+        other.deviceTs == deviceTs && other.tsOffset == tsOffset && other.tsGuess == tsGuess
     override fun hashCode(): Int = eventId.hashCode()
     override fun toString(): String = "QueuedEvent($type, $eventId)"
 }

@@ -19,6 +19,16 @@ interface QueueStore : Closeable {
     fun load(): List<QueuedEvent>
     fun append(events: List<QueuedEvent>)
     fun remove(eventIds: Collection<String>)
+
+    /**
+     * Stores new versions of queued events (their `ts` corrected to the edge's clock). The default
+     * removes and appends them, which moves them to the end; stores that can keep their place should.
+     */
+    fun replace(events: List<QueuedEvent>) {
+        remove(events.map { it.eventId })
+        append(events)
+    }
+
     override fun close() {}
 }
 
@@ -27,10 +37,14 @@ class MemoryQueueStore : QueueStore {
     override fun load(): List<QueuedEvent> = emptyList()
     override fun append(events: List<QueuedEvent>) {}
     override fun remove(eventIds: Collection<String>) {}
+    override fun replace(events: List<QueuedEvent>) {}
 }
 
 /**
- * An append log in one file: `+<type> <eventId> <json>` adds an event, `-<eventId>` removes one.
+ * An append log in one file: `+<type> <eventId> <json>` adds an event (or replaces it, keeping its
+ * place), `-<eventId>` removes one. A `+` line of an event whose `ts` the client stamped is followed
+ * by `~<eventId> <deviceTs> <tsOffset> <g|c>` (the clock it was stamped on: the offset a guess or
+ * confirmed); a reader that does not know `~` lines skips them.
  * Appends are fsynced (unless `fsync = false`), so an event is on disk when `impression()` returns.
  * The log is compacted into a new file, fsynced and atomically renamed over the old one, on load
  * and whenever removed lines outnumber the live ones; a torn last line (a crash mid-append) is
@@ -57,6 +71,15 @@ class FileQueueStore(private val file: File, private val fsync: Boolean = true) 
             live.remove(line.substring(1))
             return
         }
+        if (line.startsWith("~")) {
+            val parts = line.substring(1).split(' ')
+            if (parts.size != 4 || (parts[3] != "g" && parts[3] != "c")) return
+            val e = live[parts[0]] ?: return
+            val deviceTs = parts[1].toLongOrNull() ?: return
+            val offset = parts[2].toLongOrNull() ?: return
+            live[e.eventId] = QueuedEvent(e.type, e.eventId, e.json, deviceTs, offset, parts[3] == "g")
+            return
+        }
         if (!line.startsWith("+")) return
         val s1 = line.indexOf(' ')
         val s2 = if (s1 < 0) -1 else line.indexOf(' ', s1 + 1)
@@ -74,10 +97,31 @@ class FileQueueStore(private val file: File, private val fsync: Boolean = true) 
         val sb = StringBuilder()
         for (e in events) {
             require(e.json.indexOf('\n') < 0) { "event JSON must be one line" }
-            sb.append('+').append(e.type.wire).append(' ').append(e.eventId).append(' ').append(e.json).append('\n')
+            line(sb, e)
             live[e.eventId] = e
         }
         write(sb)
+    }
+
+    override fun replace(events: List<QueuedEvent>) {
+        val sb = StringBuilder()
+        for (e in events) {
+            require(e.json.indexOf('\n') < 0) { "event JSON must be one line" }
+            if (!live.containsKey(e.eventId)) continue
+            line(sb, e)
+            live[e.eventId] = e
+            deadLines += 2
+        }
+        if (sb.isEmpty()) return
+        if (deadLines > live.size && deadLines > 64) compact() else write(sb)
+    }
+
+    private fun line(sb: StringBuilder, e: QueuedEvent) {
+        sb.append('+').append(e.type.wire).append(' ').append(e.eventId).append(' ').append(e.json).append('\n')
+        if (e.deviceTs != null) {
+            sb.append('~').append(e.eventId).append(' ').append(e.deviceTs).append(' ').append(e.tsOffset ?: 0L)
+                .append(' ').append(if (e.tsGuess) 'g' else 'c').append('\n')
+        }
     }
 
     override fun remove(eventIds: Collection<String>) {
@@ -115,7 +159,7 @@ class FileQueueStore(private val file: File, private val fsync: Boolean = true) 
         val tmp = File(file.absoluteFile.parentFile, "${file.name}.tmp")
         FileChannel.open(tmp.toPath(), StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING).use { ch ->
             val sb = StringBuilder()
-            for (e in live.values) sb.append('+').append(e.type.wire).append(' ').append(e.eventId).append(' ').append(e.json).append('\n')
+            for (e in live.values) line(sb, e)
             val buf = ByteBuffer.wrap(sb.toString().toByteArray(Charsets.UTF_8))
             while (buf.hasRemaining()) ch.write(buf)
             if (fsync) ch.force(true)
@@ -191,6 +235,15 @@ internal class EventQueue(private val store: QueueStore, private val maxEvents: 
 
     @Synchronized
     fun peek(): List<QueuedEvent> = events.values.toList()
+
+    /** Puts new versions of queued events in their places (an event no longer queued is left out). */
+    @Synchronized
+    fun replace(updated: List<QueuedEvent>) {
+        val present = updated.filter { it.eventId in events }
+        if (present.isEmpty()) return
+        for (e in present) events.put(e.eventId, e)?.let { totalBytes += e.bytes - it.bytes }
+        store.replace(present)
+    }
 
     @Synchronized
     fun remove(ids: Collection<String>) {

@@ -15,8 +15,6 @@ import okhttp3.Request
 import okhttp3.RequestBody.Companion.toRequestBody
 import okhttp3.Response
 import java.io.IOException
-import java.time.ZonedDateTime
-import java.time.format.DateTimeFormatter
 import kotlin.coroutines.resume
 
 /** What one POST of a batch came to, per event. */
@@ -43,6 +41,7 @@ internal class Transport(
     private val authorizer: Authorizer,
     private val userAgent: String,
     private val nowMs: () -> Long,
+    private val clock: EdgeClock? = null,
 ) {
     suspend fun send(batch: Batch): SendOutcome {
         val builder = Request.Builder()
@@ -50,17 +49,20 @@ internal class Transport(
             .header("User-Agent", userAgent)
             .post(batch.body.toRequestBody(JSON_TYPE))
         for ((k, v) in authorizer.headers(batch.path, batch.body)) builder.header(k, v)
+        val sentAt = clock?.deviceNow() ?: 0L
         val answer = try {
             http.newCall(builder.build()).await().use { res -> Answer(res.code, res.header("Retry-After"), res.body.string(), res.header("Date")) }
         } catch (e: IOException) {
             return SendOutcome(emptyList(), emptyList(), batch.events, 0)
         }
-        return interpret(batch, answer.status, answer.retryAfter, answer.body, answer.date)
+        return interpret(batch, answer.status, answer.retryAfter, answer.body, answer.date, sentAt, clock?.deviceNow() ?: 0L)
     }
 
     private class Answer(val status: Int, val retryAfter: String?, val body: String, val date: String?)
 
-    fun interpret(batch: Batch, status: Int, retryAfterHeader: String?, text: String, dateHeader: String? = null): SendOutcome {
+    fun interpret(
+        batch: Batch, status: Int, retryAfterHeader: String?, text: String, dateHeader: String? = null, sentAt: Long = 0, receivedAt: Long = 0,
+    ): SendOutcome {
         val retryAfter = Backoff.retryAfterMs(retryAfterHeader, nowMs())
         val body = try {
             Json.parseToJsonElement(text) as? JsonObject
@@ -68,6 +70,11 @@ internal class Transport(
             null
         }
         val results = body?.get("results") as? JsonArray
+        val error = body?.get("error") as? JsonObject
+        val code = (error?.get("code") as? JsonPrimitive)?.contentOrNull
+        // Only an answer the edge wrote (per-event results or its error shape) tells the edge's clock:
+        // a captive portal's or a proxy's page says nothing about it.
+        val dated = (results != null || code != null) && clock?.observe(dateHeader, sentAt, receivedAt) == true
         // Per-event answers: a 202, or a 503 upstream_unavailable that says which events were stored.
         if (results != null && (status < 300 || status >= 500)) {
             val done = ArrayList<QueuedEvent>()
@@ -93,20 +100,16 @@ internal class Transport(
             return SendOutcome(done, dropped, retry, status, retryAfter)
         }
         if (status in 200..299) return SendOutcome(batch.events, emptyList(), emptyList(), status, retryAfter)
-        val error = body?.get("error") as? JsonObject
-        val code = (error?.get("code") as? JsonPrimitive)?.contentOrNull
         // The edge saw these exact signed bytes before (a resend within the same second, perhaps by a
         // previous run of this app): signing again with a later timestamp makes a new, valid request.
         if (status == 401 && code == "signature_replayed") {
             return SendOutcome(emptyList(), emptyList(), batch.events, status, maxOf(retryAfter ?: 0, 1000))
         }
         // The device clock is more than 5 minutes from the edge's: nothing is wrong with the events. The
-        // answer's Date header gives the edge's clock to sign on; without it the events wait for a
-        // backoff (the clock may be set right meanwhile) rather than being dropped.
+        // answer's Date header gave the edge's clock to sign on (observed above); without it the events
+        // wait for a backoff (the clock may be set right meanwhile) rather than being dropped.
         if (status == 401 && code == "signature_stale") {
-            val edgeNow = dateHeader?.let { runCatching { ZonedDateTime.parse(it.trim(), DateTimeFormatter.RFC_1123_DATE_TIME).toInstant().toEpochMilli() }.getOrNull() }
-                ?: return SendOutcome(emptyList(), emptyList(), batch.events, status, retryAfter)
-            authorizer.syncClock(edgeNow)
+            if (!dated) return SendOutcome(emptyList(), emptyList(), batch.events, status, retryAfter)
             return SendOutcome(emptyList(), emptyList(), batch.events, status, maxOf(retryAfter ?: 0, 1000))
         }
         if (status in NOT_RETRIED) {
