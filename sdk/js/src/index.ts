@@ -2,5 +2,5 @@ export { createClient, SDK_VERSION, type Client, type ClientOptions, type Client
 export type { Auth } from './auth.js'
 export type { BackoffOptions } from './backoff.js'
 export { appStateLifecycle, browserLifecycle, type AppStateLike, type Lifecycle } from './lifecycle.js'
-export { asyncStorageStorage, localStorageStorage, memoryStorage, type AsyncStorageLike, type LocalStorageLike, type QueueStorage } from './storage/storage.js'
+export { asyncStorageStorage, localStorageStorage, memoryStorage, type AsyncStorageLike, type LocalStorageLike, type LocalStorageOptions, type QueueStorage } from './storage/storage.js'
 export type { ClickFields, Dropped, ImpressionFields } from './types.js'

@@ -43,6 +43,23 @@ function parseSnapshot(text: string | null): QueuedEvent[] {
 }
 
 /**
+ * One snapshot holding every event of `snapshots` once (by id), in their order: how a tab takes over
+ * the queues other tabs left behind. Null when none holds an event.
+ */
+export function mergeSnapshots(snapshots: ReadonlyArray<string | null>): string | null {
+  const seen = new Set<string>()
+  const events: QueuedEvent[] = []
+  for (const text of snapshots) {
+    for (const e of parseSnapshot(text)) {
+      if (seen.has(e.eventId)) continue
+      seen.add(e.eventId)
+      events.push(e)
+    }
+  }
+  return events.length === 0 ? null : JSON.stringify({ v: 1, events })
+}
+
+/**
  * The persistent queue: an ordered list in memory, mirrored to storage. Writes are coalesced: while
  * one is in flight, later changes wait and go out together in the next, so a burst of events costs
  * two writes, and every `push` resolves only once a snapshot holding its events is stored.
