@@ -64,7 +64,10 @@ export interface FlushResult {
 
 export interface ClientStats {
   queued: number
+  /** Events the edge stored, and events handed to sendBeacon (counted in `beaconed` too). */
   delivered: number
+  /** Events sendBeacon took: the browser queued them; whether the edge stored them is not seen. */
+  beaconed: number
   dropped: number
   /** Events shed by the queue cap. */
   shed: number
@@ -117,7 +120,7 @@ export function createClient(options: ClientOptions): Client {
   let retryAt = 0
   let retryTimer: ReturnType<typeof setTimeout> | undefined
   let flushing: Promise<FlushResult> | null = null
-  const counters = { delivered: 0, dropped: 0, retries: 0 }
+  const counters = { delivered: 0, dropped: 0, retries: 0, beaconed: 0 }
 
   const report = (drop: Dropped) => {
     counters.dropped++
@@ -243,13 +246,20 @@ export function createClient(options: ClientOptions): Client {
     return delay
   }
 
-  /** Hands a batch to navigator.sendBeacon (page going away); true when the browser took it. */
+  /**
+   * Hands a batch to navigator.sendBeacon (page going away); true only when sendBeacon returned
+   * `true` (the browser queued it): anything else (false, a throw, a wrapper's promise or undefined)
+   * keeps the events queued. The edge's answer to a beacon is never seen: a beacon the browser took
+   * but the edge refused (or that never arrived) is not retried.
+   */
   function beacon(batch: Batch): boolean {
     const url = authorizer.beaconUrl(`${base}${batch.path}`)
-    const nav = (globalThis as { navigator?: { sendBeacon?: (url: string, data: string) => boolean } }).navigator
+    const nav = (globalThis as { navigator?: { sendBeacon?: (url: string, data: string) => unknown } }).navigator
     if (url === null || typeof nav?.sendBeacon !== 'function') return false
     try {
-      return nav.sendBeacon(url, batch.body)
+      const taken = nav.sendBeacon(url, batch.body) === true
+      if (taken) counters.beaconed += batch.events.length
+      return taken
     } catch {
       return false
     }

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { createClient } from './client.js'
+import { memoryStorage } from './storage/storage.js'
 import { appStateLifecycle, browserLifecycle } from './lifecycle.js'
 
 const imp = { adId: 'ad_1', campaignId: 'cmp_1', requestId: 'req_1', impressionId: 'imp_1' }
@@ -57,6 +58,57 @@ describe('lifecycle hooks', () => {
       expect(beacons.flatMap((b) => JSON.parse(b.body).events.map((e: { impressionId: string }) => e.impressionId)), stuck).toEqual(['imp_1', 'imp_2'])
       expect(client.stats().queued, stuck).toBe(0)
     }
+  })
+
+  it('nothing beaconed leaves the stored queue unless sendBeacon returned true', async () => {
+    // A refusal (the browser's beacon quota is full), a throw, and a wrapper that answers a promise
+    // or nothing: none of them says the browser took the body.
+    const answers: Array<[string, () => unknown]> = [
+      ['promise', () => Promise.resolve(true)], ['undefined', () => undefined],
+      ['false', () => false], ['throws', () => { throw new TypeError('Illegal invocation') }],
+    ]
+    for (const [name, answer] of answers) {
+      Object.defineProperty(globalThis, 'navigator', { configurable: true, value: { sendBeacon: answer } })
+      const win = new EventTarget() as EventTarget & { document: EventTarget & { visibilityState: string } }
+      win.document = Object.assign(new EventTarget(), { visibilityState: 'visible' })
+      const storage = memoryStorage(null)
+      const client = createClient({
+        endpoint: 'http://127.0.0.1:9', publisherId: 'pub_1', auth: { publicKey: 'pk_1' }, flushIntervalMs: 0, storage,
+        lifecycle: [browserLifecycle(win as never)], fetch: async () => { throw new TypeError('the page is gone') },
+      })
+      await client.impression(imp)
+      win.document.dispatchEvent(new Event('visibilitychange'))
+      win.document.visibilityState = 'hidden'
+      win.document.dispatchEvent(new Event('visibilitychange'))
+      await new Promise((r) => setTimeout(r, 10))
+      expect(JSON.parse((await storage.read())!).events, name).toHaveLength(1)
+      expect(client.stats(), name).toMatchObject({ queued: 1, delivered: 0, beaconed: 0 })
+    }
+  })
+
+  it('when sendBeacon takes only the first body, only its events leave the stored queue', async () => {
+    const beacons: string[] = []
+    // The browser's keepalive quota (64 KiB in flight) takes one full body, then refuses.
+    Object.defineProperty(globalThis, 'navigator', { configurable: true, value: { sendBeacon: (_url: string, body: string) => beacons.length === 0 && beacons.push(body) > 0 } })
+    const win = new EventTarget() as EventTarget & { document: EventTarget & { visibilityState: string } }
+    win.document = Object.assign(new EventTarget(), { visibilityState: 'visible' })
+    const storage = memoryStorage(null)
+    const client = createClient({
+      endpoint: 'http://127.0.0.1:9', publisherId: 'pub_1', auth: { publicKey: 'pk_1' }, flushIntervalMs: 0, flushAt: 1000, flushBytes: 1 << 30, storage,
+      lifecycle: [browserLifecycle(win as never)], fetch: async () => { throw new TypeError('the page is gone') },
+    })
+    const pad = 'x'.repeat(1000)
+    for (let i = 0; i < 300; i++) await client.impression({ ...imp, impressionId: `imp_${i}`, placement: pad.slice(0, 120), userKey: pad.slice(0, 128) })
+    win.document.visibilityState = 'hidden'
+    win.document.dispatchEvent(new Event('visibilitychange'))
+    await new Promise((r) => setTimeout(r, 10))
+    const beaconed = (JSON.parse(beacons[0]!).events as Array<{ eventId: string }>).map((e) => e.eventId)
+    expect(beaconed.length).toBeGreaterThan(0)
+    expect(beaconed.length).toBeLessThan(300)
+    const stored = (JSON.parse((await storage.read())!).events as Array<{ eventId: string }>).map((e) => e.eventId)
+    expect(stored).toHaveLength(300 - beaconed.length)
+    expect(stored.filter((id) => beaconed.includes(id))).toEqual([])
+    expect(client.stats()).toMatchObject({ queued: 300 - beaconed.length, beaconed: beaconed.length })
   })
 
   it('React Native: going to the background flushes; the subscription is removed on shutdown', async () => {
