@@ -38,6 +38,7 @@ export const REASONS = {
   invalid_body: { status: 400, billable: false, emitter: 'core', description: 'The JSON body is missing, malformed or does not match its schema.' },
   method_not_allowed: { status: 405, billable: false, emitter: 'core', description: 'The route exists but not for this HTTP method; see Allow.' },
   scope_not_applicable: { status: 400, billable: false, emitter: 'core', description: 'A scope (app, server) was given for a signing key of purpose token; only request signing keys have a scope.' },
+  partition_mismatch: { status: 422, billable: false, emitter: 'core', description: "A produce call to core's REST proxy gateway named a record's partition other than the one its key hashes to (murmur2); nothing of the call is appended. The processor's dedupe and join state is per partition, so a record placed elsewhere would escape exact dedupe." },
   conflict: { status: 409, billable: false, emitter: 'core', description: 'A resource with that id already exists.' },
   unknown_reference: { status: 422, billable: false, emitter: 'core', description: 'The body refers to a tenant or resource that does not exist.' },
   not_home_region: { status: 421, billable: false, emitter: 'core', description: 'A replica outside the home region (REGION != HOME_REGION) refuses tenant and billing writes; send them to the home region named in the message and X-Adc-Home-Region.' },

@@ -75,7 +75,7 @@ describe('openapi and auth', () => {
     const paths = Object.keys(body.paths).sort()
     expect(paths).toEqual(
       [
-        '/v1/admin/advertisers', '/v1/admin/campaigns', '/v1/admin/privacy/delete', '/v1/admin/privacy/requests/{requestId}', '/v1/admin/publishers', '/v1/admin/publishers/{id}',
+        '/v1/admin/advertisers', '/v1/admin/campaigns', '/v1/admin/changes', '/v1/admin/privacy/delete', '/v1/admin/privacy/requests/{requestId}', '/v1/admin/publishers', '/v1/admin/publishers/{id}',
         '/v1/admin/publishers/{id}/api-keys', '/v1/admin/publishers/{id}/api-keys/{keyHash}', '/v1/admin/publishers/{id}/signing-keys', '/v1/admin/publishers/{id}/signing-keys/{keyId}',
         '/v1/billing/daily', '/v1/billing/days',
         '/v1/billing/jobs', '/v1/billing/jobs/{id}', '/v1/campaigns', '/v1/internal/edge-config', '/v1/me',

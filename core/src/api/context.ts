@@ -10,6 +10,7 @@ import type { ObjectStore } from '../objects/object-store.js'
 import { dayStart, isValidDay } from '../billing/days.js'
 import { DEFAULT_RETENTION, keptFrom, type RetentionConfig } from '../clickhouse/retention.js'
 import { hashApiKey, scopeOf, type Principal, type TenantStore } from '../tenants/tenant-store.js'
+import { keyFingerprint, type TenantActor } from '../tenants/change-log.js'
 import { ApiError } from './errors.js'
 
 export interface ApiDeps {
@@ -118,6 +119,17 @@ export function requireAdmin(c: Context<ApiEnv>): Principal {
   const p = c.get('principal')
   if (p.kind !== 'admin') throw new ApiError('forbidden', 'this route needs an admin key')
   return p
+}
+
+/**
+ * The admin key of the request as the actor of the tenant changes it makes: its principal id and its
+ * key's fingerprint (never the key). Refuses any other key, as requireAdmin.
+ */
+export function requireAdminActor(c: Context<ApiEnv>): TenantActor {
+  const admin = requireAdmin(c)
+  const key = bearer(c)
+  if (key === undefined) throw new ApiError('unauthorized', 'send Authorization: Bearer <key>')
+  return { kind: 'admin', id: admin.id, keyFingerprint: keyFingerprint(hashApiKey(key)) }
 }
 
 /** An advertiser sees only its own campaigns; an admin sees all; a publisher none. */

@@ -58,7 +58,7 @@ function post(app: ReturnType<typeof createRestProxy>, type: string, body: unkno
 }
 
 describe("core's gateway writes the bytes Confluent's REST proxy writes", () => {
-  it("takes Confluent's documented binary produce request: base64 key and value bytes, a fixed partition honoured", async () => {
+  it("takes Confluent's documented binary produce request: base64 key and value bytes, a fixed partition taken when it is the key's (the empty key's is 1 of 4)", async () => {
     const app = createRestProxy({ log, topics: ['ad-events'] })
     // The shape of Confluent's API reference example for the binary embedded format.
     const records = [

@@ -76,6 +76,30 @@ describe('REST proxy v2 produce', () => {
     expect([...ends.values()].reduce((a, b) => a + b, 0)).toBe(0)
   })
 
+  it("refuses a record whose explicit partition is not its key's (422 42203 partition_mismatch), appending nothing", async () => {
+    // Every event of one impression must sit in partitionFor(impressionId): the processor's dedupe
+    // and join state is per partition, so a copy placed elsewhere would be counted a second time.
+    const app = createRestProxy({ log, topics: ['ad-events'] })
+    const own = partitionFor('imp_1', 4)
+    const elsewhere = (own + 1) % 4
+    const copy = { ...binaryRecord('imp_1', { n: 1 }), partition: elsewhere }
+    const res = await produce(app, 'ad-events', { records: [binaryRecord('imp_2', { n: 2 }), copy] }, BINARY_V2_CONTENT_TYPE)
+    expect(res.status).toBe(422)
+    expect(res.headers.get('content-type')).toBe('application/vnd.kafka.v2+json')
+    expect(await res.json()).toMatchObject({ error_code: 42203, reason: 'partition_mismatch' })
+    // The JSON embedded format too, and a keyless record (placed as the empty key).
+    const json = await produce(app, 'ad-events', { records: [{ key: 'k', value: 1, partition: (partitionFor('"k"', 4) + 1) % 4 }] })
+    expect(json.status).toBe(422)
+    const keyless = await produce(app, 'ad-events', { records: [{ value: 1, partition: (partitionFor('', 4) + 1) % 4 }] })
+    expect(keyless.status).toBe(422)
+    const ends = await log.endOffsets('ad-events')
+    expect([...ends.values()].reduce((a, b) => a + b, 0)).toBe(0)
+    // A partition that agrees with the key is taken as the key would have placed it.
+    const agreeing = await produce(app, 'ad-events', { records: [{ ...binaryRecord('imp_1', { n: 1 }), partition: own }] }, BINARY_V2_CONTENT_TYPE)
+    expect(agreeing.status).toBe(200)
+    expect(await agreeing.json()).toMatchObject({ offsets: [{ partition: own, offset: 0 }] })
+  })
+
   it('answers 413 for a body over the limit', async () => {
     const app = createRestProxy({ log, topics: ['ad-events'], maxBodyBytes: 100 })
     const res = await produce(app, 'ad-events', { records: [{ key: 'k', value: 'x'.repeat(200) }] })

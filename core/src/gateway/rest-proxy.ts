@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { z } from 'zod'
-import { base64Decode, BINARY_V2_CONTENT_TYPE, JSON_V2_CONTENT_TYPE, V2_CONTENT_TYPE } from '@adc/schemas'
+import { base64Decode, BINARY_V2_CONTENT_TYPE, JSON_V2_CONTENT_TYPE, partitionFor, V2_CONTENT_TYPE, type ReasonCode } from '@adc/schemas'
 import type { Log } from '../log/log.js'
 import { AppendCoalescer } from './append-coalescer.js'
 import { recordValueTexts } from './raw-values.js'
@@ -12,7 +12,14 @@ import { recordValueTexts } from './raw-values.js'
  * Confluent REST Proxy in front of Kafka does, and the same edge code works against either.
  *
  * Error bodies follow Confluent's: `{ error_code, message }`, where error_code is the HTTP status
- * followed by two digits (40401 unknown topic, 42201 invalid body, 50001 produce failed).
+ * followed by two digits (40401 unknown topic, 42201 invalid body, 42202 partition out of range,
+ * 42203 partition not the key's, 50001 produce failed); a refusal of this gateway's own rules also
+ * names its `reason` (schemas/src/reasons.ts).
+ *
+ * A record's partition is always its key's (`partitionFor`, Kafka's murmur2): an explicit
+ * `partition` is taken only when it is that one. The processor's dedupe and join state is per
+ * partition and assumes every event of an impression sits in the partition its id hashes to, so a
+ * copy of an event placed in another partition would be counted a second time.
  */
 export interface RestProxyOptions {
   log: Log
@@ -103,8 +110,21 @@ function invalid(issue: z.core.$ZodIssue | undefined): string {
   return `Invalid produce request at ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'}`
 }
 
-function proxyError(status: 404 | 413 | 415 | 422 | 500, code: number, message: string) {
-  return new Response(JSON.stringify({ error_code: code, message }), { status, headers: { 'content-type': V2 } })
+function proxyError(status: 404 | 413 | 415 | 422 | 500, code: number, message: string, reason?: ReasonCode) {
+  return new Response(JSON.stringify({ error_code: code, message, ...(reason ? { reason } : {}) }), { status, headers: { 'content-type': V2 } })
+}
+
+/** The first record whose explicit partition is out of range or not its key's, with the answer to give. */
+function misplaced(records: readonly LogRecord[], partitions: number): Response | undefined {
+  for (const [i, r] of records.entries()) {
+    if (r.partition === undefined) continue
+    if (r.partition >= partitions) return proxyError(422, 42202, `records.${i}.partition is out of range (topic has ${partitions}).`)
+    const own = partitionFor(r.key, partitions)
+    if (r.partition !== own) {
+      return proxyError(422, 42203, `records.${i}.partition is ${r.partition}, but its key's partition is ${own}: a record goes to its key's partition only.`, 'partition_mismatch')
+    }
+  }
+  return undefined
 }
 
 export function createRestProxy({ log, topics, maxBodyBytes = 8 * 1024 * 1024 }: RestProxyOptions): Hono {
@@ -146,8 +166,8 @@ export function createRestProxy({ log, topics, maxBodyBytes = 8 * 1024 * 1024 }:
     } catch (err) {
       return proxyError(500, 50001, `Produce failed: ${(err as Error).message}`)
     }
-    const badPartition = records.findIndex((r) => r.partition !== undefined && r.partition >= partitions)
-    if (badPartition >= 0) return proxyError(422, 42202, `records.${badPartition}.partition is out of range (topic has ${partitions}).`)
+    const refused = misplaced(records, partitions)
+    if (refused) return refused
 
     try {
       const results = await appender.append(topic, records)

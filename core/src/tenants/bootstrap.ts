@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import { ConfigError, OPTIONAL_DEV_DEFAULTS, type Config } from '../config.js'
 import { DEMO_DEFAULTS, generateKey, seedDemoTenant, type DemoSeed, type TenantStore } from './tenant-store.js'
+import { SYSTEM_ACTORS } from './change-log.js'
 
 /** The demo's public key and request signing secret: configured, or the development defaults. */
 function demoKeyKinds(config: Pick<Config, 'ADC_ENV' | 'DEMO_PUBLIC_KEY' | 'DEMO_REQUEST_SIGNING_SECRET'>): { publicKey?: string; requestSigningSecret?: string } {
@@ -44,15 +45,18 @@ export async function applyBootstrapAdminKey(store: TenantStore, key: string | u
       'ADC_BOOTSTRAP_ADMIN_KEY ignored: the store already has an admin key; remove the variable')
     return 'ignored'
   }
-  await store.addKey({ kind: 'admin', id: BOOTSTRAP_ADMIN_ID }, key)
+  await store.as(SYSTEM_ACTORS.bootstrap).addKey({ kind: 'admin', id: BOOTSTRAP_ADMIN_ID }, key)
   logger.info({ adminId: BOOTSTRAP_ADMIN_ID }, 'bootstrap admin key applied; remove ADC_BOOTSTRAP_ADMIN_KEY now')
   return 'applied'
 }
 
-/** Creates a new admin key and returns it (shown once; the store keeps its hash only). */
+/**
+ * Creates a new admin key and returns it (shown once; the store keeps its hash only). The change
+ * names the operator's command line (`SYSTEM_ACTORS.adminCli`) as its actor.
+ */
 export async function createAdminKey(store: TenantStore, id: string = BOOTSTRAP_ADMIN_ID): Promise<string> {
   const key = generateKey('admin')
-  await store.addKey({ kind: 'admin', id }, key)
+  await store.as(SYSTEM_ACTORS.adminCli).addKey({ kind: 'admin', id }, key)
   return key
 }
 

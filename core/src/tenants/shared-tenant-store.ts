@@ -4,7 +4,8 @@ import type { Logger } from 'pino'
 import { TENANTS_TOPIC, type ReasonCode } from '@adc/schemas'
 import type { Consumer, Log, LogRecord } from '../log/log.js'
 import { applyTenantCommand, hasTenantData, P, tenantEntries, type TenantCommand } from './tenant-state.js'
-import { createTenantStore, TenantConflictError, TenantReferenceError, type TenantStore } from './tenant-store.js'
+import { createTenantStore, refusalOf, TenantConflictError, TenantReferenceError, type TenantStore } from './tenant-store.js'
+import { recordChange, SYSTEM_ACTORS } from './change-log.js'
 
 
 export interface SharedTenantStoreOptions {
@@ -46,6 +47,9 @@ interface Waiter {
  *   topic (a new cluster) is rebuilt from scratch. A store written before the shared topic existed
  *   is appended once as an `import` command (entries not yet present), then rebuilt from the topic.
  * - Each replica consumes in its own throwaway group that never commits (its position is the view's).
+ * - Each command applied or refused leaves a change log entry at its offset, in the same transaction
+ *   (change-log.ts: who, when, what), so every replica lists the same changes. A view kept before
+ *   the change log is rebuilt from the topic once, so its log starts at the topic's first command.
  *
  * Records are keyed by command id, so compaction never removes an applied change; the topic is
  * compacted so that time-based retention never deletes tenants (Kafka's retention.ms does not apply
@@ -66,7 +70,8 @@ export async function openSharedTenantStore(options: SharedTenantStoreOptions): 
 
   if (db.get(P.offset) === undefined && hasTenantData(db)) {
     const entries = tenantEntries(db)
-    const [imported] = await log.append(topic, [{ key: `import-${randomUUID()}`, value: JSON.stringify({ op: 'import', entries } satisfies TenantCommand), partition: 0 }])
+    const cmd: TenantCommand = { op: 'import', entries, by: SYSTEM_ACTORS.upgradeImport, at: Date.now() }
+    const [imported] = await log.append(topic, [{ key: `import-${randomUUID()}`, value: JSON.stringify(cmd), partition: 0 }])
     end = Math.max(end, imported!.offset + 1)
     db.clearSync()
     applied = 0
@@ -75,7 +80,12 @@ export async function openSharedTenantStore(options: SharedTenantStoreOptions): 
     logger.warn({ event: 'tenant_view_rebuilt', viewOffset: applied, topicEnd: end }, 'tenant view is ahead of the topic (new log?): rebuilding it from the topic')
     db.clearSync()
     applied = 0
+  } else if (applied > 0 && db.get(P.changeLog) === undefined) {
+    logger.info({ event: 'tenant_view_rebuilt', viewOffset: applied }, 'tenant view kept before the change log: rebuilding it from the topic once, so the change log starts at the first command')
+    db.clearSync()
+    applied = 0
   }
+  if (db.get(P.changeLog) === undefined) await db.put(P.changeLog, 1)
 
   function apply(rec: LogRecord): void {
     if (rec.offset < applied) return
@@ -91,6 +101,7 @@ export async function openSharedTenantStore(options: SharedTenantStoreOptions): 
       try {
         result = db.transactionSync(() => {
           const out = applyTenantCommand(db, cmd)
+          recordChange(db, rec.offset, cmd, { appendedAt: rec.timestamp })
           db.put(P.offset, rec.offset + 1)
           return out
         })
@@ -101,7 +112,12 @@ export async function openSharedTenantStore(options: SharedTenantStoreOptions): 
         }
       }
     }
-    if (!cmd || refusal !== undefined) db.transactionSync(() => db.put(P.offset, rec.offset + 1))
+    if (!cmd || refusal !== undefined) {
+      db.transactionSync(() => {
+        if (cmd) recordChange(db, rec.offset, cmd, { appendedAt: rec.timestamp, refusal: refusalOf(refusal) })
+        db.put(P.offset, rec.offset + 1)
+      })
+    }
     applied = rec.offset + 1
     const w = waiters.get(rec.key)
     if (w) {

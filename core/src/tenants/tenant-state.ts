@@ -15,6 +15,7 @@ import {
   type RequestKeyScope,
   type SigningKeyPurpose,
 } from './tenant-store.js'
+import { CHANGE_PREFIX, type TenantActor } from './change-log.js'
 
 /**
  * The tenant state machine: every change to tenants is a command, and `applyTenantCommand` turns
@@ -35,9 +36,25 @@ export const P = {
   version: 'meta:version',
   /** Next offset of the tenant topic this view has applied (shared stores only). */
   offset: 'meta:offset',
+  /** Set when the view records the change log from its first command on (change-log.ts); a view without it is rebuilt once. */
+  changeLog: 'meta:changeLog',
+  /** Next change log position of a store of one process (no topic offsets). */
+  changeSeq: 'meta:changeSeq',
 } as const
 
-export type TenantCommand =
+/**
+ * Who wrote a command (`by`) and when (`at`, epoch ms of the writer's clock), on every command
+ * written since commands named their actor (change-log.ts). Both optional: older commands in the
+ * topic have neither (the change log reports their actor as unknown), and a replica of an earlier
+ * build applies a command that has them as before (it reads only the fields of its op). `at` is also
+ * the creation time of what a create command creates.
+ */
+export interface CommandAudit {
+  by?: TenantActor
+  at?: number
+}
+
+export type TenantCommand = CommandAudit & (
   | { op: 'createAdvertiser'; id: string; name: string; keyHash: string; at: number }
   | { op: 'createCampaign'; id: string; advertiserId: string; name: string; pricing: Pricing; publisherIds?: string[]; at: number }
   | {
@@ -59,6 +76,7 @@ export type TenantCommand =
   | { op: 'setSigningKey'; publisherId: string; keyId: string; secret: string; purpose: SigningKeyPurpose; scope?: RequestKeyScope }
   /** Entries of a store written before the shared topic existed (upgrade); applied only to keys not yet present. */
   | { op: 'import'; entries: Array<[string, unknown]> }
+)
 
 const scopesOf = (p: Publisher): Record<string, ApiKeyScope> =>
   p.apiKeyScopes ?? Object.fromEntries(p.apiKeyHashes.map((h) => [h, 'server' as const]))
@@ -76,16 +94,19 @@ export function listPrefix<T>(db: RootDatabase, prefix: string): T[] {
   return out
 }
 
-/** Whether the view holds any tenant data (anything but its meta keys). */
+/** A key of tenant data: not the view's meta keys nor its change log. */
+const isTenantKey = (key: unknown): boolean => !String(key).startsWith('meta:') && !String(key).startsWith(CHANGE_PREFIX)
+
+/** Whether the view holds any tenant data (anything but its meta keys and change log). */
 export function hasTenantData(db: RootDatabase): boolean {
-  for (const { key } of db.getRange({})) if (!String(key).startsWith('meta:')) return true
+  for (const { key } of db.getRange({})) if (isTenantKey(key)) return true
   return false
 }
 
 /** Every tenant entry of the view (for the upgrade import). */
 export function tenantEntries(db: RootDatabase): Array<[string, unknown]> {
   const out: Array<[string, unknown]> = []
-  for (const { key, value } of db.getRange({})) if (!String(key).startsWith('meta:')) out.push([String(key), value])
+  for (const { key, value } of db.getRange({})) if (isTenantKey(key)) out.push([String(key), value])
   return out
 }
 
@@ -275,7 +296,7 @@ export function applyTenantCommand(db: RootDatabase, cmd: TenantCommand): unknow
     case 'import': {
       let changed = false
       for (const [key, value] of cmd.entries) {
-        if (key.startsWith('meta:') || db.get(key) !== undefined) continue
+        if (!isTenantKey(key) || db.get(key) !== undefined) continue
         db.put(key, value)
         changed = true
       }

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { EdgeConfig as EdgeConfigContract } from '@adc/schemas'
 import { open, type RootDatabase } from 'lmdb'
 import { applyTenantCommand, listPrefix, P, type TenantCommand } from './tenant-state.js'
+import { listChanges, recordChange, SYSTEM_ACTORS, type TenantActor, type TenantChange } from './change-log.js'
 
 /**
  * Durable tenants: advertisers, campaigns with their price, publishers with API keys (stored as
@@ -209,6 +210,18 @@ export interface TenantStore {
    * request key with `scope` (@default app).
    */
   setSigningKey(publisherId: string, keyId: string, secret: string, purpose?: SigningKeyPurpose, scope?: RequestKeyScope): Promise<void>
+  /**
+   * The same store, whose writes name `actor` as who made them (`by` on each command, with `at`).
+   * The API writes as the admin key of the request; core's own paths as their SYSTEM_ACTORS.
+   */
+  as(actor: TenantActor): TenantStore
+  /** The actor this store's writes name (@default SYSTEM_ACTORS.core). */
+  readonly actor: TenantActor
+  /**
+   * Tenant changes, newest first (change-log.ts): who made each, when, what it acted on, and whether
+   * it applied; at most `limit`, those before position `before` when given. No secret is listed.
+   */
+  listChanges(query: { limit: number; before?: number }): TenantChange[]
   /** Whether any admin key exists (a production store without one needs the bootstrap). */
   hasAdminKey(): boolean
   /** Monotonic number bumped on every change, so the edge can tell configs apart. */
@@ -252,17 +265,50 @@ export interface CreatedPublisher {
  */
 export type SubmitTenantCommand = (cmd: TenantCommand) => Promise<unknown>
 
-/** A tenant store of one process: each write is applied to the LMDB view in its own transaction. */
+/** How the change log names a refusal of the state machine. */
+export function refusalOf(err: unknown): TenantChange['refusal'] {
+  return err instanceof TenantConflictError ? 'conflict' : err instanceof TenantReferenceError ? 'unknown_reference' : 'failed'
+}
+
+/**
+ * A tenant store of one process: each write is applied to the LMDB view in its own transaction,
+ * with its change log entry (a refused one is logged as refused, then rethrown).
+ */
 export function openTenantStore(options: { dir: string }): TenantStore {
   const db: RootDatabase = open({ path: options.dir, compression: false })
-  return createTenantStore(db, async (cmd) => db.transactionSync(() => applyTenantCommand(db, cmd)))
+  const nextSeq = (): number => (db.get(P.changeSeq) as number | undefined) ?? 0
+  return createTenantStore(db, async (cmd) => {
+    try {
+      return db.transactionSync(() => {
+        const seq = nextSeq()
+        const out = applyTenantCommand(db, cmd)
+        recordChange(db, seq, cmd, { appendedAt: Date.now() })
+        db.put(P.changeSeq, seq + 1)
+        return out
+      })
+    } catch (err) {
+      db.transactionSync(() => {
+        const seq = nextSeq()
+        recordChange(db, seq, cmd, { appendedAt: Date.now(), refusal: refusalOf(err) })
+        db.put(P.changeSeq, seq + 1)
+      })
+      throw err
+    }
+  })
 }
 
 /**
  * The `TenantStore` over an LMDB view: reads are synchronous lookups in the view; writes choose
- * their keys, secrets and timestamps here, then go through `submit` as commands.
+ * their keys, secrets and timestamps here, then go through `submit` as commands naming `actor` and
+ * the time they were written.
  */
-export function createTenantStore(db: RootDatabase, submit: SubmitTenantCommand, onClose: () => Promise<void> = () => db.close()): TenantStore {
+export function createTenantStore(
+  db: RootDatabase,
+  submitCommand: SubmitTenantCommand,
+  onClose: () => Promise<void> = () => db.close(),
+  actor: TenantActor = SYSTEM_ACTORS.core,
+): TenantStore {
+  const submit: SubmitTenantCommand = (cmd) => submitCommand({ ...cmd, by: actor, at: cmd.at ?? Date.now() })
   const list = <T>(prefix: string): T[] => listPrefix<T>(db, prefix)
   const newSecret = (): string => randomBytes(32).toString('base64url')
 
@@ -298,6 +344,9 @@ export function createTenantStore(db: RootDatabase, submit: SubmitTenantCommand,
   const version = (): number => (db.get(P.version) as number | undefined) ?? 0
 
   return {
+    actor,
+    as: (other) => createTenantStore(db, submitCommand, onClose, other),
+    listChanges: (query) => listChanges(db, query),
     keyHashesOf,
     addKey: async (principal, key, scope = 'server') => {
       await submit({ op: 'addKey', principal: { kind: principal.kind, id: principal.id }, hash: hashApiKey(key), scope })
@@ -418,8 +467,10 @@ async function unlessCreatedMeanwhile(create: Promise<unknown>): Promise<void> {
  * configured ones: a key of the demo principals that is not in `seed` is revoked, and the `demo`
  * signing secret is replaced. Core's main calls it on every development start, so changing a
  * DEMO_* variable and restarting retires the old key. Restarting with the same keys changes nothing.
+ * Its changes name `SYSTEM_ACTORS.demoSeed` as their actor.
  */
-export async function seedDemoTenant(store: TenantStore, seed: DemoSeed): Promise<void> {
+export async function seedDemoTenant(seeded: TenantStore, seed: DemoSeed): Promise<void> {
+  const store = seeded.as(SYSTEM_ACTORS.demoSeed)
   if (!store.getAdvertiser(DEMO_IDS.advertiser)) {
     await unlessCreatedMeanwhile(store.createAdvertiser({ id: DEMO_IDS.advertiser, name: 'Demo advertiser', apiKey: seed.advertiserKey }))
   }

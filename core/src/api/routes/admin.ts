@@ -2,8 +2,9 @@ import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { edgeConfigSchema } from '@adc/schemas'
 import { sameSecret } from '../../secrets.js'
+import { MAX_CHANGES_PAGE } from '../../tenants/change-log.js'
 import { SigningKeyScopeError, TenantConflictError, TenantReferenceError, hashApiKey, purposeOf, requestScopeOf, scopeOf, type Publisher } from '../../tenants/tenant-store.js'
-import { type ResolvedApiDeps, type ApiEnv, bearer, bearerSecurity, idParam, requireAdmin } from '../context.js'
+import { type ResolvedApiDeps, type ApiEnv, bearer, bearerSecurity, idParam, requireAdmin, requireAdminActor } from '../context.js'
 import { ApiError, errorResponses } from '../errors.js'
 
 const Pricing = z
@@ -218,6 +219,47 @@ const revokeSigningKeyRoute = createRoute({
   },
 })
 
+const Actor = z
+  .object({
+    kind: z.enum(['admin', 'system', 'unknown']).openapi({ description: '`admin`: an admin key on this API; `system`: core itself (`demo_seed`, `bootstrap`, `admin_cli`, `upgrade_import`, `core`); `unknown`: a change written before changes named their actor' }),
+    id: z.string().optional().openapi({ description: 'The admin principal id, or the system path' }),
+    keyFingerprint: z.string().optional().openapi({ description: "Admin actors: the first 16 hex characters of the admin key's SHA-256 (never the key)" }),
+  })
+  .openapi('ChangeActor')
+
+const Change = z
+  .object({
+    seq: z.number().int().openapi({ description: 'Position of the change in the tenant topic: the same on every replica; page with `before`' }),
+    at: z.number().int().openapi({ description: 'When the change was written, epoch ms (for one written before changes carried it, when the log received it)' }),
+    actor: Actor,
+    op: z.string().openapi({ description: 'The tenant command (createCampaign, addSigningKey, revokePublisherApiKey, ...)' }),
+    target: z.object({ kind: z.string(), id: z.string() }),
+    details: z.record(z.string(), z.unknown()).openapi({ description: 'Its other fields, without secrets: keys by fingerprint, signing keys by id' }),
+    outcome: z.enum(['applied', 'refused']),
+    refusal: z.enum(['conflict', 'unknown_reference', 'failed']).optional(),
+  })
+  .openapi('TenantChange')
+
+const changesRoute = createRoute({
+  method: 'get',
+  path: '/v1/admin/changes',
+  summary: 'Recent tenant changes, newest first, with who made each and when (admin key); the same on every replica',
+  security: bearerSecurity,
+  request: {
+    query: z.object({
+      limit: z.coerce.number().int().min(1).max(MAX_CHANGES_PAGE).optional().openapi({ description: 'Default 100.' }),
+      before: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional().openapi({ description: 'Only changes with a `seq` below this one (the last `seq` of the previous page).' }),
+    }),
+  },
+  responses: {
+    200: {
+      description: 'Changes',
+      content: { 'application/json': { schema: z.object({ changes: z.array(Change), next: z.number().int().optional().openapi({ description: 'Pass as `before` for the next page; absent on the last one' }) }) } },
+    },
+    ...errorResponses(400, 401, 403),
+  },
+})
+
 const meRoute = createRoute({
   method: 'get',
   path: '/v1/me',
@@ -284,25 +326,25 @@ export function registerAdminRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiD
   const { tenants, logger } = deps
 
   app.openapi(createAdvertiserRoute, async (c) => {
-    const admin = requireAdmin(c)
+    const actor = requireAdminActor(c)
     const body = c.req.valid('json')
-    const { advertiser, apiKey } = await tenants.createAdvertiser(body).catch(mapTenantError)
-    logger.info({ by: admin.id, advertiserId: advertiser.id }, 'advertiser created')
+    const { advertiser, apiKey } = await tenants.as(actor).createAdvertiser(body).catch(mapTenantError)
+    logger.info({ by: actor, advertiserId: advertiser.id }, 'advertiser created')
     return c.json({ id: advertiser.id, name: advertiser.name, apiKey }, 201)
   })
 
   app.openapi(createCampaignRoute, async (c) => {
-    const admin = requireAdmin(c)
-    const campaign = await tenants.createCampaign(c.req.valid('json')).catch(mapTenantError)
-    logger.info({ by: admin.id, campaignId: campaign.id, pricing: campaign.pricing }, 'campaign created')
+    const actor = requireAdminActor(c)
+    const campaign = await tenants.as(actor).createCampaign(c.req.valid('json')).catch(mapTenantError)
+    logger.info({ by: actor, campaignId: campaign.id, pricing: campaign.pricing }, 'campaign created')
     return c.json(campaign, 201)
   })
 
   app.openapi(createPublisherRoute, async (c) => {
-    const admin = requireAdmin(c)
+    const actor = requireAdminActor(c)
     const body = c.req.valid('json')
-    const r = await tenants.createPublisher(body).catch(mapTenantError)
-    logger.info({ by: admin.id, publisherId: r.publisher.id }, 'publisher created')
+    const r = await tenants.as(actor).createPublisher(body).catch(mapTenantError)
+    logger.info({ by: actor, publisherId: r.publisher.id }, 'publisher created')
     return c.json(
       {
         id: r.publisher.id, name: r.publisher.name, apiKey: r.apiKey, publicKey: r.publicKey,
@@ -321,49 +363,58 @@ export function registerAdminRoutes(app: OpenAPIHono<ApiEnv>, deps: ResolvedApiD
   }
 
   app.openapi(updatePublisherRoute, async (c) => {
-    const admin = requireAdmin(c)
+    const actor = requireAdminActor(c)
     requireJsonBody(c)
     const { id } = c.req.valid('param')
-    const p = await tenants.updatePublisher(id, c.req.valid('json')).catch(notFoundPublisher)
-    logger.info({ by: admin.id, publisherId: id, rateLimit: p.rateLimit, active: p.active }, 'publisher updated')
+    const p = await tenants.as(actor).updatePublisher(id, c.req.valid('json')).catch(notFoundPublisher)
+    logger.info({ by: actor, publisherId: id, rateLimit: p.rateLimit, active: p.active }, 'publisher updated')
     return c.json(publisherView(p), 200)
   })
 
   app.openapi(addApiKeyRoute, async (c) => {
-    const admin = requireAdmin(c)
+    const actor = requireAdminActor(c)
     const { id } = c.req.valid('param')
     // The body is optional here (a server key by default), so an empty or non-JSON body is no scope.
     const scope = /^application\/([a-z0-9.+-]*\+)?json\b/i.test(c.req.header('content-type') ?? '') ? c.req.valid('json').scope : undefined
-    const r = await tenants.addPublisherApiKey(id, scope ? { scope } : {}).catch(notFoundPublisher)
-    logger.info({ by: admin.id, publisherId: id, scope: r.scope }, 'publisher api key added')
+    const r = await tenants.as(actor).addPublisherApiKey(id, scope ? { scope } : {}).catch(notFoundPublisher)
+    logger.info({ by: actor, publisherId: id, scope: r.scope }, 'publisher api key added')
     return c.json({ apiKey: r.apiKey, keyHash: hashApiKey(r.apiKey), scope: r.scope, publisher: publisherView(r.publisher) }, 201)
   })
 
   app.openapi(revokeApiKeyRoute, async (c) => {
-    const admin = requireAdmin(c)
+    const actor = requireAdminActor(c)
     const { id, keyHash } = c.req.valid('param')
-    const p = await tenants.revokePublisherApiKey(id, keyHash).catch(notFoundPublisher)
-    logger.info({ by: admin.id, publisherId: id }, 'publisher api key revoked')
+    const p = await tenants.as(actor).revokePublisherApiKey(id, keyHash).catch(notFoundPublisher)
+    logger.info({ by: actor, publisherId: id }, 'publisher api key revoked')
     return c.json(publisherView(p), 200)
   })
 
   app.openapi(addSigningKeyRoute, async (c) => {
-    const admin = requireAdmin(c)
+    const actor = requireAdminActor(c)
     requireJsonBody(c)
     const { id } = c.req.valid('param')
     const { keyId, purpose, scope } = c.req.valid('json')
     // A scope on a token key: the store's SigningKeyScopeError, 400 scope_not_applicable (mapTenantError).
-    const r = await tenants.addSigningKey(id, { ...(keyId ? { keyId } : {}), ...(purpose ? { purpose } : {}), ...(scope ? { scope } : {}) }).catch(notFoundPublisher)
-    logger.info({ by: admin.id, publisherId: id, keyId: r.keyId, purpose: r.purpose, scope: r.scope }, 'publisher signing key added')
+    const r = await tenants.as(actor).addSigningKey(id, { ...(keyId ? { keyId } : {}), ...(purpose ? { purpose } : {}), ...(scope ? { scope } : {}) }).catch(notFoundPublisher)
+    logger.info({ by: actor, publisherId: id, keyId: r.keyId, purpose: r.purpose, scope: r.scope }, 'publisher signing key added')
     return c.json({ keyId: r.keyId, purpose: r.purpose, ...(r.scope ? { scope: r.scope } : {}), signingSecret: r.secret, publisher: publisherView(r.publisher) }, 201)
   })
 
   app.openapi(revokeSigningKeyRoute, async (c) => {
-    const admin = requireAdmin(c)
+    const actor = requireAdminActor(c)
     const { id, keyId } = c.req.valid('param')
-    const p = await tenants.revokeSigningKey(id, keyId).catch(notFoundPublisher)
-    logger.info({ by: admin.id, publisherId: id, keyId }, 'publisher signing key revoked')
+    const p = await tenants.as(actor).revokeSigningKey(id, keyId).catch(notFoundPublisher)
+    logger.info({ by: actor, publisherId: id, keyId }, 'publisher signing key revoked')
     return c.json(publisherView(p), 200)
+  })
+
+  app.openapi(changesRoute, (c) => {
+    requireAdmin(c)
+    const { limit = 100, before } = c.req.valid('query')
+    const changes = tenants.listChanges({ limit, ...(before !== undefined ? { before } : {}) })
+    const last = changes.at(-1)
+    const next = changes.length === limit && last !== undefined && last.seq > 0 ? last.seq : undefined
+    return c.json({ changes, ...(next !== undefined ? { next } : {}) }, 200)
   })
 
   app.openapi(meRoute, (c) => {
