@@ -23,6 +23,31 @@ const T = Date.UTC(2026, 10, 23, 8, 0, 0)
 const key = (n: number): string => n.toString(16).padStart(8, '0') + 'ab'.repeat(12) // distinct in the first 96 bits
 
 describe('delivery index', () => {
+  it("starts a new hour's filter empty, sized by the fullest hour, so it never reads the hour's keys back as it grows", async () => {
+    const s = PartitionStore.open(fresh(), 0)
+    const perBatch = 10_000
+    const batches = 6 // 60k keys an hour: past a filter's smallest capacity (16k) several times over
+    let offset = 0
+    const hourKey = (h: number, n: number): string => createHash('sha256').update(`${h}:${n}`).digest('hex').slice(0, 32)
+    for (const h of [0, 1]) {
+      const before = s.deliveries.filterBuilds()
+      for (let b = 0; b < batches; b++) {
+        for (let i = 0; i < perBatch; i++) {
+          const k = hourKey(h, b * perBatch + i)
+          // Each batch asks first, as the dedupe step does: none of these keys was seen.
+          expect(s.deliveries.firstSeen(k, T + h * H, T + h * H)).toBeUndefined()
+          s.deliveries.add(k, T + h * H, ++offset, T + (h + 25) * H, T + h * H)
+        }
+        await s.commit(offset)
+      }
+      // The first hour's filter is read back as it outgrows its start; the second's is sized by it.
+      if (h === 1) expect(s.deliveries.filterBuilds() - before).toBe(0)
+      else expect(s.deliveries.filterBuilds() - before).toBeGreaterThan(0)
+    }
+    for (const h of [0, 1]) for (let n = 0; n < batches * perBatch; n += 97) expect(s.deliveries.firstSeen(hourKey(h, n), T + h * H, T + h * H)).toBeDefined()
+    await s.close()
+  })
+
   it('files a 32-character lower-case hex key under its first 96 bits, any other key under the first 96 bits of its SHA-256', async () => {
     const s = PartitionStore.open(fresh(), 0)
     const hex = '0123456789abcdef'.repeat(2)

@@ -208,6 +208,8 @@ export class DeliveryIndex {
    * skips the B-tree. Its hashes are key bytes 4–11, already SHA-256 output.
    */
   private readonly filters = new Map<number, KeyFilter>()
+  /** Builds of filters dropped with their hour (`filterBuilds`). */
+  private retiredBuilds = 0
 
   constructor(private readonly db: Database<Buffer, Buffer>) {
     for (const { key, value } of db.getRange({ start: Buffer.from([HEADER]) })) {
@@ -270,10 +272,25 @@ export class DeliveryIndex {
   private filterOf(hour: number): KeyFilter {
     let f = this.filters.get(hour)
     if (!f) {
-      f = new KeyFilter(lmdbKeySource<Buffer>(this.db, () => bucketStart(hour), () => bucketStart(hour + 1), (key, add) => add(key.readUInt32LE(4), key.readUInt32LE(8) | 1)))
+      f = new KeyFilter(
+        lmdbKeySource<Buffer>(this.db, () => bucketStart(hour), () => bucketStart(hour + 1), (key, add) => add(key.readUInt32LE(4), key.readUInt32LE(8) | 1)),
+        () => this.hourCapacity(),
+      )
       this.filters.set(hour, f)
     }
     return f
+  }
+
+  /**
+   * The capacity a new hour's filter starts with: twice the keys of the fullest hour held, as one
+   * hour's traffic is much like the last's. A filter that starts small fills and reads its hour's keys
+   * back from the database at each growth (about a third of a key read per key added); sized so, a
+   * new hour's filter starts empty (`write`) and is usually never read back.
+   */
+  private hourCapacity(): number {
+    let most = 0
+    for (const f of this.filters.values()) most = Math.max(most, f.held)
+    return 2 * most
   }
 
   /**
@@ -433,7 +450,12 @@ export class DeliveryIndex {
     const key = this.scratchKey
     for (const hour of [...this.added.keys()].sort((a, b) => a - b)) {
       const slots = this.added.get(hour)!
-      const filter = this.filters.get(hour)
+      let filter = this.filters.get(hour)
+      if (filter === undefined && !this.buckets.has(hour)) {
+        // An hour with no committed key yet: its filter starts empty and gets every key as it is written.
+        filter = this.filterOf(hour)
+        filter.startEmpty()
+      }
       const order = new Float64Array(slots.size)
       let i = 0
       for (const slot of slots.values()) {
@@ -471,6 +493,7 @@ export class DeliveryIndex {
     for (const [hour, exp] of this.raised) this.buckets.set(hour, exp)
     for (const hour of this.swept) {
       this.buckets.delete(hour)
+      this.retiredBuilds += this.filters.get(hour)?.builds ?? 0
       this.filters.delete(hour)
     }
     this.discard()
@@ -540,6 +563,13 @@ export class DeliveryIndex {
         yield [`${DELIVERY_ENTRY_PREFIX}${key.readUInt32BE(0)}:${key.toString('hex', 4)}`, [s.offset, s.expiry, s.last]]
       }
     }
+  }
+
+  /** Filters built by reading their hour's keys back from the database, so far (tests, metrics). */
+  filterBuilds(): number {
+    let n = this.retiredBuilds
+    for (const f of this.filters.values()) n += f.builds
+    return n
   }
 
   /** Committed keys (headers not counted) and the bytes of this database's B-tree pages. */

@@ -53,7 +53,28 @@ export class KeyFilter {
   /** Filters built so far (tests, metrics). */
   builds = 0
 
-  constructor(private readonly source: KeySource) {}
+  /**
+   * `minCapacity`: a capacity to build with at least, read at each build (a family whose key sets
+   * come and go, such as the delivery index's hours, sizes a new one by the last ones, so that it
+   * does not fill and read its keys back again and again while it grows).
+   */
+  constructor(
+    private readonly source: KeySource,
+    private readonly minCapacity: () => number = () => 0,
+  ) {}
+
+  /**
+   * Starts empty, without reading the source: only for a family known to hold no committed key yet
+   * (every key it gets is then added as it is written).
+   */
+  startEmpty(): void {
+    this.filter = this.create(0)
+  }
+
+  /** Keys the filter holds (counted at its build, plus those added since); 0 until built. */
+  get held(): number {
+    return this.filter?.count ?? 0
+  }
 
   /** false: the key is certainly not committed. */
   mayHave(h1: number, h2: number): boolean {
@@ -79,11 +100,15 @@ export class KeyFilter {
   }
 
   private build(): BloomFilter {
-    this.capacity = Math.max(MIN_CAPACITY, GROWTH * this.source.count())
-    const f = new BloomFilter(bloomSizing(this.capacity, FP_RATE))
+    const f = this.create(this.source.count())
     this.source.forEachHash((h1, h2) => f.addHashed(h1, h2))
     this.builds++
     this.filter = f
     return f
+  }
+
+  private create(keys: number): BloomFilter {
+    this.capacity = Math.max(MIN_CAPACITY, GROWTH * keys, this.minCapacity())
+    return new BloomFilter(bloomSizing(this.capacity, FP_RATE))
   }
 }
