@@ -211,8 +211,17 @@ export interface TenantStore {
   setSigningKey(publisherId: string, keyId: string, secret: string, purpose?: SigningKeyPurpose, scope?: RequestKeyScope): Promise<void>
   /** Whether any admin key exists (a production store without one needs the bootstrap). */
   hasAdminKey(): boolean
-  /** Monotonic number bumped on every change, so the edge can tell configs apart. */
+  /**
+   * Monotonic number bumped on every change, so the edge can tell configs apart. Every replica of
+   * a fleet applies the same changes in the same order, so a version names the same tenants on each.
+   */
   configVersion(): number
+  /**
+   * Applies every tenant change written before the call (the fleet's shared topic up to its end as
+   * read now) and answers true, or false when that took longer than `timeoutMs`. A store of one
+   * process applies its writes at once: always true.
+   */
+  catchUp(timeoutMs: number): Promise<boolean>
   edgeConfig(): EdgeConfig
   close(): Promise<void>
 }
@@ -262,7 +271,12 @@ export function openTenantStore(options: { dir: string }): TenantStore {
  * The `TenantStore` over an LMDB view: reads are synchronous lookups in the view; writes choose
  * their keys, secrets and timestamps here, then go through `submit` as commands.
  */
-export function createTenantStore(db: RootDatabase, submit: SubmitTenantCommand, onClose: () => Promise<void> = () => db.close()): TenantStore {
+export function createTenantStore(
+  db: RootDatabase,
+  submit: SubmitTenantCommand,
+  onClose: () => Promise<void> = () => db.close(),
+  catchUp: (timeoutMs: number) => Promise<boolean> = async () => true,
+): TenantStore {
   const list = <T>(prefix: string): T[] => listPrefix<T>(db, prefix)
   const newSecret = (): string => randomBytes(32).toString('base64url')
 
@@ -351,6 +365,7 @@ export function createTenantStore(db: RootDatabase, submit: SubmitTenantCommand,
     },
     principalForKey: (key) => db.get(P.key + hashApiKey(key)) as Principal | undefined,
     configVersion: version,
+    catchUp,
     edgeConfig: () => ({
       version: version(),
       // Campaigns are never deleted, so this set only grows (a verdict on it is stable on replay).
