@@ -58,7 +58,7 @@ async function startReplica(): Promise<Replica> {
   const registry = createMetricsRegistry({ defaultMetrics: false })
   const processor = createProcessor({
     log, clickhouse: ch.client, database: 'adc', stateDir: join(dir, 'state'), groupId: 'fleet-processor', logger, registry,
-    isBookedCampaign: (id) => tenants.getCampaign(id) !== undefined, topicPartitions: 4,
+    isBookedCampaign: (id) => tenants.getCampaign(id) !== undefined, tenants, topicPartitions: 4,
   })
   await processor.start()
   const app = createApiApp({ clickhouse: ch.client, database: 'adc', tenants, registry, logger, billing, clock: () => now, exportStore })

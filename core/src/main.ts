@@ -127,6 +127,9 @@ export async function startCore(config: Config, options: StartOptions = {}) {
       groupId: config.PROCESSOR_GROUP, logger, registry,
       // Campaigns are never deleted, so the verdict on an event's campaign is stable on replay.
       isBookedCampaign: (id, publisherId) => bookedWith(tenants.getCampaign(id), publisherId),
+      // Before an event is called unbooked, this replica's tenant view catches up with the tenant
+      // topic: a campaign booked through another replica a moment ago is not missed (tenant-sync.ts).
+      tenants,
       ...(changelogOn(config) ? { changelog: {} } : {}),
     })
     : undefined

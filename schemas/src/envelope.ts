@@ -15,6 +15,13 @@ export const edgeFactsSchema = z.object({
   source: z.enum(['batch', 'beacon', 'pixel', 'redirect', 's2s']),
   /** Set when the request was HEAD, prefetch/prerender or a link scanner (click redirect). */
   prefetch: z.boolean().optional(),
+  /**
+   * The version of the tenant config (`EdgeConfig.version`) the edge checked the event against:
+   * its campaign was booked there. A processor whose tenant view has not applied that version yet
+   * catches up before it calls the campaign unbooked (core/src/processor/tenant-sync.ts). Absent in
+   * envelopes of edges from before it.
+   */
+  configVersion: z.number().int().nonnegative().optional(),
 })
 
 /**

@@ -79,6 +79,8 @@ export const REASONS = {
   unknown_version: { billable: false, emitter: 'core', description: 'A log envelope with an unknown version.' },
   bad_edge_stats: { billable: false, emitter: 'core', description: 'An edge-stats log record that is not valid edge_stats JSON.' },
   bad_tenant_record: { billable: false, emitter: 'core', description: 'A record of the shared tenant topic that is not a tenant command, or that failed to apply for a reason other than a conflict or a missing reference; skipped by every replica alike (logged, no event involved).' },
+  tenant_view_behind: { billable: false, emitter: 'core', description: "The processor's tenant view did not catch up with the tenant topic in time before it would have called an event's campaign unbooked; no verdict is given, the batch is retried (the partition shows stalled) and nothing past it is committed." },
+  tenant_version_ahead: { billable: false, emitter: 'core', description: 'An event names a tenant config version (edge.configVersion) that the caught-up tenant view does not reach (a stamp of another log, a static edge config, a forged record); its campaign is judged on the view, so it stays unknown_campaign if not booked there (logged and counted, never waited for again in that batch).' },
   bad_job_record: { billable: false, emitter: 'core', description: 'A record of the shared billing job topic that is not a job command, or that failed to apply; skipped on every replica alike.' },
   sink_rejected: { billable: false, emitter: 'core', description: "A sink (ClickHouse, Iceberg) refused this record's rows for their content (a parse or type error); kept as a bad row with the engine's message, the rest of its batch written." },
 

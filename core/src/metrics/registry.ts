@@ -27,6 +27,12 @@ export interface ProcessorMetrics {
   batchRecords: Histogram<'topic'>
   /** Clicks waiting for their impression per partition: accepted, held in state, not yet written. */
   waitingClicks: Gauge<'partition'>
+  /**
+   * Catch-ups of the tenant view before an `unknown_campaign` verdict (processor/tenant-sync.ts), by
+   * outcome: `caught_up`, `behind` (timed out: the batch is retried), `version_ahead` (an event whose
+   * stamped config version the caught-up view lacks, kept unknown_campaign).
+   */
+  tenantSync: Counter<'outcome'>
   /** 1 while a partition's batch keeps failing (retried, nothing written), 0 once it is written. */
   stalled: Gauge<'topic' | 'partition'>
   /** 1 while this process owns the partition (after onAssign), 0 once revoked: which replica reads what. */
@@ -49,6 +55,7 @@ export function processorMetrics(registry: Registry): ProcessorMetrics {
     waitingClicks: getOrCreate(registry, 'adc_processor_join_waiting_clicks', () => new Gauge({ name: 'adc_processor_join_waiting_clicks', help: 'Clicks waiting for their impression (accepted, held in partition state, not yet written)', labelNames: ['partition'] as const, registers })),
     stalled: getOrCreate(registry, 'adc_partition_stalled', () => new Gauge({ name: 'adc_partition_stalled', help: 'Partitions whose last batch attempt failed (1) until one is written (0)', labelNames: ['topic', 'partition'] as const, registers })),
     assigned: getOrCreate(registry, 'adc_processor_partition_assigned', () => new Gauge({ name: 'adc_processor_partition_assigned', help: 'Partitions this process owns (1) or owned and gave up (0)', labelNames: ['topic', 'partition'] as const, registers })),
+    tenantSync: getOrCreate(registry, 'adc_processor_tenant_sync_total', () => new Counter({ name: 'adc_processor_tenant_sync_total', help: 'Catch-ups of the tenant view before an unknown_campaign verdict (caught_up, behind: batch retried) and events stamped with a config version the caught-up view lacks (version_ahead)', labelNames: ['outcome'] as const, registers })),
     batchRecords: getOrCreate(registry, 'adc_processor_batch_records', () => new Histogram({ name: 'adc_processor_batch_records', help: 'Records per written batch', labelNames: ['topic'] as const, buckets: [1, 10, 100, 500, 1000, 2500, 5000, 10000, 50000], registers })),
   }
 }

@@ -14,6 +14,7 @@ import type { SinkBatch } from '../sinks/sink.js'
 import { sweepExpired } from '../state/expiry.js'
 import type { PartitionStore } from '../state/partition-store.js'
 import type { BurstLimits } from '../ivt/rules.js'
+import type { TenantSync } from './tenant-sync.js'
 
 export interface EventWorkerOptions {
   /** Dedupe key lifetime after the edge received the event. @default 25 h */
@@ -29,6 +30,11 @@ export interface EventWorkerOptions {
    * core/src/main.ts answers from the tenant store. @default every campaign is booked
    */
   isBookedCampaign?: (campaignId: string, publisherId: string) => boolean
+  /**
+   * Catches this replica's tenant view up before an event is called `unknown_campaign` (see
+   * tenant-sync.ts), once per batch at most. @default the verdict is given on the view as it is
+   */
+  tenantSync?: TenantSync
   /** Keep events_raw rows as objects in built batches (a sink reads them: Iceberg). @default true */
   eventRowObjects?: boolean
 }
@@ -71,7 +77,7 @@ export function createEventWorker(store: PartitionStore, options: EventWorkerOpt
   // Campaign before dedupe: an event for a campaign nobody booked is set aside before it touches any
   // state, so it is no delivery, impression or click for another event (the final join does the same).
   const main: Pipeline<RawRecord, Scored> = createPipeline<RawRecord, Decoded>(createDecodeStep())
-    .pipe(createCampaignStep<Decoded>({ isBooked: options.isBookedCampaign ?? (() => true) }))
+    .pipe(createCampaignStep<Decoded>({ isBooked: options.isBookedCampaign ?? (() => true), ...(options.tenantSync ? { settle: options.tenantSync.settle } : {}) }))
     .pipe(createDedupeStep<Decoded>({ store, ttlMs: options.dedupeTtlMs }))
     .pipe(join.step)
     .pipe(ivt)
@@ -94,6 +100,7 @@ export function createEventWorker(store: PartitionStore, options: EventWorkerOpt
       const first = records[0]!
       const last = records[records.length - 1]!
       builder = new BatchBuilder(topic, first.partition, first.offset, last.offset, Date.now(), options.eventRowObjects ?? true)
+      options.tenantSync?.newBatch()
       for (const rec of records) {
         const refused = rejected?.get(rec.offset)
         if (refused !== undefined) {

@@ -20,6 +20,7 @@ import { createBatchWriter, crashPointsFromEnv, type CrashPoint } from './batch-
 import { createEdgeStatsWorker } from './edge-stats-worker.js'
 import { createEventWorker, type EventWorkerOptions, type PartitionWorker } from './event-worker.js'
 import { ProcessorReport, type ProcessorHealth, type ProcessorStatus } from './status.js'
+import { createTenantSync, type TenantView } from './tenant-sync.js'
 
 export interface ProcessorDeps extends EventWorkerOptions {
   log: Log
@@ -78,6 +79,15 @@ export interface ProcessorDeps extends EventWorkerOptions {
      */
     snapshotMaxAgeMs?: number
   }
+  /**
+   * This replica's tenant view: before an event is called `unknown_campaign` the view catches up
+   * with the tenant topic (once per batch, at most `tenantSyncTimeoutMs`; tenant-sync.ts), so a
+   * campaign booked through another replica a moment before is never missed. Unset: the verdict is
+   * given at once (`isBookedCampaign` as it answers).
+   */
+  tenants?: TenantView
+  /** Longest a batch waits for the tenant view to catch up before it fails and is retried. @default 10_000 */
+  tenantSyncTimeoutMs?: number
   /** Source topic names (tests on a shared broker). @default ad-events, edge-stats */
   topics?: { events?: string; edgeStats?: string }
 }
@@ -149,7 +159,15 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   // A lake configured on S3 (warehouse or catalog location): a ClickHouse server writes its data files
   // from the batch's RowBinary bytes, so no row objects are kept for it (lake/table.ts).
   const lakeOnS3 = deps.iceberg?.s3 !== undefined && [deps.iceberg.warehouse, deps.iceberg.catalog?.location].some((l) => l !== undefined && isS3Location(l))
-  const events: TopicRuntime = { topic: deps.topics?.events ?? EVENTS_TOPIC, workers: new Map(), owners: new Map(), held: new Map(), makeWorker: (store) => createEventWorker(store, { ...deps, eventRowObjects: !!(deps.icebergDir || deps.iceberg?.catalog) && !lakeReadsRowBinary(clickhouse, undefined, lakeOnS3) }) }
+  const eventRowObjects = !!(deps.icebergDir || deps.iceberg?.catalog) && !lakeReadsRowBinary(clickhouse, undefined, lakeOnS3)
+  const tenantSync = (partition: number) => deps.tenants && createTenantSync({
+    tenants: deps.tenants, timeoutMs: deps.tenantSyncTimeoutMs, logger: logger.child({ component: 'tenant-sync', partition }),
+    count: (outcome) => metrics.tenantSync.inc({ outcome }),
+  })
+  const events: TopicRuntime = {
+    topic: deps.topics?.events ?? EVENTS_TOPIC, workers: new Map(), owners: new Map(), held: new Map(),
+    makeWorker: (store) => createEventWorker(store, { ...deps, eventRowObjects, tenantSync: tenantSync(store.partition) }),
+  }
   const edgeStats: TopicRuntime = {
     topic: deps.topics?.edgeStats ?? EDGE_STATS_TOPIC,
     workers: new Map(),

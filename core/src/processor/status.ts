@@ -3,10 +3,12 @@
  * partitions (a batch that keeps failing), and the metrics behind /metrics and /healthz.
  */
 import type { Logger } from 'pino'
+import type { ReasonCode } from '@adc/schemas'
 import type { Batch, LogRecord } from '../log/log.js'
 import type { ProcessorMetrics } from '../metrics/registry.js'
 import { SinkWriteError, type SinkFailure } from '../sinks/sink-errors.js'
 import type { BuiltBatch } from './event-worker.js'
+import { TenantViewBehindError } from './tenant-sync.js'
 
 export interface PartitionStatus {
   applied: number
@@ -38,6 +40,8 @@ export interface StalledPartition {
   cause: SinkFailure['kind']
   /** The sink that failed, if a sink did. */
   sink?: string
+  /** The reason code of a failure that names one (`tenant_view_behind`: the tenant view did not catch up in time). */
+  reason?: ReasonCode
   /**
    * ClickHouse error code and name, when the engine answered one. The engine's message is only in
    * the log line of each attempt: it can quote row content, and /healthz answers anyone.
@@ -87,6 +91,7 @@ export class ProcessorReport {
     const stall: StalledPartition = {
       topic, partition: batch.partition, since: prev?.since ?? Date.now(), attempts: (prev?.attempts ?? 0) + 1, cause: failure.kind,
       ...(err instanceof SinkWriteError ? { sink: err.sink } : {}),
+      ...(err instanceof TenantViewBehindError ? { reason: err.reason } : {}),
       ...(failure.code !== undefined ? { code: failure.code } : {}),
       ...(failure.type !== undefined ? { type: failure.type } : {}),
     }

@@ -5,10 +5,12 @@ import { pino } from 'pino'
 import { basename } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createEmbeddedLog, type EmbeddedLogHandle } from '../log/embedded-log.js'
+import type { Log } from '../log/log.js'
 import { TENANTS_TOPIC } from '@adc/schemas'
 import { openSharedTenantStore } from './shared-tenant-store.js'
 import { DEMO_DEFAULTS, TenantConflictError, hashApiKey, openTenantStore, seedDemoTenant, type TenantStore } from './tenant-store.js'
 import { tenantStoreSuite } from '../testing/tenant-store.contract.js'
+import { heldLog } from '../testing/held-log.js'
 
 const dirs: string[] = []
 const closers: Array<() => Promise<void>> = []
@@ -26,7 +28,7 @@ async function sharedLog(): Promise<EmbeddedLogHandle> {
   return log
 }
 
-async function replica(log: EmbeddedLogHandle, dir = tmp()): Promise<TenantStore> {
+async function replica(log: Log, dir = tmp()): Promise<TenantStore> {
   const store = await openSharedTenantStore({ dir, log, logger })
   closers.unshift(() => store.close())
   return store
@@ -86,6 +88,29 @@ describe('shared tenant store (tenant changes on the log, LMDB as each replica v
     expect(winner).toBe(first.name)
     await eventually(() => expect(b.getAdvertiser('adv_same')?.name).toBe(winner))
     expect(a.getAdvertiser('adv_same')?.name).toBe(winner)
+  })
+
+  it('catches a replica up on what another wrote before the call, and says so; false while its consumer is held back', async () => {
+    const log = await sharedLog()
+    const a = await replica(log)
+    const held = heldLog(log)
+    const b = await replica(held.log)
+    await a.createAdvertiser({ id: 'adv_c', name: 'C' })
+    await eventually(() => expect(b.getAdvertiser('adv_c')).toBeDefined())
+    expect(await b.catchUp(1_000)).toBe(true)
+    held.hold()
+    closers.unshift(async () => held.release())
+    await a.createCampaign({ id: 'cmp_c', advertiserId: 'adv_c', pricing: { model: 'cpm', priceMicros: 1 } })
+    // Held back, B cannot apply the booking: the bounded catch-up answers false, and B has not got it.
+    expect(await b.catchUp(200)).toBe(false)
+    expect(b.getCampaign('cmp_c')).toBeUndefined()
+    expect(b.configVersion()).toBeLessThan(a.configVersion())
+    const caught = b.catchUp(5_000)
+    held.release()
+    expect(await caught).toBe(true)
+    // Resolved means applied: what A wrote before the call is served by B.
+    expect(b.getCampaign('cmp_c')).toEqual(a.getCampaign('cmp_c'))
+    expect(b.configVersion()).toBe(a.configVersion())
   })
 
   it('skips a record that is not a tenant command on every replica, and goes on applying', async () => {

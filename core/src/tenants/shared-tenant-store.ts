@@ -133,14 +133,14 @@ export async function openSharedTenantStore(options: SharedTenantStoreOptions): 
     }
   }
 
-  function appliedPast(offset: number, what: string): Promise<void> {
+  function appliedPast(offset: number, what: string, waitMs = timeoutMs): Promise<void> {
     if (applied >= offset) return Promise.resolve()
     return new Promise((resolve, reject) => {
       const o = { offset, resolve: () => (clearTimeout(timer), resolve()) }
       const timer = setTimeout(() => {
         offsetWaiters.delete(o)
-        reject(new TenantUnavailableError(`${what}: the tenant view did not reach offset ${offset} of ${topic} within ${timeoutMs} ms`))
-      }, timeoutMs)
+        reject(new TenantUnavailableError(`${what}: the tenant view did not reach offset ${offset} of ${topic} within ${waitMs} ms`))
+      }, waitMs)
       offsetWaiters.add(o)
     })
   }
@@ -182,11 +182,24 @@ export async function openSharedTenantStore(options: SharedTenantStoreOptions): 
     }
   }
 
+  /** The topic's end as read now, then this view applied up to it (bounded): a read of everything written before the call. */
+  async function catchUp(waitMs: number): Promise<boolean> {
+    if (closed) return false
+    const target = (await log.endOffsets(topic)).get(0) ?? 0
+    try {
+      await appliedPast(target, 'catch-up', waitMs)
+      return true
+    } catch (err) {
+      if (err instanceof TenantUnavailableError) return false
+      throw err
+    }
+  }
+
   return createTenantStore(db, submit, async () => {
     closed = true
     await consumer.stop()
     for (const w of waiters.values()) w.reject(new TenantUnavailableError('the tenant store closed'))
     waiters.clear()
     await db.close()
-  })
+  }, catchUp)
 }

@@ -224,8 +224,17 @@ export interface TenantStore {
   listChanges(query: { limit: number; before?: number }): TenantChange[]
   /** Whether any admin key exists (a production store without one needs the bootstrap). */
   hasAdminKey(): boolean
-  /** Monotonic number bumped on every change, so the edge can tell configs apart. */
+  /**
+   * Monotonic number bumped on every change, so the edge can tell configs apart. Every replica of
+   * a fleet applies the same changes in the same order, so a version names the same tenants on each.
+   */
   configVersion(): number
+  /**
+   * Applies every tenant change written before the call (the fleet's shared topic up to its end as
+   * read now) and answers true, or false when that took longer than `timeoutMs`. A store of one
+   * process applies its writes at once: always true.
+   */
+  catchUp(timeoutMs: number): Promise<boolean>
   edgeConfig(): EdgeConfig
   close(): Promise<void>
 }
@@ -306,6 +315,7 @@ export function createTenantStore(
   db: RootDatabase,
   submitCommand: SubmitTenantCommand,
   onClose: () => Promise<void> = () => db.close(),
+  catchUp: (timeoutMs: number) => Promise<boolean> = async () => true,
   actor: TenantActor = SYSTEM_ACTORS.core,
 ): TenantStore {
   const submit: SubmitTenantCommand = (cmd) => submitCommand({ ...cmd, by: actor, at: cmd.at ?? Date.now() })
@@ -345,7 +355,7 @@ export function createTenantStore(
 
   return {
     actor,
-    as: (other) => createTenantStore(db, submitCommand, onClose, other),
+    as: (other) => createTenantStore(db, submitCommand, onClose, catchUp, other),
     listChanges: (query) => listChanges(db, query),
     keyHashesOf,
     addKey: async (principal, key, scope = 'server') => {
@@ -400,6 +410,7 @@ export function createTenantStore(
     },
     principalForKey: (key) => db.get(P.key + hashApiKey(key)) as Principal | undefined,
     configVersion: version,
+    catchUp,
     edgeConfig: () => ({
       version: version(),
       // Campaigns are never deleted, so this set only grows (a verdict on it is stable on replay).

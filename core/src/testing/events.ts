@@ -44,6 +44,8 @@ export interface TestEventInput {
   userKey?: string
   prefetch?: boolean
   geo?: string
+  /** The tenant config version the edge checked the event against (`edge.configVersion`); @default none, as before edges stamped it */
+  configVersion?: number
 }
 
 /** A valid v1 envelope as the edge writes it. */
@@ -69,7 +71,7 @@ export function testEnvelope(i: TestEventInput): EnvelopeInput {
     type: i.type,
     key: deliveryKeyOf(publisherId, i.type, eventId),
     receivedAt: i.receivedAt ?? i.ts + 50,
-    edge: { dedupe: 'new', source: 'batch', colo: 'AMS', country: 'NL', ...(i.prefetch ? { prefetch: true } : {}) },
+    edge: { dedupe: 'new', source: 'batch', colo: 'AMS', country: 'NL', ...(i.prefetch ? { prefetch: true } : {}), ...(i.configVersion !== undefined ? { configVersion: i.configVersion } : {}) },
     client: { ...(i.ua === null ? {} : { ua: i.ua ?? BROWSER_UA }), ipPrefix: i.ipPrefix ?? `198.51.${i.n % 200}.0/24`, ipHash: `h${i.n % 5000}` },
     event,
   } as EnvelopeInput

@@ -91,6 +91,16 @@ export function tenantStoreSuite(open: (dir: string) => Promise<TenantStore>): v
       expect(reopened.edgeConfig().publishers[0]?.signingKeys).toEqual({ [pub.signingKeyId]: pub.signingSecret })
     })
 
+    it('catches up with its own writes at once: catchUp answers true and the version stands', async () => {
+      const { store } = await fresh()
+      await store.createAdvertiser({ id: 'adv_cu', name: 'CU' })
+      await store.createCampaign({ id: 'cmp_cu', advertiserId: 'adv_cu', pricing: { model: 'cpm', priceMicros: 1 } })
+      const version = store.configVersion()
+      expect(await store.catchUp(1_000)).toBe(true)
+      expect(store.getCampaign('cmp_cu')).toBeDefined()
+      expect(store.configVersion()).toBe(version)
+    })
+
     it('refuses duplicates and dangling references without changing anything', async () => {
       const { store } = await fresh()
       await store.createAdvertiser({ id: 'adv_a', name: 'A' })

@@ -81,13 +81,15 @@ export async function commit(prepared: Prepared, env: Env, settings: Settings, o
 
   const toSend: { v: Valid; record: ProxyRecord }[] = []
   const factsMemo = new Map()
+  // Every event was checked against this config in prepare: the envelope names its version.
+  const envelopeCtx = { ...ctx, configVersion: ctx.tenants.config.version }
   for (const v of valid) {
     const d = verdict.get(v)!
     if (d === 'duplicate') {
       results[v.index] = { index: v.index, eventId: v.event.eventId, status: 'duplicate', code: 'duplicate_delivery', httpStatus: 409, message: 'this event was already accepted' }
       continue
     }
-    const envelope = await buildEnvelope({ type: v.type, event: v.event, key: v.key, dedupe: d }, ctx, settings.ipHashSecret, factsMemo)
+    const envelope = await buildEnvelope({ type: v.type, event: v.event, key: v.key, dedupe: d }, envelopeCtx, settings.ipHashSecret, factsMemo)
     toSend.push({ v, record: { key: v.event.impressionId, value: envelope } })
   }
 

@@ -40,6 +40,12 @@ export interface EnvelopeContext {
    * @default trusted to name the end user (server key, server-scope request signature)
    */
   credential?: Credential
+  /**
+   * The version of the tenant config the event was checked against (its campaign booked there),
+   * stamped as `edge.configVersion`: core's processor catches its tenant view up to it before it
+   * calls the campaign unbooked. @default not stamped
+   */
+  configVersion?: number
 }
 
 /** Whether the request is the end user's own, so only what the edge observes of it may describe the client. */
@@ -99,7 +105,7 @@ export async function buildEnvelope(
     if (ip === undefined && claimedIpHash !== undefined) client.ipHash = claimedIpHash.toLowerCase()
     if (ua === undefined && uaHash !== undefined) client.uaHash = uaHash.toLowerCase()
   }
-  const edge = { ...ctx.edge, dedupe: item.dedupe, source: event.channel === 's2s' && !endUser ? 's2s' as const : ctx.source, ...(ctx.prefetch ? { prefetch: true } : {}) }
+  const edge = { ...ctx.edge, dedupe: item.dedupe, source: event.channel === 's2s' && !endUser ? 's2s' as const : ctx.source, ...(ctx.prefetch ? { prefetch: true } : {}), ...(ctx.configVersion !== undefined ? { configVersion: ctx.configVersion } : {}) }
   return {
     v: ENVELOPE_VERSION as 1,
     type: item.type,

@@ -31,7 +31,8 @@ describe('POST /v1/events/impressions:batch', () => {
       expect(r.value.client).toMatchObject({ ua: 'Mozilla/5.0 test', ipPrefix: '203.0.113.0/24' })
       expect(r.value.client.ipHash).toMatch(/^[0-9a-f]{32}$/)
       expect(JSON.stringify(r.value)).not.toContain('203.0.113.77')
-      expect(r.value.edge).toMatchObject({ dedupe: 'new', source: 'batch' })
+      // The version of the tenant config the event was checked against (vitest.config.ts's is 1).
+      expect(r.value.edge).toMatchObject({ dedupe: 'new', source: 'batch', configVersion: 1 })
     }
   })
 

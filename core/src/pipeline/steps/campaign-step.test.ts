@@ -22,4 +22,32 @@ describe('campaignStep', () => {
     expect(ev(3, 'cmp_any', 'pub_b')).toMatchObject({ kind: 'ok' })
     expect(ev(4, 'cmp_none', 'pub_a')).toMatchObject({ kind: 'unbilled', reason: 'unknown_campaign' })
   })
+
+  it('asks to settle only before calling a campaign unbooked, with the stamped version, and looks again after', async () => {
+    const booked = new Set(['cmp_demo_cpm'])
+    const asked: Array<number | undefined> = []
+    const step = createCampaignStep({
+      isBooked: (id) => booked.has(id),
+      settle: (v) => {
+        asked.push(v)
+        return v === 7 ? Promise.resolve().then(() => void booked.add('cmp_late')) : undefined
+      },
+    })
+    const stamped = (n: number, campaignId: string, configVersion?: number) => {
+      const d = decoded({ type: 'impression', n, campaignId })
+      if (configVersion !== undefined) d.envelope.edge.configVersion = configVersion
+      return d
+    }
+    expect(step(stamped(1, 'cmp_demo_cpm', 3))).toMatchObject({ kind: 'ok' })
+    expect(asked).toEqual([])
+    expect(step(stamped(2, 'cmp_nobody', 3))).toMatchObject({ kind: 'unbilled', reason: 'unknown_campaign' })
+    expect(await step(stamped(3, 'cmp_late', 7))).toMatchObject({ kind: 'ok' })
+    expect(step(stamped(4, 'cmp_other'))).toMatchObject({ kind: 'unbilled', reason: 'unknown_campaign' })
+    expect(asked).toEqual([3, 7, undefined])
+  })
+
+  it('fails (no verdict) when settling fails', async () => {
+    const step = createCampaignStep({ isBooked: () => false, settle: () => Promise.reject(new Error('view behind')) })
+    await expect(step(decoded({ type: 'impression', n: 1, campaignId: 'cmp_x' }))).rejects.toThrow('view behind')
+  })
 })

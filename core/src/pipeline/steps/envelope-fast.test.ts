@@ -27,6 +27,7 @@ const arbEnvelope = fc.record({
   edge: present(fc.record({
     colo: field(['AMS', 'x'.repeat(16)], ['x'.repeat(17)]), country: field(['NL'], ['NLD']), asn: field([13335, 0]),
     dedupe: field(['new', 'skipped'], ['NEW']), source: field(['batch', 'beacon', 'pixel', 'redirect', 's2s'], ['api']), prefetch: field([true, false]),
+    configVersion: field([0, 57, 2 ** 40]),
     extra: field(['stripped']),
   })),
   client: present(fc.record({

@@ -52,7 +52,7 @@ const optBoolean = (x: unknown): boolean => x === undefined || typeof x === 'boo
 const isId = (x: unknown): x is string => typeof x === 'string' && ID_PATTERN.test(x)
 
 /** Key lists in the schema's order: the test compares them with the schema's shapes. */
-export const EDGE_KEYS = ['colo', 'country', 'asn', 'dedupe', 'source', 'prefetch'] as const
+export const EDGE_KEYS = ['colo', 'country', 'asn', 'dedupe', 'source', 'prefetch', 'configVersion'] as const
 const SOURCES = new Set(['batch', 'beacon', 'pixel', 'redirect', 's2s'])
 
 function fastEdge(x: unknown): Rec | undefined {
@@ -61,6 +61,7 @@ function fastEdge(x: unknown): Rec | undefined {
   if (typeof x.source !== 'string' || !SOURCES.has(x.source)) return undefined
   if (!optString(x.colo, 16) || !optString(x.country, 2) || !optBoolean(x.prefetch)) return undefined
   if (x.asn !== undefined && !isNonNegativeInt(x.asn)) return undefined
+  if (x.configVersion !== undefined && !isNonNegativeInt(x.configVersion)) return undefined
   const out: Rec = {}
   if (x.colo !== undefined) out.colo = x.colo
   if (x.country !== undefined) out.country = x.country
@@ -68,6 +69,7 @@ function fastEdge(x: unknown): Rec | undefined {
   out.dedupe = x.dedupe
   out.source = x.source
   if (x.prefetch !== undefined) out.prefetch = x.prefetch
+  if (x.configVersion !== undefined) out.configVersion = x.configVersion
   return out
 }
 
