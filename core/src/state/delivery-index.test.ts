@@ -48,6 +48,48 @@ describe('delivery index', () => {
     await s.close()
   })
 
+  it("sizes only the live hours' filters by the fullest hour: a key of an hour far from it (a client clock off by days) gets a small filter", async () => {
+    const s = PartitionStore.open(fresh(), 0)
+    let offset = 0
+    const hourKey = (h: number, n: number): string => createHash('sha256').update(`${h}:${n}`).digest('hex').slice(0, 32)
+    // The live hour: 60k keys.
+    for (let b = 0; b < 6; b++) {
+      for (let i = 0; i < 10_000; i++) {
+        const k = hourKey(0, b * 10_000 + i)
+        expect(s.deliveries.firstSeen(k, T, T)).toBeUndefined()
+        s.deliveries.add(k, T, ++offset, T + 25 * H, T)
+      }
+      await s.commit(offset)
+    }
+    const live = s.deliveries.filterBytes(hourOf(T))
+    expect(live).toBeGreaterThan(0)
+    // One event each of 40 hours days or months off (event ids made on devices with a wrong clock,
+    // or sent so on purpose): every such hour's filter would be as large as the live hour's.
+    const far = Array.from({ length: 40 }, (_, i) => T - (100 + 37 * i) * H)
+    for (const t of far) {
+      expect(s.deliveries.firstSeen(hourKey(t, 0), t, T)).toBeUndefined()
+      s.deliveries.add(hourKey(t, 0), t, ++offset, T + 25 * H, T)
+    }
+    await s.commit(offset)
+    for (const t of far) expect(s.deliveries.firstSeen(hourKey(t, 0), t, T)).toBe(offset - far.length + far.indexOf(t) + 1)
+    const farBytes = far.reduce((n, t) => n + s.deliveries.filterBytes(hourOf(t)), 0)
+    // At the smallest capacity (16k keys, about 16 KiB each), not the live hour's size each.
+    expect(farBytes).toBeLessThan(far.length * 24 * 1024)
+    expect(farBytes).toBeLessThan(live * 10)
+    // The next hour is still sized by the live one, and never read back from the database.
+    const builds = s.deliveries.filterBuilds()
+    for (let b = 0; b < 6; b++) {
+      for (let i = 0; i < 10_000; i++) {
+        const k = hourKey(1, b * 10_000 + i)
+        expect(s.deliveries.firstSeen(k, T + H, T + H)).toBeUndefined()
+        s.deliveries.add(k, T + H, ++offset, T + 26 * H, T + H)
+      }
+      await s.commit(offset)
+    }
+    expect(s.deliveries.filterBuilds() - builds).toBe(0)
+    await s.close()
+  })
+
   it('files a 32-character lower-case hex key under its first 96 bits, any other key under the first 96 bits of its SHA-256', async () => {
     const s = PartitionStore.open(fresh(), 0)
     const hex = '0123456789abcdef'.repeat(2)

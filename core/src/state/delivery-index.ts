@@ -98,6 +98,8 @@ export const LEGACY_BUCKET = 0x7ffffffe
  */
 const PLAUSIBLE_FROM_MS = Date.UTC(2020, 0, 1)
 const PLAUSIBLE_TO_MS = Date.UTC(2200, 0, 1)
+/** Hours either side of the fullest hour held whose filters start at its size (`hourCapacity`). */
+const LIVE_HOURS = 2
 /** Keys of the no-time bucket looked at per sweep for their own expiry. */
 const NO_TIME_SCAN = 20_000
 
@@ -274,7 +276,7 @@ export class DeliveryIndex {
     if (!f) {
       f = new KeyFilter(
         lmdbKeySource<Buffer>(this.db, () => bucketStart(hour), () => bucketStart(hour + 1), (key, add) => add(key.readUInt32LE(4), key.readUInt32LE(8) | 1)),
-        () => this.hourCapacity(),
+        () => this.hourCapacity(hour),
       )
       this.filters.set(hour, f)
     }
@@ -282,15 +284,25 @@ export class DeliveryIndex {
   }
 
   /**
-   * The capacity a new hour's filter starts with: twice the keys of the fullest hour held, as one
-   * hour's traffic is much like the last's. A filter that starts small fills and reads its hour's keys
-   * back from the database at each growth (about a third of a key read per key added); sized so, a
-   * new hour's filter starts empty (`write`) and is usually never read back.
+   * The capacity `hour`'s filter starts with: twice the keys of the fullest hour held when `hour` is
+   * within `LIVE_HOURS` of it, as one live hour's traffic is much like the last's. A filter that starts
+   * small fills and reads its hour's keys back from the database at each growth (about a third of a
+   * key read per key added); sized so, a new live hour's filter starts empty (`write`) and is usually
+   * never read back. Any other hour (event ids made on a clock hours or years off, by mistake or on
+   * purpose; the no-time and legacy buckets) starts at the smallest capacity and grows with its keys:
+   * sized by the fullest hour, each of thousands of such hours, one event each, would hold as much
+   * memory as the live hour.
    */
-  private hourCapacity(): number {
+  private hourCapacity(hour: number): number {
     let most = 0
-    for (const f of this.filters.values()) most = Math.max(most, f.held)
-    return 2 * most
+    let fullest = -1
+    for (const [h, f] of this.filters) {
+      if (f.held > most) {
+        most = f.held
+        fullest = h
+      }
+    }
+    return fullest >= 0 && Math.abs(hour - fullest) <= LIVE_HOURS ? 2 * most : 0
   }
 
   /**
@@ -569,6 +581,14 @@ export class DeliveryIndex {
   filterBuilds(): number {
     let n = this.retiredBuilds
     for (const f of this.filters.values()) n += f.builds
+    return n
+  }
+
+  /** Bytes of the Bloom filter of `hour` (0: none built), or of every hour's when not given (tests, metrics). */
+  filterBytes(hour?: number): number {
+    if (hour !== undefined) return this.filters.get(hour)?.byteLength ?? 0
+    let n = 0
+    for (const f of this.filters.values()) n += f.byteLength
     return n
   }
 

@@ -43,10 +43,20 @@ export interface EnvelopeContext {
   /**
    * The version of the tenant config the event was checked against (its campaign booked there),
    * stamped as `edge.configVersion`: core's processor catches its tenant view up to it before it
-   * calls the campaign unbooked. @default not stamped
+   * calls the campaign unbooked. Only a non-negative safe integer is stamped (`stampableVersion`):
+   * a static EDGE_CONFIG_JSON may carry any integer, and core refuses an envelope with any other
+   * value as a bad row. @default not stamped
    */
   configVersion?: number
 }
+
+/**
+ * Whether a config version may be stamped as `edge.configVersion`: the envelope contract takes a
+ * non-negative safe integer only. Core's configs always are; a static config's version need not
+ * be, and an event checked against it goes unstamped (core then catches its view up before any
+ * `unknown_campaign`, as for an edge from before stamps) rather than failing core's decode.
+ */
+export const stampableVersion = (v: number | undefined): v is number => v !== undefined && Number.isSafeInteger(v) && v >= 0
 
 /** Whether the request is the end user's own, so only what the edge observes of it may describe the client. */
 function isEndUserRequest(credential: Credential | undefined): boolean {
@@ -105,7 +115,7 @@ export async function buildEnvelope(
     if (ip === undefined && claimedIpHash !== undefined) client.ipHash = claimedIpHash.toLowerCase()
     if (ua === undefined && uaHash !== undefined) client.uaHash = uaHash.toLowerCase()
   }
-  const edge = { ...ctx.edge, dedupe: item.dedupe, source: event.channel === 's2s' && !endUser ? 's2s' as const : ctx.source, ...(ctx.prefetch ? { prefetch: true } : {}), ...(ctx.configVersion !== undefined ? { configVersion: ctx.configVersion } : {}) }
+  const edge = { ...ctx.edge, dedupe: item.dedupe, source: event.channel === 's2s' && !endUser ? 's2s' as const : ctx.source, ...(ctx.prefetch ? { prefetch: true } : {}), ...(stampableVersion(ctx.configVersion) ? { configVersion: ctx.configVersion } : {}) }
   return {
     v: ENVELOPE_VERSION as 1,
     type: item.type,
