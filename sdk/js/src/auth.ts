@@ -38,6 +38,9 @@ export interface Authorizer {
  * offset learnt from the edge's answers, see clock.ts), so a device clock more than 5 minutes off
  * does not get every request refused as `signature_stale`.
  */
+/** How far past the clock a timestamp is moved to differ from the last one of the same body. */
+const MAX_FORWARD_SECONDS = 60
+
 export function createAuthorizer(auth: Auth, now: () => number = Date.now): Authorizer {
   if ('publicKey' in auth) {
     const withKey = (url: string) => `${url}${url.includes('?') ? '&' : '?'}k=${encodeURIComponent(auth.publicKey)}`
@@ -55,7 +58,10 @@ export function createAuthorizer(auth: Auth, now: () => number = Date.now): Auth
     }
   }
   // The edge refuses a signature it has seen (signature_replayed). A retry of the same body within
-  // the same second would sign to the same bytes, so the timestamp only moves forward per body.
+  // the same second would sign to the same bytes, so the timestamp only moves forward per body, by up
+  // to a minute: a body last signed further ahead was signed on a clock since corrected (a device
+  // clock ahead, refused as signature_stale), and signing after that stale timestamp would be refused
+  // the same way on every retry. Its own second is used then (a replay there is signed anew).
   const lastSecond = new Map<string, number>()
   return {
     route: 'batch',
@@ -64,7 +70,7 @@ export function createAuthorizer(auth: Auth, now: () => number = Date.now): Auth
       let ts = Math.floor(now() / 1000)
       const bodyHash = await sha256Hex(body)
       const previous = lastSecond.get(bodyHash)
-      if (previous !== undefined && ts <= previous) ts = previous + 1
+      if (previous !== undefined && ts <= previous && previous - ts < MAX_FORWARD_SECONDS) ts = previous + 1
       if (lastSecond.size > 256) lastSecond.clear()
       lastSecond.set(bodyHash, ts)
       const signature = await signRequest(auth.secret, ts, 'POST', path, body)

@@ -194,6 +194,26 @@ describe('createClient', () => {
     expect(edge.sent).toHaveLength(3)
   })
 
+  it('after signature_stale from a clock ahead, the same body is signed on the edge\'s clock, not after its stale timestamp', async () => {
+    // The device clock is 20 minutes ahead; the app gives ts itself, so the resent body is the same bytes.
+    let clockNow = 0
+    const edgeNow = () => clockNow - 20 * 60_000
+    const { client, edge, dropped, now, advance } = setup((req) => (Math.abs(Number(req.headers['x-adc-timestamp']) - edgeNow() / 1000) > 300
+      ? { status: 401, body: { error: { code: 'signature_stale', message: 'X-Adc-Timestamp is more than 300 s from the edge clock' } }, headers: { date: new Date(edgeNow()).toUTCString() } }
+      : allAccepted(req)), { auth: { keyId: 'k1', secret: 's' } })
+    clockNow = now()
+    await client.impression({ ...imp(1), ts: edgeNow() })
+    let r = await client.flush()
+    for (let i = 0; i < 5 && r.pending > 0; i++) {
+      advance(r.retryInMs!)
+      clockNow = now()
+      r = await client.flush()
+    }
+    expect(r).toMatchObject({ delivered: 1, pending: 0 })
+    expect(dropped).toEqual([])
+    expect(edge.sent).toHaveLength(2)
+  })
+
   it('signature_stale without a Date header keeps the events and retries with backoff instead of dropping them', async () => {
     let n = 0
     const { client, dropped, advance } = setup((req) => (n++ === 0 ? { status: 401, body: { error: { code: 'signature_stale' } } } : allAccepted(req)), { auth: { keyId: 'k1', secret: 's' } })

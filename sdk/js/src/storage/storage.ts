@@ -76,7 +76,11 @@ export function localStorageStorage(key = 'adc:queue', store: LocalStorageLike =
   let timer: ReturnType<typeof setInterval> | undefined
 
   function start(): void {
-    beat()
+    try {
+      beat()
+    } catch {
+      // quota: every write and the timer beat again
+    }
     if (timer === undefined && typeof setInterval === 'function') {
       timer = setInterval(() => {
         try {
@@ -91,6 +95,18 @@ export function localStorageStorage(key = 'adc:queue', store: LocalStorageLike =
     // A page going away releases its queue: the next tab to start takes it without waiting the lease.
     win?.addEventListener?.('pagehide', () => beat(0))
     win?.addEventListener?.('pageshow', () => beat())
+  }
+
+  /** Queues taken over but not yet stored under this tab's key (quota): removed by the next write. */
+  let unreleased: Array<{ key: string; text: string }> = []
+
+  /** Removes queues taken over, each unless its tab wrote it since it was read. */
+  function release(taken: ReadonlyArray<{ key: string; text: string }>): void {
+    for (const o of taken) {
+      if (store.getItem(o.key) !== o.text) continue
+      store.removeItem!(o.key)
+      if (o.key !== key) store.removeItem!(`${beatPrefix}${o.key.slice(tabPrefix.length)}`)
+    }
   }
 
   /** Queues of tabs silent for the lease, and the key earlier versions shared, with their text as read. */
@@ -121,18 +137,31 @@ export function localStorageStorage(key = 'adc:queue', store: LocalStorageLike =
       if (taken.length === 0) return mine
       const merged = mergeSnapshots([mine, ...taken.map((o) => o.text)])
       // Stored under this tab's key before any is removed: a tab closing in between loses nothing.
-      if (merged !== null) store.setItem(own, merged)
-      for (const o of taken) {
-        if (store.getItem(o.key) !== o.text) continue
-        store.removeItem!(o.key)
-        if (o.key !== key) store.removeItem!(`${beatPrefix}${o.key.slice(tabPrefix.length)}`)
+      try {
+        if (merged !== null) store.setItem(own, merged)
+      } catch {
+        // No room for a second copy (quota): the queue holds them all in memory and sends them; each
+        // stays under its key until a snapshot of this tab is stored (it then holds what is left of
+        // them), and another tab taking one meanwhile sends the same ids, which the edge dedupes.
+        unreleased = taken
+        return merged
       }
+      release(taken)
       return merged
     },
     async write(snapshot) {
       if (EMPTY.test(snapshot)) store.removeItem!(own)
       else store.setItem(own, snapshot)
-      beat()
+      if (unreleased.length > 0) {
+        const taken = unreleased
+        unreleased = []
+        release(taken)
+      }
+      try {
+        beat()
+      } catch {
+        // quota: the snapshot is stored; the timer and the next write beat again
+      }
     },
   }
 }

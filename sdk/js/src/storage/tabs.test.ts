@@ -99,4 +99,29 @@ describe('localStorage shared by tabs', () => {
     await s.write('x')
     expect(map.get('k')).toBe('x')
   })
+  it('a quota too small to store an adopted queue twice does not keep a tab from sending it', async () => {
+    const store = sharedLocalStorage()
+    const a = tab(store, 'a')
+    for (let i = 0; i < 20; i++) await a.client.impression(imp(i))
+    a.page.dispatchEvent(new Event('pagehide'))
+    // The origin's quota: what is stored now and a little more, not a second copy of tab a's queue.
+    const quota = [...store.map].reduce((n, [k, v]) => n + k.length + v.length, 0) + 200
+    const setItem = store.setItem
+    store.setItem = (k, v) => {
+      const used = [...store.map].reduce((n, [key, val]) => n + (key === k ? 0 : key.length + val.length), 0)
+      if (used + k.length + v.length > quota) throw new DOMException('the quota has been exceeded', 'QuotaExceededError')
+      setItem(k, v)
+    }
+    const errors: unknown[] = []
+    const { sent, fetch } = sendAll()
+    const c = createClient({
+      endpoint: 'http://127.0.0.1:9', publisherId: 'pub_1', auth: { serverKey: 'sk' }, flushAt: 1000, flushIntervalMs: 0, lifecycle: [],
+      storage: localStorageStorage('adc:queue', store, { tabId: 'c', now: () => clock, win: new EventTarget() }), fetch, now: () => clock,
+      onError: (err) => errors.push(err),
+    })
+    expect(await c.flush()).toMatchObject({ delivered: 20, pending: 0 })
+    expect(sent).toHaveLength(20)
+    // Once sent, nothing is left behind to be sent again.
+    expect([...store.map.keys()].filter((k) => k.startsWith('adc:queue:tab:'))).toEqual([])
+  })
 })

@@ -25,7 +25,10 @@ sealed interface Auth {
  */
 internal class Authorizer(private val auth: Auth, private val nowMs: () -> Long) {
     // The edge refuses a signature it has seen (signature_replayed). A retry of the same body within
-    // the same second would sign to the same bytes, so the timestamp only moves forward per body.
+    // the same second would sign to the same bytes, so the timestamp only moves forward per body, by
+    // up to a minute: a body last signed further ahead was signed on a clock since corrected (a device
+    // clock ahead, refused as signature_stale), and signing after that stale timestamp would be
+    // refused the same way on every retry. Its own second is used then (a replay there is signed anew).
     private val lastSecond = HashMap<String, Long>()
 
     @Synchronized
@@ -35,7 +38,7 @@ internal class Authorizer(private val auth: Auth, private val nowMs: () -> Long)
             var ts = Math.floorDiv(nowMs(), 1000L)
             val bodyHash = Signing.sha256Hex(body)
             val previous = lastSecond[bodyHash]
-            if (previous != null && ts <= previous) ts = previous + 1
+            if (previous != null && ts <= previous && previous - ts < MAX_FORWARD_SECONDS) ts = previous + 1
             if (lastSecond.size > 256) lastSecond.clear()
             lastSecond[bodyHash] = ts
             linkedMapOf(
@@ -46,5 +49,10 @@ internal class Authorizer(private val auth: Auth, private val nowMs: () -> Long)
                 ),
             )
         }
+    }
+
+    private companion object {
+        /** How far past the clock a timestamp is moved to differ from the last one of the same body. */
+        const val MAX_FORWARD_SECONDS = 60L
     }
 }

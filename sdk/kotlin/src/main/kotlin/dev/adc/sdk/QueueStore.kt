@@ -15,17 +15,19 @@ import java.nio.file.StandardOpenOption
  * time; [append] and [remove] return once the change is stored.
  */
 interface QueueStore : Closeable {
-    /** The stored events, oldest first. */
+    /** The stored events, oldest first; of an id stored twice (see [replace]) the later is current. */
     fun load(): List<QueuedEvent>
     fun append(events: List<QueuedEvent>)
     fun remove(eventIds: Collection<String>)
 
     /**
      * Stores new versions of queued events (their `ts` corrected to the edge's clock). The default
-     * removes and appends them, which moves them to the end; stores that can keep their place should.
+     * appends them and removes nothing, so a failure or a crash midway never leaves an event without
+     * a stored version: a store keyed by event id replaces the earlier version; one that keeps both
+     * loads both, and the queue keeps the later one (one event per id), and a [remove] of the id must
+     * remove both. Stores that can replace in place, atomically, should.
      */
     fun replace(events: List<QueuedEvent>) {
-        remove(events.map { it.eventId })
         append(events)
     }
 

@@ -185,4 +185,29 @@ class EdgeClockTest {
         assertEquals("imp_2", last.getValue("impressionId").jsonPrimitive.content)
         assertTrue(abs(last.getValue("ts").jsonPrimitive.content.toLong() - made) < 2_000)
     }
+
+    @Test
+    fun aBodySignedOnAClockAheadIsSignedOnTheEdgeClockOnceCorrectedNotAfterItsStaleTimestamp() = runBlocking {
+        // The device clock is 20 minutes ahead; the app gives ts itself, so every resend is the same bytes.
+        skew.set(20 * 60_000)
+        repeat(10) {
+            edge.next { s ->
+                val ts = s.header(Signing.TIMESTAMP_HEADER)!!.toLong()
+                if (abs(ts - edgeNow.get() / 1000) > 300) FakeEdge.json(401, "{\"error\":{\"code\":\"signature_stale\"}}", "Date" to date(edgeNow.get()))
+                else FakeEdge.json(202, "{\"results\":[{\"index\":0,\"status\":\"accepted\"}]}", "Date" to date(edgeNow.get()))
+            }
+        }
+        val c = AdcClient(
+            edge.url, "pub_test", Auth.RequestSigning("k1", "secret"),
+            AdcOptions(
+                flushAt = 1000, flushBytes = Long.MAX_VALUE, flushIntervalMs = 0, now = { edgeNow.get() + skew.get() }, random = { 0.5 },
+                backoff = Backoff(baseMs = 1000, maxMs = 60_000), onRejected = { rejected.add(it) },
+            ),
+        ).also { clients.add(it) }
+        c.impression(imp(1).copy(ts = edgeNow.get()))
+        drain(c)
+        assertEquals(emptyList(), rejected.toList())
+        assertEquals(1L, c.stats().delivered)
+        assertEquals(2, seenAll().size)
+    }
 }

@@ -73,4 +73,46 @@ class QueueStoreTest {
         q.close()
         assertEquals(listOf("id3", "id4", "id5"), FileQueueStore(file).use { it.load() }.map { it.eventId })
     }
+
+    /**
+     * An app's own store (a list of records, as a database table might hold them) that implements
+     * only load, append and remove. The process dies, or the disk fills, at the store's next append.
+     */
+    private class ListStore : QueueStore {
+        val rows = ArrayList<QueuedEvent>()
+        var failNextAppend = false
+        override fun load(): List<QueuedEvent> = rows.toList()
+        override fun append(events: List<QueuedEvent>) {
+            if (failNextAppend) {
+                failNextAppend = false
+                throw java.io.IOException("the process died here")
+            }
+            rows.addAll(events)
+        }
+        override fun remove(eventIds: Collection<String>) {
+            rows.removeAll { it.eventId in eventIds }
+        }
+    }
+
+    @Test
+    fun aStoreWithoutItsOwnReplaceKeepsAVersionOfEveryEventWhateverFailsMidReplace() {
+        val store = ListStore()
+        val q = EventQueue(store, 100) {}
+        q.push(QueuedEvent(EventType.IMPRESSION, "id1", "{\"eventId\":\"id1\",\"ts\":1000}", 1000, 0, true))
+        // The ts corrected to the edge's clock is stored; the store fails between its two steps.
+        store.failNextAppend = true
+        runCatching { q.replace(listOf(QueuedEvent(EventType.IMPRESSION, "id1", "{\"eventId\":\"id1\",\"ts\":61000}", 1000, 60_000, false))) }
+        // The next run still has the event (either version: the edge dedupes it by its id).
+        val next = EventQueue(store, 100) {}
+        next.load()
+        assertEquals(listOf("id1"), next.peek().map { it.eventId })
+        // Without a failure, the next run reads the corrected version.
+        next.replace(listOf(QueuedEvent(EventType.IMPRESSION, "id1", "{\"eventId\":\"id1\",\"ts\":61000}", 1000, 60_000, false)))
+        val third = EventQueue(store, 100) {}
+        third.load()
+        assertEquals(listOf("{\"eventId\":\"id1\",\"ts\":61000}"), third.peek().map { it.json })
+        // Delivered, it is gone from the store.
+        third.remove(listOf("id1"))
+        assertEquals(emptyList(), store.load().map { it.eventId })
+    }
 }
