@@ -22,6 +22,23 @@ export { Spool } from './ingest/spool.js'
 
 export const app = new Hono<AppEnv>()
 
+// Every answer is dated by the edge's clock: the SDKs put their events' ts and request signatures
+// on it (the Date of an answer the edge wrote). Cloudflare dates responses at its front; a local
+// runtime (workerd under wrangler dev) does not, and an answer without Date tells the SDK nothing.
+app.use('*', async (c, next) => {
+  await next()
+  if (c.res.headers.has('date')) return
+  const date = new Date().toUTCString()
+  try {
+    c.res.headers.set('date', date)
+  } catch {
+    // Immutable headers (Response.redirect): the same answer, dated.
+    const res = new Response(c.res.body, c.res)
+    res.headers.set('date', date)
+    c.res = res
+  }
+})
+
 app.route('/', health)
 app.route('/', events)
 app.route('/', beacon)
