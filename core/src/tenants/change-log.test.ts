@@ -1,48 +1,21 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { open } from 'lmdb'
-import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { TENANTS_TOPIC } from '@adc/schemas'
-import { createEmbeddedLog, type EmbeddedLogHandle } from '../log/embedded-log.js'
+import type { EmbeddedLogHandle } from '../log/embedded-log.js'
 import { CHANGE_PREFIX, SYSTEM_ACTORS, keyFingerprint, type TenantActor } from './change-log.js'
-import { openSharedTenantStore } from './shared-tenant-store.js'
 import { P } from './tenant-state.js'
 import { DEMO_DEFAULTS, hashApiKey, openTenantStore, seedDemoTenant, TenantConflictError, type TenantStore } from './tenant-store.js'
 import { applyBootstrapAdminKey, createAdminKey } from './bootstrap.js'
+import { tenantReplicas } from '../testing/tenant-replicas.js'
 
 /**
  * Every tenant command written names who made it and when, and every replica lists the same
  * changes from the tenant topic; commands written before they named an actor still replay.
  */
-const dirs: string[] = []
-const closers: Array<() => Promise<void>> = []
-const logger = pino({ level: 'silent' })
+const { logger, closers, tmp, sharedLog, replica, closeAll } = tenantReplicas('adc-change-log-')
 const ops: TenantActor = { kind: 'admin', id: 'ops', keyFingerprint: keyFingerprint(hashApiKey('admin_ops_key')) }
 
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), 'adc-change-log-'))
-  dirs.push(d)
-  return d
-}
-
-async function sharedLog(): Promise<EmbeddedLogHandle> {
-  const log = await createEmbeddedLog({ dir: tmp(), logger, idleWaitMs: 50 })
-  closers.push(() => log.close())
-  return log
-}
-
-async function replica(log: EmbeddedLogHandle, dir = tmp()): Promise<TenantStore> {
-  const store = await openSharedTenantStore({ dir, log, logger })
-  closers.unshift(() => store.close())
-  return store
-}
-
-afterEach(async () => {
-  for (const c of closers.splice(0)) await c().catch(() => undefined)
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+afterEach(closeAll)
 
 const topicCommands = async (log: EmbeddedLogHandle) =>
   (await log.readRange(TENANTS_TOPIC, 0, 0)).map((r) => JSON.parse(r.value) as Record<string, unknown>)

@@ -1,38 +1,17 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { pino } from 'pino'
 import { basename } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createEmbeddedLog, type EmbeddedLogHandle } from '../log/embedded-log.js'
-import type { Log } from '../log/log.js'
 import { TENANTS_TOPIC } from '@adc/schemas'
 import { openSharedTenantStore } from './shared-tenant-store.js'
 import { DEMO_DEFAULTS, TenantConflictError, hashApiKey, openTenantStore, seedDemoTenant, type TenantStore } from './tenant-store.js'
 import { tenantStoreSuite } from '../testing/tenant-store.contract.js'
 import { heldLog } from '../testing/held-log.js'
+import { tenantReplicas } from '../testing/tenant-replicas.js'
 
-const dirs: string[] = []
-const closers: Array<() => Promise<void>> = []
-const logger = pino({ level: 'silent' })
-
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), 'adc-shared-tenants-'))
-  dirs.push(d)
-  return d
-}
-
-async function sharedLog(): Promise<EmbeddedLogHandle> {
-  const log = await createEmbeddedLog({ dir: tmp(), logger, idleWaitMs: 50 })
-  closers.push(() => log.close())
-  return log
-}
-
-async function replica(log: Log, dir = tmp()): Promise<TenantStore> {
-  const store = await openSharedTenantStore({ dir, log, logger })
-  closers.unshift(() => store.close())
-  return store
-}
+const { logger, closers, tmp, sharedLog, replica, closeAll } = tenantReplicas('adc-shared-tenants-')
 
 async function eventually(check: () => void, ms = 5_000): Promise<void> {
   const until = Date.now() + ms
@@ -47,10 +26,7 @@ async function eventually(check: () => void, ms = 5_000): Promise<void> {
   }
 }
 
-afterEach(async () => {
-  for (const c of closers.splice(0)) await c().catch(() => undefined)
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+afterEach(closeAll)
 
 describe('shared tenant store (tenant changes on the log, LMDB as each replica view)', () => {
   it('shows an admin write on replica A to replica B, with the same config version on both', async () => {
