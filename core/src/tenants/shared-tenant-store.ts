@@ -3,9 +3,9 @@ import { open, type RootDatabase } from 'lmdb'
 import type { Logger } from 'pino'
 import { TENANTS_TOPIC, type ReasonCode } from '@adc/schemas'
 import type { Consumer, Log, LogRecord } from '../log/log.js'
-import { applyTenantCommand, hasTenantData, P, tenantEntries, type TenantCommand } from './tenant-state.js'
-import { createTenantStore, refusalOf, TenantConflictError, TenantReferenceError, type TenantStore } from './tenant-store.js'
-import { recordChange, SYSTEM_ACTORS } from './change-log.js'
+import { applyRecorded, hasTenantData, P, tenantEntries, type TenantCommand } from './tenant-state.js'
+import { createTenantStore, TenantConflictError, TenantReferenceError, type TenantStore } from './tenant-store.js'
+import { SYSTEM_ACTORS } from './change-log.js'
 
 
 export interface SharedTenantStoreOptions {
@@ -97,27 +97,16 @@ export async function openSharedTenantStore(options: SharedTenantStoreOptions): 
     }
     let result: unknown
     let refusal: unknown
+    const advance = () => db.put(P.offset, rec.offset + 1)
     if (cmd) {
-      try {
-        result = db.transactionSync(() => {
-          const out = applyTenantCommand(db, cmd)
-          recordChange(db, rec.offset, cmd, { appendedAt: rec.timestamp })
-          db.put(P.offset, rec.offset + 1)
-          return out
-        })
-      } catch (err) {
-        refusal = err
-        if (!(err instanceof TenantConflictError || err instanceof TenantReferenceError)) {
-          logger.error({ reason: 'bad_tenant_record' satisfies ReasonCode, offset: rec.offset, op: cmd.op, err }, 'tenant command failed to apply; skipped on every replica')
+      const applied = applyRecorded(db, cmd, { seq: rec.offset, appendedAt: rec.timestamp, advance })
+      if ('refusal' in applied) {
+        refusal = applied.refusal
+        if (!(refusal instanceof TenantConflictError || refusal instanceof TenantReferenceError)) {
+          logger.error({ reason: 'bad_tenant_record' satisfies ReasonCode, offset: rec.offset, op: cmd.op, err: refusal }, 'tenant command failed to apply; skipped on every replica')
         }
-      }
-    }
-    if (!cmd || refusal !== undefined) {
-      db.transactionSync(() => {
-        if (cmd) recordChange(db, rec.offset, cmd, { appendedAt: rec.timestamp, refusal: refusalOf(refusal) })
-        db.put(P.offset, rec.offset + 1)
-      })
-    }
+      } else result = applied.result
+    } else db.transactionSync(advance)
     applied = rec.offset + 1
     const w = waiters.get(rec.key)
     if (w) {

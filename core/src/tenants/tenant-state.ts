@@ -15,7 +15,7 @@ import {
   type RequestKeyScope,
   type SigningKeyPurpose,
 } from './tenant-store.js'
-import { CHANGE_PREFIX, type TenantActor } from './change-log.js'
+import { CHANGE_PREFIX, recordChange, type TenantActor, type TenantChange } from './change-log.js'
 
 /**
  * The tenant state machine: every change to tenants is a command, and `applyTenantCommand` turns
@@ -108,6 +108,40 @@ export function tenantEntries(db: RootDatabase): Array<[string, unknown]> {
   const out: Array<[string, unknown]> = []
   for (const { key, value } of db.getRange({})) if (isTenantKey(key)) out.push([String(key), value])
   return out
+}
+
+/** How the change log names a refusal of the state machine. */
+export function refusalOf(err: unknown): TenantChange['refusal'] {
+  return err instanceof TenantConflictError ? 'conflict' : err instanceof TenantReferenceError ? 'unknown_reference' : 'failed'
+}
+
+/**
+ * Applies `cmd` to the view with its change log entry at `seq` and `advance` (the view's position:
+ * the topic offset of a shared store, its own sequence otherwise) in one transaction. A command the
+ * state machine refuses (it throws) changes nothing but leaves its entry, marked refused, with the
+ * same advance in a transaction of its own: every command is in the change log once, applied or not.
+ */
+export function applyRecorded(
+  db: RootDatabase,
+  cmd: TenantCommand,
+  at: { seq: number; appendedAt: number; advance: () => void },
+): { result: unknown } | { refusal: unknown } {
+  try {
+    return {
+      result: db.transactionSync(() => {
+        const out = applyTenantCommand(db, cmd)
+        recordChange(db, at.seq, cmd, { appendedAt: at.appendedAt })
+        at.advance()
+        return out
+      }),
+    }
+  } catch (refusal) {
+    db.transactionSync(() => {
+      recordChange(db, at.seq, cmd, { appendedAt: at.appendedAt, refusal: refusalOf(refusal) })
+      at.advance()
+    })
+    return { refusal }
+  }
 }
 
 /**

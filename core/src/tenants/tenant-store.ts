@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { EdgeConfig as EdgeConfigContract } from '@adc/schemas'
 import { open, type RootDatabase } from 'lmdb'
-import { applyTenantCommand, listPrefix, P, type TenantCommand } from './tenant-state.js'
-import { listChanges, recordChange, SYSTEM_ACTORS, type TenantActor, type TenantChange } from './change-log.js'
+import { applyRecorded, listPrefix, P, type TenantCommand } from './tenant-state.js'
+import { listChanges, SYSTEM_ACTORS, type TenantActor, type TenantChange } from './change-log.js'
 
 /**
  * Durable tenants: advertisers, campaigns with their price, publishers with API keys (stored as
@@ -274,35 +274,17 @@ export interface CreatedPublisher {
  */
 export type SubmitTenantCommand = (cmd: TenantCommand) => Promise<unknown>
 
-/** How the change log names a refusal of the state machine. */
-export function refusalOf(err: unknown): TenantChange['refusal'] {
-  return err instanceof TenantConflictError ? 'conflict' : err instanceof TenantReferenceError ? 'unknown_reference' : 'failed'
-}
-
 /**
  * A tenant store of one process: each write is applied to the LMDB view in its own transaction,
  * with its change log entry (a refused one is logged as refused, then rethrown).
  */
 export function openTenantStore(options: { dir: string }): TenantStore {
   const db: RootDatabase = open({ path: options.dir, compression: false })
-  const nextSeq = (): number => (db.get(P.changeSeq) as number | undefined) ?? 0
   return createTenantStore(db, async (cmd) => {
-    try {
-      return db.transactionSync(() => {
-        const seq = nextSeq()
-        const out = applyTenantCommand(db, cmd)
-        recordChange(db, seq, cmd, { appendedAt: Date.now() })
-        db.put(P.changeSeq, seq + 1)
-        return out
-      })
-    } catch (err) {
-      db.transactionSync(() => {
-        const seq = nextSeq()
-        recordChange(db, seq, cmd, { appendedAt: Date.now(), refusal: refusalOf(err) })
-        db.put(P.changeSeq, seq + 1)
-      })
-      throw err
-    }
+    const seq = (db.get(P.changeSeq) as number | undefined) ?? 0
+    const applied = applyRecorded(db, cmd, { seq, appendedAt: Date.now(), advance: () => db.put(P.changeSeq, seq + 1) })
+    if ('refusal' in applied) throw applied.refusal
+    return applied.result
   })
 }
 
