@@ -175,13 +175,19 @@ export function createClient(options: ClientOptions): Client {
   async function settleTimestamps(): Promise<void> {
     const offset = clock.confirmed()
     if (offset === undefined) return
-    const updated = queue.peek().filter((e) => e.tsGuess && e.deviceTs !== undefined).map((e) => retimed(e, offset))
-    if (updated.length === 0) return
+    const guessed = queue.peek().filter((e) => e.tsGuess && e.deviceTs !== undefined)
+    if (guessed.length > 0) await storeRetimed(guessed, offset)
+  }
+
+  /** Puts `events` retimed to `offset` (`retimed`) in place of themselves in the queue, and answers them so; a storage failure is reported (`onError`). */
+  async function storeRetimed(events: QueuedEvent[], offset: number): Promise<QueuedEvent[]> {
+    const updated = events.map((e) => retimed(e, offset))
     try {
       await queue.replace(updated)
     } catch (err) {
       onError?.(err)
     }
+    return updated
   }
 
   /**
@@ -195,12 +201,7 @@ export function createClient(options: ClientOptions): Client {
     if (offset === undefined) return outcome
     const fixable = outcome.dropped.filter(({ event: e, drop }) => drop.code === 'clock_skew' && e.deviceTs !== undefined && Math.abs(offset - (e.tsOffset ?? 0)) >= 1000)
     if (fixable.length === 0) return outcome
-    const updated = fixable.map(({ event }) => retimed(event, offset))
-    try {
-      await queue.replace(updated)
-    } catch (err) {
-      onError?.(err)
-    }
+    const updated = await storeRetimed(fixable.map(({ event }) => event), offset)
     return { ...outcome, dropped: outcome.dropped.filter((d) => !fixable.includes(d)), retry: [...outcome.retry, ...updated] }
   }
 
