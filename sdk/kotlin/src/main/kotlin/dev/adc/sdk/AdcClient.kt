@@ -218,13 +218,19 @@ class AdcClient(
      */
     private fun settleTimestamps() {
         val offset = clock.confirmed() ?: return
-        val updated = queue.peek().filter { it.tsGuess && it.deviceTs != null }.map { retimed(it, offset) }
-        if (updated.isEmpty()) return
+        val guessed = queue.peek().filter { it.tsGuess && it.deviceTs != null }
+        if (guessed.isNotEmpty()) storeRetimed(guessed, offset)
+    }
+
+    /** Puts [events] retimed to [offset] ([retimed]) in place of themselves in the queue, and answers them so; a storage failure is reported (`onError`). */
+    private fun storeRetimed(events: List<QueuedEvent>, offset: Long): List<QueuedEvent> {
+        val updated = events.map { retimed(it, offset) }
         try {
             queue.replace(updated)
         } catch (e: Exception) {
             options.onError?.invoke(e)
         }
+        return updated
     }
 
     /**
@@ -241,12 +247,7 @@ class AdcClient(
             d.code == "clock_skew" && e?.deviceTs != null && abs(offset - (e.tsOffset ?: 0L)) >= 1000
         }
         if (fixable.isEmpty()) return outcome
-        val updated = fixable.map { retimed(byId.getValue(it.eventId), offset) }
-        try {
-            queue.replace(updated)
-        } catch (e: Exception) {
-            options.onError?.invoke(e)
-        }
+        val updated = storeRetimed(fixable.map { byId.getValue(it.eventId) }, offset)
         return SendOutcome(outcome.done, outcome.dropped - fixable.toSet(), outcome.retry + updated, outcome.status, outcome.retryAfterMs)
     }
 
