@@ -73,22 +73,20 @@ export function localStorageStorage(key = 'adc:queue', store: LocalStorageLike =
   const beatPrefix = `${key}:beat:`
   const own = `${tabPrefix}${tabId}`
   const beat = (at = now()) => store.setItem(`${beatPrefix}${tabId}`, String(at))
-  let timer: ReturnType<typeof setInterval> | undefined
-
-  function start(): void {
+  /** A heartbeat the quota may refuse: every write and the timer beat again, so a refused one is only late. */
+  const tryBeat = (): void => {
     try {
       beat()
     } catch {
-      // quota: every write and the timer beat again
+      // quota
     }
+  }
+  let timer: ReturnType<typeof setInterval> | undefined
+
+  function start(): void {
+    tryBeat()
     if (timer === undefined && typeof setInterval === 'function') {
-      timer = setInterval(() => {
-        try {
-          beat()
-        } catch {
-          // quota: the next write tries again
-        }
-      }, Math.max(1000, leaseMs / 4))
+      timer = setInterval(tryBeat, Math.max(1000, leaseMs / 4))
       ;(timer as { unref?: () => void }).unref?.()
     }
     const win = options.win ?? (globalThis as LocalStorageOptions['win'])
@@ -157,11 +155,8 @@ export function localStorageStorage(key = 'adc:queue', store: LocalStorageLike =
         unreleased = []
         release(taken)
       }
-      try {
-        beat()
-      } catch {
-        // quota: the snapshot is stored; the timer and the next write beat again
-      }
+      // The snapshot is stored even when the quota refuses the heartbeat.
+      tryBeat()
     },
   }
 }
