@@ -9,6 +9,7 @@ import { advanceWatermark, sweepExpired } from './expiry.js'
 import { changelogReplay } from '../testing/changelog-replay.js'
 import { PartitionStore, STATE_FORMAT, StateFormatError, type StateEntry } from './partition-store.js'
 import { pad } from './keys.js'
+import { STATE_TTL_MS } from '../rules/rules.js'
 import { createDedupeStep } from '../pipeline/steps/dedupe-step.js'
 import type { Decoded } from '../pipeline/types.js'
 import { decoded } from '../testing/records.js'
@@ -167,6 +168,37 @@ describe('delivery index', () => {
     expect(r.deliveries.firstSeen(key(2), T, T + 25 * H)).toBe(12)
     expect(r.deliveries.firstSeen(key(2), T, T + 25 * H + 1000)).toBeUndefined()
     await r.close()
+  })
+
+  it('stores 12 bytes for a key whose expiry is the default lifetime after its latest sighting, 16 for any other; both give the same answers, through the changelog', async () => {
+    const dir = fresh()
+    const s = PartitionStore.open(dir, 0)
+    s.deliveries.add(key(1), T, 10, T + STATE_TTL_MS, T) // the dedupe step's default
+    s.deliveries.add(key(2), T, 11, T + 30 * H, T) // another lifetime
+    s.deliveries.resighted(key(1), T, T + 2 * H + 7, T + 2 * H + 7 + STATE_TTL_MS) // the horizon slides, still the default
+    await s.commit(11)
+    const answers = (x: PartitionStore): Array<number | undefined> => [
+      x.deliveries.firstSeen(key(1), T, T + 26 * H + 7),
+      x.deliveries.firstSeen(key(1), T, T + 26 * H + 8),
+      x.deliveries.firstSeen(key(2), T, T + 24 * H),
+      x.deliveries.firstSeen(key(2), T, T + 24 * H + 1),
+    ]
+    expect(answers(s)).toEqual([10, undefined, 11, undefined])
+    const entries = [...s.deliveries.entries()]
+    expect(entries).toContainEqual([`D:${Math.floor(T / H)}:${key(1).slice(0, 24)}`, [10, Math.floor((T + 2 * H + 7 + STATE_TTL_MS) / 1000), T + 2 * H + 7]])
+    await s.close()
+    const raw = open({ path: dir, compression: false }).openDB<Buffer, Buffer>({ name: '~deliveries', keyEncoding: 'binary', encoding: 'binary', compression: false })
+    const lengths = [...raw.getRange({})].filter(({ key: k }) => k.length === 16).map(({ value }) => value.length)
+    expect(lengths.sort()).toEqual([12, 16])
+    await raw.close()
+    const r = PartitionStore.open(dir, 0)
+    expect(answers(r)).toEqual([10, undefined, 11, undefined])
+    const t = PartitionStore.open(fresh(), 0)
+    await t.restore({ entries, applied: 11, intent: undefined, changelog: { next: 0 } })
+    expect(answers(t)).toEqual([10, undefined, 11, undefined])
+    expect([...t.deliveries.entries()]).toEqual(entries)
+    await r.close()
+    await t.close()
   })
 
   it('travels through the changelog (deltas with an hour deleted, then a snapshot) to the same answers', async () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Database, RootDatabase } from 'lmdb'
 import { eventIdTimeMs } from '@adc/schemas'
-import { DEDUPE_HORIZON_MS } from '../rules/rules.js'
+import { DEDUPE_HORIZON_MS, STATE_TTL_MS } from '../rules/rules.js'
 import { KeyFilter, lmdbKeySource } from './key-filter.js'
 import type { StateEntry } from './partition-store.js'
 
@@ -74,14 +74,34 @@ function counts(s: Sighting, receivedAt: number): boolean {
   return Math.floor(receivedAt / 1000) <= s.expiry && (s.last === 0 || receivedAt - s.last <= DEDUPE_HORIZON_MS)
 }
 
+/**
+ * A value of 12 bytes (offset, latest sighting) implies the expiry the default state lifetime gives
+ * the latest sighting: every key of a processor with the default `ttlMs` has that expiry, so it need
+ * not be stored (38 instead of 42 bytes per key in a B-tree page). A key whose expiry is any other
+ * (another `ttlMs`, a key from before `last` was kept) keeps the full 16 bytes; 10 bytes are format 1's.
+ */
+const COMPACT_VALUE_BYTES = OFFSET_BYTES + LAST_BYTES
+const impliedExpiry = (last: number): number => Math.floor((last + STATE_TTL_MS) / 1000)
+
 function readValue(b: Buffer): Sighting {
-  return { offset: b.readUIntBE(0, OFFSET_BYTES), expiry: b.readUInt32BE(OFFSET_BYTES), last: b.length >= VALUE_BYTES ? b.readUIntBE(OFFSET_BYTES + EXPIRY_BYTES, LAST_BYTES) : 0 }
+  const offset = b.readUIntBE(0, OFFSET_BYTES)
+  if (b.length === COMPACT_VALUE_BYTES) {
+    const last = b.readUIntBE(OFFSET_BYTES, LAST_BYTES)
+    return { offset, expiry: impliedExpiry(last), last }
+  }
+  return { offset, expiry: b.readUInt32BE(OFFSET_BYTES), last: b.length >= VALUE_BYTES ? b.readUIntBE(OFFSET_BYTES + EXPIRY_BYTES, LAST_BYTES) : 0 }
 }
 
-function writeValue(buf: Buffer, at: number, offset: number, expiry: number, last: number): void {
+/** Writes a key's value at `at`, compact when its expiry is the implied one; answers its length. */
+function writeValue(buf: Buffer, at: number, offset: number, expiry: number, last: number): number {
   buf.writeUIntBE(offset, at, OFFSET_BYTES)
+  if (last !== 0 && expiry === impliedExpiry(last)) {
+    buf.writeUIntBE(last, at + OFFSET_BYTES, LAST_BYTES)
+    return COMPACT_VALUE_BYTES
+  }
   buf.writeUInt32BE(expiry, at + OFFSET_BYTES)
   buf.writeUIntBE(last, at + OFFSET_BYTES + EXPIRY_BYTES, LAST_BYTES)
+  return VALUE_BYTES
 }
 const HEADER = 0xff
 /** Slots a batch's sort key can tell apart (`write`): 2^21, so that 2^32 × this stays below 2^53. */
@@ -313,8 +333,7 @@ export class DeliveryIndex {
     const k = Buffer.allocUnsafe(KEY_BYTES)
     writeKey(k, 0, LEGACY_BUCKET, key)
     const v = Buffer.allocUnsafe(VALUE_BYTES)
-    writeValue(v, 0, offset, expirySec, 0)
-    void this.db.put(k, v)
+    void this.db.put(k, v.subarray(0, writeValue(v, 0, offset, expirySec, 0)))
     this.filters.get(LEGACY_BUCKET)?.invalidate()
     const exp = Math.max(this.buckets.get(LEGACY_BUCKET) ?? -Infinity, expirySec * 1000)
     void this.db.put(headerKey(LEGACY_BUCKET), f64(exp))
@@ -482,9 +501,9 @@ export class DeliveryIndex {
       for (let j = 0; j < order.length; j++) {
         const slot = sorted ? order[j]! % SLOT_SPAN : order[j]!
         const at = slot * VALUE_BYTES
-        writeValue(values, at, this.slotOffset[slot]!, this.slotExpiry[slot]!, this.slotLast[slot]!)
+        const length = writeValue(values, at, this.slotOffset[slot]!, this.slotExpiry[slot]!, this.slotLast[slot]!)
         keys.copy(key, 0, slot * KEY_BYTES, slot * KEY_BYTES + KEY_BYTES)
-        void this.db.put(key, values.subarray(at, at + VALUE_BYTES))
+        void this.db.put(key, values.subarray(at, at + length))
       }
     }
     for (const [hour, exp] of this.raised) void this.db.put(headerKey(hour), f64(exp))
@@ -553,8 +572,7 @@ export class DeliveryIndex {
     else {
       const [offset, expiry, last] = e[1] as [number, number, number?]
       const v = Buffer.alloc(VALUE_BYTES)
-      writeValue(v, 0, offset, expiry, last ?? 0)
-      void this.db.put(key, v)
+      void this.db.put(key, v.subarray(0, writeValue(v, 0, offset, expiry, last ?? 0)))
     }
     return true
   }
