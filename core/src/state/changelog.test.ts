@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { LogRecord } from '../log/log.js'
 import { ChangelogFold, claimedByOther, claimRecord, deltaRecords, intentRecord, snapshotRecords } from './changelog.js'
-import { STATE_FORMAT, StateFormatError } from './partition-store.js'
+import { ENTRY_FORMAT, StateFormatError } from './partition-store.js'
 
 let offset = 0
 const at = (r: { key: string; value: string }): LogRecord => ({ topic: 'cl', partition: 0, offset: offset++, key: r.key, value: r.value, timestamp: 0 })
@@ -16,12 +16,12 @@ describe('changelog fold', () => {
   it("names its state format in parts and snapshots, and refuses a later format's records instead of misreading them", () => {
     offset = 0
     const parts = deltaRecords(0, 'A', 9, [['d:1', 3]])
-    expect(JSON.parse(parts[0]!.value)).toMatchObject({ t: 'part', f: STATE_FORMAT })
-    expect(JSON.parse(snapshotRecords(0, 'A', 9, [['d:1', 3]])[0]!.value)).toMatchObject({ t: 'snap', f: STATE_FORMAT })
+    expect(JSON.parse(parts[0]!.value)).toMatchObject({ t: 'part', f: ENTRY_FORMAT })
+    expect(JSON.parse(snapshotRecords(0, 'A', 9, [['d:1', 3]])[0]!.value)).toMatchObject({ t: 'snap', f: ENTRY_FORMAT })
     // Records of this format and of builds before the marker (no `f`) fold as before.
     const legacy = { key: 'p0', value: JSON.stringify({ t: 'part', o: 'A', max: 19, i: 0, e: [['d:2', 4]] }) }
     expect(fold([at(claimRecord(0, 'A')), ...parts.map(at), at(legacy), at({ key: 'p0', value: JSON.stringify({ t: 'delta', o: 'A', max: 19, n: 1 }) })]).entries).toEqual({ 'd:1': 3, 'd:2': 4 })
-    const later = { key: 'p0', value: JSON.stringify({ t: 'part', o: 'A', max: 29, i: 0, e: [['z:1', 1]], f: STATE_FORMAT + 1 }) }
+    const later = { key: 'p0', value: JSON.stringify({ t: 'part', o: 'A', max: 29, i: 0, e: [['z:1', 1]], f: ENTRY_FORMAT + 1 }) }
     offset = 0
     expect(() => fold([at(claimRecord(0, 'A')), at(later)])).toThrow(StateFormatError)
   })

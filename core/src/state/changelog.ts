@@ -1,5 +1,5 @@
 import type { LogRecord, ProducerRecord } from '../log/log.js'
-import { STATE_FORMAT, StateFormatError, type BatchIntent, type ChangelogPosition, type StateEntry } from './partition-store.js'
+import { ENTRY_FORMAT, StateFormatError, type BatchIntent, type ChangelogPosition, type StateEntry } from './partition-store.js'
 
 /**
  * The state changelog: one record stream per log partition (changelog partition p holds the state
@@ -13,7 +13,7 @@ import { STATE_FORMAT, StateFormatError, type BatchIntent, type ChangelogPositio
  * - `part`   {o, max, i, e}: a chunk of the batch's state changes (`e`: `[key, value]` or `[key]`).
  * - `delta`  {o, max, n}: the batch ending at offset `max` committed its state: its `n` parts apply.
  *
- * `part` and `snap` records name the state format their entries are in (`f`, `STATE_FORMAT`;
+ * `part` and `snap` records name the state format their entries are in (`f`, `ENTRY_FORMAT`;
  * absent before format 3). A fold refuses a record of a later format than its build's
  * (`StateFormatError`): an older build taking a partition over must stall, never misread it.
  *
@@ -66,7 +66,7 @@ function chunked(entries: Iterable<StateEntry>, chunkChars: number, make: (i: nu
 
 /** The whole state of a partition (after the batch ending at `applied`) as `snap` records and their `snapEnd`. */
 export function snapshotRecords(partition: number, owner: string, applied: number, entries: Iterable<StateEntry>, chunkChars = 256 * 1024): ProducerRecord[] {
-  const out = chunked(entries, chunkChars, (i, e) => rec(partition, { t: 'snap', o: owner, max: applied, i, e, f: STATE_FORMAT }))
+  const out = chunked(entries, chunkChars, (i, e) => rec(partition, { t: 'snap', o: owner, max: applied, i, e, f: ENTRY_FORMAT }))
   out.push(rec(partition, { t: 'snapEnd', o: owner, max: applied, n: out.length }))
   return out
 }
@@ -76,7 +76,7 @@ export function snapshotRecords(partition: number, owner: string, applied: numbe
  * default message limit is 1 MB), then the `delta` record that makes them count.
  */
 export function deltaRecords(partition: number, owner: string, maxOffset: number, entries: StateEntry[], chunkChars = 256 * 1024): ProducerRecord[] {
-  const out = chunked(entries, chunkChars, (i, e) => rec(partition, { t: 'part', o: owner, max: maxOffset, i, e, f: STATE_FORMAT }))
+  const out = chunked(entries, chunkChars, (i, e) => rec(partition, { t: 'part', o: owner, max: maxOffset, i, e, f: ENTRY_FORMAT }))
   out.push(rec(partition, { t: 'delta', o: owner, max: maxOffset, n: out.length }))
   return out
 }
@@ -143,8 +143,8 @@ export class ChangelogFold {
         this.changes.clear()
       }
     }
-    if (r && (r.t === 'part' || r.t === 'snap') && r.f !== undefined && !(r.f <= STATE_FORMAT)) {
-      throw new StateFormatError(`changelog record ${record.offset} holds state of format ${String(r.f)}; this build reads format ${STATE_FORMAT} and earlier`)
+    if (r && (r.t === 'part' || r.t === 'snap') && r.f !== undefined && !(r.f <= ENTRY_FORMAT)) {
+      throw new StateFormatError(`changelog record ${record.offset} holds state of format ${String(r.f)}; this build reads format ${ENTRY_FORMAT} and earlier`)
     }
     this.next = Math.max(this.next, record.offset + 1)
     if (!r) return

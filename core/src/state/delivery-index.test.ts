@@ -187,10 +187,15 @@ describe('delivery index', () => {
     const entries = [...s.deliveries.entries()]
     expect(entries).toContainEqual([`D:${Math.floor(T / H)}:${key(1).slice(0, 24)}`, [10, Math.floor((T + 2 * H + 7 + STATE_TTL_MS) / 1000), T + 2 * H + 7]])
     await s.close()
-    const raw = open({ path: dir, compression: false }).openDB<Buffer, Buffer>({ name: '~deliveries', keyEncoding: 'binary', encoding: 'binary', compression: false })
+    const root = open({ path: dir, compression: false, encoding: 'msgpack' })
+    const raw = root.openDB<Buffer, Buffer>({ name: '~deliveries', keyEncoding: 'binary', encoding: 'binary', compression: false })
     const lengths = [...raw.getRange({})].filter(({ key: k }) => k.length === 16).map(({ value }) => value.length)
     expect(lengths.sort()).toEqual([12, 16])
-    await raw.close()
+    // Format 4 marks it, so that a build of format 3 (which would misread a 12-byte value) refuses it.
+    expect(STATE_FORMAT).toBe(4)
+    expect(root.get('~format')).toBe(4)
+    await root.put('~format', 3) // a format-3 store is read as it is
+    await root.close()
     const r = PartitionStore.open(dir, 0)
     expect(answers(r)).toEqual([10, undefined, 11, undefined])
     const t = PartitionStore.open(fresh(), 0)

@@ -31,9 +31,17 @@ const META_UNSCOPED = '~unscoped'
  * - 3: impression states, waiting clicks and join deadlines keyed by the impression's scope
  *   (publisher and id, keys.ts `impressionScope`) instead of its id alone. A format-2 store is
  *   upgraded when opened (`upgradeScopes`), as are format-2 entries of a restored changelog.
+ * - 4: a delivery key's value may be 12 bytes, its expiry implied by its latest sighting
+ *   (delivery-index.ts). A format-3 store is read as it is; only its marker changes, so that a
+ *   build of format 3, which would misread such a value, refuses the store.
  * A store of any other format (a later build's) is refused (`StateFormatError`), never misread.
  */
-export const STATE_FORMAT = 3
+export const STATE_FORMAT = 4
+/**
+ * The format of state entries as the changelog carries them (changelog.ts): 3, since format 4
+ * changed only how a delivery key's value is stored on disk, not its entry.
+ */
+export const ENTRY_FORMAT = 3
 
 /** A state directory written in a later layout than this build's (reason code `state_format`). */
 export class StateFormatError extends Error {
@@ -151,8 +159,8 @@ export class PartitionStore {
 
   private constructor(private readonly db: RootDatabase, readonly partition: number, readonly path: string) {
     const format = db.get(META_FORMAT) as number | undefined
-    if (format !== undefined && format !== STATE_FORMAT && format !== 2) {
-      throw new StateFormatError(`state at ${path} has format ${String(format)}; this build reads format ${STATE_FORMAT} (and upgrades formats 1 and 2)`)
+    if (format !== undefined && format !== STATE_FORMAT && format !== 2 && format !== 3) {
+      throw new StateFormatError(`state at ${path} has format ${String(format)}; this build reads format ${STATE_FORMAT} (and upgrades formats 1 to 3)`)
     }
     this.deliveries = DeliveryIndex.open(db)
     this.bursts = BurstCounters.open(db)
