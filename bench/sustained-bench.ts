@@ -48,6 +48,12 @@ interface Sample {
   t: number
   acceptedPerSecond: number
   rssMiB: Record<string, number>
+  /**
+   * The anonymous part of each RSS (RssAnon: heaps, malloc, the engines' caches), without the file
+   * pages the process has mapped (the embedded log's and the state's LMDB files, which the kernel
+   * reclaims under pressure): growth here is memory the process holds.
+   */
+  anonMiB: Record<string, number>
   coreHeapMiB?: number
   benchHeapMiB: number
   p99ms?: number
@@ -61,8 +67,8 @@ const pct = (xs: number[], p: number): number => {
 }
 const mib = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10
 
-/** Every process below `root` (Linux /proc), with its command name and resident set size. */
-function processTree(root: number): { pid: number; name: string; rss: number }[] {
+/** Every process below `root` (Linux /proc), with its command name, resident set size and its anonymous part. */
+function processTree(root: number): { pid: number; name: string; rss: number; anon: number }[] {
   const stats = new Map<number, { ppid: number; name: string }>()
   for (const e of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
     try {
@@ -74,19 +80,22 @@ function processTree(root: number): { pid: number; name: string; rss: number }[]
       // gone meanwhile
     }
   }
-  const out: { pid: number; name: string; rss: number }[] = []
+  const out: { pid: number; name: string; rss: number; anon: number }[] = []
   const todo = [root]
   while (todo.length > 0) {
     const pid = todo.pop()!
     const st = stats.get(pid)
     if (!st) continue
     let rss = 0
+    let anon = 0
     try {
-      rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+      rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024
+      anon = Number(/RssAnon:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024
     } catch {
       // gone meanwhile
     }
-    out.push({ pid, name: st.name, rss })
+    out.push({ pid, name: st.name, rss, anon })
     for (const [child, s] of stats) if (s.ppid === pid) todo.push(child)
   }
   return out
@@ -331,12 +340,17 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
       // Per process, named by system (core, edge) and command (node, workerd, ...).
       const rssMiB: Record<string, number> = {}
       const procs = [...processTree(core.child.pid!).map((p) => ({ ...p, name: `core:${p.name}` })), ...(edge.pid ? processTree(edge.pid).map((p) => ({ ...p, name: `edge:${p.name}` })) : [])]
-      for (const p of procs) if (p.rss > 0) rssMiB[p.name] = mib((rssMiB[p.name] ?? 0) * 2 ** 20 + p.rss)
+      const anonMiB: Record<string, number> = {}
+      for (const p of procs) {
+        if (p.rss === 0) continue
+        rssMiB[p.name] = mib((rssMiB[p.name] ?? 0) * 2 ** 20 + p.rss)
+        anonMiB[p.name] = mib((anonMiB[p.name] ?? 0) * 2 ** 20 + p.anon)
+      }
       const heap = await coreHeap(core.internalUrl)
       const recent = delays.slice(lastDelays)
       lastDelays = delays.length
       samples.push({
-        t: Math.round((now - t0) / 100) / 10, acceptedPerSecond: Math.round((accepted - lastAccepted) / ((now - lastT) / 1000)), rssMiB,
+        t: Math.round((now - t0) / 100) / 10, acceptedPerSecond: Math.round((accepted - lastAccepted) / ((now - lastT) / 1000)), rssMiB, anonMiB,
         ...(heap !== undefined ? { coreHeapMiB: mib(heap) } : {}), benchHeapMiB: mib(process.memoryUsage().heapUsed),
         ...(recent.length > 0 ? { p99ms: Math.round(pct(recent, 99)) } : {}),
       })
@@ -368,11 +382,13 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
       } : { balanced: report.balanced, missing: PUBLISHER },
       acceptToVisibleMs: { p50: Math.round(pct(delays, 50)), p99: Math.round(pct(delays, 99)), probes: delays.length },
       memory: {
-        first: first ? { rssMiB: first.rssMiB, coreHeapMiB: first.coreHeapMiB } : undefined,
-        last: last ? { rssMiB: last.rssMiB, coreHeapMiB: last.coreHeapMiB } : undefined,
+        first: first ? { rssMiB: first.rssMiB, anonMiB: first.anonMiB, coreHeapMiB: first.coreHeapMiB } : undefined,
+        last: last ? { rssMiB: last.rssMiB, anonMiB: last.anonMiB, coreHeapMiB: last.coreHeapMiB } : undefined,
         coreHeapGrowthMiBPerMillionEvents: growth((s) => s.coreHeapMiB),
         coreRssGrowthMiBPerMillionEvents: growth((s) => s.rssMiB['core:node']),
         workerdRssGrowthMiBPerMillionEvents: growth((s) => s.rssMiB['edge:workerd']),
+        coreAnonGrowthMiBPerMillionEvents: growth((s) => s.anonMiB['core:node']),
+        workerdAnonGrowthMiBPerMillionEvents: growth((s) => s.anonMiB['edge:workerd']),
       },
       errors, errorSamples, rejectedByCode, samples,
     }
@@ -381,6 +397,7 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
       { title: 'accepted by batch routes', unit: 'events/s', series: [{ name: 'accepted/s', points: samples.map((s) => [s.t, s.acceptedPerSecond]) }] },
       { title: 'accept → visible, p99 per sample', unit: 'ms', series: [{ name: 'p99', points: samples.filter((s) => s.p99ms !== undefined).map((s) => [s.t, s.p99ms!]) }] },
       { title: 'resident set size', unit: 'MiB', series: names.map((n) => ({ name: n, points: samples.map((s) => [s.t, s.rssMiB[n] ?? 0] as [number, number]) })) },
+      { title: 'anonymous memory (RSS less mapped files)', unit: 'MiB', series: names.map((n) => ({ name: n, points: samples.map((s) => [s.t, s.anonMiB[n] ?? 0] as [number, number]) })) },
       { title: 'JS heap used', unit: 'MiB', series: [{ name: 'core', points: samples.filter((s) => s.coreHeapMiB !== undefined).map((s) => [s.t, s.coreHeapMiB!]) }, { name: 'load generator', points: samples.map((s) => [s.t, s.benchHeapMiB]) }] },
     ])
     const dir = join(import.meta.dirname, 'results')
