@@ -50,7 +50,11 @@ export const JOIN_LATENESS_MS = 24 * 60 * 60_000
  */
 export const LOG_DELAY_MARGIN_MS = 60 * 60_000
 
-/** How long the processor keeps dedupe and join state after the last sighting: horizon + margin. */
+/**
+ * How long the processor keeps dedupe and join state after the last sighting: horizon + margin.
+ * A stored delivery key's expiry is implied by it (state/delivery-index.ts, 12-byte values): a build
+ * that changes it changes those keys' expiry too, so it bumps STATE_FORMAT.
+ */
 export const STATE_TTL_MS = DEDUPE_HORIZON_MS + LOG_DELAY_MARGIN_MS
 
 /** The edge accepts events whose ts is at most this old (`clock_skew` otherwise). */
