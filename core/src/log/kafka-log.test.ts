@@ -47,4 +47,34 @@ describeNeeding('Kafka topics by kind', kafkaBroker(brokers.length > 0), () => {
       await log.close()
     }
   })
+
+  it("dates every record by the broker's append, not by the time its producer wrote (a forged far-future timestamp)", async () => {
+    const log = await createKafkaLog({ brokers, clientId: 'adc-topic-time', logger: pino({ level: 'silent' }), consumer: { maxWaitTimeInMs: 200 } })
+    const producer = new Kafka({ brokers, clientId: 'adc-topic-time-forger', logLevel: logLevel.NOTHING }).producer()
+    await producer.connect()
+    try {
+      const topic = `timed-${Math.random().toString(36).slice(2, 8)}`
+      await log.ensureTopic(topic, 1)
+      const forged = Date.UTC(9000, 0, 1)
+      const before = Date.now()
+      await producer.send({ topic, messages: [{ key: 'k', value: 'v', timestamp: String(forged) }] })
+      let seen: number | undefined
+      let done!: () => void
+      const got = new Promise<void>((r) => (done = r))
+      const consumer = await log.consume({
+        groupId: `${topic}-g`, topic,
+        async onBatch(b) {
+          seen = b.records[0]!.timestamp
+          done()
+        },
+      })
+      await got
+      await consumer.stop()
+      expect(seen).toBeGreaterThanOrEqual(before - 60_000)
+      expect(seen).toBeLessThan(Date.now() + 60_000)
+    } finally {
+      await producer.disconnect()
+      await log.close()
+    }
+  })
 })

@@ -156,6 +156,10 @@ class KafkaLog implements Log {
         topics: [{
           topic, numPartitions: partitions, replicationFactor: this.options.replicationFactor ?? -1,
           configEntries: [
+            // A record's time is when the broker appended it, whatever time its producer wrote: the
+            // processor trusts it as "the log received it" (a receivedAt more than an hour past it is
+            // a bad row), so a producer's clock, or a forged timestamp, must not set it.
+            { name: 'message.timestamp.type', value: 'LogAppendTime' },
             ...(config.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : []),
             ...(config.retained ? [{ name: 'retention.ms', value: '-1' }, { name: 'retention.bytes', value: '-1' }] : []),
           ],
