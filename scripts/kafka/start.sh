@@ -5,6 +5,8 @@
 # or `export $(scripts/kafka/start.sh | tail -1)` to use it. Stop it with stop.sh.
 #
 # Env: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093), KAFKA_HEAP (512m), KAFKA_START_TIMEOUT (60 s).
+# Without KAFKA_PORT, a default port another process holds (a broker of another checkout, say) moves
+# the broker to the next free pair (19094/19095, ...); the printed KAFKA_BROKERS names it.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -14,13 +16,28 @@ ctl_port="${KAFKA_CONTROLLER_PORT:-19093}"
 heap="${KAFKA_HEAP:-512m}"
 timeout_s="${KAFKA_START_TIMEOUT:-60}"
 pidfile="$cache/kafka.pid"
+portfile="$cache/kafka.port"
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-if [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null && port_open "$port"; then
-  echo "start.sh: broker already running (pid $(cat "$pidfile"))" >&2
-  echo "KAFKA_BROKERS=127.0.0.1:$port"
-  exit 0
+if [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+  running_port="$(cat "$portfile" 2>/dev/null || echo "$port")"
+  if port_open "$running_port"; then
+    echo "start.sh: broker already running (pid $(cat "$pidfile"))" >&2
+    echo "KAFKA_BROKERS=127.0.0.1:$running_port"
+    exit 0
+  fi
+fi
+if [[ -z "${KAFKA_PORT:-}" && -z "${KAFKA_CONTROLLER_PORT:-}" ]]; then
+  while port_open "$port" || port_open "$ctl_port"; do
+    echo "start.sh: 127.0.0.1:$port or :$ctl_port is taken by another process; trying the next pair" >&2
+    port=$((port + 2))
+    ctl_port=$((ctl_port + 2))
+    if (( port > 19192 )); then
+      echo "start.sh: no free port pair in 19092-19193" >&2
+      exit 1
+    fi
+  done
 fi
 if port_open "$port"; then
   echo "start.sh: 127.0.0.1:$port is taken by another process" >&2
@@ -79,6 +96,7 @@ java "${jvm[@]}" -cp "$cp_arg" kafka.tools.StorageTool format -t "$cluster_id" -
 nohup java "${jvm[@]}" -cp "$cp_arg" kafka.Kafka "$props" >"$cache/broker.log" 2>&1 </dev/null &
 pid=$!
 echo "$pid" >"$pidfile"
+echo "$port" >"$portfile"
 
 deadline=$((SECONDS + timeout_s))
 until grep -q "Kafka Server started" "$cache/broker.log" 2>/dev/null && port_open "$port"; do

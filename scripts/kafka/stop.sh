@@ -16,5 +16,5 @@ if kill -0 "$pid" 2>/dev/null; then
     kill -9 "$pid" 2>/dev/null || true
   fi
 fi
-rm -f "$pidfile"
+rm -f "$pidfile" "$root/.cache/kafka/kafka.port"
 echo "stop.sh: broker stopped" >&2
