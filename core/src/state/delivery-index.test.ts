@@ -232,7 +232,8 @@ describe('delivery index', () => {
     for (const s of [a, b, c]) await s.close()
   })
 
-  it('keeps event ids without a plausible time (token-derived) in one bucket whose expired keys are removed while it lives on', async () => {
+  // With a latest sighting, as the dedupe step adds every key (a 12-byte value), and without (16 bytes).
+  for (const sighted of [true, false]) it(`keeps event ids without a plausible time (token-derived) in one bucket whose expired keys are removed while it lives on${sighted ? '' : ', keys without a latest sighting'}`, async () => {
     const s = PartitionStore.open(fresh(), 0)
     // A token-derived id's "time" is hash bits: anywhere in 48 bits of ms. Such keys share one bucket.
     const far = Date.UTC(5000, 0, 1)
@@ -242,7 +243,7 @@ describe('delivery index', () => {
     expect(hourOf(T)).not.toBe(NO_TIME_BUCKET)
     let offset = 0
     const batch = async (receivedAt: number, keys: number[]): Promise<void> => {
-      for (const k of keys) if (s.deliveries.firstSeen(key(k), far, receivedAt) === undefined) s.deliveries.add(key(k), far, offset++, receivedAt + 25 * H)
+      for (const k of keys) if (s.deliveries.firstSeen(key(k), far, receivedAt) === undefined) s.deliveries.add(key(k), far, offset++, receivedAt + 25 * H, sighted ? receivedAt : undefined)
       advanceWatermark(s, receivedAt)
       sweepExpired(s)
       await s.commit(offset)

@@ -418,7 +418,7 @@ export class DeliveryIndex {
     for (const { key, value } of this.db.getRange({ start, end: bucketStart(hour + 1), limit: NO_TIME_SCAN })) {
       scanned++
       last = key
-      if (value.readUInt32BE(OFFSET_BYTES) * 1000 > watermark) continue
+      if (readValue(value).expiry * 1000 > watermark) continue
       const hex = key.toString('hex', 4)
       if (this.removals.has(hex)) continue
       this.removals.set(hex, Buffer.from(key))
