@@ -19,7 +19,8 @@
  * batches per partition, 400000 at the defaults; 0 measures from a cold start),
  * PROCESSOR_BENCH_SPACING_MS (20: event time between two impressions; from about 330 the measured
  * run expires state as it adds it), PROCESSOR_BENCH_TIMED_IDS (1: event ids carry their event's time;
- * 0: one time for all, the traffic of earlier rounds),
+ * 0: one time for all, the traffic of earlier rounds), PROCESSOR_BENCH_RANDOM_IDS=1 (impression ids as
+ * UUIDs, whose keys sort randomly, instead of `imp_<seed>_<n>`),
  * PROCESSOR_BENCH_MARK=1 prints a line where the measured run starts and one where it ends (to cut a
  * `--trace-opt`/`--trace-deopt` log to the measured run),
  * PROCESSOR_BENCH_PROFILE=<file.cpuprofile> writes a CPU profile of the pipeline run only (not the setup,
@@ -70,6 +71,8 @@ export interface ProcessorBenchOptions {
   spacingMs?: number
   /** Event ids carry their event's time, as clients' ULIDs do (false: every id one time, the traffic of earlier rounds). @default true */
   timedIds?: boolean
+  /** Impression ids that sort randomly (UUIDs, as many ad servers send) instead of nearly in arrival order (testing/events.ts `trafficMix`). @default false */
+  randomImpressionIds?: boolean
   /** Writes a CPU profile of the pipeline run (only) to this file. */
   profile?: string
   /**
@@ -222,7 +225,7 @@ function gatedLog(log: Log, warmupEnd: ReadonlyMap<number, number>): { log: Log;
 export async function runProcessorBench(options: ProcessorBenchOptions = {}): Promise<ProcessorBenchFigures> {
   const { events = 100_000, partitions = 4, batch = 20_000, iceberg = false, probes = 100, profile, server = false } = options
   const warmup = options.warmup ?? defaultWarmup(partitions, batch)
-  const { spacingMs = 20, timedIds = true } = options
+  const { spacingMs = 20, timedIds = true, randomImpressionIds = false } = options
   const root = mkdtempSync(join(tmpdir(), 'adc-processor-bench-'))
   const lake = join('.cache', `bench-lake-${process.pid}`)
   const log = await createEmbeddedLog({ dir: join(root, 'log'), logger: silent })
@@ -242,7 +245,7 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     // One stream of traffic: the first `warmup` records warm the processor up, the rest are measured.
     // It ends about now: an event's time is never ahead of the clock.
     const start = Date.now() - 60 * 60_000 - (warmup + events) * spacingMs
-    let { records } = trafficMix(warmup + events, { start, spacingMs, timedIds })
+    let { records } = trafficMix(warmup + events, { start, spacingMs, timedIds, randomImpressionIds })
     const warmupEnd = new Map<number, number>()
     for (let i = 0; i < records.length; i += 5000) {
       const appended = await log.append('ad-events', records.slice(i, Math.min(i + 5000, records.length)))
@@ -337,8 +340,9 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
       const d = s.deliveries.stats()
       keys += d.keys
       used += d.usedBytes
-      impressionKeys += s.countPrefix('i:')
-      otherUsed += s.stats().usedBytes
+      const imp = s.impressions.stats()
+      impressionKeys += imp.keys
+      otherUsed += s.stats().usedBytes + imp.usedBytes
       burstKeys += s.bursts.stats().keys
       burstUsed += s.bursts.stats().usedBytes
       await s.close()
@@ -383,6 +387,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     ...(env.PROCESSOR_BENCH_WARMUP !== undefined ? { warmup: Number(env.PROCESSOR_BENCH_WARMUP) } : {}),
     ...(env.PROCESSOR_BENCH_SPACING_MS !== undefined ? { spacingMs: Number(env.PROCESSOR_BENCH_SPACING_MS) } : {}),
     timedIds: env.PROCESSOR_BENCH_TIMED_IDS !== '0',
+    randomImpressionIds: env.PROCESSOR_BENCH_RANDOM_IDS === '1',
     ...(env.PROCESSOR_BENCH_PROFILE ? { profile: env.PROCESSOR_BENCH_PROFILE } : {}),
   })
   const r = (n: number): number => Math.round(n)

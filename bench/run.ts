@@ -13,6 +13,7 @@ import { runProcessorBench } from './processor-bench.js'
 import { runProcessorFloorBench } from './processor-floor-bench.js'
 import { runImpressionStateBench } from './impression-state-bench.js'
 import { runDeliveryIndexBench } from './delivery-index-bench.js'
+import { runImpressionIndexBench } from './impression-index-bench.js'
 import { runEdgeBench } from './edge-bench.js'
 import { runRateLimitBench } from './rate-limit-bench.js'
 import { runReadBench } from './read-bench.js'
@@ -31,6 +32,8 @@ const sections: Record<string, () => Promise<unknown>> = {
   impression: () => runImpressionStateBench(),
   // the delivery dedupe index alone: lookup, add and commit per key, beside LMDB's put alone
   delivery: () => runDeliveryIndexBench(),
+  // impression states with random ids: the hour-bucketed index against the scope-keyed layout it replaced
+  impressionIndex: () => runImpressionIndexBench(),
   edge: () => runEdgeBench(),
   ratelimit: () => runRateLimitBench(),
   read: () => runReadBench(),

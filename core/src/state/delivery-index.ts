@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { Database, RootDatabase } from 'lmdb'
 import { eventIdTimeMs } from '@adc/schemas'
 import { DEDUPE_HORIZON_MS, STATE_TTL_MS } from '../rules/rules.js'
-import { KeyFilter, lmdbKeySource } from './key-filter.js'
+import { KeyFilter, liveHourCapacity, lmdbKeySource } from './key-filter.js'
 import type { StateEntry } from './partition-store.js'
 
 /**
@@ -118,7 +118,7 @@ export const LEGACY_BUCKET = 0x7ffffffe
  */
 const PLAUSIBLE_FROM_MS = Date.UTC(2020, 0, 1)
 const PLAUSIBLE_TO_MS = Date.UTC(2200, 0, 1)
-/** Hours either side of the fullest hour held whose filters start at its size (`hourCapacity`). */
+/** Hours either side of the fullest hour held whose filters start at its size (key-filter.ts `liveHourCapacity`). */
 const LIVE_HOURS = 2
 /** Keys of the no-time bucket looked at per sweep for their own expiry. */
 const NO_TIME_SCAN = 20_000
@@ -296,33 +296,11 @@ export class DeliveryIndex {
     if (!f) {
       f = new KeyFilter(
         lmdbKeySource<Buffer>(this.db, () => bucketStart(hour), () => bucketStart(hour + 1), (key, add) => add(key.readUInt32LE(4), key.readUInt32LE(8) | 1)),
-        () => this.hourCapacity(hour),
+        () => liveHourCapacity(this.filters, hour, LIVE_HOURS),
       )
       this.filters.set(hour, f)
     }
     return f
-  }
-
-  /**
-   * The capacity `hour`'s filter starts with: twice the keys of the fullest hour held when `hour` is
-   * within `LIVE_HOURS` of it, as one live hour's traffic is much like the last's. A filter that starts
-   * small fills and reads its hour's keys back from the database at each growth (about a third of a
-   * key read per key added); sized so, a new live hour's filter starts empty (`write`) and is usually
-   * never read back. Any other hour (event ids made on a clock hours or years off, by mistake or on
-   * purpose; the no-time and legacy buckets) starts at the smallest capacity and grows with its keys:
-   * sized by the fullest hour, each of thousands of such hours, one event each, would hold as much
-   * memory as the live hour.
-   */
-  private hourCapacity(hour: number): number {
-    let most = 0
-    let fullest = -1
-    for (const [h, f] of this.filters) {
-      if (f.held > most) {
-        most = f.held
-        fullest = h
-      }
-    }
-    return fullest >= 0 && Math.abs(hour - fullest) <= LIVE_HOURS ? 2 * most : 0
   }
 
   /**

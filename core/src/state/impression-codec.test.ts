@@ -65,7 +65,12 @@ describe('impression state codec', () => {
 })
 
 describe('impression state in the partition store', () => {
-  it('commits the compact bytes and reads the state back, after a reopen, in ranges and in snapshots', async () => {
+  const rawIndex = (dir: string) => {
+    const root = open({ path: dir, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3 })
+    return { root, index: root.openDB<Buffer, Buffer>({ name: '~impressions', keyEncoding: 'binary', encoding: 'binary', compression: false }) }
+  }
+
+  it('commits the compact bytes into the impression index and reads the state back, after a reopen and in snapshots', async () => {
     const dir = fresh()
     let s = PartitionStore.open(dir, 0)
     const st: ImpressionState = { io: 7, its: 1000, ich: 'app', il: 2000, ex: 3000 }
@@ -75,29 +80,51 @@ describe('impression state in the partition store', () => {
     await s.close()
     s = PartitionStore.open(dir, 0)
     expect(s.get('i:a')).toStrictEqual(st)
-    expect(s.range('i:', 'i:~', 10)).toStrictEqual([['i:a', st]])
     expect([...s.entries()].filter(([k]) => k.startsWith('i:'))).toStrictEqual([['i:a', st]])
+    // Impression states are held by hour, not in key order: a range over them is refused, not answered short.
+    expect(() => s.range('i:', 'i:~', 10)).toThrow(/impression states/)
     await s.close()
-    // On disk: the codec's bytes, not a msgpack map.
-    const raw = open({ path: dir, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3 })
-    const stored = raw.get('i:a') as Uint8Array
-    expect(stored).toBeInstanceOf(Uint8Array)
-    expect(stored.length).toBe(2 + 4 * 8 + 1 + 3)
-    await raw.close()
+    // On disk: the codec's bytes under [expiry hour][name], none in the main database.
+    const { root, index } = rawIndex(dir)
+    expect(root.get('i:a')).toBeUndefined()
+    const rows = [...index.getRange({})]
+    expect(rows.map(({ key }) => [key.readUInt32BE(0), key.toString('latin1', 4)])).toEqual([[0, 'a']])
+    expect(rows[0]!.value.length).toBe(2 + 4 * 8 + 1 + 3)
+    await root.close()
   })
 
-  it('reads states an older build wrote as msgpack records, and rewrites them compactly when they change', async () => {
+  it('moves states a format-4 build wrote (msgpack records and compact bytes) into the index, off the minute schedule', async () => {
     const dir = fresh()
-    let s = PartitionStore.open(dir, 0) // a current store (format marker written)
-    await s.close()
+    const H = 3_600_000
+    const T = Date.UTC(2026, 10, 23, 12)
     const raw = open({ path: dir, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3 })
-    await raw.put('i:old', { io: 3, its: 10, ich: 'web', il: 11, ex: 12 })
+    await raw.put('~format', 4)
+    await raw.put('~wm', T)
+    await raw.put('i:old', { io: 3, its: 10, ich: 'web', il: 11, ex: T + 5 * H })
+    await raw.put('i:compact', encodeImpression({ io: 4, il: 12, ex: T + 7 * H }))
+    await raw.put('i:noex', { io: 5 }) // no expiry: the hour of the schedule minute that lists it
+    const minute = Math.floor((T + 9 * H) / 60_000)
+    await raw.put(`x:${String(minute).padStart(10, '0')}:000000000000001`, ['i:old', 'i:noex', 'w:other'].join('\n'))
+    await raw.put(`x:${String(minute + 1).padStart(10, '0')}:000000000000002`, 'i:compact')
     await raw.close()
-    s = PartitionStore.open(dir, 0)
-    expect(s.get('i:old')).toStrictEqual({ io: 3, its: 10, ich: 'web', il: 11, ex: 12 })
+    let s = PartitionStore.open(dir, 0)
+    expect(s.get('i:old')).toStrictEqual({ io: 3, its: 10, ich: 'web', il: 11, ex: T + 5 * H })
+    expect(s.get('i:compact')).toStrictEqual({ io: 4, il: 12, ex: T + 7 * H })
+    expect(s.get('i:noex')).toStrictEqual({ io: 5 })
     s.put('i:old', { ...s.get<ImpressionState>('i:old'), co: 4, cl: 13 })
     await s.commit(4)
-    expect(s.get('i:old')).toStrictEqual({ io: 3, its: 10, ich: 'web', il: 11, ex: 12, co: 4, cl: 13 })
+    expect(s.get('i:old')).toStrictEqual({ io: 3, its: 10, ich: 'web', il: 11, ex: T + 5 * H, co: 4, cl: 13 })
+    // The schedule keeps only what is not an impression state.
+    expect(s.range('x:', 'x:~', 10).map(([, v]) => v)).toEqual(['w:other'])
+    await s.close()
+    const { root, index } = rawIndex(dir)
+    expect(root.get('~format')).toBe(5)
+    expect([...root.getKeys({ start: 'i:', end: 'i:~' })]).toEqual([])
+    const hours = new Map([...index.getRange({})].map(({ key }) => [key.toString('latin1', 4), key.readUInt32BE(0) - Math.floor(T / H)]))
+    expect(Object.fromEntries(hours)).toEqual({ old: 5, compact: 7, noex: 9 })
+    await root.close()
+    s = PartitionStore.open(dir, 0) // opened again: nothing left to move
+    expect(s.get('i:noex')).toStrictEqual({ io: 5 })
     await s.close()
   })
 
@@ -108,9 +135,10 @@ describe('impression state in the partition store', () => {
     expect(s.get('i:r')).toStrictEqual({ io: 1, co: 2 })
     expect(s.get('i:n')).toBe(3)
     await s.close()
-    const raw = open({ path: dir, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3 })
-    expect(raw.get('i:r')).toBeInstanceOf(Uint8Array)
-    expect(raw.get('i:n')).toBe(3)
-    await raw.close()
+    const { root, index } = rawIndex(dir)
+    const values = new Map([...index.getRange({})].map(({ key, value }) => [key.toString('latin1', 4), value]))
+    expect(values.get('r')![0]).toBe(0xa1)
+    expect(values.get('n')![0]).toBe(0xa2) // not a state: kept in V8's serialization
+    await root.close()
   })
 })

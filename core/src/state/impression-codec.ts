@@ -1,3 +1,4 @@
+import { deserialize, serialize } from 'node:v8'
 import { isWellFormed } from '@adc/schemas'
 import type { ImpressionState } from './keys.js'
 
@@ -98,4 +99,28 @@ export function decodeImpression(v: unknown): unknown {
     out.ich = b.toString('utf8', at + 1, at + 1 + len)
   }
   return out
+}
+
+/**
+ * Tag of a value `encodeImpression` does not lay out (another shape, a channel UTF-8 cannot carry
+ * or longer than 255 bytes), held in the binary impression index (impression-index.ts) in V8's
+ * serialization, which keeps any such value as it was.
+ */
+const SERIALIZED = 0xa2
+
+/** The bytes any value is held as in the impression index: a state's layout, or anything else serialized. */
+export function encodeImpressionBytes(v: unknown): Buffer {
+  const laid = encodeImpression(v)
+  if (laid instanceof Uint8Array) return laid as Buffer
+  const body = serialize(v)
+  const b = Buffer.allocUnsafe(1 + body.length)
+  b[0] = SERIALIZED
+  body.copy(b, 1)
+  return b
+}
+
+/** The value bytes of `encodeImpressionBytes` stand for (read at once: lmdb may reuse a read's buffer). */
+export function decodeImpressionBytes(b: Uint8Array): unknown {
+  if (b.length > 0 && b[0] === SERIALIZED) return deserialize(b.subarray(1))
+  return decodeImpression(b)
 }

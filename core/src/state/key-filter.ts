@@ -112,3 +112,25 @@ export class KeyFilter {
     return new BloomFilter(bloomSizing(this.capacity, FP_RATE))
   }
 }
+
+/**
+ * The capacity a filter of one hour of keys starts with, among the filters of the hours held: twice
+ * the keys of the fullest one when `hour` is within `liveHours` of it, as one live hour's traffic is
+ * much like the last's. A filter that starts small fills and reads its hour's keys back from the
+ * database at each growth (about a third of a key read per key added); sized so, a new live hour's
+ * filter starts empty and is usually never read back. Any other hour (event ids made on a clock
+ * hours or years off, by mistake or on purpose; buckets of keys without a time) starts at the
+ * smallest capacity and grows with its keys: sized by the fullest hour, each of thousands of such
+ * hours, one key each, would hold as much memory as the live hour.
+ */
+export function liveHourCapacity(filters: ReadonlyMap<number, KeyFilter>, hour: number, liveHours: number): number {
+  let most = 0
+  let fullest = -1
+  for (const [h, f] of filters) {
+    if (f.held > most) {
+      most = f.held
+      fullest = h
+    }
+  }
+  return fullest >= 0 && Math.abs(hour - fullest) <= liveHours ? 2 * most : 0
+}

@@ -6,11 +6,13 @@
  *   of its own in the same environment (delivery-index.ts).
  * - `i:<scope>` → ImpressionState: first impression / first click offsets (business dedupe, join),
  *   where `<scope>` is `impressionScope(publisherId, impressionId)`: an impression id is the client's,
- *   so it names an impression only within the publisher whose credential sent it.
+ *   so it names an impression only within the publisher whose credential sent it. Held by the
+ *   impression index (impression-index.ts, by the hour the state expires in), not the main database.
  * - `w:<scope>` → WaitingClick[]: clicks waiting for their impression, or orphaned ones that a
  *   late impression can still join.
  * - IVT burst counters are not here either: burst-counters.ts.
- * - `x:<due minute>:<batch max offset>` → keys: expiry schedule (of `i:` keys), one entry per minute and batch; swept
+ * - `x:<due minute>:<batch max offset>` → keys: expiry schedule (the edge-stats worker's keys; `i:` keys
+ *   of stores before format 5), one entry per minute and batch; swept
  *   when the partition watermark passes.
  * - `q:<due ms>:<scope>` → null: join deadlines (window end, then lateness end).
  * Stores of format 2 keyed these three families by the impression id alone (partition-store.ts

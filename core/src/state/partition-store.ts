@@ -1,11 +1,10 @@
 import type { ReasonCode } from '@adc/schemas'
 import { mkdirSync } from 'node:fs'
-import { open, type Key, type RootDatabase } from 'lmdb'
-import { bloomHashPair } from '@adc/schemas'
+import { open, type RootDatabase } from 'lmdb'
 import { BurstCounters, BURST_DB, BURST_ENTRY_PREFIX } from './burst-counters.js'
-import { KeyFilter, lmdbKeySource } from './key-filter.js'
 import { DeliveryIndex, DELIVERY_DB } from './delivery-index.js'
-import { decodeImpression, encodeImpression } from './impression-codec.js'
+import { decodeImpression } from './impression-codec.js'
+import { fallbackHour, ImpressionIndex, IMPRESSION_DB } from './impression-index.js'
 import { impressionScope, joinDeadlineKey, pad, SCOPE_SEPARATOR, waitingKey, WATERMARK_KEY, type ImpressionState } from './keys.js'
 import { STATE_TTL_MS } from '../rules/rules.js'
 
@@ -34,14 +33,22 @@ const META_UNSCOPED = '~unscoped'
  * - 4: a delivery key's value may be 12 bytes, its expiry implied by its latest sighting
  *   (delivery-index.ts). A format-3 store is read as it is; only its marker changes, so that a
  *   build of format 3, which would misread such a value, refuses the store.
+ * - 5: impression states in a binary database of their own, bucketed by the hour they expire in
+ *   (impression-index.ts), instead of `i:` entries expired by the minute schedule (`x:` lists). A
+ *   store of format 2 to 4 is upgraded when opened (`moveImpressions`), as are the `i:` entries of
+ *   a restored changelog (they are put into the index as they come).
  * A store of any other format (a later build's) is refused (`StateFormatError`), never misread.
  */
-export const STATE_FORMAT = 4
+export const STATE_FORMAT = 5
 /**
- * The format of state entries as the changelog carries them (changelog.ts): 3, since format 4
- * changed only how a delivery key's value is stored on disk, not its entry.
+ * The format of state entries as the changelog carries them (changelog.ts):
+ * - 3: impression-keyed entries by scope;
+ * - 4 (state format 5): impression states expire by their hour, which travels as a delete of
+ *   `I:<hour>:*`, and no longer through the minute schedule. A build of entry format 3 would keep
+ *   such states forever, so it refuses these entries (`StateFormatError`). (State format 4 changed
+ *   only how a delivery key's value is stored on disk, not its entry.)
  */
-export const ENTRY_FORMAT = 3
+export const ENTRY_FORMAT = 4
 
 /** A state directory written in a later layout than this build's (reason code `state_format`). */
 export class StateFormatError extends Error {
@@ -51,13 +58,12 @@ export class StateFormatError extends Error {
 /** Key families with few keys, read for every record: their committed keys are kept in memory. */
 const SPARSE_PREFIXES = ['w:'] as const
 const isSparse = (k: string): boolean => k.charCodeAt(0) === 0x77 /* w */ && k.charCodeAt(1) === 0x3a /* : */
-/** Impression ids' state (`i:`, keys.ts): read for every record, and mostly absent (a new impression). */
+/** Impression ids' state (`i:`, keys.ts): held by the impression index (impression-index.ts). */
 const IMPRESSION_PREFIX = 'i:'
-/** Scratch for the two Bloom hashes of an impression key (`bloomHashPair`, one pass). */
-const HASHES = new Float64Array(2)
+const HOUR_MS = 3_600_000
 const isImpression = (k: string): boolean => k.charCodeAt(0) === 0x69 /* i */ && k.charCodeAt(1) === 0x3a /* : */
 
-const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === META_UNSCOPED || k === DELIVERY_DB || k === BURST_DB
+const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === META_UNSCOPED || k === DELIVERY_DB || k === BURST_DB || k === IMPRESSION_DB
 
 /** A key of the three impression-keyed families (`i:`, `w:`, `q:`) written before format 3: without a scope. */
 const isUnscoped = (k: string): boolean => {
@@ -131,8 +137,6 @@ export class PartitionStore {
    * that is not here answers at once, without an LMDB lookup (most impressions have no waiting click).
    */
   private readonly sparse = new Set<string>()
-  /** A Bloom filter over the committed `i:` keys: the lookup of a new impression id skips the B-tree (key-filter.ts). */
-  private readonly impressions: KeyFilter
   /** Keys this batch scheduled for expiry, by due minute; written as one entry per minute at commit. */
   private readonly expiries = new Map<number, string[]>()
   private applied: number
@@ -148,6 +152,8 @@ export class PartitionStore {
   readonly deliveries: DeliveryIndex
   /** IVT burst counters per minute (binary layout, committed in the same transactions). */
   readonly bursts: BurstCounters
+  /** Impression states by expiry hour (binary layout, committed in the same transactions). */
+  readonly impressions: ImpressionIndex
 
   /** What opening this store upgraded (undefined when it was of the current format or empty). */
   readonly upgraded: StateUpgrade | undefined
@@ -159,25 +165,24 @@ export class PartitionStore {
 
   private constructor(private readonly db: RootDatabase, readonly partition: number, readonly path: string) {
     const format = db.get(META_FORMAT) as number | undefined
-    if (format !== undefined && format !== STATE_FORMAT && format !== 2 && format !== 3) {
-      throw new StateFormatError(`state at ${path} has format ${String(format)}; this build reads format ${STATE_FORMAT} (and upgrades formats 1 to 3)`)
+    if (format !== undefined && format !== STATE_FORMAT && format !== 2 && format !== 3 && format !== 4) {
+      throw new StateFormatError(`state at ${path} has format ${String(format)}; this build reads format ${STATE_FORMAT} (and upgrades formats 1 to 4)`)
     }
     this.deliveries = DeliveryIndex.open(db)
     this.bursts = BurstCounters.open(db)
-    this.impressions = new KeyFilter(lmdbKeySource<Key>(db, () => IMPRESSION_PREFIX, () => `${IMPRESSION_PREFIX}\uffff`, (k, add) => {
-      bloomHashPair(k as string, HASHES)
-      add(HASHES[0]!, HASHES[1]!)
-    }))
+    this.impressions = ImpressionIndex.open(db)
     if (format !== STATE_FORMAT) {
       let format1 = false
-      if (format === undefined) for (const k of db.getKeys({ limit: 3 })) if (k !== DELIVERY_DB && k !== BURST_DB) format1 = true
+      if (format === undefined) for (const k of db.getKeys({ limit: 4 })) if (k !== DELIVERY_DB && k !== BURST_DB && k !== IMPRESSION_DB) format1 = true
       this.upgraded = db.transactionSync(() => {
         const f1 = format1 ? this.upgradeFormat1() : undefined
         // An empty store (no marker, nothing in it) is new: nothing to upgrade.
+        if (format !== undefined || format1) this.moveImpressions()
         const scopes = format === 2 || format1 ? this.upgradeScopes() : undefined
         void db.put(META_FORMAT, STATE_FORMAT)
         return scopes ? { ...f1, ...scopes } : undefined
       })
+      this.impressions.reload()
     }
     this.unscopedUntil = db.get(META_UNSCOPED) as number | undefined
     this.loadSparse()
@@ -216,8 +221,7 @@ export class PartitionStore {
     if (v !== undefined) return v as T
     if (isSparse(key) && !this.sparse.has(key)) return undefined
     if (isImpression(key)) {
-      bloomHashPair(key, HASHES)
-      const found = this.impressions.mayHave(HASHES[0]!, HASHES[1]!) ? (decodeImpression(this.db.get(key)) as T | undefined) : undefined
+      const found = this.impressions.get(key.slice(IMPRESSION_PREFIX.length)) as T | undefined
       return found === undefined && this.unscopedUntil !== undefined ? this.unscopedImpression<T>(key) : found
     }
     return this.db.get(key) as T | undefined
@@ -260,10 +264,14 @@ export class PartitionStore {
     else this.expiries.set(minute, [key])
   }
 
-  /** Entries with `start <= key < end` in key order, committed state merged with this batch's overlay. */
+  /**
+   * Entries with `start <= key < end` in key order, committed state merged with this batch's overlay.
+   * Not for impression states (`i:`), which the impression index holds by hour, not in key order.
+   */
   range<T>(start: string, end: string, limit: number): Array<[string, T]> {
+    if (start < `${IMPRESSION_PREFIX}\uffff` && end > IMPRESSION_PREFIX) throw new Error(`range ${start}..${end} covers impression states, which are not read in key order`)
     const merged = new Map<string, unknown>()
-    for (const { key, value } of this.db.getRange({ start, end, limit })) merged.set(key as string, isImpression(key as string) ? decodeImpression(value) : value)
+    for (const { key, value } of this.db.getRange({ start, end, limit })) merged.set(key as string, value)
     for (const [k, v] of this.overlay) if (k >= start && k < end) merged.set(k, v)
     const out: Array<[string, T]> = []
     for (const k of [...merged.keys()].sort()) {
@@ -304,7 +312,8 @@ export class PartitionStore {
    * schedule entries), for the changelog.
    */
   pendingEntries(maxOffset: number): StateEntry[] {
-    const out: StateEntry[] = [...this.deliveries.pendingEntries(), ...this.bursts.pendingEntries()]
+    // The impression index's dropped hours go before the batch's puts, as `commit` writes them.
+    const out: StateEntry[] = [...this.deliveries.pendingEntries(), ...this.bursts.pendingEntries(), ...this.impressions.pendingEntries()]
     for (const [k, v] of this.overlay) out.push(v === DELETED ? [k] : [k, v])
     if (this.batchWatermark !== undefined) out.push([WATERMARK_KEY, this.batchWatermark])
     for (const [minute, keys] of this.expiries) out.push([`x:${pad(minute, 10)}:${pad(maxOffset)}`, expiryValue(keys)])
@@ -319,22 +328,28 @@ export class PartitionStore {
     if (this.overlay.size > 0 || this.expiries.size > 0 || this.batchWatermark !== undefined || this.deliveries.pendingKeys() > 0 || this.bursts.pendingKeys() > 0) throw new Error('restore while a batch is open')
     await this.db.transaction(() => {
       if (r.reset) {
-        for (const k of this.db.getKeys({})) if (k !== DELIVERY_DB && k !== BURST_DB && k !== META_FORMAT) void this.db.remove(k)
+        for (const k of this.db.getKeys({})) if (k !== DELIVERY_DB && k !== BURST_DB && k !== IMPRESSION_DB && k !== META_FORMAT) void this.db.remove(k)
         this.deliveries.clear()
         this.bursts.clear()
+        this.impressions.clear()
       }
       let format1 = false
       let unscoped = false
+      // A state without an expiry goes to the hour of the watermark as it was, plus the lifetime.
+      const fallback = fallbackHour((this.db.get(WATERMARK_KEY) as number | undefined) ?? 0, STATE_TTL_MS)
       for (const e of r.entries) {
         if (this.deliveries.restoreEntry(e) || this.bursts.restoreEntry(e)) continue
         // A format-1 delivery key or counter, or a format-2 impression-keyed entry (written by an
         // older build): applied as it was, upgraded below.
         if (isFormat1(e[0])) format1 = true
         if (isUnscoped(e[0])) unscoped = true
+        if (this.impressions.restoreEntry(e, fallback)) continue
         if (e.length === 1) void this.db.remove(e[0])
-        else void this.db.put(e[0], isImpression(e[0]) ? encodeImpression(e[1]) : e[1])
+        else void this.db.put(e[0], e[1])
       }
       if (format1) this.upgradeFormat1()
+      // Schedule entries of an older build may list impression states: the index expires them by hour.
+      this.moveImpressions()
       if (format1 || unscoped) this.upgradeScopes()
       void this.db.put(META_APPLIED, r.applied)
       if (r.intent) void this.db.put(META_INTENT, r.intent)
@@ -342,7 +357,7 @@ export class PartitionStore {
       void this.db.put(META_CHANGELOG, r.changelog)
     })
     await this.db.flushed
-    this.impressions.invalidate()
+    this.impressions.reload()
     this.loadSparse()
     this.unscopedUntil = this.db.get(META_UNSCOPED) as number | undefined
     this.committedWatermark = (this.db.get(WATERMARK_KEY) as number | undefined) ?? 0
@@ -397,10 +412,11 @@ export class PartitionStore {
     const fallbackExpiry = ((this.db.get(WATERMARK_KEY) as number | undefined) ?? 0) + STATE_TTL_MS
     let unscopedImpressions = 0
     let until = -Infinity
-    for (const { key, value } of this.db.getRange({ start: IMPRESSION_PREFIX, end: `${IMPRESSION_PREFIX}\uffff` })) {
-      if (!isUnscoped(key as string)) continue
+    // Impression states are in the index by now (`moveImpressions` runs first).
+    for (const [name, value] of this.impressions.names()) {
+      if (name.includes(SCOPE_SEPARATOR)) continue
       unscopedImpressions++
-      until = Math.max(until, (decodeImpression(value) as ImpressionState | undefined)?.ex ?? fallbackExpiry)
+      until = Math.max(until, (value as ImpressionState | undefined)?.ex ?? fallbackExpiry)
     }
     if (unscopedImpressions > 0) void this.db.put(META_UNSCOPED, Math.max(until, (this.db.get(META_UNSCOPED) as number | undefined) ?? -Infinity))
     return { waiting, deadlines, unscopedImpressions }
@@ -448,12 +464,42 @@ export class PartitionStore {
     return { deliveries, counters }
   }
 
-  /** Every committed state entry (no metadata), in key order: a snapshot. Outside a batch. */
+  /**
+   * Moves `i:` entries of the main database (formats 1 to 4) into the impression index, each to
+   * the hour of its expiry (`ex`) or, a state without one, of the latest schedule minute that lists
+   * it (the watermark plus the lifetime if none does), and takes impression keys off the expiry
+   * schedule (`x:` lists): the index expires them by hour. Inside a write transaction; answers how
+   * many states moved.
+   */
+  private moveImpressions(): number {
+    const due = new Map<string, number>()
+    for (const { key, value } of this.db.getRange({ start: 'x:', end: 'x:\uffff' })) {
+      const keys = expiryKeys(value as string | string[])
+      const rest = keys.filter((k) => !isImpression(k))
+      if (rest.length === keys.length) continue
+      const minute = Number((key as string).slice(2, 12))
+      for (const k of keys) if (isImpression(k)) due.set(k, Math.max(due.get(k) ?? 0, minute))
+      if (rest.length === 0) void this.db.remove(key)
+      else void this.db.put(key, expiryValue(rest))
+    }
+    const fallback = fallbackHour((this.db.get(WATERMARK_KEY) as number | undefined) ?? 0, STATE_TTL_MS)
+    let n = 0
+    for (const { key, value } of this.db.getRange({ start: IMPRESSION_PREFIX, end: `${IMPRESSION_PREFIX}\uffff` })) {
+      const minute = due.get(key as string)
+      this.impressions.put((key as string).slice(IMPRESSION_PREFIX.length), decodeImpression(value), minute === undefined ? fallback : Math.floor((minute * 60_000) / HOUR_MS), true)
+      void this.db.remove(key)
+      n++
+    }
+    return n
+  }
+
+  /** Every committed state entry (no metadata): a snapshot. Outside a batch. */
   *entries(): Generator<StateEntry> {
     for (const key of this.db.getKeys({})) {
       if (isMeta(key)) continue
-      yield [key as string, isImpression(key as string) ? decodeImpression(this.db.get(key)) : this.db.get(key)]
+      yield [key as string, this.db.get(key)]
     }
+    yield* this.impressions.entries()
     yield* this.deliveries.entries()
     yield* this.bursts.entries()
   }
@@ -477,6 +523,7 @@ export class PartitionStore {
     this.expiries.clear()
     this.deliveries.discard()
     this.bursts.discard()
+    this.impressions.discard()
   }
 
   /** Writes the batch's state and marks `maxOffset` applied, atomically and durably. */
@@ -486,14 +533,16 @@ export class PartitionStore {
     const entries = [...this.overlay]
     if (this.batchWatermark !== undefined) entries.push([WATERMARK_KEY, this.batchWatermark])
     for (const [minute, keys] of this.expiries) entries.push([`x:${pad(minute, 10)}:${pad(maxOffset)}`, expiryValue(keys)])
+    // A state without an expiry (none the pipeline writes) goes to the hour of the watermark plus the lifetime.
+    const fallback = fallbackHour(this.batchWatermark ?? this.committedWatermark, STATE_TTL_MS)
     await this.db.transaction(() => {
+      this.impressions.writeDrops()
       for (const [k, v] of entries) {
-        if (v === DELETED) void this.db.remove(k)
-        else if (isImpression(k)) {
-          void this.db.put(k, encodeImpression(v))
-          bloomHashPair(k, HASHES)
-          this.impressions.add(HASHES[0]!, HASHES[1]!)
-        } else void this.db.put(k, v)
+        if (isImpression(k)) {
+          if (v === DELETED) this.impressions.remove(k.slice(IMPRESSION_PREFIX.length))
+          else this.impressions.put(k.slice(IMPRESSION_PREFIX.length), v, fallback)
+        } else if (v === DELETED) void this.db.remove(k)
+        else void this.db.put(k, v)
       }
       this.deliveries.write()
       this.bursts.write()
@@ -506,6 +555,7 @@ export class PartitionStore {
     if (unscopedOver) this.unscopedUntil = undefined
     this.deliveries.committed()
     this.bursts.committed()
+    this.impressions.committed()
     for (const [k, v] of entries) {
       if (!isSparse(k)) continue
       if (v === DELETED) this.sparse.delete(k)

@@ -84,6 +84,12 @@ export function toRecord(env: EnvelopeInput): ProducerRecord {
 /** A ULID of time `ms` whose random part is test event number `n`'s (ulidFor): ids as clients make them. */
 export const timedUlidFor = (ms: number, n: number): string => encodeTime(ms, 10) + ulidFor(n).slice(10)
 
+/** A UUIDv4-shaped id drawn from a hash of `name`: looks random, sorts randomly, is reproducible. */
+function uuidFor(name: string): string {
+  const h = createHash('sha256').update(name).digest('hex')
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`
+}
+
 /**
  * A reproducible traffic mix: per impression one impression record and (every third) one click a
  * few seconds later; every 10th event delivered twice (edge retry). Returns the records and the
@@ -91,16 +97,19 @@ export const timedUlidFor = (ms: number, n: number): string => encodeTime(ms, 10
  *
  * `spacingMs`: event time between two impressions. `timedIds`: event ids carry their event's time
  * (`timedUlidFor`), as a client's ULIDs do, so delivery keys fall into the hours of their events
- * (state/delivery-index.ts); otherwise every id carries one time (`ulidFor`).
+ * (state/delivery-index.ts); otherwise every id carries one time (`ulidFor`). `randomImpressionIds`:
+ * impression ids in a random-looking UUID form (a hash of the seed and the impression's number, so
+ * still reproducible), as many ad servers send them, instead of `imp_<seed>_<i>`, whose keys sort
+ * nearly in arrival order.
  */
-export function trafficMix(count: number, { start = Date.UTC(2026, 10, 23, 12, 0, 0), seed = 0, spacingMs = 20, timedIds = false } = {}): { records: ProducerRecord[]; expected: { impressions: number; clicks: number; duplicates: number } } {
+export function trafficMix(count: number, { start = Date.UTC(2026, 10, 23, 12, 0, 0), seed = 0, spacingMs = 20, timedIds = false, randomImpressionIds = false } = {}): { records: ProducerRecord[]; expected: { impressions: number; clicks: number; duplicates: number } } {
   const records: ProducerRecord[] = []
   let impressions = 0
   let clicks = 0
   let duplicates = 0
   let n = seed * 10_000_000
   for (let i = 0; records.length < count; i++) {
-    const impressionId = `imp_${seed}_${i}`
+    const impressionId = randomImpressionIds ? uuidFor(`${seed}:${i}`) : `imp_${seed}_${i}`
     const ts = start + i * spacingMs
     const id = (at: number): { n: number; eventId?: string } => {
       const k = n++

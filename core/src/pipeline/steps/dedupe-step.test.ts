@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { sweepExpired } from '../../state/expiry.js'
 import { decoded, T, useStores } from '../../testing/records.js'
 import { deliveryTimeOf } from '../../state/delivery-index.js'
+import { impressionKey, impressionScope } from '../../state/keys.js'
 import { createDedupeStep } from './dedupe-step.js'
 
 const newStore = useStores()
@@ -55,10 +56,14 @@ describe('dedupeStep', () => {
     await store.commit(imp.ref.offset)
     expect(store.deliveries.firstSeen(imp.envelope.key, deliveryTimeOf(imp.envelope.event.eventId), imp.envelope.receivedAt)).toBe(imp.ref.offset)
     store.put('~wm', imp.envelope.receivedAt + 2 * 60 * 60_000)
-    expect(sweepExpired(store)).toBe(1) // the impression key; the delivery key goes with its hour
+    expect(store.impressions.stats()).toMatchObject({ keys: 1, hours: 1 })
+    // Nothing on the minute schedule: the impression state and the delivery key go with their hours.
+    expect(sweepExpired(store)).toBe(0)
     expect(store.deliveries.firstSeen(imp.envelope.key, deliveryTimeOf(imp.envelope.event.eventId), imp.envelope.receivedAt)).toBeUndefined()
+    expect(store.get(impressionKey(impressionScope(imp.envelope.event.publisherId, imp.envelope.event.impressionId)))).toBeUndefined()
     await store.commit(imp.ref.offset + 1)
     expect(store.deliveries.stats()).toMatchObject({ keys: 0, buckets: 0 })
+    expect(store.impressions.stats()).toMatchObject({ keys: 0, hours: 0 })
     expect((await dedupe({ ...imp, ref: { ...imp.ref, offset: imp.ref.offset + 5 } })).kind).toBe('ok')
   })
 

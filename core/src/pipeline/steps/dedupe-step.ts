@@ -3,7 +3,6 @@ import type { Step } from '../step.js'
 import type { Decoded, Deduped } from '../types.js'
 import type { PartitionStore } from '../../state/partition-store.js'
 import { impressionKey, impressionScope, type ImpressionState } from '../../state/keys.js'
-import { scheduleExpiry } from '../../state/expiry.js'
 import { deliveryTimeOf } from '../../state/delivery-index.js'
 import { seenWithinHorizon, STATE_TTL_MS } from '../../rules/rules.js'
 
@@ -38,15 +37,6 @@ function annotate<T extends Decoded>(input: T, firstSeenOffset: number): T & Ded
   return out
 }
 
-/**
- * Writes an impression id's new state and schedules its expiry when it moved to another minute.
- * (A function of the module, not a closure per event: one less allocation and name per record.)
- */
-function keep(store: PartitionStore, ik: string, state: ImpressionState | undefined, ex: number, next: ImpressionState): void {
-  store.put(ik, next)
-  if (state === undefined || Math.floor(ex / 60_000) !== Math.floor((state.ex ?? 0) / 60_000)) scheduleExpiry(store, ex, ik)
-}
-
 export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DEDUPE_TTL_MS }: DedupeDeps): Step<T, T & Deduped> {
   return function dedupeStep(input) {
     const { envelope, ref } = input
@@ -62,6 +52,7 @@ export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DED
       return unbilled(annotate(input, first), 'duplicate_delivery')
     }
     if (first === undefined) deliveries.add(envelope.key, idTime, offset, expiresAt, envelope.receivedAt)
+    // The state expires with the hour of its `ex` (state/impression-index.ts).
     const ik = impressionKey(impressionScope(envelope.event.publisherId, envelope.event.impressionId))
     const state = store.get<ImpressionState>(ik)
     const r = envelope.receivedAt
@@ -69,21 +60,21 @@ export function createDedupeStep<T extends Decoded>({ store, ttlMs = DEFAULT_DED
     const ex = Math.max(state?.ex ?? 0, expiresAt)
     if (envelope.type === 'impression') {
       if (state?.io !== undefined && state.io !== offset && seenWithinHorizon(r, state.il ?? r)) {
-        keep(store, ik, state, ex, { ...state, il: r, ex })
+        store.put(ik, { ...state, il: r, ex })
         return unbilled(annotate(input, offset), 'duplicate_impression')
       }
-      if (state === undefined) keep(store, ik, state, ex, { io: offset, its: envelope.event.ts, ich: envelope.event.channel ?? 'web', il: r, ex })
-      else if (state.io !== offset) keep(store, ik, state, ex, { ...state, io: offset, its: envelope.event.ts, ich: envelope.event.channel ?? 'web', il: r, ex })
+      if (state === undefined) store.put(ik, { io: offset, its: envelope.event.ts, ich: envelope.event.channel ?? 'web', il: r, ex })
+      else if (state.io !== offset) store.put(ik, { ...state, io: offset, its: envelope.event.ts, ich: envelope.event.channel ?? 'web', il: r, ex })
     } else if (envelope.edge.prefetch) {
       // A HEAD, prefetch/prerender or link scanner on the click redirect is no person's click: it
       // neither takes the impression's click nor repeats it (IVT keeps it as prefetch_click).
       // Otherwise a mail scanner opening the link first would make the person's click a repeat_click.
     } else {
       if (state?.co !== undefined && state.co !== offset && seenWithinHorizon(r, state.cl ?? r)) {
-        keep(store, ik, state, ex, { ...state, cl: r, ex })
+        store.put(ik, { ...state, cl: r, ex })
         return unbilled(annotate(input, offset), 'repeat_click')
       }
-      if (state?.co !== offset) keep(store, ik, state, ex, { ...state, co: offset, cl: r, ex })
+      if (state?.co !== offset) store.put(ik, { ...state, co: offset, cl: r, ex })
     }
     return ok(annotate(input, offset))
   }

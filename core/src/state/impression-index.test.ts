@@ -1,0 +1,98 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { sweepExpired } from './expiry.js'
+import type { ImpressionState } from './keys.js'
+import { PartitionStore, type StateEntry } from './partition-store.js'
+import { tempDirs } from '../testing/temp-dirs.js'
+
+const dirs = tempDirs('adc-impidx-')
+afterEach(() => dirs.removeAll())
+const H = 3_600_000
+const T = Date.UTC(2026, 10, 23, 12)
+const hourOf = (ms: number): number => Math.floor(ms / H)
+
+/** Commits one batch of puts (and a watermark), answering its changelog entries. */
+async function batch(s: PartitionStore, offset: number, wm: number, puts: Array<[string, unknown]>): Promise<StateEntry[]> {
+  s.put('~wm', wm)
+  sweepExpired(s)
+  for (const [k, v] of puts) s.put(k, v)
+  const entries = s.pendingEntries(offset)
+  await s.commit(offset)
+  return entries
+}
+
+describe('impression index', () => {
+  it('reads the copy of the newest hour when a state moves to a later hour, and drops each hour once the watermark passes its end', async () => {
+    const s = PartitionStore.open(dirs.make(), 0)
+    const first: ImpressionState = { io: 1, il: T, ex: T + 25 * H }
+    await batch(s, 1, T, [['i:p\u001fa', first]])
+    // Seen again three hours later: its expiry moves to a later hour, the first copy stays behind.
+    const later: ImpressionState = { ...first, co: 2, cl: T + 3 * H, ex: T + 28 * H }
+    await batch(s, 2, T + 3 * H, [['i:p\u001fa', later]])
+    expect(s.impressions.stats()).toMatchObject({ keys: 2, hours: 2 })
+    expect(s.get('i:p\u001fa')).toStrictEqual(later)
+    // The first copy's hour ends: it goes, the newest copy stays and is still read.
+    await batch(s, 3, (hourOf(T + 25 * H) + 1) * H, [])
+    expect(s.impressions.stats()).toMatchObject({ keys: 1, hours: 1 })
+    expect(s.get('i:p\u001fa')).toStrictEqual(later)
+    await batch(s, 4, (hourOf(T + 28 * H) + 1) * H, [])
+    expect(s.impressions.stats()).toMatchObject({ keys: 0, hours: 0 })
+    expect(s.get('i:p\u001fa')).toBeUndefined()
+    await s.close()
+  })
+
+  it('a replica restored from the changelog holds what the owner holds, dropped hours included, and reads the same states', async () => {
+    const owner = PartitionStore.open(dirs.make(), 0)
+    const replica = PartitionStore.open(dirs.make(), 0)
+    const log: StateEntry[][] = []
+    for (let i = 0; i < 6; i++) {
+      const at = T + i * 2 * H
+      log.push(await batch(owner, i, at, [[`i:p\u001fimp_${i}`, { io: i, il: at, ex: at + 3 * H }], ['i:p\u001fimp_0', { io: 0, il: at, ex: at + 3 * H }]]))
+    }
+    expect(log.flat().some(([k, ...v]) => k.startsWith('I:') && v.length === 0)).toBe(true)
+    for (const [i, entries] of log.entries()) await replica.restore({ entries, applied: i, intent: undefined, changelog: { next: i + 1 } })
+    expect([...replica.entries()]).toStrictEqual([...owner.entries()])
+    for (let i = 0; i < 6; i++) expect(replica.get(`i:p\u001fimp_${i}`)).toStrictEqual(owner.get(`i:p\u001fimp_${i}`))
+    expect(owner.get('i:p\u001fimp_1')).toBeUndefined() // its hour has ended
+    expect(owner.get('i:p\u001fimp_0')).toMatchObject({ io: 0, il: T + 10 * H })
+    await owner.close()
+    await replica.close()
+  })
+
+  it('keeps names apart whatever characters they hold (NUL, non-ASCII, lone surrogates), through a reopen', async () => {
+    const dir = dirs.make()
+    let s = PartitionStore.open(dir, 0)
+    const names = ['\u0000AB', '\u4241', 'AB', 'a\u00e9', 'a\u00c3\u00a9', 'x\ud800', 'x\udc00', 'p\u001fid', 'p\u001fid\u0000']
+    await batch(s, 1, T, names.map((n, i) => [`i:${n}`, { io: i, ex: T + H }]))
+    await s.close()
+    s = PartitionStore.open(dir, 0)
+    expect(names.map((n) => s.get<ImpressionState>(`i:${n}`)?.io)).toEqual(names.map((_, i) => i))
+    expect(new Set([...s.entries()].filter(([k]) => k.startsWith('i:')).map(([k]) => k))).toEqual(new Set(names.map((n) => `i:${n}`)))
+    await s.close()
+  })
+
+  it('a value without an expiry written after a state with one is the one read (the later copy goes)', async () => {
+    const s = PartitionStore.open(dirs.make(), 0)
+    await batch(s, 1, T, [['i:k', { io: 1, ex: T + 40 * H }]])
+    await batch(s, 2, T, [['i:k', 7]]) // the hour of the watermark plus the state lifetime: earlier
+    expect(s.get('i:k')).toBe(7)
+    expect(s.impressions.stats().keys).toBe(1)
+    await s.close()
+  })
+
+  it("a late record's state written into an hour this batch drops stays readable, and goes with a later sweep", async () => {
+    const dir = dirs.make()
+    let s = PartitionStore.open(dir, 0)
+    await batch(s, 1, T, [['i:a', { io: 1, ex: T + H }]])
+    // The watermark passes the hour's end, and in the same batch a late record writes a state expiring in it.
+    await batch(s, 2, T + 3 * H, [['i:b', { io: 2, ex: T + H + 1 }]])
+    expect(s.get('i:a')).toBeUndefined()
+    expect(s.get('i:b')).toStrictEqual({ io: 2, ex: T + H + 1 })
+    await s.close()
+    s = PartitionStore.open(dir, 0)
+    expect(s.get('i:b')).toStrictEqual({ io: 2, ex: T + H + 1 })
+    await batch(s, 3, T + 3 * H + 1, [])
+    expect(s.get('i:b')).toBeUndefined()
+    expect(s.impressions.stats()).toMatchObject({ keys: 0, hours: 0 })
+    await s.close()
+  })
+})
