@@ -43,6 +43,19 @@ export function bloomHashPair(key: string, out: Float64Array): void {
   out[1] = fmix32(b) | 1
 }
 
+/** `bloomHashPair` over bytes `b[from, to)` instead of a string's characters (keys held as bytes). */
+export function bloomHashBytes(b: Uint8Array, from: number, to: number, out: Float64Array): void {
+  let a = 0x811c9dc5 >>> 0
+  let c = (0x811c9dc5 ^ SEED2) >>> 0
+  for (let i = from; i < to; i++) {
+    const x = b[i]!
+    a = Math.imul(a ^ x, 0x01000193)
+    c = Math.imul(c ^ x, 0x01000193)
+  }
+  out[0] = fmix32(a)
+  out[1] = fmix32(c) | 1
+}
+
 function fnv1a(key: string, seed: number): number {
   let h = (0x811c9dc5 ^ seed) >>> 0
   for (let i = 0; i < key.length; i++) {

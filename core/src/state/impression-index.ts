@@ -1,4 +1,5 @@
 import type { Database, RootDatabase } from 'lmdb'
+import { bloomHashBytes } from '@adc/schemas'
 import { decodeImpressionBytes, encodeImpressionBytes } from './impression-codec.js'
 import { KeyFilter, liveHourCapacity, lmdbKeySource } from './key-filter.js'
 import type { ImpressionState } from './keys.js'
@@ -65,28 +66,6 @@ function hourOfValue(value: unknown, fallback: number): number {
 /** The hour a value without an expiry goes to: that of `watermark` plus the state lifetime. */
 export const fallbackHour = (watermark: number, ttlMs: number): number => Math.min(MAX_HOUR, Math.max(0, Math.floor((watermark + ttlMs) / HOUR_MS)))
 
-/** Two 32-bit FNV-1a hashes (different seeds) of `b[from, to)`, finalised: a key's Bloom hashes. */
-function hashBytes(b: Buffer, from: number, to: number, out: Float64Array): void {
-  let h1 = 0x811c9dc5
-  let h2 = 0x9747b28c
-  for (let i = from; i < to; i++) {
-    const c = b[i]!
-    h1 = Math.imul(h1 ^ c, 0x01000193)
-    h2 = Math.imul(h2 ^ c, 0x01000193)
-  }
-  out[0] = fmix(h1)
-  out[1] = fmix(h2) | 1
-}
-
-function fmix(h: number): number {
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return h >>> 0
-}
-
 export class ImpressionIndex {
   /** Committed hours, newest first. */
   private order: number[] = []
@@ -142,7 +121,7 @@ export class ImpressionIndex {
       }
       k[at++] = c
     }
-    hashBytes(k, HOUR_BYTES, at, this.hashes)
+    bloomHashBytes(k, HOUR_BYTES, at, this.hashes)
     return at
   }
 
@@ -155,7 +134,7 @@ export class ImpressionIndex {
     if (!f) {
       f = new KeyFilter(
         lmdbKeySource<Buffer>(this.db, () => bucketStart(hour), () => bucketStart(hour + 1), (key, add) => {
-          hashBytes(key, HOUR_BYTES, key.length, this.hashes)
+          bloomHashBytes(key, HOUR_BYTES, key.length, this.hashes)
           add(this.hashes[0]!, this.hashes[1]!)
         }),
         () => liveHourCapacity(this.filters, hour, LIVE_HOURS),

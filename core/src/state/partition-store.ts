@@ -432,16 +432,7 @@ export class PartitionStore {
    * - both leave the expiry schedule (their entries are rewritten without them).
    */
   private upgradeFormat1(): Format1Upgrade {
-    const due = new Map<string, number>()
-    for (const { key, value } of this.db.getRange({ start: 'x:', end: 'x:\uffff' })) {
-      const keys = expiryKeys(value as string | string[])
-      const rest = keys.filter((k) => !isFormat1(k))
-      if (rest.length === keys.length) continue
-      const minute = Number((key as string).slice(2, 12))
-      for (const k of keys) if (k.startsWith('d:')) due.set(k, Math.max(due.get(k) ?? 0, minute))
-      if (rest.length === 0) void this.db.remove(key)
-      else void this.db.put(key, expiryValue(rest))
-    }
+    const due = this.takeOffSchedule(isFormat1, (k) => k.startsWith('d:'))
     const fallback = Math.floor((((this.db.get(WATERMARK_KEY) as number | undefined) ?? 0) + STATE_TTL_MS) / 1000)
     let deliveries = 0
     for (const { key, value } of this.db.getRange({ start: 'd:', end: 'd:\uffff' })) {
@@ -465,6 +456,25 @@ export class PartitionStore {
   }
 
   /**
+   * Takes the keys `taken` picks off the expiry schedule (`x:` lists; an entry left empty goes),
+   * inside a write transaction; answers, for each of them `noted` picks, the latest minute that
+   * listed it.
+   */
+  private takeOffSchedule(taken: (k: string) => boolean, noted: (k: string) => boolean): Map<string, number> {
+    const due = new Map<string, number>()
+    for (const { key, value } of this.db.getRange({ start: 'x:', end: 'x:\uffff' })) {
+      const keys = expiryKeys(value as string | string[])
+      const rest = keys.filter((k) => !taken(k))
+      if (rest.length === keys.length) continue
+      const minute = Number((key as string).slice(2, 12))
+      for (const k of keys) if (noted(k)) due.set(k, Math.max(due.get(k) ?? 0, minute))
+      if (rest.length === 0) void this.db.remove(key)
+      else void this.db.put(key, expiryValue(rest))
+    }
+    return due
+  }
+
+  /**
    * Moves `i:` entries of the main database (formats 1 to 4) into the impression index, each to
    * the hour of its expiry (`ex`) or, a state without one, of the latest schedule minute that lists
    * it (the watermark plus the lifetime if none does), and takes impression keys off the expiry
@@ -472,16 +482,7 @@ export class PartitionStore {
    * many states moved.
    */
   private moveImpressions(): number {
-    const due = new Map<string, number>()
-    for (const { key, value } of this.db.getRange({ start: 'x:', end: 'x:\uffff' })) {
-      const keys = expiryKeys(value as string | string[])
-      const rest = keys.filter((k) => !isImpression(k))
-      if (rest.length === keys.length) continue
-      const minute = Number((key as string).slice(2, 12))
-      for (const k of keys) if (isImpression(k)) due.set(k, Math.max(due.get(k) ?? 0, minute))
-      if (rest.length === 0) void this.db.remove(key)
-      else void this.db.put(key, expiryValue(rest))
-    }
+    const due = this.takeOffSchedule(isImpression, isImpression)
     const fallback = fallbackHour((this.db.get(WATERMARK_KEY) as number | undefined) ?? 0, STATE_TTL_MS)
     let n = 0
     for (const { key, value } of this.db.getRange({ start: IMPRESSION_PREFIX, end: `${IMPRESSION_PREFIX}\uffff` })) {
