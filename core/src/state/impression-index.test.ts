@@ -95,4 +95,20 @@ describe('impression index', () => {
     expect(s.impressions.stats()).toMatchObject({ keys: 0, hours: 0 })
     await s.close()
   })
+
+  it('answers a name no hour holds from the filter over all hours, without reading or building any hour\'s filter', async () => {
+    const dir = dirs.make()
+    let s = PartitionStore.open(dir, 0)
+    for (let h = 0; h < 4; h++) await batch(s, h, T + h * H, Array.from({ length: 50 }, (_, i): [string, unknown] => [`i:p\u001f${h}_${i}`, { io: i, ex: T + (h + 25) * H }]))
+    await s.close()
+    s = PartitionStore.open(dir, 0)
+    expect(s.impressions.stats().hours).toBe(4)
+    let found = 0
+    for (let i = 0; i < 1000; i++) if (s.get(`i:p\u001fnew_${i}`) !== undefined) found++
+    expect(found).toBe(0)
+    expect(s.impressions.hourFilterBuilds()).toBeLessThanOrEqual(2) // a false positive of the filter over all may read one
+    expect(s.get('i:p\u001f2_7')).toStrictEqual({ io: 7, ex: T + 27 * H })
+    expect(s.impressions.hourFilterBuilds()).toBeGreaterThan(0)
+    await s.close()
+  })
 })

@@ -487,7 +487,7 @@ export class PartitionStore {
     let n = 0
     for (const { key, value } of this.db.getRange({ start: IMPRESSION_PREFIX, end: `${IMPRESSION_PREFIX}\uffff` })) {
       const minute = due.get(key as string)
-      this.impressions.put((key as string).slice(IMPRESSION_PREFIX.length), decodeImpression(value), minute === undefined ? fallback : Math.floor((minute * 60_000) / HOUR_MS), true)
+      this.impressions.put((key as string).slice(IMPRESSION_PREFIX.length), decodeImpression(value), minute === undefined ? fallback : Math.floor((minute * 60_000) / HOUR_MS))
       void this.db.remove(key)
       n++
     }
