@@ -3,6 +3,7 @@ import fc from 'fast-check'
 import { open } from 'lmdb'
 import { decodeImpression, encodeImpression } from './impression-codec.js'
 import type { ImpressionState } from './keys.js'
+import { IMPRESSION_SLOTS } from './impression-index.js'
 import { PartitionStore } from './partition-store.js'
 import { tempDirs } from '../testing/temp-dirs.js'
 
@@ -65,9 +66,12 @@ describe('impression state codec', () => {
 })
 
 describe('impression state in the partition store', () => {
+  /** The impression index's rows as the environment holds them, over all its slot databases. */
   const rawIndex = (dir: string) => {
-    const root = open({ path: dir, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3 })
-    return { root, index: root.openDB<Buffer, Buffer>({ name: '~impressions', keyEncoding: 'binary', encoding: 'binary', compression: false }) }
+    const root = open({ path: dir, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3, maxDbs: IMPRESSION_SLOTS + 8 })
+    const rows = Array.from({ length: IMPRESSION_SLOTS }, (_, i) => root.openDB<Buffer, Buffer>({ name: `~impressions.${i}`, keyEncoding: 'binary', encoding: 'binary', compression: false }))
+      .flatMap((db, i) => [...db.getRange({})].map(({ key, value }) => ({ slot: i, key, value })))
+    return { root, rows }
   }
 
   it('commits the compact bytes into the impression index and reads the state back, after a reopen and in snapshots', async () => {
@@ -85,10 +89,9 @@ describe('impression state in the partition store', () => {
     expect(() => s.range('i:', 'i:~', 10)).toThrow(/impression states/)
     await s.close()
     // On disk: the codec's bytes under [expiry hour][name], none in the main database.
-    const { root, index } = rawIndex(dir)
+    const { root, rows } = rawIndex(dir)
     expect(root.get('i:a')).toBeUndefined()
-    const rows = [...index.getRange({})]
-    expect(rows.map(({ key }) => [key.readUInt32BE(0), key.toString('latin1', 4)])).toEqual([[0, 'a']])
+    expect(rows.map(({ slot, key }) => [slot, key.readUInt32BE(0), key.toString('latin1', 4)])).toEqual([[0, 0, 'a']])
     expect(rows[0]!.value.length).toBe(2 + 4 * 8 + 1 + 3)
     await root.close()
   })
@@ -117,10 +120,11 @@ describe('impression state in the partition store', () => {
     // The schedule keeps only what is not an impression state.
     expect(s.range('x:', 'x:~', 10).map(([, v]) => v)).toEqual(['w:other'])
     await s.close()
-    const { root, index } = rawIndex(dir)
+    const { root, rows } = rawIndex(dir)
     expect(root.get('~format')).toBe(5)
     expect([...root.getKeys({ start: 'i:', end: 'i:~' })]).toEqual([])
-    const hours = new Map([...index.getRange({})].map(({ key }) => [key.toString('latin1', 4), key.readUInt32BE(0) - Math.floor(T / H)]))
+    for (const { slot, key } of rows) expect(slot).toBe(key.readUInt32BE(0) % IMPRESSION_SLOTS)
+    const hours = new Map(rows.map(({ key }) => [key.toString('latin1', 4), key.readUInt32BE(0) - Math.floor(T / H)]))
     expect(Object.fromEntries(hours)).toEqual({ old: 5, compact: 7, noex: 9 })
     await root.close()
     s = PartitionStore.open(dir, 0) // opened again: nothing left to move
@@ -135,8 +139,8 @@ describe('impression state in the partition store', () => {
     expect(s.get('i:r')).toStrictEqual({ io: 1, co: 2 })
     expect(s.get('i:n')).toBe(3)
     await s.close()
-    const { root, index } = rawIndex(dir)
-    const values = new Map([...index.getRange({})].map(({ key, value }) => [key.toString('latin1', 4), value]))
+    const { root, rows } = rawIndex(dir)
+    const values = new Map(rows.map(({ key, value }) => [key.toString('latin1', 4), value]))
     expect(values.get('r')![0]).toBe(0xa1)
     expect(values.get('n')![0]).toBe(0xa2) // not a state: kept in V8's serialization
     await root.close()

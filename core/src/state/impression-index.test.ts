@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { sweepExpired } from './expiry.js'
+import { IMPRESSION_SLOTS } from './impression-index.js'
 import type { ImpressionState } from './keys.js'
 import { PartitionStore, type StateEntry } from './partition-store.js'
 import { tempDirs } from '../testing/temp-dirs.js'
@@ -109,6 +110,24 @@ describe('impression index', () => {
     expect(s.impressions.hourFilterBuilds()).toBeLessThanOrEqual(2) // a false positive of the filter over all may read one
     expect(s.get('i:p\u001f2_7')).toStrictEqual({ io: 7, ex: T + 27 * H })
     expect(s.impressions.hourFilterBuilds()).toBeGreaterThan(0)
+    await s.close()
+  })
+
+  it('drops an hour that shares its database with a later one key by key, and clears a database an hour holds alone', async () => {
+    const dir = dirs.make()
+    let s = PartitionStore.open(dir, 0)
+    const h0 = hourOf(T)
+    // Hours 32 apart share a database (a watermark that jumped a day ahead would write such a pair).
+    await batch(s, 1, T, [['i:a', { io: 1, ex: (h0 + 1) * H }], ['i:b', { io: 2, ex: (h0 + 1 + IMPRESSION_SLOTS) * H }], ['i:c', { io: 3, ex: (h0 + 2) * H }]])
+    expect(s.impressions.stats()).toMatchObject({ keys: 3, hours: 3 })
+    await batch(s, 2, (h0 + 3) * H, [])
+    expect(s.get('i:a')).toBeUndefined()
+    expect(s.get('i:c')).toBeUndefined()
+    expect(s.get('i:b')).toStrictEqual({ io: 2, ex: (h0 + 1 + IMPRESSION_SLOTS) * H })
+    await s.close()
+    s = PartitionStore.open(dir, 0)
+    expect(s.impressions.stats()).toMatchObject({ keys: 1, hours: 1 })
+    expect(s.get('i:b')).toStrictEqual({ io: 2, ex: (h0 + 1 + IMPRESSION_SLOTS) * H })
     await s.close()
   })
 })

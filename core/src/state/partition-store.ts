@@ -4,7 +4,7 @@ import { open, type RootDatabase } from 'lmdb'
 import { BurstCounters, BURST_DB, BURST_ENTRY_PREFIX } from './burst-counters.js'
 import { DeliveryIndex, DELIVERY_DB } from './delivery-index.js'
 import { decodeImpression } from './impression-codec.js'
-import { fallbackHour, ImpressionIndex, IMPRESSION_DB } from './impression-index.js'
+import { fallbackHour, ImpressionIndex, IMPRESSION_SLOTS, isImpressionDb } from './impression-index.js'
 import { impressionScope, joinDeadlineKey, pad, SCOPE_SEPARATOR, waitingKey, WATERMARK_KEY, type ImpressionState } from './keys.js'
 import { STATE_TTL_MS } from '../rules/rules.js'
 
@@ -63,7 +63,7 @@ const IMPRESSION_PREFIX = 'i:'
 const HOUR_MS = 3_600_000
 const isImpression = (k: string): boolean => k.charCodeAt(0) === 0x69 /* i */ && k.charCodeAt(1) === 0x3a /* : */
 
-const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === META_UNSCOPED || k === DELIVERY_DB || k === BURST_DB || k === IMPRESSION_DB
+const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === META_UNSCOPED || k === DELIVERY_DB || k === BURST_DB || isImpressionDb(k)
 
 /** A key of the three impression-keyed families (`i:`, `w:`, `q:`) written before format 3: without a scope. */
 const isUnscoped = (k: string): boolean => {
@@ -173,7 +173,7 @@ export class PartitionStore {
     this.impressions = ImpressionIndex.open(db)
     if (format !== STATE_FORMAT) {
       let format1 = false
-      if (format === undefined) for (const k of db.getKeys({ limit: 4 })) if (k !== DELIVERY_DB && k !== BURST_DB && k !== IMPRESSION_DB) format1 = true
+      if (format === undefined) for (const k of db.getKeys({ limit: 4 })) if (k !== DELIVERY_DB && k !== BURST_DB && !isImpressionDb(k)) format1 = true
       this.upgraded = db.transactionSync(() => {
         const f1 = format1 ? this.upgradeFormat1() : undefined
         // An empty store (no marker, nothing in it) is new: nothing to upgrade.
@@ -195,7 +195,8 @@ export class PartitionStore {
   static open(path: string, partition: number): PartitionStore {
     mkdirSync(path, { recursive: true })
     // compression off: values are a few bytes; the key prefix ordering matters for range scans.
-    const db = open({ path, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3 })
+    // Named databases: the delivery index, the burst counters and the impression index's slots.
+    const db = open({ path, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3, maxDbs: IMPRESSION_SLOTS + 8 })
     try {
       return new PartitionStore(db, partition, path)
     } catch (err) {
@@ -328,7 +329,7 @@ export class PartitionStore {
     if (this.overlay.size > 0 || this.expiries.size > 0 || this.batchWatermark !== undefined || this.deliveries.pendingKeys() > 0 || this.bursts.pendingKeys() > 0) throw new Error('restore while a batch is open')
     await this.db.transaction(() => {
       if (r.reset) {
-        for (const k of this.db.getKeys({})) if (k !== DELIVERY_DB && k !== BURST_DB && k !== IMPRESSION_DB && k !== META_FORMAT) void this.db.remove(k)
+        for (const k of this.db.getKeys({})) if (k !== DELIVERY_DB && k !== BURST_DB && !isImpressionDb(k) && k !== META_FORMAT) void this.db.remove(k)
         this.deliveries.clear()
         this.bursts.clear()
         this.impressions.clear()
