@@ -19,7 +19,8 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { open } from 'lmdb'
 import { encodeImpression } from '../core/src/state/impression-codec.js'
-import { IMPRESSION_SLOTS, ImpressionIndex, fallbackHour } from '../core/src/state/impression-index.js'
+import { PARTITION_MAX_DBS } from '../core/src/state/hour-slots.js'
+import { ImpressionIndex, fallbackHour } from '../core/src/state/impression-index.js'
 import type { ImpressionState } from '../core/src/state/keys.js'
 
 const BATCH = 20_000
@@ -46,7 +47,7 @@ const cpuMicros = (): number => {
 
 async function run(variant: ImpressionIndexFigures['variant'], batches: number): Promise<ImpressionIndexFigures> {
   const dir = mkdtempSync(join(tmpdir(), 'adc-impidx-bench-'))
-  const root = open({ path: dir, compression: false, encoding: 'msgpack', mapSize: 8 * 1024 ** 3, maxDbs: IMPRESSION_SLOTS + 8 })
+  const root = open({ path: dir, compression: false, encoding: 'msgpack', mapSize: 8 * 1024 ** 3, maxDbs: PARTITION_MAX_DBS })
   const index = ImpressionIndex.open(root)
   const start = Date.UTC(2026, 10, 23)
   let measured = 0

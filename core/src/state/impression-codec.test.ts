@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import { open } from 'lmdb'
 import { decodeImpression, encodeImpression } from './impression-codec.js'
 import type { ImpressionState } from './keys.js'
-import { IMPRESSION_SLOTS } from './impression-index.js'
+import { HOUR_SLOTS as IMPRESSION_SLOTS, PARTITION_MAX_DBS } from './hour-slots.js'
 import { PartitionStore } from './partition-store.js'
 import { tempDirs } from '../testing/temp-dirs.js'
 
@@ -68,7 +68,7 @@ describe('impression state codec', () => {
 describe('impression state in the partition store', () => {
   /** The impression index's rows as the environment holds them, over all its slot databases. */
   const rawIndex = (dir: string) => {
-    const root = open({ path: dir, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3, maxDbs: IMPRESSION_SLOTS + 8 })
+    const root = open({ path: dir, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3, maxDbs: PARTITION_MAX_DBS })
     const rows = Array.from({ length: IMPRESSION_SLOTS }, (_, i) => root.openDB<Buffer, Buffer>({ name: `~impressions.${i}`, keyEncoding: 'binary', encoding: 'binary', compression: false }))
       .flatMap((db, i) => [...db.getRange({})].map(({ key, value }) => ({ slot: i, key, value })))
     return { root, rows }

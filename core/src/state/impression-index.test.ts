@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { sweepExpired } from './expiry.js'
-import { IMPRESSION_SLOTS } from './impression-index.js'
+import { HOUR_SLOTS as IMPRESSION_SLOTS } from './hour-slots.js'
 import type { ImpressionState } from './keys.js'
 import { PartitionStore, type StateEntry } from './partition-store.js'
 import { tempDirs } from '../testing/temp-dirs.js'

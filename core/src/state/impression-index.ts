@@ -1,6 +1,7 @@
 import type { Database, RootDatabase } from 'lmdb'
 import { bloomHashBytes } from '@adc/schemas'
 import { decodeImpressionBytes, encodeImpressionBytes } from './impression-codec.js'
+import { bucketStart, dropHour, heldHours, HOUR_SLOTS, isSlotOf, openHourSlots } from './hour-slots.js'
 import { KeyFilter, liveHourCapacity, lmdbKeySource } from './key-filter.js'
 import type { ImpressionState } from './keys.js'
 import type { StateEntry } from './partition-store.js'
@@ -32,13 +33,11 @@ import type { StateEntry } from './partition-store.js'
  *   copy it finds, and the stale copy goes with its hour. A put into an earlier hour than a copy
  *   already held (a value without an expiry) removes the later copies, so the newest is always the
  *   one read.
- * - The hours live in a ring of `SLOTS` named databases (`~impressions.<hour mod SLOTS>`). An hour
- *   is dropped once the partition watermark passes its end (every state in it expired): when no
- *   other hour it keeps shares its database, the whole database is cleared in the batch's
- *   transaction (LMDB frees its pages without visiting each key; deleting key by key cost 1.3 µs
- *   of the processor's CPU per event in the steady state), otherwise its key range is deleted.
- *   Live hours span the 25 h lifetime plus one, so with 32 slots two share a database only after a
- *   batch's watermark jumped hours ahead (a backlog) or for a late record's state. In the changelog, state entries keep their form
+ * - The hours live in a ring of named databases (`~impressions.<hour mod 32>`, hour-slots.ts). An
+ *   hour is dropped once the partition watermark passes its end (every state in it expired): its
+ *   database is cleared when it holds that hour alone, else its key range is deleted. Live hours
+ *   span the 25 h lifetime plus one, so two share a database only after a batch's watermark jumped
+ *   hours ahead (a backlog) or for a late record's state. In the changelog, state entries keep their form
  *   (`i:<name>` → the state object) and a dropped hour travels as a delete of `I:<hour>:*`.
  *
  * Bloom filters (key-filter.ts): one over every hour's keys answers the lookup of a new impression
@@ -49,10 +48,8 @@ import type { StateEntry } from './partition-store.js'
  * there might miss the transaction's own puts.
  */
 export const IMPRESSION_DB = '~impressions'
-/** Named databases the hours are spread over (`~impressions.<hour mod SLOTS>`). */
-export const IMPRESSION_SLOTS = 32
 /** Whether a key of the root database names one of the impression index's databases. */
-export const isImpressionDb = (k: unknown): boolean => typeof k === 'string' && k.startsWith(`${IMPRESSION_DB}.`)
+export const isImpressionDb = (k: unknown): boolean => isSlotOf(IMPRESSION_DB, k)
 export const IMPRESSION_PREFIX = 'i:'
 export const IMPRESSION_HOUR_PREFIX = 'I:'
 const WHOLE_HOUR = '*'
@@ -64,12 +61,6 @@ const LIVE_HOURS = 2
 
 /** Above every key (hours stay below 2^32 - 1). */
 const AFTER_ALL = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff])
-
-function bucketStart(hour: number): Buffer {
-  const b = Buffer.allocUnsafe(HOUR_BYTES)
-  b.writeUInt32BE(hour, 0)
-  return b
-}
 
 /** The expiry hour of a state, or `fallback` for a value without a usable expiry. */
 function hourOfValue(value: unknown, fallback: number): number {
@@ -109,7 +100,7 @@ export class ImpressionIndex {
   }
 
   private dbOf(hour: number): Database<Buffer, Buffer> {
-    return this.slots[hour % IMPRESSION_SLOTS]!
+    return this.slots[hour % HOUR_SLOTS]!
   }
 
   private addHashesOf(key: Buffer, add: (h1: number, h2: number) => void): void {
@@ -117,33 +108,15 @@ export class ImpressionIndex {
     add(this.hashes[0]!, this.hashes[1]!)
   }
 
-  /** The index of a partition's environment (opened with room for `IMPRESSION_SLOTS` more databases). */
+  /** The index of a partition's environment (opened with `maxDbs` of at least `PARTITION_MAX_DBS`, hour-slots.ts). */
   static open(root: RootDatabase): ImpressionIndex {
-    const slots = Array.from({ length: IMPRESSION_SLOTS }, (_, i) => root.openDB<Buffer, Buffer>({ name: `${IMPRESSION_DB}.${i}`, keyEncoding: 'binary', encoding: 'binary', compression: false }))
-    return new ImpressionIndex(slots)
+    return new ImpressionIndex(openHourSlots(root, IMPRESSION_DB))
   }
 
   private loadHours(): void {
     this.hours.clear()
-    for (const hour of this.heldHours()) this.hours.add(hour)
+    for (const hour of heldHours(this.slots)) this.hours.add(hour)
     this.sortHours()
-  }
-
-  /** The hours the databases hold (inside a write transaction, its writes too), oldest first: one short range read per hour. */
-  private heldHours(): number[] {
-    const out: number[] = []
-    for (const db of this.slots) {
-      let start = bucketStart(0)
-      for (;;) {
-        let next: number | undefined
-        for (const k of db.getKeys({ start, limit: 1 })) next = k.readUInt32BE(0)
-        if (next === undefined) break
-        out.push(next)
-        if (next >= MAX_HOUR) break
-        start = bucketStart(next + 1)
-      }
-    }
-    return out.sort((a, b) => a - b)
   }
 
   private sortHours(): void {
@@ -259,24 +232,7 @@ export class ImpressionIndex {
   /** Deletes the hours this batch drops (inside the write transaction, before its puts). */
   writeDrops(): void {
     const cleared = new Set<number>()
-    for (const hour of this.dropped) this.removeHour(hour, this.dropped, cleared)
-  }
-
-  /**
-   * Deletes `hour` (inside a write transaction): its whole database is cleared when no other
-   * committed hour outside `going` shares it (one instruction of the same transaction, so puts
-   * after it stay), else its key range is deleted key by key.
-   */
-  private removeHour(hour: number, going: ReadonlySet<number>, cleared: Set<number>): void {
-    const slot = hour % IMPRESSION_SLOTS
-    if (cleared.has(slot)) return
-    let shared = false
-    for (const h of this.hours) if (h !== hour && h % IMPRESSION_SLOTS === slot && !going.has(h)) shared = true
-    const db = this.slots[slot]!
-    if (!shared) {
-      void db.clearAsync()
-      cleared.add(slot)
-    } else for (const k of db.getKeys({ start: bucketStart(hour), end: bucketStart(hour + 1) })) void db.remove(k)
+    for (const hour of this.dropped) dropHour(this.slots, hour, this.hours, this.dropped, cleared)
   }
 
   /** The batch's dropped hours as changelog entries (they go before its puts). */
@@ -326,7 +282,7 @@ export class ImpressionIndex {
     if (!k.startsWith(IMPRESSION_HOUR_PREFIX)) return false
     const hour = Number(k.slice(IMPRESSION_HOUR_PREFIX.length, k.indexOf(':', IMPRESSION_HOUR_PREFIX.length)))
     if (e.length === 1 && Number.isInteger(hour) && hour >= 0) {
-      this.removeHour(hour, new Set([hour]), new Set())
+      dropHour(this.slots, hour, this.hours, new Set([hour]), new Set())
       this.hours.delete(hour)
       this.filters.delete(hour)
       this.sortHours()
@@ -358,7 +314,7 @@ export class ImpressionIndex {
 
   /** Committed entries with their name (for upgrades and tests), oldest hour first. */
   *names(): Generator<[string, unknown]> {
-    for (const hour of this.heldHours()) {
+    for (const hour of heldHours(this.slots)) {
       for (const { key, value } of this.dbOf(hour).getRange({ start: bucketStart(hour), end: bucketStart(hour + 1) })) yield [this.nameOf(key), decodeImpressionBytes(value)]
     }
   }

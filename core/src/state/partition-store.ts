@@ -4,7 +4,8 @@ import { open, type RootDatabase } from 'lmdb'
 import { BurstCounters, BURST_DB, BURST_ENTRY_PREFIX } from './burst-counters.js'
 import { DeliveryIndex, DELIVERY_DB } from './delivery-index.js'
 import { decodeImpression } from './impression-codec.js'
-import { fallbackHour, ImpressionIndex, IMPRESSION_SLOTS, isImpressionDb } from './impression-index.js'
+import { PARTITION_MAX_DBS } from './hour-slots.js'
+import { fallbackHour, ImpressionIndex, isImpressionDb } from './impression-index.js'
 import { impressionScope, joinDeadlineKey, pad, SCOPE_SEPARATOR, waitingKey, WATERMARK_KEY, type ImpressionState } from './keys.js'
 import { STATE_TTL_MS } from '../rules/rules.js'
 
@@ -196,7 +197,7 @@ export class PartitionStore {
     mkdirSync(path, { recursive: true })
     // compression off: values are a few bytes; the key prefix ordering matters for range scans.
     // Named databases: the delivery index, the burst counters and the impression index's slots.
-    const db = open({ path, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3, maxDbs: IMPRESSION_SLOTS + 8 })
+    const db = open({ path, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3, maxDbs: PARTITION_MAX_DBS })
     try {
       return new PartitionStore(db, partition, path)
     } catch (err) {
