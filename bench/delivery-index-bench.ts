@@ -15,6 +15,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { open } from 'lmdb'
 import { DeliveryIndex } from '../core/src/state/delivery-index.js'
+import { PARTITION_MAX_DBS } from '../core/src/state/hour-slots.js'
 
 const BATCH = 20_000
 const WARM = 5
@@ -35,7 +36,7 @@ export async function runDeliveryIndexBench(batches = Number(process.env.DELIVER
   const keys = Array.from({ length: BATCH * n }, (_, i) => createHash('sha256').update(`pub_demo|impression|${i}`).digest('hex').slice(0, 32))
   const t0 = Date.UTC(2026, 11, 1)
   const dir = mkdtempSync(join(tmpdir(), 'adc-delivery-bench-'))
-  const root = open({ path: dir, maxDbs: 4, mapSize: 2 * 1024 ** 3 })
+  const root = open({ path: dir, maxDbs: PARTITION_MAX_DBS, mapSize: 2 * 1024 ** 3 })
   const index = DeliveryIndex.open(root)
   const raw = root.openDB<Buffer, Buffer>({ name: 'raw-puts', keyEncoding: 'binary', encoding: 'binary', compression: false })
   let measured = 0

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { join } from 'node:path'
-import { open } from 'lmdb'
+import { open, type Database, type RootDatabase } from 'lmdb'
+import { HOUR_SLOTS, PARTITION_MAX_DBS } from './hour-slots.js'
 import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 import { eventIdTimeMs } from '@adc/schemas'
@@ -16,6 +17,9 @@ import { decoded } from '../testing/records.js'
 import { tempDirs } from '../testing/temp-dirs.js'
 
 const dirs = tempDirs('adc-deliveries-')
+/** The delivery index's databases as an environment holds them: the main one, then its hour slots. */
+const rawDeliveryDbs = (root: RootDatabase): Array<Database<Buffer, Buffer>> =>
+  ['~deliveries', ...Array.from({ length: HOUR_SLOTS }, (_, i) => `~deliveries.${i}`)].map((name) => root.openDB<Buffer, Buffer>({ name, keyEncoding: 'binary', encoding: 'binary', compression: false }))
 const fresh = (): string => dirs.make()
 afterEach(() => dirs.removeAll())
 
@@ -187,9 +191,8 @@ describe('delivery index', () => {
     const entries = [...s.deliveries.entries()]
     expect(entries).toContainEqual([`D:${Math.floor(T / H)}:${key(1).slice(0, 24)}`, [10, Math.floor((T + 2 * H + 7 + STATE_TTL_MS) / 1000), T + 2 * H + 7]])
     await s.close()
-    const root = open({ path: dir, compression: false, encoding: 'msgpack' })
-    const raw = root.openDB<Buffer, Buffer>({ name: '~deliveries', keyEncoding: 'binary', encoding: 'binary', compression: false })
-    const lengths = [...raw.getRange({})].filter(({ key: k }) => k.length === 16).map(({ value }) => value.length)
+    const root = open({ path: dir, compression: false, encoding: 'msgpack', maxDbs: PARTITION_MAX_DBS })
+    const lengths = rawDeliveryDbs(root).flatMap((db) => [...db.getRange({})]).filter(({ key: k }) => k.length === 16).map(({ value }) => value.length)
     expect(lengths.sort()).toEqual([12, 16])
     // Format 4 and later mark it, so that a build of format 3 (which would misread a 12-byte value) refuses it.
     expect(STATE_FORMAT).toBeGreaterThanOrEqual(4)
@@ -368,5 +371,55 @@ describe('format 1 upgrade', () => {
     await expectUpgraded(t)
     await s.close()
     await t.close()
+  })
+})
+
+describe('delivery index hour slots', () => {
+  it('moves the keys a format-4 store kept in one database into their hour slots, with the same answers', async () => {
+    const dir = fresh()
+    let s = PartitionStore.open(dir, 0)
+    s.deliveries.add(key(1), T, 5, T + 25 * H, T)
+    s.deliveries.add(key(2), T + 40 * H, 6, T + 25 * H, T)
+    s.deliveries.add(key(3), undefined, 7, T + 25 * H, T) // no time: the main database's own bucket
+    await s.commit(7)
+    const answers = (x: PartitionStore) => [x.deliveries.firstSeen(key(1), T, T + 1), x.deliveries.firstSeen(key(2), T + 40 * H, T + 1), x.deliveries.firstSeen(key(3), undefined, T + 1), x.deliveries.firstSeen(key(4), T, T + 1)]
+    expect(answers(s)).toEqual([5, 6, 7, undefined])
+    await s.close()
+    // Back to format 4's layout: every key in the main database.
+    let root = open({ path: dir, compression: false, encoding: 'msgpack', maxDbs: PARTITION_MAX_DBS })
+    const [main, ...slots] = rawDeliveryDbs(root)
+    await root.transaction(() => {
+      for (const slot of slots) for (const { key: k, value } of slot.getRange({})) {
+        void main!.put(Buffer.from(k), Buffer.from(value))
+        void slot.remove(Buffer.from(k))
+      }
+      void root.put('~format', 4)
+    })
+    expect([...main!.getKeys({})].filter((k) => k.length === 16)).toHaveLength(3)
+    await root.close()
+    s = PartitionStore.open(dir, 0)
+    expect(answers(s)).toEqual([5, 6, 7, undefined])
+    expect(s.deliveries.stats()).toMatchObject({ keys: 3, buckets: 3 })
+    await s.close()
+    root = open({ path: dir, compression: false, encoding: 'msgpack', maxDbs: PARTITION_MAX_DBS })
+    const dbs = rawDeliveryDbs(root)
+    expect(dbs.map((db) => [...db.getKeys({})].filter((k) => k.length === 16).length)).toEqual(dbs.map((_, i) => (i === 0 ? 1 : i === 1 + (hourOf(T) % HOUR_SLOTS) || i === 1 + (hourOf(T + 40 * H) % HOUR_SLOTS) ? 1 : 0)))
+    await root.close()
+  })
+
+  it("an expired hour that shares its slot with a later hour keeps that hour's keys; one alone in its slot goes with it", async () => {
+    const s = PartitionStore.open(fresh(), 0)
+    // Event-id hours 32 apart share a slot (a client clock a day and a half off).
+    s.deliveries.add(key(1), T, 1, T + 2 * H, T)
+    s.deliveries.add(key(2), T + HOUR_SLOTS * H, 2, T + 40 * H, T)
+    s.deliveries.add(key(3), T + H, 3, T + 2 * H, T)
+    await s.commit(3)
+    advanceWatermark(s, T + 3 * H)
+    sweepExpired(s)
+    await s.commit(4)
+    expect(s.deliveries.stats()).toMatchObject({ keys: 1, buckets: 1 })
+    expect(s.deliveries.firstSeen(key(2), T + HOUR_SLOTS * H, T + 1)).toBe(2)
+    expect(s.deliveries.firstSeen(key(1), T, T + 1)).toBeUndefined()
+    await s.close()
   })
 })

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import type { Database, RootDatabase } from 'lmdb'
 import { eventIdTimeMs } from '@adc/schemas'
 import { DEDUPE_HORIZON_MS, STATE_TTL_MS } from '../rules/rules.js'
+import { bucketStart, dropHour, HOUR_SLOTS, isSlotOf, openHourSlots } from './hour-slots.js'
 import { KeyFilter, liveHourCapacity, lmdbKeySource } from './key-filter.js'
 import type { StateEntry } from './partition-store.js'
 
@@ -25,8 +26,10 @@ import type { StateEntry } from './partition-store.js'
  *   falls in one fixed bucket, `NO_TIME_BUCKET`, which lives on while such traffic goes on: each
  *   sweep removes its keys past their own expiry, a bounded number looked at per batch (removals
  *   travel in the changelog as deletes of `D:<bucket>:<24 hex>`). Keys of one hour sit
- *   together, so inserts land in the current hours' pages at the right edge of the B-tree, and a
- *   whole hour is expired by deleting its key range.
+ *   together, so inserts land in the current hours' pages. The keys of hours of event-id time live
+ *   in a ring of databases (`~deliveries.<hour mod 32>`, hour-slots.ts; state format 5), so a whole
+ *   hour is expired by clearing its database when it holds that hour alone (else by deleting its
+ *   key range); the headers, the no-time and the legacy buckets stay in `~deliveries`.
  * - bucket header `[0xff][hour: u32 BE]` → `[expiry: f64 BE]`: the latest `receivedAt + TTL` of the
  *   hour's keys. When the partition watermark passes it, the hour's range and header are deleted.
  *   Headers sort after every entry (hours stay below 2^31), and are few (one per hour of event-id
@@ -54,6 +57,8 @@ import type { StateEntry } from './partition-store.js'
  * key, so a later header put of a re-used hour does not replace the delete in the changelog fold).
  */
 export const DELIVERY_DB = '~deliveries'
+/** Whether a key of the root database names one of the delivery index's databases. */
+export const isDeliveryDb = (k: unknown): boolean => k === DELIVERY_DB || isSlotOf(DELIVERY_DB, k)
 export const DELIVERY_ENTRY_PREFIX = 'D:'
 const WHOLE_HOUR = '*'
 const HOUR_MS = 3_600_000
@@ -178,12 +183,6 @@ function writeKey(buf: Buffer, at: number, hour: number, key: string): void {
   if (!writeHex12(buf, at + 4, key)) createHash('sha256').update(key).digest().copy(buf, at + 4, 0, 12)
 }
 
-function bucketStart(hour: number): Buffer {
-  const b = Buffer.allocUnsafe(4)
-  b.writeUInt32BE(hour, 0)
-  return b
-}
-
 function headerKey(hour: number): Buffer {
   const b = Buffer.allocUnsafe(5)
   b[0] = HEADER
@@ -233,14 +232,43 @@ export class DeliveryIndex {
   /** Builds of filters dropped with their hour (`filterBuilds`). */
   private retiredBuilds = 0
 
-  constructor(private readonly db: Database<Buffer, Buffer>) {
+  /**
+   * `db`: bucket headers, and the keys of the no-time and legacy buckets (removed one by one);
+   * `slots`: the keys of every hour of event-id time, in a ring of databases (hour-slots.ts), so an
+   * expired hour that holds its database alone is cleared at once.
+   */
+  constructor(
+    private readonly db: Database<Buffer, Buffer>,
+    private readonly slots: ReadonlyArray<Database<Buffer, Buffer>>,
+  ) {
     for (const { key, value } of db.getRange({ start: Buffer.from([HEADER]) })) {
       if (key.length === 5 && key[0] === HEADER) this.buckets.set(key.readUInt32BE(1), value.readDoubleBE(0))
     }
   }
 
   static open(root: RootDatabase): DeliveryIndex {
-    return new DeliveryIndex(root.openDB<Buffer, Buffer>({ name: DELIVERY_DB, keyEncoding: 'binary', encoding: 'binary', compression: false }))
+    return new DeliveryIndex(root.openDB<Buffer, Buffer>({ name: DELIVERY_DB, keyEncoding: 'binary', encoding: 'binary', compression: false }), openHourSlots(root, DELIVERY_DB))
+  }
+
+  /** The database of `hour`'s keys. */
+  private dbOf(hour: number): Database<Buffer, Buffer> {
+    return hour === NO_TIME_BUCKET || hour === LEGACY_BUCKET ? this.db : this.slots[hour % HOUR_SLOTS]!
+  }
+
+  /**
+   * Moves the keys of hours of event-id time that a store of format 4 or before kept in the main
+   * database into their slots (inside the upgrade's write transaction); answers how many.
+   */
+  moveToSlots(): number {
+    let n = 0
+    for (const { key, value } of this.db.getRange({ start: bucketStart(0), end: bucketStart(LEGACY_BUCKET) })) {
+      if (key.length !== KEY_BYTES) continue
+      void this.dbOf(key.readUInt32BE(0)).put(Buffer.from(key), Buffer.from(value))
+      void this.db.remove(Buffer.from(key))
+      n++
+    }
+    this.filters.clear()
+    return n
   }
 
   /**
@@ -285,7 +313,7 @@ export class DeliveryIndex {
     writeKey(this.probe, 0, hour, key)
     if (!this.filterOf(hour).mayHave(this.probe.readUInt32LE(4), this.probe.readUInt32LE(8) | 1)) return undefined
     if (this.removals.size > 0 && hour === NO_TIME_BUCKET && this.removals.has(this.probe.toString('hex', 4))) return undefined
-    const b = this.db.getBinaryFast(this.probe)
+    const b = this.dbOf(hour).getBinaryFast(this.probe)
     if (b === undefined) return undefined
     const s = readValue(b)
     return counts(s, receivedAt) ? s : undefined
@@ -295,7 +323,7 @@ export class DeliveryIndex {
     let f = this.filters.get(hour)
     if (!f) {
       f = new KeyFilter(
-        lmdbKeySource<Buffer>(this.db, () => bucketStart(hour), () => bucketStart(hour + 1), (key, add) => add(key.readUInt32LE(4), key.readUInt32LE(8) | 1)),
+        lmdbKeySource<Buffer>(this.dbOf(hour), () => bucketStart(hour), () => bucketStart(hour + 1), (key, add) => add(key.readUInt32LE(4), key.readUInt32LE(8) | 1)),
         () => liveHourCapacity(this.filters, hour, LIVE_HOURS),
       )
       this.filters.set(hour, f)
@@ -447,6 +475,10 @@ export class DeliveryIndex {
   /** Writes this batch's changes; call inside the partition's write transaction, then `committed()`. */
   write(): void {
     for (const k of this.removals.values()) void this.db.remove(k)
+    // Expired hours first: a slot cleared with one goes before any put into the slot (a swept hour
+    // that gets a key this batch is no longer swept, `add`).
+    const cleared = new Set<number>()
+    for (const hour of this.swept) this.removeHour(hour, cleared)
     const n = this.slotHour.length
     // One buffer for the batch's values (lmdb may reference value bytes until the transaction is
     // written); the key bytes are copied by lmdb as it encodes the key, so one scratch key serves
@@ -459,6 +491,7 @@ export class DeliveryIndex {
     const key = this.scratchKey
     for (const hour of [...this.added.keys()].sort((a, b) => a - b)) {
       const slots = this.added.get(hour)!
+      const db = this.dbOf(hour)
       let filter = this.filters.get(hour)
       if (filter === undefined && !this.buckets.has(hour)) {
         // An hour with no committed key yet: its filter starts empty and gets every key as it is written.
@@ -481,19 +514,24 @@ export class DeliveryIndex {
         const at = slot * VALUE_BYTES
         const length = writeValue(values, at, this.slotOffset[slot]!, this.slotExpiry[slot]!, this.slotLast[slot]!)
         keys.copy(key, 0, slot * KEY_BYTES, slot * KEY_BYTES + KEY_BYTES)
-        void this.db.put(key, values.subarray(at, at + length))
+        void db.put(key, values.subarray(at, at + length))
       }
     }
     for (const [hour, exp] of this.raised) void this.db.put(headerKey(hour), f64(exp))
-    for (const hour of this.swept) this.removeHour(hour)
   }
 
-  private removeHour(hour: number): void {
-    const start = Buffer.alloc(4)
-    start.writeUInt32BE(hour, 0)
-    const end = Buffer.alloc(4)
-    end.writeUInt32BE(hour + 1, 0)
-    for (const k of this.db.getKeys({ start, end })) void this.db.remove(k)
+  /**
+   * Deletes `hour`'s keys and header (inside a write transaction). An hour of event-id time is
+   * dropped from its slot (hour-slots.ts `dropHour`: the slot cleared when no other committed hour
+   * shares it), unless `cleared` is undefined: then key by key (a restore, whose keys may not all
+   * have their header yet); the no-time and legacy buckets key by key.
+   */
+  private removeHour(hour: number, cleared?: Set<number>): void {
+    if (cleared !== undefined && hour !== NO_TIME_BUCKET && hour !== LEGACY_BUCKET) dropHour(this.slots, hour, this.buckets.keys(), this.swept, cleared)
+    else {
+      const db = this.dbOf(hour)
+      for (const k of db.getKeys({ start: bucketStart(hour), end: bucketStart(hour + 1) })) void db.remove(k)
+    }
     void this.db.remove(headerKey(hour))
   }
 
@@ -546,11 +584,11 @@ export class DeliveryIndex {
     const key = Buffer.alloc(KEY_BYTES)
     key.writeUInt32BE(hour, 0)
     key.write(rest.slice(colon + 1), 4, 12, 'hex')
-    if (e.length === 1) void this.db.remove(key)
+    if (e.length === 1) void this.dbOf(hour).remove(key)
     else {
       const [offset, expiry, last] = e[1] as [number, number, number?]
       const v = Buffer.alloc(VALUE_BYTES)
-      void this.db.put(key, v.subarray(0, writeValue(v, 0, offset, expiry, last ?? 0)))
+      void this.dbOf(hour).put(key, v.subarray(0, writeValue(v, 0, offset, expiry, last ?? 0)))
     }
     return true
   }
@@ -558,19 +596,26 @@ export class DeliveryIndex {
   /** Deletes every entry (inside the restore transaction, when the store is rebuilt from a snapshot). */
   clear(): void {
     for (const k of this.db.getKeys({})) void this.db.remove(k)
+    for (const slot of this.slots) void slot.clearAsync()
     this.buckets.clear()
     this.filters.clear()
   }
 
   /** Every committed entry as a changelog entry (snapshots). */
   *entries(): Generator<StateEntry> {
-    for (const { key, value } of this.db.getRange({})) {
+    for (const { key, value } of this.entryRows()) {
       if (key.length === 5 && key[0] === HEADER) yield [`${DELIVERY_ENTRY_PREFIX}${key.readUInt32BE(1)}`, value.readDoubleBE(0)]
       else {
         const s = readValue(value)
         yield [`${DELIVERY_ENTRY_PREFIX}${key.readUInt32BE(0)}:${key.toString('hex', 4)}`, [s.offset, s.expiry, s.last]]
       }
     }
+  }
+
+  /** Every row of the main database and the slots. */
+  private *entryRows(): Generator<{ key: Buffer; value: Buffer }> {
+    yield* this.db.getRange({})
+    for (const slot of this.slots) yield* slot.getRange({})
   }
 
   /** Filters built by reading their hour's keys back from the database, so far (tests, metrics). */
@@ -590,7 +635,13 @@ export class DeliveryIndex {
 
   /** Committed keys (headers not counted) and the bytes of this database's B-tree pages. */
   stats(): { keys: number; buckets: number; usedBytes: number } {
-    const st = this.db.getStats() as { pageSize: number; entryCount: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
-    return { keys: st.entryCount - this.buckets.size, buckets: this.buckets.size, usedBytes: st.pageSize * (st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages) }
+    let entries = 0
+    let usedBytes = 0
+    for (const db of [this.db, ...this.slots]) {
+      const st = db.getStats() as { pageSize: number; entryCount: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
+      entries += st.entryCount
+      usedBytes += st.pageSize * (st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages)
+    }
+    return { keys: entries - this.buckets.size, buckets: this.buckets.size, usedBytes }
   }
 }

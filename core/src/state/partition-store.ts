@@ -2,7 +2,7 @@ import type { ReasonCode } from '@adc/schemas'
 import { mkdirSync } from 'node:fs'
 import { open, type RootDatabase } from 'lmdb'
 import { BurstCounters, BURST_DB, BURST_ENTRY_PREFIX } from './burst-counters.js'
-import { DeliveryIndex, DELIVERY_DB } from './delivery-index.js'
+import { DeliveryIndex, isDeliveryDb } from './delivery-index.js'
 import { decodeImpression } from './impression-codec.js'
 import { PARTITION_MAX_DBS } from './hour-slots.js'
 import { fallbackHour, ImpressionIndex, isImpressionDb } from './impression-index.js'
@@ -34,10 +34,12 @@ const META_UNSCOPED = '~unscoped'
  * - 4: a delivery key's value may be 12 bytes, its expiry implied by its latest sighting
  *   (delivery-index.ts). A format-3 store is read as it is; only its marker changes, so that a
  *   build of format 3, which would misread such a value, refuses the store.
- * - 5: impression states in a binary database of their own, bucketed by the hour they expire in
- *   (impression-index.ts), instead of `i:` entries expired by the minute schedule (`x:` lists). A
- *   store of format 2 to 4 is upgraded when opened (`moveImpressions`), as are the `i:` entries of
- *   a restored changelog (they are put into the index as they come).
+ * - 5: impression states in binary databases of their own, bucketed by the hour they expire in
+ *   (impression-index.ts), instead of `i:` entries expired by the minute schedule (`x:` lists);
+ *   both indexes keep their hours in rings of named databases (hour-slots.ts), so an expired hour
+ *   is cleared at once. A store of format 2 to 4 is upgraded when opened (`moveImpressions`,
+ *   `DeliveryIndex.moveToSlots`), as are the `i:` entries of a restored changelog (they are put
+ *   into the index as they come).
  * A store of any other format (a later build's) is refused (`StateFormatError`), never misread.
  */
 export const STATE_FORMAT = 5
@@ -64,7 +66,7 @@ const IMPRESSION_PREFIX = 'i:'
 const HOUR_MS = 3_600_000
 const isImpression = (k: string): boolean => k.charCodeAt(0) === 0x69 /* i */ && k.charCodeAt(1) === 0x3a /* : */
 
-const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === META_UNSCOPED || k === DELIVERY_DB || k === BURST_DB || isImpressionDb(k)
+const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === META_UNSCOPED || isDeliveryDb(k) || k === BURST_DB || isImpressionDb(k)
 
 /** A key of the three impression-keyed families (`i:`, `w:`, `q:`) written before format 3: without a scope. */
 const isUnscoped = (k: string): boolean => {
@@ -174,11 +176,12 @@ export class PartitionStore {
     this.impressions = ImpressionIndex.open(db)
     if (format !== STATE_FORMAT) {
       let format1 = false
-      if (format === undefined) for (const k of db.getKeys({ limit: 4 })) if (k !== DELIVERY_DB && k !== BURST_DB && !isImpressionDb(k)) format1 = true
+      if (format === undefined) for (const k of db.getKeys({ limit: 4 })) if (!isDeliveryDb(k) && k !== BURST_DB && !isImpressionDb(k)) format1 = true
       this.upgraded = db.transactionSync(() => {
         const f1 = format1 ? this.upgradeFormat1() : undefined
         // An empty store (no marker, nothing in it) is new: nothing to upgrade.
         if (format !== undefined || format1) this.moveImpressions()
+        if (format !== undefined) this.deliveries.moveToSlots()
         const scopes = format === 2 || format1 ? this.upgradeScopes() : undefined
         void db.put(META_FORMAT, STATE_FORMAT)
         return scopes ? { ...f1, ...scopes } : undefined
@@ -196,7 +199,7 @@ export class PartitionStore {
   static open(path: string, partition: number): PartitionStore {
     mkdirSync(path, { recursive: true })
     // compression off: values are a few bytes; the key prefix ordering matters for range scans.
-    // Named databases: the delivery index, the burst counters and the impression index's slots.
+    // Named databases: the delivery and impression indexes' hour slots, and the others (hour-slots.ts).
     const db = open({ path, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3, maxDbs: PARTITION_MAX_DBS })
     try {
       return new PartitionStore(db, partition, path)
@@ -330,7 +333,7 @@ export class PartitionStore {
     if (this.overlay.size > 0 || this.expiries.size > 0 || this.batchWatermark !== undefined || this.deliveries.pendingKeys() > 0 || this.bursts.pendingKeys() > 0) throw new Error('restore while a batch is open')
     await this.db.transaction(() => {
       if (r.reset) {
-        for (const k of this.db.getKeys({})) if (k !== DELIVERY_DB && k !== BURST_DB && !isImpressionDb(k) && k !== META_FORMAT) void this.db.remove(k)
+        for (const k of this.db.getKeys({})) if (!isDeliveryDb(k) && k !== BURST_DB && !isImpressionDb(k) && k !== META_FORMAT) void this.db.remove(k)
         this.deliveries.clear()
         this.bursts.clear()
         this.impressions.clear()
