@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { Database, RootDatabase } from 'lmdb'
 import { eventIdTimeMs } from '@adc/schemas'
 import { DEDUPE_HORIZON_MS, STATE_TTL_MS } from '../rules/rules.js'
-import { bucketStart, dropHour, HOUR_SLOTS, isSlotOf, openHourSlots } from './hour-slots.js'
+import { bucketStart, dropHour, HOUR_SLOTS, isSlotOf, openHourSlots, treeStats } from './hour-slots.js'
 import { KeyFilter, liveHourCapacity, lmdbKeySource } from './key-filter.js'
 import type { StateEntry } from './partition-store.js'
 
@@ -635,13 +635,7 @@ export class DeliveryIndex {
 
   /** Committed keys (headers not counted) and the bytes of this database's B-tree pages. */
   stats(): { keys: number; buckets: number; usedBytes: number } {
-    let entries = 0
-    let usedBytes = 0
-    for (const db of [this.db, ...this.slots]) {
-      const st = db.getStats() as { pageSize: number; entryCount: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
-      entries += st.entryCount
-      usedBytes += st.pageSize * (st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages)
-    }
+    const { entries, usedBytes } = treeStats([this.db, ...this.slots])
     return { keys: entries - this.buckets.size, buckets: this.buckets.size, usedBytes }
   }
 }

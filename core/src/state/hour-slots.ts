@@ -63,3 +63,15 @@ export function heldHours(slots: ReadonlyArray<Database<Buffer, Buffer>>, below 
   }
   return out.sort((a, b) => a - b)
 }
+
+/** Entries of `dbs` and the bytes of their B-tree pages, summed (bytes-per-key measurements). */
+export function treeStats(dbs: Iterable<Database<Buffer, Buffer>>): { entries: number; usedBytes: number } {
+  let entries = 0
+  let usedBytes = 0
+  for (const db of dbs) {
+    const st = db.getStats() as { pageSize: number; entryCount: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
+    entries += st.entryCount
+    usedBytes += st.pageSize * (st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages)
+  }
+  return { entries, usedBytes }
+}

@@ -1,7 +1,7 @@
 import type { Database, RootDatabase } from 'lmdb'
 import { bloomHashBytes } from '@adc/schemas'
 import { decodeImpressionBytes, encodeImpressionBytes } from './impression-codec.js'
-import { bucketStart, dropHour, heldHours, HOUR_SLOTS, isSlotOf, openHourSlots } from './hour-slots.js'
+import { bucketStart, dropHour, heldHours, HOUR_SLOTS, isSlotOf, openHourSlots, treeStats } from './hour-slots.js'
 import { KeyFilter, liveHourCapacity, lmdbKeySource } from './key-filter.js'
 import type { ImpressionState } from './keys.js'
 import type { StateEntry } from './partition-store.js'
@@ -328,13 +328,7 @@ export class ImpressionIndex {
 
   /** Committed entries (stale copies included), hours, and the bytes of this database's B-tree pages. */
   stats(): { keys: number; hours: number; usedBytes: number } {
-    let keys = 0
-    let usedBytes = 0
-    for (const db of this.slots) {
-      const st = db.getStats() as { pageSize: number; entryCount: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number }
-      keys += st.entryCount
-      usedBytes += st.pageSize * (st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages)
-    }
-    return { keys, hours: this.hours.size, usedBytes }
+    const { entries, usedBytes } = treeStats(this.slots)
+    return { keys: entries, hours: this.hours.size, usedBytes }
   }
 }
