@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { Database, RootDatabase } from 'lmdb'
 import { eventIdTimeMs } from '@adc/schemas'
 import { DEDUPE_HORIZON_MS, STATE_TTL_MS } from '../rules/rules.js'
-import { bucketStart, dropHour, HOUR_SLOTS, isSlotOf, openHourSlots, treeStats } from './hour-slots.js'
+import { bucketStart, dropHour, HOUR_MS, HOUR_SLOTS, isSlotOf, openHourSlots, treeStats } from './hour-slots.js'
 import { KeyFilter, liveHourCapacity, lmdbKeySource } from './key-filter.js'
 import type { StateEntry } from './partition-store.js'
 
@@ -61,7 +61,6 @@ export const DELIVERY_DB = '~deliveries'
 export const isDeliveryDb = (k: unknown): boolean => k === DELIVERY_DB || isSlotOf(DELIVERY_DB, k)
 export const DELIVERY_ENTRY_PREFIX = 'D:'
 const WHOLE_HOUR = '*'
-const HOUR_MS = 3_600_000
 const KEY_BYTES = 16
 const OFFSET_BYTES = 6
 const EXPIRY_BYTES = 4
@@ -123,8 +122,6 @@ export const LEGACY_BUCKET = 0x7ffffffe
  */
 const PLAUSIBLE_FROM_MS = Date.UTC(2020, 0, 1)
 const PLAUSIBLE_TO_MS = Date.UTC(2200, 0, 1)
-/** Hours either side of the fullest hour held whose filters start at its size (key-filter.ts `liveHourCapacity`). */
-const LIVE_HOURS = 2
 /** Keys of the no-time bucket looked at per sweep for their own expiry. */
 const NO_TIME_SCAN = 20_000
 
@@ -324,7 +321,7 @@ export class DeliveryIndex {
     if (!f) {
       f = new KeyFilter(
         lmdbKeySource<Buffer>(this.dbOf(hour), () => bucketStart(hour), () => bucketStart(hour + 1), (key, add) => add(key.readUInt32LE(4), key.readUInt32LE(8) | 1)),
-        () => liveHourCapacity(this.filters, hour, LIVE_HOURS),
+        () => liveHourCapacity(this.filters, hour),
       )
       this.filters.set(hour, f)
     }

@@ -12,6 +12,9 @@ import type { Database, RootDatabase } from 'lmdb'
  */
 export const HOUR_SLOTS = 32
 
+/** An hour, the unit both indexes bucket by. */
+export const HOUR_MS = 3_600_000
+
 /** Named databases of a partition environment besides the hour slots (delivery index, burst counters). */
 const OTHER_DBS = 4
 /** The `maxDbs` a partition environment opens with: two indexes' slots and the other databases. */

@@ -130,4 +130,15 @@ describe('impression index', () => {
     expect(s.get('i:b')).toStrictEqual({ io: 2, ex: (h0 + 1 + IMPRESSION_SLOTS) * H })
     await s.close()
   })
+
+  it('takes impression states off the minute schedule entries a format-3 changelog restores, and leaves the rest', async () => {
+    const s = PartitionStore.open(dirs.make(), 0)
+    await s.restore({
+      entries: [['x:0000000006:000000000000009', 'i:p\u001fa\nw:b'], ['x:0000000007:000000000000009', ['w:c']], ['i:p\u001fa', { io: 1, ex: T + H }]],
+      applied: 9, intent: undefined, changelog: { next: 1 },
+    })
+    expect(s.range('x:', 'x:~', 10)).toEqual([['x:0000000006:000000000000009', 'w:b'], ['x:0000000007:000000000000009', ['w:c']]])
+    expect(s.get('i:p\u001fa')).toStrictEqual({ io: 1, ex: T + H })
+    await s.close()
+  })
 })

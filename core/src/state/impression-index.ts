@@ -1,7 +1,7 @@
 import type { Database, RootDatabase } from 'lmdb'
 import { bloomHashBytes } from '@adc/schemas'
 import { decodeImpressionBytes, encodeImpressionBytes } from './impression-codec.js'
-import { bucketStart, dropHour, heldHours, HOUR_SLOTS, isSlotOf, openHourSlots, treeStats } from './hour-slots.js'
+import { bucketStart, dropHour, heldHours, HOUR_MS, HOUR_SLOTS, isSlotOf, openHourSlots, treeStats } from './hour-slots.js'
 import { KeyFilter, liveHourCapacity, lmdbKeySource } from './key-filter.js'
 import type { ImpressionState } from './keys.js'
 import type { StateEntry } from './partition-store.js'
@@ -53,11 +53,8 @@ export const isImpressionDb = (k: unknown): boolean => isSlotOf(IMPRESSION_DB, k
 export const IMPRESSION_PREFIX = 'i:'
 export const IMPRESSION_HOUR_PREFIX = 'I:'
 const WHOLE_HOUR = '*'
-const HOUR_MS = 3_600_000
 const HOUR_BYTES = 4
 const MAX_HOUR = 0xffff_fffe
-/** Hours either side of the fullest hour held whose filters start at its size (key-filter.ts `liveHourCapacity`). */
-const LIVE_HOURS = 2
 
 /** Above every key (hours stay below 2^32 - 1). */
 const AFTER_ALL = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff])
@@ -151,7 +148,7 @@ export class ImpressionIndex {
     if (!f) {
       f = new KeyFilter(
         lmdbKeySource<Buffer>(this.dbOf(hour), () => bucketStart(hour), () => bucketStart(hour + 1), (key, add) => this.addHashesOf(key, add)),
-        () => liveHourCapacity(this.filters, hour, LIVE_HOURS),
+        () => liveHourCapacity(this.filters, hour),
       )
       this.filters.set(hour, f)
     }

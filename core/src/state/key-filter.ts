@@ -113,9 +113,12 @@ export class KeyFilter {
   }
 }
 
+/** Hours either side of the fullest hour held whose filters start at its size (`liveHourCapacity`). */
+const LIVE_HOURS = 2
+
 /**
  * The capacity a filter of one hour of keys starts with, among the filters of the hours held: twice
- * the keys of the fullest one when `hour` is within `liveHours` of it, as one live hour's traffic is
+ * the keys of the fullest one when `hour` is within `LIVE_HOURS` of it, as one live hour's traffic is
  * much like the last's. A filter that starts small fills and reads its hour's keys back from the
  * database at each growth (about a third of a key read per key added); sized so, a new live hour's
  * filter starts empty and is usually never read back. Any other hour (event ids made on a clock
@@ -123,7 +126,7 @@ export class KeyFilter {
  * smallest capacity and grows with its keys: sized by the fullest hour, each of thousands of such
  * hours, one key each, would hold as much memory as the live hour.
  */
-export function liveHourCapacity(filters: ReadonlyMap<number, KeyFilter>, hour: number, liveHours: number): number {
+export function liveHourCapacity(filters: ReadonlyMap<number, KeyFilter>, hour: number): number {
   let most = 0
   let fullest = -1
   for (const [h, f] of filters) {
@@ -132,5 +135,5 @@ export function liveHourCapacity(filters: ReadonlyMap<number, KeyFilter>, hour: 
       fullest = h
     }
   }
-  return fullest >= 0 && Math.abs(hour - fullest) <= liveHours ? 2 * most : 0
+  return fullest >= 0 && Math.abs(hour - fullest) <= LIVE_HOURS ? 2 * most : 0
 }

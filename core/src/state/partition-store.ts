@@ -4,7 +4,7 @@ import { open, type RootDatabase } from 'lmdb'
 import { BurstCounters, BURST_DB, BURST_ENTRY_PREFIX } from './burst-counters.js'
 import { DeliveryIndex, isDeliveryDb } from './delivery-index.js'
 import { decodeImpression } from './impression-codec.js'
-import { PARTITION_MAX_DBS } from './hour-slots.js'
+import { HOUR_MS, PARTITION_MAX_DBS } from './hour-slots.js'
 import { fallbackHour, ImpressionIndex, isImpressionDb } from './impression-index.js'
 import { impressionScope, joinDeadlineKey, pad, SCOPE_SEPARATOR, waitingKey, WATERMARK_KEY, type ImpressionState } from './keys.js'
 import { STATE_TTL_MS } from '../rules/rules.js'
@@ -63,7 +63,6 @@ const SPARSE_PREFIXES = ['w:'] as const
 const isSparse = (k: string): boolean => k.charCodeAt(0) === 0x77 /* w */ && k.charCodeAt(1) === 0x3a /* : */
 /** Impression ids' state (`i:`, keys.ts): held by the impression index (impression-index.ts). */
 const IMPRESSION_PREFIX = 'i:'
-const HOUR_MS = 3_600_000
 const isImpression = (k: string): boolean => k.charCodeAt(0) === 0x69 /* i */ && k.charCodeAt(1) === 0x3a /* : */
 
 const isMeta = (k: unknown): boolean => k === META_APPLIED || k === META_INTENT || k === META_CHANGELOG || k === META_FORMAT || k === META_UNSCOPED || isDeliveryDb(k) || k === BURST_DB || isImpressionDb(k)
@@ -73,6 +72,9 @@ const isUnscoped = (k: string): boolean => {
   const c = k.charCodeAt(0)
   return (c === 0x69 /* i */ || c === 0x77 /* w */ || c === 0x71 /* q */) && k.charCodeAt(1) === 0x3a /* : */ && !k.includes(SCOPE_SEPARATOR)
 }
+
+/** Whether an expiry schedule entry's value (as a changelog carries it) lists an impression state. */
+const listsImpression = (v: unknown): boolean => (typeof v === 'string' || Array.isArray(v)) && expiryKeys(v as string | string[]).some((k) => typeof k === 'string' && isImpression(k))
 
 /** Where this store stands in its partition's changelog (state/changelog.ts). */
 export interface ChangelogPosition {
@@ -340,6 +342,7 @@ export class PartitionStore {
       }
       let format1 = false
       let unscoped = false
+      let scheduled = false
       // A state without an expiry goes to the hour of the watermark as it was, plus the lifetime.
       const fallback = fallbackHour((this.db.get(WATERMARK_KEY) as number | undefined) ?? 0, STATE_TTL_MS)
       for (const e of r.entries) {
@@ -348,13 +351,15 @@ export class PartitionStore {
         // older build): applied as it was, upgraded below.
         if (isFormat1(e[0])) format1 = true
         if (isUnscoped(e[0])) unscoped = true
+        if (e.length === 2 && e[0].startsWith('x:') && listsImpression(e[1])) scheduled = true
         if (this.impressions.restoreEntry(e, fallback)) continue
         if (e.length === 1) void this.db.remove(e[0])
         else void this.db.put(e[0], e[1])
       }
       if (format1) this.upgradeFormat1()
       // Schedule entries of an older build may list impression states: the index expires them by hour.
-      this.moveImpressions()
+      // (Only then: the scan reads the whole schedule, which the edge-stats partitions keep large.)
+      if (scheduled) this.moveImpressions()
       if (format1 || unscoped) this.upgradeScopes()
       void this.db.put(META_APPLIED, r.applied)
       if (r.intent) void this.db.put(META_INTENT, r.intent)
