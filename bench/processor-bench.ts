@@ -24,7 +24,9 @@
  * PROCESSOR_BENCH_MARK=1 prints a line where the measured run starts and one where it ends (to cut a
  * `--trace-opt`/`--trace-deopt` log to the measured run),
  * PROCESSOR_BENCH_PROFILE=<file.cpuprofile> writes a CPU profile of the pipeline run only (not the setup,
- * the baseline or the probes). PROCESSOR_BENCH_READY=<file>: once warmed up, writes this process's pid
+ * the baseline or the probes). PROCESSOR_BENCH_HEAP_PROFILE=<file.heapprofile>: a sampling heap profile of
+ * the same run that keeps the objects garbage collection freed too, so it shows what each function
+ * allocates, not only what survives (open it in Chrome DevTools' Memory tab). PROCESSOR_BENCH_READY=<file>: once warmed up, writes this process's pid
  * there and waits 1.5 s before the measured run, for an outside profiler (`perf record -p`) to attach.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -75,6 +77,8 @@ export interface ProcessorBenchOptions {
   randomImpressionIds?: boolean
   /** Writes a CPU profile of the pipeline run (only) to this file. */
   profile?: string
+  /** Writes a sampling heap profile of the pipeline run (only) to this file: every allocation sampled, freed or not. */
+  heapProfile?: string
   /**
    * Events through the same processor before the measured ones (the first records of the same
    * traffic), so the measured run is its steady state: code compiled and settled by the JIT, stores
@@ -223,7 +227,7 @@ function gatedLog(log: Log, warmupEnd: ReadonlyMap<number, number>): { log: Log;
 }
 
 export async function runProcessorBench(options: ProcessorBenchOptions = {}): Promise<ProcessorBenchFigures> {
-  const { events = 100_000, partitions = 4, batch = 20_000, iceberg = false, probes = 100, profile, server = false } = options
+  const { events = 100_000, partitions = 4, batch = 20_000, iceberg = false, probes = 100, profile, heapProfile, server = false } = options
   const warmup = options.warmup ?? defaultWarmup(partitions, batch)
   const { spacingMs = 20, timedIds = true, randomImpressionIds = false } = options
   const root = mkdtempSync(join(tmpdir(), 'adc-processor-bench-'))
@@ -273,11 +277,16 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     global.gc?.()
     const heap0 = process.memoryUsage().heapUsed
     const rss0 = process.memoryUsage().rss
-    const inspector = profile ? new Session() : undefined
-    if (inspector) {
-      inspector.connect()
+    const inspector = profile || heapProfile ? new Session() : undefined
+    if (inspector) inspector.connect()
+    if (inspector && profile) {
       await inspector.post('Profiler.enable')
       await inspector.post('Profiler.start')
+    }
+    if (inspector && heapProfile) {
+      await inspector.post('HeapProfiler.enable')
+      // Objects a scavenge or a full collection freed stay in the profile: it shows allocation, not survivors.
+      await inspector.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
     }
     let gcMs = 0
     const gcs = new PerformanceObserver((list) => {
@@ -305,11 +314,15 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     const threadSeconds = threadCpuDelta(threads0, threadCpu())
     await new Promise((r) => setImmediate(r)) // the last gc entries are delivered asynchronously
     gcs.disconnect()
-    if (inspector) {
+    if (inspector && profile) {
       const { profile: taken } = await inspector.post('Profiler.stop')
-      writeFileSync(profile!, JSON.stringify(taken))
-      inspector.disconnect()
+      writeFileSync(profile, JSON.stringify(taken))
     }
+    if (inspector && heapProfile) {
+      const { profile: taken } = await inspector.post('HeapProfiler.stopSampling')
+      writeFileSync(heapProfile, JSON.stringify(taken))
+    }
+    inspector?.disconnect()
     global.gc?.()
     const heapDelta = process.memoryUsage().heapUsed - heap0
     const rssDelta = process.memoryUsage().rss - rss0
@@ -389,6 +402,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     timedIds: env.PROCESSOR_BENCH_TIMED_IDS !== '0',
     randomImpressionIds: env.PROCESSOR_BENCH_RANDOM_IDS === '1',
     ...(env.PROCESSOR_BENCH_PROFILE ? { profile: env.PROCESSOR_BENCH_PROFILE } : {}),
+    ...(env.PROCESSOR_BENCH_HEAP_PROFILE ? { heapProfile: env.PROCESSOR_BENCH_HEAP_PROFILE } : {}),
   })
   const r = (n: number): number => Math.round(n)
   console.log(JSON.stringify(figures, (_k, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 100) / 100 : v), 2))

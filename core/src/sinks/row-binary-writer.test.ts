@@ -82,6 +82,17 @@ describe('RowBinaryWriter', () => {
     expect(w.refusal).toMatch(/^Code: 25\./)
   })
 
+  it('marks a long string with a lone surrogate refused too (long strings take the native encoder) and writes the good ones beside it exactly', () => {
+    const ok = `${'a'.repeat(70)}😀`
+    const w = new RowBinaryWriter(1)
+    w.str(ok).str('é'.repeat(200))
+    expect(w.refusal).toBeUndefined()
+    w.str(`${'b'.repeat(70)}\udc00${'c'.repeat(10)}`)
+    expect(w.refusal).toMatch(/^Code: 25\./)
+    const r = new Reader(w.bytes())
+    expect([r.str(), r.str()]).toEqual([ok, 'é'.repeat(200)])
+  })
+
   it('marks the body refused for a time no DateTime64 of years 1970–9999 holds, as the engine refused it in text', () => {
     for (const ms of [MAX_DATETIME64_MS, 6e15, -1]) {
       const w = new RowBinaryWriter()

@@ -15,6 +15,13 @@ import { isWellFormed } from '@adc/schemas'
 
 export const MAX_DATETIME64_MS = Date.UTC(10000, 0, 1)
 
+/**
+ * Strings from this many UTF-16 units are encoded natively (see `long`); shorter ones in a loop. An
+ * events_raw row's 110-unit user agent: 1.19–1.28 instead of 1.42–1.48 µs per row (a batch of 40k
+ * rows, min of 40, four alternating pairs); from 24 units (ids too) the row took 1.28–1.50.
+ */
+const NATIVE_FROM = 64
+
 export class RowBinaryWriter {
   private buf: Buffer
   private pos = 0
@@ -38,6 +45,7 @@ export class RowBinaryWriter {
   str(s: string): this {
     const n = s.length
     if (n >= 0x4000) return this.utf8(s)
+    if (n >= NATIVE_FROM) return this.long(s)
     this.ensure(n + 2)
     const buf = this.buf
     const start = this.pos
@@ -54,6 +62,27 @@ export class RowBinaryWriter {
       buf[start + 1] = n >>> 7
     }
     this.pos = pos
+    return this
+  }
+
+  /**
+   * A string of NATIVE_FROM to 0x3fff units (a user agent): Buffer's UTF-8 encoder writes it in one
+   * native call. It wrote one byte per unit exactly when every unit is ASCII (any other unit, a lone
+   * surrogate included, takes two or more bytes); otherwise the general path writes it again, checks
+   * included.
+   */
+  private long(s: string): this {
+    const n = s.length
+    this.ensure(3 * n + 2)
+    const start = this.pos
+    const head = n < 0x80 ? 1 : 2
+    if (this.buf.write(s, start + head, 3 * n, 'utf8') !== n) return this.utf8(s)
+    if (head === 1) this.buf[start] = n
+    else {
+      this.buf[start] = (n & 0x7f) | 0x80
+      this.buf[start + 1] = n >>> 7
+    }
+    this.pos = start + head + n
     return this
   }
 
