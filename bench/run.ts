@@ -3,7 +3,7 @@
  * parallel on a small machine). Prints each section's figures as JSON and writes them all to
  * bench/results/latest.json. Pick sections with `npm run bench -- edge processor`.
  *
- * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, floor, impression, delivery, impressionIndex, recordFormat, edge, ratelimit, read, e2e, sdk, billing, sustained, scale (Kafka).
+ * Sections: log (embedded vs Kafka when KAFKA_BROKERS is set), processor, floor, impression, delivery, impressionIndex, recordFormat, steps, edge, ratelimit, read, e2e, sdk, billing, sustained, scale (Kafka).
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -15,6 +15,7 @@ import { runImpressionStateBench } from './impression-state-bench.js'
 import { runDeliveryIndexBench } from './delivery-index-bench.js'
 import { runImpressionIndexBench } from './impression-index-bench.js'
 import { runRecordFormatBench } from './record-format-bench.js'
+import { runProcessorStepsBench } from './processor-steps-bench.js'
 import { runEdgeBench } from './edge-bench.js'
 import { runRateLimitBench } from './rate-limit-bench.js'
 import { runReadBench } from './read-bench.js'
@@ -37,6 +38,8 @@ const sections: Record<string, () => Promise<unknown>> = {
   impressionIndex: () => runImpressionIndexBench(),
   // decoding a log record: the edge's JSON against msgpack, self-describing and with shared record structures
   recordFormat: () => runRecordFormatBench(),
+  // the pipeline cut after each step, one batch, fastest of many passes (STEPS_BENCH_STATE: live state first)
+  steps: () => runProcessorStepsBench(),
   edge: () => runEdgeBench(),
   ratelimit: () => runRateLimitBench(),
   read: () => runReadBench(),
