@@ -18,7 +18,13 @@
  *
  *   node --max-semi-space-size=256 --import tsx bench/processor-steps-bench.ts
  *
- * Env: STEPS_BENCH_RECORDS (20000, one processor batch), STEPS_BENCH_PASSES (20), STEPS_BENCH_STATE (0).
+ * The traffic's event ids carry their event's time (as clients' ULIDs do), and its impression ids
+ * are random UUIDs, as many ad servers send (STEPS_BENCH_ORDERED=1: `imp_<seed>_<n>`, which sort
+ * nearly in arrival order). The commit variant also reports its commit alone (`commitMicros`),
+ * the fastest pass's `PartitionStore.commit` without the build before it.
+ *
+ * Env: STEPS_BENCH_RECORDS (20000, one processor batch), STEPS_BENCH_PASSES (20), STEPS_BENCH_STATE (0),
+ * STEPS_BENCH_ORDERED (0), STEPS_BENCH_ONLY (a cut: only that variant runs, the others report Infinity).
  */
 import { cpSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -45,6 +51,8 @@ export interface StepsFigures {
   cumulativeMicros: Record<string, number>
   /** What each step adds: the difference to the cut before it. */
   stepMicros: Record<string, number>
+  /** Fastest pass of the state commit alone, CPU µs per record. */
+  commitMicros: number
 }
 
 const CUTS = ['parse', 'decode', 'campaign', 'dedupe', 'join', 'ivt', 'sink', 'build', 'commit'] as const
@@ -53,9 +61,10 @@ type Cut = (typeof CUTS)[number]
 export async function runProcessorStepsBench(options: { records?: number; passes?: number; state?: number } = {}): Promise<StepsFigures & { stateRecords: number }> {
   const total = options.records ?? Number(process.env.STEPS_BENCH_RECORDS ?? 20_000)
   const passes = options.passes ?? Number(process.env.STEPS_BENCH_PASSES ?? 20)
+  const only = process.env.STEPS_BENCH_ONLY as Cut | undefined
   const state = options.state ?? Number(process.env.STEPS_BENCH_STATE ?? 0)
   const now = Date.now()
-  const all: LogRecord[] = trafficMix(state + total, { start: now - (state + total) * 20 - 3_600_000, spacingMs: 20, randomImpressionIds: true })
+  const all: LogRecord[] = trafficMix(state + total, { start: now - (state + total) * 20 - 3_600_000, spacingMs: 20, timedIds: true, randomImpressionIds: process.env.STEPS_BENCH_ORDERED !== '1' })
     .records.slice(0, state + total)
     .map((r, offset) => ({ topic: 'ad-events', partition: 0, offset, key: r.key ?? '', value: String(r.value), timestamp: now }))
   const records = all.slice(state)
@@ -83,6 +92,7 @@ export async function runProcessorStepsBench(options: { records?: number; passes
   const worker = createEventWorker(store, { eventRowObjects: false })
   const raw = (r: LogRecord): RawRecord => ({ ref: { topic: r.topic, partition: r.partition, offset: r.offset }, payload: r.value, appendedAt: r.timestamp })
   let sinkHole = 0
+  let commitOnly = Infinity
 
   async function pass(cut: Cut): Promise<number> {
     if (cut === 'commit') {
@@ -96,8 +106,11 @@ export async function runProcessorStepsBench(options: { records?: number; passes
       fresh.discard()
       const cpu0 = process.cpuUsage()
       const built = await w.build('ad-events', records)
+      const cpu1 = process.cpuUsage()
       await fresh.commit(state + total - 1)
       const cpu = process.cpuUsage(cpu0)
+      const alone = process.cpuUsage(cpu1)
+      commitOnly = Math.min(commitOnly, alone.user + alone.system)
       sinkHole += built.counts.billable
       await fresh.close()
       rmSync(dir, { recursive: true, force: true })
@@ -123,7 +136,7 @@ export async function runProcessorStepsBench(options: { records?: number; passes
 
   const best = Object.fromEntries(CUTS.map((c) => [c, Infinity])) as Record<Cut, number>
   try {
-    for (let i = 0; i < passes; i++) for (const cut of CUTS) best[cut] = Math.min(best[cut], await pass(cut))
+    for (let i = 0; i < passes; i++) for (const cut of CUTS) if (!only || cut === only) best[cut] = Math.min(best[cut], await pass(cut))
   } finally {
     await store.close()
     rmSync(root, { recursive: true, force: true })
@@ -136,11 +149,11 @@ export async function runProcessorStepsBench(options: { records?: number; passes
     const before = i === 0 ? 0 : best[CUTS[i - 1]!]
     stepMicros[c] = round((best[c] - before) / total)
   })
-  return { records: total, passes, stateRecords: state, cumulativeMicros, stepMicros }
+  return { records: total, passes, stateRecords: state, cumulativeMicros, stepMicros, commitMicros: round(commitOnly / total) }
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const f = await runProcessorStepsBench()
   console.log(JSON.stringify(f, null, 2))
-  console.log(`µs per record (fastest of ${f.passes} passes of ${f.records}, ${f.stateRecords} records of state before): ${Object.entries(f.stepMicros).map(([k, v]) => `${k} ${v}`).join(', ')}; the whole build ${f.cumulativeMicros.build}, with its commit ${f.cumulativeMicros.commit}`)
+  console.log(`µs per record (fastest of ${f.passes} passes of ${f.records}, ${f.stateRecords} records of state before): ${Object.entries(f.stepMicros).map(([k, v]) => `${k} ${v}`).join(', ')}; the whole build ${f.cumulativeMicros.build}, with its commit ${f.cumulativeMicros.commit} (the commit alone ${f.commitMicros})`)
 }

@@ -117,7 +117,8 @@ describe('delivery index', () => {
     s.deliveries.add(key(3), T + 2 * H, 12, T + 27 * H)
     expect(s.deliveries.firstSeen(key(1), T + 59 * 60_000, T)).toBe(10)
     await s.commit(12)
-    expect(s.deliveries.firstSeen(key(2), T, T)).toBe(11)
+    // A key's event-id time is a function of its own input (the event id), so it is always asked with it.
+    expect(s.deliveries.firstSeen(key(2), T + 10 * 60_000, T)).toBe(11)
     expect(s.deliveries.firstSeen(key(2), T + 2 * H, T)).toBeUndefined() // another hour: another bucket
     expect(s.deliveries.firstSeen('not-hex: hashed', T, T)).toBeUndefined()
     s.deliveries.add('not-hex: hashed', T, 13, T + 25 * H)
@@ -189,10 +190,11 @@ describe('delivery index', () => {
     ]
     expect(answers(s)).toEqual([10, undefined, 11, undefined])
     const entries = [...s.deliveries.entries()]
-    expect(entries).toContainEqual([`D:${Math.floor(T / H)}:${key(1).slice(0, 24)}`, [10, Math.floor((T + 2 * H + 7 + STATE_TTL_MS) / 1000), T + 2 * H + 7]])
+    // The fourth element: the second of the event id's time within its hour.
+    expect(entries).toContainEqual([`D:${Math.floor(T / H)}:${key(1).slice(0, 24)}`, [10, Math.floor((T + 2 * H + 7 + STATE_TTL_MS) / 1000), T + 2 * H + 7, 0]])
     await s.close()
     const root = open({ path: dir, compression: false, encoding: 'msgpack', maxDbs: PARTITION_MAX_DBS })
-    const lengths = rawDeliveryDbs(root).flatMap((db) => [...db.getRange({})]).filter(({ key: k }) => k.length === 16).map(({ value }) => value.length)
+    const lengths = rawDeliveryDbs(root).flatMap((db) => [...db.getRange({})]).filter(({ key: k }) => k.length === 18).map(({ value }) => value.length)
     expect(lengths.sort()).toEqual([12, 16])
     // Format 4 and later mark it, so that a build of format 3 (which would misread a 12-byte value) refuses it.
     expect(STATE_FORMAT).toBeGreaterThanOrEqual(4)
@@ -385,12 +387,12 @@ describe('delivery index hour slots', () => {
     const answers = (x: PartitionStore) => [x.deliveries.firstSeen(key(1), T, T + 1), x.deliveries.firstSeen(key(2), T + 40 * H, T + 1), x.deliveries.firstSeen(key(3), undefined, T + 1), x.deliveries.firstSeen(key(4), T, T + 1)]
     expect(answers(s)).toEqual([5, 6, 7, undefined])
     await s.close()
-    // Back to format 4's layout: every key in the main database.
+    // Back to format 4's layout: every key in the main database, 16 bytes (no second).
     let root = open({ path: dir, compression: false, encoding: 'msgpack', maxDbs: PARTITION_MAX_DBS })
     const [main, ...slots] = rawDeliveryDbs(root)
     await root.transaction(() => {
       for (const slot of slots) for (const { key: k, value } of slot.getRange({})) {
-        void main!.put(Buffer.from(k), Buffer.from(value))
+        void main!.put(Buffer.concat([k.subarray(0, 4), k.subarray(6)]), Buffer.from(value))
         void slot.remove(Buffer.from(k))
       }
       void root.put('~format', 4)
@@ -421,5 +423,76 @@ describe('delivery index hour slots', () => {
     expect(s.deliveries.firstSeen(key(2), T + HOUR_SLOTS * H, T + 1)).toBe(2)
     expect(s.deliveries.firstSeen(key(1), T, T + 1)).toBeUndefined()
     await s.close()
+  })
+})
+
+describe('delivery keys by the second of their event id', () => {
+  const hour = hourOf(T)
+  const at = (n: number): number => T + ((n * 977) % 3600) * 1000 // spread over the hour, not in key order
+
+  it("files an hour's keys by the second of their event id's time after the hour, so a batch's keys sort by time", async () => {
+    const dir = fresh()
+    const s = PartitionStore.open(dir, 0)
+    for (let n = 1; n <= 40; n++) s.deliveries.add(key(n), at(n), n, T + 25 * H, T)
+    await s.commit(40)
+    for (let n = 1; n <= 40; n++) expect(s.deliveries.firstSeen(key(n), at(n), T + 1)).toBe(n)
+    await s.close()
+    const root = open({ path: dir, compression: false, encoding: 'msgpack', maxDbs: PARTITION_MAX_DBS })
+    const rows = [...rawDeliveryDbs(root)[1 + (hour % HOUR_SLOTS)]!.getRange({})]
+    expect(rows.map(({ key: k }) => k.length)).toEqual(rows.map(() => 18))
+    // In key order: by second, each key's hash bytes after it.
+    expect(rows.map(({ key: k }) => [k.readUInt32BE(0), k.readUInt16BE(4), k.toString('hex', 6)])).toEqual(
+      Array.from({ length: 40 }, (_, i) => i + 1)
+        .sort((a, b) => at(a) - at(b))
+        .map((n) => [hour, (at(n) - T) / 1000, key(n).slice(0, 24)]),
+    )
+    await root.close()
+  })
+
+  it("reads a format-5 store's keys without their second through their hour's marker; a key seen again keeps its latest sighting, through snapshots; the marker goes with its hour", async () => {
+    const dir = fresh()
+    let s = PartitionStore.open(dir, 0)
+    s.deliveries.add(key(1), at(1), 1, T + 25 * H, T)
+    s.deliveries.add(key(2), at(2), 2, T + 25 * H, T)
+    await s.commit(2)
+    await s.close()
+    // Back to format 5: the same keys without their second.
+    let root = open({ path: dir, compression: false, encoding: 'msgpack', maxDbs: PARTITION_MAX_DBS })
+    const slot = rawDeliveryDbs(root)[1 + (hour % HOUR_SLOTS)]!
+    await root.transaction(() => {
+      for (const { key: k, value } of slot.getRange({})) {
+        void slot.put(Buffer.concat([k.subarray(0, 4), k.subarray(6)]), Buffer.from(value))
+        void slot.remove(Buffer.from(k))
+      }
+      void root.put('~format', 5)
+    })
+    await root.close()
+    s = PartitionStore.open(dir, 0)
+    expect([s.deliveries.firstSeen(key(1), at(1), T + 1), s.deliveries.firstSeen(key(2), at(2), T + 1), s.deliveries.firstSeen(key(3), at(3), T + 1)]).toEqual([1, 2, undefined])
+    expect(s.deliveries.stats()).toMatchObject({ keys: 2, buckets: 1 })
+    // Seen again 20 hours on: the horizon slides from there, though the key without a second is older.
+    s.deliveries.resighted(key(1), at(1), T + 20 * H, T + 45 * H)
+    await s.commit(3)
+    const answers = (x: PartitionStore) => [x.deliveries.firstSeen(key(1), at(1), T + 44 * H), x.deliveries.firstSeen(key(2), at(2), T + 24 * H), x.deliveries.firstSeen(key(2), at(2), T + 24 * H + 1)]
+    expect(answers(s)).toEqual([1, 2, undefined])
+    const snapshot = [...s.deliveries.entries()]
+    // Both forms of key 1 travel under one entry key, the one with its second last: the fold keeps it.
+    const one = snapshot.filter(([k]) => k === `D:${hour}:${key(1).slice(0, 24)}`)
+    expect(one.map(([, v]) => (v as number[]).length)).toEqual([3, 4])
+    const folded = new Map(snapshot.map(([k, ...v]) => [k, v]))
+    const replica = PartitionStore.open(fresh(), 0)
+    await replica.restore({ entries: [...folded].map(([k, v]) => [k, ...v] as StateEntry), applied: 3, intent: undefined, changelog: { next: 0 } })
+    expect(answers(replica)).toEqual([1, 2, undefined])
+    await replica.close()
+    // The hour ends: its keys and its marker go.
+    advanceWatermark(s, T + 46 * H)
+    sweepExpired(s)
+    await s.commit(4)
+    expect(s.deliveries.stats()).toMatchObject({ keys: 0, buckets: 0 })
+    await s.close()
+    root = open({ path: dir, compression: false, encoding: 'msgpack', maxDbs: PARTITION_MAX_DBS })
+    expect([...rawDeliveryDbs(root)[0]!.getKeys({})]).toEqual([])
+    expect(root.get('~format')).toBe(STATE_FORMAT)
+    await root.close()
   })
 })

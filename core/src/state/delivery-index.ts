@@ -11,9 +11,15 @@ import type { StateEntry } from './partition-store.js'
  * binary LMDB database of its own inside the partition's environment, so it commits in the same
  * transaction as the rest of the partition state.
  *
- * Layout (format 2, `STATE_FORMAT` in partition-store.ts):
- * - entry  `[hour: u32 BE][key: 12 bytes]` → `[offset: u48 BE][expiry: u32 BE, epoch seconds][last: u48 BE, epoch ms]`
- *   (16-byte key, 16-byte value): the offset of the key's first sighting, the expiry of its state
+ * Layout (format 2, `STATE_FORMAT` in partition-store.ts; the second of the hour from format 6):
+ * - entry  `[hour: u32 BE][second: u16 BE][key: 12 bytes]` → `[offset: u48 BE][expiry: u32 BE, epoch seconds][last: u48 BE, epoch ms]`
+ *   (18-byte key, 16-byte value), where `second` is that of the event id's time within its hour, so
+ *   a batch's keys, whose event ids carry times close to each other, go to the pages of the seconds
+ *   they fill rather than to random pages of the whole hour (LMDB copies every page a batch touches:
+ *   with 300k records of state, the state commit 0.5–1.0 µs per record less,
+ *   `bench/processor-steps-bench.ts`). Keys of the no-time and legacy buckets, and keys a store of
+ *   format 5 or before wrote or a changelog entry without its second restores, are 16 bytes,
+ *   `[hour][key: 12 bytes]` (see "Keys without their second" below). The value is the offset of the key's first sighting, the expiry of its state
  *   (its latest `receivedAt` + TTL) and that latest edge receive time (`last`, 0: unknown). A later
  *   record with the key is a duplicate when it reached the edge at most the dedupe horizon after
  *   `last` (rules/rules.ts, sliding with each sighting, in milliseconds, as the billing job's final
@@ -39,6 +45,11 @@ import type { StateEntry } from './partition-store.js'
  *   unknown. Each keeps the expiry of its schedule minute; while the bucket exists, a lookup that
  *   misses its own hour probes it too; it is swept like any bucket once its header expiry passed.
  *
+ * Keys without their second: an hour of event-id time that may hold 16-byte keys (a store upgraded
+ * from format 5 or before, a changelog entry of an older build) has a marker `[0xfe][hour: u32 BE]`
+ * in the main database; a lookup there that misses the 18-byte key reads the 16-byte one too. Both
+ * forms' hash bytes feed the hour's one filter. The marker goes with its hour.
+ *
  * The 12 key bytes are the first 96 bits of the delivery key, itself the first 128 bits of a
  * SHA-256 (schemas/src/keys.ts); a key that is not 32 hex characters is SHA-256 hashed first.
  * Collision arithmetic: two distinct deliveries are confused only when they fall in the same hour
@@ -51,8 +62,10 @@ import type { StateEntry } from './partition-store.js'
  * not depend on when the hour is swept; the hour is swept once the watermark passes the latest
  * expiry of its keys).
  *
- * In the changelog (state/changelog.ts) entries travel as strings: `D:<hour>:<24 hex>` → [offset, expiry s, last ms]
- * (an entry of two elements, written before `last` was kept, restores with `last` unknown),
+ * In the changelog (state/changelog.ts) entries travel as strings: `D:<hour>:<24 hex>` → [offset, expiry s, last ms, second]
+ * (an entry of two elements, written before `last` was kept, restores with `last` unknown; one
+ * without its second, written before it was kept, restores as a 16-byte key; a build before it
+ * reads the first three elements and ignores the second),
  * `D:<hour>` → the bucket's expiry, and a delete of `D:<hour>:*` deletes the whole hour (its own
  * key, so a later header put of a re-used hour does not replace the delete in the changelog fold).
  */
@@ -62,6 +75,8 @@ export const isDeliveryDb = (k: unknown): boolean => k === DELIVERY_DB || isSlot
 export const DELIVERY_ENTRY_PREFIX = 'D:'
 const WHOLE_HOUR = '*'
 const KEY_BYTES = 16
+/** A key of an hour of event-id time: the hour, the second within it, the 12 hash bytes. */
+const TIMED_KEY_BYTES = 18
 const OFFSET_BYTES = 6
 const EXPIRY_BYTES = 4
 const LAST_BYTES = 6
@@ -108,6 +123,8 @@ function writeValue(buf: Buffer, at: number, offset: number, expiry: number, las
   return VALUE_BYTES
 }
 const HEADER = 0xff
+/** Marker of an hour that may hold 16-byte keys (keys without their second). */
+const UNTIMED = 0xfe
 /** Slots a batch's sort key can tell apart (`write`): 2^21, so that 2^32 × this stays below 2^53. */
 const SLOT_SPAN = 0x20_0000
 
@@ -180,9 +197,25 @@ function writeKey(buf: Buffer, at: number, hour: number, key: string): void {
   if (!writeHex12(buf, at + 4, key)) createHash('sha256').update(key).digest().copy(buf, at + 4, 0, 12)
 }
 
-function headerKey(hour: number): Buffer {
+/** Writes `[hour][second][12 hash bytes]` at `at`. */
+function writeTimedKey(buf: Buffer, at: number, hour: number, second: number, key: string): void {
+  if (!writeHex12(buf, at + 6, key)) createHash('sha256').update(key).digest().copy(buf, at + 6, 0, 12)
+  buf.writeUInt32BE(hour, at)
+  buf.writeUInt16BE(second, at + 4)
+}
+
+/** Whether `hour` is an hour of event-id time (its keys carry their second), not a bucket of the main database. */
+const isTimed = (hour: number): boolean => hour !== NO_TIME_BUCKET && hour !== LEGACY_BUCKET
+
+/** The second of `ms` within `hour` (0 for a bucket without a time). */
+const secondOf = (hour: number, ms: number | undefined): number => (ms === undefined || !isTimed(hour) ? 0 : Math.floor((ms - hour * HOUR_MS) / 1000))
+
+/** The offset of a stored key's 12 hash bytes. */
+const hashAt = (key: Buffer): number => (key.length === TIMED_KEY_BYTES ? 6 : 4)
+
+function headerKey(hour: number, tag = HEADER): Buffer {
   const b = Buffer.allocUnsafe(5)
-  b[0] = HEADER
+  b[0] = tag
   b.writeUInt32BE(hour, 1)
   return b
 }
@@ -207,6 +240,8 @@ export class DeliveryIndex {
   private readonly slotOffset: number[] = []
   private readonly slotExpiry: number[] = []
   private readonly slotLast: number[] = []
+  /** The second of the slot's event-id time within its hour. */
+  private readonly slotSecond: number[] = []
   /** The last hour `slotsOf` answered, and its map (most records of a batch share an hour). */
   private lastHour = -1
   private lastSlots: Map<string, number> | undefined
@@ -220,7 +255,10 @@ export class DeliveryIndex {
   /** Where the next sweep goes on looking through the no-time bucket (undefined: its start). */
   private cursor: Buffer | undefined
   private readonly probe = Buffer.alloc(KEY_BYTES)
-  private readonly scratchKey = Buffer.alloc(KEY_BYTES)
+  private readonly timedProbe = Buffer.alloc(TIMED_KEY_BYTES)
+  private readonly scratchKey = Buffer.alloc(TIMED_KEY_BYTES)
+  /** Hours of event-id time that may hold 16-byte keys (their markers). */
+  private readonly untimed = new Set<number>()
   /**
    * A Bloom filter per committed hour (key-filter.ts): most keys are new, and their lookup then
    * skips the B-tree. Its hashes are key bytes 4–11, already SHA-256 output.
@@ -238,9 +276,30 @@ export class DeliveryIndex {
     private readonly db: Database<Buffer, Buffer>,
     private readonly slots: ReadonlyArray<Database<Buffer, Buffer>>,
   ) {
-    for (const { key, value } of db.getRange({ start: Buffer.from([HEADER]) })) {
+    for (const { key, value } of db.getRange({ start: Buffer.from([UNTIMED]) })) {
       if (key.length === 5 && key[0] === HEADER) this.buckets.set(key.readUInt32BE(1), value.readDoubleBE(0))
+      else if (key.length === 5 && key[0] === UNTIMED) this.untimed.add(key.readUInt32BE(1))
     }
+  }
+
+  /**
+   * Marks every hour of event-id time held as one that may hold 16-byte keys (a store of format 5
+   * or before, inside its upgrade's write transaction, after `moveToSlots`); answers how many.
+   */
+  markUntimedHours(): number {
+    let n = 0
+    for (const hour of this.buckets.keys()) {
+      if (!isTimed(hour)) continue
+      this.markUntimed(hour)
+      n++
+    }
+    return n
+  }
+
+  private markUntimed(hour: number): void {
+    if (this.untimed.has(hour)) return
+    void this.db.put(headerKey(hour, UNTIMED), Buffer.alloc(0))
+    this.untimed.add(hour)
   }
 
   static open(root: RootDatabase): DeliveryIndex {
@@ -277,7 +336,7 @@ export class DeliveryIndex {
     const hour = hourOf(idTime)
     const slot = this.slotsOf(hour)?.get(key)
     if (slot !== undefined) return this.slotCounts(slot, receivedAt) ? this.slotOffset[slot] : undefined
-    return this.committedSighting(hour, key, receivedAt)?.offset
+    return this.committedSighting(hour, secondOf(hour, idTime), key, receivedAt)?.offset
   }
 
   /** This batch's slots of `hour` (undefined: none yet). */
@@ -298,29 +357,49 @@ export class DeliveryIndex {
   }
 
   /** The committed state of `key` that makes a record received at `receivedAt` a re-delivery, if any. */
-  private committedSighting(hour: number, key: string, receivedAt: number): Sighting | undefined {
-    const found = this.lookup(hour, key, receivedAt)
+  private committedSighting(hour: number, second: number, key: string, receivedAt: number): Sighting | undefined {
+    const found = this.lookup(hour, second, key, receivedAt)
     // Keys migrated from format 1 sit in the legacy bucket while it lasts.
-    return found === undefined && this.buckets.has(LEGACY_BUCKET) ? this.lookup(LEGACY_BUCKET, key, receivedAt) : found
+    return found === undefined && this.buckets.has(LEGACY_BUCKET) ? this.lookup(LEGACY_BUCKET, 0, key, receivedAt) : found
   }
 
-  private lookup(hour: number, key: string, receivedAt: number): Sighting | undefined {
+  private lookup(hour: number, second: number, key: string, receivedAt: number): Sighting | undefined {
     // No committed bucket for the hour: nothing to read.
     if (!this.buckets.has(hour) || this.swept.has(hour)) return undefined
-    writeKey(this.probe, 0, hour, key)
-    if (!this.filterOf(hour).mayHave(this.probe.readUInt32LE(4), this.probe.readUInt32LE(8) | 1)) return undefined
-    if (this.removals.size > 0 && hour === NO_TIME_BUCKET && this.removals.has(this.probe.toString('hex', 4))) return undefined
-    const b = this.dbOf(hour).getBinaryFast(this.probe)
-    if (b === undefined) return undefined
-    const s = readValue(b)
-    return counts(s, receivedAt) ? s : undefined
+    let s: Sighting | undefined
+    if (isTimed(hour)) {
+      const probe = this.timedProbe
+      writeTimedKey(probe, 0, hour, second, key)
+      if (!this.filterOf(hour).mayHave(probe.readUInt32LE(6), probe.readUInt32LE(10) | 1)) return undefined
+      // (getBinaryFast's buffer is only good until the next read: each value is decoded at once.)
+      const b = this.dbOf(hour).getBinaryFast(probe)
+      s = b === undefined ? undefined : readValue(b)
+      // An hour that may hold keys without their second: the 16-byte key too, and of both the one
+      // sighted last (both are there when a key written before the upgrade was seen again).
+      if (this.untimed.has(hour)) {
+        writeKey(this.probe, 0, hour, key)
+        const old = this.dbOf(hour).getBinaryFast(this.probe)
+        const o = old === undefined ? undefined : readValue(old)
+        if (o !== undefined && (s === undefined || o.last > s.last)) s = o
+      }
+    } else {
+      writeKey(this.probe, 0, hour, key)
+      if (!this.filterOf(hour).mayHave(this.probe.readUInt32LE(4), this.probe.readUInt32LE(8) | 1)) return undefined
+      if (this.removals.size > 0 && hour === NO_TIME_BUCKET && this.removals.has(this.probe.toString('hex', 4))) return undefined
+      const b = this.dbOf(hour).getBinaryFast(this.probe)
+      s = b === undefined ? undefined : readValue(b)
+    }
+    return s !== undefined && counts(s, receivedAt) ? s : undefined
   }
 
   private filterOf(hour: number): KeyFilter {
     let f = this.filters.get(hour)
     if (!f) {
       f = new KeyFilter(
-        lmdbKeySource<Buffer>(this.dbOf(hour), () => bucketStart(hour), () => bucketStart(hour + 1), (key, add) => add(key.readUInt32LE(4), key.readUInt32LE(8) | 1)),
+        lmdbKeySource<Buffer>(this.dbOf(hour), () => bucketStart(hour), () => bucketStart(hour + 1), (key, add) => {
+          const at = hashAt(key)
+          add(key.readUInt32LE(at), key.readUInt32LE(at + 4) | 1)
+        }),
         () => liveHourCapacity(this.filters, hour),
       )
       this.filters.set(hour, f)
@@ -364,6 +443,7 @@ export class DeliveryIndex {
       this.slotOffset.push(offset)
       this.slotExpiry.push(Math.floor(expiresAt / 1000))
       this.slotLast.push(receivedAt ?? 0)
+      this.slotSecond.push(secondOf(hour, idTime))
     } else {
       this.slotOffset[slot] = offset
       this.slotExpiry[slot] = Math.floor(expiresAt / 1000)
@@ -386,7 +466,7 @@ export class DeliveryIndex {
       this.add(key, idTime, this.slotOffset[slot]!, Math.max(expiresAt, this.slotExpiry[slot]! * 1000), Math.max(receivedAt, this.slotLast[slot]!))
       return
     }
-    const s = this.committedSighting(hour, key, receivedAt)
+    const s = this.committedSighting(hour, secondOf(hour, idTime), key, receivedAt)
     if (s === undefined) return
     this.add(key, idTime, s.offset, Math.max(expiresAt, s.expiry * 1000), Math.max(receivedAt, s.last))
   }
@@ -458,7 +538,13 @@ export class DeliveryIndex {
     // Removals first, as `write` does: a key first seen again after its removal is kept.
     const out: StateEntry[] = []
     for (const hex of this.removals.keys()) out.push([`${DELIVERY_ENTRY_PREFIX}${NO_TIME_BUCKET}:${hex}`])
-    for (const [hour, m] of this.added) for (const [key, slot] of m) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${this.hex(hour, key)}`, [this.slotOffset[slot]!, this.slotExpiry[slot]!, this.slotLast[slot]!]])
+    for (const [hour, m] of this.added) {
+      for (const [key, slot] of m) {
+        const value = [this.slotOffset[slot]!, this.slotExpiry[slot]!, this.slotLast[slot]!]
+        if (isTimed(hour)) value.push(this.slotSecond[slot]!)
+        out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${this.hex(hour, key)}`, value])
+      }
+    }
     for (const [hour, exp] of this.raised) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}`, exp])
     for (const hour of this.swept) out.push([`${DELIVERY_ENTRY_PREFIX}${hour}:${WHOLE_HOUR}`])
     return out
@@ -482,13 +568,16 @@ export class DeliveryIndex {
     // the puts. The keys go in in key order, hour by hour: delivery keys are
     // hashes, so in arrival order each put lands on another leaf page of the hour's range; in key
     // order the B-tree is walked once, left to right.
-    const keys = Buffer.allocUnsafe(n * KEY_BYTES)
+    const keys = Buffer.allocUnsafe(n * TIMED_KEY_BYTES)
     const values = Buffer.allocUnsafe(n * VALUE_BYTES)
     const sorted = n < SLOT_SPAN
-    const key = this.scratchKey
     for (const hour of [...this.added.keys()].sort((a, b) => a - b)) {
       const slots = this.added.get(hour)!
       const db = this.dbOf(hour)
+      const timed = isTimed(hour)
+      const width = timed ? TIMED_KEY_BYTES : KEY_BYTES
+      const hash = timed ? 6 : 4
+      const key = this.scratchKey.subarray(0, width)
       let filter = this.filters.get(hour)
       if (filter === undefined && !this.buckets.has(hour)) {
         // An hour with no committed key yet: its filter starts empty and gets every key as it is written.
@@ -498,10 +587,12 @@ export class DeliveryIndex {
       const order = new Float64Array(slots.size)
       let i = 0
       for (const slot of slots.values()) {
-        const at = slot * KEY_BYTES
-        writeKey(keys, at, hour, this.slotKey[slot]!)
-        filter?.add(keys.readUInt32LE(at + 4), keys.readUInt32LE(at + 8) | 1)
-        // The key's first 32 hash bits, then its slot: its order, and where it is (exact below 2^53).
+        const at = slot * TIMED_KEY_BYTES
+        if (timed) writeTimedKey(keys, at, hour, this.slotSecond[slot]!, this.slotKey[slot]!)
+        else writeKey(keys, at, hour, this.slotKey[slot]!)
+        filter?.add(keys.readUInt32LE(at + hash), keys.readUInt32LE(at + hash + 4) | 1)
+        // The key's first 32 bits after its hour (its second, then hash bits: time order within
+        // the hour), then its slot: its order, and where it is (exact below 2^53).
         // A batch of more slots than SLOT_SPAN (no processor batch is) keeps its arrival order.
         order[i++] = sorted ? keys.readUInt32BE(at + 4) * SLOT_SPAN + slot : slot
       }
@@ -510,7 +601,7 @@ export class DeliveryIndex {
         const slot = sorted ? order[j]! % SLOT_SPAN : order[j]!
         const at = slot * VALUE_BYTES
         const length = writeValue(values, at, this.slotOffset[slot]!, this.slotExpiry[slot]!, this.slotLast[slot]!)
-        keys.copy(key, 0, slot * KEY_BYTES, slot * KEY_BYTES + KEY_BYTES)
+        keys.copy(key, 0, slot * TIMED_KEY_BYTES, slot * TIMED_KEY_BYTES + width)
         void db.put(key, values.subarray(at, at + length))
       }
     }
@@ -530,6 +621,7 @@ export class DeliveryIndex {
       for (const k of db.getKeys({ start: bucketStart(hour), end: bucketStart(hour + 1) })) void db.remove(k)
     }
     void this.db.remove(headerKey(hour))
+    if (this.untimed.has(hour)) void this.db.remove(headerKey(hour, UNTIMED))
   }
 
   /** After the transaction of `write()` committed: the batch's changes become the committed view. */
@@ -537,6 +629,7 @@ export class DeliveryIndex {
     for (const [hour, exp] of this.raised) this.buckets.set(hour, exp)
     for (const hour of this.swept) {
       this.buckets.delete(hour)
+      this.untimed.delete(hour)
       this.retiredBuilds += this.filters.get(hour)?.builds ?? 0
       this.filters.delete(hour)
     }
@@ -552,6 +645,7 @@ export class DeliveryIndex {
     this.slotOffset.length = 0
     this.slotExpiry.length = 0
     this.slotLast.length = 0
+    this.slotSecond.length = 0
     this.raised.clear()
     this.swept.clear()
   }
@@ -575,18 +669,29 @@ export class DeliveryIndex {
       if (e.length === 1) {
         this.removeHour(hour)
         this.buckets.delete(hour)
+        this.untimed.delete(hour)
       }
       return true
     }
-    const key = Buffer.alloc(KEY_BYTES)
-    key.writeUInt32BE(hour, 0)
-    key.write(rest.slice(colon + 1), 4, 12, 'hex')
-    if (e.length === 1) void this.dbOf(hour).remove(key)
-    else {
-      const [offset, expiry, last] = e[1] as [number, number, number?]
-      const v = Buffer.alloc(VALUE_BYTES)
-      void this.dbOf(hour).put(key, v.subarray(0, writeValue(v, 0, offset, expiry, last ?? 0)))
+    const hex = rest.slice(colon + 1)
+    if (e.length === 1) {
+      // Only the no-time bucket's keys are removed one by one (16 bytes).
+      const key = Buffer.alloc(KEY_BYTES)
+      key.writeUInt32BE(hour, 0)
+      key.write(hex, 4, 12, 'hex')
+      void this.dbOf(hour).remove(key)
+      return true
     }
+    const [offset, expiry, last, second] = e[1] as [number, number, number?, number?]
+    const withSecond = isTimed(hour) && typeof second === 'number' && second >= 0 && second < HOUR_MS / 1000
+    const key = Buffer.alloc(withSecond ? TIMED_KEY_BYTES : KEY_BYTES)
+    key.writeUInt32BE(hour, 0)
+    if (withSecond) key.writeUInt16BE(second, 4)
+    key.write(hex, hashAt(key), 12, 'hex')
+    // An entry of a build before seconds were kept: its key without one, in an hour marked for it.
+    if (!withSecond && isTimed(hour)) this.markUntimed(hour)
+    const v = Buffer.alloc(VALUE_BYTES)
+    void this.dbOf(hour).put(key, v.subarray(0, writeValue(v, 0, offset, expiry, last ?? 0)))
     return true
   }
 
@@ -595,16 +700,23 @@ export class DeliveryIndex {
     for (const k of this.db.getKeys({})) void this.db.remove(k)
     for (const slot of this.slots) void slot.clearAsync()
     this.buckets.clear()
+    this.untimed.clear()
     this.filters.clear()
   }
 
-  /** Every committed entry as a changelog entry (snapshots). */
+  /**
+   * Every committed entry as a changelog entry (snapshots). Keys without their second come first:
+   * one seen again since has both forms under one entry key, and the fold keeps the later.
+   */
   *entries(): Generator<StateEntry> {
-    for (const { key, value } of this.entryRows()) {
+    for (const timed of [false, true]) for (const { key, value } of this.entryRows()) {
+      if ((key.length === TIMED_KEY_BYTES) !== timed) continue
       if (key.length === 5 && key[0] === HEADER) yield [`${DELIVERY_ENTRY_PREFIX}${key.readUInt32BE(1)}`, value.readDoubleBE(0)]
+      else if (key.length === 5 && key[0] === UNTIMED) continue // travels as entries without their second
       else {
         const s = readValue(value)
-        yield [`${DELIVERY_ENTRY_PREFIX}${key.readUInt32BE(0)}:${key.toString('hex', 4)}`, [s.offset, s.expiry, s.last]]
+        const at = hashAt(key)
+        yield [`${DELIVERY_ENTRY_PREFIX}${key.readUInt32BE(0)}:${key.toString('hex', at)}`, at === 6 ? [s.offset, s.expiry, s.last, key.readUInt16BE(4)] : [s.offset, s.expiry, s.last]]
       }
     }
   }
@@ -633,6 +745,6 @@ export class DeliveryIndex {
   /** Committed keys (headers not counted) and the bytes of this database's B-tree pages. */
   stats(): { keys: number; buckets: number; usedBytes: number } {
     const { entries, usedBytes } = treeStats([this.db, ...this.slots])
-    return { keys: entries - this.buckets.size, buckets: this.buckets.size, usedBytes }
+    return { keys: entries - this.buckets.size - this.untimed.size, buckets: this.buckets.size, usedBytes }
   }
 }

@@ -4,7 +4,7 @@ import { open } from 'lmdb'
 import { decodeImpression, encodeImpression } from './impression-codec.js'
 import type { ImpressionState } from './keys.js'
 import { HOUR_SLOTS as IMPRESSION_SLOTS, PARTITION_MAX_DBS } from './hour-slots.js'
-import { PartitionStore } from './partition-store.js'
+import { PartitionStore, STATE_FORMAT } from './partition-store.js'
 import { tempDirs } from '../testing/temp-dirs.js'
 
 const dirs = tempDirs('adc-imp-')
@@ -88,10 +88,10 @@ describe('impression state in the partition store', () => {
     // Impression states are held by hour, not in key order: a range over them is refused, not answered short.
     expect(() => s.range('i:', 'i:~', 10)).toThrow(/impression states/)
     await s.close()
-    // On disk: the codec's bytes under [expiry hour][name], none in the main database.
+    // On disk: the codec's bytes under [expiry hour][0xf0 + its tenth][name], none in the main database.
     const { root, rows } = rawIndex(dir)
     expect(root.get('i:a')).toBeUndefined()
-    expect(rows.map(({ slot, key }) => [slot, key.readUInt32BE(0), key.toString('latin1', 4)])).toEqual([[0, 0, 'a']])
+    expect(rows.map(({ slot, key }) => [slot, key.readUInt32BE(0), key[4], key.toString('latin1', 5)])).toEqual([[0, 0, 0xf0, 'a']])
     expect(rows[0]!.value.length).toBe(2 + 4 * 8 + 1 + 3)
     await root.close()
   })
@@ -121,11 +121,12 @@ describe('impression state in the partition store', () => {
     expect(s.range('x:', 'x:~', 10).map(([, v]) => v)).toEqual(['w:other'])
     await s.close()
     const { root, rows } = rawIndex(dir)
-    expect(root.get('~format')).toBe(5)
+    expect(root.get('~format')).toBe(STATE_FORMAT)
     expect([...root.getKeys({ start: 'i:', end: 'i:~' })]).toEqual([])
     for (const { slot, key } of rows) expect(slot).toBe(key.readUInt32BE(0) % IMPRESSION_SLOTS)
-    const hours = new Map(rows.map(({ key }) => [key.toString('latin1', 4), key.readUInt32BE(0) - Math.floor(T / H)]))
-    expect(Object.fromEntries(hours)).toEqual({ old: 5, compact: 7, noex: 9 })
+    // Hour and tenth: a state without an expiry goes to the last tenth of its hour.
+    const hours = new Map(rows.map(({ key }) => [key.toString('latin1', 5), [key.readUInt32BE(0) - Math.floor(T / H), key[4]! - 0xf0]]))
+    expect(Object.fromEntries(hours)).toEqual({ old: [5, 0], compact: [7, 0], noex: [9, 5] })
     await root.close()
     s = PartitionStore.open(dir, 0) // opened again: nothing left to move
     expect(s.get('i:noex')).toStrictEqual({ io: 5 })
@@ -140,7 +141,7 @@ describe('impression state in the partition store', () => {
     expect(s.get('i:n')).toBe(3)
     await s.close()
     const { root, rows } = rawIndex(dir)
-    const values = new Map(rows.map(({ key, value }) => [key.toString('latin1', 4), value]))
+    const values = new Map(rows.map(({ key, value }) => [key.toString('latin1', 5), value]))
     expect(values.get('r')![0]).toBe(0xa1)
     expect(values.get('n')![0]).toBe(0xa2) // not a state: kept in V8's serialization
     await root.close()

@@ -1,8 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import { open } from 'lmdb'
 import { sweepExpired } from './expiry.js'
-import { HOUR_SLOTS as IMPRESSION_SLOTS } from './hour-slots.js'
+import { HOUR_SLOTS as IMPRESSION_SLOTS, PARTITION_MAX_DBS } from './hour-slots.js'
+import { encodeImpressionBytes } from './impression-codec.js'
 import type { ImpressionState } from './keys.js'
-import { PartitionStore, type StateEntry } from './partition-store.js'
+import { PartitionStore, STATE_FORMAT, type StateEntry } from './partition-store.js'
 import { tempDirs } from '../testing/temp-dirs.js'
 
 const dirs = tempDirs('adc-impidx-')
@@ -140,5 +142,69 @@ describe('impression index', () => {
     expect(s.range('x:', 'x:~', 10)).toEqual([['x:0000000006:000000000000009', 'w:b'], ['x:0000000007:000000000000009', ['w:c']]])
     expect(s.get('i:p\u001fa')).toStrictEqual({ io: 1, ex: T + H })
     await s.close()
+  })
+
+  it("files a batch's states by the tenth of the hour they expire in, and reads the newest copy when a state moves to a later tenth", async () => {
+    const dir = dirs.make()
+    let s = PartitionStore.open(dir, 0)
+    const base = (hourOf(T) + 25) * H
+    await batch(s, 1, T, [['i:a', { io: 1, ex: base + 60_000 }], ['i:b', { io: 2, ex: base + 5 * 60_000 }], ['i:c', { io: 3, ex: base + 59 * 60_000 }]])
+    // a and b share the hour's first tenth; c is in its last.
+    expect(s.impressions.stats()).toMatchObject({ keys: 3, hours: 1, slices: 2 })
+    await batch(s, 2, T + 20 * 60_000, [['i:a', { io: 1, co: 4, ex: base + 35 * 60_000 }]])
+    expect(s.impressions.stats()).toMatchObject({ keys: 4, hours: 1, slices: 3 })
+    expect(s.get('i:a')).toStrictEqual({ io: 1, co: 4, ex: base + 35 * 60_000 })
+    await s.close()
+    s = PartitionStore.open(dir, 0)
+    expect(s.impressions.stats()).toMatchObject({ keys: 4, hours: 1, slices: 3 })
+    expect(s.get('i:a')).toStrictEqual({ io: 1, co: 4, ex: base + 35 * 60_000 })
+    // A replica restored from a snapshot (oldest slice first) reads the newest copy too.
+    const replica = PartitionStore.open(dirs.make(), 0)
+    await replica.restore({ entries: [...s.entries()], applied: 2, intent: undefined, changelog: { next: 1 } })
+    expect(replica.get('i:a')).toStrictEqual({ io: 1, co: 4, ex: base + 35 * 60_000 })
+    // The hour ends: every tenth of it goes at once.
+    await batch(s, 3, base + H, [])
+    expect(s.impressions.stats()).toMatchObject({ keys: 0, hours: 0, slices: 0 })
+    expect(s.get('i:a')).toBeUndefined()
+    await s.close()
+    await replica.close()
+  })
+
+  it('reads a format-5 store as it is: its [hour][name] entries are the oldest copies of their hour, and go with it', async () => {
+    const dir = dirs.make()
+    const hour = hourOf(T) + 25
+    const old: ImpressionState = { io: 1, il: T, ex: hour * H + 50 * 60_000 }
+    const wide: ImpressionState = { io: 2, il: T, ex: hour * H + 10 }
+    const raw = open({ path: dir, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3, maxDbs: PARTITION_MAX_DBS })
+    await raw.put('~format', 5)
+    await raw.put('~wm', T)
+    const db = raw.openDB<Buffer, Buffer>({ name: `~impressions.${hour % IMPRESSION_SLOTS}`, keyEncoding: 'binary', encoding: 'binary', compression: false })
+    const hourBytes = Buffer.alloc(4)
+    hourBytes.writeUInt32BE(hour, 0)
+    await db.put(Buffer.concat([hourBytes, Buffer.from('p\u001fa', 'latin1')]), encodeImpressionBytes(old))
+    await db.put(Buffer.concat([hourBytes, Buffer.from([0]), Buffer.from('p\u001f\u00e9', 'utf16le')]), encodeImpressionBytes(wide))
+    await raw.close()
+    const s = PartitionStore.open(dir, 0)
+    expect(s.get('i:p\u001fa')).toStrictEqual(old)
+    expect(s.get('i:p\u001f\u00e9')).toStrictEqual(wide)
+    expect(s.impressions.stats()).toMatchObject({ keys: 2, hours: 1, slices: 1 })
+    // Seen again: the new copy goes to a tenth of the same hour (an earlier one than the old copy's
+    // expiry would give), and is the one read.
+    const again: ImpressionState = { ...old, co: 3, ex: hour * H + 5 * 60_000 }
+    await batch(s, 1, T + 1000, [['i:p\u001fa', again]])
+    expect(s.get('i:p\u001fa')).toStrictEqual(again)
+    const snapshot = [...s.entries()].filter(([k]) => k.startsWith('i:'))
+    expect(snapshot.map(([k]) => k)).toEqual(['i:p\u001f\u00e9', 'i:p\u001fa', 'i:p\u001fa']) // format-5 entries first (key order), then the tenths
+    const replica = PartitionStore.open(dirs.make(), 0)
+    await replica.restore({ entries: snapshot, applied: 1, intent: undefined, changelog: { next: 1 } })
+    expect(replica.get('i:p\u001fa')).toStrictEqual(again)
+    await replica.close()
+    await batch(s, 2, (hour + 1) * H, [])
+    expect(s.impressions.stats()).toMatchObject({ keys: 0, hours: 0, slices: 0 })
+    expect(s.get('i:p\u001f\u00e9')).toBeUndefined()
+    await s.close()
+    const reopened = open({ path: dir, compression: false, encoding: 'msgpack', mapSize: 2 * 1024 ** 3, maxDbs: PARTITION_MAX_DBS })
+    expect(reopened.get('~format')).toBe(STATE_FORMAT)
+    await reopened.close()
   })
 })

@@ -9,8 +9,8 @@ import type { StateEntry } from './partition-store.js'
 /**
  * Impression states (`i:<scope>` entries, keys.ts: the business dedupe and join state of an
  * impression id within its publisher) in a binary LMDB database of their own inside the
- * partition's environment, bucketed by the hour their state expires in, so it commits in the same
- * transaction as the rest of the partition state.
+ * partition's environment, bucketed by the tenth of an hour their state expires in (within the
+ * hour's range), so it commits in the same transaction as the rest of the partition state.
  *
  * Why buckets: impression ids are the client's, often random UUIDs. Keyed by the id alone, each
  * batch's states land on random leaf pages of one B-tree that holds the last 25 hours of ids, and
@@ -18,19 +18,30 @@ import type { StateEntry } from './partition-store.js'
  * 44-byte random keys, 20k per transaction, up to 1.2 M held (`bench/impression-index-bench.ts`):
  * 12.3–13.6 µs of CPU per put, against 2.7–3.1 when the keys carry their hour first. A state's
  * expiry is its latest sighting plus the state lifetime, so a batch's states fall in the newest one
- * or two hours, whose range is a twenty-fifth of the tree. And a whole hour expires by deleting its
- * range: no expiry schedule entry per key (`x:` lists, expiry.ts) and no key-by-key sweep.
+ * or two tenths of an hour. Bucketed by the hour alone, a batch's random ids still landed on the
+ * pages of the whole live hour, each page copied again by every batch of that hour (with random UUID
+ * ids and 300k records of state, the state commit 6.7 µs per record against 4.5 with ordered ids,
+ * `bench/processor-steps-bench.ts`); by the tenth, on the pages of the ten minutes it fills. And a
+ * whole hour expires by deleting its range: no expiry schedule entry per key (`x:` lists,
+ * expiry.ts) and no key-by-key sweep.
  *
- * Layout (state format 5, partition-store.ts):
- * - entry `[hour: u32 BE][name]` → the state (impression-codec.ts `encodeImpressionBytes`), where
- *   `hour` = floor(state.ex / 1 h) and `name` is the key after `i:` (a scope, or an impression id
- *   alone from a format-2 store): its bytes when every character is in U+0001–U+007F (ids and
- *   publisher ids are), else a 0x00 byte and its UTF-16LE code units (any string, lone surrogates
- *   included, so distinct names never share bytes). A value without a numeric expiry goes to the
- *   hour of the watermark plus the state lifetime.
+ * Layout (state format 6, partition-store.ts):
+ * - entry `[hour: u32 BE][0xf0 + tenth][name]` → the state (impression-codec.ts
+ *   `encodeImpressionBytes`), where `hour` = floor(state.ex / 1 h), `tenth` = the tenth of that hour
+ *   (0–5, ten minutes each) and `name` is the key after `i:` (a scope, or an impression id alone
+ *   from a format-2 store): its bytes when every character is in U+0001–U+007F (ids and publisher
+ *   ids are), else a 0x00 byte and its UTF-16LE code units (any string, lone surrogates included, so
+ *   distinct names never share bytes). A value without a numeric expiry goes to the last tenth of
+ *   the hour of the watermark plus the state lifetime.
+ * - A store of format 5 held `[hour][name]`: its name starts with 0x00–0x7f, never 0xf0–0xf5, so
+ *   such an entry is read where it is, as the hour's oldest slice (every copy written since is newer),
+ *   and goes with its hour; nothing is moved on upgrade.
+ * - A slice is an hour's tenth, or its format-5 entries: `slice = hour * 7 + part`, part 0 the
+ *   format-5 entries and 1–6 the tenths, so slices sort as their copies' age and neighbouring
+ *   slices' numbers are neighbours (a new slice's filter is sized from the fullest one near it).
  * - A state's expiry only grows (dedupe-step.ts keeps the larger), so a name written again in a later
- *   hour leaves its earlier copy behind; a lookup reads the hours newest first and answers the first
- *   copy it finds, and the stale copy goes with its hour. A put into an earlier hour than a copy
+ *   slice leaves its earlier copy behind; a lookup reads the slices newest first and answers the first
+ *   copy it finds, and the stale copy goes with its hour. A put into an earlier slice than a copy
  *   already held (a value without an expiry) removes the later copies, so the newest is always the
  *   one read.
  * - The hours live in a ring of named databases (`~impressions.<hour mod 32>`, hour-slots.ts). An
@@ -40,12 +51,13 @@ import type { StateEntry } from './partition-store.js'
  *   hours ahead (a backlog) or for a late record's state. In the changelog, state entries keep their form
  *   (`i:<name>` → the state object) and a dropped hour travels as a delete of `I:<hour>:*`.
  *
- * Bloom filters (key-filter.ts): one over every hour's keys answers the lookup of a new impression
- * (most lookups) with one probe; one per hour tells which hours to read for a name held. (Per hour
- * alone, a new id cost a probe of each of the 26 or so live hours' filters: 2.2–2.6 µs per lookup
- * of an absent name with 26 hours of 20k keys, against 0.67–0.70 with the filter over all of them,
- * and 0.54–0.64 with 2 hours.) No filter is read or built inside a write transaction: a build
- * there might miss the transaction's own puts.
+ * Bloom filters (key-filter.ts): one over every slice's keys answers the lookup of a new impression
+ * (most lookups) with one probe; one per slice tells which slices to read for a name held, newest
+ * first (a click's impression is usually in the newest few). (Per hour alone, a new id cost a probe
+ * of each of the 26 or so live hours' filters: 2.2–2.6 µs per lookup of an absent name with 26 hours
+ * of 20k keys, against 0.67–0.70 with the filter over all of them, and 0.54–0.64 with 2 hours.) No
+ * filter is read or built inside a write transaction: a build there might miss the transaction's
+ * own puts.
  */
 export const IMPRESSION_DB = '~impressions'
 /** Whether a key of the root database names one of the impression index's databases. */
@@ -54,35 +66,74 @@ export const IMPRESSION_PREFIX = 'i:'
 export const IMPRESSION_HOUR_PREFIX = 'I:'
 const WHOLE_HOUR = '*'
 const HOUR_BYTES = 4
+/** An entry's hour, then its tenth's tag byte. */
+const PREFIX_BYTES = HOUR_BYTES + 1
 const MAX_HOUR = 0xffff_fffe
+/** Parts of an hour: its format-5 entries (0), then its tenths (1–6). */
+const PARTS = 7
+/** Ten minutes: an hour has `TENTHS` of them. */
+const TENTH_MS = 600_000
+const TENTHS = HOUR_MS / TENTH_MS
+/** The tag byte of tenth 0; a name's first byte is below 0x80. */
+const TENTH_TAG = 0xf0
+
+/** The slice of the `tenth` of `hour` (see the layout above). */
+const sliceOf = (hour: number, tenth: number): number => hour * PARTS + 1 + tenth
+const hourOfSlice = (slice: number): number => Math.floor(slice / PARTS)
+const partOf = (slice: number): number => slice % PARTS
 
 /** Above every key (hours stay below 2^32 - 1). */
 const AFTER_ALL = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff])
 
-/** The expiry hour of a state, or `fallback` for a value without a usable expiry. */
-function hourOfValue(value: unknown, fallback: number): number {
+/** The slice of a state's expiry, or the last tenth of the hour `fallback` for a value without a usable expiry. */
+function sliceOfValue(value: unknown, fallback: number): number {
   const ex = typeof value === 'object' && value !== null ? (value as ImpressionState).ex : undefined
-  if (typeof ex !== 'number' || !(ex >= 0)) return fallback
+  if (typeof ex !== 'number' || !(ex >= 0)) return sliceOf(fallback, TENTHS - 1)
   const hour = Math.floor(ex / HOUR_MS)
-  return hour <= MAX_HOUR ? hour : fallback
+  return hour <= MAX_HOUR ? sliceOf(hour, Math.floor((ex - hour * HOUR_MS) / TENTH_MS)) : sliceOf(fallback, TENTHS - 1)
 }
+
+/** The first key of `slice`'s range, and the first after it. */
+function sliceRange(slice: number): [Buffer, Buffer] {
+  const hour = hourOfSlice(slice)
+  const part = partOf(slice)
+  const start = Buffer.alloc(PREFIX_BYTES)
+  start.writeUInt32BE(hour, 0)
+  const end = Buffer.from(start)
+  // Format-5 entries: names from 0x00 to 0x7f; a tenth: its tag byte.
+  start[HOUR_BYTES] = part === 0 ? 0 : TENTH_TAG + part - 1
+  end[HOUR_BYTES] = part === 0 ? 0x80 : TENTH_TAG + part
+  return [start, end]
+}
+
+/** Whether a stored key is a tenth's (else a format-5 entry, its name right after the hour). */
+const inTenth = (key: Buffer): boolean => key.length > HOUR_BYTES && key[HOUR_BYTES]! >= TENTH_TAG
 
 /** The hour a value without an expiry goes to: that of `watermark` plus the state lifetime. */
 export const fallbackHour = (watermark: number, ttlMs: number): number => Math.min(MAX_HOUR, Math.max(0, Math.floor((watermark + ttlMs) / HOUR_MS)))
 
 export class ImpressionIndex {
-  /** Committed hours, newest first. */
+  /** Committed slices, newest first. */
   private order: number[] = []
+  /** Committed slices, and the hours they are in. */
+  private readonly slices = new Set<number>()
   private readonly hours = new Set<number>()
-  /** Hours this batch's puts went to that were not committed before. */
+  /** Slices this batch's puts went to that were not committed before. */
   private readonly added = new Set<number>()
   /** Hours this batch drops (the watermark passed their end). */
   private readonly dropped = new Set<number>()
+  /** A filter per slice. */
   private readonly filters = new Map<number, KeyFilter>()
-  /** Every hour's keys (a dropped hour's stay until it is built again): a name in none is answered at once. */
+  /** Every slice's keys (a dropped hour's stay until it is built again): a name in none is answered at once. */
   private readonly all: KeyFilter
-  /** Scratch key: the hour, then the name; grown for a longer name. */
-  private key = Buffer.alloc(HOUR_BYTES + 512)
+  /**
+   * Scratch key: a byte, the hour, the tenth's tag, then the name (from `PREFIX_BYTES + 1`); grown
+   * for a longer name. A tenth's key starts at byte 1; a format-5 entry's (the hour right before the
+   * name) at byte 2.
+   */
+  private key = Buffer.alloc(1 + PREFIX_BYTES + 512)
+  /** End of the name in the scratch key. */
+  private end = 0
   private readonly hashes = new Float64Array(2)
 
   constructor(private readonly slots: ReadonlyArray<Database<Buffer, Buffer>>) {
@@ -101,7 +152,7 @@ export class ImpressionIndex {
   }
 
   private addHashesOf(key: Buffer, add: (h1: number, h2: number) => void): void {
-    bloomHashBytes(key, HOUR_BYTES, key.length, this.hashes)
+    bloomHashBytes(key, inTenth(key) ? PREFIX_BYTES : HOUR_BYTES, key.length, this.hashes)
     add(this.hashes[0]!, this.hashes[1]!)
   }
 
@@ -112,113 +163,132 @@ export class ImpressionIndex {
 
   private loadHours(): void {
     this.hours.clear()
-    for (const hour of heldHours(this.slots)) this.hours.add(hour)
-    this.sortHours()
+    this.slices.clear()
+    for (const hour of heldHours(this.slots)) {
+      this.hours.add(hour)
+      for (let part = 0; part < PARTS; part++) {
+        const slice = hour * PARTS + part
+        const [start, end] = sliceRange(slice)
+        for (const _ of this.dbOf(hour).getKeys({ start, end, limit: 1 })) this.slices.add(slice)
+      }
+    }
+    this.sortSlices()
   }
 
-  private sortHours(): void {
-    this.order = [...this.hours].sort((a, b) => b - a)
+  private sortSlices(): void {
+    this.order = [...this.slices].sort((a, b) => b - a)
   }
 
-  /** Writes `name`'s key bytes after the hour into the scratch key; answers the key's length, and hashes the name. */
-  private encode(name: string): number {
+  /** Writes `name`'s bytes into the scratch key after the prefix, and hashes them. */
+  private encode(name: string): void {
     const n = name.length
-    if (this.key.length < HOUR_BYTES + 1 + 2 * n) this.key = Buffer.alloc(HOUR_BYTES + 1 + 2 * n)
+    const from = 1 + PREFIX_BYTES
+    if (this.key.length < from + 1 + 2 * n) this.key = Buffer.alloc(from + 1 + 2 * n)
     const k = this.key
-    let at = HOUR_BYTES
+    let at = from
     for (let i = 0; i < n; i++) {
       const c = name.charCodeAt(i)
       if (c === 0 || c >= 0x80) {
-        k[HOUR_BYTES] = 0
-        at = HOUR_BYTES + 1 + k.write(name, HOUR_BYTES + 1, 'utf16le')
+        k[from] = 0
+        at = from + 1 + k.write(name, from + 1, 'utf16le')
         break
       }
       k[at++] = c
     }
-    bloomHashBytes(k, HOUR_BYTES, at, this.hashes)
-    return at
+    bloomHashBytes(k, from, at, this.hashes)
+    this.end = at
+  }
+
+  /** The scratch key of the name last encoded in `slice`. */
+  private keyIn(slice: number): Buffer {
+    const k = this.key
+    const hour = hourOfSlice(slice)
+    const part = partOf(slice)
+    if (part === 0) {
+      k.writeUInt32BE(hour, 2)
+      return k.subarray(2, this.end)
+    }
+    k.writeUInt32BE(hour, 1)
+    k[PREFIX_BYTES] = TENTH_TAG + part - 1
+    return k.subarray(1, this.end)
   }
 
   private nameOf(key: Buffer): string {
-    return key.length > HOUR_BYTES && key[HOUR_BYTES] === 0 ? key.toString('utf16le', HOUR_BYTES + 1) : key.toString('latin1', HOUR_BYTES)
+    const from = inTenth(key) ? PREFIX_BYTES : HOUR_BYTES
+    return key.length > from && key[from] === 0 ? key.toString('utf16le', from + 1) : key.toString('latin1', from)
   }
 
-  private filterOf(hour: number): KeyFilter {
-    let f = this.filters.get(hour)
+  private filterOf(slice: number): KeyFilter {
+    let f = this.filters.get(slice)
     if (!f) {
       f = new KeyFilter(
-        lmdbKeySource<Buffer>(this.dbOf(hour), () => bucketStart(hour), () => bucketStart(hour + 1), (key, add) => this.addHashesOf(key, add)),
-        () => liveHourCapacity(this.filters, hour),
+        lmdbKeySource<Buffer>(this.dbOf(hourOfSlice(slice)), () => sliceRange(slice)[0], () => sliceRange(slice)[1], (key, add) => this.addHashesOf(key, add)),
+        () => liveHourCapacity(this.filters, slice),
       )
-      this.filters.set(hour, f)
+      this.filters.set(slice, f)
     }
     return f
   }
 
-  /** The committed value of `name` (the copy in its newest hour), not counting hours this batch drops. */
+  /** The committed value of `name` (the copy in its newest slice), not counting hours this batch drops. */
   get(name: string): unknown {
     if (this.order.length === 0) return undefined
-    const key = this.key.subarray(0, this.encode(name))
+    this.encode(name)
     const h1 = this.hashes[0]!
     const h2 = this.hashes[1]!
     if (!this.all.mayHave(h1, h2)) return undefined
-    for (const hour of this.order) {
-      if (this.dropped.size > 0 && this.dropped.has(hour)) continue
-      if (!this.filterOf(hour).mayHave(h1, h2)) continue
-      key.writeUInt32BE(hour, 0)
-      const b = this.dbOf(hour).getBinaryFast(key)
+    for (const slice of this.order) {
+      if (this.dropped.size > 0 && this.dropped.has(hourOfSlice(slice))) continue
+      if (!this.filterOf(slice).mayHave(h1, h2)) continue
+      const b = this.dbOf(hourOfSlice(slice)).getBinaryFast(this.keyIn(slice))
       if (b !== undefined) return decodeImpressionBytes(b)
     }
     return undefined
   }
 
   /**
-   * Writes `name`'s value into its expiry hour (`fallback`: the hour of a value without one), inside
-   * the partition's write transaction; drops (`writeDrops`) go first.
+   * Writes `name`'s value into the slice of its expiry (`fallback`: the hour of a value without
+   * one), inside the partition's write transaction; drops (`writeDrops`) go first.
    */
   put(name: string, value: unknown, fallback: number): void {
-    const hour = hourOfValue(value, fallback)
-    const key = this.key.subarray(0, this.encode(name))
+    const slice = sliceOfValue(value, fallback)
+    const hour = hourOfSlice(slice)
+    this.encode(name)
     const h1 = this.hashes[0]!
     const h2 = this.hashes[1]!
-    // Copies in later hours (only a value without an expiry goes below one, rarely): removed, so
-    // this is the newest. Every later hour is asked, not its filter (see above).
-    for (const h of this.order) {
-      if (h <= hour) break
-      key.writeUInt32BE(h, 0)
-      void this.dbOf(h).remove(key)
+    // Copies in later slices (only a value without an expiry goes below one, rarely): removed, so
+    // this is the newest. Every later slice is asked, not its filter (see above).
+    for (const s of this.order) {
+      if (s <= slice) break
+      void this.dbOf(hourOfSlice(s)).remove(this.keyIn(s))
     }
-    key.writeUInt32BE(hour, 0)
     // lmdb copies the key bytes as it takes the put; the value's bytes are its own.
-    void this.dbOf(hour).put(key, encodeImpressionBytes(value))
-    let filter = this.filters.get(hour)
-    if (filter === undefined && !this.hours.has(hour) && !this.added.has(hour)) {
-      // An hour with no committed key: its filter starts empty and gets every key as it is written.
-      filter = this.filterOf(hour)
+    void this.dbOf(hour).put(this.keyIn(slice), encodeImpressionBytes(value))
+    let filter = this.filters.get(slice)
+    if (filter === undefined && !this.slices.has(slice) && !this.added.has(slice)) {
+      // A slice with no committed key: its filter starts empty and gets every key as it is written.
+      filter = this.filterOf(slice)
       filter.startEmpty()
     }
-    ;(filter ?? this.filterOf(hour)).add(h1, h2)
+    ;(filter ?? this.filterOf(slice)).add(h1, h2)
     this.all.add(h1, h2)
     // An hour this batch drops that gets a key again (a late record's state) stays committed.
-    if (!this.hours.has(hour) || this.dropped.has(hour)) this.added.add(hour)
+    if (!this.slices.has(slice) || this.dropped.has(hour)) this.added.add(slice)
   }
 
   /**
-   * Removes every copy of `name` (inside the write transaction; every hour is asked, not its filter).
+   * Removes every copy of `name` (inside the write transaction; every slice is asked, not its filter).
    * Only a changelog delete or a schedule entry of an older build removes one state: hours expire whole.
    */
   remove(name: string): void {
-    const key = this.key.subarray(0, this.encode(name))
-    for (const h of this.order) {
-      key.writeUInt32BE(h, 0)
-      void this.dbOf(h).remove(key)
-    }
+    this.encode(name)
+    for (const s of this.order) void this.dbOf(hourOfSlice(s)).remove(this.keyIn(s))
   }
 
   /** Marks every hour whose end the watermark passed for dropping with this batch; answers how many. */
   sweep(watermark: number): number {
     let n = 0
-    for (const hour of this.order) {
+    for (const hour of this.hours) {
       if ((hour + 1) * HOUR_MS > watermark || this.dropped.has(hour)) continue
       this.dropped.add(hour)
       n++
@@ -237,17 +307,26 @@ export class ImpressionIndex {
     return [...this.dropped].map((hour) => [`${IMPRESSION_HOUR_PREFIX}${hour}:${WHOLE_HOUR}`])
   }
 
-  /** After the write transaction committed: the batch's hours become the committed view. */
+  /** After the write transaction committed: the batch's slices become the committed view. */
   committed(): void {
     if (this.added.size === 0 && this.dropped.size === 0) return
-    for (const hour of this.dropped) {
-      this.hours.delete(hour)
-      this.filters.delete(hour)
-    }
-    for (const hour of this.added) this.hours.add(hour)
+    for (const hour of this.dropped) this.forgetHour(hour)
     // A late record's state may have gone to an hour this batch dropped: it stays, and goes with the next sweep.
+    for (const slice of this.added) {
+      this.slices.add(slice)
+      this.hours.add(hourOfSlice(slice))
+    }
     this.discard()
-    this.sortHours()
+    this.sortSlices()
+  }
+
+  /** Forgets a dropped hour's slices and their filters. */
+  private forgetHour(hour: number): void {
+    this.hours.delete(hour)
+    for (let part = 0; part < PARTS; part++) {
+      this.slices.delete(hour * PARTS + part)
+      this.filters.delete(hour * PARTS + part)
+    }
   }
 
   discard(): void {
@@ -266,12 +345,13 @@ export class ImpressionIndex {
       if (e.length === 1) this.remove(name)
       else {
         this.put(name, e[1], fallback)
-        // Later entries of the same restore see the hour.
-        const hour = hourOfValue(e[1], fallback)
+        // Later entries of the same restore see the slice.
+        const slice = sliceOfValue(e[1], fallback)
         this.added.clear()
-        if (!this.hours.has(hour)) {
-          this.hours.add(hour)
-          this.sortHours()
+        if (!this.slices.has(slice)) {
+          this.slices.add(slice)
+          this.hours.add(hourOfSlice(slice))
+          this.sortSlices()
         }
       }
       return true
@@ -280,14 +360,13 @@ export class ImpressionIndex {
     const hour = Number(k.slice(IMPRESSION_HOUR_PREFIX.length, k.indexOf(':', IMPRESSION_HOUR_PREFIX.length)))
     if (e.length === 1 && Number.isInteger(hour) && hour >= 0) {
       dropHour(this.slots, hour, this.hours, new Set([hour]), new Set())
-      this.hours.delete(hour)
-      this.filters.delete(hour)
-      this.sortHours()
+      this.forgetHour(hour)
+      this.sortSlices()
     }
     return true
   }
 
-  /** Keys were written around the filters and the hour list (a restore): read both again. */
+  /** Keys were written around the filters and the slice list (a restore): read both again. */
   reload(): void {
     this.filters.clear()
     this.all.invalidate()
@@ -299,33 +378,35 @@ export class ImpressionIndex {
   clear(): void {
     for (const db of this.slots) void db.clearAsync()
     this.hours.clear()
+    this.slices.clear()
     this.filters.clear()
     this.all.invalidate()
-    this.sortHours()
+    this.sortSlices()
   }
 
-  /** Every committed entry as a changelog entry, oldest hour first (so a restore keeps the newest copy newest). */
+  /** Every committed entry as a changelog entry, oldest slice first (so a restore keeps the newest copy newest). */
   *entries(): Generator<StateEntry> {
     for (const [name, value] of this.names()) yield [`${IMPRESSION_PREFIX}${name}`, value]
   }
 
-  /** Committed entries with their name (for upgrades and tests), oldest hour first. */
+  /** Committed entries with their name (for upgrades and tests), oldest slice first. */
   *names(): Generator<[string, unknown]> {
     for (const hour of heldHours(this.slots)) {
+      // Format-5 entries (names from 0x00 to 0x7f), then the tenths in order: the key order.
       for (const { key, value } of this.dbOf(hour).getRange({ start: bucketStart(hour), end: bucketStart(hour + 1) })) yield [this.nameOf(key), decodeImpressionBytes(value)]
     }
   }
 
-  /** Per-hour filters built by reading their hour's keys back, among the hours held (tests, metrics). */
+  /** Per-slice filters built by reading their slice's keys back, among the slices held (tests, metrics). */
   hourFilterBuilds(): number {
     let n = 0
     for (const f of this.filters.values()) n += f.builds
     return n
   }
 
-  /** Committed entries (stale copies included), hours, and the bytes of this database's B-tree pages. */
-  stats(): { keys: number; hours: number; usedBytes: number } {
+  /** Committed entries (stale copies included), hours, slices, and the bytes of this database's B-tree pages. */
+  stats(): { keys: number; hours: number; slices: number; usedBytes: number } {
     const { entries, usedBytes } = treeStats(this.slots)
-    return { keys: entries, hours: this.hours.size, usedBytes }
+    return { keys: entries, hours: this.hours.size, slices: this.slices.size, usedBytes }
   }
 }

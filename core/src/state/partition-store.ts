@@ -40,9 +40,16 @@ const META_UNSCOPED = '~unscoped'
  *   is cleared at once. A store of format 2 to 4 is upgraded when opened (`moveImpressions`,
  *   `DeliveryIndex.moveToSlots`), as are the `i:` entries of a restored changelog (they are put
  *   into the index as they come).
+ * - 6: impression states bucketed by the tenth of the hour they expire in, within the hour's range
+ *   (impression-index.ts); delivery keys of an hour of event-id time carry the second of their
+ *   event id's time after the hour (18 bytes, delivery-index.ts). A format-5 store is read as it is
+ *   (its impression entries are read as their hour's oldest slice and go with it; its hours'
+ *   16-byte delivery keys are read by their hour's marker, `markUntimedHours`), so that a build of
+ *   format 5, which would misread both, refuses the store. Changelog entries keep their format: a
+ *   delivery entry carries the second as a fourth element, which a build of format 5 ignores.
  * A store of any other format (a later build's) is refused (`StateFormatError`), never misread.
  */
-export const STATE_FORMAT = 5
+export const STATE_FORMAT = 6
 /**
  * The format of state entries as the changelog carries them (changelog.ts):
  * - 3: impression-keyed entries by scope;
@@ -170,8 +177,8 @@ export class PartitionStore {
 
   private constructor(private readonly db: RootDatabase, readonly partition: number, readonly path: string) {
     const format = db.get(META_FORMAT) as number | undefined
-    if (format !== undefined && format !== STATE_FORMAT && format !== 2 && format !== 3 && format !== 4) {
-      throw new StateFormatError(`state at ${path} has format ${String(format)}; this build reads format ${STATE_FORMAT} (and upgrades formats 1 to 4)`)
+    if (format !== undefined && format !== STATE_FORMAT && format !== 2 && format !== 3 && format !== 4 && format !== 5) {
+      throw new StateFormatError(`state at ${path} has format ${String(format)}; this build reads format ${STATE_FORMAT} (and upgrades formats 1 to 5)`)
     }
     this.deliveries = DeliveryIndex.open(db)
     this.bursts = BurstCounters.open(db)
@@ -182,8 +189,11 @@ export class PartitionStore {
       this.upgraded = db.transactionSync(() => {
         const f1 = format1 ? this.upgradeFormat1() : undefined
         // An empty store (no marker, nothing in it) is new: nothing to upgrade.
-        if (format !== undefined || format1) this.moveImpressions()
-        if (format !== undefined) this.deliveries.moveToSlots()
+        // Format 5 keeps its layout (see STATE_FORMAT).
+        if ((format !== undefined && format !== 5) || format1) this.moveImpressions()
+        if (format !== undefined && format !== 5) this.deliveries.moveToSlots()
+        // Their delivery keys carry no second: each hour they are in is marked so.
+        if (format !== undefined) this.deliveries.markUntimedHours()
         const scopes = format === 2 || format1 ? this.upgradeScopes() : undefined
         void db.put(META_FORMAT, STATE_FORMAT)
         return scopes ? { ...f1, ...scopes } : undefined
