@@ -56,13 +56,18 @@ export class RowBinaryWriter {
       if (c >= 0x80) return this.utf8(s)
       buf[pos++] = c
     }
-    if (n < 0x80) buf[start] = n
-    else {
-      buf[start] = (n & 0x7f) | 0x80
-      buf[start + 1] = n >>> 7
-    }
+    this.lengthAt(start, n)
     this.pos = pos
     return this
+  }
+
+  /** Writes a length below 0x4000 at `start` as the one or two LEB128 bytes left free before a string's bytes. */
+  private lengthAt(start: number, n: number): void {
+    if (n < 0x80) this.buf[start] = n
+    else {
+      this.buf[start] = (n & 0x7f) | 0x80
+      this.buf[start + 1] = n >>> 7
+    }
   }
 
   /**
@@ -77,11 +82,7 @@ export class RowBinaryWriter {
     const start = this.pos
     const head = n < 0x80 ? 1 : 2
     if (this.buf.write(s, start + head, 3 * n, 'utf8') !== n) return this.utf8(s)
-    if (head === 1) this.buf[start] = n
-    else {
-      this.buf[start] = (n & 0x7f) | 0x80
-      this.buf[start + 1] = n >>> 7
-    }
+    this.lengthAt(start, n)
     this.pos = start + head + n
     return this
   }
