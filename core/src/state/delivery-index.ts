@@ -192,14 +192,19 @@ function writeHex12(buf: Buffer, at: number, key: string): boolean {
   return true
 }
 
+/** Writes the key's 12 hash bytes at `at`: its first 96 bits when it is 32 lower-case hex characters, else those of its SHA-256. */
+function writeHash12(buf: Buffer, at: number, key: string): void {
+  if (!writeHex12(buf, at, key)) createHash('sha256').update(key).digest().copy(buf, at, 0, 12)
+}
+
 function writeKey(buf: Buffer, at: number, hour: number, key: string): void {
   buf.writeUInt32BE(hour, at)
-  if (!writeHex12(buf, at + 4, key)) createHash('sha256').update(key).digest().copy(buf, at + 4, 0, 12)
+  writeHash12(buf, at + 4, key)
 }
 
 /** Writes `[hour][second][12 hash bytes]` at `at`. */
 function writeTimedKey(buf: Buffer, at: number, hour: number, second: number, key: string): void {
-  if (!writeHex12(buf, at + 6, key)) createHash('sha256').update(key).digest().copy(buf, at + 6, 0, 12)
+  writeHash12(buf, at + 6, key)
   buf.writeUInt32BE(hour, at)
   buf.writeUInt16BE(second, at + 4)
 }
