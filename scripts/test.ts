@@ -14,6 +14,7 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, rmSync, mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import type { Failure } from './failures-reporter.js'
 
 const root = resolve(import.meta.dirname, '..')
 const inCi = process.env.CI === 'true'
@@ -31,16 +32,34 @@ function has(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
 }
 
-function step(name: string, cmd: string, args: string[], opts: { countAsTest?: boolean } = {}): boolean {
+function step(name: string, cmd: string, args: string[], opts: { countAsTest?: boolean; env?: NodeJS.ProcessEnv } = {}): boolean {
   console.log(`\n=== ${name}: ${cmd} ${args.join(' ')}`)
-  const r = spawnSync(cmd, args, { cwd: root, env, stdio: 'inherit' })
+  const r = spawnSync(cmd, args, { cwd: root, env: { ...env, ...opts.env }, stdio: 'inherit' })
   const ok = r.status === 0
   if (!ok) failures.push(`${name} (exit ${r.status ?? r.signal})`)
   if (opts.countAsTest) ok ? passed++ : failed++
   return ok
 }
 
-function countVitest(file: string, suite: string): void {
+/** What went wrong, a line each, repeated at the end of the run so that its last lines name it. */
+const problems: string[] = []
+
+/** The first lines of a failure message, on one line. */
+function firstLines(text: string, lines = 4): string {
+  return text.split('\n').map((l) => l.trim()).filter(Boolean).slice(0, lines).join(' | ').slice(0, 800)
+}
+
+/** The vitest reporters of a suite: the console, the JSON counts, and what failed (scripts/failures-reporter.ts). */
+function vitestReporters(name: string): string[] {
+  return ['--reporter=default', '--reporter=json', `--outputFile.json=${join(reportDir, `${name}.json`)}`, `--reporter=${join(root, 'scripts/failures-reporter.ts')}`]
+}
+
+function failuresEnv(name: string): NodeJS.ProcessEnv {
+  return { ADC_FAILURES_FILE: join(reportDir, `${name}.failures.jsonl`) }
+}
+
+function countVitest(name: string, suite: string): void {
+  const file = join(reportDir, `${name}.json`)
   if (!existsSync(file)) {
     failures.push(`${suite}: no report written`)
     failed++
@@ -50,6 +69,14 @@ function countVitest(file: string, suite: string): void {
   passed += report.numPassedTests
   failed += report.numFailedTests
   skipped += report.numPendingTests + report.numTodoTests
+  const failuresFile = join(reportDir, `${name}.failures.jsonl`)
+  if (!existsSync(failuresFile)) return
+  for (const line of readFileSync(failuresFile, 'utf8').split('\n').filter(Boolean)) {
+    const f = JSON.parse(line) as Failure
+    problems.push(`${suite}: ${[f.file, f.where].filter(Boolean).join(' > ') || 'unhandled'}${f.kind === 'test' ? '' : ` (${f.kind})`}: ${firstLines(f.message)}`)
+    // A suite whose beforeAll threw: vitest counts its tests as skipped, yet the suite failed.
+    if (f.kind !== 'test') failed++
+  }
 }
 
 /** Sums the `<testsuite tests= failures= errors= skipped=>` counts of Surefire's XML reports. */
@@ -108,14 +135,12 @@ if (has('python3')) {
 
 try {
   // 3. Node suites
-  const nodeReport = join(reportDir, 'node.json')
-  step('node suites', 'npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${nodeReport}`])
-  countVitest(nodeReport, 'node suites')
+  step('node suites', 'npx', ['vitest', 'run', ...vitestReporters('node')], { env: failuresEnv('node') })
+  countVitest('node', 'node suites')
 
   // 4. edge suite in workerd
-  const edgeReport = join(reportDir, 'edge.json')
-  step('edge suite (workerd)', 'npx', ['vitest', 'run', '--root', 'edge', '--reporter=default', '--reporter=json', `--outputFile.json=${edgeReport}`])
-  countVitest(edgeReport, 'edge suite')
+  step('edge suite (workerd)', 'npx', ['vitest', 'run', '--root', 'edge', ...vitestReporters('edge')], { env: failuresEnv('edge') })
+  countVitest('edge', 'edge suite')
 
   // 5. API fuzzing
   if (has('python3') && existsSync(join(root, 'scripts/schemathesis.sh'))) {
@@ -142,6 +167,7 @@ if (has('java') && has('mvn')) {
   console.log('\nJava or Maven not found: the Kotlin SDK tests skip (CI runs them).')
 }
 
+if (problems.length > 0) console.log(`\nWhat failed:\n  ${problems.join('\n  ')}`)
 if (failures.length > 0) console.log(`\nFailed steps:\n  ${failures.join('\n  ')}`)
 console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`)
 process.exit(failures.length > 0 || failed > 0 ? 1 : 0)
