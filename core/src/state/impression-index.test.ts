@@ -109,9 +109,33 @@ describe('impression index', () => {
     let found = 0
     for (let i = 0; i < 1000; i++) if (s.get(`i:p\u001fnew_${i}`) !== undefined) found++
     expect(found).toBe(0)
-    expect(s.impressions.hourFilterBuilds()).toBeLessThanOrEqual(2) // a false positive of the filter over all may read one
+    // A false positive of the filter over all may build the hours' filters, and a slice's or two.
+    const builds = s.impressions.filterBuilds()
+    expect(builds.hours + builds.slices).toBeLessThanOrEqual(6)
     expect(s.get('i:p\u001f2_7')).toStrictEqual({ io: 7, ex: T + 27 * H })
-    expect(s.impressions.hourFilterBuilds()).toBeGreaterThan(0)
+    expect(s.impressions.filterBuilds().slices).toBeGreaterThan(0)
+    await s.close()
+  })
+
+  it("finds a state a day old past every later hour with one probe of each hour's filter, not of each of its slices", async () => {
+    const dir = dirs.make()
+    let s = PartitionStore.open(dir, 0)
+    // 26 hours of expiry, six tenths each: 156 slices.
+    for (let h = 0; h < 26; h++) {
+      for (let t = 0; t < 6; t++) {
+        const at = T + h * H + t * 600_000
+        await batch(s, h * 6 + t, at, Array.from({ length: 20 }, (_, i): [string, unknown] => [`i:p\u001f${h}_${t}_${i}`, { io: i, il: at, ex: at + 25 * H }]))
+      }
+    }
+    await s.close()
+    s = PartitionStore.open(dir, 0)
+    expect(s.impressions.stats()).toMatchObject({ hours: 26, slices: 156 })
+    expect(s.get('i:p\u001f0_2_7')).toStrictEqual({ io: 7, il: T + 2 * 600_000, ex: T + 2 * 600_000 + 25 * H })
+    // Every hour's filter is asked; of the slices', only the oldest hour's (and those of an hour
+    // whose filter answers a false positive): without the hours' filters, all 156.
+    const builds = s.impressions.filterBuilds()
+    expect(builds.hours).toBe(26)
+    expect(builds.slices).toBeLessThanOrEqual(12)
     await s.close()
   })
 

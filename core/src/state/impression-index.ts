@@ -52,8 +52,10 @@ import type { StateEntry } from './partition-store.js'
  *   (`i:<name>` → the state object) and a dropped hour travels as a delete of `I:<hour>:*`.
  *
  * Bloom filters (key-filter.ts): one over every slice's keys answers the lookup of a new impression
- * (most lookups) with one probe; one per slice tells which slices to read for a name held, newest
- * first (a click's impression is usually in the newest few). (Per hour alone, a new id cost a probe
+ * (most lookups) with one probe; one per hour tells which hours hold a name, newest first, and one per
+ * slice which of that hour's slices to read (a click's impression is usually in the newest few). An
+ * hour's filter lets a lookup of a name held a day ago pass each later hour with one probe instead of
+ * one per slice: about 26 probes and then the hour's few, instead of about 150. (Per hour alone, a new id cost a probe
  * of each of the 26 or so live hours' filters: 2.2–2.6 µs per lookup of an absent name with 26 hours
  * of 20k keys, against 0.67–0.70 with the filter over all of them, and 0.54–0.64 with 2 hours.) No
  * filter is read or built inside a write transaction: a build there might miss the transaction's
@@ -124,6 +126,8 @@ export class ImpressionIndex {
   private readonly dropped = new Set<number>()
   /** A filter per slice. */
   private readonly filters = new Map<number, KeyFilter>()
+  /** A filter per hour, over all its slices. */
+  private readonly hourFilters = new Map<number, KeyFilter>()
   /** Every slice's keys (a dropped hour's stay until it is built again): a name in none is answered at once. */
   private readonly all: KeyFilter
   /**
@@ -230,6 +234,18 @@ export class ImpressionIndex {
     return f
   }
 
+  private hourFilterOf(hour: number): KeyFilter {
+    let f = this.hourFilters.get(hour)
+    if (!f) {
+      f = new KeyFilter(
+        lmdbKeySource<Buffer>(this.dbOf(hour), () => bucketStart(hour), () => bucketStart(hour + 1), (key, add) => this.addHashesOf(key, add)),
+        () => liveHourCapacity(this.hourFilters, hour),
+      )
+      this.hourFilters.set(hour, f)
+    }
+    return f
+  }
+
   /** The committed value of `name` (the copy in its newest slice), not counting hours this batch drops. */
   get(name: string): unknown {
     if (this.order.length === 0) return undefined
@@ -237,9 +253,16 @@ export class ImpressionIndex {
     const h1 = this.hashes[0]!
     const h2 = this.hashes[1]!
     if (!this.all.mayHave(h1, h2)) return undefined
+    // `order` runs newest first, an hour's slices together: its filter is asked once, at its first.
+    let hour = -1
+    let inHour = false
     for (const slice of this.order) {
-      if (this.dropped.size > 0 && this.dropped.has(hourOfSlice(slice))) continue
-      if (!this.filterOf(slice).mayHave(h1, h2)) continue
+      const h = hourOfSlice(slice)
+      if (h !== hour) {
+        hour = h
+        inHour = !(this.dropped.size > 0 && this.dropped.has(h)) && this.hourFilterOf(h).mayHave(h1, h2)
+      }
+      if (!inHour || !this.filterOf(slice).mayHave(h1, h2)) continue
       const b = this.dbOf(hourOfSlice(slice)).getBinaryFast(this.keyIn(slice))
       if (b !== undefined) return decodeImpressionBytes(b)
     }
@@ -271,9 +294,22 @@ export class ImpressionIndex {
       filter.startEmpty()
     }
     ;(filter ?? this.filterOf(slice)).add(h1, h2)
+    let hourFilter = this.hourFilters.get(hour)
+    if (hourFilter === undefined && !this.hours.has(hour) && !this.addedTo(hour)) {
+      // Likewise an hour with no committed key.
+      hourFilter = this.hourFilterOf(hour)
+      hourFilter.startEmpty()
+    }
+    ;(hourFilter ?? this.hourFilterOf(hour)).add(h1, h2)
     this.all.add(h1, h2)
     // An hour this batch drops that gets a key again (a late record's state) stays committed.
     if (!this.slices.has(slice) || this.dropped.has(hour)) this.added.add(slice)
+  }
+
+  /** Whether this batch's puts went to a slice of `hour` not committed before. */
+  private addedTo(hour: number): boolean {
+    for (const slice of this.added) if (hourOfSlice(slice) === hour) return true
+    return false
   }
 
   /**
@@ -323,6 +359,7 @@ export class ImpressionIndex {
   /** Forgets a dropped hour's slices and their filters. */
   private forgetHour(hour: number): void {
     this.hours.delete(hour)
+    this.hourFilters.delete(hour)
     for (let part = 0; part < PARTS; part++) {
       this.slices.delete(hour * PARTS + part)
       this.filters.delete(hour * PARTS + part)
@@ -369,6 +406,7 @@ export class ImpressionIndex {
   /** Keys were written around the filters and the slice list (a restore): read both again. */
   reload(): void {
     this.filters.clear()
+    this.hourFilters.clear()
     this.all.invalidate()
     this.discard()
     this.loadHours()
@@ -380,6 +418,7 @@ export class ImpressionIndex {
     this.hours.clear()
     this.slices.clear()
     this.filters.clear()
+    this.hourFilters.clear()
     this.all.invalidate()
     this.sortSlices()
   }
@@ -397,11 +436,13 @@ export class ImpressionIndex {
     }
   }
 
-  /** Per-slice filters built by reading their slice's keys back, among the slices held (tests, metrics). */
-  hourFilterBuilds(): number {
-    let n = 0
-    for (const f of this.filters.values()) n += f.builds
-    return n
+  /** Hour and slice filters built by reading their keys back, among those held (tests, metrics). */
+  filterBuilds(): { hours: number; slices: number } {
+    let hours = 0
+    let slices = 0
+    for (const f of this.hourFilters.values()) hours += f.builds
+    for (const f of this.filters.values()) slices += f.builds
+    return { hours, slices }
   }
 
   /** Committed entries (stale copies included), hours, slices, and the bytes of this database's B-tree pages. */
