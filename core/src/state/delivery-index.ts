@@ -371,30 +371,29 @@ export class DeliveryIndex {
   private lookup(hour: number, second: number, key: string, receivedAt: number): Sighting | undefined {
     // No committed bucket for the hour: nothing to read.
     if (!this.buckets.has(hour) || this.swept.has(hour)) return undefined
-    let s: Sighting | undefined
-    if (isTimed(hour)) {
-      const probe = this.timedProbe
-      writeTimedKey(probe, 0, hour, second, key)
-      if (!this.filterOf(hour).mayHave(probe.readUInt32LE(6), probe.readUInt32LE(10) | 1)) return undefined
-      // (getBinaryFast's buffer is only good until the next read: each value is decoded at once.)
-      const b = this.dbOf(hour).getBinaryFast(probe)
-      s = b === undefined ? undefined : readValue(b)
-      // An hour that may hold keys without their second: the 16-byte key too, and of both the one
-      // sighted last (both are there when a key written before the upgrade was seen again).
-      if (this.untimed.has(hour)) {
-        writeKey(this.probe, 0, hour, key)
-        const old = this.dbOf(hour).getBinaryFast(this.probe)
-        const o = old === undefined ? undefined : readValue(old)
-        if (o !== undefined && (s === undefined || o.last > s.last)) s = o
-      }
-    } else {
+    const timed = isTimed(hour)
+    const probe = timed ? this.timedProbe : this.probe
+    if (timed) writeTimedKey(probe, 0, hour, second, key)
+    else writeKey(probe, 0, hour, key)
+    // Both forms carry the same 12 hash bytes: the hour's filter answers for either.
+    const at = hashAt(probe)
+    if (!this.filterOf(hour).mayHave(probe.readUInt32LE(at), probe.readUInt32LE(at + 4) | 1)) return undefined
+    if (!timed && this.removals.size > 0 && hour === NO_TIME_BUCKET && this.removals.has(probe.toString('hex', 4))) return undefined
+    let s = this.read(hour, probe)
+    // An hour that may hold keys without their second: the 16-byte key too, and of both the one
+    // sighted last (both are there when a key written before the upgrade was seen again).
+    if (timed && this.untimed.has(hour)) {
       writeKey(this.probe, 0, hour, key)
-      if (!this.filterOf(hour).mayHave(this.probe.readUInt32LE(4), this.probe.readUInt32LE(8) | 1)) return undefined
-      if (this.removals.size > 0 && hour === NO_TIME_BUCKET && this.removals.has(this.probe.toString('hex', 4))) return undefined
-      const b = this.dbOf(hour).getBinaryFast(this.probe)
-      s = b === undefined ? undefined : readValue(b)
+      const old = this.read(hour, this.probe)
+      if (old !== undefined && (s === undefined || old.last > s.last)) s = old
     }
     return s !== undefined && counts(s, receivedAt) ? s : undefined
+  }
+
+  /** The sighting stored under `key` in `hour`'s database. (getBinaryFast's buffer is only good until the next read: decoded at once.) */
+  private read(hour: number, key: Buffer): Sighting | undefined {
+    const b = this.dbOf(hour).getBinaryFast(key)
+    return b === undefined ? undefined : readValue(b)
   }
 
   private filterOf(hour: number): KeyFilter {
