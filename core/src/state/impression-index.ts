@@ -222,27 +222,23 @@ export class ImpressionIndex {
     return key.length > from && key[from] === 0 ? key.toString('utf16le', from + 1) : key.toString('latin1', from)
   }
 
+  /** The filter of `slice`. */
   private filterOf(slice: number): KeyFilter {
-    let f = this.filters.get(slice)
-    if (!f) {
-      f = new KeyFilter(
-        lmdbKeySource<Buffer>(this.dbOf(hourOfSlice(slice)), () => sliceRange(slice)[0], () => sliceRange(slice)[1], (key, add) => this.addHashesOf(key, add)),
-        () => liveHourCapacity(this.filters, slice),
-      )
-      this.filters.set(slice, f)
-    }
-    return f
+    return this.filters.get(slice) ?? this.newFilter(this.filters, slice, hourOfSlice(slice), () => sliceRange(slice)[0], () => sliceRange(slice)[1])
   }
 
+  /** The filter of `hour`, over all its slices. */
   private hourFilterOf(hour: number): KeyFilter {
-    let f = this.hourFilters.get(hour)
-    if (!f) {
-      f = new KeyFilter(
-        lmdbKeySource<Buffer>(this.dbOf(hour), () => bucketStart(hour), () => bucketStart(hour + 1), (key, add) => this.addHashesOf(key, add)),
-        () => liveHourCapacity(this.hourFilters, hour),
-      )
-      this.hourFilters.set(hour, f)
-    }
+    return this.hourFilters.get(hour) ?? this.newFilter(this.hourFilters, hour, hour, () => bucketStart(hour), () => bucketStart(hour + 1))
+  }
+
+  /**
+   * A filter of `filters` (slices' or hours'), kept under `id`, over the keys of `hour`'s database in
+   * [start, end), sized from the fullest one near `id`; built on its first lookup.
+   */
+  private newFilter(filters: Map<number, KeyFilter>, id: number, hour: number, start: () => Buffer, end: () => Buffer): KeyFilter {
+    const f = new KeyFilter(lmdbKeySource<Buffer>(this.dbOf(hour), start, end, (key, add) => this.addHashesOf(key, add)), () => liveHourCapacity(filters, id))
+    filters.set(id, f)
     return f
   }
 
@@ -263,7 +259,7 @@ export class ImpressionIndex {
         inHour = !(this.dropped.size > 0 && this.dropped.has(h)) && this.hourFilterOf(h).mayHave(h1, h2)
       }
       if (!inHour || !this.filterOf(slice).mayHave(h1, h2)) continue
-      const b = this.dbOf(hourOfSlice(slice)).getBinaryFast(this.keyIn(slice))
+      const b = this.dbOf(h).getBinaryFast(this.keyIn(slice))
       if (b !== undefined) return decodeImpressionBytes(b)
     }
     return undefined
