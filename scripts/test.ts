@@ -49,17 +49,21 @@ function firstLines(text: string, lines = 4): string {
   return text.split('\n').map((l) => l.trim()).filter(Boolean).slice(0, lines).join(' | ').slice(0, 800)
 }
 
-/** The vitest reporters of a suite: the console, the JSON counts, and what failed (scripts/failures-reporter.ts). */
-function vitestReporters(name: string): string[] {
-  return ['--reporter=default', '--reporter=json', `--outputFile.json=${join(reportDir, `${name}.json`)}`, `--reporter=${join(root, 'scripts/failures-reporter.ts')}`]
+/** Where a vitest suite's reports go: its JSON counts, and what failed (scripts/failures-reporter.ts). */
+function reportsOf(name: string): { json: string; failures: string } {
+  return { json: join(reportDir, `${name}.json`), failures: join(reportDir, `${name}.failures.jsonl`) }
 }
 
-function failuresEnv(name: string): NodeJS.ProcessEnv {
-  return { ADC_FAILURES_FILE: join(reportDir, `${name}.failures.jsonl`) }
+/** Runs vitest with `args` and the reporters of suite `name`: the console, the JSON counts, and what failed. */
+function vitestStep(title: string, name: string, args: string[]): void {
+  const reports = reportsOf(name)
+  step(title, 'npx', ['vitest', 'run', ...args, '--reporter=default', '--reporter=json', `--outputFile.json=${reports.json}`, `--reporter=${join(root, 'scripts/failures-reporter.ts')}`], {
+    env: { ADC_FAILURES_FILE: reports.failures },
+  })
 }
 
 function countVitest(name: string, suite: string): void {
-  const file = join(reportDir, `${name}.json`)
+  const { json: file, failures: failuresFile } = reportsOf(name)
   if (!existsSync(file)) {
     failures.push(`${suite}: no report written`)
     failed++
@@ -69,7 +73,6 @@ function countVitest(name: string, suite: string): void {
   passed += report.numPassedTests
   failed += report.numFailedTests
   skipped += report.numPendingTests + report.numTodoTests
-  const failuresFile = join(reportDir, `${name}.failures.jsonl`)
   if (!existsSync(failuresFile)) return
   for (const line of readFileSync(failuresFile, 'utf8').split('\n').filter(Boolean)) {
     const f = JSON.parse(line) as Failure
@@ -135,11 +138,11 @@ if (has('python3')) {
 
 try {
   // 3. Node suites
-  step('node suites', 'npx', ['vitest', 'run', ...vitestReporters('node')], { env: failuresEnv('node') })
+  vitestStep('node suites', 'node', [])
   countVitest('node', 'node suites')
 
   // 4. edge suite in workerd
-  step('edge suite (workerd)', 'npx', ['vitest', 'run', '--root', 'edge', ...vitestReporters('edge')], { env: failuresEnv('edge') })
+  vitestStep('edge suite (workerd)', 'edge', ['--root', 'edge'])
   countVitest('edge', 'edge suite')
 
   // 5. API fuzzing
