@@ -32,9 +32,14 @@ function has(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
 }
 
+/** Each step's wall time, printed at the end: where a run's minutes go. */
+const timings: string[] = []
+
 function step(name: string, cmd: string, args: string[], opts: { countAsTest?: boolean; env?: NodeJS.ProcessEnv } = {}): boolean {
   console.log(`\n=== ${name}: ${cmd} ${args.join(' ')}`)
+  const started = performance.now()
   const r = spawnSync(cmd, args, { cwd: root, env: { ...env, ...opts.env }, stdio: 'inherit' })
+  timings.push(`${name} ${((performance.now() - started) / 1000).toFixed(0)} s`)
   const ok = r.status === 0
   if (!ok) failures.push(`${name} (exit ${r.status ?? r.signal})`)
   if (opts.countAsTest) ok ? passed++ : failed++
@@ -170,6 +175,7 @@ if (has('java') && has('mvn')) {
   console.log('\nJava or Maven not found: the Kotlin SDK tests skip (CI runs them).')
 }
 
+console.log(`\nTime by step: ${timings.join(', ')}`)
 if (problems.length > 0) console.log(`\nWhat failed:\n  ${problems.join('\n  ')}`)
 if (failures.length > 0) console.log(`\nFailed steps:\n  ${failures.join('\n  ')}`)
 console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`)
