@@ -11,10 +11,13 @@
  *
  * Ends with one line `N passed, N failed` over every suite.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { execFile, spawn, spawnSync } from 'node:child_process'
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
 import type { Failure } from './failures-reporter.js'
+
+const execFileAsync = promisify(execFile)
 
 const root = resolve(import.meta.dirname, '..')
 const inCi = process.env.CI === 'true'
@@ -145,8 +148,18 @@ function countSurefire(dir: string, suite: string): void {
   }
 }
 
+// 1 and 2, side by side: the Python tools (the S3 test server, then pyiceberg) install while the
+// types are checked and the broker starts (one after the other, these took 29 + 73 + 36 s and the
+// broker's start).
+// S3 API test server for the Iceberg-on-S3 sink test (moto, from PyPI), and pyiceberg (pinned, from
+// PyPI) for the lake tests: reads the Iceberg table as a data engineer does.
+const pythonTools = has('python3')
+  ? stepAsync('S3 test server install', 'bash', ['scripts/s3/ensure.sh'], { outputFile: join(reportDir, 's3-install.log') })
+      .then(() => stepAsync('pyiceberg install', 'bash', ['scripts/iceberg/ensure.sh'], { outputFile: join(reportDir, 'pyiceberg-install.log') }))
+  : Promise.resolve(true)
+
 // 1. types
-step('typecheck', 'npx', ['tsc', '-b'], { countAsTest: true })
+const typecheck = stepAsync('typecheck', 'npx', ['tsc', '-b'], { countAsTest: true })
 
 // 2. Kafka broker
 let startedKafka = false
@@ -154,7 +167,8 @@ if (!env.KAFKA_BROKERS) {
   if (has('java') && has('mvn')) {
     console.log('\n=== starting a Kafka broker from Maven Central jars')
     try {
-      const out = execFileSync('bash', [join(root, 'scripts/kafka/start.sh')], { cwd: root, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+      const { stdout: out, stderr } = await execFileAsync('bash', [join(root, 'scripts/kafka/start.sh')], { cwd: root, env, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 })
+      process.stderr.write(stderr)
       const line = out.split('\n').find((l) => l.startsWith('KAFKA_BROKERS='))
       if (line) {
         env.KAFKA_BROKERS = line.slice('KAFKA_BROKERS='.length).trim()
@@ -170,16 +184,8 @@ if (!env.KAFKA_BROKERS) {
     console.log('\nJava or Maven not found: the Kafka contract tests will skip (CI runs them).')
   }
 }
-
-// S3 API test server for the Iceberg-on-S3 sink test (moto, from PyPI)
-if (has('python3')) {
-  step('S3 test server install', 'bash', ['scripts/s3/ensure.sh'])
-}
-
-// pyiceberg (pinned, from PyPI) for the lake tests: reads the Iceberg table as a data engineer does
-if (has('python3')) {
-  step('pyiceberg install', 'bash', ['scripts/iceberg/ensure.sh'])
-}
+await typecheck
+await pythonTools
 
 try {
   // 3 and 4. The edge suite in workerd beside the node suites: most node suite files wait on
