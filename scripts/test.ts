@@ -45,29 +45,30 @@ interface StepOptions {
   outputFile?: string
 }
 
-function step(name: string, cmd: string, args: string[], opts: StepOptions = {}): boolean {
-  console.log(`\n=== ${name}: ${cmd} ${args.join(' ')}`)
-  const started = performance.now()
-  const r = spawnSync(cmd, args, { cwd: root, env: { ...env, ...opts.env }, stdio: 'inherit' })
-  return stepDone(name, started, r.status, r.signal, opts)
-}
-
 /**
- * A step run without blocking, so that two can run side by side (`stepDone` when it ends). With
+ * Runs one step without blocking, so that two can run side by side; counts it when it ends. With
  * `outputFile`, its output goes there and is printed in one piece when it ends.
  */
-function stepAsync(name: string, cmd: string, args: string[], opts: StepOptions = {}): Promise<boolean> {
+function step(name: string, cmd: string, args: string[], opts: StepOptions = {}): Promise<boolean> {
   console.log(`\n=== ${name}${opts.outputFile ? ' (output below when it ends)' : ''}: ${cmd} ${args.join(' ')}`)
   const started = performance.now()
   const out = opts.outputFile ? openSync(opts.outputFile, 'w') : undefined
   const child = spawn(cmd, args, { cwd: root, env: { ...env, ...opts.env }, stdio: out === undefined ? 'inherit' : ['ignore', out, out] })
   return new Promise((done) => {
+    let ended = false
+    // A command that cannot start emits 'error' and may emit 'close' too: the step ends once.
     const finish = (status: number | null, signal: NodeJS.Signals | null): void => {
+      if (ended) return
+      ended = true
       if (out !== undefined) {
         closeSync(out)
         console.log(`\n=== ${name}: its output\n${readFileSync(opts.outputFile!, 'utf8')}`)
       }
-      done(stepDone(name, started, status, signal, opts))
+      timings.push(`${name} ${((performance.now() - started) / 1000).toFixed(0)} s`)
+      const ok = status === 0
+      if (!ok) failures.push(`${name} (exit ${status ?? signal})`)
+      if (opts.countAsTest) ok ? passed++ : failed++
+      done(ok)
     }
     child.once('error', (err) => {
       console.error(`${name}: ${err.message}`)
@@ -75,14 +76,6 @@ function stepAsync(name: string, cmd: string, args: string[], opts: StepOptions 
     })
     child.once('close', finish)
   })
-}
-
-function stepDone(name: string, started: number, status: number | null, signal: NodeJS.Signals | null, opts: StepOptions): boolean {
-  timings.push(`${name} ${((performance.now() - started) / 1000).toFixed(0)} s`)
-  const ok = status === 0
-  if (!ok) failures.push(`${name} (exit ${status ?? signal})`)
-  if (opts.countAsTest) ok ? passed++ : failed++
-  return ok
 }
 
 /** What went wrong, a line each, repeated at the end of the run so that its last lines name it. */
@@ -104,7 +97,7 @@ function reportsOf(name: string): { json: string; failures: string } {
  */
 function vitestStep(title: string, name: string, args: string[], { beside = false } = {}): Promise<boolean> {
   const reports = reportsOf(name)
-  return stepAsync(title, 'npx', ['vitest', 'run', ...args, '--reporter=default', '--reporter=json', `--outputFile.json=${reports.json}`, `--reporter=${join(root, 'scripts/failures-reporter.ts')}`], {
+  return step(title, 'npx', ['vitest', 'run', ...args, '--reporter=default', '--reporter=json', `--outputFile.json=${reports.json}`, `--reporter=${join(root, 'scripts/failures-reporter.ts')}`], {
     env: { ADC_FAILURES_FILE: reports.failures },
     ...(beside ? { outputFile: join(reportDir, `${name}.log`) } : {}),
   })
@@ -148,18 +141,17 @@ function countSurefire(dir: string, suite: string): void {
   }
 }
 
-// 1 and 2, side by side: the Python tools (the S3 test server, then pyiceberg) install while the
-// types are checked and the broker starts (one after the other, these took 29 + 73 + 36 s and the
-// broker's start).
-// S3 API test server for the Iceberg-on-S3 sink test (moto, from PyPI), and pyiceberg (pinned, from
-// PyPI) for the lake tests: reads the Iceberg table as a data engineer does.
+// The Python tools install while the types are checked and the broker starts (one after the other,
+// these took 29 + 73 + 36 s and the broker's start): the S3 API test server for the Iceberg-on-S3
+// sink test (moto, from PyPI), then pyiceberg (pinned, from PyPI) for the lake tests, which reads the
+// Iceberg table as a data engineer does.
 const pythonTools = has('python3')
-  ? stepAsync('S3 test server install', 'bash', ['scripts/s3/ensure.sh'], { outputFile: join(reportDir, 's3-install.log') })
-      .then(() => stepAsync('pyiceberg install', 'bash', ['scripts/iceberg/ensure.sh'], { outputFile: join(reportDir, 'pyiceberg-install.log') }))
+  ? step('S3 test server install', 'bash', ['scripts/s3/ensure.sh'], { outputFile: join(reportDir, 's3-install.log') })
+      .then(() => step('pyiceberg install', 'bash', ['scripts/iceberg/ensure.sh'], { outputFile: join(reportDir, 'pyiceberg-install.log') }))
   : Promise.resolve(true)
 
 // 1. types
-const typecheck = stepAsync('typecheck', 'npx', ['tsc', '-b'], { countAsTest: true })
+const typecheck = step('typecheck', 'npx', ['tsc', '-b'], { countAsTest: true })
 
 // 2. Kafka broker
 let startedKafka = false
@@ -199,7 +191,7 @@ try {
 
   // 5. API fuzzing
   if (has('python3') && existsSync(join(root, 'scripts/schemathesis.sh'))) {
-    step('API fuzzing (schemathesis)', 'bash', ['scripts/schemathesis.sh'], { countAsTest: true })
+    await step('API fuzzing (schemathesis)', 'bash', ['scripts/schemathesis.sh'], { countAsTest: true })
   } else if (inCi) {
     failures.push('CI needs python3 for schemathesis')
     failed++
@@ -213,7 +205,7 @@ if (has('java') && has('mvn')) {
   const kotlinDir = join(root, 'sdk/kotlin')
   const reports = join(kotlinDir, 'target/surefire-reports')
   rmSync(reports, { recursive: true, force: true })
-  step('Kotlin SDK (maven)', 'mvn', ['-q', '-B', '-Dstyle.color=never', '-f', join(kotlinDir, 'pom.xml'), 'test'])
+  await step('Kotlin SDK (maven)', 'mvn', ['-q', '-B', '-Dstyle.color=never', '-f', join(kotlinDir, 'pom.xml'), 'test'])
   countSurefire(reports, 'Kotlin SDK')
 } else if (inCi) {
   failures.push('CI needs Java and Maven for the Kotlin SDK tests')
