@@ -5,9 +5,11 @@
  * 2. a real Kafka broker from Apache Kafka's Maven Central jars when Java and Maven are present
  *    (CI must have them: there a missing broker fails the run; elsewhere Kafka tests skip, saying why)
  * 3. Node suites (schemas, core with chDB and LMDB, end-to-end with workerd + core), and beside them
- * 4. the edge suite inside workerd (its output printed when it ends)
+ * 4. the edge suite inside workerd, then
  * 5. the API fuzzer (schemathesis) against a running core, when Python is present (required in CI)
- * 6. the Kotlin SDK (sdk/kotlin, Maven + JUnit) when Java and Maven are present (required in CI)
+ *    (the output of each printed when it ends)
+ * 6. the Kotlin SDK (sdk/kotlin, Maven + JUnit) when Java and Maven are present (required in CI),
+ *    once the node suites are done
  *
  * Ends with one line `N passed, N failed` over every suite.
  */
@@ -180,38 +182,44 @@ await typecheck
 await pythonTools
 
 try {
-  // 3 and 4. The edge suite in workerd beside the node suites: most node suite files wait on
-  // processes and servers, so on 2 cores the two together took 548 s against 537 + 123 s one after
-  // the other.
-  const edgeSuite = vitestStep('edge suite (workerd)', 'edge', ['--root', 'edge'], { beside: true })
+  // 3, 4 and 5. Beside the node suites: the edge suite in workerd, then the API fuzzer. Most node
+  // suite files wait on processes and servers, so on 2 cores the edge suite beside them took 548 s
+  // for both against 537 + 123 s one after the other; the fuzzer (bounded in time, not in requests)
+  // takes the edge suite's place when it ends, so the node suites never have more than one step beside.
+  const besideNodeSuites = vitestStep('edge suite (workerd)', 'edge', ['--root', 'edge'], { beside: true }).then(async () => {
+    if (has('python3') && existsSync(join(root, 'scripts/schemathesis.sh'))) {
+      await step('API fuzzing (schemathesis)', 'bash', ['scripts/schemathesis.sh'], { countAsTest: true, outputFile: join(reportDir, 'schemathesis.log') })
+    } else if (inCi) {
+      failures.push('CI needs python3 for schemathesis')
+      failed++
+    }
+  })
   await vitestStep('node suites', 'node', [])
-  await edgeSuite
+  // 6. The Kotlin SDK after the node suites, whose Kotlin conformance test builds in the same
+  // target directory (beside the fuzzer, if it still runs).
+  const kotlin = kotlinSdk()
+  await besideNodeSuites
+  await kotlin
   countVitest('node', 'node suites')
   countVitest('edge', 'edge suite')
-
-  // 5. API fuzzing
-  if (has('python3') && existsSync(join(root, 'scripts/schemathesis.sh'))) {
-    await step('API fuzzing (schemathesis)', 'bash', ['scripts/schemathesis.sh'], { countAsTest: true })
-  } else if (inCi) {
-    failures.push('CI needs python3 for schemathesis')
-    failed++
-  }
 } finally {
   if (startedKafka) spawnSync('bash', [join(root, 'scripts/kafka/stop.sh')], { cwd: root, env, stdio: 'inherit' })
 }
 
-// 6. Kotlin SDK: counted from Surefire's reports
-if (has('java') && has('mvn')) {
-  const kotlinDir = join(root, 'sdk/kotlin')
-  const reports = join(kotlinDir, 'target/surefire-reports')
-  rmSync(reports, { recursive: true, force: true })
-  await step('Kotlin SDK (maven)', 'mvn', ['-q', '-B', '-Dstyle.color=never', '-f', join(kotlinDir, 'pom.xml'), 'test'])
-  countSurefire(reports, 'Kotlin SDK')
-} else if (inCi) {
-  failures.push('CI needs Java and Maven for the Kotlin SDK tests')
-  failed++
-} else {
-  console.log('\nJava or Maven not found: the Kotlin SDK tests skip (CI runs them).')
+/** The Kotlin SDK's tests, counted from Surefire's reports. */
+async function kotlinSdk(): Promise<void> {
+  if (has('java') && has('mvn')) {
+    const kotlinDir = join(root, 'sdk/kotlin')
+    const reports = join(kotlinDir, 'target/surefire-reports')
+    rmSync(reports, { recursive: true, force: true })
+    await step('Kotlin SDK (maven)', 'mvn', ['-q', '-B', '-Dstyle.color=never', '-f', join(kotlinDir, 'pom.xml'), 'test'])
+    countSurefire(reports, 'Kotlin SDK')
+  } else if (inCi) {
+    failures.push('CI needs Java and Maven for the Kotlin SDK tests')
+    failed++
+  } else {
+    console.log('\nJava or Maven not found: the Kotlin SDK tests skip (CI runs them).')
+  }
 }
 
 console.log(`\nTime by step: ${timings.join(', ')}`)
