@@ -4,8 +4,7 @@
  * 1. typecheck (tsc -b)
  * 2. a real Kafka broker from Apache Kafka's Maven Central jars when Java and Maven are present
  *    (CI must have them: there a missing broker fails the run; elsewhere Kafka tests skip, saying why)
- * 3. Node suites (schemas, core with chDB and LMDB, end-to-end with workerd + core), and beside
- *    them, started first of all:
+ * 3. Node suites (schemas, core with chDB and LMDB, end-to-end with workerd + core), and beside them
  * 4. the edge suite inside workerd, then
  * 5. the API fuzzer (schemathesis) against a running core, when Python is present (required in CI)
  *    (the output of each printed when it ends)
@@ -153,21 +152,6 @@ const pythonTools = has('python3')
       .then(() => step('pyiceberg install', 'bash', ['scripts/iceberg/ensure.sh'], { outputFile: join(reportDir, 'pyiceberg-install.log') }))
   : Promise.resolve(true)
 
-// 3, 4 and 5 start first, beside everything that follows: the edge suite in workerd (which needs
-// neither the broker nor the Python tools, so it runs while the types are checked, the broker starts
-// and the tools install), then the API fuzzer (bounded in time, not in requests). Most node suite
-// files wait on processes and servers, so on 2 cores the edge suite beside them took 548 s for both
-// against 537 + 123 s one after the other; the fuzzer takes the edge suite's place when it ends, so
-// the node suites never have more than one step beside them.
-const besideNodeSuites = vitestStep('edge suite (workerd)', 'edge', ['--root', 'edge'], { beside: true }).then(async () => {
-  if (has('python3') && existsSync(join(root, 'scripts/schemathesis.sh'))) {
-    await step('API fuzzing (schemathesis)', 'bash', ['scripts/schemathesis.sh'], { countAsTest: true, outputFile: join(reportDir, 'schemathesis.log') })
-  } else if (inCi) {
-    failures.push('CI needs python3 for schemathesis')
-    failed++
-  }
-})
-
 // 1. types
 const typecheck = step('typecheck', 'npx', ['tsc', '-b'], { countAsTest: true })
 
@@ -198,6 +182,18 @@ await typecheck
 await pythonTools
 
 try {
+  // 3, 4 and 5. Beside the node suites: the edge suite in workerd, then the API fuzzer. Most node
+  // suite files wait on processes and servers, so on 2 cores the edge suite beside them took 548 s
+  // for both against 537 + 123 s one after the other; the fuzzer (bounded in time, not in requests)
+  // takes the edge suite's place when it ends, so the node suites never have more than one step beside.
+  const besideNodeSuites = vitestStep('edge suite (workerd)', 'edge', ['--root', 'edge'], { beside: true }).then(async () => {
+    if (has('python3') && existsSync(join(root, 'scripts/schemathesis.sh'))) {
+      await step('API fuzzing (schemathesis)', 'bash', ['scripts/schemathesis.sh'], { countAsTest: true, outputFile: join(reportDir, 'schemathesis.log') })
+    } else if (inCi) {
+      failures.push('CI needs python3 for schemathesis')
+      failed++
+    }
+  })
   await vitestStep('node suites', 'node', [])
   // 6. The Kotlin SDK after the node suites, whose Kotlin conformance test builds in the same
   // target directory (beside the fuzzer, if it still runs).
