@@ -220,8 +220,9 @@ async function rollupCampaigns(ch: ClickHouseClient, db: string): Promise<Set<st
 
 /**
  * The log as the measured processor sees it: until `open()`, each partition is delivered only up to
- * its warm-up records (a batch reaching past them is cut there; one wholly past them is declined,
- * and the log offers it again after a short pause). So the warm-up runs through the very processor,
+ * the offset `warmupEnd` gives it, and after `until(end)` up to `end`'s (a batch reaching past it is
+ * cut there; one wholly past it is declined, and the log offers it again after a short pause). So
+ * the warm-up runs, in stages, through the very processor,
  * stores and database handles that are then measured, and the measurement starts on a batch boundary.
  */
 function gatedLog(log: Log, warmupEnd: ReadonlyMap<number, number>): { log: Log; open(): void; until(end: ReadonlyMap<number, number>): void } {
