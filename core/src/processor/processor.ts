@@ -276,12 +276,14 @@ export function createProcessor(deps: ProcessorDeps): Processor {
             }
             rt.workers.set(p, rt.makeWorker(store))
             opened.push(p)
-            report.assigned(rt.topic, p, store.appliedOffset())
           }
         } catch (err) {
           for (const p of opened) await release(rt, p)
           throw err
         }
+        // Reported once the whole call holds: while it may still fail part-way, a partition it opened
+        // is not this processor's yet (status and metrics never show one held that is then given back).
+        for (const p of opened) report.assigned(rt.topic, p, rt.workers.get(p)!.store.appliedOffset())
         logger.info({ topic: rt.topic, partitions }, 'partitions assigned')
       },
       async onRevoke(partitions) {
