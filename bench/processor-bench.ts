@@ -20,7 +20,7 @@
  * garbage collection that sets the heap's starting point, REWARM_BATCHES; 0 measures from a cold start),
  * PROCESSOR_BENCH_SPACING_MS (20: event time between two impressions; from about 330 the measured
  * run expires state as it adds it), PROCESSOR_BENCH_TIMED_IDS (1: event ids carry their event's time;
- * 0: one time for all, the traffic of earlier rounds), PROCESSOR_BENCH_RANDOM_IDS=1 (impression ids as
+ * 0: one time for all, the bench's traffic before ids carried their time), PROCESSOR_BENCH_RANDOM_IDS=1 (impression ids as
  * UUIDs, whose keys sort randomly, instead of `imp_<seed>_<n>`),
  * PROCESSOR_BENCH_MARK=1 prints a line where the measured run starts and one where it ends (to cut a
  * `--trace-opt`/`--trace-deopt` log to the measured run),
@@ -72,7 +72,7 @@ export interface ProcessorBenchOptions {
    * as a processor does in its steady state. @default 20
    */
   spacingMs?: number
-  /** Event ids carry their event's time, as clients' ULIDs do (false: every id one time, the traffic of earlier rounds). @default true */
+  /** Event ids carry their event's time, as clients' ULIDs do (false: every id one time, the bench's traffic before ids carried their time). @default true */
   timedIds?: boolean
   /** Impression ids that sort randomly (UUIDs, as many ad servers send) instead of nearly in arrival order (testing/events.ts `trafficMix`). @default false */
   randomImpressionIds?: boolean
