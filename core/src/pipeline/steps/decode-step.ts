@@ -1,6 +1,7 @@
 import { envelopeSchema, ENVELOPE_VERSION } from '@adc/schemas'
 import { badRow, ok } from '../result.js'
 import { fastEnvelope } from './envelope-fast.js'
+import { scanEnvelope } from './envelope-scan.js'
 import type { Step } from '../step.js'
 import type { Decoded, RawRecord } from '../types.js'
 import { MAX_EDGE_CLOCK_AHEAD_MS } from '../../rules/rules.js'
@@ -14,6 +15,15 @@ import { MAX_EDGE_CLOCK_AHEAD_MS } from '../../rules/rules.js'
  */
 export function createDecodeStep(): Step<RawRecord, Decoded> {
   return function decodeStep(input) {
+    // The plain form the edge writes, read straight from the text (envelope-scan.ts); anything else
+    // is JSON.parse's and the schema's to judge, below.
+    const scanned = scanEnvelope(input.payload)
+    if (scanned) {
+      if (scanned.receivedAt > input.appendedAt + MAX_EDGE_CLOCK_AHEAD_MS) return receivedTooLate(scanned.receivedAt, input)
+      const out = input as Decoded
+      out.envelope = scanned
+      return ok(out)
+    }
     let json: unknown
     try {
       json = JSON.parse(input.payload)
