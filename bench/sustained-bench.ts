@@ -57,7 +57,14 @@ interface Sample {
   coreHeapMiB?: number
   benchHeapMiB: number
   p99ms?: number
+  /** Log records core's processor had not processed yet (all partitions of ad-events). */
+  lagRecords?: number
+  /** How long the accounting report took to answer, when one was asked in this sample (every ACCOUNTING_EVERY_MS). */
+  accountingMs?: number
 }
+
+/** While the load runs, the accounting report is asked this often, its answer time kept in the samples. */
+const ACCOUNTING_EVERY_MS = 60_000
 
 const ulid = monotonicFactory()
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -101,13 +108,16 @@ function processTree(root: number): { pid: number; name: string; rss: number; an
   return out
 }
 
-async function coreHeap(internalUrl: string): Promise<number | undefined> {
+/** Core's JS heap in use and its processor's lag (log records not yet processed, all partitions), from its metrics. */
+async function coreMetrics(internalUrl: string): Promise<{ heap?: number; lag?: number }> {
   try {
     const text = await (await fetch(`${internalUrl}/metrics`)).text()
     const m = /^nodejs_heap_size_used_bytes\s+(\S+)/m.exec(text)
-    return m ? Number(m[1]) : undefined
+    let lag: number | undefined
+    for (const l of text.matchAll(/^adc_processor_lag_records\{[^}]*topic="ad-events"[^}]*\}\s+(\S+)/gm)) lag = (lag ?? 0) + Number(l[1])
+    return { ...(m ? { heap: Number(m[1]) } : {}), ...(lag !== undefined ? { lag } : {}) }
   } catch {
-    return undefined
+    return {}
   }
 }
 
@@ -259,12 +269,26 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
 
     type Accounting = { balanced: boolean; publishers: { publisherId: string; edge: { received: number; accepted: number; rejected: number; duplicate: number }; core: { accepted: number; billed: number; keptByReason: Record<string, number> } }[] }
     const day = new Date().toISOString().slice(0, 10)
-    const accounting = async (): Promise<Accounting> => (await admin('GET', `/v1/reports/accounting?day=${day}`)).json() as Promise<Accounting>
-    /** Until core has counted everything the edge accepted (and at least `atLeast`); false on timeout. */
+    const accountingTimes: number[] = []
+    /** The accounting report, its answer time kept; a request that fails (a timeout) is counted as an error and asked again. */
+    const accounting = async (until: number): Promise<Accounting> => {
+      for (;;) {
+        const t = performance.now()
+        try {
+          const report = (await (await admin('GET', `/v1/reports/accounting?day=${day}`)).json()) as Accounting
+          accountingTimes.push(performance.now() - t)
+          return report
+        } catch (e) {
+          err(`accounting_${(e as { cause?: { code?: string } }).cause?.code ?? 'failed'}`, `after ${Math.round(performance.now() - t)} ms: ${(e as Error).message}`)
+          if (Date.now() > until) throw e
+        }
+      }
+    }
+    /** Until core has counted everything the edge accepted (and at least `atLeast`); the last report on timeout. */
     const drained = async (atLeast: number, timeoutMs: number): Promise<Accounting> => {
       const until = Date.now() + timeoutMs
       for (;;) {
-        const report = await accounting()
+        const report = await accounting(until)
         const pub = report.publishers.find((p) => p.publisherId === PUBLISHER)
         if ((report.balanced && pub && pub.edge.accepted >= atLeast && pub.core.accepted === pub.edge.accepted) || Date.now() > until) return report
         await sleep(500)
@@ -334,6 +358,7 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
     let lastAccepted = accepted
     let lastT = t0
     let lastDelays = 0
+    let nextAccounting = t0 + ACCOUNTING_EVERY_MS
     while (performance.now() - t0 < seconds * 1000) {
       await sleep(sampleMs)
       const now = performance.now()
@@ -346,13 +371,22 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
         rssMiB[p.name] = mib((rssMiB[p.name] ?? 0) * 2 ** 20 + p.rss)
         anonMiB[p.name] = mib((anonMiB[p.name] ?? 0) * 2 ** 20 + p.anon)
       }
-      const heap = await coreHeap(core.internalUrl)
+      const { heap, lag } = await coreMetrics(core.internalUrl)
       const recent = delays.slice(lastDelays)
       lastDelays = delays.length
+      // The finance report under load: how long it takes to answer as the day's table grows.
+      let accountingMs: number | undefined
+      if (now >= nextAccounting) {
+        nextAccounting = now + ACCOUNTING_EVERY_MS
+        const before = accountingTimes.length
+        await accounting(Date.now() + 600_000).catch(() => undefined)
+        if (accountingTimes.length > before) accountingMs = Math.round(accountingTimes.at(-1)!)
+      }
       samples.push({
         t: Math.round((now - t0) / 100) / 10, acceptedPerSecond: Math.round((accepted - lastAccepted) / ((now - lastT) / 1000)), rssMiB, anonMiB,
         ...(heap !== undefined ? { coreHeapMiB: mib(heap) } : {}), benchHeapMiB: mib(process.memoryUsage().heapUsed),
         ...(recent.length > 0 ? { p99ms: Math.round(pct(recent, 99)) } : {}),
+        ...(lag !== undefined ? { lagRecords: lag } : {}), ...(accountingMs !== undefined ? { accountingMs } : {}),
       })
       lastAccepted = accepted
       lastT = now
@@ -362,7 +396,12 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
     const loadSeconds = (performance.now() - t0) / 1000
 
     // 3. The books: the edge's accepted against core's counted, for the demo publisher, exact.
-    const report = await drained(accepted, 300_000)
+    const drain0 = performance.now()
+    const lagAtEnd = (await coreMetrics(core.internalUrl)).lag
+    const drainCalls0 = accountingTimes.length
+    const report = await drained(accepted, 900_000)
+    const drainSeconds = Math.round((performance.now() - drain0) / 100) / 10
+    const drainTimes = accountingTimes.slice(drainCalls0)
     const pub = report.publishers.find((p) => p.publisherId === PUBLISHER)
     const first = samples[0]
     const last = samples.at(-1)
@@ -381,6 +420,9 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
         coreCounted: pub.core.accepted, billed: pub.core.billed, keptByReason: pub.core.keptByReason, exact: pub.core.accepted === pub.edge.accepted,
       } : { balanced: report.balanced, missing: PUBLISHER },
       acceptToVisibleMs: { p50: Math.round(pct(delays, 50)), p99: Math.round(pct(delays, 99)), probes: delays.length },
+      // After the load: core's backlog then, how long until it had counted everything, and the report's answer times meanwhile.
+      drain: { lagRecordsAtEnd: lagAtEnd, seconds: drainSeconds, reports: drainTimes.length, firstReportMs: drainTimes[0] !== undefined ? Math.round(drainTimes[0]) : undefined, slowestReportMs: drainTimes.length > 0 ? Math.round(Math.max(...drainTimes)) : undefined },
+      accountingMsUnderLoad: samples.filter((x) => x.accountingMs !== undefined).map((x) => [x.t, x.accountingMs]),
       memory: {
         first: first ? { rssMiB: first.rssMiB, anonMiB: first.anonMiB, coreHeapMiB: first.coreHeapMiB } : undefined,
         last: last ? { rssMiB: last.rssMiB, anonMiB: last.anonMiB, coreHeapMiB: last.coreHeapMiB } : undefined,
@@ -399,6 +441,8 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
       { title: 'resident set size', unit: 'MiB', series: names.map((n) => ({ name: n, points: samples.map((s) => [s.t, s.rssMiB[n] ?? 0] as [number, number]) })) },
       { title: 'anonymous memory (RSS less mapped files)', unit: 'MiB', series: names.map((n) => ({ name: n, points: samples.map((s) => [s.t, s.anonMiB[n] ?? 0] as [number, number]) })) },
       { title: 'JS heap used', unit: 'MiB', series: [{ name: 'core', points: samples.filter((s) => s.coreHeapMiB !== undefined).map((s) => [s.t, s.coreHeapMiB!]) }, { name: 'load generator', points: samples.map((s) => [s.t, s.benchHeapMiB]) }] },
+      { title: 'processor backlog', unit: 'log records', series: [{ name: 'lag', points: samples.filter((s) => s.lagRecords !== undefined).map((s) => [s.t, s.lagRecords!]) }] },
+      { title: 'accounting report, time to answer', unit: 'ms', series: [{ name: 'report', points: samples.filter((s) => s.accountingMs !== undefined).map((s) => [s.t, s.accountingMs!]) }] },
     ])
     const dir = join(import.meta.dirname, 'results')
     mkdirSync(dir, { recursive: true })
