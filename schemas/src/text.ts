@@ -39,6 +39,18 @@ export function isWellFormed(s: string): boolean {
   return !LONE_SURROGATE.test(s)
 }
 
+/**
+ * `s` as a string of its own. A substring V8 cuts from a longer string (`slice`, from 13 characters
+ * on) points into that string and keeps all of it alive, and the processor's envelope reader
+ * (core/src/pipeline/steps/envelope-scan.ts) gives an event's fields as such cuts of the record's
+ * text. A structure that keeps a field past its event (a cache, a counter's key) keeps this copy
+ * instead: the field's characters, not the whole record. Costs a copy: for a new key, not per lookup.
+ */
+export function detachedText(s: string): string {
+  // Cutting a string made of two pieces copies both into one new string first, then cuts that.
+  return (' ' + s).slice(1)
+}
+
 /** `s` with lone surrogates replaced by U+FFFD (String.prototype.toWellFormed, ES2024). */
 export function toWellFormed(s: string): string {
   return LONE_SURROGATE.test(s) ? s.replace(LONE_SURROGATE_ALL, '\ufffd') : s

@@ -1,3 +1,5 @@
+import { detachedText } from '@adc/schemas'
+
 /**
  * Datacenter IPv4 ranges for the GIVT rule `givt_datacenter_ip`.
  *
@@ -70,7 +72,7 @@ export function datacenterProvider(ipOrPrefix: string | undefined): string | und
   let found = ''
   if (n !== undefined) for (const r of COMPILED) if (((n & r.mask) >>> 0) === r.net) { found = r.provider; break }
   if (cache.size >= 50_000) cache.clear()
-  cache.set(ipOrPrefix, found)
+  cache.set(detachedText(ipOrPrefix), found) // kept past its event: not a cut holding its record's text
   return found || undefined
 }
 

@@ -1,5 +1,5 @@
 import { isbot, isbotMatches } from 'isbot'
-import type { Envelope, ReasonCode } from '@adc/schemas'
+import { detachedText, type Envelope, type ReasonCode } from '@adc/schemas'
 import { datacenterProvider } from './datacenter-ranges.js'
 
 /** Bump when a rule or threshold changes: every decision records the version that made it. */
@@ -84,7 +84,7 @@ export function userAgentReasons(ua: string | undefined, channel: string): IvtRe
   else if (isbot(ua)) out = ['givt_known_bot']
   else if (HTTP_LIBRARY.test(ua) || !BROWSER_PREFIX.test(ua)) out = ['givt_non_browser']
   if (uaCache.size >= UA_CACHE_MAX) uaCache.clear()
-  uaCache.set(key, out)
+  uaCache.set(detachedText(key), out) // kept past its event: not a cut holding its record's text
   return out
 }
 

@@ -1,4 +1,5 @@
 import type { Database, RootDatabase } from 'lmdb'
+import { detachedText } from '@adc/schemas'
 import type { StateEntry } from './partition-store.js'
 
 /**
@@ -83,6 +84,7 @@ export class BurstCounters {
   count(kind: BurstKind, value: string, minute: number, bump: boolean): number {
     let m = this.lastMinute === minute ? this.lastCounts : this.counts.get(minute)
     let n = m?.[kind].get(value)
+    const fresh = n === undefined
     if (n === undefined) {
       n = 0
       if (this.minutes.has(minute) && !this.dropped.has(minute)) {
@@ -96,7 +98,8 @@ export class BurstCounters {
       if (!m) this.counts.set(minute, (m = { ip: new Map(), uk: new Map() }))
       this.lastMinute = minute
       this.lastCounts = m
-      m[kind].set(value, n)
+      // A new key is kept for minutes: as a string of its own, not a cut holding its record's text.
+      m[kind].set(fresh ? detachedText(value) : value, n)
     }
     return n
   }

@@ -21,6 +21,10 @@ import { UUIDV7_PATTERN, type Envelope } from '@adc/schemas'
  * - numbers as non-negative integers without sign, fraction or exponent, at most 16 digits, safe;
  * - `true`, `false`; no `null` (no field of the schema is nullable);
  * - the event's `ts` as epoch milliseconds (the schema turns ISO text into them: zod's case).
+ *
+ * Its strings are cuts of the record's text (`slice`): from 13 characters on, V8 keeps such a cut as a
+ * pointer into the whole text, which it keeps alive. Whatever keeps a field past its event (the IVT
+ * caches, the burst counters' keys) keeps `detachedText(field)` (schemas/src/text.ts) instead.
  */
 export function scanEnvelope(s: string): Envelope | undefined {
   const n = s.length
