@@ -268,14 +268,38 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
     }
 
     type Accounting = { balanced: boolean; publishers: { publisherId: string; edge: { received: number; accepted: number; rejected: number; duplicate: number }; core: { accepted: number; billed: number; keptByReason: Record<string, number> } }[] }
-    const day = new Date().toISOString().slice(0, 10)
+    // Every UTC day the run touches (a run across midnight books on two): their reports are summed.
+    const firstDay = Date.parse(new Date().toISOString().slice(0, 10))
+    const days = (): string[] => {
+      const out: string[] = []
+      for (let d = firstDay; d <= Date.now(); d += 86_400_000) out.push(new Date(d).toISOString().slice(0, 10))
+      return out
+    }
+    /** Accounting reports of several days, summed per publisher; balanced when every day is. */
+    const summed = (reports: Accounting[]): Accounting => {
+      const pubs = new Map<string, Accounting['publishers'][number]>()
+      for (const r of reports) {
+        for (const p of r.publishers) {
+          const q = pubs.get(p.publisherId)
+          if (!q) {
+            pubs.set(p.publisherId, { publisherId: p.publisherId, edge: { ...p.edge }, core: { ...p.core, keptByReason: { ...p.core.keptByReason } } })
+            continue
+          }
+          for (const k of ['received', 'accepted', 'rejected', 'duplicate'] as const) q.edge[k] += p.edge[k]
+          q.core.accepted += p.core.accepted
+          q.core.billed += p.core.billed
+          for (const [k, v] of Object.entries(p.core.keptByReason)) q.core.keptByReason[k] = (q.core.keptByReason[k] ?? 0) + v
+        }
+      }
+      return { balanced: reports.every((r) => r.balanced), publishers: [...pubs.values()] }
+    }
     const accountingTimes: number[] = []
     /** The accounting report, its answer time kept; a request that fails (a timeout) is counted as an error and asked again. */
     const accounting = async (until: number): Promise<Accounting> => {
       for (;;) {
         const t = performance.now()
         try {
-          const report = (await (await admin('GET', `/v1/reports/accounting?day=${day}`)).json()) as Accounting
+          const report = summed(await Promise.all(days().map(async (day) => (await (await admin('GET', `/v1/reports/accounting?day=${day}`)).json()) as Accounting)))
           accountingTimes.push(performance.now() - t)
           return report
         } catch (e) {
