@@ -1,4 +1,4 @@
-import { envelopeSchema, ENVELOPE_VERSION } from '@adc/schemas'
+import { envelopeSchema, ENVELOPE_VERSION, type Envelope } from '@adc/schemas'
 import { badRow, ok } from '../result.js'
 import { fastEnvelope } from './envelope-fast.js'
 import { scanEnvelope } from './envelope-scan.js'
@@ -16,14 +16,9 @@ import { MAX_EDGE_CLOCK_AHEAD_MS } from '../../rules/rules.js'
 export function createDecodeStep(): Step<RawRecord, Decoded> {
   return function decodeStep(input) {
     // The plain form the edge writes, read straight from the text (envelope-scan.ts); anything else
-    // is JSON.parse's and the schema's to judge, below.
+    // is JSON.parse's and the schema's to judge.
     const scanned = scanEnvelope(input.payload)
-    if (scanned) {
-      if (scanned.receivedAt > input.appendedAt + MAX_EDGE_CLOCK_AHEAD_MS) return receivedTooLate(scanned.receivedAt, input)
-      const out = input as Decoded
-      out.envelope = scanned
-      return ok(out)
-    }
+    if (scanned) return decoded(scanned, input)
     let json: unknown
     try {
       json = JSON.parse(input.payload)
@@ -35,23 +30,23 @@ export function createDecodeStep(): Step<RawRecord, Decoded> {
     }
     // The common case, checked by hand exactly as the schema would; anything else goes to zod.
     const fast = fastEnvelope(json)
-    if (fast) {
-      if (fast.receivedAt > input.appendedAt + MAX_EDGE_CLOCK_AHEAD_MS) return receivedTooLate(fast.receivedAt, input)
-      const out = input as Decoded
-      out.envelope = fast
-      return ok(out)
-    }
+    if (fast) return decoded(fast, input)
     const parsed = envelopeSchema.safeParse(json)
     if (!parsed.success) {
       const details = parsed.error.issues.slice(0, 10).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')
       return badRow('bad_envelope', details, input.payload)
     }
-    if (parsed.data.receivedAt > input.appendedAt + MAX_EDGE_CLOCK_AHEAD_MS) return receivedTooLate(parsed.data.receivedAt, input)
-    // Annotate the record in place (no copy, no temporary object per event).
-    const out = input as Decoded
-    out.envelope = parsed.data
-    return ok(out)
+    return decoded(parsed.data, input)
   }
+}
+
+/** The record with its valid envelope, unless the envelope was received later than any edge clock gives. */
+function decoded(envelope: Envelope, input: RawRecord) {
+  if (envelope.receivedAt > input.appendedAt + MAX_EDGE_CLOCK_AHEAD_MS) return receivedTooLate(envelope.receivedAt, input)
+  // Annotate the record in place (no copy, no temporary object per event).
+  const out = input as Decoded
+  out.envelope = envelope
+  return ok(out)
 }
 
 function receivedTooLate(receivedAt: number, input: RawRecord) {

@@ -1,4 +1,4 @@
-import { UUIDV7_PATTERN, type Envelope } from '@adc/schemas'
+import { UUIDV7_PATTERN, channelSchema, dedupeOutcomeSchema, deviceSchema, edgeFactsSchema, viewMethodSchema, type Envelope } from '@adc/schemas'
 
 /**
  * The decode step's common case in one pass over the record's text: the envelope that
@@ -221,11 +221,12 @@ function nextKey(s: string, i: number, first: boolean): number {
   return i + 1
 }
 
-const DEDUPE = ['new', 'skipped'] as const
-const SOURCES = ['batch', 'beacon', 'pixel', 'redirect', 's2s'] as const
-const CHANNELS = ['web', 'app', 'ctv', 's2s'] as const
-const DEVICES = ['desktop', 'mobile', 'tablet', 'ctv', 'other'] as const
-const VIEW_METHODS = ['mrc_50_1s', 'mrc_30_1s', 'mrc_50_2s', 'client'] as const
+/** The schema's enumerations: a value the schema adds is read here too. */
+const DEDUPE = dedupeOutcomeSchema.options
+const SOURCES = edgeFactsSchema.shape.source.options
+const CHANNELS = channelSchema.options
+const DEVICES = deviceSchema.options
+const VIEW_METHODS = viewMethodSchema.options
 
 /** The edge's facts at `i` (its `{`), in the schema's key order, ending at `at`. */
 function scanEdge(s: string, i: number): Rec | undefined {
