@@ -267,7 +267,7 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
       return 1
     }
 
-    type Accounting = { balanced: boolean; publishers: { publisherId: string; edge: { received: number; accepted: number; rejected: number; duplicate: number }; core: { accepted: number; billed: number; keptByReason: Record<string, number> } }[] }
+    type Accounting = { balanced: boolean; publishers: { publisherId: string; edge: { received: number; accepted: number; rejected: number; duplicate: number }; core: { accepted: number; billed: number; keptByReason: Record<string, number>; logCopies?: number } }[] }
     // Every UTC day the run touches (a run across midnight books on two): their reports are summed.
     const firstDay = Date.parse(new Date().toISOString().slice(0, 10))
     const days = (): string[] => {
@@ -288,6 +288,7 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
           for (const k of ['received', 'accepted', 'rejected', 'duplicate'] as const) q.edge[k] += p.edge[k]
           q.core.accepted += p.core.accepted
           q.core.billed += p.core.billed
+          q.core.logCopies = (q.core.logCopies ?? 0) + (p.core.logCopies ?? 0)
           for (const [k, v] of Object.entries(p.core.keptByReason)) q.core.keptByReason[k] = (q.core.keptByReason[k] ?? 0) + v
         }
       }
@@ -441,7 +442,7 @@ export async function runSustainedBench(opts: SustainedOptions = {}) {
       batchAccepted: accepted, batchDuplicates: duplicates,
       accounting: pub ? {
         balanced: report.balanced, edgeReceived: pub.edge.received, edgeAccepted: pub.edge.accepted, edgeDuplicate: pub.edge.duplicate, edgeRejected: pub.edge.rejected,
-        coreCounted: pub.core.accepted, billed: pub.core.billed, keptByReason: pub.core.keptByReason, exact: pub.core.accepted === pub.edge.accepted,
+        coreCounted: pub.core.accepted, billed: pub.core.billed, keptByReason: pub.core.keptByReason, logCopies: pub.core.logCopies ?? 0, exact: pub.core.accepted === pub.edge.accepted,
       } : { balanced: report.balanced, missing: PUBLISHER },
       acceptToVisibleMs: { p50: Math.round(pct(delays, 50)), p99: Math.round(pct(delays, 99)), probes: delays.length },
       // After the load: core's backlog then, how long until it had counted everything, and the report's answer times meanwhile.

@@ -6,11 +6,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
  * test can make the proxy fail in the ways a real one does and then recover.
  *
  * Control (JSON bodies):
- * - `POST /__control` `{ mode, times?, rejectEvery?, rejectCode? }`
+ * - `POST /__control` `{ mode, times?, rejectEvery?, rejectCode?, delayMs? }`
  *   - `ok`: every record is written.
  *   - `unauthorized`: answers 401 like a proxy whose credentials were rotated, writes nothing.
  *   - `fail500`: answers 500, writes nothing.
  *   - `hang`: never answers (until the client gives up), writes nothing.
+ *   - `slowAck`: writes every record, then answers only after `delayMs` (a produce that is stored
+ *     but whose acknowledgement comes too late for the client, as from a loaded proxy or broker).
  *   - `reject`: writes every record except each `rejectEvery`-th (index % rejectEvery === 0), which
  *     gets `error_code: rejectCode` (2 retriable, 1 not), answered 422 like Karapace.
  *   `times` makes the mode last that many produce calls, then `ok` again.
@@ -26,8 +28,9 @@ export const PROXY_USER = 'edge_proxy_test'
 export const PROXY_PASSWORD = 'proxy-secret-test'
 
 export interface FakeProxyState {
-  mode: 'ok' | 'fail500' | 'hang' | 'reject' | 'unauthorized'
+  mode: 'ok' | 'fail500' | 'hang' | 'reject' | 'unauthorized' | 'slowAck'
   times: number | null
+  delayMs: number
   rejectEvery: number
   rejectCode: number
   calls: Record<string, number>
@@ -39,7 +42,7 @@ export interface FakeProxyState {
 
 function freshState(): FakeProxyState {
   return {
-    mode: 'ok', times: null, rejectEvery: 3, rejectCode: 2, calls: {}, received: {},
+    mode: 'ok', times: null, delayMs: 1000, rejectEvery: 3, rejectCode: 2, calls: {}, received: {},
     config: { status: 404, body: { error: 'no config set' } }, configCalls: 0, unauthorized: 0,
   }
 }
@@ -71,6 +74,7 @@ export async function startFakeProxy(port = 0): Promise<{ url: string; server: S
         state.times = body.times ?? null
         state.rejectEvery = body.rejectEvery ?? 3
         state.rejectCode = body.rejectCode ?? 2
+        state.delayMs = body.delayMs ?? 1000
         return send(res, 200, { ok: true })
       }
       if (req.method === 'POST' && url.pathname === '/__config') {
@@ -126,7 +130,13 @@ export async function startFakeProxy(port = 0): Promise<{ url: string; server: S
           list.push(r)
           return { partition: 0, offset: list.length - 1, error_code: null, error: null }
         })
-        return send(res, mode === 'reject' ? 422 : 200, { offsets, key_schema_id: null, value_schema_id: null })
+        const answer = { offsets, key_schema_id: null, value_schema_id: null }
+        if (mode === 'slowAck') {
+          // Stored already; the answer leaves after the client has given up (or is lost with it).
+          setTimeout(() => { if (!res.destroyed) send(res, 200, answer) }, state.delayMs)
+          return
+        }
+        return send(res, mode === 'reject' ? 422 : 200, answer)
       }
       send(res, 404, { error_code: 40401, message: 'not found' })
     })().catch((err: unknown) => send(res, 500, { error: String(err) }))

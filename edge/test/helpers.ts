@@ -11,8 +11,10 @@ import { settingsFrom } from '../src/settings.js'
 export const proxyUrl = (): string => inject('proxyUrl')
 
 export interface ProxyMode {
-  mode: 'ok' | 'fail500' | 'hang' | 'reject' | 'unauthorized'
+  mode: 'ok' | 'fail500' | 'hang' | 'reject' | 'unauthorized' | 'slowAck'
   times?: number
+  /** `slowAck`: how long after storing the answer leaves. @default 1000 */
+  delayMs?: number
   rejectEvery?: number
   rejectCode?: number
 }

@@ -30,6 +30,7 @@ export const REASONS = {
   invalid_token: { status: 400, billable: false, emitter: 'edge', description: 'The signed token is malformed, tampered, signed by an unknown or non-token key, or does not match its event.' },
   token_expired: { status: 410, billable: false, emitter: 'edge', description: 'The signed token has expired.' },
   upstream_unavailable: { status: 503, billable: false, emitter: 'edge', description: 'Events could neither be forwarded nor spooled.' },
+  produce_retried: { billable: false, emitter: 'edge', description: "Logged when the edge sends a produce again after an attempt that failed or timed out. An attempt the proxy stored but did not acknowledge in time leaves a copy of its envelopes in the log: core keeps it as duplicate_delivery and the accounting report counts the acceptance once (logCopies)." },
   proxy_unauthorized: { status: 401, billable: false, emitter: 'edge', description: 'The REST proxy refused the edge credentials (REST_PROXY_USER/REST_PROXY_PASSWORD); the records are kept in the Spool as fatal, not lost.' },
   edge_misconfigured: { status: 503, billable: false, emitter: 'edge', description: 'The edge lacks a required variable, or runs with development secrets outside development.' },
   invalid_query: { status: 400, billable: false, emitter: 'core', description: 'A query parameter is missing or malformed.' },

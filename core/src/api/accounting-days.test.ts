@@ -67,7 +67,7 @@ describe('accounting by the day the edge received an event', () => {
   it('counts a sink_rejected event that reached the log days later on the day the edge accepted it, and balances', async () => {
     const report = await accountingReport({ clickhouse: ch, database: 'adc', tenants, billing: undefined as never }, DAY)
     const demo = report.publishers.find((p) => p.publisherId === 'pub_demo')
-    expect(demo?.core).toEqual({ accepted: 2, billed: 1, keptByReason: { sink_rejected: 1 } })
+    expect(demo?.core).toEqual({ accepted: 2, billed: 1, keptByReason: { sink_rejected: 1 }, logCopies: 0 })
     expect(demo?.differences).toEqual({ edgeUnbalanced: 0, inFlightOrMissing: 0 })
     expect(report.balanced).toBe(true)
     // The day the log received it holds nothing of it.

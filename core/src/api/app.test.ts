@@ -445,6 +445,7 @@ describe('billing, settlement, reconcile, accounting, reprocess', () => {
     expect(demo.core).toEqual({
       accepted: 13, billed: 6,
       keptByReason: { duplicate_impression: 1, givt_known_bot: 1, duplicate_delivery: 2, orphan_click: 2, repeat_click: 1 },
+      logCopies: 0,
     })
     expect(demo.balanced).toBe(true)
     // A stream orphan later joined: +1 orphan, then -1 orphan and +1 billed; it nets to one billed click.
@@ -453,7 +454,7 @@ describe('billing, settlement, reconcile, accounting, reprocess', () => {
     const lost = body.publishers.find((p: any) => p.publisherId === 'pub_lost')
     expect(lost).toMatchObject({ balanced: false, differences: { edgeUnbalanced: 0, inFlightOrMissing: 5 } })
     const ghost = body.publishers.find((p: any) => p.publisherId === 'pub_ghost')
-    expect(ghost.core).toEqual({ accepted: 2, billed: 0, keptByReason: { unknown_campaign: 2 } })
+    expect(ghost.core).toEqual({ accepted: 2, billed: 0, keptByReason: { unknown_campaign: 2 }, logCopies: 0 })
     expect(body.balanced).toBe(false)
   })
 

@@ -108,8 +108,9 @@ export function fixtureDay(): Record<string, unknown>[] {
     rawEvent({ key: 'i1', imp: 'imp1', campaign: 'cmp_demo_cpm', ts: D + 1 * H, geo: 'US', device: 'mobile' }),
     rawEvent({ key: 'i1', imp: 'imp1', campaign: 'cmp_demo_cpm', ts: D + 1 * H, geo: 'US', device: 'mobile' }),
     rawEvent({ key: 'i2', imp: 'imp2', campaign: 'cmp_demo_cpm', ts: D + 2 * H, geo: 'DE' }),
-    // The same event delivered again (same key, another log record): kept as a duplicate, i2 stays billed.
-    rawEvent({ key: 'i2', imp: 'imp2', campaign: 'cmp_demo_cpm', ts: D + 2 * H, geo: 'DE', reason: 'duplicate_delivery', offset: 7 }),
+    // The same event sent again by its client a minute later and accepted again by the edge (same
+    // key, another log record, its own receive time): kept as a duplicate, i2 stays billed.
+    rawEvent({ key: 'i2', imp: 'imp2', campaign: 'cmp_demo_cpm', ts: D + 2 * H, received: D + 2 * H + 61_000, geo: 'DE', reason: 'duplicate_delivery', offset: 7 }),
     rawEvent({ key: 'i3', imp: 'imp3', campaign: 'cmp_demo_cpm', ts: D + 3 * H, geo: 'DE' }),
     rawEvent({ key: 'i3b', imp: 'imp3', campaign: 'cmp_demo_cpm', ts: D + 3 * H + 5, reason: 'duplicate_impression' }),
     rawEvent({ key: 'i4', imp: 'imp4', campaign: 'cmp_demo_cpm', ts: D + 4 * H, reason: 'givt_known_bot', ivtScore: 1, ivtReasons: ['givt_known_bot'], ua: 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)' }),

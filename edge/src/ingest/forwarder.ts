@@ -143,7 +143,13 @@ export async function forward<T>(topic: string, items: T[], toRecord: (item: T) 
   let pending = items
   let attempts = 0
   while (pending.length > 0 && attempts < opts.attempts) {
-    if (attempts > 0) await new Promise((r) => setTimeout(r, (opts.backoffMs ?? ((n) => 50 * 3 ** (n - 1)))(attempts)))
+    if (attempts > 0) {
+      // A retried attempt may repeat records the last one stored without acknowledging them in time:
+      // the same envelopes reach the log again, which core keeps as duplicate_delivery and its
+      // accounting counts once (logCopies). Logged so the rate of such copies can be followed.
+      console.warn(JSON.stringify({ level: 'warn', reason: 'produce_retried' satisfies ReasonCode, topic, attempt: attempts + 1, records: pending.length }))
+      await new Promise((r) => setTimeout(r, (opts.backoffMs ?? ((n) => 50 * 3 ** (n - 1)))(attempts)))
+    }
     attempts++
     const outcomes = await produce(topic, pending.map(toRecord), opts)
     const retry: T[] = []

@@ -50,7 +50,15 @@ const AccountingSchema = z
           duplicate: z.number().int(),
           rejectedByReason: z.record(z.string(), z.number().int()),
         }),
-        core: z.object({ accepted: z.number().int(), billed: z.number().int(), keptByReason: z.record(z.string(), z.number().int()) }),
+        core: z.object({
+          accepted: z.number().int(),
+          billed: z.number().int(),
+          keptByReason: z.record(z.string(), z.number().int()),
+          logCopies: z.number().int().openapi({
+            description:
+              'log records repeating an accepted event\'s envelope (same idempotency key and edge receive time: a produce retried after it was stored); kept as duplicate_delivery, never billed, and not counted in accepted',
+          }),
+        }),
         differences: z.object({
           edgeUnbalanced: z.number().int().openapi({ description: 'received - (accepted + rejected + duplicate)' }),
           inFlightOrMissing: z.number().int().openapi({ description: 'edge accepted - core accepted' }),
@@ -90,7 +98,7 @@ const accountingRoute = createRoute({
   responses: {
     200: {
       description:
-        'edge: received = accepted + rejected + duplicate; core: edge accepted = billed + kept with a reason. Differences are shown as they are (events still in the log show as a positive inFlightOrMissing).',
+        'edge: received = accepted + rejected + duplicate; core: edge accepted = billed + kept with a reason, one envelope counted once however many log records repeat it (logCopies). Differences are shown as they are (events still in the log show as a positive inFlightOrMissing).',
       content: {
         'application/json': {
           schema: AccountingSchema,
@@ -214,22 +222,45 @@ export async function accountingReport(deps: ReportDeps, day: string): Promise<A
   // A log record written twice (a replay past the engine's dedup window) counts once, while each
   // re-delivery is its own record; with signed corrections, the -1 row retracts the verdict it repeats.
   const signed = await hasSignColumn(ch, db)
-  const coreRs = await ch.query({
-    query: `SELECT publisher_id, campaign_id, billable, reason, ${signed ? 'sum(sign)' : 'count()'} AS n FROM (
-        SELECT publisher_id, campaign_id, billable, toString(reason) AS reason${signed ? ', sign' : ''} FROM ${db}.events_raw
+  const ofDay = `FROM ${db}.events_raw
         WHERE received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {end:DateTime64(3, 'UTC')}
-          AND ts >= {tsFrom:DateTime64(3, 'UTC')} AND ts < {tsTo:DateTime64(3, 'UTC')}
-        LIMIT 1 BY event_key, log_partition, log_offset, billable, reason${signed ? ', sign' : ''}
+          AND ts >= {tsFrom:DateTime64(3, 'UTC')} AND ts < {tsTo:DateTime64(3, 'UTC')}`
+  const rawOfDay = `SELECT event_key, received_at, log_partition, log_offset, publisher_id, campaign_id, billable, toString(reason) AS reason${signed ? ', sign' : ''}
+        ${ofDay}`
+  const oncePerRecord = `LIMIT 1 BY event_key, log_partition, log_offset, billable, reason${signed ? ', sign' : ''}`
+  const n = signed ? 'sum(sign)' : 'count()'
+  const coreRs = await ch.query({
+    query: `SELECT publisher_id, campaign_id, billable, reason, ${n} AS n FROM (${rawOfDay} ${oncePerRecord})
+      GROUP BY publisher_id, campaign_id, billable, reason`,
+    query_params: params,
+    format: 'JSONEachRow',
+  })
+  // One acceptance is one envelope: the edge stamps its idempotency key and its receive time once,
+  // and a produce it retries after the first attempt was stored but not acknowledged (a timeout, a
+  // lost answer, the Spool's redelivery) writes that same envelope again. Every record of an
+  // (event_key, received_at) after its first in log order is such a copy: core keeps it as
+  // duplicate_delivery, and here it is taken out of the accepted count, by its own verdict. Only
+  // keys with a duplicate_delivery record can have copies, so the window sorts those alone.
+  const copiesRs = await ch.query({
+    query: `SELECT publisher_id, campaign_id, billable, reason, ${n} AS n FROM (
+        SELECT *, min((log_partition, log_offset)) OVER (PARTITION BY event_key, received_at) AS first_record FROM (
+          ${rawOfDay}
+            AND event_key IN (SELECT event_key ${ofDay} AND reason = 'duplicate_delivery')
+          ${oncePerRecord}
+        )
       )
+      WHERE (log_partition, log_offset) != first_record
       GROUP BY publisher_id, campaign_id, billable, reason`,
     query_params: params,
     format: 'JSONEachRow',
   })
   // Accepted events core could not store as a verdict are kept in bad_rows with their reason
-  // (sink_rejected, bad_envelope): still accepted, never billed, and named by their publisher.
+  // (sink_rejected, bad_envelope): still accepted, never billed, and named by their publisher. A copy
+  // of one envelope (above) is a second record with the same payload.
   const badRs = await ch.query({
-    query: `SELECT JSONExtractString(payload, 'event', 'publisherId') AS publisher_id, toString(reason) AS reason, count() AS n
-      FROM (SELECT payload, reason FROM ${db}.bad_rows
+    query: `SELECT JSONExtractString(payload, 'event', 'publisherId') AS publisher_id, toString(reason) AS reason, count() AS records,
+        uniqExact(payload, payload_original) AS n
+      FROM (SELECT payload, payload_original, reason FROM ${db}.bad_rows
         WHERE log_topic = {topic:String} AND received_at >= {start:DateTime64(3, 'UTC')} AND received_at < {end:DateTime64(3, 'UTC')}
         LIMIT 1 BY log_partition, log_offset)
       GROUP BY publisher_id, reason`,
@@ -238,13 +269,13 @@ export async function accountingReport(deps: ReportDeps, day: string): Promise<A
   })
   type Row = {
     edge: { received: number; accepted: number; rejected: number; duplicate: number; rejectedByReason: Record<string, number> }
-    core: { accepted: number; billed: number; keptByReason: Record<string, number> }
+    core: { accepted: number; billed: number; keptByReason: Record<string, number>; logCopies: number }
   }
   const pubs = new Map<string, Row>()
   const get = (id: string) => {
     let r = pubs.get(id)
     if (!r) {
-      r = { edge: { received: 0, accepted: 0, rejected: 0, duplicate: 0, rejectedByReason: {} }, core: { accepted: 0, billed: 0, keptByReason: {} } }
+      r = { edge: { received: 0, accepted: 0, rejected: 0, duplicate: 0, rejectedByReason: {} }, core: { accepted: 0, billed: 0, keptByReason: {}, logCopies: 0 } }
       pubs.set(id, r)
     }
     return r
@@ -257,10 +288,8 @@ export async function accountingReport(deps: ReportDeps, day: string): Promise<A
     row.edge.duplicate = Number(r.duplicate)
     for (const [k, v] of Object.entries((r.by_reason ?? {}) as Record<string, unknown>)) if (Number(v) !== 0) row.edge.rejectedByReason[k] = Number(v)
   }
-  for (const r of await coreRs.json<Record<string, unknown>>()) {
-    const n = Number(r.n)
-    if (n === 0) continue
-    const row = get(String(r.publisher_id))
+  /** Adds `n` records of one verdict to core's side (a negative `n` takes copies out). */
+  const countVerdict = (row: Row, r: Record<string, unknown>, n: number) => {
     row.core.accepted += n
     // Only booked campaigns bill: a row stored billable for any other campaign (written before the
     // processor checked campaigns) is shown kept as unknown_campaign, never billed.
@@ -268,14 +297,28 @@ export async function accountingReport(deps: ReportDeps, day: string): Promise<A
     if (Number(r.billable) === 1 && booked) row.core.billed += n
     else {
       const reason = Number(r.billable) === 1 ? 'unknown_campaign' : String(r.reason) || 'unspecified'
-      row.core.keptByReason[reason] = (row.core.keptByReason[reason] ?? 0) + n
+      const kept = (row.core.keptByReason[reason] ?? 0) + n
+      if (kept === 0) delete row.core.keptByReason[reason]
+      else row.core.keptByReason[reason] = kept
     }
+  }
+  for (const r of await coreRs.json<Record<string, unknown>>()) {
+    const n = Number(r.n)
+    if (n !== 0) countVerdict(get(String(r.publisher_id)), r, n)
+  }
+  for (const r of await copiesRs.json<Record<string, unknown>>()) {
+    const n = Number(r.n)
+    if (n === 0) continue
+    const row = get(String(r.publisher_id))
+    countVerdict(row, r, -n)
+    row.core.logCopies += n
   }
   for (const r of await badRs.json<Record<string, unknown>>()) {
     const n = Number(r.n)
     const row = get(String(r.publisher_id))
     row.core.accepted += n
     row.core.keptByReason[String(r.reason)] = (row.core.keptByReason[String(r.reason)] ?? 0) + n
+    row.core.logCopies += Number(r.records) - n
   }
   const publishers = [...pubs.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
