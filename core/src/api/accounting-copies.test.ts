@@ -1,14 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
-import { createEmbeddedLog } from '../log/embedded-log.js'
-import type { Log } from '../log/log.js'
-import { createMetricsRegistry } from '../metrics/registry.js'
-import { createProcessor } from '../processor/processor.js'
 import { testEnvelope, toRecord } from '../testing/events.js'
+import { runStream } from '../testing/stream-run.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { accountingReport } from './routes/reports.js'
 
@@ -27,15 +23,11 @@ const T = Date.UTC(2026, 10, 24, 10, 0, 0)
 
 const root = mkdtempSync(join(tmpdir(), 'adc-accounting-copies-'))
 let ch: ClickHouseClient
-let log: Log
 let tenants: TenantStore
 
 beforeAll(async () => {
   ch = createClickHouse({ dataDir: join(root, 'chdb') })
   await migrate(ch, 'adc')
-  log = await createEmbeddedLog({ dir: join(root, 'log'), logger: pino({ level: 'silent' }) })
-  await log.ensureTopic('ad-events', 1)
-  await log.ensureTopic('edge-stats', 1)
   const a = toRecord(testEnvelope({ type: 'impression', n: 89_000_001, impressionId: 'imp_copy_a', ts: T, receivedAt: T + 100 }))
   const b = testEnvelope({ type: 'impression', n: 89_000_002, impressionId: 'imp_copy_b', ts: T, receivedAt: T + 200 })
   // The client sent b again 2 s later and the edge accepted it again (its pre-filter had not seen
@@ -45,31 +37,21 @@ beforeAll(async () => {
   const refused = toRecord(testEnvelope({ type: 'impression', n: 89_000_003, impressionId: 'imp_copy_refused', ts: 6e15, receivedAt: T + 300 }))
   const click = toRecord(testEnvelope({ type: 'click', n: 89_000_004, impressionId: 'imp_copy_a', ts: T + 5_000, receivedAt: T + 5_100 }))
   // Each of a, bAgain, refused and the click written twice, as a retried produce writes them; the
-  // copy of a comes in a later append, after other records.
-  await log.append('ad-events', [a, toRecord(b), refused, refused])
-  await log.append('ad-events', [bAgain, click, bAgain, a, click])
-  await log.append('edge-stats', [{
-    key: 'pub_demo',
-    value: JSON.stringify({ v: 1, kind: 'edge_stats', batchId: '01JD0000000000000000000C01', publisherId: 'pub_demo', minute: Date.UTC(2026, 10, 24, 10, 0), received: 5, accepted: 5, duplicate: 0, rejected: 0, rejectedByReason: {} }),
-  }])
-  const processor = createProcessor({
-    log, clickhouse: ch, database: 'adc', stateDir: join(root, 'state'), groupId: 'g-accounting-copies',
-    logger: pino({ level: 'silent' }), registry: createMetricsRegistry({ defaultMetrics: false }),
+  // copy of a comes after other records.
+  await runStream({
+    ch, database: 'adc', dir: root, partitions: 1, maxBatchRecords: 4,
+    records: [a, toRecord(b), refused, refused, bAgain, click, bAgain, a, click],
+    edgeStats: [{
+      key: 'pub_demo',
+      value: JSON.stringify({ v: 1, kind: 'edge_stats', batchId: '01JD0000000000000000000C01', publisherId: 'pub_demo', minute: Date.UTC(2026, 10, 24, 10, 0), received: 5, accepted: 5, duplicate: 0, rejected: 0, rejectedByReason: {} }),
+    }],
   })
-  await processor.start()
-  const deadline = Date.now() + 60_000
-  const applied = (topic: string) => Object.values(processor.status().topics[topic] ?? {}).reduce((n, s) => n + s.applied + 1, 0)
-  while ((applied('ad-events') < 9 || applied('edge-stats') < 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-  const caughtUp = applied('ad-events')
-  await processor.stop()
-  expect(caughtUp).toBe(9)
   tenants = openTenantStore({ dir: join(root, 'tenants') })
   await seedDemoTenant(tenants, DEMO_DEFAULTS)
 }, 120_000)
 
 afterAll(async () => {
   await tenants?.close()
-  await log?.close()
   await ch?.close()
   rmSync(root, { recursive: true, force: true })
 })

@@ -1,14 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/client.js'
-import { createEmbeddedLog } from '../log/embedded-log.js'
-import type { Log } from '../log/log.js'
-import { createMetricsRegistry } from '../metrics/registry.js'
-import { createProcessor } from '../processor/processor.js'
 import { testEnvelope, toRecord } from '../testing/events.js'
+import { runStream } from '../testing/stream-run.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { accountingReport } from './routes/reports.js'
 
@@ -23,42 +19,29 @@ const LATE_EVENING = Date.UTC(2026, 10, 23, 23, 59, 50)
 
 const root = mkdtempSync(join(tmpdir(), 'adc-accounting-days-'))
 let ch: ClickHouseClient
-let log: Log
 let tenants: TenantStore
 
 beforeAll(async () => {
   ch = createClickHouse({ dataDir: join(root, 'chdb') })
   await migrate(ch, 'adc')
-  log = await createEmbeddedLog({ dir: join(root, 'log'), logger: pino({ level: 'silent' }) })
-  await log.ensureTopic('ad-events', 1)
-  await log.ensureTopic('edge-stats', 1)
   // Both received by the edge on DAY and appended to the log now (days later, as from the Spool).
   const good = toRecord(testEnvelope({ type: 'impression', n: 88_000_001, impressionId: 'imp_acc_good', ts: LATE_EVENING - 1_000, receivedAt: LATE_EVENING }))
   // Refused by ClickHouse for its content (a ts past year 9999): kept as a sink_rejected bad row.
   const refused = toRecord(testEnvelope({ type: 'impression', n: 88_000_002, impressionId: 'imp_acc_refused', ts: 6e15, receivedAt: LATE_EVENING + 1_000 }))
-  await log.append('ad-events', [good, refused])
-  await log.append('edge-stats', [{
-    key: 'pub_demo',
-    value: JSON.stringify({ v: 1, kind: 'edge_stats', batchId: '01JD0000000000000000000A01', publisherId: 'pub_demo', minute: Date.UTC(2026, 10, 23, 23, 59), received: 2, accepted: 2, duplicate: 0, rejected: 0, rejectedByReason: {} }),
-  }])
-  const processor = createProcessor({
-    log, clickhouse: ch, database: 'adc', stateDir: join(root, 'state'), groupId: 'g-accounting-days',
-    logger: pino({ level: 'silent' }), registry: createMetricsRegistry({ defaultMetrics: false }),
+  await runStream({
+    ch, database: 'adc', dir: root, partitions: 1,
+    records: [good, refused],
+    edgeStats: [{
+      key: 'pub_demo',
+      value: JSON.stringify({ v: 1, kind: 'edge_stats', batchId: '01JD0000000000000000000A01', publisherId: 'pub_demo', minute: Date.UTC(2026, 10, 23, 23, 59), received: 2, accepted: 2, duplicate: 0, rejected: 0, rejectedByReason: {} }),
+    }],
   })
-  await processor.start()
-  const deadline = Date.now() + 60_000
-  const applied = (topic: string) => Object.values(processor.status().topics[topic] ?? {}).reduce((a, s) => a + s.applied + 1, 0)
-  while ((applied('ad-events') < 2 || applied('edge-stats') < 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-  const caughtUp = applied('ad-events')
-  await processor.stop()
-  expect(caughtUp).toBe(2)
   tenants = openTenantStore({ dir: join(root, 'tenants') })
   await seedDemoTenant(tenants, DEMO_DEFAULTS)
 }, 120_000)
 
 afterAll(async () => {
   await tenants?.close()
-  await log?.close()
   await ch?.close()
   rmSync(root, { recursive: true, force: true })
 })
