@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import { encodeTime } from 'ulid'
-import type { EnvelopeInput } from '@adc/schemas'
+import type { EdgeStatsRecord, EnvelopeInput } from '@adc/schemas'
 import type { ProducerRecord } from '../log/log.js'
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
@@ -128,4 +128,18 @@ export function trafficMix(count: number, { start = Date.UTC(2026, 10, 23, 12, 0
     }
   }
   return { records, expected: { impressions, clicks, duplicates } }
+}
+
+/**
+ * An edge-stats record as the edge writes it: what it counted for one publisher in one minute (all
+ * `accepted` unless told), keyed by the publisher.
+ */
+export function edgeStatsRecord(r: { batchId: string; publisherId?: string; minute: number } & Partial<Pick<EdgeStatsRecord, 'received' | 'accepted' | 'duplicate' | 'rejected' | 'rejectedByReason'>>): ProducerRecord {
+  const publisherId = r.publisherId ?? 'pub_demo'
+  const accepted = r.accepted ?? r.received ?? 0
+  const value: EdgeStatsRecord = {
+    v: 1, kind: 'edge_stats', batchId: r.batchId, publisherId, minute: r.minute,
+    received: r.received ?? accepted, accepted, duplicate: r.duplicate ?? 0, rejected: r.rejected ?? 0, rejectedByReason: r.rejectedByReason ?? {},
+  }
+  return { key: publisherId, value: JSON.stringify(value) }
 }
