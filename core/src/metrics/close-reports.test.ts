@@ -1,6 +1,6 @@
 import pino from 'pino'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { FIXTURE_DAY, fixtureDay, insertRows } from '../testing/api.js'
+import { FIXTURE_DAY, fixtureDay, insertRows, rawEvent } from '../testing/api.js'
 import { accountingReport, reconcileReport } from '../api/routes/reports.js'
 import { createCloseReports } from './close-reports.js'
 import { createMetricsRegistry } from './registry.js'
@@ -10,8 +10,14 @@ const logger = pino({ level: 'silent' })
 const env = useBillingEnv({ tempPrefix: 'adc-close-reports-', clock: () => now })
 const now = Date.parse(`${FIXTURE_DAY}T00:00:00Z`) + 86_400_000 + 3_600_000
 
+const D = Date.parse(`${FIXTURE_DAY}T00:00:00Z`)
+
 beforeAll(async () => {
-  await insertRows(env.ch.client, 'adc.events_raw', fixtureDay())
+  await insertRows(env.ch.client, 'adc.events_raw', [
+    ...fixtureDay(),
+    // i3's envelope once more, a record later in the log (a produce the edge retried after it was stored).
+    rawEvent({ key: 'i3', imp: 'imp3', campaign: 'cmp_demo_cpm', ts: D + 3 * 3_600_000, geo: 'DE', reason: 'duplicate_delivery', offset: 9 }),
+  ])
 })
 
 const value = async (registry: ReturnType<typeof createMetricsRegistry>, name: string, day?: string) => {
@@ -34,6 +40,7 @@ describe('reports after each close', () => {
     const rec = await reconcileReport(deps, FIXTURE_DAY, now)
     expect(await value(registry, 'adc_accounting_unbalanced_publishers', FIXTURE_DAY)).toBe(acc.publishers.filter((p) => !p.balanced).length)
     expect(await value(registry, 'adc_accounting_unbalanced_publishers', FIXTURE_DAY)).toBeGreaterThan(0) // the fixture has no edge stats
+    expect(await value(registry, 'adc_accounting_log_copies', FIXTURE_DAY)).toBe(1)
     const diff = rec.campaigns.reduce((n, c) => n + Math.abs(c.difference.impressions) + Math.abs(c.difference.clicks), 0)
     const base = rec.campaigns.reduce((n, c) => n + (c.snapshot?.impressions ?? 0) + (c.snapshot?.clicks ?? 0), 0)
     expect(await value(registry, 'adc_reconcile_drift_ratio', FIXTURE_DAY)).toBeCloseTo(diff / base)

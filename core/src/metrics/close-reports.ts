@@ -35,6 +35,7 @@ export function createCloseReports(options: CloseReportsOptions) {
   const unexplained = gauge('adc_reconcile_unexplained_events', 'After the close: stream-vs-snapshot differences no category explains (absolute, impressions plus clicks)')
   const unbalanced = gauge('adc_accounting_unbalanced_publishers', 'After the close: publishers whose accounting invariant does not hold for the day')
   const missing = gauge('adc_accounting_in_flight_or_missing_events', 'After the close: edge accepted minus core accepted, summed over publishers')
+  const copies = gauge('adc_accounting_log_copies', 'After the close: log records repeating an accepted envelope (a produce retried after it was stored), counted once and kept as duplicate_delivery; summed over publishers')
   const version = gauge('adc_close_report_snapshot_version', 'The final snapshot version the reports of the day ran against')
   const lastSuccess = gauge('adc_close_report_last_success_timestamp_seconds', 'When the reports after a close last succeeded', [])
   const runs = (registry.getSingleMetric('adc_close_reports_total') as Counter<string> | undefined) ??
@@ -61,6 +62,7 @@ export function createCloseReports(options: CloseReportsOptions) {
     unexplained.set({ day }, unexplainedSum)
     unbalanced.set({ day }, acc.publishers.filter((p) => !p.balanced).length)
     missing.set({ day }, acc.publishers.reduce((n, p) => n + p.differences.inFlightOrMissing, 0))
+    copies.set({ day }, acc.publishers.reduce((n, p) => n + p.core.logCopies, 0))
     version.set({ day }, v)
     lastSuccess.set(now / 1000)
     logger.info({ day, version: v, drift: base > 0 ? diff / base : diff, unexplained: unexplainedSum, balanced: acc.balanced }, 'close reports done')
