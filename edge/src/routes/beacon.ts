@@ -8,6 +8,7 @@ import { parseJsonBody, readBody } from '../middleware/body.js'
 import { enforceRateLimit } from '../rate-limit/budget.js'
 import { loadTenants } from '../middleware/tenants.js'
 import { parseBatch, requestFacts } from '../ingest/request.js'
+import { receiveTime } from '../ingest/receive-time.js'
 
 /** Splits `{type, ...event}`: the type picks the schema, the rest is the event. */
 export function typedItem(raw: unknown): IncomingItem {
@@ -33,7 +34,7 @@ beacon.post(
   readBody({ maxBytes: MAX_BEACON_BYTES, mediaTypes: ['text/plain', 'application/json'] }),
   authenticate({ keyFrom: 'query', allowSignature: false }),
   async function beaconHandler(c) {
-    const receivedAt = Date.now()
+    const receivedAt = receiveTime()
     const events = parseBatch(parseJsonBody(c.var.rawBody))
     const facts = requestFacts(c)
     await enforceRateLimit(c.env, c.var.settings, c.var.publisher, c.var.credential, events.length, facts.observed.ip)

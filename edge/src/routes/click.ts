@@ -15,6 +15,7 @@ import { takeEvents } from '../rate-limit/budget.js'
 import { takeClientShare } from '../rate-limit/client-limit.js'
 import { tenantsFor } from '../tenants/tenants.js'
 import { requestFacts } from '../ingest/request.js'
+import { receiveTime } from '../ingest/receive-time.js'
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
 
@@ -47,7 +48,7 @@ click.get('/c/:token', async function clickHandler(c) {
     return errorPage(503, 'Please try again', 'This link cannot be checked right now. Please try again in a moment.', 'upstream_unavailable')
   }
   const token = c.req.param('token')
-  const receivedAt = Date.now()
+  const receivedAt = receiveTime()
   const verified = await checkToken(token, tenants, Math.floor(receivedAt / 1000))
   if (!verified.ok) {
     if (verified.code === 'token_expired') return errorPage(410, 'This link has expired', 'The ad link you followed is no longer valid.', verified.code)

@@ -19,6 +19,7 @@ import { authenticate } from '../middleware/auth.js'
 import { parseJsonBody, readBody } from '../middleware/body.js'
 import { enforceRateLimit } from '../rate-limit/budget.js'
 import { loadTenants } from '../middleware/tenants.js'
+import { receiveTime } from '../ingest/receive-time.js'
 
 const BATCH_ROUTES: Record<string, EventType> = { 'impressions:batch': 'impression', 'clicks:batch': 'click' }
 
@@ -30,7 +31,7 @@ for (const [action, type] of Object.entries(BATCH_ROUTES)) batch.post(
   readBody({ maxBytes: MAX_BATCH_BYTES, mediaTypes: ['application/json'] }),
   authenticate(),
   async function batchHandler(c) {
-    const receivedAt = Date.now()
+    const receivedAt = receiveTime()
     const events = parseBatch(parseJsonBody(c.var.rawBody))
     const publisher = c.var.publisher
     const facts = requestFacts(c)

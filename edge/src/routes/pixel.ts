@@ -11,6 +11,7 @@ import { eventFromToken, eventIdFromToken } from '../tokens/token-events.js'
 import { enforceRateLimit } from '../rate-limit/budget.js'
 import { loadTenants } from '../middleware/tenants.js'
 import { requestFacts } from '../ingest/request.js'
+import { receiveTime } from '../ingest/receive-time.js'
 
 /** The smallest transparent GIF (43 bytes): 1x1, one transparent palette entry. */
 export const GIF_1X1 = Uint8Array.from([
@@ -36,7 +37,7 @@ const pixel = new Hono<AppEnv>()
 pixel.get('/v1/pixel.gif', loadTenants(), async function pixelHandler(c) {
   const tenants = c.var.tenants
   const token = c.req.query('t') ?? ''
-  const receivedAt = Date.now()
+  const receivedAt = receiveTime()
   const verified = await checkToken(token, tenants, Math.floor(receivedAt / 1000))
   if (!verified.ok) return errorResponse(verified.code, verified.message, { 'cache-control': NO_STORE })
   const { publisher } = verified
