@@ -8,7 +8,7 @@ import { createClickHouse, migrate, type ClickHouseClient } from '../clickhouse/
 import { createEmbeddedLog } from '../log/embedded-log.js'
 import type { Log } from '../log/log.js'
 import { createMetricsRegistry } from '../metrics/registry.js'
-import { testEnvelope, toRecord, trafficMix } from '../testing/events.js'
+import { edgeStatsRecord, testEnvelope, toRecord, trafficMix } from '../testing/events.js'
 import { createProcessor } from '../processor/processor.js'
 import { DEMO_DEFAULTS, openTenantStore, seedDemoTenant, type TenantStore } from '../tenants/tenant-store.js'
 import { createBillingJobs, type BillingJobs } from './jobs.js'
@@ -52,13 +52,7 @@ beforeAll(async () => {
   // edge's own produce retries (the same envelope again), so the edge counted each of them once.
   const accepted = all.length - expected.duplicates
   await log.append('edge-stats', [
-    {
-      key: 'pub_demo',
-      value: JSON.stringify({
-        v: 1, kind: 'edge_stats', batchId: '01JD0000000000000000000001', publisherId: 'pub_demo', minute: Date.UTC(2026, 10, 23, 12, 0),
-        received: accepted + 2, accepted, duplicate: 0, rejected: 2, rejectedByReason: { invalid_event: 2 },
-      }),
-    },
+    edgeStatsRecord({ batchId: '01JD0000000000000000000001', minute: Date.UTC(2026, 10, 23, 12, 0), received: accepted + 2, accepted, rejected: 2, rejectedByReason: { invalid_event: 2 } }),
   ])
   const processor = createProcessor({
     log, clickhouse: ch, database: 'adc', stateDir: join(root, 'state'), groupId: 'g-read-contract',

@@ -10,7 +10,7 @@ import { localLakeReader } from '../lake/restore.js'
 import { createProcessor, type Processor } from './processor.js'
 import { classifyDay } from '../billing/final-join.js'
 import { useProcessorEnv } from '../testing/processor-env.js'
-import { testEnvelope, toRecord, trafficMix } from '../testing/events.js'
+import { edgeStatsRecord, testEnvelope, toRecord, trafficMix } from '../testing/events.js'
 
 const env = useProcessorEnv('processor')
 let dbSeq = 0
@@ -51,7 +51,7 @@ describe('processor on the embedded log and chDB', () => {
     const bot = toRecord(testEnvelope({ type: 'impression', n: 99_000_001, impressionId: 'imp_bot', ts: Date.UTC(2026, 10, 23, 12, 0, 0), ua: 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)' }))
     const all = [...records, ...bad, bot]
     await env.log.append('ad-events', all)
-    await env.log.append('edge-stats', [{ key: 'pub_demo', value: JSON.stringify({ v: 1, kind: 'edge_stats', batchId: 'b1', publisherId: 'pub_demo', minute: Date.UTC(2026, 10, 23, 12, 0), received: 10, accepted: 8, duplicate: 1, rejected: 1, rejectedByReason: { invalid_event: 1 } }) }])
+    await env.log.append('edge-stats', [edgeStatsRecord({ batchId: 'b1', minute: Date.UTC(2026, 10, 23, 12, 0), received: 10, accepted: 8, duplicate: 1, rejected: 1, rejectedByReason: { invalid_event: 1 } })])
     await p.start()
     await untilCaughtUp(p, 'ad-events', all.length)
     await untilCaughtUp(p, 'edge-stats', 1)
