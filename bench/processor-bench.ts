@@ -6,7 +6,7 @@
  * - memory and bytes on disk per deduplicated key (LMDB B-tree pages / keys);
  * - delay from log append to the rollup being visible in ClickHouse, p50 and p99.
  *
- *   node --max-semi-space-size=256 --expose-gc --import tsx bench/processor-bench.ts  (the core's V8 flags, core/src/node-flags.ts)
+ *   node --max-semi-space-size=512 --expose-gc --import tsx bench/processor-bench.ts  (the core's V8 flags, core/src/node-flags.ts)
  *
  * Env: PROCESSOR_BENCH_EVENTS (100000), PROCESSOR_BENCH_PARTITIONS (4), PROCESSOR_BENCH_BATCH (20000, the processor's default),
  * PROCESSOR_BENCH_ICEBERG=1 also writes the Iceberg raw table, PROCESSOR_BENCH_PROBES (100),
@@ -15,6 +15,8 @@
  * installs it): the figures are then the processor's own CPU, the engine's reported beside them;
  * with PROCESSOR_BENCH_ICEBERG=1 too, the lake is on S3 (moto's S3 server on loopback, as MinIO in
  * the compose stack) and the server writes its data files,
+ * PROCESSOR_BENCH_PIN=0 lets the server's processes share this one's CPUs (by default, with a server, this
+ * process runs on CPU 0 and they on the others: `taskset`),
  * PROCESSOR_BENCH_WARMUP (events of the same traffic through the same processor first: by default five
  * batches per partition, 400000 at the defaults, the last batch of each partition after the forced
  * garbage collection that sets the heap's starting point, REWARM_BATCHES; 0 measures from a cold start),
@@ -32,7 +34,7 @@
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { PerformanceObserver, performance as perf } from 'node:perf_hooks'
@@ -76,6 +78,12 @@ export interface ProcessorBenchOptions {
   timedIds?: boolean
   /** Impression ids that sort randomly (UUIDs, as many ad servers send) instead of nearly in arrival order (testing/events.ts `trafficMix`). @default false */
   randomImpressionIds?: boolean
+  /**
+   * With `server`, on Linux with two CPUs or more: this process runs on CPU 0 and the server and S3
+   * processes on the others (`taskset`), as they would on machines of their own, so the engine's
+   * work never shares the processor's core and its caches. @default true
+   */
+  pin?: boolean
   /** Writes a CPU profile of the pipeline run (only) to this file. */
   profile?: string
   /** Writes a sampling heap profile of the pipeline run (only) to this file: every allocation sampled, freed or not. */
@@ -95,11 +103,14 @@ export interface ProcessorBenchFigures {
   warmup: number
   baseline: { seconds: number; cpuSeconds: number; eventsPerSecond: number; eventsPerCpuSecond: number }
   /**
+   * `userSeconds`, `systemSeconds`: `cpuSeconds` in user space and in the kernel (LMDB's page faults and writes, sockets).
    * `mainThreadSeconds`: event-loop busy time (the JS pipeline); the rest of the CPU is chDB's threads
    * and LMDB. `threadSeconds`: CPU seconds per thread name (from /proc on Linux: the main thread is
    * `main`, chDB's pools have their own names, V8's helpers and libuv's pool are `node`). `gcSeconds`: time in garbage collection pauses (PerformanceObserver 'gc') during the run.
    */
-  pipeline: { seconds: number; cpuSeconds: number; mainThreadSeconds: number; threadSeconds: Record<string, number>; gcSeconds: number; eventsPerSecond: number; eventsPerCpuSecond: number; iceberg: boolean }
+  pipeline: { seconds: number; cpuSeconds: number; userSeconds: number; systemSeconds: number; mainThreadSeconds: number; threadSeconds: Record<string, number>; gcSeconds: number; eventsPerSecond: number; eventsPerCpuSecond: number; iceberg: boolean }
+  /** Whether this process ran on CPU 0 and the server's processes on the others (`pin`). */
+  pinned: boolean
   /** pipeline / baseline, per CPU-second. */
   ratio: number
   /** With `server`: the ClickHouse server's process (HTTP stand-in) over the measured run; its work is not in `pipeline`. */
@@ -124,6 +135,16 @@ export interface ProcessorBenchFigures {
 }
 
 const silent = pino({ level: 'silent' })
+
+/** Sets the CPUs every thread of `pid` may run on (Linux `taskset`); false where that is not possible. */
+function pinTo(pid: number, cpus: string): boolean {
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
 
 /** CPU seconds per thread name of this process, from /proc (Linux; empty elsewhere). */
 function threadCpu(): Map<string, number> {
@@ -188,13 +209,22 @@ async function sumCommitted(log: Log, group: string, topic: string): Promise<num
   return [...(await log.committedOffsets(group, topic)).values()].reduce((a, b) => a + b, 0)
 }
 
-async function baselineParse(log: Log, total: number, batch: number): Promise<ProcessorBenchFigures['baseline']> {
+/**
+ * The baseline: the same log records through the same log consumer, each only JSON-parsed. Measured
+ * as the pipeline is, in its steady state: over the records after the first `warmup` (the pipeline's
+ * warm-up records), after a forced collection, so neither the JIT's first compiles nor the young
+ * generation's first touch of its pages (page faults, which a larger young generation makes dearer)
+ * count against it.
+ */
+async function baselineParse(log: Log, total: number, batch: number, warmup: number): Promise<ProcessorBenchFigures['baseline']> {
   let seen = 0
   let sink = 0
-  const cpu0 = process.cpuUsage()
-  const t0 = performance.now()
+  let measuredFrom = warmup > 0 ? -1 : 0
+  let cpu0 = process.cpuUsage()
+  let t0 = performance.now()
   let done!: () => void
   const finished = new Promise<void>((r) => (done = r))
+  global.gc?.()
   const consumer = await log.consume({
     groupId: 'bench-baseline', topic: 'ad-events', maxBatchRecords: batch,
     async onBatch(b, ctx) {
@@ -202,6 +232,12 @@ async function baselineParse(log: Log, total: number, batch: number): Promise<Pr
       seen += b.records.length
       ctx.resolveOffset(b.records[b.records.length - 1]!.offset)
       await ctx.commit()
+      if (measuredFrom < 0 && seen >= warmup) {
+        // The measured part starts at this batch boundary.
+        measuredFrom = seen
+        cpu0 = process.cpuUsage()
+        t0 = performance.now()
+      }
       if (seen >= total) done()
     },
   })
@@ -210,7 +246,8 @@ async function baselineParse(log: Log, total: number, batch: number): Promise<Pr
   const cpu = cpuSeconds(process.cpuUsage(cpu0))
   await consumer.stop()
   if (sink < 0) console.log(sink)
-  return { seconds, cpuSeconds: cpu, eventsPerSecond: total / seconds, eventsPerCpuSecond: total / cpu }
+  const measured = seen - measuredFrom
+  return { seconds, cpuSeconds: cpu, eventsPerSecond: measured / seconds, eventsPerCpuSecond: measured / cpu }
 }
 
 async function rollupCampaigns(ch: ClickHouseClient, db: string): Promise<Set<string>> {
@@ -255,6 +292,8 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     const python = execFileSync('bash', [join(import.meta.dirname, '../scripts/clickhouse/ensure.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim()
     standIn = await startClickHouseStandIn(python, join(root, 'server'))
   }
+  const cpus = availableParallelism()
+  const pinned = server && (options.pin ?? true) && cpus >= 2 && pinTo(process.pid, '0') && pinTo(standIn!.pid, `1-${cpus - 1}`) && (!moto || pinTo(moto.pid, `1-${cpus - 1}`))
   const ch = standIn ? createClickHouse({ url: standIn.url, dataDir: join(root, 'chdb') }) : createClickHouse({ dataDir: join(root, 'chdb') })
   const db = 'adc_bench'
   try {
@@ -281,7 +320,7 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     // them (about 700 bytes each) through every full garbage collection.
     records = []
 
-    const baseline = await baselineParse(log, total, batch)
+    const baseline = await baselineParse(log, total, batch, warmup)
 
     const stateDir = join(root, 'state')
     const gate = gatedLog(log, firstWarmupEnd)
@@ -330,7 +369,8 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     while ((await sumCommitted(log, 'bench', 'ad-events')) < total) await new Promise((r) => setTimeout(r, 10))
     if (process.env.PROCESSOR_BENCH_MARK) console.log('--- measured run: end ---')
     const seconds = (performance.now() - t0) / 1000
-    const cpu = cpuSeconds(process.cpuUsage(cpu0))
+    const cpuUsed = process.cpuUsage(cpu0)
+    const cpu = cpuSeconds(cpuUsed)
     const engineSeconds = (standIn?.cpuSeconds() ?? 0) - engine0
     const mainThreadSeconds = perf.eventLoopUtilization(elu0).active / 1000
     const threadSeconds = threadCpuDelta(threads0, threadCpu())
@@ -386,7 +426,8 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
       events,
       warmup,
       baseline,
-      pipeline: { seconds, cpuSeconds: cpu, mainThreadSeconds, threadSeconds, gcSeconds: gcMs / 1000, eventsPerSecond: events / seconds, eventsPerCpuSecond: events / cpu, iceberg },
+      pipeline: { seconds, cpuSeconds: cpu, userSeconds: cpuUsed.user / 1e6, systemSeconds: cpuUsed.system / 1e6, mainThreadSeconds, threadSeconds, gcSeconds: gcMs / 1000, eventsPerSecond: events / seconds, eventsPerCpuSecond: events / cpu, iceberg },
+      pinned,
       ratio: events / cpu / baseline.eventsPerCpuSecond,
       ...(standIn ? { engine: { kind: 'ClickHouse HTTP stand-in (Python over chDB of the compose stack\'s version), its own process', cpuSeconds: engineSeconds, cpuMicrosPerEvent: (engineSeconds * 1e6) / events } } : {}),
       dedupe: {
@@ -418,6 +459,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     batch: Number(env.PROCESSOR_BENCH_BATCH ?? 20_000),
     iceberg: env.PROCESSOR_BENCH_ICEBERG === '1',
     server: env.PROCESSOR_BENCH_SERVER === '1',
+    pin: env.PROCESSOR_BENCH_PIN !== '0',
     probes: Number(env.PROCESSOR_BENCH_PROBES ?? 100),
     ...(env.PROCESSOR_BENCH_WARMUP !== undefined ? { warmup: Number(env.PROCESSOR_BENCH_WARMUP) } : {}),
     ...(env.PROCESSOR_BENCH_SPACING_MS !== undefined ? { spacingMs: Number(env.PROCESSOR_BENCH_SPACING_MS) } : {}),

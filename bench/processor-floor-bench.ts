@@ -14,7 +14,7 @@
  * join decisions, IVT, rollups), so `ceilingRatio` = parse / sum bounds the processor bench's ratio
  * from above for this design.
  *
- *   node --max-semi-space-size=256 --expose-gc --import tsx bench/processor-floor-bench.ts
+ *   node --max-semi-space-size=512 --expose-gc --import tsx bench/processor-floor-bench.ts
  *
  * Env: FLOOR_BENCH_EVENTS (80000), FLOOR_BENCH_BATCH (20000, the processor's default).
  */

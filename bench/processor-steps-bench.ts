@@ -16,7 +16,7 @@
  * store each pass (with that state copied in first and the batch built once untimed, so the store's
  * key filters are in memory, as a running processor's are).
  *
- *   node --max-semi-space-size=256 --import tsx bench/processor-steps-bench.ts
+ *   node --max-semi-space-size=512 --import tsx bench/processor-steps-bench.ts
  *
  * The traffic's event ids carry their event's time (as clients' ULIDs do), and its impression ids
  * are random UUIDs, as many ad servers send (STEPS_BENCH_ORDERED=1: `imp_<seed>_<n>`, which sort

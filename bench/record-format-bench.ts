@@ -6,7 +6,7 @@
  * decodes the same batch of records many times; the fastest pass counts (this machine's CPU time
  * swings between runs, its floor does not). Reports CPU µs per record and bytes per record.
  *
- *   node --max-semi-space-size=256 --import tsx bench/record-format-bench.ts
+ *   node --max-semi-space-size=512 --import tsx bench/record-format-bench.ts
  *
  * Env: RECORD_FORMAT_BENCH_RECORDS (20000), RECORD_FORMAT_BENCH_PASSES (30).
  */

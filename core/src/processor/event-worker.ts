@@ -10,6 +10,7 @@ import { createJoinStage, type JoinStage } from '../pipeline/steps/join-step.js'
 import { createSinkStep } from '../pipeline/steps/sink-step.js'
 import type { Decoded, Deduped, Joined, RawRecord, Scored } from '../pipeline/types.js'
 import { BatchBuilder, type OutcomeCounts } from '../sinks/batch-builder.js'
+import { RowBinaryWriter } from '../sinks/row-binary-writer.js'
 import type { SinkBatch } from '../sinks/sink.js'
 import { sweepExpired } from '../state/expiry.js'
 import type { PartitionStore } from '../state/partition-store.js'
@@ -70,6 +71,9 @@ export function sinkRejected(rec: LogRecord, message: string): BadRowResult & { 
  */
 export function createEventWorker(store: PartitionStore, options: EventWorkerOptions = {}): PartitionWorker {
   let builder: BatchBuilder | undefined
+  // One events_raw buffer for every batch of this partition: a batch's bytes are written (or its
+  // probe answered) before the worker builds the next one (batch-write.ts), so none outlives it.
+  const rows = new RowBinaryWriter(1 << 16)
   const current = (): BatchBuilder => builder!
   const join: JoinStage<Deduped> = createJoinStage<Deduped>({ store, windowsMs: options.joinWindowsMs, latenessMs: options.joinLatenessMs })
   const ivt = createIvtStep<Joined>({ store, limits: options.ivtLimits, modelVersion: options.modelVersion })
@@ -99,7 +103,7 @@ export function createEventWorker(store: PartitionStore, options: EventWorkerOpt
     async build(topic, records, rejected) {
       const first = records[0]!
       const last = records[records.length - 1]!
-      builder = new BatchBuilder(topic, first.partition, first.offset, last.offset, Date.now(), options.eventRowObjects ?? true)
+      builder = new BatchBuilder(topic, first.partition, first.offset, last.offset, Date.now(), options.eventRowObjects ?? true, rows)
       options.tenantSync?.newBatch()
       for (const rec of records) {
         const refused = rejected?.get(rec.offset)

@@ -4,6 +4,7 @@ import type { PipelineOutcome } from '../pipeline/pipeline.js'
 import type { SinkEvent } from '../pipeline/types.js'
 import { BatchBuilder } from './batch-builder.js'
 import { eventsRowBinary } from './clickhouse-sink.js'
+import { RowBinaryWriter } from './row-binary-writer.js'
 
 const outcomes = (): Array<PipelineOutcome<SinkEvent>> => [
   { kind: 'ok', value: { ...decoded({ type: 'impression', n: 1, ua: 'Mozilla\\x ü', geo: 'DE' }, 0), ivt: { score: 0.2, reasons: ["it's", 'b\\c'], modelVersion: 'm1', quarantined: false } }, lastStep: 'sinkStep' },
@@ -33,4 +34,23 @@ describe('BatchBuilder', () => {
     expect(b.eventsRowBinary!.tsRange).toEqual([Math.min(...ts), Math.max(...ts)])
     expect(fromRows.tsRange).toEqual(b.eventsRowBinary!.tsRange)
   })
+
+  it('writes into a writer it is given, emptied first: the next batch of a worker reuses its buffer and carries nothing over', () => {
+    const now = Date.UTC(2026, 10, 23, 10, 0, 0)
+    // What an earlier batch left in the writer: a body grown past its first buffer, marked refused.
+    const writer = new RowBinaryWriter(64)
+    writer.str('x'.repeat(5000)).dt64(-1)
+    expect(writer.refusal).toMatch(/^Code: 41\./)
+    const grown = writer.bytes().buffer
+    const reused = addAll(new BatchBuilder('ad-events', 0, 10, 19, now, false, writer)).build()
+    const fresh = addAll(new BatchBuilder('ad-events', 0, 10, 19, now, false)).build()
+    expect(reused.eventsRowBinary!.bytes.equals(fresh.eventsRowBinary!.bytes)).toBe(true)
+    expect(reused.eventsRowBinary!.refusal).toBeUndefined()
+    expect(reused.eventsRowBinary!.bytes.buffer).toBe(grown)
+  })
 })
+
+function addAll(b: BatchBuilder): BatchBuilder {
+  for (const o of outcomes()) b.add(o)
+  return b
+}

@@ -64,9 +64,14 @@ export class BatchBuilder {
    * them: Iceberg off chDB, see lakeReadsRowBinary). Without, each row is written to `batch.eventsRowBinary` and dropped at once, so the
    * batch keeps no per-event objects alive (they would outlive a young-generation GC).
    */
-  constructor(topic: string, partition: number, minOffset: number, maxOffset: number, private readonly now = Date.now(), private readonly rowObjects = true) {
+  /**
+   * `rows`: a writer to write the events_raw rows into, emptied first (a worker passes its own, so
+   * each batch reuses one buffer; the batch's `eventsRowBinary` is then valid until that worker
+   * builds its next batch). @default a new writer sized for the offset range
+   */
+  constructor(topic: string, partition: number, minOffset: number, maxOffset: number, private readonly now = Date.now(), private readonly rowObjects = true, rows?: RowBinaryWriter) {
     this.batch = emptyBatch(topic, partition, minOffset, maxOffset)
-    this.rows = new RowBinaryWriter(Math.min(32 << 20, Math.max(1 << 16, (maxOffset - minOffset + 1) * 480)))
+    this.rows = rows?.reset() ?? new RowBinaryWriter(Math.min(32 << 20, Math.max(1 << 16, (maxOffset - minOffset + 1) * 480)))
   }
 
   add(outcome: PipelineOutcome<SinkEvent>): void {

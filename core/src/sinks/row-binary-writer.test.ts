@@ -100,4 +100,14 @@ describe('RowBinaryWriter', () => {
       expect(w.refusal).toMatch(/^Code: 41\./)
     }
   })
+
+  it('starts over on reset: the same bytes as a new writer, no refusal kept, the buffer kept', () => {
+    const w = new RowBinaryWriter(16)
+    w.str('é'.repeat(3000)).dt64(-1) // grown past Buffer's shared pool: a buffer of its own
+    const buffer = w.bytes().buffer
+    w.reset().str('abc').u32(7)
+    expect(w.refusal).toBeUndefined()
+    expect(w.bytes().equals(new RowBinaryWriter().str('abc').u32(7).bytes())).toBe(true)
+    expect(w.bytes().buffer).toBe(buffer)
+  })
 })

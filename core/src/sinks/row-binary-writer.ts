@@ -164,6 +164,18 @@ export class RowBinaryWriter {
     return this.i64(ms)
   }
 
+  /**
+   * Empties the writer for the next body, keeping its buffer (grown to the largest body so far): a
+   * processor's batches then allocate no new buffer each, so their bytes add nothing to the memory
+   * outside V8's heap that makes it collect early ("external memory pressure"). Any view `bytes()`
+   * gave before is overwritten by the next writes.
+   */
+  reset(): this {
+    this.pos = 0
+    this.refusal = undefined
+    return this
+  }
+
   get length(): number {
     return this.pos
   }

@@ -25,7 +25,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Starts the server on a free loopback port and creates `buckets`; `stop()` ends it. */
-export async function startMoto(buckets: string[]): Promise<{ endpoint: string; stop(): void }> {
+export async function startMoto(buckets: string[]): Promise<{ endpoint: string; pid: number; stop(): void }> {
   const port = await freePort()
   const endpoint = `http://127.0.0.1:${port}`
   const child: ChildProcess = spawn(MOTO_SERVER, ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' })
@@ -45,5 +45,5 @@ export async function startMoto(buckets: string[]): Promise<{ endpoint: string; 
     await new Promise((r) => setTimeout(r, 200))
   }
   for (const b of buckets.slice(1)) await fetch(`${endpoint}/${b}`, { method: 'PUT' })
-  return { endpoint, stop: () => void child.kill('SIGTERM') }
+  return { endpoint, pid: child.pid!, stop: () => void child.kill('SIGTERM') }
 }
