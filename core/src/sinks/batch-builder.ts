@@ -63,8 +63,6 @@ export class BatchBuilder {
    * `rowObjects`: also keep the events_raw rows as objects in `batch.events` (a sink that reads
    * them: Iceberg off chDB, see lakeReadsRowBinary). Without, each row is written to `batch.eventsRowBinary` and dropped at once, so the
    * batch keeps no per-event objects alive (they would outlive a young-generation GC).
-   */
-  /**
    * `rows`: a writer to write the events_raw rows into, emptied first (a worker passes its own, so
    * each batch reuses one buffer; the batch's `eventsRowBinary` is then valid until that worker
    * builds its next batch). @default a new writer sized for the offset range
