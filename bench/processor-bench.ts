@@ -293,7 +293,9 @@ export async function runProcessorBench(options: ProcessorBenchOptions = {}): Pr
     standIn = await startClickHouseStandIn(python, join(root, 'server'))
   }
   const cpus = availableParallelism()
-  const pinned = server && (options.pin ?? true) && cpus >= 2 && pinTo(process.pid, '0') && pinTo(standIn!.pid, `1-${cpus - 1}`) && (!moto || pinTo(moto.pid, `1-${cpus - 1}`))
+  // The servers first: this process is held to CPU 0 only once they are off it.
+  const others = `1-${cpus - 1}`
+  const pinned = server && (options.pin ?? true) && cpus >= 2 && pinTo(standIn!.pid, others) && (!moto || pinTo(moto.pid, others)) && pinTo(process.pid, '0')
   const ch = standIn ? createClickHouse({ url: standIn.url, dataDir: join(root, 'chdb') }) : createClickHouse({ dataDir: join(root, 'chdb') })
   const db = 'adc_bench'
   try {
